@@ -1,0 +1,1 @@
+//! The one entry-order comparator (design.md, rule 2).
