@@ -159,7 +159,13 @@ impl<R: Read> HashingReader<R> {
 
     /// The digest and size of everything read so far.
     pub fn finish(self) -> (Digest, u64) {
-        (Digest(self.hasher.finalize().into()), self.len)
+        let (digest, len, _) = self.into_parts();
+        (digest, len)
+    }
+
+    /// The digest and size of everything read so far, and the inner reader.
+    pub fn into_parts(self) -> (Digest, u64, R) {
+        (Digest(self.hasher.finalize().into()), self.len, self.inner)
     }
 }
 
@@ -188,7 +194,13 @@ mod tests {
     fn parse_round_trips_and_rejects_junk() {
         let d = Digest::of(b"x");
         assert_eq!(d.to_string().parse::<Digest>(), Ok(d));
-        for bad in ["", "sha256:", "sha512:00", "sha256:XYZ", &d.to_string().to_uppercase()] {
+        for bad in [
+            "",
+            "sha256:",
+            "sha512:00",
+            "sha256:XYZ",
+            &d.to_string().to_uppercase(),
+        ] {
             assert!(bad.parse::<Digest>().is_err(), "{bad} parsed");
         }
     }

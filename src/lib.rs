@@ -1,5 +1,17 @@
 //! ingot compiles a declarative recipe into a sealed, bit-for-bit
-//! reproducible OCI image. See design.md for the contract.
+//! reproducible OCI image. See design.md for the contract; `main.rs` is a
+//! thin shell over this library.
 
+pub mod base;
+pub mod build;
+pub mod cli;
 pub mod digest;
+pub mod error;
+pub mod image;
+pub mod inspect;
 pub mod layer;
+pub mod recipe;
+pub mod rootfs;
+pub mod store;
+
+pub use error::{Error, Result};

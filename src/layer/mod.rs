@@ -51,7 +51,10 @@ pub enum Content {
     Bytes(Vec<u8>),
     /// A host file, read while the layer is written. `size` is what the
     /// caller saw when planning; a file that changed since is an error.
-    Path { path: PathBuf, size: u64 },
+    Path {
+        path: PathBuf,
+        size: u64,
+    },
 }
 
 impl Entry {
@@ -97,7 +100,7 @@ pub struct Layer {
 
 /// Sorts `entries` in the canonical order and writes them as a block-gzip
 /// tar to `out`, hashing both streams on the way.
-pub fn write(entries: Vec<Entry>, out: impl Write) -> io::Result<Layer> {
-    let _ = (entries, out);
+pub fn write(entries: Vec<Entry>, mtime: u64, out: impl Write) -> io::Result<Layer> {
+    let _ = (entries, mtime, out);
     unimplemented!("layer encoding")
 }

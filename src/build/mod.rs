@@ -1,0 +1,338 @@
+//! The build pipeline: recipe → base → layers → config and manifest → a
+//! tagged image in an OCI layout (design.md, "Output").
+//!
+//! Everything that varies between hosts is passed in as [`Options`]; the
+//! pipeline reads no clock, environment or host identity.
+
+pub mod plan;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifestBuilder, MediaType};
+
+use crate::base::{BaseImage, BaseRef, stemcell};
+use crate::digest::{Digest, HashingReader};
+use crate::error::{Error, IoContext, Result};
+use crate::image::{self, Platform, annotation, canonical_json, config as image_config};
+use crate::layer;
+use crate::recipe::Recipe;
+use crate::rootfs::View;
+use crate::store::layout::{self, Staging, Tagged};
+use crate::store::{BlobRef, BlobStore};
+
+/// Build inputs that come from the command line, not the recipe.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// SOURCE_DATE_EPOCH: the one timestamp of the image.
+    pub epoch: u64,
+    /// VCS revision of the recipe, recorded as an annotation.
+    pub revision: Option<String>,
+    /// Where the recipe's source lives, recorded as an annotation.
+    pub source: Option<String>,
+    /// The OCI layout to write.
+    pub output: PathBuf,
+}
+
+/// What a finished build reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub name: String,
+    pub version: String,
+    pub digest: Digest,
+    pub config: Digest,
+    pub layout: PathBuf,
+    pub base: String,
+    pub layers: Vec<LayerReport>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LayerReport {
+    pub name: String,
+    pub digest: Digest,
+    pub diff_id: Digest,
+    pub size: u64,
+    pub entries: usize,
+}
+
+/// Progress and log lines go here; the CLI sends them to stderr.
+pub type Log<'a> = &'a mut dyn FnMut(&str);
+
+/// Builds `recipe` into the layout at `options.output`. Nothing is written
+/// there unless the whole build succeeds.
+pub fn build(recipe: &Recipe, options: &Options, log: Log) -> Result<Report> {
+    let staging = Staging::new(&options.output)?;
+    let built = build_image(recipe, &staging.blobs, options, log)?;
+    layout::commit(
+        staging,
+        &Tagged {
+            recipe: &recipe.spec.name,
+            tag: &recipe.spec.version,
+            manifest: built.manifest,
+            platform: &built.platform,
+        },
+    )?;
+    Ok(Report {
+        name: recipe.spec.name.clone(),
+        version: recipe.spec.version.clone(),
+        digest: built.manifest.digest,
+        config: built.config_blob.digest,
+        layout: options.output.clone(),
+        base: built.base_name,
+        layers: built.reports,
+    })
+}
+
+/// An image built into a blob store.
+struct Built {
+    manifest: BlobRef,
+    config_blob: BlobRef,
+    config: ImageConfiguration,
+    layers: Vec<Descriptor>,
+    platform: Platform,
+    base_name: String,
+    reports: Vec<LayerReport>,
+}
+
+fn build_image(recipe: &Recipe, blobs: &BlobStore, options: &Options, log: Log) -> Result<Built> {
+    let spec = &recipe.spec;
+    let base = resolve_base(recipe, blobs, log)?;
+    let platform = match &spec.platform {
+        Some(p) if *p != base.platform => {
+            return Err(recipe
+                .error_at(
+                    &["platform"],
+                    format!(
+                        "platform {p} does not match the base's platform {}",
+                        base.platform
+                    ),
+                )
+                .into());
+        }
+        Some(p) => p.clone(),
+        None => base.platform.clone(),
+    };
+    log(&format!(
+        "building {} {} on {}",
+        spec.name, spec.version, base.name
+    ));
+
+    let mut view = View::new();
+    let base_diff_ids = image_config::diff_ids(&base.config).map_err(Error::Failed)?;
+    if base_diff_ids.len() != base.layers.len() {
+        return Err(Error::Failed(format!(
+            "base {}: {} layers but {} diff_ids",
+            base.name,
+            base.layers.len(),
+            base_diff_ids.len()
+        )));
+    }
+    for (desc, diff_id) in base.layers.iter().zip(&base_diff_ids) {
+        apply_blob(&mut view, blobs, desc, diff_id)?;
+    }
+
+    let created = image::rfc3339(options.epoch);
+    let mut layers = base.layers.clone();
+    let mut diff_ids = base_diff_ids;
+    let mut history = base.config.history().clone().unwrap_or_default();
+    let mut reports = Vec::new();
+    for (i, layer_spec) in spec.layers.iter().enumerate() {
+        let inputs = plan::Inputs {
+            recipe,
+            base: &base,
+            view: &view,
+            epoch: options.epoch,
+        };
+        let plan = plan::plan_layer(&inputs, i)?;
+        if plan.is_empty() {
+            log(&format!(
+                "layer {}: no changes, not emitted",
+                layer_spec.name
+            ));
+            continue;
+        }
+        let base_dependent = plan.base_dependent;
+        let (entries, changes) = plan
+            .into_layer(view.layer_count())
+            .map_err(|m| recipe.error_at(&["layers", &i.to_string()], m))?;
+        let count = entries.len();
+        let mut writer = blobs.writer().context(|| "creating a layer blob".into())?;
+        let written = layer::write(entries, options.epoch, &mut writer)
+            .context(|| format!("writing layer {:?}", layer_spec.name))?;
+        let blob = writer.commit().context(|| "storing a layer blob".into())?;
+        debug_assert_eq!(blob.digest, written.digest);
+        view.apply(changes);
+        log(&format!(
+            "layer {}: {count} entries, {} bytes, {}",
+            layer_spec.name, written.size, written.digest
+        ));
+
+        let mut desc = Descriptor::new(
+            MediaType::ImageLayerGzip,
+            written.size,
+            written.digest.to_oci(),
+        );
+        desc.set_annotations(Some(HashMap::from([
+            (annotation::LAYER_NAME.to_string(), layer_spec.name.clone()),
+            (
+                annotation::LAYER_BASE_DEPENDENT.to_string(),
+                base_dependent.to_string(),
+            ),
+        ])));
+        layers.push(desc);
+        diff_ids.push(written.diff_id);
+        history.push(image_config::history_entry(
+            &created,
+            format!(
+                "ingot layer {} ({} steps)",
+                layer_spec.name,
+                layer_spec.steps.len()
+            ),
+            None,
+        ));
+        reports.push(LayerReport {
+            name: layer_spec.name.clone(),
+            digest: written.digest,
+            diff_id: written.diff_id,
+            size: written.size,
+            entries: count,
+        });
+    }
+
+    let merged = image_config::merge(base.config.config().as_ref(), &spec.config);
+    let config = image_config::image_config(&platform, &created, merged, &diff_ids, history);
+    let config_blob = put_json(blobs, &config)?;
+
+    let mut annotations = HashMap::from([
+        (annotation::CREATED.to_string(), created.clone()),
+        (annotation::TITLE.to_string(), spec.name.clone()),
+        (annotation::VERSION.to_string(), spec.version.clone()),
+        (
+            annotation::LAYER_ENCODING.to_string(),
+            layer::ENCODING_VERSION.to_string(),
+        ),
+        (annotation::COMPRESSION.to_string(), "gzip".to_string()),
+        (annotation::PLATFORM.to_string(), platform.to_string()),
+    ]);
+    if base.name != "scratch" {
+        annotations.insert(annotation::BASE_NAME.to_string(), base.name.clone());
+    }
+    if let Some(d) = base.manifest_digest {
+        annotations.insert(annotation::BASE_DIGEST.to_string(), d.to_string());
+    }
+    if let Some(r) = &options.revision {
+        annotations.insert(annotation::REVISION.to_string(), r.clone());
+    }
+    if let Some(s) = &options.source {
+        annotations.insert(annotation::SOURCE.to_string(), s.clone());
+    }
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(Descriptor::new(
+            MediaType::ImageConfig,
+            config_blob.size,
+            config_blob.digest.to_oci(),
+        ))
+        .layers(layers.clone())
+        .annotations(annotations)
+        .build()
+        .map_err(|e| Error::Failed(format!("assembling the manifest: {e}")))?;
+    let manifest_blob = put_json(blobs, &manifest)?;
+
+    Ok(Built {
+        manifest: manifest_blob,
+        config_blob,
+        config,
+        layers,
+        platform,
+        base_name: base.name,
+        reports,
+    })
+}
+
+/// Resolves the recipe's base into blobs in `blobs`.
+fn resolve_base(recipe: &Recipe, blobs: &BlobStore, log: Log) -> Result<BaseImage> {
+    match &recipe.spec.base {
+        BaseRef::Scratch => {
+            let platform = recipe
+                .spec
+                .platform
+                .clone()
+                .unwrap_or_else(Platform::linux_amd64);
+            let config = image_config::image_config(&platform, "", Default::default(), &[], vec![]);
+            Ok(BaseImage {
+                name: "scratch".into(),
+                manifest_digest: None,
+                config,
+                layers: vec![],
+                platform,
+            })
+        }
+        BaseRef::Stemcell { name, version } => {
+            let unpacked = stemcell::unpack(name, version.as_deref())
+                .map_err(|m| recipe.error_at(&["base"], m))?;
+            let stem = &unpacked.recipe;
+            let options = Options {
+                epoch: stemcell::STEMCELL_EPOCH,
+                revision: None,
+                source: None,
+                output: PathBuf::new(),
+            };
+            let built = build_image(stem, blobs, &options, &mut |_| {})?;
+            log(&format!(
+                "stemcell {}@{}: {}",
+                stem.spec.name, stem.spec.version, built.manifest.digest
+            ));
+            Ok(BaseImage {
+                name: format!("stemcell:{}@{}", stem.spec.name, stem.spec.version),
+                manifest_digest: Some(built.manifest.digest),
+                config: built.config,
+                layers: built.layers,
+                platform: built.platform,
+            })
+        }
+        BaseRef::Unsupported(s) => Err(recipe
+            .error_at(
+                &["base"],
+                format!("base {s:?}: this kind of base is not supported yet"),
+            )
+            .into()),
+    }
+}
+
+/// Streams a gzip layer blob into the view, verifying the blob's digest and
+/// size and the uncompressed diff_id.
+fn apply_blob(
+    view: &mut View,
+    blobs: &BlobStore,
+    desc: &Descriptor,
+    diff_id: &Digest,
+) -> Result<()> {
+    let blob = layout::blob_ref(desc)?;
+    let reader = blobs
+        .open_blob(&blob)
+        .context(|| format!("opening base layer {}", blob.digest))?;
+    let mut tar = HashingReader::new(flate2::read::MultiGzDecoder::new(reader));
+    view.apply_tar(&mut tar)
+        .map_err(|m| Error::Failed(format!("base layer {}: {m}", blob.digest)))?;
+    std::io::copy(&mut tar, &mut std::io::sink())
+        .context(|| format!("reading base layer {}", blob.digest))?;
+    let (found, _, decoder) = tar.into_parts();
+    decoder
+        .into_inner()
+        .finish()
+        .context(|| format!("base layer {}", blob.digest))?;
+    if found != *diff_id {
+        return Err(Error::Failed(format!(
+            "base layer {}: diff_id mismatch: expected {diff_id}, found {found}",
+            blob.digest
+        )));
+    }
+    Ok(())
+}
+
+fn put_json<T: serde::Serialize>(blobs: &BlobStore, value: &T) -> Result<BlobRef> {
+    let json = canonical_json(value).map_err(|e| Error::Failed(format!("encoding JSON: {e}")))?;
+    blobs.put(&json).context(|| "storing a JSON blob".into())
+}

@@ -1,0 +1,429 @@
+//! Planning one recipe layer: steps applied against the view below, giving
+//! the layer's entries, whiteouts and opaque whiteouts (design.md, rules 3,
+//! 5 and 6, and "Merging onto a base").
+//!
+//! A plan answers "what is at this path now?" by looking first at its own
+//! entries, then at what it has removed, then at the view of lower layers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::base::BaseImage;
+use crate::layer::{self, Content, EntryKind};
+use crate::recipe::schema::{CopyStep, GroupStep, UserStep};
+use crate::recipe::{Recipe, RecipeError, Step, template};
+use crate::rootfs::accounts::{self, Databases};
+use crate::rootfs::meta::{ImagePath, Owner};
+use crate::rootfs::source::{self, SourceKind};
+use crate::rootfs::{Change, Node, NodeKind, View, resolve_parent_with};
+
+/// Everything a layer's steps may read.
+pub struct Inputs<'a> {
+    pub recipe: &'a Recipe,
+    pub base: &'a BaseImage,
+    pub view: &'a View,
+    pub epoch: u64,
+}
+
+/// The changes one recipe layer makes.
+#[derive(Debug, Default)]
+pub struct Plan {
+    entries: BTreeMap<ImagePath, layer::Entry>,
+    whiteouts: BTreeSet<ImagePath>,
+    opaques: BTreeSet<ImagePath>,
+    /// Whether the layer read the base: account edits, removals, templates
+    /// using `base`, paths resolved through lower symlinks.
+    pub base_dependent: bool,
+}
+
+/// Plans layer `index` of the recipe. Errors name the step at fault.
+pub fn plan_layer(inputs: &Inputs, index: usize) -> Result<Plan, RecipeError> {
+    let mut plan = Plan::default();
+    let recipe = inputs.recipe;
+    for (j, step) in recipe.spec.layers[index].steps.iter().enumerate() {
+        let fail = |field: &str| {
+            let field = field.to_string();
+            move |msg: String| recipe.step_error(index, j, Some(&field), msg)
+        };
+        match step {
+            Step::Copy(c) => plan.copy(inputs, c).map_err(fail("src"))?,
+            Step::File(f) => {
+                let dest = plan.resolve(inputs.view, &f.dest).map_err(fail("dest"))?;
+                let kind = EntryKind::File(Content::Bytes(f.content.clone().into_bytes()));
+                let mode = f.mode.map_or(0o644, |m| m.0);
+                plan.put(inputs.view, dest, kind, mode, f.owner.unwrap_or_default())
+                    .map_err(fail("dest"))?;
+            }
+            Step::Template(t) => {
+                let path = recipe.resolve_src(&t.src).map_err(fail("src"))?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("reading template {}: {e}", t.src))
+                    .map_err(fail("src"))?;
+                let base_digest = inputs
+                    .base
+                    .manifest_digest
+                    .map(|d| d.to_string())
+                    .unwrap_or_default();
+                let ctx = template::Context {
+                    name: &recipe.spec.name,
+                    version: &recipe.spec.version,
+                    vars: &recipe.spec.vars,
+                    base_name: &inputs.base.name,
+                    base_digest: &base_digest,
+                };
+                let rendered = template::render(&t.src, &text, &ctx)
+                    .map_err(|e| format!("template {}: {e}", t.src))
+                    .map_err(fail("src"))?;
+                // A template naming `base` depends on which base it got.
+                plan.base_dependent |= text.contains("base");
+                let dest = plan.resolve(inputs.view, &t.dest).map_err(fail("dest"))?;
+                let kind = EntryKind::File(Content::Bytes(rendered.into_bytes()));
+                let mode = t.mode.map_or(0o644, |m| m.0);
+                plan.put(inputs.view, dest, kind, mode, t.owner.unwrap_or_default())
+                    .map_err(fail("dest"))?;
+            }
+            Step::Mkdir(m) => {
+                let path = plan.resolve(inputs.view, &m.path).map_err(fail("path"))?;
+                let exists = plan.lookup(inputs.view, &path) == Some(NodeKind::Dir);
+                if !exists || m.mode.is_some() || m.owner.is_some() {
+                    let mode = m.mode.map_or(0o755, |m| m.0);
+                    plan.put(
+                        inputs.view,
+                        path,
+                        EntryKind::Dir,
+                        mode,
+                        m.owner.unwrap_or_default(),
+                    )
+                    .map_err(fail("path"))?;
+                }
+            }
+            Step::Symlink(l) => {
+                let path = plan.resolve(inputs.view, &l.path).map_err(fail("path"))?;
+                let kind = EntryKind::Symlink {
+                    target: l.target.clone(),
+                };
+                plan.put(inputs.view, path, kind, 0o777, l.owner.unwrap_or_default())
+                    .map_err(fail("path"))?;
+            }
+            Step::Remove(r) => {
+                let path = plan.resolve(inputs.view, &r.path).map_err(fail("path"))?;
+                plan.remove(inputs.view, &path).map_err(fail("path"))?;
+            }
+            Step::User(u) => plan.user(inputs, u).map_err(fail("name"))?,
+            Step::Group(g) => plan.group(inputs, g).map_err(fail("name"))?,
+        }
+    }
+    Ok(plan)
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.whiteouts.is_empty() && self.opaques.is_empty()
+    }
+
+    /// The layer's tar entries, and the same changes for the view.
+    pub fn into_layer(
+        self,
+        layer_index: usize,
+    ) -> Result<(Vec<layer::Entry>, Vec<Change>), String> {
+        let mut changes = Vec::new();
+        let mut entries = Vec::new();
+        for w in &self.whiteouts {
+            let parent = w.parent().unwrap_or_default();
+            entries.push(layer::Entry::whiteout(parent.as_rel(), w.file_name()));
+            changes.push(Change::Whiteout(w.clone()));
+        }
+        for o in &self.opaques {
+            entries.push(layer::Entry::opaque_whiteout(o.as_rel()));
+            changes.push(Change::Opaque(o.clone()));
+        }
+        for (path, entry) in self.entries {
+            let content = if View::is_watched(&path) {
+                match &entry.kind {
+                    EntryKind::File(Content::Bytes(b)) => Some(b.clone()),
+                    EntryKind::File(Content::Path { path: host, .. }) => Some(
+                        std::fs::read(host)
+                            .map_err(|e| format!("reading {}: {e}", host.display()))?,
+                    ),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let node = Node {
+                kind: node_kind(&entry.kind),
+                mode: entry.mode,
+                uid: entry.uid,
+                gid: entry.gid,
+                layer: layer_index,
+            };
+            changes.push(Change::Put(path, node, content));
+            entries.push(entry);
+        }
+        Ok((entries, changes))
+    }
+
+    /// What `path` holds now: this layer's entry, else the lower one unless
+    /// this layer removed it.
+    fn lookup(&self, view: &View, path: &ImagePath) -> Option<NodeKind> {
+        if let Some(e) = self.entries.get(path) {
+            return Some(node_kind(&e.kind));
+        }
+        if self.hidden(path) {
+            return None;
+        }
+        view.get(path).map(|n| n.kind.clone())
+    }
+
+    /// Whether this layer's whiteouts hide the lower `path`.
+    fn hidden(&self, path: &ImagePath) -> bool {
+        self.whiteouts.iter().any(|w| path.starts_with(w))
+            || self
+                .opaques
+                .iter()
+                .any(|o| path != o && path.starts_with(o))
+    }
+
+    /// Resolves `path`'s directories through symlinks, lower or planned.
+    fn resolve(&mut self, view: &View, path: &ImagePath) -> Result<ImagePath, String> {
+        let (resolved, crossed) = resolve_parent_with(path, |p| self.lookup(view, p))?;
+        self.base_dependent |= crossed;
+        Ok(resolved)
+    }
+
+    /// Adds an entry at an already resolved `path`, creating missing parents
+    /// as `0755 0:0` and leaving existing ones alone (rule 3).
+    fn put(
+        &mut self,
+        view: &View,
+        path: ImagePath,
+        kind: EntryKind,
+        mode: u32,
+        owner: Owner,
+    ) -> Result<(), String> {
+        for ancestor in path.ancestors() {
+            match self.lookup(view, &ancestor) {
+                Some(NodeKind::Dir) => {}
+                Some(_) => return Err(format!("{ancestor} exists and is not a directory")),
+                None => self.insert(view, ancestor, EntryKind::Dir, 0o755, Owner::default()),
+            }
+        }
+        self.insert(view, path, kind, mode, owner);
+        Ok(())
+    }
+
+    fn insert(&mut self, view: &View, path: ImagePath, kind: EntryKind, mode: u32, owner: Owner) {
+        let is_dir = kind == EntryKind::Dir;
+        if is_dir && self.whiteouts.remove(&path) {
+            // A removed directory comes back: hide its old content instead.
+            self.opaques.insert(path.clone());
+        }
+        if !is_dir && !self.hidden(&path) && view.get(&path).is_some_and(Node::is_dir) {
+            // A file replacing a lower directory must hide its subtree.
+            self.whiteouts.insert(path.clone());
+        }
+        if !is_dir {
+            self.entries
+                .retain(|p, _| !(p.starts_with(&path) && *p != path));
+        }
+        let entry = layer::Entry {
+            path: path.as_rel().to_string(),
+            kind,
+            mode,
+            uid: owner.uid.into(),
+            gid: owner.gid.into(),
+        };
+        self.entries.insert(path, entry);
+    }
+
+    fn remove(&mut self, view: &View, path: &ImagePath) -> Result<(), String> {
+        let planned = self.entries.contains_key(path);
+        let lower = !self.hidden(path) && view.get(path).is_some();
+        if !planned && !lower {
+            return Err(format!(
+                "{path} does not exist in the base or earlier steps"
+            ));
+        }
+        self.entries.retain(|p, _| !p.starts_with(path));
+        self.opaques.retain(|o| !o.starts_with(path));
+        if lower {
+            self.whiteouts.retain(|w| !w.starts_with(path));
+            self.whiteouts.insert(path.clone());
+            self.base_dependent = true;
+        }
+        Ok(())
+    }
+
+    fn copy(&mut self, inputs: &Inputs, c: &CopyStep) -> Result<(), String> {
+        let src = inputs.recipe.resolve_src(&c.src)?;
+        let owner = c.owner.unwrap_or_default();
+        for item in source::walk(&src)? {
+            let target = if item.rel.is_empty() {
+                c.dest.clone()
+            } else {
+                if item
+                    .rel
+                    .split('/')
+                    .any(|n| n.starts_with(layer::WHITEOUT_PREFIX))
+                {
+                    return Err(format!(
+                        "copy source {}/{} uses the reserved whiteout prefix .wh.",
+                        c.src, item.rel
+                    ));
+                }
+                c.dest.join_rel(&item.rel)
+            };
+            let path = self.resolve(inputs.view, &target)?;
+            match item.kind {
+                SourceKind::Dir => {
+                    let exists = self.lookup(inputs.view, &path) == Some(NodeKind::Dir);
+                    if !exists || c.owner.is_some() {
+                        self.put(inputs.view, path, EntryKind::Dir, 0o755, owner)?;
+                    }
+                }
+                SourceKind::File {
+                    path: host,
+                    size,
+                    executable,
+                } => {
+                    let mode = c
+                        .mode
+                        .map_or(if executable { 0o755 } else { 0o644 }, |m| m.0);
+                    let kind = EntryKind::File(Content::Path { path: host, size });
+                    self.put(inputs.view, path, kind, mode, owner)?;
+                }
+                SourceKind::Symlink { target } => {
+                    self.put(
+                        inputs.view,
+                        path,
+                        EntryKind::Symlink { target },
+                        0o777,
+                        owner,
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn user(&mut self, inputs: &Inputs, u: &UserStep) -> Result<(), String> {
+        let gid = u.gid.unwrap_or(u.uid);
+        let home = match &u.home {
+            Some(h) => h.clone(),
+            None => ImagePath::root().join("home").join(&u.name),
+        };
+        let user = accounts::User {
+            name: u.name.clone(),
+            uid: u.uid,
+            gid,
+            gecos: u.gecos.clone().unwrap_or_default(),
+            home: home.to_string(),
+            shell: u.shell.clone().unwrap_or_else(|| "/sbin/nologin".into()),
+        };
+        let db = self.databases(inputs.view)?;
+        let days = inputs.epoch / 86_400;
+        self.write_databases(inputs.view, &db, &accounts::add_user(&db, &user, days)?)?;
+        let home = self.resolve(inputs.view, &home)?;
+        if self.lookup(inputs.view, &home).is_none() {
+            let owner = Owner { uid: u.uid, gid };
+            self.put(inputs.view, home, EntryKind::Dir, 0o750, owner)?;
+        }
+        Ok(())
+    }
+
+    fn group(&mut self, inputs: &Inputs, g: &GroupStep) -> Result<(), String> {
+        let group = accounts::Group {
+            name: g.name.clone(),
+            gid: g.gid,
+            members: g.members.clone(),
+        };
+        let db = self.databases(inputs.view)?;
+        self.write_databases(inputs.view, &db, &accounts::add_group(&db, &group)?)
+    }
+
+    /// The account databases as this layer sees them.
+    fn databases(&mut self, view: &View) -> Result<Databases, String> {
+        let mut read = |name: &str| -> Result<String, String> {
+            let path = ImagePath::root().join_rel(name);
+            let bytes = match self.entries.get(&path).map(|e| &e.kind) {
+                Some(EntryKind::File(Content::Bytes(b))) => b.clone(),
+                Some(EntryKind::File(Content::Path { path: host, .. })) => {
+                    std::fs::read(host).map_err(|e| format!("reading {}: {e}", host.display()))?
+                }
+                Some(_) => return Err(format!("{path} is not a regular file")),
+                None if self.hidden(&path) => Vec::new(),
+                None => match view.content(&path) {
+                    Some(b) => {
+                        self.base_dependent = true;
+                        b.to_vec()
+                    }
+                    None if view.get(&path).is_some() => {
+                        return Err(format!("{path} is not a regular file"));
+                    }
+                    None => Vec::new(),
+                },
+            };
+            String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8 text"))
+        };
+        Ok(Databases {
+            passwd: read("etc/passwd")?,
+            group: read("etc/group")?,
+            shadow: read("etc/shadow")?,
+            gshadow: read("etc/gshadow")?,
+        })
+    }
+
+    /// Writes the databases that changed, keeping an existing file's mode
+    /// and owner.
+    fn write_databases(
+        &mut self,
+        view: &View,
+        old: &Databases,
+        new: &Databases,
+    ) -> Result<(), String> {
+        let files = [
+            ("etc/passwd", &old.passwd, &new.passwd, 0o644),
+            ("etc/group", &old.group, &new.group, 0o644),
+            ("etc/shadow", &old.shadow, &new.shadow, 0o600),
+            ("etc/gshadow", &old.gshadow, &new.gshadow, 0o600),
+        ];
+        for (name, before, after, default_mode) in files {
+            if before == after {
+                continue;
+            }
+            let path = ImagePath::root().join_rel(name);
+            let (mode, owner) = match (self.entries.get(&path), view.get(&path)) {
+                (Some(e), _) => (
+                    e.mode,
+                    Owner {
+                        uid: e.uid as u32,
+                        gid: e.gid as u32,
+                    },
+                ),
+                (None, Some(n)) if !self.hidden(&path) => (
+                    n.mode,
+                    Owner {
+                        uid: n.uid as u32,
+                        gid: n.gid as u32,
+                    },
+                ),
+                _ => (default_mode, Owner::default()),
+            };
+            let kind = EntryKind::File(Content::Bytes(after.clone().into_bytes()));
+            self.put(view, path, kind, mode, owner)?;
+        }
+        Ok(())
+    }
+}
+
+fn node_kind(kind: &EntryKind) -> NodeKind {
+    match kind {
+        EntryKind::Dir => NodeKind::Dir,
+        EntryKind::File(Content::Bytes(b)) => NodeKind::File {
+            size: b.len() as u64,
+        },
+        EntryKind::File(Content::Path { size, .. }) => NodeKind::File { size: *size },
+        EntryKind::Symlink { target } => NodeKind::Symlink {
+            target: target.clone(),
+        },
+    }
+}

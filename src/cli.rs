@@ -1,0 +1,191 @@
+//! Command-line definitions and their translation into library calls.
+//!
+//! This is the only module that reads the process environment
+//! (SOURCE_DATE_EPOCH) or the working directory; everything below gets
+//! plain values.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::build::{self, Options};
+use crate::error::{Error, Result};
+use crate::inspect::{self, ImageRef};
+use crate::recipe::Recipe;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ingot",
+    version,
+    about = "Build sealed, bit-for-bit reproducible OCI images from declarative recipes",
+    long_about = "Build sealed, bit-for-bit reproducible OCI images from declarative recipes.\n\n\
+                  The same recipe and inputs give the same image digest on any machine, any day.\n\
+                  Results go to stdout; progress and logs go to stderr.\n\n\
+                  Exit codes: 0 ok, 1 build or verification failure, 2 usage or recipe error."
+)]
+pub struct Cli {
+    /// Print no progress or log lines on stderr.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a recipe into an OCI image layout, tagged with the recipe's version.
+    #[command(after_help = "Examples:\n  \
+        ingot build recipes/hello/recipe.yaml -o out/hello\n  \
+        SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) ingot build recipe.yaml \\\n      \
+        --revision $(git rev-parse HEAD) --source https://example.com/repo --json\n\n\
+        The image's one timestamp is SOURCE_DATE_EPOCH (0 when unset). stdout carries\n\
+        only the manifest digest (or the --json report).")]
+    Build {
+        /// The recipe file (YAML).
+        recipe: PathBuf,
+        /// The OCI layout to write [default: out/NAME].
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// VCS revision of the recipe (org.opencontainers.image.revision).
+        #[arg(long)]
+        revision: Option<String>,
+        /// URL of the recipe's source (org.opencontainers.image.source).
+        #[arg(long)]
+        source: Option<String>,
+        /// Print a JSON report instead of the bare digest.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an image's layers, config and annotations.
+    #[command(after_help = "Examples:\n  \
+        ingot inspect oci:out/hello:1.2.0\n  \
+        ingot inspect oci:out/hello --json | jq .config\n\n\
+        IMAGE is oci:PATH[:TAG]; the tag may be left out when the layout holds one image.")]
+    Inspect {
+        /// The image, as oci:PATH[:TAG].
+        image: String,
+        /// Print the manifest and config as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Reads SOURCE_DATE_EPOCH: unset or empty means 0; anything else must be
+/// a whole number of seconds.
+pub fn source_date_epoch(value: Option<&str>) -> Result<u64> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(0),
+        Some(v) => v.parse().map_err(|_| {
+            Error::Usage(format!(
+                "SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds since 1970"
+            ))
+        }),
+    }
+}
+
+/// Runs a parsed command line, writing results to `stdout` and logs to
+/// stderr.
+pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
+    let quiet = cli.quiet;
+    let mut log = |line: &str| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    };
+    match cli.command {
+        Command::Build {
+            recipe,
+            output,
+            revision,
+            source,
+            json,
+        } => {
+            let epoch = source_date_epoch(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())?;
+            let recipe = Recipe::load(&recipe)?;
+            let output = output.unwrap_or_else(|| PathBuf::from("out").join(&recipe.spec.name));
+            let options = Options {
+                epoch,
+                revision,
+                source,
+                output,
+            };
+            let report = build::build(&recipe, &options, &mut log)?;
+            if json {
+                print_json(stdout, &report)
+            } else {
+                print_line(stdout, &report.digest.to_string())
+            }
+        }
+        Command::Inspect { image, json } => {
+            let image: ImageRef = image.parse().map_err(Error::Usage)?;
+            let inspection = inspect::inspect(&image)?;
+            if json {
+                print_json(stdout, &inspection)
+            } else {
+                stdout
+                    .write_all(inspect::render(&inspection).as_bytes())
+                    .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))
+            }
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(stdout: &mut dyn Write, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Failed(format!("encoding JSON: {e}")))?;
+    print_line(stdout, &text)
+}
+
+fn print_line(stdout: &mut dyn Write, line: &str) -> Result<()> {
+    writeln!(stdout, "{line}").map_err(|e| Error::Failed(format!("writing to stdout: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "ingot",
+            "build",
+            "r.yaml",
+            "-o",
+            "out/x",
+            "--revision",
+            "abc",
+            "--json",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Build {
+                recipe,
+                output,
+                revision,
+                json,
+                ..
+            } => {
+                assert_eq!(recipe, PathBuf::from("r.yaml"));
+                assert_eq!(output, Some(PathBuf::from("out/x")));
+                assert_eq!(revision.as_deref(), Some("abc"));
+                assert!(json);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["ingot", "build"]).is_err());
+        assert!(Cli::try_parse_from(["ingot", "inspect", "oci:x", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn source_date_epoch_is_strict() {
+        assert_eq!(source_date_epoch(None).unwrap(), 0);
+        assert_eq!(source_date_epoch(Some("")).unwrap(), 0);
+        assert_eq!(
+            source_date_epoch(Some("1700000000")).unwrap(),
+            1_700_000_000
+        );
+        assert!(source_date_epoch(Some("yesterday")).is_err());
+        assert!(source_date_epoch(Some("-1")).is_err());
+    }
+}

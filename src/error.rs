@@ -1,0 +1,52 @@
+//! Library errors. Each maps to one exit code (design.md, "Output"): 2 for
+//! usage and recipe errors, which the user fixes by changing the input; 1
+//! for everything that failed while building or verifying.
+
+use std::io;
+
+use crate::recipe::RecipeError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A recipe or one of its inputs is wrong, at a known position.
+    #[error(transparent)]
+    Recipe(#[from] RecipeError),
+    /// The command line or an image reference is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// I/O failed; `context` says on what.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A build or an image check failed for another reason.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Recipe(_) | Error::Usage(_) => 2,
+            Error::Io { .. } | Error::Failed(_) => 1,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds "what we were doing" to I/O errors, ripgrep-style.
+pub trait IoContext<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            context: what(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,177 @@
+//! Image metadata: config, manifest and index assembly, and the canonical
+//! JSON they are written in (design.md, rule 9, and "Merging onto a base").
+
+pub mod config;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::rootfs::meta::deserialize_from_str;
+
+/// Media types ingot writes.
+pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// Annotation keys (image-spec "Pre-Defined Annotation Keys", plus ingot's).
+pub mod annotation {
+    pub const CREATED: &str = "org.opencontainers.image.created";
+    pub const TITLE: &str = "org.opencontainers.image.title";
+    pub const VERSION: &str = "org.opencontainers.image.version";
+    pub const REVISION: &str = "org.opencontainers.image.revision";
+    pub const SOURCE: &str = "org.opencontainers.image.source";
+    pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+    pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+    pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+    /// The layer byte-encoding version (design.md rule 8).
+    pub const LAYER_ENCODING: &str = "dev.ingot.layer.encoding";
+    /// Build settings that shape the bytes: compression and platform.
+    pub const COMPRESSION: &str = "dev.ingot.build.compression";
+    pub const PLATFORM: &str = "dev.ingot.build.platform";
+    /// On a layer descriptor: the recipe layer's name.
+    pub const LAYER_NAME: &str = "dev.ingot.layer.name";
+    /// On a layer descriptor: whether the layer's bytes depended on the
+    /// base's content, so a later rebase knows whether it is safe.
+    pub const LAYER_BASE_DEPENDENT: &str = "dev.ingot.layer.base-dependent";
+    /// The recipe name that owns a layout, on index.json.
+    pub const LAYOUT_RECIPE: &str = "dev.ingot.recipe";
+}
+
+/// Serializes `value` as canonical JSON: object keys sorted by bytes, no
+/// insignificant whitespace. Going through `serde_json::Value` (a BTreeMap
+/// without the `preserve_order` feature) sorts the HashMaps inside oci-spec
+/// types.
+pub fn canonical_json<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&serde_json::to_value(value)?)
+}
+
+/// An OS/architecture pair, written `os/arch[/variant]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub arch: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    pub fn linux_amd64() -> Platform {
+        Platform {
+            os: "linux".into(),
+            arch: "amd64".into(),
+            variant: None,
+        }
+    }
+}
+
+impl FromStr for Platform {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let ok =
+            |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        match parts.as_slice() {
+            [os, arch] if ok(os) && ok(arch) => Ok(Platform {
+                os: os.to_string(),
+                arch: arch.to_string(),
+                variant: None,
+            }),
+            [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => Ok(Platform {
+                os: os.to_string(),
+                arch: arch.to_string(),
+                variant: Some(variant.to_string()),
+            }),
+            _ => Err(format!(
+                "platform {s:?}: expected OS/ARCH or OS/ARCH/VARIANT, like linux/amd64"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An exposed port, `PORT/PROTO` (tcp when the protocol is left out).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Port {
+    pub number: u16,
+    pub proto: String,
+}
+
+impl FromStr for Port {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Port, String> {
+        let (num, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+        let number =
+            num.parse::<u16>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                format!("port {s:?}: expected a number 1-65535, like \"8080/tcp\"")
+            })?;
+        if !["tcp", "udp", "sctp"].contains(&proto) {
+            return Err(format!("port {s:?}: protocol must be tcp, udp or sctp"));
+        }
+        Ok(Port {
+            number,
+            proto: proto.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.number, self.proto)
+    }
+}
+
+deserialize_from_str!(Platform, Port);
+
+/// RFC 3339 UTC time, to the second, for a Unix timestamp: what OCI
+/// `created` fields hold. Pure arithmetic on the value passed in; the clock
+/// never enters the core.
+pub fn rfc3339(epoch: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_without_whitespace() {
+        let mut m = std::collections::HashMap::new();
+        m.insert("b", 1);
+        m.insert("a", 2);
+        m.insert("c", 3);
+        assert_eq!(canonical_json(&m).unwrap(), br#"{"a":2,"b":1,"c":3}"#);
+    }
+
+    #[test]
+    fn platforms_and_ports_parse() {
+        assert_eq!(
+            "linux/arm64/v8".parse::<Platform>().unwrap().to_string(),
+            "linux/arm64/v8"
+        );
+        assert!("linux".parse::<Platform>().is_err());
+        assert_eq!("8080".parse::<Port>().unwrap().to_string(), "8080/tcp");
+        assert!("0/tcp".parse::<Port>().is_err());
+        assert!("80/icmp".parse::<Port>().is_err());
+    }
+}

@@ -1,0 +1,174 @@
+//! `ingot inspect`: an image's manifest, config and annotations, read from
+//! a layout with every blob verified, in words or as JSON.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use oci_spec::image::{ImageConfiguration, ImageManifest};
+
+use crate::error::{Error, Result};
+use crate::image::{annotation, config as image_config};
+use crate::store::layout::{Layout, blob_ref};
+
+/// An image reference on the command line. Transport names follow skopeo's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageRef {
+    /// `oci:PATH[:TAG]`
+    Oci { path: PathBuf, tag: Option<String> },
+}
+
+impl std::str::FromStr for ImageRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<ImageRef, String> {
+        let rest = s
+            .strip_prefix("oci:")
+            .ok_or_else(|| format!("image {s:?}: expected oci:PATH[:TAG]"))?;
+        // A tag never contains '/', so `oci:./a:b/c` is a path.
+        let (path, tag) = match rest.rsplit_once(':') {
+            Some((p, t)) if !t.contains('/') && !p.is_empty() => (p, Some(t.to_string())),
+            _ => (rest, None),
+        };
+        if path.is_empty() {
+            return Err(format!("image {s:?}: the layout path is empty"));
+        }
+        Ok(ImageRef::Oci {
+            path: PathBuf::from(path),
+            tag,
+        })
+    }
+}
+
+/// Everything `inspect` shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Inspection {
+    pub reference: String,
+    pub digest: String,
+    pub manifest: ImageManifest,
+    pub config: ImageConfiguration,
+}
+
+pub fn inspect(image: &ImageRef) -> Result<Inspection> {
+    let ImageRef::Oci { path, tag } = image;
+    let layout = Layout::open(path)?;
+    let desc = layout.find(tag.as_deref())?;
+    let manifest = layout.manifest(&desc)?;
+    let config: ImageConfiguration = layout.read_json(manifest.config())?;
+    for layer in manifest.layers() {
+        let blob = blob_ref(layer)?;
+        if !layout.blobs.contains(&blob.digest) {
+            return Err(Error::Failed(format!(
+                "layer blob {} is missing",
+                blob.digest
+            )));
+        }
+    }
+    Ok(Inspection {
+        reference: match tag {
+            Some(t) => format!("oci:{}:{t}", path.display()),
+            None => format!("oci:{}", path.display()),
+        },
+        digest: desc.digest().to_string(),
+        manifest,
+        config,
+    })
+}
+
+/// The inspection in words, for people.
+pub fn render(i: &Inspection) -> String {
+    let mut out = String::new();
+    let c = &i.config;
+    let _ = writeln!(out, "image     {}", i.reference);
+    let _ = writeln!(out, "digest    {}", i.digest);
+    let _ = writeln!(out, "platform  {}", image_config::platform_of(c));
+    let _ = writeln!(out, "created   {}", c.created().as_deref().unwrap_or("-"));
+    let _ = writeln!(out, "config    {}", i.manifest.config().digest());
+    if let Some(a) = i.manifest.annotations() {
+        let _ = writeln!(out, "annotations:");
+        let mut keys: Vec<_> = a.iter().collect();
+        keys.sort();
+        for (k, v) in keys {
+            let _ = writeln!(out, "  {k} = {v}");
+        }
+    }
+    let diff_ids = c.rootfs().diff_ids();
+    let _ = writeln!(out, "layers:");
+    for (n, layer) in i.manifest.layers().iter().enumerate() {
+        let name = layer
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(annotation::LAYER_NAME))
+            .map_or("-", String::as_str);
+        let _ = writeln!(
+            out,
+            "  {:>2}  {}  {:>10} B  {}",
+            n + 1,
+            layer.digest(),
+            layer.size(),
+            name
+        );
+        if let Some(d) = diff_ids.get(n) {
+            let _ = writeln!(out, "      diff_id {d}");
+        }
+    }
+    if let Some(cfg) = c.config() {
+        let _ = writeln!(out, "runtime config:");
+        let list = |v: &Option<Vec<String>>| v.as_ref().map(|v| format!("{v:?}"));
+        let mut fields = vec![
+            ("entrypoint", list(cfg.entrypoint())),
+            ("cmd", list(cfg.cmd())),
+            ("workdir", cfg.working_dir().clone()),
+            ("user", cfg.user().clone()),
+            ("ports", list(cfg.exposed_ports())),
+            ("stop signal", cfg.stop_signal().clone()),
+        ];
+        fields.retain(|(_, v)| v.is_some());
+        for (k, v) in fields {
+            let _ = writeln!(out, "  {k:<11} {}", v.unwrap_or_default());
+        }
+        for e in cfg.env().iter().flatten() {
+            let _ = writeln!(out, "  env         {e}");
+        }
+        if let Some(labels) = cfg.labels() {
+            let mut l: Vec<_> = labels.iter().collect();
+            l.sort();
+            for (k, v) in l {
+                let _ = writeln!(out, "  label       {k}={v}");
+            }
+        }
+    }
+    if let Some(h) = c.history() {
+        let _ = writeln!(out, "history:");
+        for e in h {
+            let _ = writeln!(out, "  {}", e.created_by().as_deref().unwrap_or("-"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_oci_references() {
+        let r: ImageRef = "oci:out/hello:1.2.0".parse().unwrap();
+        assert_eq!(
+            r,
+            ImageRef::Oci {
+                path: "out/hello".into(),
+                tag: Some("1.2.0".into())
+            }
+        );
+        let r: ImageRef = "oci:out/hello".parse().unwrap();
+        assert_eq!(
+            r,
+            ImageRef::Oci {
+                path: "out/hello".into(),
+                tag: None
+            }
+        );
+        assert!("docker://x".parse::<ImageRef>().is_err());
+        assert!("oci:".parse::<ImageRef>().is_err());
+    }
+}

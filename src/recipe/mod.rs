@@ -1,0 +1,364 @@
+//! Recipes: loading, validating and locating them (design.md, "A recipe").
+//!
+//! [`Recipe::load`] is the only way in: it parses strictly, checks what can
+//! be checked before building (names, `src` paths staying inside the recipe
+//! directory), and keeps a [`Locator`] so that errors found later, during the
+//! build, still name the file, line and column.
+
+pub mod locate;
+pub mod schema;
+pub mod template;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use locate::{Locator, Pos};
+pub use schema::{RecipeSpec, Step};
+
+/// An error in a recipe or its inputs, at a position in the recipe file.
+/// Always exit code 2: the user must change the recipe or its files.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct RecipeError {
+    pub file: PathBuf,
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl fmt::Display for RecipeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.pos.line,
+            self.pos.col,
+            self.message
+        )
+    }
+}
+
+/// A parsed, validated recipe and where it came from.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub spec: RecipeSpec,
+    /// The recipe file, as the user named it (for messages).
+    pub file: PathBuf,
+    /// The recipe's directory, canonical: `src` paths resolve inside it.
+    pub dir: PathBuf,
+    locator: Locator,
+}
+
+impl Recipe {
+    /// Reads, parses and validates the recipe at `file`.
+    pub fn load(file: &Path) -> Result<Recipe, RecipeError> {
+        let at_start = |message: String| RecipeError {
+            file: file.to_path_buf(),
+            pos: Pos { line: 1, col: 1 },
+            message,
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| at_start(format!("cannot read recipe: {e}")))?;
+        let dir = file
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."))
+            .canonicalize()
+            .map_err(|e| at_start(format!("cannot resolve the recipe's directory: {e}")))?;
+        Recipe::parse(&text, file, dir)
+    }
+
+    /// Parses recipe text; `file` is used for messages, `dir` resolves `src`.
+    pub fn parse(text: &str, file: &Path, dir: PathBuf) -> Result<Recipe, RecipeError> {
+        let spec: RecipeSpec = serde_yaml::from_str(text).map_err(|e| {
+            let pos = e
+                .location()
+                .map(|l| Pos {
+                    line: l.line(),
+                    col: l.column(),
+                })
+                .unwrap_or(Pos { line: 1, col: 1 });
+            RecipeError {
+                file: file.to_path_buf(),
+                pos,
+                message: strip_location(&e.to_string()),
+            }
+        })?;
+        let recipe = Recipe {
+            spec,
+            file: file.to_path_buf(),
+            dir,
+            locator: Locator::new(text),
+        };
+        recipe.validate()?;
+        Ok(recipe)
+    }
+
+    /// An error at the node `path` (`["layers", "0", "name"]`).
+    pub fn error_at<S: AsRef<str>>(&self, path: &[S], message: impl Into<String>) -> RecipeError {
+        RecipeError {
+            file: self.file.clone(),
+            pos: self.locator.find(path),
+            message: message.into(),
+        }
+    }
+
+    /// An error about step `step` of layer `layer`, optionally at one field.
+    pub fn step_error(
+        &self,
+        layer: usize,
+        step: usize,
+        field: Option<&str>,
+        message: impl fmt::Display,
+    ) -> RecipeError {
+        let s = &self.spec.layers[layer].steps[step];
+        let (l, i) = (layer.to_string(), step.to_string());
+        let mut path = vec!["layers", &l, "steps", &i, s.kind()];
+        path.extend(field);
+        self.error_at(
+            &path,
+            format!(
+                "layer {:?}, step {} ({}): {message}",
+                self.spec.layers[layer].name,
+                step + 1,
+                s.kind()
+            ),
+        )
+    }
+
+    /// Resolves a `src` path inside the recipe directory. Refuses absolute
+    /// paths and anything that resolves outside the directory, including
+    /// through symlinks.
+    pub fn resolve_src(&self, src: &str) -> Result<PathBuf, String> {
+        let rel = Path::new(src);
+        if rel.is_absolute() {
+            return Err(format!(
+                "src {src:?} must be relative to the recipe's directory"
+            ));
+        }
+        let full = self.dir.join(rel);
+        let canonical = full.canonicalize().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("src {src:?} does not exist"),
+            _ => format!("src {src:?}: {e}"),
+        })?;
+        if !canonical.starts_with(&self.dir) {
+            return Err(format!(
+                "src {src:?} resolves to {}, outside the recipe's directory",
+                canonical.display()
+            ));
+        }
+        Ok(canonical)
+    }
+
+    /// Checks that need more than one field, or the filesystem.
+    fn validate(&self) -> Result<(), RecipeError> {
+        let spec = &self.spec;
+        if !valid_name(&spec.name) {
+            return Err(self.error_at(
+                &["name"],
+                format!(
+                    "name {:?} must be lowercase letters, digits, '.', '_' or '-', starting with a letter or digit",
+                    spec.name
+                ),
+            ));
+        }
+        if !valid_tag(&spec.version) {
+            return Err(self.error_at(
+                &["version"],
+                format!(
+                    "version {:?} must be a valid tag: letters, digits, '.', '_', '-', at most 128 characters",
+                    spec.version
+                ),
+            ));
+        }
+        for (i, layer) in spec.layers.iter().enumerate() {
+            let at =
+                |field: &str, msg: String| self.error_at(&["layers", &i.to_string(), field], msg);
+            if layer.name.is_empty() {
+                return Err(at("name", "a layer name must not be empty".into()));
+            }
+            if spec.layers[..i].iter().any(|l| l.name == layer.name) {
+                return Err(at("name", format!("duplicate layer name {:?}", layer.name)));
+            }
+            for (j, step) in layer.steps.iter().enumerate() {
+                self.validate_step(i, j, step)?;
+            }
+        }
+        for key in spec.config.env.keys() {
+            if key.is_empty() || key.contains('=') {
+                return Err(self.error_at(
+                    &["config", "env", key.as_str(), "<key>"],
+                    format!("env name {key:?} must be non-empty and contain no '='"),
+                ));
+            }
+        }
+        for name in spec.params.keys() {
+            if spec.config.env.contains_key(name) {
+                return Err(self.error_at(
+                    &["params", name.as_str(), "<key>"],
+                    format!("param {name:?} collides with config.env {name:?}; a value is either built in or bound at deploy time"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_step(&self, layer: usize, step: usize, s: &Step) -> Result<(), RecipeError> {
+        let err = |field: &str, msg: String| self.step_error(layer, step, Some(field), msg);
+        match s {
+            Step::Copy(c) => {
+                self.resolve_src(&c.src).map_err(|m| err("src", m))?;
+                if c.dest.is_root() {
+                    return Err(err("dest", "dest must not be the root directory".into()));
+                }
+            }
+            Step::Template(t) => {
+                let path = self.resolve_src(&t.src).map_err(|m| err("src", m))?;
+                if !path.is_file() {
+                    return Err(err(
+                        "src",
+                        format!("template src {:?} is not a regular file", t.src),
+                    ));
+                }
+                if t.dest.is_root() {
+                    return Err(err("dest", "dest must not be the root directory".into()));
+                }
+            }
+            Step::File(f) if f.dest.is_root() => {
+                return Err(err("dest", "dest must not be the root directory".into()));
+            }
+            Step::Mkdir(m) if m.path.is_root() => {
+                return Err(err("path", "the root directory always exists".into()));
+            }
+            Step::Symlink(l)
+                if l.path.is_root() || l.target.is_empty() || l.target.contains('\0') =>
+            {
+                return Err(err(
+                    "path",
+                    "a symlink needs a non-root path and a non-empty target".into(),
+                ));
+            }
+            Step::Remove(r) if r.path.is_root() => {
+                return Err(err("path", "the root directory cannot be removed".into()));
+            }
+            Step::User(u) => {
+                if !valid_account_name(&u.name) {
+                    return Err(err(
+                        "name",
+                        format!("user name {:?} is not a valid account name", u.name),
+                    ));
+                }
+                for (field, value) in [("shell", &u.shell), ("gecos", &u.gecos)] {
+                    if value.as_deref().is_some_and(|v| v.contains([':', '\n'])) {
+                        return Err(err(
+                            field,
+                            format!("{field} must not contain ':' or a newline"),
+                        ));
+                    }
+                }
+            }
+            Step::Group(g) => {
+                if let Some(bad) = std::iter::once(&g.name)
+                    .chain(&g.members)
+                    .find(|n| !valid_account_name(n))
+                {
+                    return Err(err("name", format!("{bad:?} is not a valid account name")));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// serde_yaml appends " at line L column C" to messages; the position is
+/// printed in front instead.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    s.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+/// The OCI distribution-spec tag grammar: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+fn valid_tag(s: &str) -> bool {
+    s.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// Accounts as useradd(8) accepts them by default, so every tool reading
+/// /etc/passwd can too.
+fn valid_account_name(s: &str) -> bool {
+    s.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Recipe, RecipeError> {
+        Recipe::parse(text, Path::new("r.yaml"), std::env::temp_dir())
+    }
+
+    #[test]
+    fn unknown_field_names_line_and_column() {
+        let err = parse("name: a\nversion: '1'\nbase: scratch\nbogus: 1\n").unwrap_err();
+        assert_eq!(err.pos.line, 4, "{err}");
+        assert!(err.to_string().starts_with("r.yaml:4:"), "{err}");
+        assert!(err.message.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_reported_at_the_value() {
+        let text = "name: a\nversion: '1'\nbase: scratch\nlayers:\n  - name: l\n    steps:\n      - mkdir: { path: /x, mode: '0999' }\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.pos.line, 7, "{err}");
+        assert!(err.message.contains("octal"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_point_at_the_field() {
+        let text = "name: a\nversion: '1'\nbase: scratch\nlayers:\n  - name: l\n    steps:\n      - copy: { src: /etc/passwd, dest: /x }\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.pos, Pos { line: 7, col: 22 }, "{err}");
+        assert!(err.message.contains("relative"), "{err}");
+    }
+
+    #[test]
+    fn params_may_not_shadow_env() {
+        let text =
+            "name: a\nversion: '1'\nbase: scratch\nparams:\n  X: {}\nconfig:\n  env: { X: '1' }\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.pos.line, 5, "{err}");
+    }
+
+    #[test]
+    fn names_and_tags_are_checked() {
+        assert!(valid_tag("1.2.0") && !valid_tag(".x") && !valid_tag("a/b"));
+        assert!(valid_name("hello") && !valid_name("Hello") && !valid_name("-x"));
+        assert!(valid_account_name("nonroot") && !valid_account_name("a:b"));
+    }
+}

@@ -1,0 +1,258 @@
+//! Paths and metadata of entries inside an image: parsed once from recipe
+//! strings, then carried as types (an `ImagePath` is never `..`-laden).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// An absolute path inside the image, normalized: no `.`, `..` or empty
+/// components. Stored without the leading `/` (the form tar uses); the root
+/// is the empty string.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ImagePath(String);
+
+impl ImagePath {
+    pub fn root() -> ImagePath {
+        ImagePath(String::new())
+    }
+
+    /// The relative form used in tar headers (`etc/passwd`).
+    pub fn as_rel(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Builds a path from an already-relative tar name, as found in a layer.
+    /// Returns None for names with `..` or empty components.
+    pub fn from_rel(rel: &str) -> Option<ImagePath> {
+        let rel = rel.trim_start_matches("./").trim_end_matches('/');
+        let rel = if rel == "." { "" } else { rel };
+        if rel.is_empty() {
+            return Some(ImagePath::root());
+        }
+        rel.split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+            .then(|| ImagePath(rel.to_string()))
+    }
+
+    pub fn parent(&self) -> Option<ImagePath> {
+        if self.is_root() {
+            return None;
+        }
+        Some(match self.0.rfind('/') {
+            Some(i) => ImagePath(self.0[..i].to_string()),
+            None => ImagePath::root(),
+        })
+    }
+
+    /// The last component ("" for the root).
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or("")
+    }
+
+    /// This path with one more component. `name` must be a single,
+    /// non-empty component without `/`.
+    pub fn join(&self, name: &str) -> ImagePath {
+        debug_assert!(!name.is_empty() && !name.contains('/'));
+        if self.is_root() {
+            ImagePath(name.to_string())
+        } else {
+            ImagePath(format!("{}/{name}", self.0))
+        }
+    }
+
+    /// Joins a relative path of several components.
+    pub fn join_rel(&self, rel: &str) -> ImagePath {
+        rel.split('/')
+            .filter(|c| !c.is_empty())
+            .fold(self.clone(), |p, c| p.join(c))
+    }
+
+    /// Every proper ancestor from the top down, excluding the root.
+    pub fn ancestors(&self) -> Vec<ImagePath> {
+        let mut out = Vec::new();
+        let mut cur = self.parent();
+        while let Some(p) = cur {
+            if p.is_root() {
+                break;
+            }
+            cur = p.parent();
+            out.push(p);
+        }
+        out.reverse();
+        out
+    }
+
+    pub fn starts_with(&self, other: &ImagePath) -> bool {
+        other.is_root()
+            || self.0 == other.0
+            || (self.0.starts_with(&other.0) && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
+    }
+
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/').filter(|c| !c.is_empty())
+    }
+}
+
+impl fmt::Display for ImagePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}", self.0)
+    }
+}
+
+impl fmt::Debug for ImagePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl FromStr for ImagePath {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ImagePath, String> {
+        if !s.starts_with('/') {
+            return Err(format!("image path {s:?} must be absolute (start with /)"));
+        }
+        if s.contains('\0') {
+            return Err(format!("image path {s:?} contains a NUL byte"));
+        }
+        let mut parts = Vec::new();
+        for c in s.split('/').filter(|c| !c.is_empty()) {
+            match c {
+                "." => {}
+                ".." => return Err(format!("image path {s:?} must not contain `..`")),
+                c if c.starts_with(crate::layer::WHITEOUT_PREFIX) => {
+                    return Err(format!(
+                        "image path {s:?} uses the reserved whiteout prefix `.wh.`"
+                    ));
+                }
+                c => parts.push(c),
+            }
+        }
+        Ok(ImagePath(parts.join("/")))
+    }
+}
+
+/// Permission bits (`0o7777` at most), written in recipes as a quoted octal
+/// string so YAML's octal and base-60 rules cannot bite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode(pub u32);
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Mode, String> {
+        let bad = || format!("mode {s:?} must be 3 or 4 octal digits, like \"0644\"");
+        if !(3..=4).contains(&s.len()) || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            return Err(bad());
+        }
+        u32::from_str_radix(s, 8).map(Mode).map_err(|_| bad())
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+/// Numeric owner `uid:gid` (rule 4: names are never resolved or written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl FromStr for Owner {
+    type Err = String;
+
+    /// `"uid:gid"`, or `"uid"` alone meaning the same number for the group.
+    fn from_str(s: &str) -> Result<Owner, String> {
+        let num = |part: &str| {
+            part.parse::<u32>().map_err(|_| {
+                format!(
+                    "owner {s:?} must be numeric \"uid:gid\" or \"uid\" (names are not resolved)"
+                )
+            })
+        };
+        match s.split_once(':') {
+            Some((u, g)) => Ok(Owner {
+                uid: num(u)?,
+                gid: num(g)?,
+            }),
+            None => {
+                let id = num(s)?;
+                Ok(Owner { uid: id, gid: id })
+            }
+        }
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.uid, self.gid)
+    }
+}
+
+/// Implements serde's Deserialize through FromStr, so a bad value is a serde
+/// error reported at the value's position.
+macro_rules! deserialize_from_str {
+    ($($t:ty),*) => {$(
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+pub(crate) use deserialize_from_str;
+
+deserialize_from_str!(ImagePath, Mode, Owner);
+
+impl serde::Serialize for ImagePath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_paths_normalize_and_refuse_escapes() {
+        let p: ImagePath = "/etc//hello/./x".parse().unwrap();
+        assert_eq!(p.as_rel(), "etc/hello/x");
+        assert_eq!(p.to_string(), "/etc/hello/x");
+        assert_eq!(p.parent().unwrap().as_rel(), "etc/hello");
+        assert_eq!(
+            p.ancestors().iter().map(|a| a.as_rel()).collect::<Vec<_>>(),
+            ["etc", "etc/hello"]
+        );
+        assert!("/etc/../x".parse::<ImagePath>().is_err());
+        assert!("etc/x".parse::<ImagePath>().is_err());
+        assert!("/etc/.wh.x".parse::<ImagePath>().is_err());
+        assert!(p.starts_with(&"/etc".parse().unwrap()));
+        assert!(
+            !"/etcx"
+                .parse::<ImagePath>()
+                .unwrap()
+                .starts_with(&"/etc".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn modes_and_owners_parse_strictly() {
+        assert_eq!("0750".parse::<Mode>(), Ok(Mode(0o750)));
+        assert_eq!("4755".parse::<Mode>(), Ok(Mode(0o4755)));
+        for bad in ["75", "0758", "07777x", "-644", "12345"] {
+            assert!(bad.parse::<Mode>().is_err(), "{bad}");
+        }
+        assert_eq!("10:20".parse::<Owner>(), Ok(Owner { uid: 10, gid: 20 }));
+        assert_eq!("7".parse::<Owner>(), Ok(Owner { uid: 7, gid: 7 }));
+        assert!("root:root".parse::<Owner>().is_err());
+    }
+}

@@ -1,0 +1,397 @@
+//! The merged filesystem view: base layers plus recipe layers, whiteouts
+//! applied in order (image-spec, "Applying Changesets").
+//!
+//! The view holds metadata for every path and the content of a few watched
+//! files (the account databases that `user`/`group` steps edit). It is fed by
+//! streaming layer tars, never by unpacking to disk.
+
+pub mod accounts;
+pub mod meta;
+pub mod source;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use meta::ImagePath;
+
+use crate::layer::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
+
+/// What kind of entry a path holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeKind {
+    Dir,
+    File {
+        size: u64,
+    },
+    Symlink {
+        target: String,
+    },
+    /// A hardlink to another path of the image.
+    Hardlink {
+        target: ImagePath,
+    },
+    /// Devices, fifos and other special entries a base may hold.
+    Special,
+}
+
+/// One path of the merged view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub kind: NodeKind,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    /// Index of the layer that last wrote this path, bottom layer 0.
+    pub layer: usize,
+}
+
+impl Node {
+    pub fn is_dir(&self) -> bool {
+        self.kind == NodeKind::Dir
+    }
+}
+
+/// One change a layer makes, in the order the layer lists it.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Put(ImagePath, Node, Option<Vec<u8>>),
+    Whiteout(ImagePath),
+    Opaque(ImagePath),
+}
+
+/// The account databases whose content the view keeps.
+pub const WATCHED: [&str; 4] = ["etc/passwd", "etc/group", "etc/shadow", "etc/gshadow"];
+
+/// Largest watched file kept in memory; a larger one is refused, not read.
+const WATCHED_MAX: u64 = 16 << 20;
+
+/// Metadata of every path, plus the content of the watched files.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    nodes: BTreeMap<ImagePath, Node>,
+    contents: BTreeMap<ImagePath, Vec<u8>>,
+    layers: usize,
+}
+
+impl View {
+    pub fn new() -> View {
+        View::default()
+    }
+
+    /// Number of layers applied so far.
+    pub fn layer_count(&self) -> usize {
+        self.layers
+    }
+
+    pub fn get(&self, path: &ImagePath) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    /// The content of a watched file, if the image has it.
+    pub fn content(&self, path: &ImagePath) -> Option<&[u8]> {
+        self.contents.get(path).map(Vec::as_slice)
+    }
+
+    pub fn is_watched(path: &ImagePath) -> bool {
+        WATCHED.contains(&path.as_rel())
+    }
+
+    /// Every path and node, in path order.
+    pub fn iter(&self) -> impl Iterator<Item = (&ImagePath, &Node)> {
+        self.nodes.iter()
+    }
+
+    /// Applies one layer's changes. Whiteouts hide only what lower layers
+    /// hold, so they are applied before any entry of the same layer.
+    pub fn apply(&mut self, changes: Vec<Change>) {
+        for change in &changes {
+            match change {
+                Change::Whiteout(path) => self.remove_tree(path, true),
+                Change::Opaque(dir) => self.remove_tree(dir, false),
+                Change::Put(..) => {}
+            }
+        }
+        for change in changes {
+            if let Change::Put(path, node, content) = change {
+                if !node.is_dir() {
+                    // A non-directory replaces a whole subtree.
+                    self.remove_tree(&path, true);
+                }
+                self.contents.remove(&path);
+                if let Some(content) = content {
+                    self.contents.insert(path.clone(), content);
+                }
+                self.nodes.insert(path, node);
+            }
+        }
+        self.layers += 1;
+    }
+
+    /// Reads an uncompressed layer tar and applies it. Refuses entries that
+    /// would escape the image (`..`, absolute paths are made relative).
+    pub fn apply_tar(&mut self, tar: impl Read) -> Result<(), String> {
+        let layer = self.layers;
+        let mut archive = tar::Archive::new(tar);
+        let mut changes = Vec::new();
+        let entries = archive
+            .entries()
+            .map_err(|e| format!("reading layer tar: {e}"))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| format!("reading layer tar: {e}"))?;
+            let raw = entry.path_bytes().into_owned();
+            let name = String::from_utf8(raw.clone()).map_err(|_| {
+                format!(
+                    "layer entry {:?} has a non-UTF-8 name",
+                    String::from_utf8_lossy(&raw)
+                )
+            })?;
+            let path = ImagePath::from_rel(name.trim_start_matches('/'))
+                .ok_or_else(|| format!("layer entry {name:?} escapes the image root"))?;
+            if path.is_root() && entry.header().entry_type().is_dir() {
+                continue;
+            }
+            let file_name = path.file_name();
+            if file_name == OPAQUE_WHITEOUT {
+                changes.push(Change::Opaque(path.parent().unwrap_or_default()));
+                continue;
+            }
+            if let Some(hidden) = file_name.strip_prefix(WHITEOUT_PREFIX) {
+                let parent = path.parent().unwrap_or_default();
+                changes.push(Change::Whiteout(parent.join(hidden)));
+                continue;
+            }
+            let header = entry.header();
+            let kind = match header.entry_type() {
+                t if t.is_dir() => NodeKind::Dir,
+                t if t.is_file() => NodeKind::File { size: entry.size() },
+                t if t.is_symlink() => NodeKind::Symlink {
+                    target: entry
+                        .link_name()
+                        .ok()
+                        .flatten()
+                        .map(|t| t.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                },
+                t if t.is_hard_link() => {
+                    let target = entry
+                        .link_name_bytes()
+                        .and_then(|t| String::from_utf8(t.into_owned()).ok())
+                        .and_then(|t| ImagePath::from_rel(t.trim_start_matches('/')))
+                        .ok_or_else(|| format!("hardlink {name:?} has an invalid target"))?;
+                    NodeKind::Hardlink { target }
+                }
+                _ => NodeKind::Special,
+            };
+            let node = Node {
+                kind,
+                mode: header.mode().map_err(|e| format!("{name}: {e}"))? & 0o7777,
+                uid: header.uid().map_err(|e| format!("{name}: {e}"))?,
+                gid: header.gid().map_err(|e| format!("{name}: {e}"))?,
+                layer,
+            };
+            let content = if View::is_watched(&path) && matches!(node.kind, NodeKind::File { .. }) {
+                if entry.size() > WATCHED_MAX {
+                    return Err(format!("{path} is larger than {WATCHED_MAX} bytes"));
+                }
+                let mut buf = Vec::new();
+                entry
+                    .read_to_end(&mut buf)
+                    .map_err(|e| format!("reading {path}: {e}"))?;
+                Some(buf)
+            } else {
+                None
+            };
+            changes.push(Change::Put(path, node, content));
+        }
+        self.apply(changes);
+        Ok(())
+    }
+
+    /// Removes `path` (when `inclusive`) and everything below it.
+    fn remove_tree(&mut self, path: &ImagePath, inclusive: bool) {
+        let doomed: Vec<ImagePath> = self
+            .nodes
+            .range(path.clone()..)
+            .map(|(p, _)| p)
+            .take_while(|p| p.as_rel().starts_with(path.as_rel()))
+            .filter(|p| p.starts_with(path) && (inclusive || *p != path))
+            .cloned()
+            .collect();
+        for p in doomed {
+            self.nodes.remove(&p);
+            self.contents.remove(&p);
+        }
+    }
+
+    /// Resolves every directory component of `path` through symlinks (the
+    /// last component is not followed: a write replaces it). Returns the
+    /// resolved path and whether any symlink was crossed.
+    pub fn resolve_parent(&self, path: &ImagePath) -> Result<(ImagePath, bool), String> {
+        resolve_parent_with(path, |p| self.get(p).map(|n| n.kind.clone()))
+    }
+}
+
+impl Default for ImagePath {
+    fn default() -> ImagePath {
+        ImagePath::root()
+    }
+}
+
+/// Symlink resolution over any lookup, so a layer being planned can resolve
+/// through its own entries and the view below. Relative targets resolve
+/// from the link's directory; `..` stops at the root, as in a chroot.
+pub fn resolve_parent_with(
+    path: &ImagePath,
+    lookup: impl Fn(&ImagePath) -> Option<NodeKind>,
+) -> Result<(ImagePath, bool), String> {
+    const MAX_HOPS: usize = 40;
+    let mut hops = 0;
+    let mut crossed = false;
+    let mut pending: Vec<String> = path.components().map(str::to_string).collect();
+    pending.reverse();
+    let mut cur = ImagePath::root();
+    while let Some(component) = pending.pop() {
+        if pending.is_empty() {
+            return Ok((cur.join(&component), crossed));
+        }
+        let next = cur.join(&component);
+        match lookup(&next) {
+            Some(NodeKind::Symlink { target }) => {
+                hops += 1;
+                if hops > MAX_HOPS {
+                    return Err(format!("too many levels of symlinks resolving {path}"));
+                }
+                crossed = true;
+                if target.starts_with('/') {
+                    cur = ImagePath::root();
+                }
+                for c in target.split('/').rev().filter(|c| !c.is_empty()) {
+                    pending.push(c.to_string());
+                }
+            }
+            Some(NodeKind::Dir) | None => cur = next,
+            Some(_) => return Err(format!("{next} is not a directory")),
+        }
+        // `.` and `..` only arrive from symlink targets.
+        while let Some(top) = pending.last() {
+            match top.as_str() {
+                "." => {
+                    pending.pop();
+                }
+                ".." if pending.len() > 1 => {
+                    pending.pop();
+                    cur = cur.parent().unwrap_or_default();
+                }
+                _ => break,
+            }
+        }
+    }
+    Ok((cur, crossed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> ImagePath {
+        s.parse().unwrap()
+    }
+
+    fn dir(layer: usize) -> Node {
+        Node {
+            kind: NodeKind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            layer,
+        }
+    }
+
+    fn file(layer: usize) -> Node {
+        Node {
+            kind: NodeKind::File { size: 1 },
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            layer,
+        }
+    }
+
+    #[test]
+    fn whiteouts_hide_lower_entries_only() {
+        let mut v = View::new();
+        v.apply(vec![
+            Change::Put(p("/a"), dir(0), None),
+            Change::Put(p("/a/x"), file(0), None),
+            Change::Put(p("/b"), dir(0), None),
+            Change::Put(p("/b/y"), file(0), None),
+        ]);
+        // A later layer re-adds /a/z after hiding /a, and hides /b's content.
+        v.apply(vec![
+            Change::Put(p("/a/z"), file(1), None),
+            Change::Whiteout(p("/a")),
+            Change::Put(p("/a"), dir(1), None),
+            Change::Opaque(p("/b")),
+        ]);
+        let paths: Vec<String> = v.iter().map(|(p, _)| p.to_string()).collect();
+        assert_eq!(paths, ["/a", "/a/z", "/b"]);
+    }
+
+    #[test]
+    fn resolves_parents_through_symlinks() {
+        let mut v = View::new();
+        v.apply(vec![
+            Change::Put(p("/usr"), dir(0), None),
+            Change::Put(p("/usr/bin"), dir(0), None),
+            Change::Put(
+                p("/bin"),
+                Node {
+                    kind: NodeKind::Symlink {
+                        target: "usr/bin".into(),
+                    },
+                    ..file(0)
+                },
+                None,
+            ),
+            Change::Put(
+                p("/usr/lib64"),
+                Node {
+                    kind: NodeKind::Symlink {
+                        target: "../../../lib".into(),
+                    },
+                    ..file(0)
+                },
+                None,
+            ),
+        ]);
+        assert_eq!(
+            v.resolve_parent(&p("/bin/sh")).unwrap(),
+            (p("/usr/bin/sh"), true)
+        );
+        assert_eq!(
+            v.resolve_parent(&p("/usr/lib64/x")).unwrap(),
+            (p("/lib/x"), true)
+        );
+        assert_eq!(
+            v.resolve_parent(&p("/etc/x")).unwrap(),
+            (p("/etc/x"), false)
+        );
+        assert_eq!(v.resolve_parent(&p("/bin")).unwrap(), (p("/bin"), false));
+    }
+
+    #[test]
+    fn symlink_loops_are_refused() {
+        let mut v = View::new();
+        v.apply(vec![Change::Put(
+            p("/loop"),
+            Node {
+                kind: NodeKind::Symlink {
+                    target: "/loop".into(),
+                },
+                ..file(0)
+            },
+            None,
+        )]);
+        assert!(v.resolve_parent(&p("/loop/x")).is_err());
+    }
+}

@@ -1,0 +1,294 @@
+//! OCI image layouts on disk (image-spec, "OCI Image Layout").
+//!
+//! A build writes into a [`Staging`] directory beside its target, so a
+//! failed build leaves nothing and the old layout intact. [`commit`] then
+//! either renames the staging directory into place (a new layout) or moves
+//! its blobs in and replaces `index.json` by rename, under a lock file, so
+//! concurrent builds into one layout keep every tag.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+
+use super::{BlobRef, BlobStore};
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::image::{MEDIA_TYPE_MANIFEST, Platform, annotation, canonical_json};
+
+const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+const LOCK_FILE: &str = "index.json.lock";
+
+/// A temp directory that becomes, or feeds, a layout at `target`.
+pub struct Staging {
+    dir: tempfile::TempDir,
+    pub blobs: BlobStore,
+    target: PathBuf,
+}
+
+impl Staging {
+    /// Creates the staging directory in the nearest existing ancestor of
+    /// `target`, so the final rename stays on one filesystem and nothing is
+    /// created at `target` until the build succeeds.
+    pub fn new(target: &Path) -> Result<Staging> {
+        let absolute = std::path::absolute(target)
+            .context(|| format!("resolving output path {}", target.display()))?;
+        let anchor = absolute
+            .ancestors()
+            .skip(1)
+            .find(|a| a.is_dir())
+            .unwrap_or(Path::new("/"))
+            .to_path_buf();
+        let dir = tempfile::Builder::new()
+            .prefix(".ingot-staging-")
+            .tempdir_in(&anchor)
+            .context(|| format!("creating a staging directory in {}", anchor.display()))?;
+        let blobs =
+            BlobStore::open(dir.path()).context(|| "creating the staging blob store".into())?;
+        Ok(Staging {
+            dir,
+            blobs,
+            target: absolute,
+        })
+    }
+}
+
+/// What a build adds to a layout: one tagged manifest.
+pub struct Tagged<'a> {
+    pub recipe: &'a str,
+    pub tag: &'a str,
+    pub manifest: BlobRef,
+    pub platform: &'a Platform,
+}
+
+/// Publishes the staged blobs and the tag at the staging's target.
+pub fn commit(staging: Staging, tagged: &Tagged) -> Result<()> {
+    let target = staging.target.clone();
+    if !target.exists() {
+        let index = index_with(None, tagged);
+        write_layout_files(staging.dir.path(), &index)?;
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
+        }
+        let staged = staging.dir.keep();
+        match fs::rename(&staged, &target) {
+            Ok(()) => return Ok(()),
+            // Another build created the layout first: merge into it below.
+            Err(_) if target.is_dir() => {
+                let blobs = BlobStore::open(&staged).context(|| "reopening staging".into())?;
+                let result = merge_into(&target, &blobs, tagged);
+                let _ = fs::remove_dir_all(&staged);
+                return result;
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staged);
+                return Err(Error::Io {
+                    context: format!("moving the new layout to {}", target.display()),
+                    source: e,
+                });
+            }
+        }
+    }
+    merge_into(&target, &staging.blobs, tagged)
+}
+
+/// Moves blobs into an existing layout and retags, under its lock.
+fn merge_into(target: &Path, blobs: &BlobStore, tagged: &Tagged) -> Result<()> {
+    let _lock = lock(target)?;
+    let layout = Layout::open(target)?;
+    let index = layout.index()?;
+    let owner = index
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(annotation::LAYOUT_RECIPE));
+    if let Some(owner) = owner.filter(|o| *o != tagged.recipe) {
+        return Err(Error::Usage(format!(
+            "{} holds images of recipe {owner:?}; refusing to add recipe {:?} (use another -o)",
+            target.display(),
+            tagged.recipe
+        )));
+    }
+    blobs
+        .move_into(&layout.blobs)
+        .context(|| format!("moving blobs into {}", target.display()))?;
+    write_layout_files(target, &index_with(Some(index), tagged))
+}
+
+/// Takes the layout's lock file; released when the handle drops.
+fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .context(|| format!("opening lock {}", path.display()))?;
+    file.lock()
+        .context(|| format!("locking {}", path.display()))?;
+    Ok(file)
+}
+
+/// `index` (or a new one) with `tagged` as the only manifest for its tag.
+fn index_with(index: Option<ImageIndex>, tagged: &Tagged) -> ImageIndex {
+    let mut index = index.unwrap_or_else(|| {
+        let mut i = ImageIndex::default();
+        i.set_media_type(Some(MediaType::ImageIndex));
+        i
+    });
+    let mut manifests: Vec<Descriptor> = index
+        .manifests()
+        .iter()
+        .filter(|d| tag_of(d) != Some(tagged.tag))
+        .cloned()
+        .collect();
+    let mut desc = Descriptor::new(
+        MediaType::ImageManifest,
+        tagged.manifest.size,
+        tagged.manifest.digest.to_oci(),
+    );
+    desc.set_annotations(Some(
+        [(annotation::REF_NAME.to_string(), tagged.tag.to_string())].into(),
+    ));
+    let mut platform = oci_spec::image::Platform::default();
+    platform.set_os(tagged.platform.os.as_str().into());
+    platform.set_architecture(tagged.platform.arch.as_str().into());
+    platform.set_variant(tagged.platform.variant.clone());
+    desc.set_platform(Some(platform));
+    manifests.push(desc);
+    // Stable order whatever the build order: by tag.
+    manifests.sort_by(|a, b| tag_of(a).cmp(&tag_of(b)));
+    index.set_manifests(manifests);
+    index.set_annotations(Some(
+        [(
+            annotation::LAYOUT_RECIPE.to_string(),
+            tagged.recipe.to_string(),
+        )]
+        .into(),
+    ));
+    index
+}
+
+fn tag_of(d: &Descriptor) -> Option<&str> {
+    d.annotations()
+        .as_ref()
+        .and_then(|a| a.get(annotation::REF_NAME))
+        .map(String::as_str)
+}
+
+/// Writes `oci-layout` and `index.json`, each by temp file and rename.
+fn write_layout_files(dir: &Path, index: &ImageIndex) -> Result<()> {
+    let json =
+        canonical_json(index).map_err(|e| Error::Failed(format!("encoding index.json: {e}")))?;
+    replace_file(&dir.join("oci-layout"), OCI_LAYOUT.as_bytes())?;
+    replace_file(&dir.join("index.json"), &json)
+}
+
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).context(|| format!("writing {}", path.display()))?;
+    io::Write::write_all(&mut tmp, bytes).context(|| format!("writing {}", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .context(|| format!("syncing {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
+/// An existing layout, read-only.
+pub struct Layout {
+    pub dir: PathBuf,
+    pub blobs: BlobStore,
+}
+
+impl Layout {
+    pub fn open(dir: &Path) -> Result<Layout> {
+        let marker = dir.join("oci-layout");
+        if !marker.is_file() {
+            return Err(Error::Usage(format!(
+                "{} is not an OCI image layout (no oci-layout file)",
+                dir.display()
+            )));
+        }
+        Ok(Layout {
+            dir: dir.to_path_buf(),
+            blobs: BlobStore {
+                root: dir.join("blobs").join("sha256"),
+            },
+        })
+    }
+
+    pub fn index(&self) -> Result<ImageIndex> {
+        let path = self.dir.join("index.json");
+        let bytes = fs::read(&path).context(|| format!("reading {}", path.display()))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Failed(format!("{}: invalid index: {e}", path.display())))
+    }
+
+    /// The manifest descriptor for `tag`, or the only one when `tag` is None.
+    pub fn find(&self, tag: Option<&str>) -> Result<Descriptor> {
+        let index = self.index()?;
+        let manifests = index.manifests();
+        let found: Vec<&Descriptor> = match tag {
+            Some(t) => manifests.iter().filter(|d| tag_of(d) == Some(t)).collect(),
+            None => manifests.iter().collect(),
+        };
+        match found.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Error::Usage(format!(
+                "{}: no image tagged {:?}; tags: {}",
+                self.dir.display(),
+                tag.unwrap_or(""),
+                tags(manifests)
+            ))),
+            _ => Err(Error::Usage(format!(
+                "{} holds several images; name one with :TAG ({})",
+                self.dir.display(),
+                tags(manifests)
+            ))),
+        }
+    }
+
+    /// Reads and parses a JSON blob, verified against its descriptor.
+    pub fn read_json<T: serde::de::DeserializeOwned>(&self, desc: &Descriptor) -> Result<T> {
+        let blob = blob_ref(desc)?;
+        let bytes = self
+            .blobs
+            .read(&blob)
+            .context(|| format!("reading {}", self.dir.display()))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Failed(format!("blob {}: invalid JSON: {e}", blob.digest)))
+    }
+
+    pub fn manifest(&self, desc: &Descriptor) -> Result<ImageManifest> {
+        if desc.media_type().to_string() != MEDIA_TYPE_MANIFEST {
+            return Err(Error::Failed(format!(
+                "{}: expected an image manifest, found {}",
+                desc.digest(),
+                desc.media_type()
+            )));
+        }
+        self.read_json(desc)
+    }
+}
+
+fn tags(manifests: &[Descriptor]) -> String {
+    let t: Vec<&str> = manifests.iter().filter_map(tag_of).collect();
+    if t.is_empty() {
+        "none".into()
+    } else {
+        t.join(", ")
+    }
+}
+
+/// The digest and size a descriptor promises.
+pub fn blob_ref(desc: &Descriptor) -> Result<BlobRef> {
+    let digest = Digest::try_from(desc.digest()).map_err(|e| Error::Failed(e.to_string()))?;
+    Ok(BlobRef {
+        digest,
+        size: desc.size(),
+    })
+}

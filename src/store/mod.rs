@@ -1,0 +1,203 @@
+//! Content-addressed blob storage and the OCI layout writer.
+//!
+//! A blob is hashed while it is written to a temp file, then renamed to its
+//! digest: a blob file under its name is always complete and correct.
+//! Reading verifies size and digest before a byte is trusted.
+
+pub mod layout;
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, HashingReader, HashingWriter};
+
+/// A `blobs/sha256` directory.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+/// A blob's identity, as a descriptor needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRef {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+impl BlobStore {
+    /// The store under `layout_dir/blobs/sha256`, created if missing.
+    pub fn open(layout_dir: &Path) -> io::Result<BlobStore> {
+        let root = layout_dir.join("blobs").join("sha256");
+        std::fs::create_dir_all(&root)?;
+        Ok(BlobStore { root })
+    }
+
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.root.join(digest.hex())
+    }
+
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Starts a blob whose digest is learnt as it is written.
+    pub fn writer(&self) -> io::Result<BlobWriter> {
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&self.root)?;
+        Ok(BlobWriter {
+            inner: HashingWriter::new(BufWriter::new(tmp)),
+            root: self.root.clone(),
+        })
+    }
+
+    pub fn put(&self, bytes: &[u8]) -> io::Result<BlobRef> {
+        let mut w = self.writer()?;
+        w.write_all(bytes)?;
+        w.commit()
+    }
+
+    /// Reads a whole blob, checking its size and digest.
+    pub fn read(&self, blob: &BlobRef) -> io::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        let mut r = self.open_blob(blob)?;
+        r.read_to_end(&mut buf)?;
+        r.finish()?;
+        Ok(buf)
+    }
+
+    /// Opens a blob for streaming; [`VerifiedReader::finish`] checks it.
+    pub fn open_blob(&self, blob: &BlobRef) -> io::Result<VerifiedReader> {
+        let file = File::open(self.path(&blob.digest))
+            .map_err(|e| io::Error::new(e.kind(), format!("blob {}: {e}", blob.digest)))?;
+        Ok(VerifiedReader {
+            inner: HashingReader::new(io::BufReader::new(file).take(blob.size + 1)),
+            expected: *blob,
+        })
+    }
+
+    /// Moves every blob of `self` into `other`, keeping blobs `other`
+    /// already has. Both must be on one filesystem.
+    pub fn move_into(&self, other: &BlobStore) -> io::Result<()> {
+        for entry in std::fs::read_dir(&self.root)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let target = other.root.join(&name);
+            if !target.exists() {
+                std::fs::rename(entry.path(), target)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A blob being written; dropped without [`commit`](Self::commit), it leaves
+/// nothing behind.
+pub struct BlobWriter {
+    inner: HashingWriter<BufWriter<tempfile::NamedTempFile>>,
+    root: PathBuf,
+}
+
+impl BlobWriter {
+    /// Flushes, syncs and renames the blob to its digest.
+    pub fn commit(self) -> io::Result<BlobRef> {
+        let (digest, size, buf) = self.inner.finish();
+        let tmp = buf.into_inner().map_err(|e| e.into_error())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(self.root.join(digest.hex()))
+            .map_err(|e| e.error)?;
+        Ok(BlobRef { digest, size })
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Streams a blob and checks, at the end, that it was what its descriptor
+/// said. Reading past the declared size is an error too.
+pub struct VerifiedReader {
+    inner: HashingReader<io::Take<io::BufReader<File>>>,
+    expected: BlobRef,
+}
+
+impl VerifiedReader {
+    /// Drains what is left and checks size and digest.
+    pub fn finish(mut self) -> io::Result<()> {
+        io::copy(&mut self.inner, &mut io::sink())?;
+        let (digest, size) = self.inner.finish();
+        if size != self.expected.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "blob {}: size mismatch: expected {} bytes, found {}",
+                    self.expected.digest,
+                    self.expected.size,
+                    if size > self.expected.size {
+                        "more".to_string()
+                    } else {
+                        size.to_string()
+                    }
+                ),
+            ));
+        }
+        if digest != self.expected.digest {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "blob digest mismatch: expected {}, found {digest}",
+                    self.expected.digest
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Read for VerifiedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_then_read_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let blob = store.put(b"hello").unwrap();
+        assert_eq!(
+            blob,
+            BlobRef {
+                digest: Digest::of(b"hello"),
+                size: 5
+            }
+        );
+        assert_eq!(store.read(&blob).unwrap(), b"hello");
+        // Only the blob itself is left: no temp files.
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            1
+        );
+
+        std::fs::write(store.path(&blob.digest), b"jello").unwrap();
+        let err = store.read(&blob).unwrap_err().to_string();
+        assert!(err.contains("expected") && err.contains("found"), "{err}");
+        std::fs::write(store.path(&blob.digest), b"hello!").unwrap();
+        assert!(store.read(&blob).unwrap_err().to_string().contains("size"));
+    }
+}
