@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use crate::digest::Digest;
 
+pub mod gzip;
 pub mod order;
 
 /// Version of the byte encoding of layers (tar + compression), recorded in
@@ -51,7 +52,10 @@ pub enum Content {
     Bytes(Vec<u8>),
     /// A host file, read while the layer is written. `size` is what the
     /// caller saw when planning; a file that changed since is an error.
-    Path { path: PathBuf, size: u64 },
+    Path {
+        path: PathBuf,
+        size: u64,
+    },
 }
 
 impl Entry {
