@@ -8,9 +8,13 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use crate::digest::Digest;
+use crate::digest::{Digest, HashingWriter};
 
+pub mod gzip;
 pub mod order;
+mod tarball;
+#[cfg(test)]
+mod tests;
 
 /// Version of the byte encoding of layers (tar + compression), recorded in
 /// every image. Changing the bytes for the same entries means a new version.
@@ -100,7 +104,37 @@ pub struct Layer {
 
 /// Sorts `entries` in the canonical order and writes them as a block-gzip
 /// tar to `out`, hashing both streams on the way.
-pub fn write(entries: Vec<Entry>, mtime: u64, out: impl Write) -> io::Result<Layer> {
-    let _ = (entries, mtime, out);
-    unimplemented!("layer encoding")
+///
+/// `mtime` is the build's one timestamp (`SOURCE_DATE_EPOCH`, rule 1),
+/// given to every entry. Everything streams: memory is bounded by one gzip
+/// block, not by the layer. On error, what was written to `out` is not a
+/// valid layer and must be discarded.
+pub fn write(mut entries: Vec<Entry>, mtime: u64, out: impl Write) -> io::Result<Layer> {
+    order::sort(&mut entries);
+    check(&entries)?;
+
+    let compressed = HashingWriter::new(out);
+    let tar = HashingWriter::new(gzip::BlockGzWriter::new(compressed));
+    let tar = tarball::write(&entries, mtime, tar)?;
+    let (diff_id, _, gz) = tar.finish();
+    let (digest, size, _) = gz.finish()?.finish();
+    Ok(Layer {
+        digest,
+        size,
+        diff_id,
+    })
+}
+
+/// Refuses, before any byte is written, entries that cannot be encoded and
+/// duplicate paths (whose order the comparator cannot decide, so the bytes
+/// would depend on the caller's order).
+fn check(sorted: &[Entry]) -> io::Result<()> {
+    sorted.iter().try_for_each(tarball::check)?;
+    match sorted.windows(2).find(|w| w[0].path == w[1].path) {
+        Some(w) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("layer entry {:?} appears twice", w[0].path),
+        )),
+        None => Ok(()),
+    }
 }

@@ -1,0 +1,327 @@
+//! Block gzip: the compressed form of a layer (design.md, rule 8).
+//!
+//! This module owns every byte of the gzip stream. It is one gzip member
+//! (RFC 1952) whose deflate data is the uncompressed stream cut into fixed
+//! [`BLOCK_SIZE`] blocks, each compressed on its own, pigz `--independent`
+//! style: no block sees another's data as a dictionary, and every block but
+//! the last ends byte-aligned with a sync flush. A block's bytes therefore
+//! depend only on its own input, so blocks can later be compressed on any
+//! number of threads and concatenated into the same stream; their CRCs are
+//! combined rather than computed in one pass for the same reason.
+//!
+//! Level and backend (flate2 on zlib-rs) are fixed: another level or
+//! backend may emit other bytes and would mean a new `ENCODING_VERSION`.
+
+use std::io::{self, Write};
+
+use crc32fast::Hasher;
+use flate2::{Compress, Compression, FlushCompress, Status};
+
+/// Uncompressed bytes per independently compressed block.
+pub const BLOCK_SIZE: usize = 128 * 1024;
+
+/// Deflate level of every block.
+const LEVEL: u32 = 6;
+
+/// The gzip member header: magic, CM=deflate, no flags (so no name and no
+/// comment), MTIME=0, XFL=0, OS=255 ("unknown"). Nothing from the host.
+pub const HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff];
+
+/// Compresses one block as raw deflate with a fresh compressor, and returns
+/// the compressed bytes with the CRC32 state of `data`.
+///
+/// A non-last block ends with a sync flush (an empty stored block), so the
+/// next block starts on a byte boundary; the last ends the deflate stream.
+/// An empty last block is still a valid final deflate block.
+pub fn compress_block(data: &[u8], last: bool) -> io::Result<(Vec<u8>, Hasher)> {
+    let mut crc = Hasher::new();
+    crc.update(data);
+
+    let mut z = Compress::new(Compression::new(LEVEL), false);
+    let flush = if last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    // Deflate rarely grows data by more than a few bytes per 16 KiB; the
+    // loop below grows the buffer in the rare case this is not enough.
+    let mut out = Vec::with_capacity(data.len() + data.len() / 64 + 64);
+    loop {
+        let consumed = usize::try_from(z.total_in()).map_err(io::Error::other)?;
+        let status = z
+            .compress_vec(&data[consumed..], &mut out, flush)
+            .map_err(io::Error::other)?;
+        let all_in = z.total_in() == data.len() as u64;
+        // zlib's contract: a flush is complete once the call returns with
+        // output space to spare; `Finish` is complete at stream end.
+        let done = if last {
+            status == Status::StreamEnd
+        } else {
+            all_in && out.len() < out.capacity()
+        };
+        if done {
+            return Ok((out, crc));
+        }
+        out.reserve(out.capacity().max(64));
+    }
+}
+
+/// The gzip trailer: CRC32 and ISIZE (length mod 2^32), little-endian.
+fn trailer(crc: &Hasher) -> [u8; 8] {
+    let mut t = [0u8; 8];
+    t[..4].copy_from_slice(&crc.clone().finalize().to_le_bytes());
+    // ISIZE is defined modulo 2^32: the truncation is the format.
+    t[4..].copy_from_slice(&(crc.total_len() as u32).to_le_bytes());
+    t
+}
+
+/// A `Write` adapter that block-gzips everything written through it.
+///
+/// Memory is bounded by one block of input plus its compressed form.
+/// Call [`BlockGzWriter::finish`] to end the stream: dropping the writer
+/// leaves it incomplete (rather than silently swallowing a write error).
+pub struct BlockGzWriter<W: Write> {
+    inner: W,
+    /// Input not yet compressed: at most one block.
+    pending: Vec<u8>,
+    /// CRC of all input compressed so far.
+    crc: Hasher,
+    header_written: bool,
+}
+
+impl<W: Write> BlockGzWriter<W> {
+    pub fn new(inner: W) -> Self {
+        BlockGzWriter {
+            inner,
+            pending: Vec::with_capacity(BLOCK_SIZE),
+            crc: Hasher::new(),
+            header_written: false,
+        }
+    }
+
+    /// Compresses the remaining input as the last block, writes the
+    /// trailer and returns the inner writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.emit(true)?;
+        self.inner.write_all(&trailer(&self.crc))?;
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+
+    /// Compresses and writes the pending block.
+    fn emit(&mut self, last: bool) -> io::Result<()> {
+        if !self.header_written {
+            self.inner.write_all(&HEADER)?;
+            self.header_written = true;
+        }
+        let (bytes, crc) = compress_block(&self.pending, last)?;
+        self.inner.write_all(&bytes)?;
+        self.crc.combine(&crc);
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for BlockGzWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        // A full block is only compressed once more input arrives: until
+        // then it may be the last block, which ends differently.
+        if self.pending.len() == BLOCK_SIZE {
+            self.emit(false)?;
+        }
+        let n = buf.len().min(BLOCK_SIZE - self.pending.len());
+        self.pending.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    /// Flushes the inner writer only. Pending input stays pending: cutting a
+    /// block early would change the bytes.
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::read::MultiGzDecoder;
+    use proptest::prelude::*;
+    use std::io::Read;
+
+    /// Deterministic, poorly compressible test data. The golden test below
+    /// depends on it: keep it as it is.
+    fn data(len: usize) -> Vec<u8> {
+        let mut x: u32 = 0x1234_5678;
+        (0..len)
+            .map(|i| {
+                // xorshift, mixed with runs so blocks compress a little.
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                if i % 1000 < 300 { b'a' } else { x as u8 }
+            })
+            .collect()
+    }
+
+    fn gzip(input: &[u8], chunk: usize) -> Vec<u8> {
+        let mut w = BlockGzWriter::new(Vec::new());
+        for piece in input.chunks(chunk.max(1)) {
+            w.write_all(piece).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    fn gunzip(gz: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        MultiGzDecoder::new(gz).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    /// The stream the writer must produce, assembled from independent
+    /// blocks: what a parallel compressor would concatenate.
+    fn assembled(input: &[u8]) -> Vec<u8> {
+        let blocks: Vec<&[u8]> = if input.is_empty() {
+            vec![&[]]
+        } else {
+            input.chunks(BLOCK_SIZE).collect()
+        };
+        let mut out = HEADER.to_vec();
+        let mut crc = Hasher::new();
+        for (i, block) in blocks.iter().enumerate() {
+            let (bytes, block_crc) = compress_block(block, i + 1 == blocks.len()).unwrap();
+            out.extend_from_slice(&bytes);
+            crc.combine(&block_crc);
+        }
+        out.extend_from_slice(&trailer(&crc));
+        out
+    }
+
+    const SIZES: [usize; 7] = [
+        0,
+        1,
+        BLOCK_SIZE - 1,
+        BLOCK_SIZE,
+        BLOCK_SIZE + 1,
+        3 * BLOCK_SIZE,
+        5 * 1024 * 1024 + 17,
+    ];
+
+    #[test]
+    fn round_trips_at_block_edges() {
+        for len in SIZES {
+            let input = data(len);
+            let gz = gzip(&input, usize::MAX);
+            assert_eq!(gunzip(&gz), input, "len {len}");
+            // Exactly one gzip member: a plain (single-member) decoder
+            // reads it all.
+            let mut single = Vec::new();
+            flate2::read::GzDecoder::new(&gz[..])
+                .read_to_end(&mut single)
+                .unwrap();
+            assert_eq!(single, input, "len {len}");
+        }
+    }
+
+    #[test]
+    fn header_and_trailer_bytes_are_fixed() {
+        let input = data(BLOCK_SIZE + 5);
+        let gz = gzip(&input, usize::MAX);
+        assert_eq!(
+            gz[..10],
+            [0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff]
+        );
+        let tail = &gz[gz.len() - 8..];
+        assert_eq!(tail[..4], crc32fast::hash(&input).to_le_bytes());
+        assert_eq!(tail[4..], ((BLOCK_SIZE + 5) as u32).to_le_bytes());
+    }
+
+    #[test]
+    fn empty_input_is_header_final_block_trailer() {
+        let gz = gzip(&[], 1);
+        let (block, _) = compress_block(&[], true).unwrap();
+        assert!(!block.is_empty());
+        assert_eq!(gz.len(), 10 + block.len() + 8);
+        assert_eq!(gz[gz.len() - 8..], [0; 8]);
+    }
+
+    #[test]
+    fn stream_is_the_concatenation_of_independent_blocks() {
+        for len in SIZES {
+            let input = data(len);
+            assert_eq!(gzip(&input, usize::MAX), assembled(&input), "len {len}");
+        }
+    }
+
+    #[test]
+    fn non_last_blocks_end_byte_aligned_with_a_sync_marker() {
+        let input = data(BLOCK_SIZE);
+        let (bytes, _) = compress_block(&input, false).unwrap();
+        assert_eq!(bytes[bytes.len() - 4..], [0x00, 0x00, 0xff, 0xff]);
+        // The same data as a last block ends the stream instead.
+        let (last, _) = compress_block(&input, true).unwrap();
+        assert_ne!(last[last.len() - 4..], [0x00, 0x00, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn a_block_does_not_depend_on_its_predecessor() {
+        // Two streams whose second block is identical but whose first block
+        // differs: with a shared dictionary the second block's bytes would
+        // differ too.
+        let second = data(1000);
+        let mut a = vec![b'x'; BLOCK_SIZE];
+        let mut b = second.clone();
+        b.resize(BLOCK_SIZE, b'y');
+        a.extend_from_slice(&second);
+        b.extend_from_slice(&second);
+        let (tail, _) = compress_block(&second, true).unwrap();
+        for input in [a, b] {
+            let gz = gzip(&input, usize::MAX);
+            let body = &gz[..gz.len() - 8];
+            assert!(body.ends_with(&tail));
+        }
+    }
+
+    /// Pins the compressor (level, backend, flush discipline) on input that
+    /// spans blocks and slides the deflate window. A change here changes
+    /// layer bytes: a new `ENCODING_VERSION`, not a value to update quietly.
+    #[test]
+    fn golden_multi_block_stream() {
+        let gz = gzip(&data(3 * BLOCK_SIZE + 5), usize::MAX);
+        let digest = crate::digest::Digest::of(&gz);
+        println!("{digest} {}", gz.len());
+        assert_eq!(
+            digest.to_string(),
+            "sha256:1a6f3a5c1a878a492b976e4935761210f462ec87b943f2e48394073cf9fc8d20"
+        );
+        assert_eq!(gz.len(), 277_957);
+    }
+
+    #[test]
+    fn crcs_combine_to_the_crc_of_the_whole() {
+        let input = data(3 * BLOCK_SIZE + 7);
+        let mut crc = Hasher::new();
+        for block in input.chunks(BLOCK_SIZE) {
+            crc.combine(&compress_block(block, false).unwrap().1);
+        }
+        assert_eq!(crc.total_len(), input.len() as u64);
+        assert_eq!(crc.finalize(), crc32fast::hash(&input));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn bytes_do_not_depend_on_write_sizes(
+            len in prop_oneof![0..2048usize, (BLOCK_SIZE - 3)..(3 * BLOCK_SIZE + 3)],
+            chunk in prop_oneof![1..8usize, 4090..4100usize, 1..(2 * BLOCK_SIZE)],
+        ) {
+            let input = data(len);
+            let whole = gzip(&input, usize::MAX);
+            prop_assert_eq!(&gzip(&input, chunk), &whole);
+            prop_assert_eq!(gunzip(&whole), input);
+        }
+    }
+}
