@@ -1,0 +1,77 @@
+//! Shared helpers for the integration tests: they run the real `ingot`
+//! binary in temp directories.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root, where `recipes/` lives.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A command running the built `ingot` binary with a clean, fixed
+/// environment: no SOURCE_DATE_EPOCH unless a test sets one.
+pub fn ingot() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ingot"));
+    cmd.env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
+/// Runs `cmd`, returning its output whatever the exit status.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("running a command")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Builds `recipe` into `out` and returns the manifest digest, failing the
+/// test with ingot's stderr when the build fails.
+pub fn build(recipe: &Path, out: &Path) -> String {
+    let output = run(ingot().arg("build").arg(recipe).arg("-o").arg(out));
+    assert!(
+        output.status.success(),
+        "ingot build {} failed: {}",
+        recipe.display(),
+        stderr(&output)
+    );
+    let digest = stdout(&output).trim().to_string();
+    assert!(digest.starts_with("sha256:") && digest.len() == 71, "stdout was {digest:?}");
+    digest
+}
+
+/// Whether a third-party tool is on PATH. Interop tests require it: CI
+/// installs every tool, so a missing one fails rather than skips.
+pub fn require(tool: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(found, "{tool} is not installed; run ./scripts/test, which installs it");
+}
+
+/// Copies a directory tree (files, dirs, symlinks), as `cp -a` would but
+/// without keeping times, so tests can rearrange inputs.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let ft = entry.file_type().unwrap();
+        let dest = to.join(entry.file_name());
+        if ft.is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
