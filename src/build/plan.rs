@@ -322,6 +322,10 @@ impl Plan {
         let db = self.databases(inputs.view)?;
         let days = inputs.epoch / 86_400;
         self.write_databases(inputs.view, &db, &accounts::add_user(&db, &user, days)?)?;
+        // `/nonexistent` is the convention for "no home"; never create it.
+        if home.as_rel() == "nonexistent" {
+            return Ok(());
+        }
         let home = self.resolve(inputs.view, &home)?;
         if self.lookup(inputs.view, &home).is_none() {
             let owner = Owner { uid: u.uid, gid };

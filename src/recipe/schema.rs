@@ -158,7 +158,8 @@ pub struct UserStep {
     /// created when no group has this id.
     #[serde(default)]
     pub gid: Option<u32>,
-    /// Defaults to `/home/NAME`; created (0750, owned by the user) when absent.
+    /// Defaults to `/home/NAME`; created (0750, owned by the user) when
+    /// absent, except `/nonexistent`, the convention for no home.
     #[serde(default)]
     pub home: Option<ImagePath>,
     #[serde(default)]

@@ -1,0 +1,327 @@
+//! Bad input gets one clear line naming the file and position, exit code 2,
+//! and leaves no output behind (design.md, "A recipe" and "Output").
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{ingot, run, stderr};
+
+/// A recipe directory in a temp dir, with `files/` holding a few inputs.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(recipe: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("recipe");
+        std::fs::create_dir_all(root.join("files/tree")).unwrap();
+        std::fs::write(root.join("files/a.txt"), "a\n").unwrap();
+        std::fs::write(root.join("files/tree/b.txt"), "b\n").unwrap();
+        std::fs::write(root.join("recipe.yaml"), recipe).unwrap();
+        Fixture { dir }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("recipe")
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out/image")
+    }
+
+    /// Builds and checks the failure contract; returns the error line.
+    fn fails_at(&self, line: usize) -> String {
+        let output = run(ingot()
+            .arg("build")
+            .arg(self.root().join("recipe.yaml"))
+            .arg("-o")
+            .arg(self.out()));
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "stderr: {err}");
+        assert!(output.stdout.is_empty(), "stdout: {:?}", output.stdout);
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
+        let line_text = lines[0];
+        let position = format!("recipe.yaml:{line}:");
+        assert!(
+            line_text.contains(&position),
+            "error should name {position}: {line_text}"
+        );
+        assert!(!self.out().exists(), "output was created");
+        assert!(
+            !self.dir.path().join("out").exists(),
+            "output parent was created"
+        );
+        assert_no_staging(self.dir.path());
+        line_text.to_string()
+    }
+}
+
+/// No staging directory may survive a failed build.
+fn assert_no_staging(dir: &Path) {
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy();
+        assert!(
+            !name.starts_with(".ingot-staging"),
+            "left behind: {}",
+            entry.path().display()
+        );
+    }
+}
+
+const HEAD: &str = "name: bad\nversion: '1'\nbase: stemcell:static\n";
+
+fn with_steps(steps: &str) -> String {
+    format!("{HEAD}layers:\n  - name: l\n    steps:\n{steps}")
+}
+
+#[test]
+fn unknown_field() {
+    let err = Fixture::new(&format!("{HEAD}colour: blue\n")).fails_at(4);
+    assert!(err.contains("colour"), "{err}");
+}
+
+#[test]
+fn unknown_field_in_a_step() {
+    let f = Fixture::new(&with_steps(
+        "      - file: { dest: /x, content: x, mdoe: '0644' }\n",
+    ));
+    let err = f.fails_at(7);
+    assert!(err.contains("mdoe"), "{err}");
+}
+
+#[test]
+fn wrong_type() {
+    let f = Fixture::new(&with_steps("      - user: { name: app, uid: lots }\n"));
+    let err = f.fails_at(7);
+    assert!(
+        err.contains("invalid type") || err.contains("invalid value"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mode_that_is_not_octal() {
+    let f = Fixture::new(&with_steps("      - mkdir: { path: /x, mode: \"0985\" }\n"));
+    let err = f.fails_at(7);
+    assert!(err.contains("octal"), "{err}");
+}
+
+#[test]
+fn owner_by_name_is_refused() {
+    let f = Fixture::new(&with_steps(
+        "      - mkdir: { path: /x, owner: \"root:root\" }\n",
+    ));
+    let err = f.fails_at(7);
+    assert!(err.contains("numeric"), "{err}");
+}
+
+#[test]
+fn missing_src() {
+    let f = Fixture::new(&with_steps("      - copy: { src: files/nope, dest: /x }\n"));
+    let err = f.fails_at(7);
+    assert!(
+        err.contains("files/nope") && err.contains("does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn src_escaping_with_dotdot() {
+    let f = Fixture::new(&with_steps(
+        "      - copy: { src: ../recipe/../.., dest: /x }\n",
+    ));
+    let err = f.fails_at(7);
+    assert!(err.contains("outside the recipe"), "{err}");
+}
+
+#[test]
+fn src_absolute() {
+    let f = Fixture::new(&with_steps(
+        "      - copy: { src: /etc/hostname, dest: /x }\n",
+    ));
+    let err = f.fails_at(7);
+    assert!(err.contains("relative"), "{err}");
+}
+
+#[test]
+fn src_escaping_through_a_symlink() {
+    let f = Fixture::new(&with_steps("      - copy: { src: files/out, dest: /x }\n"));
+    std::os::unix::fs::symlink(f.dir.path(), f.root().join("files/out")).unwrap();
+    let err = f.fails_at(7);
+    assert!(err.contains("outside the recipe"), "{err}");
+}
+
+#[test]
+fn template_src_escaping_through_a_symlink() {
+    let f = Fixture::new(&with_steps(
+        "      - template: { src: files/t, dest: /x }\n",
+    ));
+    std::fs::write(f.dir.path().join("secret"), "{{ 1 }}").unwrap();
+    std::os::unix::fs::symlink(f.dir.path().join("secret"), f.root().join("files/t")).unwrap();
+    f.fails_at(7);
+}
+
+#[test]
+fn dest_with_dotdot() {
+    let f = Fixture::new(&with_steps(
+        "      - copy: { src: files/a.txt, dest: /etc/../x }\n",
+    ));
+    let err = f.fails_at(7);
+    assert!(err.contains(".."), "{err}");
+}
+
+#[test]
+fn relative_dest() {
+    let f = Fixture::new(&with_steps("      - file: { dest: etc/x, content: x }\n"));
+    let err = f.fails_at(7);
+    assert!(err.contains("absolute"), "{err}");
+}
+
+#[test]
+fn template_error_names_the_template_and_its_line() {
+    let f = Fixture::new(&with_steps(
+        "      - file: { dest: /ok, content: ok }\n      - template: { src: files/t.tera, dest: /x }\n",
+    ));
+    std::fs::write(f.root().join("files/t.tera"), "fine\n{{ vars.missing }}\n").unwrap();
+    let err = f.fails_at(8);
+    assert!(
+        err.contains("files/t.tera") && err.contains("missing"),
+        "{err}"
+    );
+
+    std::fs::write(f.root().join("files/t.tera"), "fine\n{% if %}\n").unwrap();
+    let err = f.fails_at(8);
+    assert!(
+        err.contains("files/t.tera") && err.contains("line 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn template_cannot_read_the_environment() {
+    let f = Fixture::new(&with_steps(
+        "      - template: { src: files/t.tera, dest: /x }\n",
+    ));
+    std::fs::write(f.root().join("files/t.tera"), "{{ get_env(name='HOME') }}").unwrap();
+    let err = f.fails_at(7);
+    assert!(err.contains("not available"), "{err}");
+}
+
+#[test]
+fn remove_of_a_missing_path() {
+    let f = Fixture::new(&with_steps("      - remove: { path: /etc/nope }\n"));
+    let err = f.fails_at(7);
+    assert!(
+        err.contains("/etc/nope") && err.contains("does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn conflicting_user_ids() {
+    // nonroot has uid 65532 in the static stemcell.
+    let f = Fixture::new(&with_steps(
+        "      - user: { name: intruder, uid: 65532 }\n",
+    ));
+    let err = f.fails_at(7);
+    assert!(
+        err.contains("conflicts") && err.contains("nonroot"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_stemcell() {
+    let f = Fixture::new("name: bad\nversion: '1'\nbase: stemcell:nope\n");
+    let err = f.fails_at(3);
+    assert!(
+        err.contains("unknown stemcell") && err.contains("static@"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_stemcell_version() {
+    let f = Fixture::new("name: bad\nversion: '1'\nbase: stemcell:static@9.9.9\n");
+    f.fails_at(3);
+}
+
+#[test]
+fn socket_in_a_copy_source() {
+    let f = Fixture::new(&with_steps("      - copy: { src: files/tree, dest: /x }\n"));
+    let _listener =
+        std::os::unix::net::UnixListener::bind(f.root().join("files/tree/sock")).unwrap();
+    let err = f.fails_at(7);
+    assert!(
+        err.contains("socket") && err.contains("files/tree/sock"),
+        "{err}"
+    );
+}
+
+#[test]
+fn device_node_in_a_copy_source() {
+    let f = Fixture::new(&with_steps("      - copy: { src: files/tree, dest: /x }\n"));
+    let node = f.root().join("files/tree/null");
+    let made = std::process::Command::new("mknod")
+        .arg(&node)
+        .args(["c", "1", "3"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !made {
+        // mknod needs root (CI runs as root); a fifo is the same class of
+        // special file and needs no privilege.
+        let status = std::process::Command::new("mkfifo")
+            .arg(&node)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let err = f.fails_at(7);
+    assert!(err.contains("files/tree/null"), "{err}");
+}
+
+#[test]
+fn a_file_where_a_directory_is_needed() {
+    let f = Fixture::new(&with_steps(
+        "      - file: { dest: /etc/motd, content: x }\n      - file: { dest: /etc/motd/x, content: y }\n",
+    ));
+    let err = f.fails_at(8);
+    assert!(err.contains("not a directory"), "{err}");
+}
+
+#[test]
+fn missing_recipe_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(ingot().arg("build").arg(dir.path().join("nope.yaml")));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("nope.yaml"), "{}", stderr(&output));
+}
+
+#[test]
+fn failed_rebuild_leaves_the_old_layout_intact() {
+    let f = Fixture::new(&with_steps("      - file: { dest: /x, content: x }\n"));
+    let digest = common::build(&f.root().join("recipe.yaml"), &f.out());
+    let index = std::fs::read(f.out().join("index.json")).unwrap();
+    std::fs::write(
+        f.root().join("recipe.yaml"),
+        with_steps("      - remove: { path: /nope }\n"),
+    )
+    .unwrap();
+    let output = run(ingot()
+        .arg("build")
+        .arg(f.root().join("recipe.yaml"))
+        .arg("-o")
+        .arg(f.out()));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(std::fs::read(f.out().join("index.json")).unwrap(), index);
+    assert_no_staging(f.dir.path());
+    let inspect = run(ingot()
+        .arg("inspect")
+        .arg(format!("oci:{}:1", f.out().display())));
+    assert!(common::stdout(&inspect).contains(&digest));
+}
