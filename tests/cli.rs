@@ -1,0 +1,272 @@
+//! The command line's contract: stdout carries only the result, logs go to
+//! stderr, exit codes mean what design.md says, and layouts hold versions of
+//! one recipe, safely under concurrent builds.
+
+mod common;
+
+use std::path::Path;
+
+use common::{build, ingot, repo, run, stderr, stdout};
+
+fn hello() -> std::path::PathBuf {
+    repo().join("recipes/hello/recipe.yaml")
+}
+
+/// A one-layer recipe named `name` at `version`, written under `dir`.
+fn tiny_recipe(dir: &Path, name: &str, version: &str) -> std::path::PathBuf {
+    let d = dir.join(format!("{name}-{version}"));
+    std::fs::create_dir_all(&d).unwrap();
+    let path = d.join("recipe.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "name: {name}\nversion: '{version}'\nbase: stemcell:static\nlayers:\n  - name: l\n    steps:\n      - file: {{ dest: /v, content: '{version}' }}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn index(layout: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap()
+}
+
+fn tags(layout: &Path) -> Vec<String> {
+    index(layout)["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn build_prints_only_the_digest_and_logs_to_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(ingot()
+        .arg("build")
+        .arg(hello())
+        .arg("-o")
+        .arg(dir.path().join("h")));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("sha256:"));
+    assert!(
+        stderr(&out).contains("building hello 1.2.0"),
+        "{}",
+        stderr(&out)
+    );
+
+    let quiet = run(ingot()
+        .arg("build")
+        .arg(hello())
+        .arg("-q")
+        .arg("-o")
+        .arg(dir.path().join("h")));
+    assert!(quiet.stderr.is_empty(), "{}", stderr(&quiet));
+    assert_eq!(stdout(&quiet), text, "a rebuild gives the same digest");
+}
+
+#[test]
+fn build_json_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(ingot()
+        .arg("build")
+        .arg(hello())
+        .arg("--json")
+        .arg("-o")
+        .arg(dir.path().join("h")));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["name"], "hello");
+    assert_eq!(report["version"], "1.2.0");
+    assert_eq!(report["base"], "stemcell:static@1.0.0");
+    assert!(report["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(report["layers"][0]["name"], "app");
+}
+
+#[test]
+fn default_output_is_out_slash_name_in_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(ingot().current_dir(dir.path()).arg("build").arg(hello()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.path().join("out/hello/index.json").is_file());
+}
+
+#[test]
+fn inspect_shows_layers_config_and_annotations() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("h");
+    let digest = build(&hello(), &layout);
+    let out = run(ingot()
+        .arg("inspect")
+        .arg(format!("oci:{}:1.2.0", layout.display())));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for needle in [
+        digest.as_str(),
+        "platform  linux/amd64",
+        "org.opencontainers.image.title = hello",
+        "org.opencontainers.image.base.name = stemcell:static@1.0.0",
+        "dev.ingot.layer.encoding = 1",
+        "HELLO_CONFIG=/etc/hello/hello.conf",
+        "app",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+
+    let out = run(ingot()
+        .arg("inspect")
+        .arg("--json")
+        .arg(format!("oci:{}", layout.display())));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["digest"], digest.as_str());
+    assert_eq!(json["config"]["config"]["User"], "10001:10001");
+    assert_eq!(json["manifest"]["layers"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn inspect_of_a_missing_tag_or_layout_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("h");
+    build(&hello(), &layout);
+    let out = run(ingot()
+        .arg("inspect")
+        .arg(format!("oci:{}:9.9", layout.display())));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("1.2.0"),
+        "lists the tags: {}",
+        stderr(&out)
+    );
+    let out = run(ingot()
+        .arg("inspect")
+        .arg(format!("oci:{}", dir.path().join("nope").display())));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(ingot().arg("inspect").arg("docker://x/y"));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn revision_and_source_are_annotations() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("h");
+    let out = run(ingot()
+        .args([
+            "build",
+            "--revision",
+            "0123abc",
+            "--source",
+            "https://example.com/r.git",
+        ])
+        .arg(hello())
+        .arg("-o")
+        .arg(&layout));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let inspect = run(ingot()
+        .arg("inspect")
+        .arg(format!("oci:{}", layout.display())));
+    let text = stdout(&inspect);
+    assert!(
+        text.contains("org.opencontainers.image.revision = 0123abc"),
+        "{text}"
+    );
+    assert!(
+        text.contains("org.opencontainers.image.source = https://example.com/r.git"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_source_date_epoch_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(ingot()
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .arg("build")
+        .arg(hello())
+        .arg("-o")
+        .arg(dir.path().join("h")));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("SOURCE_DATE_EPOCH"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("h").exists());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(run(ingot().arg("frobnicate")).status.code(), Some(2));
+    assert_eq!(run(ingot().arg("build")).status.code(), Some(2));
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    for cmd in ["build", "inspect"] {
+        let out = run(ingot().args([cmd, "--help"]));
+        assert!(out.status.success());
+        let text = stdout(&out);
+        assert!(
+            text.contains("Examples:") && text.contains(&format!("ingot {cmd}")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_layout_keeps_every_version_and_refuses_other_recipes() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let d1 = build(&tiny_recipe(dir.path(), "app", "1"), &layout);
+    let d2 = build(&tiny_recipe(dir.path(), "app", "2"), &layout);
+    assert_ne!(d1, d2);
+    assert_eq!(tags(&layout), ["1", "2"]);
+    // Rebuilding a version replaces its entry.
+    assert_eq!(build(&tiny_recipe(dir.path(), "app", "1"), &layout), d1);
+    assert_eq!(tags(&layout), ["1", "2"]);
+
+    let other = tiny_recipe(dir.path(), "other", "1");
+    let out = run(ingot().arg("build").arg(&other).arg("-o").arg(&layout));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("\"app\""), "{}", stderr(&out));
+    assert_eq!(tags(&layout), ["1", "2"]);
+}
+
+#[test]
+fn concurrent_builds_into_one_layout_keep_every_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let versions: Vec<String> = (1..=6).map(|v| v.to_string()).collect();
+    let children: Vec<_> = versions
+        .iter()
+        .map(|v| {
+            ingot()
+                .arg("build")
+                .arg("-q")
+                .arg(tiny_recipe(dir.path(), "app", v))
+                .arg("-o")
+                .arg(&layout)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    assert_eq!(tags(&layout), versions);
+    for v in &versions {
+        let out = run(ingot()
+            .arg("inspect")
+            .arg(format!("oci:{}:{v}", layout.display())));
+        assert!(out.status.success(), "{v}: {}", stderr(&out));
+    }
+}
