@@ -199,7 +199,17 @@ fn build_image(recipe: &Recipe, blobs: &BlobStore, options: &Options, log: Log) 
         });
     }
 
-    let merged = image_config::merge(base.config.config().as_ref(), &spec.config);
+    let mut merged = image_config::merge(base.config.config().as_ref(), &spec.config);
+    if !spec.params.is_empty() {
+        let params = canonical_json(&spec.params)
+            .map_err(|e| Error::Failed(format!("encoding params: {e}")))?;
+        let mut labels = merged.labels().clone().unwrap_or_default();
+        labels.insert(
+            annotation::PARAMS.to_string(),
+            String::from_utf8_lossy(&params).into_owned(),
+        );
+        merged.set_labels(Some(labels));
+    }
     let config = image_config::image_config(&platform, &created, merged, &diff_ids, history);
     let config_blob = put_json(blobs, &config)?;
 

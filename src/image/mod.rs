@@ -35,6 +35,8 @@ pub mod annotation {
     /// On a layer descriptor: whether the layer's bytes depended on the
     /// base's content, so a later rebase knows whether it is safe.
     pub const LAYER_BASE_DEPENDENT: &str = "dev.ingot.layer.base-dependent";
+    /// Config label: the recipe's declared runtime params, canonical JSON.
+    pub const PARAMS: &str = "dev.ingot.params";
     /// The recipe name that owns a layout, on index.json.
     pub const LAYOUT_RECIPE: &str = "dev.ingot.recipe";
 }
