@@ -141,6 +141,7 @@ fn build_image(recipe: &Recipe, blobs: &BlobStore, options: &Options, log: Log) 
             recipe,
             base: &base,
             view: &view,
+            base_layers: base.layers.len(),
             epoch: options.epoch,
         };
         let plan = plan::plan_layer(&inputs, i)?;

@@ -21,6 +21,9 @@ pub struct Inputs<'a> {
     pub recipe: &'a Recipe,
     pub base: &'a BaseImage,
     pub view: &'a View,
+    /// How many of the view's layers are the base's: reading those makes a
+    /// layer base-dependent, reading the recipe's own does not.
+    pub base_layers: usize,
     pub epoch: u64,
 }
 
@@ -31,13 +34,17 @@ pub struct Plan {
     whiteouts: BTreeSet<ImagePath>,
     opaques: BTreeSet<ImagePath>,
     /// Whether the layer read the base: account edits, removals, templates
-    /// using `base`, paths resolved through lower symlinks.
+    /// using `base`, paths resolved through the base's symlinks.
     pub base_dependent: bool,
+    base_layers: usize,
 }
 
 /// Plans layer `index` of the recipe. Errors name the step at fault.
 pub fn plan_layer(inputs: &Inputs, index: usize) -> Result<Plan, RecipeError> {
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        base_layers: inputs.base_layers,
+        ..Plan::default()
+    };
     let recipe = inputs.recipe;
     for (j, step) in recipe.spec.layers[index].steps.iter().enumerate() {
         let fail = |field: &str| {
@@ -185,9 +192,23 @@ impl Plan {
 
     /// Resolves `path`'s directories through symlinks, lower or planned.
     fn resolve(&mut self, view: &View, path: &ImagePath) -> Result<ImagePath, String> {
-        let (resolved, crossed) = resolve_parent_with(path, |p| self.lookup(view, p))?;
-        self.base_dependent |= crossed;
+        let through_base = std::cell::Cell::new(false);
+        let (resolved, _) = resolve_parent_with(path, |p| {
+            let kind = self.lookup(view, p);
+            if matches!(kind, Some(NodeKind::Symlink { .. })) && self.from_base(view, p) {
+                through_base.set(true);
+            }
+            kind
+        })?;
+        self.base_dependent |= through_base.get();
         Ok(resolved)
+    }
+
+    /// Whether what this layer sees at `path` comes from a base layer.
+    fn from_base(&self, view: &View, path: &ImagePath) -> bool {
+        !self.entries.contains_key(path)
+            && !self.hidden(path)
+            && view.get(path).is_some_and(|n| n.layer < self.base_layers)
     }
 
     /// Adds an entry at an already resolved `path`, creating missing parents
@@ -238,6 +259,7 @@ impl Plan {
     fn remove(&mut self, view: &View, path: &ImagePath) -> Result<(), String> {
         let planned = self.entries.contains_key(path);
         let lower = !self.hidden(path) && view.get(path).is_some();
+        self.base_dependent |= self.from_base(view, path);
         if !planned && !lower {
             return Err(format!(
                 "{path} does not exist in the base or earlier steps"
@@ -248,7 +270,6 @@ impl Plan {
         if lower {
             self.whiteouts.retain(|w| !w.starts_with(path));
             self.whiteouts.insert(path.clone());
-            self.base_dependent = true;
         }
         Ok(())
     }
@@ -348,6 +369,7 @@ impl Plan {
     fn databases(&mut self, view: &View) -> Result<Databases, String> {
         let mut read = |name: &str| -> Result<String, String> {
             let path = ImagePath::root().join_rel(name);
+            self.base_dependent |= self.from_base(view, &path);
             let bytes = match self.entries.get(&path).map(|e| &e.kind) {
                 Some(EntryKind::File(Content::Bytes(b))) => b.clone(),
                 Some(EntryKind::File(Content::Path { path: host, .. })) => {
@@ -356,10 +378,7 @@ impl Plan {
                 Some(_) => return Err(format!("{path} is not a regular file")),
                 None if self.hidden(&path) => Vec::new(),
                 None => match view.content(&path) {
-                    Some(b) => {
-                        self.base_dependent = true;
-                        b.to_vec()
-                    }
+                    Some(b) => b.to_vec(),
                     None if view.get(&path).is_some() => {
                         return Err(format!("{path} is not a regular file"));
                     }
