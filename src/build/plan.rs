@@ -195,7 +195,7 @@ impl Plan {
         let through_base = std::cell::Cell::new(false);
         let (resolved, _) = resolve_parent_with(path, |p| {
             let kind = self.lookup(view, p);
-            if matches!(kind, Some(NodeKind::Symlink { .. })) && self.from_base(view, p) {
+            if matches!(kind, Some(NodeKind::Symlink { .. })) && self.sees_base(view, p) {
                 through_base.set(true);
             }
             kind
@@ -205,7 +205,7 @@ impl Plan {
     }
 
     /// Whether what this layer sees at `path` comes from a base layer.
-    fn from_base(&self, view: &View, path: &ImagePath) -> bool {
+    fn sees_base(&self, view: &View, path: &ImagePath) -> bool {
         !self.entries.contains_key(path)
             && !self.hidden(path)
             && view.get(path).is_some_and(|n| n.layer < self.base_layers)
@@ -259,7 +259,7 @@ impl Plan {
     fn remove(&mut self, view: &View, path: &ImagePath) -> Result<(), String> {
         let planned = self.entries.contains_key(path);
         let lower = !self.hidden(path) && view.get(path).is_some();
-        self.base_dependent |= self.from_base(view, path);
+        self.base_dependent |= self.sees_base(view, path);
         if !planned && !lower {
             return Err(format!(
                 "{path} does not exist in the base or earlier steps"
@@ -369,7 +369,7 @@ impl Plan {
     fn databases(&mut self, view: &View) -> Result<Databases, String> {
         let mut read = |name: &str| -> Result<String, String> {
             let path = ImagePath::root().join_rel(name);
-            self.base_dependent |= self.from_base(view, &path);
+            self.base_dependent |= self.sees_base(view, &path);
             let bytes = match self.entries.get(&path).map(|e| &e.kind) {
                 Some(EntryKind::File(Content::Bytes(b))) => b.clone(),
                 Some(EntryKind::File(Content::Path { path: host, .. })) => {
