@@ -270,3 +270,28 @@ fn concurrent_builds_into_one_layout_keep_every_tag() {
         assert!(out.status.success(), "{v}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn an_empty_output_directory_becomes_the_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("empty");
+    std::fs::create_dir(&layout).unwrap();
+    build(&hello(), &layout);
+    assert!(layout.join("oci-layout").is_file());
+
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("notes.txt"), "mine").unwrap();
+    let out = run(ingot().arg("build").arg(hello()).arg("-o").arg(&full));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not an OCI image layout"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_dir(&full).unwrap().count(),
+        1,
+        "nothing written into it"
+    );
+}

@@ -65,7 +65,10 @@ pub struct Tagged<'a> {
 /// Publishes the staged blobs and the tag at the staging's target.
 pub fn commit(staging: Staging, tagged: &Tagged) -> Result<()> {
     let target = staging.target.clone();
-    if !target.exists() {
+    // An empty directory (made by a user, or by `mktemp -d`) is no layout
+    // yet; rename(2) replaces it atomically.
+    let empty_dir = fs::read_dir(&target).is_ok_and(|mut d| d.next().is_none());
+    if empty_dir || !target.exists() {
         let index = index_with(None, tagged);
         write_layout_files(staging.dir.path(), &index)?;
         if let Some(parent) = target.parent() {
@@ -95,8 +98,9 @@ pub fn commit(staging: Staging, tagged: &Tagged) -> Result<()> {
 
 /// Moves blobs into an existing layout and retags, under its lock.
 fn merge_into(target: &Path, blobs: &BlobStore, tagged: &Tagged) -> Result<()> {
-    let _lock = lock(target)?;
+    // Check it is a layout before creating the lock file in it.
     let layout = Layout::open(target)?;
+    let _lock = lock(target)?;
     let index = layout.index()?;
     let owner = index
         .annotations()
