@@ -238,9 +238,15 @@ impl Plan {
             // A removed directory comes back: hide its old content instead.
             self.opaques.insert(path.clone());
         }
-        if !is_dir && !self.hidden(&path) && view.get(&path).is_some_and(Node::is_dir) {
-            // A file replacing a lower directory must hide its subtree.
-            self.whiteouts.insert(path.clone());
+        if !is_dir {
+            let lower_dir = view.get(&path).is_some_and(Node::is_dir);
+            if lower_dir && !self.hidden(&path) {
+                // A file replacing a lower directory must hide its subtree.
+                self.whiteouts.insert(path.clone());
+            } else if !lower_dir {
+                // A file replaces a lower file by itself: no whiteout needed.
+                self.whiteouts.remove(&path);
+            }
         }
         if !is_dir {
             self.entries
