@@ -456,3 +456,133 @@ fn node_kind(kind: &EntryKind) -> NodeKind {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> ImagePath {
+        s.parse().unwrap()
+    }
+
+    /// A base with /etc/motd (file), /srv/old/x (a directory tree) and
+    /// /tmp 1777, all in base layer 0.
+    fn base_view() -> View {
+        let node = |kind, mode| Node {
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            layer: 0,
+        };
+        let file = || node(NodeKind::File { size: 1 }, 0o644);
+        let mut v = View::new();
+        v.apply(vec![
+            Change::Put(p("/etc"), node(NodeKind::Dir, 0o755), None),
+            Change::Put(p("/etc/motd"), file(), None),
+            Change::Put(p("/srv"), node(NodeKind::Dir, 0o755), None),
+            Change::Put(p("/srv/old"), node(NodeKind::Dir, 0o755), None),
+            Change::Put(p("/srv/old/x"), file(), None),
+            Change::Put(p("/tmp"), node(NodeKind::Dir, 0o1777), None),
+        ]);
+        v
+    }
+
+    fn plan() -> Plan {
+        Plan {
+            base_layers: 1,
+            ..Plan::default()
+        }
+    }
+
+    fn file() -> EntryKind {
+        EntryKind::File(Content::Bytes(b"new".to_vec()))
+    }
+
+    fn paths(plan: Plan) -> Vec<String> {
+        let (entries, _) = plan.into_layer(1).unwrap();
+        let mut names: Vec<String> = entries.into_iter().map(|e| e.path).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn existing_parents_are_not_re_emitted_and_new_ones_are_0755() {
+        let view = base_view();
+        let mut plan = plan();
+        plan.put(&view, p("/tmp/a/b"), file(), 0o600, Owner::default())
+            .unwrap();
+        let (entries, _) = plan.into_layer(1).unwrap();
+        let got: Vec<(&str, u32)> = entries.iter().map(|e| (e.path.as_str(), e.mode)).collect();
+        assert_eq!(got, [("tmp/a", 0o755), ("tmp/a/b", 0o600)]);
+    }
+
+    #[test]
+    fn removing_and_recreating_a_directory_is_an_opaque_whiteout() {
+        let view = base_view();
+        let mut plan = plan();
+        plan.remove(&view, &p("/srv/old")).unwrap();
+        plan.put(&view, p("/srv/old/y"), file(), 0o644, Owner::default())
+            .unwrap();
+        assert!(plan.base_dependent);
+        assert_eq!(
+            paths(plan),
+            ["srv/old", "srv/old/.wh..wh..opq", "srv/old/y"]
+        );
+    }
+
+    #[test]
+    fn removing_a_directory_is_a_plain_whiteout() {
+        let view = base_view();
+        let mut plan = plan();
+        plan.remove(&view, &p("/srv/old")).unwrap();
+        assert_eq!(paths(plan), ["srv/.wh.old"]);
+    }
+
+    #[test]
+    fn a_file_replacing_a_removed_file_needs_no_whiteout() {
+        let view = base_view();
+        let mut plan = plan();
+        plan.remove(&view, &p("/etc/motd")).unwrap();
+        plan.put(&view, p("/etc/motd"), file(), 0o644, Owner::default())
+            .unwrap();
+        assert_eq!(paths(plan), ["etc/motd"]);
+    }
+
+    #[test]
+    fn a_file_replacing_a_lower_directory_hides_its_tree() {
+        let view = base_view();
+        let mut plan = plan();
+        plan.put(&view, p("/srv/old"), file(), 0o644, Owner::default())
+            .unwrap();
+        assert_eq!(paths(plan), ["srv/.wh.old", "srv/old"]);
+    }
+
+    #[test]
+    fn removing_what_exists_nowhere_is_an_error() {
+        let view = base_view();
+        let mut plan = plan();
+        assert!(plan.remove(&view, &p("/etc/nope")).is_err());
+        // Removed once, it is gone for the rest of the layer too.
+        plan.remove(&view, &p("/etc/motd")).unwrap();
+        assert!(plan.remove(&view, &p("/etc/motd")).is_err());
+        // Something planned in this layer can be removed again.
+        plan.put(&view, p("/etc/new"), file(), 0o644, Owner::default())
+            .unwrap();
+        plan.remove(&view, &p("/etc/new")).unwrap();
+        assert_eq!(paths(plan), ["etc/.wh.motd"]);
+    }
+
+    #[test]
+    fn a_file_parent_is_an_error() {
+        let view = base_view();
+        let mut plan = plan();
+        let err = plan
+            .put(&view, p("/etc/motd/x"), file(), 0o644, Owner::default())
+            .unwrap_err();
+        assert!(
+            err.contains("/etc/motd") && err.contains("not a directory"),
+            "{err}"
+        );
+    }
+}
