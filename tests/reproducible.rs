@@ -1,0 +1,590 @@
+//! design.md's "Reproducibility rules", proven by building under different
+//! conditions and comparing digests, and by reading the output with
+//! independent tools (Python's gzip, zlib and tarfile; skopeo).
+
+mod common;
+
+use std::cmp::Ordering;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const EPOCH: &str = "1700000000";
+const EPOCH_RFC3339: &str = "2023-11-14T22:13:20Z";
+
+fn recipe(name: &str) -> PathBuf {
+    common::repo()
+        .join("recipes")
+        .join(name)
+        .join("recipe.yaml")
+}
+
+fn read_json(path: &Path) -> Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn blob_path(layout: &Path, digest: &str) -> PathBuf {
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+    layout.join("blobs").join("sha256").join(hex)
+}
+
+fn blob_json(layout: &Path, digest: &Value) -> Value {
+    read_json(&blob_path(layout, digest.as_str().unwrap()))
+}
+
+/// Runs `cmd` (an `ingot build`), returning the digest it printed.
+fn digest_of(cmd: &mut Command) -> String {
+    let out = common::run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        common::stderr(&out)
+    );
+    let digest = common::stdout(&out).trim().to_string();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest:?}"
+    );
+    digest
+}
+
+/// Builds with SOURCE_DATE_EPOCH set to `epoch`.
+fn build_at(epoch: &str, recipe: &Path, out: &Path) -> String {
+    digest_of(
+        common::ingot()
+            .env("SOURCE_DATE_EPOCH", epoch)
+            .arg("build")
+            .arg(recipe)
+            .arg("-o")
+            .arg(out),
+    )
+}
+
+/// Copies `from` to `to` like `common::copy_tree`, but creating entries in
+/// reverse name order, so directory order on disk differs from a checkout's.
+fn copy_reversed(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    let mut entries: Vec<_> = std::fs::read_dir(from)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    entries.sort_by_key(|e| std::cmp::Reverse(e.file_name()));
+    for entry in entries {
+        let ft = entry.file_type().unwrap();
+        let dest = to.join(entry.file_name());
+        if ft.is_dir() {
+            copy_reversed(&entry.path(), &dest);
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Every path under `root` (itself included), deepest first.
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if std::fs::symlink_metadata(root).unwrap().is_dir() {
+        for entry in std::fs::read_dir(root).unwrap() {
+            out.extend(walk(&entry.unwrap().path()));
+        }
+    }
+    out.push(root.to_path_buf());
+    out
+}
+
+/// Gives every input odd host metadata that must not reach the image: the
+/// modes a `umask 077` checkout has (and group/other bits that differ from
+/// the owner's), an xattr, an extra hard link (so a link count of 2), a
+/// foreign owner when running as root, and scattered mtimes (set last,
+/// deepest first, so nothing disturbs them afterwards).
+fn scramble_metadata(root: &Path) {
+    std::fs::hard_link(root.join("files/tree/top.txt"), root.join("top-link")).unwrap();
+    // /proc/self is owned by the effective uid.
+    let as_root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let times = [
+        "@1",
+        "1999-12-31 23:59:59",
+        "2038-01-19 03:14:08",
+        "@4102444799",
+        "2004-02-29 12:00:00",
+        "@1234567890",
+    ];
+    for (i, path) in walk(root).iter().enumerate() {
+        let meta = std::fs::symlink_metadata(path).unwrap();
+        if !meta.file_type().is_symlink() {
+            // Only the owner's execute bit may count (rule 5): vary the rest.
+            let exec = meta.permissions().mode() & 0o100 != 0;
+            let mode = match (meta.is_dir(), exec, i % 2) {
+                (true, _, _) => 0o700,
+                (false, true, 0) => 0o700,
+                (false, true, _) => 0o500,
+                (false, false, 0) => 0o600,
+                (false, false, _) => 0o677,
+            };
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        if meta.is_file() {
+            // xattrs are dropped (rule 6). Best effort: not every
+            // filesystem takes user xattrs.
+            let _ = Command::new("python3")
+                .arg("-c")
+                .arg("import os, sys; os.setxattr(sys.argv[1], 'user.ingot.test', b'host')")
+                .arg(path)
+                .output();
+        }
+        if as_root {
+            std::os::unix::fs::lchown(path, Some(4242 + i as u32), Some(777)).unwrap();
+        }
+        let status = Command::new("touch")
+            .arg("-h")
+            .arg("-d")
+            .arg(times[i % times.len()])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "touch {}", path.display());
+    }
+}
+
+#[test]
+/// Rules 5, 6 and 10, and the closing paragraph: the digest depends on the
+/// recipe and its inputs only, not on where the recipe lives, the input
+/// files' creation order, mtimes, modes beyond owner-executable, owners or
+/// link counts, nor on the builder's umask, TZ, locale, current directory
+/// or output path. Changing one input's content does change it.
+fn host_conditions_do_not_change_the_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let normal = common::build(&recipe("everything"), &tmp.path().join("a/everything"));
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join("some/other-name");
+    copy_reversed(&common::repo().join("recipes/everything"), &copy);
+    scramble_metadata(&copy);
+
+    let odd_build = |out: &str| {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(r#"umask 077; exec "$@""#)
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_ingot"))
+            .arg("build")
+            .arg("recipe.yaml")
+            .arg("-o")
+            .arg(out)
+            .current_dir(&copy)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env("TZ", "Pacific/Chatham")
+            .env("LANG", "tr_TR.UTF-8")
+            .env("LC_ALL", "tr_TR.UTF-8");
+        digest_of(&mut cmd)
+    };
+    assert_eq!(odd_build("../../out/x"), normal);
+
+    // The test can fail: one changed input byte is a different image.
+    std::fs::write(copy.join("files/tree/top.txt"), "TOP\n").unwrap();
+    assert_ne!(odd_build("../../out/y"), normal);
+}
+
+#[test]
+/// Rule 1: SOURCE_DATE_EPOCH is the image's one timestamp: the same epoch
+/// gives the same digest, another epoch another digest, and skopeo reads
+/// it back as the image's creation time.
+fn source_date_epoch_sets_the_timestamp() {
+    common::require("skopeo");
+    let tmp = tempfile::tempdir().unwrap();
+    let hello = recipe("hello");
+    let first = build_at(EPOCH, &hello, &tmp.path().join("one"));
+    let second = build_at(EPOCH, &hello, &tmp.path().join("two"));
+    assert_eq!(first, second);
+    let other = build_at("1700000001", &hello, &tmp.path().join("three"));
+    assert_ne!(other, first);
+
+    let out = common::run(
+        Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci:{}:1.2.0", tmp.path().join("one").display())),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let inspect: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspect["Created"], EPOCH_RFC3339);
+    assert_eq!(inspect["Digest"], first.as_str());
+}
+
+/// Dumps every member of a gzip'd tar layer as JSON: name, type, mtime,
+/// ids, user and group names, PAX record keys, and the text of the members
+/// named in the remaining arguments. Also reports whether the blob is one
+/// gzip member and its header fields.
+const DUMP: &str = r#"
+import gzip, json, sys, tarfile, zlib
+path, wanted = sys.argv[1], set(sys.argv[2:])
+raw = open(path, "rb").read()
+d = zlib.decompressobj(wbits=31)
+d.decompress(raw)
+members, texts = [], {}
+with gzip.open(path, "rb") as gz:
+    with tarfile.open(fileobj=gz, mode="r|") as tar:
+        for m in tar:
+            data = tar.extractfile(m).read() if m.isfile() else b""
+            if m.name in wanted:
+                texts[m.name] = data.decode()
+            members.append({
+                "name": m.name, "type": m.type.decode(), "mtime": m.mtime,
+                "uid": m.uid, "gid": m.gid, "uname": m.uname, "gname": m.gname,
+                "pax": sorted(m.pax_headers),
+            })
+json.dump({
+    "members": members, "texts": texts,
+    "one_member": d.eof and d.unused_data == b"",
+    "flags": raw[3], "mtime": list(raw[4:8]),
+}, sys.stdout)
+"#;
+
+fn dump(blob: &Path, wanted: &[&str]) -> Value {
+    let out = common::run(
+        Command::new("python3")
+            .arg("-c")
+            .arg(DUMP)
+            .arg(blob)
+            .args(wanted),
+    );
+    assert!(out.status.success(), "python3: {}", common::stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The manifest of the one image in `layout`.
+fn only_manifest(layout: &Path) -> Value {
+    let index = read_json(&layout.join("index.json"));
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 1, "{index}");
+    blob_json(layout, &manifests[0]["digest"])
+}
+
+#[test]
+/// Rule 1, in detail: with SOURCE_DATE_EPOCH set, every timestamp the
+/// recipe's layers produce uses it: tar mtimes, config `created`, history
+/// `created`, the `created` annotation and /etc/shadow's last-change day.
+/// The stemcell below stays as pinned (built at its own epoch).
+fn epoch_reaches_every_timestamp() {
+    common::require("python3");
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("everything");
+    build_at(EPOCH, &recipe("everything"), &layout);
+    let manifest = only_manifest(&layout);
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.created"],
+        EPOCH_RFC3339
+    );
+    let config = blob_json(&layout, &manifest["config"]["digest"]);
+    assert_eq!(config["created"], EPOCH_RFC3339);
+    let history = config["history"].as_array().unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(history.len(), layers.len(), "{history:?}");
+    for entry in &history[1..] {
+        assert_eq!(entry["created"], EPOCH_RFC3339, "{entry}");
+    }
+
+    // The stemcell's layer is the same whatever the caller's epoch.
+    let plain = tmp.path().join("plain");
+    common::build(&recipe("everything"), &plain);
+    assert_eq!(only_manifest(&plain)["layers"][0], layers[0]);
+
+    let epoch: u64 = EPOCH.parse().unwrap();
+    let mut shadow = None;
+    for desc in &layers[1..] {
+        let seen = dump(
+            &blob_path(&layout, desc["digest"].as_str().unwrap()),
+            &["etc/shadow"],
+        );
+        for m in seen["members"].as_array().unwrap() {
+            assert_eq!(m["mtime"], epoch, "{m}");
+        }
+        if let Some(text) = seen["texts"]["etc/shadow"].as_str() {
+            shadow = Some(text.to_string());
+        }
+    }
+    let shadow = shadow.expect("a layer writes /etc/shadow");
+    let app = shadow
+        .lines()
+        .find(|l| l.starts_with("app:"))
+        .unwrap_or_else(|| panic!("{shadow}"));
+    let days = (epoch / 86_400).to_string();
+    assert_eq!(app.split(':').nth(2), Some(days.as_str()), "{app}");
+}
+
+#[test]
+/// Rules 4, 7 and 8: tar headers carry numeric ids with empty user and
+/// group names and PAX records only for what ustar cannot hold (never
+/// atime or ctime); each blob is one gzip member whose header has no file
+/// name, comment or mtime.
+fn layer_headers_hold_no_host_data() {
+    common::require("python3");
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("everything");
+    common::build(&recipe("everything"), &layout);
+    let manifest = only_manifest(&layout);
+    let allowed_pax = ["gid", "linkpath", "mtime", "path", "size", "uid"];
+    for desc in manifest["layers"].as_array().unwrap() {
+        let seen = dump(&blob_path(&layout, desc["digest"].as_str().unwrap()), &[]);
+        assert_eq!(seen["one_member"], true, "{desc}");
+        let flags = seen["flags"].as_u64().unwrap();
+        assert_eq!(flags & 0x18, 0, "FNAME/FCOMMENT set in {desc}");
+        assert_eq!(seen["mtime"], serde_json::json!([0, 0, 0, 0]), "{desc}");
+        for m in seen["members"].as_array().unwrap() {
+            assert_eq!((&m["uname"], &m["gname"]), (&"".into(), &"".into()), "{m}");
+            for key in m["pax"].as_array().unwrap() {
+                assert!(
+                    allowed_pax.contains(&key.as_str().unwrap()),
+                    "PAX record {key} in {m}"
+                );
+            }
+        }
+    }
+}
+
+/// Design.md's rule 2, restated independently: compare component by
+/// component; an ancestor comes first; within a directory the opaque
+/// whiteout, then whiteouts, then other names, each by raw bytes.
+fn canonical(a: &str, b: &str) -> Ordering {
+    let rank = |n: &str| match n {
+        ".wh..wh..opq" => 0,
+        n if n.starts_with(".wh.") => 1,
+        _ => 2,
+    };
+    let (mut x, mut y) = (a.split('/'), b.split('/'));
+    loop {
+        match (x.next(), y.next()) {
+            (Some(p), Some(q)) => match (rank(p), p.as_bytes()).cmp(&(rank(q), q.as_bytes())) {
+                Ordering::Equal => {}
+                o => return o,
+            },
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (None, None) => return Ordering::Equal,
+        }
+    }
+}
+
+#[test]
+/// Rule 2: every layer lists its entries depth-first, whiteouts first,
+/// names by raw bytes, each path once, as Python's tarfile reads them.
+fn layers_list_entries_in_canonical_order() {
+    common::require("python3");
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["hello", "everything"] {
+        let layout = tmp.path().join(name);
+        common::build(&recipe(name), &layout);
+        let manifest = only_manifest(&layout);
+        for desc in manifest["layers"].as_array().unwrap() {
+            let seen = dump(&blob_path(&layout, desc["digest"].as_str().unwrap()), &[]);
+            let names: Vec<&str> = seen["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["name"].as_str().unwrap())
+                .collect();
+            for pair in names.windows(2) {
+                assert_eq!(
+                    canonical(pair[0], pair[1]),
+                    Ordering::Less,
+                    "{name} layer {}: {:?} before {:?}",
+                    desc["annotations"],
+                    pair[0],
+                    pair[1]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+/// The golden digest: recipes/hello built with SOURCE_DATE_EPOCH unset has
+/// the digest recorded in tests/golden/hello.digest. A change to any byte
+/// ingot writes (tar, gzip, JSON, stemcell) shows here; when it is on
+/// purpose, run scripts/regen-golden and say why in the commit.
+fn hello_matches_the_golden_digest() {
+    let golden = std::fs::read_to_string(common::repo().join("tests/golden/hello.digest"))
+        .expect("tests/golden/hello.digest; run scripts/regen-golden");
+    let tmp = tempfile::tempdir().unwrap();
+    let digest = common::build(&recipe("hello"), &tmp.path().join("hello"));
+    assert_eq!(
+        digest,
+        golden.trim(),
+        "hello's digest changed; if on purpose, run scripts/regen-golden"
+    );
+}
+
+/// The descriptors index.json lists for `tag`.
+fn tagged(layout: &Path, tag: &str) -> Vec<Value> {
+    let index = read_json(&layout.join("index.json"));
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .cloned()
+        .collect()
+}
+
+#[test]
+/// Output: rebuilding a version into the same layout gives the same digest
+/// and leaves exactly one manifest for its tag; a rebuild that changes the
+/// image replaces the tag's entry rather than adding one.
+fn rebuild_into_the_same_layout_keeps_one_manifest_per_tag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("hello");
+    let first = common::build(&recipe("hello"), &layout);
+    let again = common::build(&recipe("hello"), &layout);
+    assert_eq!(first, again);
+    let entries = tagged(&layout, "1.2.0");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["digest"], first.as_str());
+
+    let changed = build_at(EPOCH, &recipe("hello"), &layout);
+    assert_ne!(changed, first);
+    let entries = tagged(&layout, "1.2.0");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["digest"], changed.as_str());
+    let index = read_json(&layout.join("index.json"));
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+
+    // No staging directories or temp blobs are left behind.
+    let stray: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .chain(std::fs::read_dir(layout.join("blobs/sha256")).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+/// Writes a one-layer recipe on scratch copying `files/d` to /d.
+fn links_recipe(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.join("files/d")).unwrap();
+    let recipe = dir.join("recipe.yaml");
+    std::fs::write(
+        &recipe,
+        "name: links\nversion: 1.0.0\nbase: scratch\nlayers:\n  - name: data\n    steps:\n      - copy: { src: files/d, dest: /d }\n",
+    )
+    .unwrap();
+    recipe
+}
+
+#[test]
+/// Rule 6: hard-linked sources become regular files, each with its own
+/// content: the image is the same as from two separate files, and no tar
+/// member is a hard link.
+fn hardlinks_become_regular_files() {
+    common::require("python3");
+    let tmp = tempfile::tempdir().unwrap();
+    let linked = links_recipe(&tmp.path().join("linked"));
+    let d = tmp.path().join("linked/files/d");
+    std::fs::write(d.join("a"), "same\n").unwrap();
+    std::fs::hard_link(d.join("a"), d.join("b")).unwrap();
+    let separate = links_recipe(&tmp.path().join("separate"));
+    let d = tmp.path().join("separate/files/d");
+    std::fs::write(d.join("a"), "same\n").unwrap();
+    std::fs::write(d.join("b"), "same\n").unwrap();
+
+    let layout = tmp.path().join("out-linked");
+    let digest = common::build(&linked, &layout);
+    assert_eq!(
+        common::build(&separate, &tmp.path().join("out-separate")),
+        digest
+    );
+    let manifest = only_manifest(&layout);
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    let seen = dump(
+        &blob_path(&layout, layers[0]["digest"].as_str().unwrap()),
+        &["d/a", "d/b"],
+    );
+    for m in seen["members"].as_array().unwrap() {
+        assert_ne!(m["type"], "1", "a hard link member: {m}");
+    }
+    assert_eq!(seen["texts"]["d/a"], "same\n");
+    assert_eq!(seen["texts"]["d/b"], "same\n");
+}
+
+/// Exits non-zero unless every file named is canonical JSON: keys sorted,
+/// no insignificant whitespace, no trailing newline.
+const CANONICAL_JSON: &str = r#"
+import json, sys
+for path in sys.argv[1:]:
+    raw = open(path, "rb").read()
+    again = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"),
+                       ensure_ascii=False).encode()
+    if raw != again:
+        sys.exit("%s is not canonical:\n%s\n%s" % (path, raw, again))
+"#;
+
+#[test]
+/// Rule 9: the manifest, the config and index.json are canonical JSON, as
+/// Python re-encodes it with sorted keys and no whitespace.
+fn json_is_canonical() {
+    common::require("python3");
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("everything");
+    let digest = common::build(&recipe("everything"), &layout);
+    let manifest = only_manifest(&layout);
+    let out = common::run(
+        Command::new("python3")
+            .arg("-c")
+            .arg(CANONICAL_JSON)
+            .arg(blob_path(&layout, &digest))
+            .arg(blob_path(
+                &layout,
+                manifest["config"]["digest"].as_str().unwrap(),
+            ))
+            .arg(layout.join("index.json")),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+}
+
+#[test]
+/// Rule 10: no host data in the image: neither the recipe's path, the
+/// output path, nor ingot's own version appear in any blob (layers read
+/// uncompressed).
+fn no_host_paths_or_builder_version_in_the_image() {
+    use std::io::Read as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("recipe-dir-marker-q7z");
+    common::copy_tree(&common::repo().join("recipes/hello"), &src);
+    let layout = tmp.path().join("output-marker-k3x");
+    common::build(&src.join("recipe.yaml"), &layout);
+
+    let needles = [
+        "recipe-dir-marker-q7z".to_string(),
+        "output-marker-k3x".to_string(),
+        tmp.path().display().to_string(),
+        common::repo().display().to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    ];
+    assert_ne!(env!("CARGO_PKG_VERSION"), "1.2.0", "hello's own version");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            let mut plain = Vec::new();
+            flate2::read::MultiGzDecoder::new(&bytes[..])
+                .read_to_end(&mut plain)
+                .unwrap();
+            bytes = plain;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for needle in &needles {
+            assert!(
+                !text.contains(needle.as_str()),
+                "{needle:?} in blob {}",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} blobs");
+}
