@@ -42,7 +42,10 @@ pub fn build(recipe: &Path, out: &Path) -> String {
         stderr(&output)
     );
     let digest = stdout(&output).trim().to_string();
-    assert!(digest.starts_with("sha256:") && digest.len() == 71, "stdout was {digest:?}");
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "stdout was {digest:?}"
+    );
     digest
 }
 
@@ -55,7 +58,10 @@ pub fn require(tool: &str) {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    assert!(found, "{tool} is not installed; run ./scripts/test, which installs it");
+    assert!(
+        found,
+        "{tool} is not installed; run ./scripts/test, which installs it"
+    );
 }
 
 /// Copies a directory tree (files, dirs, symlinks), as `cp -a` would but
