@@ -295,3 +295,30 @@ fn an_empty_output_directory_becomes_the_layout() {
         "nothing written into it"
     );
 }
+
+/// Layouts are published with the usual modes under the caller's umask, so
+/// other users' tools (skopeo, umoci) can read what a build wrote.
+#[test]
+fn layout_files_follow_the_umask_not_temp_file_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("h");
+    let out = run(std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 022; exec \"$@\"")
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_ingot"))
+        .arg("build")
+        .arg(hello())
+        .arg("-o")
+        .arg(&layout));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&layout), 0o755);
+    assert_eq!(mode(&layout.join("blobs/sha256")), 0o755);
+    assert_eq!(mode(&layout.join("index.json")), 0o644);
+    assert_eq!(mode(&layout.join("oci-layout")), 0o644);
+    for blob in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        assert_eq!(mode(&blob.unwrap().path()), 0o644);
+    }
+}

@@ -8,6 +8,7 @@
 
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
@@ -19,6 +20,16 @@ use crate::image::{MEDIA_TYPE_MANIFEST, Platform, annotation, canonical_json};
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 const LOCK_FILE: &str = "index.json.lock";
+
+/// Temp files and directories are private by default; a layout is published
+/// with the modes `create` and `mkdir` give, so the umask decides as usual.
+pub(super) fn file_mode() -> fs::Permissions {
+    fs::Permissions::from_mode(0o666)
+}
+
+fn dir_mode() -> fs::Permissions {
+    fs::Permissions::from_mode(0o777)
+}
 
 /// A temp directory that becomes, or feeds, a layout at `target`.
 pub struct Staging {
@@ -42,6 +53,7 @@ impl Staging {
             .to_path_buf();
         let dir = tempfile::Builder::new()
             .prefix(".ingot-staging-")
+            .permissions(dir_mode())
             .tempdir_in(&anchor)
             .context(|| format!("creating a staging directory in {}", anchor.display()))?;
         let blobs =
@@ -190,8 +202,10 @@ fn write_layout_files(dir: &Path, index: &ImageIndex) -> Result<()> {
 
 fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).context(|| format!("writing {}", path.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .permissions(file_mode())
+        .tempfile_in(dir)
+        .context(|| format!("writing {}", path.display()))?;
     io::Write::write_all(&mut tmp, bytes).context(|| format!("writing {}", path.display()))?;
     tmp.as_file()
         .sync_all()

@@ -45,6 +45,7 @@ impl BlobStore {
     pub fn writer(&self) -> io::Result<BlobWriter> {
         let tmp = tempfile::Builder::new()
             .prefix(".tmp-")
+            .permissions(layout::file_mode())
             .tempfile_in(&self.root)?;
         Ok(BlobWriter {
             inner: HashingWriter::new(BufWriter::new(tmp)),
