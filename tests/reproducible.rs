@@ -588,3 +588,35 @@ fn no_host_paths_or_builder_version_in_the_image() {
     }
     assert!(checked >= 4, "only {checked} blobs");
 }
+
+/// Another user builds the same recipe to the same digest: the builder's
+/// uid and gid never reach the image (rule 4). Needs root to switch users;
+/// CI runs as root.
+#[test]
+fn another_user_builds_the_same_digest() {
+    let as_root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if !as_root {
+        eprintln!("skipped: switching users needs root");
+        return;
+    }
+    let mine = tempfile::tempdir().unwrap();
+    let expected = common::build(&recipe("everything"), &mine.path().join("layout"));
+
+    let theirs = tempfile::tempdir().unwrap();
+    let copy = theirs.path().join("recipe");
+    common::copy_tree(&recipe("everything").parent().unwrap().to_path_buf(), &copy);
+    for path in walk(theirs.path()) {
+        std::os::unix::fs::lchown(&path, Some(65534), Some(65534)).unwrap();
+    }
+    let got = digest_of(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_ingot"))
+            .env_remove("SOURCE_DATE_EPOCH")
+            .arg("build")
+            .arg(copy.join("recipe.yaml"))
+            .arg("-o")
+            .arg(theirs.path().join("layout")),
+    );
+    assert_eq!(got, expected);
+}
