@@ -604,7 +604,7 @@ fn another_user_builds_the_same_digest() {
 
     let theirs = tempfile::tempdir().unwrap();
     let copy = theirs.path().join("recipe");
-    common::copy_tree(&recipe("everything").parent().unwrap().to_path_buf(), &copy);
+    common::copy_tree(recipe("everything").parent().unwrap(), &copy);
     for path in walk(theirs.path()) {
         std::os::unix::fs::lchown(&path, Some(65534), Some(65534)).unwrap();
     }
