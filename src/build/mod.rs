@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifestBuilder, MediaType};
 
 use crate::base::{BaseImage, BaseRef, stemcell};
-use crate::digest::{Digest, HashingReader};
+use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{self, Platform, annotation, canonical_json, config as image_config};
 use crate::layer;
@@ -312,35 +312,20 @@ fn resolve_base(recipe: &Recipe, blobs: &BlobStore, log: Log) -> Result<BaseImag
     }
 }
 
-/// Streams a gzip layer blob into the view, verifying the blob's digest and
-/// size and the uncompressed diff_id.
+/// Streams a base layer into the view, verifying the blob's digest and size
+/// and the uncompressed diff_id.
 fn apply_blob(
     view: &mut View,
     blobs: &BlobStore,
     desc: &Descriptor,
     diff_id: &Digest,
 ) -> Result<()> {
-    let blob = layout::blob_ref(desc)?;
-    let reader = blobs
-        .open_blob(&blob)
-        .context(|| format!("opening base layer {}", blob.digest))?;
-    let mut tar = HashingReader::new(flate2::read::MultiGzDecoder::new(reader));
-    view.apply_tar(&mut tar)
-        .map_err(|m| Error::Failed(format!("base layer {}: {m}", blob.digest)))?;
-    std::io::copy(&mut tar, &mut std::io::sink())
-        .context(|| format!("reading base layer {}", blob.digest))?;
-    let (found, _, decoder) = tar.into_parts();
-    decoder
-        .into_inner()
-        .finish()
-        .context(|| format!("base layer {}", blob.digest))?;
-    if found != *diff_id {
-        return Err(Error::Failed(format!(
-            "base layer {}: diff_id mismatch: expected {diff_id}, found {found}",
-            blob.digest
-        )));
-    }
-    Ok(())
+    let mut reader = layer::read::open(blobs, desc).map_err(Error::Failed)?;
+    view.apply_tar(&mut reader)
+        .map_err(|m| Error::Failed(format!("base layer {}: {m}", desc.digest())))?;
+    reader
+        .finish(diff_id)
+        .map_err(|m| Error::Failed(format!("base {m}")))
 }
 
 fn put_json<T: serde::Serialize>(blobs: &BlobStore, value: &T) -> Result<BlobRef> {

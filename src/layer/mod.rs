@@ -12,6 +12,7 @@ use crate::digest::{Digest, HashingWriter};
 
 pub mod gzip;
 pub mod order;
+pub mod read;
 mod tarball;
 #[cfg(test)]
 mod tests;
