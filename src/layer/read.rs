@@ -45,7 +45,7 @@ impl Compression {
     pub fn decoder<R: Read>(self, r: R) -> io::Result<Decoder<R>> {
         Ok(match self {
             Compression::None => Decoder::None(r),
-            Compression::Gzip => Decoder::Gzip(flate2::read::MultiGzDecoder::new(r)),
+            Compression::Gzip => Decoder::Gzip(Box::new(flate2::read::MultiGzDecoder::new(r))),
             Compression::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::new(r)?),
         })
     }
@@ -54,7 +54,8 @@ impl Compression {
 /// A decompressing reader that gives its source back when done.
 pub enum Decoder<R: Read> {
     None(R),
-    Gzip(flate2::read::MultiGzDecoder<R>),
+    // Boxed: a gzip decoder is ten times the size of the others.
+    Gzip(Box<flate2::read::MultiGzDecoder<R>>),
     Zstd(zstd::stream::read::Decoder<'static, io::BufReader<R>>),
 }
 
