@@ -37,6 +37,7 @@ pub enum Command {
     /// Build a recipe into an OCI image layout, tagged with the recipe's version.
     #[command(after_help = "Examples:\n  \
         ingot build recipes/hello/recipe.yaml -o out/hello\n  \
+        ingot build --locked recipe.yaml                  # CI: bases must match ingot.lock\n  \
         SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) ingot build recipe.yaml \\\n      \
         --revision $(git rev-parse HEAD) --source https://example.com/repo --json\n\n\
         The image's one timestamp is SOURCE_DATE_EPOCH (0 when unset). stdout carries\n\
@@ -53,7 +54,24 @@ pub enum Command {
         /// URL of the recipe's source (org.opencontainers.image.source).
         #[arg(long)]
         source: Option<String>,
+        /// Fail unless every base resolves as ingot.lock beside the recipe
+        /// says (what CI should use).
+        #[arg(long)]
+        locked: bool,
         /// Print a JSON report instead of the bare digest.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pin every base the recipe uses in ingot.lock beside it.
+    #[command(after_help = "Examples:\n  \
+        ingot lock recipes/hello/recipe.yaml\n  \
+        ingot build --locked recipes/hello/recipe.yaml    # in CI\n\n\
+        A base's identity is its config digest (plus its manifest digest where it has\n\
+        one). `recipe:` bases are followed and their own bases pinned too.")]
+    Lock {
+        /// The recipe file (YAML).
+        recipe: PathBuf,
+        /// Print the lock as JSON on stdout as well.
         #[arg(long)]
         json: bool,
     },
@@ -99,6 +117,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             output,
             revision,
             source,
+            locked,
             json,
         } => {
             // The one place the environment enters a build (clippy.toml).
@@ -111,12 +130,27 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 revision,
                 source,
                 output,
+                locked,
             };
             let report = build::build(&recipe, &options, &mut log)?;
             if json {
                 print_json(stdout, &report)
             } else {
                 print_line(stdout, &report.digest.to_string())
+            }
+        }
+        Command::Lock { recipe, json } => {
+            let recipe = Recipe::load(&recipe)?;
+            let lock = build::lock(&recipe, &mut log)?;
+            log(&format!(
+                "wrote {} ({} pins)",
+                crate::lock::path_for(&recipe.file).display(),
+                lock.pins.len()
+            ));
+            if json {
+                print_json(stdout, &lock)
+            } else {
+                Ok(())
             }
         }
         Command::Inspect { image, json } => {

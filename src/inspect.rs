@@ -2,40 +2,31 @@
 //! a layout with every blob verified, in words or as JSON.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
 use crate::error::{Error, Result};
+use crate::image::reference::OciRef;
 use crate::image::{annotation, config as image_config};
 use crate::store::layout::{Layout, blob_ref};
 
 /// An image reference on the command line. Transport names follow skopeo's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageRef {
-    /// `oci:PATH[:TAG]`
-    Oci { path: PathBuf, tag: Option<String> },
+    /// `oci:PATH[:TAG]` or `oci:PATH@sha256:…`
+    Oci(OciRef),
 }
 
 impl std::str::FromStr for ImageRef {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<ImageRef, String> {
-        let rest = s
-            .strip_prefix("oci:")
-            .ok_or_else(|| format!("image {s:?}: expected oci:PATH[:TAG]"))?;
-        // A tag never contains '/', so `oci:./a:b/c` is a path.
-        let (path, tag) = match rest.rsplit_once(':') {
-            Some((p, t)) if !t.contains('/') && !p.is_empty() => (p, Some(t.to_string())),
-            _ => (rest, None),
-        };
-        if path.is_empty() {
-            return Err(format!("image {s:?}: the layout path is empty"));
+        match s.strip_prefix("oci:") {
+            Some(rest) => rest.parse().map(ImageRef::Oci),
+            None => Err(format!(
+                "image {s:?}: expected oci:PATH[:TAG] or oci:PATH@DIGEST"
+            )),
         }
-        Ok(ImageRef::Oci {
-            path: PathBuf::from(path),
-            tag,
-        })
     }
 }
 
@@ -49,9 +40,9 @@ pub struct Inspection {
 }
 
 pub fn inspect(image: &ImageRef) -> Result<Inspection> {
-    let ImageRef::Oci { path, tag } = image;
-    let layout = Layout::open(path)?;
-    let desc = layout.find(tag.as_deref())?;
+    let ImageRef::Oci(oci) = image;
+    let layout = Layout::open(&oci.path)?;
+    let desc = layout.find(&oci.selector)?;
     let manifest = layout.manifest(&desc)?;
     let config: ImageConfiguration = layout.read_json(manifest.config())?;
     for layer in manifest.layers() {
@@ -64,10 +55,7 @@ pub fn inspect(image: &ImageRef) -> Result<Inspection> {
         }
     }
     Ok(Inspection {
-        reference: match tag {
-            Some(t) => format!("oci:{}:{t}", path.display()),
-            None => format!("oci:{}", path.display()),
-        },
+        reference: oci.to_string(),
         digest: desc.digest().to_string(),
         manifest,
         config,
@@ -153,21 +141,7 @@ mod tests {
     #[test]
     fn parses_oci_references() {
         let r: ImageRef = "oci:out/hello:1.2.0".parse().unwrap();
-        assert_eq!(
-            r,
-            ImageRef::Oci {
-                path: "out/hello".into(),
-                tag: Some("1.2.0".into())
-            }
-        );
-        let r: ImageRef = "oci:out/hello".parse().unwrap();
-        assert_eq!(
-            r,
-            ImageRef::Oci {
-                path: "out/hello".into(),
-                tag: None
-            }
-        );
+        assert_eq!(r, ImageRef::Oci("out/hello:1.2.0".parse().unwrap()));
         assert!("docker://x".parse::<ImageRef>().is_err());
         assert!("oci:".parse::<ImageRef>().is_err());
     }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod image;
 pub mod inspect;
 pub mod layer;
+pub mod lock;
 pub mod recipe;
 pub mod rootfs;
 pub mod store;

@@ -5,13 +5,16 @@
 //! the layer blobs (already in the output's blob store) and an identity.
 //! New kinds slot in as a `BaseRef` variant plus a resolver module.
 
+pub mod oci;
 pub mod stemcell;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::digest::Digest;
 use crate::image::Platform;
+use crate::image::reference::OciRef;
 use crate::rootfs::meta::deserialize_from_str;
 
 /// Where a recipe's base comes from. Transport names follow skopeo's.
@@ -24,6 +27,13 @@ pub enum BaseRef {
         name: String,
         version: Option<String>,
     },
+    /// An image in an OCI layout; a relative path is from the recipe's
+    /// directory.
+    Oci(OciRef),
+    /// A `docker save` tarball.
+    DockerArchive(PathBuf),
+    /// Another recipe, built first.
+    Recipe(PathBuf),
     /// Kinds the recipe grammar accepts but this build cannot resolve yet;
     /// kept whole so the error can name them.
     Unsupported(String),
@@ -56,8 +66,23 @@ impl FromStr for BaseRef {
                 version,
             });
         }
-        const LATER: [&str; 4] = ["oci:", "docker-archive:", "recipe:", "docker://"];
-        if LATER.iter().any(|p| s.starts_with(p)) {
+        if let Some(rest) = s.strip_prefix("oci:") {
+            return rest.parse().map(BaseRef::Oci);
+        }
+        let path = |rest: &str| {
+            if rest.is_empty() {
+                Err(format!("base {s:?}: the path is empty"))
+            } else {
+                Ok(PathBuf::from(rest))
+            }
+        };
+        if let Some(rest) = s.strip_prefix("docker-archive:") {
+            return path(rest).map(BaseRef::DockerArchive);
+        }
+        if let Some(rest) = s.strip_prefix("recipe:") {
+            return path(rest).map(BaseRef::Recipe);
+        }
+        if s.starts_with("docker://") {
             return Ok(BaseRef::Unsupported(s.to_string()));
         }
         Err(format!(
@@ -81,6 +106,9 @@ impl fmt::Display for BaseRef {
                 name,
                 version: None,
             } => write!(f, "stemcell:{name}"),
+            BaseRef::Oci(r) => write!(f, "{r}"),
+            BaseRef::DockerArchive(p) => write!(f, "docker-archive:{}", p.display()),
+            BaseRef::Recipe(p) => write!(f, "recipe:{}", p.display()),
             BaseRef::Unsupported(s) => f.write_str(s),
         }
     }
@@ -93,6 +121,9 @@ pub struct BaseImage {
     pub name: String,
     /// Manifest digest, where the base has a manifest.
     pub manifest_digest: Option<Digest>,
+    /// Config digest: the base's identity (it covers every diff_id). None
+    /// for scratch.
+    pub config_digest: Option<Digest>,
     /// The base's config, from which the recipe inherits.
     pub config: oci_spec::image::ImageConfiguration,
     /// Layer descriptors, bottom first; their blobs are in the build's store.
@@ -118,11 +149,26 @@ mod tests {
             "stemcell:static".parse::<BaseRef>().unwrap().to_string(),
             "stemcell:static"
         );
+        for written in [
+            "oci:./x:1",
+            "docker-archive:a.tar",
+            "recipe:../b/recipe.yaml",
+        ] {
+            assert_eq!(written.parse::<BaseRef>().unwrap().to_string(), written);
+        }
         assert!(matches!(
-            "oci:./x:1".parse::<BaseRef>(),
+            "docker://r/x:1".parse::<BaseRef>(),
             Ok(BaseRef::Unsupported(_))
         ));
-        for bad in ["", "ubuntu", "stemcell:", "stemcell:a@", "stemcell:a/b"] {
+        for bad in [
+            "",
+            "ubuntu",
+            "stemcell:",
+            "stemcell:a@",
+            "stemcell:a/b",
+            "oci:",
+            "recipe:",
+        ] {
             assert!(bad.parse::<BaseRef>().is_err(), "{bad}");
         }
     }

@@ -7,15 +7,16 @@
 pub mod plan;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifestBuilder, MediaType};
 
-use crate::base::{BaseImage, BaseRef, stemcell};
+use crate::base::{BaseImage, BaseRef, oci, stemcell};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{self, Platform, annotation, canonical_json, config as image_config};
 use crate::layer;
+use crate::lock::{self, LockFile, Pin};
 use crate::recipe::Recipe;
 use crate::rootfs::View;
 use crate::store::layout::{self, Staging, Tagged};
@@ -32,6 +33,8 @@ pub struct Options {
     pub source: Option<String>,
     /// The OCI layout to write.
     pub output: PathBuf,
+    /// Fail unless every external reference resolves as `ingot.lock` says.
+    pub locked: bool,
 }
 
 /// What a finished build reports.
@@ -44,6 +47,8 @@ pub struct Report {
     pub layout: PathBuf,
     pub base: String,
     pub layers: Vec<LayerReport>,
+    /// Every external reference resolved, as `ingot.lock` records them.
+    pub pins: Vec<Pin>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -59,10 +64,16 @@ pub struct LayerReport {
 pub type Log<'a> = &'a mut dyn FnMut(&str);
 
 /// Builds `recipe` into the layout at `options.output`. Nothing is written
-/// there unless the whole build succeeds.
+/// there unless the whole build succeeds (and, with `locked`, every base
+/// resolved as the lock says).
 pub fn build(recipe: &Recipe, options: &Options, log: Log) -> Result<Report> {
     let staging = Staging::new(&options.output)?;
-    let built = build_image(recipe, &staging.blobs, options, log)?;
+    let mut ctx = Context::new(&staging.blobs, options, recipe, log);
+    let built = build_image(recipe, &mut ctx)?;
+    let pins = std::mem::take(&mut ctx.pins);
+    if options.locked {
+        check_lock(recipe, &pins)?;
+    }
     layout::commit(
         staging,
         &Tagged {
@@ -80,7 +91,135 @@ pub fn build(recipe: &Recipe, options: &Options, log: Log) -> Result<Report> {
         layout: options.output.clone(),
         base: built.base_name,
         layers: built.reports,
+        pins: LockFile::new(pins).pins,
     })
+}
+
+/// Resolves every external reference of `recipe` (through `recipe:` bases)
+/// without building its layers, and writes `ingot.lock` beside it.
+pub fn lock(recipe: &Recipe, log: Log) -> Result<LockFile> {
+    let scratch = tempfile::tempdir().context(|| "creating a temp directory".into())?;
+    let blobs = BlobStore::open(scratch.path()).context(|| "creating a temp store".into())?;
+    let options = Options {
+        epoch: 0,
+        revision: None,
+        source: None,
+        output: PathBuf::new(),
+        locked: false,
+    };
+    let mut ctx = Context::new(&blobs, &options, recipe, log);
+    collect_pins(recipe, &mut ctx)?;
+    let lock = LockFile::new(std::mem::take(&mut ctx.pins));
+    lock::write(&lock::path_for(&recipe.file), &lock)?;
+    Ok(lock)
+}
+
+fn collect_pins(recipe: &Recipe, ctx: &mut Context) -> Result<()> {
+    if let BaseRef::Recipe(path) = &recipe.spec.base {
+        let inner = ctx.enter(recipe, path)?;
+        collect_pins(&inner, ctx)?;
+        ctx.leave();
+        return Ok(());
+    }
+    resolve_base(recipe, ctx).map(drop)
+}
+
+/// Compares what this build resolved with `ingot.lock`.
+fn check_lock(recipe: &Recipe, pins: &[Pin]) -> Result<()> {
+    let path = lock::path_for(&recipe.file);
+    let locked = lock::read(&path)?.ok_or_else(|| {
+        Error::Failed(format!(
+            "--locked: {} does not exist; run `ingot lock {}`",
+            path.display(),
+            recipe.file.display()
+        ))
+    })?;
+    let lines = lock::diff(&locked, &LockFile::new(pins.to_vec()));
+    if lines.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Failed(format!(
+        "--locked: bases resolve differently from {} (run `ingot lock {}` to accept): {}",
+        path.display(),
+        recipe.file.display(),
+        lines.join("; ")
+    )))
+}
+
+/// What a build carries down through nested bases.
+struct Context<'a> {
+    blobs: &'a BlobStore,
+    options: &'a Options,
+    log: Log<'a>,
+    /// Canonical paths of the recipes being built, outermost first, to
+    /// refuse `recipe:` cycles.
+    stack: Vec<PathBuf>,
+    /// The directory `Pin::from` paths are relative to.
+    root_dir: PathBuf,
+    pins: Vec<Pin>,
+}
+
+impl<'a> Context<'a> {
+    fn new(blobs: &'a BlobStore, options: &'a Options, recipe: &Recipe, log: Log<'a>) -> Self {
+        Context {
+            blobs,
+            options,
+            log,
+            stack: recipe.path.iter().cloned().collect(),
+            root_dir: recipe.dir.clone(),
+            pins: Vec::new(),
+        }
+    }
+
+    /// Loads the `recipe:` base `path` of `recipe`, refusing cycles.
+    fn enter(&mut self, recipe: &Recipe, path: &Path) -> Result<Recipe> {
+        let full = recipe.dir.join(path);
+        let canonical = full.canonicalize().map_err(|e| {
+            recipe.error_at(&["base"], format!("base recipe {}: {e}", path.display()))
+        })?;
+        if let Some(i) = self.stack.iter().position(|p| *p == canonical) {
+            let cycle: Vec<String> = self.stack[i..]
+                .iter()
+                .chain(std::iter::once(&canonical))
+                .map(|p| p.display().to_string())
+                .collect();
+            return Err(recipe
+                .error_at(&["base"], format!("recipe cycle: {}", cycle.join(" -> ")))
+                .into());
+        }
+        let inner = Recipe::load(&canonical)?;
+        self.stack.push(canonical);
+        Ok(inner)
+    }
+
+    fn leave(&mut self) {
+        self.stack.pop();
+    }
+
+    /// `recipe`'s path relative to the locked recipe's directory.
+    fn from(&self, recipe: &Recipe) -> String {
+        match &recipe.path {
+            Some(p) => pathdiff(p, &self.root_dir),
+            None => recipe.file.display().to_string(),
+        }
+    }
+}
+
+/// `path` relative to `base` when it lies below it, else absolute.
+fn pathdiff(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| {
+            // A base recipe beside the locked one: name it from their
+            // common parent, as ../dir/recipe.yaml.
+            match (
+                base.parent(),
+                path.strip_prefix(base.parent().unwrap_or(base)),
+            ) {
+                (Some(_), Ok(rel)) => format!("../{}", rel.display()),
+                _ => path.display().to_string(),
+            }
+        })
 }
 
 /// An image built into a blob store.
@@ -94,9 +233,10 @@ struct Built {
     reports: Vec<LayerReport>,
 }
 
-fn build_image(recipe: &Recipe, blobs: &BlobStore, options: &Options, log: Log) -> Result<Built> {
+fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
     let spec = &recipe.spec;
-    let base = resolve_base(recipe, blobs, log)?;
+    let base = resolve_base(recipe, ctx)?;
+    let (blobs, options) = (ctx.blobs, ctx.options);
     let platform = match &spec.platform {
         Some(p) if *p != base.platform => {
             return Err(recipe
@@ -112,7 +252,7 @@ fn build_image(recipe: &Recipe, blobs: &BlobStore, options: &Options, log: Log) 
         Some(p) => p.clone(),
         None => base.platform.clone(),
     };
-    log(&format!(
+    (ctx.log)(&format!(
         "building {} {} on {}",
         spec.name, spec.version, base.name
     ));
@@ -128,7 +268,7 @@ fn build_image(recipe: &Recipe, blobs: &BlobStore, options: &Options, log: Log) 
         )));
     }
     for (desc, diff_id) in base.layers.iter().zip(&base_diff_ids) {
-        apply_blob(&mut view, blobs, desc, diff_id)?;
+        apply_blob(&mut view, blobs, desc, diff_id).map_err(|e| base_error(recipe, e))?;
     }
 
     let created = image::rfc3339(options.epoch);
@@ -146,7 +286,7 @@ fn build_image(recipe: &Recipe, blobs: &BlobStore, options: &Options, log: Log) 
         };
         let plan = plan::plan_layer(&inputs, i)?;
         if plan.is_empty() {
-            log(&format!(
+            (ctx.log)(&format!(
                 "layer {}: no changes, not emitted",
                 layer_spec.name
             ));
@@ -163,7 +303,7 @@ fn build_image(recipe: &Recipe, blobs: &BlobStore, options: &Options, log: Log) 
         let blob = writer.commit().context(|| "storing a layer blob".into())?;
         debug_assert_eq!(blob.digest, written.digest);
         view.apply(changes);
-        log(&format!(
+        (ctx.log)(&format!(
             "layer {}: {count} entries, {} bytes, {}",
             layer_spec.name, written.size, written.digest
         ));
@@ -262,53 +402,106 @@ fn build_image(recipe: &Recipe, blobs: &BlobStore, options: &Options, log: Log) 
     })
 }
 
-/// Resolves the recipe's base into blobs in `blobs`.
-fn resolve_base(recipe: &Recipe, blobs: &BlobStore, log: Log) -> Result<BaseImage> {
-    match &recipe.spec.base {
+/// Resolves the recipe's base into blobs in the context's store, and pins
+/// it when it is an external reference.
+fn resolve_base(recipe: &Recipe, ctx: &mut Context) -> Result<BaseImage> {
+    let at_base = |m: String| Error::from(recipe.error_at(&["base"], m));
+    let wanted = recipe
+        .spec
+        .platform
+        .clone()
+        .unwrap_or_else(Platform::linux_amd64);
+    let base = match &recipe.spec.base {
         BaseRef::Scratch => {
-            let platform = recipe
-                .spec
-                .platform
-                .clone()
-                .unwrap_or_else(Platform::linux_amd64);
-            let config = image_config::image_config(&platform, "", Default::default(), &[], vec![]);
-            Ok(BaseImage {
+            let config = image_config::image_config(&wanted, "", Default::default(), &[], vec![]);
+            return Ok(BaseImage {
                 name: "scratch".into(),
                 manifest_digest: None,
+                config_digest: None,
                 config,
                 layers: vec![],
-                platform,
-            })
+                platform: wanted,
+            });
+        }
+        BaseRef::Recipe(path) => {
+            let inner = ctx.enter(recipe, path)?;
+            let built = build_image(&inner, ctx);
+            ctx.leave();
+            let built = built?;
+            return Ok(BaseImage {
+                name: recipe.spec.base.to_string(),
+                manifest_digest: Some(built.manifest.digest),
+                config_digest: Some(built.config_blob.digest),
+                config: built.config,
+                layers: built.layers,
+                platform: built.platform,
+            });
         }
         BaseRef::Stemcell { name, version } => {
-            let unpacked = stemcell::unpack(name, version.as_deref())
-                .map_err(|m| recipe.error_at(&["base"], m))?;
+            let unpacked = stemcell::unpack(name, version.as_deref()).map_err(at_base)?;
             let stem = &unpacked.recipe;
+            // Stemcells have one identity per version: a fixed timestamp and
+            // none of the caller's annotations.
             let options = Options {
                 epoch: stemcell::STEMCELL_EPOCH,
                 revision: None,
                 source: None,
                 output: PathBuf::new(),
+                locked: false,
             };
-            let built = build_image(stem, blobs, &options, &mut |_| {})?;
-            log(&format!(
-                "stemcell {}@{}: {}",
-                stem.spec.name, stem.spec.version, built.manifest.digest
-            ));
-            Ok(BaseImage {
+            let mut quiet = |_: &str| {};
+            let mut inner = Context::new(ctx.blobs, &options, stem, &mut quiet);
+            let built = build_image(stem, &mut inner)?;
+            BaseImage {
                 name: format!("stemcell:{}@{}", stem.spec.name, stem.spec.version),
                 manifest_digest: Some(built.manifest.digest),
+                config_digest: Some(built.config_blob.digest),
                 config: built.config,
                 layers: built.layers,
                 platform: built.platform,
-            })
+            }
         }
-        BaseRef::Unsupported(s) => Err(recipe
-            .error_at(
-                &["base"],
-                format!("base {s:?}: this kind of base is not supported yet"),
-            )
-            .into()),
+        BaseRef::Oci(reference) => {
+            let dir = recipe.dir.join(&reference.path);
+            oci::load(reference, &dir, &wanted, ctx.blobs).map_err(|e| base_error(recipe, e))?
+        }
+        BaseRef::DockerArchive(_) | BaseRef::Unsupported(_) => {
+            return Err(at_base(format!(
+                "base {}: this kind of base is not supported yet",
+                recipe.spec.base
+            )));
+        }
+    };
+    if let Some(config) = base.config_digest {
+        (ctx.log)(&format!("base {}: config {config}", base.name));
+        let from = ctx.from(recipe);
+        ctx.pins.push(Pin {
+            from,
+            reference: recipe.spec.base.to_string(),
+            resolved: base.name.clone(),
+            config,
+            manifest: base.manifest_digest,
+        });
+    }
+    Ok(base)
+}
+
+/// Places a base resolution error at the recipe's `base`: a reference that
+/// does not resolve is the recipe's error (exit 2); a base that does not
+/// verify is a failure (exit 1), still named by position.
+fn base_error(recipe: &Recipe, err: Error) -> Error {
+    match err {
+        Error::Usage(m) => recipe.error_at(&["base"], m).into(),
+        Error::Recipe(e) => e.into(),
+        other => {
+            let at = recipe.error_at(&["base"], "");
+            Error::Failed(format!(
+                "{}:{}:{}: {other}",
+                at.file.display(),
+                at.pos.line,
+                at.pos.col
+            ))
+        }
     }
 }
 

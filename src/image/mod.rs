@@ -2,6 +2,7 @@
 //! JSON they are written in (design.md, rule 9, and "Merging onto a base").
 
 pub mod config;
+pub mod reference;
 
 use std::fmt;
 use std::str::FromStr;

@@ -65,6 +65,18 @@ pub const WATCHED: [&str; 4] = ["etc/passwd", "etc/group", "etc/shadow", "etc/gs
 /// Largest watched file kept in memory; a larger one is refused, not read.
 const WATCHED_MAX: u64 = 16 << 20;
 
+/// No single file in a base is a terabyte: a header saying so is hostile.
+const MAX_ENTRY_SIZE: u64 = 1 << 40;
+
+/// The image path a layer entry names. `./` prefixes are fine; absolute
+/// names and `..` are not.
+fn entry_path(name: &str) -> Result<ImagePath, String> {
+    if name.starts_with('/') {
+        return Err(format!("layer entry {name:?} is an absolute path"));
+    }
+    ImagePath::from_rel(name).ok_or_else(|| format!("layer entry {name:?} escapes the image root"))
+}
+
 /// Metadata of every path, plus the content of the watched files.
 #[derive(Debug, Clone, Default)]
 pub struct View {
@@ -127,17 +139,21 @@ impl View {
         self.layers += 1;
     }
 
-    /// Reads an uncompressed layer tar and applies it. Refuses entries that
-    /// would escape the image (`..`, absolute paths are made relative).
+    /// Reads an uncompressed layer tar and applies it, refusing what a
+    /// hostile layer could use to escape or mislead: `..` or absolute
+    /// names, whiteouts of `..`, hardlinks to nothing, absurd sizes.
     pub fn apply_tar(&mut self, tar: impl Read) -> Result<(), String> {
         let layer = self.layers;
         let mut archive = tar::Archive::new(tar);
         let mut changes = Vec::new();
+        // Paths this layer has put so far, with whether each is a directory:
+        // hardlinks may point at them.
+        let mut seen: BTreeMap<ImagePath, bool> = BTreeMap::new();
         let entries = archive
             .entries()
             .map_err(|e| format!("reading layer tar: {e}"))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| format!("reading layer tar: {e}"))?;
+            let mut entry = entry.map_err(|e| format!("corrupt layer tar: {e}"))?;
             let raw = entry.path_bytes().into_owned();
             let name = String::from_utf8(raw.clone()).map_err(|_| {
                 format!(
@@ -145,8 +161,7 @@ impl View {
                     String::from_utf8_lossy(&raw)
                 )
             })?;
-            let path = ImagePath::from_rel(name.trim_start_matches('/'))
-                .ok_or_else(|| format!("layer entry {name:?} escapes the image root"))?;
+            let path = entry_path(&name)?;
             if path.is_root() && entry.header().entry_type().is_dir() {
                 continue;
             }
@@ -156,29 +171,53 @@ impl View {
                 continue;
             }
             if let Some(hidden) = file_name.strip_prefix(WHITEOUT_PREFIX) {
+                if hidden.is_empty() || hidden == "." || hidden == ".." {
+                    return Err(format!("layer entry {name:?} is a whiteout of {hidden:?}"));
+                }
                 let parent = path.parent().unwrap_or_default();
                 changes.push(Change::Whiteout(parent.join(hidden)));
                 continue;
             }
             let header = entry.header();
+            let size = entry.size();
+            if size > MAX_ENTRY_SIZE {
+                return Err(format!(
+                    "layer entry {name:?} claims {size} bytes, more than {MAX_ENTRY_SIZE}"
+                ));
+            }
             let kind = match header.entry_type() {
                 t if t.is_dir() => NodeKind::Dir,
-                t if t.is_file() => NodeKind::File { size: entry.size() },
+                t if t.is_file() => NodeKind::File { size },
                 t if t.is_symlink() => NodeKind::Symlink {
                     target: entry
-                        .link_name()
-                        .ok()
-                        .flatten()
-                        .map(|t| t.to_string_lossy().into_owned())
+                        .link_name_bytes()
+                        .map(|t| String::from_utf8_lossy(&t).into_owned())
                         .unwrap_or_default(),
                 },
                 t if t.is_hard_link() => {
                     let target = entry
                         .link_name_bytes()
                         .and_then(|t| String::from_utf8(t.into_owned()).ok())
-                        .and_then(|t| ImagePath::from_rel(t.trim_start_matches('/')))
-                        .ok_or_else(|| format!("hardlink {name:?} has an invalid target"))?;
-                    NodeKind::Hardlink { target }
+                        .ok_or_else(|| format!("hardlink {name:?} has no valid target"))?;
+                    let target = entry_path(&target)
+                        .map_err(|m| format!("hardlink {name:?}: target {m}"))?;
+                    let is_dir = seen
+                        .get(&target)
+                        .copied()
+                        .or_else(|| self.nodes.get(&target).map(Node::is_dir));
+                    match is_dir {
+                        None => {
+                            return Err(format!(
+                                "hardlink {name:?} points at {target}, which the image does not have"
+                            ));
+                        }
+                        Some(true) => {
+                            return Err(format!(
+                                "hardlink {name:?} points at the directory {target}"
+                            ));
+                        }
+                        Some(false) => NodeKind::Hardlink { target },
+                    }
                 }
                 _ => NodeKind::Special,
             };
@@ -190,7 +229,7 @@ impl View {
                 layer,
             };
             let content = if View::is_watched(&path) && matches!(node.kind, NodeKind::File { .. }) {
-                if entry.size() > WATCHED_MAX {
+                if size > WATCHED_MAX {
                     return Err(format!("{path} is larger than {WATCHED_MAX} bytes"));
                 }
                 let mut buf = Vec::new();
@@ -201,6 +240,7 @@ impl View {
             } else {
                 None
             };
+            seen.insert(path.clone(), node.is_dir());
             changes.push(Change::Put(path, node, content));
         }
         self.apply(changes);
@@ -393,5 +433,83 @@ mod tests {
             None,
         )]);
         assert!(v.resolve_parent(&p("/loop/x")).is_err());
+    }
+
+    /// A tar whose names are written raw, bypassing the tar crate's own
+    /// checks, as a hostile layer would be.
+    /// (name, type, link target, content)
+    type RawEntry<'a> = (&'a str, tar::EntryType, &'a str, &'a [u8]);
+
+    fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, kind, link, data) in entries {
+            let mut h = tar::Header::new_ustar();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(data.len() as u64);
+            h.set_cksum();
+            out.extend_from_slice(h.as_bytes());
+            out.extend_from_slice(data);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+        out.resize(out.len() + 1024, 0);
+        out
+    }
+
+    fn apply(entries: &[RawEntry]) -> Result<View, String> {
+        let mut v = View::new();
+        v.apply_tar(&raw_tar(entries)[..]).map(|()| v)
+    }
+
+    #[test]
+    fn hostile_entries_are_refused() {
+        use tar::EntryType::{Link, Regular};
+        let cases: [(&[RawEntry], &str); 6] = [
+            (&[("../etc/passwd", Regular, "", b"x")], "escapes"),
+            (&[("a/../../x", Regular, "", b"x")], "escapes"),
+            (&[("/etc/passwd", Regular, "", b"x")], "absolute"),
+            (&[("etc/.wh...", Regular, "", b"")], "whiteout"),
+            (&[("x", Link, "../../etc/shadow", b"")], "escapes"),
+            (&[("x", Link, "nope", b"")], "does not have"),
+        ];
+        for (entries, needle) in cases {
+            let err = apply(entries).unwrap_err();
+            assert!(err.contains(needle), "{entries:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn hardlinks_to_earlier_files_and_devices_are_kept() {
+        use tar::EntryType::{Char, Link, Regular};
+        let v = apply(&[
+            ("a", Regular, "", b"x"),
+            ("b", Link, "a", b""),
+            ("./dev-null", Char, "", b""),
+        ])
+        .unwrap();
+        assert_eq!(
+            v.get(&p("/b")).unwrap().kind,
+            NodeKind::Hardlink { target: p("/a") }
+        );
+        assert_eq!(v.get(&p("/dev-null")).unwrap().kind, NodeKind::Special);
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused() {
+        let mut bytes = raw_tar(&[("big", tar::EntryType::Regular, "", b"")]);
+        // 77777777777 octal: 8 GiB is fine, so claim it in base-256 instead.
+        let mut h = tar::Header::new_ustar();
+        h.as_old_mut().name[..3].copy_from_slice(b"big");
+        h.set_mode(0o644);
+        h.set_size(1 << 50);
+        h.set_cksum();
+        bytes[..512].copy_from_slice(h.as_bytes());
+        let err = View::new().apply_tar(&bytes[..]).unwrap_err();
+        assert!(err.contains("claims"), "{err}");
     }
 }

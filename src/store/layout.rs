@@ -16,6 +16,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use super::{BlobRef, BlobStore};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
+use crate::image::reference::Selector;
 use crate::image::{MEDIA_TYPE_MANIFEST, Platform, annotation, canonical_json};
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -200,7 +201,7 @@ fn write_layout_files(dir: &Path, index: &ImageIndex) -> Result<()> {
     replace_file(&dir.join("index.json"), &json)
 }
 
-fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .permissions(file_mode())
@@ -246,20 +247,36 @@ impl Layout {
             .map_err(|e| Error::Failed(format!("{}: invalid index: {e}", path.display())))
     }
 
-    /// The manifest descriptor for `tag`, or the only one when `tag` is None.
-    pub fn find(&self, tag: Option<&str>) -> Result<Descriptor> {
+    /// The descriptor a selector names: a tagged or the only entry of
+    /// index.json, or any manifest or index blob by digest.
+    pub fn find(&self, selector: &Selector) -> Result<Descriptor> {
         let index = self.index()?;
         let manifests = index.manifests();
-        let found: Vec<&Descriptor> = match tag {
-            Some(t) => manifests.iter().filter(|d| tag_of(d) == Some(t)).collect(),
-            None => manifests.iter().collect(),
+        let found: Vec<&Descriptor> = match selector {
+            Selector::Tag(t) => manifests
+                .iter()
+                .filter(|d| tag_of(d) == Some(t.as_str()))
+                .collect(),
+            Selector::Only => manifests.iter().collect(),
+            Selector::Digest(digest) => {
+                let listed = manifests
+                    .iter()
+                    .find(|d| Digest::try_from(d.digest()).ok() == Some(*digest));
+                return match listed {
+                    Some(d) => Ok(d.clone()),
+                    None => self.describe(digest),
+                };
+            }
         };
         match found.as_slice() {
             [one] => Ok((*one).clone()),
             [] => Err(Error::Usage(format!(
                 "{}: no image tagged {:?}; tags: {}",
                 self.dir.display(),
-                tag.unwrap_or(""),
+                match selector {
+                    Selector::Tag(t) => t.as_str(),
+                    _ => "",
+                },
                 tags(manifests)
             ))),
             _ => Err(Error::Usage(format!(
@@ -268,6 +285,37 @@ impl Layout {
                 tags(manifests)
             ))),
         }
+    }
+
+    /// A descriptor for a blob that index.json does not list, from its own
+    /// bytes (checked against the digest) and its `mediaType` field.
+    fn describe(&self, digest: &Digest) -> Result<Descriptor> {
+        let path = self.blobs.path(digest);
+        let bytes = fs::read(&path)
+            .map_err(|_| Error::Usage(format!("{}: no manifest {digest}", self.dir.display())))?;
+        if Digest::of(&bytes) != *digest {
+            return Err(Error::Failed(format!(
+                "blob digest mismatch: expected {digest}, found {}",
+                Digest::of(&bytes)
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        struct Head {
+            #[serde(rename = "mediaType")]
+            media_type: Option<String>,
+        }
+        let head: Head = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Failed(format!("blob {digest}: invalid JSON: {e}")))?;
+        let media_type = head.media_type.ok_or_else(|| {
+            Error::Failed(format!(
+                "blob {digest}: no mediaType; not a manifest or index"
+            ))
+        })?;
+        Ok(Descriptor::new(
+            MediaType::from(media_type.as_str()),
+            bytes.len() as u64,
+            digest.to_oci(),
+        ))
     }
 
     /// Reads and parses a JSON blob, verified against its descriptor.

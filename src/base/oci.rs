@@ -1,0 +1,139 @@
+//! Bases from OCI image layouts on disk (`oci:PATH[:TAG]`,
+//! `oci:PATH@sha256:…`), read without trusting them: every blob is checked
+//! against the digest and size its parent promised before it is used.
+
+use std::io;
+use std::path::Path;
+
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
+
+use super::BaseImage;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::Platform;
+use crate::image::config::platform_of;
+use crate::image::reference::OciRef;
+use crate::layer::read::Compression;
+use crate::store::BlobStore;
+use crate::store::layout::{Layout, blob_ref};
+
+/// How deep indexes may nest before the layout is called hostile.
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// Loads the image `reference` names from the layout at `dir`, choosing
+/// `platform` from an index, and copies its layer blobs into `blobs`.
+///
+/// A layout or tag that is not there is a usage error; a layout whose
+/// blobs are not what its descriptors say is a failure.
+pub fn load(
+    reference: &OciRef,
+    dir: &Path,
+    platform: &Platform,
+    blobs: &BlobStore,
+) -> Result<BaseImage> {
+    let failed = |m: String| Error::Failed(format!("{reference}: {m}"));
+    let layout = Layout::open(dir)?;
+    let mut desc = layout.find(&reference.selector)?;
+    for _ in 0..MAX_INDEX_DEPTH {
+        if !is_index(desc.media_type()) {
+            break;
+        }
+        let index: ImageIndex = layout.read_json(&desc)?;
+        desc = select_platform(&index, platform)
+            .map_err(|m| Error::Usage(format!("{reference}: {m}")))?
+            .clone();
+    }
+    if !is_manifest(desc.media_type()) {
+        return Err(failed(format!(
+            "{} is a {}, not an image manifest",
+            desc.digest(),
+            desc.media_type()
+        )));
+    }
+    let manifest_digest = digest_of(&desc)?;
+    let manifest: ImageManifest = layout.read_json(&desc)?;
+    let config: ImageConfiguration = layout.read_json(manifest.config())?;
+    let diff_ids = config.rootfs().diff_ids().len();
+    if diff_ids != manifest.layers().len() {
+        return Err(failed(format!(
+            "the manifest lists {} layers but the config {diff_ids} diff_ids",
+            manifest.layers().len()
+        )));
+    }
+    for layer in manifest.layers() {
+        Compression::of(layer.media_type()).map_err(failed)?;
+        copy_blob(&layout, layer, blobs).map_err(failed)?;
+    }
+    let config_digest = digest_of(manifest.config())?;
+    Ok(BaseImage {
+        name: reference.to_string(),
+        manifest_digest: Some(manifest_digest),
+        config_digest: Some(config_digest),
+        platform: platform_of(&config),
+        layers: manifest.layers().clone(),
+        config,
+    })
+}
+
+/// The manifest of `index` for `platform`. Variants must match only when
+/// the wanted platform names one.
+pub fn select_platform<'a>(
+    index: &'a ImageIndex,
+    platform: &Platform,
+) -> std::result::Result<&'a Descriptor, String> {
+    let matches = |d: &&Descriptor| {
+        d.platform().as_ref().is_some_and(|p| {
+            p.os().to_string() == platform.os
+                && p.architecture().to_string() == platform.arch
+                && (platform.variant.is_none() || *p.variant() == platform.variant)
+        })
+    };
+    index.manifests().iter().find(matches).ok_or_else(|| {
+        let offered: Vec<String> = index
+            .manifests()
+            .iter()
+            .filter_map(|d| d.platform().as_ref())
+            .map(|p| format!("{}/{}", p.os(), p.architecture()))
+            .collect();
+        format!(
+            "no image for platform {platform} in the index (it has: {})",
+            if offered.is_empty() {
+                "none".into()
+            } else {
+                offered.join(", ")
+            }
+        )
+    })
+}
+
+fn is_index(m: &MediaType) -> bool {
+    matches!(m, MediaType::ImageIndex)
+        || m.to_string() == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+fn is_manifest(m: &MediaType) -> bool {
+    matches!(m, MediaType::ImageManifest)
+        || m.to_string() == "application/vnd.docker.distribution.manifest.v2+json"
+}
+
+fn digest_of(desc: &Descriptor) -> Result<Digest> {
+    Digest::try_from(desc.digest()).map_err(|e| Error::Failed(e.to_string()))
+}
+
+/// Copies one blob into `blobs`, checking it on the way.
+fn copy_blob(
+    layout: &Layout,
+    desc: &Descriptor,
+    blobs: &BlobStore,
+) -> std::result::Result<(), String> {
+    let blob = blob_ref(desc).map_err(|e| e.to_string())?;
+    if blobs.contains(&blob.digest) {
+        return Ok(());
+    }
+    let mut reader = layout.blobs.open_blob(&blob).map_err(|e| e.to_string())?;
+    let mut writer = blobs.writer().map_err(|e| e.to_string())?;
+    io::copy(&mut reader, &mut writer).map_err(|e| format!("copying blob {}: {e}", blob.digest))?;
+    reader.finish().map_err(|e| e.to_string())?;
+    writer.commit().map_err(|e| e.to_string())?;
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! `ingot.lock`: the resolved identity of every external reference a recipe
+//! builds on (design.md, "Base references"), so CI can insist that nothing
+//! moved underneath it (`ingot build --locked`).
+//!
+//! A base's identity is its config digest, which covers every layer's
+//! diff_id and so survives recompression; the manifest digest is recorded
+//! too where there is one. Files in the recipe's directory are not locked:
+//! they are versioned with the recipe.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+
+/// The lock file's name, beside the recipe.
+pub const FILE_NAME: &str = "ingot.lock";
+const VERSION: u32 = 1;
+
+/// One resolved external reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pin {
+    /// The recipe that names the reference, relative to the locked
+    /// recipe's directory (`recipe.yaml`, or `../base/recipe.yaml` for a
+    /// `recipe:` base).
+    pub from: String,
+    /// The reference as the recipe writes it (`stemcell:static`).
+    pub reference: String,
+    /// What it resolved to (`stemcell:static@1.0.0`).
+    pub resolved: String,
+    pub config: Digest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Digest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockFile {
+    pub version: u32,
+    pub pins: Vec<Pin>,
+}
+
+impl LockFile {
+    /// A lock of `pins`, in a stable order whatever the resolution order.
+    pub fn new(mut pins: Vec<Pin>) -> LockFile {
+        pins.sort_by(|a, b| (&a.from, &a.reference).cmp(&(&b.from, &b.reference)));
+        pins.dedup();
+        LockFile {
+            version: VERSION,
+            pins,
+        }
+    }
+}
+
+/// Where the lock of the recipe at `recipe_file` lives.
+pub fn path_for(recipe_file: &Path) -> PathBuf {
+    recipe_file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(FILE_NAME)
+}
+
+/// Reads a lock file; `None` when there is none.
+pub fn read(path: &Path) -> Result<Option<LockFile>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).context(|| format!("reading {}", path.display())),
+    };
+    let lock: LockFile = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    if lock.version != VERSION {
+        return Err(Error::Usage(format!(
+            "{}: lock version {} is not supported (expected {VERSION})",
+            path.display(),
+            lock.version
+        )));
+    }
+    Ok(Some(lock))
+}
+
+/// Writes `lock` as indented JSON (it is reviewed in diffs), atomically.
+pub fn write(path: &Path, lock: &LockFile) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(lock)
+        .map_err(|e| Error::Failed(format!("encoding {}: {e}", path.display())))?;
+    text.push('\n');
+    crate::store::layout::replace_file(path, text.as_bytes())
+}
+
+/// What differs between a lock and a fresh resolution, one line per
+/// reference; empty when they agree.
+pub fn diff(locked: &LockFile, resolved: &LockFile) -> Vec<String> {
+    let key = |p: &Pin| (p.from.clone(), p.reference.clone());
+    let old: BTreeMap<_, _> = locked.pins.iter().map(|p| (key(p), p)).collect();
+    let new: BTreeMap<_, _> = resolved.pins.iter().map(|p| (key(p), p)).collect();
+    let mut out = Vec::new();
+    for (k, o) in &old {
+        match new.get(k) {
+            None => out.push(format!("- {} (in {}): locked but no longer used", k.1, k.0)),
+            Some(n) if n != o => out.push(format!(
+                "~ {} (in {}): locked {} config {}{}, now {} config {}{}",
+                k.1,
+                k.0,
+                o.resolved,
+                o.config,
+                manifest_note(&o.manifest),
+                n.resolved,
+                n.config,
+                manifest_note(&n.manifest),
+            )),
+            Some(_) => {}
+        }
+    }
+    for (k, n) in &new {
+        if !old.contains_key(k) {
+            out.push(format!(
+                "+ {} (in {}): not locked; resolves to {} config {}",
+                k.1, k.0, n.resolved, n.config
+            ));
+        }
+    }
+    out
+}
+
+fn manifest_note(m: &Option<Digest>) -> String {
+    m.map(|d| format!(" manifest {d}")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pin(reference: &str, config: &[u8]) -> Pin {
+        Pin {
+            from: "recipe.yaml".into(),
+            reference: reference.into(),
+            resolved: format!("{reference}@1"),
+            config: Digest::of(config),
+            manifest: None,
+        }
+    }
+
+    #[test]
+    fn diff_names_changed_added_and_removed_references() {
+        let locked = LockFile::new(vec![pin("a", b"1"), pin("b", b"1")]);
+        assert!(diff(&locked, &locked).is_empty());
+        let now = LockFile::new(vec![pin("a", b"2"), pin("c", b"1")]);
+        let lines = diff(&locked, &now);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].starts_with("~ a") && lines[0].contains(&Digest::of(b"2").to_string()));
+        assert!(lines[1].starts_with("- b"));
+        assert!(lines[2].starts_with("+ c"));
+    }
+
+    #[test]
+    fn round_trips_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        assert_eq!(read(&path).unwrap(), None);
+        let lock = LockFile::new(vec![pin("b", b"1"), pin("a", b"1")]);
+        write(&path, &lock).unwrap();
+        assert_eq!(read(&path).unwrap(), Some(lock.clone()));
+        assert_eq!(lock.pins[0].reference, "a", "sorted");
+    }
+}
