@@ -10,7 +10,7 @@ pub mod meta;
 pub mod source;
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{self, Read};
 
 use meta::ImagePath;
 
@@ -68,9 +68,37 @@ const WATCHED_MAX: u64 = 16 << 20;
 /// No single file in a base is a terabyte: a header saying so is hostile.
 const MAX_ENTRY_SIZE: u64 = 1 << 40;
 
-/// The image path a layer entry names. `./` prefixes are fine; absolute
-/// names and `..` are not.
+/// How far a reader got, and whether its source ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Progress {
+    read: u64,
+    eof: bool,
+}
+
+/// A reader that reports its [`Progress`] to whoever holds the cell.
+struct EofWatch<R> {
+    inner: R,
+    progress: std::rc::Rc<std::cell::Cell<Progress>>,
+}
+
+impl<R: Read> Read for EofWatch<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut p = self.progress.get();
+        p.read += n as u64;
+        p.eof |= n == 0 && !buf.is_empty();
+        self.progress.set(p);
+        Ok(n)
+    }
+}
+
+/// The image path a layer entry names. `./` prefixes are fine, and so is
+/// the root itself as `/` (umoci writes it); other absolute names and `..`
+/// are not.
 fn entry_path(name: &str) -> Result<ImagePath, String> {
+    if name.trim_end_matches('/').is_empty() && !name.is_empty() {
+        return Ok(ImagePath::root());
+    }
     if name.starts_with('/') {
         return Err(format!("layer entry {name:?} is an absolute path"));
     }
@@ -144,16 +172,39 @@ impl View {
     /// names, whiteouts of `..`, hardlinks to nothing, absurd sizes.
     pub fn apply_tar(&mut self, tar: impl Read) -> Result<(), String> {
         let layer = self.layers;
-        let mut archive = tar::Archive::new(tar);
+        let watch = std::rc::Rc::new(std::cell::Cell::new(Progress::default()));
+        let mut archive = tar::Archive::new(EofWatch {
+            inner: tar,
+            progress: watch.clone(),
+        });
+        // Where the last entry's data ended in the stream.
+        let mut data_end = 0u64;
         let mut changes = Vec::new();
         // Paths this layer has put so far, with whether each is a directory:
         // hardlinks may point at them.
         let mut seen: BTreeMap<ImagePath, bool> = BTreeMap::new();
-        let entries = archive
+        let mut entries = archive
             .entries()
             .map_err(|e| format!("reading layer tar: {e}"))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| format!("corrupt layer tar: {e}"))?;
+        loop {
+            let mut entry = match entries.next() {
+                None => break,
+                Some(Ok(entry)) => entry,
+                // Go's archive/tar reads a stream that ends right after the
+                // last entry's data, with no padding or end blocks, as
+                // complete, and umoci 0.4 writes such layers. Anything else
+                // cut short is corrupt.
+                Some(Err(_))
+                    if watch.get()
+                        == (Progress {
+                            read: data_end,
+                            eof: true,
+                        }) =>
+                {
+                    break;
+                }
+                Some(Err(e)) => return Err(format!("corrupt layer tar: {e}")),
+            };
             let raw = entry.path_bytes().into_owned();
             let name = String::from_utf8(raw.clone()).map_err(|_| {
                 format!(
@@ -228,18 +279,26 @@ impl View {
                 gid: header.gid().map_err(|e| format!("{name}: {e}"))?,
                 layer,
             };
-            let content = if View::is_watched(&path) && matches!(node.kind, NodeKind::File { .. }) {
-                if size > WATCHED_MAX {
-                    return Err(format!("{path} is larger than {WATCHED_MAX} bytes"));
-                }
-                let mut buf = Vec::new();
-                entry
-                    .read_to_end(&mut buf)
-                    .map_err(|e| format!("reading {path}: {e}"))?;
-                Some(buf)
+            let watched = View::is_watched(&path) && matches!(node.kind, NodeKind::File { .. });
+            if watched && size > WATCHED_MAX {
+                return Err(format!("{path} is larger than {WATCHED_MAX} bytes"));
+            }
+            // Read every entry's data whole, so a stream cut inside it is
+            // told apart from one that only lacks its end blocks.
+            let mut buf = Vec::new();
+            let read = if watched {
+                entry.read_to_end(&mut buf).map(|n| n as u64)
             } else {
-                None
-            };
+                io::copy(&mut entry, &mut io::sink())
+            }
+            .map_err(|e| format!("corrupt layer tar: reading {path}: {e}"))?;
+            if read != size {
+                return Err(format!(
+                    "corrupt layer tar: {path} is truncated ({read} of {size} bytes)"
+                ));
+            }
+            data_end = entry.raw_file_position() + size;
+            let content = watched.then_some(buf);
             seen.insert(path.clone(), node.is_dir());
             changes.push(Change::Put(path, node, content));
         }
@@ -511,5 +570,30 @@ mod tests {
         bytes[..512].copy_from_slice(h.as_bytes());
         let err = View::new().apply_tar(&bytes[..]).unwrap_err();
         assert!(err.contains("claims"), "{err}");
+    }
+
+    #[test]
+    fn a_stream_ending_right_after_the_last_data_is_complete() {
+        use tar::EntryType::Regular;
+        let full = raw_tar(&[("a", Regular, "", b"aa"), ("b", Regular, "", b"hello")]);
+        // Header a, data a (padded), header b, then exactly 5 data bytes.
+        let cut = &full[..512 * 3 + 5];
+        let mut v = View::new();
+        v.apply_tar(cut).unwrap();
+        assert!(v.get(&p("/b")).is_some());
+
+        for bad in [512 * 3 + 4, 512 * 2 + 100, 512 * 3 + 5 + 10] {
+            let mut bytes = full[..bad.min(full.len())].to_vec();
+            if bad > 512 * 3 + 5 {
+                // Padding, then half a header of garbage.
+                bytes.truncate(512 * 4);
+                bytes.extend_from_slice(&[b'x'; 10]);
+            }
+            let err = View::new().apply_tar(&bytes[..]).unwrap_err();
+            assert!(
+                err.contains("corrupt") || err.contains("truncated"),
+                "{bad}: {err}"
+            );
+        }
     }
 }
