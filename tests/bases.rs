@@ -367,3 +367,170 @@ fn lock_pins_bases_of_base_recipes() {
         .arg(dir.path().join("o")));
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// Every path under `root` with its type, mode, owner and content digest:
+/// a tree's identity, for comparing unpacked images.
+fn tree(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let meta = entry.path().symlink_metadata().unwrap();
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .unwrap()
+            .display()
+            .to_string();
+        let what = if meta.file_type().is_symlink() {
+            format!("-> {}", std::fs::read_link(entry.path()).unwrap().display())
+        } else if meta.is_file() {
+            ingot::digest::Digest::of(&std::fs::read(entry.path()).unwrap()).to_string()
+        } else {
+            "dir".into()
+        };
+        out.push(format!(
+            "{rel} {:o} {}:{} {what}",
+            meta.mode() & 0o7777,
+            meta.uid(),
+            meta.gid()
+        ));
+    }
+    out
+}
+
+/// The same base as an umoci layout, re-encoded by skopeo (zstd,
+/// uncompressed) and exported to docker-archive: a recipe on each gives the
+/// same merged tree, and each build is reproducible.
+#[test]
+fn one_base_in_every_format_gives_the_same_tree() {
+    require("skopeo");
+    let dir = tempfile::tempdir().unwrap();
+    umoci_base(dir.path(), "hello");
+    sh(
+        dir.path(),
+        "skopeo copy --dest-compress-format zstd oci:base:v1 oci:zstd:v1
+         skopeo copy --dest-decompress oci:base:v1 oci:plain:v1
+         skopeo copy oci:base:v1 docker-archive:base.tar:base:v1",
+    );
+    let zstd: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("zstd/index.json")).unwrap())
+            .unwrap();
+    let manifest = zstd["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_string();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("zstd/blobs/sha256").join(manifest)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+
+    let mut trees = Vec::new();
+    for (i, base) in [
+        "oci:../base:v1",
+        "oci:../zstd:v1",
+        "oci:../plain:v1",
+        "docker-archive:../base.tar",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let recipe = write(
+            dir.path(),
+            &format!("r{i}/recipe.yaml"),
+            &ON_BASE.replace("oci:../base:v1", base),
+        );
+        let layout = dir.path().join(format!("out{i}"));
+        let digest = build(&recipe, &layout);
+        assert_eq!(
+            build(&recipe, &dir.path().join(format!("again{i}"))),
+            digest,
+            "{base}"
+        );
+        // umoci 0.4 cannot unpack zstd layers: let skopeo re-encode all
+        // outputs to gzip, the same way for each.
+        sh(
+            dir.path(),
+            &format!(
+                "skopeo copy --dest-compress --dest-compress-format gzip oci:out{i}:1 oci:gz{i}:1"
+            ),
+        );
+        let rootfs = unpack(
+            &dir.path().join(format!("gz{i}")),
+            "1",
+            &dir.path().join(format!("bundle{i}")),
+        );
+        trees.push((base.to_string(), tree(&rootfs)));
+    }
+    for (base, t) in &trees[1..] {
+        assert_eq!(t, &trees[0].1, "{base} differs from {}", trees[0].0);
+    }
+    assert!(
+        trees[0].1.iter().any(|l| l.starts_with("usr/bin/added ")),
+        "{:?}",
+        trees[0].1
+    );
+}
+
+/// A base whose index lists several platforms gives the recipe's.
+#[test]
+fn an_index_base_selects_the_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    umoci_base(dir.path(), "hello");
+    // Wrap the umoci manifest in an index with an amd64 and a (bogus) arm64
+    // entry, tagged v1.
+    let layout = dir.path().join("base");
+    let index_path = layout.join("index.json");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let mut amd64 = index["manifests"][0].clone();
+    amd64.as_object_mut().unwrap().remove("annotations");
+    amd64["platform"] = serde_json::json!({"os": "linux", "architecture": "amd64"});
+    let mut arm64 = amd64.clone();
+    arm64["platform"] = serde_json::json!({"os": "linux", "architecture": "arm64"});
+    arm64["digest"] = serde_json::json!(format!("sha256:{}", "0".repeat(64)));
+    let nested = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [arm64, amd64],
+    });
+    let bytes = serde_json::to_vec(&nested).unwrap();
+    let digest = ingot::digest::Digest::of(&bytes);
+    std::fs::write(layout.join("blobs/sha256").join(digest.hex()), &bytes).unwrap();
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest.to_string(),
+            "size": bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "v1"},
+        }],
+    });
+    std::fs::write(&index_path, serde_json::to_vec(&top).unwrap()).unwrap();
+
+    let recipe = write(dir.path(), "app/recipe.yaml", ON_BASE);
+    build(&recipe, &dir.path().join("out"));
+
+    let arm = ON_BASE.replace(
+        "base: oci:../base:v1",
+        "base: oci:../base:v1\nplatform: linux/s390x",
+    );
+    let recipe = write(dir.path(), "arm/recipe.yaml", &arm);
+    let out = run(ingot()
+        .arg("build")
+        .arg(&recipe)
+        .arg("-o")
+        .arg(dir.path().join("out2")));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("linux/s390x") && err.contains("linux/amd64, linux/arm64")
+            || err.contains("linux/arm64, linux/amd64"),
+        "{err}"
+    );
+}

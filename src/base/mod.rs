@@ -5,6 +5,7 @@
 //! the layer blobs (already in the output's blob store) and an identity.
 //! New kinds slot in as a `BaseRef` variant plus a resolver module.
 
+pub mod docker_archive;
 pub mod oci;
 pub mod stemcell;
 

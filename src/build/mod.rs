@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifestBuilder, MediaType};
 
-use crate::base::{BaseImage, BaseRef, oci, stemcell};
+use crate::base::{BaseImage, BaseRef, docker_archive, oci, stemcell};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{self, Platform, annotation, canonical_json, config as image_config};
@@ -465,7 +465,17 @@ fn resolve_base(recipe: &Recipe, ctx: &mut Context) -> Result<BaseImage> {
             let dir = recipe.dir.join(&reference.path);
             oci::load(reference, &dir, &wanted, ctx.blobs).map_err(|e| base_error(recipe, e))?
         }
-        BaseRef::DockerArchive(_) | BaseRef::Unsupported(_) => {
+        BaseRef::DockerArchive(path) => {
+            let file = recipe.dir.join(path);
+            if !file.is_file() {
+                return Err(at_base(format!("{}: no such file", recipe.spec.base)));
+            }
+            let mut base = docker_archive::load(&file, ctx.blobs)
+                .map_err(|m| base_error(recipe, Error::Failed(m)))?;
+            base.name = recipe.spec.base.to_string();
+            base
+        }
+        BaseRef::Unsupported(_) => {
             return Err(at_base(format!(
                 "base {}: this kind of base is not supported yet",
                 recipe.spec.base
