@@ -205,21 +205,16 @@ impl<'a> Context<'a> {
     }
 }
 
-/// `path` relative to `base` when it lies below it, else absolute.
+/// `path` relative to the directory `base`, both canonical:
+/// `../lower/recipe.yaml`.
 fn pathdiff(path: &Path, base: &Path) -> String {
-    path.strip_prefix(base)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| {
-            // A base recipe beside the locked one: name it from their
-            // common parent, as ../dir/recipe.yaml.
-            match (
-                base.parent(),
-                path.strip_prefix(base.parent().unwrap_or(base)),
-            ) {
-                (Some(_), Ok(rel)) => format!("../{}", rel.display()),
-                _ => path.display().to_string(),
-            }
-        })
+    let (path, base): (Vec<_>, Vec<_>) = (path.components().collect(), base.components().collect());
+    let common = path.iter().zip(&base).take_while(|(a, b)| a == b).count();
+    let ups = std::iter::repeat_n("..".to_string(), base.len() - common);
+    let downs = path[common..]
+        .iter()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
+    ups.chain(downs).collect::<Vec<_>>().join("/")
 }
 
 /// An image built into a blob store.
@@ -534,4 +529,26 @@ fn apply_blob(
 fn put_json<T: serde::Serialize>(blobs: &BlobStore, value: &T) -> Result<BlobRef> {
     let json = canonical_json(value).map_err(|e| Error::Failed(format!("encoding JSON: {e}")))?;
     blobs.put(&json).context(|| "storing a JSON blob".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pathdiff_walks_up_and_down() {
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            pathdiff(&p("/r/app/recipe.yaml"), &p("/r/app")),
+            "recipe.yaml"
+        );
+        assert_eq!(
+            pathdiff(&p("/r/lower/recipe.yaml"), &p("/r/app")),
+            "../lower/recipe.yaml"
+        );
+        assert_eq!(
+            pathdiff(&p("/x/y/recipe.yaml"), &p("/r/app")),
+            "../../x/y/recipe.yaml"
+        );
+    }
 }
