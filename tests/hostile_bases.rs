@@ -11,16 +11,16 @@
 mod common;
 
 use std::io::Write as _;
-use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 use flate2::write::GzEncoder;
 use ingot::digest::Digest;
 use serde_json::json;
 use tar::EntryType;
 
-use common::{ingot, run, stderr, stdout};
+use common::{ingot, require, run, stderr, stdout};
 
 // ---------------------------------------------------------------------------
 // Raw tar entries
@@ -680,4 +680,109 @@ fn hostile_entry_in_an_upper_layer_is_refused() {
     );
     let message = case.fails(1);
     assert_mentions(&message, &["escapes", &marker]);
+}
+
+// ---------------------------------------------------------------------------
+// 10: special files in a base are kept
+
+fn is_root() -> bool {
+    let probe = tempfile::NamedTempFile::new().unwrap();
+    probe.as_file().metadata().unwrap().uid() == 0
+}
+
+#[test]
+fn devices_and_fifos_in_a_base_are_kept() {
+    let case = Case::new();
+    case.layout(
+        &[tar(&[
+            dir("dev"),
+            Raw {
+                device: Some((1, 3)),
+                ..raw("dev/null", EntryType::Char)
+            },
+            raw("dev/initctl", EntryType::Fifo),
+        ])],
+        Lies::default(),
+    );
+    let digest = common::build(&case.recipe_file(), &case.out());
+    assert!(digest.starts_with("sha256:"));
+    case.assert_no_staging();
+    if !is_root() {
+        // Only root can make device nodes; the build itself is the point.
+        return;
+    }
+    require("umoci");
+    let bundle = case.tmp.path().join("bundle");
+    let out = run(Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:1", case.out().display()))
+        .arg(&bundle));
+    assert!(out.status.success(), "umoci unpack: {}", stderr(&out));
+    let root = bundle.join("rootfs");
+    let null = std::fs::symlink_metadata(root.join("dev/null")).unwrap();
+    assert!(null.file_type().is_char_device(), "{null:?}");
+    assert_eq!(null.rdev(), libc_makedev(1, 3));
+    let fifo = std::fs::symlink_metadata(root.join("dev/initctl")).unwrap();
+    assert!(fifo.file_type().is_fifo(), "{fifo:?}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("victim")).unwrap(),
+        "built\n"
+    );
+}
+
+/// Linux's `makedev` for small numbers, as `st_rdev` encodes them.
+fn libc_makedev(major: u64, minor: u64) -> u64 {
+    ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & !0xff) << 12) | ((major & !0xfff) << 32)
+}
+
+// ---------------------------------------------------------------------------
+// 11: references that do not resolve
+
+#[test]
+fn base_by_digest_builds() {
+    let case = Case::new();
+    let manifest = case.layout(&[tar(&prelude())], Lies::default());
+    case.recipe(&format!("oci:../base@{manifest}"));
+    common::build(&case.recipe_file(), &case.out());
+}
+
+#[test]
+fn base_by_digest_of_a_missing_blob_is_a_recipe_error() {
+    let case = Case::new();
+    case.layout(&[tar(&prelude())], Lies::default());
+    let missing = other_digest("anything");
+    case.recipe(&format!("oci:../base@{missing}"));
+    let message = case.fails(2);
+    assert_mentions(&message, &[&missing.to_string()]);
+}
+
+/// The digest form reaches blobs index.json does not list; such a blob is
+/// checked against the digest that names it.
+#[test]
+fn base_by_digest_of_a_blob_that_lies_is_refused() {
+    let case = Case::new();
+    let manifest = case.layout(&[tar(&prelude())], Lies::default());
+    let claimed = other_digest("unlisted manifest");
+    let blobs = case.base().join("blobs/sha256");
+    std::fs::copy(blobs.join(manifest.hex()), blobs.join(claimed.hex())).unwrap();
+    case.recipe(&format!("oci:../base@{claimed}"));
+    let message = case.fails(1);
+    assert_mentions(&message, &["digest mismatch", &claimed.to_string()]);
+}
+
+#[test]
+fn missing_tag_is_a_recipe_error() {
+    let case = Case::new();
+    case.layout(&[tar(&prelude())], Lies::default());
+    case.recipe("oci:../base:nope");
+    let message = case.fails(2);
+    assert_mentions(&message, &["nope"]);
+}
+
+#[test]
+fn missing_layout_is_a_recipe_error() {
+    let case = Case::new();
+    let message = case.fails(2);
+    assert_mentions(&message, &["not an OCI image layout"]);
 }
