@@ -814,7 +814,7 @@ fn config_of(dir: &Path, tag: &str) -> serde_json::Value {
 /// included)". A Latin-1 name cannot escape anything; the base layer is
 /// carried into the image unchanged.
 #[test]
-#[ignore = "bug: a base entry with a non-UTF-8 name (or hardlink target) is refused; rule 6 says bases keep raw-byte names"]
+
 fn non_utf8_names_in_a_base_are_kept() {
     let case = Case::new();
     let layer = tar(&[

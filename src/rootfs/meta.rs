@@ -98,7 +98,32 @@ impl ImagePath {
 
 impl fmt::Display for ImagePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "/{}", self.0)
+        write!(f, "/{}", display_name(&self.0))
+    }
+}
+
+/// A tar name as a `String`, losslessly. Bases keep their names as raw bytes
+/// (rule 6), and some are not UTF-8: each invalid byte becomes NUL followed
+/// by two hex digits. NUL can be in no tar name and no recipe path, so the
+/// escaped form never collides with a real name.
+pub fn decode_name(raw: &[u8]) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for chunk in raw.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push('\0');
+            out.push_str(&format!("{b:02x}"));
+        }
+    }
+    out
+}
+
+/// A decoded name for people: escaped bytes shown as `\xNN`.
+pub fn display_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains('\0') {
+        name.replace('\0', "\\x").into()
+    } else {
+        name.into()
     }
 }
 
@@ -242,6 +267,16 @@ mod tests {
                 .unwrap()
                 .starts_with(&"/etc".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn non_utf8_names_decode_losslessly() {
+        assert_eq!(decode_name(b"etc/caf\xc3\xa9"), "etc/café");
+        let raw = decode_name(b"etc/caf\xe9");
+        assert_eq!(raw, "etc/caf\0e9");
+        assert_ne!(decode_name(b"a\xff"), decode_name(b"a\xfe"));
+        let path = ImagePath::from_rel(&raw).unwrap();
+        assert_eq!(path.to_string(), "/etc/caf\\xe9");
     }
 
     #[test]

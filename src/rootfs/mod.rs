@@ -205,13 +205,7 @@ impl View {
                 }
                 Some(Err(e)) => return Err(format!("corrupt layer tar: {e}")),
             };
-            let raw = entry.path_bytes().into_owned();
-            let name = String::from_utf8(raw.clone()).map_err(|_| {
-                format!(
-                    "layer entry {:?} has a non-UTF-8 name",
-                    String::from_utf8_lossy(&raw)
-                )
-            })?;
+            let name = meta::decode_name(&entry.path_bytes());
             let path = entry_path(&name)?;
             if path.is_root() && entry.header().entry_type().is_dir() {
                 continue;
@@ -242,14 +236,14 @@ impl View {
                 t if t.is_symlink() => NodeKind::Symlink {
                     target: entry
                         .link_name_bytes()
-                        .map(|t| String::from_utf8_lossy(&t).into_owned())
+                        .map(|t| meta::decode_name(&t))
                         .unwrap_or_default(),
                 },
                 t if t.is_hard_link() => {
                     let target = entry
                         .link_name_bytes()
-                        .and_then(|t| String::from_utf8(t.into_owned()).ok())
-                        .ok_or_else(|| format!("hardlink {name:?} has no valid target"))?;
+                        .map(|t| meta::decode_name(&t))
+                        .ok_or_else(|| format!("hardlink {name:?} has no target"))?;
                     let target = entry_path(&target)
                         .map_err(|m| format!("hardlink {name:?}: target {m}"))?;
                     let is_dir = seen
