@@ -13,5 +13,6 @@ pub mod layer;
 pub mod recipe;
 pub mod rootfs;
 pub mod store;
+pub mod verify;
 
 pub use error::{Error, Result};
