@@ -682,7 +682,11 @@ impl Walk {
         match reader.finish() {
             Ok(()) => true,
             Err(e) if count == blob.size => {
-                self.blob_problem(ProblemKind::DigestMismatch, blob, format!("{at}: {e}"));
+                let msg = match self.actual(blob) {
+                    Ok((found, _)) => format!("{at}: the content hashes to {found}"),
+                    Err(_) => format!("{at}: {e}"),
+                };
+                self.blob_problem(ProblemKind::DigestMismatch, blob, msg);
                 false
             }
             Err(_) => {
@@ -693,21 +697,22 @@ impl Walk {
         }
     }
 
+    /// The digest and size of the whole blob file, whatever its descriptor
+    /// says. Only read again to explain a mismatch, never on the clean path.
+    fn actual(&self, blob: &BlobRef) -> io::Result<(Digest, u64)> {
+        let store = self.store.as_ref().ok_or(io::ErrorKind::NotFound)?;
+        let file = fs::File::open(store.path(&blob.digest))?;
+        let mut r = HashingReader::new(io::BufReader::new(file));
+        io::copy(&mut r, &mut io::sink())?;
+        Ok(r.finish())
+    }
+
     /// Says how big the blob really is and whether its content matches the
     /// digest: a descriptor with a wrong size and a truncated blob call for
-    /// different repairs. Only runs on a mismatch.
+    /// different repairs.
     fn size_mismatch(&self, blob: &BlobRef) -> String {
         let declared = blob.size;
-        let Some(store) = &self.store else {
-            return format!("descriptor says {declared} bytes");
-        };
-        let path = store.path(&blob.digest);
-        let whole = fs::File::open(&path).and_then(|f| {
-            let mut r = HashingReader::new(io::BufReader::new(f));
-            io::copy(&mut r, &mut io::sink())?;
-            Ok(r.finish())
-        });
-        match whole {
+        match self.actual(blob) {
             Ok((digest, actual)) => format!(
                 "descriptor says {declared} bytes, the blob has {actual}{}",
                 if digest == blob.digest {
