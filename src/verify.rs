@@ -140,7 +140,7 @@ impl Report {
 pub fn verify(layout_dir: &Path, tag: Option<&str>) -> Result<Report> {
     if !layout_dir.is_dir() {
         return Err(Error::Usage(format!(
-            "{}: no such directory",
+            "{}: not a directory",
             layout_dir.display()
         )));
     }
@@ -178,7 +178,7 @@ pub fn verify(layout_dir: &Path, tag: Option<&str>) -> Result<Report> {
     }
     for (n, desc) in selected {
         let at = match tag_of(desc) {
-            Some(t) => format!("index.json manifests[{n}] ({t})"),
+            Some(t) => format!("index.json manifests[{n}] (tag {t})"),
             None => format!("index.json manifests[{n}]"),
         };
         walk.check_child(desc, &at, tag_of(desc));
@@ -500,50 +500,46 @@ impl Walk {
             self.check_blob(blob, at);
             return None;
         }
-        let Some(store) = &self.store else {
+        // A path, cloned so that problems can be noted while it is in use.
+        let Some(store) = self.store.clone() else {
             self.check_blob(blob, at);
             return None;
         };
-        let opened = layer_read::open(store, desc);
-        let mut tar = match opened {
-            Ok(reader) => HashingReader::new(reader),
-            Err(e) => {
-                // Missing or unreadable: the raw read says which.
-                if self.check_blob(blob, at) {
-                    self.blob_problem(ProblemKind::Unreadable, blob, format!("{at}: {e}"));
-                }
-                return None;
+        let failure = match read_layer(&store, desc, diff_id) {
+            Ok(found) => {
+                self.record(blob, true);
+                return Some(found);
             }
+            Err(failure) => failure,
         };
-        if let Err(e) = io::copy(&mut tar, &mut io::sink()) {
-            // A flipped byte usually breaks inflate or the gzip CRC before
-            // the blob's digest is reached; blame the blob if it is bad.
-            if self.check_blob(blob, at) {
-                let msg = format!("{at}: the blob is intact but does not decompress: {e}");
-                self.blob_problem(ProblemKind::CorruptLayer, blob, msg);
-            }
+        // Something failed; a raw read of the blob says whether it is the
+        // blob (missing, wrong size or digest: reported by check_blob) or,
+        // the blob being intact, what it holds.
+        if !self.check_blob(blob, at) {
             return None;
         }
-        let (found, _, reader) = tar.into_parts();
-        let expected = diff_id.unwrap_or(found);
-        match reader.finish(&expected) {
-            Ok(()) => {
-                self.record(blob, true);
-                Some(found)
+        match failure {
+            LayerFailure::Open(e) => {
+                self.blob_problem(ProblemKind::Unreadable, blob, format!("{at}: {e}"));
+                None
             }
-            // Either the blob is bad (reported by the raw read) or, being
-            // intact, its content is not the config's diff_id.
-            Err(e) => {
-                if !self.check_blob(blob, at) {
-                    return None;
-                }
-                if found != expected {
+            LayerFailure::Decode(e) => {
+                let msg = format!("{at}: the blob is intact but does not decompress: {e}");
+                self.blob_problem(ProblemKind::CorruptLayer, blob, msg);
+                None
+            }
+            // An intact blob that decompressed: its content is not the
+            // config's diff_id. Read it once more to say what it is.
+            LayerFailure::Finish(e) => match (diff_id, read_layer(&store, desc, None)) {
+                (Some(expected), Ok(found)) if found != expected => {
                     self.check_diff_id(blob, expected, found, at);
-                } else {
-                    self.blob_problem(ProblemKind::CorruptLayer, blob, format!("{at}: {e}"));
+                    Some(found)
                 }
-                Some(found)
-            }
+                _ => {
+                    self.blob_problem(ProblemKind::CorruptLayer, blob, format!("{at}: {e}"));
+                    None
+                }
+            },
         }
     }
 
@@ -733,6 +729,44 @@ impl Walk {
             }
         }
     }
+}
+
+/// How reading a layer failed, for [`Walk::decompress`] to explain.
+enum LayerFailure {
+    /// The blob could not be opened.
+    Open(String),
+    /// It did not decompress (or could not be read to the end).
+    Decode(String),
+    /// It decompressed, but the blob or the diff_id did not match.
+    Finish(String),
+}
+
+/// Reads a layer through [`layer_read`], which checks the blob's size and
+/// digest and the content's diff_id in one pass, and returns the diff_id.
+/// Without an expected diff_id, it is computed here instead.
+fn read_layer(
+    store: &BlobStore,
+    desc: &Descriptor,
+    diff_id: Option<Digest>,
+) -> std::result::Result<Digest, LayerFailure> {
+    let reader = layer_read::open(store, desc).map_err(LayerFailure::Open)?;
+    let decode = |e: io::Error| LayerFailure::Decode(e.to_string());
+    let (found, reader) = match diff_id {
+        // The common case: layer_read hashes the tar already; no second hash.
+        Some(expected) => {
+            let mut reader = reader;
+            io::copy(&mut reader, &mut io::sink()).map_err(decode)?;
+            (expected, reader)
+        }
+        None => {
+            let mut tar = HashingReader::new(reader);
+            io::copy(&mut tar, &mut io::sink()).map_err(decode)?;
+            let (found, _, reader) = tar.into_parts();
+            (found, reader)
+        }
+    };
+    reader.finish(&found).map_err(LayerFailure::Finish)?;
+    Ok(found)
 }
 
 /// "manifest sha256:… (tag 1.2.0)": where a config or layer was referenced.
@@ -1096,6 +1130,21 @@ mod tests {
         let report = f.verify(None);
         assert!(report.is_ok(), "{report:#?}");
         assert_eq!((report.manifests, report.blobs), (2, 4));
+    }
+
+    #[test]
+    fn a_shared_layer_is_checked_against_each_config_without_a_second_read() {
+        let f = Fixture::new();
+        let (layer, diff_id) = f.layer("shared");
+        let good = f.manifest(&f.config(&[diff_id]), &[layer], "good");
+        let bad_config = f.config(&[Digest::of(b"wrong")]);
+        let bad = f.manifest(&bad_config, &[layer], "bad");
+        let mt = MediaType::ImageManifest;
+        f.index(&[(desc(&mt, &good), "good"), (desc(&mt, &bad), "bad")]);
+        let report = f.verify(None);
+        assert_eq!(kinds(&report), [ProblemKind::DiffIdMismatch], "{report:#?}");
+        assert!(report.problems[0].message.contains("(tag bad)"));
+        assert_eq!(report.blobs, 5, "two manifests, two configs, one layer");
     }
 
     #[test]
