@@ -5,9 +5,10 @@
 //! nested indexes, manifests, configs and layers, and the [`Report`] it
 //! produces. Every blob's size and digest is checked as it streams past
 //! ([`BlobStore::open_blob`]) and every layer is decompressed to check its
-//! diff_id ([`layer::read`]). It collects every problem rather than stopping
-//! at the first, because whoever repairs a layout wants the whole list; and
-//! it reads each blob once however many manifests share it.
+//! diff_id ([`crate::layer::read`]). It collects every problem rather than
+//! stopping at the first, because whoever repairs a layout wants the whole
+//! list; and it reads each blob once however many manifests share it (a blob
+//! found wrong is read again, only to say how).
 //!
 //! A layout that is broken is a [`Report`] with problems, not an `Err`: only
 //! a path that is no layout at all, or an unknown tag, is an error (usage).
