@@ -13,6 +13,7 @@ use crate::build::{self, Options};
 use crate::error::{Error, Result};
 use crate::inspect::{self, ImageRef};
 use crate::recipe::Recipe;
+use crate::verify;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -84,6 +85,21 @@ pub enum Command {
         /// The image, as oci:PATH[:TAG].
         image: String,
         /// Print the manifest and config as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every blob's size and digest and each image's manifest, config and diff_ids.
+    #[command(after_help = "Examples:\n  \
+        ingot verify oci:out/hello\n  \
+        ingot verify oci:out/hello:1.2.0\n  \
+        ingot verify oci:out/hello --json | jq '.problems[] | .blob'\n\n\
+        IMAGE is oci:PATH[:TAG]; without a tag, every image in the layout is verified.\n\
+        Every problem is reported, one per line (problem: KIND: BLOB: MESSAGE), then a\n\
+        summary line. Exit codes: 0 intact, 1 problems found, 2 not a layout or no such tag.")]
+    Verify {
+        /// The layout or image, as oci:PATH[:TAG].
+        image: String,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -164,6 +180,26 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                     .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))
             }
         }
+        Command::Verify { image, json } => {
+            let ImageRef::Oci { path, tag } = image.parse().map_err(Error::Usage)?;
+            let report = verify::verify(&path, tag.as_deref())?;
+            if json {
+                print_json(stdout, &report)?;
+            } else {
+                stdout
+                    .write_all(verify::render(&report).as_bytes())
+                    .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))?;
+            }
+            // The report is the result, so it goes to stdout either way; the
+            // error only sets the exit code and a one-line note on stderr.
+            if report.is_ok() {
+                Ok(())
+            } else {
+                Err(Error::Unverified {
+                    problems: report.problems.len(),
+                })
+            }
+        }
     }
 }
 
@@ -211,6 +247,19 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["ingot", "build"]).is_err());
         assert!(Cli::try_parse_from(["ingot", "inspect", "oci:x", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn verify_flags_parse() {
+        let cli = Cli::try_parse_from(["ingot", "verify", "oci:out/h:1", "--json"]).unwrap();
+        match cli.command {
+            Command::Verify { image, json } => {
+                assert_eq!(image, "oci:out/h:1");
+                assert!(json);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["ingot", "verify"]).is_err());
     }
 
     #[test]

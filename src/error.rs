@@ -24,13 +24,16 @@ pub enum Error {
     /// A build or an image check failed for another reason.
     #[error("{0}")]
     Failed(String),
+    /// `verify` found problems; the report, already on stdout, lists them.
+    #[error("verification failed: {problems} {}", if *.problems == 1 { "problem" } else { "problems" })]
+    Unverified { problems: usize },
 }
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Recipe(_) | Error::Usage(_) => 2,
-            Error::Io { .. } | Error::Failed(_) => 1,
+            Error::Io { .. } | Error::Failed(_) | Error::Unverified { .. } => 1,
         }
     }
 }

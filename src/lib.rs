@@ -14,5 +14,6 @@ pub mod lock;
 pub mod recipe;
 pub mod rootfs;
 pub mod store;
+pub mod verify;
 
 pub use error::{Error, Result};

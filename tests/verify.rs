@@ -1,0 +1,426 @@
+//! `ingot verify` against real layouts: a clean build passes; each kind of
+//! tampering is caught with exit 1 and the blob named; several problems are
+//! all reported; layouts made by umoci and by concurrent builds pass.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::{Value, json};
+
+use common::{build, ingot, repo, require, run, stderr, stdout};
+
+fn hello() -> PathBuf {
+    repo().join("recipes/hello/recipe.yaml")
+}
+
+/// A fresh build of recipes/hello in a temp dir: (dir, layout).
+fn hello_layout() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("h");
+    build(&hello(), &layout);
+    (dir, layout)
+}
+
+fn verify(image: &str, json: bool) -> Output {
+    let mut cmd = ingot();
+    cmd.arg("verify").arg(image);
+    if json {
+        cmd.arg("--json");
+    }
+    run(&mut cmd)
+}
+
+fn oci(layout: &Path) -> String {
+    format!("oci:{}", layout.display())
+}
+
+/// Runs `ingot verify --json` on the layout, expecting exit `code`.
+fn report(layout: &Path, code: i32) -> Value {
+    let out = verify(&oci(layout), true);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The (kind, blob) of every problem in a report.
+fn problems(report: &Value) -> Vec<(String, String)> {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap().to_string(),
+                p["blob"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Asserts the text output fails with exactly one problem of `kind` naming
+/// `blob`.
+fn assert_one_problem(layout: &Path, kind: &str, blob: &str) {
+    let out = verify(&oci(layout), false);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with(&format!("problem: {kind}: {blob}: ")),
+        "{text}"
+    );
+    assert_eq!(lines[1], "FAILED: 1 problem");
+    assert!(
+        stderr(&out).contains("verification failed"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    ingot::digest::Digest::of(bytes).to_string()
+}
+
+fn blob_path(layout: &Path, digest: &str) -> PathBuf {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    layout.join("blobs/sha256").join(hex)
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn write_json(path: &Path, value: &Value) {
+    std::fs::write(path, serde_json::to_vec(value).unwrap()).unwrap();
+}
+
+/// Stores `value` as a blob, as a tool fixing up a layout would: the file
+/// named by its digest. Returns (digest, size).
+fn put_json(layout: &Path, value: &Value) -> (String, u64) {
+    let bytes = serde_json::to_vec(value).unwrap();
+    let digest = sha256(&bytes);
+    std::fs::write(blob_path(layout, &digest), &bytes).unwrap();
+    (digest, bytes.len() as u64)
+}
+
+fn index(layout: &Path) -> Value {
+    read_json(&layout.join("index.json"))
+}
+
+/// The first image's manifest digest, manifest, config digest and layer
+/// digests.
+struct Image {
+    manifest_digest: String,
+    manifest: Value,
+    config_digest: String,
+    layers: Vec<String>,
+}
+
+fn image(layout: &Path) -> Image {
+    let manifest_digest = index(layout)["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest = read_json(&blob_path(layout, &manifest_digest));
+    let config_digest = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let layers = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    Image {
+        manifest_digest,
+        manifest,
+        config_digest,
+        layers,
+    }
+}
+
+/// Replaces the first image's manifest with `manifest`, pointing index.json
+/// at it, so that only what was changed inside the manifest is wrong.
+fn replace_manifest(layout: &Path, manifest: &Value) -> String {
+    let (digest, size) = put_json(layout, manifest);
+    let mut idx = index(layout);
+    idx["manifests"][0]["digest"] = json!(digest);
+    idx["manifests"][0]["size"] = json!(size);
+    write_json(&layout.join("index.json"), &idx);
+    digest
+}
+
+fn flip_byte(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let n = at.min(bytes.len() - 1);
+    bytes[n] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn flip_middle_byte(path: &Path) {
+    let n = std::fs::metadata(path).unwrap().len() as usize / 2;
+    flip_byte(path, n);
+}
+
+#[test]
+fn a_clean_build_verifies() {
+    let (_dir, layout) = hello_layout();
+    let out = verify(&format!("{}:1.2.0", oci(&layout)), false);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("ok: 1 manifest, 4 blobs, ") && text.ends_with(" bytes verified\n"),
+        "{text}"
+    );
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+
+    let json = report(&layout, 0);
+    assert_eq!(json["problems"], json!([]));
+    assert_eq!(json["manifests"], 1);
+    assert_eq!(json["blobs"], 4);
+}
+
+#[test]
+fn a_flipped_byte_in_a_layer_is_caught() {
+    let (_dir, layout) = hello_layout();
+    let img = image(&layout);
+    // The big base layer: a byte in its deflate stream, where it breaks
+    // inflate or the gzip CRC before the blob's digest is checked.
+    flip_middle_byte(&blob_path(&layout, &img.layers[0]));
+    assert_one_problem(&layout, "digest-mismatch", &img.layers[0]);
+}
+
+#[test]
+fn a_flipped_byte_in_a_gzip_header_is_caught() {
+    let (_dir, layout) = hello_layout();
+    let img = image(&layout);
+    // The header's mtime: gzip decodes the same tar, so only the blob's
+    // digest can tell.
+    flip_byte(&blob_path(&layout, &img.layers[1]), 5);
+    assert_one_problem(&layout, "digest-mismatch", &img.layers[1]);
+}
+
+#[test]
+fn a_flipped_byte_in_the_config_is_caught() {
+    let (_dir, layout) = hello_layout();
+    let img = image(&layout);
+    flip_middle_byte(&blob_path(&layout, &img.config_digest));
+    assert_one_problem(&layout, "digest-mismatch", &img.config_digest);
+}
+
+#[test]
+fn a_flipped_byte_in_the_manifest_is_caught() {
+    let (_dir, layout) = hello_layout();
+    let img = image(&layout);
+    flip_middle_byte(&blob_path(&layout, &img.manifest_digest));
+    assert_one_problem(&layout, "digest-mismatch", &img.manifest_digest);
+}
+
+#[test]
+fn a_missing_blob_is_caught() {
+    let (_dir, layout) = hello_layout();
+    let img = image(&layout);
+    std::fs::remove_file(blob_path(&layout, &img.layers[1])).unwrap();
+    assert_one_problem(&layout, "missing-blob", &img.layers[1]);
+}
+
+#[test]
+fn a_wrong_size_in_index_json_is_caught() {
+    let (_dir, layout) = hello_layout();
+    let img = image(&layout);
+    let mut idx = index(&layout);
+    let size = idx["manifests"][0]["size"].as_u64().unwrap();
+    idx["manifests"][0]["size"] = json!(size - 1);
+    write_json(&layout.join("index.json"), &idx);
+    assert_one_problem(&layout, "size-mismatch", &img.manifest_digest);
+    let out = verify(&oci(&layout), false);
+    assert!(
+        stdout(&out).contains("the descriptor is wrong"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_wrong_layer_size_in_a_manifest_is_caught() {
+    let (_dir, layout) = hello_layout();
+    let img = image(&layout);
+    let mut manifest = img.manifest.clone();
+    let size = manifest["layers"][1]["size"].as_u64().unwrap();
+    manifest["layers"][1]["size"] = json!(size + 10);
+    replace_manifest(&layout, &manifest);
+    assert_one_problem(&layout, "size-mismatch", &img.layers[1]);
+}
+
+#[test]
+fn a_diff_id_mismatch_is_caught() {
+    let (_dir, layout) = hello_layout();
+    let img = image(&layout);
+    // Change the app layer's diff_id, then fix the digests up the chain
+    // (config → manifest → index.json) so that only the diff_id is wrong.
+    let mut config = read_json(&blob_path(&layout, &img.config_digest));
+    config["rootfs"]["diff_ids"][1] = json!(sha256(b"not the layer"));
+    let (config_digest, config_size) = put_json(&layout, &config);
+    let mut manifest = img.manifest.clone();
+    manifest["config"]["digest"] = json!(config_digest);
+    manifest["config"]["size"] = json!(config_size);
+    replace_manifest(&layout, &manifest);
+
+    assert_one_problem(&layout, "diff-id-mismatch", &img.layers[1]);
+}
+
+#[test]
+fn a_missing_or_wrong_oci_layout_is_caught() {
+    let (_dir, layout) = hello_layout();
+    let marker = layout.join("oci-layout");
+
+    std::fs::write(&marker, r#"{"imageLayoutVersion":"9.9.9"}"#).unwrap();
+    let json = report(&layout, 1);
+    assert_eq!(problems(&json), [("layout".to_string(), "-".to_string())]);
+    assert!(
+        json["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("9.9.9")
+    );
+
+    std::fs::write(&marker, "not json").unwrap();
+    assert_eq!(problems(&report(&layout, 1)).len(), 1);
+
+    std::fs::remove_file(&marker).unwrap();
+    let json = report(&layout, 1);
+    assert_eq!(problems(&json), [("layout".to_string(), "-".to_string())]);
+    // The blobs are checked all the same.
+    assert_eq!(json["blobs"], 4);
+}
+
+#[test]
+fn several_problems_are_all_reported() {
+    let (_dir, layout) = hello_layout();
+    let img = image(&layout);
+    flip_middle_byte(&blob_path(&layout, &img.layers[0]));
+    flip_middle_byte(&blob_path(&layout, &img.config_digest));
+    std::fs::remove_file(blob_path(&layout, &img.layers[1])).unwrap();
+    let json = report(&layout, 1);
+    let found = problems(&json);
+    for expected in [
+        ("digest-mismatch", &img.config_digest),
+        ("digest-mismatch", &img.layers[0]),
+        ("missing-blob", &img.layers[1]),
+    ] {
+        assert!(
+            found.contains(&(expected.0.to_string(), expected.1.to_string())),
+            "{expected:?} not in {found:?}"
+        );
+    }
+    assert_eq!(found.len(), 3, "{found:?}");
+    let out = verify(&oci(&layout), false);
+    assert!(stdout(&out).ends_with("FAILED: 3 problems\n"));
+}
+
+#[test]
+fn not_a_layout_or_an_unknown_tag_is_a_usage_error() {
+    let (dir, layout) = hello_layout();
+    let out = verify(&format!("{}:9.9.9", oci(&layout)), false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("1.2.0"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+
+    let out = verify(&oci(dir.path()), false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not an OCI image layout"),
+        "{}",
+        stderr(&out)
+    );
+    let out = verify(&oci(&dir.path().join("nope")), false);
+    assert_eq!(out.status.code(), Some(2));
+    let out = verify("docker://x", false);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_umoci_image_verifies() {
+    require("umoci");
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("u");
+    let umoci = |args: &[&str]| {
+        let out = run(std::process::Command::new("umoci").args(args));
+        assert!(out.status.success(), "umoci {args:?}: {}", stderr(&out));
+    };
+    let image = format!("{}:t", layout.display());
+    umoci(&["init", "--layout", layout.to_str().unwrap()]);
+    umoci(&["new", "--image", &image]);
+    let out = verify(&format!("{}:t", oci(&layout)), false);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let file = dir.path().join("f");
+    std::fs::write(&file, "from umoci\n").unwrap();
+    umoci(&[
+        "insert",
+        "--image",
+        &image,
+        file.to_str().unwrap(),
+        "/etc/f",
+    ]);
+    let json = report(&layout, 0);
+    assert_eq!(json["blobs"], 3, "{json}");
+}
+
+/// A one-layer recipe at `version`, written under `dir`.
+fn tiny_recipe(dir: &Path, version: &str) -> PathBuf {
+    let d = dir.join(format!("tiny-{version}"));
+    std::fs::create_dir_all(&d).unwrap();
+    let path = d.join("recipe.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "name: tiny\nversion: '{version}'\nbase: stemcell:static\nlayers:\n  - name: l\n    steps:\n      - file: {{ dest: /v, content: '{version}' }}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_layout_built_concurrently_verifies_for_every_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("tiny");
+    let children: Vec<_> = (1..=4)
+        .map(|v| {
+            ingot()
+                .arg("build")
+                .arg("-q")
+                .arg(tiny_recipe(dir.path(), &v.to_string()))
+                .arg("-o")
+                .arg(&layout)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    for v in 1..=4 {
+        let out = verify(&format!("{}:{v}", oci(&layout)), false);
+        assert!(
+            out.status.success(),
+            "tag {v}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(stdout(&out).starts_with("ok: 1 manifest, "));
+    }
+    let json = report(&layout, 0);
+    assert_eq!(json["manifests"], 4);
+    // The stemcell layer is shared: read once, not four times.
+    assert_eq!(json["blobs"], 4 * 3 + 1, "{json}");
+}
