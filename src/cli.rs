@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::build::{self, Options};
 use crate::error::{Error, Result};
+use crate::image::reference::Selector;
 use crate::inspect::{self, ImageRef};
 use crate::recipe::Recipe;
 use crate::verify;
@@ -181,8 +182,17 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             }
         }
         Command::Verify { image, json } => {
-            let ImageRef::Oci { path, tag } = image.parse().map_err(Error::Usage)?;
-            let report = verify::verify(&path, tag.as_deref())?;
+            let ImageRef::Oci(oci) = image.parse().map_err(Error::Usage)?;
+            let tag = match &oci.selector {
+                Selector::Only => None,
+                Selector::Tag(t) => Some(t.as_str()),
+                Selector::Digest(_) => {
+                    return Err(Error::Usage(
+                        "verify checks a layout or one tag: oci:PATH[:TAG]".into(),
+                    ));
+                }
+            };
+            let report = verify::verify(&oci.path, tag)?;
             if json {
                 print_json(stdout, &report)?;
             } else {
