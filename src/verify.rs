@@ -26,9 +26,9 @@ use serde::Serialize;
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, Result};
-use crate::image::annotation;
 use crate::layer::read::{self as layer_read, Compression};
 use crate::store::layout::Layout;
+use crate::store::layout::tag_of;
 use crate::store::{BlobRef, BlobStore, VerifiedReader};
 
 /// The layout version this verifier knows (image-spec, "oci-layout file").
@@ -185,13 +185,6 @@ pub fn verify(layout_dir: &Path, tag: Option<&str>) -> Result<Report> {
         walk.check_child(desc, &at, tag_of(desc));
     }
     Ok(walk.report)
-}
-
-fn tag_of(d: &Descriptor) -> Option<&str> {
-    d.annotations()
-        .as_ref()
-        .and_then(|a| a.get(annotation::REF_NAME))
-        .map(String::as_str)
 }
 
 /// What a manifest's config says about its layers: one expected diff_id per
@@ -924,7 +917,7 @@ mod tests {
                 .iter()
                 .map(|(d, tag)| {
                     let mut d = d.clone();
-                    d["annotations"] = json!({ annotation::REF_NAME: tag });
+                    d["annotations"] = json!({ crate::image::annotation::REF_NAME: tag });
                     d
                 })
                 .collect();

@@ -186,7 +186,8 @@ fn index_with(index: Option<ImageIndex>, tagged: &Tagged) -> ImageIndex {
     index
 }
 
-fn tag_of(d: &Descriptor) -> Option<&str> {
+/// The tag (`org.opencontainers.image.ref.name`) a descriptor carries.
+pub fn tag_of(d: &Descriptor) -> Option<&str> {
     d.annotations()
         .as_ref()
         .and_then(|a| a.get(annotation::REF_NAME))
@@ -231,6 +232,23 @@ impl Layout {
                 "{} is not an OCI image layout (no oci-layout file)",
                 dir.display()
             )));
+        }
+        #[derive(serde::Deserialize)]
+        struct Marker {
+            #[serde(rename = "imageLayoutVersion")]
+            version: String,
+        }
+        let text = fs::read(&marker).context(|| format!("reading {}", marker.display()))?;
+        match serde_json::from_slice::<Marker>(&text) {
+            Ok(m) if m.version == "1.0.0" => {}
+            Ok(m) => {
+                return Err(Error::Failed(format!(
+                    "{}: image layout version {:?} is not supported (expected \"1.0.0\")",
+                    marker.display(),
+                    m.version
+                )));
+            }
+            Err(e) => return Err(Error::Failed(format!("{}: {e}", marker.display()))),
         }
         Ok(Layout {
             dir: dir.to_path_buf(),
