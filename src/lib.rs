@@ -13,6 +13,7 @@ pub mod layer;
 pub mod lock;
 pub mod recipe;
 pub mod rootfs;
+pub mod seal;
 pub mod store;
 pub mod verify;
 

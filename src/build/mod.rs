@@ -19,6 +19,7 @@ use crate::layer;
 use crate::lock::{self, LockFile, Pin};
 use crate::recipe::Recipe;
 use crate::rootfs::View;
+use crate::seal::{self, LayerLabel, Scan};
 use crate::store::layout::{self, Staging, Tagged};
 use crate::store::{BlobRef, BlobStore};
 
@@ -262,8 +263,17 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
             base_diff_ids.len()
         )));
     }
+    // Every layer, the base's and the recipe's, is read back through the
+    // same stream that feeds the view and the seal's content scan.
+    let mut scan = Scan::default();
+    let mut labels = Vec::new();
     for (desc, diff_id) in base.layers.iter().zip(&base_diff_ids) {
-        apply_blob(&mut view, blobs, desc, diff_id).map_err(|e| base_error(recipe, e))?;
+        apply_blob(&mut view, &mut scan, blobs, desc, diff_id)
+            .map_err(|e| base_error(recipe, e))?;
+        labels.push(LayerLabel {
+            digest: desc.digest().to_string(),
+            name: "base".into(),
+        });
     }
 
     let created = image::rfc3339(options.epoch);
@@ -288,16 +298,13 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
             continue;
         }
         let base_dependent = plan.base_dependent;
-        let (entries, changes) = plan
-            .into_layer(view.layer_count())
-            .map_err(|m| recipe.error_at(&["layers", &i.to_string()], m))?;
+        let entries = plan.into_entries();
         let count = entries.len();
         let mut writer = blobs.writer().context(|| "creating a layer blob".into())?;
         let written = layer::write(entries, options.epoch, &mut writer)
             .context(|| format!("writing layer {:?}", layer_spec.name))?;
         let blob = writer.commit().context(|| "storing a layer blob".into())?;
         debug_assert_eq!(blob.digest, written.digest);
-        view.apply(changes);
         (ctx.log)(&format!(
             "layer {}: {count} entries, {} bytes, {}",
             layer_spec.name, written.size, written.digest
@@ -315,6 +322,11 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
                 base_dependent.to_string(),
             ),
         ])));
+        apply_blob(&mut view, &mut scan, blobs, &desc, &written.diff_id)?;
+        labels.push(LayerLabel {
+            digest: written.digest.to_string(),
+            name: layer_spec.name.clone(),
+        });
         layers.push(desc);
         diff_ids.push(written.diff_id);
         history.push(image_config::history_entry(
@@ -347,6 +359,29 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
         merged.set_labels(Some(labels));
     }
     let config = image_config::image_config(&platform, &created, merged, &diff_ids, history);
+    let inputs = seal::Inputs {
+        view: &view,
+        config: config.config().as_ref(),
+        scan: &scan,
+    };
+    let sealed = seal::check(&inputs, &spec.seal.allow, &labels);
+    if let Some(&i) = sealed.unused_allows.first() {
+        let a = &spec.seal.allow[i];
+        return Err(recipe
+            .error_at(
+                &["seal", "allow", &i.to_string()],
+                format!(
+                    "seal.allow {{ rule: {}, path: {} }} matches nothing; remove the stale exception",
+                    a.rule, a.path
+                ),
+            )
+            .into());
+    }
+    if !sealed.is_sealed() {
+        return Err(Error::Unsealed(
+            sealed.violations.iter().map(ToString::to_string).collect(),
+        ));
+    }
     let config_blob = put_json(blobs, &config)?;
 
     let mut annotations = HashMap::from([
@@ -362,6 +397,15 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
     ]);
     if base.name != "scratch" {
         annotations.insert(annotation::BASE_NAME.to_string(), base.name.clone());
+    }
+    annotations.insert(
+        annotation::SEAL_POLICY.to_string(),
+        seal::POLICY_VERSION.to_string(),
+    );
+    if !spec.seal.allow.is_empty() {
+        let allowed = seal::allow_annotation(&spec.seal.allow)
+            .map_err(|e| Error::Failed(format!("encoding seal.allow: {e}")))?;
+        annotations.insert(annotation::SEAL_ALLOW.to_string(), allowed);
     }
     if let Some(d) = base.manifest_digest {
         annotations.insert(annotation::BASE_DIGEST.to_string(), d.to_string());
@@ -514,12 +558,14 @@ fn base_error(recipe: &Recipe, err: Error) -> Error {
 /// and the uncompressed diff_id.
 fn apply_blob(
     view: &mut View,
+    scan: &mut Scan,
     blobs: &BlobStore,
     desc: &Descriptor,
     diff_id: &Digest,
 ) -> Result<()> {
     let mut reader = layer::read::open(blobs, desc).map_err(Error::Failed)?;
-    view.apply_tar(&mut reader)
+    let layer = view.layer_count();
+    view.apply_tar_with(&mut reader, &mut |path, data| scan.visit(path, layer, data))
         .map_err(|m| Error::Failed(format!("base layer {}: {m}", desc.digest())))?;
     reader
         .finish(diff_id)

@@ -14,7 +14,7 @@ use crate::recipe::{Recipe, RecipeError, Step, template};
 use crate::rootfs::accounts::{self, Databases};
 use crate::rootfs::meta::{ImagePath, Owner};
 use crate::rootfs::source::{self, SourceKind};
-use crate::rootfs::{Change, Node, NodeKind, View, resolve_parent_with};
+use crate::rootfs::{Node, NodeKind, View, resolve_parent_with};
 
 /// Everything a layer's steps may read.
 pub struct Inputs<'a> {
@@ -127,46 +127,20 @@ impl Plan {
         self.entries.is_empty() && self.whiteouts.is_empty() && self.opaques.is_empty()
     }
 
-    /// The layer's tar entries, and the same changes for the view.
-    pub fn into_layer(
-        self,
-        layer_index: usize,
-    ) -> Result<(Vec<layer::Entry>, Vec<Change>), String> {
-        let mut changes = Vec::new();
-        let mut entries = Vec::new();
-        for w in &self.whiteouts {
+    /// The layer's tar entries: whiteouts, opaque whiteouts and entries.
+    pub fn into_entries(self) -> Vec<layer::Entry> {
+        let whiteouts = self.whiteouts.iter().map(|w| {
             let parent = w.parent().unwrap_or_default();
-            entries.push(layer::Entry::whiteout(parent.as_rel(), w.file_name()));
-            changes.push(Change::Whiteout(w.clone()));
-        }
-        for o in &self.opaques {
-            entries.push(layer::Entry::opaque_whiteout(o.as_rel()));
-            changes.push(Change::Opaque(o.clone()));
-        }
-        for (path, entry) in self.entries {
-            let content = if View::is_watched(&path) {
-                match &entry.kind {
-                    EntryKind::File(Content::Bytes(b)) => Some(b.clone()),
-                    EntryKind::File(Content::Path { path: host, .. }) => Some(
-                        std::fs::read(host)
-                            .map_err(|e| format!("reading {}: {e}", host.display()))?,
-                    ),
-                    _ => None,
-                }
-            } else {
-                None
-            };
-            let node = Node {
-                kind: node_kind(&entry.kind),
-                mode: entry.mode,
-                uid: entry.uid,
-                gid: entry.gid,
-                layer: layer_index,
-            };
-            changes.push(Change::Put(path, node, content));
-            entries.push(entry);
-        }
-        Ok((entries, changes))
+            layer::Entry::whiteout(parent.as_rel(), w.file_name())
+        });
+        let opaques = self
+            .opaques
+            .iter()
+            .map(|o| layer::Entry::opaque_whiteout(o.as_rel()));
+        whiteouts
+            .chain(opaques)
+            .chain(self.entries.into_values())
+            .collect()
     }
 
     /// What `path` holds now: this layer's entry, else the lower one unless
@@ -460,6 +434,7 @@ fn node_kind(kind: &EntryKind) -> NodeKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rootfs::Change;
 
     fn p(s: &str) -> ImagePath {
         s.parse().unwrap()
@@ -474,6 +449,7 @@ mod tests {
             uid: 0,
             gid: 0,
             layer: 0,
+            capability: false,
         };
         let file = || node(NodeKind::File { size: 1 }, 0o644);
         let mut v = View::new();
@@ -500,8 +476,7 @@ mod tests {
     }
 
     fn paths(plan: Plan) -> Vec<String> {
-        let (entries, _) = plan.into_layer(1).unwrap();
-        let mut names: Vec<String> = entries.into_iter().map(|e| e.path).collect();
+        let mut names: Vec<String> = plan.into_entries().into_iter().map(|e| e.path).collect();
         names.sort();
         names
     }
@@ -512,7 +487,7 @@ mod tests {
         let mut plan = plan();
         plan.put(&view, p("/tmp/a/b"), file(), 0o600, Owner::default())
             .unwrap();
-        let (entries, _) = plan.into_layer(1).unwrap();
+        let entries = plan.into_entries();
         let got: Vec<(&str, u32)> = entries.iter().map(|e| (e.path.as_str(), e.mode)).collect();
         assert_eq!(got, [("tmp/a", 0o755), ("tmp/a/b", 0o600)]);
     }

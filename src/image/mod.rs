@@ -36,6 +36,10 @@ pub mod annotation {
     /// On a layer descriptor: whether the layer's bytes depended on the
     /// base's content, so a later rebase knows whether it is safe.
     pub const LAYER_BASE_DEPENDENT: &str = "dev.ingot.layer.base-dependent";
+    /// The seal policy version the image passed.
+    pub const SEAL_POLICY: &str = "dev.ingot.seal.policy";
+    /// The seal exceptions the image was built with, canonical JSON.
+    pub const SEAL_ALLOW: &str = "dev.ingot.seal.allow";
     /// Config label: the recipe's declared runtime params, canonical JSON.
     pub const PARAMS: &str = "dev.ingot.params";
     /// The recipe name that owns a layout, on index.json.

@@ -202,6 +202,25 @@ impl Recipe {
                 ));
             }
         }
+        for (i, allow) in spec.seal.allow.iter().enumerate() {
+            if crate::seal::rule(&allow.rule).is_none() {
+                let ids: Vec<&str> = crate::seal::RULES.iter().map(|r| r.id).collect();
+                return Err(self.error_at(
+                    &["seal", "allow", &i.to_string(), "rule"],
+                    format!(
+                        "unknown seal rule {:?}; rules: {}",
+                        allow.rule,
+                        ids.join(", ")
+                    ),
+                ));
+            }
+            if allow.reason.trim().is_empty() {
+                return Err(self.error_at(
+                    &["seal", "allow", &i.to_string(), "reason"],
+                    "a seal exception needs a reason",
+                ));
+            }
+        }
         for name in spec.params.keys() {
             if spec.config.env.contains_key(name) {
                 return Err(self.error_at(

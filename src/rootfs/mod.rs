@@ -43,6 +43,9 @@ pub struct Node {
     pub gid: u64,
     /// Index of the layer that last wrote this path, bottom layer 0.
     pub layer: usize,
+    /// Whether the entry carries file capabilities (the
+    /// `security.capability` xattr), which grant privilege like setuid.
+    pub capability: bool,
 }
 
 impl Node {
@@ -67,6 +70,26 @@ const WATCHED_MAX: u64 = 16 << 20;
 
 /// No single file in a base is a terabyte: a header saying so is hostile.
 const MAX_ENTRY_SIZE: u64 = 1 << 40;
+
+/// Sees each regular file's path and content stream.
+pub type FileVisitor<'a> = &'a mut dyn FnMut(&ImagePath, &mut dyn Read) -> io::Result<()>;
+
+/// The PAX record that carries file capabilities.
+const CAPABILITY_XATTR: &[u8] = b"SCHILY.xattr.security.capability";
+
+/// Counts what is read through it.
+struct Counted<'a, R> {
+    inner: &'a mut R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
 
 /// How far a reader got, and whether its source ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -171,6 +194,13 @@ impl View {
     /// hostile layer could use to escape or mislead: `..` or absolute
     /// names, whiteouts of `..`, hardlinks to nothing, absurd sizes.
     pub fn apply_tar(&mut self, tar: impl Read) -> Result<(), String> {
+        self.apply_tar_with(tar, &mut |_, _| Ok(()))
+    }
+
+    /// [`apply_tar`](Self::apply_tar), showing each regular file's content
+    /// to `on_file` as it streams past (what it leaves unread is skipped):
+    /// how the seal reads content without a second pass.
+    pub fn apply_tar_with(&mut self, tar: impl Read, on_file: FileVisitor) -> Result<(), String> {
         let layer = self.layers;
         let watch = std::rc::Rc::new(std::cell::Cell::new(Progress::default()));
         let mut archive = tar::Archive::new(EofWatch {
@@ -223,6 +253,13 @@ impl View {
                 changes.push(Change::Whiteout(parent.join(hidden)));
                 continue;
             }
+            let capability = entry
+                .pax_extensions()
+                .ok()
+                .flatten()
+                .is_some_and(|mut exts| {
+                    exts.any(|e| e.is_ok_and(|e| e.key_bytes() == CAPABILITY_XATTR))
+                });
             let header = entry.header();
             let size = entry.size();
             if size > MAX_ENTRY_SIZE {
@@ -272,6 +309,7 @@ impl View {
                 uid: header.uid().map_err(|e| format!("{name}: {e}"))?,
                 gid: header.gid().map_err(|e| format!("{name}: {e}"))?,
                 layer,
+                capability,
             };
             let watched = View::is_watched(&path) && matches!(node.kind, NodeKind::File { .. });
             if watched && size > WATCHED_MAX {
@@ -280,8 +318,18 @@ impl View {
             // Read every entry's data whole, so a stream cut inside it is
             // told apart from one that only lacks its end blocks.
             let mut buf = Vec::new();
+            let is_file = matches!(node.kind, NodeKind::File { .. });
             let read = if watched {
-                entry.read_to_end(&mut buf).map(|n| n as u64)
+                let n = entry.read_to_end(&mut buf).map(|n| n as u64);
+                n.and_then(|n| on_file(&path, &mut &buf[..]).map(|()| n))
+            } else if is_file {
+                let mut counted = Counted {
+                    inner: &mut entry,
+                    read: 0,
+                };
+                on_file(&path, &mut counted)
+                    .and_then(|()| io::copy(&mut counted, &mut io::sink()))
+                    .map(|_| counted.read)
             } else {
                 io::copy(&mut entry, &mut io::sink())
             }
@@ -392,6 +440,7 @@ mod tests {
 
     fn dir(layer: usize) -> Node {
         Node {
+            capability: false,
             kind: NodeKind::Dir,
             mode: 0o755,
             uid: 0,
@@ -402,6 +451,7 @@ mod tests {
 
     fn file(layer: usize) -> Node {
         Node {
+            capability: false,
             kind: NodeKind::File { size: 1 },
             mode: 0o644,
             uid: 0,

@@ -1,0 +1,425 @@
+//! Sealing (design.md, "Sealing"): proof that an image holds no way in.
+//!
+//! The policy is the table [`RULES`]: each rule has an id, one line saying
+//! what it forbids, and a check over the final merged filesystem, the
+//! image config and what the content scan found. The same table runs on
+//! every build and in `ingot audit` on any image. Exceptions come only from
+//! the recipe's `seal.allow`, by rule and path.
+
+pub mod scan;
+
+use std::collections::BTreeMap;
+
+use oci_spec::image::Config;
+use serde::Serialize;
+
+use crate::recipe::schema::SealAllow;
+use crate::rootfs::meta::ImagePath;
+use crate::rootfs::{NodeKind, View};
+pub use scan::Scan;
+
+/// The version of the rule table. A change to what any rule accepts is a
+/// new version; sealed images record the version they passed.
+pub const POLICY_VERSION: &str = "1";
+
+/// File names of SSH servers, in any directory.
+const SSH_SERVERS: [&str; 5] = [
+    "sshd",
+    "sshd-session",
+    "dropbear",
+    "dropbearmulti",
+    "tinysshd",
+];
+
+/// What a rule looks at.
+pub struct Inputs<'a> {
+    pub view: &'a View,
+    pub config: Option<&'a Config>,
+    pub scan: &'a Scan,
+}
+
+/// One thing a rule forbids, found: where, in which layer, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// None for findings in the image config.
+    pub path: Option<ImagePath>,
+    /// Index of the layer that introduced it, bottom first.
+    pub layer: Option<usize>,
+    pub detail: String,
+}
+
+/// A seal rule.
+pub struct Rule {
+    pub id: &'static str,
+    pub description: &'static str,
+    check: fn(&Inputs) -> Vec<Finding>,
+}
+
+/// The policy, in one screen.
+pub static RULES: [Rule; 7] = [
+    Rule {
+        id: "no-ssh-server",
+        description: "no sshd, sshd-session, dropbear, dropbearmulti or tinysshd file, and no SSH server package installed (dpkg, distroless status.d, apk)",
+        check: no_ssh_server,
+    },
+    Rule {
+        id: "no-ssh-host-keys",
+        description: "no SSH host keys: /etc/ssh/ssh_host_*_key*, /etc/dropbear/dropbear_*_host_key",
+        check: no_ssh_host_keys,
+    },
+    Rule {
+        id: "no-authorized-keys",
+        description: "no authorized_keys or authorized_keys2 file anywhere, nor any file an sshd_config names in AuthorizedKeysFile",
+        check: no_authorized_keys,
+    },
+    Rule {
+        id: "no-ssh-port",
+        description: "port 22/tcp is not exposed in the image config",
+        check: no_ssh_port,
+    },
+    Rule {
+        id: "no-private-keys",
+        description: "no private key material in any file, found by content: PEM (RSA, DSA, EC, PKCS#8, encrypted), OpenSSH, SSH2, PGP, PuTTY, cosign/sigstore",
+        check: no_private_keys,
+    },
+    Rule {
+        id: "no-world-writable",
+        description: "no world-writable regular file or directory, except directories with the sticky bit",
+        check: no_world_writable,
+    },
+    Rule {
+        id: "setuid",
+        description: "every setuid or setgid regular file, and every file with capabilities (security.capability), is allowed by name",
+        check: setuid,
+    },
+];
+
+/// A rule id, if the table has it.
+pub fn rule(id: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.id == id)
+}
+
+/// A layer as reports name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayerLabel {
+    pub digest: String,
+    /// The recipe layer's name, or "base".
+    pub name: String,
+}
+
+/// A finding of one rule, with its layer named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub rule: &'static str,
+    pub path: Option<String>,
+    pub layer: Option<LayerLabel>,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}",
+            self.rule,
+            self.path.as_deref().unwrap_or("image config")
+        )?;
+        if let Some(l) = &self.layer {
+            write!(f, " (layer {} {})", l.name, l.digest)?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+/// What the seal found in an image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub policy: &'static str,
+    pub rules: Vec<&'static str>,
+    pub violations: Vec<Violation>,
+    /// Violations the recipe allows, with its reasons.
+    pub allowed: Vec<(Violation, String)>,
+    /// Indexes of `seal.allow` entries that matched nothing.
+    #[serde(skip)]
+    pub unused_allows: Vec<usize>,
+}
+
+impl Report {
+    pub fn is_sealed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Runs every rule, sets aside what `allow` permits, and names layers by
+/// `labels` (one per layer, bottom first).
+pub fn check(inputs: &Inputs, allow: &[SealAllow], labels: &[LayerLabel]) -> Report {
+    let mut used = vec![false; allow.len()];
+    let mut violations = Vec::new();
+    let mut allowed = Vec::new();
+    for rule in &RULES {
+        let mut findings = (rule.check)(inputs);
+        findings.sort_by(|a, b| a.path.cmp(&b.path));
+        findings.dedup();
+        for f in findings {
+            let violation = Violation {
+                rule: rule.id,
+                path: f.path.as_ref().map(ToString::to_string),
+                layer: f.layer.and_then(|i| labels.get(i).cloned()),
+                detail: f.detail,
+            };
+            let exception = allow
+                .iter()
+                .position(|a| a.rule == rule.id && Some(&a.path) == f.path.as_ref());
+            match exception {
+                Some(i) => {
+                    used[i] = true;
+                    allowed.push((violation, allow[i].reason.clone()));
+                }
+                None => violations.push(violation),
+            }
+        }
+    }
+    Report {
+        policy: POLICY_VERSION,
+        rules: RULES.iter().map(|r| r.id).collect(),
+        violations,
+        allowed,
+        unused_allows: used
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| !**u)
+            .map(|(i, _)| i)
+            .collect(),
+    }
+}
+
+/// Whether a content finding still stands: the file it was found in is the
+/// one the final filesystem has at that path.
+fn present(view: &View, path: &ImagePath, layer: usize) -> bool {
+    view.get(path)
+        .is_some_and(|n| n.layer == layer && matches!(n.kind, NodeKind::File { .. }))
+}
+
+/// Every non-directory entry, with its node.
+fn files<'a>(view: &'a View) -> impl Iterator<Item = (&'a ImagePath, &'a crate::rootfs::Node)> {
+    view.iter().filter(|(_, n)| !n.is_dir())
+}
+
+fn found(path: &ImagePath, layer: usize, detail: impl Into<String>) -> Finding {
+    Finding {
+        path: Some(path.clone()),
+        layer: Some(layer),
+        detail: detail.into(),
+    }
+}
+
+fn no_ssh_server(inputs: &Inputs) -> Vec<Finding> {
+    let binaries = files(inputs.view)
+        .filter(|(p, _)| SSH_SERVERS.contains(&p.file_name()))
+        .map(|(p, n)| found(p, n.layer, "an SSH server"));
+    let packages = inputs
+        .scan
+        .packages
+        .iter()
+        .filter(|(p, layer, _)| present(inputs.view, p, *layer))
+        .map(|(p, layer, package)| found(p, *layer, format!("package {package} is installed")));
+    binaries.chain(packages).collect()
+}
+
+fn no_ssh_host_keys(inputs: &Inputs) -> Vec<Finding> {
+    files(inputs.view)
+        .filter(|(p, _)| {
+            let (dir, name) = (p.parent().unwrap_or_default(), p.file_name());
+            (dir.as_rel() == "etc/ssh" && name.starts_with("ssh_host_") && name.contains("_key"))
+                || (dir.as_rel() == "etc/dropbear"
+                    && name.starts_with("dropbear_")
+                    && name.ends_with("_host_key"))
+        })
+        .map(|(p, n)| found(p, n.layer, "an SSH host key"))
+        .collect()
+}
+
+fn no_authorized_keys(inputs: &Inputs) -> Vec<Finding> {
+    let view = inputs.view;
+    let mut out: Vec<Finding> = files(view)
+        .filter(|(p, _)| matches!(p.file_name(), "authorized_keys" | "authorized_keys2"))
+        .map(|(p, n)| found(p, n.layer, "an authorized_keys file"))
+        .collect();
+    let users = passwd_users(view);
+    for (config, layer, patterns) in &inputs.scan.authorized_keys_files {
+        if !present(view, config, *layer) {
+            continue;
+        }
+        for pattern in patterns.iter().filter(|p| p.as_str() != "none") {
+            for (user, uid, home) in &users {
+                let Some(path) = expand_authorized_keys_file(pattern, user, uid, home) else {
+                    continue;
+                };
+                if let Some(node) = view.get(&path).filter(|n| !n.is_dir()) {
+                    out.push(found(
+                        &path,
+                        node.layer,
+                        format!("named by AuthorizedKeysFile in {config}"),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn no_ssh_port(inputs: &Inputs) -> Vec<Finding> {
+    let ports = inputs
+        .config
+        .and_then(|c| c.exposed_ports().clone())
+        .unwrap_or_default();
+    ports
+        .iter()
+        .filter(|p| matches!(p.as_str(), "22" | "22/tcp"))
+        .map(|p| Finding {
+            path: None,
+            layer: None,
+            detail: format!("port {p} is exposed"),
+        })
+        .collect()
+}
+
+fn no_private_keys(inputs: &Inputs) -> Vec<Finding> {
+    inputs
+        .scan
+        .keys
+        .iter()
+        .filter(|(p, layer, _)| present(inputs.view, p, *layer))
+        .map(|(p, layer, format)| found(p, *layer, format!("holds a {format}")))
+        .collect()
+}
+
+fn no_world_writable(inputs: &Inputs) -> Vec<Finding> {
+    inputs
+        .view
+        .iter()
+        .filter(|(_, n)| n.mode & 0o002 != 0)
+        .filter_map(|(p, n)| match n.kind {
+            NodeKind::Dir if n.mode & 0o1000 == 0 => Some(found(
+                p,
+                n.layer,
+                format!(
+                    "a world-writable directory ({:04o}) without the sticky bit",
+                    n.mode
+                ),
+            )),
+            NodeKind::File { .. } | NodeKind::Hardlink { .. } => Some(found(
+                p,
+                n.layer,
+                format!("a world-writable file ({:04o})", n.mode),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn setuid(inputs: &Inputs) -> Vec<Finding> {
+    inputs
+        .view
+        .iter()
+        .filter(|(_, n)| matches!(n.kind, NodeKind::File { .. } | NodeKind::Hardlink { .. }))
+        .filter_map(|(p, n)| {
+            let what = match (n.mode & 0o4000 != 0, n.mode & 0o2000 != 0, n.capability) {
+                (true, true, _) => "setuid and setgid",
+                (true, false, _) => "setuid",
+                (false, true, _) => "setgid",
+                (false, false, true) => "file capabilities",
+                (false, false, false) => return None,
+            };
+            Some(found(
+                p,
+                n.layer,
+                format!("{what} ({:04o}); allow it by name or drop the bit", n.mode),
+            ))
+        })
+        .collect()
+}
+
+/// (name, uid, home) of every account in the image's /etc/passwd.
+fn passwd_users(view: &View) -> Vec<(String, String, String)> {
+    let Some(text) = view.content(&ImagePath::root().join_rel("etc/passwd")) else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(text)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 6).then(|| (f[0].to_string(), f[2].to_string(), f[5].to_string()))
+        })
+        .collect()
+}
+
+/// sshd_config(5) TOKENS for AuthorizedKeysFile: `%%`, `%h`, `%u`, `%U`;
+/// a relative result is taken from the user's home.
+fn expand_authorized_keys_file(
+    pattern: &str,
+    user: &str,
+    uid: &str,
+    home: &str,
+) -> Option<ImagePath> {
+    let mut out = String::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next()? {
+            '%' => out.push('%'),
+            'h' => out.push_str(home),
+            'u' => out.push_str(user),
+            'U' => out.push_str(uid),
+            _ => return None,
+        }
+    }
+    if !out.starts_with('/') {
+        out = format!("{}/{out}", home.trim_end_matches('/'));
+    }
+    out.parse().ok()
+}
+
+/// The exceptions an image was sealed with, for its annotation: canonical
+/// JSON `[{"path":…,"reason":…,"rule":…}]`.
+pub fn allow_annotation(allow: &[SealAllow]) -> serde_json::Result<String> {
+    let list: Vec<BTreeMap<&str, String>> = allow
+        .iter()
+        .map(|a| {
+            BTreeMap::from([
+                ("rule", a.rule.clone()),
+                ("path", a.path.to_string()),
+                ("reason", a.reason.clone()),
+            ])
+        })
+        .collect();
+    Ok(String::from_utf8_lossy(&crate::image::canonical_json(&list)?).into_owned())
+}
+
+/// The report in words: one line per violation and per exception.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    for v in &report.violations {
+        out.push_str(&format!("violation: {v}\n"));
+    }
+    for (v, reason) in &report.allowed {
+        out.push_str(&format!("allowed: {v} [{reason}]\n"));
+    }
+    let verdict = if report.is_sealed() {
+        "sealed"
+    } else {
+        "NOT SEALED"
+    };
+    out.push_str(&format!(
+        "{verdict}: policy {}, {} rules, {} violations, {} allowed\n",
+        report.policy,
+        report.rules.len(),
+        report.violations.len(),
+        report.allowed.len()
+    ));
+    out
+}

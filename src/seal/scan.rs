@@ -1,0 +1,433 @@
+//! What the seal learns from file content, streamed once per layer in
+//! constant memory: private key material in any file, SSH servers in
+//! package databases, and `AuthorizedKeysFile` lines in sshd configs.
+//!
+//! Findings are recorded per (path, layer); the rules later keep only those
+//! whose file is still the one in the final filesystem.
+
+use std::io::{self, Read};
+
+use aho_corasick::AhoCorasick;
+
+use crate::rootfs::meta::ImagePath;
+
+/// Block markers of private key formats. PEM (PKCS#1, SEC1, PKCS#8, plain
+/// and encrypted), OpenSSH, SSH2, PGP, and cosign/sigstore's encrypted keys.
+const PEM_MARKERS: [&str; 10] = [
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----BEGIN DSA PRIVATE KEY-----",
+    "-----BEGIN EC PRIVATE KEY-----",
+    "-----BEGIN PRIVATE KEY-----",
+    "-----BEGIN ENCRYPTED PRIVATE KEY-----",
+    "-----BEGIN OPENSSH PRIVATE KEY-----",
+    "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----",
+    "-----BEGIN PGP PRIVATE KEY BLOCK-----",
+    "-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----",
+    "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----",
+];
+
+/// PuTTY's key files start `PuTTY-User-Key-File-2: ssh-rsa` (or `-3`).
+const PUTTY_MARKER: &str = "PuTTY-User-Key-File-";
+
+/// Bytes after a marker needed to tell a key from a string that names the
+/// format (libcrypto carries every PEM marker as a C string).
+const LOOKAHEAD: usize = 80;
+
+/// Read size; with the carried tail this bounds the scanner's memory.
+const CHUNK: usize = 64 * 1024;
+
+/// Longest line kept when reading package databases and sshd configs;
+/// longer lines are cut (they are not what these files hold).
+const MAX_LINE: usize = 64 * 1024;
+
+/// Packages that install an SSH server, in dpkg and apk databases.
+pub const SSH_SERVER_PACKAGES: [&str; 7] = [
+    "openssh-server",
+    "openssh-server-pam",
+    "dropbear",
+    "dropbear-bin",
+    "dropbear-run",
+    "tinyssh",
+    "tinysshd",
+];
+
+/// What the content scan found.
+#[derive(Debug, Default, Clone)]
+pub struct Scan {
+    /// Files holding private key material, with the format found.
+    pub keys: Vec<(ImagePath, usize, &'static str)>,
+    /// SSH server packages a package database lists as installed.
+    pub packages: Vec<(ImagePath, usize, String)>,
+    /// `AuthorizedKeysFile` patterns of each sshd config file.
+    pub authorized_keys_files: Vec<(ImagePath, usize, Vec<String>)>,
+}
+
+/// Which line-oriented file a path is, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dpkg,
+    DpkgStatusD,
+    Apk,
+    SshdConfig,
+}
+
+fn kind_of(path: &ImagePath) -> Option<Kind> {
+    let rel = path.as_rel();
+    let parent = path.parent().unwrap_or_default();
+    match rel {
+        "var/lib/dpkg/status" => Some(Kind::Dpkg),
+        "lib/apk/db/installed" => Some(Kind::Apk),
+        _ if parent.as_rel() == "var/lib/dpkg/status.d" => Some(Kind::DpkgStatusD),
+        _ if path.file_name() == "sshd_config" => Some(Kind::SshdConfig),
+        _ if parent.file_name() == "sshd_config.d" => Some(Kind::SshdConfig),
+        _ => None,
+    }
+}
+
+impl Scan {
+    /// Scans one regular file of layer `layer`.
+    pub fn visit(&mut self, path: &ImagePath, layer: usize, data: &mut dyn Read) -> io::Result<()> {
+        let kind = kind_of(path);
+        let mut keys = KeyScanner::new();
+        let mut lines = Lines::default();
+        let mut records = Records::new(kind);
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = data.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            if keys.found.is_none() {
+                keys.feed(&buf[..n], false);
+            }
+            if kind.is_some() {
+                lines.feed(&buf[..n], &mut |line| records.line(line));
+            }
+        }
+        if keys.found.is_none() {
+            keys.feed(&[], true);
+        }
+        lines.finish(&mut |line| records.line(line));
+        records.end();
+        if let Some(format) = keys.found {
+            self.keys.push((path.clone(), layer, format));
+        }
+        for package in records.servers {
+            self.packages.push((path.clone(), layer, package));
+        }
+        if !records.authorized_keys_files.is_empty() {
+            self.authorized_keys_files
+                .push((path.clone(), layer, records.authorized_keys_files));
+        }
+        Ok(())
+    }
+}
+
+/// Finds private key markers in a stream, carrying a short tail between
+/// chunks so a marker split across reads is still seen.
+struct KeyScanner {
+    matcher: AhoCorasick,
+    tail: Vec<u8>,
+    /// The byte just before `tail` (None at the start of the file), to tell
+    /// whether a marker at the tail's start begins a line.
+    before: Option<u8>,
+    found: Option<&'static str>,
+}
+
+impl KeyScanner {
+    fn new() -> KeyScanner {
+        let patterns = PEM_MARKERS.iter().copied().chain([PUTTY_MARKER]);
+        KeyScanner {
+            // The patterns are fixed and valid: building cannot fail.
+            matcher: AhoCorasick::new(patterns).expect("fixed key markers build"),
+            tail: Vec::new(),
+            before: None,
+            found: None,
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8], eof: bool) {
+        let mut window = std::mem::take(&mut self.tail);
+        let before = self.before;
+        window.extend_from_slice(chunk);
+        // Matches too close to the end to judge wait for more bytes.
+        let mut keep_from = window.len().saturating_sub(longest_marker() + LOOKAHEAD);
+        for m in self.matcher.find_overlapping_iter(&window) {
+            let after = &window[m.end()..];
+            if after.len() < LOOKAHEAD && !eof {
+                keep_from = keep_from.min(m.start());
+                break;
+            }
+            let prev = match m.start() {
+                0 => before,
+                i => Some(window[i - 1]),
+            };
+            let at_line_start = prev.is_none_or(|b| matches!(b, b'\n' | b'\r'));
+            let pattern = m.pattern().as_usize();
+            let format = if pattern < PEM_MARKERS.len() {
+                (at_line_start && pem_body_follows(after)).then_some(PEM_MARKERS[pattern])
+            } else {
+                (at_line_start && putty_header_follows(after)).then_some("PuTTY private key")
+            };
+            if let Some(format) = format {
+                self.found = Some(format_name(format));
+                return;
+            }
+        }
+        if !eof {
+            self.before = match keep_from {
+                0 => before,
+                i => Some(window[i - 1]),
+            };
+            self.tail = window[keep_from..].to_vec();
+        }
+    }
+}
+
+fn longest_marker() -> usize {
+    PEM_MARKERS
+        .iter()
+        .chain([&PUTTY_MARKER])
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The format a marker names, for the report.
+fn format_name(marker: &'static str) -> &'static str {
+    marker
+        .trim_matches(|c| c == '-' || c == ' ')
+        .strip_prefix("BEGIN ")
+        .unwrap_or(marker)
+}
+
+/// After a PEM BEGIN line: encryption headers, or a line of base64.
+fn pem_body_follows(after: &[u8]) -> bool {
+    let after = after.strip_prefix(b"\r").unwrap_or(after);
+    let Some(body) = after.strip_prefix(b"\n") else {
+        return false;
+    };
+    const HEADERS: [&[u8]; 4] = [b"Proc-Type:", b"Version:", b"Comment:", b"Subject:"];
+    if HEADERS.iter().any(|h| body.starts_with(h)) || body.starts_with(b"\n") {
+        return true;
+    }
+    let base64 = body
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+        .count();
+    base64 >= 16
+}
+
+/// `PuTTY-User-Key-File-2: ssh-rsa`: a version digit, then `: `.
+fn putty_header_follows(after: &[u8]) -> bool {
+    after.len() >= 3 && after[0].is_ascii_digit() && after[1] == b':' && after[2] == b' '
+}
+
+/// Splits a stream into lines, cutting any longer than [`MAX_LINE`].
+#[derive(Default)]
+struct Lines {
+    line: Vec<u8>,
+}
+
+impl Lines {
+    fn feed(&mut self, chunk: &[u8], out: &mut dyn FnMut(&str)) {
+        for part in chunk.split_inclusive(|b| *b == b'\n') {
+            let room = MAX_LINE.saturating_sub(self.line.len());
+            self.line.extend_from_slice(&part[..part.len().min(room)]);
+            if part.ends_with(b"\n") {
+                out(String::from_utf8_lossy(&self.line).trim_end());
+                self.line.clear();
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut dyn FnMut(&str)) {
+        if !self.line.is_empty() {
+            out(String::from_utf8_lossy(&self.line).trim_end());
+            self.line.clear();
+        }
+    }
+}
+
+/// Reads package database stanzas and sshd config lines.
+struct Records {
+    kind: Option<Kind>,
+    package: Option<String>,
+    installed: Option<bool>,
+    servers: Vec<String>,
+    authorized_keys_files: Vec<String>,
+}
+
+impl Records {
+    fn new(kind: Option<Kind>) -> Records {
+        Records {
+            kind,
+            package: None,
+            installed: None,
+            servers: Vec::new(),
+            authorized_keys_files: Vec::new(),
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        match self.kind {
+            Some(Kind::Dpkg | Kind::DpkgStatusD) => {
+                if line.is_empty() {
+                    self.end();
+                } else if let Some(name) = line.strip_prefix("Package:") {
+                    self.package = Some(name.trim().to_string());
+                } else if let Some(status) = line.strip_prefix("Status:") {
+                    // "install ok installed"; "deinstall ok config-files" is not.
+                    self.installed = Some(status.split_whitespace().last() == Some("installed"));
+                }
+            }
+            Some(Kind::Apk) => {
+                if line.is_empty() {
+                    self.end();
+                } else if let Some(name) = line.strip_prefix("P:") {
+                    self.package = Some(name.trim().to_string());
+                    self.installed = Some(true);
+                }
+            }
+            Some(Kind::SshdConfig) => {
+                let line = line.trim();
+                let mut words = line.split_whitespace();
+                if words
+                    .next()
+                    .is_some_and(|k| k.eq_ignore_ascii_case("AuthorizedKeysFile"))
+                {
+                    self.authorized_keys_files
+                        .extend(words.map(|w| w.trim_matches('"').to_string()));
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Ends a stanza. A distroless `status.d` file without a Status field
+    /// is an installed package.
+    fn end(&mut self) {
+        let installed = self
+            .installed
+            .unwrap_or(self.kind == Some(Kind::DpkgStatusD));
+        if let Some(package) = self.package.take() {
+            if installed && SSH_SERVER_PACKAGES.contains(&package.as_str()) {
+                self.servers.push(package);
+            }
+        }
+        self.installed = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(path: &str, content: &[u8]) -> Scan {
+        let mut s = Scan::default();
+        s.visit(&path.parse().unwrap(), 0, &mut &content[..])
+            .unwrap();
+        s
+    }
+
+    fn key_in(content: &[u8]) -> Option<&'static str> {
+        scan("/some/file", content).keys.first().map(|k| k.2)
+    }
+
+    const BODY: &str = "MIIEpAIBAAKCAQEA7yn3bRHQ5FHMQkEZHbNcBxnYDV1m\n";
+
+    #[test]
+    fn finds_every_key_format() {
+        for marker in PEM_MARKERS {
+            let text = format!("{marker}\n{BODY}-----END-----\n");
+            assert!(key_in(text.as_bytes()).is_some(), "{marker}");
+        }
+        let encrypted = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n";
+        assert_eq!(key_in(encrypted.as_bytes()), Some("RSA PRIVATE KEY"));
+        let putty = "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\n";
+        assert_eq!(key_in(putty.as_bytes()), Some("PuTTY private key"));
+        let windows = format!("-----BEGIN OPENSSH PRIVATE KEY-----\r\n{BODY}");
+        assert_eq!(key_in(windows.as_bytes()), Some("OPENSSH PRIVATE KEY"));
+    }
+
+    #[test]
+    fn names_of_formats_are_not_keys() {
+        // As libcrypto and documentation carry them.
+        assert_eq!(key_in(b"\0-----BEGIN RSA PRIVATE KEY-----\0-----END"), None);
+        assert_eq!(key_in(b"-----BEGIN PRIVATE KEY-----\nsee RFC 5208\n"), None);
+        assert_eq!(
+            key_in(b"the -----BEGIN PRIVATE KEY----- marker\nAAAAAAAAAAAAAAAAAAAA"),
+            None
+        );
+        assert_eq!(
+            key_in(b"-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkq\n"),
+            None
+        );
+        assert_eq!(key_in(b"PuTTY-User-Key-File-%d: %s"), None);
+    }
+
+    #[test]
+    fn finds_a_marker_split_across_reads_in_a_large_file() {
+        let mut content = vec![b'x'; CHUNK - 10];
+        content.push(b'\n');
+        content.extend_from_slice(format!("-----BEGIN EC PRIVATE KEY-----\n{BODY}").as_bytes());
+        content.extend(std::iter::repeat_n(b'y', 3 * CHUNK));
+        /// Hands out bytes a few at a time, as a decompressor may.
+        struct Dribble<'a>(&'a [u8]);
+        impl Read for Dribble<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = buf.len().min(self.0.len()).min(7919);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut s = Scan::default();
+        s.visit(&"/big".parse().unwrap(), 3, &mut Dribble(&content))
+            .unwrap();
+        assert_eq!(s.keys.len(), 1);
+        assert_eq!(s.keys[0].1, 3);
+        // A key at the very end, with its body cut short, is still judged.
+        assert!(
+            key_in(format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{}", &BODY[..20]).as_bytes())
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn reads_package_databases() {
+        let dpkg = b"Package: openssh-client\nStatus: install ok installed\n\nPackage: openssh-server\nStatus: install ok installed\nVersion: 1\n\nPackage: dropbear\nStatus: deinstall ok config-files\n";
+        let s = scan("/var/lib/dpkg/status", dpkg);
+        assert_eq!(
+            s.packages.iter().map(|p| p.2.as_str()).collect::<Vec<_>>(),
+            ["openssh-server"]
+        );
+        let s = scan(
+            "/var/lib/dpkg/status.d/dropbear",
+            b"Package: dropbear\nVersion: 2022\n",
+        );
+        assert_eq!(s.packages.len(), 1);
+        let s = scan(
+            "/lib/apk/db/installed",
+            b"C:Q1\nP:musl\nV:1\n\nC:Q2\nP:tinyssh\nV:2",
+        );
+        assert_eq!(s.packages[0].2, "tinyssh");
+        // The same text elsewhere is not a package database.
+        assert!(scan("/srv/status", dpkg).packages.is_empty());
+    }
+
+    #[test]
+    fn reads_authorized_keys_file_lines() {
+        let cfg = b"# AuthorizedKeysFile ignored\nauthorizedkeysfile .ssh/authorized_keys /etc/ssh/keys/%u\nPort 22\n";
+        let s = scan("/etc/ssh/sshd_config", cfg);
+        assert_eq!(
+            s.authorized_keys_files[0].2,
+            [".ssh/authorized_keys", "/etc/ssh/keys/%u"]
+        );
+        let s = scan(
+            "/etc/ssh/sshd_config.d/10-keys.conf",
+            b"AuthorizedKeysFile \"/k/%h\"\n",
+        );
+        assert_eq!(s.authorized_keys_files[0].2, ["/k/%h"]);
+    }
+}
