@@ -201,7 +201,7 @@ fn present(view: &View, path: &ImagePath, layer: usize) -> bool {
 }
 
 /// Every non-directory entry, with its node.
-fn files<'a>(view: &'a View) -> impl Iterator<Item = (&'a ImagePath, &'a crate::rootfs::Node)> {
+fn files(view: &View) -> impl Iterator<Item = (&ImagePath, &crate::rootfs::Node)> {
     view.iter().filter(|(_, n)| !n.is_dir())
 }
 

@@ -310,10 +310,12 @@ impl Records {
         let installed = self
             .installed
             .unwrap_or(self.kind == Some(Kind::DpkgStatusD));
-        if let Some(package) = self.package.take() {
-            if installed && SSH_SERVER_PACKAGES.contains(&package.as_str()) {
-                self.servers.push(package);
-            }
+        if let Some(package) = self
+            .package
+            .take()
+            .filter(|p| installed && SSH_SERVER_PACKAGES.contains(&p.as_str()))
+        {
+            self.servers.push(package);
         }
         self.installed = None;
     }
