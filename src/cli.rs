@@ -11,9 +11,12 @@ use clap::{Parser, Subcommand};
 
 use crate::build::{self, Options};
 use crate::error::{Error, Result};
+use crate::image::Platform;
+use crate::image::reference::ImageRef;
 use crate::image::reference::Selector;
-use crate::inspect::{self, ImageRef};
+use crate::inspect;
 use crate::recipe::Recipe;
+use crate::seal;
 use crate::verify;
 
 #[derive(Debug, Parser)]
@@ -74,6 +77,36 @@ pub enum Command {
         /// The recipe file (YAML).
         recipe: PathBuf,
         /// Print the lock as JSON on stdout as well.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check any image against the seal: no SSH server, keys or port, no
+    /// private keys, no world-writable files, no unreviewed setuid.
+    #[command(after_help = "Examples:\n  \
+        ingot audit oci:out/hello:1.2.0\n  \
+        ingot audit docker-archive:image.tar --json\n\n\
+        IMAGE is oci:PATH[:TAG], oci:PATH@DIGEST or docker-archive:PATH, built by ingot or not.\n\
+        Each layer is read once, as a stream. Exit 1 when the image is not sealed.\n\n\
+        Rules (policy 1):\n  \
+        no-ssh-server       no sshd, sshd-session, dropbear(multi) or tinysshd file; no SSH\n                      \
+        server package in dpkg status, distroless status.d or the apk installed db.\n                      \
+        rpm databases are not read.\n  \
+        no-ssh-host-keys    no /etc/ssh/ssh_host_*_key*, /etc/dropbear/*_host_key\n  \
+        no-authorized-keys  no authorized_keys(2) anywhere, nor AuthorizedKeysFile targets\n  \
+        no-ssh-port         22/tcp not exposed\n  \
+        no-private-keys     no private key material in any file (PEM, OpenSSH, PuTTY, PGP,\n                      \
+        cosign/sigstore), found by content\n  \
+        no-world-writable   no world-writable file or directory (sticky directories excepted)\n  \
+        setuid              setuid/setgid files and file capabilities only by name\n\n\
+        An ingot image's own exceptions (recipe seal.allow, recorded in the image) are\n\
+        honoured and listed with their reasons.")]
+    Audit {
+        /// The image: oci:PATH[:TAG], oci:PATH@DIGEST or docker-archive:PATH.
+        image: String,
+        /// The platform to pick from an index.
+        #[arg(long, default_value = "linux/amd64")]
+        platform: String,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -170,6 +203,32 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 Ok(())
             }
         }
+        Command::Audit {
+            image,
+            platform,
+            json,
+        } => {
+            let image: ImageRef = image.parse().map_err(Error::Usage)?;
+            let platform: Platform = platform.parse().map_err(Error::Usage)?;
+            let report = seal::audit::audit(&image, &platform)?;
+            if json {
+                print_json(stdout, &report)?;
+            } else {
+                stdout
+                    .write_all(seal::render(&report).as_bytes())
+                    .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))?;
+            }
+            // Like verify: the report, on stdout, is the result; the error
+            // only sets exit 1 and says so on stderr.
+            if report.is_sealed() {
+                Ok(())
+            } else {
+                Err(Error::Failed(format!(
+                    "{image} is not sealed: {} violations",
+                    report.violations.len()
+                )))
+            }
+        }
         Command::Inspect { image, json } => {
             let image: ImageRef = image.parse().map_err(Error::Usage)?;
             let inspection = inspect::inspect(&image)?;
@@ -182,7 +241,11 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             }
         }
         Command::Verify { image, json } => {
-            let ImageRef::Oci(oci) = image.parse().map_err(Error::Usage)?;
+            let ImageRef::Oci(oci) = image.parse().map_err(Error::Usage)? else {
+                return Err(Error::Usage(
+                    "verify checks OCI layouts: oci:PATH[:TAG]".into(),
+                ));
+            };
             let tag = match &oci.selector {
                 Selector::Only => None,
                 Selector::Tag(t) => Some(t.as_str()),

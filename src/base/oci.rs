@@ -20,17 +20,21 @@ use crate::store::layout::{Layout, blob_ref};
 /// How deep indexes may nest before the layout is called hostile.
 const MAX_INDEX_DEPTH: usize = 4;
 
-/// Loads the image `reference` names from the layout at `dir`, choosing
-/// `platform` from an index, and copies its layer blobs into `blobs`.
+/// An image found in a layout: its manifest and config, read and checked.
+pub struct Found {
+    pub layout: Layout,
+    pub manifest_digest: Digest,
+    pub manifest: ImageManifest,
+    pub config: ImageConfiguration,
+}
+
+/// Finds the image `reference` names in the layout at `dir`, choosing
+/// `platform` from an index. The manifest and config are verified; layer
+/// blobs are not read yet.
 ///
 /// A layout or tag that is not there is a usage error; a layout whose
 /// blobs are not what its descriptors say is a failure.
-pub fn load(
-    reference: &OciRef,
-    dir: &Path,
-    platform: &Platform,
-    blobs: &BlobStore,
-) -> Result<BaseImage> {
+pub fn open(reference: &OciRef, dir: &Path, platform: &Platform) -> Result<Found> {
     let failed = |m: String| Error::Failed(format!("{reference}: {m}"));
     let layout = Layout::open(dir)?;
     let mut desc = layout.find(&reference.selector)?;
@@ -62,16 +66,36 @@ pub fn load(
     }
     for layer in manifest.layers() {
         Compression::of(layer.media_type()).map_err(failed)?;
-        copy_blob(&layout, layer, blobs).map_err(failed)?;
     }
-    let config_digest = digest_of(manifest.config())?;
+    Ok(Found {
+        layout,
+        manifest_digest,
+        manifest,
+        config,
+    })
+}
+
+/// Loads the image `reference` names as a base: [`open`], then its layer
+/// blobs copied, checked, into `blobs`.
+pub fn load(
+    reference: &OciRef,
+    dir: &Path,
+    platform: &Platform,
+    blobs: &BlobStore,
+) -> Result<BaseImage> {
+    let found = open(reference, dir, platform)?;
+    for layer in found.manifest.layers() {
+        copy_blob(&found.layout, layer, blobs)
+            .map_err(|m| Error::Failed(format!("{reference}: {m}")))?;
+    }
+    let config_digest = digest_of(found.manifest.config())?;
     Ok(BaseImage {
         name: reference.to_string(),
-        manifest_digest: Some(manifest_digest),
+        manifest_digest: Some(found.manifest_digest),
         config_digest: Some(config_digest),
-        platform: platform_of(&config),
-        layers: manifest.layers().clone(),
-        config,
+        platform: platform_of(&found.config),
+        layers: found.manifest.layers().clone(),
+        config: found.config,
     })
 }
 

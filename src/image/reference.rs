@@ -69,6 +69,40 @@ impl fmt::Display for OciRef {
     }
 }
 
+/// An image reference on the command line. Transport names follow skopeo's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageRef {
+    /// `oci:PATH[:TAG]` or `oci:PATH@sha256:…`
+    Oci(OciRef),
+    /// `docker-archive:PATH`, a `docker save` tarball.
+    DockerArchive(PathBuf),
+}
+
+impl FromStr for ImageRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ImageRef, String> {
+        if let Some(rest) = s.strip_prefix("oci:") {
+            return rest.parse().map(ImageRef::Oci);
+        }
+        match s.strip_prefix("docker-archive:") {
+            Some(path) if !path.is_empty() => Ok(ImageRef::DockerArchive(PathBuf::from(path))),
+            _ => Err(format!(
+                "image {s:?}: expected oci:PATH[:TAG], oci:PATH@DIGEST or docker-archive:PATH"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageRef::Oci(r) => write!(f, "{r}"),
+            ImageRef::DockerArchive(p) => write!(f, "docker-archive:{}", p.display()),
+        }
+    }
+}
+
 /// The OCI distribution-spec tag grammar: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
 pub fn valid_tag(s: &str) -> bool {
     s.bytes()
@@ -103,6 +137,17 @@ mod tests {
         assert!("".parse::<OciRef>().is_err());
         assert!("x@sha256:nothex".parse::<OciRef>().is_err());
         assert!("x:.bad".parse::<OciRef>().is_err());
+    }
+
+    #[test]
+    fn parses_image_references() {
+        let r: ImageRef = "oci:out/hello:1.2.0".parse().unwrap();
+        assert_eq!(r, ImageRef::Oci("out/hello:1.2.0".parse().unwrap()));
+        let r: ImageRef = "docker-archive:a.tar".parse().unwrap();
+        assert_eq!(r.to_string(), "docker-archive:a.tar");
+        assert!("docker://x".parse::<ImageRef>().is_err());
+        assert!("oci:".parse::<ImageRef>().is_err());
+        assert!("docker-archive:".parse::<ImageRef>().is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! every build and in `ingot audit` on any image. Exceptions come only from
 //! the recipe's `seal.allow`, by rule and path.
 
+pub mod audit;
 pub mod scan;
 
 use std::collections::BTreeMap;

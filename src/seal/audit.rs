@@ -1,0 +1,97 @@
+//! `ingot audit`: the seal's rules run on any image, built by ingot or not,
+//! reading each layer once as a stream.
+
+use oci_spec::image::{Descriptor, ImageConfiguration};
+
+use super::{LayerLabel, Report, Scan};
+use crate::base::{docker_archive, oci};
+use crate::error::{Error, Result};
+use crate::image::reference::ImageRef;
+use crate::image::{Platform, annotation};
+use crate::layer;
+use crate::recipe::schema::SealAllow;
+use crate::rootfs::View;
+use crate::store::BlobStore;
+
+/// Audits `image`, choosing `platform` from an index. The exceptions an
+/// ingot image declares (annotation `dev.ingot.seal.allow`) are honoured
+/// and listed, so the auditor sees each with its reason.
+pub fn audit(image: &ImageRef, platform: &Platform) -> Result<Report> {
+    match image {
+        ImageRef::Oci(reference) => {
+            let found = oci::open(reference, &reference.path, platform)?;
+            let allow = declared_exceptions(found.manifest.annotations().as_ref())?;
+            run(
+                &found.config,
+                found.manifest.layers(),
+                &found.layout.blobs,
+                &allow,
+            )
+        }
+        ImageRef::DockerArchive(path) => {
+            // The archive's layers are checked and re-encoded into a
+            // throwaway store, then read like any other.
+            let scratch = tempfile::tempdir().map_err(|e| Error::Io {
+                context: "creating a temp directory".into(),
+                source: e,
+            })?;
+            let blobs = BlobStore::open(scratch.path()).map_err(|e| Error::Io {
+                context: "creating a temp store".into(),
+                source: e,
+            })?;
+            let base = docker_archive::load(path, &blobs).map_err(Error::Failed)?;
+            run(&base.config, &base.layers, &blobs, &[])
+        }
+    }
+}
+
+/// Streams every layer into a view and the content scan, then checks.
+fn run(
+    config: &ImageConfiguration,
+    layers: &[Descriptor],
+    blobs: &BlobStore,
+    allow: &[SealAllow],
+) -> Result<Report> {
+    let diff_ids = crate::image::config::diff_ids(config).map_err(Error::Failed)?;
+    let mut view = View::new();
+    let mut scan = Scan::default();
+    let mut labels = Vec::new();
+    for (i, (desc, diff_id)) in layers.iter().zip(&diff_ids).enumerate() {
+        let mut reader = layer::read::open(blobs, desc).map_err(Error::Failed)?;
+        view.apply_tar_with(&mut reader, &mut |path, data| scan.visit(path, i, data))
+            .map_err(|m| Error::Failed(format!("layer {}: {m}", desc.digest())))?;
+        reader.finish(diff_id).map_err(Error::Failed)?;
+        labels.push(label(i, desc));
+    }
+    let inputs = super::Inputs {
+        view: &view,
+        config: config.config().as_ref(),
+        scan: &scan,
+    };
+    Ok(super::check(&inputs, allow, &labels))
+}
+
+/// A layer's recipe name where ingot recorded one, else its position.
+fn label(index: usize, desc: &Descriptor) -> LayerLabel {
+    let name = desc
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(annotation::LAYER_NAME))
+        .cloned()
+        .unwrap_or_else(|| format!("#{}", index + 1));
+    LayerLabel {
+        digest: desc.digest().to_string(),
+        name,
+    }
+}
+
+/// The exceptions an image was sealed with, from its annotation.
+fn declared_exceptions(
+    annotations: Option<&std::collections::HashMap<String, String>>,
+) -> Result<Vec<SealAllow>> {
+    let Some(text) = annotations.and_then(|a| a.get(annotation::SEAL_ALLOW)) else {
+        return Ok(Vec::new());
+    };
+    serde_json::from_str(text)
+        .map_err(|e| Error::Failed(format!("annotation {}: {e}", annotation::SEAL_ALLOW)))
+}
