@@ -424,3 +424,254 @@ pub fn render(report: &Report) -> String {
     ));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rootfs::{Change, Node};
+
+    fn p(s: &str) -> ImagePath {
+        s.parse().unwrap()
+    }
+
+    fn node(kind: NodeKind, mode: u32) -> Node {
+        Node {
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            layer: 0,
+            capability: false,
+        }
+    }
+
+    fn file(mode: u32) -> Node {
+        node(NodeKind::File { size: 1 }, mode)
+    }
+
+    /// A one-layer view of `entries`, with /etc/passwd holding root and app.
+    fn view(entries: Vec<(&str, Node)>) -> View {
+        let mut v = View::new();
+        let passwd =
+            b"root:x:0:0:root:/root:/sbin/nologin\napp:x:1000:1000::/home/app:/sbin/nologin\n";
+        let mut changes = vec![Change::Put(
+            p("/etc/passwd"),
+            file(0o644),
+            Some(passwd.to_vec()),
+        )];
+        changes.extend(
+            entries
+                .into_iter()
+                .map(|(path, n)| Change::Put(p(path), n, None)),
+        );
+        v.apply(changes);
+        v
+    }
+
+    /// The ids of the rules that fail on `view`, `scan` and `ports`.
+    fn failing(view: &View, scan: &Scan, ports: &[&str]) -> Vec<&'static str> {
+        let mut config = Config::default();
+        config.set_exposed_ports(Some(ports.iter().map(|p| p.to_string()).collect()));
+        let inputs = Inputs {
+            view,
+            config: Some(&config),
+            scan,
+        };
+        let report = check(&inputs, &[], &[]);
+        let mut ids: Vec<&str> = report.violations.iter().map(|v| v.rule).collect();
+        ids.dedup();
+        ids
+    }
+
+    fn fails(entries: Vec<(&str, Node)>) -> Vec<&'static str> {
+        failing(&view(entries), &Scan::default(), &[])
+    }
+
+    #[test]
+    fn a_clean_image_passes_every_rule() {
+        let ok = fails(vec![
+            ("/tmp", node(NodeKind::Dir, 0o1777)),
+            ("/usr/bin/app", file(0o755)),
+            ("/etc/ssh/ssh_config", file(0o644)),
+            ("/srv/sshd", node(NodeKind::Dir, 0o755)),
+            ("/var/mail", node(NodeKind::Dir, 0o2775)),
+            (
+                "/lib/link",
+                node(NodeKind::Symlink { target: "x".into() }, 0o777),
+            ),
+            ("/dev/null", node(NodeKind::Special, 0o666)),
+        ]);
+        assert_eq!(ok, Vec::<&str>::new());
+        assert_eq!(
+            failing(&view(vec![]), &Scan::default(), &["2222/tcp"]),
+            Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn each_path_rule_fails_on_its_case() {
+        let cases: [(&str, Node, &str); 9] = [
+            ("/usr/sbin/sshd", file(0o755), "no-ssh-server"),
+            ("/usr/bin/dropbearmulti", file(0o755), "no-ssh-server"),
+            (
+                "/etc/ssh/ssh_host_ed25519_key",
+                file(0o600),
+                "no-ssh-host-keys",
+            ),
+            (
+                "/etc/dropbear/dropbear_rsa_host_key",
+                file(0o600),
+                "no-ssh-host-keys",
+            ),
+            (
+                "/root/.ssh/authorized_keys",
+                file(0o600),
+                "no-authorized-keys",
+            ),
+            ("/srv/data", node(NodeKind::Dir, 0o777), "no-world-writable"),
+            ("/srv/file", file(0o666), "no-world-writable"),
+            ("/usr/bin/su", file(0o4755), "setuid"),
+            ("/usr/bin/wall", file(0o2755), "setuid"),
+        ];
+        for (path, n, rule) in cases {
+            assert_eq!(fails(vec![(path, n)]), [rule], "{path}");
+        }
+        let capable = Node {
+            capability: true,
+            ..file(0o755)
+        };
+        assert_eq!(fails(vec![("/usr/bin/ping", capable)]), ["setuid"]);
+    }
+
+    #[test]
+    fn the_ssh_port_fails_in_the_config() {
+        let v = view(vec![]);
+        assert_eq!(failing(&v, &Scan::default(), &["22/tcp"]), ["no-ssh-port"]);
+        assert_eq!(failing(&v, &Scan::default(), &["22"]), ["no-ssh-port"]);
+    }
+
+    #[test]
+    fn content_findings_count_only_while_the_file_stands() {
+        let v = view(vec![
+            ("/srv/key", file(0o600)),
+            ("/var/lib/dpkg/status", file(0o644)),
+        ]);
+        let mut scan = Scan::default();
+        scan.keys.push((p("/srv/key"), 0, "OPENSSH PRIVATE KEY"));
+        scan.packages
+            .push((p("/var/lib/dpkg/status"), 0, "openssh-server".into()));
+        assert_eq!(
+            failing(&v, &scan, &[]),
+            ["no-ssh-server", "no-private-keys"]
+        );
+
+        // The same findings from a layer whose files were later replaced.
+        let mut stale = scan.clone();
+        stale.keys[0].1 = 7;
+        stale.packages[0].1 = 7;
+        assert_eq!(failing(&v, &stale, &[]), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn authorized_keys_file_targets_are_expanded_per_user() {
+        let v = view(vec![
+            ("/etc/ssh/sshd_config", file(0o644)),
+            ("/etc/ssh/keys/app", file(0o644)),
+            ("/home/app/.ssh/extra", file(0o600)),
+        ]);
+        let mut scan = Scan::default();
+        scan.authorized_keys_files.push((
+            p("/etc/ssh/sshd_config"),
+            0,
+            vec![
+                "/etc/ssh/keys/%u".into(),
+                ".ssh/extra".into(),
+                "none".into(),
+            ],
+        ));
+        let mut config = Config::default();
+        config.set_exposed_ports(None);
+        let report = check(
+            &Inputs {
+                view: &v,
+                config: Some(&config),
+                scan: &scan,
+            },
+            &[],
+            &[],
+        );
+        let paths: Vec<&str> = report
+            .violations
+            .iter()
+            .filter_map(|v| v.path.as_deref())
+            .collect();
+        assert_eq!(paths, ["/etc/ssh/keys/app", "/home/app/.ssh/extra"]);
+        assert_eq!(
+            expand_authorized_keys_file("%h/k%%", "u", "1", "/home/u"),
+            Some(p("/home/u/k%"))
+        );
+        assert_eq!(expand_authorized_keys_file("%x", "u", "1", "/"), None);
+    }
+
+    #[test]
+    fn exceptions_allow_by_rule_and_path_and_stale_ones_are_reported() {
+        let v = view(vec![("/usr/bin/su", file(0o4755))]);
+        let allow = |rule: &str, path: &str| SealAllow {
+            rule: rule.into(),
+            path: p(path),
+            reason: "needed".into(),
+        };
+        let inputs = Inputs {
+            view: &v,
+            config: None,
+            scan: &Scan::default(),
+        };
+        let report = check(&inputs, &[allow("setuid", "/usr/bin/su")], &[]);
+        assert!(report.is_sealed());
+        assert_eq!(report.allowed.len(), 1);
+        assert!(report.unused_allows.is_empty());
+
+        let report = check(
+            &inputs,
+            &[
+                allow("no-ssh-server", "/usr/bin/su"),
+                allow("setuid", "/bin/su"),
+            ],
+            &[],
+        );
+        assert!(
+            !report.is_sealed(),
+            "an exception must name the rule and the path"
+        );
+        assert_eq!(report.unused_allows, [0, 1]);
+    }
+
+    #[test]
+    fn violations_name_rule_path_and_layer() {
+        let v = view(vec![("/usr/sbin/sshd", file(0o755))]);
+        let labels = [LayerLabel {
+            digest: "sha256:abc".into(),
+            name: "base".into(),
+        }];
+        let inputs = Inputs {
+            view: &v,
+            config: None,
+            scan: &Scan::default(),
+        };
+        let report = check(&inputs, &[], &labels);
+        assert_eq!(
+            report.violations[0].to_string(),
+            "no-ssh-server: /usr/sbin/sshd (layer base sha256:abc): an SSH server"
+        );
+    }
+
+    #[test]
+    fn the_table_is_complete_and_unique() {
+        let mut ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), RULES.len());
+        assert!(RULES.iter().all(|r| !r.description.is_empty()));
+        assert!(rule("setuid").is_some() && rule("nope").is_none());
+    }
+}
