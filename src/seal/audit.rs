@@ -21,11 +21,19 @@ pub fn audit(image: &ImageRef, platform: &Platform) -> Result<Report> {
         ImageRef::Oci(reference) => {
             let found = oci::open(reference, &reference.path, platform)?;
             let allow = declared_exceptions(found.manifest.annotations().as_ref())?;
+            let labels: Vec<LayerLabel> = found
+                .manifest
+                .layers()
+                .iter()
+                .enumerate()
+                .map(|(i, d)| label(i, d))
+                .collect();
             run(
                 &found.config,
                 found.manifest.layers(),
                 &found.layout.blobs,
                 &allow,
+                &labels,
             )
         }
         ImageRef::DockerArchive(path) => {
@@ -40,7 +48,18 @@ pub fn audit(image: &ImageRef, platform: &Platform) -> Result<Report> {
                 source: e,
             })?;
             let base = docker_archive::load(path, &blobs).map_err(Error::Failed)?;
-            run(&base.config, &base.layers, &blobs, &[])
+            // The re-encoded blobs exist only here: name layers by what the
+            // archive holds, their uncompressed digests.
+            let diff_ids = crate::image::config::diff_ids(&base.config).map_err(Error::Failed)?;
+            let labels: Vec<LayerLabel> = diff_ids
+                .iter()
+                .enumerate()
+                .map(|(i, d)| LayerLabel {
+                    digest: d.to_string(),
+                    name: format!("#{} (uncompressed)", i + 1),
+                })
+                .collect();
+            run(&base.config, &base.layers, &blobs, &[], &labels)
         }
     }
 }
@@ -51,24 +70,23 @@ fn run(
     layers: &[Descriptor],
     blobs: &BlobStore,
     allow: &[SealAllow],
+    labels: &[LayerLabel],
 ) -> Result<Report> {
     let diff_ids = crate::image::config::diff_ids(config).map_err(Error::Failed)?;
     let mut view = View::new();
     let mut scan = Scan::default();
-    let mut labels = Vec::new();
     for (i, (desc, diff_id)) in layers.iter().zip(&diff_ids).enumerate() {
         let mut reader = layer::read::open(blobs, desc).map_err(Error::Failed)?;
         view.apply_tar_with(&mut reader, &mut |path, data| scan.visit(path, i, data))
             .map_err(|m| Error::Failed(format!("layer {}: {m}", desc.digest())))?;
         reader.finish(diff_id).map_err(Error::Failed)?;
-        labels.push(label(i, desc));
     }
     let inputs = super::Inputs {
         view: &view,
         config: config.config().as_ref(),
         scan: &scan,
     };
-    Ok(super::check(&inputs, allow, &labels))
+    Ok(super::check(&inputs, allow, labels))
 }
 
 /// A layer's recipe name where ingot recorded one, else its position.

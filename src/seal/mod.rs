@@ -246,7 +246,11 @@ fn no_authorized_keys(inputs: &Inputs) -> Vec<Finding> {
         .filter(|(p, _)| matches!(p.file_name(), "authorized_keys" | "authorized_keys2"))
         .map(|(p, n)| found(p, n.layer, "an authorized_keys file"))
         .collect();
-    let users = passwd_users(view);
+    // Without an /etc/passwd, sshd could still let root in.
+    let mut users = passwd_users(view);
+    if users.is_empty() {
+        users.push(("root".into(), "0".into(), "/root".into()));
+    }
     for (config, layer, patterns) in &inputs.scan.authorized_keys_files {
         if !present(view, config, *layer) {
             continue;

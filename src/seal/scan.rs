@@ -162,7 +162,9 @@ impl KeyScanner {
                 0 => before,
                 i => Some(window[i - 1]),
             };
-            let at_line_start = prev.is_none_or(|b| matches!(b, b'\n' | b'\r'));
+            // A marker starts a line, possibly indented or quoted (YAML,
+            // JSON); inside a word it is something else.
+            let at_line_start = prev.is_none_or(|b| !b.is_ascii_alphanumeric());
             let pattern = m.pattern().as_usize();
             let format = if pattern < PEM_MARKERS.len() {
                 (at_line_start && pem_body_follows(after)).then_some(PEM_MARKERS[pattern])
@@ -201,12 +203,19 @@ fn format_name(marker: &'static str) -> &'static str {
         .unwrap_or(marker)
 }
 
-/// After a PEM BEGIN line: encryption headers, or a line of base64.
+/// After a PEM BEGIN line: encryption headers, or a line of base64. The
+/// line may end in a real newline or an escaped one (`\n` inside a JSON
+/// string), and the next may be indented (a YAML block).
 fn pem_body_follows(after: &[u8]) -> bool {
-    let after = after.strip_prefix(b"\r").unwrap_or(after);
-    let Some(body) = after.strip_prefix(b"\n") else {
+    let line_end: [&[u8]; 4] = [b"\r\n", b"\n", b"\\r\\n", b"\\n"];
+    let Some(body) = line_end.iter().find_map(|end| after.strip_prefix(*end)) else {
         return false;
     };
+    let indent = body
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
+    let body = &body[indent..];
     const HEADERS: [&[u8]; 4] = [b"Proc-Type:", b"Version:", b"Comment:", b"Subject:"];
     if HEADERS.iter().any(|h| body.starts_with(h)) || body.starts_with(b"\n") {
         return true;
@@ -277,8 +286,12 @@ impl Records {
                 } else if let Some(name) = line.strip_prefix("Package:") {
                     self.package = Some(name.trim().to_string());
                 } else if let Some(status) = line.strip_prefix("Status:") {
-                    // "install ok installed"; "deinstall ok config-files" is not.
-                    self.installed = Some(status.split_whitespace().last() == Some("installed"));
+                    // The last word is the package's state. Only
+                    // not-installed and config-files (conffiles alone) leave
+                    // no program on disk; unpacked, half-configured and the
+                    // triggers states have the files in place.
+                    let state = status.split_whitespace().last().unwrap_or("");
+                    self.installed = Some(!matches!(state, "not-installed" | "config-files"));
                 }
             }
             Some(Kind::Apk) => {
@@ -350,6 +363,17 @@ mod tests {
         assert_eq!(key_in(putty.as_bytes()), Some("PuTTY private key"));
         let windows = format!("-----BEGIN OPENSSH PRIVATE KEY-----\r\n{BODY}");
         assert_eq!(key_in(windows.as_bytes()), Some("OPENSSH PRIVATE KEY"));
+    }
+
+    #[test]
+    fn finds_keys_embedded_in_yaml_and_json() {
+        let yaml = format!("tls:\n  key: |\n    -----BEGIN EC PRIVATE KEY-----\n    {BODY}");
+        assert!(key_in(yaml.as_bytes()).is_some());
+        let json = format!(
+            "{{\"key\": \"-----BEGIN PRIVATE KEY-----\\n{}\"}}",
+            BODY.trim()
+        );
+        assert!(key_in(json.as_bytes()).is_some(), "{json}");
     }
 
     #[test]
