@@ -135,6 +135,19 @@ impl Fixture {
         assert!(err.contains(&count), "expected {count} in: {err}");
         lines
     }
+
+    /// Builds the recipe, which must fail as a recipe error (exit 2);
+    /// returns the one error line.
+    fn recipe_error(&self) -> String {
+        let out = self.build();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+        assert!(out.stdout.is_empty(), "stdout: {}", stdout(&out));
+        assert!(!self.out().exists(), "an image was written");
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(lines.len(), 1, "one error line expected: {err}");
+        lines[0].to_string()
+    }
 }
 
 /// The violation line of `rule` at `path` in layer `layer`; returns the
@@ -179,6 +192,17 @@ fn layers_of(dir: &Path, tag: &str) -> Vec<String> {
         .unwrap()
         .iter()
         .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every image manifest among the blobs of the layout at `dir`.
+fn manifests_in(dir: &Path) -> Vec<Value> {
+    std::fs::read_dir(dir.join("blobs/sha256"))
+        .unwrap()
+        .filter_map(|e| {
+            serde_json::from_slice::<Value>(&std::fs::read(e.unwrap().path()).ok()?).ok()
+        })
+        .filter(|v| v["mediaType"] == "application/vnd.oci.image.manifest.v1+json")
         .collect()
 }
 
@@ -677,7 +701,9 @@ fn ssh_port_of_a_third_party_image_is_audited() {
 // ---------------------------------------------------------------------------
 // no-private-keys
 
-/// Key material generated here, in `dir/keys`: (file, what it is).
+/// Keys generated here, into `dir/keys`: `openssh` (and `.pub`), `pem-rsa`,
+/// `pkcs8`, `pkcs8-encrypted`, `ec` (after its EC PARAMETERS block),
+/// `putty`, and a self-signed `cert.pem`. Returns the directory.
 fn generate_keys(dir: &Path) -> PathBuf {
     require("ssh-keygen");
     require("openssl");
@@ -1055,4 +1081,415 @@ fn file_capabilities_in_a_base_fail_unless_allowed() {
         "seal:\n  allow:\n    - { rule: setuid, path: /usr/bin/server, reason: binds port 80 }\n",
     ));
     f.sealed();
+}
+
+/// Modes and names in an image ingot did not build, as `chmod` and `ln`
+/// leave them and umoci records them.
+#[test]
+fn modes_and_names_in_a_third_party_image_are_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = umoci_image(
+        tmp.path(),
+        "img",
+        &[
+            "mkdir -p usr/bin tmp var/mail srv/drop etc/ssh
+             echo ELF > usr/bin/su; chmod 4755 usr/bin/su
+             echo ELF > usr/bin/true; chmod 0755 usr/bin/true
+             chmod 1777 tmp; chmod 2775 var/mail; chmod 0777 srv/drop
+             echo log > srv/app.log; chmod 0666 srv/app.log
+             ln -s ../usr/bin/true srv/link
+             echo 'Host *' > etc/ssh/ssh_config",
+            "mkdir -p etc/ssh; echo key > etc/ssh/ssh_host_rsa_key",
+        ],
+        "",
+    );
+    let layers = layers_of(&layout, "v1");
+    let a = audit(&format!("oci:{}:v1", layout.display()));
+    a.assert_unsealed("modes");
+    assert_eq!(
+        a.violations(),
+        [
+            finding(
+                "no-ssh-host-keys",
+                "/etc/ssh/ssh_host_rsa_key",
+                "#2",
+                &layers[1]
+            ),
+            finding("no-world-writable", "/srv/app.log", "#1", &layers[0]),
+            finding("no-world-writable", "/srv/drop", "#1", &layers[0]),
+            finding("setuid", "/usr/bin/su", "#1", &layers[0]),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Exceptions
+
+/// An exception that matches nothing is an error at its own position, so
+/// stale exceptions cannot rot.
+#[test]
+fn stale_exception_is_a_recipe_error_at_its_position() {
+    // The first exception is used; the second, below it, is stale.
+    let f = Fixture::new();
+    let text = format!(
+        "{}{PING_ALLOWED}    - {{ rule: setuid, path: /usr/bin/gone, reason: \"removed in 2.0\" }}\n",
+        on_stemcell(&[SETUID])
+    );
+    f.recipe(&text);
+    let err = f.recipe_error();
+    let want = position(&f, &text, "{ rule: setuid, path: /usr/bin/gone");
+    assert!(err.starts_with(&want), "expected {want:?}: {err}");
+    assert!(
+        err.contains("matches nothing") && err.contains("/usr/bin/gone"),
+        "{err}"
+    );
+
+    // An exception for a path another rule flags matches nothing too.
+    let f = Fixture::new();
+    let text = format!(
+        "{}seal:\n  allow:\n    - {{ rule: no-world-writable, path: /usr/bin/ping, reason: \"wrong rule\" }}\n",
+        on_stemcell(&[SETUID])
+    );
+    f.recipe(&text);
+    let err = f.recipe_error();
+    let want = position(&f, &text, "{ rule: no-world-writable");
+    assert!(err.starts_with(&want), "expected {want:?}: {err}");
+}
+
+/// `error: FILE:LINE:COL:` for where `needle` starts in the recipe `text`.
+fn position(f: &Fixture, text: &str, needle: &str) -> String {
+    let (line, col) = text
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1)))
+        .unwrap_or_else(|| panic!("{needle:?} not in {text}"));
+    format!("error: {}:{line}:{col}: ", f.recipe_file().display())
+}
+
+/// An unknown rule is refused when the recipe loads, before any build.
+#[test]
+fn exception_with_an_unknown_rule_is_a_recipe_error_at_load() {
+    let f = Fixture::new();
+    let text = format!(
+        "{}seal:\n  allow:\n    - {{ rule: no-telnet, path: /usr/bin/ping, reason: \"legacy\" }}\n",
+        on_stemcell(&[SETUID])
+    );
+    f.recipe(&text);
+    let out = f.build();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let want = position(&f, &text, "no-telnet");
+    assert!(err.starts_with(&want), "expected {want:?}: {err}");
+    assert!(err.contains("no-telnet") && err.contains("setuid"), "{err}");
+    assert!(!err.contains("building"), "refused before building: {err}");
+    assert!(!f.out().exists());
+
+    // Nor without a reason.
+    f.recipe(&format!(
+        "{}seal:\n  allow:\n    - {{ rule: setuid, path: /usr/bin/ping, reason: \" \" }}\n",
+        on_stemcell(&[SETUID])
+    ));
+    let err = f.recipe_error();
+    assert!(err.contains("reason"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// Whiteouts: the rules see the merged filesystem
+
+/// An umoci base at `dir/base:v1` with /usr/sbin/sshd and a dpkg database
+/// listing openssh-server; returns its one layer's digest.
+fn base_with_sshd(dir: &Path) -> String {
+    let base = umoci_image(
+        dir,
+        "base",
+        &[&format!(
+            "mkdir -p usr/sbin usr/bin var/lib/dpkg
+             echo ELF > usr/sbin/sshd; chmod 755 usr/sbin/sshd
+             echo ELF > usr/bin/tool
+             printf '%s' '{DPKG_SERVER}' > var/lib/dpkg/status"
+        )],
+        "",
+    );
+    layers_of(&base, "v1")[0].clone()
+}
+
+#[test]
+fn ssh_server_in_a_base_fails_unless_removed() {
+    let f = Fixture::new();
+    let base_layer = base_with_sshd(f.dir());
+    f.recipe(&recipe(
+        "oci:../base:v1",
+        &[("app", &[r#"file: { dest: /etc/motd, content: "hi" }"#])],
+        "",
+    ));
+    let lines = f.unsealed();
+    for path in ["/usr/sbin/sshd", "/var/lib/dpkg/status"] {
+        assert_eq!(violation(&lines, "no-ssh-server", path, "base"), base_layer);
+    }
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+
+    // Removed, and the database rewritten by the recipe: sealed.
+    f.file("files/status", DPKG_CLIENT_ONLY);
+    f.recipe(&recipe(
+        "oci:../base:v1",
+        &[(
+            "prune",
+            &[
+                "remove: { path: /usr/sbin/sshd }",
+                "copy: { src: files/status, dest: /var/lib/dpkg/status }",
+            ],
+        )],
+        "",
+    ));
+    f.sealed();
+
+    // The whole directory replaced (an opaque whiteout): sealed.
+    std::fs::remove_dir_all(f.out()).unwrap();
+    f.recipe(&recipe(
+        "oci:../base:v1",
+        &[(
+            "prune",
+            &[
+                "remove: { path: /usr/sbin }",
+                "mkdir: { path: /usr/sbin }",
+                r#"file: { dest: /usr/sbin/app, content: "ELF", mode: "0755" }"#,
+                "remove: { path: /var/lib/dpkg }",
+            ],
+        )],
+        "",
+    ));
+    f.sealed();
+}
+
+/// A server removed in one layer and added again in a later one is found
+/// in the later layer; so is a database the recipe rewrites with one.
+#[test]
+fn ssh_server_added_again_fails_in_the_later_layer() {
+    let f = Fixture::new();
+    let base_layer = base_with_sshd(f.dir());
+    f.file("files/status", DPKG_SERVER);
+    f.recipe(&recipe(
+        "oci:../base:v1",
+        &[
+            (
+                "prune",
+                &[
+                    "remove: { path: /usr/sbin/sshd }",
+                    "remove: { path: /var/lib/dpkg/status }",
+                ],
+            ),
+            (
+                "readd",
+                &[
+                    r#"file: { dest: /usr/sbin/sshd, content: "ELF2", mode: "0755" }"#,
+                    "copy: { src: files/status, dest: /var/lib/dpkg/status }",
+                ],
+            ),
+        ],
+        "",
+    ));
+    let lines = f.unsealed();
+    for path in ["/usr/sbin/sshd", "/var/lib/dpkg/status"] {
+        let digest = violation(&lines, "no-ssh-server", path, "readd");
+        assert_ne!(digest, base_layer);
+    }
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+}
+
+// ---------------------------------------------------------------------------
+// Audit of third-party images
+
+/// An umoci image with an SSH server in one layer and authorized_keys in
+/// the next; returns the layout.
+fn planted_image(dir: &Path) -> PathBuf {
+    umoci_image(
+        dir,
+        "img",
+        &[
+            "mkdir -p usr/sbin etc; echo ELF > usr/sbin/sshd; echo hi > etc/motd",
+            "mkdir -p root/.ssh; echo 'ssh-ed25519 AAAA intruder' > root/.ssh/authorized_keys",
+        ],
+        "--config.cmd /usr/sbin/sshd",
+    )
+}
+
+#[test]
+fn audit_finds_planted_sshd_and_authorized_keys_with_their_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = planted_image(tmp.path());
+    let layers = layers_of(&layout, "v1");
+    assert_eq!(layers.len(), 2);
+    let image = format!("oci:{}:v1", layout.display());
+    let a = audit(&image);
+    a.assert_unsealed("planted");
+    assert_eq!(
+        a.violations(),
+        [
+            finding("no-ssh-server", "/usr/sbin/sshd", "#1", &layers[0]),
+            finding(
+                "no-authorized-keys",
+                "/root/.ssh/authorized_keys",
+                "#2",
+                &layers[1]
+            ),
+        ]
+    );
+    assert_eq!(a.report["policy"], "1");
+    assert_eq!(a.report["rules"].as_array().unwrap().len(), 7);
+
+    // The text report says the same, one line each, and the verdict.
+    let out = run(ingot().arg("audit").arg(&image));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    for needle in [
+        format!(
+            "violation: no-ssh-server: /usr/sbin/sshd (layer #1 {})",
+            layers[0]
+        ),
+        format!(
+            "violation: no-authorized-keys: /root/.ssh/authorized_keys (layer #2 {})",
+            layers[1]
+        ),
+        "NOT SEALED".to_string(),
+    ] {
+        assert!(text.contains(&needle), "{needle:?} not in: {text}");
+    }
+}
+
+/// `dir/img.tar`: the planted image exported by skopeo.
+fn export(layout: &Path) -> PathBuf {
+    require("skopeo");
+    let archive = layout.with_extension("tar");
+    let out = run(Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}:v1", layout.display()))
+        .arg(format!("docker-archive:{}:img:v1", archive.display())));
+    assert!(out.status.success(), "skopeo copy: {}", stderr(&out));
+    archive
+}
+
+#[test]
+fn audit_of_a_docker_archive_finds_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = planted_image(tmp.path());
+    let archive = export(&layout);
+    let from_layout = audit(&format!("oci:{}:v1", layout.display()));
+    let a = audit(&format!("docker-archive:{}", archive.display()));
+    a.assert_unsealed("archive");
+    let strip = |v: Vec<Found>| -> Vec<(String, String, String)> {
+        v.into_iter().map(|f| (f.rule, f.path, f.layer)).collect()
+    };
+    assert_eq!(strip(a.violations()), strip(from_layout.violations()));
+    assert_eq!(a.violations().len(), 2);
+}
+
+/// An auditor must find the layer a finding names in the archive audited.
+/// The archive holds each layer as an uncompressed tar, so its identity
+/// there is the diff_id (skopeo names the file by it); a digest of ingot's
+/// own re-compression exists nowhere.
+#[test]
+#[ignore = "bug: docker-archive audits name layers by the digest of ingot's internal re-encoding, found nowhere in the archive"]
+fn audit_of_a_docker_archive_names_layers_the_archive_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = planted_image(tmp.path());
+    let archive = export(&layout);
+    let manifest = manifest_of(&layout, "v1");
+    let config = blob(&layout, &manifest["config"]["digest"]);
+    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    let a = audit(&format!("docker-archive:{}", archive.display()));
+    let digests: Vec<String> = a.violations().into_iter().map(|f| f.digest).collect();
+    assert_eq!(digests, diff_ids);
+}
+
+// ---------------------------------------------------------------------------
+// No false positives; the policy recorded
+
+/// Builds `recipe` into `out`, audits the result: sealed, nothing allowed.
+fn build_and_audit(recipe: &Path, out: &Path) {
+    common::build(recipe, out);
+    let a = audit(&format!("oci:{}", out.display()));
+    a.assert_sealed(&recipe.display().to_string());
+    assert_eq!(a.allowed(), [], "{}", recipe.display());
+}
+
+#[test]
+fn every_example_recipe_and_the_stemcell_audit_clean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut recipes: Vec<PathBuf> = std::fs::read_dir(common::repo().join("recipes"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("recipe.yaml"))
+        .filter(|p| p.is_file())
+        .collect();
+    recipes.sort();
+    assert!(recipes.len() >= 2, "{recipes:?}");
+    for (i, recipe) in recipes.iter().enumerate() {
+        build_and_audit(recipe, &tmp.path().join(format!("out{i}")));
+    }
+    let stemcell = tmp.path().join("stemcell/recipe.yaml");
+    std::fs::create_dir_all(stemcell.parent().unwrap()).unwrap();
+    std::fs::write(
+        &stemcell,
+        "name: stemcell\nversion: '1'\nbase: stemcell:static\n",
+    )
+    .unwrap();
+    build_and_audit(&stemcell, &tmp.path().join("stemcell-out"));
+}
+
+/// Every manifest ingot writes records the policy it passed: the image's,
+/// and those of the stemcell and `recipe:` bases below it.
+#[test]
+fn every_built_manifest_carries_the_seal_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| {
+        let path = tmp.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    write(
+        "lower/recipe.yaml",
+        &on_stemcell(&[r#"file: { dest: /etc/lower, content: "x" }"#]),
+    );
+    let upper = write(
+        "upper/recipe.yaml",
+        &recipe(
+            "recipe:../lower/recipe.yaml",
+            &[("u", &[SETUID])],
+            PING_ALLOWED,
+        ),
+    );
+    let mut built = vec![(upper, tmp.path().join("o-upper"))];
+    for name in ["hello", "everything"] {
+        built.push((
+            common::repo()
+                .join("recipes")
+                .join(name)
+                .join("recipe.yaml"),
+            tmp.path().join(format!("o-{name}")),
+        ));
+    }
+    for (recipe, out) in &built {
+        common::build(recipe, out);
+        let manifests = manifests_in(out);
+        // The image and the stemcell; for upper, the lower recipe's too.
+        assert!(manifests.len() >= 2, "{}", out.display());
+        for m in manifests {
+            assert_eq!(
+                m["annotations"]["dev.ingot.seal.policy"],
+                "1",
+                "{}: {m}",
+                recipe.display()
+            );
+        }
+    }
+    // Only the image that declared exceptions records them.
+    let upper = manifest_of(&built[0].1, "1");
+    assert!(upper["annotations"]["dev.ingot.seal.allow"].is_string());
+    let hello = manifest_of(&built[1].1, "1.2.0");
+    assert!(hello["annotations"].get("dev.ingot.seal.allow").is_none());
 }
