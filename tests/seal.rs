@@ -453,7 +453,6 @@ fn ssh_clients_and_removed_servers_pass() {
 /// (unpacked, half-configured, triggers-awaited, triggers-pending): an SSH
 /// server in any of them is installed, though not configured.
 #[test]
-#[ignore = "bug: dpkg states unpacked/half-configured/triggers-pending (files on disk) are not seen as installed"]
 fn ssh_server_unpacked_but_not_configured_fails() {
     for state in [
         "unpacked",
@@ -628,7 +627,6 @@ fn authorized_keys_file_without_targets_passes() {
 /// An absolute `AuthorizedKeysFile` without tokens names one file whoever
 /// logs in: it is a target even in an image with no /etc/passwd.
 #[test]
-#[ignore = "bug: AuthorizedKeysFile targets are only looked for per /etc/passwd user; without passwd none is found"]
 fn authorized_keys_file_target_without_passwd_is_audited() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = umoci_image(
@@ -827,7 +825,6 @@ fn private_key_in_a_third_party_image_is_audited() {
 /// or in a JSON string with `\n` escapes (a cloud service-account file).
 /// The material is the same PEM block and must be found.
 #[test]
-#[ignore = "bug: PEM keys indented (YAML) or embedded with \\n escapes (JSON) are not found"]
 fn private_keys_embedded_in_config_files_fail_the_build() {
     let f = Fixture::new();
     let keys = generate_keys(f.dir());
@@ -1388,7 +1385,6 @@ fn audit_of_a_docker_archive_finds_the_same() {
 /// there is the diff_id (skopeo names the file by it); a digest of ingot's
 /// own re-compression exists nowhere.
 #[test]
-#[ignore = "bug: docker-archive audits name layers by the digest of ingot's internal re-encoding, found nowhere in the archive"]
 fn audit_of_a_docker_archive_names_layers_the_archive_holds() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = planted_image(tmp.path());

@@ -56,7 +56,7 @@ pub fn audit(image: &ImageRef, platform: &Platform) -> Result<Report> {
                 .enumerate()
                 .map(|(i, d)| LayerLabel {
                     digest: d.to_string(),
-                    name: format!("#{} (uncompressed)", i + 1),
+                    name: format!("#{}", i + 1),
                 })
                 .collect();
             run(&base.config, &base.layers, &blobs, &[], &labels)
