@@ -14,7 +14,7 @@ use crate::recipe::{Recipe, RecipeError, Step, template};
 use crate::rootfs::accounts::{self, Databases};
 use crate::rootfs::meta::{ImagePath, Owner};
 use crate::rootfs::source::{self, SourceKind};
-use crate::rootfs::{Node, NodeKind, View, resolve_parent_with};
+use crate::rootfs::{Node, NodeKind, View, remove_below, resolve_parent_with};
 
 /// Everything a layer's steps may read.
 pub struct Inputs<'a> {
@@ -223,8 +223,7 @@ impl Plan {
             }
         }
         if !is_dir {
-            self.entries
-                .retain(|p, _| !(p.starts_with(&path) && *p != path));
+            remove_below(&mut self.entries, &path, false);
         }
         let entry = layer::Entry {
             path: path.as_rel().to_string(),
@@ -245,7 +244,7 @@ impl Plan {
                 "{path} does not exist in the base or earlier steps"
             ));
         }
-        self.entries.retain(|p, _| !p.starts_with(path));
+        remove_below(&mut self.entries, path, true);
         self.opaques.retain(|o| !o.starts_with(path));
         if lower {
             self.whiteouts.retain(|w| !w.starts_with(path));

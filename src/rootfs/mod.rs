@@ -71,6 +71,22 @@ const WATCHED_MAX: u64 = 16 << 20;
 /// No single file in a base is a terabyte: a header saying so is hostile.
 const MAX_ENTRY_SIZE: u64 = 1 << 40;
 
+/// Removes what lies below `path` in a map keyed by path (and `path`
+/// itself when `inclusive`). Keys sharing `path`'s text as a prefix sort
+/// together, so this touches only them, not the whole map.
+pub fn remove_below<V>(map: &mut BTreeMap<ImagePath, V>, path: &ImagePath, inclusive: bool) {
+    let doomed: Vec<ImagePath> = map
+        .range(path.clone()..)
+        .map(|(p, _)| p)
+        .take_while(|p| p.as_rel().starts_with(path.as_rel()))
+        .filter(|p| p.starts_with(path) && (inclusive || *p != path))
+        .cloned()
+        .collect();
+    for p in doomed {
+        map.remove(&p);
+    }
+}
+
 /// Sees each regular file's path and content stream.
 pub type FileVisitor<'a> = &'a mut dyn FnMut(&ImagePath, &mut dyn Read) -> io::Result<()>;
 
@@ -350,18 +366,8 @@ impl View {
 
     /// Removes `path` (when `inclusive`) and everything below it.
     fn remove_tree(&mut self, path: &ImagePath, inclusive: bool) {
-        let doomed: Vec<ImagePath> = self
-            .nodes
-            .range(path.clone()..)
-            .map(|(p, _)| p)
-            .take_while(|p| p.as_rel().starts_with(path.as_rel()))
-            .filter(|p| p.starts_with(path) && (inclusive || *p != path))
-            .cloned()
-            .collect();
-        for p in doomed {
-            self.nodes.remove(&p);
-            self.contents.remove(&p);
-        }
+        remove_below(&mut self.nodes, path, inclusive);
+        remove_below(&mut self.contents, path, inclusive);
     }
 
     /// Resolves every directory component of `path` through symlinks (the
