@@ -7,10 +7,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::build::{self, Options};
 use crate::error::{Error, Result};
+use crate::export::{self, RepoTag};
 use crate::image::Platform;
 use crate::image::reference::ImageRef;
 use crate::image::reference::Selector;
@@ -122,6 +123,37 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write an image as a tarball that `docker load` and `podman load` accept.
+    #[command(after_help = "Examples:\n  \
+        ingot export oci:out/hello:1.2.0 --format docker-archive -o hello.tar\n  \
+        docker load -i hello.tar                          # or: podman load -i hello.tar\n  \
+        ingot export oci:out/hello --format docker-archive -o hello.tar \\\n      \
+        --tag registry.example.com/team/hello:1.2.0 --json\n\n\
+        IMAGE is oci:PATH[:TAG] or oci:PATH@DIGEST. The archive is `docker save`'s classic\n\
+        layout: manifest.json, repositories, the config as <hex>.json and each layer\n\
+        uncompressed as <diff_id hex>/layer.tar. The same image gives the same bytes.\n\
+        Every blob is verified; a corrupt layout writes nothing. The image is tagged\n\
+        --tag, else NAME:TAG from its org.opencontainers.image.title and its tag in the\n\
+        layout, else not at all. stdout is empty, or the --json report.")]
+    Export {
+        /// The image, as oci:PATH[:TAG] or oci:PATH@DIGEST.
+        image: String,
+        /// The archive format.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// The file to write (replaced whole, or left alone on failure).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// The NAME:TAG a loader tags the image with.
+        #[arg(long, value_name = "NAME:TAG")]
+        tag: Option<RepoTag>,
+        /// The platform to pick from an index.
+        #[arg(long, default_value = "linux/amd64")]
+        platform: String,
+        /// Print a JSON report: file, size, sha256, repo_tags.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check every blob's size and digest and each image's manifest, config and diff_ids.
     #[command(after_help = "Examples:\n  \
         ingot verify oci:out/hello\n  \
@@ -137,6 +169,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Archive formats `ingot export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// `docker save`'s tarball, for `docker load` and `podman load`.
+    DockerArchive,
 }
 
 /// Reads SOURCE_DATE_EPOCH: unset or empty means 0; anything else must be
@@ -240,6 +279,33 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                     .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))
             }
         }
+        Command::Export {
+            image,
+            format: ExportFormat::DockerArchive,
+            output,
+            tag,
+            platform,
+            json,
+        } => {
+            let ImageRef::Oci(oci) = image.parse().map_err(Error::Usage)? else {
+                return Err(Error::Usage(
+                    "export reads OCI layouts: oci:PATH[:TAG] or oci:PATH@DIGEST".into(),
+                ));
+            };
+            let platform: Platform = platform.parse().map_err(Error::Usage)?;
+            let request = export::Request {
+                image: &oci,
+                platform: &platform,
+                repo_tag: tag,
+                output: &output,
+            };
+            let report = export::export(&request, &mut log)?;
+            if json {
+                print_json(stdout, &report)
+            } else {
+                Ok(())
+            }
+        }
         Command::Verify { image, json } => {
             let ImageRef::Oci(oci) = image.parse().map_err(Error::Usage)? else {
                 return Err(Error::Usage(
@@ -333,6 +399,53 @@ mod tests {
             other => panic!("parsed as {other:?}"),
         }
         assert!(Cli::try_parse_from(["ingot", "verify"]).is_err());
+    }
+
+    #[test]
+    fn export_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "ingot",
+            "export",
+            "oci:out/h:1",
+            "--format",
+            "docker-archive",
+            "-o",
+            "h.tar",
+            "--tag",
+            "localhost:5000/h:2",
+            "--json",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Export {
+                image,
+                format,
+                output,
+                tag,
+                platform,
+                json,
+            } => {
+                assert_eq!(image, "oci:out/h:1");
+                assert_eq!(format, ExportFormat::DockerArchive);
+                assert_eq!(output, PathBuf::from("h.tar"));
+                assert_eq!(tag.unwrap().to_string(), "localhost:5000/h:2");
+                assert_eq!(platform, "linux/amd64");
+                assert!(json);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let base = ["ingot", "export", "oci:x", "-o", "x.tar"];
+        // The format and the output are required; the tag is checked.
+        assert!(Cli::try_parse_from(base).is_err());
+        let with = |extra: &[&'static str]| Cli::try_parse_from(base.iter().chain(extra));
+        assert!(with(&["--format", "docker-archive"]).is_ok());
+        assert!(with(&["--format", "oci-archive"]).is_err());
+        assert!(with(&["--format", "docker-archive", "--tag", "Bad:1"]).is_err());
+        assert!(with(&["--format", "docker-archive", "--tag", "notag"]).is_err());
+        assert!(
+            Cli::try_parse_from(["ingot", "export", "oci:x", "--format", "docker-archive"])
+                .is_err()
+        );
     }
 
     #[test]

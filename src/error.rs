@@ -27,6 +27,13 @@ pub enum Error {
     /// `verify` found problems; the report, already on stdout, lists them.
     #[error("verification failed: {problems} {}", if *.problems == 1 { "problem" } else { "problems" })]
     Unverified { problems: usize },
+    /// `export` found the image's layout corrupt, or it changed meanwhile.
+    #[error("{image}: {source}")]
+    Export {
+        image: String,
+        #[source]
+        source: crate::export::ExportError,
+    },
     /// The seal found ways in; each line names rule, path and layer.
     #[error("the image is not sealed ({} violations; allow one only with seal.allow and a reason):\n  {}", .0.len(), .0.join("\n  "))]
     Unsealed(Vec<String>),
@@ -36,9 +43,11 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Recipe(_) | Error::Usage(_) => 2,
-            Error::Io { .. } | Error::Failed(_) | Error::Unverified { .. } | Error::Unsealed(_) => {
-                1
-            }
+            Error::Io { .. }
+            | Error::Failed(_)
+            | Error::Export { .. }
+            | Error::Unverified { .. }
+            | Error::Unsealed(_) => 1,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod build;
 pub mod cli;
 pub mod digest;
 pub mod error;
+pub mod export;
 pub mod image;
 pub mod inspect;
 pub mod layer;

@@ -202,20 +202,50 @@ fn write_layout_files(dir: &Path, index: &ImageIndex) -> Result<()> {
     replace_file(&dir.join("index.json"), &json)
 }
 
+/// Replaces `path` with `bytes`; see [`replace_file_with`].
 pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
+    replace_file_with(path, |w| {
+        w.write_all(bytes)
+            .context(|| format!("writing {}", path.display()))
+    })
+}
+
+/// Replaces `path` with what `write` writes, through a temp file beside it
+/// that is synced and renamed into place only when `write` succeeded: a
+/// reader sees the old file or the whole new one, and a failure leaves
+/// nothing behind (the temp file is removed when dropped).
+pub fn replace_file_with<T>(
+    path: &Path,
+    write: impl FnOnce(&mut dyn io::Write) -> Result<T>,
+) -> Result<T> {
+    // `Path::new("x").parent()` is `Some("")`: the current directory.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
         .permissions(file_mode())
         .tempfile_in(dir)
+        .context(|| {
+            format!(
+                "creating a temp file for {} in {}",
+                path.display(),
+                dir.display()
+            )
+        })?;
+    let mut out = io::BufWriter::new(tmp);
+    let value = write(&mut out)?;
+    let tmp = out
+        .into_inner()
+        .map_err(|e| e.into_error())
         .context(|| format!("writing {}", path.display()))?;
-    io::Write::write_all(&mut tmp, bytes).context(|| format!("writing {}", path.display()))?;
     tmp.as_file()
         .sync_all()
         .context(|| format!("syncing {}", path.display()))?;
     tmp.persist(path)
         .map_err(|e| e.error)
         .context(|| format!("replacing {}", path.display()))?;
-    Ok(())
+    Ok(value)
 }
 
 /// An existing layout, read-only.
@@ -375,4 +405,40 @@ pub fn blob_ref(desc: &Descriptor) -> Result<BlobRef> {
         digest,
         size: desc.size(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut n: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn replace_file_with_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let n = replace_file_with(&path, |w| {
+            w.write_all(b"new").unwrap();
+            Ok(3)
+        })
+        .unwrap();
+        assert_eq!((n, fs::read(&path).unwrap()), (3, b"new".to_vec()));
+
+        // A failed write keeps the old file and leaves no temp file.
+        let err = replace_file_with(&path, |w| {
+            w.write_all(b"half").unwrap();
+            Err::<(), _>(Error::Failed("stopped".into()))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "stopped");
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(names(dir.path()), ["out"]);
+    }
 }
