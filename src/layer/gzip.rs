@@ -12,7 +12,9 @@
 //! Level and backend (flate2 on zlib-rs) are fixed: another level or
 //! backend may emit other bytes and would mean a new `ENCODING_VERSION`.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::sync::{Arc, Mutex, mpsc};
 
 use crc32fast::Hasher;
 use flate2::{Compress, Compression, FlushCompress, Status};
@@ -77,47 +79,80 @@ fn trailer(crc: &Hasher) -> [u8; 8] {
 
 /// A `Write` adapter that block-gzips everything written through it.
 ///
-/// Memory is bounded by one block of input plus its compressed form.
+/// Full blocks are compressed on a pool of worker threads while the caller
+/// goes on producing input, and written in order: the bytes are those of
+/// [`compress_block`] on each block, whatever the thread count. Memory is
+/// bounded by two blocks in flight per thread.
+///
 /// Call [`BlockGzWriter::finish`] to end the stream: dropping the writer
 /// leaves it incomplete (rather than silently swallowing a write error).
 pub struct BlockGzWriter<W: Write> {
     inner: W,
-    /// Input not yet compressed: at most one block.
+    /// Input not yet handed to a compressor: at most one block.
     pending: Vec<u8>,
-    /// CRC of all input compressed so far.
+    /// CRC of all input written out so far.
     crc: Hasher,
     header_written: bool,
+    /// None: compress on the calling thread.
+    pool: Option<Pool>,
 }
 
 impl<W: Write> BlockGzWriter<W> {
+    /// A writer compressing on every available core.
     pub fn new(inner: W) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        BlockGzWriter::with_threads(inner, threads)
+    }
+
+    /// A writer compressing on `threads` worker threads (1: inline).
+    pub fn with_threads(inner: W, threads: usize) -> Self {
         BlockGzWriter {
             inner,
             pending: Vec::with_capacity(BLOCK_SIZE),
             crc: Hasher::new(),
             header_written: false,
+            pool: (threads > 1).then(|| Pool::new(threads)),
         }
     }
 
     /// Compresses the remaining input as the last block, writes the
     /// trailer and returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
-        self.emit(true)?;
+        self.write_header()?;
+        if let Some(mut pool) = self.pool.take() {
+            for (bytes, crc) in pool.drain()? {
+                self.inner.write_all(&bytes)?;
+                self.crc.combine(&crc);
+            }
+        }
+        let (bytes, crc) = compress_block(&self.pending, true)?;
+        self.inner.write_all(&bytes)?;
+        self.crc.combine(&crc);
         self.inner.write_all(&trailer(&self.crc))?;
         self.inner.flush()?;
         Ok(self.inner)
     }
 
-    /// Compresses and writes the pending block.
-    fn emit(&mut self, last: bool) -> io::Result<()> {
+    fn write_header(&mut self) -> io::Result<()> {
         if !self.header_written {
             self.inner.write_all(&HEADER)?;
             self.header_written = true;
         }
-        let (bytes, crc) = compress_block(&self.pending, last)?;
-        self.inner.write_all(&bytes)?;
-        self.crc.combine(&crc);
-        self.pending.clear();
+        Ok(())
+    }
+
+    /// Hands the pending full block on: to the pool, or compressed here.
+    fn emit(&mut self) -> io::Result<()> {
+        self.write_header()?;
+        let block = std::mem::replace(&mut self.pending, Vec::with_capacity(BLOCK_SIZE));
+        let ready = match &mut self.pool {
+            Some(pool) => pool.submit(block)?,
+            None => vec![compress_block(&block, false)?],
+        };
+        for (bytes, crc) in ready {
+            self.inner.write_all(&bytes)?;
+            self.crc.combine(&crc);
+        }
         Ok(())
     }
 }
@@ -130,7 +165,7 @@ impl<W: Write> Write for BlockGzWriter<W> {
         // A full block is only compressed once more input arrives: until
         // then it may be the last block, which ends differently.
         if self.pending.len() == BLOCK_SIZE {
-            self.emit(false)?;
+            self.emit()?;
         }
         let n = buf.len().min(BLOCK_SIZE - self.pending.len());
         self.pending.extend_from_slice(&buf[..n]);
@@ -141,6 +176,123 @@ impl<W: Write> Write for BlockGzWriter<W> {
     /// block early would change the bytes.
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+type Compressed = (Vec<u8>, Hasher);
+
+/// Worker threads compressing non-last blocks, with results put back in
+/// submission order.
+struct Pool {
+    jobs: Option<mpsc::SyncSender<(u64, Vec<u8>)>>,
+    results: mpsc::Receiver<(u64, io::Result<Compressed>)>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    submitted: u64,
+    written: u64,
+    /// Results that arrived ahead of their turn.
+    early: BTreeMap<u64, Compressed>,
+    max_in_flight: u64,
+}
+
+impl Pool {
+    fn new(threads: usize) -> Pool {
+        let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(threads);
+        let (result_tx, results) = mpsc::channel();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let workers = (0..threads)
+            .map(|_| {
+                let jobs = Arc::clone(&job_rx);
+                let results = result_tx.clone();
+                std::thread::spawn(move || {
+                    loop {
+                        // A poisoned lock means another worker panicked:
+                        // stop, and `drain` reports the missing results.
+                        let job = match jobs.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((seq, block)) = job else { return };
+                        if results.send((seq, compress_block(&block, false))).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Pool {
+            jobs: Some(job_tx),
+            results,
+            workers,
+            submitted: 0,
+            written: 0,
+            early: BTreeMap::new(),
+            max_in_flight: 2 * threads as u64,
+        }
+    }
+
+    /// Queues a block; returns the results now due, in order. Blocks while
+    /// too many are in flight, so memory stays bounded.
+    fn submit(&mut self, block: Vec<u8>) -> io::Result<Vec<Compressed>> {
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| io::Error::other("pool closed"))?;
+        jobs.send((self.submitted, block))
+            .map_err(|_| io::Error::other("compression worker stopped"))?;
+        self.submitted += 1;
+        while let Ok((seq, result)) = self.results.try_recv() {
+            self.early.insert(seq, result?);
+        }
+        while self.submitted - self.written - self.early.len() as u64 >= self.max_in_flight {
+            self.receive()?;
+        }
+        Ok(self.due())
+    }
+
+    /// Waits for every queued block and returns the rest, in order.
+    fn drain(&mut self) -> io::Result<Vec<Compressed>> {
+        self.jobs = None;
+        let mut out = Vec::new();
+        while self.written < self.submitted {
+            let due = self.due();
+            if due.is_empty() {
+                self.receive()?;
+            }
+            out.extend(due);
+        }
+        for worker in self.workers.drain(..) {
+            worker
+                .join()
+                .map_err(|_| io::Error::other("a compression worker panicked"))?;
+        }
+        Ok(out)
+    }
+
+    fn receive(&mut self) -> io::Result<()> {
+        let (seq, result) = self
+            .results
+            .recv()
+            .map_err(|_| io::Error::other("compression workers stopped early"))?;
+        self.early.insert(seq, result?);
+        Ok(())
+    }
+
+    /// The results next in order that have arrived.
+    fn due(&mut self) -> Vec<Compressed> {
+        let mut out = Vec::new();
+        while let Some(c) = self.early.remove(&self.written) {
+            out.push(c);
+            self.written += 1;
+        }
+        out
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Closing the job queue lets idle workers exit; their handles are
+        // detached if the writer was abandoned mid-stream.
+        self.jobs = None;
     }
 }
 
@@ -167,7 +319,11 @@ mod tests {
     }
 
     fn gzip(input: &[u8], chunk: usize) -> Vec<u8> {
-        let mut w = BlockGzWriter::new(Vec::new());
+        gzip_on(input, chunk, 1)
+    }
+
+    fn gzip_on(input: &[u8], chunk: usize, threads: usize) -> Vec<u8> {
+        let mut w = BlockGzWriter::with_threads(Vec::new(), threads);
         for piece in input.chunks(chunk.max(1)) {
             w.write_all(piece).unwrap();
         }
@@ -308,6 +464,23 @@ mod tests {
         }
         assert_eq!(crc.total_len(), input.len() as u64);
         assert_eq!(crc.finalize(), crc32fast::hash(&input));
+    }
+
+    #[test]
+    fn thread_count_does_not_change_the_bytes() {
+        for len in SIZES {
+            let input = data(len);
+            let one = gzip_on(&input, usize::MAX, 1);
+            for threads in [2, 3, 8] {
+                let many = gzip_on(&input, 4093, threads);
+                // Digests, not bytes: a mismatch would print megabytes.
+                assert_eq!(
+                    crate::digest::Digest::of(&many),
+                    crate::digest::Digest::of(&one),
+                    "len {len}, {threads} threads"
+                );
+            }
+        }
     }
 
     proptest! {
