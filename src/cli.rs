@@ -64,6 +64,10 @@ pub enum Command {
         /// says (what CI should use).
         #[arg(long)]
         locked: bool,
+        /// Compression of the recipe's layers: gzip (ingot's block gzip, the
+        /// default) or zstd (application/vnd.oci.image.layer.v1.tar+zstd).
+        #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+        compression: CompressionArg,
         /// Print a JSON report instead of the bare digest.
         #[arg(long)]
         json: bool,
@@ -178,6 +182,22 @@ pub enum ExportFormat {
     DockerArchive,
 }
 
+/// Layer compressions a build can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
+}
+
+impl From<CompressionArg> for crate::layer::Compression {
+    fn from(c: CompressionArg) -> Self {
+        match c {
+            CompressionArg::Gzip => crate::layer::Compression::Gzip,
+            CompressionArg::Zstd => crate::layer::Compression::Zstd,
+        }
+    }
+}
+
 /// Reads SOURCE_DATE_EPOCH: unset or empty means 0; anything else must be
 /// a whole number of seconds.
 pub fn source_date_epoch(value: Option<&str>) -> Result<u64> {
@@ -207,6 +227,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             revision,
             source,
             locked,
+            compression,
             json,
         } => {
             // The one place the environment enters a build (clippy.toml).
@@ -220,6 +241,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 source,
                 output,
                 locked,
+                compression: compression.into(),
             };
             let report = build::build(&recipe, &options, &mut log)?;
             if json {

@@ -36,6 +36,8 @@ pub struct Options {
     pub output: PathBuf,
     /// Fail unless every external reference resolves as `ingot.lock` says.
     pub locked: bool,
+    /// How the recipe's own layers are compressed.
+    pub compression: layer::Compression,
 }
 
 /// What a finished build reports.
@@ -107,6 +109,7 @@ pub fn lock(recipe: &Recipe, log: Log) -> Result<LockFile> {
         source: None,
         output: PathBuf::new(),
         locked: false,
+        compression: layer::Compression::Gzip,
     };
     let mut ctx = Context::new(&blobs, &options, recipe, log);
     collect_pins(recipe, &mut ctx)?;
@@ -301,8 +304,9 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
         let entries = plan.into_entries();
         let count = entries.len();
         let mut writer = blobs.writer().context(|| "creating a layer blob".into())?;
-        let written = layer::write(entries, options.epoch, &mut writer)
-            .context(|| format!("writing layer {:?}", layer_spec.name))?;
+        let written =
+            layer::write_compressed(entries, options.epoch, options.compression, &mut writer)
+                .context(|| format!("writing layer {:?}", layer_spec.name))?;
         let blob = writer.commit().context(|| "storing a layer blob".into())?;
         debug_assert_eq!(blob.digest, written.digest);
         (ctx.log)(&format!(
@@ -310,11 +314,11 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
             layer_spec.name, written.size, written.digest
         ));
 
-        let mut desc = Descriptor::new(
-            MediaType::ImageLayerGzip,
-            written.size,
-            written.digest.to_oci(),
-        );
+        let media_type = match options.compression {
+            layer::Compression::Zstd => MediaType::ImageLayerZstd,
+            _ => MediaType::ImageLayerGzip,
+        };
+        let mut desc = Descriptor::new(media_type, written.size, written.digest.to_oci());
         desc.set_annotations(Some(HashMap::from([
             (annotation::LAYER_NAME.to_string(), layer_spec.name.clone()),
             (
@@ -392,7 +396,10 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
             annotation::LAYER_ENCODING.to_string(),
             layer::ENCODING_VERSION.to_string(),
         ),
-        (annotation::COMPRESSION.to_string(), "gzip".to_string()),
+        (
+            annotation::COMPRESSION.to_string(),
+            compression_name(options.compression).to_string(),
+        ),
         (annotation::PLATFORM.to_string(), platform.to_string()),
     ]);
     if base.name != "scratch" {
@@ -487,6 +494,7 @@ fn resolve_base(recipe: &Recipe, ctx: &mut Context) -> Result<BaseImage> {
                 source: None,
                 output: PathBuf::new(),
                 locked: false,
+                compression: layer::Compression::Gzip,
             };
             let mut quiet = |_: &str| {};
             let mut inner = Context::new(ctx.blobs, &options, stem, &mut quiet);
@@ -570,6 +578,14 @@ fn apply_blob(
     reader
         .finish(diff_id)
         .map_err(|m| Error::Failed(format!("base {m}")))
+}
+
+fn compression_name(c: layer::Compression) -> &'static str {
+    match c {
+        layer::Compression::Zstd => "zstd",
+        layer::Compression::Gzip => "gzip",
+        layer::Compression::None => "none",
+    }
 }
 
 fn put_json<T: serde::Serialize>(blobs: &BlobStore, value: &T) -> Result<BlobRef> {

@@ -13,6 +13,8 @@ use crate::digest::{Digest, HashingWriter};
 pub mod gzip;
 pub mod order;
 pub mod read;
+
+pub use read::Compression;
 mod tarball;
 #[cfg(test)]
 mod tests;
@@ -23,6 +25,8 @@ pub const ENCODING_VERSION: &str = "1";
 
 /// Media type of a gzip-compressed layer.
 pub const MEDIA_TYPE_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Media type of a zstd-compressed layer.
+pub const MEDIA_TYPE_TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 /// Name prefix of a whiteout file (image-spec, "Whiteouts").
 pub const WHITEOUT_PREFIX: &str = ".wh.";
@@ -110,20 +114,60 @@ pub struct Layer {
 /// given to every entry. Everything streams: memory is bounded by one gzip
 /// block, not by the layer. On error, what was written to `out` is not a
 /// valid layer and must be discarded.
-pub fn write(mut entries: Vec<Entry>, mtime: u64, out: impl Write) -> io::Result<Layer> {
+pub fn write(entries: Vec<Entry>, mtime: u64, out: impl Write) -> io::Result<Layer> {
+    write_compressed(entries, mtime, Compression::Gzip, out)
+}
+
+/// [`write`], with the compression chosen: ingot's block gzip, or zstd in
+/// libzstd's multi-threaded mode, whose bytes do not depend on the number
+/// of workers (unlike its single-threaded mode), so any core count gives
+/// the same blob.
+pub fn write_compressed(
+    mut entries: Vec<Entry>,
+    mtime: u64,
+    compression: Compression,
+    out: impl Write,
+) -> io::Result<Layer> {
     order::sort(&mut entries);
     check(&entries)?;
 
     let compressed = HashingWriter::new(out);
-    let tar = HashingWriter::new(gzip::BlockGzWriter::new(compressed));
-    let tar = tarball::write(&entries, mtime, tar)?;
-    let (diff_id, _, gz) = tar.finish();
-    let (digest, size, _) = gz.finish()?.finish();
+    let (diff_id, compressed) = match compression {
+        Compression::Gzip => {
+            let tar = HashingWriter::new(gzip::BlockGzWriter::new(compressed));
+            let (diff_id, _, gz) = tarball::write(&entries, mtime, tar)?.finish();
+            (diff_id, gz.finish()?)
+        }
+        Compression::Zstd => {
+            let mut z = zstd::stream::write::Encoder::new(compressed, ZSTD_LEVEL)?;
+            z.include_checksum(true)?;
+            z.multithread(zstd_workers())?;
+            let tar = HashingWriter::new(z);
+            let (diff_id, _, z) = tarball::write(&entries, mtime, tar)?.finish();
+            (diff_id, z.finish()?)
+        }
+        Compression::None => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "ingot writes gzip or zstd layers",
+            ));
+        }
+    };
+    let (digest, size, _) = compressed.finish();
     Ok(Layer {
         digest,
         size,
         diff_id,
     })
+}
+
+/// zstd level of every zstd layer.
+const ZSTD_LEVEL: i32 = 3;
+
+/// Workers for zstd: at least one, so libzstd is always in its
+/// multi-threaded (and thread-count-independent) mode.
+fn zstd_workers() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 /// Refuses, before any byte is written, entries that cannot be encoded and

@@ -389,3 +389,40 @@ proptest! {
         prop_assert_eq!(count, expected.len());
     }
 }
+
+/// libzstd's multi-threaded mode gives the same bytes for any number of
+/// workers, which is why zstd layers always use it: this pins that claim.
+#[test]
+fn zstd_bytes_do_not_depend_on_worker_count() {
+    use std::io::Write as _;
+    let data: Vec<u8> = (0..6_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 | (i % 7 == 0) as u8)
+        .collect();
+    let compress = |workers: u32| {
+        let mut z = zstd::stream::write::Encoder::new(Vec::new(), super::ZSTD_LEVEL).unwrap();
+        z.include_checksum(true).unwrap();
+        z.multithread(workers).unwrap();
+        z.write_all(&data).unwrap();
+        Digest::of(&z.finish().unwrap())
+    };
+    let one = compress(1);
+    for workers in [2, 3, 8] {
+        assert_eq!(compress(workers), one, "{workers} workers");
+    }
+}
+
+#[test]
+fn zstd_layers_round_trip() {
+    let entries = vec![Entry {
+        path: "a".into(),
+        kind: EntryKind::File(Content::Bytes(b"hello".to_vec())),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    }];
+    let mut out = Vec::new();
+    let layer = super::write_compressed(entries, 0, super::Compression::Zstd, &mut out).unwrap();
+    assert_eq!(layer.digest, Digest::of(&out));
+    let tar = zstd::stream::decode_all(&out[..]).unwrap();
+    assert_eq!(layer.diff_id, Digest::of(&tar));
+}
