@@ -64,6 +64,12 @@ pub enum Command {
         /// says (what CI should use).
         #[arg(long)]
         locked: bool,
+        /// The build cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// Build every layer afresh, neither reading nor filling the cache.
+        #[arg(long, conflicts_with = "cache")]
+        no_cache: bool,
         /// Compression of the recipe's layers: gzip (ingot's block gzip, the
         /// default) or zstd (application/vnd.oci.image.layer.v1.tar+zstd).
         #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
@@ -113,6 +119,22 @@ pub enum Command {
         platform: String,
         /// Print the report as JSON.
         #[arg(long)]
+        json: bool,
+    },
+    /// Look after the build cache.
+    #[command(after_help = "Examples:\n  \
+        ingot cache du\n  \
+        ingot cache prune --cache /var/cache/ingot\n\n\
+        The cache maps each layer's inputs (base, steps, source file digests, encoding,\n\
+        compression) to the finished layer. Pruning only costs the next build time.")]
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+        /// The cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
+        #[arg(long, global = true, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long, global = true)]
         json: bool,
     },
     /// Show an image's layers, config and annotations.
@@ -182,6 +204,24 @@ pub enum ExportFormat {
     DockerArchive,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// How much the cache holds.
+    Du,
+    /// Empty the cache.
+    Prune,
+}
+
+/// `$XDG_CACHE_HOME/ingot`, else `$HOME/.cache/ingot`.
+#[allow(clippy::disallowed_methods)] // the environment enters here
+fn default_cache_dir() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty());
+    let base = xdg
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("ingot"))
+}
+
 /// Layer compressions a build can write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CompressionArg {
@@ -227,6 +267,8 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             revision,
             source,
             locked,
+            cache,
+            no_cache,
             compression,
             json,
         } => {
@@ -242,6 +284,11 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 output,
                 locked,
                 compression: compression.into(),
+                cache: if no_cache {
+                    None
+                } else {
+                    cache.or_else(default_cache_dir)
+                },
             };
             let report = build::build(&recipe, &options, &mut log)?;
             if json {
@@ -288,6 +335,34 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                     "{image} is not sealed: {} violations",
                     report.violations.len()
                 )))
+            }
+        }
+        Command::Cache {
+            action,
+            cache,
+            json,
+        } => {
+            let root = cache.or_else(default_cache_dir).ok_or_else(|| {
+                Error::Usage("no cache directory: set --cache, XDG_CACHE_HOME or HOME".into())
+            })?;
+            let store = crate::store::cache::Cache::open(&root)?;
+            let (verb, usage) = match action {
+                CacheAction::Du => ("holds", store.usage()?),
+                CacheAction::Prune => ("freed", store.prune()?),
+            };
+            if json {
+                print_json(stdout, &usage)
+            } else {
+                print_line(
+                    stdout,
+                    &format!(
+                        "{} {verb} {} bytes: {} blobs, {} cached layers",
+                        root.display(),
+                        usage.bytes,
+                        usage.blobs,
+                        usage.layers
+                    ),
+                )
             }
         }
         Command::Inspect { image, json } => {

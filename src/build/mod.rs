@@ -4,9 +4,10 @@
 //! Everything that varies between hosts is passed in as [`Options`]; the
 //! pipeline reads no clock, environment or host identity.
 
+pub mod key;
 pub mod plan;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifestBuilder, MediaType};
@@ -20,6 +21,7 @@ use crate::lock::{self, LockFile, Pin};
 use crate::recipe::Recipe;
 use crate::rootfs::View;
 use crate::seal::{self, LayerLabel, Scan};
+use crate::store::cache::{Cache, CachedLayer, StatIndex};
 use crate::store::layout::{self, Staging, Tagged};
 use crate::store::{BlobRef, BlobStore};
 
@@ -38,6 +40,8 @@ pub struct Options {
     pub locked: bool,
     /// How the recipe's own layers are compressed.
     pub compression: layer::Compression,
+    /// The build cache directory; None builds everything afresh.
+    pub cache: Option<PathBuf>,
 }
 
 /// What a finished build reports.
@@ -61,6 +65,8 @@ pub struct LayerReport {
     pub diff_id: Digest,
     pub size: u64,
     pub entries: usize,
+    /// Served from the build cache rather than built.
+    pub cached: bool,
 }
 
 /// Progress and log lines go here; the CLI sends them to stderr.
@@ -73,6 +79,7 @@ pub fn build(recipe: &Recipe, options: &Options, log: Log) -> Result<Report> {
     let staging = Staging::new(&options.output)?;
     let mut ctx = Context::new(&staging.blobs, options, recipe, log);
     let built = build_image(recipe, &mut ctx)?;
+    ctx.save_stats();
     let pins = std::mem::take(&mut ctx.pins);
     if options.locked {
         check_lock(recipe, &pins)?;
@@ -110,6 +117,7 @@ pub fn lock(recipe: &Recipe, log: Log) -> Result<LockFile> {
         output: PathBuf::new(),
         locked: false,
         compression: layer::Compression::Gzip,
+        cache: None,
     };
     let mut ctx = Context::new(&blobs, &options, recipe, log);
     collect_pins(recipe, &mut ctx)?;
@@ -161,6 +169,9 @@ struct Context<'a> {
     /// The directory `Pin::from` paths are relative to.
     root_dir: PathBuf,
     pins: Vec<Pin>,
+    cache: Option<Cache>,
+    /// Stat indexes of source directories, saved when the build ends.
+    stats: BTreeMap<PathBuf, StatIndex>,
 }
 
 impl<'a> Context<'a> {
@@ -172,6 +183,33 @@ impl<'a> Context<'a> {
             stack: recipe.path.iter().cloned().collect(),
             root_dir: recipe.dir.clone(),
             pins: Vec::new(),
+            // A cache that cannot be opened only makes the build slower.
+            cache: options
+                .cache
+                .as_deref()
+                .and_then(|root| Cache::open(root).ok()),
+            stats: BTreeMap::new(),
+        }
+    }
+
+    /// The cache key of a layer, learning file digests on the way; None
+    /// without a cache.
+    fn layer_key(&mut self, key_ctx: &key::KeyContext, index: usize) -> Option<Digest> {
+        let cache = self.cache.as_ref()?;
+        let dir = key_ctx.recipe.dir.clone();
+        let stats = self
+            .stats
+            .entry(dir.clone())
+            .or_insert_with(|| cache.stat_index(&dir));
+        key::layer_key(key_ctx, index, stats)
+    }
+
+    /// Saves what the stat indexes learnt.
+    fn save_stats(&self) {
+        if let Some(cache) = &self.cache {
+            for (dir, index) in &self.stats {
+                let _ = cache.save_stat_index(dir, index);
+            }
         }
     }
 
@@ -285,40 +323,108 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
     let mut history = base.config.history().clone().unwrap_or_default();
     let mut reports = Vec::new();
     for (i, layer_spec) in spec.layers.iter().enumerate() {
-        let inputs = plan::Inputs {
+        let key_ctx = key::KeyContext {
             recipe,
             base: &base,
-            view: &view,
-            base_layers: base.layers.len(),
+            lower: &diff_ids,
             epoch: options.epoch,
+            compression: compression_name(options.compression),
         };
-        let plan = plan::plan_layer(&inputs, i)?;
-        if plan.is_empty() {
-            (ctx.log)(&format!(
-                "layer {}: no changes, not emitted",
-                layer_spec.name
-            ));
-            continue;
+        let key = ctx.layer_key(&key_ctx, i);
+        let cached = match (&ctx.cache, &key) {
+            (Some(cache), Some(key)) => cache.layer(key),
+            _ => None,
+        };
+        // A hit is read back through the verifying reader like any layer;
+        // one that fails verification is dropped and the layer rebuilt.
+        let mut served = None;
+        if let (Some(cache), Some(key), Some(hit)) = (&ctx.cache, &key, cached) {
+            let desc = Descriptor::new(
+                media_type_of(options.compression),
+                hit.size,
+                hit.digest.to_oci(),
+            );
+            let mark = scan.mark();
+            let usable = cache.copy_layer_to(&hit, blobs).is_ok()
+                && apply_blob(&mut view, &mut scan, blobs, &desc, &hit.diff_id).is_ok();
+            if usable {
+                served = Some(hit);
+            } else {
+                scan.rollback(mark);
+                cache.drop_layer(key, Some(&hit));
+                let _ = std::fs::remove_file(blobs.path(&hit.digest));
+                (ctx.log)(&format!(
+                    "layer {}: cache entry corrupt, rebuilding",
+                    layer_spec.name
+                ));
+            }
         }
-        let base_dependent = plan.base_dependent;
-        let entries = plan.into_entries();
-        let count = entries.len();
-        let mut writer = blobs.writer().context(|| "creating a layer blob".into())?;
-        let written =
-            layer::write_compressed(entries, options.epoch, options.compression, &mut writer)
+        let hit = served.is_some();
+        let built = match served {
+            Some(hit) => {
+                (ctx.log)(&format!(
+                    "layer {}: cached, {} entries, {} bytes, {}",
+                    layer_spec.name, hit.entries, hit.size, hit.digest
+                ));
+                hit
+            }
+            None => {
+                let inputs = plan::Inputs {
+                    recipe,
+                    base: &base,
+                    view: &view,
+                    base_layers: base.layers.len(),
+                    epoch: options.epoch,
+                };
+                let plan = plan::plan_layer(&inputs, i)?;
+                if plan.is_empty() {
+                    (ctx.log)(&format!(
+                        "layer {}: no changes, not emitted",
+                        layer_spec.name
+                    ));
+                    continue;
+                }
+                let base_dependent = plan.base_dependent;
+                let entries = plan.into_entries();
+                let count = entries.len();
+                let mut writer = blobs.writer().context(|| "creating a layer blob".into())?;
+                let written = layer::write_compressed(
+                    entries,
+                    options.epoch,
+                    options.compression,
+                    &mut writer,
+                )
                 .context(|| format!("writing layer {:?}", layer_spec.name))?;
-        let blob = writer.commit().context(|| "storing a layer blob".into())?;
-        debug_assert_eq!(blob.digest, written.digest);
-        (ctx.log)(&format!(
-            "layer {}: {count} entries, {} bytes, {}",
-            layer_spec.name, written.size, written.digest
-        ));
-
-        let media_type = match options.compression {
-            layer::Compression::Zstd => MediaType::ImageLayerZstd,
-            _ => MediaType::ImageLayerGzip,
+                writer.commit().context(|| "storing a layer blob".into())?;
+                (ctx.log)(&format!(
+                    "layer {}: {count} entries, {} bytes, {}",
+                    layer_spec.name, written.size, written.digest
+                ));
+                let built = CachedLayer {
+                    digest: written.digest,
+                    size: written.size,
+                    diff_id: written.diff_id,
+                    entries: count,
+                    base_dependent,
+                };
+                if let (Some(cache), Some(key)) = (&ctx.cache, &key) {
+                    // A cache that cannot be written costs speed, not the
+                    // build.
+                    if let Err(e) = cache.put_layer(key, &built, blobs) {
+                        (ctx.log)(&format!("warning: not cached: {e}"));
+                    }
+                }
+                built
+            }
         };
-        let mut desc = Descriptor::new(media_type, written.size, written.digest.to_oci());
+        let written = &built;
+        let base_dependent = built.base_dependent;
+
+        let mut desc = Descriptor::new(
+            media_type_of(options.compression),
+            written.size,
+            written.digest.to_oci(),
+        );
         desc.set_annotations(Some(HashMap::from([
             (annotation::LAYER_NAME.to_string(), layer_spec.name.clone()),
             (
@@ -326,7 +432,9 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
                 base_dependent.to_string(),
             ),
         ])));
-        apply_blob(&mut view, &mut scan, blobs, &desc, &written.diff_id)?;
+        if !hit {
+            apply_blob(&mut view, &mut scan, blobs, &desc, &written.diff_id)?;
+        }
         labels.push(LayerLabel {
             digest: written.digest.to_string(),
             name: layer_spec.name.clone(),
@@ -347,7 +455,8 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
             digest: written.digest,
             diff_id: written.diff_id,
             size: written.size,
-            entries: count,
+            entries: written.entries,
+            cached: hit,
         });
     }
 
@@ -495,6 +604,7 @@ fn resolve_base(recipe: &Recipe, ctx: &mut Context) -> Result<BaseImage> {
                 output: PathBuf::new(),
                 locked: false,
                 compression: layer::Compression::Gzip,
+                cache: ctx.options.cache.clone(),
             };
             let mut quiet = |_: &str| {};
             let mut inner = Context::new(ctx.blobs, &options, stem, &mut quiet);
@@ -562,8 +672,8 @@ fn base_error(recipe: &Recipe, err: Error) -> Error {
     }
 }
 
-/// Streams a base layer into the view, verifying the blob's digest and size
-/// and the uncompressed diff_id.
+/// Streams a layer into the view and the seal's scan, verifying the blob's
+/// digest and size and the uncompressed diff_id before the view changes.
 fn apply_blob(
     view: &mut View,
     scan: &mut Scan,
@@ -573,11 +683,19 @@ fn apply_blob(
 ) -> Result<()> {
     let mut reader = layer::read::open(blobs, desc).map_err(Error::Failed)?;
     let layer = view.layer_count();
-    view.apply_tar_with(&mut reader, &mut |path, data| scan.visit(path, layer, data))
-        .map_err(|m| Error::Failed(format!("base layer {}: {m}", desc.digest())))?;
-    reader
-        .finish(diff_id)
-        .map_err(|m| Error::Failed(format!("base {m}")))
+    let changes = view
+        .read_tar(&mut reader, &mut |path, data| scan.visit(path, layer, data))
+        .map_err(|m| Error::Failed(format!("layer {}: {m}", desc.digest())))?;
+    reader.finish(diff_id).map_err(Error::Failed)?;
+    view.apply(changes);
+    Ok(())
+}
+
+fn media_type_of(c: layer::Compression) -> MediaType {
+    match c {
+        layer::Compression::Zstd => MediaType::ImageLayerZstd,
+        _ => MediaType::ImageLayerGzip,
+    }
 }
 
 fn compression_name(c: layer::Compression) -> &'static str {

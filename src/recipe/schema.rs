@@ -55,7 +55,7 @@ fn is_false(b: &bool) -> bool {
     !b
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LayerSpec {
     pub name: String,
@@ -65,7 +65,7 @@ pub struct LayerSpec {
 
 /// One change to the filesystem. Written in YAML as a one-key map:
 /// `- copy: { src: files/site, dest: /srv/site }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum Step {
     Copy(CopyStep),
@@ -94,7 +94,7 @@ impl Step {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CopyStep {
     /// Relative to the recipe's directory; a file or a directory tree.
@@ -107,7 +107,7 @@ pub struct CopyStep {
     pub mode: Option<Mode>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileStep {
     pub dest: ImagePath,
@@ -118,7 +118,7 @@ pub struct FileStep {
     pub mode: Option<Mode>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateStep {
     pub src: String,
@@ -129,7 +129,7 @@ pub struct TemplateStep {
     pub mode: Option<Mode>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MkdirStep {
     pub path: ImagePath,
@@ -139,7 +139,7 @@ pub struct MkdirStep {
     pub mode: Option<Mode>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SymlinkStep {
     pub path: ImagePath,
@@ -149,13 +149,13 @@ pub struct SymlinkStep {
     pub owner: Option<Owner>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveStep {
     pub path: ImagePath,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserStep {
     pub name: String,
@@ -174,7 +174,7 @@ pub struct UserStep {
     pub gecos: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupStep {
     pub name: String,

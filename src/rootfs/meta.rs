@@ -237,11 +237,18 @@ pub(crate) use deserialize_from_str;
 
 deserialize_from_str!(ImagePath, Mode, Owner);
 
-impl serde::Serialize for ImagePath {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
+/// Serializes through Display, the same text the recipe holds.
+macro_rules! serialize_display {
+    ($($t:ty),*) => {$(
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    )*};
 }
+
+serialize_display!(ImagePath, Mode, Owner);
 
 #[cfg(test)]
 mod tests {

@@ -217,6 +217,15 @@ impl View {
     /// to `on_file` as it streams past (what it leaves unread is skipped):
     /// how the seal reads content without a second pass.
     pub fn apply_tar_with(&mut self, tar: impl Read, on_file: FileVisitor) -> Result<(), String> {
+        let changes = self.read_tar(tar, on_file)?;
+        self.apply(changes);
+        Ok(())
+    }
+
+    /// Reads a layer tar into the changes it would make as the next layer,
+    /// leaving the view as it is: a caller that still has to verify the
+    /// stream applies them only once it checks out.
+    pub fn read_tar(&self, tar: impl Read, on_file: FileVisitor) -> Result<Vec<Change>, String> {
         let layer = self.layers;
         let watch = std::rc::Rc::new(std::cell::Cell::new(Progress::default()));
         let mut archive = tar::Archive::new(EofWatch {
@@ -360,8 +369,7 @@ impl View {
             seen.insert(path.clone(), node.is_dir());
             changes.push(Change::Put(path, node, content));
         }
-        self.apply(changes);
-        Ok(())
+        Ok(changes)
     }
 
     /// Removes `path` (when `inclusive`) and everything below it.

@@ -84,7 +84,26 @@ fn kind_of(path: &ImagePath) -> Option<Kind> {
     }
 }
 
+/// How far a [`Scan`] had got, to go back to.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark(usize, usize, usize);
+
 impl Scan {
+    pub fn mark(&self) -> Mark {
+        Mark(
+            self.keys.len(),
+            self.packages.len(),
+            self.authorized_keys_files.len(),
+        )
+    }
+
+    /// Forgets what was found since `mark`: the layer read was not used.
+    pub fn rollback(&mut self, mark: Mark) {
+        self.keys.truncate(mark.0);
+        self.packages.truncate(mark.1);
+        self.authorized_keys_files.truncate(mark.2);
+    }
+
     /// Scans one regular file of layer `layer`.
     pub fn visit(&mut self, path: &ImagePath, layer: usize, data: &mut dyn Read) -> io::Result<()> {
         let kind = kind_of(path);

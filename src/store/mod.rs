@@ -4,6 +4,7 @@
 //! digest: a blob file under its name is always complete and correct.
 //! Reading verifies size and digest before a byte is trusted.
 
+pub mod cache;
 pub mod layout;
 
 use std::fs::File;

@@ -13,11 +13,25 @@ pub fn repo() -> PathBuf {
 }
 
 /// A command running the built `ingot` binary with a clean, fixed
-/// environment: no SOURCE_DATE_EPOCH unless a test sets one.
+/// environment: no SOURCE_DATE_EPOCH unless a test sets one, and a build
+/// cache of its own (tests about the cache pass `--cache`), so no test sees
+/// another's cached layers or the user's.
 pub fn ingot() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ingot"));
     cmd.env_remove("SOURCE_DATE_EPOCH");
+    cmd.env("XDG_CACHE_HOME", fresh_cache_dir());
     cmd
+}
+
+/// A new, empty directory under one temp dir per test binary.
+fn fresh_cache_dir() -> PathBuf {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let root = ROOT.get_or_init(|| tempfile::tempdir().expect("a temp dir for caches"));
+    root.path()
+        .join(NEXT.fetch_add(1, Ordering::Relaxed).to_string())
 }
 
 /// Runs `cmd`, returning its output whatever the exit status.

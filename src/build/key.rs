@@ -1,0 +1,132 @@
+//! The build cache key of a recipe layer: a digest of everything the
+//! layer's bytes depend on (issue: "a build cache that makes unchanged work
+//! free"). Two layers with the same key are byte-identical.
+//!
+//! That is: the layer encoding and compression; the timestamp; the layers
+//! below (their diff_ids fix the view the steps run against, and how many
+//! of them are the base's); the layer's steps as written; what templates
+//! see; and every source file's path, kind, executable bit, symlink target
+//! and content digest. File digests come from the stat index, so unchanged
+//! files are not read.
+
+use serde::Serialize;
+
+use crate::base::BaseImage;
+use crate::digest::Digest;
+use crate::image::canonical_json;
+use crate::layer;
+use crate::recipe::schema::LayerSpec;
+use crate::recipe::{Recipe, Step};
+use crate::rootfs::source::{self, SourceKind};
+use crate::store::cache::StatIndex;
+
+/// Bumped when what goes into a key changes meaning.
+const KEY_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct KeyInputs<'a> {
+    key_version: u32,
+    encoding: &'static str,
+    compression: &'static str,
+    epoch: u64,
+    lower: &'a [Digest],
+    base_layers: usize,
+    layer: &'a LayerSpec,
+    templates: Option<TemplateInputs<'a>>,
+    sources: Vec<Vec<SourceItem>>,
+}
+
+#[derive(Serialize)]
+struct TemplateInputs<'a> {
+    name: &'a str,
+    version: &'a str,
+    vars: &'a std::collections::BTreeMap<String, serde_json::Value>,
+    base_name: &'a str,
+    base_digest: Option<Digest>,
+}
+
+#[derive(Serialize)]
+struct SourceItem {
+    rel: String,
+    kind: &'static str,
+    executable: bool,
+    target: Option<String>,
+    digest: Option<Digest>,
+}
+
+/// What a layer key needs besides the recipe.
+pub struct KeyContext<'a> {
+    pub recipe: &'a Recipe,
+    pub base: &'a BaseImage,
+    pub lower: &'a [Digest],
+    pub epoch: u64,
+    pub compression: &'static str,
+}
+
+/// The key of layer `index`, or None when a source cannot be read: the
+/// build then plans the layer and reports the problem where it belongs.
+pub fn layer_key(ctx: &KeyContext, index: usize, stats: &mut StatIndex) -> Option<Digest> {
+    let spec = &ctx.recipe.spec.layers[index];
+    let mut sources = Vec::new();
+    let mut has_template = false;
+    for step in &spec.steps {
+        let src = match step {
+            Step::Copy(c) => &c.src,
+            Step::Template(t) => {
+                has_template = true;
+                &t.src
+            }
+            _ => continue,
+        };
+        let root = ctx.recipe.resolve_src(src).ok()?;
+        let mut items = Vec::new();
+        for entry in source::walk(&root).ok()? {
+            let item = match entry.kind {
+                SourceKind::Dir => SourceItem {
+                    rel: entry.rel,
+                    kind: "dir",
+                    executable: false,
+                    target: None,
+                    digest: None,
+                },
+                SourceKind::File {
+                    path, executable, ..
+                } => SourceItem {
+                    rel: entry.rel,
+                    kind: "file",
+                    executable,
+                    target: None,
+                    digest: Some(stats.digest(&path).ok()?),
+                },
+                SourceKind::Symlink { target } => SourceItem {
+                    rel: entry.rel,
+                    kind: "symlink",
+                    executable: false,
+                    target: Some(target),
+                    digest: None,
+                },
+            };
+            items.push(item);
+        }
+        sources.push(items);
+    }
+    let spec_recipe = &ctx.recipe.spec;
+    let inputs = KeyInputs {
+        key_version: KEY_VERSION,
+        encoding: layer::ENCODING_VERSION,
+        compression: ctx.compression,
+        epoch: ctx.epoch,
+        lower: ctx.lower,
+        base_layers: ctx.base.layers.len(),
+        layer: spec,
+        templates: has_template.then(|| TemplateInputs {
+            name: &spec_recipe.name,
+            version: &spec_recipe.version,
+            vars: &spec_recipe.vars,
+            base_name: &ctx.base.name,
+            base_digest: ctx.base.manifest_digest,
+        }),
+        sources,
+    };
+    canonical_json(&inputs).ok().map(|json| Digest::of(&json))
+}

@@ -1,0 +1,321 @@
+//! The build cache (design.md, principle 5): a content-addressed store that
+//! makes unchanged work free.
+//!
+//! ```text
+//! ROOT/blobs/sha256/<hex>     blobs, as in any layout
+//! ROOT/layers/<key-hex>.json  a layer's inputs' digest -> the finished layer
+//! ROOT/stat/<dir-hex>.json    file stats -> content digests, per source root
+//! ```
+//!
+//! A layer's key digests everything its bytes depend on; a hit is checked
+//! against its blob before it is served, and a corrupt entry is dropped and
+//! rebuilt, never used. Source files are recognised without re-reading them
+//! when their (size, mtime, ctime, inode) are unchanged, as git's index does,
+//! including its "racy clean" rule: a file modified no earlier than the
+//! index was written is hashed again, since a change within the same clock
+//! tick would not show in its stat.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::layout::replace_file;
+use super::{BlobRef, BlobStore};
+use crate::digest::{Digest, HashingReader};
+use crate::error::{IoContext, Result};
+
+/// A cache directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+    pub blobs: BlobStore,
+}
+
+/// What a layer cache entry records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedLayer {
+    pub digest: Digest,
+    pub size: u64,
+    pub diff_id: Digest,
+    pub entries: usize,
+    pub base_dependent: bool,
+}
+
+impl Cache {
+    /// Opens (creating) the cache at `root`.
+    pub fn open(root: &Path) -> Result<Cache> {
+        for dir in ["layers", "stat"] {
+            std::fs::create_dir_all(root.join(dir))
+                .context(|| format!("creating cache directory {}", root.join(dir).display()))?;
+        }
+        let blobs =
+            BlobStore::open(root).context(|| format!("opening cache {}", root.display()))?;
+        Ok(Cache {
+            root: root.to_path_buf(),
+            blobs,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn layer_path(&self, key: &Digest) -> PathBuf {
+        self.root.join("layers").join(format!("{}.json", key.hex()))
+    }
+
+    /// The layer cached under `key`, if its entry parses and its blob is
+    /// present with the recorded size. Anything else is removed so that the
+    /// layer is rebuilt. The blob's content is not re-hashed here: the
+    /// build reads it through a verifying reader anyway, and calls
+    /// [`drop_layer`](Self::drop_layer) when that fails.
+    pub fn layer(&self, key: &Digest) -> Option<CachedLayer> {
+        let path = self.layer_path(key);
+        let bytes = std::fs::read(&path).ok()?;
+        let entry: Option<CachedLayer> = serde_json::from_slice(&bytes).ok();
+        let present = entry.as_ref().is_some_and(|e| {
+            std::fs::metadata(self.blobs.path(&e.digest)).is_ok_and(|m| m.len() == e.size)
+        });
+        if !present {
+            self.drop_layer(key, entry.as_ref());
+            return None;
+        }
+        entry
+    }
+
+    /// Forgets a cache entry and its blob: it did not hold what it said.
+    pub fn drop_layer(&self, key: &Digest, entry: Option<&CachedLayer>) {
+        let _ = std::fs::remove_file(self.layer_path(key));
+        if let Some(e) = entry {
+            let _ = std::fs::remove_file(self.blobs.path(&e.digest));
+        }
+    }
+
+    /// Records `layer` under `key`, copying its blob from `from`.
+    pub fn put_layer(&self, key: &Digest, layer: &CachedLayer, from: &BlobStore) -> Result<()> {
+        let blob = BlobRef {
+            digest: layer.digest,
+            size: layer.size,
+        };
+        link_or_copy(&from.path(&layer.digest), &self.blobs.path(&blob.digest))
+            .context(|| format!("caching layer {}", layer.digest))?;
+        let json = serde_json::to_vec(layer)
+            .map_err(io::Error::other)
+            .context(|| "encoding a cache entry".into())?;
+        replace_file(&self.layer_path(key), &json)
+    }
+
+    /// Puts the cached blob of `layer` into `to` (a build's staging).
+    pub fn copy_layer_to(&self, layer: &CachedLayer, to: &BlobStore) -> Result<()> {
+        link_or_copy(&self.blobs.path(&layer.digest), &to.path(&layer.digest))
+            .context(|| format!("copying cached layer {}", layer.digest))
+    }
+
+    /// The stat index of the source root `dir`.
+    pub fn stat_index(&self, dir: &Path) -> StatIndex {
+        let path = self.stat_path(dir);
+        let written = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let entries = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        StatIndex {
+            written,
+            entries,
+            changed: false,
+        }
+    }
+
+    /// Saves `index` if it learnt anything.
+    pub fn save_stat_index(&self, dir: &Path, index: &StatIndex) -> Result<()> {
+        if !index.changed {
+            return Ok(());
+        }
+        let json = serde_json::to_vec(&index.entries)
+            .map_err(io::Error::other)
+            .context(|| "encoding the stat index".into())?;
+        replace_file(&self.stat_path(dir), &json)
+    }
+
+    fn stat_path(&self, dir: &Path) -> PathBuf {
+        let key = Digest::of(dir.as_os_str().as_encoded_bytes());
+        self.root.join("stat").join(format!("{}.json", key.hex()))
+    }
+
+    /// Bytes and files the cache holds.
+    pub fn usage(&self) -> Result<Usage> {
+        let mut usage = Usage::default();
+        for entry in walkdir::WalkDir::new(&self.root) {
+            let entry = entry
+                .map_err(io::Error::other)
+                .context(|| format!("reading {}", self.root.display()))?;
+            if entry.file_type().is_file() {
+                let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                usage.bytes += len;
+                if entry.path().starts_with(self.root.join("blobs")) {
+                    usage.blobs += 1;
+                } else if entry.path().starts_with(self.root.join("layers")) {
+                    usage.layers += 1;
+                }
+            }
+        }
+        Ok(usage)
+    }
+
+    /// Empties the cache: every entry and blob. Builds refill what they
+    /// use.
+    pub fn prune(&self) -> Result<Usage> {
+        let before = self.usage()?;
+        for dir in ["blobs", "layers", "stat"] {
+            let path = self.root.join(dir);
+            if path.exists() {
+                std::fs::remove_dir_all(&path)
+                    .context(|| format!("removing {}", path.display()))?;
+            }
+        }
+        Cache::open(&self.root)?;
+        Ok(before)
+    }
+}
+
+/// What `ingot cache du` reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub bytes: u64,
+    pub blobs: u64,
+    pub layers: u64,
+}
+
+/// A file's identity as its stat shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Stat {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    inode: u64,
+    dev: u64,
+}
+
+impl Stat {
+    fn of(meta: &std::fs::Metadata) -> Stat {
+        Stat {
+            size: meta.len(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+            inode: meta.ino(),
+            dev: meta.dev(),
+        }
+    }
+}
+
+/// Content digests of a source tree's files, keyed by path and stat.
+#[derive(Debug, Default)]
+pub struct StatIndex {
+    /// When the index was last written (its file's mtime): the racy-clean
+    /// line.
+    written: Option<std::time::SystemTime>,
+    entries: BTreeMap<PathBuf, (Stat, Digest)>,
+    changed: bool,
+}
+
+impl StatIndex {
+    /// The content digest of `path`, from the index when its stat is
+    /// unchanged and it was not modified as late as the index was written;
+    /// otherwise by reading it.
+    pub fn digest(&mut self, path: &Path) -> io::Result<Digest> {
+        let meta = std::fs::metadata(path)?;
+        let stat = Stat::of(&meta);
+        let racy = match (self.written, meta.modified()) {
+            (Some(written), Ok(modified)) => modified >= written,
+            _ => true,
+        };
+        if let Some((known, digest)) = self.entries.get(path) {
+            if *known == stat && !racy {
+                return Ok(*digest);
+            }
+        }
+        let mut reader = HashingReader::new(std::fs::File::open(path)?);
+        io::copy(&mut reader, &mut io::sink())?;
+        let (digest, len) = reader.finish();
+        if len != stat.size {
+            return Err(io::Error::other(format!(
+                "{} changed while it was read",
+                path.display()
+            )));
+        }
+        self.entries.insert(path.to_path_buf(), (stat, digest));
+        self.changed = true;
+        Ok(digest)
+    }
+}
+
+/// Hard-links `from` to `to` (same filesystem, no copy), else copies; an
+/// existing `to` is kept: blobs are named by their content.
+fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
+    if to.exists() {
+        return Ok(());
+    }
+    if std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    let dir = to.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::copy(from, tmp.path())?;
+    tmp.persist(to).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_round_trip_and_corrupt_entries_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&dir.path().join("cache")).unwrap();
+        let staging = BlobStore::open(&dir.path().join("staging")).unwrap();
+        let blob = staging.put(b"layer bytes").unwrap();
+        let layer = CachedLayer {
+            digest: blob.digest,
+            size: blob.size,
+            diff_id: Digest::of(b"tar"),
+            entries: 3,
+            base_dependent: false,
+        };
+        let key = Digest::of(b"key");
+        assert_eq!(cache.layer(&key), None);
+        cache.put_layer(&key, &layer, &staging).unwrap();
+        assert_eq!(cache.layer(&key), Some(layer.clone()));
+
+        // A truncated blob: the entry is not served, and is gone.
+        let path = cache.blobs.path(&blob.digest);
+        std::fs::remove_file(&path).unwrap(); // break the hard link first
+        std::fs::write(&path, b"layer").unwrap();
+        assert_eq!(cache.layer(&key), None);
+        assert!(!cache.layer_path(&key).exists());
+        assert!(staging.read(&blob).is_ok(), "the staging copy is untouched");
+    }
+
+    #[test]
+    fn stat_index_rehashes_changed_and_racy_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&dir.path().join("cache")).unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let file = src.join("a");
+        std::fs::write(&file, "one").unwrap();
+
+        let mut index = cache.stat_index(&src);
+        assert_eq!(index.digest(&file).unwrap(), Digest::of(b"one"));
+        cache.save_stat_index(&src, &index).unwrap();
+
+        // Same size, new content, and the file is no older than the index:
+        // the racy-clean rule re-hashes it even if its stat looked equal.
+        std::fs::write(&file, "two").unwrap();
+        let mut index = cache.stat_index(&src);
+        assert_eq!(index.digest(&file).unwrap(), Digest::of(b"two"));
+    }
+}

@@ -1,0 +1,174 @@
+//! The build cache: unchanged work is served, changed inputs are rebuilt,
+//! a corrupt entry is never served, and hits give the same bytes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{ingot, repo, run, stderr, stdout};
+
+/// A copy of `recipes/everything` in `dir`, so tests can change its files.
+fn everything(dir: &Path) -> PathBuf {
+    let copy = dir.join("recipe");
+    common::copy_tree(&repo().join("recipes/everything"), &copy);
+    copy.join("recipe.yaml")
+}
+
+/// Builds with `--cache cache --json`; returns the digest and, per layer,
+/// whether it was served from the cache.
+fn build(recipe: &Path, cache: &Path, out: &Path) -> (String, Vec<bool>) {
+    let o = run(ingot()
+        .arg("build")
+        .arg("--json")
+        .arg("--cache")
+        .arg(cache)
+        .arg(recipe)
+        .arg("-o")
+        .arg(out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cached = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["cached"].as_bool().unwrap())
+        .collect();
+    (report["digest"].as_str().unwrap().to_string(), cached)
+}
+
+#[test]
+fn a_warm_rebuild_serves_every_layer_and_gives_the_same_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = everything(dir.path());
+    let cache = dir.path().join("cache");
+    let (cold, cached) = build(&recipe, &cache, &dir.path().join("a"));
+    assert_eq!(cached, [false, false, false]);
+    let (warm, cached) = build(&recipe, &cache, &dir.path().join("b"));
+    assert_eq!(cached, [true, true, true]);
+    assert_eq!(warm, cold);
+    // And the same as a build that never saw a cache.
+    let o = run(ingot()
+        .args(["build", "-q", "--no-cache"])
+        .arg(&recipe)
+        .arg("-o")
+        .arg(dir.path().join("c")));
+    assert_eq!(stdout(&o).trim(), cold);
+    let verify = run(ingot()
+        .arg("verify")
+        .arg(format!("oci:{}", dir.path().join("b").display())));
+    assert!(verify.status.success(), "{}", stdout(&verify));
+}
+
+#[test]
+fn a_changed_file_rebuilds_its_layer_and_what_is_above_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = everything(dir.path());
+    let cache = dir.path().join("cache");
+    let (first, _) = build(&recipe, &cache, &dir.path().join("a"));
+
+    // Same size, new content, old mtime: only the content tells.
+    let file = recipe.parent().unwrap().join("files/tree/top.txt");
+    let before = std::fs::metadata(&file).unwrap().modified().unwrap();
+    std::fs::write(&file, "TOP\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+
+    let (changed, cached) = build(&recipe, &cache, &dir.path().join("b"));
+    assert_ne!(changed, first);
+    // accounts is below the copy and unchanged; files and prune are rebuilt
+    // (prune sits on a changed layer).
+    assert_eq!(cached, [true, false, false]);
+
+    std::fs::write(&file, "top\n").unwrap();
+    let (back, cached) = build(&recipe, &cache, &dir.path().join("c"));
+    assert_eq!(back, first, "the original inputs give the original image");
+    assert_eq!(cached, [true, true, true]);
+}
+
+#[test]
+fn a_corrupt_cache_entry_is_rebuilt_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = everything(dir.path());
+    let cache = dir.path().join("cache");
+    let (first, _) = build(&recipe, &cache, &dir.path().join("a"));
+
+    // Corrupt every cached layer blob in place (break hard links first).
+    let blobs = cache.join("blobs/sha256");
+    for entry in std::fs::read_dir(cache.join("layers")).unwrap() {
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
+        let path = blobs.join(&json["digest"].as_str().unwrap()[7..]);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let (again, cached) = build(&recipe, &cache, &dir.path().join("b"));
+    assert_eq!(cached, [false, false, false]);
+    assert_eq!(again, first);
+    let (_, cached) = build(&recipe, &cache, &dir.path().join("c"));
+    assert_eq!(
+        cached,
+        [true, true, true],
+        "rebuilt entries are cached again"
+    );
+}
+
+#[test]
+fn cache_du_and_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = everything(dir.path());
+    let cache = dir.path().join("cache");
+    build(&recipe, &cache, &dir.path().join("a"));
+    let du = |args: &[&str]| {
+        let o = run(ingot()
+            .arg("cache")
+            .args(args)
+            .arg("--json")
+            .arg("--cache")
+            .arg(&cache));
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let usage = du(&["du"]);
+    assert!(usage["layers"].as_u64().unwrap() >= 3, "{usage}");
+    assert!(usage["bytes"].as_u64().unwrap() > 0);
+    du(&["prune"]);
+    let usage = du(&["du"]);
+    assert_eq!(
+        (usage["layers"].as_u64(), usage["blobs"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let (_, cached) = build(&recipe, &cache, &dir.path().join("b"));
+    assert_eq!(cached, [false, false, false]);
+}
+
+#[test]
+fn no_cache_writes_no_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("xdg");
+    let o = run(ingot()
+        .env("XDG_CACHE_HOME", &home)
+        .args(["build", "-q", "--no-cache"])
+        .arg(repo().join("recipes/hello/recipe.yaml"))
+        .arg("-o")
+        .arg(dir.path().join("a")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!home.exists());
+    let o = run(ingot()
+        .env("XDG_CACHE_HOME", &home)
+        .args(["build", "-q"])
+        .arg(repo().join("recipes/hello/recipe.yaml"))
+        .arg("-o")
+        .arg(dir.path().join("b")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        home.join("ingot/layers").is_dir(),
+        "the default cache is XDG_CACHE_HOME/ingot"
+    );
+}
