@@ -232,10 +232,12 @@ impl StatIndex {
             (Some(written), Ok(modified)) => modified >= written,
             _ => true,
         };
-        if let Some((known, digest)) = self.entries.get(path) {
-            if *known == stat && !racy {
-                return Ok(*digest);
-            }
+        if let Some((_, digest)) = self
+            .entries
+            .get(path)
+            .filter(|(known, _)| *known == stat && !racy)
+        {
+            return Ok(*digest);
         }
         let mut reader = HashingReader::new(std::fs::File::open(path)?);
         io::copy(&mut reader, &mut io::sink())?;
