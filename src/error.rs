@@ -5,6 +5,7 @@
 use std::io;
 
 use crate::recipe::RecipeError;
+use crate::registry::RegistryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -27,6 +28,10 @@ pub enum Error {
     /// `verify` found problems; the report, already on stdout, lists them.
     #[error("verification failed: {problems} {}", if *.problems == 1 { "problem" } else { "problems" })]
     Unverified { problems: usize },
+    /// A registry could not be reached, refused us, or served something
+    /// other than what was asked for.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     /// The seal found ways in; each line names rule, path and layer.
     #[error("the image is not sealed ({} violations; allow one only with seal.allow and a reason):\n  {}", .0.len(), .0.join("\n  "))]
     Unsealed(Vec<String>),
@@ -36,9 +41,11 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Recipe(_) | Error::Usage(_) => 2,
-            Error::Io { .. } | Error::Failed(_) | Error::Unverified { .. } | Error::Unsealed(_) => {
-                1
-            }
+            Error::Io { .. }
+            | Error::Failed(_)
+            | Error::Unverified { .. }
+            | Error::Unsealed(_)
+            | Error::Registry(_) => 1,
         }
     }
 }

@@ -42,6 +42,9 @@ pub fn audit(image: &ImageRef, platform: &Platform) -> Result<Report> {
             let base = docker_archive::load(path, &blobs).map_err(Error::Failed)?;
             run(&base.config, &base.layers, &blobs, &[])
         }
+        ImageRef::Docker(r) => Err(Error::Usage(format!(
+            "audit reads local images; pull {r} first: ingot pull {r} -o DIR"
+        ))),
     }
 }
 
