@@ -20,12 +20,20 @@
 //! - [`progress`]: transfer progress on stderr.
 
 pub mod auth;
+pub mod fetch;
 pub mod progress;
+pub mod push;
 pub mod reference;
+pub mod referrers;
+pub mod remote;
 
 pub use auth::{Credential, CredentialSources};
+pub use fetch::{Fetched, fetch_image, pull};
 pub use progress::Progress;
+pub use push::{PushOptions, PushReport, push};
 pub use reference::RegistryRef;
+pub use referrers::{ReferrerReport, push_referrer, referrers};
+pub use remote::Remote;
 
 use crate::digest::Digest;
 
