@@ -222,7 +222,13 @@ fn run_helper(name: &str, host: &str) -> Result<Option<Credential>, RegistryErro
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| failed(format!("cannot run it: {e}")))?;
+        .map_err(|e| {
+            failed(if e.kind() == std::io::ErrorKind::NotFound {
+                "not found on PATH".into()
+            } else {
+                format!("cannot run it: {e}")
+            })
+        })?;
     // Docker Hub's credentials live under its historical URL.
     let server = if normalize(host) == "docker.io" {
         "https://index.docker.io/v1/"

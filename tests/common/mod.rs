@@ -81,3 +81,5 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+pub mod registry;
