@@ -102,6 +102,19 @@ pub fn fetch_image(
         }
         .into());
     }
+    let layers = manifest
+        .layers()
+        .iter()
+        .map(blob_ref)
+        .collect::<Result<Vec<_>>>()?;
+    let progress = remote.progress();
+    let total = std::iter::once(&config_ref)
+        .chain(&layers)
+        .filter(|b| !store.contains(&b.digest))
+        .map(|b| b.size)
+        .sum();
+    progress.start(&format!("pulling {reference}"), total);
+
     let what = |blob: &BlobRef, kind: &str| format!("{kind} {} of {repo}", blob.digest);
     if remote.fetch_blob(&repo, &config_ref, store, &what(&config_ref, "config"))? {
         downloaded.blobs += 1;
@@ -116,18 +129,6 @@ pub fn fetch_image(
             message: format!("not an image config: {e}"),
         })?;
 
-    let layers = manifest
-        .layers()
-        .iter()
-        .map(blob_ref)
-        .collect::<Result<Vec<_>>>()?;
-    let progress = remote.progress();
-    let total = layers
-        .iter()
-        .filter(|b| !store.contains(&b.digest))
-        .map(|b| b.size)
-        .sum();
-    progress.start(&format!("pulling {reference}"), total);
     for layer in &layers {
         if remote.fetch_blob(&repo, layer, store, &what(layer, "layer"))? {
             downloaded.blobs += 1;
