@@ -118,11 +118,13 @@ impl Remote {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.secret.clone()),
             None => RegistryAuth::Anonymous,
         };
+        // oci-client keys credentials by the resolved registry
+        // (docker.io → index.docker.io).
+        let oci_ref = reference.oci();
+        let registry = oci_ref.resolve_registry();
         rt.block_on(async {
-            chunked.store_auth_if_needed(&reference.host, &auth).await;
-            monolithic
-                .store_auth_if_needed(&reference.host, &auth)
-                .await;
+            chunked.store_auth_if_needed(registry, &auth).await;
+            monolithic.store_auth_if_needed(registry, &auth).await;
         });
         Ok(Remote {
             host: reference.host.clone(),
@@ -228,8 +230,8 @@ impl Remote {
                 "media type {media_type:?} is not a valid header value"
             ))
         })?;
-        let target_ref = match &target.tag {
-            Some(_) => target.with_tag(target.tag.as_deref()),
+        let target_ref = match target.tag.as_deref() {
+            Some(tag) => target.with_tag(Some(tag)),
             None => target.with_digest(Digest::of(bytes)),
         };
         self.rt
