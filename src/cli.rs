@@ -1,9 +1,10 @@
 //! Command-line definitions and their translation into library calls.
 //!
 //! This is the only module that reads the process environment
-//! (SOURCE_DATE_EPOCH) or the working directory; everything below gets
-//! plain values.
+//! (SOURCE_DATE_EPOCH, where registry credentials and the cache are) or the
+//! working directory; everything below gets plain values.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -17,6 +18,7 @@ use crate::image::reference::ImageRef;
 use crate::image::reference::Selector;
 use crate::inspect;
 use crate::recipe::Recipe;
+use crate::registry::{self, Access, CredentialSources, Progress, PushOptions, RegistryRef};
 use crate::seal;
 use crate::verify;
 
@@ -180,6 +182,61 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Push an image from an OCI layout to a registry.
+    #[command(after_help = "Examples:\n  \
+        ingot push oci:out/hello:1.2.0 docker://registry.example.com/team/hello\n  \
+        ingot push oci:out/hello docker://127.0.0.1:5000/hello:latest --json\n  \
+        ingot push oci:out/app:2.0 docker://reg.lan:5000/app --insecure reg.lan:5000\n  \
+        ingot push oci:out/app:2.0 docker://reg.example.com/team/app --from-repo team/base\n\n\
+        The tag is the destination's, else the source's. Blobs the registry has are\n\
+        skipped; others are mounted from --from-repo (or the image's docker:// base on the\n\
+        same registry) when the registry will, else uploaded and verified as read.\n\
+        stdout carries only the pushed manifest digest (or the --json report).\n\n\
+        Registries are spoken to over HTTPS, except loopback ones (127.0.0.0/8, ::1,\n\
+        localhost) and those named with --insecure. Credentials come from\n\
+        REGISTRY_AUTH_FILE (else $XDG_RUNTIME_DIR/containers/auth.json), then\n\
+        $DOCKER_CONFIG/config.json (else ~/.docker/config.json): auths entries,\n\
+        credHelpers and credsStore helpers (docker-credential-NAME).")]
+    Push {
+        /// The image to push: oci:PATH[:TAG] or oci:PATH@DIGEST.
+        source: String,
+        /// Where to: docker://HOST[:PORT]/REPO[:TAG].
+        destination: String,
+        /// A repository on the destination registry to mount missing blobs
+        /// from (repeatable).
+        #[arg(long = "from-repo", value_name = "REPO")]
+        from_repo: Vec<String>,
+        /// Speak plain HTTP to this registry (repeatable).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure: Vec<String>,
+        /// Print a JSON report (digest, blobs uploaded, mounted, skipped).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pull an image from a registry into an OCI layout, verified.
+    #[command(after_help = "Examples:\n  \
+        ingot pull docker://registry.example.com/team/hello:1.2.0 -o out/hello\n  \
+        ingot pull docker://127.0.0.1:5000/base@sha256:… -o base --platform linux/arm64\n\n\
+        An index is resolved to --platform. Every blob is checked (size and digest)\n\
+        before it lands; the layout is written only when all arrived intact, tagged\n\
+        with the reference's tag (or by digest only). stdout carries only the manifest\n\
+        digest (or the --json report). Transport and credentials: see `ingot push --help`.")]
+    Pull {
+        /// The image: docker://HOST[:PORT]/REPO[:TAG] or …/REPO@sha256:….
+        source: String,
+        /// The OCI layout to write (created, or added to).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// The platform to pick from an index.
+        #[arg(long, default_value = "linux/amd64")]
+        platform: String,
+        /// Speak plain HTTP to this registry (repeatable).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure: Vec<String>,
+        /// Print a JSON report.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check every blob's size and digest and each image's manifest, config and diff_ids.
     #[command(after_help = "Examples:\n  \
         ingot verify oci:out/hello\n  \
@@ -248,6 +305,50 @@ pub fn source_date_epoch(value: Option<&str>) -> Result<u64> {
                 "SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds since 1970"
             ))
         }),
+    }
+}
+
+/// Where registry credentials are, from the environment `var` reads:
+/// `REGISTRY_AUTH_FILE` (else `$XDG_RUNTIME_DIR/containers/auth.json`),
+/// then `$DOCKER_CONFIG/config.json` (else `$HOME/.docker/config.json`).
+pub fn credential_sources(var: impl Fn(&str) -> Option<OsString>) -> CredentialSources {
+    let var = |name: &str| var(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let mut files = Vec::new();
+    match var("REGISTRY_AUTH_FILE") {
+        Some(file) => files.push(file),
+        None => files.extend(var("XDG_RUNTIME_DIR").map(|d| d.join("containers/auth.json"))),
+    }
+    match var("DOCKER_CONFIG") {
+        Some(dir) => files.push(dir.join("config.json")),
+        None => files.extend(var("HOME").map(|h| h.join(".docker/config.json"))),
+    }
+    CredentialSources { files }
+}
+
+/// `--insecure` values, checked, and the credentials the environment names.
+fn access(insecure: Vec<String>) -> Result<Access> {
+    for host in &insecure {
+        if !registry::reference::valid_host(host) {
+            return Err(Error::Usage(format!(
+                "--insecure {host:?}: expected HOST or HOST:PORT"
+            )));
+        }
+    }
+    // The one place the environment names credential files (clippy.toml).
+    #[allow(clippy::disallowed_methods)]
+    let credentials = credential_sources(|name| std::env::var_os(name));
+    Ok(Access {
+        insecure,
+        credentials,
+    })
+}
+
+fn registry_ref(s: &str) -> Result<RegistryRef> {
+    match s.parse::<ImageRef>().map_err(Error::Usage)? {
+        ImageRef::Docker(r) => Ok(r),
+        other => Err(Error::Usage(format!(
+            "{other}: expected a registry image, docker://HOST[:PORT]/REPO[:TAG]"
+        ))),
     }
 }
 
@@ -403,6 +504,62 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 Ok(())
             }
         }
+        Command::Push {
+            source,
+            destination,
+            from_repo,
+            insecure,
+            json,
+        } => {
+            let ImageRef::Oci(source) = source.parse().map_err(Error::Usage)? else {
+                return Err(Error::Usage(format!(
+                    "push reads an OCI layout: oci:PATH[:TAG], not {source}"
+                )));
+            };
+            let dest = registry_ref(&destination)?;
+            for repo in &from_repo {
+                if !registry::reference::valid_repository(repo) {
+                    return Err(Error::Usage(format!(
+                        "--from-repo {repo:?}: expected a repository name on the same registry"
+                    )));
+                }
+            }
+            let options = PushOptions {
+                from_repositories: from_repo,
+                ..PushOptions::default()
+            };
+            let access = access(insecure)?;
+            let report = registry::push(&source, &dest, &options, &access, progress(quiet))?;
+            log(&format!("pushed {} {}", report.reference, report.digest));
+            if json {
+                print_json(stdout, &report)
+            } else {
+                print_line(stdout, &report.digest.to_string())
+            }
+        }
+        Command::Pull {
+            source,
+            output,
+            platform,
+            insecure,
+            json,
+        } => {
+            let source = registry_ref(&source)?;
+            let platform: Platform = platform.parse().map_err(Error::Usage)?;
+            let access = access(insecure)?;
+            let report = registry::pull(&source, &output, &platform, &access, progress(quiet))?;
+            log(&format!(
+                "pulled {} into {} ({} blobs downloaded)",
+                report.reference,
+                output.display(),
+                report.downloaded.blobs
+            ));
+            if json {
+                print_json(stdout, &report)
+            } else {
+                print_line(stdout, &report.digest.to_string())
+            }
+        }
         Command::Verify { image, json } => {
             let ImageRef::Oci(oci) = image.parse().map_err(Error::Usage)? else {
                 return Err(Error::Usage(
@@ -436,6 +593,15 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 })
             }
         }
+    }
+}
+
+/// Transfer progress on stderr, or nothing with `--quiet`.
+fn progress(quiet: bool) -> Progress {
+    if quiet {
+        Progress::quiet()
+    } else {
+        Progress::new(|line| eprintln!("{line}"))
     }
 }
 
@@ -543,6 +709,98 @@ mod tests {
             Cli::try_parse_from(["ingot", "export", "oci:x", "--format", "docker-archive"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn push_and_pull_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "ingot",
+            "push",
+            "oci:out/h:1",
+            "docker://127.0.0.1:5000/h",
+            "--from-repo",
+            "base",
+            "--insecure",
+            "reg.lan:5000",
+            "--insecure",
+            "other",
+            "--json",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Push {
+                source,
+                destination,
+                from_repo,
+                insecure,
+                json,
+            } => {
+                assert_eq!(source, "oci:out/h:1");
+                assert_eq!(destination, "docker://127.0.0.1:5000/h");
+                assert_eq!(from_repo, ["base"]);
+                assert_eq!(insecure, ["reg.lan:5000", "other"]);
+                assert!(json);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "ingot",
+            "pull",
+            "docker://h/x:1",
+            "-o",
+            "out/x",
+            "--platform",
+            "linux/arm64",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Pull {
+                source,
+                output,
+                platform,
+                json,
+                ..
+            } => {
+                assert_eq!(source, "docker://h/x:1");
+                assert_eq!(output, PathBuf::from("out/x"));
+                assert_eq!(platform, "linux/arm64");
+                assert!(!json);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        // pull needs -o; push needs both references.
+        assert!(Cli::try_parse_from(["ingot", "pull", "docker://h/x"]).is_err());
+        assert!(Cli::try_parse_from(["ingot", "push", "oci:x"]).is_err());
+    }
+
+    #[test]
+    fn credential_files_follow_the_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        let files = |pairs| credential_sources(env(pairs)).files;
+        assert_eq!(
+            files(&[("HOME", "/home/u"), ("XDG_RUNTIME_DIR", "/run/user/1")]),
+            [
+                PathBuf::from("/run/user/1/containers/auth.json"),
+                PathBuf::from("/home/u/.docker/config.json")
+            ]
+        );
+        assert_eq!(
+            files(&[
+                ("HOME", "/home/u"),
+                ("XDG_RUNTIME_DIR", "/run/user/1"),
+                ("REGISTRY_AUTH_FILE", "/a.json"),
+                ("DOCKER_CONFIG", "/d"),
+            ]),
+            [PathBuf::from("/a.json"), PathBuf::from("/d/config.json")]
+        );
+        assert!(files(&[("REGISTRY_AUTH_FILE", "")]).is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::io;
 
 use crate::recipe::RecipeError;
+use crate::registry::RegistryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -34,6 +35,10 @@ pub enum Error {
         #[source]
         source: crate::export::ExportError,
     },
+    /// A registry could not be reached, refused us, or served something
+    /// other than what was asked for.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     /// The seal found ways in; each line names rule, path and layer.
     #[error("the image is not sealed ({} violations; allow one only with seal.allow and a reason):\n  {}", .0.len(), .0.join("\n  "))]
     Unsealed(Vec<String>),
@@ -47,7 +52,8 @@ impl Error {
             | Error::Failed(_)
             | Error::Export { .. }
             | Error::Unverified { .. }
-            | Error::Unsealed(_) => 1,
+            | Error::Unsealed(_)
+            | Error::Registry(_) => 1,
         }
     }
 }

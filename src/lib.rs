@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod layer;
 pub mod lock;
 pub mod recipe;
+pub mod registry;
 pub mod rootfs;
 pub mod seal;
 pub mod store;

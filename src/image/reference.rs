@@ -1,12 +1,15 @@
 //! References to images in OCI layouts: `PATH`, `PATH:TAG` or
 //! `PATH@sha256:…` (the digest form is ingot's addition to skopeo's `oci:`
-//! transport). Used by bases and by the commands that read images.
+//! transport), and the [`ImageRef`] a command line names: a layout, a
+//! docker-archive or a registry image. Used by bases and by the commands
+//! that read images.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::digest::Digest;
+use crate::registry::RegistryRef;
 
 /// Which image of a layout a reference means.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +79,9 @@ pub enum ImageRef {
     Oci(OciRef),
     /// `docker-archive:PATH`, a `docker save` tarball.
     DockerArchive(PathBuf),
+    /// `docker://HOST[:PORT]/REPO[:TAG|@sha256:…]`, an image in a registry
+    /// (push and pull; other commands read local images only).
+    Docker(RegistryRef),
 }
 
 impl FromStr for ImageRef {
@@ -85,10 +91,14 @@ impl FromStr for ImageRef {
         if let Some(rest) = s.strip_prefix("oci:") {
             return rest.parse().map(ImageRef::Oci);
         }
+        if s.starts_with("docker://") {
+            return s.parse().map(ImageRef::Docker);
+        }
         match s.strip_prefix("docker-archive:") {
             Some(path) if !path.is_empty() => Ok(ImageRef::DockerArchive(PathBuf::from(path))),
             _ => Err(format!(
-                "image {s:?}: expected oci:PATH[:TAG], oci:PATH@DIGEST or docker-archive:PATH"
+                "image {s:?}: expected oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH \
+                 or docker://HOST/REPO[:TAG]"
             )),
         }
     }
@@ -99,6 +109,7 @@ impl fmt::Display for ImageRef {
         match self {
             ImageRef::Oci(r) => write!(f, "{r}"),
             ImageRef::DockerArchive(p) => write!(f, "docker-archive:{}", p.display()),
+            ImageRef::Docker(r) => write!(f, "{r}"),
         }
     }
 }
@@ -146,6 +157,9 @@ mod tests {
         let r: ImageRef = "docker-archive:a.tar".parse().unwrap();
         assert_eq!(r.to_string(), "docker-archive:a.tar");
         assert!("docker://x".parse::<ImageRef>().is_err());
+        let r: ImageRef = "docker://127.0.0.1:5000/hello:1".parse().unwrap();
+        assert!(matches!(&r, ImageRef::Docker(d) if d.repository == "hello"));
+        assert_eq!(r.to_string(), "docker://127.0.0.1:5000/hello:1");
         assert!("oci:".parse::<ImageRef>().is_err());
         assert!("docker-archive:".parse::<ImageRef>().is_err());
     }

@@ -61,6 +61,9 @@ pub fn audit(image: &ImageRef, platform: &Platform) -> Result<Report> {
                 .collect();
             run(&base.config, &base.layers, &blobs, &[], &labels)
         }
+        ImageRef::Docker(r) => Err(Error::Usage(format!(
+            "audit reads local images; pull {r} first: ingot pull {r} -o DIR"
+        ))),
     }
 }
 

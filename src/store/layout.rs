@@ -75,14 +75,45 @@ pub struct Tagged<'a> {
     pub platform: &'a Platform,
 }
 
+/// One entry of index.json, as a build or a pull adds it. A build names
+/// its recipe (the layout's owner) and a tag; a pulled image may have
+/// neither, and may be a Docker schema 2 manifest.
+pub struct Entry<'a> {
+    /// The recipe that owns the layout; None leaves the owner as it is.
+    pub recipe: Option<&'a str>,
+    /// None adds the manifest by digest only.
+    pub tag: Option<&'a str>,
+    pub manifest: BlobRef,
+    pub media_type: MediaType,
+    pub platform: Option<&'a Platform>,
+}
+
+impl<'a> From<&Tagged<'a>> for Entry<'a> {
+    fn from(t: &Tagged<'a>) -> Entry<'a> {
+        Entry {
+            recipe: Some(t.recipe),
+            tag: Some(t.tag),
+            manifest: t.manifest,
+            media_type: MediaType::ImageManifest,
+            platform: Some(t.platform),
+        }
+    }
+}
+
 /// Publishes the staged blobs and the tag at the staging's target.
 pub fn commit(staging: Staging, tagged: &Tagged) -> Result<()> {
+    commit_entry(staging, &Entry::from(tagged))
+}
+
+/// Publishes the staged blobs and one index.json entry at the staging's
+/// target: the same atomic rename-or-merge as [`commit`].
+pub fn commit_entry(staging: Staging, entry: &Entry) -> Result<()> {
     let target = staging.target.clone();
     // An empty directory (made by a user, or by `mktemp -d`) is no layout
     // yet; rename(2) replaces it atomically.
     let empty_dir = fs::read_dir(&target).is_ok_and(|mut d| d.next().is_none());
     if empty_dir || !target.exists() {
-        let index = index_with(None, tagged);
+        let index = index_with(None, entry);
         write_layout_files(staging.dir.path(), &index)?;
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
@@ -93,7 +124,7 @@ pub fn commit(staging: Staging, tagged: &Tagged) -> Result<()> {
             // Another build created the layout first: merge into it below.
             Err(_) if target.is_dir() => {
                 let blobs = BlobStore::open(&staged).context(|| "reopening staging".into())?;
-                let result = merge_into(&target, &blobs, tagged);
+                let result = merge_into(&target, &blobs, entry);
                 let _ = fs::remove_dir_all(&staged);
                 return result;
             }
@@ -106,11 +137,11 @@ pub fn commit(staging: Staging, tagged: &Tagged) -> Result<()> {
             }
         }
     }
-    merge_into(&target, &staging.blobs, tagged)
+    merge_into(&target, &staging.blobs, entry)
 }
 
 /// Moves blobs into an existing layout and retags, under its lock.
-fn merge_into(target: &Path, blobs: &BlobStore, tagged: &Tagged) -> Result<()> {
+fn merge_into(target: &Path, blobs: &BlobStore, entry: &Entry) -> Result<()> {
     // Check it is a layout before creating the lock file in it.
     let layout = Layout::open(target)?;
     let _lock = lock(target)?;
@@ -119,17 +150,18 @@ fn merge_into(target: &Path, blobs: &BlobStore, tagged: &Tagged) -> Result<()> {
         .annotations()
         .as_ref()
         .and_then(|a| a.get(annotation::LAYOUT_RECIPE));
-    if let Some(owner) = owner.filter(|o| *o != tagged.recipe) {
+    if let (Some(owner), Some(recipe)) = (owner, entry.recipe)
+        && owner != recipe
+    {
         return Err(Error::Usage(format!(
-            "{} holds images of recipe {owner:?}; refusing to add recipe {:?} (use another -o)",
+            "{} holds images of recipe {owner:?}; refusing to add recipe {recipe:?} (use another -o)",
             target.display(),
-            tagged.recipe
         )));
     }
     blobs
         .move_into(&layout.blobs)
         .context(|| format!("moving blobs into {}", target.display()))?;
-    write_layout_files(target, &index_with(Some(index), tagged))
+    write_layout_files(target, &index_with(Some(index), entry))
 }
 
 /// Takes the layout's lock file; released when the handle drops.
@@ -146,43 +178,49 @@ fn lock(dir: &Path) -> Result<File> {
     Ok(file)
 }
 
-/// `index` (or a new one) with `tagged` as the only manifest for its tag.
-fn index_with(index: Option<ImageIndex>, tagged: &Tagged) -> ImageIndex {
+/// `index` (or a new one) with `entry` as the only manifest for its tag
+/// (or, untagged, the only untagged entry with its digest).
+fn index_with(index: Option<ImageIndex>, entry: &Entry) -> ImageIndex {
     let mut index = index.unwrap_or_else(|| {
         let mut i = ImageIndex::default();
         i.set_media_type(Some(MediaType::ImageIndex));
         i
     });
+    let digest = entry.manifest.digest.to_oci();
     let mut manifests: Vec<Descriptor> = index
         .manifests()
         .iter()
-        .filter(|d| tag_of(d) != Some(tagged.tag))
+        .filter(|d| match entry.tag {
+            Some(tag) => tag_of(d) != Some(tag),
+            None => tag_of(d).is_some() || *d.digest() != digest,
+        })
         .cloned()
         .collect();
-    let mut desc = Descriptor::new(
-        MediaType::ImageManifest,
-        tagged.manifest.size,
-        tagged.manifest.digest.to_oci(),
-    );
-    desc.set_annotations(Some(
-        [(annotation::REF_NAME.to_string(), tagged.tag.to_string())].into(),
-    ));
-    let mut platform = oci_spec::image::Platform::default();
-    platform.set_os(tagged.platform.os.as_str().into());
-    platform.set_architecture(tagged.platform.arch.as_str().into());
-    platform.set_variant(tagged.platform.variant.clone());
-    desc.set_platform(Some(platform));
+    let mut desc = Descriptor::new(entry.media_type.clone(), entry.manifest.size, digest);
+    if let Some(tag) = entry.tag {
+        desc.set_annotations(Some(
+            [(annotation::REF_NAME.to_string(), tag.to_string())].into(),
+        ));
+    }
+    if let Some(p) = entry.platform {
+        let mut platform = oci_spec::image::Platform::default();
+        platform.set_os(p.os.as_str().into());
+        platform.set_architecture(p.arch.as_str().into());
+        platform.set_variant(p.variant.clone());
+        desc.set_platform(Some(platform));
+    }
     manifests.push(desc);
-    // Stable order whatever the build order: by tag.
-    manifests.sort_by(|a, b| tag_of(a).cmp(&tag_of(b)));
+    // Stable order whatever the build order: by tag (untagged first, by
+    // digest).
+    manifests.sort_by(|a, b| {
+        (tag_of(a), a.digest().to_string()).cmp(&(tag_of(b), b.digest().to_string()))
+    });
     index.set_manifests(manifests);
-    index.set_annotations(Some(
-        [(
-            annotation::LAYOUT_RECIPE.to_string(),
-            tagged.recipe.to_string(),
-        )]
-        .into(),
-    ));
+    if let Some(recipe) = entry.recipe {
+        index.set_annotations(Some(
+            [(annotation::LAYOUT_RECIPE.to_string(), recipe.to_string())].into(),
+        ));
+    }
     index
 }
 

@@ -114,6 +114,31 @@ impl BlobWriter {
             .map_err(|e| e.error)?;
         Ok(BlobRef { digest, size })
     }
+
+    /// Commits only if the bytes written are `expected`; otherwise drops
+    /// them and returns what was found (`Ok(Err(found))`), so an
+    /// untrusted source never lands a blob it did not promise.
+    pub fn commit_verified(self, expected: &BlobRef) -> io::Result<Result<BlobRef, BlobRef>> {
+        let (digest, size, buf) = self.inner.finish();
+        let found = BlobRef { digest, size };
+        if found != *expected {
+            return Ok(Err(found));
+        }
+        let tmp = buf.into_inner().map_err(|e| e.into_error())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(self.root.join(digest.hex()))
+            .map_err(|e| e.error)?;
+        Ok(Ok(found))
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.inner.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
 }
 
 impl Write for BlobWriter {
@@ -201,5 +226,31 @@ mod tests {
         assert!(err.contains("expected") && err.contains("found"), "{err}");
         std::fs::write(store.path(&blob.digest), b"hello!").unwrap();
         assert!(store.read(&blob).unwrap_err().to_string().contains("size"));
+    }
+
+    #[test]
+    fn commit_verified_lands_only_what_was_promised() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let promised = BlobRef {
+            digest: Digest::of(b"hello"),
+            size: 5,
+        };
+        let mut w = store.writer().unwrap();
+        w.write_all(b"jello").unwrap();
+        let found = w.commit_verified(&promised).unwrap().unwrap_err();
+        assert_eq!(found.digest, Digest::of(b"jello"));
+        assert!(!store.contains(&promised.digest) && !store.contains(&found.digest));
+        // Nothing left behind, not even a temp file.
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            0
+        );
+        let mut w = store.writer().unwrap();
+        w.write_all(b"hello").unwrap();
+        assert_eq!(w.commit_verified(&promised).unwrap().unwrap(), promised);
+        assert!(store.contains(&promised.digest));
     }
 }

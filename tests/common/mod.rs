@@ -97,3 +97,5 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+pub mod registry;

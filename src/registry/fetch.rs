@@ -1,0 +1,207 @@
+//! Images from a registry into a content-addressed [`BlobStore`]:
+//! [`fetch_image`] (manifest, resolving an index to one platform, then
+//! config and layers, each verified before it lands), and `ingot pull`
+//! ([`pull`]), which fetches into a [`Staging`] beside the output and
+//! commits it as a layout only when everything arrived intact.
+
+use std::path::Path;
+
+use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest, MediaType};
+use serde::Serialize;
+
+use super::push::{Tally, is_index, is_manifest};
+use super::remote::RawManifest;
+use super::{Access, Progress, RegistryError, RegistryRef, Remote};
+use crate::base::oci::select_platform;
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::image::Platform;
+use crate::image::config::platform_of;
+use crate::store::layout::{self, Entry, Staging, blob_ref};
+use crate::store::{BlobRef, BlobStore};
+
+/// How deep indexes may nest before the registry is called hostile.
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// Configs are read whole to be parsed; a descriptor claiming more than
+/// this is refused (as `verify` does).
+const MAX_CONFIG_SIZE: u64 = 16 << 20;
+
+/// An image fetched into a store: every blob it names is there, checked.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The platform manifest, as stored.
+    pub manifest_ref: BlobRef,
+    pub media_type: String,
+    pub manifest: ImageManifest,
+    pub config: ImageConfiguration,
+    /// The index the reference named, when it named one.
+    pub index_digest: Option<Digest>,
+    /// Blobs downloaded (not already in the store).
+    pub downloaded: Tally,
+}
+
+/// Fetches the image `reference` names (by digest, or by tag) into
+/// `store`, choosing `platform` from an index. The manifest is checked
+/// against the reference's digest (or, from an index, the descriptor's),
+/// and every blob against its descriptor's size and digest before it
+/// lands. Blobs the store already has are not fetched again.
+///
+/// This is what a `docker://` base needs: the manifest, config and layers
+/// in the build's (or cache's) store, and both digests for the lock.
+pub fn fetch_image(
+    remote: &Remote,
+    reference: &RegistryRef,
+    platform: &Platform,
+    store: &BlobStore,
+) -> Result<Fetched> {
+    let mut raw = remote.get_manifest(reference)?;
+    let mut index_digest = None;
+    for _ in 0..MAX_INDEX_DEPTH {
+        if !is_index(&raw.media_type) {
+            break;
+        }
+        index_digest.get_or_insert(raw.digest);
+        let index: ImageIndex = parse(&raw, reference)?;
+        let child = select_platform(&index, platform)
+            .map_err(|m| Error::Usage(format!("{reference}: {m}")))?;
+        let child_ref = blob_ref(child)?;
+        let at = reference.with_digest(child_ref.digest);
+        raw = remote.get_manifest(&at)?;
+        if raw.bytes.len() as u64 != child_ref.size {
+            return Err(RegistryError::SizeMismatch {
+                what: format!("manifest {at}"),
+                expected: child_ref.size,
+                found: raw.bytes.len().to_string(),
+            }
+            .into());
+        }
+    }
+    if !is_manifest(&raw.media_type) {
+        return Err(RegistryError::Protocol {
+            what: reference.with_digest(raw.digest).to_string(),
+            message: format!("a {}, not an image manifest", raw.media_type),
+        }
+        .into());
+    }
+    let manifest: ImageManifest = parse(&raw, reference)?;
+    let manifest_ref = store
+        .put(&raw.bytes)
+        .context(|| format!("storing manifest {}", raw.digest))?;
+
+    let repo = reference.with_tag(None);
+    let mut downloaded = Tally::default();
+    let config_ref = blob_ref(manifest.config())?;
+    if config_ref.size > MAX_CONFIG_SIZE {
+        return Err(RegistryError::Protocol {
+            what: format!("config {} of {reference}", config_ref.digest),
+            message: format!(
+                "claims {} bytes; refusing more than {MAX_CONFIG_SIZE}",
+                config_ref.size
+            ),
+        }
+        .into());
+    }
+    let layers = manifest
+        .layers()
+        .iter()
+        .map(blob_ref)
+        .collect::<Result<Vec<_>>>()?;
+    let progress = remote.progress();
+    let total = std::iter::once(&config_ref)
+        .chain(&layers)
+        .filter(|b| !store.contains(&b.digest))
+        .map(|b| b.size)
+        .sum();
+    progress.start(&format!("pulling {reference}"), total);
+
+    let what = |blob: &BlobRef, kind: &str| format!("{kind} {} of {repo}", blob.digest);
+    if remote.fetch_blob(&repo, &config_ref, store, &what(&config_ref, "config"))? {
+        downloaded.blobs += 1;
+        downloaded.bytes += config_ref.size;
+    }
+    let config_bytes = store
+        .read(&config_ref)
+        .context(|| format!("reading config {}", config_ref.digest))?;
+    let config: ImageConfiguration =
+        serde_json::from_slice(&config_bytes).map_err(|e| RegistryError::Protocol {
+            what: what(&config_ref, "config"),
+            message: format!("not an image config: {e}"),
+        })?;
+
+    for layer in &layers {
+        if remote.fetch_blob(&repo, layer, store, &what(layer, "layer"))? {
+            downloaded.blobs += 1;
+            downloaded.bytes += layer.size;
+        }
+    }
+    progress.finish();
+    Ok(Fetched {
+        manifest_ref,
+        media_type: raw.media_type,
+        manifest,
+        config,
+        index_digest,
+        downloaded,
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(raw: &RawManifest, reference: &RegistryRef) -> Result<T> {
+    serde_json::from_slice(&raw.bytes).map_err(|e| {
+        RegistryError::Protocol {
+            what: reference.with_digest(raw.digest).to_string(),
+            message: format!("invalid {}: {e}", raw.media_type),
+        }
+        .into()
+    })
+}
+
+/// What a pull did; `--json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PullReport {
+    pub reference: String,
+    /// The manifest now in the layout.
+    pub digest: Digest,
+    pub media_type: String,
+    /// The index the reference named, if it named one.
+    pub index_digest: Option<Digest>,
+    pub layout: String,
+    /// The tag in the layout, or None (by digest only).
+    pub tag: Option<String>,
+    pub downloaded: Tally,
+}
+
+/// `ingot pull`: fetches `source` into a staging directory beside `out`
+/// and commits it as a layout tagged with the reference's tag (or by
+/// digest only). A failure leaves `out` as it was.
+pub fn pull(
+    source: &RegistryRef,
+    out: &Path,
+    platform: &Platform,
+    access: &Access,
+    progress: Progress,
+) -> Result<PullReport> {
+    let remote = Remote::connect(source, access, progress)?;
+    let staging = Staging::new(out)?;
+    let fetched = fetch_image(&remote, source, platform, &staging.blobs)?;
+    let image_platform = platform_of(&fetched.config);
+    layout::commit_entry(
+        staging,
+        &Entry {
+            recipe: None,
+            tag: source.tag.as_deref(),
+            manifest: fetched.manifest_ref,
+            media_type: MediaType::from(fetched.media_type.as_str()),
+            platform: Some(&image_platform),
+        },
+    )?;
+    Ok(PullReport {
+        reference: source.to_string(),
+        digest: fetched.manifest_ref.digest,
+        media_type: fetched.media_type,
+        index_digest: fetched.index_digest,
+        layout: out.display().to_string(),
+        tag: source.tag.clone(),
+        downloaded: fetched.downloaded,
+    })
+}

@@ -1,0 +1,112 @@
+//! Images in OCI registries: `docker://HOST[:PORT]/REPO[:TAG|@sha256:…]`
+//! references, push, pull and referrer artifacts, over the OCI
+//! distribution API (distribution-spec v1.1).
+//!
+//! The protocol is oci-client's, run on a tokio current-thread runtime
+//! that [`Remote`] owns: everything outside `remote.rs` is synchronous.
+//! Every blob is verified (size and digest) as it streams, both ways: a
+//! push reads the layout through [`crate::store::VerifiedReader`] and stops
+//! before a bad blob's last byte leaves; a pull hashes into a
+//! [`crate::store::BlobWriter`] that lands only if the bytes are what the
+//! manifest promised.
+//!
+//! - [`reference`]: `docker://` references, parsed once.
+//! - [`auth`]: credentials from auth.json / config.json and their helpers.
+//! - [`remote`]: the blocking facade over one registry, and error mapping.
+//! - [`push`]: `ingot push`, a layout's image to a registry.
+//! - [`fetch`]: an image's manifest, config and layers into a `BlobStore`
+//!   (what `ingot pull` and registry bases use).
+//! - [`referrers`]: artifacts that refer to an image (SBOMs, signatures).
+//! - [`progress`]: transfer progress on stderr.
+
+pub mod auth;
+pub mod fetch;
+pub mod progress;
+pub mod push;
+pub mod reference;
+pub mod referrers;
+pub mod remote;
+
+pub use auth::{Credential, CredentialSources};
+pub use fetch::{Fetched, fetch_image, pull};
+pub use progress::Progress;
+pub use push::{PushOptions, PushReport, push};
+pub use reference::RegistryRef;
+pub use referrers::{ReferrerReport, push_referrer, referrers};
+pub use remote::Remote;
+
+use crate::digest::Digest;
+
+/// How to reach registries: which may be spoken to in plain HTTP, and
+/// where credentials are.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// `HOST[:PORT]`s given with `--insecure`: plain HTTP. Loopback
+    /// registries are plain HTTP without being listed.
+    pub insecure: Vec<String>,
+    pub credentials: CredentialSources,
+}
+
+impl Access {
+    /// Plain HTTP only for loopback hosts and those named with `--insecure`
+    /// (as the host alone or with the reference's port).
+    pub fn plain_http(&self, reference: &RegistryRef) -> bool {
+        reference.is_loopback()
+            || self
+                .insecure
+                .iter()
+                .any(|h| *h == reference.host || *h == reference.hostname())
+    }
+}
+
+/// What went wrong talking to a registry. Each is one line naming the
+/// registry (and the blob), for exit code 1.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot reach the registry at {host}: {reason}")]
+    Unreachable { host: String, reason: String },
+    #[error("{host}: authentication failed: {detail}")]
+    Unauthorized { host: String, detail: String },
+    #[error("{host}: access denied to {what}")]
+    Denied { host: String, what: String },
+    #[error("{what}: not found")]
+    NotFound { what: String },
+    #[error("{what}: digest mismatch: expected {expected}, found {found}")]
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        found: Digest,
+    },
+    #[error("{what}: size mismatch: expected {expected} bytes, found {found}")]
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        found: String,
+    },
+    #[error("credentials from {origin}: {message}")]
+    Credentials { origin: String, message: String },
+    #[error("{what}: {message}")]
+    Protocol { what: String, message: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_for_loopback_and_named_hosts() {
+        let access = Access {
+            insecure: vec!["reg.lan:5000".into(), "other.lan".into()],
+            ..Access::default()
+        };
+        let plain = |r: &str| access.plain_http(&r.parse().unwrap());
+        assert!(plain("docker://127.0.0.1:5000/x"));
+        assert!(plain("docker://localhost/x"));
+        assert!(plain("docker://[::1]:1/x"));
+        assert!(plain("docker://reg.lan:5000/x"));
+        assert!(!plain("docker://reg.lan:5001/x"));
+        assert!(plain("docker://other.lan:443/x"));
+        assert!(!plain("docker://ghcr.io/x"));
+        assert!(!plain("docker://128.0.0.1/x"));
+    }
+}

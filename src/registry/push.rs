@@ -1,0 +1,305 @@
+//! `ingot push`: an image from an OCI layout to a registry
+//! (distribution-spec "Pushing blobs", "Pushing manifests").
+//!
+//! Blobs first, manifests last (a registry refuses a manifest whose blobs
+//! it lacks). Each blob is checked with a HEAD and skipped if present;
+//! else mounted from another repository of the same registry when one is
+//! known (`--from-repo`, or the repository of a `docker://` base named in
+//! the manifest's `org.opencontainers.image.base.name`); else uploaded,
+//! in one PUT or, above [`PushOptions::chunked_above`], in chunks. An
+//! index is pushed with every manifest it lists, children by digest.
+
+use std::collections::BTreeSet;
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
+use serde::Serialize;
+
+use super::progress::bytes;
+use super::remote::MAX_MANIFEST_SIZE;
+use super::{Access, Progress, RegistryRef, Remote};
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::image::annotation;
+use crate::image::reference::{OciRef, Selector};
+use crate::store::layout::{Layout, blob_ref, tag_of};
+use crate::store::{BlobRef, BlobStore};
+
+/// How deep indexes may nest in a layout we push.
+const MAX_INDEX_DEPTH: usize = 4;
+
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Repositories on the destination registry to mount missing blobs
+    /// from before uploading them.
+    pub from_repositories: Vec<String>,
+    /// Blobs larger than this are uploaded in chunks (4 MiB PATCHes);
+    /// smaller ones in one streamed PUT.
+    pub chunked_above: u64,
+}
+
+impl Default for PushOptions {
+    fn default() -> PushOptions {
+        PushOptions {
+            from_repositories: Vec::new(),
+            chunked_above: 8 << 20,
+        }
+    }
+}
+
+/// Blobs and their total size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, blob: &BlobRef) {
+        self.blobs += 1;
+        self.bytes += blob.size;
+    }
+}
+
+/// What a push did; `--json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushReport {
+    /// Where the image went: `docker://HOST/REPO:TAG`, or `@DIGEST`.
+    pub reference: String,
+    /// The digest of the manifest (or index) pushed.
+    pub digest: Digest,
+    pub media_type: String,
+    /// Manifests and indexes put (an index counts its children).
+    pub manifests: u64,
+    pub uploaded: Tally,
+    pub mounted: Tally,
+    /// Blobs the registry already had.
+    pub skipped: Tally,
+}
+
+/// Pushes the image `source` names to `dest`. The tag is `dest`'s, else
+/// the source's; with neither, the image is pushed by digest only.
+pub fn push(
+    source: &OciRef,
+    dest: &RegistryRef,
+    options: &PushOptions,
+    access: &Access,
+    progress: Progress,
+) -> Result<PushReport> {
+    if dest.digest.is_some() {
+        return Err(Error::Usage(format!(
+            "{dest}: push to docker://HOST/REPO[:TAG]; the digest is what the push prints"
+        )));
+    }
+    let layout = Layout::open(&source.path)?;
+    let desc = layout.find(&source.selector)?;
+    let tag = dest.tag.clone().or(match &source.selector {
+        Selector::Tag(t) => Some(t.clone()),
+        Selector::Only => tag_of(&desc).map(str::to_string),
+        Selector::Digest(_) => None,
+    });
+    let target = dest.with_tag(tag.as_deref());
+
+    let mut plan = Plan::default();
+    collect(&layout, &desc, 0, &mut plan)?;
+    let root = plan
+        .manifests
+        .last()
+        .cloned()
+        .ok_or_else(|| Error::Failed(format!("{source}: nothing to push")))?;
+
+    let remote = Remote::connect(&target, access, progress)?;
+    let mut sources = options.from_repositories.clone();
+    sources.extend(plan.bases.iter().filter_map(|base| {
+        let base: RegistryRef = base.parse().ok()?;
+        (base.host == target.host && base.repository != target.repository)
+            .then_some(base.repository)
+    }));
+    let mut seen = BTreeSet::new();
+    sources.retain(|r| seen.insert(r.clone()));
+
+    let mut report = PushReport {
+        reference: match &tag {
+            Some(_) => target.to_string(),
+            None => target.with_digest(root.digest).to_string(),
+        },
+        digest: root.digest,
+        media_type: root.media_type.clone(),
+        manifests: 0,
+        uploaded: Tally::default(),
+        mounted: Tally::default(),
+        skipped: Tally::default(),
+    };
+    push_blobs(
+        &remote,
+        &target,
+        &layout.blobs,
+        &plan.blobs,
+        &sources,
+        options,
+        &source.to_string(),
+        &mut report,
+    )?;
+    // Children by digest, then the root at its tag.
+    let (children, _) = plan.manifests.split_at(plan.manifests.len() - 1);
+    for m in children {
+        remote.put_manifest(&target.with_tag(None), &m.bytes, &m.media_type)?;
+        report.manifests += 1;
+    }
+    remote.put_manifest(&target, &root.bytes, &root.media_type)?;
+    report.manifests += 1;
+    Ok(report)
+}
+
+/// Makes sure `repo` has every blob: skipped if there, mounted from one of
+/// `sources` if it will, else uploaded from `store` (verified as read).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn push_blobs(
+    remote: &Remote,
+    repo: &RegistryRef,
+    store: &BlobStore,
+    blobs: &[BlobRef],
+    sources: &[String],
+    options: &PushOptions,
+    origin: &str,
+    report: &mut PushReport,
+) -> Result<()> {
+    let mut missing = Vec::new();
+    for blob in blobs {
+        if remote.blob_exists(repo, &blob.digest)? {
+            report.skipped.add(blob);
+            continue;
+        }
+        let mut mounted = false;
+        for from in sources {
+            if remote.mount_blob(repo, from, &blob.digest)? {
+                mounted = true;
+                break;
+            }
+        }
+        if mounted {
+            report.mounted.add(blob);
+        } else {
+            missing.push(*blob);
+        }
+    }
+    let progress = remote.progress();
+    let total: u64 = missing.iter().map(|b| b.size).sum();
+    progress.start(&format!("pushing {repo}"), total);
+    for blob in &missing {
+        let what = format!("blob {} of {origin}", blob.digest);
+        let reader = store
+            .open_blob(blob)
+            .context(|| format!("reading {origin}"))?;
+        remote.upload_blob(repo, blob, reader, blob.size > options.chunked_above, &what)?;
+        report.uploaded.add(blob);
+    }
+    progress.finish();
+    if !missing.is_empty() || report.mounted.blobs > 0 {
+        progress.log(&format!(
+            "{repo}: uploaded {} blobs ({}), mounted {}, skipped {}",
+            report.uploaded.blobs,
+            bytes(report.uploaded.bytes),
+            report.mounted.blobs,
+            report.skipped.blobs
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Clone)]
+struct ManifestBytes {
+    bytes: Vec<u8>,
+    digest: Digest,
+    media_type: String,
+}
+
+/// What a push sends: blobs (each once, in first-seen order) and
+/// manifests (children before their index).
+#[derive(Default)]
+struct Plan {
+    blobs: Vec<BlobRef>,
+    seen: BTreeSet<Digest>,
+    manifests: Vec<ManifestBytes>,
+    /// `org.opencontainers.image.base.name` of every manifest: mount
+    /// sources when they are on the destination registry.
+    bases: Vec<String>,
+}
+
+impl Plan {
+    fn blob(&mut self, desc: &Descriptor) -> Result<()> {
+        let blob = blob_ref(desc)?;
+        if self.seen.insert(blob.digest) {
+            self.blobs.push(blob);
+        }
+        Ok(())
+    }
+}
+
+fn collect(layout: &Layout, desc: &Descriptor, depth: usize, plan: &mut Plan) -> Result<()> {
+    let blob = blob_ref(desc)?;
+    if blob.size > MAX_MANIFEST_SIZE as u64 {
+        return Err(Error::Failed(format!(
+            "{}: manifest {} claims {} bytes, more than a registry accepts",
+            layout.dir.display(),
+            blob.digest,
+            blob.size
+        )));
+    }
+    let bytes = layout
+        .blobs
+        .read(&blob)
+        .context(|| format!("reading {}", layout.dir.display()))?;
+    let media_type = desc.media_type().to_string();
+    let bad_json = |e: serde_json::Error| {
+        Error::Failed(format!("manifest {}: invalid JSON: {e}", blob.digest))
+    };
+    if is_index(&media_type) {
+        if depth >= MAX_INDEX_DEPTH {
+            return Err(Error::Failed(format!(
+                "{}: indexes nest deeper than {MAX_INDEX_DEPTH}",
+                layout.dir.display()
+            )));
+        }
+        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(bad_json)?;
+        for child in index.manifests() {
+            collect(layout, child, depth + 1, plan)?;
+        }
+    } else if is_manifest(&media_type) {
+        let manifest: ImageManifest = serde_json::from_slice(&bytes).map_err(bad_json)?;
+        plan.blob(manifest.config())?;
+        for layer in manifest.layers() {
+            plan.blob(layer)?;
+        }
+        if let Some(base) = manifest
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(annotation::BASE_NAME))
+        {
+            plan.bases.push(base.clone());
+        }
+    } else {
+        return Err(Error::Failed(format!(
+            "{}: {} is a {media_type}, not an image manifest or index",
+            layout.dir.display(),
+            blob.digest
+        )));
+    }
+    if !plan.manifests.iter().any(|m| m.digest == blob.digest) {
+        plan.manifests.push(ManifestBytes {
+            bytes,
+            digest: blob.digest,
+            media_type,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn is_index(media_type: &str) -> bool {
+    media_type == "application/vnd.oci.image.index.v1+json"
+        || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+pub(crate) fn is_manifest(media_type: &str) -> bool {
+    media_type == "application/vnd.oci.image.manifest.v1+json"
+        || media_type == "application/vnd.docker.distribution.manifest.v2+json"
+}

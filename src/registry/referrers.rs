@@ -1,0 +1,169 @@
+//! Artifacts that refer to an image: SBOMs, signatures, attestations
+//! (image-spec 1.1 `subject`; distribution-spec 1.1 "Listing Referrers"
+//! and "Referrers Tag Schema").
+//!
+//! An artifact is an image manifest with a `subject` descriptor. A
+//! registry with the referrers API indexes it when the manifest is put;
+//! one without (Debian's registry 2.8) needs the client to keep an index
+//! of referrers under the tag `sha256-<hex of the subject>`.
+//!
+//! oci-client's `push_manifest_raw` does not return response headers, so
+//! the `OCI-Subject` header that says "indexed" is out of reach; instead
+//! we ask for the subject's referrers after the put (oci-client tries the
+//! API, then the fallback tag) and update the fallback tag only when the
+//! artifact is not listed. On a registry with the API that listing comes
+//! from the API, so the tag is left alone.
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+use serde::Serialize;
+
+use super::push::{PushOptions, PushReport, Tally, push_blobs};
+use super::{RegistryError, RegistryRef, Remote};
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::image::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, canonical_json};
+use crate::store::layout::blob_ref;
+use crate::store::{BlobRef, BlobStore};
+
+/// What pushing a referrer did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReferrerReport {
+    /// The artifact manifest's digest.
+    pub digest: Digest,
+    /// The image it refers to.
+    pub subject: Digest,
+    /// The fallback tag updated to list the artifact, or None when the
+    /// registry already listed it (its referrers API).
+    pub fallback_tag: Option<String>,
+    pub uploaded: Tally,
+}
+
+/// The tag-schema fallback tag for a subject: `sha256-<hex>`.
+pub fn fallback_tag(subject: &Digest) -> String {
+    format!("sha256-{}", subject.hex())
+}
+
+/// Pushes the artifact manifest `manifest` from `store` (with its config
+/// and layers, which must be there too) to `repo`, then makes sure it is
+/// listed among its subject's referrers: by the registry's API, or else
+/// in the `sha256-<hex>` fallback index, which this updates.
+pub fn push_referrer(
+    remote: &Remote,
+    repo: &RegistryRef,
+    store: &BlobStore,
+    manifest: &BlobRef,
+) -> Result<ReferrerReport> {
+    let bytes = store
+        .read(manifest)
+        .context(|| format!("reading artifact {}", manifest.digest))?;
+    let parsed: ImageManifest = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Failed(format!("artifact {}: invalid JSON: {e}", manifest.digest)))?;
+    let subject = parsed.subject().as_ref().ok_or_else(|| {
+        Error::Failed(format!(
+            "artifact {}: no subject; it refers to nothing",
+            manifest.digest
+        ))
+    })?;
+    let subject_ref = blob_ref(subject)?;
+    let repo = repo.with_tag(None);
+
+    let mut blobs = vec![blob_ref(parsed.config())?];
+    for layer in parsed.layers() {
+        blobs.push(blob_ref(layer)?);
+    }
+    let mut pushed = PushReport {
+        reference: repo.with_digest(manifest.digest).to_string(),
+        digest: manifest.digest,
+        media_type: MEDIA_TYPE_MANIFEST.into(),
+        manifests: 0,
+        uploaded: Tally::default(),
+        mounted: Tally::default(),
+        skipped: Tally::default(),
+    };
+    let origin = format!("artifact {}", manifest.digest);
+    push_blobs(
+        remote,
+        &repo,
+        store,
+        &blobs,
+        &[],
+        &PushOptions::default(),
+        &origin,
+        &mut pushed,
+    )?;
+    remote.put_manifest(&repo, &bytes, MEDIA_TYPE_MANIFEST)?;
+
+    let listed = referrers(remote, &repo.with_digest(subject_ref.digest), None)?;
+    let mut report = ReferrerReport {
+        digest: manifest.digest,
+        subject: subject_ref.digest,
+        fallback_tag: None,
+        uploaded: pushed.uploaded,
+    };
+    if listed
+        .iter()
+        .any(|d| d.digest().to_string() == manifest.digest.to_string())
+    {
+        return Ok(report);
+    }
+
+    // The tag schema: read the index (none yet is an empty one), add the
+    // artifact, put it back. Two clients doing this at once can lose an
+    // entry; the spec accepts that for registries without the API.
+    let tag = fallback_tag(&subject_ref.digest);
+    let at = repo.with_tag(Some(&tag));
+    let mut index = match remote.get_manifest(&at) {
+        Ok(raw) => serde_json::from_slice::<ImageIndex>(&raw.bytes).map_err(|e| {
+            RegistryError::Protocol {
+                what: at.to_string(),
+                message: format!("the referrers fallback tag is not an image index: {e}"),
+            }
+        })?,
+        Err(Error::Registry(RegistryError::NotFound { .. })) => {
+            let mut i = ImageIndex::default();
+            i.set_media_type(Some(MediaType::ImageIndex));
+            i
+        }
+        Err(e) => return Err(e),
+    };
+    let mut entry = Descriptor::new(
+        MediaType::ImageManifest,
+        manifest.size,
+        manifest.digest.to_oci(),
+    );
+    entry.set_artifact_type(
+        parsed
+            .artifact_type()
+            .clone()
+            .or_else(|| Some(parsed.config().media_type().clone())),
+    );
+    entry.set_annotations(parsed.annotations().clone());
+    let mut manifests = index.manifests().clone();
+    manifests.retain(|d| d.digest() != entry.digest());
+    manifests.push(entry);
+    index.set_manifests(manifests);
+    let json = canonical_json(&index)
+        .map_err(|e| Error::Failed(format!("encoding the referrers index: {e}")))?;
+    remote.put_manifest(&at, &json, MEDIA_TYPE_INDEX)?;
+    report.fallback_tag = Some(tag);
+    Ok(report)
+}
+
+/// The artifacts that refer to `subject` (a reference with a digest),
+/// optionally of one artifact type: the registry's referrers API, or the
+/// fallback tag's index.
+pub fn referrers(
+    remote: &Remote,
+    subject: &RegistryRef,
+    artifact_type: Option<&str>,
+) -> Result<Vec<Descriptor>> {
+    if subject.digest.is_none() {
+        return Err(Error::Usage(format!(
+            "{subject}: referrers are listed for a digest: docker://HOST/REPO@sha256:…"
+        )));
+    }
+    Ok(remote
+        .referrers(subject, artifact_type)?
+        .manifests()
+        .clone())
+}
