@@ -72,6 +72,9 @@ pub enum Command {
         /// Build every layer afresh, neither reading nor filling the cache.
         #[arg(long, conflicts_with = "cache")]
         no_cache: bool,
+        /// Speak plain HTTP to this registry, for docker:// bases (repeatable).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure: Vec<String>,
         /// Compression of the recipe's layers: gzip (ingot's block gzip, the
         /// default) or zstd (application/vnd.oci.image.layer.v1.tar+zstd).
         #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
@@ -89,6 +92,12 @@ pub enum Command {
     Lock {
         /// The recipe file (YAML).
         recipe: PathBuf,
+        /// The build cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// Speak plain HTTP to this registry, for docker:// bases (repeatable).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure: Vec<String>,
         /// Print the lock as JSON on stdout as well.
         #[arg(long)]
         json: bool,
@@ -370,6 +379,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             locked,
             cache,
             no_cache,
+            insecure,
             compression,
             json,
         } => {
@@ -390,6 +400,8 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 } else {
                     cache.or_else(default_cache_dir)
                 },
+                registry: access(insecure)?,
+                repin: false,
             };
             let report = build::build(&recipe, &options, &mut log)?;
             if json {
@@ -398,9 +410,25 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 print_line(stdout, &report.digest.to_string())
             }
         }
-        Command::Lock { recipe, json } => {
+        Command::Lock {
+            recipe,
+            cache,
+            insecure,
+            json,
+        } => {
             let recipe = Recipe::load(&recipe)?;
-            let lock = build::lock(&recipe, &mut log)?;
+            let options = Options {
+                epoch: 0,
+                revision: None,
+                source: None,
+                output: PathBuf::new(),
+                locked: false,
+                compression: crate::layer::Compression::Gzip,
+                cache: cache.or_else(default_cache_dir),
+                registry: access(insecure)?,
+                repin: true,
+            };
+            let lock = build::lock(&recipe, &options, &mut log)?;
             log(&format!(
                 "wrote {} ({} pins)",
                 crate::lock::path_for(&recipe.file).display(),

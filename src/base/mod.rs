@@ -35,9 +35,8 @@ pub enum BaseRef {
     DockerArchive(PathBuf),
     /// Another recipe, built first.
     Recipe(PathBuf),
-    /// Kinds the recipe grammar accepts but this build cannot resolve yet;
-    /// kept whole so the error can name them.
-    Unsupported(String),
+    /// An image in a registry, by tag (pinned in ingot.lock) or digest.
+    Registry(crate::registry::RegistryRef),
 }
 
 impl FromStr for BaseRef {
@@ -84,7 +83,7 @@ impl FromStr for BaseRef {
             return path(rest).map(BaseRef::Recipe);
         }
         if s.starts_with("docker://") {
-            return Ok(BaseRef::Unsupported(s.to_string()));
+            return s.parse().map(BaseRef::Registry);
         }
         Err(format!(
             "base {s:?}: expected scratch, stemcell:NAME[@VERSION], recipe:PATH, \
@@ -110,7 +109,7 @@ impl fmt::Display for BaseRef {
             BaseRef::Oci(r) => write!(f, "{r}"),
             BaseRef::DockerArchive(p) => write!(f, "docker-archive:{}", p.display()),
             BaseRef::Recipe(p) => write!(f, "recipe:{}", p.display()),
-            BaseRef::Unsupported(s) => f.write_str(s),
+            BaseRef::Registry(r) => write!(f, "{r}"),
         }
     }
 }
@@ -158,8 +157,8 @@ mod tests {
             assert_eq!(written.parse::<BaseRef>().unwrap().to_string(), written);
         }
         assert!(matches!(
-            "docker://r/x:1".parse::<BaseRef>(),
-            Ok(BaseRef::Unsupported(_))
+            "docker://r.example/x:1".parse::<BaseRef>(),
+            Ok(BaseRef::Registry(_))
         ));
         for bad in [
             "",

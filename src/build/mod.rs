@@ -19,6 +19,7 @@ use crate::image::{self, Platform, annotation, canonical_json, config as image_c
 use crate::layer;
 use crate::lock::{self, LockFile, Pin};
 use crate::recipe::Recipe;
+use crate::registry;
 use crate::rootfs::View;
 use crate::seal::{self, LayerLabel, Scan};
 use crate::store::cache::{Cache, CachedLayer, StatIndex};
@@ -42,6 +43,11 @@ pub struct Options {
     pub compression: layer::Compression,
     /// The build cache directory; None builds everything afresh.
     pub cache: Option<PathBuf>,
+    /// How to reach registries, for `docker://` bases.
+    pub registry: registry::Access,
+    /// Resolve registry tags afresh instead of using ingot.lock's pins
+    /// (what `ingot lock` does).
+    pub repin: bool,
 }
 
 /// What a finished build reports.
@@ -107,17 +113,14 @@ pub fn build(recipe: &Recipe, options: &Options, log: Log) -> Result<Report> {
 
 /// Resolves every external reference of `recipe` (through `recipe:` bases)
 /// without building its layers, and writes `ingot.lock` beside it.
-pub fn lock(recipe: &Recipe, log: Log) -> Result<LockFile> {
+/// Registry tags are resolved afresh, whatever the old lock pinned; the
+/// cache and registry settings of `options` apply.
+pub fn lock(recipe: &Recipe, options: &Options, log: Log) -> Result<LockFile> {
     let scratch = tempfile::tempdir().context(|| "creating a temp directory".into())?;
     let blobs = BlobStore::open(scratch.path()).context(|| "creating a temp store".into())?;
     let options = Options {
-        epoch: 0,
-        revision: None,
-        source: None,
-        output: PathBuf::new(),
-        locked: false,
-        compression: layer::Compression::Gzip,
-        cache: None,
+        repin: true,
+        ..options.clone()
     };
     let mut ctx = Context::new(&blobs, &options, recipe, log);
     collect_pins(recipe, &mut ctx)?;
@@ -605,6 +608,8 @@ fn resolve_base(recipe: &Recipe, ctx: &mut Context) -> Result<BaseImage> {
                 locked: false,
                 compression: layer::Compression::Gzip,
                 cache: ctx.options.cache.clone(),
+                registry: ctx.options.registry.clone(),
+                repin: false,
             };
             let mut quiet = |_: &str| {};
             let mut inner = Context::new(ctx.blobs, &options, stem, &mut quiet);
@@ -632,12 +637,7 @@ fn resolve_base(recipe: &Recipe, ctx: &mut Context) -> Result<BaseImage> {
             base.name = recipe.spec.base.to_string();
             base
         }
-        BaseRef::Unsupported(_) => {
-            return Err(at_base(format!(
-                "base {}: this kind of base is not supported yet",
-                recipe.spec.base
-            )));
-        }
+        BaseRef::Registry(reference) => resolve_registry(recipe, reference, &wanted, ctx)?,
     };
     if let Some(config) = base.config_digest {
         (ctx.log)(&format!("base {}: config {config}", base.name));
@@ -651,6 +651,103 @@ fn resolve_base(recipe: &Recipe, ctx: &mut Context) -> Result<BaseImage> {
         });
     }
     Ok(base)
+}
+
+/// Resolves a `docker://` base. A tag is resolved once and pinned in
+/// ingot.lock: with a pin, the pinned manifest is used whatever the tag
+/// says now. Blobs go to the cache (shared by later builds) when there is
+/// one, and are linked into the build's store; an image pinned by digest
+/// whose blobs the cache holds is used without contacting the registry.
+fn resolve_registry(
+    recipe: &Recipe,
+    reference: &registry::RegistryRef,
+    platform: &Platform,
+    ctx: &mut Context,
+) -> Result<BaseImage> {
+    let pinned = match reference.digest {
+        Some(_) => reference.clone(),
+        None if ctx.options.repin => reference.clone(),
+        None => match lock_pin(recipe, &ctx.from(recipe), &recipe.spec.base.to_string())? {
+            Some(manifest) => reference.with_digest(manifest),
+            None => reference.clone(),
+        },
+    };
+    let store = ctx.cache.as_ref().map_or(ctx.blobs, |c| &c.blobs);
+    let local = pinned.digest.and_then(|d| cached_image(store, &d));
+    let (manifest_digest, manifest, config) = match local {
+        Some(found) => found,
+        None => {
+            let remote = registry::Remote::connect(
+                &pinned,
+                &ctx.options.registry,
+                registry::Progress::quiet(),
+            )
+            .map_err(|e| base_error(recipe, e))?;
+            let fetched = registry::fetch_image(&remote, &pinned, platform, store)
+                .map_err(|e| base_error(recipe, e))?;
+            (
+                fetched.manifest_ref.digest,
+                fetched.manifest,
+                fetched.config,
+            )
+        }
+    };
+    let failed = |m: String| base_error(recipe, Error::Failed(format!("{reference}: {m}")));
+    if config.rootfs().diff_ids().len() != manifest.layers().len() {
+        return Err(failed(
+            "the manifest's layers and the config's diff_ids differ in number".into(),
+        ));
+    }
+    for layer in manifest.layers() {
+        layer::read::Compression::of(layer.media_type()).map_err(failed)?;
+        let blob = layout::blob_ref(layer)?;
+        if let Some(cache) = &ctx.cache {
+            cache.copy_blob_to(&blob.digest, ctx.blobs)?;
+        }
+    }
+    let config_digest =
+        Digest::try_from(manifest.config().digest()).map_err(|e| failed(e.to_string()))?;
+    Ok(BaseImage {
+        name: reference.to_string(),
+        manifest_digest: Some(manifest_digest),
+        config_digest: Some(config_digest),
+        platform: image_config::platform_of(&config),
+        layers: manifest.layers().clone(),
+        config,
+    })
+}
+
+/// The manifest the lock pins `reference` (as written in `from`) to.
+fn lock_pin(recipe: &Recipe, from: &str, reference: &str) -> Result<Option<Digest>> {
+    let Some(lock) = lock::read(&lock::path_for(&recipe.file))? else {
+        return Ok(None);
+    };
+    Ok(lock
+        .pins
+        .iter()
+        .find(|p| p.from == from && p.reference == reference)
+        .and_then(|p| p.manifest))
+}
+
+/// An image manifest and its config from `store`, when both are there and
+/// check out. Layers are verified as they are read later.
+fn cached_image(
+    store: &BlobStore,
+    manifest: &Digest,
+) -> Option<(Digest, oci_spec::image::ImageManifest, ImageConfiguration)> {
+    let bytes = std::fs::read(store.path(manifest)).ok()?;
+    if Digest::of(&bytes) != *manifest {
+        return None;
+    }
+    let parsed: oci_spec::image::ImageManifest = serde_json::from_slice(&bytes).ok()?;
+    let config_ref = layout::blob_ref(parsed.config()).ok()?;
+    let config: ImageConfiguration = serde_json::from_slice(&store.read(&config_ref).ok()?).ok()?;
+    let present = parsed.layers().iter().all(|l| {
+        layout::blob_ref(l).is_ok_and(|b| {
+            std::fs::metadata(store.path(&b.digest)).is_ok_and(|m| m.len() == b.size)
+        })
+    });
+    present.then_some((*manifest, parsed, config))
 }
 
 /// Places a base resolution error at the recipe's `base`: a reference that

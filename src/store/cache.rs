@@ -110,8 +110,13 @@ impl Cache {
 
     /// Puts the cached blob of `layer` into `to` (a build's staging).
     pub fn copy_layer_to(&self, layer: &CachedLayer, to: &BlobStore) -> Result<()> {
-        link_or_copy(&self.blobs.path(&layer.digest), &to.path(&layer.digest))
-            .context(|| format!("copying cached layer {}", layer.digest))
+        self.copy_blob_to(&layer.digest, to)
+    }
+
+    /// Puts a cached blob into `to`, linked where the filesystem allows.
+    pub fn copy_blob_to(&self, digest: &Digest, to: &BlobStore) -> Result<()> {
+        link_or_copy(&self.blobs.path(digest), &to.path(digest))
+            .context(|| format!("copying cached blob {digest}"))
     }
 
     /// The stat index of the source root `dir`.
