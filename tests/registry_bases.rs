@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::registry::Registry;
-use common::{ingot, repo, run, stderr, stdout};
+use common::{ingot, run, stderr, stdout};
 
 /// Builds `recipe` with its own cache; returns the digest.
 fn build(recipe: &Path, cache: &Path, out: &Path) -> String {
