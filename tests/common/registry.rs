@@ -339,3 +339,90 @@ pub fn path_with(dir: &Path) -> std::ffi::OsString {
     }
     std::env::join_paths(paths).unwrap()
 }
+
+/// What a registry with token auth (the distribution token spec) is told:
+/// where clients get tokens (`realm`), the name it goes by in them
+/// (`service`, the `aud` it accepts), whose signatures it trusts (`issuer`)
+/// and the certificates those are checked against (`rootcertbundle`).
+pub struct TokenAuth<'a> {
+    pub realm: &'a str,
+    pub service: &'a str,
+    pub issuer: &'a str,
+    pub rootcertbundle: &'a Path,
+}
+
+impl Registry {
+    /// A registry that wants a bearer token from `auth.realm`.
+    pub fn with_token_auth(auth: &TokenAuth) -> Registry {
+        let section = format!(
+            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            auth.realm,
+            auth.service,
+            auth.issuer,
+            auth.rootcertbundle.display()
+        );
+        // Up means: /v2/ answers 401 and sends clients to the token realm.
+        let realm = format!("bearer realm=\"{}\"", auth.realm.to_ascii_lowercase());
+        Registry::launch_with(&section, |status, head| {
+            status == 401
+                && head.lines().any(|line| {
+                    let line = line.to_ascii_lowercase();
+                    line.strip_prefix("www-authenticate:")
+                        .is_some_and(|v| v.trim_start().starts_with(&realm))
+                })
+        })
+    }
+
+    /// Starts a registry with `auth_section` in its config, up once
+    /// `ready(status, head)` holds for a GET of `/v2/`.
+    fn launch_with(auth_section: &str, ready: impl Fn(u16, &str) -> bool) -> Registry {
+        super::require("docker-registry");
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let config = dir.path().join("config.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "version: 0.1\n\
+                     log:\n  level: info\n  accesslog:\n    disabled: false\n\
+                     storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+                     http:\n  addr: 127.0.0.1:{port}\n  secret: ingot-tests\n\
+                     {auth_section}",
+                    dir.path().join("data").display()
+                ),
+            )
+            .unwrap();
+            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+            let child = Command::new(REGISTRY)
+                .arg("serve")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("starting docker-registry");
+            let mut registry = Registry { child, dir, port };
+            if registry.wait_ready_for(&ready) {
+                return registry;
+            }
+        }
+        panic!("docker-registry did not start");
+    }
+
+    fn wait_ready_for(&mut self, ready: &impl Fn(u16, &str) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if let Some((status, head, _)) = http_get(self.port, "/v2/", &[])
+                && ready(status, &head)
+            {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
