@@ -390,14 +390,22 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
                 let base_dependent = plan.base_dependent;
                 let entries = plan.into_entries();
                 let count = entries.len();
+                // The view learns the layer from its entries, and the seal
+                // sees each file's content as it is written: a fresh layer
+                // is not read back.
+                let changes = plan::changes(&entries, view.layer_count())
+                    .map_err(|m| recipe.error_at(&["layers", &i.to_string()], m))?;
                 let mut writer = blobs.writer().context(|| "creating a layer blob".into())?;
+                let mut sink = seal::scan::LayerScan::new(&mut scan, view.layer_count());
                 let written = layer::write_compressed(
                     entries,
                     options.epoch,
                     options.compression,
                     &mut writer,
+                    Some(&mut sink),
                 )
                 .context(|| format!("writing layer {:?}", layer_spec.name))?;
+                view.apply(changes);
                 writer.commit().context(|| "storing a layer blob".into())?;
                 (ctx.log)(&format!(
                     "layer {}: {count} entries, {} bytes, {}",
@@ -435,9 +443,6 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
                 base_dependent.to_string(),
             ),
         ])));
-        if !hit {
-            apply_blob(&mut view, &mut scan, blobs, &desc, &written.diff_id)?;
-        }
         labels.push(LayerLabel {
             digest: written.digest.to_string(),
             name: layer_spec.name.clone(),

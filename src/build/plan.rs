@@ -14,7 +14,7 @@ use crate::recipe::{Recipe, RecipeError, Step, template};
 use crate::rootfs::accounts::{self, Databases};
 use crate::rootfs::meta::{ImagePath, Owner};
 use crate::rootfs::source::{self, SourceKind};
-use crate::rootfs::{Node, NodeKind, View, remove_below, resolve_parent_with};
+use crate::rootfs::{Change, Node, NodeKind, View, remove_below, resolve_parent_with};
 
 /// Everything a layer's steps may read.
 pub struct Inputs<'a> {
@@ -417,6 +417,45 @@ impl Plan {
     }
 }
 
+/// The changes a layer's entries make to the view below: what reading the
+/// layer back would give, without reading it.
+pub fn changes(entries: &[layer::Entry], layer_index: usize) -> Result<Vec<Change>, String> {
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let path = ImagePath::from_rel(&entry.path)
+            .ok_or_else(|| format!("layer entry {:?} is not a canonical path", entry.path))?;
+        let name = path.file_name();
+        if name == layer::OPAQUE_WHITEOUT {
+            out.push(Change::Opaque(path.parent().unwrap_or_default()));
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(layer::WHITEOUT_PREFIX) {
+            out.push(Change::Whiteout(
+                path.parent().unwrap_or_default().join(hidden),
+            ));
+            continue;
+        }
+        let content = match &entry.kind {
+            _ if !View::is_watched(&path) => None,
+            EntryKind::File(Content::Bytes(b)) => Some(b.clone()),
+            EntryKind::File(Content::Path { path: host, .. }) => {
+                Some(std::fs::read(host).map_err(|e| format!("reading {}: {e}", host.display()))?)
+            }
+            _ => None,
+        };
+        let node = Node {
+            kind: node_kind(&entry.kind),
+            mode: entry.mode,
+            uid: entry.uid,
+            gid: entry.gid,
+            layer: layer_index,
+            capability: false,
+        };
+        out.push(Change::Put(path, node, content));
+    }
+    Ok(out)
+}
+
 fn node_kind(kind: &EntryKind) -> NodeKind {
     match kind {
         EntryKind::Dir => NodeKind::Dir,
@@ -433,7 +472,6 @@ fn node_kind(kind: &EntryKind) -> NodeKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rootfs::Change;
 
     fn p(s: &str) -> ImagePath {
         s.parse().unwrap()

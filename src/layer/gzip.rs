@@ -22,8 +22,11 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 /// Uncompressed bytes per independently compressed block.
 pub const BLOCK_SIZE: usize = 128 * 1024;
 
-/// Deflate level of every block.
-const LEVEL: u32 = 6;
+/// Deflate level of every block. Measured with bench/run on zlib-rs: level
+/// 3 compresses about 1.5x faster than 6 for layers 1-3% larger (within 1%
+/// to 3% of umoci's); level 2 was faster still but 4.5% larger than umoci's
+/// on a Debian root, and level 1 28% larger. Encoding version 2.
+const LEVEL: u32 = 3;
 
 /// The gzip member header: magic, CM=deflate, no flags (so no name and no
 /// comment), MTIME=0, XFL=0, OS=255 ("unknown"). Nothing from the host.
@@ -450,9 +453,9 @@ mod tests {
         println!("{digest} {}", gz.len());
         assert_eq!(
             digest.to_string(),
-            "sha256:1a6f3a5c1a878a492b976e4935761210f462ec87b943f2e48394073cf9fc8d20"
+            "sha256:03f97090c771cc9458358adb5b336cee400fa07eed97557daf6c107e7ee009fb"
         );
-        assert_eq!(gz.len(), 277_957);
+        assert_eq!(gz.len(), 278_178);
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod tests;
 
 /// Version of the byte encoding of layers (tar + compression), recorded in
 /// every image. Changing the bytes for the same entries means a new version.
-pub const ENCODING_VERSION: &str = "1";
+pub const ENCODING_VERSION: &str = "2";
 
 /// Media type of a gzip-compressed layer.
 pub const MEDIA_TYPE_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -96,6 +96,13 @@ fn join(parent: &str, name: &str) -> String {
     }
 }
 
+/// Sees the content of each regular file as it is written into a layer.
+pub trait ContentSink {
+    fn begin(&mut self, path: &str);
+    fn data(&mut self, chunk: &[u8]);
+    fn end(&mut self);
+}
+
 /// A finished layer blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layer {
@@ -115,7 +122,7 @@ pub struct Layer {
 /// block, not by the layer. On error, what was written to `out` is not a
 /// valid layer and must be discarded.
 pub fn write(entries: Vec<Entry>, mtime: u64, out: impl Write) -> io::Result<Layer> {
-    write_compressed(entries, mtime, Compression::Gzip, out)
+    write_compressed(entries, mtime, Compression::Gzip, out, None)
 }
 
 /// [`write`], with the compression chosen: ingot's block gzip, or zstd in
@@ -127,6 +134,7 @@ pub fn write_compressed(
     mtime: u64,
     compression: Compression,
     out: impl Write,
+    sink: Option<&mut dyn ContentSink>,
 ) -> io::Result<Layer> {
     order::sort(&mut entries);
     check(&entries)?;
@@ -135,7 +143,7 @@ pub fn write_compressed(
     let (diff_id, compressed) = match compression {
         Compression::Gzip => {
             let tar = HashingWriter::new(gzip::BlockGzWriter::new(compressed));
-            let (diff_id, _, gz) = tarball::write(&entries, mtime, tar)?.finish();
+            let (diff_id, _, gz) = tarball::write(&entries, mtime, tar, sink)?.finish();
             (diff_id, gz.finish()?)
         }
         Compression::Zstd => {
@@ -143,7 +151,7 @@ pub fn write_compressed(
             z.include_checksum(true)?;
             z.multithread(zstd_workers())?;
             let tar = HashingWriter::new(z);
-            let (diff_id, _, z) = tarball::write(&entries, mtime, tar)?.finish();
+            let (diff_id, _, z) = tarball::write(&entries, mtime, tar, sink)?.finish();
             (diff_id, z.finish()?)
         }
         Compression::None => {

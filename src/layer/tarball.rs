@@ -17,7 +17,7 @@ use std::path::Path;
 
 use tar::{Builder, EntryType, Header, UstarHeader};
 
-use super::{Content, Entry, EntryKind};
+use super::{Content, ContentSink, Entry, EntryKind};
 
 /// Size of the ustar `name` and `linkname` fields.
 const NAME_LEN: usize = 100;
@@ -30,12 +30,35 @@ const MAX_OCTAL_12: u64 = (1 << 33) - 1;
 
 /// Writes `entries` (in canonical order) as a tar stream to `out`, ending
 /// with the two zero blocks, and returns `out`.
-pub(crate) fn write<W: Write>(entries: &[Entry], mtime: u64, out: W) -> io::Result<W> {
+/// Each regular file's content also goes to `sink` as it streams past.
+pub(crate) fn write<W: Write>(
+    entries: &[Entry],
+    mtime: u64,
+    out: W,
+    mut sink: Option<&mut dyn ContentSink>,
+) -> io::Result<W> {
     let mut builder = Builder::new(out);
     for entry in entries {
-        append(&mut builder, entry, mtime)?;
+        match sink {
+            Some(ref mut s) => append(&mut builder, entry, mtime, Some(&mut **s))?,
+            None => append(&mut builder, entry, mtime, None)?,
+        }
     }
     builder.into_inner()
+}
+
+/// A reader that shows what passes through it to a [`ContentSink`].
+struct Tee<'a, R> {
+    inner: R,
+    sink: &'a mut dyn ContentSink,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sink.data(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Checks that `entry` can be encoded, before any byte is written.
@@ -76,18 +99,37 @@ fn invalid(path: &str, why: &str) -> io::Error {
     )
 }
 
-fn append<W: Write>(builder: &mut Builder<W>, entry: &Entry, mtime: u64) -> io::Result<()> {
+fn append<W: Write>(
+    builder: &mut Builder<W>,
+    entry: &Entry,
+    mtime: u64,
+    sink: Option<&mut dyn ContentSink>,
+) -> io::Result<()> {
     let (header, pax) = encode(entry, mtime)?;
     if !pax.is_empty() {
         builder.append_pax_extensions(pax.iter().map(|(k, v)| (*k, v.as_slice())))?;
     }
-    match &entry.kind {
-        EntryKind::File(Content::Bytes(bytes)) => builder.append(&header, bytes.as_slice()),
-        EntryKind::File(Content::Path { path, size }) => {
-            let file = open_exact(path, *size)?;
-            builder.append(&header, file)
+    let content: Box<dyn Read> = match &entry.kind {
+        EntryKind::File(Content::Bytes(bytes)) => Box::new(bytes.as_slice()),
+        EntryKind::File(Content::Path { path, size }) => Box::new(open_exact(path, *size)?),
+        EntryKind::Dir | EntryKind::Symlink { .. } => {
+            return builder.append(&header, io::empty());
         }
-        EntryKind::Dir | EntryKind::Symlink { .. } => builder.append(&header, io::empty()),
+    };
+    match sink {
+        Some(sink) => {
+            sink.begin(&entry.path);
+            builder.append(
+                &header,
+                Tee {
+                    inner: content,
+                    sink: &mut *sink,
+                },
+            )?;
+            sink.end();
+            Ok(())
+        }
+        None => builder.append(&header, content),
     }
 }
 

@@ -61,16 +61,16 @@ fn golden_entries() -> Vec<Entry> {
 fn golden_digests() {
     let (layer, blob) = encode(golden_entries(), 0);
     println!("{layer:#?}");
-    assert_eq!(ENCODING_VERSION, "1");
+    assert_eq!(ENCODING_VERSION, "2");
     assert_eq!(
         layer.diff_id.to_string(),
         "sha256:1110adadbaa60c27ce24f7e2c354fc8c3d13eaa54b27d9edbfbd18d4b9f490a1"
     );
     assert_eq!(
         layer.digest.to_string(),
-        "sha256:83aeaa87b72d8109c4b7faedb68f29435c637cdc647aa7a5486c55b59b7d6bfa"
+        "sha256:47575275d6c2dfaff7be34c649bd6f77ac9f6eb53d836e6995e5a6b41a52b19d"
     );
-    assert_eq!((layer.size, blob.len()), (188, 188));
+    assert_eq!((layer.size, blob.len()), (213, 213));
 }
 
 #[test]
@@ -421,7 +421,8 @@ fn zstd_layers_round_trip() {
         gid: 0,
     }];
     let mut out = Vec::new();
-    let layer = super::write_compressed(entries, 0, super::Compression::Zstd, &mut out).unwrap();
+    let layer =
+        super::write_compressed(entries, 0, super::Compression::Zstd, &mut out, None).unwrap();
     assert_eq!(layer.digest, Digest::of(&out));
     let tar = zstd::stream::decode_all(&out[..]).unwrap();
     assert_eq!(layer.diff_id, Digest::of(&tar));

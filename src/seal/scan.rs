@@ -51,6 +51,14 @@ pub const SSH_SERVER_PACKAGES: [&str; 7] = [
     "tinysshd",
 ];
 
+/// The key markers' automaton, built once: building it per file would
+/// cost more than scanning.
+static MATCHER: std::sync::LazyLock<AhoCorasick> = std::sync::LazyLock::new(|| {
+    let patterns = PEM_MARKERS.iter().copied().chain([PUTTY_MARKER]);
+    // The patterns are fixed and valid: building cannot fail.
+    AhoCorasick::new(patterns).expect("fixed key markers build")
+});
+
 /// What the content scan found.
 #[derive(Debug, Default, Clone)]
 pub struct Scan {
@@ -60,6 +68,8 @@ pub struct Scan {
     pub packages: Vec<(ImagePath, usize, String)>,
     /// `AuthorizedKeysFile` patterns of each sshd config file.
     pub authorized_keys_files: Vec<(ImagePath, usize, Vec<String>)>,
+    /// The read buffer, kept between files.
+    buf: Vec<u8>,
 }
 
 /// Which line-oriented file a path is, if any.
@@ -106,46 +116,119 @@ impl Scan {
 
     /// Scans one regular file of layer `layer`.
     pub fn visit(&mut self, path: &ImagePath, layer: usize, data: &mut dyn Read) -> io::Result<()> {
-        let kind = kind_of(path);
-        let mut keys = KeyScanner::new();
-        let mut lines = Lines::default();
-        let mut records = Records::new(kind);
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = data.read(&mut buf)?;
-            if n == 0 {
-                break;
+        let mut file = FileScan::new(path.clone(), layer);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(CHUNK, 0);
+        let read = loop {
+            match data.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => file.feed(&buf[..n]),
+                Err(e) => break Err(e),
             }
-            if keys.found.is_none() {
-                keys.feed(&buf[..n], false);
-            }
-            if kind.is_some() {
-                lines.feed(&buf[..n], &mut |line| records.line(line));
-            }
-        }
-        if keys.found.is_none() {
-            keys.feed(&[], true);
-        }
-        lines.finish(&mut |line| records.line(line));
-        records.end();
-        if let Some(format) = keys.found {
-            self.keys.push((path.clone(), layer, format));
-        }
-        for package in records.servers {
-            self.packages.push((path.clone(), layer, package));
-        }
-        if !records.authorized_keys_files.is_empty() {
-            self.authorized_keys_files
-                .push((path.clone(), layer, records.authorized_keys_files));
-        }
+        };
+        self.buf = buf;
+        read?;
+        file.finish(self);
         Ok(())
+    }
+}
+
+/// One file being scanned, fed in chunks: by [`Scan::visit`] from a reader,
+/// or by the layer writer as it streams a file into a new layer, so a fresh
+/// layer is scanned without being read back.
+pub struct FileScan {
+    path: ImagePath,
+    layer: usize,
+    kind: Option<Kind>,
+    keys: KeyScanner,
+    lines: Lines,
+    records: Records,
+}
+
+impl FileScan {
+    pub fn new(path: ImagePath, layer: usize) -> FileScan {
+        let kind = kind_of(&path);
+        FileScan {
+            path,
+            layer,
+            kind,
+            keys: KeyScanner::new(),
+            lines: Lines::default(),
+            records: Records::new(kind),
+        }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.keys.found.is_none() {
+            self.keys.feed(chunk, false);
+        }
+        if self.kind.is_some() {
+            let records = &mut self.records;
+            self.lines.feed(chunk, &mut |line| records.line(line));
+        }
+    }
+
+    /// Ends the file and records what it held in `scan`.
+    pub fn finish(mut self, scan: &mut Scan) {
+        if self.keys.found.is_none() {
+            self.keys.feed(&[], true);
+        }
+        let records = &mut self.records;
+        self.lines.finish(&mut |line| records.line(line));
+        self.records.end();
+        let (path, layer) = (self.path, self.layer);
+        if let Some(format) = self.keys.found {
+            scan.keys.push((path.clone(), layer, format));
+        }
+        for package in self.records.servers {
+            scan.packages.push((path.clone(), layer, package));
+        }
+        if !self.records.authorized_keys_files.is_empty() {
+            scan.authorized_keys_files
+                .push((path, layer, self.records.authorized_keys_files));
+        }
+    }
+}
+
+/// Feeds the files of a layer being written into a [`Scan`].
+pub struct LayerScan<'a> {
+    scan: &'a mut Scan,
+    layer: usize,
+    current: Option<FileScan>,
+}
+
+impl<'a> LayerScan<'a> {
+    pub fn new(scan: &'a mut Scan, layer: usize) -> LayerScan<'a> {
+        LayerScan {
+            scan,
+            layer,
+            current: None,
+        }
+    }
+}
+
+impl crate::layer::ContentSink for LayerScan<'_> {
+    fn begin(&mut self, path: &str) {
+        self.current = ImagePath::from_rel(path).map(|p| FileScan::new(p, self.layer));
+    }
+
+    fn data(&mut self, chunk: &[u8]) {
+        if let Some(file) = &mut self.current {
+            file.feed(chunk);
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some(file) = self.current.take() {
+            file.finish(self.scan);
+        }
     }
 }
 
 /// Finds private key markers in a stream, carrying a short tail between
 /// chunks so a marker split across reads is still seen.
 struct KeyScanner {
-    matcher: AhoCorasick,
+    matcher: &'static AhoCorasick,
     tail: Vec<u8>,
     /// The byte just before `tail` (None at the start of the file), to tell
     /// whether a marker at the tail's start begins a line.
@@ -155,10 +238,8 @@ struct KeyScanner {
 
 impl KeyScanner {
     fn new() -> KeyScanner {
-        let patterns = PEM_MARKERS.iter().copied().chain([PUTTY_MARKER]);
         KeyScanner {
-            // The patterns are fixed and valid: building cannot fail.
-            matcher: AhoCorasick::new(patterns).expect("fixed key markers build"),
+            matcher: &MATCHER,
             tail: Vec::new(),
             before: None,
             found: None,
