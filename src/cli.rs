@@ -402,6 +402,12 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 },
                 registry: access(insecure)?,
                 repin: false,
+                // A progress line is for people: only on a terminal.
+                progress: if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                    Progress::quiet()
+                } else {
+                    progress(false)
+                },
             };
             let report = build::build(&recipe, &options, &mut log)?;
             if json {
@@ -427,6 +433,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 cache: cache.or_else(default_cache_dir),
                 registry: access(insecure)?,
                 repin: true,
+                progress: Progress::quiet(),
             };
             let lock = build::lock(&recipe, &options, &mut log)?;
             log(&format!(

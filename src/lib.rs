@@ -12,6 +12,7 @@ pub mod image;
 pub mod inspect;
 pub mod layer;
 pub mod lock;
+pub mod progress;
 pub mod recipe;
 pub mod registry;
 pub mod rootfs;

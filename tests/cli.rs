@@ -322,3 +322,54 @@ fn layout_files_follow_the_umask_not_temp_file_modes() {
         assert_eq!(mode(&blob.unwrap().path()), 0o644);
     }
 }
+
+/// Long layers show a progress line (files, bytes, rate) on a terminal,
+/// and nothing when stderr is a pipe or with --quiet.
+#[test]
+fn progress_shows_on_a_terminal_only() {
+    common::require("script");
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("r/files");
+    std::fs::create_dir_all(&files).unwrap();
+    // Incompressible data: more than a second of deflate in a test build.
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for i in 0..4 {
+        let data: Vec<u8> = (0..(6 << 20))
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        std::fs::write(files.join(format!("blob{i}")), data).unwrap();
+    }
+    let recipe = dir.path().join("r/recipe.yaml");
+    std::fs::write(
+        &recipe,
+        "name: big\nversion: '1'\nbase: scratch\nlayers:\n  - name: data\n    steps:\n      - copy: { src: files, dest: /data }\n",
+    )
+    .unwrap();
+    let command = format!(
+        "{} build --no-cache {} -o {}",
+        env!("CARGO_BIN_EXE_ingot"),
+        recipe.display(),
+        dir.path().join("tty").display()
+    );
+    let out = run(std::process::Command::new("script").args(["-qec", &command, "/dev/null"]));
+    assert!(out.status.success(), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("layer data: ") && text.contains("files, ") && text.contains("/s)"),
+        "{text}"
+    );
+
+    let piped = run(ingot()
+        .arg("build")
+        .arg("--no-cache")
+        .arg(&recipe)
+        .arg("-o")
+        .arg(dir.path().join("pipe")));
+    assert!(piped.status.success());
+    assert!(!stderr(&piped).contains("files, "), "{}", stderr(&piped));
+}

@@ -48,6 +48,8 @@ pub struct Options {
     /// Resolve registry tags afresh instead of using ingot.lock's pins
     /// (what `ingot lock` does).
     pub repin: bool,
+    /// Where progress on long layers goes (quiet by default).
+    pub progress: crate::progress::Progress,
 }
 
 /// What a finished build reports.
@@ -396,7 +398,15 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
                 let changes = plan::changes(&entries, view.layer_count())
                     .map_err(|m| recipe.error_at(&["layers", &i.to_string()], m))?;
                 let mut writer = blobs.writer().context(|| "creating a layer blob".into())?;
-                let mut sink = seal::scan::LayerScan::new(&mut scan, view.layer_count());
+                let total = entries.iter().map(content_size).sum();
+                options
+                    .progress
+                    .start(&format!("layer {}", layer_spec.name), total);
+                let mut scan_sink = seal::scan::LayerScan::new(&mut scan, view.layer_count());
+                let mut sink = Counting {
+                    inner: &mut scan_sink,
+                    progress: &options.progress,
+                };
                 let written = layer::write_compressed(
                     entries,
                     options.epoch,
@@ -405,6 +415,7 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
                     Some(&mut sink),
                 )
                 .context(|| format!("writing layer {:?}", layer_spec.name))?;
+                options.progress.finish();
                 view.apply(changes);
                 writer.commit().context(|| "storing a layer blob".into())?;
                 (ctx.log)(&format!(
@@ -615,6 +626,7 @@ fn resolve_base(recipe: &Recipe, ctx: &mut Context) -> Result<BaseImage> {
                 cache: ctx.options.cache.clone(),
                 registry: ctx.options.registry.clone(),
                 repin: false,
+                progress: crate::progress::Progress::quiet(),
             };
             let mut quiet = |_: &str| {};
             let mut inner = Context::new(ctx.blobs, &options, stem, &mut quiet);
@@ -791,6 +803,37 @@ fn apply_blob(
     reader.finish(diff_id).map_err(Error::Failed)?;
     view.apply(changes);
     Ok(())
+}
+
+/// Bytes of file content an entry brings.
+fn content_size(entry: &layer::Entry) -> u64 {
+    match &entry.kind {
+        layer::EntryKind::File(layer::Content::Bytes(b)) => b.len() as u64,
+        layer::EntryKind::File(layer::Content::Path { size, .. }) => *size,
+        _ => 0,
+    }
+}
+
+/// Passes content on, counting files and bytes for the progress line.
+struct Counting<'a> {
+    inner: &'a mut dyn layer::ContentSink,
+    progress: &'a crate::progress::Progress,
+}
+
+impl layer::ContentSink for Counting<'_> {
+    fn begin(&mut self, path: &str) {
+        self.inner.begin(path);
+    }
+
+    fn data(&mut self, chunk: &[u8]) {
+        self.progress.advance(chunk.len() as u64);
+        self.inner.data(chunk);
+    }
+
+    fn end(&mut self) {
+        self.progress.advance_file();
+        self.inner.end();
+    }
 }
 
 fn media_type_of(c: layer::Compression) -> MediaType {

@@ -17,19 +17,18 @@
 //! - [`fetch`]: an image's manifest, config and layers into a `BlobStore`
 //!   (what `ingot pull` and registry bases use).
 //! - [`referrers`]: artifacts that refer to an image (SBOMs, signatures).
-//! - [`progress`]: transfer progress on stderr.
+//! - progress on stderr: [`crate::progress`].
 
 pub mod auth;
 pub mod fetch;
-pub mod progress;
 pub mod push;
 pub mod reference;
 pub mod referrers;
 pub mod remote;
 
+pub use crate::progress::Progress;
 pub use auth::{Credential, CredentialSources};
 pub use fetch::{Fetched, fetch_image, pull};
-pub use progress::Progress;
 pub use push::{PushOptions, PushReport, push};
 pub use reference::RegistryRef;
 pub use referrers::{ReferrerReport, push_referrer, referrers};

@@ -14,13 +14,13 @@ use std::collections::BTreeSet;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use serde::Serialize;
 
-use super::progress::bytes;
 use super::remote::MAX_MANIFEST_SIZE;
 use super::{Access, Progress, RegistryRef, Remote};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::annotation;
 use crate::image::reference::{OciRef, Selector};
+use crate::progress::bytes;
 use crate::store::layout::{Layout, blob_ref, tag_of};
 use crate::store::{BlobRef, BlobStore};
 

@@ -35,10 +35,10 @@ use oci_client::secrets::RegistryAuth;
 use oci_spec::image::ImageIndex;
 
 use super::auth::{self, Credential};
-use super::progress::Progress;
 use super::{Access, RegistryError, RegistryRef};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
+use crate::progress::Progress;
 use crate::store::{BlobRef, BlobStore, VerifiedReader};
 
 /// Media types ingot accepts for a manifest GET: OCI and Docker schema 2

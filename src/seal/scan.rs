@@ -263,8 +263,11 @@ impl KeyScanner {
                 i => Some(window[i - 1]),
             };
             // A marker starts a line, possibly indented or quoted (YAML,
-            // JSON); inside a word it is something else.
-            let at_line_start = prev.is_none_or(|b| !b.is_ascii_alphanumeric());
+            // JSON). After a NUL it is a C string in a binary: libgnutls
+            // carries its self-test keys so, and every Debian image with
+            // it would fail.
+            let at_line_start =
+                prev.is_none_or(|b| matches!(b, b'\n' | b'\r' | b' ' | b'\t' | b'"' | b'\''));
             let pattern = m.pattern().as_usize();
             let format = if pattern < PEM_MARKERS.len() {
                 (at_line_start && pem_body_follows(after)).then_some(PEM_MARKERS[pattern])
@@ -490,6 +493,9 @@ mod tests {
             None
         );
         assert_eq!(key_in(b"PuTTY-User-Key-File-%d: %s"), None);
+        // libgnutls's self-test keys, as C strings in the library.
+        let c_string = b"\0\0-----BEGIN PRIVATE KEY-----\nMGoCAQAwIQYIKoUDBwEBAQIwFQYJKoUDBwECAQIBBggqhQMHAQEC\0";
+        assert_eq!(key_in(c_string), None);
     }
 
     #[test]

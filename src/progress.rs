@@ -1,5 +1,6 @@
-//! Transfer progress for stderr: bytes done, total and rate, at most two
-//! lines a second, and only for transfers long enough to need them. The
+//! Progress for stderr, for builds and transfers: files and bytes done,
+//! total and rate, at most one line a second, and only for work long enough
+//! to need it. The
 //! sink is handed in (cli.rs writes to stderr unless `--quiet`), so the
 //! result on stdout stays alone and tests can capture the lines.
 
@@ -7,10 +8,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The least time between two progress lines; the first line waits this
-/// long too, so a quick transfer prints nothing.
-const INTERVAL: Duration = Duration::from_millis(500);
+/// long too, so work shorter than this prints nothing.
+const INTERVAL: Duration = Duration::from_secs(1);
 
 type Sink = Box<dyn Fn(&str) + Send>;
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.inner.is_some() {
+            "Progress"
+        } else {
+            "Progress(quiet)"
+        })
+    }
+}
 
 /// A shared progress meter; clones report to the same one. `quiet()`
 /// reports nothing.
@@ -24,6 +35,7 @@ struct State {
     what: String,
     total: u64,
     done: u64,
+    files: u64,
     started: Instant,
     last_line: Option<Instant>,
 }
@@ -37,6 +49,7 @@ impl Progress {
                 what: String::new(),
                 total: 0,
                 done: 0,
+                files: 0,
                 started: Instant::now(),
                 last_line: None,
             }))),
@@ -58,6 +71,13 @@ impl Progress {
         self.advance_at(n, Instant::now());
     }
 
+    /// Counts one more file done (builds count files as well as bytes).
+    pub fn advance_file(&self) {
+        if let Some(state) = &self.inner {
+            state.lock().unwrap_or_else(|e| e.into_inner()).files += 1;
+        }
+    }
+
     /// Ends the transfer: a closing line if any progress line was printed.
     pub fn finish(&self) {
         self.finish_at(Instant::now());
@@ -77,6 +97,7 @@ impl Progress {
             s.what = what.to_string();
             s.total = total;
             s.done = 0;
+            s.files = 0;
             s.started = now;
             s.last_line = None;
         }
@@ -91,8 +112,12 @@ impl Progress {
         let since = now.saturating_duration_since(s.last_line.unwrap_or(s.started));
         if since >= INTERVAL {
             s.last_line = Some(now);
+            let files = match s.files {
+                0 => String::new(),
+                n => format!("{n} files, "),
+            };
             let line = format!(
-                "{}: {} of {} ({})",
+                "{}: {files}{} of {} ({})",
                 s.what,
                 bytes(s.done),
                 bytes(s.total),
@@ -166,7 +191,7 @@ mod tests {
     }
 
     #[test]
-    fn long_transfers_print_at_most_two_lines_a_second() {
+    fn long_work_prints_at_most_a_line_a_second() {
         let (p, lines) = captured();
         let t0 = Instant::now();
         p.start_at("pushing x", 10 << 20, t0);
@@ -176,9 +201,24 @@ mod tests {
         }
         p.finish_at(t0 + Duration::from_secs(5));
         let lines = lines.lock().unwrap();
-        assert_eq!(lines.len(), 10 + 1, "{lines:#?}");
-        assert_eq!(lines[0], "pushing x: 1000.0 KiB of 10.0 MiB (2.0 MiB/s)");
-        assert_eq!(lines[10], "pushing x: 9.8 MiB in 5.0 s (2.0 MiB/s)");
+        assert_eq!(lines.len(), 5 + 1, "{lines:#?}");
+        assert_eq!(lines[0], "pushing x: 2.0 MiB of 10.0 MiB (2.0 MiB/s)");
+        assert_eq!(lines[5], "pushing x: 9.8 MiB in 5.0 s (2.0 MiB/s)");
+    }
+
+    #[test]
+    fn builds_count_files_too() {
+        let (p, lines) = captured();
+        let t0 = Instant::now();
+        p.start_at("layer app", 4 << 20, t0);
+        for _ in 0..3 {
+            p.advance_file();
+        }
+        p.advance_at(2 << 20, t0 + Duration::from_millis(1500));
+        assert_eq!(
+            lines.lock().unwrap()[0],
+            "layer app: 3 files, 2.0 MiB of 4.0 MiB (1.3 MiB/s)"
+        );
     }
 
     #[test]
