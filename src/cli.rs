@@ -132,6 +132,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove the blobs of an OCI layout that no tag references any more.
+    #[command(after_help = "Examples:\n  \
+        ingot gc oci:out/hello\n  \
+        ingot gc oci:out/hello --dry-run --json\n\n\
+        Rebuilding a version leaves its old manifest, config and changed layers behind;\n\
+        gc removes every blob that index.json does not reach, under the layout's lock.\n\
+        A missing or corrupt referenced blob stops it: run ingot verify first.")]
+    Gc {
+        /// The layout, as oci:PATH.
+        image: String,
+        /// Report what would be removed, removing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Look after the build cache.
     #[command(after_help = "Examples:\n  \
         ingot cache du\n  \
@@ -471,6 +488,30 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                     "{image} is not sealed: {} violations",
                     report.violations.len()
                 )))
+            }
+        }
+        Command::Gc {
+            image,
+            dry_run,
+            json,
+        } => {
+            let ImageRef::Oci(oci) = image.parse().map_err(Error::Usage)? else {
+                return Err(Error::Usage("gc cleans OCI layouts: oci:PATH".into()));
+            };
+            let collected = crate::store::gc::collect(&oci.path, dry_run)?;
+            if json {
+                print_json(stdout, &collected)
+            } else {
+                let verb = if dry_run { "would remove" } else { "removed" };
+                print_line(
+                    stdout,
+                    &format!(
+                        "{verb} {} blobs ({} bytes), kept {}",
+                        collected.removed.len(),
+                        collected.bytes,
+                        collected.kept
+                    ),
+                )
             }
         }
         Command::Cache {

@@ -373,3 +373,46 @@ fn progress_shows_on_a_terminal_only() {
     assert!(piped.status.success());
     assert!(!stderr(&piped).contains("files, "), "{}", stderr(&piped));
 }
+
+/// `ingot gc` removes what rebuilding a version left behind, and nothing a
+/// tag still reaches.
+#[test]
+fn gc_removes_unreferenced_blobs_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let recipe = tiny_recipe(dir.path(), "app", "1");
+    build(&recipe, &layout);
+    build(&tiny_recipe(dir.path(), "app", "2"), &layout);
+    // Version 1 again, with other content: its old manifest, config and
+    // layer become garbage.
+    std::fs::write(
+        &recipe,
+        "name: app\nversion: '1'\nbase: stemcell:static\nlayers:\n  - name: l\n    steps:\n      - file: { dest: /v, content: 'changed' }\n",
+    )
+    .unwrap();
+    build(&recipe, &layout);
+    let count = || {
+        std::fs::read_dir(layout.join("blobs/sha256"))
+            .unwrap()
+            .count()
+    };
+    let before = count();
+
+    let dry = run(ingot()
+        .args(["gc", "--dry-run", "--json"])
+        .arg(format!("oci:{}", layout.display())));
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let report: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    let garbage = report["removed"].as_array().unwrap().len();
+    assert!(garbage >= 3, "{report}");
+    assert_eq!(count(), before, "a dry run removes nothing");
+
+    let out = run(ingot().arg("gc").arg(format!("oci:{}", layout.display())));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(count(), before - garbage);
+    let verify = run(ingot()
+        .arg("verify")
+        .arg(format!("oci:{}", layout.display())));
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    assert_eq!(tags(&layout), ["1", "2"]);
+}

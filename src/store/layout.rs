@@ -165,7 +165,7 @@ fn merge_into(target: &Path, blobs: &BlobStore, entry: &Entry) -> Result<()> {
 }
 
 /// Takes the layout's lock file; released when the handle drops.
-fn lock(dir: &Path) -> Result<File> {
+pub(crate) fn lock(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK_FILE);
     let file = File::options()
         .create(true)

@@ -5,6 +5,7 @@
 //! Reading verifies size and digest before a byte is trusted.
 
 pub mod cache;
+pub mod gc;
 pub mod layout;
 
 use std::fs::File;
