@@ -472,13 +472,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             let image: ImageRef = image.parse().map_err(Error::Usage)?;
             let platform: Platform = platform.parse().map_err(Error::Usage)?;
             let report = seal::audit::audit(&image, &platform)?;
-            if json {
-                print_json(stdout, &report)?;
-            } else {
-                stdout
-                    .write_all(seal::render(&report).as_bytes())
-                    .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))?;
-            }
+            print_report(stdout, json, &report, seal::render)?;
             // Like verify: the report, on stdout, is the result; the error
             // only sets exit 1 and says so on stderr.
             if report.is_sealed() {
@@ -545,13 +539,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
         Command::Inspect { image, json } => {
             let image: ImageRef = image.parse().map_err(Error::Usage)?;
             let inspection = inspect::inspect(&image)?;
-            if json {
-                print_json(stdout, &inspection)
-            } else {
-                stdout
-                    .write_all(inspect::render(&inspection).as_bytes())
-                    .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))
-            }
+            print_report(stdout, json, &inspection, inspect::render)
         }
         Command::Export {
             image,
@@ -652,13 +640,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 }
             };
             let report = verify::verify(&oci.path, tag)?;
-            if json {
-                print_json(stdout, &report)?;
-            } else {
-                stdout
-                    .write_all(verify::render(&report).as_bytes())
-                    .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))?;
-            }
+            print_report(stdout, json, &report, verify::render)?;
             // The report is the result, so it goes to stdout either way; the
             // error only sets the exit code and a one-line note on stderr.
             if report.is_ok() {
@@ -679,6 +661,21 @@ fn progress(quiet: bool) -> Progress {
     } else {
         Progress::new(|line| eprintln!("{line}"))
     }
+}
+
+/// A report on stdout: JSON, or `render`'s words.
+fn print_report<T: serde::Serialize>(
+    stdout: &mut dyn Write,
+    json: bool,
+    report: &T,
+    render: impl FnOnce(&T) -> String,
+) -> Result<()> {
+    if json {
+        return print_json(stdout, report);
+    }
+    stdout
+        .write_all(render(report).as_bytes())
+        .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))
 }
 
 fn print_json<T: serde::Serialize>(stdout: &mut dyn Write, value: &T) -> Result<()> {
