@@ -172,3 +172,39 @@ fn no_cache_writes_no_cache() {
         "the default cache is XDG_CACHE_HOME/ingot"
     );
 }
+
+/// A layer served from the cache is sealed like a fresh one: a key in it
+/// fails the rebuild too, naming the same layer.
+#[test]
+fn cached_layers_are_sealed_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("r");
+    std::fs::create_dir_all(d.join("files")).unwrap();
+    std::fs::write(
+        d.join("files/notes.txt"),
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("recipe.yaml"),
+        "name: leaky\nversion: '1'\nbase: stemcell:static\nlayers:\n  - name: data\n    steps:\n      - copy: { src: files, dest: /srv }\n",
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let attempt = || {
+        run(ingot()
+            .arg("build")
+            .arg("--cache")
+            .arg(&cache)
+            .arg(d.join("recipe.yaml"))
+            .arg("-o")
+            .arg(dir.path().join("out")))
+    };
+    let first = attempt();
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    assert!(stderr(&first).contains("no-private-keys: /srv/notes.txt (layer data"));
+    let second = attempt();
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    assert!(stderr(&second).contains("layer data: cached"), "{}", stderr(&second));
+    assert!(stderr(&second).contains("no-private-keys: /srv/notes.txt (layer data"), "{}", stderr(&second));
+}
