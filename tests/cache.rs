@@ -205,6 +205,14 @@ fn cached_layers_are_sealed_too() {
     assert!(stderr(&first).contains("no-private-keys: /srv/notes.txt (layer data"));
     let second = attempt();
     assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
-    assert!(stderr(&second).contains("layer data: cached"), "{}", stderr(&second));
-    assert!(stderr(&second).contains("no-private-keys: /srv/notes.txt (layer data"), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("layer data: cached"),
+        "{}",
+        stderr(&second)
+    );
+    assert!(
+        stderr(&second).contains("no-private-keys: /srv/notes.txt (layer data"),
+        "{}",
+        stderr(&second)
+    );
 }

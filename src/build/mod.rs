@@ -20,9 +20,9 @@ use crate::layer;
 use crate::lock::{self, LockFile, Pin};
 use crate::recipe::Recipe;
 use crate::registry;
-use crate::rootfs::View;
+use crate::rootfs::{Change, Node, View};
 use crate::seal::{self, LayerLabel, Scan};
-use crate::store::cache::{Cache, CachedLayer, StatIndex};
+use crate::store::cache::{Cache, CachedLayer, LayerSummary, StatIndex};
 use crate::store::layout::{self, Staging, Tagged};
 use crate::store::{BlobRef, BlobStore};
 
@@ -350,8 +350,34 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
                 hit.digest.to_oci(),
             );
             let mark = scan.mark();
-            let usable = cache.copy_layer_to(&hit, blobs).is_ok()
-                && apply_blob(&mut view, &mut scan, blobs, &desc, &hit.diff_id).is_ok();
+            let copied = cache.copy_layer_to(&hit, blobs).is_ok();
+            let usable = copied
+                && match &hit.summary {
+                    // The summary stands for the content: check the blob's
+                    // digest, which is cheaper than reading it back.
+                    Some(summary) => {
+                        let sound = blobs
+                            .open_blob(&BlobRef {
+                                digest: hit.digest,
+                                size: hit.size,
+                            })
+                            .and_then(|r| r.finish())
+                            .is_ok();
+                        if sound {
+                            let layer_index = view.layer_count();
+                            let changes = summary
+                                .changes
+                                .iter()
+                                .cloned()
+                                .map(|c| at_layer(c, layer_index))
+                                .collect();
+                            view.apply(changes);
+                            scan.extend(summary.findings.clone(), layer_index);
+                        }
+                        sound
+                    }
+                    None => apply_blob(&mut view, &mut scan, blobs, &desc, &hit.diff_id).is_ok(),
+                };
             if usable {
                 served = Some(hit);
             } else {
@@ -397,6 +423,7 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
                 // is not read back.
                 let changes = plan::changes(&entries, view.layer_count())
                     .map_err(|m| recipe.error_at(&["layers", &i.to_string()], m))?;
+                let mark = scan.mark();
                 let mut writer = blobs.writer().context(|| "creating a layer blob".into())?;
                 let total = entries.iter().map(content_size).sum();
                 options
@@ -416,6 +443,10 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
                 )
                 .context(|| format!("writing layer {:?}", layer_spec.name))?;
                 options.progress.finish();
+                let summary = LayerSummary {
+                    changes: changes.clone(),
+                    findings: scan.since(mark),
+                };
                 view.apply(changes);
                 writer.commit().context(|| "storing a layer blob".into())?;
                 (ctx.log)(&format!(
@@ -428,6 +459,7 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
                     diff_id: written.diff_id,
                     entries: count,
                     base_dependent,
+                    summary: Some(summary),
                 };
                 if let (Some(cache), Some(key)) = (&ctx.cache, &key) {
                     // A cache that cannot be written costs speed, not the
@@ -803,6 +835,21 @@ fn apply_blob(
     reader.finish(diff_id).map_err(Error::Failed)?;
     view.apply(changes);
     Ok(())
+}
+
+/// A change placed in layer `index` of the view.
+fn at_layer(change: Change, index: usize) -> Change {
+    match change {
+        Change::Put(path, node, content) => Change::Put(
+            path,
+            Node {
+                layer: index,
+                ..node
+            },
+            content,
+        ),
+        other => other,
+    }
 }
 
 /// Bytes of file content an entry brings.

@@ -17,7 +17,7 @@ use meta::ImagePath;
 use crate::layer::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 
 /// What kind of entry a path holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NodeKind {
     Dir,
     File {
@@ -35,7 +35,7 @@ pub enum NodeKind {
 }
 
 /// One path of the merged view.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Node {
     pub kind: NodeKind,
     pub mode: u32,
@@ -55,7 +55,7 @@ impl Node {
 }
 
 /// One change a layer makes, in the order the layer lists it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Change {
     Put(ImagePath, Node, Option<Vec<u8>>),
     Whiteout(ImagePath),

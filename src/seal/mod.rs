@@ -561,7 +561,8 @@ mod tests {
             ("/var/lib/dpkg/status", file(0o644)),
         ]);
         let mut scan = Scan::default();
-        scan.keys.push((p("/srv/key"), 0, "OPENSSH PRIVATE KEY"));
+        scan.keys
+            .push((p("/srv/key"), 0, "OPENSSH PRIVATE KEY".into()));
         scan.packages
             .push((p("/var/lib/dpkg/status"), 0, "openssh-server".into()));
         assert_eq!(

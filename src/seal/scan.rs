@@ -63,7 +63,7 @@ static MATCHER: std::sync::LazyLock<AhoCorasick> = std::sync::LazyLock::new(|| {
 #[derive(Debug, Default, Clone)]
 pub struct Scan {
     /// Files holding private key material, with the format found.
-    pub keys: Vec<(ImagePath, usize, &'static str)>,
+    pub keys: Vec<(ImagePath, usize, String)>,
     /// SSH server packages a package database lists as installed.
     pub packages: Vec<(ImagePath, usize, String)>,
     /// `AuthorizedKeysFile` patterns of each sshd config file.
@@ -94,6 +94,15 @@ fn kind_of(path: &ImagePath) -> Option<Kind> {
     }
 }
 
+/// What a scan found in one layer, without its position: kept with a
+/// cached layer so that serving it needs no second read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Findings {
+    pub keys: Vec<(ImagePath, String)>,
+    pub packages: Vec<(ImagePath, String)>,
+    pub authorized_keys_files: Vec<(ImagePath, Vec<String>)>,
+}
+
 /// How far a [`Scan`] had got, to go back to.
 #[derive(Debug, Clone, Copy)]
 pub struct Mark(usize, usize, usize);
@@ -105,6 +114,38 @@ impl Scan {
             self.packages.len(),
             self.authorized_keys_files.len(),
         )
+    }
+
+    /// What was found since `mark`.
+    pub fn since(&self, mark: Mark) -> Findings {
+        Findings {
+            keys: self.keys[mark.0..]
+                .iter()
+                .map(|(p, _, f)| (p.clone(), f.clone()))
+                .collect(),
+            packages: self.packages[mark.1..]
+                .iter()
+                .map(|(p, _, f)| (p.clone(), f.clone()))
+                .collect(),
+            authorized_keys_files: self.authorized_keys_files[mark.2..]
+                .iter()
+                .map(|(p, _, f)| (p.clone(), f.clone()))
+                .collect(),
+        }
+    }
+
+    /// Adds findings of layer `layer`, as [`since`](Self::since) gave them.
+    pub fn extend(&mut self, findings: Findings, layer: usize) {
+        self.keys
+            .extend(findings.keys.into_iter().map(|(p, f)| (p, layer, f)));
+        self.packages
+            .extend(findings.packages.into_iter().map(|(p, f)| (p, layer, f)));
+        self.authorized_keys_files.extend(
+            findings
+                .authorized_keys_files
+                .into_iter()
+                .map(|(p, f)| (p, layer, f)),
+        );
     }
 
     /// Forgets what was found since `mark`: the layer read was not used.
@@ -178,7 +219,7 @@ impl FileScan {
         self.records.end();
         let (path, layer) = (self.path, self.layer);
         if let Some(format) = self.keys.found {
-            scan.keys.push((path.clone(), layer, format));
+            scan.keys.push((path.clone(), layer, format.to_string()));
         }
         for package in self.records.servers {
             scan.packages.push((path.clone(), layer, package));
@@ -448,8 +489,11 @@ mod tests {
         s
     }
 
-    fn key_in(content: &[u8]) -> Option<&'static str> {
-        scan("/some/file", content).keys.first().map(|k| k.2)
+    fn key_in(content: &[u8]) -> Option<String> {
+        scan("/some/file", content)
+            .keys
+            .first()
+            .map(|k| k.2.clone())
     }
 
     const BODY: &str = "MIIEpAIBAAKCAQEA7yn3bRHQ5FHMQkEZHbNcBxnYDV1m\n";
@@ -461,11 +505,20 @@ mod tests {
             assert!(key_in(text.as_bytes()).is_some(), "{marker}");
         }
         let encrypted = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n";
-        assert_eq!(key_in(encrypted.as_bytes()), Some("RSA PRIVATE KEY"));
+        assert_eq!(
+            key_in(encrypted.as_bytes()).as_deref(),
+            Some("RSA PRIVATE KEY")
+        );
         let putty = "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\n";
-        assert_eq!(key_in(putty.as_bytes()), Some("PuTTY private key"));
+        assert_eq!(
+            key_in(putty.as_bytes()).as_deref(),
+            Some("PuTTY private key")
+        );
         let windows = format!("-----BEGIN OPENSSH PRIVATE KEY-----\r\n{BODY}");
-        assert_eq!(key_in(windows.as_bytes()), Some("OPENSSH PRIVATE KEY"));
+        assert_eq!(
+            key_in(windows.as_bytes()).as_deref(),
+            Some("OPENSSH PRIVATE KEY")
+        );
     }
 
     #[test]

@@ -42,6 +42,17 @@ pub struct CachedLayer {
     pub diff_id: Digest,
     pub entries: usize,
     pub base_dependent: bool,
+    /// What the layer does to the view and what the seal found in it, so
+    /// a hit needs no decompression; absent, the layer is read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<LayerSummary>,
+}
+
+/// A layer's effect, as a build learnt it while writing the layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerSummary {
+    pub changes: Vec<crate::rootfs::Change>,
+    pub findings: crate::seal::scan::Findings,
 }
 
 impl Cache {
@@ -291,6 +302,7 @@ mod tests {
             diff_id: Digest::of(b"tar"),
             entries: 3,
             base_dependent: false,
+            summary: None,
         };
         let key = Digest::of(b"key");
         assert_eq!(cache.layer(&key), None);
