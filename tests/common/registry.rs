@@ -36,7 +36,6 @@ impl Registry {
     }
 
     fn launch(auth: Option<(&str, &str)>) -> Registry {
-        super::require("docker-registry");
         let htpasswd = auth.map(|(user, password)| {
             super::require("htpasswd");
             let out = Command::new("htpasswd")
@@ -46,66 +45,19 @@ impl Registry {
             assert!(out.status.success(), "htpasswd failed");
             out.stdout
         });
-        // A port that was free a moment ago may be taken by the time the
-        // registry binds it: try a few.
-        for _ in 0..5 {
-            let dir = tempfile::tempdir().unwrap();
-            let mut auth_section = String::new();
-            if let Some(entry) = &htpasswd {
-                let file = dir.path().join("htpasswd");
+        let auth_section = |dir: &Path| match &htpasswd {
+            Some(entry) => {
+                let file = dir.join("htpasswd");
                 std::fs::write(&file, entry).unwrap();
-                auth_section = format!(
+                format!(
                     "auth:\n  htpasswd:\n    realm: ingot-test\n    path: {}\n",
                     file.display()
-                );
+                )
             }
-            let port = free_port();
-            let config = dir.path().join("config.yml");
-            std::fs::write(
-                &config,
-                format!(
-                    "version: 0.1\n\
-                     log:\n  level: info\n  accesslog:\n    disabled: false\n\
-                     storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                     http:\n  addr: 127.0.0.1:{port}\n  secret: ingot-tests\n\
-                     {auth_section}",
-                    dir.path().join("data").display()
-                ),
-            )
-            .unwrap();
-            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-            let child = Command::new(REGISTRY)
-                .arg("serve")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("starting docker-registry");
-            let mut registry = Registry { child, dir, port };
-            if registry.wait_ready() {
-                return registry;
-            }
-            // Dropping it stops it.
-        }
-        panic!("docker-registry did not start");
-    }
-
-    /// Waits until `/v2/` answers (200, or 401 with auth).
-    fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if let Some((status, _, _)) = http_get(self.port, "/v2/", &[])
-                && (status == 200 || status == 401)
-            {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        false
+            None => String::new(),
+        };
+        // Up means /v2/ answers: 200, or 401 with auth.
+        Registry::launch_with(auth_section, |status, _| status == 200 || status == 401)
     }
 
     /// `127.0.0.1:PORT`.
@@ -363,22 +315,31 @@ impl Registry {
         );
         // Up means: /v2/ answers 401 and sends clients to the token realm.
         let realm = format!("bearer realm=\"{}\"", auth.realm.to_ascii_lowercase());
-        Registry::launch_with(&section, |status, head| {
-            status == 401
-                && head.lines().any(|line| {
-                    let line = line.to_ascii_lowercase();
-                    line.strip_prefix("www-authenticate:")
-                        .is_some_and(|v| v.trim_start().starts_with(&realm))
-                })
-        })
+        Registry::launch_with(
+            |_| section.clone(),
+            |status, head| {
+                status == 401
+                    && head.lines().any(|line| {
+                        let line = line.to_ascii_lowercase();
+                        line.strip_prefix("www-authenticate:")
+                            .is_some_and(|v| v.trim_start().starts_with(&realm))
+                    })
+            },
+        )
     }
 
-    /// Starts a registry with `auth_section` in its config, up once
-    /// `ready(status, head)` holds for a GET of `/v2/`.
-    fn launch_with(auth_section: &str, ready: impl Fn(u16, &str) -> bool) -> Registry {
+    /// Starts a registry with the `auth_section` (made in its directory) in
+    /// its config, up once `ready(status, head)` holds for a GET of `/v2/`.
+    /// A port that was free a moment ago may be taken by the time the
+    /// registry binds it: a few are tried.
+    fn launch_with(
+        auth_section: impl Fn(&Path) -> String,
+        ready: impl Fn(u16, &str) -> bool,
+    ) -> Registry {
         super::require("docker-registry");
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap();
+            let auth_section = auth_section(dir.path());
             let port = free_port();
             let config = dir.path().join("config.yml");
             std::fs::write(
