@@ -427,11 +427,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 },
             };
             let report = build::build(&recipe, &options, &mut log)?;
-            if json {
-                print_json(stdout, &report)
-            } else {
-                print_line(stdout, &report.digest.to_string())
-            }
+            print_report(stdout, json, &report, |r| format!("{}\n", r.digest))
         }
         Command::Lock {
             recipe,
@@ -595,11 +591,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             let access = access(insecure)?;
             let report = registry::push(&source, &dest, &options, &access, progress(quiet))?;
             log(&format!("pushed {} {}", report.reference, report.digest));
-            if json {
-                print_json(stdout, &report)
-            } else {
-                print_line(stdout, &report.digest.to_string())
-            }
+            print_report(stdout, json, &report, |r| format!("{}\n", r.digest))
         }
         Command::Pull {
             source,
@@ -618,11 +610,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 output.display(),
                 report.downloaded.blobs
             ));
-            if json {
-                print_json(stdout, &report)
-            } else {
-                print_line(stdout, &report.digest.to_string())
-            }
+            print_report(stdout, json, &report, |r| format!("{}\n", r.digest))
         }
         Command::Verify { image, json } => {
             let ImageRef::Oci(oci) = image.parse().map_err(Error::Usage)? else {

@@ -5,27 +5,12 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-fn recipe(name: &str) -> PathBuf {
-    common::repo()
-        .join("recipes")
-        .join(name)
-        .join("recipe.yaml")
-}
-
-fn read_json(path: &Path) -> Value {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn blob_path(layout: &Path, digest: &str) -> PathBuf {
-    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
-    layout.join("blobs").join("sha256").join(hex)
-}
+use common::{blob_path, example as recipe, read_json};
 
 /// The manifest index.json points at for `tag`.
 fn manifest(layout: &Path, tag: &str) -> Value {

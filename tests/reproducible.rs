@@ -14,22 +14,7 @@ use serde_json::Value;
 const EPOCH: &str = "1700000000";
 const EPOCH_RFC3339: &str = "2023-11-14T22:13:20Z";
 
-fn recipe(name: &str) -> PathBuf {
-    common::repo()
-        .join("recipes")
-        .join(name)
-        .join("recipe.yaml")
-}
-
-fn read_json(path: &Path) -> Value {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn blob_path(layout: &Path, digest: &str) -> PathBuf {
-    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
-    layout.join("blobs").join("sha256").join(hex)
-}
+use common::{blob_path, example as recipe, read_json};
 
 fn blob_json(layout: &Path, digest: &Value) -> Value {
     read_json(&blob_path(layout, digest.as_str().unwrap()))

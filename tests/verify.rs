@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{blob_path, read_json};
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -86,15 +88,6 @@ fn assert_one_problem(layout: &Path, kind: &str, blob: &str) {
 
 fn sha256(bytes: &[u8]) -> String {
     ingot::digest::Digest::of(bytes).to_string()
-}
-
-fn blob_path(layout: &Path, digest: &str) -> PathBuf {
-    let hex = digest.strip_prefix("sha256:").unwrap();
-    layout.join("blobs/sha256").join(hex)
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 fn write_json(path: &Path, value: &Value) {

@@ -99,3 +99,20 @@ pub fn copy_tree(from: &Path, to: &Path) {
 }
 
 pub mod registry;
+
+/// The recipe file of the example `recipes/NAME`.
+pub fn example(name: &str) -> PathBuf {
+    repo().join("recipes").join(name).join("recipe.yaml")
+}
+
+/// A JSON file, parsed; the test fails naming the file otherwise.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Where a layout keeps the blob `sha256:HEX`.
+pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+    layout.join("blobs").join("sha256").join(hex)
+}
