@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::bind;
 use crate::build::{self, Options};
 use crate::error::{Error, Result};
 use crate::export::{self, RepoTag};
@@ -205,6 +206,63 @@ pub enum Command {
         #[arg(long, default_value = "linux/amd64")]
         platform: String,
         /// Print a JSON report: file, size, sha256, repo_tags.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bind an image's params to one environment's values: a dotenv file, an
+    /// OCI runtime bundle or a Kubernetes Deployment, naming the image by digest.
+    #[command(after_help = "Examples:\n  \
+        ingot bind oci:out/hello:1.2.0 --values env/prod.yaml --format env -o prod.env\n  \
+        ingot bind oci:out/hello:1.2.0 --values env/dev.yaml --format oci-bundle -o bundle\n  \
+        sudo runc run --bundle bundle hello\n  \
+        ingot bind oci:out/hello:1.2.0 --values env/prod.yaml --format kubernetes \\\n      \
+        --repo registry.example.com/team/hello -o deploy.yaml\n\n\
+        The image is only read: the same digest goes to every environment.\n\n\
+        Values file (YAML), one entry per param the image declares (ingot inspect lists them):\n  \
+        LOG_LEVEL: debug                          # a literal, taken as written: 0750 stays \"0750\"\n  \
+        DATABASE_URL: { secretRef: app-db/url }   # key url of Kubernetes secret app-db\n  \
+        API_TOKEN: { env: CI_API_TOKEN }          # read from ingot's environment now\n\
+        A secret param takes only a reference, never a literal, so values files can be\n\
+        committed. secretRef is for --format kubernetes; env is for env and oci-bundle.\n\
+        A param left out gets its default; a required one left out is an error. A pattern\n\
+        must match the whole value. Every problem is listed at once, and nothing is\n\
+        written unless there are none (exit 2).\n\n\
+        Formats:\n  \
+        env          NAME=\"VALUE\" lines sorted by name, in POSIX shell double quotes:\n               \
+        \\, \", $ and ` are escaped with a backslash; a newline stays a newline inside\n               \
+        the quotes. `set -a; . ./prod.env` reads it back exactly. (Not docker's\n               \
+        --env-file, which has no quoting.) Written with mode 0600, replaced whole.\n  \
+        oci-bundle   a directory: config.json (mode 0600) and rootfs/. The process runs\n               \
+        as the image's user, resolved to numeric ids from its /etc/passwd, with a\n               \
+        read-only root, a tmpfs on /tmp, no new privileges and only\n               \
+        CAP_NET_BIND_SERVICE. Owners are kept when run as root. -o must not exist.\n  \
+        kubernetes   an apps/v1 Deployment: image REPO@DIGEST, env values and\n               \
+        secretKeyRefs, a numeric runAsUser, read-only root, no privilege escalation,\n               \
+        all capabilities dropped, an emptyDir on /tmp. Needs --repo.")]
+    Bind {
+        /// The image: oci:PATH[:TAG] or oci:PATH@DIGEST.
+        image: String,
+        /// The environment's values (YAML); without it, only defaults bind.
+        #[arg(long, value_name = "FILE")]
+        values: Option<PathBuf>,
+        /// What to write.
+        #[arg(long, value_enum)]
+        format: bind::Format,
+        /// The file (env, kubernetes) or new directory (oci-bundle) to write.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// The repository the image is pushed to, for --format kubernetes:
+        /// registry.example.com/team/app.
+        #[arg(long, value_name = "REPOSITORY")]
+        repo: Option<String>,
+        /// The Deployment's name [default: the image's title].
+        #[arg(long)]
+        name: Option<String>,
+        /// The platform to pick from an index.
+        #[arg(long, default_value = "linux/amd64")]
+        platform: String,
+        /// Print a JSON report: image, digest, output, where each param's
+        /// value came from (never the values).
         #[arg(long)]
         json: bool,
     },
@@ -558,6 +616,48 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 output: &output,
             };
             let report = export::export(&request, &mut log)?;
+            if json {
+                print_json(stdout, &report)
+            } else {
+                Ok(())
+            }
+        }
+        Command::Bind {
+            image,
+            values,
+            format,
+            output,
+            repo,
+            name,
+            platform,
+            json,
+        } => {
+            let ImageRef::Oci(oci) = image.parse().map_err(Error::Usage)? else {
+                return Err(Error::Usage(
+                    "bind reads OCI layouts: oci:PATH[:TAG] or oci:PATH@DIGEST".into(),
+                ));
+            };
+            let platform: Platform = platform.parse().map_err(Error::Usage)?;
+            // `{ env: VAR }` values: the one place bind reads the environment.
+            #[allow(clippy::disallowed_methods)]
+            let env = |var: &str| std::env::var(var).ok();
+            let request = bind::Request {
+                image: &oci,
+                platform: &platform,
+                values: values.as_deref(),
+                format,
+                output: &output,
+                repo: repo.as_deref(),
+                name: name.as_deref(),
+                env: &env,
+            };
+            let report = bind::bind(&request)?;
+            log(&format!(
+                "bound {} ({} params) into {}",
+                report.digest,
+                report.params.len(),
+                output.display()
+            ));
             if json {
                 print_json(stdout, &report)
             } else {

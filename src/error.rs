@@ -39,6 +39,10 @@ pub enum Error {
     /// other than what was asked for.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// A values file does not bind to the image's params; every problem,
+    /// one per line.
+    #[error("the values do not bind ({} {}):\n  {}", .0.len(), if .0.len() == 1 { "problem" } else { "problems" }, .0.join("\n  "))]
+    Unbound(Vec<String>),
     /// The seal found ways in; each line names rule, path and layer.
     #[error("the image is not sealed ({} violations; allow one only with seal.allow and a reason):\n  {}", .0.len(), .0.join("\n  "))]
     Unsealed(Vec<String>),
@@ -47,7 +51,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Recipe(_) | Error::Usage(_) => 2,
+            Error::Recipe(_) | Error::Usage(_) | Error::Unbound(_) => 2,
             Error::Io { .. }
             | Error::Failed(_)
             | Error::Export { .. }

@@ -3,6 +3,7 @@
 //! thin shell over this library.
 
 pub mod base;
+pub mod bind;
 pub mod build;
 pub mod cli;
 pub mod digest;

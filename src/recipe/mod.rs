@@ -13,7 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use locate::{Locator, Pos};
-pub use schema::{RecipeSpec, Step};
+pub use schema::{ParamSpec, RecipeSpec, Step};
 
 /// An error in a recipe or its inputs, at a position in the recipe file.
 /// Always exit code 2: the user must change the recipe or its files.
@@ -221,11 +221,61 @@ impl Recipe {
                 ));
             }
         }
-        for name in spec.params.keys() {
+        for (name, param) in &spec.params {
+            self.validate_param(name, param)?;
             if spec.config.env.contains_key(name) {
                 return Err(self.error_at(
                     &["params", name.as_str(), "<key>"],
                     format!("param {name:?} collides with config.env {name:?}; a value is either built in or bound at deploy time"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A param must be bindable: a portable environment name, a pattern
+    /// that compiles and that its default meets, and no literal secret.
+    fn validate_param(&self, name: &str, p: &ParamSpec) -> Result<(), RecipeError> {
+        let at = |field: &str, msg: String| self.error_at(&["params", name, field], msg);
+        if !crate::bind::valid_name(name) {
+            return Err(at(
+                "<key>",
+                format!(
+                    "param name {name:?} must be a portable environment name: [A-Za-z_][A-Za-z0-9_]*"
+                ),
+            ));
+        }
+        let pattern = match &p.pattern {
+            Some(text) => Some(
+                crate::bind::compile_pattern(text)
+                    .map_err(|e| at("pattern", format!("param {name}: {e}")))?,
+            ),
+            None => None,
+        };
+        if let Some(default) = &p.default {
+            if p.secret {
+                return Err(at(
+                    "default",
+                    format!(
+                        "param {name} is secret, so it cannot have a default: the value would be in the image"
+                    ),
+                ));
+            }
+            if p.required {
+                return Err(at(
+                    "required",
+                    format!("param {name} has a default, so it is never missing: drop `required`"),
+                ));
+            }
+            if let Some(re) = &pattern
+                && !re.is_match(default)
+            {
+                return Err(at(
+                    "default",
+                    format!(
+                        "param {name}: default {default:?} does not match its pattern {:?}",
+                        re.as_str()
+                    ),
                 ));
             }
         }

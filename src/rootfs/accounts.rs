@@ -134,6 +134,54 @@ pub fn add_group(db: &Databases, group: &Group) -> Result<Databases, String> {
 }
 
 /// Non-comment, non-empty lines split on `:`.
+/// Resolves an image config's `user` (`""`, `NAME`, `UID`, `NAME:GROUP`,
+/// `UID:GID`, mixed) to numeric ids through the image's own /etc/passwd and
+/// /etc/group, as container runtimes do: an empty user is root, a named
+/// user's group is its primary one, and a numeric uid the image does not
+/// list runs with gid 0.
+pub fn resolve_user(user: &str, passwd: &str, group: &str) -> Result<(u32, u32), String> {
+    let (user_part, group_part) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let entry = |find: &dyn Fn(&[&str]) -> bool| {
+        records(passwd).find(|f| f.len() >= 4 && find(f)).map(|f| {
+            (
+                f[2].parse::<u32>()
+                    .map_err(|_| format!("/etc/passwd has a bad uid in {:?}", f.join(":"))),
+                f[3].parse::<u32>()
+                    .map_err(|_| format!("/etc/passwd has a bad gid in {:?}", f.join(":"))),
+            )
+        })
+    };
+    let (uid, primary_gid) = if user_part.is_empty() {
+        (0, 0)
+    } else if let Ok(uid) = user_part.parse::<u32>() {
+        let gid = match entry(&|f| f[2] == user_part) {
+            Some((_, gid)) => gid?,
+            None => 0,
+        };
+        (uid, gid)
+    } else {
+        match entry(&|f| f[0] == user_part) {
+            Some((uid, gid)) => (uid?, gid?),
+            None => return Err(format!("no user {user_part:?} in the image's /etc/passwd")),
+        }
+    };
+    let gid = match group_part {
+        None | Some("") => primary_gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => records(group)
+                .find(|f| f.len() >= 3 && f[0] == g)
+                .ok_or_else(|| format!("no group {g:?} in the image's /etc/group"))?[2]
+                .parse()
+                .map_err(|_| format!("/etc/group has a bad gid for {g:?}"))?,
+        },
+    };
+    Ok((uid, gid))
+}
+
 fn records(text: &str) -> impl Iterator<Item = Vec<&str>> {
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -227,5 +275,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(db.group, "g:x:5:a,b\n");
+    }
+
+    #[test]
+    fn resolves_users_as_runtimes_do() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/sh\napp:x:10001:10002::/var/lib/app:/sbin/nologin\n";
+        let group = "root:x:0:\napp:x:10002:\nweb:x:33:\n";
+        for (user, want) in [
+            ("", Ok((0, 0))),
+            ("app", Ok((10001, 10002))),
+            ("10001", Ok((10001, 10002))),
+            ("4242", Ok((4242, 0))),
+            ("app:web", Ok((10001, 33))),
+            ("app:7", Ok((10001, 7))),
+            ("10001:10001", Ok((10001, 10001))),
+            ("nobody", Err("no user \"nobody\"")),
+            ("app:nogroup", Err("no group \"nogroup\"")),
+        ] {
+            let got = resolve_user(user, passwd, group);
+            match want {
+                Ok(ids) => assert_eq!(got, Ok(ids), "{user}"),
+                Err(m) => assert!(got.unwrap_err().contains(m), "{user}"),
+            }
+        }
     }
 }

@@ -118,6 +118,22 @@ pub fn decode_name(raw: &[u8]) -> String {
     out
 }
 
+/// The raw bytes a [`decode_name`]d name stands for.
+pub fn encode_name(name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len());
+    let mut parts = name.split('\0');
+    if let Some(first) = parts.next() {
+        out.extend_from_slice(first.as_bytes());
+    }
+    for part in parts {
+        // Each escape is NUL and two hex digits; decode_name wrote them.
+        let (hex, rest) = part.split_at(part.len().min(2));
+        out.extend(u8::from_str_radix(hex, 16).ok());
+        out.extend_from_slice(rest.as_bytes());
+    }
+    out
+}
+
 /// A decoded name for people: escaped bytes shown as `\xNN`.
 pub fn display_name(name: &str) -> std::borrow::Cow<'_, str> {
     if name.contains('\0') {
@@ -284,6 +300,14 @@ mod tests {
         assert_ne!(decode_name(b"a\xff"), decode_name(b"a\xfe"));
         let path = ImagePath::from_rel(&raw).unwrap();
         assert_eq!(path.to_string(), "/etc/caf\\xe9");
+        for raw in [
+            &b"etc/caf\xe9"[..],
+            b"\xff\xfe/a",
+            b"plain",
+            b"caf\xc3\xa9\x80",
+        ] {
+            assert_eq!(encode_name(&decode_name(raw)), raw);
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod meta;
 pub mod source;
+pub mod unpack;
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};

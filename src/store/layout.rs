@@ -256,13 +256,24 @@ pub fn replace_file_with<T>(
     path: &Path,
     write: impl FnOnce(&mut dyn io::Write) -> Result<T>,
 ) -> Result<T> {
+    replace_file_with_permissions(path, file_mode(), write)
+}
+
+/// [`replace_file_with`], the file created with `permissions` rather than
+/// the umask's: 0600 for files that may hold secrets, which must never
+/// exist readable to others, not even for a moment.
+pub fn replace_file_with_permissions<T>(
+    path: &Path,
+    permissions: std::fs::Permissions,
+    write: impl FnOnce(&mut dyn io::Write) -> Result<T>,
+) -> Result<T> {
     // `Path::new("x").parent()` is `Some("")`: the current directory.
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
-        .permissions(file_mode())
+        .permissions(permissions)
         .tempfile_in(dir)
         .context(|| {
             format!(

@@ -1,0 +1,377 @@
+//! `ingot bind`: an image's declared params bound to one environment's
+//! values at deploy time (design.md, principle 2).
+//!
+//! The image is only read. What comes out describes one deployment of it,
+//! naming it by digest: a dotenv file, an OCI runtime bundle, or a
+//! Kubernetes Deployment. Validation comes first and lists every problem;
+//! nothing is written unless it passes.
+
+pub mod bundle;
+pub mod dotenv;
+pub mod kubernetes;
+pub mod values;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, ImageConfiguration};
+use regex::Regex;
+
+use crate::base::oci::{self, Found};
+use crate::error::{Error, IoContext, Result};
+use crate::image::Platform;
+use crate::image::annotation;
+use crate::image::reference::OciRef;
+use crate::layer;
+use crate::recipe::schema::ParamSpec;
+use crate::rootfs::View;
+use values::{Given, Values};
+
+/// An image's declared params, by name.
+pub type Params = BTreeMap<String, ParamSpec>;
+
+/// Whether `name` is a portable environment variable name, which every
+/// output format can carry.
+pub fn valid_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A param's pattern, which must match the whole value: `[a-z]+` means
+/// `^(?:[a-z]+)$`, so a pattern cannot be passed by a value that merely
+/// contains a match.
+pub fn compile_pattern(pattern: &str) -> std::result::Result<Regex, String> {
+    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+        // The regex crate's message spans lines, drawing the pattern.
+        let detail = e.to_string();
+        let last = detail.lines().last().unwrap_or("invalid").trim();
+        format!("pattern {pattern:?} is not a valid regex: {last}")
+    })
+}
+
+/// The params `config` declares (label `dev.ingot.params`); none when the
+/// image was not built by ingot or declares none.
+pub fn declared(config: &ImageConfiguration) -> std::result::Result<Params, String> {
+    let text = config
+        .config()
+        .as_ref()
+        .and_then(|c| c.labels().as_ref())
+        .and_then(|l| l.get(annotation::PARAMS));
+    match text {
+        None => Ok(Params::new()),
+        Some(text) => {
+            serde_json::from_str(text).map_err(|e| format!("label {}: {e}", annotation::PARAMS))
+        }
+    }
+}
+
+/// Where the output goes, which decides what references can mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// A dotenv file.
+    Env,
+    /// An OCI runtime bundle: config.json and rootfs/.
+    OciBundle,
+    /// A Kubernetes Deployment.
+    Kubernetes,
+}
+
+impl Format {
+    /// Whether values are resolved now (env refs read) rather than by the
+    /// platform at run time (secret refs).
+    fn resolves_locally(self) -> bool {
+        self != Format::Kubernetes
+    }
+}
+
+/// A param's value, as the output carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bound {
+    Value(String),
+    SecretRef { name: String, key: String },
+}
+
+/// Where a bound value came from, for reports (never the value itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    Values,
+    Default,
+    Env,
+    SecretRef,
+}
+
+/// One param bound to a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub name: String,
+    pub value: Bound,
+    pub source: Source,
+    pub secret: bool,
+}
+
+/// Binds `values` to `params` for `format`, reading `{ env: VAR }` through
+/// `env`. Returns every problem, each a line naming the values file and,
+/// where there is one, the entry's position.
+pub fn resolve(
+    params: &Params,
+    values: &Values,
+    format: Format,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<Vec<Binding>, Vec<String>> {
+    let file = values.file.display();
+    // Each problem with its entry's position, to list them in file order;
+    // those about params not given come last.
+    let mut problems: Vec<(Option<values::Pos>, String)> = Vec::new();
+    for (name, entry) in &values.entries {
+        if !params.contains_key(name) {
+            let declared = if params.is_empty() {
+                "the image declares no params".to_string()
+            } else {
+                let names: Vec<&str> = params.keys().map(String::as_str).collect();
+                format!("the image declares {}", names.join(", "))
+            };
+            let message = values.at(entry.pos, &format!("unknown param {name}; {declared}"));
+            problems.push((Some(entry.pos), message));
+        }
+    }
+    let mut bindings = Vec::new();
+    for (name, param) in params {
+        let Some(entry) = values.entries.get(name) else {
+            if let Some(default) = &param.default {
+                bindings.push(Binding {
+                    name: name.clone(),
+                    value: Bound::Value(default.clone()),
+                    source: Source::Default,
+                    secret: param.secret,
+                });
+            } else if param.required {
+                let about = param
+                    .description
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
+                problems.push((
+                    None,
+                    format!("{file}: {name} is required{about} but not given"),
+                ));
+            }
+            continue;
+        };
+        let problem = |m: String| {
+            (
+                Some(entry.pos),
+                values.at(entry.pos, &format!("{name}: {m}")),
+            )
+        };
+        let (value, source) = match &entry.given {
+            Given::Literal(_) if param.secret => {
+                problems.push(problem(
+                    "is secret: give a reference, { secretRef: NAME/KEY } or { env: VAR }, never the value".into(),
+                ));
+                continue;
+            }
+            Given::Literal(v) => (Bound::Value(v.clone()), Source::Values),
+            Given::Env(var) if !format.resolves_locally() => {
+                problems.push(problem(format!(
+                    "{{ env: {var} }} is read when binding --format env or oci-bundle; a Deployment takes {{ secretRef: NAME/KEY }} or a literal"
+                )));
+                continue;
+            }
+            Given::Env(var) => match env(var) {
+                Some(v) => (Bound::Value(v), Source::Env),
+                None => {
+                    problems.push(problem(format!("environment variable {var} is not set")));
+                    continue;
+                }
+            },
+            Given::SecretRef { .. } if format.resolves_locally() => {
+                problems.push(problem(
+                    "{ secretRef } names a Kubernetes secret, for --format kubernetes; here use { env: VAR }".into(),
+                ));
+                continue;
+            }
+            Given::SecretRef { name, key } => (
+                Bound::SecretRef {
+                    name: name.clone(),
+                    key: key.clone(),
+                },
+                Source::SecretRef,
+            ),
+        };
+        if let Bound::Value(v) = &value {
+            // What came from the environment is not echoed: it may be secret.
+            let shown = if source == Source::Env {
+                "the value".to_string()
+            } else {
+                format!("{v:?}")
+            };
+            if v.contains('\0') {
+                problems.push(problem(format!("{shown} contains a NUL byte")));
+                continue;
+            }
+            if let Some(pattern) = &param.pattern {
+                match compile_pattern(pattern) {
+                    Ok(re) if re.is_match(v) => {}
+                    Ok(_) => {
+                        problems.push(problem(format!(
+                            "{shown} does not match the pattern {pattern:?}"
+                        )));
+                        continue;
+                    }
+                    Err(e) => {
+                        problems.push(problem(e));
+                        continue;
+                    }
+                }
+            }
+        }
+        bindings.push(Binding {
+            name: name.clone(),
+            value,
+            source,
+            secret: param.secret,
+        });
+    }
+    if problems.is_empty() {
+        return Ok(bindings);
+    }
+    problems.sort_by_key(|(pos, _)| pos.map_or((usize::MAX, 0), |p| (p.line, p.col)));
+    Err(problems.into_iter().map(|(_, m)| m).collect())
+}
+
+/// What `ingot bind` was asked to do.
+pub struct Request<'a> {
+    pub image: &'a OciRef,
+    pub platform: &'a Platform,
+    pub values: Option<&'a Path>,
+    pub format: Format,
+    pub output: &'a Path,
+    /// The image repository, for Kubernetes: `registry.example.com/team/app`.
+    pub repo: Option<&'a str>,
+    /// The Deployment's name [default: the image's title].
+    pub name: Option<&'a str>,
+    /// The `ingot bind` process's environment, for `{ env: VAR }`.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// What `ingot bind` did, for people and CI. It names params and where
+/// their values came from, never the values.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub image: String,
+    pub digest: String,
+    pub format: Format,
+    pub output: PathBuf,
+    pub params: BTreeMap<String, Source>,
+}
+
+/// Validates, then writes the output. On any problem nothing is written.
+pub fn bind(req: &Request) -> Result<Report> {
+    if req.format == Format::Kubernetes && req.repo.is_none() {
+        return Err(Error::Usage(
+            "--format kubernetes needs --repo REPOSITORY, the registry repository the image was pushed to".into(),
+        ));
+    }
+    let found = oci::open(req.image, &req.image.path, req.platform)?;
+    let params =
+        declared(&found.config).map_err(|m| Error::Failed(format!("{}: {m}", req.image)))?;
+    let values = match req.values {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .context(|| format!("reading values file {}", path.display()))?;
+            values::parse(path, &text)?
+        }
+        None => Values {
+            file: PathBuf::from("(no --values)"),
+            ..Values::default()
+        },
+    };
+    let bindings = resolve(&params, &values, req.format, req.env).map_err(Error::Unbound)?;
+    let digest = found.manifest_digest.to_string();
+    match req.format {
+        Format::Env => {
+            let text = dotenv::render(&req.image.to_string(), &digest, &bindings);
+            write_private(req.output, text.as_bytes())?;
+        }
+        Format::Kubernetes => {
+            let view = read_view(&found)?;
+            let deployment = kubernetes::Deployment {
+                name: req.name,
+                repo: req.repo.unwrap_or_default(),
+                digest: &digest,
+                config: &found.config,
+                annotations: found.manifest.annotations().as_ref(),
+                user: image_user(&found.config, &view)?,
+                bindings: &bindings,
+            };
+            let text = deployment.render().map_err(Error::Usage)?;
+            crate::store::layout::replace_file(req.output, text.as_bytes())?;
+        }
+        Format::OciBundle => {
+            let view = read_view(&found)?;
+            let user = image_user(&found.config, &view)?;
+            bundle::write(&found, &view, user, &bindings, req.output)?;
+        }
+    }
+    Ok(Report {
+        image: req.image.to_string(),
+        digest,
+        format: req.format,
+        output: req.output.to_path_buf(),
+        params: bindings
+            .iter()
+            .map(|b| (b.name.clone(), b.source))
+            .collect(),
+    })
+}
+
+/// Writes a file that may hold secret values: mode 0600 from the start,
+/// replaced whole or not at all.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let private = std::fs::Permissions::from_mode(0o600);
+    crate::store::layout::replace_file_with_permissions(path, private, |w| {
+        w.write_all(bytes)
+            .context(|| format!("writing {}", path.display()))
+    })
+}
+
+/// The image's filesystem as metadata (and account files), every layer
+/// verified against its digest and diff_id.
+fn read_view(found: &Found) -> Result<View> {
+    let diff_ids = crate::image::config::diff_ids(&found.config).map_err(Error::Failed)?;
+    let layers: &[Descriptor] = found.manifest.layers();
+    let mut view = View::new();
+    for (desc, diff_id) in layers.iter().zip(&diff_ids) {
+        let mut reader = layer::read::open(&found.layout.blobs, desc).map_err(Error::Failed)?;
+        view.apply_tar(&mut reader)
+            .map_err(|m| Error::Failed(format!("layer {}: {m}", desc.digest())))?;
+        reader.finish(diff_id).map_err(Error::Failed)?;
+    }
+    Ok(view)
+}
+
+/// The image's `user`, as numeric ids through its own account files.
+fn image_user(config: &ImageConfiguration, view: &View) -> Result<(u32, u32)> {
+    let user = config
+        .config()
+        .as_ref()
+        .and_then(|c| c.user().clone())
+        .unwrap_or_default();
+    let file = |p: &str| {
+        crate::rootfs::meta::ImagePath::from_rel(p)
+            .and_then(|p| view.content(&p))
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    };
+    crate::rootfs::accounts::resolve_user(&user, &file("etc/passwd"), &file("etc/group"))
+        .map_err(|m| Error::Failed(format!("the image's user {user:?}: {m}")))
+}
+
+#[cfg(test)]
+mod tests;
