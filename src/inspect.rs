@@ -17,6 +17,8 @@ pub struct Inspection {
     pub digest: String,
     pub manifest: ImageManifest,
     pub config: ImageConfiguration,
+    /// The params the image declares, bound per environment by `ingot bind`.
+    pub params: crate::bind::Params,
 }
 
 pub fn inspect(image: &ImageRef) -> Result<Inspection> {
@@ -38,7 +40,10 @@ pub fn inspect(image: &ImageRef) -> Result<Inspection> {
             )));
         }
     }
+    let params =
+        crate::bind::declared(&config).map_err(|m| Error::Failed(format!("{oci}: {m}")))?;
     Ok(Inspection {
+        params,
         reference: oci.to_string(),
         digest: desc.digest().to_string(),
         manifest,
@@ -107,6 +112,34 @@ pub fn render(i: &Inspection) -> String {
             for (k, v) in l {
                 let _ = writeln!(out, "  label       {k}={v}");
             }
+        }
+    }
+    if !i.params.is_empty() {
+        let _ = writeln!(out, "params:");
+        let width = i.params.keys().map(String::len).max().unwrap_or(0);
+        for (name, p) in &i.params {
+            let mut traits = Vec::new();
+            if p.required {
+                traits.push("required".to_string());
+            }
+            if p.secret {
+                traits.push("secret".to_string());
+            }
+            if let Some(d) = &p.default {
+                traits.push(format!("default {d:?}"));
+            }
+            if let Some(pattern) = &p.pattern {
+                traits.push(format!("pattern {pattern:?}"));
+            }
+            if traits.is_empty() {
+                traits.push("optional".to_string());
+            }
+            let about = p
+                .description
+                .as_deref()
+                .map(|d| format!("  {d}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {name:<width$}  {}{about}", traits.join(", "));
         }
     }
     if let Some(h) = c.history() {
