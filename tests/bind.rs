@@ -30,14 +30,20 @@ fn hello(dir: &Path) -> (PathBuf, String) {
     (layout, digest)
 }
 
-fn bind(layout: &Path, values: &Path, format: &str, out: &Path) -> std::process::Output {
-    run(ingot()
-        .arg("bind")
+/// `ingot bind` of `layout` with `values` as `format` into `out`.
+fn bind_cmd(layout: &Path, values: &Path, format: &str, out: &Path) -> Command {
+    let mut cmd = ingot();
+    cmd.arg("bind")
         .arg(format!("oci:{}", layout.display()))
         .arg("--values")
         .arg(values)
         .args(["--format", format, "-o"])
-        .arg(out))
+        .arg(out);
+    cmd
+}
+
+fn bind(layout: &Path, values: &Path, format: &str, out: &Path) -> std::process::Output {
+    run(&mut bind_cmd(layout, values, format, out))
 }
 
 fn write(path: &Path, text: &str) -> PathBuf {
@@ -86,13 +92,7 @@ fn dev_and_prod_bind_one_untouched_image() {
         (&dev, "dev.env", "postgres://dev"),
         (&prod, "prod.env", tricky),
     ] {
-        let output = run(ingot()
-            .arg("bind")
-            .arg(format!("oci:{}", layout.display()))
-            .arg("--values")
-            .arg(values)
-            .args(["--format", "env", "-o"])
-            .arg(dir.path().join(out))
+        let output = run(bind_cmd(&layout, values, "env", &dir.path().join(out))
             .env("DEV_DB", db)
             .env("PROD_DB", db));
         assert!(output.status.success(), "{}", stderr(&output));
@@ -118,6 +118,65 @@ fn dev_and_prod_bind_one_untouched_image() {
     let names = ["DATABASE_URL", "LOG_LEVEL"];
     assert_eq!(source_in_sh(&dev_env, &names), ["postgres://dev", "debug"]);
     assert_eq!(source_in_sh(&prod_env, &names), [tricky, "info"]);
+}
+
+#[test]
+fn deployments_for_two_environments_differ_only_in_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, _) = hello(dir.path());
+    let mut docs = Vec::new();
+    for (env, text) in [
+        (
+            "dev",
+            "LOG_LEVEL: debug\nDATABASE_URL: { secretRef: dev-db/url }\n",
+        ),
+        (
+            "prod",
+            "LOG_LEVEL: warn\nDATABASE_URL: { secretRef: prod-db/url }\n",
+        ),
+    ] {
+        let values = write(&dir.path().join(format!("{env}.yaml")), text);
+        let out = dir.path().join(format!("{env}-deploy.yaml"));
+        let output = run(bind_cmd(&layout, &values, "kubernetes", &out)
+            .args(["--repo", "registry.example.com/hello"]));
+        assert!(output.status.success(), "{}", stderr(&output));
+        let doc: serde_json::Value =
+            serde_yaml::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
+        docs.push(doc);
+    }
+    let env = |d: &serde_json::Value| d["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    assert_eq!(env(&docs[0])[1]["value"], "debug");
+    assert_eq!(env(&docs[1])[1]["value"], "warn");
+    assert_eq!(
+        env(&docs[1])[0]["valueFrom"]["secretKeyRef"]["name"],
+        "prod-db"
+    );
+    for d in &mut docs {
+        d["spec"]["template"]["spec"]["containers"][0]["env"] = serde_json::Value::Null;
+    }
+    assert_eq!(
+        docs[0], docs[1],
+        "the Deployments differ beyond their values"
+    );
+}
+
+#[test]
+fn templates_never_see_params() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("t.tera"), "level={{ params.LOG_LEVEL }}\n").unwrap();
+    let recipe = write(
+        &dir.path().join("recipe.yaml"),
+        "name: t\nversion: '1'\nbase: scratch\nparams:\n  LOG_LEVEL: { default: info }\n\
+         layers:\n  - name: a\n    steps:\n      - template: { src: t.tera, dest: /t }\n",
+    );
+    let output = run(ingot()
+        .arg("build")
+        .arg(&recipe)
+        .arg("-o")
+        .arg(dir.path().join("o")));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("params"), "{}", stderr(&output));
+    assert!(!dir.path().join("o").exists());
 }
 
 #[test]
@@ -159,19 +218,9 @@ fn a_literal_secret_is_refused_in_every_format() {
     );
     for format in ["env", "oci-bundle", "kubernetes"] {
         let out = dir.path().join(format!("out-{format}"));
-        let output = run(ingot()
-            .arg("bind")
-            .arg(format!("oci:{}", layout.display()))
-            .arg("--values")
-            .arg(&values)
-            .args([
-                "--format",
-                format,
-                "--repo",
-                "registry.example.com/hello",
-                "-o",
-            ])
-            .arg(&out));
+        let output =
+            run(bind_cmd(&layout, &values, format, &out)
+                .args(["--repo", "registry.example.com/hello"]));
         assert_eq!(output.status.code(), Some(2), "{format}");
         let err = stderr(&output);
         assert!(
@@ -345,19 +394,8 @@ fn kubernetes_output_passes_kubernetes_validate() {
         "LOG_LEVEL: warn\nDATABASE_URL: { secretRef: hello-db/url }\n",
     );
     let out = dir.path().join("deploy.yaml");
-    let output = run(ingot()
-        .arg("bind")
-        .arg(format!("oci:{}", layout.display()))
-        .arg("--values")
-        .arg(&values)
-        .args([
-            "--format",
-            "kubernetes",
-            "--repo",
-            "registry.example.com/team/hello",
-            "-o",
-        ])
-        .arg(&out));
+    let output = run(bind_cmd(&layout, &values, "kubernetes", &out)
+        .args(["--repo", "registry.example.com/team/hello"]));
     assert!(output.status.success(), "{}", stderr(&output));
     let validate = |file: &Path| {
         run(Command::new("kubernetes-validate")
@@ -470,14 +508,8 @@ fn an_oci_bundle_runs_under_runc() {
         "GREETING: hello world\nTOKEN: { env: PROBE_TOKEN }\n",
     );
     let bundle = dir.path().join("bundle");
-    let output = run(ingot()
-        .arg("bind")
-        .arg(format!("oci:{}", layout.display()))
-        .arg("--values")
-        .arg(&values)
-        .args(["--format", "oci-bundle", "-o"])
-        .arg(&bundle)
-        .env("PROBE_TOKEN", "s3cret value"));
+    let output =
+        run(bind_cmd(&layout, &values, "oci-bundle", &bundle).env("PROBE_TOKEN", "s3cret value"));
     assert!(output.status.success(), "{}", stderr(&output));
     let mode = fs::metadata(bundle.join("config.json"))
         .unwrap()
@@ -513,14 +545,7 @@ fn an_oci_bundle_runs_under_runc() {
     }
 
     // A bundle is written once: binding onto it again is refused.
-    let again = run(ingot()
-        .arg("bind")
-        .arg(format!("oci:{}", layout.display()))
-        .arg("--values")
-        .arg(&values)
-        .args(["--format", "oci-bundle", "-o"])
-        .arg(&bundle)
-        .env("PROBE_TOKEN", "x"));
+    let again = run(bind_cmd(&layout, &values, "oci-bundle", &bundle).env("PROBE_TOKEN", "x"));
     assert_eq!(again.status.code(), Some(2));
     assert!(stderr(&again).contains("exists"), "{}", stderr(&again));
 }
