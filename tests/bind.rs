@@ -519,6 +519,23 @@ fn an_oci_bundle_runs_under_runc() {
     let config: serde_json::Value = common::read_json(&bundle.join("config.json"));
     assert_eq!(config["annotations"]["dev.ingot.image.digest"], digest);
     assert_eq!(config["root"]["readonly"], true);
+    assert_eq!(config["process"]["noNewPrivileges"], true);
+    assert_eq!(config["process"]["terminal"], false);
+    let caps = &config["process"]["capabilities"];
+    for set in ["bounding", "effective", "permitted"] {
+        assert_eq!(
+            caps[set],
+            serde_json::json!(["CAP_NET_BIND_SERVICE"]),
+            "{set}"
+        );
+    }
+    let tmp = config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["destination"] == "/tmp")
+        .expect("a /tmp mount");
+    assert_eq!(tmp["type"], "tmpfs");
 
     let id = format!("ingot-test-{}", std::process::id());
     let ran = run(Command::new("runc")
