@@ -114,7 +114,7 @@ fn inspect_shows_layers_config_and_annotations() {
         "platform  linux/amd64",
         "org.opencontainers.image.title = hello",
         "org.opencontainers.image.base.name = stemcell:static@1.0.0",
-        "dev.ingot.layer.encoding = 2",
+        "dev.ingot.layer.encoding = 3",
         "HELLO_CONFIG=/etc/hello/hello.conf",
         "app",
     ] {
