@@ -67,7 +67,7 @@ pub struct KeyContext<'a> {
 /// build then plans the layer and reports the problem where it belongs.
 pub fn layer_key(ctx: &KeyContext, index: usize, stats: &mut StatIndex) -> Option<Digest> {
     let spec = &ctx.recipe.spec.layers[index];
-    let mut sources = Vec::new();
+    let mut walks = Vec::new();
     let mut has_template = false;
     for step in &spec.steps {
         let src = match step {
@@ -79,30 +79,44 @@ pub fn layer_key(ctx: &KeyContext, index: usize, stats: &mut StatIndex) -> Optio
             _ => continue,
         };
         let root = ctx.recipe.resolve_src(src).ok()?;
+        walks.push(source::walk(&root).ok()?);
+    }
+    // Every file's digest at once, so the ones the index does not know are
+    // read in parallel.
+    let files: Vec<(&std::path::Path, source::FileStat)> = walks
+        .iter()
+        .flatten()
+        .filter_map(|e| match &e.kind {
+            SourceKind::File { path, stat, .. } => Some((path.as_path(), *stat)),
+            _ => None,
+        })
+        .collect();
+    let mut digests = stats.digests(&files).ok()?.into_iter();
+    let mut sources = Vec::new();
+    for walk in &walks {
         let mut items = Vec::new();
-        for entry in source::walk(&root).ok()? {
-            let item = match entry.kind {
+        for entry in walk {
+            let rel = entry.rel.clone();
+            let item = match &entry.kind {
                 SourceKind::Dir => SourceItem {
-                    rel: entry.rel,
+                    rel,
                     kind: "dir",
                     executable: false,
                     target: None,
                     digest: None,
                 },
-                SourceKind::File {
-                    path, executable, ..
-                } => SourceItem {
-                    rel: entry.rel,
+                SourceKind::File { executable, .. } => SourceItem {
+                    rel,
                     kind: "file",
-                    executable,
+                    executable: *executable,
                     target: None,
-                    digest: Some(stats.digest(&path).ok()?),
+                    digest: Some(digests.next()?),
                 },
                 SourceKind::Symlink { target } => SourceItem {
-                    rel: entry.rel,
+                    rel,
                     kind: "symlink",
                     executable: false,
-                    target: Some(target),
+                    target: Some(target.clone()),
                     digest: None,
                 },
             };

@@ -88,7 +88,8 @@ pub fn build(recipe: &Recipe, options: &Options, log: Log) -> Result<Report> {
     let mut ctx = Context::new(&staging.blobs, options, recipe, log);
     let built = build_image(recipe, &mut ctx)?;
     ctx.save_stats();
-    let pins = std::mem::take(&mut ctx.pins);
+    // A retried build pins its bases again: LockFile sorts and dedups.
+    let pins = LockFile::new(std::mem::take(&mut ctx.pins)).pins;
     if options.locked {
         check_lock(recipe, &pins)?;
     }
@@ -109,7 +110,7 @@ pub fn build(recipe: &Recipe, options: &Options, log: Log) -> Result<Report> {
         layout: options.output.clone(),
         base: built.base_name,
         layers: built.reports,
-        pins: LockFile::new(pins).pins,
+        pins,
     })
 }
 
@@ -276,6 +277,31 @@ struct Built {
 }
 
 fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
+    // A cache entry found corrupt is dropped, so the next attempt builds
+    // that layer afresh; a third attempt would mean the cache is being
+    // corrupted as we go.
+    for _ in 0..3 {
+        if let Some(built) = build_image_once(recipe, ctx)? {
+            return Ok(built);
+        }
+    }
+    Err(Error::Failed(
+        "the build cache keeps serving corrupt layers; run ingot cache prune".into(),
+    ))
+}
+
+/// A cached layer served on the strength of its summary, its blob's digest
+/// being checked on another thread meanwhile.
+struct Unchecked {
+    key: Digest,
+    hit: CachedLayer,
+    name: String,
+    intact: std::thread::JoinHandle<bool>,
+}
+
+/// Builds the image, or returns None when a cached layer it used turned
+/// out corrupt (its entry is then dropped).
+fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>> {
     let spec = &recipe.spec;
     let base = resolve_base(recipe, ctx)?;
     let (blobs, options) = (ctx.blobs, ctx.options);
@@ -327,6 +353,7 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
     let mut diff_ids = base_diff_ids;
     let mut history = base.config.history().clone().unwrap_or_default();
     let mut reports = Vec::new();
+    let mut unchecked: Vec<Unchecked> = Vec::new();
     for (i, layer_spec) in spec.layers.iter().enumerate() {
         let key_ctx = key::KeyContext {
             recipe,
@@ -353,28 +380,34 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
             let copied = cache.copy_layer_to(&hit, blobs).is_ok();
             let usable = copied
                 && match &hit.summary {
-                    // The summary stands for the content: check the blob's
-                    // digest, which is cheaper than reading it back.
+                    // The summary stands for the content; the blob's digest
+                    // is checked on another thread while the build goes on
+                    // (cheaper than reading the layer back), and every
+                    // check is in before the image is assembled.
                     Some(summary) => {
-                        let sound = blobs
-                            .open_blob(&BlobRef {
-                                digest: hit.digest,
-                                size: hit.size,
-                            })
-                            .and_then(|r| r.finish())
-                            .is_ok();
-                        if sound {
-                            let layer_index = view.layer_count();
-                            let changes = summary
-                                .changes
-                                .iter()
-                                .cloned()
-                                .map(|c| at_layer(c, layer_index))
-                                .collect();
-                            view.apply(changes);
-                            scan.extend(summary.findings.clone(), layer_index);
-                        }
-                        sound
+                        let store = blobs.clone();
+                        let blob = BlobRef {
+                            digest: hit.digest,
+                            size: hit.size,
+                        };
+                        unchecked.push(Unchecked {
+                            key: *key,
+                            hit: hit.clone(),
+                            name: layer_spec.name.clone(),
+                            intact: std::thread::spawn(move || {
+                                store.open_blob(&blob).and_then(|r| r.finish()).is_ok()
+                            }),
+                        });
+                        let layer_index = view.layer_count();
+                        let changes = summary
+                            .changes
+                            .iter()
+                            .cloned()
+                            .map(|c| at_layer(c, layer_index))
+                            .collect();
+                        view.apply(changes);
+                        scan.extend(summary.findings.clone(), layer_index);
+                        true
                     }
                     None => apply_blob(&mut view, &mut scan, blobs, &desc, &hit.diff_id).is_ok(),
                 };
@@ -511,6 +544,24 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
         });
     }
 
+    let mut corrupt = false;
+    for u in unchecked {
+        if !u.intact.join().unwrap_or(false) {
+            if let Some(cache) = &ctx.cache {
+                cache.drop_layer(&u.key, Some(&u.hit));
+            }
+            let _ = std::fs::remove_file(blobs.path(&u.hit.digest));
+            (ctx.log)(&format!(
+                "layer {}: cache entry corrupt, rebuilding",
+                u.name
+            ));
+            corrupt = true;
+        }
+    }
+    if corrupt {
+        return Ok(None);
+    }
+
     let mut merged = image_config::merge(base.config.config().as_ref(), &spec.config);
     if !spec.params.is_empty() {
         let params = canonical_json(&spec.params)
@@ -597,7 +648,7 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
         .map_err(|e| Error::Failed(format!("assembling the manifest: {e}")))?;
     let manifest_blob = put_json(blobs, &manifest)?;
 
-    Ok(Built {
+    Ok(Some(Built {
         manifest: manifest_blob,
         config_blob,
         config,
@@ -605,7 +656,7 @@ fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
         platform,
         base_name: base.name,
         reports,
-    })
+    }))
 }
 
 /// Resolves the recipe's base into blobs in the context's store, and pins

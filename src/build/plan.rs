@@ -284,6 +284,7 @@ impl Plan {
                     path: host,
                     size,
                     executable,
+                    ..
                 } => {
                     let mode = c
                         .mode

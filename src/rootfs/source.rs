@@ -23,10 +23,39 @@ pub enum SourceKind {
         path: PathBuf,
         size: u64,
         executable: bool,
+        /// What the walk saw, so a file's cached digest is found without
+        /// another stat.
+        stat: FileStat,
     },
     Symlink {
         target: String,
     },
+}
+
+/// A file's identity as git's index records it: a file whose stat is
+/// unchanged is taken to have unchanged content (with git's racy-clean
+/// exception, which the cache applies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileStat {
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub inode: u64,
+    pub dev: u64,
+}
+
+impl FileStat {
+    pub fn of(meta: &std::fs::Metadata) -> FileStat {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        FileStat {
+            size: meta.len(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            inode: meta.ino(),
+            dev: meta.dev(),
+        }
+    }
 }
 
 /// Lists `root` (a file or a directory tree), parents before children.
@@ -67,6 +96,7 @@ pub fn walk(root: &Path) -> Result<Vec<SourceEntry>, String> {
                 path: path.to_path_buf(),
                 size: meta.len(),
                 executable: meta.permissions().mode() & 0o100 != 0,
+                stat: FileStat::of(&meta),
             }
         } else if ft.is_symlink() {
             let target = std::fs::read_link(path)

@@ -15,9 +15,8 @@
 //! index was written is hashed again, since a change within the same clock
 //! tick would not show in its stat.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::layout::replace_file;
 use super::{BlobRef, BlobStore};
 use crate::digest::{Digest, HashingReader};
+use crate::rootfs::source::FileStat;
 use crate::error::{IoContext, Result};
 
 /// A cache directory.
@@ -133,13 +133,15 @@ impl Cache {
     /// The stat index of the source root `dir`.
     pub fn stat_index(&self, dir: &Path) -> StatIndex {
         let path = self.stat_path(dir);
-        let written = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let written_ns = std::fs::metadata(&path)
+            .ok()
+            .map(|m| FileStat::of(&m).mtime_ns);
         let entries = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         StatIndex {
-            written,
+            written_ns,
             entries,
             changed: false,
         }
@@ -205,56 +207,63 @@ pub struct Usage {
     pub layers: u64,
 }
 
-/// A file's identity as its stat shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Stat {
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-    inode: u64,
-    dev: u64,
-}
-
-impl Stat {
-    fn of(meta: &std::fs::Metadata) -> Stat {
-        Stat {
-            size: meta.len(),
-            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
-            inode: meta.ino(),
-            dev: meta.dev(),
-        }
-    }
-}
-
 /// Content digests of a source tree's files, keyed by path and stat.
 #[derive(Debug, Default)]
 pub struct StatIndex {
-    /// When the index was last written (its file's mtime): the racy-clean
-    /// line.
-    written: Option<std::time::SystemTime>,
-    entries: BTreeMap<PathBuf, (Stat, Digest)>,
+    /// When the index was last written (its file's mtime, in nanoseconds
+    /// since the epoch): the racy-clean line.
+    written_ns: Option<i128>,
+    entries: HashMap<PathBuf, (FileStat, Digest)>,
     changed: bool,
 }
 
 impl StatIndex {
-    /// The content digest of `path`, from the index when its stat is
-    /// unchanged and it was not modified as late as the index was written;
-    /// otherwise by reading it.
-    pub fn digest(&mut self, path: &Path) -> io::Result<Digest> {
-        let meta = std::fs::metadata(path)?;
-        let stat = Stat::of(&meta);
-        let racy = match (self.written, meta.modified()) {
-            (Some(written), Ok(modified)) => modified >= written,
-            _ => true,
-        };
-        if let Some((_, digest)) = self
-            .entries
-            .get(path)
-            .filter(|(known, _)| *known == stat && !racy)
-        {
-            return Ok(*digest);
+    /// The content digests of `files` (each with the stat its walk saw), in
+    /// order. A file whose stat is what the index recorded, and that was not
+    /// modified as late as the index was written (git's racy-clean rule),
+    /// keeps its recorded digest; the others are read, on every core.
+    pub fn digests(&mut self, files: &[(&Path, FileStat)]) -> io::Result<Vec<Digest>> {
+        let known: Vec<Option<Digest>> = files
+            .iter()
+            .map(|(path, stat)| {
+                let racy = self.written_ns.is_none_or(|w| stat.mtime_ns >= w);
+                self.entries
+                    .get(*path)
+                    .filter(|(seen, _)| seen == stat && !racy)
+                    .map(|(_, digest)| *digest)
+            })
+            .collect();
+        let unknown: Vec<(&Path, FileStat)> = files
+            .iter()
+            .zip(&known)
+            .filter(|(_, k)| k.is_none())
+            .map(|(f, _)| *f)
+            .collect();
+        let mut read = hash_files(&unknown)?.into_iter();
+        let mut out = Vec::with_capacity(files.len());
+        for ((path, stat), known) in files.iter().zip(known) {
+            let digest = match known {
+                Some(d) => d,
+                None => {
+                    let d = read
+                        .next()
+                        .ok_or_else(|| io::Error::other("a file went unhashed"))?;
+                    self.entries.insert(path.to_path_buf(), (*stat, d));
+                    self.changed = true;
+                    d
+                }
+            };
+            out.push(digest);
         }
+        Ok(out)
+    }
+}
+
+/// The SHA-256 of each file, read on as many threads as there are cores
+/// (a cold build or a fresh checkout reads every source once here). A file
+/// whose size is not what its stat said changed while it was read.
+fn hash_files(files: &[(&Path, FileStat)]) -> io::Result<Vec<Digest>> {
+    let hash = |(path, stat): &(&Path, FileStat)| -> io::Result<Digest> {
         let mut reader = HashingReader::new(std::fs::File::open(path)?);
         io::copy(&mut reader, &mut io::sink())?;
         let (digest, len) = reader.finish();
@@ -264,10 +273,44 @@ impl StatIndex {
                 path.display()
             )));
         }
-        self.entries.insert(path.to_path_buf(), (stat, digest));
-        self.changed = true;
         Ok(digest)
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len());
+    if threads <= 1 {
+        return files.iter().map(hash).collect();
     }
+    // Workers take files in turn from a shared counter: sizes vary too much
+    // for fixed shares to balance.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Vec<(usize, io::Result<Digest>)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(file) = files.get(i) else { break };
+                        done.push((i, hash(file)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    let mut digests: Vec<Option<Digest>> = vec![None; files.len()];
+    for (i, result) in results.into_iter().flatten() {
+        digests[i] = Some(result?);
+    }
+    digests
+        .into_iter()
+        .map(|d| d.ok_or_else(|| io::Error::other("a hashing thread failed")))
+        .collect()
 }
 
 /// Hard-links `from` to `to` (same filesystem, no copy), else copies; an
