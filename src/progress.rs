@@ -66,6 +66,13 @@ impl Progress {
         self.start_at(what, total, Instant::now());
     }
 
+    /// Adds `n` bytes to the total: work found while it is under way.
+    pub fn add_total(&self, n: u64) {
+        if let Some(state) = &self.inner {
+            state.lock().unwrap_or_else(|e| e.into_inner()).total += n;
+        }
+    }
+
     /// Counts `n` more bytes done.
     pub fn advance(&self, n: u64) {
         self.advance_at(n, Instant::now());

@@ -137,6 +137,36 @@ fn scramble_metadata(root: &Path) {
 }
 
 #[test]
+/// Compression threads, zstd workers and layers written at once all follow
+/// the core count: one core (taskset) gives the image all cores give.
+fn the_core_count_does_not_change_the_digest() {
+    common::require("taskset");
+    let tmp = tempfile::tempdir().unwrap();
+    for compression in ["gzip", "zstd"] {
+        let build = |cores: Option<&str>, out: &str| {
+            let bin = env!("CARGO_BIN_EXE_ingot");
+            let mut cmd = match cores {
+                Some(list) => {
+                    let mut c = Command::new("taskset");
+                    c.args(["-c", list, bin]);
+                    c
+                }
+                None => Command::new(bin),
+            };
+            cmd.env_remove("SOURCE_DATE_EPOCH")
+                .args(["build", "--no-cache", "--compression", compression])
+                .arg(recipe("everything"))
+                .arg("-o")
+                .arg(tmp.path().join(out));
+            digest_of(&mut cmd)
+        };
+        let one = build(Some("0"), &format!("one-{compression}"));
+        let all = build(None, &format!("all-{compression}"));
+        assert_eq!(one, all, "{compression}");
+    }
+}
+
+#[test]
 /// Rules 5, 6 and 10, and the closing paragraph: the digest depends on the
 /// recipe and its inputs only, not on where the recipe lives, the input
 /// files' creation order, mtimes, modes beyond owner-executable, owners or

@@ -3,8 +3,10 @@
 //! free"). Two layers with the same key are byte-identical.
 //!
 //! That is: the layer encoding and compression; the timestamp; the layers
-//! below (their diff_ids fix the view the steps run against, and how many
-//! of them are the base's); the layer's steps as written; what templates
+//! below (the base's diff_ids and the keys of the recipe layers below,
+//! which fix the view the steps run against as well as their diff_ids
+//! would, without waiting for those layers to be written; and how many of
+//! them are the base's); the layer's steps as written; what templates
 //! see; and every source file's path, kind, executable bit, symlink target
 //! and content digest. File digests come from the stat index, so unchanged
 //! files are not read.
@@ -21,7 +23,7 @@ use crate::rootfs::source::{self, SourceKind};
 use crate::store::cache::StatIndex;
 
 /// Bumped when what goes into a key changes meaning.
-const KEY_VERSION: u32 = 1;
+const KEY_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct KeyInputs<'a> {

@@ -21,6 +21,7 @@ use crate::lock::{self, LockFile, Pin};
 use crate::recipe::Recipe;
 use crate::registry;
 use crate::rootfs::{Change, Node, View};
+use crate::seal::scan::Findings;
 use crate::seal::{self, LayerLabel, Scan};
 use crate::store::cache::{Cache, CachedLayer, LayerSummary, StatIndex};
 use crate::store::layout::{self, Staging, Tagged};
@@ -349,200 +350,188 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
     }
 
     let created = image::rfc3339(options.epoch);
-    let mut layers = base.layers.clone();
-    let mut diff_ids = base_diff_ids;
-    let mut history = base.config.history().clone().unwrap_or_default();
-    let mut reports = Vec::new();
+    // Each recipe layer is keyed on the identities of the layers below it:
+    // the base's diff_ids, then the keys of the recipe layers, which fix
+    // their bytes as well as a diff_id would. So no key waits for a layer
+    // below to be written, and layers are written on worker threads while
+    // the next ones are planned.
+    let mut lower: Vec<Digest> = base_diff_ids.clone();
+    let mut keyed = ctx.cache.is_some();
+    let mut slots: Vec<Slot> = Vec::new();
     let mut unchecked: Vec<Unchecked> = Vec::new();
+    let max_writers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    options
+        .progress
+        .start(&format!("building {}", spec.name), 0);
     for (i, layer_spec) in spec.layers.iter().enumerate() {
         let key_ctx = key::KeyContext {
             recipe,
             base: &base,
-            lower: &diff_ids,
+            lower: &lower,
             epoch: options.epoch,
             compression: compression_name(options.compression),
         };
-        let key = ctx.layer_key(&key_ctx, i);
-        let cached = match (&ctx.cache, &key) {
-            (Some(cache), Some(key)) => cache.layer(key),
-            _ => None,
+        let key = if keyed {
+            ctx.layer_key(&key_ctx, i)
+        } else {
+            None
         };
-        // A hit is read back through the verifying reader like any layer;
-        // one that fails verification is dropped and the layer rebuilt.
-        let mut served = None;
-        if let (Some(cache), Some(key), Some(hit)) = (&ctx.cache, &key, cached) {
-            let desc = Descriptor::new(
-                media_type_of(options.compression),
-                hit.size,
-                hit.digest.to_oci(),
-            );
-            let mark = scan.mark();
-            let copied = cache.copy_layer_to(&hit, blobs).is_ok();
-            let usable = copied
-                && match &hit.summary {
-                    // The summary stands for the content; the blob's digest
-                    // is checked on another thread while the build goes on
-                    // (cheaper than reading the layer back), and every
-                    // check is in before the image is assembled.
-                    Some(summary) => {
-                        let store = blobs.clone();
-                        let blob = BlobRef {
-                            digest: hit.digest,
-                            size: hit.size,
-                        };
-                        unchecked.push(Unchecked {
-                            key: *key,
-                            hit: hit.clone(),
-                            name: layer_spec.name.clone(),
-                            intact: std::thread::spawn(move || {
-                                store.open_blob(&blob).and_then(|r| r.finish()).is_ok()
-                            }),
-                        });
-                        let layer_index = view.layer_count();
-                        let changes = summary
-                            .changes
-                            .iter()
-                            .cloned()
-                            .map(|c| at_layer(c, layer_index))
-                            .collect();
-                        view.apply(changes);
-                        scan.extend(summary.findings.clone(), layer_index);
-                        true
-                    }
-                    None => apply_blob(&mut view, &mut scan, blobs, &desc, &hit.diff_id).is_ok(),
-                };
-            if usable {
-                served = Some(hit);
-            } else {
-                scan.rollback(mark);
-                cache.drop_layer(key, Some(&hit));
-                let _ = std::fs::remove_file(blobs.path(&hit.digest));
-                (ctx.log)(&format!(
-                    "layer {}: cache entry corrupt, rebuilding",
-                    layer_spec.name
-                ));
+        match key {
+            Some(k) => lower.push(k),
+            // A layer without a key leaves the ones above without one.
+            None => keyed = false,
+        }
+        let layer_index = view.layer_count();
+        if let (Some(cache), Some(key)) = (&ctx.cache, &key)
+            && let Some(hit) = cache.layer(key)
+        {
+            let media = media_type_of(options.compression);
+            if let Some(served) = serve(&mut view, cache, blobs, &hit, media) {
+                if let Some(intact) = served.check {
+                    unchecked.push(Unchecked {
+                        key: *key,
+                        hit: hit.clone(),
+                        name: layer_spec.name.clone(),
+                        intact,
+                    });
+                }
+                let findings = served.findings;
+                slots.push(Slot {
+                    name: layer_spec.name.clone(),
+                    steps: layer_spec.steps.len(),
+                    key: None,
+                    layer_index,
+                    state: SlotState::Cached(hit, findings),
+                });
+                continue;
+            }
+            cache.drop_layer(key, Some(&hit));
+            let _ = std::fs::remove_file(blobs.path(&hit.digest));
+            (ctx.log)(&format!(
+                "layer {}: cache entry corrupt, rebuilding",
+                layer_spec.name
+            ));
+        }
+        let inputs = plan::Inputs {
+            recipe,
+            base: &base,
+            view: &view,
+            base_layers: base.layers.len(),
+            epoch: options.epoch,
+        };
+        let plan = plan::plan_layer(&inputs, i)?;
+        if plan.is_empty() {
+            (ctx.log)(&format!(
+                "layer {}: no changes, not emitted",
+                layer_spec.name
+            ));
+            continue;
+        }
+        let base_dependent = plan.base_dependent;
+        let entries = plan.into_entries();
+        // The view learns the layer from its entries, and the seal sees
+        // each file's content as it is written: a fresh layer is not read
+        // back.
+        let changes = plan::changes(&entries, layer_index)
+            .map_err(|m| recipe.error_at(&["layers", &i.to_string()], m))?;
+        view.apply(changes.clone());
+        // Bounded concurrency: at most one writer per core in flight.
+        while slots.iter().filter(|s| s.writing()).count() >= max_writers {
+            if let Some(oldest) = slots.iter_mut().find(|s| s.writing()) {
+                oldest.wait();
             }
         }
-        let hit = served.is_some();
-        let built = match served {
-            Some(hit) => {
+        options
+            .progress
+            .add_total(entries.iter().map(content_size).sum());
+        let writer = blobs.writer().context(|| "creating a layer blob".into())?;
+        let job = WriteJob {
+            entries,
+            epoch: options.epoch,
+            compression: options.compression,
+            progress: options.progress.clone(),
+            layer_index,
+        };
+        let count = job.entries.len();
+        slots.push(Slot {
+            name: layer_spec.name.clone(),
+            steps: layer_spec.steps.len(),
+            key,
+            layer_index,
+            state: SlotState::Writing {
+                count,
+                base_dependent,
+                changes,
+                handle: std::thread::spawn(move || job.run(writer)),
+            },
+        });
+    }
+
+    let mut layers = base.layers.clone();
+    let mut diff_ids = base_diff_ids;
+    let mut history = base.config.history().clone().unwrap_or_default();
+    let mut reports = Vec::new();
+    for mut slot in slots {
+        slot.wait();
+        let (built, findings, hit) = match slot.state {
+            SlotState::Cached(hit, findings) => {
                 (ctx.log)(&format!(
                     "layer {}: cached, {} entries, {} bytes, {}",
-                    layer_spec.name, hit.entries, hit.size, hit.digest
+                    slot.name, hit.entries, hit.size, hit.digest
                 ));
-                hit
+                (hit, findings, true)
             }
-            None => {
-                let inputs = plan::Inputs {
-                    recipe,
-                    base: &base,
-                    view: &view,
-                    base_layers: base.layers.len(),
-                    epoch: options.epoch,
-                };
-                let plan = plan::plan_layer(&inputs, i)?;
-                if plan.is_empty() {
-                    (ctx.log)(&format!(
-                        "layer {}: no changes, not emitted",
-                        layer_spec.name
-                    ));
-                    continue;
-                }
-                let base_dependent = plan.base_dependent;
-                let entries = plan.into_entries();
-                let count = entries.len();
-                // The view learns the layer from its entries, and the seal
-                // sees each file's content as it is written: a fresh layer
-                // is not read back.
-                let changes = plan::changes(&entries, view.layer_count())
-                    .map_err(|m| recipe.error_at(&["layers", &i.to_string()], m))?;
-                let mark = scan.mark();
-                let mut writer = blobs.writer().context(|| "creating a layer blob".into())?;
-                let total = entries.iter().map(content_size).sum();
-                options
-                    .progress
-                    .start(&format!("layer {}", layer_spec.name), total);
-                let mut scan_sink = seal::scan::LayerScan::new(&mut scan, view.layer_count());
-                let mut sink = Counting {
-                    inner: &mut scan_sink,
-                    progress: &options.progress,
-                };
-                let written = layer::write_compressed(
-                    entries,
-                    options.epoch,
-                    options.compression,
-                    &mut writer,
-                    Some(&mut sink),
-                )
-                .context(|| format!("writing layer {:?}", layer_spec.name))?;
-                options.progress.finish();
-                let summary = LayerSummary {
-                    changes: changes.clone(),
-                    findings: scan.since(mark),
-                };
-                view.apply(changes);
-                writer.commit().context(|| "storing a layer blob".into())?;
+            SlotState::Done(result) => {
+                let done = result.context(|| format!("writing layer {:?}", slot.name))?;
                 (ctx.log)(&format!(
-                    "layer {}: {count} entries, {} bytes, {}",
-                    layer_spec.name, written.size, written.digest
+                    "layer {}: {} entries, {} bytes, {}",
+                    slot.name, done.built.entries, done.built.size, done.built.digest
                 ));
-                let built = CachedLayer {
-                    digest: written.digest,
-                    size: written.size,
-                    diff_id: written.diff_id,
-                    entries: count,
-                    base_dependent,
-                    summary: Some(summary),
-                };
-                if let (Some(cache), Some(key)) = (&ctx.cache, &key) {
+                if let (Some(cache), Some(key)) = (&ctx.cache, &slot.key) {
                     // A cache that cannot be written costs speed, not the
                     // build.
-                    if let Err(e) = cache.put_layer(key, &built, blobs) {
+                    if let Err(e) = cache.put_layer(key, &done.built, blobs) {
                         (ctx.log)(&format!("warning: not cached: {e}"));
                     }
                 }
-                built
+                (done.built, done.findings, false)
             }
+            SlotState::Writing { .. } => unreachable!("waited for above"),
         };
-        let written = &built;
-        let base_dependent = built.base_dependent;
-
+        scan.extend(findings, slot.layer_index);
         let mut desc = Descriptor::new(
             media_type_of(options.compression),
-            written.size,
-            written.digest.to_oci(),
+            built.size,
+            built.digest.to_oci(),
         );
         desc.set_annotations(Some(HashMap::from([
-            (annotation::LAYER_NAME.to_string(), layer_spec.name.clone()),
+            (annotation::LAYER_NAME.to_string(), slot.name.clone()),
             (
                 annotation::LAYER_BASE_DEPENDENT.to_string(),
-                base_dependent.to_string(),
+                built.base_dependent.to_string(),
             ),
         ])));
         labels.push(LayerLabel {
-            digest: written.digest.to_string(),
-            name: layer_spec.name.clone(),
+            digest: built.digest.to_string(),
+            name: slot.name.clone(),
         });
         layers.push(desc);
-        diff_ids.push(written.diff_id);
+        diff_ids.push(built.diff_id);
         history.push(image_config::history_entry(
             &created,
-            format!(
-                "ingot layer {} ({} steps)",
-                layer_spec.name,
-                layer_spec.steps.len()
-            ),
+            format!("ingot layer {} ({} steps)", slot.name, slot.steps),
             None,
         ));
         reports.push(LayerReport {
-            name: layer_spec.name.clone(),
-            digest: written.digest,
-            diff_id: written.diff_id,
-            size: written.size,
-            entries: written.entries,
+            name: slot.name,
+            digest: built.digest,
+            diff_id: built.diff_id,
+            size: built.size,
+            entries: built.entries,
             cached: hit,
         });
     }
+    options.progress.finish();
 
     let mut corrupt = false;
     for u in unchecked {
@@ -904,6 +893,166 @@ fn at_layer(change: Change, index: usize) -> Change {
 }
 
 /// Bytes of file content an entry brings.
+/// One recipe layer on its way into the image, in recipe order.
+struct Slot {
+    name: String,
+    steps: usize,
+    /// The cache key to file a freshly written layer under.
+    key: Option<Digest>,
+    layer_index: usize,
+    state: SlotState,
+}
+
+enum SlotState {
+    /// Served from the cache, with the seal's findings from its summary.
+    Cached(CachedLayer, Findings),
+    /// Being written on a worker thread.
+    Writing {
+        count: usize,
+        base_dependent: bool,
+        changes: Vec<Change>,
+        handle: std::thread::JoinHandle<std::io::Result<(layer::Layer, Findings)>>,
+    },
+    Done(std::io::Result<Written>),
+}
+
+/// A layer written by a worker.
+struct Written {
+    built: CachedLayer,
+    findings: Findings,
+}
+
+impl Slot {
+    fn writing(&self) -> bool {
+        matches!(self.state, SlotState::Writing { .. })
+    }
+
+    /// Waits for the worker, if there is one.
+    fn wait(&mut self) {
+        let state = std::mem::replace(
+            &mut self.state,
+            SlotState::Done(Err(std::io::Error::other("unset"))),
+        );
+        self.state = match state {
+            SlotState::Writing {
+                count,
+                base_dependent,
+                changes,
+                handle,
+            } => {
+                let result = handle
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("the layer writer panicked")));
+                SlotState::Done(result.map(|(written, findings)| Written {
+                    built: CachedLayer {
+                        digest: written.digest,
+                        size: written.size,
+                        diff_id: written.diff_id,
+                        entries: count,
+                        base_dependent,
+                        summary: Some(LayerSummary {
+                            changes,
+                            findings: findings.clone(),
+                        }),
+                    },
+                    findings,
+                }))
+            }
+            other => other,
+        };
+    }
+}
+
+/// What a worker needs to write one layer.
+struct WriteJob {
+    entries: Vec<layer::Entry>,
+    epoch: u64,
+    compression: layer::Compression,
+    progress: crate::progress::Progress,
+    layer_index: usize,
+}
+
+impl WriteJob {
+    /// Writes and stores the layer blob, scanning its content for the seal.
+    fn run(
+        self,
+        mut writer: crate::store::BlobWriter,
+    ) -> std::io::Result<(layer::Layer, Findings)> {
+        let mut scan = Scan::default();
+        let mark = scan.mark();
+        let mut scan_sink = seal::scan::LayerScan::new(&mut scan, self.layer_index);
+        let mut sink = Counting {
+            inner: &mut scan_sink,
+            progress: &self.progress,
+        };
+        let written = layer::write_compressed(
+            self.entries,
+            self.epoch,
+            self.compression,
+            &mut writer,
+            Some(&mut sink),
+        )?;
+        writer.commit()?;
+        Ok((written, scan.since(mark)))
+    }
+}
+
+/// A cache hit in the view: its seal findings, and the check of its blob
+/// still running, if any.
+struct Served {
+    findings: Findings,
+    check: Option<std::thread::JoinHandle<bool>>,
+}
+
+/// Serves a cache hit into the view; returns its seal findings, or None
+/// when the entry cannot be used (its blob is not where it should be, or
+/// reads back wrong). A summary stands for the content: its blob's digest
+/// is checked on another thread while the build goes on, and every check
+/// is in before the image is assembled.
+fn serve(
+    view: &mut View,
+    cache: &Cache,
+    blobs: &BlobStore,
+    hit: &CachedLayer,
+    media: MediaType,
+) -> Option<Served> {
+    cache.copy_layer_to(hit, blobs).ok()?;
+    let layer_index = view.layer_count();
+    match &hit.summary {
+        Some(summary) => {
+            let store = blobs.clone();
+            let blob = BlobRef {
+                digest: hit.digest,
+                size: hit.size,
+            };
+            let check =
+                std::thread::spawn(move || store.open_blob(&blob).and_then(|r| r.finish()).is_ok());
+            let changes = summary
+                .changes
+                .iter()
+                .cloned()
+                .map(|c| at_layer(c, layer_index))
+                .collect();
+            view.apply(changes);
+            Some(Served {
+                findings: summary.findings.clone(),
+                check: Some(check),
+            })
+        }
+        None => {
+            // An entry without a summary is read back like a base layer.
+            let desc = Descriptor::new(media, hit.size, hit.digest.to_oci());
+            let mut scan = Scan::default();
+            let mark = scan.mark();
+            apply_blob(view, &mut scan, blobs, &desc, &hit.diff_id).ok()?;
+            Some(Served {
+                findings: scan.since(mark),
+                check: None,
+            })
+        }
+    }
+}
+
 fn content_size(entry: &layer::Entry) -> u64 {
     match &entry.kind {
         layer::EntryKind::File(layer::Content::Bytes(b)) => b.len() as u64,

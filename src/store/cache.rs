@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use super::layout::replace_file;
 use super::{BlobRef, BlobStore};
 use crate::digest::{Digest, HashingReader};
-use crate::rootfs::source::FileStat;
 use crate::error::{IoContext, Result};
+use crate::rootfs::source::FileStat;
 
 /// A cache directory.
 #[derive(Debug, Clone)]
@@ -367,17 +367,46 @@ mod tests {
         let cache = Cache::open(&dir.path().join("cache")).unwrap();
         let src = dir.path().join("src");
         std::fs::create_dir(&src).unwrap();
-        let file = src.join("a");
-        std::fs::write(&file, "one").unwrap();
+        let files: Vec<PathBuf> = (0..5).map(|i| src.join(format!("f{i}"))).collect();
+        for (i, f) in files.iter().enumerate() {
+            std::fs::write(f, format!("content {i}")).unwrap();
+        }
+        let stats = |files: &[PathBuf]| -> Vec<FileStat> {
+            files
+                .iter()
+                .map(|f| FileStat::of(&std::fs::metadata(f).unwrap()))
+                .collect()
+        };
+        let digests = |index: &mut StatIndex, files: &[PathBuf]| {
+            let stats = stats(files);
+            let list: Vec<(&Path, FileStat)> =
+                files.iter().map(PathBuf::as_path).zip(stats).collect();
+            index.digests(&list).unwrap()
+        };
 
+        // Hashed on several threads, returned in order.
         let mut index = cache.stat_index(&src);
-        assert_eq!(index.digest(&file).unwrap(), Digest::of(b"one"));
+        let want: Vec<Digest> = (0..5)
+            .map(|i| Digest::of(format!("content {i}").as_bytes()))
+            .collect();
+        assert_eq!(digests(&mut index, &files), want);
         cache.save_stat_index(&src, &index).unwrap();
 
         // Same size, new content, and the file is no older than the index:
         // the racy-clean rule re-hashes it even if its stat looked equal.
-        std::fs::write(&file, "two").unwrap();
+        std::fs::write(&files[2], "content X").unwrap();
         let mut index = cache.stat_index(&src);
-        assert_eq!(index.digest(&file).unwrap(), Digest::of(b"two"));
+        let got = digests(&mut index, &files);
+        assert_eq!(got[2], Digest::of(b"content X"));
+        assert_eq!(got[4], want[4]);
+
+        // A file that changes size between the walk and the read is refused.
+        let seen = stats(&files[..1]);
+        std::fs::write(&files[0], "longer content now").unwrap();
+        let err = index.digests(&[(files[0].as_path(), seen[0])]).unwrap_err();
+        assert!(
+            err.to_string().contains("changed while it was read"),
+            "{err}"
+        );
     }
 }
