@@ -264,7 +264,11 @@ impl StatIndex {
 /// whose size is not what its stat said changed while it was read.
 fn hash_files(files: &[(&Path, FileStat)]) -> io::Result<Vec<Digest>> {
     let hash = |(path, stat): &(&Path, FileStat)| -> io::Result<Digest> {
-        let mut reader = HashingReader::new(std::fs::File::open(path)?);
+        let file = std::fs::File::open(path)?;
+        let mut reader = HashingReader::new(io::BufReader::with_capacity(
+            crate::layer::COPY_BUFFER,
+            file,
+        ));
         io::copy(&mut reader, &mut io::sink())?;
         let (digest, len) = reader.finish();
         if len != stat.size {

@@ -75,7 +75,9 @@ impl BlobStore {
         let file = File::open(self.path(&blob.digest))
             .map_err(|e| io::Error::new(e.kind(), format!("blob {}: {e}", blob.digest)))?;
         Ok(VerifiedReader {
-            inner: HashingReader::new(io::BufReader::new(file).take(blob.size + 1)),
+            inner: HashingReader::new(
+                io::BufReader::with_capacity(crate::layer::COPY_BUFFER, file).take(blob.size + 1),
+            ),
             expected: *blob,
         })
     }
