@@ -33,7 +33,7 @@ const LEVEL: u32 = 3;
 /// comment), MTIME=0, XFL=0, OS=255 ("unknown"). Nothing from the host.
 pub const HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff];
 
-/// Compresses one block as raw deflate with a fresh compressor, and returns
+/// Compresses one block as raw deflate, as a fresh compressor would, and returns
 /// the compressed bytes with the CRC32 state of `data`.
 ///
 /// A non-last block ends with a sync flush (an empty stored block), so the
@@ -46,7 +46,25 @@ pub fn compress_block(data: &[u8], last: bool) -> io::Result<(Vec<u8>, Hasher)> 
     // Already-compressed data gains nothing from a match search that
     // costs as much as on text: it is stored.
     let level = if incompressible(data) { 0 } else { LEVEL };
-    let mut z = Compress::new(Compression::new(level), false);
+    COMPRESSORS.with_borrow_mut(|spare| {
+        // A reset compressor emits what a fresh one would, without
+        // allocating and zeroing its window and tables again per block.
+        let z = spare
+            .entry(level)
+            .or_insert_with(|| Compress::new(Compression::new(level), false));
+        z.reset();
+        deflate_into(z, data, last).map(|out| (out, crc))
+    })
+}
+
+thread_local! {
+    /// Each thread's compressors, by level, reused block after block.
+    static COMPRESSORS: std::cell::RefCell<BTreeMap<u32, Compress>> =
+        const { std::cell::RefCell::new(BTreeMap::new()) };
+}
+
+/// Runs `z` over all of `data` to the end of the block.
+fn deflate_into(z: &mut Compress, data: &[u8], last: bool) -> io::Result<Vec<u8>> {
     let flush = if last {
         FlushCompress::Finish
     } else {
@@ -69,7 +87,7 @@ pub fn compress_block(data: &[u8], last: bool) -> io::Result<(Vec<u8>, Hasher)> 
             all_in && out.len() < out.capacity()
         };
         if done {
-            return Ok((out, crc));
+            return Ok(out);
         }
         out.reserve(out.capacity().max(64));
     }
