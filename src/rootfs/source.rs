@@ -85,13 +85,22 @@ pub fn walk(root: &Path) -> Result<Vec<SourceEntry>, String> {
             .to_str()
             .ok_or_else(|| format!("copy source {} has a non-UTF-8 name", path.display()))?
             .to_string();
-        let meta = item
-            .metadata()
-            .map_err(|e| format!("reading copy source {}: {e}", path.display()))?;
-        let ft = meta.file_type();
+        // The kind comes with the directory listing; only regular files
+        // need a stat (size, mode, and the identity the cache keys on).
+        let ft = item.file_type();
         let kind = if ft.is_dir() {
             SourceKind::Dir
         } else if ft.is_file() {
+            let meta = item
+                .metadata()
+                .map_err(|e| format!("reading copy source {}: {e}", path.display()))?;
+            // Checked again: the file may have been replaced since listing.
+            if !meta.is_file() {
+                return Err(format!(
+                    "copy source {} changed while it was read",
+                    path.display()
+                ));
+            }
             SourceKind::File {
                 path: path.to_path_buf(),
                 size: meta.len(),
