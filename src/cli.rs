@@ -427,6 +427,15 @@ fn access(insecure: Vec<String>) -> Result<Access> {
     })
 }
 
+/// An `oci:` image reference; any other kind is a usage error that says
+/// `what` the command takes, and what it was given.
+fn oci_layout(s: &str, what: &str) -> Result<crate::image::reference::OciRef> {
+    match s.parse::<ImageRef>().map_err(Error::Usage)? {
+        ImageRef::Oci(oci) => Ok(oci),
+        other => Err(Error::Usage(format!("{what}, not {other}"))),
+    }
+}
+
 fn registry_ref(s: &str) -> Result<RegistryRef> {
     match s.parse::<ImageRef>().map_err(Error::Usage)? {
         ImageRef::Docker(r) => Ok(r),
@@ -543,9 +552,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             dry_run,
             json,
         } => {
-            let ImageRef::Oci(oci) = image.parse().map_err(Error::Usage)? else {
-                return Err(Error::Usage("gc cleans OCI layouts: oci:PATH".into()));
-            };
+            let oci = oci_layout(&image, "gc cleans OCI layouts: oci:PATH")?;
             let collected = crate::store::gc::collect(&oci.path, dry_run)?;
             if json {
                 print_json(stdout, &collected)
@@ -603,11 +610,10 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             platform,
             json,
         } => {
-            let ImageRef::Oci(oci) = image.parse().map_err(Error::Usage)? else {
-                return Err(Error::Usage(
-                    "export reads OCI layouts: oci:PATH[:TAG] or oci:PATH@DIGEST".into(),
-                ));
-            };
+            let oci = oci_layout(
+                &image,
+                "export reads OCI layouts: oci:PATH[:TAG] or oci:PATH@DIGEST",
+            )?;
             let platform: Platform = platform.parse().map_err(Error::Usage)?;
             let request = export::Request {
                 image: &oci,
@@ -632,11 +638,10 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             platform,
             json,
         } => {
-            let ImageRef::Oci(oci) = image.parse().map_err(Error::Usage)? else {
-                return Err(Error::Usage(
-                    "bind reads OCI layouts: oci:PATH[:TAG] or oci:PATH@DIGEST".into(),
-                ));
-            };
+            let oci = oci_layout(
+                &image,
+                "bind reads OCI layouts: oci:PATH[:TAG] or oci:PATH@DIGEST",
+            )?;
             let platform: Platform = platform.parse().map_err(Error::Usage)?;
             // `{ env: VAR }` values: the one place bind reads the environment.
             #[allow(clippy::disallowed_methods)]
@@ -671,11 +676,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             insecure,
             json,
         } => {
-            let ImageRef::Oci(source) = source.parse().map_err(Error::Usage)? else {
-                return Err(Error::Usage(format!(
-                    "push reads an OCI layout: oci:PATH[:TAG], not {source}"
-                )));
-            };
+            let source = oci_layout(&source, "push reads an OCI layout: oci:PATH[:TAG]")?;
             let dest = registry_ref(&destination)?;
             for repo in &from_repo {
                 if !registry::reference::valid_repository(repo) {
@@ -713,11 +714,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             print_report(stdout, json, &report, |r| format!("{}\n", r.digest))
         }
         Command::Verify { image, json } => {
-            let ImageRef::Oci(oci) = image.parse().map_err(Error::Usage)? else {
-                return Err(Error::Usage(
-                    "verify checks OCI layouts: oci:PATH[:TAG]".into(),
-                ));
-            };
+            let oci = oci_layout(&image, "verify checks OCI layouts: oci:PATH[:TAG]")?;
             let tag = match &oci.selector {
                 Selector::Only => None,
                 Selector::Tag(t) => Some(t.as_str()),

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::Event;
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 pub use crate::recipe::Pos;
@@ -62,16 +62,13 @@ impl Values {
 /// Parses a values file's text. Structure errors stop at the first, with
 /// its position; what the entries mean is judged later, all at once.
 pub fn parse(file: &Path, text: &str) -> Result<Values, RecipeError> {
-    let mut events = Events::default();
-    let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut events, false) {
-        return Err(error(file, pos(e.marker()), e.info().to_string()));
-    }
+    let events = crate::recipe::locate::marked_events(text)
+        .map_err(|e| error(file, pos(e.marker()), e.info().to_string()))?;
     let mut values = Values {
         file: file.to_path_buf(),
         entries: BTreeMap::new(),
     };
-    let mut it = events.0.into_iter().peekable();
+    let mut it = events.into_iter().peekable();
     // StreamStart, then DocumentStart unless the file is empty.
     while let Some((Event::StreamStart | Event::DocumentStart, _)) = it.peek() {
         it.next();
@@ -227,15 +224,6 @@ fn error(file: &Path, pos: Pos, message: String) -> RecipeError {
         file: file.to_path_buf(),
         pos,
         message,
-    }
-}
-
-#[derive(Default)]
-struct Events(Vec<(Event, Marker)>);
-
-impl MarkedEventReceiver for Events {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        self.0.push((ev, mark));
     }
 }
 

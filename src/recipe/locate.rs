@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+use yaml_rust2::scanner::{Marker, ScanError};
 
 /// A 1-based line and column in a recipe file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -28,23 +28,18 @@ impl Locator {
     /// Indexes `text`. A document the parser rejects indexes nothing: serde
     /// reports that error with its own position first.
     pub fn new(text: &str) -> Locator {
-        let mut events = Events::default();
-        let mut parser = Parser::new_from_str(text);
-        if parser.load(&mut events, false).is_err() {
+        let Ok(events) = marked_events(text) else {
             return Locator::default();
-        }
+        };
         let mut locator = Locator::default();
         let mut cursor = 0;
         // Skip StreamStart and DocumentStart to reach the root node.
-        while cursor < events.0.len()
-            && matches!(
-                events.0[cursor].0,
-                Event::StreamStart | Event::DocumentStart
-            )
+        while cursor < events.len()
+            && matches!(events[cursor].0, Event::StreamStart | Event::DocumentStart)
         {
             cursor += 1;
         }
-        locator.walk(&events.0, &mut cursor, &mut Vec::new());
+        locator.walk(&events, &mut cursor, &mut Vec::new());
         locator
     }
 
@@ -113,6 +108,14 @@ impl Locator {
             _ => {}
         }
     }
+}
+
+/// Every parse event of `text` with where it starts, or the first syntax
+/// error.
+pub fn marked_events(text: &str) -> Result<Vec<(Event, Marker)>, ScanError> {
+    let mut events = Events::default();
+    Parser::new_from_str(text).load(&mut events, false)?;
+    Ok(events.0)
 }
 
 #[derive(Default)]
