@@ -265,6 +265,47 @@ fn references_must_suit_the_format_and_the_environment() {
 }
 
 #[test]
+fn an_image_with_nothing_to_run_makes_no_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, _) = hello(dir.path());
+    let values = write(&dir.path().join("v.yaml"), "DATABASE_URL: { env: DB }\n");
+    let bundle = dir.path().join("bundle");
+    let output = run(bind_cmd(&layout, &values, "oci-bundle", &bundle).env("DB", "x"));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no entrypoint or cmd"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!bundle.exists());
+    let leftovers: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".ingot-bundle"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn without_values_only_defaults_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, _) = hello(dir.path());
+    let out = dir.path().join("x.env");
+    let output = run(ingot()
+        .arg("bind")
+        .arg(format!("oci:{}", layout.display()))
+        .args(["--format", "env", "-o"])
+        .arg(&out));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("DATABASE_URL is required"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!out.exists());
+}
+
+#[test]
 fn a_malformed_values_file_names_its_position() {
     let dir = tempfile::tempdir().unwrap();
     let (layout, _) = hello(dir.path());

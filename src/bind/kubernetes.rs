@@ -186,6 +186,45 @@ mod tests {
         }
     }
 
+    fn deployment_for(user: (u32, u32), ports: &str) -> Value {
+        let config: ImageConfiguration = serde_json::from_str(&format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},
+               "config":{{"ExposedPorts":{ports},"Labels":{{"org.opencontainers.image.title":"app"}}}}}}"#
+        ))
+        .unwrap();
+        let d = Deployment {
+            name: None,
+            repo: "registry.example.com/app",
+            digest: "sha256:ab",
+            config: &config,
+            annotations: None,
+            user,
+            bindings: &[],
+        };
+        d.manifest().unwrap()
+    }
+
+    #[test]
+    fn root_is_never_claimed_non_root() {
+        let root = deployment_for((0, 0), "{}");
+        let c = &root["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["securityContext"]["runAsUser"], 0);
+        assert!(c["securityContext"].get("runAsNonRoot").is_none());
+        assert!(c.get("env").is_none() && c.get("ports").is_none());
+        assert_eq!(c["name"], "app", "named by the title label");
+        let user = deployment_for((10001, 10001), r#"{"8080/tcp":{},"53/udp":{}}"#);
+        let c = &user["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["securityContext"]["runAsNonRoot"], true);
+        let mut ports: Vec<String> = c["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("{}/{}", p["containerPort"], p["protocol"].as_str().unwrap()))
+            .collect();
+        ports.sort();
+        assert_eq!(ports, ["53/UDP", "8080/TCP"]);
+    }
+
     #[test]
     fn names_are_dns_labels() {
         assert!(valid_dns_label("hello-1"));
