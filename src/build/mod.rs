@@ -471,17 +471,16 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
     let mut diff_ids = base_diff_ids;
     let mut history = base.config.history().clone().unwrap_or_default();
     let mut reports = Vec::new();
-    for mut slot in slots {
-        slot.wait();
-        let (built, findings, hit) = match slot.state {
-            SlotState::Cached(hit, findings) => {
+    for slot in slots {
+        let (built, findings, hit) = match slot.state.finish() {
+            Finished::Cached(hit, findings) => {
                 (ctx.log)(&format!(
                     "layer {}: cached, {} entries, {} bytes, {}",
                     slot.name, hit.entries, hit.size, hit.digest
                 ));
                 (hit, findings, true)
             }
-            SlotState::Done(result) => {
+            Finished::Written(result) => {
                 let done = result.context(|| format!("writing layer {:?}", slot.name))?;
                 (ctx.log)(&format!(
                     "layer {}: {} entries, {} bytes, {}",
@@ -496,7 +495,6 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
                 }
                 (done.built, done.findings, false)
             }
-            SlotState::Writing { .. } => unreachable!("waited for above"),
         };
         scan.extend(findings, slot.layer_index);
         let mut desc = Descriptor::new(
@@ -927,13 +925,31 @@ impl Slot {
         matches!(self.state, SlotState::Writing { .. })
     }
 
-    /// Waits for the worker, if there is one.
+    /// Waits for the worker, if there is one, keeping its result.
     fn wait(&mut self) {
         let state = std::mem::replace(
             &mut self.state,
             SlotState::Done(Err(std::io::Error::other("unset"))),
         );
-        self.state = match state {
+        self.state = match state.finish() {
+            Finished::Cached(hit, findings) => SlotState::Cached(hit, findings),
+            Finished::Written(result) => SlotState::Done(result),
+        };
+    }
+}
+
+/// A slot's layer once no worker is left on it.
+enum Finished {
+    Cached(CachedLayer, Findings),
+    Written(std::io::Result<Written>),
+}
+
+impl SlotState {
+    /// Waits for the worker, if there is one.
+    fn finish(self) -> Finished {
+        match self {
+            SlotState::Cached(hit, findings) => Finished::Cached(hit, findings),
+            SlotState::Done(result) => Finished::Written(result),
             SlotState::Writing {
                 count,
                 base_dependent,
@@ -943,7 +959,7 @@ impl Slot {
                 let result = handle
                     .join()
                     .unwrap_or_else(|_| Err(std::io::Error::other("the layer writer panicked")));
-                SlotState::Done(result.map(|(written, findings)| Written {
+                Finished::Written(result.map(|(written, findings)| Written {
                     built: CachedLayer {
                         digest: written.digest,
                         size: written.size,
@@ -958,8 +974,7 @@ impl Slot {
                     findings,
                 }))
             }
-            other => other,
-        };
+        }
     }
 }
 
