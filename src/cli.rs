@@ -657,6 +657,11 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 env: &env,
             };
             let report = bind::bind(&request)?;
+            if report.rootfs.is_some_and(|r| !r.owners) {
+                log(
+                    "warning: not root, so the bundle's files are owned by the caller, not as the image says",
+                );
+            }
             log(&format!(
                 "bound {} ({} params) into {}",
                 report.digest,

@@ -549,9 +549,17 @@ fn an_oci_bundle_runs_under_runc() {
         "GREETING: hello world\nTOKEN: { env: PROBE_TOKEN }\n",
     );
     let bundle = dir.path().join("bundle");
-    let output =
-        run(bind_cmd(&layout, &values, "oci-bundle", &bundle).env("PROBE_TOKEN", "s3cret value"));
+    let output = run(bind_cmd(&layout, &values, "oci-bundle", &bundle)
+        .arg("--json")
+        .env("PROBE_TOKEN", "s3cret value"));
     assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["rootfs"]["owners"], true, "{report}");
+    assert!(report["rootfs"]["files"].as_u64().unwrap() > 1, "{report}");
+    assert!(
+        !report.to_string().contains("s3cret"),
+        "the report names no value"
+    );
     let mode = fs::metadata(bundle.join("config.json"))
         .unwrap()
         .permissions()

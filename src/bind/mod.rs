@@ -268,6 +268,10 @@ pub struct Report {
     pub format: Format,
     pub output: PathBuf,
     pub params: BTreeMap<String, Source>,
+    /// For a bundle: what its rootfs holds, and whether owners were kept
+    /// (only root can set them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<crate::rootfs::unpack::Unpacked>,
 }
 
 /// Validates, then writes the output. On any problem nothing is written.
@@ -293,6 +297,7 @@ pub fn bind(req: &Request) -> Result<Report> {
     };
     let bindings = resolve(&params, &values, req.format, req.env).map_err(Error::Unbound)?;
     let digest = found.manifest_digest.to_string();
+    let mut rootfs = None;
     match req.format {
         Format::Env => {
             let text = dotenv::render(&req.image.to_string(), &digest, &bindings);
@@ -315,7 +320,7 @@ pub fn bind(req: &Request) -> Result<Report> {
         Format::OciBundle => {
             let view = read_view(&found)?;
             let user = image_user(&found.config, &view)?;
-            bundle::write(&found, &view, user, &bindings, req.output)?;
+            rootfs = Some(bundle::write(&found, &view, user, &bindings, req.output)?);
         }
     }
     Ok(Report {
@@ -327,6 +332,7 @@ pub fn bind(req: &Request) -> Result<Report> {
             .iter()
             .map(|b| (b.name.clone(), b.source))
             .collect(),
+        rootfs,
     })
 }
 
