@@ -170,10 +170,14 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         ingot inspect oci:out/hello:1.2.0\n  \
         ingot inspect oci:out/hello --json | jq .config\n\n\
-        IMAGE is oci:PATH[:TAG]; the tag may be left out when the layout holds one image.")]
+        IMAGE is oci:PATH[:TAG]; the tag may be left out when the layout holds one image.\n\
+        An index (a multi-platform image) is narrowed to --platform.")]
     Inspect {
         /// The image, as oci:PATH[:TAG].
         image: String,
+        /// The platform to pick from an index.
+        #[arg(long, default_value = "linux/amd64")]
+        platform: String,
         /// Print the manifest and config as JSON.
         #[arg(long)]
         json: bool,
@@ -597,9 +601,14 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 )
             }
         }
-        Command::Inspect { image, json } => {
+        Command::Inspect {
+            image,
+            platform,
+            json,
+        } => {
             let image: ImageRef = image.parse().map_err(Error::Usage)?;
-            let inspection = inspect::inspect(&image)?;
+            let platform: Platform = platform.parse().map_err(Error::Usage)?;
+            let inspection = inspect::inspect(&image, &platform)?;
             print_report(stdout, json, &inspection, inspect::render)
         }
         Command::Export {

@@ -5,10 +5,12 @@ use std::fmt::Write as _;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
+use crate::image::Platform;
+
 use crate::error::{Error, Result};
 use crate::image::reference::ImageRef;
 use crate::image::{annotation, config as image_config};
-use crate::store::layout::{Layout, blob_ref};
+use crate::store::layout::blob_ref;
 
 /// Everything `inspect` shows.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -21,19 +23,18 @@ pub struct Inspection {
     pub params: crate::bind::Params,
 }
 
-pub fn inspect(image: &ImageRef) -> Result<Inspection> {
+/// Inspects `image`, choosing `platform` when the layout's entry is an
+/// index (of any depth).
+pub fn inspect(image: &ImageRef, platform: &Platform) -> Result<Inspection> {
     let ImageRef::Oci(oci) = image else {
         return Err(Error::Usage(format!(
             "inspect reads OCI layouts: oci:PATH[:TAG], not {image}"
         )));
     };
-    let layout = Layout::open(&oci.path)?;
-    let desc = layout.find(&oci.selector)?;
-    let manifest = layout.manifest(&desc)?;
-    let config: ImageConfiguration = layout.read_json(manifest.config())?;
-    for layer in manifest.layers() {
+    let found = crate::base::oci::open(oci, &oci.path, platform)?;
+    for layer in found.manifest.layers() {
         let blob = blob_ref(layer)?;
-        if !layout.blobs.contains(&blob.digest) {
+        if !found.layout.blobs.contains(&blob.digest) {
             return Err(Error::Failed(format!(
                 "layer blob {} is missing",
                 blob.digest
@@ -41,13 +42,13 @@ pub fn inspect(image: &ImageRef) -> Result<Inspection> {
         }
     }
     let params =
-        crate::bind::declared(&config).map_err(|m| Error::Failed(format!("{oci}: {m}")))?;
+        crate::bind::declared(&found.config).map_err(|m| Error::Failed(format!("{oci}: {m}")))?;
     Ok(Inspection {
         params,
         reference: oci.to_string(),
-        digest: desc.digest().to_string(),
-        manifest,
-        config,
+        digest: found.manifest_digest.to_string(),
+        manifest: found.manifest,
+        config: found.config,
     })
 }
 

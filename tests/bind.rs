@@ -426,6 +426,45 @@ fn inspect_lists_the_params() {
 }
 
 #[test]
+fn a_multi_platform_layout_is_narrowed_to_the_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, digest) = hello(dir.path());
+    common::nest_in_index(&layout, "1.2.0");
+    let image = format!("oci:{}:1.2.0", layout.display());
+    let output = run(ingot().args(["inspect", "--json", &image]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["digest"], digest, "the amd64 image's manifest");
+    assert_eq!(json["params"]["LOG_LEVEL"]["default"], "info");
+
+    let values = write(&dir.path().join("v.yaml"), "DATABASE_URL: { env: DB }\n");
+    let out = dir.path().join("x.env");
+    let output = run(ingot()
+        .args(["bind", &image, "--format", "env", "--values"])
+        .arg(&values)
+        .arg("-o")
+        .arg(&out)
+        .env("DB", "postgres://db"));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        fs::read_to_string(&out)
+            .unwrap()
+            .contains(&format!("# digest: {digest}"))
+    );
+
+    // The arm64 entry names a manifest the layout does not have.
+    let output = run(ingot().args(["inspect", &image, "--platform", "linux/arm64"]));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let output = run(ingot().args(["inspect", &image, "--platform", "linux/s390x"]));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("linux/s390x"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn kubernetes_output_passes_kubernetes_validate() {
     require("kubernetes-validate");
     let dir = tempfile::tempdir().unwrap();

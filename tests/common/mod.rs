@@ -116,3 +116,40 @@ pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
     let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
     layout.join("blobs").join("sha256").join(hex)
 }
+
+/// Rewrites a one-image layout as a multi-platform one: index.json names an
+/// image index (tagged `tag`) that lists the image for linux/amd64 and a
+/// missing linux/arm64 one, as `skopeo copy --all` of a registry image
+/// leaves it. Returns the image index's digest.
+pub fn nest_in_index(layout: &Path, tag: &str) -> String {
+    let index_path = layout.join("index.json");
+    let index = read_json(&index_path);
+    let mut amd64 = index["manifests"][0].clone();
+    amd64
+        .as_object_mut()
+        .expect("a descriptor")
+        .remove("annotations");
+    amd64["platform"] = serde_json::json!({"os": "linux", "architecture": "amd64"});
+    let mut arm64 = amd64.clone();
+    arm64["platform"] = serde_json::json!({"os": "linux", "architecture": "arm64"});
+    arm64["digest"] = serde_json::json!(format!("sha256:{}", "0".repeat(64)));
+    let nested = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [arm64, amd64],
+    });
+    let bytes = serde_json::to_vec(&nested).expect("JSON");
+    let digest = ingot::digest::Digest::of(&bytes).to_string();
+    std::fs::write(blob_path(layout, &digest), &bytes).expect("writing the index blob");
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest,
+            "size": bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }],
+    });
+    std::fs::write(&index_path, serde_json::to_vec(&top).expect("JSON")).expect("index.json");
+    digest
+}
