@@ -484,34 +484,7 @@ fn an_index_base_selects_the_platform() {
     umoci_base(dir.path(), "hello");
     // Wrap the umoci manifest in an index with an amd64 and a (bogus) arm64
     // entry, tagged v1.
-    let layout = dir.path().join("base");
-    let index_path = layout.join("index.json");
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
-    let mut amd64 = index["manifests"][0].clone();
-    amd64.as_object_mut().unwrap().remove("annotations");
-    amd64["platform"] = serde_json::json!({"os": "linux", "architecture": "amd64"});
-    let mut arm64 = amd64.clone();
-    arm64["platform"] = serde_json::json!({"os": "linux", "architecture": "arm64"});
-    arm64["digest"] = serde_json::json!(format!("sha256:{}", "0".repeat(64)));
-    let nested = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [arm64, amd64],
-    });
-    let bytes = serde_json::to_vec(&nested).unwrap();
-    let digest = ingot::digest::Digest::of(&bytes);
-    std::fs::write(layout.join("blobs/sha256").join(digest.hex()), &bytes).unwrap();
-    let top = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "digest": digest.to_string(),
-            "size": bytes.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "v1"},
-        }],
-    });
-    std::fs::write(&index_path, serde_json::to_vec(&top).unwrap()).unwrap();
+    common::nest_in_index(&dir.path().join("base"), "v1");
 
     let recipe = write(dir.path(), "app/recipe.yaml", ON_BASE);
     build(&recipe, &dir.path().join("out"));
