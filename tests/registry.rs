@@ -174,16 +174,43 @@ fn round_trip_through_skopeo_and_pull() {
         assert_eq!(std::fs::read(blob).unwrap(), std::fs::read(built).unwrap());
     }
 
-    // By digest: an untagged entry in the same layout.
+    // By digest: an untagged entry in the same layout, whose blobs are
+    // checked and reused rather than downloaded again.
     let by_digest = format!("{}@{}", registry.reference("team/hello"), f.digest);
+    let mark = registry.mark();
     let out = f.pull(&by_digest, &pulled, &["--json"]);
     let report = json_of(&out);
     assert_eq!(report["digest"], f.digest.as_str());
     assert_eq!(report["tag"], Value::Null);
-    assert_eq!(report["downloaded"]["blobs"], 3, "{report}");
+    assert_eq!(report["downloaded"]["blobs"], 0, "{report}");
+    let blob_gets: Vec<_> = registry
+        .requests_since(mark)
+        .into_iter()
+        .filter(|r| r.starts_with("GET ") && r.contains("/blobs/"))
+        .collect();
+    assert!(blob_gets.is_empty(), "{blob_gets:#?}");
+
+    // A blob that rotted in the layout is not reused: it is downloaded
+    // again and replaces the bad copy.
+    let config = report_config_digest(&pulled, &f.digest);
+    let rotten = pulled.join("blobs/sha256").join(&config[7..]);
+    let mut bytes = std::fs::read(&rotten).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&rotten, bytes).unwrap();
+    let report = json_of(&f.pull(&by_digest, &pulled, &["--json"]));
+    assert_eq!(report["downloaded"]["blobs"], 1, "{report}");
+    ok(&run(ingot()
+        .arg("verify")
+        .arg(format!("oci:{}", pulled.display()))));
     let index: Value =
         serde_json::from_slice(&std::fs::read(pulled.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+}
+
+/// The config digest of the manifest `digest` in `layout`.
+fn report_config_digest(layout: &Path, digest: &str) -> String {
+    let manifest = common::read_json(&common::blob_path(layout, digest));
+    manifest["config"]["digest"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -477,22 +504,33 @@ fn corrupt_blobs_from_the_registry_are_refused() {
     assert!(proxy.corrupted.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     nothing_written(f.dir.path(), &out_dir);
 
-    // Into an existing layout: left exactly as it was.
-    let before_index = std::fs::read(f.layout.join("index.json")).unwrap();
+    // Into an existing layout of another image (so every blob must come
+    // from the registry): left exactly as it was.
+    let other_dir = f.path("other-recipe");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let other_recipe = other_dir.join("recipe.yaml");
+    std::fs::write(
+        &other_recipe,
+        "name: other\nversion: '1'\nbase: scratch\nlayers:\n  - name: a\n    steps:\n      - file: { dest: /x, content: x }\n",
+    )
+    .unwrap();
+    let other = f.path("other");
+    build(&other_recipe, &other);
+    let before_index = std::fs::read(other.join("index.json")).unwrap();
     let count = || {
-        std::fs::read_dir(f.layout.join("blobs/sha256"))
+        std::fs::read_dir(other.join("blobs/sha256"))
             .unwrap()
             .count()
     };
     let before_blobs = count();
     let out = f.pull(
         &format!("docker://127.0.0.1:{}/hello@{}", proxy.port, f.digest),
-        &f.layout,
+        &other,
         &[],
     );
     fails_with(&out, &["digest mismatch"]);
     assert_eq!(
-        std::fs::read(f.layout.join("index.json")).unwrap(),
+        std::fs::read(other.join("index.json")).unwrap(),
         before_index
     );
     assert_eq!(count(), before_blobs);

@@ -770,7 +770,7 @@ fn resolve_registry(
                 registry::Progress::quiet(),
             )
             .map_err(|e| base_error(recipe, e))?;
-            let fetched = registry::fetch_image(&remote, &pinned, platform, store)
+            let fetched = registry::fetch_image(&remote, &pinned, platform, store, None)
                 .map_err(|e| base_error(recipe, e))?;
             (
                 fetched.manifest_ref.digest,

@@ -45,7 +45,8 @@ pub struct Fetched {
 /// `store`, choosing `platform` from an index. The manifest is checked
 /// against the reference's digest (or, from an index, the descriptor's),
 /// and every blob against its descriptor's size and digest before it
-/// lands. Blobs the store already has are not fetched again.
+/// lands. Blobs the store already has, or that `seed` has and that check
+/// out, are not fetched.
 ///
 /// This is what a `docker://` base needs: the manifest, config and layers
 /// in the build's (or cache's) store, and both digests for the lock.
@@ -54,6 +55,7 @@ pub fn fetch_image(
     reference: &RegistryRef,
     platform: &Platform,
     store: &BlobStore,
+    seed: Option<&BlobStore>,
 ) -> Result<Fetched> {
     let mut raw = remote.get_manifest(reference)?;
     let mut index_digest = None;
@@ -107,6 +109,11 @@ pub fn fetch_image(
         .iter()
         .map(blob_ref)
         .collect::<Result<Vec<_>>>()?;
+    if let Some(seed) = seed {
+        for blob in std::iter::once(&config_ref).chain(&layers) {
+            store.adopt(seed, blob);
+        }
+    }
     let progress = remote.progress();
     let total = std::iter::once(&config_ref)
         .chain(&layers)
@@ -173,7 +180,8 @@ pub struct PullReport {
 
 /// `ingot pull`: fetches `source` into a staging directory beside `out`
 /// and commits it as a layout tagged with the reference's tag (or by
-/// digest only). A failure leaves `out` as it was.
+/// digest only). Blobs `out` already holds are reused once checked. A
+/// failure leaves `out` as it was.
 pub fn pull(
     source: &RegistryRef,
     out: &Path,
@@ -183,7 +191,11 @@ pub fn pull(
 ) -> Result<PullReport> {
     let remote = Remote::connect(source, access, progress)?;
     let staging = Staging::new(out)?;
-    let fetched = fetch_image(&remote, source, platform, &staging.blobs)?;
+    // Pulling into a layout that already holds some of the image: what it
+    // holds is checked and reused, not downloaded again.
+    let existing = layout::Layout::open(out).ok();
+    let seed = existing.as_ref().map(|l| &l.blobs);
+    let fetched = fetch_image(&remote, source, platform, &staging.blobs, seed)?;
     let image_platform = platform_of(&fetched.config);
     layout::commit_entry(
         staging,

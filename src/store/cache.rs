@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::layout::replace_file;
-use super::{BlobRef, BlobStore};
+use super::{BlobRef, BlobStore, link_or_copy};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{IoContext, Result};
 use crate::rootfs::source::FileStat;
@@ -315,22 +315,6 @@ fn hash_files(files: &[(&Path, FileStat)]) -> io::Result<Vec<Digest>> {
         .into_iter()
         .map(|d| d.ok_or_else(|| io::Error::other("a hashing thread failed")))
         .collect()
-}
-
-/// Hard-links `from` to `to` (same filesystem, no copy), else copies; an
-/// existing `to` is kept: blobs are named by their content.
-fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
-    if to.exists() {
-        return Ok(());
-    }
-    if std::fs::hard_link(from, to).is_ok() {
-        return Ok(());
-    }
-    let dir = to.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::fs::copy(from, tmp.path())?;
-    tmp.persist(to).map_err(|e| e.error)?;
-    Ok(())
 }
 
 #[cfg(test)]

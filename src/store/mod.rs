@@ -82,8 +82,31 @@ impl BlobStore {
         })
     }
 
-    /// Moves every blob of `self` into `other`, keeping blobs `other`
-    /// already has. Both must be on one filesystem.
+    /// Takes `blob` from `from`, linked where the filesystem allows, else
+    /// copied, when `from` has it and it checks out (size and digest);
+    /// returns whether it was taken. A blob that fails the check is not.
+    pub fn adopt(&self, from: &BlobStore, blob: &BlobRef) -> bool {
+        if self.contains(&blob.digest) {
+            return true;
+        }
+        if !from.contains(&blob.digest)
+            || link_or_copy(&from.path(&blob.digest), &self.path(&blob.digest)).is_err()
+        {
+            return false;
+        }
+        let sound = self
+            .open_blob(blob)
+            .and_then(VerifiedReader::finish)
+            .is_ok();
+        if !sound {
+            let _ = std::fs::remove_file(self.path(&blob.digest));
+        }
+        sound
+    }
+
+    /// Moves every blob of `self` into `other`, replacing a blob `other`
+    /// has under the same name: the staged one was checked as it came,
+    /// the old one may have rotted since. Both must be on one filesystem.
     pub fn move_into(&self, other: &BlobStore) -> io::Result<()> {
         for entry in std::fs::read_dir(&self.root)? {
             let entry = entry?;
@@ -91,13 +114,26 @@ impl BlobStore {
             if name.to_string_lossy().starts_with('.') {
                 continue;
             }
-            let target = other.root.join(&name);
-            if !target.exists() {
-                std::fs::rename(entry.path(), target)?;
-            }
+            std::fs::rename(entry.path(), other.root.join(&name))?;
         }
         Ok(())
     }
+}
+
+/// Hard-links `from` to `to` (same filesystem, no copy), else copies; an
+/// existing `to` is kept: blobs are named by their content.
+pub(crate) fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
+    if to.exists() {
+        return Ok(());
+    }
+    if std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    let dir = to.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::copy(from, tmp.path())?;
+    tmp.persist(to).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// A blob being written; dropped without [`commit`](Self::commit), it leaves
