@@ -374,6 +374,22 @@ fn progress_shows_on_a_terminal_only() {
     assert!(!stderr(&piped).contains("files, "), "{}", stderr(&piped));
 }
 
+/// A fresh layout holds what its image references and nothing else: the
+/// stemcell's own manifest and config stay out.
+#[test]
+fn a_fresh_layout_holds_only_what_its_image_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    build(&tiny_recipe(dir.path(), "app", "1"), &layout);
+    let dry = run(ingot()
+        .args(["gc", "--dry-run", "--json"])
+        .arg(format!("oci:{}", layout.display())));
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let report: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(report["removed"], serde_json::json!([]), "{report}");
+    assert!(report["kept"].as_u64().unwrap() >= 3, "{report}");
+}
+
 /// `ingot gc` removes what rebuilding a version left behind, and nothing a
 /// tag still reaches.
 #[test]

@@ -104,6 +104,22 @@ impl BlobStore {
         sound
     }
 
+    /// Removes every blob but those in `keep`.
+    pub fn retain(&self, keep: &std::collections::HashSet<Digest>) -> io::Result<()> {
+        for entry in std::fs::read_dir(&self.root)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let kept = name
+                .to_str()
+                .and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok())
+                .is_some_and(|d| keep.contains(&d));
+            if !kept && !name.to_string_lossy().starts_with('.') {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Moves every blob of `self` into `other`, replacing a blob `other`
     /// has under the same name: the staged one was checked as it came,
     /// the old one may have rotted since. Both must be on one filesystem.
