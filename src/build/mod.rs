@@ -89,25 +89,7 @@ pub fn build(recipe: &Recipe, options: &Options, log: Log) -> Result<Report> {
     let mut ctx = Context::new(&staging.blobs, options, recipe, log);
     let built = build_image(recipe, &mut ctx)?;
     ctx.save_stats();
-    // Bases leave their own manifests and configs in the staging store
-    // (a stemcell or `recipe:` base is built there): the layout gets only
-    // what its image references.
-    let layers: Option<Vec<Digest>> = built
-        .layers
-        .iter()
-        .map(|d| Digest::try_from(d.digest()).ok())
-        .collect();
-    if let Some(layers) = layers {
-        let referenced: std::collections::HashSet<Digest> =
-            [built.manifest.digest, built.config_blob.digest]
-                .into_iter()
-                .chain(layers)
-                .collect();
-        staging
-            .blobs
-            .retain(&referenced)
-            .context(|| "dropping the bases' own manifests from the staging store".into())?;
-    }
+    keep_only_referenced(&staging.blobs, &built)?;
     // A retried build pins its bases again: LockFile sorts and dedups.
     let pins = LockFile::new(std::mem::take(&mut ctx.pins)).pins;
     if options.locked {
@@ -294,6 +276,29 @@ struct Built {
     platform: Platform,
     base_name: String,
     reports: Vec<LayerReport>,
+}
+
+/// Bases leave their own manifests and configs in the staging store (a
+/// stemcell or `recipe:` base is built there): the layout gets only what
+/// its image references.
+fn keep_only_referenced(blobs: &BlobStore, built: &Built) -> Result<()> {
+    let layers: Option<Vec<Digest>> = built
+        .layers
+        .iter()
+        .map(|d| Digest::try_from(d.digest()).ok())
+        .collect();
+    // A digest this store cannot name is kept, with everything else.
+    let Some(layers) = layers else {
+        return Ok(());
+    };
+    let referenced: std::collections::HashSet<Digest> =
+        [built.manifest.digest, built.config_blob.digest]
+            .into_iter()
+            .chain(layers)
+            .collect();
+    blobs
+        .retain(&referenced)
+        .context(|| "dropping the bases' own manifests from the staging store".into())
 }
 
 fn build_image(recipe: &Recipe, ctx: &mut Context) -> Result<Built> {
