@@ -33,11 +33,7 @@ impl Fixture {
 
     /// Builds and checks the failure contract; returns the error line.
     fn fails_at(&self, line: usize) -> String {
-        let output = run(ingot()
-            .arg("build")
-            .arg(self.root().join("recipe.yaml"))
-            .arg("-o")
-            .arg(self.out()));
+        let output = common::try_build(self.root().join("recipe.yaml"), self.out());
         let err = stderr(&output);
         assert_eq!(output.status.code(), Some(2), "stderr: {err}");
         assert!(output.stdout.is_empty(), "stdout: {:?}", output.stdout);
@@ -312,11 +308,7 @@ fn failed_rebuild_leaves_the_old_layout_intact() {
         with_steps("      - remove: { path: /nope }\n"),
     )
     .unwrap();
-    let output = run(ingot()
-        .arg("build")
-        .arg(f.root().join("recipe.yaml"))
-        .arg("-o")
-        .arg(f.out()));
+    let output = common::try_build(f.root().join("recipe.yaml"), f.out());
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert_eq!(std::fs::read(f.out().join("index.json")).unwrap(), index);
     assert_no_staging(f.dir.path());

@@ -181,11 +181,7 @@ fn missing_base_is_a_recipe_error() {
             "app/recipe.yaml",
             &ON_BASE.replace("oci:../base:v1", base),
         );
-        let out = run(ingot()
-            .arg("build")
-            .arg(&recipe)
-            .arg("-o")
-            .arg(dir.path().join("out")));
+        let out = common::try_build(&recipe, dir.path().join("out"));
         assert_eq!(out.status.code(), Some(2), "{base}: {}", stderr(&out));
         assert!(stderr(&out).contains("recipe.yaml:3:"), "{}", stderr(&out));
         assert!(!dir.path().join("out").exists());
@@ -235,11 +231,7 @@ fn recipe_cycle_is_refused() {
         "b/recipe.yaml",
         "name: b\nversion: '1'\nbase: recipe:../a/recipe.yaml\n",
     );
-    let out = run(ingot()
-        .arg("build")
-        .arg(&a)
-        .arg("-o")
-        .arg(dir.path().join("out")));
+    let out = common::try_build(&a, dir.path().join("out"));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -260,11 +252,7 @@ fn recipe_cycle_is_refused() {
         "c/recipe.yaml",
         "name: c\nversion: '1'\nbase: recipe:recipe.yaml\n",
     );
-    let out = run(ingot()
-        .arg("build")
-        .arg(&selfish)
-        .arg("-o")
-        .arg(dir.path().join("out")));
+    let out = common::try_build(&selfish, dir.path().join("out"));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
@@ -333,7 +321,7 @@ fn locked_builds_fail_when_a_base_moves() {
     );
 
     // Without --locked the build follows the base.
-    let out = run(ingot().arg("build").arg(&recipe).arg("-o").arg(&layout));
+    let out = common::try_build(&recipe, &layout);
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -494,11 +482,7 @@ fn an_index_base_selects_the_platform() {
         "base: oci:../base:v1\nplatform: linux/s390x",
     );
     let recipe = write(dir.path(), "arm/recipe.yaml", &arm);
-    let out = run(ingot()
-        .arg("build")
-        .arg(&recipe)
-        .arg("-o")
-        .arg(dir.path().join("out2")));
+    let out = common::try_build(&recipe, dir.path().join("out2"));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(

@@ -169,11 +169,7 @@ fn templates_never_see_params() {
         "name: t\nversion: '1'\nbase: scratch\nparams:\n  LOG_LEVEL: { default: info }\n\
          layers:\n  - name: a\n    steps:\n      - template: { src: t.tera, dest: /t }\n",
     );
-    let output = run(ingot()
-        .arg("build")
-        .arg(&recipe)
-        .arg("-o")
-        .arg(dir.path().join("o")));
+    let output = common::try_build(&recipe, dir.path().join("o"));
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("params"), "{}", stderr(&output));
     assert!(!dir.path().join("o").exists());
@@ -382,11 +378,7 @@ fn params_are_checked_when_the_recipe_is_loaded() {
             &dir.path().join("recipe.yaml"),
             &format!("name: p\nversion: '1'\nparams:\n  {params}\nbase: scratch\n"),
         );
-        let output = run(ingot()
-            .arg("build")
-            .arg(&recipe)
-            .arg("-o")
-            .arg(dir.path().join("o")));
+        let output = common::try_build(&recipe, dir.path().join("o"));
         assert_eq!(output.status.code(), Some(2), "{params}");
         let err = stderr(&output);
         assert!(

@@ -48,11 +48,7 @@ fn tags(layout: &Path) -> Vec<String> {
 #[test]
 fn build_prints_only_the_digest_and_logs_to_stderr() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(ingot()
-        .arg("build")
-        .arg(hello())
-        .arg("-o")
-        .arg(dir.path().join("h")));
+    let out = common::try_build(hello(), dir.path().join("h"));
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert_eq!(text.lines().count(), 1, "{text}");
@@ -234,7 +230,7 @@ fn a_layout_keeps_every_version_and_refuses_other_recipes() {
     assert_eq!(tags(&layout), ["1", "2"]);
 
     let other = tiny_recipe(dir.path(), "other", "1");
-    let out = run(ingot().arg("build").arg(&other).arg("-o").arg(&layout));
+    let out = common::try_build(&other, &layout);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("\"app\""), "{}", stderr(&out));
     assert_eq!(tags(&layout), ["1", "2"]);
@@ -282,7 +278,7 @@ fn an_empty_output_directory_becomes_the_layout() {
     let full = dir.path().join("full");
     std::fs::create_dir(&full).unwrap();
     std::fs::write(full.join("notes.txt"), "mine").unwrap();
-    let out = run(ingot().arg("build").arg(hello()).arg("-o").arg(&full));
+    let out = common::try_build(hello(), &full);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("not an OCI image layout"),

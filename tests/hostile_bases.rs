@@ -20,7 +20,7 @@ use ingot::digest::Digest;
 use common::layout::{
     EntryType, Lies, Raw, dir, file, gnu_long, hardlink, other_digest, pax, raw, tar, write_layout,
 };
-use common::{ingot, require, run, stderr, stdout};
+use common::{require, run, stderr, stdout};
 
 /// Bytes that do not compress, so a layer's gzip stream is mostly its
 /// content and a cut or a flipped byte lands in the middle of it.
@@ -103,11 +103,7 @@ impl Case {
     }
 
     fn build(&self) -> Output {
-        run(ingot()
-            .arg("build")
-            .arg(self.recipe_file())
-            .arg("-o")
-            .arg(self.out()))
+        common::try_build(self.recipe_file(), self.out())
     }
 
     /// Builds, checks the failure contract with exit `code`, and returns the

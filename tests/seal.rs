@@ -91,11 +91,7 @@ impl Fixture {
     }
 
     fn build(&self) -> Output {
-        run(ingot()
-            .arg("build")
-            .arg(self.recipe_file())
-            .arg("-o")
-            .arg(self.out()))
+        common::try_build(self.recipe_file(), self.out())
     }
 
     /// Builds the recipe, which must pass the seal; returns the manifest,

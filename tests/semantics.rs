@@ -92,7 +92,7 @@ fn a_layer_with_no_changes_is_not_emitted() {
          \x20   - file: { dest: /x, content: x }\n",
     );
     let layout = dir.path().join("layout");
-    let out = run(ingot().arg("build").arg(&r).arg("-o").arg(&layout));
+    let out = common::try_build(&r, &layout);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("layer nothing: no changes"),
@@ -164,11 +164,7 @@ fn non_utf8_names_are_refused() {
          - name: l\n  steps:\n\
          \x20   - copy: { src: files, dest: /data }\n",
     );
-    let out = run(ingot()
-        .arg("build")
-        .arg(&r)
-        .arg("-o")
-        .arg(dir.path().join("layout")));
+    let out = common::try_build(&r, dir.path().join("layout"));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("non-UTF-8"), "{}", stderr(&out));
     assert!(stderr(&out).contains("recipe.yaml:7:"), "{}", stderr(&out));
@@ -226,11 +222,7 @@ fn platform_must_match_the_base() {
         dir.path(),
         "name: arm\nversion: '1'\nbase: stemcell:static\nplatform: linux/arm64\n",
     );
-    let out = run(ingot()
-        .arg("build")
-        .arg(&r)
-        .arg("-o")
-        .arg(dir.path().join("layout")));
+    let out = common::try_build(&r, dir.path().join("layout"));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("recipe.yaml:4:"), "{}", stderr(&out));
 
