@@ -46,6 +46,11 @@ impl Fixture {
         self.dir.path().join(name)
     }
 
+    /// The built image's manifest.
+    fn manifest(&self) -> Value {
+        common::read_json(&common::blob_path(&self.layout, &self.digest))
+    }
+
     fn oci(&self) -> String {
         format!("oci:{}", self.layout.display())
     }
@@ -192,7 +197,10 @@ fn round_trip_through_skopeo_and_pull() {
 
     // A blob that rotted in the layout is not reused: it is downloaded
     // again and replaces the bad copy.
-    let config = report_config_digest(&pulled, &f.digest);
+    let config = f.manifest()["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let rotten = pulled.join("blobs/sha256").join(&config[7..]);
     let mut bytes = std::fs::read(&rotten).unwrap();
     bytes[0] ^= 0xff;
@@ -205,12 +213,6 @@ fn round_trip_through_skopeo_and_pull() {
     let index: Value =
         serde_json::from_slice(&std::fs::read(pulled.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
-}
-
-/// The config digest of the manifest `digest` in `layout`.
-fn report_config_digest(layout: &Path, digest: &str) -> String {
-    let manifest = common::read_json(&common::blob_path(layout, digest));
-    manifest["config"]["digest"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -480,15 +482,7 @@ fn corrupt_blobs_from_the_registry_are_refused() {
     let proxy = CorruptingProxy::start(registry.port);
     let through = format!("docker://127.0.0.1:{}/hello:1.2.0", proxy.port);
 
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(
-            f.layout
-                .join("blobs/sha256")
-                .join(f.digest.trim_start_matches("sha256:")),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let manifest = f.manifest();
     let config = manifest["config"]["digest"].as_str().unwrap();
 
     let out_dir = f.path("pulled");
@@ -730,15 +724,7 @@ fn an_index_is_pushed_whole_and_pulled_by_platform() {
 /// nor the manifest.
 fn a_corrupt_layout_is_not_pushed() {
     let f = Fixture::new();
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(
-            f.layout
-                .join("blobs/sha256")
-                .join(f.digest.trim_start_matches("sha256:")),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let manifest = f.manifest();
     let layer = manifest["layers"][0]["digest"]
         .as_str()
         .unwrap()
