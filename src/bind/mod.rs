@@ -354,10 +354,14 @@ fn read_view(found: &Found) -> Result<View> {
     let layers: &[Descriptor] = found.manifest.layers();
     let mut view = View::new();
     for (desc, diff_id) in layers.iter().zip(&diff_ids) {
-        let mut reader = layer::read::open(&found.layout.blobs, desc).map_err(Error::Failed)?;
-        view.apply_tar(&mut reader)
-            .map_err(|m| Error::Failed(format!("layer {}: {m}", desc.digest())))?;
-        reader.finish(diff_id).map_err(Error::Failed)?;
+        layer::read::apply_verified(
+            &mut view,
+            &found.layout.blobs,
+            desc,
+            diff_id,
+            &mut |_, _| Ok(()),
+        )
+        .map_err(Error::Failed)?;
     }
     Ok(view)
 }

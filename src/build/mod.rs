@@ -889,14 +889,11 @@ fn apply_blob(
     desc: &Descriptor,
     diff_id: &Digest,
 ) -> Result<()> {
-    let mut reader = layer::read::open(blobs, desc).map_err(Error::Failed)?;
     let layer = view.layer_count();
-    let changes = view
-        .read_tar(&mut reader, &mut |path, data| scan.visit(path, layer, data))
-        .map_err(|m| Error::Failed(format!("layer {}: {m}", desc.digest())))?;
-    reader.finish(diff_id).map_err(Error::Failed)?;
-    view.apply(changes);
-    Ok(())
+    layer::read::apply_verified(view, blobs, desc, diff_id, &mut |path, data| {
+        scan.visit(path, layer, data)
+    })
+    .map_err(Error::Failed)
 }
 
 /// A change placed in layer `index` of the view.

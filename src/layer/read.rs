@@ -134,6 +134,26 @@ impl Read for LayerReader {
     }
 }
 
+/// Streams the layer `desc` from `blobs` into `view` as its next layer,
+/// showing each regular file to `on_file`. The blob's size and digest and
+/// the tar's diff_id are checked before the view changes: a layer that
+/// fails leaves the view as it was.
+pub fn apply_verified(
+    view: &mut crate::rootfs::View,
+    blobs: &BlobStore,
+    desc: &Descriptor,
+    diff_id: &Digest,
+    on_file: crate::rootfs::FileVisitor,
+) -> Result<(), String> {
+    let mut reader = open(blobs, desc)?;
+    let changes = view
+        .read_tar(&mut reader, on_file)
+        .map_err(|m| format!("layer {}: {m}", desc.digest()))?;
+    reader.finish(diff_id)?;
+    view.apply(changes);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -210,15 +210,10 @@ impl View {
     /// Reads an uncompressed layer tar and applies it, refusing what a
     /// hostile layer could use to escape or mislead: `..` or absolute
     /// names, whiteouts of `..`, hardlinks to nothing, absurd sizes.
+    /// (Layers from blobs go through `layer::read::apply_verified`, which
+    /// also checks them and shows their files to the seal.)
     pub fn apply_tar(&mut self, tar: impl Read) -> Result<(), String> {
-        self.apply_tar_with(tar, &mut |_, _| Ok(()))
-    }
-
-    /// [`apply_tar`](Self::apply_tar), showing each regular file's content
-    /// to `on_file` as it streams past (what it leaves unread is skipped):
-    /// how the seal reads content without a second pass.
-    pub fn apply_tar_with(&mut self, tar: impl Read, on_file: FileVisitor) -> Result<(), String> {
-        let changes = self.read_tar(tar, on_file)?;
+        let changes = self.read_tar(tar, &mut |_, _| Ok(()))?;
         self.apply(changes);
         Ok(())
     }

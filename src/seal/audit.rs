@@ -79,10 +79,10 @@ fn run(
     let mut view = View::new();
     let mut scan = Scan::default();
     for (i, (desc, diff_id)) in layers.iter().zip(&diff_ids).enumerate() {
-        let mut reader = layer::read::open(blobs, desc).map_err(Error::Failed)?;
-        view.apply_tar_with(&mut reader, &mut |path, data| scan.visit(path, i, data))
-            .map_err(|m| Error::Failed(format!("layer {}: {m}", desc.digest())))?;
-        reader.finish(diff_id).map_err(Error::Failed)?;
+        layer::read::apply_verified(&mut view, blobs, desc, diff_id, &mut |path, data| {
+            scan.visit(path, i, data)
+        })
+        .map_err(Error::Failed)?;
     }
     let inputs = super::Inputs {
         view: &view,
