@@ -65,9 +65,16 @@ pub struct KeyContext<'a> {
     pub compression: &'static str,
 }
 
-/// The key of layer `index`, or None when a source cannot be read: the
-/// build then plans the layer and reports the problem where it belongs.
-pub fn layer_key(ctx: &KeyContext, index: usize, stats: &mut StatIndex) -> Option<Digest> {
+/// The key of layer `index`, with the walks of its copy and template
+/// sources (by resolved root), which planning then uses rather than walking
+/// again, so the layer is built from the tree its key describes. None when
+/// a source cannot be read: the build then plans the layer and reports the
+/// problem where it belongs.
+pub fn layer_key(
+    ctx: &KeyContext,
+    index: usize,
+    stats: &mut StatIndex,
+) -> Option<(Digest, source::Walks)> {
     let spec = &ctx.recipe.spec.layers[index];
     let mut walks = Vec::new();
     let mut has_template = false;
@@ -81,13 +88,14 @@ pub fn layer_key(ctx: &KeyContext, index: usize, stats: &mut StatIndex) -> Optio
             _ => continue,
         };
         let root = ctx.recipe.resolve_src(src).ok()?;
-        walks.push(source::walk(&root).ok()?);
+        let walk = source::walk(&root).ok()?;
+        walks.push((root, walk));
     }
     // Every file's digest at once, so the ones the index does not know are
     // read in parallel.
     let files: Vec<(&std::path::Path, source::FileStat)> = walks
         .iter()
-        .flatten()
+        .flat_map(|(_, walk)| walk)
         .filter_map(|e| match &e.kind {
             SourceKind::File { path, stat, .. } => Some((path.as_path(), *stat)),
             _ => None,
@@ -95,7 +103,7 @@ pub fn layer_key(ctx: &KeyContext, index: usize, stats: &mut StatIndex) -> Optio
         .collect();
     let mut digests = stats.digests(&files).ok()?.into_iter();
     let mut sources = Vec::new();
-    for walk in &walks {
+    for (_, walk) in &walks {
         let mut items = Vec::new();
         for entry in walk {
             let rel = entry.rel.clone();
@@ -144,5 +152,6 @@ pub fn layer_key(ctx: &KeyContext, index: usize, stats: &mut StatIndex) -> Optio
         }),
         sources,
     };
-    canonical_json(&inputs).ok().map(|json| Digest::of(&json))
+    let key = canonical_json(&inputs).ok().map(|json| Digest::of(&json))?;
+    Some((key, walks.into_iter().collect()))
 }

@@ -202,7 +202,11 @@ impl<'a> Context<'a> {
 
     /// The cache key of a layer, learning file digests on the way; None
     /// without a cache.
-    fn layer_key(&mut self, key_ctx: &key::KeyContext, index: usize) -> Option<Digest> {
+    fn layer_key(
+        &mut self,
+        key_ctx: &key::KeyContext,
+        index: usize,
+    ) -> Option<(Digest, crate::rootfs::source::Walks)> {
         let cache = self.cache.as_ref()?;
         let dir = key_ctx.recipe.dir.clone();
         let stats = self
@@ -395,16 +399,17 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
             epoch: options.epoch,
             compression: compression_name(options.compression),
         };
-        let key = if keyed {
-            ctx.layer_key(&key_ctx, i)
-        } else {
-            None
+        let (key, walks) = match keyed.then(|| ctx.layer_key(&key_ctx, i)).flatten() {
+            Some((k, walks)) => {
+                lower.push(k);
+                (Some(k), walks)
+            }
+            None => {
+                // A layer without a key leaves the ones above without one.
+                keyed = false;
+                (None, Default::default())
+            }
         };
-        match key {
-            Some(k) => lower.push(k),
-            // A layer without a key leaves the ones above without one.
-            None => keyed = false,
-        }
         let layer_index = view.layer_count();
         if let (Some(cache), Some(key)) = (&ctx.cache, &key)
             && let Some(hit) = cache.layer(key)
@@ -442,6 +447,7 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
             view: &view,
             base_layers: base.layers.len(),
             epoch: options.epoch,
+            walks: &walks,
         };
         let plan = plan::plan_layer(&inputs, i)?;
         if plan.is_empty() {

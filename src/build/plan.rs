@@ -25,6 +25,8 @@ pub struct Inputs<'a> {
     /// layer base-dependent, reading the recipe's own does not.
     pub base_layers: usize,
     pub epoch: u64,
+    /// Sources already walked (for the cache key); others are walked here.
+    pub walks: &'a source::Walks,
 }
 
 /// The changes one recipe layer makes.
@@ -256,7 +258,11 @@ impl Plan {
     fn copy(&mut self, inputs: &Inputs, c: &CopyStep) -> Result<(), String> {
         let src = inputs.recipe.resolve_src(&c.src)?;
         let owner = c.owner.unwrap_or_default();
-        for item in source::walk(&src)? {
+        let items = match inputs.walks.get(&src) {
+            Some(walk) => walk.clone(),
+            None => source::walk(&src)?,
+        };
+        for item in items {
             let target = if item.rel.is_empty() {
                 c.dest.clone()
             } else {

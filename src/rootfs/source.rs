@@ -32,6 +32,9 @@ pub enum SourceKind {
     },
 }
 
+/// Walks of copy sources, by the root they were walked from.
+pub type Walks = std::collections::HashMap<PathBuf, Vec<SourceEntry>>;
+
 /// A file's identity as git's index records it: a file whose stat is
 /// unchanged is taken to have unchanged content (with git's racy-clean
 /// exception, which the cache applies).
