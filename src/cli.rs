@@ -105,30 +105,18 @@ pub enum Command {
     },
     /// Check any image against the seal: no SSH server, keys or port, no
     /// private keys, no world-writable files, no unreviewed setuid.
-    #[command(after_help = "Examples:\n  \
-        ingot audit oci:out/hello:1.2.0\n  \
-        ingot audit docker-archive:image.tar --json\n\n\
-        IMAGE is oci:PATH[:TAG], oci:PATH@DIGEST or docker-archive:PATH, built by ingot or not.\n\
-        Each layer is read once, as a stream. Exit 1 when the image is not sealed.\n\n\
-        Rules (policy 1):\n  \
-        no-ssh-server       no sshd, sshd-session, dropbear(multi) or tinysshd file; no SSH\n                      \
-        server package in dpkg status, distroless status.d or the apk installed db.\n                      \
-        rpm databases are not read.\n  \
-        no-ssh-host-keys    no /etc/ssh/ssh_host_*_key*, /etc/dropbear/*_host_key\n  \
-        no-authorized-keys  no authorized_keys(2) anywhere, nor AuthorizedKeysFile targets\n  \
-        no-ssh-port         22/tcp not exposed\n  \
-        no-private-keys     no private key material in any file (PEM, OpenSSH, PuTTY, PGP,\n                      \
-        cosign/sigstore), found by content\n  \
-        no-world-writable   no world-writable file or directory (sticky directories excepted)\n  \
-        setuid              setuid/setgid files and file capabilities only by name\n\n\
-        An ingot image's own exceptions (recipe seal.allow, recorded in the image) are\n\
-        honoured and listed with their reasons.")]
+    #[command(after_help = audit_help())]
     Audit {
         /// The image: oci:PATH[:TAG], oci:PATH@DIGEST or docker-archive:PATH.
-        image: String,
+        #[arg(required_unless_present = "list_rules")]
+        image: Option<String>,
         /// The platform to pick from an index.
         #[arg(long, default_value = "linux/amd64")]
         platform: String,
+        /// Print the seal's rules (with --json: the policy, the scanner
+        /// version and each rule's id and description) and exit.
+        #[arg(long, conflicts_with = "image")]
+        list_rules: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -342,6 +330,23 @@ pub enum Command {
     },
 }
 
+/// `ingot audit --help`'s closing text, with the rules from the seal's
+/// own table, so the help cannot drift from what is checked.
+fn audit_help() -> String {
+    format!(
+        "Examples:\n  \
+         ingot audit oci:out/hello:1.2.0\n  \
+         ingot audit docker-archive:image.tar --json\n  \
+         ingot audit --list-rules --json\n\n\
+         IMAGE is oci:PATH[:TAG], oci:PATH@DIGEST or docker-archive:PATH, built by ingot or not.\n\
+         Each layer is read once, as a stream. Exit 1 when the image is not sealed.\n\n\
+         {}\n\
+         An ingot image's own exceptions (recipe seal.allow, recorded in the image) are\n\
+         honoured and listed with their reasons.",
+        seal::render_rules()
+    )
+}
+
 /// Archive formats `ingot export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
@@ -534,8 +539,13 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
         Command::Audit {
             image,
             platform,
+            list_rules,
             json,
         } => {
+            let Some(image) = image.filter(|_| !list_rules) else {
+                let rules = seal::Policy::current();
+                return print_report(stdout, json, &rules, |_| seal::render_rules());
+            };
             let image: ImageRef = image.parse().map_err(Error::Usage)?;
             let platform: Platform = platform.parse().map_err(Error::Usage)?;
             let report = seal::audit::audit(&image, &platform)?;
@@ -777,8 +787,12 @@ fn print_report<T: serde::Serialize>(
         .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))
 }
 
+/// Pretty JSON with object keys sorted (through `serde_json::Value`, a
+/// BTreeMap), so the HashMaps inside oci-spec's types print the same way
+/// on every run.
 fn print_json<T: serde::Serialize>(stdout: &mut dyn Write, value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)
+    let text = serde_json::to_value(value)
+        .and_then(|v| serde_json::to_string_pretty(&v))
         .map_err(|e| Error::Failed(format!("encoding JSON: {e}")))?;
     print_line(stdout, &text)
 }

@@ -216,3 +216,81 @@ fn cached_layers_are_sealed_too() {
         stderr(&second)
     );
 }
+
+/// The cache entry of the one recipe layer in `cache`, parsed, with its path.
+fn only_entry(cache: &Path) -> (PathBuf, serde_json::Value) {
+    let entries: Vec<PathBuf> = std::fs::read_dir(cache.join("layers"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let json = serde_json::from_slice(&std::fs::read(&entries[0]).unwrap()).unwrap();
+    (entries[0].clone(), json)
+}
+
+/// A summary made under another seal policy or scanner is never served:
+/// the layer is read back and scanned again. Planted here as what an older
+/// ingot, whose scanner did not know the key format, would have cached:
+/// no findings. With the current version stamped on the same summary it
+/// would be served as it stands (the last build shows that), so the
+/// version is what keeps the key out.
+#[test]
+fn a_summary_from_another_seal_version_is_rescanned_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("r");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(
+        d.join("recipe.yaml"),
+        "name: stale\nversion: '1'\nbase: scratch\nlayers:\n  - name: data\n    steps:\n      \
+         - file: { dest: /srv/notes.txt, content: \"-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\\n-----END OPENSSH PRIVATE KEY-----\\n\" }\n",
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let attempt = || {
+        run(ingot()
+            .arg("build")
+            .arg("--cache")
+            .arg(&cache)
+            .arg(d.join("recipe.yaml"))
+            .arg("-o")
+            .arg(dir.path().join("out")))
+    };
+    let first = attempt();
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    let (entry, mut json) = only_entry(&cache);
+    let version = json["summary"]["version"].as_str().unwrap().to_string();
+    assert!(
+        version.contains("seal policy") && version.contains("scanner"),
+        "{version}"
+    );
+    assert_eq!(
+        json["summary"]["body"]["findings"]["keys"][0][0],
+        "/srv/notes.txt"
+    );
+
+    let plant = |json: &mut serde_json::Value, version: &str| {
+        json["summary"]["body"]["findings"]["keys"] = serde_json::json!([]);
+        json["summary"]["version"] = serde_json::json!(version);
+        std::fs::write(&entry, serde_json::to_vec(json).unwrap()).unwrap();
+    };
+    plant(&mut json, "summary 1, seal policy 0, scanner 0");
+    let stale = attempt();
+    assert_eq!(stale.status.code(), Some(1), "{}", stderr(&stale));
+    assert!(
+        stderr(&stale).contains("no-private-keys: /srv/notes.txt (layer data"),
+        "{}",
+        stderr(&stale)
+    );
+    // The rescan made the summary anew, under the current version.
+    let (_, refreshed) = only_entry(&cache);
+    assert_eq!(refreshed["summary"]["version"], version.as_str());
+    assert_eq!(
+        refreshed["summary"]["body"]["findings"]["keys"][0][0],
+        "/srv/notes.txt"
+    );
+
+    let (_, mut json) = only_entry(&cache);
+    plant(&mut json, &version);
+    let trusted = attempt();
+    assert!(trusted.status.success(), "{}", stderr(&trusted));
+}

@@ -128,6 +128,39 @@ fn inspect_shows_layers_config_and_annotations() {
     assert_eq!(json["manifest"]["layers"].as_array().unwrap().len(), 2);
 }
 
+/// inspect's output, in words and in JSON, is the same bytes on every run:
+/// the manifest's annotations, the config's labels and the layers'
+/// annotations are maps whose order would otherwise follow a per-process
+/// hash seed.
+#[test]
+fn inspect_output_is_byte_identical_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("h");
+    build(&hello(), &layout);
+    let image = format!("oci:{}:1.2.0", layout.display());
+    for json in [false, true] {
+        let once = || {
+            let mut cmd = ingot();
+            cmd.arg("inspect").arg(&image);
+            if json {
+                cmd.arg("--json");
+            }
+            let out = run(&mut cmd);
+            assert!(out.status.success(), "{}", stderr(&out));
+            out.stdout
+        };
+        let first = once();
+        // Seven more processes, each with its own hash seed.
+        for _ in 0..7 {
+            assert_eq!(
+                String::from_utf8_lossy(&once()),
+                String::from_utf8_lossy(&first),
+                "json: {json}"
+            );
+        }
+    }
+}
+
 #[test]
 fn inspect_of_a_missing_tag_or_layout_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -1496,3 +1496,55 @@ fn every_built_manifest_carries_the_seal_policy() {
     let hello = manifest_of(&built[3].1, "1.2.0");
     assert!(hello["annotations"].get("dev.ingot.seal.allow").is_none());
 }
+
+/// `audit --list-rules` and `audit --help` come from the rule table: the
+/// JSON lists every rule the reports name, and the help shows each one's
+/// id and whole description.
+#[test]
+fn audit_lists_its_rules_from_the_table() {
+    let o = run(ingot().args(["audit", "--list-rules", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rules = listed["rules"].as_array().unwrap();
+    let ids: Vec<&str> = rules.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "no-ssh-server",
+            "no-ssh-host-keys",
+            "no-authorized-keys",
+            "no-ssh-port",
+            "no-private-keys",
+            "no-world-writable",
+            "setuid"
+        ]
+    );
+    assert_eq!(listed["policy"], "1");
+    assert!(listed["scanner"].is_string());
+
+    let text = stdout(&run(ingot().args(["audit", "--list-rules"])));
+    let help = stdout(&run(ingot().args(["audit", "--help"])));
+    for shown in [&text, &help] {
+        for rule in rules {
+            let id = rule["id"].as_str().unwrap();
+            // The rule's line starts with its id; its description runs on.
+            let from = shown
+                .lines()
+                .position(|l| l.split_whitespace().next() == Some(id))
+                .unwrap_or_else(|| panic!("{id} is not shown:\n{shown}"));
+            let rest = shown.lines().skip(from).collect::<Vec<_>>().join(" ");
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let at = 0;
+            let description: Vec<&str> = rule["description"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .collect();
+            assert_eq!(
+                words[at + 1..at + 1 + description.len()],
+                description[..],
+                "{id}'s description is not shown whole:\n{shown}"
+            );
+        }
+    }
+}

@@ -23,7 +23,7 @@ use crate::registry;
 use crate::rootfs::{Change, Node, View};
 use crate::seal::scan::Findings;
 use crate::seal::{self, LayerLabel, Scan};
-use crate::store::cache::{Cache, CachedLayer, LayerSummary, StatIndex};
+use crate::store::cache::{Cache, CachedLayer, StatIndex, Summary};
 use crate::store::layout::{self, Staging, Tagged};
 use crate::store::{BlobRef, BlobStore};
 
@@ -415,7 +415,7 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
             && let Some(hit) = cache.layer(key)
         {
             let media = media_type_of(options.compression);
-            if let Some(served) = serve(&mut view, cache, blobs, &hit, media) {
+            if let Some(served) = serve(&mut view, cache, blobs, key, &hit, media) {
                 if let Some(intact) = served.check {
                     unchecked.push(Unchecked {
                         key: *key,
@@ -986,19 +986,22 @@ impl SlotState {
                 let result = handle
                     .join()
                     .unwrap_or_else(|_| Err(std::io::Error::other("the layer writer panicked")));
-                Finished::Written(result.map(|(written, findings)| Written {
-                    built: CachedLayer {
-                        digest: written.digest,
-                        size: written.size,
-                        diff_id: written.diff_id,
-                        entries: count,
-                        base_dependent,
-                        summary: Some(LayerSummary {
-                            changes,
-                            findings: findings.clone(),
-                        }),
-                    },
-                    findings,
+                Finished::Written(result.map(|(written, findings)| {
+                    Written {
+                        built: CachedLayer {
+                            digest: written.digest,
+                            size: written.size,
+                            diff_id: written.diff_id,
+                            entries: count,
+                            base_dependent,
+                            summary: LayerSummary {
+                                changes,
+                                findings: findings.clone(),
+                            }
+                            .stamped(),
+                        },
+                        findings,
+                    }
                 }))
             }
         }
@@ -1048,50 +1051,101 @@ struct Served {
 
 /// Serves a cache hit into the view; returns its seal findings, or None
 /// when the entry cannot be used (its blob is not where it should be, or
-/// reads back wrong). A summary stands for the content: its blob's digest
-/// is checked on another thread while the build goes on, and every check
-/// is in before the image is assembled.
+/// reads back wrong). A current summary stands for the content: its blob's
+/// digest is checked on another thread while the build goes on, and every
+/// check is in before the image is assembled. An entry without one, or
+/// with one made under another seal policy or scanner, is read back like a
+/// base layer, and its summary made anew.
 fn serve(
     view: &mut View,
     cache: &Cache,
     blobs: &BlobStore,
+    key: &Digest,
     hit: &CachedLayer,
     media: MediaType,
 ) -> Option<Served> {
     cache.copy_layer_to(hit, blobs).ok()?;
     let layer_index = view.layer_count();
-    match &hit.summary {
-        Some(summary) => {
-            let store = blobs.clone();
-            let blob = BlobRef {
-                digest: hit.digest,
-                size: hit.size,
-            };
-            let check =
-                std::thread::spawn(move || store.open_blob(&blob).and_then(|r| r.finish()).is_ok());
-            let changes = summary
-                .changes
-                .iter()
-                .cloned()
-                .map(|c| at_layer(c, layer_index))
-                .collect();
-            view.apply(changes);
-            Some(Served {
-                findings: summary.findings.clone(),
-                check: Some(check),
-            })
+    if let Some(summary) = LayerSummary::current(hit) {
+        let store = blobs.clone();
+        let blob = BlobRef {
+            digest: hit.digest,
+            size: hit.size,
+        };
+        let check =
+            std::thread::spawn(move || store.open_blob(&blob).and_then(|r| r.finish()).is_ok());
+        let changes = summary
+            .changes
+            .into_iter()
+            .map(|c| at_layer(c, layer_index))
+            .collect();
+        view.apply(changes);
+        return Some(Served {
+            findings: summary.findings,
+            check: Some(check),
+        });
+    }
+    let desc = Descriptor::new(media, hit.size, hit.digest.to_oci());
+    let mut scan = Scan::default();
+    let mark = scan.mark();
+    let mut reader = layer::read::open(blobs, &desc).ok()?;
+    let changes = view
+        .read_tar(&mut reader, &mut |path, data| {
+            scan.visit(path, layer_index, data)
+        })
+        .ok()?;
+    reader.finish(&hit.diff_id).ok()?;
+    let findings = scan.since(mark);
+    let refreshed = CachedLayer {
+        summary: LayerSummary {
+            changes: changes.clone(),
+            findings: findings.clone(),
         }
-        None => {
-            // An entry without a summary is read back like a base layer.
-            let desc = Descriptor::new(media, hit.size, hit.digest.to_oci());
-            let mut scan = Scan::default();
-            let mark = scan.mark();
-            apply_blob(view, &mut scan, blobs, &desc, &hit.diff_id).ok()?;
-            Some(Served {
-                findings: scan.since(mark),
-                check: None,
-            })
-        }
+        .stamped(),
+        ..hit.clone()
+    };
+    view.apply(changes);
+    // A summary that cannot be saved only costs the next build a read.
+    let _ = cache.put_layer(key, &refreshed, blobs);
+    Some(Served {
+        findings,
+        check: None,
+    })
+}
+
+/// What a build learns about a layer while writing it, cached with the
+/// layer so that a hit needs no decompression: its effect on the view and
+/// what the seal's content scan found in it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LayerSummary {
+    changes: Vec<Change>,
+    findings: Findings,
+}
+
+impl LayerSummary {
+    /// What a summary's meaning depends on: its own shape and the seal
+    /// policy and scanner that made its findings. A summary from another
+    /// version is read back, never trusted.
+    fn version() -> String {
+        format!(
+            "summary 1, seal policy {}, scanner {}",
+            seal::POLICY_VERSION,
+            seal::scan::SCANNER_VERSION
+        )
+    }
+
+    /// The summary for the cache, stamped with this version.
+    fn stamped(&self) -> Option<Summary> {
+        let body = serde_json::to_value(self).ok()?;
+        Some(Summary {
+            version: Self::version(),
+            body,
+        })
+    }
+
+    /// The summary of `hit`, if it was made by this version.
+    fn current(hit: &CachedLayer) -> Option<LayerSummary> {
+        serde_json::from_value(hit.summary(&Self::version())?.clone()).ok()
     }
 }
 

@@ -60,7 +60,7 @@ pub struct Rule {
 pub static RULES: [Rule; 7] = [
     Rule {
         id: "no-ssh-server",
-        description: "no sshd, sshd-session, dropbear, dropbearmulti or tinysshd file, and no SSH server package installed (dpkg, distroless status.d, apk)",
+        description: "no sshd, sshd-session, dropbear, dropbearmulti or tinysshd file, and no SSH server package installed (dpkg, distroless status.d, apk; rpm databases are not read)",
         check: no_ssh_server,
     },
     Rule {
@@ -94,6 +94,63 @@ pub static RULES: [Rule; 7] = [
         check: setuid,
     },
 ];
+
+/// The policy as `ingot audit --list-rules --json` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Policy {
+    pub policy: &'static str,
+    pub scanner: &'static str,
+    pub rules: Vec<RuleInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleInfo {
+    pub id: &'static str,
+    pub description: &'static str,
+}
+
+impl Policy {
+    pub fn current() -> Policy {
+        Policy {
+            policy: POLICY_VERSION,
+            scanner: scan::SCANNER_VERSION,
+            rules: RULES
+                .iter()
+                .map(|r| RuleInfo {
+                    id: r.id,
+                    description: r.description,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The rule table in words: a heading with the versions, then each rule's
+/// id and description, wrapped to fit a terminal.
+pub fn render_rules() -> String {
+    const WIDTH: usize = 78;
+    let pad = RULES.iter().map(|r| r.id.len()).max().unwrap_or(0) + 4;
+    let mut out = format!(
+        "Rules (policy {POLICY_VERSION}, scanner {}):\n",
+        scan::SCANNER_VERSION
+    );
+    for rule in &RULES {
+        let mut line = format!("  {:<width$}", rule.id, width = pad - 2);
+        for word in rule.description.split(' ') {
+            if line.len() + word.len() + 1 > WIDTH && line.len() > pad {
+                out.push_str(line.trim_end());
+                out.push('\n');
+                line = " ".repeat(pad);
+            } else if line.len() > pad {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
 
 /// A rule id, if the table has it.
 pub fn rule(id: &str) -> Option<&'static Rule> {

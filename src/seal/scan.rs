@@ -51,6 +51,13 @@ pub const SSH_SERVER_PACKAGES: [&str; 7] = [
     "tinysshd",
 ];
 
+/// The scanner's version: what it looks for (the markers and package names
+/// above, the files [`kind_of`] reads, the lookahead) and how. Findings
+/// cached under another version are never trusted, so bump this with any
+/// change to them; [`tests::the_scanner_version_covers_its_tables`] fails
+/// until you do.
+pub const SCANNER_VERSION: &str = "1";
+
 /// The key markers' automaton, built once: building it per file would
 /// cost more than scanning.
 static MATCHER: std::sync::LazyLock<AhoCorasick> = std::sync::LazyLock::new(|| {
@@ -480,6 +487,37 @@ impl Records {
 
 #[cfg(test)]
 mod tests {
+
+    /// Pins the scanner's tables to its version: changing a marker, a
+    /// package name, a watched file or a bound without bumping
+    /// [`SCANNER_VERSION`] would let stale cached findings through.
+    #[test]
+    fn the_scanner_version_covers_its_tables() {
+        let probes = [
+            "var/lib/dpkg/status",
+            "var/lib/dpkg/status.d/x",
+            "lib/apk/db/installed",
+            "etc/ssh/sshd_config",
+            "etc/ssh/sshd_config.d/x.conf",
+        ];
+        let kinds: Vec<String> = probes
+            .iter()
+            .map(|p| format!("{p}={:?}", kind_of(&ImagePath::from_rel(p).unwrap())))
+            .collect();
+        let tables = format!(
+            "{PEM_MARKERS:?}|{PUTTY_MARKER}|{SSH_SERVER_PACKAGES:?}|{LOOKAHEAD}|{MAX_LINE}|{kinds:?}"
+        );
+        let fingerprint = crate::digest::Digest::of(tables.as_bytes()).to_string();
+        assert_eq!(
+            (SCANNER_VERSION, fingerprint.as_str()),
+            (
+                "1",
+                "sha256:5ed795ea1df9ebc64bd9158210fc7fc8c6ba4e0ef23bacdba6d4343edabc13e8"
+            ),
+            "the scanner's tables changed: bump SCANNER_VERSION, then pin the new fingerprint"
+        );
+    }
+
     use super::*;
 
     fn scan(path: &str, content: &[u8]) -> Scan {

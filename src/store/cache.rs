@@ -42,17 +42,31 @@ pub struct CachedLayer {
     pub diff_id: Digest,
     pub entries: usize,
     pub base_dependent: bool,
-    /// What the layer does to the view and what the seal found in it, so
-    /// a hit needs no decompression; absent, the layer is read back.
+    /// What the build learnt about the layer while writing it, so that a
+    /// hit needs no decompression; absent, the layer is read back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summary: Option<LayerSummary>,
+    pub summary: Option<Summary>,
 }
 
-/// A layer's effect, as a build learnt it while writing the layer.
+/// A layer's effect as the code that wrote it understood it. The cache
+/// does not read the body: it keeps the JSON its writer gave, stamped with
+/// the writer's version, and hands it back only to a reader of the same
+/// version, so a summary made under an older seal policy or scanner is
+/// never taken for a current one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LayerSummary {
-    pub changes: Vec<crate::rootfs::Change>,
-    pub findings: crate::seal::scan::Findings,
+pub struct Summary {
+    pub version: String,
+    pub body: serde_json::Value,
+}
+
+impl CachedLayer {
+    /// The summary's body, if it was written by `version`.
+    pub fn summary(&self, version: &str) -> Option<&serde_json::Value> {
+        self.summary
+            .as_ref()
+            .filter(|s| s.version == version)
+            .map(|s| &s.body)
+    }
 }
 
 impl Cache {
