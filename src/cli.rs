@@ -10,18 +10,20 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::bind;
-use crate::build::{self, Options};
+use crate::commands::bind;
+use crate::commands::export::{self, RepoTag};
+use crate::commands::inspect;
+use crate::commands::verify;
 use crate::error::{Error, Result};
-use crate::export::{self, RepoTag};
 use crate::image::Platform;
+use crate::image::media::LayerCompression;
 use crate::image::reference::ImageRef;
+use crate::image::reference::RegistryRef;
 use crate::image::reference::Selector;
-use crate::inspect;
+use crate::pipeline::{self, Options};
 use crate::recipe::Recipe;
-use crate::registry::{self, Access, CredentialSources, Progress, PushOptions, RegistryRef};
+use crate::registry::{self, Access, CredentialSources, Progress, PushOptions};
 use crate::seal;
-use crate::verify;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -78,8 +80,8 @@ pub enum Command {
         insecure: Vec<String>,
         /// Compression of the recipe's layers: gzip (ingot's block gzip, the
         /// default) or zstd (application/vnd.oci.image.layer.v1.tar+zstd).
-        #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
-        compression: CompressionArg,
+        #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
+        compression: LayerCompression,
         /// Print a JSON report instead of the bare digest.
         #[arg(long)]
         json: bool,
@@ -372,22 +374,6 @@ fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("ingot"))
 }
 
-/// Layer compressions a build can write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CompressionArg {
-    Gzip,
-    Zstd,
-}
-
-impl From<CompressionArg> for crate::layer::Compression {
-    fn from(c: CompressionArg) -> Self {
-        match c {
-            CompressionArg::Gzip => crate::layer::Compression::Gzip,
-            CompressionArg::Zstd => crate::layer::Compression::Zstd,
-        }
-    }
-}
-
 /// Reads SOURCE_DATE_EPOCH: unset or empty means 0; anything else must be
 /// a whole number of seconds.
 pub fn source_date_epoch(value: Option<&str>) -> Result<u64> {
@@ -421,7 +407,7 @@ pub fn credential_sources(var: impl Fn(&str) -> Option<OsString>) -> CredentialS
 /// `--insecure` values, checked, and the credentials the environment names.
 fn access(insecure: Vec<String>) -> Result<Access> {
     for host in &insecure {
-        if !registry::reference::valid_host(host) {
+        if !crate::image::reference::valid_host(host) {
             return Err(Error::Usage(format!(
                 "--insecure {host:?}: expected HOST or HOST:PORT"
             )));
@@ -487,7 +473,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 source,
                 output,
                 locked,
-                compression: compression.into(),
+                compression,
                 cache: if no_cache {
                     None
                 } else {
@@ -502,7 +488,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                     progress(false)
                 },
             };
-            let report = build::build(&recipe, &options, &mut log)?;
+            let report = pipeline::build(&recipe, &options, &mut log)?;
             print_report(stdout, json, &report, |r| format!("{}\n", r.digest))
         }
         Command::Lock {
@@ -518,13 +504,13 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 source: None,
                 output: PathBuf::new(),
                 locked: false,
-                compression: crate::layer::Compression::Gzip,
+                compression: LayerCompression::Gzip,
                 cache: cache.or_else(default_cache_dir),
                 registry: access(insecure)?,
                 repin: true,
                 progress: Progress::quiet(),
             };
-            let lock = build::lock(&recipe, &options, &mut log)?;
+            let lock = pipeline::lock(&recipe, &options, &mut log)?;
             log(&format!(
                 "wrote {} ({} pins)",
                 crate::lock::path_for(&recipe.file).display(),
@@ -548,7 +534,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             };
             let image: ImageRef = image.parse().map_err(Error::Usage)?;
             let platform: Platform = platform.parse().map_err(Error::Usage)?;
-            let report = seal::audit::audit(&image, &platform)?;
+            let report = crate::commands::audit::audit(&image, &platform)?;
             print_report(stdout, json, &report, seal::render)?;
             // Like verify: the report, on stdout, is the result; the error
             // only sets exit 1 and says so on stderr.
@@ -703,7 +689,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             let source = oci_layout(&source, "push reads an OCI layout: oci:PATH[:TAG]")?;
             let dest = registry_ref(&destination)?;
             for repo in &from_repo {
-                if !registry::reference::valid_repository(repo) {
+                if !crate::image::reference::valid_repository(repo) {
                     return Err(Error::Usage(format!(
                         "--from-repo {repo:?}: expected a repository name on the same registry"
                     )));

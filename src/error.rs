@@ -2,10 +2,11 @@
 //! usage and recipe errors, which the user fixes by changing the input; 1
 //! for everything that failed while building or verifying.
 
+use std::fmt;
 use std::io;
+use std::path::PathBuf;
 
-use crate::recipe::RecipeError;
-use crate::registry::RegistryError;
+use crate::digest::Digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -33,7 +34,7 @@ pub enum Error {
     Export {
         image: String,
         #[source]
-        source: crate::export::ExportError,
+        source: ExportError,
     },
     /// A registry could not be reached, refused us, or served something
     /// other than what was asked for.
@@ -63,6 +64,87 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A 1-based line and column in a recipe file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+/// An error in a recipe or its inputs, at a position in the recipe file.
+/// Always exit code 2: the user must change the recipe or its files.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct RecipeError {
+    pub file: PathBuf,
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl fmt::Display for RecipeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.pos.line,
+            self.pos.col,
+            self.message
+        )
+    }
+}
+
+/// What went wrong talking to a registry. Each is one line naming the
+/// registry (and the blob), for exit code 1.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot reach the registry at {host}: {reason}")]
+    Unreachable { host: String, reason: String },
+    #[error("{host}: authentication failed: {detail}")]
+    Unauthorized { host: String, detail: String },
+    #[error("{host}: access denied to {what}")]
+    Denied { host: String, what: String },
+    #[error("{what}: not found")]
+    NotFound { what: String },
+    #[error("{what}: digest mismatch: expected {expected}, found {found}")]
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        found: Digest,
+    },
+    #[error("{what}: size mismatch: expected {expected} bytes, found {found}")]
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        found: String,
+    },
+    #[error("credentials from {origin}: {message}")]
+    Credentials { origin: String, message: String },
+    #[error("{what}: {message}")]
+    Protocol { what: String, message: String },
+}
+
+/// Why an export failed once the image was found. The first two are the
+/// layout's fault, the last the output's.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// A layer blob is not what the manifest and the config say it is.
+    #[error("{0}")]
+    Corrupt(String),
+    /// A layer read back with another size the second time: the layout
+    /// changed while it was exported.
+    #[error(
+        "layer {diff_id} changed while it was exported: {expected} bytes when checked, {found} when written"
+    )]
+    Changed {
+        diff_id: Digest,
+        expected: u64,
+        found: u64,
+    },
+    /// The archive could not be written.
+    #[error("writing the archive: {0}")]
+    Write(#[source] io::Error),
+}
 
 /// Adds "what we were doing" to I/O errors, ripgrep-style.
 pub trait IoContext<T> {

@@ -546,7 +546,8 @@ fn corrupt_blobs_from_the_registry_are_refused() {
 /// no referrers API, so it is listed under the `sha256-<hex>` fallback tag,
 /// and found there again.
 fn a_referrer_is_found_through_the_fallback_tag() {
-    use ingot::registry::{self, Access, Progress, RegistryRef, Remote};
+    use ingot::image::reference::RegistryRef;
+    use ingot::registry::{self, Access, Progress, Remote};
     use ingot::store::BlobStore;
 
     let f = Fixture::new();

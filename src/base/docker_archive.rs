@@ -33,8 +33,9 @@ use oci_spec::image::{Descriptor, ImageConfiguration, MediaType};
 use super::BaseImage;
 use crate::digest::{Digest, HashingReader};
 use crate::image::config::{diff_ids, platform_of};
+use crate::image::media::Compression;
 use crate::layer::gzip::BlockGzWriter;
-use crate::layer::read::Compression;
+use crate::layer::read::decoder;
 use crate::store::{BlobStore, BlobWriter};
 
 /// The most bytes `manifest.json` or a config may have: both are small,
@@ -384,8 +385,7 @@ fn reencode(
     let compression = sniff(&magic[..n]);
     let what = describe(compression);
     let head = io::Cursor::new(magic).take(n as u64);
-    let decoder = compression
-        .decoder(head.chain(raw))
+    let decoder = decoder(compression, head.chain(raw))
         .map_err(|e| format!("opening the {what} stream: {e}"))?;
     let mut tar = HashingReader::new(decoder);
 

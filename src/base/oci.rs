@@ -5,15 +5,15 @@
 use std::io;
 use std::path::Path;
 
-use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 
 use super::BaseImage;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::Platform;
 use crate::image::config::platform_of;
+use crate::image::media::{self, Compression};
 use crate::image::reference::OciRef;
-use crate::layer::read::Compression;
+use crate::image::{Platform, select_platform};
 use crate::store::BlobStore;
 use crate::store::layout::{Layout, blob_ref};
 
@@ -39,7 +39,7 @@ pub fn open(reference: &OciRef, dir: &Path, platform: &Platform) -> Result<Found
     let layout = Layout::open(dir)?;
     let mut desc = layout.find(&reference.selector)?;
     for _ in 0..MAX_INDEX_DEPTH {
-        if !is_index(desc.media_type()) {
+        if !media::is_index(desc.media_type().as_ref()) {
             break;
         }
         let index: ImageIndex = layout.read_json(&desc)?;
@@ -47,7 +47,7 @@ pub fn open(reference: &OciRef, dir: &Path, platform: &Platform) -> Result<Found
             .map_err(|m| Error::Usage(format!("{reference}: {m}")))?
             .clone();
     }
-    if !is_manifest(desc.media_type()) {
+    if !media::is_manifest(desc.media_type().as_ref()) {
         return Err(failed(format!(
             "{} is a {}, not an image manifest",
             desc.digest(),
@@ -97,47 +97,6 @@ pub fn load(
         layers: found.manifest.layers().clone(),
         config: found.config,
     })
-}
-
-/// The manifest of `index` for `platform`. Variants must match only when
-/// the wanted platform names one.
-pub fn select_platform<'a>(
-    index: &'a ImageIndex,
-    platform: &Platform,
-) -> std::result::Result<&'a Descriptor, String> {
-    let matches = |d: &&Descriptor| {
-        d.platform().as_ref().is_some_and(|p| {
-            p.os().to_string() == platform.os
-                && p.architecture().to_string() == platform.arch
-                && (platform.variant.is_none() || *p.variant() == platform.variant)
-        })
-    };
-    index.manifests().iter().find(matches).ok_or_else(|| {
-        let offered: Vec<String> = index
-            .manifests()
-            .iter()
-            .filter_map(|d| d.platform().as_ref())
-            .map(|p| format!("{}/{}", p.os(), p.architecture()))
-            .collect();
-        format!(
-            "no image for platform {platform} in the index (it has: {})",
-            if offered.is_empty() {
-                "none".into()
-            } else {
-                offered.join(", ")
-            }
-        )
-    })
-}
-
-fn is_index(m: &MediaType) -> bool {
-    matches!(m, MediaType::ImageIndex)
-        || m.to_string() == "application/vnd.docker.distribution.manifest.list.v2+json"
-}
-
-fn is_manifest(m: &MediaType) -> bool {
-    matches!(m, MediaType::ImageManifest)
-        || m.to_string() == "application/vnd.docker.distribution.manifest.v2+json"
 }
 
 fn digest_of(desc: &Descriptor) -> Result<Digest> {

@@ -1,14 +1,37 @@
 //! The image config: a recipe's `config` merged onto its base's, plus the
 //! rootfs diff_ids and history (design.md, "Merging onto a base").
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use oci_spec::image::{Arch, Config, ImageConfiguration, Os};
 
-use super::Platform;
+use serde::Deserialize;
+
+use super::{Platform, Port};
 use crate::digest::Digest;
-use crate::recipe::schema::ConfigSpec;
+
+/// Image config set by the recipe; unset fields are inherited from the base.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigSpec {
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub workdir: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<Port>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+}
 
 /// Applies the recipe's config on top of the base's, Docker-style: `env`
 /// entries override by name, an `entrypoint` set by the recipe resets the

@@ -2,19 +2,14 @@
 //! JSON they are written in (design.md, rule 9, and "Merging onto a base").
 
 pub mod config;
+pub mod media;
 pub mod reference;
 
 use std::fmt;
 use std::str::FromStr;
 
+use oci_spec::image::{Descriptor, ImageIndex};
 use serde::Serialize;
-
-use crate::rootfs::meta::deserialize_from_str;
-
-/// Media types ingot writes.
-pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// Annotation keys (image-spec "Pre-Defined Annotation Keys", plus ingot's).
 pub mod annotation {
@@ -105,6 +100,37 @@ impl fmt::Display for Platform {
         }
         Ok(())
     }
+}
+
+/// The manifest of `index` for `platform`. Variants must match only when
+/// the wanted platform names one.
+pub fn select_platform<'a>(
+    index: &'a ImageIndex,
+    platform: &Platform,
+) -> Result<&'a Descriptor, String> {
+    let matches = |d: &&Descriptor| {
+        d.platform().as_ref().is_some_and(|p| {
+            p.os().to_string() == platform.os
+                && p.architecture().to_string() == platform.arch
+                && (platform.variant.is_none() || *p.variant() == platform.variant)
+        })
+    };
+    index.manifests().iter().find(matches).ok_or_else(|| {
+        let offered: Vec<String> = index
+            .manifests()
+            .iter()
+            .filter_map(|d| d.platform().as_ref())
+            .map(|p| format!("{}/{}", p.os(), p.architecture()))
+            .collect();
+        format!(
+            "no image for platform {platform} in the index (it has: {})",
+            if offered.is_empty() {
+                "none".into()
+            } else {
+                offered.join(", ")
+            }
+        )
+    })
 }
 
 /// An exposed port, `PORT/PROTO` (tcp when the protocol is left out).

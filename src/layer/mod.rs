@@ -11,12 +11,13 @@ use std::path::PathBuf;
 use zstd::stream::raw::CParameter;
 
 use crate::digest::{Digest, HashingWriter};
+use crate::image::media::LayerCompression;
+pub use crate::store::COPY_BUFFER;
 
 pub mod gzip;
 pub mod order;
 pub mod read;
 
-pub use read::Compression;
 mod tarball;
 #[cfg(test)]
 mod tests;
@@ -24,11 +25,6 @@ mod tests;
 /// Version of the byte encoding of layers (tar + compression), recorded in
 /// every image. Changing the bytes for the same entries means a new version.
 pub const ENCODING_VERSION: &str = "3";
-
-/// Media type of a gzip-compressed layer.
-pub const MEDIA_TYPE_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-/// Media type of a zstd-compressed layer.
-pub const MEDIA_TYPE_TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 /// Name prefix of a whiteout file (image-spec, "Whiteouts").
 pub const WHITEOUT_PREFIX: &str = ".wh.";
@@ -124,7 +120,7 @@ pub struct Layer {
 /// block, not by the layer. On error, what was written to `out` is not a
 /// valid layer and must be discarded.
 pub fn write(entries: Vec<Entry>, mtime: u64, out: impl Write) -> io::Result<Layer> {
-    write_compressed(entries, mtime, Compression::Gzip, out, None)
+    write_compressed(entries, mtime, LayerCompression::Gzip, out, None)
 }
 
 /// [`write`], with the compression chosen: ingot's block gzip, or zstd in
@@ -134,7 +130,7 @@ pub fn write(entries: Vec<Entry>, mtime: u64, out: impl Write) -> io::Result<Lay
 pub fn write_compressed(
     mut entries: Vec<Entry>,
     mtime: u64,
-    compression: Compression,
+    compression: LayerCompression,
     out: impl Write,
     sink: Option<&mut dyn ContentSink>,
 ) -> io::Result<Layer> {
@@ -143,22 +139,16 @@ pub fn write_compressed(
 
     let compressed = HashingWriter::new(out);
     let (diff_id, compressed) = match compression {
-        Compression::Gzip => {
+        LayerCompression::Gzip => {
             let tar = HashingWriter::new(gzip::BlockGzWriter::new(compressed));
             let (diff_id, _, gz) = write_tar(&entries, mtime, tar, sink)?.finish();
             (diff_id, gz.finish()?)
         }
-        Compression::Zstd => {
+        LayerCompression::Zstd => {
             let z = zstd_encoder(compressed, zstd_workers())?;
             let tar = HashingWriter::new(z);
             let (diff_id, _, z) = write_tar(&entries, mtime, tar, sink)?.finish();
             (diff_id, z.finish()?)
-        }
-        Compression::None => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "ingot writes gzip or zstd layers",
-            ));
         }
     };
     let (digest, size, _) = compressed.finish();
@@ -183,9 +173,6 @@ fn write_tar<W: Write>(
         .into_inner()
         .map_err(io::IntoInnerError::into_error)
 }
-
-/// Bytes per read when streaming files and blobs.
-pub const COPY_BUFFER: usize = 256 * 1024;
 
 /// zstd level of every zstd layer.
 const ZSTD_LEVEL: i32 = 3;

@@ -4,51 +4,19 @@
 
 use std::io::{self, Read};
 
-use oci_spec::image::{Descriptor, MediaType};
+use oci_spec::image::Descriptor;
 
 use crate::digest::{Digest, HashingReader};
+use crate::image::media::Compression;
 use crate::store::{BlobRef, BlobStore, VerifiedReader};
 
-/// How a layer blob is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    /// The compression a layer media type names: OCI's and Docker's
-    /// (distributable or not). Anything else is not a layer we can read.
-    pub fn of(media_type: &MediaType) -> Result<Compression, String> {
-        match media_type {
-            MediaType::ImageLayer | MediaType::ImageLayerNonDistributable => Ok(Compression::None),
-            MediaType::ImageLayerGzip | MediaType::ImageLayerNonDistributableGzip => {
-                Ok(Compression::Gzip)
-            }
-            MediaType::ImageLayerZstd | MediaType::ImageLayerNonDistributableZstd => {
-                Ok(Compression::Zstd)
-            }
-            MediaType::Other(s) => match s.as_str() {
-                "application/vnd.docker.image.rootfs.diff.tar.gzip"
-                | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
-                    Ok(Compression::Gzip)
-                }
-                "application/vnd.docker.image.rootfs.diff.tar" => Ok(Compression::None),
-                other => Err(format!("unsupported layer media type {other}")),
-            },
-            other => Err(format!("unsupported layer media type {other}")),
-        }
-    }
-
-    /// Wraps `r` to yield the uncompressed tar.
-    pub fn decoder<R: Read>(self, r: R) -> io::Result<Decoder<R>> {
-        Ok(match self {
-            Compression::None => Decoder::None(r),
-            Compression::Gzip => Decoder::Gzip(Box::new(flate2::read::MultiGzDecoder::new(r))),
-            Compression::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::new(r)?),
-        })
-    }
+/// Wraps `r` to yield the uncompressed tar.
+pub fn decoder<R: Read>(compression: Compression, r: R) -> io::Result<Decoder<R>> {
+    Ok(match compression {
+        Compression::None => Decoder::None(r),
+        Compression::Gzip => Decoder::Gzip(Box::new(flate2::read::MultiGzDecoder::new(r))),
+        Compression::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::new(r)?),
+    })
 }
 
 /// A decompressing reader that gives its source back when done.
@@ -98,9 +66,7 @@ pub fn open(blobs: &BlobStore, desc: &Descriptor) -> Result<LayerReader, String>
     let reader = blobs
         .open_blob(&blob)
         .map_err(|e| format!("layer {digest}: {e}"))?;
-    let tar = compression
-        .decoder(reader)
-        .map_err(|e| format!("layer {digest}: {e}"))?;
+    let tar = decoder(compression, reader).map_err(|e| format!("layer {digest}: {e}"))?;
     Ok(LayerReader {
         tar: HashingReader::new(tar),
         digest,
@@ -134,30 +100,11 @@ impl Read for LayerReader {
     }
 }
 
-/// Streams the layer `desc` from `blobs` into `view` as its next layer,
-/// showing each regular file to `on_file`. The blob's size and digest and
-/// the tar's diff_id are checked before the view changes: a layer that
-/// fails leaves the view as it was.
-pub fn apply_verified(
-    view: &mut crate::rootfs::View,
-    blobs: &BlobStore,
-    desc: &Descriptor,
-    diff_id: &Digest,
-    on_file: crate::rootfs::FileVisitor,
-) -> Result<(), String> {
-    let mut reader = open(blobs, desc)?;
-    let changes = view
-        .read_tar(&mut reader, on_file)
-        .map_err(|m| format!("layer {}: {m}", desc.digest()))?;
-    reader.finish(diff_id)?;
-    view.apply(changes);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::layer::{self, Content, Entry, EntryKind};
+    use oci_spec::image::MediaType;
 
     fn store_layer(blobs: &BlobStore) -> (Descriptor, Digest) {
         let entries = vec![Entry {
@@ -206,16 +153,5 @@ mod tests {
         bytes[n / 2] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
         assert!(open(&blobs, &desc).unwrap().finish(&diff_id).is_err());
-    }
-
-    #[test]
-    fn media_types_map_to_compressions() {
-        assert_eq!(
-            Compression::of(&MediaType::ImageLayerZstd),
-            Ok(Compression::Zstd)
-        );
-        let docker = MediaType::Other("application/vnd.docker.image.rootfs.diff.tar.gzip".into());
-        assert_eq!(Compression::of(&docker), Ok(Compression::Gzip));
-        assert!(Compression::of(&MediaType::ImageConfig).is_err());
     }
 }

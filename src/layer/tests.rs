@@ -431,8 +431,14 @@ fn zstd_layers_round_trip() {
         gid: 0,
     }];
     let mut out = Vec::new();
-    let layer =
-        super::write_compressed(entries, 0, super::Compression::Zstd, &mut out, None).unwrap();
+    let layer = super::write_compressed(
+        entries,
+        0,
+        crate::image::media::LayerCompression::Zstd,
+        &mut out,
+        None,
+    )
+    .unwrap();
     assert_eq!(layer.digest, Digest::of(&out));
     let tar = zstd::stream::decode_all(&out[..]).unwrap();
     assert_eq!(layer.diff_id, Digest::of(&tar));

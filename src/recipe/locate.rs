@@ -11,12 +11,7 @@ use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, ScanError};
 
-/// A 1-based line and column in a recipe file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Pos {
-    pub line: usize,
-    pub col: usize,
-}
+use crate::error::Pos;
 
 /// Positions of every node of a YAML document, by path.
 #[derive(Debug, Default, Clone)]

@@ -12,30 +12,9 @@ pub mod template;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use locate::{Locator, Pos};
+pub use crate::error::{Pos, RecipeError};
+pub use locate::Locator;
 pub use schema::{ParamSpec, RecipeSpec, Step};
-
-/// An error in a recipe or its inputs, at a position in the recipe file.
-/// Always exit code 2: the user must change the recipe or its files.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct RecipeError {
-    pub file: PathBuf,
-    pub pos: Pos,
-    pub message: String,
-}
-
-impl fmt::Display for RecipeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.pos.line,
-            self.pos.col,
-            self.message
-        )
-    }
-}
 
 /// A parsed, validated recipe and where it came from.
 #[derive(Debug, Clone)]
@@ -237,7 +216,7 @@ impl Recipe {
     /// that compiles and that its default meets, and no literal secret.
     fn validate_param(&self, name: &str, p: &ParamSpec) -> Result<(), RecipeError> {
         let at = |field: &str, msg: String| self.error_at(&["params", name, field], msg);
-        if !crate::bind::valid_name(name) {
+        if !crate::params::valid_name(name) {
             return Err(at(
                 "<key>",
                 format!(
@@ -247,7 +226,7 @@ impl Recipe {
         }
         let pattern = match &p.pattern {
             Some(text) => Some(
-                crate::bind::compile_pattern(text)
+                crate::params::compile_pattern(text)
                     .map_err(|e| at("pattern", format!("param {name}: {e}")))?,
             ),
             None => None,

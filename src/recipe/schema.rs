@@ -5,12 +5,18 @@
 //! during deserialization, so a bad one is reported at its own position.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
 
 use serde::Deserialize;
 
-use crate::base::BaseRef;
-use crate::image::{Platform, Port};
+use crate::image::Platform;
+pub use crate::image::config::ConfigSpec;
+use crate::image::reference::ImageRef;
+pub use crate::params::ParamSpec;
 use crate::rootfs::meta::{ImagePath, Mode, Owner};
+pub use crate::seal::SealAllow;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,25 +40,87 @@ pub struct RecipeSpec {
     pub seal: SealSpec,
 }
 
-/// A runtime parameter. Recorded in the image (label
-/// `dev.ingot.params`) so binding needs only the image.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ParamSpec {
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub required: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pattern: Option<String>,
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub secret: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+/// Where a recipe's base comes from (design.md, "Base references"): the
+/// empty image, a stemcell, another recipe, or an image by any transport
+/// [`ImageRef`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseRef {
+    /// The empty image.
+    Scratch,
+    /// A stemcell embedded in the binary; `None` means the newest version.
+    Stemcell {
+        name: String,
+        version: Option<String>,
+    },
+    /// Another recipe, built first; a relative path is from the recipe's
+    /// directory.
+    Recipe(PathBuf),
+    /// An image: `oci:`, `docker-archive:` (a relative path is from the
+    /// recipe's directory) or `docker://` (a tag is pinned in ingot.lock).
+    Image(ImageRef),
 }
 
-fn is_false(b: &bool) -> bool {
-    !b
+impl FromStr for BaseRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<BaseRef, String> {
+        if s == "scratch" {
+            return Ok(BaseRef::Scratch);
+        }
+        if let Some(rest) = s.strip_prefix("stemcell:") {
+            let (name, version) = match rest.split_once('@') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (rest, None),
+            };
+            let valid = |x: &str| {
+                !x.is_empty()
+                    && x.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            };
+            if !valid(name) || version.as_deref().is_some_and(|v| !valid(v)) {
+                return Err(format!(
+                    "base {s:?}: expected stemcell:NAME or stemcell:NAME@VERSION"
+                ));
+            }
+            return Ok(BaseRef::Stemcell {
+                name: name.to_string(),
+                version,
+            });
+        }
+        if let Some(rest) = s.strip_prefix("recipe:") {
+            if rest.is_empty() {
+                return Err(format!("base {s:?}: the path is empty"));
+            }
+            return Ok(BaseRef::Recipe(PathBuf::from(rest)));
+        }
+        if ImageRef::is_reference(s) {
+            return s.parse().map(BaseRef::Image);
+        }
+        Err(format!(
+            "base {s:?}: expected scratch, stemcell:NAME[@VERSION], recipe:PATH, \
+             oci:PATH[:TAG], oci:PATH@sha256:…, docker-archive:PATH or docker://HOST/REPO[:TAG]"
+        ))
+    }
+}
+
+deserialize_from_str!(BaseRef);
+
+impl fmt::Display for BaseRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BaseRef::Scratch => f.write_str("scratch"),
+            BaseRef::Stemcell {
+                name,
+                version: Some(v),
+            } => write!(f, "stemcell:{name}@{v}"),
+            BaseRef::Stemcell {
+                name,
+                version: None,
+            } => write!(f, "stemcell:{name}"),
+            BaseRef::Recipe(p) => write!(f, "recipe:{}", p.display()),
+            BaseRef::Image(r) => write!(f, "{r}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -183,28 +251,6 @@ pub struct GroupStep {
     pub members: Vec<String>,
 }
 
-/// Image config set by the recipe; unset fields are inherited from the base.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigSpec {
-    #[serde(default)]
-    pub entrypoint: Option<Vec<String>>,
-    #[serde(default)]
-    pub cmd: Option<Vec<String>>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    #[serde(default)]
-    pub workdir: Option<String>,
-    #[serde(default)]
-    pub user: Option<String>,
-    #[serde(default)]
-    pub ports: Vec<Port>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default)]
-    pub stop_signal: Option<String>,
-}
-
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SealSpec {
@@ -212,10 +258,48 @@ pub struct SealSpec {
     pub allow: Vec<SealAllow>,
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct SealAllow {
-    pub rule: String,
-    pub path: ImagePath,
-    pub reason: String,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_base_references() {
+        assert_eq!("scratch".parse(), Ok(BaseRef::Scratch));
+        assert_eq!(
+            "stemcell:static@1.0.0".parse(),
+            Ok(BaseRef::Stemcell {
+                name: "static".into(),
+                version: Some("1.0.0".into())
+            })
+        );
+        assert_eq!(
+            "stemcell:static".parse::<BaseRef>().unwrap().to_string(),
+            "stemcell:static"
+        );
+        for written in [
+            "oci:./x:1",
+            "docker-archive:a.tar",
+            "recipe:../b/recipe.yaml",
+            "docker://r.example/x:1",
+        ] {
+            assert_eq!(written.parse::<BaseRef>().unwrap().to_string(), written);
+        }
+        assert!(matches!(
+            "docker://r.example/x:1".parse::<BaseRef>(),
+            Ok(BaseRef::Image(ImageRef::Docker(_)))
+        ));
+        for bad in [
+            "",
+            "ubuntu",
+            "stemcell:",
+            "stemcell:a@",
+            "stemcell:a/b",
+            "oci:",
+            "recipe:",
+            "docker-archive:",
+            "docker://[::1]:99999/x",
+        ] {
+            assert!(bad.parse::<BaseRef>().is_err(), "{bad}");
+        }
+    }
 }

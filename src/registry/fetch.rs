@@ -9,14 +9,14 @@ use std::path::Path;
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use serde::Serialize;
 
-use super::push::{Tally, is_index, is_manifest};
+use super::push::Tally;
 use super::remote::RawManifest;
-use super::{Access, Progress, RegistryError, RegistryRef, Remote};
-use crate::base::oci::select_platform;
+use super::{Access, Progress, RegistryError, Remote};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::image::Platform;
 use crate::image::config::platform_of;
+use crate::image::reference::RegistryRef;
+use crate::image::{Platform, media, select_platform};
 use crate::store::layout::{self, Entry, Staging, blob_ref};
 use crate::store::{BlobRef, BlobStore};
 
@@ -60,7 +60,7 @@ pub fn fetch_image(
     let mut raw = remote.get_manifest(reference)?;
     let mut index_digest = None;
     for _ in 0..MAX_INDEX_DEPTH {
-        if !is_index(&raw.media_type) {
+        if !media::is_index(&raw.media_type) {
             break;
         }
         index_digest.get_or_insert(raw.digest);
@@ -79,7 +79,7 @@ pub fn fetch_image(
             .into());
         }
     }
-    if !is_manifest(&raw.media_type) {
+    if !media::is_manifest(&raw.media_type) {
         return Err(RegistryError::Protocol {
             what: reference.with_digest(raw.digest).to_string(),
             message: format!("a {}, not an image manifest", raw.media_type),

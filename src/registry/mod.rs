@@ -10,7 +10,6 @@
 //! [`crate::store::BlobWriter`] that lands only if the bytes are what the
 //! manifest promised.
 //!
-//! - [`reference`]: `docker://` references, parsed once.
 //! - [`auth`]: credentials from auth.json / config.json and their helpers.
 //! - [`remote`]: the blocking facade over one registry, and error mapping.
 //! - [`push`]: `ingot push`, a layout's image to a registry.
@@ -22,19 +21,17 @@
 pub mod auth;
 pub mod fetch;
 pub mod push;
-pub mod reference;
 pub mod referrers;
 pub mod remote;
 
+pub use crate::error::RegistryError;
+use crate::image::reference::RegistryRef;
 pub use crate::progress::Progress;
 pub use auth::{Credential, CredentialSources};
 pub use fetch::{Fetched, fetch_image, pull};
 pub use push::{PushOptions, PushReport, push};
-pub use reference::RegistryRef;
 pub use referrers::{ReferrerReport, push_referrer, referrers};
 pub use remote::Remote;
-
-use crate::digest::Digest;
 
 /// How to reach registries: which may be spoken to in plain HTTP, and
 /// where credentials are.
@@ -56,36 +53,6 @@ impl Access {
                 .iter()
                 .any(|h| *h == reference.host || *h == reference.hostname())
     }
-}
-
-/// What went wrong talking to a registry. Each is one line naming the
-/// registry (and the blob), for exit code 1.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    #[error("cannot reach the registry at {host}: {reason}")]
-    Unreachable { host: String, reason: String },
-    #[error("{host}: authentication failed: {detail}")]
-    Unauthorized { host: String, detail: String },
-    #[error("{host}: access denied to {what}")]
-    Denied { host: String, what: String },
-    #[error("{what}: not found")]
-    NotFound { what: String },
-    #[error("{what}: digest mismatch: expected {expected}, found {found}")]
-    DigestMismatch {
-        what: String,
-        expected: Digest,
-        found: Digest,
-    },
-    #[error("{what}: size mismatch: expected {expected} bytes, found {found}")]
-    SizeMismatch {
-        what: String,
-        expected: u64,
-        found: String,
-    },
-    #[error("credentials from {origin}: {message}")]
-    Credentials { origin: String, message: String },
-    #[error("{what}: {message}")]
-    Protocol { what: String, message: String },
 }
 
 #[cfg(test)]

@@ -15,11 +15,12 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use serde::Serialize;
 
 use super::remote::MAX_MANIFEST_SIZE;
-use super::{Access, Progress, RegistryRef, Remote};
+use super::{Access, Progress, Remote};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::image::annotation;
+use crate::image::reference::RegistryRef;
 use crate::image::reference::{OciRef, Selector};
+use crate::image::{annotation, media};
 use crate::progress::bytes;
 use crate::store::layout::{Layout, blob_ref, tag_of};
 use crate::store::{BlobRef, BlobStore};
@@ -253,7 +254,7 @@ fn collect(layout: &Layout, desc: &Descriptor, depth: usize, plan: &mut Plan) ->
     let bad_json = |e: serde_json::Error| {
         Error::Failed(format!("manifest {}: invalid JSON: {e}", blob.digest))
     };
-    if is_index(&media_type) {
+    if media::is_index(&media_type) {
         if depth >= MAX_INDEX_DEPTH {
             return Err(Error::Failed(format!(
                 "{}: indexes nest deeper than {MAX_INDEX_DEPTH}",
@@ -264,7 +265,7 @@ fn collect(layout: &Layout, desc: &Descriptor, depth: usize, plan: &mut Plan) ->
         for child in index.manifests() {
             collect(layout, child, depth + 1, plan)?;
         }
-    } else if is_manifest(&media_type) {
+    } else if media::is_manifest(&media_type) {
         let manifest: ImageManifest = serde_json::from_slice(&bytes).map_err(bad_json)?;
         plan.blob(manifest.config())?;
         for layer in manifest.layers() {
@@ -292,14 +293,4 @@ fn collect(layout: &Layout, desc: &Descriptor, depth: usize, plan: &mut Plan) ->
         });
     }
     Ok(())
-}
-
-pub(crate) fn is_index(media_type: &str) -> bool {
-    media_type == "application/vnd.oci.image.index.v1+json"
-        || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
-}
-
-pub(crate) fn is_manifest(media_type: &str) -> bool {
-    media_type == "application/vnd.oci.image.manifest.v1+json"
-        || media_type == "application/vnd.docker.distribution.manifest.v2+json"
 }

@@ -18,10 +18,12 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use serde::Serialize;
 
 use super::push::{PushOptions, PushReport, Tally, push_blobs};
-use super::{RegistryError, RegistryRef, Remote};
+use super::{RegistryError, Remote};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::image::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, canonical_json};
+use crate::image::canonical_json;
+use crate::image::media;
+use crate::image::reference::RegistryRef;
 use crate::store::layout::blob_ref;
 use crate::store::{BlobRef, BlobStore};
 
@@ -74,7 +76,7 @@ pub fn push_referrer(
     let mut pushed = PushReport {
         reference: repo.with_digest(manifest.digest).to_string(),
         digest: manifest.digest,
-        media_type: MEDIA_TYPE_MANIFEST.into(),
+        media_type: media::MANIFEST.into(),
         manifests: 0,
         uploaded: Tally::default(),
         mounted: Tally::default(),
@@ -91,7 +93,7 @@ pub fn push_referrer(
         &origin,
         &mut pushed,
     )?;
-    remote.put_manifest(&repo, &bytes, MEDIA_TYPE_MANIFEST)?;
+    remote.put_manifest(&repo, &bytes, media::MANIFEST)?;
 
     let listed = referrers(remote, &repo.with_digest(subject_ref.digest), None)?;
     let mut report = ReferrerReport {
@@ -144,7 +146,7 @@ pub fn push_referrer(
     index.set_manifests(manifests);
     let json = canonical_json(&index)
         .map_err(|e| Error::Failed(format!("encoding the referrers index: {e}")))?;
-    remote.put_manifest(&at, &json, MEDIA_TYPE_INDEX)?;
+    remote.put_manifest(&at, &json, media::INDEX)?;
     report.fallback_tag = Some(tag);
     Ok(report)
 }

@@ -35,20 +35,13 @@ use oci_client::secrets::RegistryAuth;
 use oci_spec::image::ImageIndex;
 
 use super::auth::{self, Credential};
-use super::{Access, RegistryError, RegistryRef};
+use super::{Access, RegistryError};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
+use crate::image::media;
+use crate::image::reference::RegistryRef;
 use crate::progress::Progress;
 use crate::store::{BlobRef, BlobStore, VerifiedReader};
-
-/// Media types ingot accepts for a manifest GET: OCI and Docker schema 2
-/// manifests and indexes (schema 1 is long gone).
-pub const MANIFEST_TYPES: [&str; 4] = [
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
 
 /// A manifest or index larger than this is refused rather than trusted
 /// with memory (containerd's limit).
@@ -100,7 +93,7 @@ impl Remote {
             connect_timeout: Some(Duration::from_secs(30)),
             read_timeout: Some(Duration::from_secs(300)),
             user_agent: concat!("ingot/", env!("CARGO_PKG_VERSION")),
-            // Indexes are resolved by ingot (base::oci::select_platform).
+            // Indexes are resolved by ingot (image::select_platform).
             platform_resolver: None,
             ..ClientConfig::default()
         };
@@ -120,7 +113,7 @@ impl Remote {
         };
         // oci-client keys credentials by the resolved registry
         // (docker.io → index.docker.io).
-        let oci_ref = reference.oci();
+        let oci_ref = oci_reference(reference);
         let registry = oci_ref.resolve_registry();
         rt.block_on(async {
             chunked.store_auth_if_needed(registry, &auth).await;
@@ -153,7 +146,10 @@ impl Remote {
     pub fn blob_exists(&self, repo: &RegistryRef, digest: &Digest) -> Result<bool> {
         let what = || format!("blob {digest} in {}", repo.with_tag(None));
         self.rt
-            .block_on(self.chunked.blob_exists(&repo.oci(), &digest.to_string()))
+            .block_on(
+                self.chunked
+                    .blob_exists(&oci_reference(repo), &digest.to_string()),
+            )
             .map_err(|e| self.classify(e, &what()).into())
     }
 
@@ -168,8 +164,8 @@ impl Remote {
     ) -> Result<bool> {
         let source = repo.in_repository(from_repository);
         let result = self.rt.block_on(self.chunked.mount_blob(
-            &repo.oci(),
-            &source.oci(),
+            &oci_reference(repo),
+            &oci_reference(&source),
             &digest.to_string(),
         ));
         match result {
@@ -211,7 +207,7 @@ impl Remote {
             &self.monolithic
         };
         let result = self.rt.block_on(client.push_blob_stream(
-            &repo.oci(),
+            &oci_reference(repo),
             futures_util::stream::iter(chunks),
             &blob.digest.to_string(),
             Some(blob.size),
@@ -236,7 +232,7 @@ impl Remote {
         };
         self.rt
             .block_on(self.chunked.push_manifest_raw(
-                &target_ref.oci(),
+                &oci_reference(&target_ref),
                 bytes.to_vec(),
                 content_type,
             ))
@@ -253,10 +249,11 @@ impl Remote {
         let what = format!("manifest {target}");
         let (body, _) = self
             .rt
-            .block_on(
-                self.chunked
-                    .pull_manifest_raw(&target.oci(), &self.auth(), &MANIFEST_TYPES),
-            )
+            .block_on(self.chunked.pull_manifest_raw(
+                &oci_reference(target),
+                &self.auth(),
+                &media::MANIFEST_TYPES,
+            ))
             .map_err(|e| self.classify(e, &what))?;
         if body.len() > MAX_MANIFEST_SIZE {
             return Err(RegistryError::Protocol {
@@ -315,7 +312,7 @@ impl Remote {
             self.rt.block_on(async {
                 let mut stream = self
                     .chunked
-                    .pull_blob_stream(&repo.oci(), digest.as_str())
+                    .pull_blob_stream(&oci_reference(repo), digest.as_str())
                     .await?;
                 while let Some(item) = stream.next().await {
                     let bytes: Bytes = match item {
@@ -385,7 +382,10 @@ impl Remote {
         let what = format!("referrers of {subject}");
         let index = self
             .rt
-            .block_on(self.chunked.pull_referrers(&subject.oci(), artifact_type))
+            .block_on(
+                self.chunked
+                    .pull_referrers(&oci_reference(subject), artifact_type),
+            )
             .map_err(|e| self.classify(e, &what))?;
         // oci-client's index type, read back as ingot's (oci-spec 0.8).
         let json = serde_json::to_vec(&index).map_err(|e| RegistryError::Protocol {
@@ -603,10 +603,10 @@ fn media_type_of(body: &[u8]) -> Option<String> {
         } => Some(m),
         Head {
             manifests: Some(_), ..
-        } => Some(MANIFEST_TYPES[1].to_string()),
+        } => Some(media::MANIFEST_TYPES[1].to_string()),
         Head {
             config: Some(_), ..
-        } => Some(MANIFEST_TYPES[0].to_string()),
+        } => Some(media::MANIFEST_TYPES[0].to_string()),
         _ => None,
     }
 }
@@ -664,6 +664,24 @@ impl Iterator for BlobChunks {
     }
 }
 
+/// What a registry request addresses: the digest if there is one, else
+/// the tag.
+fn oci_reference(r: &RegistryRef) -> oci_client::Reference {
+    match (&r.digest, &r.tag) {
+        (Some(d), _) => {
+            oci_client::Reference::with_digest(r.host.clone(), r.repository.clone(), d.to_string())
+        }
+        (None, Some(t)) => {
+            oci_client::Reference::with_tag(r.host.clone(), r.repository.clone(), t.clone())
+        }
+        // No tag and no digest: a repository, for blob requests only
+        // (oci-client would say `latest` for a manifest).
+        (None, None) => {
+            oci_client::Reference::with_tag(r.host.clone(), r.repository.clone(), "latest".into())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,11 +694,11 @@ mod tests {
         );
         assert_eq!(
             media_type_of(br#"{"schemaVersion":2,"manifests":[]}"#).as_deref(),
-            Some(MANIFEST_TYPES[1])
+            Some(media::MANIFEST_TYPES[1])
         );
         assert_eq!(
             media_type_of(br#"{"schemaVersion":2,"config":{}}"#).as_deref(),
-            Some(MANIFEST_TYPES[0])
+            Some(media::MANIFEST_TYPES[0])
         );
         assert_eq!(media_type_of(b"{}"), None);
         assert_eq!(media_type_of(b"nope"), None);

@@ -237,20 +237,6 @@ impl fmt::Display for Owner {
     }
 }
 
-/// Implements serde's Deserialize through FromStr, so a bad value is a serde
-/// error reported at the value's position.
-macro_rules! deserialize_from_str {
-    ($($t:ty),*) => {$(
-        impl<'de> serde::Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    )*};
-}
-pub(crate) use deserialize_from_str;
-
 deserialize_from_str!(ImagePath, Mode, Owner);
 
 /// Serializes through Display, the same text the recipe holds.

@@ -15,7 +15,11 @@ use std::io::{self, Read};
 
 use meta::ImagePath;
 
-use crate::layer::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
+use oci_spec::image::Descriptor;
+
+use crate::digest::Digest;
+use crate::layer::{self, OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
+use crate::store::BlobStore;
 
 /// What kind of entry a path holds.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -210,10 +214,30 @@ impl View {
     /// Reads an uncompressed layer tar and applies it, refusing what a
     /// hostile layer could use to escape or mislead: `..` or absolute
     /// names, whiteouts of `..`, hardlinks to nothing, absurd sizes.
-    /// (Layers from blobs go through `layer::read::apply_verified`, which
+    /// (Layers from blobs go through [`View::apply_layer`], which
     /// also checks them and shows their files to the seal.)
     pub fn apply_tar(&mut self, tar: impl Read) -> Result<(), String> {
         let changes = self.read_tar(tar, &mut |_, _| Ok(()))?;
+        self.apply(changes);
+        Ok(())
+    }
+
+    /// Streams the layer `desc` from `blobs` in as the next layer, showing
+    /// each regular file to `on_file`. The blob's size and digest and the
+    /// tar's diff_id are checked before the view changes: a layer that
+    /// fails leaves the view as it was.
+    pub fn apply_layer(
+        &mut self,
+        blobs: &BlobStore,
+        desc: &Descriptor,
+        diff_id: &Digest,
+        on_file: FileVisitor,
+    ) -> Result<(), String> {
+        let mut reader = layer::read::open(blobs, desc)?;
+        let changes = self
+            .read_tar(&mut reader, on_file)
+            .map_err(|m| format!("layer {}: {m}", desc.digest()))?;
+        reader.finish(diff_id)?;
         self.apply(changes);
         Ok(())
     }

@@ -7,6 +7,8 @@
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+pub use crate::store::cache::FileStat;
+
 /// One host entry under a copy source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceEntry {
@@ -34,32 +36,6 @@ pub enum SourceKind {
 
 /// Walks of copy sources, by the root they were walked from.
 pub type Walks = std::collections::HashMap<PathBuf, Vec<SourceEntry>>;
-
-/// A file's identity as git's index records it: a file whose stat is
-/// unchanged is taken to have unchanged content (with git's racy-clean
-/// exception, which the cache applies).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FileStat {
-    pub size: u64,
-    pub mtime_ns: i128,
-    pub ctime_ns: i128,
-    pub inode: u64,
-    pub dev: u64,
-}
-
-impl FileStat {
-    pub fn of(meta: &std::fs::Metadata) -> FileStat {
-        use std::os::unix::fs::MetadataExt;
-        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
-        FileStat {
-            size: meta.len(),
-            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-            inode: meta.ino(),
-            dev: meta.dev(),
-        }
-    }
-}
 
 /// Lists `root` (a file or a directory tree), parents before children.
 /// The error names the offending host path.

@@ -6,7 +6,6 @@
 //! every build and in `ingot audit` on any image. Exceptions come only from
 //! the recipe's `seal.allow`, by rule and path.
 
-pub mod audit;
 pub mod scan;
 
 use std::collections::BTreeMap;
@@ -14,7 +13,6 @@ use std::collections::BTreeMap;
 use oci_spec::image::Config;
 use serde::Serialize;
 
-use crate::recipe::schema::SealAllow;
 use crate::rootfs::meta::ImagePath;
 use crate::rootfs::{NodeKind, View};
 pub use scan::Scan;
@@ -150,6 +148,16 @@ pub fn render_rules() -> String {
         out.push('\n');
     }
     out
+}
+
+/// An exception to a rule, by path, with the reason a reviewer accepted:
+/// a recipe's `seal.allow` entry.
+#[derive(Debug, Clone, serde::Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SealAllow {
+    pub rule: String,
+    pub path: ImagePath,
+    pub reason: String,
 }
 
 /// A rule id, if the table has it.

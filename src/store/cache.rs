@@ -25,7 +25,32 @@ use super::layout::replace_file;
 use super::{BlobRef, BlobStore, link_or_copy};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{IoContext, Result};
-use crate::rootfs::source::FileStat;
+
+/// A file's identity as git's index records it: a file whose stat is
+/// unchanged is taken to have unchanged content (with git's racy-clean
+/// exception, which the cache applies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileStat {
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub inode: u64,
+    pub dev: u64,
+}
+
+impl FileStat {
+    pub fn of(meta: &std::fs::Metadata) -> FileStat {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        FileStat {
+            size: meta.len(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            inode: meta.ino(),
+            dev: meta.dev(),
+        }
+    }
+}
 
 /// A cache directory.
 #[derive(Debug, Clone)]
@@ -279,10 +304,7 @@ impl StatIndex {
 fn hash_files(files: &[(&Path, FileStat)]) -> io::Result<Vec<Digest>> {
     let hash = |(path, stat): &(&Path, FileStat)| -> io::Result<Digest> {
         let file = std::fs::File::open(path)?;
-        let mut reader = HashingReader::new(io::BufReader::with_capacity(
-            crate::layer::COPY_BUFFER,
-            file,
-        ));
+        let mut reader = HashingReader::new(io::BufReader::with_capacity(super::COPY_BUFFER, file));
         io::copy(&mut reader, &mut io::sink())?;
         let (digest, len) = reader.finish();
         if len != stat.size {

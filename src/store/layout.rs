@@ -17,7 +17,7 @@ use super::{BlobRef, BlobStore};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::reference::Selector;
-use crate::image::{MEDIA_TYPE_MANIFEST, Platform, annotation, canonical_json};
+use crate::image::{Platform, annotation, canonical_json, media};
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 const LOCK_FILE: &str = "index.json.lock";
@@ -427,7 +427,7 @@ impl Layout {
     }
 
     pub fn manifest(&self, desc: &Descriptor) -> Result<ImageManifest> {
-        if desc.media_type().to_string() != MEDIA_TYPE_MANIFEST {
+        if desc.media_type().to_string() != media::MANIFEST {
             return Err(Error::Failed(format!(
                 "{}: expected an image manifest, found {}",
                 desc.digest(),

@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, HashingReader, HashingWriter};
 
+/// Bytes per read when streaming files and blobs.
+pub const COPY_BUFFER: usize = 256 * 1024;
+
 /// A `blobs/sha256` directory.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -76,7 +79,7 @@ impl BlobStore {
             .map_err(|e| io::Error::new(e.kind(), format!("blob {}: {e}", blob.digest)))?;
         Ok(VerifiedReader {
             inner: HashingReader::new(
-                io::BufReader::with_capacity(crate::layer::COPY_BUFFER, file).take(blob.size + 1),
+                io::BufReader::with_capacity(COPY_BUFFER, file).take(blob.size + 1),
             ),
             expected: *blob,
         })

@@ -15,6 +15,8 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifestBuilder, Medi
 use crate::base::{BaseImage, BaseRef, docker_archive, oci, stemcell};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
+use crate::image::media::{Compression, LayerCompression};
+use crate::image::reference::ImageRef;
 use crate::image::{self, Platform, annotation, canonical_json, config as image_config};
 use crate::layer;
 use crate::lock::{self, LockFile, Pin};
@@ -41,7 +43,7 @@ pub struct Options {
     /// Fail unless every external reference resolves as `ingot.lock` says.
     pub locked: bool,
     /// How the recipe's own layers are compressed.
-    pub compression: layer::Compression,
+    pub compression: LayerCompression,
     /// The build cache directory; None builds everything afresh.
     pub cache: Option<PathBuf>,
     /// How to reach registries, for `docker://` bases.
@@ -397,7 +399,7 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
             base: &base,
             lower: &lower,
             epoch: options.epoch,
-            compression: compression_name(options.compression),
+            compression: options.compression.name(),
         };
         let (key, walks) = match keyed.then(|| ctx.layer_key(&key_ctx, i)).flatten() {
             Some((k, walks)) => {
@@ -414,7 +416,7 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
         if let (Some(cache), Some(key)) = (&ctx.cache, &key)
             && let Some(hit) = cache.layer(key)
         {
-            let media = media_type_of(options.compression);
+            let media = options.compression.media_type();
             if let Some(served) = serve(&mut view, cache, blobs, key, &hit, media) {
                 if let Some(intact) = served.check {
                     unchecked.push(Unchecked {
@@ -528,7 +530,7 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
         };
         scan.extend(findings, slot.layer_index);
         let mut desc = Descriptor::new(
-            media_type_of(options.compression),
+            options.compression.media_type(),
             built.size,
             built.digest.to_oci(),
         );
@@ -626,7 +628,7 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
         ),
         (
             annotation::COMPRESSION.to_string(),
-            compression_name(options.compression).to_string(),
+            options.compression.name().to_string(),
         ),
         (annotation::PLATFORM.to_string(), platform.to_string()),
     ]);
@@ -722,7 +724,7 @@ fn resolve_base(recipe: &Recipe, ctx: &mut Context) -> Result<BaseImage> {
                 source: None,
                 output: PathBuf::new(),
                 locked: false,
-                compression: layer::Compression::Gzip,
+                compression: LayerCompression::Gzip,
                 cache: ctx.options.cache.clone(),
                 registry: ctx.options.registry.clone(),
                 repin: false,
@@ -740,11 +742,11 @@ fn resolve_base(recipe: &Recipe, ctx: &mut Context) -> Result<BaseImage> {
                 platform: built.platform,
             }
         }
-        BaseRef::Oci(reference) => {
+        BaseRef::Image(ImageRef::Oci(reference)) => {
             let dir = recipe.dir.join(&reference.path);
             oci::load(reference, &dir, &wanted, ctx.blobs).map_err(|e| base_error(recipe, e))?
         }
-        BaseRef::DockerArchive(path) => {
+        BaseRef::Image(ImageRef::DockerArchive(path)) => {
             let file = recipe.dir.join(path);
             if !file.is_file() {
                 return Err(at_base(format!("{}: no such file", recipe.spec.base)));
@@ -754,7 +756,9 @@ fn resolve_base(recipe: &Recipe, ctx: &mut Context) -> Result<BaseImage> {
             base.name = recipe.spec.base.to_string();
             base
         }
-        BaseRef::Registry(reference) => resolve_registry(recipe, reference, &wanted, ctx)?,
+        BaseRef::Image(ImageRef::Docker(reference)) => {
+            resolve_registry(recipe, reference, &wanted, ctx)?
+        }
     };
     if let Some(config) = base.config_digest {
         (ctx.log)(&format!("base {}: config {config}", base.name));
@@ -777,7 +781,7 @@ fn resolve_base(recipe: &Recipe, ctx: &mut Context) -> Result<BaseImage> {
 /// whose blobs the cache holds is used without contacting the registry.
 fn resolve_registry(
     recipe: &Recipe,
-    reference: &registry::RegistryRef,
+    reference: &crate::image::reference::RegistryRef,
     platform: &Platform,
     ctx: &mut Context,
 ) -> Result<BaseImage> {
@@ -816,7 +820,7 @@ fn resolve_registry(
         ));
     }
     for layer in manifest.layers() {
-        layer::read::Compression::of(layer.media_type()).map_err(failed)?;
+        Compression::of(layer.media_type()).map_err(failed)?;
         let blob = layout::blob_ref(layer)?;
         if let Some(cache) = &ctx.cache {
             cache.copy_blob_to(&blob.digest, ctx.blobs)?;
@@ -896,7 +900,7 @@ fn apply_blob(
     diff_id: &Digest,
 ) -> Result<()> {
     let layer = view.layer_count();
-    layer::read::apply_verified(view, blobs, desc, diff_id, &mut |path, data| {
+    view.apply_layer(blobs, desc, diff_id, &mut |path, data| {
         scan.visit(path, layer, data)
     })
     .map_err(Error::Failed)
@@ -1012,7 +1016,7 @@ impl SlotState {
 struct WriteJob {
     entries: Vec<layer::Entry>,
     epoch: u64,
-    compression: layer::Compression,
+    compression: LayerCompression,
     progress: crate::progress::Progress,
     layer_index: usize,
 }
@@ -1176,21 +1180,6 @@ impl layer::ContentSink for Counting<'_> {
     fn end(&mut self) {
         self.progress.advance_file();
         self.inner.end();
-    }
-}
-
-fn media_type_of(c: layer::Compression) -> MediaType {
-    match c {
-        layer::Compression::Zstd => MediaType::ImageLayerZstd,
-        _ => MediaType::ImageLayerGzip,
-    }
-}
-
-fn compression_name(c: layer::Compression) -> &'static str {
-    match c {
-        layer::Compression::Zstd => "zstd",
-        layer::Compression::Gzip => "gzip",
-        layer::Compression::None => "none",
     }
 }
 

@@ -43,7 +43,7 @@ fn quote(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bind::Source;
+    use crate::commands::bind::Source;
 
     fn binding(name: &str, v: &str) -> Binding {
         Binding {

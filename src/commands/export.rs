@@ -39,7 +39,7 @@ use oci_spec::image::Descriptor;
 
 use crate::base::oci;
 use crate::digest::{Digest, HashingWriter};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, ExportError, IoContext, Result};
 use crate::image::config::diff_ids;
 use crate::image::reference::{OciRef, valid_tag};
 use crate::image::{Platform, annotation};
@@ -173,41 +173,18 @@ pub struct Report {
     pub repo_tags: Vec<String>,
 }
 
-/// Why an export failed once the image was found. The first two are the
-/// layout's fault, the last the output's.
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    /// A layer blob is not what the manifest and the config say it is.
-    #[error("{0}")]
-    Corrupt(String),
-    /// A layer read back with another size the second time: the layout
-    /// changed while it was exported.
-    #[error(
-        "layer {diff_id} changed while it was exported: {expected} bytes when checked, {found} when written"
-    )]
-    Changed {
-        diff_id: Digest,
-        expected: u64,
-        found: u64,
-    },
-    /// The archive could not be written.
-    #[error("writing the archive: {0}")]
-    Write(#[source] io::Error),
-}
-
-impl ExportError {
-    /// The crate error: a write error names the file, others the image.
-    fn into_error(self, image: &OciRef, output: &Path) -> Error {
-        match self {
-            ExportError::Write(source) => Error::Io {
-                context: format!("writing {}", output.display()),
-                source,
-            },
-            other => Error::Export {
-                image: image.to_string(),
-                source: other,
-            },
-        }
+/// The crate error of a failed export: a write error names the file,
+/// others the image.
+fn export_error(e: ExportError, image: &OciRef, output: &Path) -> Error {
+    match e {
+        ExportError::Write(source) => Error::Io {
+            context: format!("writing {}", output.display()),
+            source,
+        },
+        other => Error::Export {
+            image: image.to_string(),
+            source: other,
+        },
     }
 }
 
@@ -227,14 +204,14 @@ pub fn export(request: &Request, log: &mut dyn FnMut(&str)) -> Result<Report> {
         .blobs
         .read(&config_blob)
         .context(|| format!("{image}: reading the config"))?;
-    let layers = measure_layers(&found, log).map_err(|e| e.into_error(image, output))?;
+    let layers = measure_layers(&found, log).map_err(|e| export_error(e, image, output))?;
     let entries = entries(&config, &config_blob.digest, &layers, &repo_tags)?;
 
     let blobs = &found.layout.blobs;
     let (digest, size) = replace_file_with(output, |out| {
         let mut out = HashingWriter::new(out);
         write_archive(&entries, &layers, blobs, &mut out)
-            .map_err(|e| e.into_error(image, output))?;
+            .map_err(|e| export_error(e, image, output))?;
         let (digest, size, _) = out.finish();
         Ok((digest, size))
     })?;

@@ -9,8 +9,8 @@ use oci_spec::image::ImageConfiguration;
 use serde_json::{Value, json};
 
 use super::{Binding, Bound};
+use crate::image::reference::{valid_host, valid_repository};
 use crate::image::{Port, annotation};
-use crate::registry::reference::{valid_host, valid_repository};
 
 /// Everything the Deployment is made from.
 pub struct Deployment<'a> {

@@ -20,7 +20,7 @@ pub struct Inspection {
     pub manifest: ImageManifest,
     pub config: ImageConfiguration,
     /// The params the image declares, bound per environment by `ingot bind`.
-    pub params: crate::bind::Params,
+    pub params: crate::params::Params,
 }
 
 /// Inspects `image`, choosing `platform` when the layout's entry is an
@@ -42,7 +42,7 @@ pub fn inspect(image: &ImageRef, platform: &Platform) -> Result<Inspection> {
         }
     }
     let params =
-        crate::bind::declared(&found.config).map_err(|m| Error::Failed(format!("{oci}: {m}")))?;
+        crate::params::declared(&found.config).map_err(|m| Error::Failed(format!("{oci}: {m}")))?;
     Ok(Inspection {
         params,
         reference: oci.to_string(),

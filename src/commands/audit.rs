@@ -3,14 +3,13 @@
 
 use oci_spec::image::{Descriptor, ImageConfiguration};
 
-use super::{LayerLabel, Report, Scan};
 use crate::base::{docker_archive, oci};
 use crate::error::{Error, Result};
 use crate::image::reference::ImageRef;
 use crate::image::{Platform, annotation};
-use crate::layer;
-use crate::recipe::schema::SealAllow;
 use crate::rootfs::View;
+use crate::seal::SealAllow;
+use crate::seal::{self, LayerLabel, Report, Scan};
 use crate::store::BlobStore;
 
 /// Audits `image`, choosing `platform` from an index. The exceptions an
@@ -79,17 +78,17 @@ fn run(
     let mut view = View::new();
     let mut scan = Scan::default();
     for (i, (desc, diff_id)) in layers.iter().zip(&diff_ids).enumerate() {
-        layer::read::apply_verified(&mut view, blobs, desc, diff_id, &mut |path, data| {
+        view.apply_layer(blobs, desc, diff_id, &mut |path, data| {
             scan.visit(path, i, data)
         })
         .map_err(Error::Failed)?;
     }
-    let inputs = super::Inputs {
+    let inputs = seal::Inputs {
         view: &view,
         config: config.config().as_ref(),
         scan: &scan,
     };
-    Ok(super::check(&inputs, allow, labels))
+    Ok(seal::check(&inputs, allow, labels))
 }
 
 /// A layer's recipe name where ingot recorded one, else its position.

@@ -176,7 +176,7 @@ fn reference(
                 ),
             )),
         },
-        "env" if super::valid_name(&target) => Ok(Given::Env(target)),
+        "env" if crate::params::valid_name(&target) => Ok(Given::Env(target)),
         "env" => Err(error(
             file,
             pos(&mark),

@@ -26,7 +26,8 @@ use serde::Serialize;
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, Result};
-use crate::layer::read::{self as layer_read, Compression};
+use crate::image::media::{self, Compression};
+use crate::layer::read as layer_read;
 use crate::store::layout::Layout;
 use crate::store::layout::tag_of;
 use crate::store::{BlobRef, BlobStore, VerifiedReader};
@@ -39,12 +40,6 @@ const LAYOUT_VERSION: &str = "1.0.0";
 /// (containerd caps manifests at 4 MiB; configs with long histories are
 /// bigger, hence the margin.)
 const MAX_JSON_SIZE: u64 = 16 << 20;
-
-/// Docker's schema 2 media types: the same JSON shapes as OCI's, and what
-/// `skopeo copy` keeps when asked to preserve a registry image as it is.
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 
 /// What kind of thing is wrong. Serialized (and printed) in kebab-case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -306,7 +301,11 @@ impl Walk {
             );
             self.problem(ProblemKind::Index, None, msg);
         }
-        if let Some(mt) = index.media_type().as_ref().filter(|m| !is_index(m)) {
+        if let Some(mt) = index
+            .media_type()
+            .as_ref()
+            .filter(|m| !media::is_index(m.as_ref()))
+        {
             let msg = format!(
                 "index.json: mediaType is {mt}, expected {}",
                 MediaType::ImageIndex
@@ -337,9 +336,9 @@ impl Walk {
     /// one index.json gives the tree this is in, to name it in messages.
     fn check_child(&mut self, desc: &Descriptor, at: &str, tag: Option<&str>) {
         let mt = desc.media_type();
-        if is_manifest(mt) {
+        if media::is_manifest(mt.as_ref()) {
             self.check_manifest(desc, at, tag);
-        } else if is_index(mt) {
+        } else if media::is_index(mt.as_ref()) {
             self.check_index(desc, at, tag);
         } else if let Some(blob) = self.blob_ref(desc, at) {
             let msg = format!("{at}: media type {mt} is neither an image manifest nor an index");
@@ -389,7 +388,7 @@ impl Walk {
         // A manifest whose config is not an image config is an artifact
         // (image-spec 1.1, "Guidelines for Artifact Usage"): its blobs are
         // checked, but there is no rootfs to check its layers against.
-        let image = is_config(config.media_type());
+        let image = media::is_config(config.media_type().as_ref());
         let diff_ids = if image {
             self.check_config(config, &config_at)
         } else {
@@ -769,18 +768,6 @@ fn named(what: &str, blob: &BlobRef, tag: Option<&str>) -> String {
         Some(t) => format!("{what} {} (tag {t})", blob.digest),
         None => format!("{what} {}", blob.digest),
     }
-}
-
-fn is_manifest(mt: &MediaType) -> bool {
-    *mt == MediaType::ImageManifest || mt.as_ref() == DOCKER_MANIFEST
-}
-
-fn is_index(mt: &MediaType) -> bool {
-    *mt == MediaType::ImageIndex || mt.as_ref() == DOCKER_MANIFEST_LIST
-}
-
-fn is_config(mt: &MediaType) -> bool {
-    *mt == MediaType::ImageConfig || mt.as_ref() == DOCKER_CONFIG
 }
 
 /// The report in words: one line per problem, then a summary line.

@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use super::*;
+use crate::params::ParamSpec;
 use crate::recipe::Pos;
 use values::Entry;
 
@@ -150,26 +151,4 @@ fn values_from_the_environment_are_checked_but_not_shown() {
             "prod.yaml:1:1: LOG_LEVEL: the value does not match the pattern \"debug|info|warn|error\""
         ]
     );
-}
-
-#[test]
-fn patterns_match_whole_values() {
-    let re = compile_pattern("[a-z]+").unwrap();
-    assert!(re.is_match("abc"));
-    assert!(!re.is_match("abc1"));
-    let err = compile_pattern("(").unwrap_err();
-    assert!(
-        err.starts_with("pattern \"(\" is not a valid regex"),
-        "{err}"
-    );
-}
-
-#[test]
-fn names_are_portable_env_names() {
-    for ok in ["A", "_x", "LOG_LEVEL2"] {
-        assert!(valid_name(ok), "{ok}");
-    }
-    for bad in ["", "1A", "A-B", "A.B", "É"] {
-        assert!(!valid_name(bad), "{bad}");
-    }
 }

@@ -15,58 +15,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageConfiguration};
-use regex::Regex;
 
 use crate::base::oci::{self, Found};
 use crate::error::{Error, IoContext, Result};
 use crate::image::Platform;
-use crate::image::annotation;
 use crate::image::reference::OciRef;
-use crate::layer;
-use crate::recipe::schema::ParamSpec;
+use crate::params::{Params, compile_pattern, declared};
 use crate::rootfs::View;
 use values::{Given, Values};
-
-/// An image's declared params, by name.
-pub type Params = BTreeMap<String, ParamSpec>;
-
-/// Whether `name` is a portable environment variable name, which every
-/// output format can carry.
-pub fn valid_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-/// A param's pattern, which must match the whole value: `[a-z]+` means
-/// `^(?:[a-z]+)$`, so a pattern cannot be passed by a value that merely
-/// contains a match.
-pub fn compile_pattern(pattern: &str) -> std::result::Result<Regex, String> {
-    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
-        // The regex crate's message spans lines, drawing the pattern.
-        let detail = e.to_string();
-        let last = detail.lines().last().unwrap_or("invalid").trim();
-        format!("pattern {pattern:?} is not a valid regex: {last}")
-    })
-}
-
-/// The params `config` declares (label `dev.ingot.params`); none when the
-/// image was not built by ingot or declares none.
-pub fn declared(config: &ImageConfiguration) -> std::result::Result<Params, String> {
-    let text = config
-        .config()
-        .as_ref()
-        .and_then(|c| c.labels().as_ref())
-        .and_then(|l| l.get(annotation::PARAMS));
-    match text {
-        None => Ok(Params::new()),
-        Some(text) => {
-            serde_json::from_str(text).map_err(|e| format!("label {}: {e}", annotation::PARAMS))
-        }
-    }
-}
 
 /// Where the output goes, which decides what references can mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -354,14 +310,8 @@ fn read_view(found: &Found) -> Result<View> {
     let layers: &[Descriptor] = found.manifest.layers();
     let mut view = View::new();
     for (desc, diff_id) in layers.iter().zip(&diff_ids) {
-        layer::read::apply_verified(
-            &mut view,
-            &found.layout.blobs,
-            desc,
-            diff_id,
-            &mut |_, _| Ok(()),
-        )
-        .map_err(Error::Failed)?;
+        view.apply_layer(&found.layout.blobs, desc, diff_id, &mut |_, _| Ok(()))
+            .map_err(Error::Failed)?;
     }
     Ok(view)
 }

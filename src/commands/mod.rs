@@ -1,0 +1,15 @@
+//! What the commands that read images do, above the library they use: each
+//! module owns one command's work and its report, and the CLI only parses
+//! and prints.
+//!
+//! - [`audit`]: the seal's rules run on any image.
+//! - [`bind`]: an image's params bound to one environment's values.
+//! - [`export`]: an image as a `docker save` tarball.
+//! - [`inspect`]: an image's manifest, config and params.
+//! - [`verify`]: an fsck of an OCI layout.
+
+pub mod audit;
+pub mod bind;
+pub mod export;
+pub mod inspect;
+pub mod verify;
