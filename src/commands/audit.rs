@@ -3,7 +3,7 @@
 
 use oci_spec::image::{Descriptor, ImageConfiguration};
 
-use crate::base::{docker_archive, oci};
+use crate::base::docker_archive;
 use crate::error::{Error, Result};
 use crate::image::reference::ImageRef;
 use crate::image::{Platform, annotation};
@@ -11,6 +11,7 @@ use crate::rootfs::View;
 use crate::seal::SealAllow;
 use crate::seal::{self, LayerLabel, Report, Scan};
 use crate::store::BlobStore;
+use crate::store::layout::open_image;
 
 /// Audits `image`, choosing `platform` from an index. The exceptions an
 /// ingot image declares (annotation `dev.ingot.seal.allow`) are honoured
@@ -18,7 +19,7 @@ use crate::store::BlobStore;
 pub fn audit(image: &ImageRef, platform: &Platform) -> Result<Report> {
     match image {
         ImageRef::Oci(reference) => {
-            let found = oci::open(reference, &reference.path, platform)?;
+            let found = open_image(reference, &reference.path, platform)?;
             let allow = declared_exceptions(found.manifest.annotations().as_ref())?;
             let labels: Vec<LayerLabel> = found
                 .manifest

@@ -37,7 +37,6 @@ use std::str::FromStr;
 
 use oci_spec::image::Descriptor;
 
-use crate::base::oci;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, ExportError, IoContext, Result};
 use crate::image::config::diff_ids;
@@ -45,7 +44,7 @@ use crate::image::reference::{OciRef, valid_tag};
 use crate::image::{Platform, annotation};
 use crate::layer::read as layer_read;
 use crate::store::BlobStore;
-use crate::store::layout::{blob_ref, replace_file_with, tag_of};
+use crate::store::layout::{Found, blob_ref, open_image, replace_file_with, tag_of};
 
 /// A `RepoTags` entry: the Docker reference `NAME:TAG` a loader tags the
 /// image with, checked against the distribution reference grammar because
@@ -193,7 +192,7 @@ fn export_error(e: ExportError, image: &OciRef, output: &Path) -> Error {
 pub fn export(request: &Request, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let (image, output) = (request.image, request.output);
     check_output(output)?;
-    let found = oci::open(image, &image.path, request.platform)?;
+    let found = open_image(image, &image.path, request.platform)?;
     let repo_tags = match &request.repo_tag {
         Some(t) => vec![t.clone()],
         None => own_repo_tag(&found, image, log)?,
@@ -247,11 +246,7 @@ fn check_output(output: &Path) -> Result<()> {
 
 /// The RepoTags an image names itself by ([`default_repo_tag`]): none,
 /// with a note on stderr, when its title and tag make no reference.
-fn own_repo_tag(
-    found: &oci::Found,
-    image: &OciRef,
-    log: &mut dyn FnMut(&str),
-) -> Result<Vec<RepoTag>> {
+fn own_repo_tag(found: &Found, image: &OciRef, log: &mut dyn FnMut(&str)) -> Result<Vec<RepoTag>> {
     let title = found
         .manifest
         .annotations()
@@ -271,14 +266,11 @@ fn own_repo_tag(
 
 /// The first pass: every layer read through and checked, and its
 /// uncompressed size learnt, before the output is created.
-fn measure_layers(
-    found: &oci::Found,
-    log: &mut dyn FnMut(&str),
-) -> Result<Vec<Layer>, ExportError> {
+fn measure_layers(found: &Found, log: &mut dyn FnMut(&str)) -> Result<Vec<Layer>, ExportError> {
     let ids = diff_ids(&found.config).map_err(ExportError::Corrupt)?;
     let total = ids.len();
     let blobs = &found.layout.blobs;
-    // oci::open checked that the manifest and the config count the same
+    // open_image checked that the manifest and the config count the same
     // layers.
     let pairs = found.manifest.layers().iter().zip(ids);
     let mut layers = Vec::with_capacity(total);

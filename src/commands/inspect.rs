@@ -31,7 +31,7 @@ pub fn inspect(image: &ImageRef, platform: &Platform) -> Result<Inspection> {
             "inspect reads OCI layouts: oci:PATH[:TAG], not {image}"
         )));
     };
-    let found = crate::base::oci::open(oci, &oci.path, platform)?;
+    let found = crate::store::layout::open_image(oci, &oci.path, platform)?;
     for layer in found.manifest.layers() {
         let blob = blob_ref(layer)?;
         if !found.layout.blobs.contains(&blob.digest) {

@@ -11,13 +11,14 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 
 use super::{BlobRef, BlobStore};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::image::reference::Selector;
-use crate::image::{Platform, annotation, canonical_json, media};
+use crate::image::media::{self, Compression};
+use crate::image::reference::{OciRef, Selector};
+use crate::image::{Platform, annotation, canonical_json, select_platform};
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 const LOCK_FILE: &str = "index.json.lock";
@@ -297,6 +298,64 @@ pub fn replace_file_with_permissions<T>(
     Ok(value)
 }
 
+/// How deep indexes may nest before the layout is called hostile.
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// An image found in a layout: its manifest and config, read and checked.
+pub struct Found {
+    pub layout: Layout,
+    pub manifest_digest: Digest,
+    pub manifest: ImageManifest,
+    pub config: ImageConfiguration,
+}
+
+/// Finds the image `reference` names in the layout at `dir`, choosing
+/// `platform` from an index. The manifest and config are verified; layer
+/// blobs are not read yet.
+///
+/// A layout or tag that is not there is a usage error; a layout whose
+/// blobs are not what its descriptors say is a failure.
+pub fn open_image(reference: &OciRef, dir: &Path, platform: &Platform) -> Result<Found> {
+    let failed = |m: String| Error::Failed(format!("{reference}: {m}"));
+    let layout = Layout::open(dir)?;
+    let mut desc = layout.find(&reference.selector)?;
+    for _ in 0..MAX_INDEX_DEPTH {
+        if !media::is_index(desc.media_type().as_ref()) {
+            break;
+        }
+        let index: ImageIndex = layout.read_json(&desc)?;
+        desc = select_platform(&index, platform)
+            .map_err(|m| Error::Usage(format!("{reference}: {m}")))?
+            .clone();
+    }
+    if !media::is_manifest(desc.media_type().as_ref()) {
+        return Err(failed(format!(
+            "{} is a {}, not an image manifest",
+            desc.digest(),
+            desc.media_type()
+        )));
+    }
+    let manifest_digest = digest_of(&desc)?;
+    let manifest: ImageManifest = layout.read_json(&desc)?;
+    let config: ImageConfiguration = layout.read_json(manifest.config())?;
+    let diff_ids = config.rootfs().diff_ids().len();
+    if diff_ids != manifest.layers().len() {
+        return Err(failed(format!(
+            "the manifest lists {} layers but the config {diff_ids} diff_ids",
+            manifest.layers().len()
+        )));
+    }
+    for layer in manifest.layers() {
+        Compression::of(layer.media_type()).map_err(failed)?;
+    }
+    Ok(Found {
+        layout,
+        manifest_digest,
+        manifest,
+        config,
+    })
+}
+
 /// An existing layout, read-only.
 pub struct Layout {
     pub dir: PathBuf,
@@ -454,6 +513,10 @@ pub fn blob_ref(desc: &Descriptor) -> Result<BlobRef> {
         digest,
         size: desc.size(),
     })
+}
+
+fn digest_of(desc: &Descriptor) -> Result<Digest> {
+    Digest::try_from(desc.digest()).map_err(|e| Error::Failed(e.to_string()))
 }
 
 #[cfg(test)]

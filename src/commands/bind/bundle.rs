@@ -15,12 +15,12 @@ use oci_spec::runtime::{
 };
 
 use super::{Binding, Bound};
-use crate::base::oci::Found;
 use crate::error::{Error, IoContext, Result};
 use crate::image::annotation;
 use crate::layer;
 use crate::rootfs::View;
 use crate::rootfs::unpack::{Unpack, Unpacked};
+use crate::store::layout::Found;
 
 /// The runtime config for the image's `config` with `bindings`.
 pub fn spec(found: &Found, user: (u32, u32), bindings: &[Binding]) -> Result<Spec, String> {

@@ -16,12 +16,12 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageConfiguration};
 
-use crate::base::oci::{self, Found};
 use crate::error::{Error, IoContext, Result};
 use crate::image::Platform;
 use crate::image::reference::OciRef;
 use crate::params::{Params, compile_pattern, declared};
 use crate::rootfs::View;
+use crate::store::layout::{Found, open_image};
 use values::{Given, Values};
 
 /// Where the output goes, which decides what references can mean.
@@ -237,7 +237,7 @@ pub fn bind(req: &Request) -> Result<Report> {
             "--format kubernetes needs --repo REPOSITORY, the registry repository the image was pushed to".into(),
         ));
     }
-    let found = oci::open(req.image, &req.image.path, req.platform)?;
+    let found = open_image(req.image, &req.image.path, req.platform)?;
     let params =
         declared(&found.config).map_err(|m| Error::Failed(format!("{}: {m}", req.image)))?;
     let values = match req.values {
