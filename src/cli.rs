@@ -20,7 +20,7 @@ use crate::image::media::LayerCompression;
 use crate::image::reference::ImageRef;
 use crate::image::reference::RegistryRef;
 use crate::image::reference::Selector;
-use crate::pipeline::{self, Options};
+use crate::pipeline;
 use crate::recipe::Recipe;
 use crate::registry::{self, Access, CredentialSources, Progress, PushOptions};
 use crate::seal;
@@ -467,28 +467,28 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             let epoch = source_date_epoch(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())?;
             let recipe = Recipe::load(&recipe)?;
             let output = output.unwrap_or_else(|| PathBuf::from("out").join(&recipe.spec.name));
-            let options = Options {
+            let settings = pipeline::Settings {
                 epoch,
+                compression,
                 revision,
                 source,
-                output,
-                locked,
-                compression,
+            };
+            let sources = pipeline::Sources {
                 cache: if no_cache {
                     None
                 } else {
                     cache.or_else(default_cache_dir)
                 },
                 registry: access(insecure)?,
-                repin: false,
-                // A progress line is for people: only on a terminal.
-                progress: if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-                    Progress::quiet()
-                } else {
-                    progress(false)
-                },
             };
-            let report = pipeline::build(&recipe, &options, &mut log)?;
+            let emit = pipeline::Emit { output, locked };
+            // A progress line is for people: only on a terminal.
+            let progress = if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                Progress::quiet()
+            } else {
+                progress(false)
+            };
+            let report = pipeline::build(&recipe, &settings, &sources, &emit, &progress, &mut log)?;
             print_report(stdout, json, &report, |r| format!("{}\n", r.digest))
         }
         Command::Lock {
@@ -498,19 +498,11 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             json,
         } => {
             let recipe = Recipe::load(&recipe)?;
-            let options = Options {
-                epoch: 0,
-                revision: None,
-                source: None,
-                output: PathBuf::new(),
-                locked: false,
-                compression: LayerCompression::Gzip,
+            let sources = pipeline::Sources {
                 cache: cache.or_else(default_cache_dir),
                 registry: access(insecure)?,
-                repin: true,
-                progress: Progress::quiet(),
             };
-            let lock = pipeline::lock(&recipe, &options, &mut log)?;
+            let lock = pipeline::lock(&recipe, &sources, &mut log)?;
             log(&format!(
                 "wrote {} ({} pins)",
                 crate::lock::path_for(&recipe.file).display(),

@@ -102,12 +102,43 @@ pub fn layer_key(
         })
         .collect();
     let mut digests = stats.digests(&files).ok()?.into_iter();
-    let mut sources = Vec::new();
-    for (_, walk) in &walks {
-        let mut items = Vec::new();
-        for entry in walk {
+    let sources = walks
+        .iter()
+        .map(|(_, walk)| source_items(walk, &mut digests))
+        .collect::<Option<Vec<_>>>()?;
+    let spec_recipe = &ctx.recipe.spec;
+    let inputs = KeyInputs {
+        key_version: KEY_VERSION,
+        encoding: layer::ENCODING_VERSION,
+        compression: ctx.compression,
+        epoch: ctx.epoch,
+        lower: ctx.lower,
+        base_layers: ctx.base.layers.len(),
+        layer: spec,
+        templates: has_template.then(|| TemplateInputs {
+            name: &spec_recipe.name,
+            version: &spec_recipe.version,
+            vars: &spec_recipe.vars,
+            base_name: &ctx.base.name,
+            base_digest: ctx.base.manifest_digest,
+        }),
+        sources,
+    };
+    let key = canonical_json(&inputs).ok().map(|json| Digest::of(&json))?;
+    Some((key, walks.into_iter().collect()))
+}
+
+/// What a key records of one walked source: each entry's path, kind,
+/// executable bit, symlink target and (for files, in walk order, from
+/// `digests`) content digest.
+fn source_items(
+    walk: &[source::SourceEntry],
+    digests: &mut impl Iterator<Item = Digest>,
+) -> Option<Vec<SourceItem>> {
+    walk.iter()
+        .map(|entry| {
             let rel = entry.rel.clone();
-            let item = match &entry.kind {
+            Some(match &entry.kind {
                 SourceKind::Dir => SourceItem {
                     rel,
                     kind: "dir",
@@ -129,29 +160,7 @@ pub fn layer_key(
                     target: Some(target.clone()),
                     digest: None,
                 },
-            };
-            items.push(item);
-        }
-        sources.push(items);
-    }
-    let spec_recipe = &ctx.recipe.spec;
-    let inputs = KeyInputs {
-        key_version: KEY_VERSION,
-        encoding: layer::ENCODING_VERSION,
-        compression: ctx.compression,
-        epoch: ctx.epoch,
-        lower: ctx.lower,
-        base_layers: ctx.base.layers.len(),
-        layer: spec,
-        templates: has_template.then(|| TemplateInputs {
-            name: &spec_recipe.name,
-            version: &spec_recipe.version,
-            vars: &spec_recipe.vars,
-            base_name: &ctx.base.name,
-            base_digest: ctx.base.manifest_digest,
-        }),
-        sources,
-    };
-    let key = canonical_json(&inputs).ok().map(|json| Digest::of(&json))?;
-    Some((key, walks.into_iter().collect()))
+            })
+        })
+        .collect()
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::base::BaseImage;
 use crate::layer::{self, Content, EntryKind};
-use crate::recipe::schema::{CopyStep, GroupStep, UserStep};
+use crate::recipe::schema::{CopyStep, GroupStep, TemplateStep, UserStep};
 use crate::recipe::{Recipe, RecipeError, Step, template};
 use crate::rootfs::accounts::{self, Databases};
 use crate::rootfs::meta::{ImagePath, Owner};
@@ -62,34 +62,9 @@ pub fn plan_layer(inputs: &Inputs, index: usize) -> Result<Plan, RecipeError> {
                 plan.put(inputs.view, dest, kind, mode, f.owner.unwrap_or_default())
                     .map_err(fail("dest"))?;
             }
-            Step::Template(t) => {
-                let path = recipe.resolve_src(&t.src).map_err(fail("src"))?;
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("reading template {}: {e}", t.src))
-                    .map_err(fail("src"))?;
-                let base_digest = inputs
-                    .base
-                    .manifest_digest
-                    .map(|d| d.to_string())
-                    .unwrap_or_default();
-                let ctx = template::Context {
-                    name: &recipe.spec.name,
-                    version: &recipe.spec.version,
-                    vars: &recipe.spec.vars,
-                    base_name: &inputs.base.name,
-                    base_digest: &base_digest,
-                };
-                let rendered = template::render(&t.src, &text, &ctx)
-                    .map_err(|e| format!("template {}: {e}", t.src))
-                    .map_err(fail("src"))?;
-                // A template naming `base` depends on which base it got.
-                plan.base_dependent |= text.contains("base");
-                let dest = plan.resolve(inputs.view, &t.dest).map_err(fail("dest"))?;
-                let kind = EntryKind::File(Content::Bytes(rendered.into_bytes()));
-                let mode = t.mode.map_or(0o644, |m| m.0);
-                plan.put(inputs.view, dest, kind, mode, t.owner.unwrap_or_default())
-                    .map_err(fail("dest"))?;
-            }
+            Step::Template(t) => plan
+                .template(inputs, t)
+                .map_err(|(field, m)| fail(field)(m))?,
             Step::Mkdir(m) => {
                 let path = plan.resolve(inputs.view, &m.path).map_err(fail("path"))?;
                 let exists = plan.lookup(inputs.view, &path) == Some(NodeKind::Dir);
@@ -235,6 +210,42 @@ impl Plan {
             gid: owner.gid.into(),
         };
         self.entries.insert(path, entry);
+    }
+
+    /// Renders template `t` into its `dest`; an error names the field at
+    /// fault (`src` or `dest`).
+    fn template(
+        &mut self,
+        inputs: &Inputs,
+        t: &TemplateStep,
+    ) -> Result<(), (&'static str, String)> {
+        let recipe = inputs.recipe;
+        let path = recipe.resolve_src(&t.src).map_err(|m| ("src", m))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ("src", format!("reading template {}: {e}", t.src)))?;
+        let base_digest = inputs
+            .base
+            .manifest_digest
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        let ctx = template::Context {
+            name: &recipe.spec.name,
+            version: &recipe.spec.version,
+            vars: &recipe.spec.vars,
+            base_name: &inputs.base.name,
+            base_digest: &base_digest,
+        };
+        let rendered = template::render(&t.src, &text, &ctx)
+            .map_err(|e| ("src", format!("template {}: {e}", t.src)))?;
+        // A template naming `base` depends on which base it got.
+        self.base_dependent |= text.contains("base");
+        let dest = self
+            .resolve(inputs.view, &t.dest)
+            .map_err(|m| ("dest", m))?;
+        let kind = EntryKind::File(Content::Bytes(rendered.into_bytes()));
+        let mode = t.mode.map_or(0o644, |m| m.0);
+        self.put(inputs.view, dest, kind, mode, t.owner.unwrap_or_default())
+            .map_err(|m| ("dest", m))
     }
 
     fn remove(&mut self, view: &View, path: &ImagePath) -> Result<(), String> {

@@ -1,0 +1,594 @@
+//! A recipe's layers on their way into the image, in recipe order: each is
+//! served from the build cache when its key hits, or planned against the
+//! view below and written on a worker thread while the next one is
+//! planned. [`Layers::finish`] yields them finished, bottom first.
+//!
+//! Each layer is keyed on the identities of the layers below it: the
+//! base's diff_ids, then the keys of the recipe layers, which fix their
+//! bytes as well as a diff_id would. So no key waits for a layer below to
+//! be written.
+
+use std::io;
+use std::thread::JoinHandle;
+
+use oci_spec::image::Descriptor;
+
+use super::{Log, key, plan};
+use crate::base::BaseImage;
+use crate::digest::Digest;
+use crate::error::{IoContext, Result};
+use crate::image::media::LayerCompression;
+use crate::layer;
+use crate::progress::Progress;
+use crate::recipe::Recipe;
+use crate::rootfs::source::Walks;
+use crate::rootfs::{Change, Node, View};
+use crate::seal;
+use crate::seal::scan::{Findings, Scan};
+use crate::store::cache::{Cache, CachedLayer, StatIndex, Summary};
+use crate::store::{BlobRef, BlobStore, BlobWriter};
+
+/// A recipe layer, finished: written now or served from the cache.
+pub struct FinishedLayer {
+    pub name: String,
+    pub steps: usize,
+    /// Its index in the view (base layers first).
+    pub layer_index: usize,
+    pub layer: CachedLayer,
+    /// What the seal's content scan found in it.
+    pub findings: Findings,
+    pub cached: bool,
+}
+
+/// The layers of one recipe, in flight.
+pub struct Layers<'a> {
+    recipe: &'a Recipe,
+    base: &'a BaseImage,
+    blobs: &'a BlobStore,
+    cache: Option<&'a Cache>,
+    epoch: u64,
+    compression: LayerCompression,
+    progress: &'a Progress,
+    /// The identities below the next layer: the base's diff_ids, then the
+    /// keys of the recipe's layers so far.
+    lower: Vec<Digest>,
+    /// A layer without a key leaves the ones above without one.
+    keyed: bool,
+    slots: Vec<Slot>,
+    unchecked: Vec<Unchecked>,
+    max_writers: usize,
+}
+
+/// What the layers are built with.
+pub struct Setup<'a> {
+    pub blobs: &'a BlobStore,
+    pub cache: Option<&'a Cache>,
+    pub epoch: u64,
+    pub compression: LayerCompression,
+    pub progress: &'a Progress,
+}
+
+impl<'a> Layers<'a> {
+    /// The layers of `recipe` on `base`, whose diff_ids are `base_diff_ids`.
+    pub fn new(
+        recipe: &'a Recipe,
+        base: &'a BaseImage,
+        base_diff_ids: &[Digest],
+        setup: Setup<'a>,
+    ) -> Layers<'a> {
+        Layers {
+            recipe,
+            base,
+            blobs: setup.blobs,
+            cache: setup.cache,
+            epoch: setup.epoch,
+            compression: setup.compression,
+            progress: setup.progress,
+            lower: base_diff_ids.to_vec(),
+            keyed: setup.cache.is_some(),
+            slots: Vec::new(),
+            unchecked: Vec::new(),
+            max_writers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
+    /// Adds layer `index`: served from the cache, or planned against `view`
+    /// and set writing, or left out when it changes nothing. `view` takes
+    /// the layer on either way. `stats` recognises unchanged source files.
+    pub fn add(
+        &mut self,
+        index: usize,
+        view: &mut View,
+        stats: Option<&mut StatIndex>,
+        log: Log,
+    ) -> Result<()> {
+        let (key, walks) = self.key(index, stats);
+        if let Some(key) = key
+            && self.serve(index, key, view, log)
+        {
+            return Ok(());
+        }
+        self.write(index, key, &walks, view, log)
+    }
+
+    /// The layer's cache key and the source walks it was computed from.
+    fn key(&mut self, index: usize, stats: Option<&mut StatIndex>) -> (Option<Digest>, Walks) {
+        let keyed = match stats {
+            Some(stats) if self.keyed => {
+                let inputs = key::KeyContext {
+                    recipe: self.recipe,
+                    base: self.base,
+                    lower: &self.lower,
+                    epoch: self.epoch,
+                    compression: self.compression.name(),
+                };
+                key::layer_key(&inputs, index, stats)
+            }
+            _ => None,
+        };
+        match keyed {
+            Some((key, walks)) => {
+                self.lower.push(key);
+                (Some(key), walks)
+            }
+            None => {
+                self.keyed = false;
+                (None, Walks::default())
+            }
+        }
+    }
+
+    /// Serves the layer from the cache when `key` hits and the entry is
+    /// usable; a corrupt entry is dropped and false returned.
+    fn serve(&mut self, index: usize, key: Digest, view: &mut View, log: Log) -> bool {
+        let Some(cache) = self.cache else {
+            return false;
+        };
+        let Some(hit) = cache.layer(&key) else {
+            return false;
+        };
+        let spec = &self.recipe.spec.layers[index];
+        let layer_index = view.layer_count();
+        let media = self.compression.media_type();
+        let Some(served) = serve(view, cache, self.blobs, &key, &hit, media) else {
+            cache.drop_layer(&key, Some(&hit));
+            let _ = std::fs::remove_file(self.blobs.path(&hit.digest));
+            log(&format!(
+                "layer {}: cache entry corrupt, rebuilding",
+                spec.name
+            ));
+            return false;
+        };
+        if let Some(intact) = served.check {
+            self.unchecked.push(Unchecked {
+                key,
+                hit: hit.clone(),
+                name: spec.name.clone(),
+                intact,
+            });
+        }
+        self.slots.push(Slot {
+            name: spec.name.clone(),
+            steps: spec.steps.len(),
+            key: None,
+            layer_index,
+            state: SlotState::Cached(hit, served.findings),
+        });
+        true
+    }
+
+    /// Plans the layer and starts writing it on a worker thread; at most
+    /// one writer per core is in flight.
+    fn write(
+        &mut self,
+        index: usize,
+        key: Option<Digest>,
+        walks: &Walks,
+        view: &mut View,
+        log: Log,
+    ) -> Result<()> {
+        let spec = &self.recipe.spec.layers[index];
+        let inputs = plan::Inputs {
+            recipe: self.recipe,
+            base: self.base,
+            view,
+            base_layers: self.base.layers.len(),
+            epoch: self.epoch,
+            walks,
+        };
+        let plan = plan::plan_layer(&inputs, index)?;
+        if plan.is_empty() {
+            log(&format!("layer {}: no changes, not emitted", spec.name));
+            return Ok(());
+        }
+        let layer_index = view.layer_count();
+        let base_dependent = plan.base_dependent;
+        let entries = plan.into_entries();
+        // The view learns the layer from its entries, and the seal sees
+        // each file's content as it is written: a fresh layer is not read
+        // back.
+        let changes = plan::changes(&entries, layer_index)
+            .map_err(|m| self.recipe.error_at(&["layers", &index.to_string()], m))?;
+        view.apply(changes.clone());
+        while self.slots.iter().filter(|s| s.writing()).count() >= self.max_writers {
+            if let Some(oldest) = self.slots.iter_mut().find(|s| s.writing()) {
+                oldest.wait();
+            }
+        }
+        self.progress
+            .add_total(entries.iter().map(content_size).sum());
+        let writer = self
+            .blobs
+            .writer()
+            .context(|| "creating a layer blob".into())?;
+        let job = WriteJob {
+            count: entries.len(),
+            entries,
+            epoch: self.epoch,
+            compression: self.compression,
+            progress: self.progress.clone(),
+            layer_index,
+        };
+        self.slots.push(Slot {
+            name: spec.name.clone(),
+            steps: spec.steps.len(),
+            key,
+            layer_index,
+            state: SlotState::Writing {
+                base_dependent,
+                changes,
+                handle: std::thread::spawn(move || job.run(writer)),
+            },
+        });
+        Ok(())
+    }
+
+    /// Waits for every layer, in order, filing fresh ones in the cache, then
+    /// for the checks of the layers served from it. None when a served
+    /// entry turned out corrupt: its entry is dropped, and the image must
+    /// be built again.
+    pub fn finish(self, log: Log) -> Result<Option<Vec<FinishedLayer>>> {
+        let mut finished = Vec::with_capacity(self.slots.len());
+        for slot in self.slots {
+            finished.push(finish_slot(slot, self.cache, self.blobs, log)?);
+        }
+        let mut corrupt = false;
+        for u in self.unchecked {
+            if !u.intact.join().unwrap_or(false) {
+                if let Some(cache) = self.cache {
+                    cache.drop_layer(&u.key, Some(&u.hit));
+                }
+                let _ = std::fs::remove_file(self.blobs.path(&u.hit.digest));
+                log(&format!(
+                    "layer {}: cache entry corrupt, rebuilding",
+                    u.name
+                ));
+                corrupt = true;
+            }
+        }
+        Ok((!corrupt).then_some(finished))
+    }
+}
+
+/// Waits for a slot's layer, logs it and, when it is fresh, files it in
+/// the cache (which, failing, costs speed, not the build).
+fn finish_slot(
+    slot: Slot,
+    cache: Option<&Cache>,
+    blobs: &BlobStore,
+    log: Log,
+) -> Result<FinishedLayer> {
+    let (layer, findings, cached) = match slot.state.finish() {
+        Outcome::Cached(hit, findings) => {
+            log(&format!(
+                "layer {}: cached, {} entries, {} bytes, {}",
+                slot.name, hit.entries, hit.size, hit.digest
+            ));
+            (hit, findings, true)
+        }
+        Outcome::Written(result) => {
+            let done = result.context(|| format!("writing layer {:?}", slot.name))?;
+            log(&format!(
+                "layer {}: {} entries, {} bytes, {}",
+                slot.name, done.built.entries, done.built.size, done.built.digest
+            ));
+            if let (Some(cache), Some(key)) = (cache, &slot.key)
+                && let Err(e) = cache.put_layer(key, &done.built, blobs)
+            {
+                log(&format!("warning: not cached: {e}"));
+            }
+            (done.built, done.findings, false)
+        }
+    };
+    Ok(FinishedLayer {
+        name: slot.name,
+        steps: slot.steps,
+        layer_index: slot.layer_index,
+        layer,
+        findings,
+        cached,
+    })
+}
+
+/// A cached layer served on the strength of its summary, its blob's digest
+/// being checked on another thread meanwhile.
+struct Unchecked {
+    key: Digest,
+    hit: CachedLayer,
+    name: String,
+    intact: JoinHandle<bool>,
+}
+
+/// One recipe layer on its way into the image.
+struct Slot {
+    name: String,
+    steps: usize,
+    /// The cache key to file a freshly written layer under.
+    key: Option<Digest>,
+    layer_index: usize,
+    state: SlotState,
+}
+
+enum SlotState {
+    /// Served from the cache, with the seal's findings from its summary.
+    Cached(CachedLayer, Findings),
+    /// Being written on a worker thread.
+    Writing {
+        base_dependent: bool,
+        changes: Vec<Change>,
+        handle: JoinHandle<io::Result<(layer::Layer, Findings, usize)>>,
+    },
+    Done(io::Result<Written>),
+}
+
+/// A layer written by a worker.
+struct Written {
+    built: CachedLayer,
+    findings: Findings,
+}
+
+impl Slot {
+    fn writing(&self) -> bool {
+        matches!(self.state, SlotState::Writing { .. })
+    }
+
+    /// Waits for the worker, if there is one, keeping its result.
+    fn wait(&mut self) {
+        let state = std::mem::replace(
+            &mut self.state,
+            SlotState::Done(Err(io::Error::other("unset"))),
+        );
+        self.state = match state.finish() {
+            Outcome::Cached(hit, findings) => SlotState::Cached(hit, findings),
+            Outcome::Written(result) => SlotState::Done(result),
+        };
+    }
+}
+
+/// A slot's layer once no worker is left on it.
+enum Outcome {
+    Cached(CachedLayer, Findings),
+    Written(io::Result<Written>),
+}
+
+impl SlotState {
+    /// Waits for the worker, if there is one.
+    fn finish(self) -> Outcome {
+        match self {
+            SlotState::Cached(hit, findings) => Outcome::Cached(hit, findings),
+            SlotState::Done(result) => Outcome::Written(result),
+            SlotState::Writing {
+                base_dependent,
+                changes,
+                handle,
+            } => {
+                let result = handle
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("the layer writer panicked")));
+                Outcome::Written(result.map(|(written, findings, entries)| {
+                    Written {
+                        built: CachedLayer {
+                            digest: written.digest,
+                            size: written.size,
+                            diff_id: written.diff_id,
+                            entries,
+                            base_dependent,
+                            summary: LayerSummary {
+                                changes,
+                                findings: findings.clone(),
+                            }
+                            .stamped(),
+                        },
+                        findings,
+                    }
+                }))
+            }
+        }
+    }
+}
+
+/// What a worker needs to write one layer.
+struct WriteJob {
+    entries: Vec<layer::Entry>,
+    count: usize,
+    epoch: u64,
+    compression: LayerCompression,
+    progress: Progress,
+    layer_index: usize,
+}
+
+impl WriteJob {
+    /// Writes and stores the layer blob, scanning its content for the seal;
+    /// returns the layer, its findings and its entry count.
+    fn run(self, mut writer: BlobWriter) -> io::Result<(layer::Layer, Findings, usize)> {
+        let mut scan = Scan::default();
+        let mark = scan.mark();
+        let mut scan_sink = seal::scan::LayerScan::new(&mut scan, self.layer_index);
+        let mut sink = Counting {
+            inner: &mut scan_sink,
+            progress: &self.progress,
+        };
+        let written = layer::write_compressed(
+            self.entries,
+            self.epoch,
+            self.compression,
+            &mut writer,
+            Some(&mut sink),
+        )?;
+        writer.commit()?;
+        Ok((written, scan.since(mark), self.count))
+    }
+}
+
+/// A cache hit in the view: its seal findings, and the check of its blob
+/// still running, if any.
+struct Served {
+    findings: Findings,
+    check: Option<JoinHandle<bool>>,
+}
+
+/// Serves a cache hit into the view; returns its seal findings, or None
+/// when the entry cannot be used (its blob is not where it should be, or
+/// reads back wrong). A current summary stands for the content: its blob's
+/// digest is checked on another thread while the build goes on, and every
+/// check is in before the image is assembled. An entry without one, or
+/// with one made under another seal policy or scanner, is read back like a
+/// base layer, and its summary made anew.
+fn serve(
+    view: &mut View,
+    cache: &Cache,
+    blobs: &BlobStore,
+    key: &Digest,
+    hit: &CachedLayer,
+    media: oci_spec::image::MediaType,
+) -> Option<Served> {
+    cache.copy_layer_to(hit, blobs).ok()?;
+    let layer_index = view.layer_count();
+    if let Some(summary) = LayerSummary::current(hit) {
+        let store = blobs.clone();
+        let blob = BlobRef {
+            digest: hit.digest,
+            size: hit.size,
+        };
+        let check =
+            std::thread::spawn(move || store.open_blob(&blob).and_then(|r| r.finish()).is_ok());
+        let changes = summary
+            .changes
+            .into_iter()
+            .map(|c| at_layer(c, layer_index))
+            .collect();
+        view.apply(changes);
+        return Some(Served {
+            findings: summary.findings,
+            check: Some(check),
+        });
+    }
+    let desc = Descriptor::new(media, hit.size, hit.digest.to_oci());
+    let mut scan = Scan::default();
+    let mark = scan.mark();
+    let mut reader = layer::read::open(blobs, &desc).ok()?;
+    let changes = view
+        .read_tar(&mut reader, &mut |path, data| {
+            scan.visit(path, layer_index, data)
+        })
+        .ok()?;
+    reader.finish(&hit.diff_id).ok()?;
+    let findings = scan.since(mark);
+    let refreshed = CachedLayer {
+        summary: LayerSummary {
+            changes: changes.clone(),
+            findings: findings.clone(),
+        }
+        .stamped(),
+        ..hit.clone()
+    };
+    view.apply(changes);
+    // A summary that cannot be saved only costs the next build a read.
+    let _ = cache.put_layer(key, &refreshed, blobs);
+    Some(Served {
+        findings,
+        check: None,
+    })
+}
+
+/// A change placed in layer `index` of the view.
+fn at_layer(change: Change, index: usize) -> Change {
+    match change {
+        Change::Put(path, node, content) => Change::Put(
+            path,
+            Node {
+                layer: index,
+                ..node
+            },
+            content,
+        ),
+        other => other,
+    }
+}
+
+/// What a build learns about a layer while writing it, cached with the
+/// layer so that a hit needs no decompression: its effect on the view and
+/// what the seal's content scan found in it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LayerSummary {
+    changes: Vec<Change>,
+    findings: Findings,
+}
+
+impl LayerSummary {
+    /// What a summary's meaning depends on: its own shape and the seal
+    /// policy and scanner that made its findings. A summary from another
+    /// version is read back, never trusted.
+    fn version() -> String {
+        format!(
+            "summary 1, seal policy {}, scanner {}",
+            seal::POLICY_VERSION,
+            seal::scan::SCANNER_VERSION
+        )
+    }
+
+    /// The summary for the cache, stamped with this version.
+    fn stamped(&self) -> Option<Summary> {
+        let body = serde_json::to_value(self).ok()?;
+        Some(Summary {
+            version: Self::version(),
+            body,
+        })
+    }
+
+    /// The summary of `hit`, if it was made by this version.
+    fn current(hit: &CachedLayer) -> Option<LayerSummary> {
+        serde_json::from_value(hit.summary(&Self::version())?.clone()).ok()
+    }
+}
+
+/// Bytes of file content an entry brings.
+fn content_size(entry: &layer::Entry) -> u64 {
+    match &entry.kind {
+        layer::EntryKind::File(layer::Content::Bytes(b)) => b.len() as u64,
+        layer::EntryKind::File(layer::Content::Path { size, .. }) => *size,
+        _ => 0,
+    }
+}
+
+/// Passes content on, counting files and bytes for the progress line.
+struct Counting<'a> {
+    inner: &'a mut dyn layer::ContentSink,
+    progress: &'a Progress,
+}
+
+impl layer::ContentSink for Counting<'_> {
+    fn begin(&mut self, path: &str) {
+        self.inner.begin(path);
+    }
+
+    fn data(&mut self, chunk: &[u8]) {
+        self.progress.advance(chunk.len() as u64);
+        self.inner.data(chunk);
+    }
+
+    fn end(&mut self) {
+        self.progress.advance_file();
+        self.inner.end();
+    }
+}
