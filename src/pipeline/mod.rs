@@ -160,6 +160,8 @@ pub fn build(
 pub fn lock(recipe: &Recipe, sources: &Sources, log: Log) -> Result<LockFile> {
     let scratch = tempfile::tempdir().context(|| "creating a temp directory".into())?;
     let blobs = BlobStore::open(scratch.path()).context(|| "creating a temp store".into())?;
+    // Nothing of the recipe's own is built: the settings only fill the
+    // context, and stemcell bases are built at their own.
     let settings = Settings::stemcell();
     let quiet = Progress::quiet();
     let mut ctx = Context::new(&blobs, &settings, sources, &quiet, recipe, log);
