@@ -40,7 +40,7 @@ use oci_spec::image::Descriptor;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, ExportError, IoContext, Result};
 use crate::image::config::diff_ids;
-use crate::image::reference::{OciRef, valid_tag};
+use crate::image::reference::{OciRef, split_host, valid_host, valid_repository, valid_tag};
 use crate::image::{Platform, annotation};
 use crate::layer::read as layer_read;
 use crate::store::BlobStore;
@@ -83,59 +83,22 @@ impl fmt::Display for RepoTag {
 }
 
 /// The distribution reference grammar for a repository name: an optional
-/// registry host (told apart as Docker does: it has a '.' or ':' or is
-/// `localhost`), then lowercase path components. At most 255 characters.
+/// registry host, told apart as Docker does ([`split_host`]), then
+/// lowercase path components. At most 255 characters.
 fn valid_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 255 {
         return Err("the name must have 1 to 255 characters".into());
     }
-    let mut parts = name.split('/');
-    let mut first = parts.next().unwrap_or_default();
-    let is_host = first.contains(['.', ':']) || first == "localhost";
-    if is_host && name.contains('/') {
-        if !valid_host(first) {
-            return Err(format!("{first:?} is not a valid registry host"));
-        }
-        first = match parts.next() {
-            Some(p) => p,
-            None => return Err("the repository path is missing".into()),
-        };
+    let (host, path) = split_host(name);
+    if let Some(host) = host.filter(|h| !valid_host(h)) {
+        return Err(format!("{host:?} is not a valid registry host"));
     }
-    for part in std::iter::once(first).chain(parts) {
-        if !valid_path_component(part) {
-            return Err(format!(
-                "{part:?} is not lowercase letters and digits joined by '.', '_', '__' or '-'"
-            ));
-        }
+    if !valid_repository(path) {
+        return Err(format!(
+            "{path:?} is not lowercase letters and digits joined by '.', '_', '__' or '-', in '/'-separated components"
+        ));
     }
     Ok(())
-}
-
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn valid_path_component(part: &str) -> bool {
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let starts_and_ends =
-        part.bytes().next().is_some_and(alnum) && part.bytes().next_back().is_some_and(alnum);
-    starts_and_ends
-        && part
-            .split(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            .all(|sep| matches!(sep, "" | "." | "_" | "__") || sep.bytes().all(|b| b == b'-'))
-}
-
-/// `host[:port]`, the host's labels `[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?`.
-fn valid_host(host: &str) -> bool {
-    let (host, port) = match host.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (host, None),
-    };
-    let label = |l: &str| {
-        !l.is_empty()
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    host.split('.').all(label)
-        && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The RepoTag an image names itself by when none is given: its
@@ -588,6 +551,8 @@ mod tests {
             "localhost/hello:1",
             "localhost:5000/team/hello:1",
             "registry.example.com/a.b/c__d-e--f:_x",
+            "[::1]:5000/x:1",
+            "[::1]/x:1",
         ] {
             assert_eq!(tag(ok).to_string(), ok);
         }
@@ -601,6 +566,9 @@ mod tests {
             ("-a:1", "is not lowercase"),
             ("a//b:1", "is not lowercase"),
             ("bad_host.com:x/a:1", "not a valid registry host"),
+            ("host:99999/x:1", "not a valid registry host"),
+            ("host:0/x:1", "not a valid registry host"),
+            ("[::1/x:1", "not a valid registry host"),
             (":1", "1 to 255"),
             ("hello@sha256:1", "is not lowercase"),
         ] {
