@@ -109,12 +109,16 @@ pub enum Command {
     /// private keys, no world-writable files, no unreviewed setuid.
     #[command(after_help = audit_help())]
     Audit {
-        /// The image: oci:PATH[:TAG], oci:PATH@DIGEST or docker-archive:PATH.
+        /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
+        /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
         #[arg(required_unless_present = "list_rules")]
         image: Option<String>,
         /// The platform to pick from an index.
         #[arg(long, default_value = "linux/amd64")]
         platform: String,
+        /// Speak plain HTTP to this registry, for docker:// images (repeatable).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure: Vec<String>,
         /// Print the seal's rules (with --json: the policy, the scanner
         /// version and each rule's id and description) and exit.
         #[arg(long, conflicts_with = "image")]
@@ -163,11 +167,15 @@ pub enum Command {
         IMAGE is oci:PATH[:TAG]; the tag may be left out when the layout holds one image.\n\
         An index (a multi-platform image) is narrowed to --platform.")]
     Inspect {
-        /// The image, as oci:PATH[:TAG].
+        /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
+        /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
         image: String,
         /// The platform to pick from an index.
         #[arg(long, default_value = "linux/amd64")]
         platform: String,
+        /// Speak plain HTTP to this registry, for docker:// images (repeatable).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure: Vec<String>,
         /// Print the manifest and config as JSON.
         #[arg(long)]
         json: bool,
@@ -185,7 +193,8 @@ pub enum Command {
         --tag, else NAME:TAG from its org.opencontainers.image.title and its tag in the\n\
         layout, else not at all. stdout is empty, or the --json report.")]
     Export {
-        /// The image, as oci:PATH[:TAG] or oci:PATH@DIGEST.
+        /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
+        /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
         image: String,
         /// The archive format.
         #[arg(long, value_enum)]
@@ -199,6 +208,9 @@ pub enum Command {
         /// The platform to pick from an index.
         #[arg(long, default_value = "linux/amd64")]
         platform: String,
+        /// Speak plain HTTP to this registry, for docker:// images (repeatable).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure: Vec<String>,
         /// Print a JSON report: file, size, sha256, repo_tags.
         #[arg(long)]
         json: bool,
@@ -234,7 +246,8 @@ pub enum Command {
         secretKeyRefs, a numeric runAsUser, read-only root, no privilege escalation,\n               \
         all capabilities dropped, an emptyDir on /tmp. Needs --repo.")]
     Bind {
-        /// The image: oci:PATH[:TAG] or oci:PATH@DIGEST.
+        /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
+        /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
         image: String,
         /// The environment's values (YAML); without it, only defaults bind.
         #[arg(long, value_name = "FILE")]
@@ -255,6 +268,9 @@ pub enum Command {
         /// The platform to pick from an index.
         #[arg(long, default_value = "linux/amd64")]
         platform: String,
+        /// Speak plain HTTP to this registry, for docker:// images (repeatable).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure: Vec<String>,
         /// Print a JSON report: image, digest, output, where each param's
         /// value came from (never the values).
         #[arg(long)]
@@ -525,6 +541,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
         Command::Audit {
             image,
             platform,
+            insecure,
             list_rules,
             json,
         } => {
@@ -534,16 +551,18 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             };
             let image: ImageRef = image.parse().map_err(Error::Usage)?;
             let platform: Platform = platform.parse().map_err(Error::Usage)?;
-            let report = crate::commands::audit::audit(&image, &platform)?;
-            print_report(stdout, json, &report, seal::render)?;
+            let access = access(insecure)?;
+            let audit =
+                crate::commands::audit::audit(&image, &platform, &access, &progress(quiet))?;
+            print_report(stdout, json, &audit, |a| seal::render(&a.report))?;
             // Like verify: the report, on stdout, is the result; the error
             // only sets exit 1 and says so on stderr.
-            if report.is_sealed() {
+            if audit.report.is_sealed() {
                 Ok(())
             } else {
                 Err(Error::Failed(format!(
                     "{image} is not sealed: {} violations",
-                    report.violations.len()
+                    audit.report.violations.len()
                 )))
             }
         }
@@ -600,11 +619,13 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
         Command::Inspect {
             image,
             platform,
+            insecure,
             json,
         } => {
             let image: ImageRef = image.parse().map_err(Error::Usage)?;
             let platform: Platform = platform.parse().map_err(Error::Usage)?;
-            let inspection = inspect::inspect(&image, &platform)?;
+            let access = access(insecure)?;
+            let inspection = inspect::inspect(&image, &platform, &access, &progress(quiet))?;
             print_report(stdout, json, &inspection, inspect::render)
         }
         Command::Export {
@@ -613,16 +634,17 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             output,
             tag,
             platform,
+            insecure,
             json,
         } => {
-            let oci = oci_layout(
-                &image,
-                "export reads OCI layouts: oci:PATH[:TAG] or oci:PATH@DIGEST",
-            )?;
+            let image: ImageRef = image.parse().map_err(Error::Usage)?;
             let platform: Platform = platform.parse().map_err(Error::Usage)?;
+            let access = access(insecure)?;
             let request = export::Request {
-                image: &oci,
+                image: &image,
                 platform: &platform,
+                access: &access,
+                progress: &progress(quiet),
                 repo_tag: tag,
                 output: &output,
             };
@@ -641,19 +663,20 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             repo,
             name,
             platform,
+            insecure,
             json,
         } => {
-            let oci = oci_layout(
-                &image,
-                "bind reads OCI layouts: oci:PATH[:TAG] or oci:PATH@DIGEST",
-            )?;
+            let image: ImageRef = image.parse().map_err(Error::Usage)?;
             let platform: Platform = platform.parse().map_err(Error::Usage)?;
+            let access = access(insecure)?;
             // `{ env: VAR }` values: the one place bind reads the environment.
             #[allow(clippy::disallowed_methods)]
             let env = |var: &str| std::env::var(var).ok();
             let request = bind::Request {
-                image: &oci,
+                image: &image,
                 platform: &platform,
+                access: &access,
+                progress: &progress(quiet),
                 values: values.as_deref(),
                 format,
                 output: &output,
@@ -858,9 +881,11 @@ mod tests {
                 output,
                 tag,
                 platform,
+                insecure,
                 json,
             } => {
                 assert_eq!(image, "oci:out/h:1");
+                assert!(insecure.is_empty());
                 assert_eq!(format, ExportFormat::DockerArchive);
                 assert_eq!(output, PathBuf::from("h.tar"));
                 assert_eq!(tag.unwrap().to_string(), "localhost:5000/h:2");
