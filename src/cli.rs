@@ -19,7 +19,6 @@ use crate::image::Platform;
 use crate::image::media::LayerCompression;
 use crate::image::reference::ImageRef;
 use crate::image::reference::RegistryRef;
-use crate::image::reference::Selector;
 use crate::pipeline::{self, Options};
 use crate::recipe::Recipe;
 use crate::registry::{self, Access, CredentialSources, Progress, PushOptions};
@@ -747,17 +746,11 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             print_report(stdout, json, &report, |r| format!("{}\n", r.digest))
         }
         Command::Verify { image, json } => {
-            let oci = oci_layout(&image, "verify checks OCI layouts: oci:PATH[:TAG]")?;
-            let tag = match &oci.selector {
-                Selector::Only => None,
-                Selector::Tag(t) => Some(t.as_str()),
-                Selector::Digest(_) => {
-                    return Err(Error::Usage(
-                        "verify checks a layout or one tag: oci:PATH[:TAG]".into(),
-                    ));
-                }
-            };
-            let report = verify::verify(&oci.path, tag)?;
+            let oci = oci_layout(
+                &image,
+                "verify checks OCI layouts: oci:PATH, oci:PATH:TAG or oci:PATH@sha256:…",
+            )?;
+            let report = verify::verify(&oci.path, &oci.selector)?;
             print_report(stdout, json, &report, verify::render)?;
             // The report is the result, so it goes to stdout either way; the
             // error only sets the exit code and a one-line note on stderr.

@@ -548,6 +548,14 @@ fn base64_of(s: &str) -> String {
 fn transports_a_command_does_not_read_are_usage_errors() {
     let unreachable = "docker://127.0.0.1:1/hello:1";
     for (args, says) in [
+        (
+            vec!["verify", unreachable],
+            vec!["oci:PATH", "oci:PATH:TAG", "oci:PATH@sha256:", unreachable],
+        ),
+        (
+            vec!["verify", "docker-archive:hello.tar"],
+            vec!["oci:PATH@sha256:", "docker-archive:hello.tar"],
+        ),
         (vec!["gc", unreachable], vec!["oci:PATH"]),
         (
             vec!["inspect", "hello.tar"],
