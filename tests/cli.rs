@@ -251,6 +251,21 @@ fn help_teaches_with_examples() {
             "{text}"
         );
     }
+    // Each command says which transports it reads, with an example.
+    for cmd in ["inspect", "audit", "export", "bind"] {
+        let text = stdout(&run(ingot().args([cmd, "--help"])));
+        for transport in ["oci:", "docker-archive:", "docker://"] {
+            assert!(
+                text.contains(&format!("ingot {cmd} {transport}")),
+                "{cmd}: no {transport} example: {text}"
+            );
+        }
+    }
+    let text = stdout(&run(ingot().args(["verify", "--help"])));
+    assert!(
+        text.contains("ingot verify oci:out/hello@sha256:"),
+        "{text}"
+    );
 }
 
 #[test]
