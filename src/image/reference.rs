@@ -82,8 +82,7 @@ pub enum ImageRef {
     Oci(OciRef),
     /// `docker-archive:PATH`, a `docker save` tarball.
     DockerArchive(PathBuf),
-    /// `docker://HOST[:PORT]/REPO[:TAG|@sha256:…]`, an image in a registry
-    /// (push and pull; other commands read local images only).
+    /// `docker://HOST[:PORT]/REPO[:TAG|@sha256:…]`, an image in a registry.
     Docker(RegistryRef),
 }
 
