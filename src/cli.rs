@@ -19,11 +19,27 @@ use crate::image::Platform;
 use crate::image::media::LayerCompression;
 use crate::image::reference::ImageRef;
 use crate::image::reference::RegistryRef;
-use crate::image::reference::Selector;
 use crate::pipeline;
 use crate::recipe::Recipe;
 use crate::registry::{self, Access, CredentialSources, Progress, PushOptions};
 use crate::seal;
+
+/// What IMAGE may be for the commands that read an image (inspect, audit,
+/// export, bind), for their `--help`: a macro, so `concat!` can take it.
+macro_rules! image_help {
+    () => {
+        "IMAGE is one of:\n  \
+         oci:PATH[:TAG]         an image in an OCI layout (no tag: the layout's only one),\n  \
+         oci:PATH@DIGEST        or any manifest or index in it, by digest;\n  \
+         docker-archive:PATH    a `docker save` tarball, checked against its config and\n                         \
+         diff_ids. It has no manifest, so its config digest names it;\n  \
+         docker://HOST[:PORT]/REPO[:TAG|@DIGEST]\n                         \
+         read straight from the registry, every blob checked (size and\n                         \
+         digest) as it streams; no pull first. Plain HTTP only for loopback\n                         \
+         and --insecure hosts; credentials as `ingot push --help` says.\n\
+         An index (a multi-platform image) is narrowed to --platform."
+    };
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -109,12 +125,16 @@ pub enum Command {
     /// private keys, no world-writable files, no unreviewed setuid.
     #[command(after_help = audit_help())]
     Audit {
-        /// The image: oci:PATH[:TAG], oci:PATH@DIGEST or docker-archive:PATH.
+        /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
+        /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
         #[arg(required_unless_present = "list_rules")]
         image: Option<String>,
         /// The platform to pick from an index.
         #[arg(long, default_value = "linux/amd64")]
         platform: String,
+        /// Speak plain HTTP to this registry, for docker:// images (repeatable).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure: Vec<String>,
         /// Print the seal's rules (with --json: the policy, the scanner
         /// version and each rule's id and description) and exit.
         #[arg(long, conflicts_with = "image")]
@@ -157,35 +177,48 @@ pub enum Command {
         json: bool,
     },
     /// Show an image's layers, config and annotations.
-    #[command(after_help = "Examples:\n  \
+    #[command(after_help = concat!("Examples:\n  \
         ingot inspect oci:out/hello:1.2.0\n  \
-        ingot inspect oci:out/hello --json | jq .config\n\n\
-        IMAGE is oci:PATH[:TAG]; the tag may be left out when the layout holds one image.\n\
-        An index (a multi-platform image) is narrowed to --platform.")]
+        ingot inspect oci:out/hello --json | jq .config\n  \
+        ingot inspect docker-archive:hello.tar\n  \
+        ingot inspect docker://registry.example.com/team/hello:1.2.0 --json\n\n",
+        image_help!(), "\n\n\
+        --json names the image and its digest, and what that is the digest of\n\
+        (digest_of: manifest, or config for a docker-archive)."))]
     Inspect {
-        /// The image, as oci:PATH[:TAG].
+        /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
+        /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
         image: String,
         /// The platform to pick from an index.
         #[arg(long, default_value = "linux/amd64")]
         platform: String,
+        /// Speak plain HTTP to this registry, for docker:// images (repeatable).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure: Vec<String>,
         /// Print the manifest and config as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Write an image as a tarball that `docker load` and `podman load` accept.
-    #[command(after_help = "Examples:\n  \
+    #[command(after_help = concat!("Examples:\n  \
         ingot export oci:out/hello:1.2.0 --format docker-archive -o hello.tar\n  \
         docker load -i hello.tar                          # or: podman load -i hello.tar\n  \
         ingot export oci:out/hello --format docker-archive -o hello.tar \\\n      \
-        --tag registry.example.com/team/hello:1.2.0 --json\n\n\
-        IMAGE is oci:PATH[:TAG] or oci:PATH@DIGEST. The archive is `docker save`'s classic\n\
-        layout: manifest.json, repositories, the config as <hex>.json and each layer\n\
-        uncompressed as <diff_id hex>/layer.tar. The same image gives the same bytes.\n\
-        Every blob is verified; a corrupt layout writes nothing. The image is tagged\n\
-        --tag, else NAME:TAG from its org.opencontainers.image.title and its tag in the\n\
-        layout, else not at all. stdout is empty, or the --json report.")]
+        --tag registry.example.com/team/hello:1.2.0 --json\n  \
+        ingot export docker://registry.example.com/team/hello:1.2.0 --format docker-archive \\\n      \
+        -o hello.tar\n  \
+        ingot export docker-archive:old.tar --format docker-archive -o new.tar --tag hello:1\n\n",
+        image_help!(), "\n\n\
+        The archive is `docker save`'s classic layout: manifest.json, repositories, the\n\
+        config as <hex>.json and each layer uncompressed as <diff_id hex>/layer.tar. The\n\
+        same image gives the same bytes, from whichever transport. Every blob is\n\
+        verified; a corrupt image writes nothing. The image is tagged --tag, else\n\
+        NAME:TAG from its org.opencontainers.image.title and its tag (in the layout, or\n\
+        the reference's), else not at all: a docker-archive has neither, so name it with\n\
+        --tag. stdout is empty, or the --json report."))]
     Export {
-        /// The image, as oci:PATH[:TAG] or oci:PATH@DIGEST.
+        /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
+        /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
         image: String,
         /// The archive format.
         #[arg(long, value_enum)]
@@ -199,18 +232,27 @@ pub enum Command {
         /// The platform to pick from an index.
         #[arg(long, default_value = "linux/amd64")]
         platform: String,
+        /// Speak plain HTTP to this registry, for docker:// images (repeatable).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure: Vec<String>,
         /// Print a JSON report: file, size, sha256, repo_tags.
         #[arg(long)]
         json: bool,
     },
     /// Bind an image's params to one environment's values: a dotenv file, an
     /// OCI runtime bundle or a Kubernetes Deployment, naming the image by digest.
-    #[command(after_help = "Examples:\n  \
+    #[command(after_help = concat!("Examples:\n  \
         ingot bind oci:out/hello:1.2.0 --values env/prod.yaml --format env -o prod.env\n  \
         ingot bind oci:out/hello:1.2.0 --values env/dev.yaml --format oci-bundle -o bundle\n  \
         sudo runc run --bundle bundle hello\n  \
         ingot bind oci:out/hello:1.2.0 --values env/prod.yaml --format kubernetes \\\n      \
-        --repo registry.example.com/team/hello -o deploy.yaml\n\n\
+        --repo registry.example.com/team/hello -o deploy.yaml\n  \
+        ingot bind docker://registry.example.com/team/hello:1.2.0 --values env/prod.yaml \\\n      \
+        --format kubernetes --repo registry.example.com/team/hello -o deploy.yaml\n  \
+        ingot bind docker-archive:hello.tar --values env/dev.yaml --format env -o dev.env\n\n",
+        image_help!(), "\n\n\
+        A Deployment names the image by manifest digest, so --format kubernetes does not\n\
+        take a docker-archive (exit 2).\n\n\
         The image is only read: the same digest goes to every environment.\n\n\
         Values file (YAML), one entry per param the image declares (ingot inspect lists them):\n  \
         LOG_LEVEL: debug                          # a literal, taken as written: 0750 stays \"0750\"\n  \
@@ -232,9 +274,10 @@ pub enum Command {
         CAP_NET_BIND_SERVICE. Owners are kept when run as root. -o must not exist.\n  \
         kubernetes   an apps/v1 Deployment: image REPO@DIGEST, env values and\n               \
         secretKeyRefs, a numeric runAsUser, read-only root, no privilege escalation,\n               \
-        all capabilities dropped, an emptyDir on /tmp. Needs --repo.")]
+        all capabilities dropped, an emptyDir on /tmp. Needs --repo."))]
     Bind {
-        /// The image: oci:PATH[:TAG] or oci:PATH@DIGEST.
+        /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
+        /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
         image: String,
         /// The environment's values (YAML); without it, only defaults bind.
         #[arg(long, value_name = "FILE")]
@@ -255,6 +298,9 @@ pub enum Command {
         /// The platform to pick from an index.
         #[arg(long, default_value = "linux/amd64")]
         platform: String,
+        /// Speak plain HTTP to this registry, for docker:// images (repeatable).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure: Vec<String>,
         /// Print a JSON report: image, digest, output, where each param's
         /// value came from (never the values).
         #[arg(long)]
@@ -319,12 +365,16 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         ingot verify oci:out/hello\n  \
         ingot verify oci:out/hello:1.2.0\n  \
+        ingot verify oci:out/hello@sha256:…\n  \
         ingot verify oci:out/hello --json | jq '.problems[] | .blob'\n\n\
-        IMAGE is oci:PATH[:TAG]; without a tag, every image in the layout is verified.\n\
+        IMAGE is an OCI layout: oci:PATH (every image in it), oci:PATH:TAG (one tag) or\n\
+        oci:PATH@DIGEST (what that manifest or index reaches, listed in index.json or\n\
+        not). Other transports are a usage error; inspect, audit and export verify every\n\
+        blob they read from them.\n\
         Every problem is reported, one per line (problem: KIND: BLOB: MESSAGE), then a\n\
         summary line. Exit codes: 0 intact, 1 problems found, 2 not a layout or no such tag.")]
     Verify {
-        /// The layout or image, as oci:PATH[:TAG].
+        /// The layout or image: oci:PATH, oci:PATH:TAG or oci:PATH@DIGEST.
         image: String,
         /// Print the report as JSON.
         #[arg(long)]
@@ -336,15 +386,21 @@ pub enum Command {
 /// own table, so the help cannot drift from what is checked.
 fn audit_help() -> String {
     format!(
-        "Examples:\n  \
-         ingot audit oci:out/hello:1.2.0\n  \
-         ingot audit docker-archive:image.tar --json\n  \
-         ingot audit --list-rules --json\n\n\
-         IMAGE is oci:PATH[:TAG], oci:PATH@DIGEST or docker-archive:PATH, built by ingot or not.\n\
-         Each layer is read once, as a stream. Exit 1 when the image is not sealed.\n\n\
-         {}\n\
-         An ingot image's own exceptions (recipe seal.allow, recorded in the image) are\n\
-         honoured and listed with their reasons.",
+        concat!(
+            "Examples:\n  \
+             ingot audit oci:out/hello:1.2.0\n  \
+             ingot audit docker-archive:image.tar --json\n  \
+             ingot audit docker://registry.example.com/team/app:2.0\n  \
+             ingot audit --list-rules --json\n\n",
+            image_help!(),
+            "\n\n\
+             The image may be built by ingot or not. Each layer is read once, as a stream.\n\
+             Exit 1 when the image is not sealed. --json names the image and its digest.\n\n\
+             {}\n\
+             An ingot image's own exceptions (recipe seal.allow, recorded in its manifest)\n\
+             are honoured and listed with their reasons; a docker-archive, which has no\n\
+             manifest, carries none."
+        ),
         seal::render_rules()
     )
 }
@@ -517,6 +573,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
         Command::Audit {
             image,
             platform,
+            insecure,
             list_rules,
             json,
         } => {
@@ -526,16 +583,18 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             };
             let image: ImageRef = image.parse().map_err(Error::Usage)?;
             let platform: Platform = platform.parse().map_err(Error::Usage)?;
-            let report = crate::commands::audit::audit(&image, &platform)?;
-            print_report(stdout, json, &report, seal::render)?;
+            let access = access(insecure)?;
+            let audit =
+                crate::commands::audit::audit(&image, &platform, &access, &progress(quiet))?;
+            print_report(stdout, json, &audit, |a| seal::render(&a.report))?;
             // Like verify: the report, on stdout, is the result; the error
             // only sets exit 1 and says so on stderr.
-            if report.is_sealed() {
+            if audit.report.is_sealed() {
                 Ok(())
             } else {
                 Err(Error::Failed(format!(
                     "{image} is not sealed: {} violations",
-                    report.violations.len()
+                    audit.report.violations.len()
                 )))
             }
         }
@@ -592,11 +651,13 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
         Command::Inspect {
             image,
             platform,
+            insecure,
             json,
         } => {
             let image: ImageRef = image.parse().map_err(Error::Usage)?;
             let platform: Platform = platform.parse().map_err(Error::Usage)?;
-            let inspection = inspect::inspect(&image, &platform)?;
+            let access = access(insecure)?;
+            let inspection = inspect::inspect(&image, &platform, &access, &progress(quiet))?;
             print_report(stdout, json, &inspection, inspect::render)
         }
         Command::Export {
@@ -605,16 +666,17 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             output,
             tag,
             platform,
+            insecure,
             json,
         } => {
-            let oci = oci_layout(
-                &image,
-                "export reads OCI layouts: oci:PATH[:TAG] or oci:PATH@DIGEST",
-            )?;
+            let image: ImageRef = image.parse().map_err(Error::Usage)?;
             let platform: Platform = platform.parse().map_err(Error::Usage)?;
+            let access = access(insecure)?;
             let request = export::Request {
-                image: &oci,
+                image: &image,
                 platform: &platform,
+                access: &access,
+                progress: &progress(quiet),
                 repo_tag: tag,
                 output: &output,
             };
@@ -633,19 +695,20 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             repo,
             name,
             platform,
+            insecure,
             json,
         } => {
-            let oci = oci_layout(
-                &image,
-                "bind reads OCI layouts: oci:PATH[:TAG] or oci:PATH@DIGEST",
-            )?;
+            let image: ImageRef = image.parse().map_err(Error::Usage)?;
             let platform: Platform = platform.parse().map_err(Error::Usage)?;
+            let access = access(insecure)?;
             // `{ env: VAR }` values: the one place bind reads the environment.
             #[allow(clippy::disallowed_methods)]
             let env = |var: &str| std::env::var(var).ok();
             let request = bind::Request {
-                image: &oci,
+                image: &image,
                 platform: &platform,
+                access: &access,
+                progress: &progress(quiet),
                 values: values.as_deref(),
                 format,
                 output: &output,
@@ -716,17 +779,11 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             print_report(stdout, json, &report, |r| format!("{}\n", r.digest))
         }
         Command::Verify { image, json } => {
-            let oci = oci_layout(&image, "verify checks OCI layouts: oci:PATH[:TAG]")?;
-            let tag = match &oci.selector {
-                Selector::Only => None,
-                Selector::Tag(t) => Some(t.as_str()),
-                Selector::Digest(_) => {
-                    return Err(Error::Usage(
-                        "verify checks a layout or one tag: oci:PATH[:TAG]".into(),
-                    ));
-                }
-            };
-            let report = verify::verify(&oci.path, tag)?;
+            let oci = oci_layout(
+                &image,
+                "verify checks OCI layouts: oci:PATH, oci:PATH:TAG or oci:PATH@sha256:…",
+            )?;
+            let report = verify::verify(&oci.path, &oci.selector)?;
             print_report(stdout, json, &report, verify::render)?;
             // The report is the result, so it goes to stdout either way; the
             // error only sets the exit code and a one-line note on stderr.
@@ -850,9 +907,11 @@ mod tests {
                 output,
                 tag,
                 platform,
+                insecure,
                 json,
             } => {
                 assert_eq!(image, "oci:out/h:1");
+                assert!(insecure.is_empty());
                 assert_eq!(format, ExportFormat::DockerArchive);
                 assert_eq!(output, PathBuf::from("h.tar"));
                 assert_eq!(tag.unwrap().to_string(), "localhost:5000/h:2");

@@ -179,8 +179,11 @@ fn inspect_of_a_missing_tag_or_layout_is_a_usage_error() {
         .arg("inspect")
         .arg(format!("oci:{}", dir.path().join("nope").display())));
     assert_eq!(out.status.code(), Some(2));
-    let out = run(ingot().arg("inspect").arg("docker://x/y"));
-    assert_eq!(out.status.code(), Some(2));
+    // A reference without a transport, or a malformed one.
+    for bad in ["hello.tar", "docker://x"] {
+        let out = run(ingot().arg("inspect").arg(bad));
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+    }
 }
 
 #[test]
@@ -248,6 +251,21 @@ fn help_teaches_with_examples() {
             "{text}"
         );
     }
+    // Each command says which transports it reads, with an example.
+    for cmd in ["inspect", "audit", "export", "bind"] {
+        let text = stdout(&run(ingot().args([cmd, "--help"])));
+        for transport in ["oci:", "docker-archive:", "docker://"] {
+            assert!(
+                text.contains(&format!("ingot {cmd} {transport}")),
+                "{cmd}: no {transport} example: {text}"
+            );
+        }
+    }
+    let text = stdout(&run(ingot().args(["verify", "--help"])));
+    assert!(
+        text.contains("ingot verify oci:out/hello@sha256:"),
+        "{text}"
+    );
 }
 
 #[test]

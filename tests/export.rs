@@ -324,7 +324,7 @@ fn usage_errors_exit_2() {
         (vec![format!("{image}:9")], "no image tagged"),
         (
             vec!["docker-archive:x.tar".to_string()],
-            "export reads OCI layouts",
+            "docker-archive:x.tar: no such file",
         ),
         (
             vec![image.clone(), "--platform".into(), "linux".into()],

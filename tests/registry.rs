@@ -774,6 +774,11 @@ fn usage_errors() {
         &f.path("o"),
         &["--platform", "linux"],
     ));
-    code(run(ingot().args(["audit", "docker://127.0.0.1:1/x:1"])));
-    code(run(ingot().args(["inspect", "docker://127.0.0.1:1/x:1"])));
+    code(run(ingot().args(["verify", "docker://127.0.0.1:1/x:1"])));
+    code(run(ingot().args([
+        "inspect",
+        "docker://127.0.0.1:1/x:1",
+        "--insecure",
+        "h:x",
+    ])));
 }

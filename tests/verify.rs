@@ -417,3 +417,48 @@ fn a_layout_built_concurrently_verifies_for_every_tag() {
     // The stemcell layer is shared: read once, not four times.
     assert_eq!(json["blobs"], 4 * 3 + 1, "{json}");
 }
+
+#[test]
+/// `oci:PATH@DIGEST` verifies what that manifest or index reaches, whether
+/// index.json lists it or not; a digest the layout has no blob for is a
+/// usage error.
+fn a_digest_verifies_what_it_reaches() {
+    let (_dir, layout) = hello_layout();
+    let img = image(&layout);
+    // index.json now lists an index of the image and a missing arm64 one,
+    // so the manifest is reachable only by digest.
+    let nested = common::nest_in_index(&layout, "1.2.0");
+    let by = |digest: &str| verify(&format!("{}@{digest}", oci(&layout)), true);
+
+    let out = by(&img.manifest_digest);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["digest"], img.manifest_digest.as_str());
+    assert_eq!(
+        (json["manifests"].clone(), json["blobs"].clone()),
+        (json!(1), json!(4))
+    );
+
+    let out = by(&nested);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let missing = format!("sha256:{}", "0".repeat(64));
+    assert_eq!(problems(&json), [("missing-blob".to_string(), missing)]);
+
+    flip_middle_byte(&blob_path(&layout, &img.layers[0]));
+    let out = by(&img.manifest_digest);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        problems(&json),
+        [("digest-mismatch".to_string(), img.layers[0].clone())]
+    );
+
+    let out = by(&sha256(b"nothing"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no manifest or index"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -36,7 +36,7 @@ use crate::image::config::{diff_ids, platform_of};
 use crate::image::media::Compression;
 use crate::layer::gzip::BlockGzWriter;
 use crate::layer::read::decoder;
-use crate::store::{BlobStore, BlobWriter};
+use crate::store::{BlobRef, BlobStore, BlobWriter};
 
 /// The most bytes `manifest.json` or a config may have: both are small,
 /// and they are read whole into memory.
@@ -53,23 +53,45 @@ const MAX_LINKS: usize = 8;
 /// Nothing is committed to `blobs` unless every layer verified. Errors
 /// start with the base's name and count layers from 1, bottom first.
 pub fn load(archive: &Path, blobs: &BlobStore) -> Result<BaseImage, String> {
+    base_image(archive, blobs).map(|(base, _)| base)
+}
+
+/// [`load`], with the config's bytes stored in `blobs` as well, for readers
+/// that pass the image on (an export keeps the config byte for byte, so
+/// the image keeps its ID). Returns where the config is.
+pub fn load_keeping_config(
+    archive: &Path,
+    blobs: &BlobStore,
+) -> Result<(BaseImage, BlobRef), String> {
+    let (base, config_bytes) = base_image(archive, blobs)?;
+    let config_blob = blobs
+        .put(&config_bytes)
+        .map_err(|e| format!("{}: storing the config: {e}", base.name))?;
+    Ok((base, config_blob))
+}
+
+/// The base, and its config's bytes.
+fn base_image(archive: &Path, blobs: &BlobStore) -> Result<(BaseImage, Vec<u8>), String> {
     let name = format!("docker-archive:{}", archive.display());
-    let (config, config_digest, layers) =
+    let (config, config_bytes, layers) =
         load_verified(archive, blobs).map_err(|e| format!("{name}: {e}"))?;
-    Ok(BaseImage {
+    let base = BaseImage {
         name,
         manifest_digest: None,
-        config_digest: Some(config_digest),
+        config_digest: Some(Digest::of(&config_bytes)),
         platform: platform_of(&config),
         config,
         layers,
-    })
+    };
+    Ok((base, config_bytes))
 }
 
+/// The config, its bytes as the archive holds them, and the layers as
+/// stored in `blobs`.
 fn load_verified(
     archive: &Path,
     blobs: &BlobStore,
-) -> Result<(ImageConfiguration, Digest, Vec<Descriptor>), String> {
+) -> Result<(ImageConfiguration, Vec<u8>, Vec<Descriptor>), String> {
     let file = File::open(archive).map_err(|e| format!("opening: {e}"))?;
     let index = scan(&file)?;
 
@@ -78,7 +100,6 @@ fn load_verified(
 
     let config_bytes = read_json_file(&file, &index, &image.config)?;
     let config = verify_config(&image.config, &config_bytes)?;
-    let config_digest = Digest::of(&config_bytes);
     let expected = diff_ids(&config).map_err(|e| format!("config {}: {e}", image.config))?;
     if expected.len() != image.layers.len() {
         return Err(format!(
@@ -125,7 +146,7 @@ fn load_verified(
             ))
         })
         .collect::<Result<Vec<_>, String>>()?;
-    Ok((config, config_digest, layers))
+    Ok((config, config_bytes, layers))
 }
 
 /// Where a regular file's bytes lie in the archive.

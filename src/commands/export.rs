@@ -1,5 +1,5 @@
-//! `ingot export`: an image of an OCI layout written as a `docker save`
-//! tarball, the classic layout `docker load`, `podman load` and skopeo's
+//! `ingot export`: an image, from a layout, a docker-archive or a
+//! registry ([`source::open`]), written as a `docker save` tarball, the classic layout `docker load`, `podman load` and skopeo's
 //! `docker-archive:` read. It is the mirror image of
 //! `base::docker_archive`, which reads the format.
 //!
@@ -40,11 +40,14 @@ use oci_spec::image::Descriptor;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, ExportError, IoContext, Result};
 use crate::image::config::diff_ids;
-use crate::image::reference::{OciRef, valid_tag};
+use crate::image::reference::{ImageRef, split_host, valid_host, valid_repository, valid_tag};
 use crate::image::{Platform, annotation};
 use crate::layer::read as layer_read;
+use crate::registry::{Access, Progress};
 use crate::store::BlobStore;
-use crate::store::layout::{Found, blob_ref, open_image, replace_file_with, tag_of};
+use crate::store::layout::{blob_ref, replace_file_with};
+
+use super::source::{self, Source};
 
 /// A `RepoTags` entry: the Docker reference `NAME:TAG` a loader tags the
 /// image with, checked against the distribution reference grammar because
@@ -83,59 +86,22 @@ impl fmt::Display for RepoTag {
 }
 
 /// The distribution reference grammar for a repository name: an optional
-/// registry host (told apart as Docker does: it has a '.' or ':' or is
-/// `localhost`), then lowercase path components. At most 255 characters.
+/// registry host, told apart as Docker does ([`split_host`]), then
+/// lowercase path components. At most 255 characters.
 fn valid_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 255 {
         return Err("the name must have 1 to 255 characters".into());
     }
-    let mut parts = name.split('/');
-    let mut first = parts.next().unwrap_or_default();
-    let is_host = first.contains(['.', ':']) || first == "localhost";
-    if is_host && name.contains('/') {
-        if !valid_host(first) {
-            return Err(format!("{first:?} is not a valid registry host"));
-        }
-        first = match parts.next() {
-            Some(p) => p,
-            None => return Err("the repository path is missing".into()),
-        };
+    let (host, path) = split_host(name);
+    if let Some(host) = host.filter(|h| !valid_host(h)) {
+        return Err(format!("{host:?} is not a valid registry host"));
     }
-    for part in std::iter::once(first).chain(parts) {
-        if !valid_path_component(part) {
-            return Err(format!(
-                "{part:?} is not lowercase letters and digits joined by '.', '_', '__' or '-'"
-            ));
-        }
+    if !valid_repository(path) {
+        return Err(format!(
+            "{path:?} is not lowercase letters and digits joined by '.', '_', '__' or '-', in '/'-separated components"
+        ));
     }
     Ok(())
-}
-
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn valid_path_component(part: &str) -> bool {
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let starts_and_ends =
-        part.bytes().next().is_some_and(alnum) && part.bytes().next_back().is_some_and(alnum);
-    starts_and_ends
-        && part
-            .split(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            .all(|sep| matches!(sep, "" | "." | "_" | "__") || sep.bytes().all(|b| b == b'-'))
-}
-
-/// `host[:port]`, the host's labels `[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?`.
-fn valid_host(host: &str) -> bool {
-    let (host, port) = match host.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (host, None),
-    };
-    let label = |l: &str| {
-        !l.is_empty()
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    host.split('.').all(label)
-        && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The RepoTag an image names itself by when none is given: its
@@ -155,8 +121,11 @@ pub fn default_repo_tag(
 /// What `ingot export` writes, and where.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
-    pub image: &'a OciRef,
+    pub image: &'a ImageRef,
     pub platform: &'a Platform,
+    /// How to reach a registry, for a `docker://` image.
+    pub access: &'a Access,
+    pub progress: &'a Progress,
     /// Overrides the RepoTag the image names itself by.
     pub repo_tag: Option<RepoTag>,
     pub output: &'a Path,
@@ -174,7 +143,7 @@ pub struct Report {
 
 /// The crate error of a failed export: a write error names the file,
 /// others the image.
-fn export_error(e: ExportError, image: &OciRef, output: &Path) -> Error {
+fn export_error(e: ExportError, image: &ImageRef, output: &Path) -> Error {
     match e {
         ExportError::Write(source) => Error::Io {
             context: format!("writing {}", output.display()),
@@ -192,21 +161,20 @@ fn export_error(e: ExportError, image: &OciRef, output: &Path) -> Error {
 pub fn export(request: &Request, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let (image, output) = (request.image, request.output);
     check_output(output)?;
-    let found = open_image(image, &image.path, request.platform)?;
+    let source = source::open(image, request.platform, request.access, request.progress)?;
     let repo_tags = match &request.repo_tag {
         Some(t) => vec![t.clone()],
-        None => own_repo_tag(&found, image, log)?,
+        None => own_repo_tag(&source, log),
     };
-    let config_blob = blob_ref(found.manifest.config())?;
-    let config = found
-        .layout
+    let config_blob = source.config_blob;
+    let config = source
         .blobs
         .read(&config_blob)
         .context(|| format!("{image}: reading the config"))?;
-    let layers = measure_layers(&found, log).map_err(|e| export_error(e, image, output))?;
+    let layers = measure_layers(&source, log).map_err(|e| export_error(e, image, output))?;
     let entries = entries(&config, &config_blob.digest, &layers, &repo_tags)?;
 
-    let blobs = &found.layout.blobs;
+    let blobs = &source.blobs;
     let (digest, size) = replace_file_with(output, |out| {
         let mut out = HashingWriter::new(out);
         write_archive(&entries, &layers, blobs, &mut out)
@@ -246,33 +214,26 @@ fn check_output(output: &Path) -> Result<()> {
 
 /// The RepoTags an image names itself by ([`default_repo_tag`]): none,
 /// with a note on stderr, when its title and tag make no reference.
-fn own_repo_tag(found: &Found, image: &OciRef, log: &mut dyn FnMut(&str)) -> Result<Vec<RepoTag>> {
-    let title = found
-        .manifest
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(annotation::TITLE));
-    let desc = found.layout.find(&image.selector)?;
-    Ok(
-        match default_repo_tag(title.map(String::as_str), tag_of(&desc)) {
-            Ok(tag) => tag.into_iter().collect(),
-            Err(e) => {
-                log(&format!("no RepoTags (name one with --tag): {e}"));
-                Vec::new()
-            }
-        },
-    )
+fn own_repo_tag(source: &Source, log: &mut dyn FnMut(&str)) -> Vec<RepoTag> {
+    let title = source.annotations().and_then(|a| a.get(annotation::TITLE));
+    match default_repo_tag(title.map(String::as_str), source.tag.as_deref()) {
+        Ok(tag) => tag.into_iter().collect(),
+        Err(e) => {
+            log(&format!("no RepoTags (name one with --tag): {e}"));
+            Vec::new()
+        }
+    }
 }
 
 /// The first pass: every layer read through and checked, and its
 /// uncompressed size learnt, before the output is created.
-fn measure_layers(found: &Found, log: &mut dyn FnMut(&str)) -> Result<Vec<Layer>, ExportError> {
-    let ids = diff_ids(&found.config).map_err(ExportError::Corrupt)?;
+fn measure_layers(source: &Source, log: &mut dyn FnMut(&str)) -> Result<Vec<Layer>, ExportError> {
+    let ids = diff_ids(&source.config).map_err(ExportError::Corrupt)?;
     let total = ids.len();
-    let blobs = &found.layout.blobs;
-    // open_image checked that the manifest and the config count the same
-    // layers.
-    let pairs = found.manifest.layers().iter().zip(ids);
+    let blobs = &source.blobs;
+    // source::open checked that the layers and the config's diff_ids
+    // count the same.
+    let pairs = source.layers.iter().zip(ids);
     let mut layers = Vec::with_capacity(total);
     for (i, (desc, diff_id)) in pairs.enumerate() {
         let size = measure(blobs, desc, &diff_id).map_err(ExportError::Corrupt)?;
@@ -588,6 +549,8 @@ mod tests {
             "localhost/hello:1",
             "localhost:5000/team/hello:1",
             "registry.example.com/a.b/c__d-e--f:_x",
+            "[::1]:5000/x:1",
+            "[::1]/x:1",
         ] {
             assert_eq!(tag(ok).to_string(), ok);
         }
@@ -601,6 +564,9 @@ mod tests {
             ("-a:1", "is not lowercase"),
             ("a//b:1", "is not lowercase"),
             ("bad_host.com:x/a:1", "not a valid registry host"),
+            ("host:99999/x:1", "not a valid registry host"),
+            ("host:0/x:1", "not a valid registry host"),
+            ("[::1/x:1", "not a valid registry host"),
             (":1", "1 to 255"),
             ("hello@sha256:1", "is not lowercase"),
         ] {

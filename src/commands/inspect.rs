@@ -1,54 +1,62 @@
-//! `ingot inspect`: an image's manifest, config and annotations, read from
-//! a layout with every blob verified, in words or as JSON.
+//! `ingot inspect`: an image's manifest, config and annotations, from a
+//! layout, a docker-archive or a registry with every blob verified, in
+//! words or as JSON.
 
 use std::fmt::Write as _;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
-use crate::image::Platform;
-
 use crate::error::{Error, Result};
+use crate::image::Platform;
 use crate::image::reference::ImageRef;
 use crate::image::{annotation, config as image_config};
+use crate::registry::{Access, Progress};
 use crate::store::layout::blob_ref;
+
+use super::source::{self, DigestOf};
 
 /// Everything `inspect` shows.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Inspection {
     pub reference: String,
     pub digest: String,
-    pub manifest: ImageManifest,
+    /// What `digest` is the digest of: the manifest, or for a
+    /// docker-archive (which has none) the config.
+    pub digest_of: DigestOf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<ImageManifest>,
     pub config: ImageConfiguration,
     /// The params the image declares, bound per environment by `ingot bind`.
     pub params: crate::params::Params,
 }
 
-/// Inspects `image`, choosing `platform` when the layout's entry is an
-/// index (of any depth).
-pub fn inspect(image: &ImageRef, platform: &Platform) -> Result<Inspection> {
-    let ImageRef::Oci(oci) = image else {
-        return Err(Error::Usage(format!(
-            "inspect reads OCI layouts: oci:PATH[:TAG], not {image}"
-        )));
-    };
-    let found = crate::store::layout::open_image(oci, &oci.path, platform)?;
-    for layer in found.manifest.layers() {
+/// Inspects `image`, choosing `platform` when it is an index (of any
+/// depth); a registry is reached as `access` allows.
+pub fn inspect(
+    image: &ImageRef,
+    platform: &Platform,
+    access: &Access,
+    progress: &Progress,
+) -> Result<Inspection> {
+    let source = source::open(image, platform, access, progress)?;
+    for layer in &source.layers {
         let blob = blob_ref(layer)?;
-        if !found.layout.blobs.contains(&blob.digest) {
+        if !source.blobs.contains(&blob.digest) {
             return Err(Error::Failed(format!(
-                "layer blob {} is missing",
+                "{image}: layer blob {} is missing",
                 blob.digest
             )));
         }
     }
-    let params =
-        crate::params::declared(&found.config).map_err(|m| Error::Failed(format!("{oci}: {m}")))?;
+    let params = crate::params::declared(&source.config)
+        .map_err(|m| Error::Failed(format!("{image}: {m}")))?;
     Ok(Inspection {
         params,
-        reference: oci.to_string(),
-        digest: found.manifest_digest.to_string(),
-        manifest: found.manifest,
-        config: found.config,
+        reference: image.to_string(),
+        digest: source.identity.digest().to_string(),
+        digest_of: source.identity.digest_of(),
+        manifest: source.manifest,
+        config: source.config,
     })
 }
 
@@ -57,11 +65,16 @@ pub fn render(i: &Inspection) -> String {
     let mut out = String::new();
     let c = &i.config;
     let _ = writeln!(out, "image     {}", i.reference);
-    let _ = writeln!(out, "digest    {}", i.digest);
+    let _ = match i.digest_of {
+        DigestOf::Manifest => writeln!(out, "digest    {}", i.digest),
+        DigestOf::Config => writeln!(out, "digest    {} (of the config: no manifest)", i.digest),
+    };
     let _ = writeln!(out, "platform  {}", image_config::platform_of(c));
     let _ = writeln!(out, "created   {}", c.created().as_deref().unwrap_or("-"));
-    let _ = writeln!(out, "config    {}", i.manifest.config().digest());
-    if let Some(a) = i.manifest.annotations() {
+    if let Some(m) = &i.manifest {
+        let _ = writeln!(out, "config    {}", m.config().digest());
+    }
+    if let Some(a) = i.manifest.as_ref().and_then(|m| m.annotations().as_ref()) {
         let _ = writeln!(out, "annotations:");
         let mut keys: Vec<_> = a.iter().collect();
         keys.sort();
@@ -71,7 +84,15 @@ pub fn render(i: &Inspection) -> String {
     }
     let diff_ids = c.rootfs().diff_ids();
     let _ = writeln!(out, "layers:");
-    for (n, layer) in i.manifest.layers().iter().enumerate() {
+    let Some(manifest) = &i.manifest else {
+        // Only the diff_ids are the archive's own: ingot's re-encoded
+        // blobs exist nowhere else.
+        for (n, d) in diff_ids.iter().enumerate() {
+            let _ = writeln!(out, "  {:>2}  diff_id {d}", n + 1);
+        }
+        return render_config(out, i);
+    };
+    for (n, layer) in manifest.layers().iter().enumerate() {
         let name = layer
             .annotations()
             .as_ref()
@@ -89,6 +110,12 @@ pub fn render(i: &Inspection) -> String {
             let _ = writeln!(out, "      diff_id {d}");
         }
     }
+    render_config(out, i)
+}
+
+/// The runtime config, params and history, after the layers.
+fn render_config(mut out: String, i: &Inspection) -> String {
+    let c = &i.config;
     if let Some(cfg) = c.config() {
         let _ = writeln!(out, "runtime config:");
         let list = |v: &Option<Vec<String>>| v.as_ref().map(|v| format!("{v:?}"));

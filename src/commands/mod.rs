@@ -6,10 +6,13 @@
 //! - [`bind`]: an image's params bound to one environment's values.
 //! - [`export`]: an image as a `docker save` tarball.
 //! - [`inspect`]: an image's manifest, config and params.
+//! - [`source`]: the one opener of an image, from a layout, a
+//!   docker-archive or a registry, for the four above.
 //! - [`verify`]: an fsck of an OCI layout.
 
 pub mod audit;
 pub mod bind;
 pub mod export;
 pub mod inspect;
+pub mod source;
 pub mod verify;

@@ -27,6 +27,7 @@ use serde::Serialize;
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, Result};
 use crate::image::media::{self, Compression};
+use crate::image::reference::Selector;
 use crate::layer::read as layer_read;
 use crate::store::layout::Layout;
 use crate::store::layout::tag_of;
@@ -113,6 +114,10 @@ pub struct Report {
     pub layout: String,
     /// The tag verified, or None for every image in the layout.
     pub tag: Option<String>,
+    /// The manifest or index verified, when the reference named one by
+    /// digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     /// Distinct manifests checked.
     pub manifests: u64,
     /// Distinct nested indexes checked (index.json itself not counted).
@@ -131,9 +136,15 @@ impl Report {
     }
 }
 
-/// Verifies the layout at `layout_dir`: every image in it, or only the
-/// descriptors in `index.json` tagged `tag`.
-pub fn verify(layout_dir: &Path, tag: Option<&str>) -> Result<Report> {
+/// Verifies the layout at `layout_dir`: every image in it
+/// ([`Selector::Only`]), only the descriptors in `index.json` with a tag,
+/// or what a manifest or index reaches, given by digest (listed in
+/// `index.json` or not).
+pub fn verify(layout_dir: &Path, selector: &Selector) -> Result<Report> {
+    let tag = match selector {
+        Selector::Tag(t) => Some(t.as_str()),
+        Selector::Only | Selector::Digest(_) => None,
+    };
     if !layout_dir.is_dir() {
         return Err(Error::Usage(format!(
             "{}: not a directory",
@@ -151,7 +162,14 @@ pub fn verify(layout_dir: &Path, tag: Option<&str>) -> Result<Report> {
 
     let mut walk = Walk::new(layout_dir, tag);
     walk.check_marker(&marker);
-    let Some(index) = walk.read_index_json(&index_path) else {
+    let index = walk.read_index_json(&index_path);
+    if let Selector::Digest(digest) = selector {
+        walk.report.digest = Some(digest.to_string());
+        let (desc, at) = described(layout_dir, index.as_ref(), digest)?;
+        walk.check_child(&desc, &at, tag_of(&desc));
+        return Ok(walk.report);
+    }
+    let Some(index) = index else {
         return Ok(walk.report);
     };
     let selected: Vec<(usize, &Descriptor)> = index
@@ -180,6 +198,58 @@ pub fn verify(layout_dir: &Path, tag: Option<&str>) -> Result<Report> {
         walk.check_child(desc, &at, tag_of(desc));
     }
     Ok(walk.report)
+}
+
+/// The descriptor of the manifest or index `digest` names, and where it
+/// was found: index.json's entry for it, or else one made from the blob
+/// (its length, and the media type it declares, a manifest's when it
+/// declares none a verifier knows), so that a blob only reachable by
+/// digest is checked too. A digest with no blob is a usage error, as an
+/// unknown tag is.
+fn described(
+    layout_dir: &Path,
+    index: Option<&ImageIndex>,
+    digest: &Digest,
+) -> Result<(Descriptor, String)> {
+    let listed = index
+        .into_iter()
+        .flat_map(|i| i.manifests().iter().enumerate());
+    for (n, desc) in listed {
+        if Digest::try_from(desc.digest()).ok() == Some(*digest) {
+            let at = match tag_of(desc) {
+                Some(t) => format!("index.json manifests[{n}] (tag {t})"),
+                None => format!("index.json manifests[{n}]"),
+            };
+            return Ok((desc.clone(), at));
+        }
+    }
+    let path = layout_dir.join("blobs").join("sha256").join(digest.hex());
+    let no_blob = || {
+        Error::Usage(format!(
+            "{}: no manifest or index {digest}",
+            layout_dir.display()
+        ))
+    };
+    let file = fs::File::open(&path).map_err(|_| no_blob())?;
+    let size = file.metadata().map_err(|_| no_blob())?.len();
+    let mut head = Vec::new();
+    // A blob bigger than a manifest may be is not read here, and one that
+    // cannot be read is taken for a manifest: the walk reports either.
+    if size <= MAX_JSON_SIZE {
+        let _ = file.take(MAX_JSON_SIZE).read_to_end(&mut head);
+    }
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    let media_type = serde_json::from_slice::<Head>(&head)
+        .ok()
+        .and_then(|h| h.media_type)
+        .filter(|m| media::is_index(m) || media::is_manifest(m))
+        .map_or(MediaType::ImageManifest, |m| MediaType::from(m.as_str()));
+    let desc = Descriptor::new(media_type, size, digest.to_oci());
+    Ok((desc, format!("{digest} (by digest)")))
 }
 
 /// What a manifest's config says about its layers: one expected diff_id per
@@ -937,7 +1007,8 @@ mod tests {
         }
 
         fn verify(&self, tag: Option<&str>) -> Report {
-            verify(self.path(), tag).unwrap()
+            let selector = tag.map_or(Selector::Only, |t| Selector::Tag(t.into()));
+            verify(self.path(), &selector).unwrap()
         }
     }
 
@@ -1022,9 +1093,31 @@ mod tests {
         f.flip_byte(&b.layer);
         assert!(f.verify(Some("a")).is_ok());
         assert!(!f.verify(Some("b")).is_ok());
-        let err = verify(f.path(), Some("c")).unwrap_err();
+        let err = verify(f.path(), &Selector::Tag("c".into())).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("tags: a, b"), "{err}");
+    }
+
+    #[test]
+    fn a_digest_limits_the_walk_to_what_it_reaches_listed_or_not() {
+        let f = Fixture::new();
+        let a = f.image("a");
+        let b = f.image("b");
+        // b is in the store but not in index.json.
+        f.tag(&[(&a, "a")]);
+        let by = |image: &Image| verify(f.path(), &Selector::Digest(image.manifest.digest));
+        let report = by(&a).unwrap();
+        assert!(report.is_ok(), "{:?}", report.problems);
+        assert_eq!(report.manifests, 1);
+        assert_eq!(report.digest, Some(a.manifest.digest.to_string()));
+        f.flip_byte(&b.layer);
+        let report = by(&b).unwrap();
+        assert_eq!(kinds(&report), [ProblemKind::DigestMismatch]);
+        assert!(by(&a).unwrap().is_ok(), "a shares nothing with b");
+
+        let err = verify(f.path(), &Selector::Digest(Digest::of(b"none"))).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("no manifest or index"), "{err}");
     }
 
     #[test]
@@ -1198,9 +1291,9 @@ mod tests {
         );
 
         fs::remove_file(f.path().join("index.json")).unwrap();
-        let err = verify(f.path(), None).unwrap_err();
+        let err = verify(f.path(), &Selector::Only).unwrap_err();
         assert_eq!(err.exit_code(), 2, "{err}");
-        let err = verify(&f.path().join("nope"), None).unwrap_err();
+        let err = verify(&f.path().join("nope"), &Selector::Only).unwrap_err();
         assert_eq!(err.exit_code(), 2, "{err}");
     }
 

@@ -82,8 +82,7 @@ pub enum ImageRef {
     Oci(OciRef),
     /// `docker-archive:PATH`, a `docker save` tarball.
     DockerArchive(PathBuf),
-    /// `docker://HOST[:PORT]/REPO[:TAG|@sha256:…]`, an image in a registry
-    /// (push and pull; other commands read local images only).
+    /// `docker://HOST[:PORT]/REPO[:TAG|@sha256:…]`, an image in a registry.
     Docker(RegistryRef),
 }
 
@@ -232,6 +231,19 @@ pub fn valid_host(s: &str) -> bool {
     });
     let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
     name_ok && port_ok
+}
+
+/// Splits a Docker-style name, `[HOST[:PORT]/]PATH`, where Docker does:
+/// the first `/`-separated component is a registry host only when it has
+/// a `.` or a `:` or is `localhost`, and something follows it. Neither
+/// part is checked; see [`valid_host`] and [`valid_repository`].
+pub fn split_host(name: &str) -> (Option<&str>, &str) {
+    match name.split_once('/') {
+        Some((first, path)) if first.contains(['.', ':']) || first == "localhost" => {
+            (Some(first), path)
+        }
+        _ => (None, name),
+    }
 }
 
 /// A repository name: `/`-separated components of the distribution-spec
@@ -437,11 +449,24 @@ mod tests {
     }
 
     #[test]
+    fn a_host_is_told_apart_as_docker_does() {
+        assert_eq!(split_host("team/app"), (None, "team/app"));
+        assert_eq!(split_host("app"), (None, "app"));
+        assert_eq!(split_host("localhost/app"), (Some("localhost"), "app"));
+        assert_eq!(split_host("localhost"), (None, "localhost"));
+        assert_eq!(split_host("reg.io/a/b"), (Some("reg.io"), "a/b"));
+        assert_eq!(split_host("h:5000/a"), (Some("h:5000"), "a"));
+        assert_eq!(split_host("[::1]:5000/x"), (Some("[::1]:5000"), "x"));
+    }
+
+    #[test]
     fn hosts() {
         for good in ["h", "h:1", "a.b-c.d:65535", "[::1]:5000", "[::1]"] {
             assert!(valid_host(good), "{good}");
         }
-        for bad in ["", ":1", "h:", "h:x", "-h", "[::1", "[x]:1", "h/x"] {
+        for bad in [
+            "", ":1", "h:", "h:x", "-h", "[::1", "[x]:1", "h/x", "h:99999", "h:65536",
+        ] {
             assert!(!valid_host(bad), "{bad}");
         }
     }

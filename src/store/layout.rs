@@ -304,6 +304,8 @@ const MAX_INDEX_DEPTH: usize = 4;
 /// An image found in a layout: its manifest and config, read and checked.
 pub struct Found {
     pub layout: Layout,
+    /// The tag index.json gives the entry the reference named, if any.
+    pub tag: Option<String>,
     pub manifest_digest: Digest,
     pub manifest: ImageManifest,
     pub config: ImageConfiguration,
@@ -319,6 +321,7 @@ pub fn open_image(reference: &OciRef, dir: &Path, platform: &Platform) -> Result
     let failed = |m: String| Error::Failed(format!("{reference}: {m}"));
     let layout = Layout::open(dir)?;
     let mut desc = layout.find(&reference.selector)?;
+    let tag = tag_of(&desc).map(str::to_string);
     for _ in 0..MAX_INDEX_DEPTH {
         if !media::is_index(desc.media_type().as_ref()) {
             break;
@@ -338,22 +341,30 @@ pub fn open_image(reference: &OciRef, dir: &Path, platform: &Platform) -> Result
     let manifest_digest = digest_of(&desc)?;
     let manifest: ImageManifest = layout.read_json(&desc)?;
     let config: ImageConfiguration = layout.read_json(manifest.config())?;
-    let diff_ids = config.rootfs().diff_ids().len();
-    if diff_ids != manifest.layers().len() {
-        return Err(failed(format!(
-            "the manifest lists {} layers but the config {diff_ids} diff_ids",
-            manifest.layers().len()
-        )));
-    }
-    for layer in manifest.layers() {
-        Compression::of(layer.media_type()).map_err(failed)?;
-    }
+    check_image(&manifest, &config).map_err(failed)?;
     Ok(Found {
         layout,
+        tag,
         manifest_digest,
         manifest,
         config,
     })
+}
+
+/// What every reader of an image relies on before reading a layer: one
+/// diff_id per layer, and layers in a compression ingot reads.
+pub fn check_image(manifest: &ImageManifest, config: &ImageConfiguration) -> Result<(), String> {
+    let diff_ids = config.rootfs().diff_ids().len();
+    if diff_ids != manifest.layers().len() {
+        return Err(format!(
+            "the manifest lists {} layers but the config {diff_ids} diff_ids",
+            manifest.layers().len()
+        ));
+    }
+    for layer in manifest.layers() {
+        Compression::of(layer.media_type())?;
+    }
+    Ok(())
 }
 
 /// An existing layout, read-only.

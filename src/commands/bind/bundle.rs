@@ -15,15 +15,15 @@ use oci_spec::runtime::{
 };
 
 use super::{Binding, Bound};
+use crate::commands::source::{Identity, Source};
 use crate::error::{Error, IoContext, Result};
 use crate::image::annotation;
 use crate::layer;
 use crate::rootfs::View;
 use crate::rootfs::unpack::{Unpack, Unpacked};
-use crate::store::layout::Found;
 
 /// The runtime config for the image's `config` with `bindings`.
-pub fn spec(found: &Found, user: (u32, u32), bindings: &[Binding]) -> Result<Spec, String> {
+pub fn spec(found: &Source, user: (u32, u32), bindings: &[Binding]) -> Result<Spec, String> {
     let runtime = found.config.config().clone().unwrap_or_default();
     let args: Vec<String> = runtime
         .entrypoint()
@@ -97,9 +97,7 @@ pub fn spec(found: &Found, user: (u32, u32), bindings: &[Binding]) -> Result<Spe
             .map_err(|e| e.to_string())?,
     );
     let title = found
-        .manifest
         .annotations()
-        .as_ref()
         .and_then(|a| a.get(annotation::TITLE))
         .cloned();
     let mut spec = Spec::default();
@@ -108,20 +106,19 @@ pub fn spec(found: &Found, user: (u32, u32), bindings: &[Binding]) -> Result<Spe
     spec.set_root(Some(root));
     spec.set_mounts(Some(mounts));
     spec.set_hostname(Some(title.unwrap_or_else(|| "ingot".into())));
-    spec.set_annotations(Some(
-        [(
-            "dev.ingot.image.digest".to_string(),
-            found.manifest_digest.to_string(),
-        )]
-        .into(),
-    ));
+    // A docker-archive has no manifest: its config digest, named as such.
+    let (key, digest) = match found.identity {
+        Identity::Manifest(d) => ("dev.ingot.image.digest", d),
+        Identity::Config(d) => ("dev.ingot.image.config-digest", d),
+    };
+    spec.set_annotations(Some([(key.to_string(), digest.to_string())].into()));
     Ok(spec)
 }
 
 /// Writes the bundle at `out`, which must not exist yet: built in a temp
 /// directory beside it and renamed into place once whole.
 pub fn write(
-    found: &Found,
+    found: &Source,
     view: &View,
     user: (u32, u32),
     bindings: &[Binding],
@@ -134,7 +131,7 @@ pub fn write(
         )));
     }
     let spec = spec(found, user, bindings)
-        .map_err(|m| Error::Failed(format!("{}: {m}", found.manifest_digest)))?;
+        .map_err(|m| Error::Failed(format!("{}: {m}", found.identity.digest())))?;
     let parent = out
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -149,8 +146,8 @@ pub fn write(
     let diff_ids = crate::image::config::diff_ids(&found.config).map_err(Error::Failed)?;
     let failed = |m: String| Error::Failed(format!("unpacking into {}: {m}", out.display()));
     let mut unpack = Unpack::start(view, &rootfs).map_err(failed)?;
-    for (desc, diff_id) in found.manifest.layers().iter().zip(&diff_ids) {
-        let mut reader = layer::read::open(&found.layout.blobs, desc).map_err(Error::Failed)?;
+    for (desc, diff_id) in found.layers.iter().zip(&diff_ids) {
+        let mut reader = layer::read::open(&found.blobs, desc).map_err(Error::Failed)?;
         unpack.layer(&mut reader).map_err(failed)?;
         reader.finish(diff_id).map_err(Error::Failed)?;
     }

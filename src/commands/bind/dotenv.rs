@@ -7,12 +7,18 @@
 //! name the image by digest.
 
 use super::{Binding, Bound};
+use crate::commands::source::Identity;
 
 /// The file's text. Every binding is a value here: resolution refuses
 /// secret references for this format.
-pub fn render(image: &str, digest: &str, bindings: &[Binding]) -> String {
+pub fn render(image: &str, identity: &Identity, bindings: &[Binding]) -> String {
+    // A docker-archive is named by its config digest, and says so.
+    let digest = match identity {
+        Identity::Manifest(d) => format!("digest: {d}"),
+        Identity::Config(d) => format!("config digest: {d}"),
+    };
     let mut out = format!(
-        "# ingot bind --format env\n# image: {}\n# digest: {digest}\n",
+        "# ingot bind --format env\n# image: {}\n# {digest}\n",
         image.escape_debug()
     );
     for b in bindings {
@@ -64,10 +70,16 @@ mod tests {
 
     #[test]
     fn names_the_image_by_digest() {
-        let text = render("oci:out/a:1", "sha256:ab", &[binding("A", "1")]);
+        let d = crate::digest::Digest::of(b"x");
+        let text = render("oci:out/a:1", &Identity::Manifest(d), &[binding("A", "1")]);
         assert_eq!(
             text,
-            "# ingot bind --format env\n# image: oci:out/a:1\n# digest: sha256:ab\nA=\"1\"\n"
+            format!("# ingot bind --format env\n# image: oci:out/a:1\n# digest: {d}\nA=\"1\"\n")
+        );
+        let text = render("docker-archive:a.tar", &Identity::Config(d), &[]);
+        assert!(
+            text.contains(&format!("\n# config digest: {d}\n")),
+            "{text}"
         );
     }
 }

@@ -9,7 +9,7 @@ use oci_spec::image::ImageConfiguration;
 use serde_json::{Value, json};
 
 use super::{Binding, Bound};
-use crate::image::reference::{valid_host, valid_repository};
+use crate::image::reference::{split_host, valid_host, valid_repository};
 use crate::image::{Port, annotation};
 
 /// Everything the Deployment is made from.
@@ -143,12 +143,8 @@ fn env_var(b: &Binding) -> Value {
 
 /// `[HOST[:PORT]/]PATH`, as in a Docker reference, without tag or digest.
 fn valid_repo(s: &str) -> bool {
-    match s.split_once('/') {
-        Some((host, path)) if host.contains(['.', ':']) || host == "localhost" => {
-            valid_host(host) && valid_repository(path)
-        }
-        _ => valid_repository(s),
-    }
+    let (host, path) = split_host(s);
+    host.is_none_or(valid_host) && valid_repository(path)
 }
 
 /// RFC 1123 label: what a Deployment and a container may be called.

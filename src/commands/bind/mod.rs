@@ -14,14 +14,15 @@ pub mod values;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{Descriptor, ImageConfiguration};
+use oci_spec::image::ImageConfiguration;
 
+use super::source::{self, DigestOf};
 use crate::error::{Error, IoContext, Result};
 use crate::image::Platform;
-use crate::image::reference::OciRef;
+use crate::image::reference::ImageRef;
 use crate::params::{Params, compile_pattern, declared};
+use crate::registry::{Access, Progress};
 use crate::rootfs::View;
-use crate::store::layout::{Found, open_image};
 use values::{Given, Values};
 
 /// Where the output goes, which decides what references can mean.
@@ -202,8 +203,11 @@ pub fn resolve(
 
 /// What `ingot bind` was asked to do.
 pub struct Request<'a> {
-    pub image: &'a OciRef,
+    pub image: &'a ImageRef,
     pub platform: &'a Platform,
+    /// How to reach a registry, for a `docker://` image.
+    pub access: &'a Access,
+    pub progress: &'a Progress,
     pub values: Option<&'a Path>,
     pub format: Format,
     pub output: &'a Path,
@@ -221,6 +225,9 @@ pub struct Request<'a> {
 pub struct Report {
     pub image: String,
     pub digest: String,
+    /// What `digest` is the digest of: the manifest, or for a
+    /// docker-archive (which has none) the config.
+    pub digest_of: DigestOf,
     pub format: Format,
     pub output: PathBuf,
     pub params: BTreeMap<String, Source>,
@@ -237,7 +244,17 @@ pub fn bind(req: &Request) -> Result<Report> {
             "--format kubernetes needs --repo REPOSITORY, the registry repository the image was pushed to".into(),
         ));
     }
-    let found = open_image(req.image, &req.image.path, req.platform)?;
+    if req.format == Format::Kubernetes
+        && let ImageRef::DockerArchive(_) = req.image
+    {
+        // A Deployment names the image REPO@MANIFEST-DIGEST, and an archive
+        // has no manifest: what a registry would serve is not known here.
+        return Err(Error::Usage(format!(
+            "{}: --format kubernetes names the image by manifest digest, and a docker-archive has no manifest; bind the pushed image (docker://…) or its layout (oci:…)",
+            req.image
+        )));
+    }
+    let found = source::open(req.image, req.platform, req.access, req.progress)?;
     let params =
         declared(&found.config).map_err(|m| Error::Failed(format!("{}: {m}", req.image)))?;
     let values = match req.values {
@@ -252,11 +269,11 @@ pub fn bind(req: &Request) -> Result<Report> {
         },
     };
     let bindings = resolve(&params, &values, req.format, req.env).map_err(Error::Unbound)?;
-    let digest = found.manifest_digest.to_string();
+    let digest = found.identity.digest().to_string();
     let mut rootfs = None;
     match req.format {
         Format::Env => {
-            let text = dotenv::render(&req.image.to_string(), &digest, &bindings);
+            let text = dotenv::render(&req.image.to_string(), &found.identity, &bindings);
             write_private(req.output, text.as_bytes())?;
         }
         Format::Kubernetes => {
@@ -266,7 +283,7 @@ pub fn bind(req: &Request) -> Result<Report> {
                 repo: req.repo.unwrap_or_default(),
                 digest: &digest,
                 config: &found.config,
-                annotations: found.manifest.annotations().as_ref(),
+                annotations: found.annotations(),
                 user: image_user(&found.config, &view)?,
                 bindings: &bindings,
             };
@@ -282,6 +299,7 @@ pub fn bind(req: &Request) -> Result<Report> {
     Ok(Report {
         image: req.image.to_string(),
         digest,
+        digest_of: found.identity.digest_of(),
         format: req.format,
         output: req.output.to_path_buf(),
         params: bindings
@@ -305,12 +323,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// The image's filesystem as metadata (and account files), every layer
 /// verified against its digest and diff_id.
-fn read_view(found: &Found) -> Result<View> {
+fn read_view(found: &source::Source) -> Result<View> {
     let diff_ids = crate::image::config::diff_ids(&found.config).map_err(Error::Failed)?;
-    let layers: &[Descriptor] = found.manifest.layers();
     let mut view = View::new();
-    for (desc, diff_id) in layers.iter().zip(&diff_ids) {
-        view.apply_layer(&found.layout.blobs, desc, diff_id, &mut |_, _| Ok(()))
+    for (desc, diff_id) in found.layers.iter().zip(&diff_ids) {
+        view.apply_layer(&found.blobs, desc, diff_id, &mut |_, _| Ok(()))
             .map_err(Error::Failed)?;
     }
     Ok(view)
