@@ -29,6 +29,17 @@ pub enum Error {
     /// `verify` found problems; the report, already on stdout, lists them.
     #[error("verification failed: {problems} {}", if *.problems == 1 { "problem" } else { "problems" })]
     Unverified { problems: usize },
+    /// A blob is missing, unreadable, or not what its descriptor says.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// An error met on something it does not name itself (an image, a
+    /// base, a push), said first; the error keeps its type.
+    #[error("{context}: {source}")]
+    Within {
+        context: String,
+        #[source]
+        source: Box<Error>,
+    },
     /// `export` found the image's layout corrupt, or it changed meanwhile.
     #[error("{image}: {source}")]
     Export {
@@ -58,7 +69,17 @@ impl Error {
             | Error::Export { .. }
             | Error::Unverified { .. }
             | Error::Unsealed(_)
-            | Error::Registry(_) => 1,
+            | Error::Registry(_)
+            | Error::Blob(_) => 1,
+            Error::Within { source, .. } => source.exit_code(),
+        }
+    }
+
+    /// This error, met on `context`.
+    pub fn within(self, context: impl Into<String>) -> Error {
+        Error::Within {
+            context: context.into(),
+            source: Box::new(self),
         }
     }
 }
@@ -124,6 +145,41 @@ pub enum RegistryError {
     Protocol { what: String, message: String },
 }
 
+/// A blob that is missing, unreadable or not what its descriptor says.
+/// Each names the blob by the digest it was asked for, so that one line
+/// tells which file of `blobs/sha256` to look at.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob {digest}: missing")]
+    Missing { digest: Digest },
+    /// A directory, a device or a fifo under a blob's name: never read, as
+    /// a fifo or a device may not end.
+    #[error("blob {digest}: not a regular file")]
+    NotRegular { digest: Digest },
+    /// The file is not as long as the descriptor says. `content` is what
+    /// the whole file hashes to: when it is the digest, only the
+    /// descriptor's size is wrong, which calls for another repair than a
+    /// truncated blob.
+    #[error(
+        "blob {digest}: size mismatch: expected {expected} bytes, found {found}{}",
+        if content == digest { " (its content matches the digest: the descriptor is wrong)" } else { "" }
+    )]
+    SizeMismatch {
+        digest: Digest,
+        expected: u64,
+        found: u64,
+        content: Digest,
+    },
+    #[error("blob {expected}: digest mismatch: the content hashes to {found}")]
+    DigestMismatch { expected: Digest, found: Digest },
+    #[error("blob {digest}: {source}")]
+    Io {
+        digest: Digest,
+        #[source]
+        source: io::Error,
+    },
+}
+
 /// Why an export failed once the image was found. The first two are the
 /// layout's fault, the last the output's.
 #[derive(Debug, thiserror::Error)]
@@ -157,5 +213,17 @@ impl<T> IoContext<T> for io::Result<T> {
             context: what(),
             source,
         })
+    }
+}
+
+/// Says what a typed error was met on, when it does not say so itself,
+/// keeping its type ([`Error::Within`]).
+pub trait Within<T> {
+    fn within(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: Into<Error>> Within<T> for std::result::Result<T, E> {
+    fn within(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| e.into().within(what()))
     }
 }

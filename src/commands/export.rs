@@ -38,7 +38,7 @@ use std::str::FromStr;
 use oci_spec::image::Descriptor;
 
 use crate::digest::{Digest, HashingWriter};
-use crate::error::{Error, ExportError, IoContext, Result};
+use crate::error::{Error, ExportError, Result, Within};
 use crate::image::config::diff_ids;
 use crate::image::reference::{OciRef, valid_tag};
 use crate::image::{Platform, annotation};
@@ -202,7 +202,7 @@ pub fn export(request: &Request, log: &mut dyn FnMut(&str)) -> Result<Report> {
         .layout
         .blobs
         .read(&config_blob)
-        .context(|| format!("{image}: reading the config"))?;
+        .within(|| format!("{image}: reading the config"))?;
     let layers = measure_layers(&found, log).map_err(|e| export_error(e, image, output))?;
     let entries = entries(&config, &config_blob.digest, &layers, &repo_tags)?;
 
@@ -851,7 +851,7 @@ mod tests {
         std::fs::write(&path, bytes).unwrap();
 
         let err = measure(&blobs, &layers[0].desc, &layers[0].diff_id).unwrap_err();
-        assert!(err.contains("blob digest mismatch"), "{err}");
+        assert!(err.contains("digest mismatch"), "{err}");
         let Err(err) = archive(&blobs, &layers, b"{}", &[]) else {
             panic!("a corrupt layer was written");
         };

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use oci_spec::image::{
@@ -25,7 +25,7 @@ use oci_spec::image::{
 use serde::Serialize;
 
 use crate::digest::{Digest, HashingReader};
-use crate::error::{Error, Result};
+use crate::error::{BlobError, Error, Result};
 use crate::image::media::{self, Compression};
 use crate::layer::read as layer_read;
 use crate::store::layout::Layout;
@@ -604,15 +604,8 @@ impl Walk {
             self.check_blob(blob, at);
             return None;
         }
-        let Some(mut reader) = self.open(blob, at) else {
-            self.record(blob, false);
-            return None;
-        };
-        let mut bytes = Vec::new();
-        let read = reader.read_to_end(&mut bytes).map(|n| n as u64);
-        let intact = self.settle(blob, at, read, reader);
-        self.record(blob, intact);
-        intact.then_some(bytes)
+        let read = self.store(blob).and_then(|s| s.read(blob));
+        self.settle(blob, at, read)
     }
 
     /// Streams a blob, checking its size and digest, once per digest and
@@ -621,97 +614,69 @@ impl Walk {
         if let Some(&intact) = self.raw.get(&(blob.digest, blob.size)) {
             return intact;
         }
-        let intact = match self.open(blob, at) {
-            None => false,
-            Some(mut reader) => {
-                let read = io::copy(&mut reader, &mut io::sink());
-                self.settle(blob, at, read, reader)
-            }
-        };
-        self.record(blob, intact);
-        intact
+        let read = self
+            .store(blob)
+            .and_then(|s| s.open_blob(blob))
+            .and_then(VerifiedReader::finish);
+        self.settle(blob, at, read).is_some()
     }
 
-    fn open(&mut self, blob: &BlobRef, at: &str) -> Option<VerifiedReader> {
-        let opened = match &self.store {
-            Some(store) => store.open_blob(blob),
-            None => Err(io::ErrorKind::NotFound.into()),
-        };
-        match opened {
-            Ok(r) => Some(r),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let msg = format!("{at}: blobs/sha256/{} is missing", blob.digest.hex());
-                self.blob_problem(ProblemKind::MissingBlob, blob, msg);
-                None
-            }
-            Err(e) => {
-                self.blob_problem(ProblemKind::Unreadable, blob, format!("{at}: {e}"));
-                None
-            }
-        }
+    /// The store to read `blob` from; without one, every blob is missing.
+    fn store(&self, blob: &BlobRef) -> std::result::Result<&BlobStore, BlobError> {
+        self.store.as_ref().ok_or(BlobError::Missing {
+            digest: blob.digest,
+        })
     }
 
-    /// Turns the outcome of reading a blob through `reader` into a problem,
-    /// if any. `read` is how many bytes came through (at most one more than
-    /// the descriptor's size: the reader stops there).
-    fn settle(
+    /// Records whether a read found `blob` intact, and the problem when
+    /// it did not.
+    fn settle<T>(
         &mut self,
         blob: &BlobRef,
         at: &str,
-        read: io::Result<u64>,
-        reader: VerifiedReader,
-    ) -> bool {
-        let count = match read {
-            Ok(n) => n,
-            Err(e) => {
-                self.blob_problem(ProblemKind::Unreadable, blob, format!("{at}: {e}"));
-                return false;
-            }
-        };
-        match reader.finish() {
-            Ok(()) => true,
-            Err(e) if count == blob.size => {
-                let msg = match self.actual(blob) {
-                    Ok((found, _)) => format!("{at}: the content hashes to {found}"),
-                    Err(_) => format!("{at}: {e}"),
-                };
-                self.blob_problem(ProblemKind::DigestMismatch, blob, msg);
-                false
-            }
-            Err(_) => {
-                let msg = format!("{at}: {}", self.size_mismatch(blob));
-                self.blob_problem(ProblemKind::SizeMismatch, blob, msg);
-                false
-            }
-        }
+        read: std::result::Result<T, BlobError>,
+    ) -> Option<T> {
+        let read = read.map_err(|e| self.blob_fault(blob, at, &e)).ok();
+        self.record(blob, read.is_some());
+        read
     }
 
-    /// The digest and size of the whole blob file, whatever its descriptor
-    /// says. Only read again to explain a mismatch, never on the clean path.
-    fn actual(&self, blob: &BlobRef) -> io::Result<(Digest, u64)> {
-        let store = self.store.as_ref().ok_or(io::ErrorKind::NotFound)?;
-        let file = fs::File::open(store.path(&blob.digest))?;
-        let mut r = HashingReader::new(io::BufReader::new(file));
-        io::copy(&mut r, &mut io::sink())?;
-        Ok(r.finish())
-    }
-
-    /// Says how big the blob really is and whether its content matches the
-    /// digest: a descriptor with a wrong size and a truncated blob call for
-    /// different repairs.
-    fn size_mismatch(&self, blob: &BlobRef) -> String {
-        let declared = blob.size;
-        match self.actual(blob) {
-            Ok((digest, actual)) => format!(
-                "descriptor says {declared} bytes, the blob has {actual}{}",
-                if digest == blob.digest {
-                    " (its content matches the digest: the descriptor is wrong)"
-                } else {
-                    " (and its content does not match the digest)"
-                }
+    /// The problem a blob error is. The error says all there is to say
+    /// (a size mismatch brings the blob's real size and what it hashes
+    /// to), so a blob found wrong is not read again to explain it.
+    fn blob_fault(&mut self, blob: &BlobRef, at: &str, e: &BlobError) {
+        let file = format!("blobs/sha256/{}", blob.digest.hex());
+        let (kind, msg) = match e {
+            BlobError::Missing { .. } => {
+                (ProblemKind::MissingBlob, format!("{at}: {file} is missing"))
+            }
+            BlobError::NotRegular { .. } => (
+                ProblemKind::Unreadable,
+                format!("{at}: {file} is not a regular file"),
             ),
-            Err(e) => format!("descriptor says {declared} bytes ({e})"),
-        }
+            BlobError::SizeMismatch {
+                digest,
+                expected,
+                found,
+                content,
+            } => (
+                ProblemKind::SizeMismatch,
+                format!(
+                    "{at}: descriptor says {expected} bytes, the blob has {found}{}",
+                    if content == digest {
+                        " (its content matches the digest: the descriptor is wrong)"
+                    } else {
+                        " (and its content does not match the digest)"
+                    }
+                ),
+            ),
+            BlobError::DigestMismatch { found, .. } => (
+                ProblemKind::DigestMismatch,
+                format!("{at}: the content hashes to {found}"),
+            ),
+            BlobError::Io { source, .. } => (ProblemKind::Unreadable, format!("{at}: {source}")),
+        };
+        self.blob_problem(kind, blob, msg);
     }
 
     fn record(&mut self, blob: &BlobRef, intact: bool) {
