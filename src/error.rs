@@ -6,7 +6,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::digest::Digest;
+use crate::digest::{Digest, ParseDigestError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -32,6 +32,10 @@ pub enum Error {
     /// A blob is missing, unreadable, or not what its descriptor says.
     #[error(transparent)]
     Blob(#[from] BlobError),
+    /// A layer is not what its descriptor and its config say, or its tar
+    /// holds what no layer may.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
     /// An error met on something it does not name itself (an image, a
     /// base, a push), said first; the error keeps its type.
     #[error("{context}: {source}")]
@@ -70,7 +74,8 @@ impl Error {
             | Error::Unverified { .. }
             | Error::Unsealed(_)
             | Error::Registry(_)
-            | Error::Blob(_) => 1,
+            | Error::Blob(_)
+            | Error::Layer(_) => 1,
             Error::Within { source, .. } => source.exit_code(),
         }
     }
@@ -178,6 +183,39 @@ pub enum BlobError {
         #[source]
         source: io::Error,
     },
+}
+
+/// A layer that cannot be applied: its blob is wrong, its stream does not
+/// decompress, its tar is not the config's diff_id, or its tar holds what
+/// no layer may. Each names the layer by its blob digest.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// The descriptor names no digest a blob store can hold.
+    #[error(transparent)]
+    Digest(#[from] ParseDigestError),
+    #[error("layer {layer}: unsupported layer media type {media_type}")]
+    MediaType { layer: Digest, media_type: String },
+    /// The blob is intact, but its stream does not decompress: it was
+    /// written wrong, not damaged since.
+    #[error("layer {layer}: corrupt or truncated stream (the blob itself is intact): {source}")]
+    Decode {
+        layer: Digest,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer {layer}: diff_id mismatch: expected {expected}, found {found}")]
+    DiffIdMismatch {
+        layer: Digest,
+        expected: Digest,
+        found: Digest,
+    },
+    /// The layer is intact and decompresses, but its tar is malformed or
+    /// hostile (an entry escaping the root, a hardlink to nothing): a
+    /// refusal of what the image holds, not a damaged file.
+    #[error("layer {layer}: {reason}")]
+    Refused { layer: Digest, reason: String },
 }
 
 /// Why an export failed once the image was found. The first two are the

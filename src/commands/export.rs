@@ -301,14 +301,14 @@ struct Layer {
 /// Reads layer `desc` through, checking its blob digest and size and its
 /// diff_id; returns its uncompressed size.
 fn measure(blobs: &BlobStore, desc: &Descriptor, diff_id: &Digest) -> Result<u64, String> {
-    let mut tar = layer_read::open(blobs, desc)?;
+    let mut tar = layer_read::open(blobs, desc).map_err(|e| e.to_string())?;
     let size = match pump(&mut tar, &mut io::sink(), u64::MAX) {
         Ok(n) => n,
         Err(Pump::Read(e)) => return Err(explain_read_error(blobs, desc, e)),
         // The sink does not fail.
         Err(Pump::Write(e)) => return Err(e.to_string()),
     };
-    tar.finish(diff_id)?;
+    tar.finish(diff_id).map_err(|e| e.to_string())?;
     Ok(size)
 }
 
@@ -477,7 +477,8 @@ fn write_archive(
 /// pass vouched for what the file held then, not now.
 fn stream_layer(layer: &Layer, blobs: &BlobStore, out: &mut impl Write) -> Result<(), ExportError> {
     let corrupt = |e| ExportError::Corrupt(explain_read_error(blobs, &layer.desc, e));
-    let mut tar = layer_read::open(blobs, &layer.desc).map_err(ExportError::Corrupt)?;
+    let mut tar =
+        layer_read::open(blobs, &layer.desc).map_err(|e| ExportError::Corrupt(e.to_string()))?;
     let copied = match pump(&mut tar, out, layer.size) {
         Ok(n) => n,
         Err(Pump::Read(e)) => return Err(corrupt(e)),
@@ -495,7 +496,8 @@ fn stream_layer(layer: &Layer, blobs: &BlobStore, out: &mut impl Write) -> Resul
             found: copied + rest,
         });
     }
-    tar.finish(&layer.diff_id).map_err(ExportError::Corrupt)
+    tar.finish(&layer.diff_id)
+        .map_err(|e| ExportError::Corrupt(e.to_string()))
 }
 
 const BLOCK: usize = 512;

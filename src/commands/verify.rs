@@ -707,7 +707,7 @@ fn read_layer(
     desc: &Descriptor,
     diff_id: Option<Digest>,
 ) -> std::result::Result<Digest, LayerFailure> {
-    let reader = layer_read::open(store, desc).map_err(LayerFailure::Open)?;
+    let reader = layer_read::open(store, desc).map_err(|e| LayerFailure::Open(e.to_string()))?;
     let decode = |e: io::Error| LayerFailure::Decode(e.to_string());
     let (found, reader) = match diff_id {
         // The common case: layer_read hashes the tar already; no second hash.
@@ -723,7 +723,9 @@ fn read_layer(
             (found, reader)
         }
     };
-    reader.finish(&found).map_err(LayerFailure::Finish)?;
+    reader
+        .finish(&found)
+        .map_err(|e| LayerFailure::Finish(e.to_string()))?;
     Ok(found)
 }
 

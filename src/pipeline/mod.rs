@@ -903,7 +903,7 @@ fn apply_blob(
     view.apply_layer(blobs, desc, diff_id, &mut |path, data| {
         scan.visit(path, layer, data)
     })
-    .map_err(Error::Failed)
+    .map_err(Error::Layer)
 }
 
 /// A change placed in layer `index` of the view.

@@ -310,8 +310,7 @@ fn read_view(found: &Found) -> Result<View> {
     let layers: &[Descriptor] = found.manifest.layers();
     let mut view = View::new();
     for (desc, diff_id) in layers.iter().zip(&diff_ids) {
-        view.apply_layer(&found.layout.blobs, desc, diff_id, &mut |_, _| Ok(()))
-            .map_err(Error::Failed)?;
+        view.apply_layer(&found.layout.blobs, desc, diff_id, &mut |_, _| Ok(()))?;
     }
     Ok(view)
 }
