@@ -7,8 +7,9 @@
 //! ([`BlobStore::open_blob`]) and every layer is decompressed to check its
 //! diff_id ([`crate::layer::read`]). It collects every problem rather than
 //! stopping at the first, because whoever repairs a layout wants the whole
-//! list; and it reads each blob once however many manifests share it (a blob
-//! found wrong is read again, only to say how).
+//! list; and it reads each blob once however many manifests share it, and
+//! once however it is found wrong: the typed error of that read
+//! ([`BlobError`], [`LayerError`]) says how.
 //!
 //! A layout that is broken is a [`Report`] with problems, not an `Err`: only
 //! a path that is no layout at all, or an unknown tag, is an error (usage).
@@ -24,10 +25,10 @@ use oci_spec::image::{
 };
 use serde::Serialize;
 
-use crate::digest::{Digest, HashingReader};
-use crate::error::{BlobError, Error, Result};
-use crate::image::media::{self, Compression};
-use crate::layer::read as layer_read;
+use crate::digest::Digest;
+use crate::error::{BlobError, Error, LayerError, Result};
+use crate::image::media;
+use crate::layer::read::{self as layer_read, LayerReader};
 use crate::store::layout::Layout;
 use crate::store::layout::tag_of;
 use crate::store::{BlobRef, BlobStore, VerifiedReader};
@@ -460,80 +461,81 @@ impl Walk {
     }
 
     /// A layer: decompressed in one pass that checks the blob's size and
-    /// digest and the content's diff_id together. Only when that pass fails
-    /// is the blob read again on its own, to say which it was: a damaged
-    /// blob, or an intact blob whose content is not what the config says.
+    /// digest and learns the content's diff_id, which is then checked
+    /// against each config that lists the layer.
     fn check_layer(&mut self, desc: &Descriptor, diff_id: Option<Digest>, at: &str) {
         let Some(blob) = self.blob_ref(desc, at) else {
             return;
         };
         let key = (blob.digest, blob.size, desc.media_type().to_string());
-        if let Some(known) = self.layers.get(&key) {
-            // Read already; only this reference's diff_id is new.
-            if let (Some(found), Some(expected)) = (*known, diff_id) {
-                self.check_diff_id(&blob, expected, found, at);
+        // Read already, perhaps for another config: only this reference's
+        // diff_id is new.
+        let found = match self.layers.get(&key) {
+            Some(known) => *known,
+            None => {
+                let found = self.decompress(desc, &blob, at);
+                self.layers.insert(key, found);
+                found
             }
-            return;
+        };
+        if let (Some(found), Some(expected)) = (found, diff_id) {
+            self.check_diff_id(&blob, expected, found, at);
         }
-        let found = self.decompress(desc, &blob, diff_id, at);
-        self.layers.insert(key, found);
     }
 
     /// Returns the layer's actual diff_id when the blob is intact and
-    /// decompresses.
-    fn decompress(
-        &mut self,
-        desc: &Descriptor,
-        blob: &BlobRef,
-        diff_id: Option<Digest>,
-        at: &str,
-    ) -> Option<Digest> {
-        if let Err(e) = Compression::of(desc.media_type()) {
-            self.blob_problem(ProblemKind::MediaType, blob, format!("{at}: {e}"));
-            self.check_blob(blob, at);
+    /// decompresses. When it is not, the error of that one pass says
+    /// which it was: a damaged blob, or an intact one that does not
+    /// decompress.
+    fn decompress(&mut self, desc: &Descriptor, blob: &BlobRef, at: &str) -> Option<Digest> {
+        // Found wrong already, read as another kind of blob: reported.
+        if self.raw.get(&(blob.digest, blob.size)) == Some(&false) {
             return None;
         }
-        // A path, cloned so that problems can be noted while it is in use.
-        let Some(store) = self.store.clone() else {
-            self.check_blob(blob, at);
-            return None;
-        };
-        let failure = match read_layer(&store, desc, diff_id) {
+        let read = self
+            .store(blob)
+            .map_err(LayerError::from)
+            .and_then(|store| layer_read::open(store, desc))
+            .and_then(LayerReader::diff_id);
+        let e = match read {
             Ok(found) => {
                 self.record(blob, true);
                 return Some(found);
             }
-            Err(failure) => failure,
+            Err(e) => e,
         };
-        // Something failed; a raw read of the blob says whether it is the
-        // blob (missing, wrong size or digest: reported by check_blob) or,
-        // the blob being intact, what it holds.
-        if !self.check_blob(blob, at) {
-            return None;
-        }
-        match failure {
-            LayerFailure::Open(e) => {
-                self.blob_problem(ProblemKind::Unreadable, blob, format!("{at}: {e}"));
-                None
+        match e {
+            LayerError::Blob(e) => {
+                self.settle(blob, at, Err::<(), _>(e));
             }
-            LayerFailure::Decode(e) => {
-                let msg = format!("{at}: the blob is intact but does not decompress: {e}");
+            LayerError::MediaType { media_type, .. } => {
+                let msg = format!("{at}: unsupported layer media type {media_type}");
+                self.blob_problem(ProblemKind::MediaType, blob, msg);
+                self.check_blob(blob, at);
+            }
+            LayerError::Decode { source, .. } => {
+                self.record(blob, true);
+                let msg = format!("{at}: the blob is intact but does not decompress: {source}");
                 self.blob_problem(ProblemKind::CorruptLayer, blob, msg);
-                None
             }
-            // An intact blob that decompressed: its content is not the
-            // config's diff_id. Read it once more to say what it is.
-            LayerFailure::Finish(e) => match (diff_id, read_layer(&store, desc, None)) {
-                (Some(expected), Ok(found)) if found != expected => {
-                    self.check_diff_id(blob, expected, found, at);
-                    Some(found)
-                }
-                _ => {
-                    self.blob_problem(ProblemKind::CorruptLayer, blob, format!("{at}: {e}"));
-                    None
-                }
-            },
+            // Reading a layer through checks neither its diff_id nor what
+            // its tar holds, and blob_ref parsed the digest; were they to
+            // come, each has its kind.
+            LayerError::DiffIdMismatch {
+                expected, found, ..
+            } => {
+                self.record(blob, true);
+                self.check_diff_id(blob, expected, found, at);
+            }
+            LayerError::Refused { reason, .. } => {
+                self.record(blob, true);
+                self.blob_problem(ProblemKind::CorruptLayer, blob, format!("{at}: {reason}"));
+            }
+            LayerError::Digest(e) => {
+                self.blob_problem(ProblemKind::Descriptor, blob, format!("{at}: {e}"));
+            }
         }
+        None
     }
 
     fn check_diff_id(&mut self, blob: &BlobRef, expected: Digest, found: Digest, at: &str) {
@@ -687,46 +689,6 @@ impl Walk {
             }
         }
     }
-}
-
-/// How reading a layer failed, for [`Walk::decompress`] to explain.
-enum LayerFailure {
-    /// The blob could not be opened.
-    Open(String),
-    /// It did not decompress (or could not be read to the end).
-    Decode(String),
-    /// It decompressed, but the blob or the diff_id did not match.
-    Finish(String),
-}
-
-/// Reads a layer through [`layer_read`], which checks the blob's size and
-/// digest and the content's diff_id in one pass, and returns the diff_id.
-/// Without an expected diff_id, it is computed here instead.
-fn read_layer(
-    store: &BlobStore,
-    desc: &Descriptor,
-    diff_id: Option<Digest>,
-) -> std::result::Result<Digest, LayerFailure> {
-    let reader = layer_read::open(store, desc).map_err(|e| LayerFailure::Open(e.to_string()))?;
-    let decode = |e: io::Error| LayerFailure::Decode(e.to_string());
-    let (found, reader) = match diff_id {
-        // The common case: layer_read hashes the tar already; no second hash.
-        Some(expected) => {
-            let mut reader = reader;
-            io::copy(&mut reader, &mut io::sink()).map_err(decode)?;
-            (expected, reader)
-        }
-        None => {
-            let mut tar = HashingReader::new(reader);
-            io::copy(&mut tar, &mut io::sink()).map_err(decode)?;
-            let (found, _, reader) = tar.into_parts();
-            (found, reader)
-        }
-    };
-    reader
-        .finish(&found)
-        .map_err(|e| LayerFailure::Finish(e.to_string()))?;
-    Ok(found)
 }
 
 /// "manifest sha256:… (tag 1.2.0)": where a config or layer was referenced.
@@ -937,6 +899,49 @@ mod tests {
         );
     }
 
+    /// However a blob is wrong, the one read that checks it says how:
+    /// nothing is read again to explain a problem.
+    #[test]
+    fn a_corrupt_layer_blob_is_read_once_and_reported_from_its_error() {
+        use crate::store::tests::opened;
+        let f = Fixture::new();
+        let img = f.image("one");
+        f.tag(&[(&img, "1")]);
+        f.flip_byte(&img.layer);
+        let found = Digest::of(&fs::read(f.store.path(&img.layer.digest)).unwrap());
+        let blobs = [img.manifest, img.config, img.layer];
+        let before = blobs.map(|b| opened(&b.digest));
+
+        let report = f.verify(None);
+        let reads = blobs.map(|b| opened(&b.digest));
+        let reads: Vec<usize> = reads.iter().zip(before).map(|(n, b)| n - b).collect();
+        assert_eq!(
+            reads,
+            [1, 1, 1],
+            "manifest, config and layer each read once"
+        );
+        assert_eq!(kinds(&report), [ProblemKind::DigestMismatch], "{report:#?}");
+        let problem = &report.problems[0];
+        assert_eq!(problem.blob, Some(img.layer.digest.to_string()));
+        assert!(
+            problem
+                .message
+                .ends_with(&format!("the content hashes to {found}")),
+            "{}",
+            problem.message
+        );
+
+        // Cut short: one read too, which learns the blob's real size.
+        let bytes = fs::read(f.store.path(&img.layer.digest)).unwrap();
+        fs::write(f.store.path(&img.layer.digest), &bytes[..bytes.len() / 2]).unwrap();
+        let before = opened(&img.layer.digest);
+        let report = f.verify(None);
+        assert_eq!(opened(&img.layer.digest), before + 1);
+        assert_eq!(kinds(&report), [ProblemKind::SizeMismatch], "{report:#?}");
+        let says = format!("the blob has {}", bytes.len() / 2);
+        assert!(report.problems[0].message.contains(&says), "{report:#?}");
+    }
+
     #[test]
     fn a_flipped_byte_in_each_kind_of_blob_is_a_digest_mismatch() {
         for target in ["manifest", "config", "layer"] {
@@ -1056,9 +1061,11 @@ mod tests {
         let config = f.config(&[Digest::of(b"")]);
         let manifest = f.manifest(&config, &[junk], "x");
         f.index(&[(desc(&MediaType::ImageManifest, &manifest), "1")]);
+        let before = crate::store::tests::opened(&junk.digest);
         let report = f.verify(None);
         assert_eq!(kinds(&report), [ProblemKind::CorruptLayer], "{report:#?}");
         assert!(names(&report, &junk));
+        assert_eq!(crate::store::tests::opened(&junk.digest), before + 1);
     }
 
     #[test]

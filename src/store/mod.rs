@@ -78,6 +78,8 @@ impl BlobStore {
 
     /// Opens a blob for streaming; [`VerifiedReader::finish`] checks it.
     pub fn open_blob(&self, blob: &BlobRef) -> Result<VerifiedReader, BlobError> {
+        #[cfg(test)]
+        tests::count_open(&blob.digest);
         let digest = blob.digest;
         let io = |source| BlobError::Io { digest, source };
         let file = match File::open(self.path(&digest)) {
@@ -347,8 +349,23 @@ impl Read for VerifiedReader {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    thread_local! {
+        /// Blobs opened on this thread, so that a test can count reads
+        /// (each test runs on a thread of its own).
+        static OPENED: std::cell::RefCell<Vec<Digest>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    pub(super) fn count_open(digest: &Digest) {
+        OPENED.with(|o| o.borrow_mut().push(*digest));
+    }
+
+    /// How many times this thread opened the blob `digest`.
+    pub(crate) fn opened(digest: &Digest) -> usize {
+        OPENED.with(|o| o.borrow().iter().filter(|d| *d == digest).count())
+    }
 
     #[test]
     fn put_then_read_verifies() {
