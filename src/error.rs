@@ -45,11 +45,12 @@ pub enum Error {
         source: Box<Error>,
     },
     /// `export` found the image's layout corrupt, or it changed meanwhile.
+    /// (Boxed: a layer error is large, and every `Result` pays for it.)
     #[error("{image}: {source}")]
     Export {
         image: String,
         #[source]
-        source: ExportError,
+        source: Box<ExportError>,
     },
     /// A registry could not be reached, refused us, or served something
     /// other than what was asked for.
@@ -222,9 +223,9 @@ pub enum LayerError {
 /// layout's fault, the last the output's.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// A layer blob is not what the manifest and the config say it is.
-    #[error("{0}")]
-    Corrupt(String),
+    /// A layer is not what the manifest and the config say it is.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
     /// A layer read back with another size the second time: the layout
     /// changed while it was exported.
     #[error(
