@@ -47,7 +47,7 @@ pub fn audit(image: &ImageRef, platform: &Platform) -> Result<Report> {
                 context: "creating a temp store".into(),
                 source: e,
             })?;
-            let base = docker_archive::load(path, &blobs).map_err(Error::Failed)?;
+            let base = docker_archive::load(path, &blobs)?;
             // The re-encoded blobs exist only here: name layers by what the
             // archive holds, their uncompressed digests.
             let diff_ids = crate::image::config::diff_ids(&base.config).map_err(Error::Failed)?;
