@@ -6,7 +6,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::digest::Digest;
+use crate::digest::{Digest, ParseDigestError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,12 +29,28 @@ pub enum Error {
     /// `verify` found problems; the report, already on stdout, lists them.
     #[error("verification failed: {problems} {}", if *.problems == 1 { "problem" } else { "problems" })]
     Unverified { problems: usize },
+    /// A blob is missing, unreadable, or not what its descriptor says.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// A layer is not what its descriptor and its config say, or its tar
+    /// holds what no layer may.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    /// An error met on something it does not name itself (an image, a
+    /// base, a push), said first; the error keeps its type.
+    #[error("{context}: {source}")]
+    Within {
+        context: String,
+        #[source]
+        source: Box<Error>,
+    },
     /// `export` found the image's layout corrupt, or it changed meanwhile.
+    /// (Boxed: a layer error is large, and every `Result` pays for it.)
     #[error("{image}: {source}")]
     Export {
         image: String,
         #[source]
-        source: ExportError,
+        source: Box<ExportError>,
     },
     /// A registry could not be reached, refused us, or served something
     /// other than what was asked for.
@@ -58,7 +74,18 @@ impl Error {
             | Error::Export { .. }
             | Error::Unverified { .. }
             | Error::Unsealed(_)
-            | Error::Registry(_) => 1,
+            | Error::Registry(_)
+            | Error::Blob(_)
+            | Error::Layer(_) => 1,
+            Error::Within { source, .. } => source.exit_code(),
+        }
+    }
+
+    /// This error, met on `context`.
+    pub fn within(self, context: impl Into<String>) -> Error {
+        Error::Within {
+            context: context.into(),
+            source: Box::new(self),
         }
     }
 }
@@ -124,13 +151,81 @@ pub enum RegistryError {
     Protocol { what: String, message: String },
 }
 
+/// A blob that is missing, unreadable or not what its descriptor says.
+/// Each names the blob by the digest it was asked for, so that one line
+/// tells which file of `blobs/sha256` to look at.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob {digest}: missing")]
+    Missing { digest: Digest },
+    /// A directory, a device or a fifo under a blob's name: never read, as
+    /// a fifo or a device may not end.
+    #[error("blob {digest}: not a regular file")]
+    NotRegular { digest: Digest },
+    /// The file is not as long as the descriptor says. `content` is what
+    /// the whole file hashes to: when it is the digest, only the
+    /// descriptor's size is wrong, which calls for another repair than a
+    /// truncated blob.
+    #[error(
+        "blob {digest}: size mismatch: expected {expected} bytes, found {found}{}",
+        if content == digest { " (its content matches the digest: the descriptor is wrong)" } else { "" }
+    )]
+    SizeMismatch {
+        digest: Digest,
+        expected: u64,
+        found: u64,
+        content: Digest,
+    },
+    #[error("blob {expected}: digest mismatch: the content hashes to {found}")]
+    DigestMismatch { expected: Digest, found: Digest },
+    #[error("blob {digest}: {source}")]
+    Io {
+        digest: Digest,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A layer that cannot be applied: its blob is wrong, its stream does not
+/// decompress, its tar is not the config's diff_id, or its tar holds what
+/// no layer may. Each names the layer by its blob digest.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// The descriptor names no digest a blob store can hold.
+    #[error(transparent)]
+    Digest(#[from] ParseDigestError),
+    #[error("layer {layer}: unsupported layer media type {media_type}")]
+    MediaType { layer: Digest, media_type: String },
+    /// The blob is intact, but its stream does not decompress: it was
+    /// written wrong, not damaged since.
+    #[error("layer {layer}: corrupt or truncated stream (the blob itself is intact): {source}")]
+    Decode {
+        layer: Digest,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer {layer}: diff_id mismatch: expected {expected}, found {found}")]
+    DiffIdMismatch {
+        layer: Digest,
+        expected: Digest,
+        found: Digest,
+    },
+    /// The layer is intact and decompresses, but its tar is malformed or
+    /// hostile (an entry escaping the root, a hardlink to nothing): a
+    /// refusal of what the image holds, not a damaged file.
+    #[error("layer {layer}: {reason}")]
+    Refused { layer: Digest, reason: String },
+}
+
 /// Why an export failed once the image was found. The first two are the
 /// layout's fault, the last the output's.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// A layer blob is not what the manifest and the config say it is.
-    #[error("{0}")]
-    Corrupt(String),
+    /// A layer is not what the manifest and the config say it is.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
     /// A layer read back with another size the second time: the layout
     /// changed while it was exported.
     #[error(
@@ -157,5 +252,17 @@ impl<T> IoContext<T> for io::Result<T> {
             context: what(),
             source,
         })
+    }
+}
+
+/// Says what a typed error was met on, when it does not say so itself,
+/// keeping its type ([`Error::Within`]).
+pub trait Within<T> {
+    fn within(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: Into<Error>> Within<T> for std::result::Result<T, E> {
+    fn within(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| e.into().within(what()))
     }
 }

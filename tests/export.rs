@@ -289,7 +289,7 @@ fn a_corrupt_layer_writes_nothing() {
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(
         lines[0].starts_with("error: ")
-            && lines[0].contains(&format!("layer {layer}: blob digest mismatch")),
+            && lines[0].contains(&format!("blob {layer}: digest mismatch")),
         "{stderr}"
     );
     assert_eq!(common::stdout(&out), "");

@@ -32,6 +32,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration, MediaType};
 
 use super::BaseImage;
 use crate::digest::{Digest, HashingReader};
+use crate::error::{BlobError, Error, IoContext, Within};
 use crate::image::config::{diff_ids, platform_of};
 use crate::image::media::Compression;
 use crate::layer::gzip::BlockGzWriter;
@@ -52,7 +53,7 @@ const MAX_LINKS: usize = 8;
 ///
 /// Nothing is committed to `blobs` unless every layer verified. Errors
 /// start with the base's name and count layers from 1, bottom first.
-pub fn load(archive: &Path, blobs: &BlobStore) -> Result<BaseImage, String> {
+pub fn load(archive: &Path, blobs: &BlobStore) -> crate::error::Result<BaseImage> {
     base_image(archive, blobs).map(|(base, _)| base)
 }
 
@@ -62,19 +63,18 @@ pub fn load(archive: &Path, blobs: &BlobStore) -> Result<BaseImage, String> {
 pub fn load_keeping_config(
     archive: &Path,
     blobs: &BlobStore,
-) -> Result<(BaseImage, BlobRef), String> {
+) -> crate::error::Result<(BaseImage, BlobRef)> {
     let (base, config_bytes) = base_image(archive, blobs)?;
     let config_blob = blobs
         .put(&config_bytes)
-        .map_err(|e| format!("{}: storing the config: {e}", base.name))?;
+        .context(|| format!("{}: storing the config", base.name))?;
     Ok((base, config_blob))
 }
 
 /// The base, and its config's bytes.
-fn base_image(archive: &Path, blobs: &BlobStore) -> Result<(BaseImage, Vec<u8>), String> {
+fn base_image(archive: &Path, blobs: &BlobStore) -> crate::error::Result<(BaseImage, Vec<u8>)> {
     let name = format!("docker-archive:{}", archive.display());
-    let (config, config_bytes, layers) =
-        load_verified(archive, blobs).map_err(|e| format!("{name}: {e}"))?;
+    let (config, config_bytes, layers) = load_verified(archive, blobs).within(|| name.clone())?;
     let base = BaseImage {
         name,
         manifest_digest: None,
@@ -91,16 +91,30 @@ fn base_image(archive: &Path, blobs: &BlobStore) -> Result<(BaseImage, Vec<u8>),
 fn load_verified(
     archive: &Path,
     blobs: &BlobStore,
-) -> Result<(ImageConfiguration, Vec<u8>, Vec<Descriptor>), String> {
-    let file = File::open(archive).map_err(|e| format!("opening: {e}"))?;
-    let index = scan(&file)?;
+) -> crate::error::Result<(ImageConfiguration, Vec<u8>, Vec<Descriptor>)> {
+    let file = File::open(archive).map_err(|e| Error::Failed(format!("opening: {e}")))?;
+    let index = scan(&file).map_err(Error::Failed)?;
 
-    let manifest = read_json_file(&file, &index, "manifest.json")?;
-    let image = parse_manifest(&manifest).map_err(|e| format!("manifest.json: {e}"))?;
+    let manifest = read_json_file(&file, &index, "manifest.json").map_err(Error::Failed)?;
+    let image =
+        parse_manifest(&manifest).map_err(|e| Error::Failed(format!("manifest.json: {e}")))?;
 
-    let config_bytes = read_json_file(&file, &index, &image.config)?;
+    let config_bytes = read_json_file(&file, &index, &image.config).map_err(Error::Failed)?;
     let config = verify_config(&image.config, &config_bytes)?;
-    let expected = diff_ids(&config).map_err(|e| format!("config {}: {e}", image.config))?;
+    let layers = load_layers(&file, &index, &image, &config, blobs).map_err(Error::Failed)?;
+    Ok((config, config_bytes, layers))
+}
+
+/// The layers `image` lists, each checked against the config's diff_id at
+/// its position and stored re-encoded; nothing is stored unless all are.
+fn load_layers(
+    file: &File,
+    index: &Index,
+    image: &ArchivedImage,
+    config: &ImageConfiguration,
+    blobs: &BlobStore,
+) -> Result<Vec<Descriptor>, String> {
+    let expected = diff_ids(config).map_err(|e| format!("config {}: {e}", image.config))?;
     if expected.len() != image.layers.len() {
         return Err(format!(
             "manifest.json lists {} layers but config {} has {} diff_ids",
@@ -128,12 +142,12 @@ fn load_verified(
     let mut written = Vec::with_capacity(spans.len());
     for (i, (span, diff_id)) in spans.iter().zip(&expected).enumerate() {
         let path = &image.layers[i];
-        let raw = section(&file, *span).map_err(|e| format!("reading {path}: {e}"))?;
+        let raw = section(file, *span).map_err(|e| format!("reading {path}: {e}"))?;
         let writer = reencode(BufReader::with_capacity(CHUNK, raw), diff_id, blobs)
             .map_err(|e| format!("layer {} ({path}): {e}", i + 1))?;
         written.push(writer);
     }
-    let layers = written
+    written
         .into_iter()
         .map(|w| {
             let blob = w
@@ -145,8 +159,7 @@ fn load_verified(
                 blob.digest.to_oci(),
             ))
         })
-        .collect::<Result<Vec<_>, String>>()?;
-    Ok((config, config_bytes, layers))
+        .collect()
 }
 
 /// Where a regular file's bytes lie in the archive.
@@ -358,16 +371,16 @@ fn named_digest(path: &str) -> Result<Digest, String> {
 }
 
 /// Checks the config's bytes against the digest its name claims, then
-/// parses it.
-fn verify_config(path: &str, bytes: &[u8]) -> Result<ImageConfiguration, String> {
-    let expected = named_digest(path)?;
+/// parses it. The config is content-addressed like a blob, and a mismatch
+/// is a blob's digest mismatch.
+fn verify_config(path: &str, bytes: &[u8]) -> crate::error::Result<ImageConfiguration> {
+    let expected = named_digest(path).map_err(Error::Failed)?;
     let found = Digest::of(bytes);
     if found != expected {
-        return Err(format!(
-            "config {path}: digest mismatch: expected {expected}, found {found}"
-        ));
+        return Err(Error::Blob(BlobError::DigestMismatch { expected, found })
+            .within(format!("config {path}")));
     }
-    serde_json::from_slice(bytes).map_err(|e| format!("config {path}: invalid: {e}"))
+    serde_json::from_slice(bytes).map_err(|e| Error::Failed(format!("config {path}: invalid: {e}")))
 }
 
 /// The compression a layer's first bytes announce; anything without a
@@ -629,6 +642,8 @@ mod tests {
     /// Writes `items` as an archive and loads it into a fresh store.
     struct Loaded {
         result: Result<BaseImage, String>,
+        /// The error, typed, when the load failed.
+        typed: Option<Error>,
         blobs: BlobStore,
         dir: tempfile::TempDir,
     }
@@ -638,8 +653,16 @@ mod tests {
         let path = dir.path().join("image.tar");
         std::fs::write(&path, archive).unwrap();
         let blobs = BlobStore::open(&dir.path().join("layout")).unwrap();
-        let result = load(&path, &blobs);
-        Loaded { result, blobs, dir }
+        let (result, typed) = match load(&path, &blobs) {
+            Ok(base) => (Ok(base), None),
+            Err(e) => (Err(e.to_string()), Some(e)),
+        };
+        Loaded {
+            result,
+            typed,
+            blobs,
+            dir,
+        }
     }
 
     fn load_items(items: &[Item]) -> Loaded {
@@ -761,12 +784,26 @@ mod tests {
         };
         let named = Digest::of(data);
         data.push(b' ');
-        let expected = format!(
-            "config {name}: digest mismatch: expected {named}, found {}",
-            Digest::of(data)
+        let (name, found) = (name.clone(), Digest::of(data));
+        let mut loaded = load_items(&items);
+        let typed = loaded.typed.take();
+        let err = loaded.error();
+        assert!(
+            err.contains(&format!(
+                "config {name}: blob {named}: digest mismatch: the content hashes to {found}"
+            )),
+            "{err}"
         );
-        let err = load_items(&items).error();
-        assert!(err.contains(&expected), "{err}");
+        // The mismatch stays a blob error under the names it is met on.
+        let mut typed = typed.as_ref();
+        while let Some(Error::Within { source, .. }) = typed {
+            typed = Some(source);
+        }
+        assert!(
+            matches!(typed, Some(Error::Blob(BlobError::DigestMismatch { expected, found: f }))
+                if *expected == named && *f == found),
+            "{typed:?}"
+        );
     }
 
     #[test]

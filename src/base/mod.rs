@@ -148,8 +148,8 @@ fn resolve_image(
                 let message = format!("{}: no such file", recipe.spec.base);
                 return Err(recipe.error_at(&["base"], message).into());
             }
-            let mut base = docker_archive::load(&file, resolver.blobs)
-                .map_err(|m| base_error(recipe, Error::Failed(m)))?;
+            let mut base =
+                docker_archive::load(&file, resolver.blobs).map_err(|e| base_error(recipe, e))?;
             base.name = recipe.spec.base.to_string();
             Ok(base)
         }
@@ -161,15 +161,16 @@ fn resolve_image(
 
 /// Places a base resolution error at the recipe's `base`: a reference that
 /// does not resolve is the recipe's error (exit 2); a base that does not
-/// verify is a failure (exit 1), still named by position.
+/// verify is a failure (exit 1), still named by position, and still of its
+/// type (a blob or layer error stays one).
 pub fn base_error(recipe: &Recipe, err: Error) -> Error {
     match err {
         Error::Usage(m) => recipe.error_at(&["base"], m).into(),
         Error::Recipe(e) => e.into(),
         other => {
             let at = recipe.error_at(&["base"], "");
-            Error::Failed(format!(
-                "{}:{}:{}: {other}",
+            other.within(format!(
+                "{}:{}:{}",
                 at.file.display(),
                 at.pos.line,
                 at.pos.col

@@ -9,7 +9,7 @@ use oci_spec::image::Descriptor;
 
 use super::BaseImage;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result, Within};
 use crate::image::Platform;
 use crate::image::config::platform_of;
 use crate::image::reference::OciRef;
@@ -26,8 +26,7 @@ pub fn load(
 ) -> Result<BaseImage> {
     let found = open_image(reference, dir, platform)?;
     for layer in found.manifest.layers() {
-        copy_blob(&found.layout, layer, blobs)
-            .map_err(|m| Error::Failed(format!("{reference}: {m}")))?;
+        copy_blob(&found.layout, layer, blobs).within(|| reference.to_string())?;
     }
     let config_digest = digest_of(found.manifest.config())?;
     Ok(BaseImage {
@@ -45,19 +44,29 @@ fn digest_of(desc: &Descriptor) -> Result<Digest> {
 }
 
 /// Copies one blob into `blobs`, checking it on the way.
-fn copy_blob(
-    layout: &Layout,
-    desc: &Descriptor,
-    blobs: &BlobStore,
-) -> std::result::Result<(), String> {
-    let blob = blob_ref(desc).map_err(|e| e.to_string())?;
+fn copy_blob(layout: &Layout, desc: &Descriptor, blobs: &BlobStore) -> Result<()> {
+    let blob = blob_ref(desc)?;
     if blobs.contains(&blob.digest) {
         return Ok(());
     }
-    let mut reader = layout.blobs.open_blob(&blob).map_err(|e| e.to_string())?;
-    let mut writer = blobs.writer().map_err(|e| e.to_string())?;
-    io::copy(&mut reader, &mut writer).map_err(|e| format!("copying blob {}: {e}", blob.digest))?;
-    reader.finish().map_err(|e| e.to_string())?;
-    writer.commit().map_err(|e| e.to_string())?;
+    let mut reader = layout.blobs.open_blob(&blob)?;
+    let mut writer = blobs
+        .writer()
+        .context(|| "creating a blob in the build's store".into())?;
+    if let Err(e) = io::copy(&mut reader, &mut writer) {
+        // The blob's fault if the reader found one (it keeps it), else the
+        // store's.
+        return Err(match reader.finish() {
+            Err(fault) => fault.into(),
+            Ok(()) => Error::Io {
+                context: format!("copying blob {}", blob.digest),
+                source: e,
+            },
+        });
+    }
+    reader.finish()?;
+    writer
+        .commit()
+        .context(|| format!("storing blob {}", blob.digest))?;
     Ok(())
 }

@@ -69,8 +69,7 @@ fn run(
     for (i, (desc, diff_id)) in layers.iter().zip(&diff_ids).enumerate() {
         view.apply_layer(blobs, desc, diff_id, &mut |path, data| {
             scan.visit(path, i, data)
-        })
-        .map_err(Error::Failed)?;
+        })?;
     }
     let inputs = seal::Inputs {
         view: &view,

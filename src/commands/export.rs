@@ -38,14 +38,14 @@ use std::str::FromStr;
 use oci_spec::image::Descriptor;
 
 use crate::digest::{Digest, HashingWriter};
-use crate::error::{Error, ExportError, IoContext, Result};
+use crate::error::{Error, ExportError, LayerError, Result, Within};
 use crate::image::config::diff_ids;
 use crate::image::reference::{ImageRef, split_host, valid_host, valid_repository, valid_tag};
 use crate::image::{Platform, annotation};
-use crate::layer::read as layer_read;
+use crate::layer::read::{self as layer_read, LayerReader};
 use crate::registry::{Access, Progress};
 use crate::store::BlobStore;
-use crate::store::layout::{blob_ref, replace_file_with};
+use crate::store::layout::replace_file_with;
 
 use super::source::{self, Source};
 
@@ -151,7 +151,7 @@ fn export_error(e: ExportError, image: &ImageRef, output: &Path) -> Error {
         },
         other => Error::Export {
             image: image.to_string(),
-            source: other,
+            source: Box::new(other),
         },
     }
 }
@@ -170,8 +170,9 @@ pub fn export(request: &Request, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let config = source
         .blobs
         .read(&config_blob)
-        .context(|| format!("{image}: reading the config"))?;
-    let layers = measure_layers(&source, log).map_err(|e| export_error(e, image, output))?;
+        .within(|| format!("{image}: reading the config"))?;
+    let ids = diff_ids(&source.config).map_err(|m| Error::Failed(format!("{image}: {m}")))?;
+    let layers = measure_layers(&source, ids, log).map_err(|e| export_error(e, image, output))?;
     let entries = entries(&config, &config_blob.digest, &layers, &repo_tags)?;
 
     let blobs = &source.blobs;
@@ -227,8 +228,11 @@ fn own_repo_tag(source: &Source, log: &mut dyn FnMut(&str)) -> Vec<RepoTag> {
 
 /// The first pass: every layer read through and checked, and its
 /// uncompressed size learnt, before the output is created.
-fn measure_layers(source: &Source, log: &mut dyn FnMut(&str)) -> Result<Vec<Layer>, ExportError> {
-    let ids = diff_ids(&source.config).map_err(ExportError::Corrupt)?;
+fn measure_layers(
+    source: &Source,
+    ids: Vec<Digest>,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<Layer>, ExportError> {
     let total = ids.len();
     let blobs = &source.blobs;
     // source::open checked that the layers and the config's diff_ids
@@ -236,7 +240,7 @@ fn measure_layers(source: &Source, log: &mut dyn FnMut(&str)) -> Result<Vec<Laye
     let pairs = source.layers.iter().zip(ids);
     let mut layers = Vec::with_capacity(total);
     for (i, (desc, diff_id)) in pairs.enumerate() {
-        let size = measure(blobs, desc, &diff_id).map_err(ExportError::Corrupt)?;
+        let size = measure(blobs, desc, &diff_id)?;
         log(&format!(
             "layer {}/{total}: {diff_id}, {size} bytes uncompressed",
             i + 1
@@ -261,31 +265,27 @@ struct Layer {
 
 /// Reads layer `desc` through, checking its blob digest and size and its
 /// diff_id; returns its uncompressed size.
-fn measure(blobs: &BlobStore, desc: &Descriptor, diff_id: &Digest) -> Result<u64, String> {
+fn measure(blobs: &BlobStore, desc: &Descriptor, diff_id: &Digest) -> Result<u64, LayerError> {
     let mut tar = layer_read::open(blobs, desc)?;
-    let size = match pump(&mut tar, &mut io::sink(), u64::MAX) {
+    let size = match io::copy(&mut tar, &mut io::sink()) {
         Ok(n) => n,
-        Err(Pump::Read(e)) => return Err(explain_read_error(blobs, desc, e)),
-        // The sink does not fail.
-        Err(Pump::Write(e)) => return Err(e.to_string()),
+        Err(e) => return Err(broken(tar, e)),
     };
     tar.finish(diff_id)?;
     Ok(size)
 }
 
-/// Why a layer stream broke. A flipped bit in a compressed blob usually
-/// shows first as a decoding error; the blob's digest mismatch says more
-/// plainly what is wrong, so it is preferred when the blob has one.
-fn explain_read_error(blobs: &BlobStore, desc: &Descriptor, e: io::Error) -> String {
-    let blob_check = blob_ref(desc).map_err(|e| e.to_string()).and_then(|b| {
-        blobs
-            .open_blob(&b)
-            .and_then(|r| r.finish())
-            .map_err(|e| e.to_string())
-    });
-    match blob_check {
-        Err(blob) => format!("layer {}: {blob}", desc.digest()),
-        Ok(()) => format!("layer {}: corrupt or truncated: {e}", desc.digest()),
+/// Why a layer stream broke, from the reader, which drains the blob to
+/// its end and checks it: a flipped bit in a compressed blob usually shows
+/// first as a decoding error, and the blob's digest mismatch says more
+/// plainly what is wrong.
+fn broken(tar: LayerReader, e: io::Error) -> LayerError {
+    let layer = tar.digest();
+    match tar.diff_id() {
+        Err(cause) => cause,
+        // The reader keeps every error it gave; were one to slip by, the
+        // stream still did not decode.
+        Ok(_) => LayerError::Decode { layer, source: e },
     }
 }
 
@@ -437,17 +437,16 @@ fn write_archive(
 /// the whole stream against the blob and the diff_id once more: the first
 /// pass vouched for what the file held then, not now.
 fn stream_layer(layer: &Layer, blobs: &BlobStore, out: &mut impl Write) -> Result<(), ExportError> {
-    let corrupt = |e| ExportError::Corrupt(explain_read_error(blobs, &layer.desc, e));
-    let mut tar = layer_read::open(blobs, &layer.desc).map_err(ExportError::Corrupt)?;
+    let mut tar = layer_read::open(blobs, &layer.desc)?;
     let copied = match pump(&mut tar, out, layer.size) {
         Ok(n) => n,
-        Err(Pump::Read(e)) => return Err(corrupt(e)),
+        Err(Pump::Read(e)) => return Err(broken(tar, e).into()),
         Err(Pump::Write(e)) => return Err(ExportError::Write(e)),
     };
     // What is left must be nothing; the header already promised the size.
-    let rest = match pump(&mut tar, &mut io::sink(), u64::MAX) {
+    let rest = match io::copy(&mut tar, &mut io::sink()) {
         Ok(n) => n,
-        Err(Pump::Read(e) | Pump::Write(e)) => return Err(corrupt(e)),
+        Err(e) => return Err(broken(tar, e).into()),
     };
     if copied + rest != layer.size {
         return Err(ExportError::Changed {
@@ -456,7 +455,7 @@ fn stream_layer(layer: &Layer, blobs: &BlobStore, out: &mut impl Write) -> Resul
             found: copied + rest,
         });
     }
-    tar.finish(&layer.diff_id).map_err(ExportError::Corrupt)
+    Ok(tar.finish(&layer.diff_id)?)
 }
 
 const BLOCK: usize = 512;
@@ -534,6 +533,7 @@ fn pax_record(key: &str, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::BlobError;
     use crate::layer::{self, Content, EntryKind};
     use oci_spec::image::MediaType;
 
@@ -816,13 +816,34 @@ mod tests {
         bytes[n / 2] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
 
+        let found = Digest::of(&std::fs::read(&path).unwrap());
+        let digest_mismatch = |e: &LayerError| matches!(e, LayerError::Blob(BlobError::DigestMismatch { found: f, .. }) if *f == found);
         let err = measure(&blobs, &layers[0].desc, &layers[0].diff_id).unwrap_err();
-        assert!(err.contains("blob digest mismatch"), "{err}");
+        assert!(digest_mismatch(&err), "{err}");
         let Err(err) = archive(&blobs, &layers, b"{}", &[]) else {
             panic!("a corrupt layer was written");
         };
         assert!(
-            matches!(&err, ExportError::Corrupt(reason) if reason.contains("digest mismatch")),
+            matches!(&err, ExportError::Layer(e) if digest_mismatch(e)),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_intact_blob_that_does_not_decompress_is_said_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path()).unwrap();
+        let junk = blobs
+            .put(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff])
+            .unwrap();
+        let desc = Descriptor::new(MediaType::ImageLayerGzip, junk.size, junk.digest.to_oci());
+        let err = measure(&blobs, &desc, &Digest::of(b"")).unwrap_err();
+        assert!(
+            matches!(&err, LayerError::Decode { layer, .. } if *layer == junk.digest),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("the blob itself is intact"),
             "{err}"
         );
     }

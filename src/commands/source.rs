@@ -143,8 +143,7 @@ fn open_archive(image: &ImageRef, path: &std::path::Path) -> Result<Source> {
         return Err(Error::Usage(format!("{image}: no such file")));
     }
     let (scratch, blobs) = scratch_store()?;
-    let (base, config_blob) =
-        docker_archive::load_keeping_config(path, &blobs).map_err(Error::Failed)?;
+    let (base, config_blob) = docker_archive::load_keeping_config(path, &blobs)?;
     let diff_ids = crate::image::config::diff_ids(&base.config)
         .map_err(|m| Error::Failed(format!("{image}: {m}")))?;
     let labels = diff_ids

@@ -7,8 +7,9 @@
 //! ([`BlobStore::open_blob`]) and every layer is decompressed to check its
 //! diff_id ([`crate::layer::read`]). It collects every problem rather than
 //! stopping at the first, because whoever repairs a layout wants the whole
-//! list; and it reads each blob once however many manifests share it (a blob
-//! found wrong is read again, only to say how).
+//! list; and it reads each blob once however many manifests share it, and
+//! once however it is found wrong: the typed error of that read
+//! ([`BlobError`], [`LayerError`]) says how.
 //!
 //! A layout that is broken is a [`Report`] with problems, not an `Err`: only
 //! a path that is no layout at all, or an unknown tag, is an error (usage).
@@ -24,11 +25,11 @@ use oci_spec::image::{
 };
 use serde::Serialize;
 
-use crate::digest::{Digest, HashingReader};
-use crate::error::{Error, Result};
-use crate::image::media::{self, Compression};
+use crate::digest::Digest;
+use crate::error::{BlobError, Error, LayerError, Result};
+use crate::image::media;
 use crate::image::reference::Selector;
-use crate::layer::read as layer_read;
+use crate::layer::read::{self as layer_read, LayerReader};
 use crate::store::layout::Layout;
 use crate::store::layout::tag_of;
 use crate::store::{BlobRef, BlobStore, VerifiedReader};
@@ -530,80 +531,81 @@ impl Walk {
     }
 
     /// A layer: decompressed in one pass that checks the blob's size and
-    /// digest and the content's diff_id together. Only when that pass fails
-    /// is the blob read again on its own, to say which it was: a damaged
-    /// blob, or an intact blob whose content is not what the config says.
+    /// digest and learns the content's diff_id, which is then checked
+    /// against each config that lists the layer.
     fn check_layer(&mut self, desc: &Descriptor, diff_id: Option<Digest>, at: &str) {
         let Some(blob) = self.blob_ref(desc, at) else {
             return;
         };
         let key = (blob.digest, blob.size, desc.media_type().to_string());
-        if let Some(known) = self.layers.get(&key) {
-            // Read already; only this reference's diff_id is new.
-            if let (Some(found), Some(expected)) = (*known, diff_id) {
-                self.check_diff_id(&blob, expected, found, at);
+        // Read already, perhaps for another config: only this reference's
+        // diff_id is new.
+        let found = match self.layers.get(&key) {
+            Some(known) => *known,
+            None => {
+                let found = self.decompress(desc, &blob, at);
+                self.layers.insert(key, found);
+                found
             }
-            return;
+        };
+        if let (Some(found), Some(expected)) = (found, diff_id) {
+            self.check_diff_id(&blob, expected, found, at);
         }
-        let found = self.decompress(desc, &blob, diff_id, at);
-        self.layers.insert(key, found);
     }
 
     /// Returns the layer's actual diff_id when the blob is intact and
-    /// decompresses.
-    fn decompress(
-        &mut self,
-        desc: &Descriptor,
-        blob: &BlobRef,
-        diff_id: Option<Digest>,
-        at: &str,
-    ) -> Option<Digest> {
-        if let Err(e) = Compression::of(desc.media_type()) {
-            self.blob_problem(ProblemKind::MediaType, blob, format!("{at}: {e}"));
-            self.check_blob(blob, at);
+    /// decompresses. When it is not, the error of that one pass says
+    /// which it was: a damaged blob, or an intact one that does not
+    /// decompress.
+    fn decompress(&mut self, desc: &Descriptor, blob: &BlobRef, at: &str) -> Option<Digest> {
+        // Found wrong already, read as another kind of blob: reported.
+        if self.raw.get(&(blob.digest, blob.size)) == Some(&false) {
             return None;
         }
-        // A path, cloned so that problems can be noted while it is in use.
-        let Some(store) = self.store.clone() else {
-            self.check_blob(blob, at);
-            return None;
-        };
-        let failure = match read_layer(&store, desc, diff_id) {
+        let read = self
+            .store(blob)
+            .map_err(LayerError::from)
+            .and_then(|store| layer_read::open(store, desc))
+            .and_then(LayerReader::diff_id);
+        let e = match read {
             Ok(found) => {
                 self.record(blob, true);
                 return Some(found);
             }
-            Err(failure) => failure,
+            Err(e) => e,
         };
-        // Something failed; a raw read of the blob says whether it is the
-        // blob (missing, wrong size or digest: reported by check_blob) or,
-        // the blob being intact, what it holds.
-        if !self.check_blob(blob, at) {
-            return None;
-        }
-        match failure {
-            LayerFailure::Open(e) => {
-                self.blob_problem(ProblemKind::Unreadable, blob, format!("{at}: {e}"));
-                None
+        match e {
+            LayerError::Blob(e) => {
+                self.settle(blob, at, Err::<(), _>(e));
             }
-            LayerFailure::Decode(e) => {
-                let msg = format!("{at}: the blob is intact but does not decompress: {e}");
+            LayerError::MediaType { media_type, .. } => {
+                let msg = format!("{at}: unsupported layer media type {media_type}");
+                self.blob_problem(ProblemKind::MediaType, blob, msg);
+                self.check_blob(blob, at);
+            }
+            LayerError::Decode { source, .. } => {
+                self.record(blob, true);
+                let msg = format!("{at}: the blob is intact but does not decompress: {source}");
                 self.blob_problem(ProblemKind::CorruptLayer, blob, msg);
-                None
             }
-            // An intact blob that decompressed: its content is not the
-            // config's diff_id. Read it once more to say what it is.
-            LayerFailure::Finish(e) => match (diff_id, read_layer(&store, desc, None)) {
-                (Some(expected), Ok(found)) if found != expected => {
-                    self.check_diff_id(blob, expected, found, at);
-                    Some(found)
-                }
-                _ => {
-                    self.blob_problem(ProblemKind::CorruptLayer, blob, format!("{at}: {e}"));
-                    None
-                }
-            },
+            // Reading a layer through checks neither its diff_id nor what
+            // its tar holds, and blob_ref parsed the digest; were they to
+            // come, each has its kind.
+            LayerError::DiffIdMismatch {
+                expected, found, ..
+            } => {
+                self.record(blob, true);
+                self.check_diff_id(blob, expected, found, at);
+            }
+            LayerError::Refused { reason, .. } => {
+                self.record(blob, true);
+                self.blob_problem(ProblemKind::CorruptLayer, blob, format!("{at}: {reason}"));
+            }
+            LayerError::Digest(e) => {
+                self.blob_problem(ProblemKind::Descriptor, blob, format!("{at}: {e}"));
+            }
         }
+        None
     }
 
     fn check_diff_id(&mut self, blob: &BlobRef, expected: Digest, found: Digest, at: &str) {
@@ -674,15 +676,8 @@ impl Walk {
             self.check_blob(blob, at);
             return None;
         }
-        let Some(mut reader) = self.open(blob, at) else {
-            self.record(blob, false);
-            return None;
-        };
-        let mut bytes = Vec::new();
-        let read = reader.read_to_end(&mut bytes).map(|n| n as u64);
-        let intact = self.settle(blob, at, read, reader);
-        self.record(blob, intact);
-        intact.then_some(bytes)
+        let read = self.store(blob).and_then(|s| s.read(blob));
+        self.settle(blob, at, read)
     }
 
     /// Streams a blob, checking its size and digest, once per digest and
@@ -691,97 +686,69 @@ impl Walk {
         if let Some(&intact) = self.raw.get(&(blob.digest, blob.size)) {
             return intact;
         }
-        let intact = match self.open(blob, at) {
-            None => false,
-            Some(mut reader) => {
-                let read = io::copy(&mut reader, &mut io::sink());
-                self.settle(blob, at, read, reader)
-            }
-        };
-        self.record(blob, intact);
-        intact
+        let read = self
+            .store(blob)
+            .and_then(|s| s.open_blob(blob))
+            .and_then(VerifiedReader::finish);
+        self.settle(blob, at, read).is_some()
     }
 
-    fn open(&mut self, blob: &BlobRef, at: &str) -> Option<VerifiedReader> {
-        let opened = match &self.store {
-            Some(store) => store.open_blob(blob),
-            None => Err(io::ErrorKind::NotFound.into()),
-        };
-        match opened {
-            Ok(r) => Some(r),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let msg = format!("{at}: blobs/sha256/{} is missing", blob.digest.hex());
-                self.blob_problem(ProblemKind::MissingBlob, blob, msg);
-                None
-            }
-            Err(e) => {
-                self.blob_problem(ProblemKind::Unreadable, blob, format!("{at}: {e}"));
-                None
-            }
-        }
+    /// The store to read `blob` from; without one, every blob is missing.
+    fn store(&self, blob: &BlobRef) -> std::result::Result<&BlobStore, BlobError> {
+        self.store.as_ref().ok_or(BlobError::Missing {
+            digest: blob.digest,
+        })
     }
 
-    /// Turns the outcome of reading a blob through `reader` into a problem,
-    /// if any. `read` is how many bytes came through (at most one more than
-    /// the descriptor's size: the reader stops there).
-    fn settle(
+    /// Records whether a read found `blob` intact, and the problem when
+    /// it did not.
+    fn settle<T>(
         &mut self,
         blob: &BlobRef,
         at: &str,
-        read: io::Result<u64>,
-        reader: VerifiedReader,
-    ) -> bool {
-        let count = match read {
-            Ok(n) => n,
-            Err(e) => {
-                self.blob_problem(ProblemKind::Unreadable, blob, format!("{at}: {e}"));
-                return false;
-            }
-        };
-        match reader.finish() {
-            Ok(()) => true,
-            Err(e) if count == blob.size => {
-                let msg = match self.actual(blob) {
-                    Ok((found, _)) => format!("{at}: the content hashes to {found}"),
-                    Err(_) => format!("{at}: {e}"),
-                };
-                self.blob_problem(ProblemKind::DigestMismatch, blob, msg);
-                false
-            }
-            Err(_) => {
-                let msg = format!("{at}: {}", self.size_mismatch(blob));
-                self.blob_problem(ProblemKind::SizeMismatch, blob, msg);
-                false
-            }
-        }
+        read: std::result::Result<T, BlobError>,
+    ) -> Option<T> {
+        let read = read.map_err(|e| self.blob_fault(blob, at, &e)).ok();
+        self.record(blob, read.is_some());
+        read
     }
 
-    /// The digest and size of the whole blob file, whatever its descriptor
-    /// says. Only read again to explain a mismatch, never on the clean path.
-    fn actual(&self, blob: &BlobRef) -> io::Result<(Digest, u64)> {
-        let store = self.store.as_ref().ok_or(io::ErrorKind::NotFound)?;
-        let file = fs::File::open(store.path(&blob.digest))?;
-        let mut r = HashingReader::new(io::BufReader::new(file));
-        io::copy(&mut r, &mut io::sink())?;
-        Ok(r.finish())
-    }
-
-    /// Says how big the blob really is and whether its content matches the
-    /// digest: a descriptor with a wrong size and a truncated blob call for
-    /// different repairs.
-    fn size_mismatch(&self, blob: &BlobRef) -> String {
-        let declared = blob.size;
-        match self.actual(blob) {
-            Ok((digest, actual)) => format!(
-                "descriptor says {declared} bytes, the blob has {actual}{}",
-                if digest == blob.digest {
-                    " (its content matches the digest: the descriptor is wrong)"
-                } else {
-                    " (and its content does not match the digest)"
-                }
+    /// The problem a blob error is. The error says all there is to say
+    /// (a size mismatch brings the blob's real size and what it hashes
+    /// to), so a blob found wrong is not read again to explain it.
+    fn blob_fault(&mut self, blob: &BlobRef, at: &str, e: &BlobError) {
+        let file = format!("blobs/sha256/{}", blob.digest.hex());
+        let (kind, msg) = match e {
+            BlobError::Missing { .. } => {
+                (ProblemKind::MissingBlob, format!("{at}: {file} is missing"))
+            }
+            BlobError::NotRegular { .. } => (
+                ProblemKind::Unreadable,
+                format!("{at}: {file} is not a regular file"),
             ),
-            Err(e) => format!("descriptor says {declared} bytes ({e})"),
-        }
+            BlobError::SizeMismatch {
+                digest,
+                expected,
+                found,
+                content,
+            } => (
+                ProblemKind::SizeMismatch,
+                format!(
+                    "{at}: descriptor says {expected} bytes, the blob has {found}{}",
+                    if content == digest {
+                        " (its content matches the digest: the descriptor is wrong)"
+                    } else {
+                        " (and its content does not match the digest)"
+                    }
+                ),
+            ),
+            BlobError::DigestMismatch { found, .. } => (
+                ProblemKind::DigestMismatch,
+                format!("{at}: the content hashes to {found}"),
+            ),
+            BlobError::Io { source, .. } => (ProblemKind::Unreadable, format!("{at}: {source}")),
+        };
+        self.blob_problem(kind, blob, msg);
     }
 
     fn record(&mut self, blob: &BlobRef, intact: bool) {
@@ -792,44 +759,6 @@ impl Walk {
             }
         }
     }
-}
-
-/// How reading a layer failed, for [`Walk::decompress`] to explain.
-enum LayerFailure {
-    /// The blob could not be opened.
-    Open(String),
-    /// It did not decompress (or could not be read to the end).
-    Decode(String),
-    /// It decompressed, but the blob or the diff_id did not match.
-    Finish(String),
-}
-
-/// Reads a layer through [`layer_read`], which checks the blob's size and
-/// digest and the content's diff_id in one pass, and returns the diff_id.
-/// Without an expected diff_id, it is computed here instead.
-fn read_layer(
-    store: &BlobStore,
-    desc: &Descriptor,
-    diff_id: Option<Digest>,
-) -> std::result::Result<Digest, LayerFailure> {
-    let reader = layer_read::open(store, desc).map_err(LayerFailure::Open)?;
-    let decode = |e: io::Error| LayerFailure::Decode(e.to_string());
-    let (found, reader) = match diff_id {
-        // The common case: layer_read hashes the tar already; no second hash.
-        Some(expected) => {
-            let mut reader = reader;
-            io::copy(&mut reader, &mut io::sink()).map_err(decode)?;
-            (expected, reader)
-        }
-        None => {
-            let mut tar = HashingReader::new(reader);
-            io::copy(&mut tar, &mut io::sink()).map_err(decode)?;
-            let (found, _, reader) = tar.into_parts();
-            (found, reader)
-        }
-    };
-    reader.finish(&found).map_err(LayerFailure::Finish)?;
-    Ok(found)
 }
 
 /// "manifest sha256:… (tag 1.2.0)": where a config or layer was referenced.
@@ -1041,6 +970,49 @@ mod tests {
         );
     }
 
+    /// However a blob is wrong, the one read that checks it says how:
+    /// nothing is read again to explain a problem.
+    #[test]
+    fn a_corrupt_layer_blob_is_read_once_and_reported_from_its_error() {
+        use crate::store::tests::opened;
+        let f = Fixture::new();
+        let img = f.image("one");
+        f.tag(&[(&img, "1")]);
+        f.flip_byte(&img.layer);
+        let found = Digest::of(&fs::read(f.store.path(&img.layer.digest)).unwrap());
+        let blobs = [img.manifest, img.config, img.layer];
+        let before = blobs.map(|b| opened(&b.digest));
+
+        let report = f.verify(None);
+        let reads = blobs.map(|b| opened(&b.digest));
+        let reads: Vec<usize> = reads.iter().zip(before).map(|(n, b)| n - b).collect();
+        assert_eq!(
+            reads,
+            [1, 1, 1],
+            "manifest, config and layer each read once"
+        );
+        assert_eq!(kinds(&report), [ProblemKind::DigestMismatch], "{report:#?}");
+        let problem = &report.problems[0];
+        assert_eq!(problem.blob, Some(img.layer.digest.to_string()));
+        assert!(
+            problem
+                .message
+                .ends_with(&format!("the content hashes to {found}")),
+            "{}",
+            problem.message
+        );
+
+        // Cut short: one read too, which learns the blob's real size.
+        let bytes = fs::read(f.store.path(&img.layer.digest)).unwrap();
+        fs::write(f.store.path(&img.layer.digest), &bytes[..bytes.len() / 2]).unwrap();
+        let before = opened(&img.layer.digest);
+        let report = f.verify(None);
+        assert_eq!(opened(&img.layer.digest), before + 1);
+        assert_eq!(kinds(&report), [ProblemKind::SizeMismatch], "{report:#?}");
+        let says = format!("the blob has {}", bytes.len() / 2);
+        assert!(report.problems[0].message.contains(&says), "{report:#?}");
+    }
+
     #[test]
     fn a_flipped_byte_in_each_kind_of_blob_is_a_digest_mismatch() {
         for target in ["manifest", "config", "layer"] {
@@ -1182,9 +1154,11 @@ mod tests {
         let config = f.config(&[Digest::of(b"")]);
         let manifest = f.manifest(&config, &[junk], "x");
         f.index(&[(desc(&MediaType::ImageManifest, &manifest), "1")]);
+        let before = crate::store::tests::opened(&junk.digest);
         let report = f.verify(None);
         assert_eq!(kinds(&report), [ProblemKind::CorruptLayer], "{report:#?}");
         assert!(names(&report, &junk));
+        assert_eq!(crate::store::tests::opened(&junk.digest), before + 1);
     }
 
     #[test]

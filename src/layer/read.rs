@@ -7,6 +7,7 @@ use std::io::{self, Read};
 use oci_spec::image::Descriptor;
 
 use crate::digest::{Digest, HashingReader};
+use crate::error::{BlobError, LayerError};
 use crate::image::media::Compression;
 use crate::store::{BlobRef, BlobStore, VerifiedReader};
 
@@ -53,50 +54,92 @@ impl<R: Read> Read for Decoder<R> {
 pub struct LayerReader {
     tar: HashingReader<Decoder<VerifiedReader>>,
     digest: Digest,
+    /// The first error the stream gave, kept for `finish`: only the blob's
+    /// own check, at its end, can say whether the blob is damaged or its
+    /// intact bytes do not decode.
+    broken: Option<io::Error>,
 }
 
 /// Opens the layer `desc` from `blobs`.
-pub fn open(blobs: &BlobStore, desc: &Descriptor) -> Result<LayerReader, String> {
-    let compression = Compression::of(desc.media_type())?;
-    let digest = Digest::try_from(desc.digest()).map_err(|e| e.to_string())?;
+pub fn open(blobs: &BlobStore, desc: &Descriptor) -> Result<LayerReader, LayerError> {
+    let digest = Digest::try_from(desc.digest())?;
+    let compression = Compression::of(desc.media_type()).map_err(|_| LayerError::MediaType {
+        layer: digest,
+        media_type: desc.media_type().to_string(),
+    })?;
     let blob = BlobRef {
         digest,
         size: desc.size(),
     };
-    let reader = blobs
-        .open_blob(&blob)
-        .map_err(|e| format!("layer {digest}: {e}"))?;
-    let tar = decoder(compression, reader).map_err(|e| format!("layer {digest}: {e}"))?;
+    let reader = blobs.open_blob(&blob)?;
+    // Making a decoder reads nothing: it fails only for want of memory.
+    let tar = decoder(compression, reader).map_err(|source| BlobError::Io { digest, source })?;
     Ok(LayerReader {
         tar: HashingReader::new(tar),
         digest,
+        broken: None,
     })
 }
 
 impl LayerReader {
+    /// The layer's blob digest.
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
     /// Drains the rest, checks the blob's size and digest and the
     /// uncompressed stream's digest against `diff_id`.
-    pub fn finish(mut self, diff_id: &Digest) -> Result<(), String> {
-        let digest = self.digest;
-        io::copy(&mut self.tar, &mut io::sink())
-            .map_err(|e| format!("layer {digest}: corrupt or truncated: {e}"))?;
-        let (found, _, decoder) = self.tar.into_parts();
-        decoder
-            .into_inner()
-            .finish()
-            .map_err(|e| format!("layer {digest}: {e}"))?;
+    pub fn finish(self, diff_id: &Digest) -> Result<(), LayerError> {
+        let layer = self.digest;
+        let found = self.diff_id()?;
         if found != *diff_id {
-            return Err(format!(
-                "layer {digest}: diff_id mismatch: expected {diff_id}, found {found}"
-            ));
+            return Err(LayerError::DiffIdMismatch {
+                layer,
+                expected: *diff_id,
+                found,
+            });
         }
         Ok(())
+    }
+
+    /// Drains the rest and checks the blob's size and digest; returns the
+    /// uncompressed stream's digest, the layer's diff_id.
+    ///
+    /// A stream that broke is still drained, raw, through the blob's
+    /// check: a flipped bit in a compressed blob usually shows first as a
+    /// decoding error, and "digest mismatch" says more plainly what is
+    /// wrong. Either way the blob is read once.
+    pub fn diff_id(mut self) -> Result<Digest, LayerError> {
+        if self.broken.is_none()
+            && let Err(e) = io::copy(&mut self.tar, &mut io::sink())
+        {
+            self.broken = Some(e);
+        }
+        let (found, _, decoder) = self.tar.into_parts();
+        decoder.into_inner().finish()?;
+        match self.broken {
+            Some(source) => Err(LayerError::Decode {
+                layer: self.digest,
+                source,
+            }),
+            None => Ok(found),
+        }
     }
 }
 
 impl Read for LayerReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.tar.read(buf)
+        if let Some(e) = &self.broken {
+            return Err(io::Error::new(e.kind(), e.to_string()));
+        }
+        self.tar.read(buf).map_err(|e| {
+            // The caller gets the same words; the error itself is kept.
+            let told = io::Error::new(e.kind(), e.to_string());
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.broken = Some(e);
+            }
+            told
+        })
     }
 }
 
@@ -139,7 +182,11 @@ mod tests {
             .unwrap()
             .finish(&Digest::of(b"x"))
             .unwrap_err();
-        assert!(err.contains("diff_id mismatch"), "{err}");
+        assert!(
+            matches!(err, LayerError::DiffIdMismatch { expected, found, .. }
+                if expected == Digest::of(b"x") && found == diff_id),
+            "{err}"
+        );
     }
 
     #[test]
@@ -151,7 +198,41 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         let n = bytes.len();
         bytes[n / 2] ^= 0xff;
-        std::fs::write(&path, bytes).unwrap();
-        assert!(open(&blobs, &desc).unwrap().finish(&diff_id).is_err());
+        std::fs::write(&path, &bytes).unwrap();
+        // However the stream broke, the blob's own check has the last word.
+        let mut r = open(&blobs, &desc).unwrap();
+        let _ = io::copy(&mut r, &mut io::sink());
+        let err = r.finish(&diff_id).unwrap_err();
+        assert!(
+            matches!(&err, LayerError::Blob(BlobError::DigestMismatch { found, .. })
+                if *found == Digest::of(&bytes)),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_intact_blob_that_does_not_decode_is_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path()).unwrap();
+        let junk = blobs.put(b"not gzip at all").unwrap();
+        let desc = Descriptor::new(MediaType::ImageLayerGzip, junk.size, junk.digest.to_oci());
+        let err = open(&blobs, &desc)
+            .unwrap()
+            .finish(&Digest::of(b""))
+            .unwrap_err();
+        assert!(
+            matches!(err, LayerError::Decode { layer, .. } if layer == junk.digest),
+            "{err}"
+        );
+
+        let odd = Descriptor::new(
+            MediaType::Other("text/plain".into()),
+            junk.size,
+            junk.digest.to_oci(),
+        );
+        assert!(matches!(
+            open(&blobs, &odd),
+            Err(LayerError::MediaType { .. })
+        ));
     }
 }

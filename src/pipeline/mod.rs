@@ -510,7 +510,7 @@ fn read_base(recipe: &Recipe, base: &BaseImage, blobs: &BlobStore) -> Result<Bel
             .apply_layer(blobs, desc, diff_id, &mut |path, data| {
                 scan.visit(path, layer, data)
             })
-            .map_err(|m| base_error(recipe, Error::Failed(m)))?;
+            .map_err(|e| base_error(recipe, e.into()))?;
         below.labels.push(LayerLabel {
             digest: desc.digest().to_string(),
             name: "base".into(),

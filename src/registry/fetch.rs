@@ -13,7 +13,7 @@ use super::push::Tally;
 use super::remote::RawManifest;
 use super::{Access, Progress, RegistryError, Remote};
 use crate::digest::Digest;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, Result, Within};
 use crate::image::config::platform_of;
 use crate::image::reference::RegistryRef;
 use crate::image::{Platform, media, select_platform};
@@ -129,7 +129,7 @@ pub fn fetch_image(
     }
     let config_bytes = store
         .read(&config_ref)
-        .context(|| format!("reading config {}", config_ref.digest))?;
+        .within(|| format!("config of {reference}"))?;
     let config: ImageConfiguration =
         serde_json::from_slice(&config_bytes).map_err(|e| RegistryError::Protocol {
             what: what(&config_ref, "config"),

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::remote::MAX_MANIFEST_SIZE;
 use super::{Access, Progress, Remote};
 use crate::digest::Digest;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result, Within};
 use crate::image::reference::RegistryRef;
 use crate::image::reference::{OciRef, Selector};
 use crate::image::{annotation, media};
@@ -190,7 +190,7 @@ pub(crate) fn push_blobs(
         let what = format!("blob {} of {origin}", blob.digest);
         let reader = store
             .open_blob(blob)
-            .context(|| format!("reading {origin}"))?;
+            .within(|| format!("reading {origin}"))?;
         remote.upload_blob(repo, blob, reader, blob.size > options.chunked_above, &what)?;
         report.uploaded.add(blob);
     }
@@ -249,7 +249,7 @@ fn collect(layout: &Layout, desc: &Descriptor, depth: usize, plan: &mut Plan) ->
     let bytes = layout
         .blobs
         .read(&blob)
-        .context(|| format!("reading {}", layout.dir.display()))?;
+        .within(|| format!("reading {}", layout.dir.display()))?;
     let media_type = desc.media_type().to_string();
     let bad_json = |e: serde_json::Error| {
         Error::Failed(format!("manifest {}: invalid JSON: {e}", blob.digest))

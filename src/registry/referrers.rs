@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::push::{PushOptions, PushReport, Tally, push_blobs};
 use super::{RegistryError, Remote};
 use crate::digest::Digest;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result, Within};
 use crate::image::canonical_json;
 use crate::image::media;
 use crate::image::reference::RegistryRef;
@@ -55,9 +55,7 @@ pub fn push_referrer(
     store: &BlobStore,
     manifest: &BlobRef,
 ) -> Result<ReferrerReport> {
-    let bytes = store
-        .read(manifest)
-        .context(|| format!("reading artifact {}", manifest.digest))?;
+    let bytes = store.read(manifest).within(|| "artifact".into())?;
     let parsed: ImageManifest = serde_json::from_slice(&bytes)
         .map_err(|e| Error::Failed(format!("artifact {}: invalid JSON: {e}", manifest.digest)))?;
     let subject = parsed.subject().as_ref().ok_or_else(|| {

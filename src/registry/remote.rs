@@ -37,7 +37,7 @@ use oci_spec::image::ImageIndex;
 use super::auth::{self, Credential};
 use super::{Access, RegistryError};
 use crate::digest::Digest;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{BlobError, Error, IoContext, Result};
 use crate::image::media;
 use crate::image::reference::RegistryRef;
 use crate::progress::Progress;
@@ -212,8 +212,8 @@ impl Remote {
             &blob.digest.to_string(),
             Some(blob.size),
         ));
-        if let Some(message) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            return Err(Error::Failed(format!("{what}: {message}; not pushed")));
+        if let Some(fault) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(Error::Blob(fault).within(format!("{what}: not pushed")));
         }
         result.map(drop).map_err(|e| self.classify(e, what).into())
     }
@@ -621,15 +621,17 @@ struct BlobChunks {
     expected: u64,
     chunk: usize,
     read: u64,
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Arc<Mutex<Option<BlobError>>>,
     progress: Progress,
 }
 
 impl BlobChunks {
-    fn fail(&mut self, e: io::Error) -> Option<std::result::Result<Bytes, OciDistributionError>> {
+    /// Ends the stream; the blob's fault is kept, typed, for the uploader.
+    fn fail(&mut self, e: BlobError) -> Option<std::result::Result<Bytes, OciDistributionError>> {
         self.reader = None;
-        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-        Some(Err(OciDistributionError::IoError(e)))
+        let stream = io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        Some(Err(OciDistributionError::IoError(stream)))
     }
 }
 
@@ -645,7 +647,10 @@ impl Iterator for BlobChunks {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(e),
+                Err(e) => {
+                    let cause = self.reader.take()?.cause(e);
+                    return self.fail(cause);
+                }
             }
         }
         buf.truncate(filled);
@@ -704,7 +709,11 @@ mod tests {
         assert_eq!(media_type_of(b"nope"), None);
     }
 
-    fn chunks_of(content: &[u8], promised: &[u8], chunk: usize) -> (Vec<Vec<u8>>, Option<String>) {
+    fn chunks_of(
+        content: &[u8],
+        promised: &[u8],
+        chunk: usize,
+    ) -> (Vec<Vec<u8>>, Option<BlobError>) {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
         let stored = store.put(content).unwrap();
@@ -742,10 +751,10 @@ mod tests {
             out,
             vec![b"0123".to_vec(), b"4567".to_vec(), b"89".to_vec()]
         );
-        assert_eq!(failure, None);
+        assert!(failure.is_none(), "{failure:?}");
         let (out, failure) = chunks_of(b"01234567", b"01234567", 4);
         assert_eq!(out.len(), 2);
-        assert_eq!(failure, None);
+        assert!(failure.is_none(), "{failure:?}");
         let (out, failure) = chunks_of(b"", b"", 4);
         assert!(out.is_empty() && failure.is_none());
     }
@@ -754,14 +763,30 @@ mod tests {
     fn blob_chunks_hold_back_the_last_chunk_of_a_bad_blob() {
         let (out, failure) = chunks_of(b"0123456789", b"0123456788", 4);
         assert_eq!(out, vec![b"0123".to_vec(), b"4567".to_vec()]);
-        assert!(failure.unwrap().contains("digest mismatch"));
+        assert!(
+            matches!(failure, Some(BlobError::DigestMismatch { found, .. }) if found == Digest::of(b"0123456789"))
+        );
         // Longer than promised: stopped at the promised size.
         let (out, failure) = chunks_of(b"0123456789", b"01234567", 4);
         assert_eq!(out, vec![b"0123".to_vec()]);
-        assert!(failure.unwrap().contains("size mismatch"));
+        assert!(matches!(
+            failure,
+            Some(BlobError::SizeMismatch {
+                expected: 8,
+                found: 10,
+                ..
+            })
+        ));
         // Shorter.
         let (out, failure) = chunks_of(b"012345", b"01234567", 4);
         assert_eq!(out, vec![b"0123".to_vec()]);
-        assert!(failure.unwrap().contains("size mismatch"));
+        assert!(matches!(
+            failure,
+            Some(BlobError::SizeMismatch {
+                expected: 8,
+                found: 6,
+                ..
+            })
+        ));
     }
 }

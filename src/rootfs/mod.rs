@@ -18,6 +18,7 @@ use meta::ImagePath;
 use oci_spec::image::Descriptor;
 
 use crate::digest::Digest;
+use crate::error::LayerError;
 use crate::layer::{self, OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 use crate::store::BlobStore;
 
@@ -232,14 +233,23 @@ impl View {
         desc: &Descriptor,
         diff_id: &Digest,
         on_file: FileVisitor,
-    ) -> Result<(), String> {
+    ) -> Result<(), LayerError> {
         let mut reader = layer::read::open(blobs, desc)?;
-        let changes = self
-            .read_tar(&mut reader, on_file)
-            .map_err(|m| format!("layer {}: {m}", desc.digest()))?;
-        reader.finish(diff_id)?;
-        self.apply(changes);
-        Ok(())
+        match self.read_tar(&mut reader, on_file) {
+            Ok(changes) => {
+                reader.finish(diff_id)?;
+                self.apply(changes);
+                Ok(())
+            }
+            Err(reason) => {
+                let layer = reader.digest();
+                // What a damaged blob seems to hold says nothing, and a
+                // stream that broke is no refusal of its content: the
+                // blob's own check, read to its end, comes first.
+                reader.diff_id()?;
+                Err(LayerError::Refused { layer, reason })
+            }
+        }
     }
 
     /// Reads a layer tar into the changes it would make as the next layer,
@@ -618,6 +628,43 @@ mod tests {
             let err = apply(entries).unwrap_err();
             assert!(err.contains(needle), "{entries:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_refused_tar_is_told_apart_from_a_damaged_blob() {
+        use crate::error::BlobError;
+        use oci_spec::image::MediaType;
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path()).unwrap();
+        let tar = raw_tar(&[("../escape", tar::EntryType::Regular, "", b"x")]);
+        let blob = blobs.put(&tar).unwrap();
+        let desc = Descriptor::new(MediaType::ImageLayer, blob.size, blob.digest.to_oci());
+        let mut v = View::new();
+        let apply =
+            |v: &mut View| v.apply_layer(&blobs, &desc, &Digest::of(&tar), &mut |_, _| Ok(()));
+
+        let err = apply(&mut v).unwrap_err();
+        assert!(
+            matches!(&err, LayerError::Refused { layer, reason }
+                if *layer == blob.digest && reason.contains("escapes")),
+            "{err}"
+        );
+        // The same entry read from a blob that is not what its digest
+        // says is the blob's fault, not a refusal of what it holds.
+        let mut damaged = tar.clone();
+        damaged[600] ^= 1;
+        std::fs::write(blobs.path(&blob.digest), &damaged).unwrap();
+        let err = apply(&mut v).unwrap_err();
+        assert!(
+            matches!(&err, LayerError::Blob(BlobError::DigestMismatch { found, .. })
+                if *found == Digest::of(&damaged)),
+            "{err}"
+        );
+        assert_eq!(
+            v.layer_count(),
+            0,
+            "a failed layer leaves the view as it was"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest,
 
 use super::{BlobRef, BlobStore};
 use crate::digest::Digest;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{BlobError, Error, IoContext, Result, Within};
 use crate::image::media::{self, Compression};
 use crate::image::reference::{OciRef, Selector};
 use crate::image::{Platform, annotation, canonical_json, select_platform};
@@ -460,11 +460,13 @@ impl Layout {
         let path = self.blobs.path(digest);
         let bytes = fs::read(&path)
             .map_err(|_| Error::Usage(format!("{}: no manifest {digest}", self.dir.display())))?;
-        if Digest::of(&bytes) != *digest {
-            return Err(Error::Failed(format!(
-                "blob digest mismatch: expected {digest}, found {}",
-                Digest::of(&bytes)
-            )));
+        let found = Digest::of(&bytes);
+        if found != *digest {
+            return Err(BlobError::DigestMismatch {
+                expected: *digest,
+                found,
+            }
+            .into());
         }
         #[derive(serde::Deserialize)]
         struct Head {
@@ -491,7 +493,7 @@ impl Layout {
         let bytes = self
             .blobs
             .read(&blob)
-            .context(|| format!("reading {}", self.dir.display()))?;
+            .within(|| format!("reading {}", self.dir.display()))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Failed(format!("blob {}: invalid JSON: {e}", blob.digest)))
     }

@@ -13,6 +13,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, HashingReader, HashingWriter};
+use crate::error::BlobError;
 
 /// Bytes per read when streaming files and blobs.
 pub const COPY_BUFFER: usize = 256 * 1024;
@@ -65,23 +66,38 @@ impl BlobStore {
     }
 
     /// Reads a whole blob, checking its size and digest.
-    pub fn read(&self, blob: &BlobRef) -> io::Result<Vec<u8>> {
+    pub fn read(&self, blob: &BlobRef) -> Result<Vec<u8>, BlobError> {
         let mut buf = Vec::new();
         let mut r = self.open_blob(blob)?;
-        r.read_to_end(&mut buf)?;
+        if let Err(e) = r.read_to_end(&mut buf) {
+            return Err(r.cause(e));
+        }
         r.finish()?;
         Ok(buf)
     }
 
     /// Opens a blob for streaming; [`VerifiedReader::finish`] checks it.
-    pub fn open_blob(&self, blob: &BlobRef) -> io::Result<VerifiedReader> {
-        let file = File::open(self.path(&blob.digest))
-            .map_err(|e| io::Error::new(e.kind(), format!("blob {}: {e}", blob.digest)))?;
+    pub fn open_blob(&self, blob: &BlobRef) -> Result<VerifiedReader, BlobError> {
+        #[cfg(test)]
+        tests::count_open(&blob.digest);
+        let digest = blob.digest;
+        let io = |source| BlobError::Io { digest, source };
+        let file = match File::open(self.path(&digest)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(BlobError::Missing { digest });
+            }
+            Err(e) => return Err(io(e)),
+        };
+        if !file.metadata().map_err(io)?.is_file() {
+            return Err(BlobError::NotRegular { digest });
+        }
         Ok(VerifiedReader {
-            inner: HashingReader::new(
-                io::BufReader::with_capacity(COPY_BUFFER, file).take(blob.size + 1),
-            ),
             expected: *blob,
+            state: State::Reading {
+                file: HashingReader::new(io::BufReader::with_capacity(COPY_BUFFER, file)),
+                given: 0,
+            },
         })
     }
 
@@ -208,55 +224,148 @@ impl Write for BlobWriter {
     }
 }
 
-/// Streams a blob and checks, at the end, that it was what its descriptor
-/// said. Reading past the declared size is an error too.
+/// Streams a blob and checks, at its end, that it was what its descriptor
+/// said: `Read` gives the end of the blob (`Ok(0)`) only once its size and
+/// digest matched, and never a byte past the declared size. Each failure
+/// is a [`BlobError`]; `Read` can only say `io::Error`, so the reader keeps
+/// the typed cause and [`finish`](Self::finish) returns it.
 pub struct VerifiedReader {
-    inner: HashingReader<io::Take<io::BufReader<File>>>,
     expected: BlobRef,
+    state: State,
+}
+
+enum State {
+    /// `given` bytes handed out so far, never more than the declared size.
+    Reading {
+        file: HashingReader<io::BufReader<File>>,
+        given: u64,
+    },
+    /// Read to its end; size and digest matched.
+    Intact,
+    Failed(BlobError),
 }
 
 impl VerifiedReader {
-    /// Drains what is left and checks size and digest.
-    pub fn finish(mut self) -> io::Result<()> {
-        io::copy(&mut self.inner, &mut io::sink())?;
-        let (digest, size) = self.inner.finish();
-        if size != self.expected.size {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "blob {}: size mismatch: expected {} bytes, found {}",
-                    self.expected.digest,
-                    self.expected.size,
-                    if size > self.expected.size {
-                        "more".to_string()
-                    } else {
-                        size.to_string()
+    /// Drains what is left and checks size and digest; or says why an
+    /// earlier read failed.
+    pub fn finish(mut self) -> Result<(), BlobError> {
+        self.settle();
+        match self.state {
+            State::Failed(e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// The blob's fault behind `e`, an error this reader's `Read` returned.
+    pub fn cause(self, e: io::Error) -> BlobError {
+        match self.state {
+            State::Failed(fault) => fault,
+            State::Reading { .. } | State::Intact => BlobError::Io {
+                digest: self.expected.digest,
+                source: e,
+            },
+        }
+    }
+
+    /// Reads the rest of the file, past the declared size too, so that a
+    /// mismatch says how long the blob really is and what it hashes to, in
+    /// the same read.
+    fn settle(&mut self) {
+        let expected = self.expected;
+        let digest = expected.digest;
+        self.state = match std::mem::replace(&mut self.state, State::Intact) {
+            State::Reading { mut file, .. } => match io::copy(&mut file, &mut io::sink()) {
+                Err(source) => State::Failed(BlobError::Io { digest, source }),
+                Ok(_) => match file.finish() {
+                    (content, found) if found != expected.size => {
+                        State::Failed(BlobError::SizeMismatch {
+                            digest,
+                            expected: expected.size,
+                            found,
+                            content,
+                        })
                     }
-                ),
-            ));
+                    (found, _) if found != digest => State::Failed(BlobError::DigestMismatch {
+                        expected: digest,
+                        found,
+                    }),
+                    _ => State::Intact,
+                },
+            },
+            done => done,
+        };
+    }
+
+    /// What `Read` says of a failure: its text, the typed cause staying in
+    /// the reader.
+    fn io_error(&self) -> io::Error {
+        match &self.state {
+            State::Failed(e @ BlobError::Io { source, .. }) => {
+                io::Error::new(source.kind(), e.to_string())
+            }
+            State::Failed(e) => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+            State::Intact | State::Reading { .. } => io::Error::other("no failure"),
         }
-        if digest != self.expected.digest {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "blob digest mismatch: expected {}, found {digest}",
-                    self.expected.digest
-                ),
-            ));
-        }
-        Ok(())
     }
 }
 
 impl Read for VerifiedReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
+        let State::Reading { file, given } = &mut self.state else {
+            return match self.state {
+                State::Intact => Ok(0),
+                _ => Err(self.io_error()),
+            };
+        };
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let left = self.expected.size - *given;
+        if left > 0 {
+            let want = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
+            match file.read(&mut buf[..want]) {
+                // Shorter than declared: settled below.
+                Ok(0) => {}
+                Ok(n) => {
+                    *given += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+                Err(source) => {
+                    let digest = self.expected.digest;
+                    self.state = State::Failed(BlobError::Io { digest, source });
+                    return Err(self.io_error());
+                }
+            }
+        }
+        // At the declared size, or the file ended before it: the blob must
+        // end here and hash to its name.
+        self.settle();
+        match self.state {
+            State::Failed(_) => Err(self.io_error()),
+            State::Intact | State::Reading { .. } => Ok(0),
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    thread_local! {
+        /// Blobs opened on this thread, so that a test can count reads
+        /// (each test runs on a thread of its own).
+        static OPENED: std::cell::RefCell<Vec<Digest>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    pub(super) fn count_open(digest: &Digest) {
+        OPENED.with(|o| o.borrow_mut().push(*digest));
+    }
+
+    /// How many times this thread opened the blob `digest`.
+    pub(crate) fn opened(digest: &Digest) -> usize {
+        OPENED.with(|o| o.borrow().iter().filter(|d| *d == digest).count())
+    }
 
     #[test]
     fn put_then_read_verifies() {
@@ -280,10 +389,65 @@ mod tests {
         );
 
         std::fs::write(store.path(&blob.digest), b"jello").unwrap();
-        let err = store.read(&blob).unwrap_err().to_string();
-        assert!(err.contains("expected") && err.contains("found"), "{err}");
+        let err = store.read(&blob).unwrap_err();
+        assert!(
+            matches!(err, BlobError::DigestMismatch { expected, found }
+                if expected == blob.digest && found == Digest::of(b"jello")),
+            "{err}"
+        );
         std::fs::write(store.path(&blob.digest), b"hello!").unwrap();
-        assert!(store.read(&blob).unwrap_err().to_string().contains("size"));
+        let err = store.read(&blob).unwrap_err();
+        assert!(
+            matches!(err, BlobError::SizeMismatch { expected: 5, found: 6, content, .. }
+                if content == Digest::of(b"hello!")),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "blob {}: size mismatch: expected 5 bytes, found 6",
+                blob.digest
+            )
+        );
+    }
+
+    #[test]
+    fn the_reader_ends_only_once_the_blob_checks_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let blob = store.put(b"hello").unwrap();
+        let path = store.path(&blob.digest);
+
+        // Longer than declared: never a byte past the size, and the error
+        // comes where the end would have.
+        std::fs::write(&path, b"hello, world").unwrap();
+        let mut r = store.open_blob(&blob).unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(r.read(&mut buf).unwrap(), 5);
+        let err = r.read(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(matches!(
+            r.cause(err),
+            BlobError::SizeMismatch { found: 12, .. }
+        ));
+
+        // A descriptor whose size is wrong, over an intact blob, is told
+        // apart from a damaged blob without reading it again.
+        std::fs::write(&path, b"hello").unwrap();
+        let longer = BlobRef { size: 6, ..blob };
+        let err = store.open_blob(&longer).unwrap().finish().unwrap_err();
+        assert!(err.to_string().contains("the descriptor is wrong"), "{err}");
+
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            store.open_blob(&blob),
+            Err(BlobError::Missing { .. })
+        ));
+        std::fs::create_dir(&path).unwrap();
+        assert!(matches!(
+            store.open_blob(&blob),
+            Err(BlobError::NotRegular { .. })
+        ));
     }
 
     #[test]

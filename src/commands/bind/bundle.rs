@@ -147,9 +147,14 @@ pub fn write(
     let failed = |m: String| Error::Failed(format!("unpacking into {}: {m}", out.display()));
     let mut unpack = Unpack::start(view, &rootfs).map_err(failed)?;
     for (desc, diff_id) in found.layers.iter().zip(&diff_ids) {
-        let mut reader = layer::read::open(&found.blobs, desc).map_err(Error::Failed)?;
-        unpack.layer(&mut reader).map_err(failed)?;
-        reader.finish(diff_id).map_err(Error::Failed)?;
+        let mut reader = layer::read::open(&found.blobs, desc)?;
+        if let Err(m) = unpack.layer(&mut reader) {
+            // A stream that broke is the blob's fault, or its encoding's:
+            // said as such, from the blob's own check.
+            reader.diff_id()?;
+            return Err(failed(m));
+        }
+        reader.finish(diff_id)?;
     }
     let unpacked = unpack.finish().map_err(failed)?;
     let json = serde_json::to_vec_pretty(&spec)

@@ -327,8 +327,7 @@ fn read_view(found: &source::Source) -> Result<View> {
     let diff_ids = crate::image::config::diff_ids(&found.config).map_err(Error::Failed)?;
     let mut view = View::new();
     for (desc, diff_id) in found.layers.iter().zip(&diff_ids) {
-        view.apply_layer(&found.blobs, desc, diff_id, &mut |_, _| Ok(()))
-            .map_err(Error::Failed)?;
+        view.apply_layer(&found.blobs, desc, diff_id, &mut |_, _| Ok(()))?;
     }
     Ok(view)
 }
