@@ -150,6 +150,41 @@ fn entry_path(name: &str) -> Result<ImagePath, String> {
     ImagePath::from_rel(name).ok_or_else(|| format!("layer entry {name:?} escapes the image root"))
 }
 
+/// Reads an entry's `size` bytes of data whole, showing a regular file to
+/// `on_file`, so a stream cut inside it is told apart from one that only
+/// lacks its end blocks. Returns the content of a watched file.
+fn read_data(
+    entry: &mut impl Read,
+    size: u64,
+    path: &ImagePath,
+    node: &Node,
+    watched: bool,
+    on_file: FileVisitor,
+) -> Result<Option<Vec<u8>>, String> {
+    let mut buf = Vec::new();
+    let read = if watched {
+        let n = entry.read_to_end(&mut buf).map(|n| n as u64);
+        n.and_then(|n| on_file(path, &mut &buf[..]).map(|()| n))
+    } else if matches!(node.kind, NodeKind::File { .. }) {
+        let mut counted = Counted {
+            inner: entry,
+            read: 0,
+        };
+        on_file(path, &mut counted)
+            .and_then(|()| io::copy(&mut counted, &mut io::sink()))
+            .map(|_| counted.read)
+    } else {
+        io::copy(entry, &mut io::sink())
+    }
+    .map_err(|e| format!("corrupt layer tar: reading {path}: {e}"))?;
+    if read != size {
+        return Err(format!(
+            "corrupt layer tar: {path} is truncated ({read} of {size} bytes)"
+        ));
+    }
+    Ok(watched.then_some(buf))
+}
+
 /// Metadata of every path, plus the content of the watched files.
 #[derive(Debug, Clone, Default)]
 pub struct View {
@@ -308,98 +343,89 @@ impl View {
                 changes.push(Change::Whiteout(parent.join(hidden)));
                 continue;
             }
-            let capability = entry
-                .pax_extensions()
-                .ok()
-                .flatten()
-                .is_some_and(|mut exts| {
-                    exts.any(|e| e.is_ok_and(|e| e.key_bytes() == CAPABILITY_XATTR))
-                });
-            let header = entry.header();
+            let node = self.entry_node(&mut entry, &name, layer, &seen)?;
             let size = entry.size();
-            if size > MAX_ENTRY_SIZE {
-                return Err(format!(
-                    "layer entry {name:?} claims {size} bytes, more than {MAX_ENTRY_SIZE}"
-                ));
-            }
-            let kind = match header.entry_type() {
-                t if t.is_dir() => NodeKind::Dir,
-                t if t.is_file() => NodeKind::File { size },
-                t if t.is_symlink() => NodeKind::Symlink {
-                    target: entry
-                        .link_name_bytes()
-                        .map(|t| meta::decode_name(&t))
-                        .unwrap_or_default(),
-                },
-                t if t.is_hard_link() => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|t| meta::decode_name(&t))
-                        .ok_or_else(|| format!("hardlink {name:?} has no target"))?;
-                    let target = entry_path(&target)
-                        .map_err(|m| format!("hardlink {name:?}: target {m}"))?;
-                    let is_dir = seen
-                        .get(&target)
-                        .copied()
-                        .or_else(|| self.nodes.get(&target).map(Node::is_dir));
-                    match is_dir {
-                        None => {
-                            return Err(format!(
-                                "hardlink {name:?} points at {target}, which the image does not have"
-                            ));
-                        }
-                        Some(true) => {
-                            return Err(format!(
-                                "hardlink {name:?} points at the directory {target}"
-                            ));
-                        }
-                        Some(false) => NodeKind::Hardlink { target },
-                    }
-                }
-                _ => NodeKind::Special,
-            };
-            let node = Node {
-                kind,
-                mode: header.mode().map_err(|e| format!("{name}: {e}"))? & 0o7777,
-                uid: header.uid().map_err(|e| format!("{name}: {e}"))?,
-                gid: header.gid().map_err(|e| format!("{name}: {e}"))?,
-                layer,
-                capability,
-            };
             let watched = View::is_watched(&path) && matches!(node.kind, NodeKind::File { .. });
             if watched && size > WATCHED_MAX {
                 return Err(format!("{path} is larger than {WATCHED_MAX} bytes"));
             }
-            // Read every entry's data whole, so a stream cut inside it is
-            // told apart from one that only lacks its end blocks.
-            let mut buf = Vec::new();
-            let is_file = matches!(node.kind, NodeKind::File { .. });
-            let read = if watched {
-                let n = entry.read_to_end(&mut buf).map(|n| n as u64);
-                n.and_then(|n| on_file(&path, &mut &buf[..]).map(|()| n))
-            } else if is_file {
-                let mut counted = Counted {
-                    inner: &mut entry,
-                    read: 0,
-                };
-                on_file(&path, &mut counted)
-                    .and_then(|()| io::copy(&mut counted, &mut io::sink()))
-                    .map(|_| counted.read)
-            } else {
-                io::copy(&mut entry, &mut io::sink())
-            }
-            .map_err(|e| format!("corrupt layer tar: reading {path}: {e}"))?;
-            if read != size {
-                return Err(format!(
-                    "corrupt layer tar: {path} is truncated ({read} of {size} bytes)"
-                ));
-            }
+            let content = read_data(&mut entry, size, &path, &node, watched, on_file)?;
             data_end = entry.raw_file_position() + size;
-            let content = watched.then_some(buf);
             seen.insert(path.clone(), node.is_dir());
             changes.push(Change::Put(path, node, content));
         }
         Ok(changes)
+    }
+
+    /// The node a tar entry makes: its kind (a hardlink must point at a
+    /// file this layer or a lower one has), mode, owner and whether it
+    /// carries file capabilities.
+    fn entry_node<R: Read>(
+        &self,
+        entry: &mut tar::Entry<R>,
+        name: &str,
+        layer: usize,
+        seen: &BTreeMap<ImagePath, bool>,
+    ) -> Result<Node, String> {
+        let capability = entry
+            .pax_extensions()
+            .ok()
+            .flatten()
+            .is_some_and(|mut exts| {
+                exts.any(|e| e.is_ok_and(|e| e.key_bytes() == CAPABILITY_XATTR))
+            });
+        let size = entry.size();
+        if size > MAX_ENTRY_SIZE {
+            return Err(format!(
+                "layer entry {name:?} claims {size} bytes, more than {MAX_ENTRY_SIZE}"
+            ));
+        }
+        let link = || entry.link_name_bytes().map(|t| meta::decode_name(&t));
+        let kind = match entry.header().entry_type() {
+            t if t.is_dir() => NodeKind::Dir,
+            t if t.is_file() => NodeKind::File { size },
+            t if t.is_symlink() => NodeKind::Symlink {
+                target: link().unwrap_or_default(),
+            },
+            t if t.is_hard_link() => {
+                let target = link().ok_or_else(|| format!("hardlink {name:?} has no target"))?;
+                self.hardlink(name, &target, seen)?
+            }
+            _ => NodeKind::Special,
+        };
+        let header = entry.header();
+        Ok(Node {
+            kind,
+            mode: header.mode().map_err(|e| format!("{name}: {e}"))? & 0o7777,
+            uid: header.uid().map_err(|e| format!("{name}: {e}"))?,
+            gid: header.gid().map_err(|e| format!("{name}: {e}"))?,
+            layer,
+            capability,
+        })
+    }
+
+    /// A hardlink `name` to `target`, which must be a file this layer put
+    /// (`seen`) or a lower one holds.
+    fn hardlink(
+        &self,
+        name: &str,
+        target: &str,
+        seen: &BTreeMap<ImagePath, bool>,
+    ) -> Result<NodeKind, String> {
+        let target = entry_path(target).map_err(|m| format!("hardlink {name:?}: target {m}"))?;
+        let is_dir = seen
+            .get(&target)
+            .copied()
+            .or_else(|| self.nodes.get(&target).map(Node::is_dir));
+        match is_dir {
+            None => Err(format!(
+                "hardlink {name:?} points at {target}, which the image does not have"
+            )),
+            Some(true) => Err(format!(
+                "hardlink {name:?} points at the directory {target}"
+            )),
+            Some(false) => Ok(NodeKind::Hardlink { target }),
+        }
     }
 
     /// Removes `path` (when `inclusive`) and everything below it.
