@@ -57,6 +57,31 @@ pub fn fetch_image(
     store: &BlobStore,
     seed: Option<&BlobStore>,
 ) -> Result<Fetched> {
+    let (raw, index_digest) = resolve_manifest(remote, reference, platform)?;
+    let manifest: ImageManifest = parse(&raw, reference)?;
+    let manifest_ref = store
+        .put(&raw.bytes)
+        .context(|| format!("storing manifest {}", raw.digest))?;
+
+    let (config, downloaded) = fetch_blobs(remote, reference, &manifest, store, seed)?;
+    Ok(Fetched {
+        manifest_ref,
+        media_type: raw.media_type,
+        manifest,
+        config,
+        index_digest,
+        downloaded,
+    })
+}
+
+/// The image manifest `reference` names, following indexes (at most
+/// [`MAX_INDEX_DEPTH`] deep) to `platform`; with the first index's digest
+/// when there was one.
+fn resolve_manifest(
+    remote: &Remote,
+    reference: &RegistryRef,
+    platform: &Platform,
+) -> Result<(RawManifest, Option<Digest>)> {
     let mut raw = remote.get_manifest(reference)?;
     let mut index_digest = None;
     for _ in 0..MAX_INDEX_DEPTH {
@@ -86,11 +111,19 @@ pub fn fetch_image(
         }
         .into());
     }
-    let manifest: ImageManifest = parse(&raw, reference)?;
-    let manifest_ref = store
-        .put(&raw.bytes)
-        .context(|| format!("storing manifest {}", raw.digest))?;
+    Ok((raw, index_digest))
+}
 
+/// Fetches `manifest`'s config and layers into `store` (those `seed` or
+/// the store hold are not downloaded), each verified as it streams;
+/// returns the parsed config and what was downloaded.
+fn fetch_blobs(
+    remote: &Remote,
+    reference: &RegistryRef,
+    manifest: &ImageManifest,
+    store: &BlobStore,
+    seed: Option<&BlobStore>,
+) -> Result<(ImageConfiguration, Tally)> {
     let repo = reference.with_tag(None);
     let mut downloaded = Tally::default();
     let config_ref = blob_ref(manifest.config())?;
@@ -143,14 +176,7 @@ pub fn fetch_image(
         }
     }
     progress.finish();
-    Ok(Fetched {
-        manifest_ref,
-        media_type: raw.media_type,
-        manifest,
-        config,
-        index_digest,
-        downloaded,
-    })
+    Ok((config, downloaded))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(raw: &RawManifest, reference: &RegistryRef) -> Result<T> {
