@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::layout::{Layout, blob_ref, lock};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
+use crate::image::media;
 
 /// Nested indexes followed at most; deeper is a hostile layout.
 const MAX_DEPTH: usize = 8;
@@ -85,13 +86,13 @@ fn mark(
         )));
     };
     let media = desc.media_type().to_string();
-    if media.contains("index") || media.contains("manifest.list") {
+    if media::is_index(&media) {
         let index: ImageIndex = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Failed(format!("index {}: {e}", blob.digest)))?;
         for child in index.manifests() {
             mark(layout, child, live, depth + 1)?;
         }
-    } else if media.contains("manifest") {
+    } else if media::is_manifest(&media) {
         let manifest: ImageManifest = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Failed(format!("manifest {}: {e}", blob.digest)))?;
         live.insert(blob_ref(manifest.config())?.digest);

@@ -497,17 +497,6 @@ impl Layout {
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Failed(format!("blob {}: invalid JSON: {e}", blob.digest)))
     }
-
-    pub fn manifest(&self, desc: &Descriptor) -> Result<ImageManifest> {
-        if desc.media_type().to_string() != media::MANIFEST {
-            return Err(Error::Failed(format!(
-                "{}: expected an image manifest, found {}",
-                desc.digest(),
-                desc.media_type()
-            )));
-        }
-        self.read_json(desc)
-    }
 }
 
 fn tags(manifests: &[Descriptor]) -> String {
