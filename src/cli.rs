@@ -17,8 +17,7 @@ use crate::commands::verify;
 use crate::error::{Error, Result};
 use crate::image::Platform;
 use crate::image::media::LayerCompression;
-use crate::image::reference::ImageRef;
-use crate::image::reference::RegistryRef;
+use crate::image::reference::{Host, ImageRef, OciRef, RegistryRef, Repository};
 use crate::pipeline;
 use crate::recipe::Recipe;
 use crate::registry::{self, Access, CredentialSources, Progress, PushOptions};
@@ -93,7 +92,7 @@ pub enum Command {
         no_cache: bool,
         /// Speak plain HTTP to this registry, for docker:// bases (repeatable).
         #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
+        insecure: Vec<Host>,
         /// Compression of the recipe's layers: gzip (ingot's block gzip, the
         /// default) or zstd (application/vnd.oci.image.layer.v1.tar+zstd).
         #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
@@ -116,7 +115,7 @@ pub enum Command {
         cache: Option<PathBuf>,
         /// Speak plain HTTP to this registry, for docker:// bases (repeatable).
         #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
+        insecure: Vec<Host>,
         /// Print the lock as JSON on stdout as well.
         #[arg(long)]
         json: bool,
@@ -128,13 +127,13 @@ pub enum Command {
         /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
         /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
         #[arg(required_unless_present = "list_rules")]
-        image: Option<String>,
+        image: Option<ImageRef>,
         /// The platform to pick from an index.
         #[arg(long, default_value = "linux/amd64")]
-        platform: String,
+        platform: Platform,
         /// Speak plain HTTP to this registry, for docker:// images (repeatable).
         #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
+        insecure: Vec<Host>,
         /// Print the seal's rules (with --json: the policy, the scanner
         /// version and each rule's id and description) and exit.
         #[arg(long, conflicts_with = "image")]
@@ -152,7 +151,8 @@ pub enum Command {
         A missing or corrupt referenced blob stops it: run ingot verify first.")]
     Gc {
         /// The layout, as oci:PATH.
-        image: String,
+        #[arg(value_parser = gc_layout)]
+        image: OciRef,
         /// Report what would be removed, removing nothing.
         #[arg(long)]
         dry_run: bool,
@@ -188,13 +188,13 @@ pub enum Command {
     Inspect {
         /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
         /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
-        image: String,
+        image: ImageRef,
         /// The platform to pick from an index.
         #[arg(long, default_value = "linux/amd64")]
-        platform: String,
+        platform: Platform,
         /// Speak plain HTTP to this registry, for docker:// images (repeatable).
         #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
+        insecure: Vec<Host>,
         /// Print the manifest and config as JSON.
         #[arg(long)]
         json: bool,
@@ -219,7 +219,7 @@ pub enum Command {
     Export {
         /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
         /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
-        image: String,
+        image: ImageRef,
         /// The archive format.
         #[arg(long, value_enum)]
         format: ExportFormat,
@@ -231,10 +231,10 @@ pub enum Command {
         tag: Option<RepoTag>,
         /// The platform to pick from an index.
         #[arg(long, default_value = "linux/amd64")]
-        platform: String,
+        platform: Platform,
         /// Speak plain HTTP to this registry, for docker:// images (repeatable).
         #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
+        insecure: Vec<Host>,
         /// Print a JSON report: file, size, sha256, repo_tags.
         #[arg(long)]
         json: bool,
@@ -278,7 +278,7 @@ pub enum Command {
     Bind {
         /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
         /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
-        image: String,
+        image: ImageRef,
         /// The environment's values (YAML); without it, only defaults bind.
         #[arg(long, value_name = "FILE")]
         values: Option<PathBuf>,
@@ -297,10 +297,10 @@ pub enum Command {
         name: Option<String>,
         /// The platform to pick from an index.
         #[arg(long, default_value = "linux/amd64")]
-        platform: String,
+        platform: Platform,
         /// Speak plain HTTP to this registry, for docker:// images (repeatable).
         #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
+        insecure: Vec<Host>,
         /// Print a JSON report: image, digest, output, where each param's
         /// value came from (never the values).
         #[arg(long)]
@@ -323,16 +323,17 @@ pub enum Command {
         credHelpers and credsStore helpers (docker-credential-NAME).")]
     Push {
         /// The image to push: oci:PATH[:TAG] or oci:PATH@DIGEST.
-        source: String,
+        #[arg(value_parser = push_source)]
+        source: OciRef,
         /// Where to: docker://HOST[:PORT]/REPO[:TAG].
-        destination: String,
+        destination: RegistryRef,
         /// A repository on the destination registry to mount missing blobs
         /// from (repeatable).
         #[arg(long = "from-repo", value_name = "REPO")]
-        from_repo: Vec<String>,
+        from_repo: Vec<Repository>,
         /// Speak plain HTTP to this registry (repeatable).
         #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
+        insecure: Vec<Host>,
         /// Print a JSON report (digest, blobs uploaded, mounted, skipped).
         #[arg(long)]
         json: bool,
@@ -347,16 +348,16 @@ pub enum Command {
         digest (or the --json report). Transport and credentials: see `ingot push --help`.")]
     Pull {
         /// The image: docker://HOST[:PORT]/REPO[:TAG] or …/REPO@sha256:….
-        source: String,
+        source: RegistryRef,
         /// The OCI layout to write (created, or added to).
         #[arg(long, short)]
         output: PathBuf,
         /// The platform to pick from an index.
         #[arg(long, default_value = "linux/amd64")]
-        platform: String,
+        platform: Platform,
         /// Speak plain HTTP to this registry (repeatable).
         #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
+        insecure: Vec<Host>,
         /// Print a JSON report.
         #[arg(long)]
         json: bool,
@@ -375,7 +376,8 @@ pub enum Command {
         summary line. Exit codes: 0 intact, 1 problems found, 2 not a layout or no such tag.")]
     Verify {
         /// The layout or image: oci:PATH, oci:PATH:TAG or oci:PATH@DIGEST.
-        image: String,
+        #[arg(value_parser = verify_layout)]
+        image: OciRef,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -460,39 +462,41 @@ pub fn credential_sources(var: impl Fn(&str) -> Option<OsString>) -> CredentialS
     CredentialSources { files }
 }
 
-/// `--insecure` values, checked, and the credentials the environment names.
-fn access(insecure: Vec<String>) -> Result<Access> {
-    for host in &insecure {
-        if !crate::image::reference::valid_host(host) {
-            return Err(Error::Usage(format!(
-                "--insecure {host:?}: expected HOST or HOST:PORT"
-            )));
-        }
-    }
+/// The `--insecure` hosts, and the credentials the environment names.
+fn access(insecure: Vec<Host>) -> Access {
     // The one place the environment names credential files (clippy.toml).
     #[allow(clippy::disallowed_methods)]
     let credentials = credential_sources(|name| std::env::var_os(name));
-    Ok(Access {
+    Access {
         insecure,
         credentials,
-    })
-}
-
-/// An `oci:` image reference; any other kind is a usage error that says
-/// `what` the command takes, and what it was given.
-fn oci_layout(s: &str, what: &str) -> Result<crate::image::reference::OciRef> {
-    match s.parse::<ImageRef>().map_err(Error::Usage)? {
-        ImageRef::Oci(oci) => Ok(oci),
-        other => Err(Error::Usage(format!("{what}, not {other}"))),
     }
 }
 
-fn registry_ref(s: &str) -> Result<RegistryRef> {
-    match s.parse::<ImageRef>().map_err(Error::Usage)? {
-        ImageRef::Docker(r) => Ok(r),
-        other => Err(Error::Usage(format!(
-            "{other}: expected a registry image, docker://HOST[:PORT]/REPO[:TAG]"
-        ))),
+/// `gc`'s layout: an `oci:` reference, nothing else.
+fn gc_layout(s: &str) -> std::result::Result<OciRef, String> {
+    oci_layout(s, "gc cleans OCI layouts: oci:PATH")
+}
+
+/// `push`'s source: an image in an OCI layout.
+fn push_source(s: &str) -> std::result::Result<OciRef, String> {
+    oci_layout(s, "push reads an OCI layout: oci:PATH[:TAG]")
+}
+
+/// `verify`'s layout, or one image of it.
+fn verify_layout(s: &str) -> std::result::Result<OciRef, String> {
+    oci_layout(
+        s,
+        "verify checks OCI layouts: oci:PATH, oci:PATH:TAG or oci:PATH@sha256:…",
+    )
+}
+
+/// An `oci:` image reference; any other kind is refused with what the
+/// command takes, and what it was given.
+fn oci_layout(s: &str, what: &str) -> std::result::Result<OciRef, String> {
+    match s.parse::<ImageRef>()? {
+        ImageRef::Oci(oci) => Ok(oci),
+        other => Err(format!("{what}, not {other}")),
     }
 }
 
@@ -535,7 +539,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 } else {
                     cache.or_else(default_cache_dir)
                 },
-                registry: access(insecure)?,
+                registry: access(insecure),
             };
             let emit = pipeline::Emit { output, locked };
             // A progress line is for people: only on a terminal.
@@ -556,7 +560,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             let recipe = Recipe::load(&recipe)?;
             let sources = pipeline::Sources {
                 cache: cache.or_else(default_cache_dir),
-                registry: access(insecure)?,
+                registry: access(insecure),
             };
             let lock = pipeline::lock(&recipe, &sources, &mut log)?;
             log(&format!(
@@ -581,9 +585,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
                 let rules = seal::Policy::current();
                 return print_report(stdout, json, &rules, |_| seal::render_rules());
             };
-            let image: ImageRef = image.parse().map_err(Error::Usage)?;
-            let platform: Platform = platform.parse().map_err(Error::Usage)?;
-            let access = access(insecure)?;
+            let access = access(insecure);
             let audit =
                 crate::commands::audit::audit(&image, &platform, &access, &progress(quiet))?;
             print_report(stdout, json, &audit, |a| seal::render(&a.report))?;
@@ -603,8 +605,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             dry_run,
             json,
         } => {
-            let oci = oci_layout(&image, "gc cleans OCI layouts: oci:PATH")?;
-            let collected = crate::store::gc::collect(&oci.path, dry_run)?;
+            let collected = crate::store::gc::collect(&image.path, dry_run)?;
             if json {
                 print_json(stdout, &collected)
             } else {
@@ -654,9 +655,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             insecure,
             json,
         } => {
-            let image: ImageRef = image.parse().map_err(Error::Usage)?;
-            let platform: Platform = platform.parse().map_err(Error::Usage)?;
-            let access = access(insecure)?;
+            let access = access(insecure);
             let inspection = inspect::inspect(&image, &platform, &access, &progress(quiet))?;
             print_report(stdout, json, &inspection, inspect::render)
         }
@@ -669,9 +668,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             insecure,
             json,
         } => {
-            let image: ImageRef = image.parse().map_err(Error::Usage)?;
-            let platform: Platform = platform.parse().map_err(Error::Usage)?;
-            let access = access(insecure)?;
+            let access = access(insecure);
             let request = export::Request {
                 image: &image,
                 platform: &platform,
@@ -698,9 +695,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             insecure,
             json,
         } => {
-            let image: ImageRef = image.parse().map_err(Error::Usage)?;
-            let platform: Platform = platform.parse().map_err(Error::Usage)?;
-            let access = access(insecure)?;
+            let access = access(insecure);
             // `{ env: VAR }` values: the one place bind reads the environment.
             #[allow(clippy::disallowed_methods)]
             let env = |var: &str| std::env::var(var).ok();
@@ -741,21 +736,12 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             insecure,
             json,
         } => {
-            let source = oci_layout(&source, "push reads an OCI layout: oci:PATH[:TAG]")?;
-            let dest = registry_ref(&destination)?;
-            for repo in &from_repo {
-                if !crate::image::reference::valid_repository(repo) {
-                    return Err(Error::Usage(format!(
-                        "--from-repo {repo:?}: expected a repository name on the same registry"
-                    )));
-                }
-            }
             let options = PushOptions {
                 from_repositories: from_repo,
                 ..PushOptions::default()
             };
-            let access = access(insecure)?;
-            let report = registry::push(&source, &dest, &options, &access, progress(quiet))?;
+            let access = access(insecure);
+            let report = registry::push(&source, &destination, &options, &access, progress(quiet))?;
             log(&format!("pushed {} {}", report.reference, report.digest));
             print_report(stdout, json, &report, |r| format!("{}\n", r.digest))
         }
@@ -766,9 +752,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             insecure,
             json,
         } => {
-            let source = registry_ref(&source)?;
-            let platform: Platform = platform.parse().map_err(Error::Usage)?;
-            let access = access(insecure)?;
+            let access = access(insecure);
             let report = registry::pull(&source, &output, &platform, &access, progress(quiet))?;
             log(&format!(
                 "pulled {} into {} ({} blobs downloaded)",
@@ -779,11 +763,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
             print_report(stdout, json, &report, |r| format!("{}\n", r.digest))
         }
         Command::Verify { image, json } => {
-            let oci = oci_layout(
-                &image,
-                "verify checks OCI layouts: oci:PATH, oci:PATH:TAG or oci:PATH@sha256:…",
-            )?;
-            let report = verify::verify(&oci.path, &oci.selector)?;
+            let report = verify::verify(&image.path, &image.selector)?;
             print_report(stdout, json, &report, verify::render)?;
             // The report is the result, so it goes to stdout either way; the
             // error only sets the exit code and a one-line note on stderr.
@@ -877,7 +857,7 @@ mod tests {
         let cli = Cli::try_parse_from(["ingot", "verify", "oci:out/h:1", "--json"]).unwrap();
         match cli.command {
             Command::Verify { image, json } => {
-                assert_eq!(image, "oci:out/h:1");
+                assert_eq!(image.to_string(), "oci:out/h:1");
                 assert!(json);
             }
             other => panic!("parsed as {other:?}"),
@@ -910,12 +890,12 @@ mod tests {
                 insecure,
                 json,
             } => {
-                assert_eq!(image, "oci:out/h:1");
+                assert_eq!(image.to_string(), "oci:out/h:1");
                 assert!(insecure.is_empty());
                 assert_eq!(format, ExportFormat::DockerArchive);
                 assert_eq!(output, PathBuf::from("h.tar"));
                 assert_eq!(tag.unwrap().to_string(), "localhost:5000/h:2");
-                assert_eq!(platform, "linux/amd64");
+                assert_eq!(platform, Platform::linux_amd64());
                 assert!(json);
             }
             other => panic!("parsed as {other:?}"),
@@ -958,10 +938,13 @@ mod tests {
                 insecure,
                 json,
             } => {
-                assert_eq!(source, "oci:out/h:1");
-                assert_eq!(destination, "docker://127.0.0.1:5000/h");
-                assert_eq!(from_repo, ["base"]);
-                assert_eq!(insecure, ["reg.lan:5000", "other"]);
+                assert_eq!(source.to_string(), "oci:out/h:1");
+                assert_eq!(destination.to_string(), "docker://127.0.0.1:5000/h");
+                assert_eq!(from_repo, ["base".parse().unwrap()]);
+                assert_eq!(
+                    insecure,
+                    ["reg.lan:5000".parse().unwrap(), "other".parse().unwrap()]
+                );
                 assert!(json);
             }
             other => panic!("parsed as {other:?}"),
@@ -984,9 +967,9 @@ mod tests {
                 json,
                 ..
             } => {
-                assert_eq!(source, "docker://h/x:1");
+                assert_eq!(source.to_string(), "docker://h/x:1");
                 assert_eq!(output, PathBuf::from("out/x"));
-                assert_eq!(platform, "linux/arm64");
+                assert_eq!(platform.to_string(), "linux/arm64");
                 assert!(!json);
             }
             other => panic!("parsed as {other:?}"),
@@ -994,6 +977,55 @@ mod tests {
         // pull needs -o; push needs both references.
         assert!(Cli::try_parse_from(["ingot", "pull", "docker://h/x"]).is_err());
         assert!(Cli::try_parse_from(["ingot", "push", "oci:x"]).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused_at_the_edge() {
+        // (the command line, its bad value, a piece of the form expected)
+        for (line, bad, form) in [
+            ("inspect oci:x --platform linux", "linux", "OS/ARCH"),
+            (
+                "pull docker://h/x -o o --platform linux/",
+                "linux/",
+                "OS/ARCH",
+            ),
+            ("inspect oci:x --insecure h:port", "h:port", "HOST:PORT"),
+            ("build r.yaml --insecure h:70000", "h:70000", "HOST:PORT"),
+            (
+                "push oci:x docker://h/x --from-repo Team/b",
+                "Team/b",
+                "repository name",
+            ),
+            (
+                "push docker-archive:x.tar docker://h/x",
+                "docker-archive:x.tar",
+                "oci:PATH",
+            ),
+            ("push docker://h/y docker://h/x", "docker://h/y", "oci:PATH"),
+            ("gc docker://h/x", "docker://h/x", "oci:PATH"),
+            (
+                "gc docker-archive:x.tar",
+                "docker-archive:x.tar",
+                "oci:PATH",
+            ),
+            ("verify docker://h/x:1", "docker://h/x:1", "oci:PATH:TAG"),
+            (
+                "push oci:x docker://h:65536/x",
+                "docker://h:65536/x",
+                "docker://HOST[:PORT]",
+            ),
+            ("push oci:x oci:y", "oci:y", "docker://HOST[:PORT]"),
+            ("inspect hello.tar", "hello.tar", "docker-archive:PATH"),
+        ] {
+            let err =
+                Cli::try_parse_from(["ingot"].into_iter().chain(line.split(' '))).expect_err(line);
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
+            assert_eq!(err.exit_code(), 2);
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            assert!(first.contains(&format!("'{bad}'")), "{first}");
+            assert!(first.contains(form), "{first}");
+        }
     }
 
     #[test]
