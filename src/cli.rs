@@ -1,5 +1,9 @@
 //! Command-line definitions and their translation into library calls.
 //!
+//! clap parses every value into its type here (image references, platforms,
+//! hosts, repositories), so a bad one is refused as a usage error before a
+//! command starts; each command is then one function of its typed flags.
+//!
 //! This is the only module that reads the process environment
 //! (SOURCE_DATE_EPOCH, where registry credentials and the cache are) or the
 //! working directory; everything below gets plain values.
@@ -8,7 +12,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::bind;
 use crate::commands::export::{self, RepoTag};
@@ -17,8 +21,7 @@ use crate::commands::verify;
 use crate::error::{Error, Result};
 use crate::image::Platform;
 use crate::image::media::LayerCompression;
-use crate::image::reference::ImageRef;
-use crate::image::reference::RegistryRef;
+use crate::image::reference::{Host, ImageRef, OciRef, RegistryRef, Repository};
 use crate::pipeline;
 use crate::recipe::Recipe;
 use crate::registry::{self, Access, CredentialSources, Progress, PushOptions};
@@ -69,80 +72,18 @@ pub enum Command {
         --revision $(git rev-parse HEAD) --source https://example.com/repo --json\n\n\
         The image's one timestamp is SOURCE_DATE_EPOCH (0 when unset). stdout carries\n\
         only the manifest digest (or the --json report).")]
-    Build {
-        /// The recipe file (YAML).
-        recipe: PathBuf,
-        /// The OCI layout to write [default: out/NAME].
-        #[arg(long, short)]
-        output: Option<PathBuf>,
-        /// VCS revision of the recipe (org.opencontainers.image.revision).
-        #[arg(long)]
-        revision: Option<String>,
-        /// URL of the recipe's source (org.opencontainers.image.source).
-        #[arg(long)]
-        source: Option<String>,
-        /// Fail unless every base resolves as ingot.lock beside the recipe
-        /// says (what CI should use).
-        #[arg(long)]
-        locked: bool,
-        /// The build cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
-        #[arg(long, value_name = "DIR")]
-        cache: Option<PathBuf>,
-        /// Build every layer afresh, neither reading nor filling the cache.
-        #[arg(long, conflicts_with = "cache")]
-        no_cache: bool,
-        /// Speak plain HTTP to this registry, for docker:// bases (repeatable).
-        #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
-        /// Compression of the recipe's layers: gzip (ingot's block gzip, the
-        /// default) or zstd (application/vnd.oci.image.layer.v1.tar+zstd).
-        #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
-        compression: LayerCompression,
-        /// Print a JSON report instead of the bare digest.
-        #[arg(long)]
-        json: bool,
-    },
+    Build(BuildArgs),
     /// Pin every base the recipe uses in ingot.lock beside it.
     #[command(after_help = "Examples:\n  \
         ingot lock recipes/hello/recipe.yaml\n  \
         ingot build --locked recipes/hello/recipe.yaml    # in CI\n\n\
         A base's identity is its config digest (plus its manifest digest where it has\n\
         one). `recipe:` bases are followed and their own bases pinned too.")]
-    Lock {
-        /// The recipe file (YAML).
-        recipe: PathBuf,
-        /// The build cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
-        #[arg(long, value_name = "DIR")]
-        cache: Option<PathBuf>,
-        /// Speak plain HTTP to this registry, for docker:// bases (repeatable).
-        #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
-        /// Print the lock as JSON on stdout as well.
-        #[arg(long)]
-        json: bool,
-    },
+    Lock(LockArgs),
     /// Check any image against the seal: no SSH server, keys or port, no
     /// private keys, no world-writable files, no unreviewed setuid.
     #[command(after_help = audit_help())]
-    Audit {
-        /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
-        /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
-        #[arg(required_unless_present = "list_rules")]
-        image: Option<String>,
-        /// The platform to pick from an index.
-        #[arg(long, default_value = "linux/amd64")]
-        platform: String,
-        /// Speak plain HTTP to this registry, for docker:// images (repeatable).
-        #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
-        /// Print the seal's rules (with --json: the policy, the scanner
-        /// version and each rule's id and description) and exit.
-        #[arg(long, conflicts_with = "image")]
-        list_rules: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Audit(AuditArgs),
     /// Remove the blobs of an OCI layout that no tag references any more.
     #[command(after_help = "Examples:\n  \
         ingot gc oci:out/hello\n  \
@@ -150,32 +91,14 @@ pub enum Command {
         Rebuilding a version leaves its old manifest, config and changed layers behind;\n\
         gc removes every blob that index.json does not reach, under the layout's lock.\n\
         A missing or corrupt referenced blob stops it: run ingot verify first.")]
-    Gc {
-        /// The layout, as oci:PATH.
-        image: String,
-        /// Report what would be removed, removing nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Gc(GcArgs),
     /// Look after the build cache.
     #[command(after_help = "Examples:\n  \
         ingot cache du\n  \
         ingot cache prune --cache /var/cache/ingot\n\n\
         The cache maps each layer's inputs (base, steps, source file digests, encoding,\n\
         compression) to the finished layer. Pruning only costs the next build time.")]
-    Cache {
-        #[command(subcommand)]
-        action: CacheAction,
-        /// The cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
-        #[arg(long, global = true, value_name = "DIR")]
-        cache: Option<PathBuf>,
-        /// Print the result as JSON.
-        #[arg(long, global = true)]
-        json: bool,
-    },
+    Cache(CacheArgs),
     /// Show an image's layers, config and annotations.
     #[command(after_help = concat!("Examples:\n  \
         ingot inspect oci:out/hello:1.2.0\n  \
@@ -185,20 +108,7 @@ pub enum Command {
         image_help!(), "\n\n\
         --json names the image and its digest, and what that is the digest of\n\
         (digest_of: manifest, or config for a docker-archive)."))]
-    Inspect {
-        /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
-        /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
-        image: String,
-        /// The platform to pick from an index.
-        #[arg(long, default_value = "linux/amd64")]
-        platform: String,
-        /// Speak plain HTTP to this registry, for docker:// images (repeatable).
-        #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
-        /// Print the manifest and config as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Inspect(InspectArgs),
     /// Write an image as a tarball that `docker load` and `podman load` accept.
     #[command(after_help = concat!("Examples:\n  \
         ingot export oci:out/hello:1.2.0 --format docker-archive -o hello.tar\n  \
@@ -216,29 +126,7 @@ pub enum Command {
         NAME:TAG from its org.opencontainers.image.title and its tag (in the layout, or\n\
         the reference's), else not at all: a docker-archive has neither, so name it with\n\
         --tag. stdout is empty, or the --json report."))]
-    Export {
-        /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
-        /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
-        image: String,
-        /// The archive format.
-        #[arg(long, value_enum)]
-        format: ExportFormat,
-        /// The file to write (replaced whole, or left alone on failure).
-        #[arg(long, short)]
-        output: PathBuf,
-        /// The NAME:TAG a loader tags the image with.
-        #[arg(long, value_name = "NAME:TAG")]
-        tag: Option<RepoTag>,
-        /// The platform to pick from an index.
-        #[arg(long, default_value = "linux/amd64")]
-        platform: String,
-        /// Speak plain HTTP to this registry, for docker:// images (repeatable).
-        #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
-        /// Print a JSON report: file, size, sha256, repo_tags.
-        #[arg(long)]
-        json: bool,
-    },
+    Export(ExportArgs),
     /// Bind an image's params to one environment's values: a dotenv file, an
     /// OCI runtime bundle or a Kubernetes Deployment, naming the image by digest.
     #[command(after_help = concat!("Examples:\n  \
@@ -275,37 +163,7 @@ pub enum Command {
         kubernetes   an apps/v1 Deployment: image REPO@DIGEST, env values and\n               \
         secretKeyRefs, a numeric runAsUser, read-only root, no privilege escalation,\n               \
         all capabilities dropped, an emptyDir on /tmp. Needs --repo."))]
-    Bind {
-        /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
-        /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
-        image: String,
-        /// The environment's values (YAML); without it, only defaults bind.
-        #[arg(long, value_name = "FILE")]
-        values: Option<PathBuf>,
-        /// What to write.
-        #[arg(long, value_enum)]
-        format: bind::Format,
-        /// The file (env, kubernetes) or new directory (oci-bundle) to write.
-        #[arg(long, short)]
-        output: PathBuf,
-        /// The repository the image is pushed to, for --format kubernetes:
-        /// registry.example.com/team/app.
-        #[arg(long, value_name = "REPOSITORY")]
-        repo: Option<String>,
-        /// The Deployment's name [default: the image's title].
-        #[arg(long)]
-        name: Option<String>,
-        /// The platform to pick from an index.
-        #[arg(long, default_value = "linux/amd64")]
-        platform: String,
-        /// Speak plain HTTP to this registry, for docker:// images (repeatable).
-        #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
-        /// Print a JSON report: image, digest, output, where each param's
-        /// value came from (never the values).
-        #[arg(long)]
-        json: bool,
-    },
+    Bind(BindArgs),
     /// Push an image from an OCI layout to a registry.
     #[command(after_help = "Examples:\n  \
         ingot push oci:out/hello:1.2.0 docker://registry.example.com/team/hello\n  \
@@ -321,22 +179,7 @@ pub enum Command {
         REGISTRY_AUTH_FILE (else $XDG_RUNTIME_DIR/containers/auth.json), then\n\
         $DOCKER_CONFIG/config.json (else ~/.docker/config.json): auths entries,\n\
         credHelpers and credsStore helpers (docker-credential-NAME).")]
-    Push {
-        /// The image to push: oci:PATH[:TAG] or oci:PATH@DIGEST.
-        source: String,
-        /// Where to: docker://HOST[:PORT]/REPO[:TAG].
-        destination: String,
-        /// A repository on the destination registry to mount missing blobs
-        /// from (repeatable).
-        #[arg(long = "from-repo", value_name = "REPO")]
-        from_repo: Vec<String>,
-        /// Speak plain HTTP to this registry (repeatable).
-        #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
-        /// Print a JSON report (digest, blobs uploaded, mounted, skipped).
-        #[arg(long)]
-        json: bool,
-    },
+    Push(PushArgs),
     /// Pull an image from a registry into an OCI layout, verified.
     #[command(after_help = "Examples:\n  \
         ingot pull docker://registry.example.com/team/hello:1.2.0 -o out/hello\n  \
@@ -345,22 +188,7 @@ pub enum Command {
         before it lands; the layout is written only when all arrived intact, tagged\n\
         with the reference's tag (or by digest only). stdout carries only the manifest\n\
         digest (or the --json report). Transport and credentials: see `ingot push --help`.")]
-    Pull {
-        /// The image: docker://HOST[:PORT]/REPO[:TAG] or …/REPO@sha256:….
-        source: String,
-        /// The OCI layout to write (created, or added to).
-        #[arg(long, short)]
-        output: PathBuf,
-        /// The platform to pick from an index.
-        #[arg(long, default_value = "linux/amd64")]
-        platform: String,
-        /// Speak plain HTTP to this registry (repeatable).
-        #[arg(long, value_name = "HOST[:PORT]")]
-        insecure: Vec<String>,
-        /// Print a JSON report.
-        #[arg(long)]
-        json: bool,
-    },
+    Pull(PullArgs),
     /// Check every blob's size and digest and each image's manifest, config and diff_ids.
     #[command(after_help = "Examples:\n  \
         ingot verify oci:out/hello\n  \
@@ -373,13 +201,227 @@ pub enum Command {
         blob they read from them.\n\
         Every problem is reported, one per line (problem: KIND: BLOB: MESSAGE), then a\n\
         summary line. Exit codes: 0 intact, 1 problems found, 2 not a layout or no such tag.")]
-    Verify {
-        /// The layout or image: oci:PATH, oci:PATH:TAG or oci:PATH@DIGEST.
-        image: String,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Verify(VerifyArgs),
+}
+
+// Each command's flags, as its function takes them. Help texts stay on
+// `Command`, where clap reads a subcommand's about and after_help.
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The recipe file (YAML).
+    pub recipe: PathBuf,
+    /// The OCI layout to write [default: out/NAME].
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// VCS revision of the recipe (org.opencontainers.image.revision).
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// URL of the recipe's source (org.opencontainers.image.source).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Fail unless every base resolves as ingot.lock beside the recipe
+    /// says (what CI should use).
+    #[arg(long)]
+    pub locked: bool,
+    /// The build cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Build every layer afresh, neither reading nor filling the cache.
+    #[arg(long, conflicts_with = "cache")]
+    pub no_cache: bool,
+    /// Speak plain HTTP to this registry, for docker:// bases (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure: Vec<Host>,
+    /// Compression of the recipe's layers: gzip (ingot's block gzip, the
+    /// default) or zstd (application/vnd.oci.image.layer.v1.tar+zstd).
+    #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
+    pub compression: LayerCompression,
+    /// Print a JSON report instead of the bare digest.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The recipe file (YAML).
+    pub recipe: PathBuf,
+    /// The build cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Speak plain HTTP to this registry, for docker:// bases (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure: Vec<Host>,
+    /// Print the lock as JSON on stdout as well.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
+    /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
+    #[arg(required_unless_present = "list_rules")]
+    pub image: Option<ImageRef>,
+    /// The platform to pick from an index.
+    #[arg(long, default_value = "linux/amd64")]
+    pub platform: Platform,
+    /// Speak plain HTTP to this registry, for docker:// images (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure: Vec<Host>,
+    /// Print the seal's rules (with --json: the policy, the scanner
+    /// version and each rule's id and description) and exit.
+    #[arg(long, conflicts_with = "image")]
+    pub list_rules: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// The layout, as oci:PATH.
+    #[arg(value_parser = gc_layout)]
+    pub image: OciRef,
+    /// Report what would be removed, removing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub action: CacheAction,
+    /// The cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
+    /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
+    pub image: ImageRef,
+    /// The platform to pick from an index.
+    #[arg(long, default_value = "linux/amd64")]
+    pub platform: Platform,
+    /// Speak plain HTTP to this registry, for docker:// images (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure: Vec<Host>,
+    /// Print the manifest and config as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
+    /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
+    pub image: ImageRef,
+    /// The archive format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// The file to write (replaced whole, or left alone on failure).
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// The NAME:TAG a loader tags the image with.
+    #[arg(long, value_name = "NAME:TAG")]
+    pub tag: Option<RepoTag>,
+    /// The platform to pick from an index.
+    #[arg(long, default_value = "linux/amd64")]
+    pub platform: Platform,
+    /// Speak plain HTTP to this registry, for docker:// images (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure: Vec<Host>,
+    /// Print a JSON report: file, size, sha256, repo_tags.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BindArgs {
+    /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
+    /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
+    pub image: ImageRef,
+    /// The environment's values (YAML); without it, only defaults bind.
+    #[arg(long, value_name = "FILE")]
+    pub values: Option<PathBuf>,
+    /// What to write.
+    #[arg(long, value_enum)]
+    pub format: bind::Format,
+    /// The file (env, kubernetes) or new directory (oci-bundle) to write.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// The repository the image is pushed to, for --format kubernetes:
+    /// registry.example.com/team/app.
+    #[arg(long, value_name = "REPOSITORY")]
+    pub repo: Option<String>,
+    /// The Deployment's name [default: the image's title].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The platform to pick from an index.
+    #[arg(long, default_value = "linux/amd64")]
+    pub platform: Platform,
+    /// Speak plain HTTP to this registry, for docker:// images (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure: Vec<Host>,
+    /// Print a JSON report: image, digest, output, where each param's
+    /// value came from (never the values).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image to push: oci:PATH[:TAG] or oci:PATH@DIGEST.
+    #[arg(value_parser = push_source)]
+    pub source: OciRef,
+    /// Where to: docker://HOST[:PORT]/REPO[:TAG].
+    pub destination: RegistryRef,
+    /// A repository on the destination registry to mount missing blobs
+    /// from (repeatable).
+    #[arg(long = "from-repo", value_name = "REPO")]
+    pub from_repo: Vec<Repository>,
+    /// Speak plain HTTP to this registry (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure: Vec<Host>,
+    /// Print a JSON report (digest, blobs uploaded, mounted, skipped).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image: docker://HOST[:PORT]/REPO[:TAG] or …/REPO@sha256:….
+    pub source: RegistryRef,
+    /// The OCI layout to write (created, or added to).
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// The platform to pick from an index.
+    #[arg(long, default_value = "linux/amd64")]
+    pub platform: Platform,
+    /// Speak plain HTTP to this registry (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure: Vec<Host>,
+    /// Print a JSON report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The layout or image: oci:PATH, oci:PATH:TAG or oci:PATH@DIGEST.
+    #[arg(value_parser = verify_layout)]
+    pub image: OciRef,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `ingot audit --help`'s closing text, with the rules from the seal's
@@ -460,385 +502,328 @@ pub fn credential_sources(var: impl Fn(&str) -> Option<OsString>) -> CredentialS
     CredentialSources { files }
 }
 
-/// `--insecure` values, checked, and the credentials the environment names.
-fn access(insecure: Vec<String>) -> Result<Access> {
-    for host in &insecure {
-        if !crate::image::reference::valid_host(host) {
-            return Err(Error::Usage(format!(
-                "--insecure {host:?}: expected HOST or HOST:PORT"
-            )));
-        }
-    }
+/// The `--insecure` hosts, and the credentials the environment names.
+fn access(insecure: Vec<Host>) -> Access {
     // The one place the environment names credential files (clippy.toml).
     #[allow(clippy::disallowed_methods)]
     let credentials = credential_sources(|name| std::env::var_os(name));
-    Ok(Access {
+    Access {
         insecure,
         credentials,
-    })
-}
-
-/// An `oci:` image reference; any other kind is a usage error that says
-/// `what` the command takes, and what it was given.
-fn oci_layout(s: &str, what: &str) -> Result<crate::image::reference::OciRef> {
-    match s.parse::<ImageRef>().map_err(Error::Usage)? {
-        ImageRef::Oci(oci) => Ok(oci),
-        other => Err(Error::Usage(format!("{what}, not {other}"))),
     }
 }
 
-fn registry_ref(s: &str) -> Result<RegistryRef> {
-    match s.parse::<ImageRef>().map_err(Error::Usage)? {
-        ImageRef::Docker(r) => Ok(r),
-        other => Err(Error::Usage(format!(
-            "{other}: expected a registry image, docker://HOST[:PORT]/REPO[:TAG]"
-        ))),
+/// `gc`'s layout: an `oci:` reference, nothing else.
+fn gc_layout(s: &str) -> std::result::Result<OciRef, String> {
+    oci_layout(s, "gc cleans OCI layouts: oci:PATH")
+}
+
+/// `push`'s source: an image in an OCI layout.
+fn push_source(s: &str) -> std::result::Result<OciRef, String> {
+    oci_layout(s, "push reads an OCI layout: oci:PATH[:TAG]")
+}
+
+/// `verify`'s layout, or one image of it.
+fn verify_layout(s: &str) -> std::result::Result<OciRef, String> {
+    oci_layout(
+        s,
+        "verify checks OCI layouts: oci:PATH, oci:PATH:TAG or oci:PATH@sha256:…",
+    )
+}
+
+/// An `oci:` image reference; any other kind is refused with what the
+/// command takes, and what it was given.
+fn oci_layout(s: &str, what: &str) -> std::result::Result<OciRef, String> {
+    match s.parse::<ImageRef>()? {
+        ImageRef::Oci(oci) => Ok(oci),
+        other => Err(format!("{what}, not {other}")),
     }
 }
 
 /// Runs a parsed command line, writing results to `stdout` and logs to
 /// stderr.
 pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
-    let quiet = cli.quiet;
-    let mut log = |line: &str| {
-        if !quiet {
-            eprintln!("{line}");
-        }
+    let out = &mut Out {
+        stdout,
+        quiet: cli.quiet,
     };
     match cli.command {
-        Command::Build {
-            recipe,
-            output,
-            revision,
-            source,
-            locked,
-            cache,
-            no_cache,
-            insecure,
-            compression,
-            json,
-        } => {
-            // The one place the environment enters a build (clippy.toml).
-            #[allow(clippy::disallowed_methods)]
-            let epoch = source_date_epoch(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())?;
-            let recipe = Recipe::load(&recipe)?;
-            let output = output.unwrap_or_else(|| PathBuf::from("out").join(&recipe.spec.name));
-            let settings = pipeline::Settings {
-                epoch,
-                compression,
-                revision,
-                source,
-            };
-            let sources = pipeline::Sources {
-                cache: if no_cache {
-                    None
-                } else {
-                    cache.or_else(default_cache_dir)
-                },
-                registry: access(insecure)?,
-            };
-            let emit = pipeline::Emit { output, locked };
-            // A progress line is for people: only on a terminal.
-            let progress = if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-                Progress::quiet()
-            } else {
-                progress(false)
-            };
-            let report = pipeline::build(&recipe, &settings, &sources, &emit, &progress, &mut log)?;
-            print_report(stdout, json, &report, |r| format!("{}\n", r.digest))
-        }
-        Command::Lock {
-            recipe,
-            cache,
-            insecure,
-            json,
-        } => {
-            let recipe = Recipe::load(&recipe)?;
-            let sources = pipeline::Sources {
-                cache: cache.or_else(default_cache_dir),
-                registry: access(insecure)?,
-            };
-            let lock = pipeline::lock(&recipe, &sources, &mut log)?;
-            log(&format!(
-                "wrote {} ({} pins)",
-                crate::lock::path_for(&recipe.file).display(),
-                lock.pins.len()
-            ));
-            if json {
-                print_json(stdout, &lock)
-            } else {
-                Ok(())
-            }
-        }
-        Command::Audit {
-            image,
-            platform,
-            insecure,
-            list_rules,
-            json,
-        } => {
-            let Some(image) = image.filter(|_| !list_rules) else {
-                let rules = seal::Policy::current();
-                return print_report(stdout, json, &rules, |_| seal::render_rules());
-            };
-            let image: ImageRef = image.parse().map_err(Error::Usage)?;
-            let platform: Platform = platform.parse().map_err(Error::Usage)?;
-            let access = access(insecure)?;
-            let audit =
-                crate::commands::audit::audit(&image, &platform, &access, &progress(quiet))?;
-            print_report(stdout, json, &audit, |a| seal::render(&a.report))?;
-            // Like verify: the report, on stdout, is the result; the error
-            // only sets exit 1 and says so on stderr.
-            if audit.report.is_sealed() {
-                Ok(())
-            } else {
-                Err(Error::Failed(format!(
-                    "{image} is not sealed: {} violations",
-                    audit.report.violations.len()
-                )))
-            }
-        }
-        Command::Gc {
-            image,
-            dry_run,
-            json,
-        } => {
-            let oci = oci_layout(&image, "gc cleans OCI layouts: oci:PATH")?;
-            let collected = crate::store::gc::collect(&oci.path, dry_run)?;
-            if json {
-                print_json(stdout, &collected)
-            } else {
-                let verb = if dry_run { "would remove" } else { "removed" };
-                print_line(
-                    stdout,
-                    &format!(
-                        "{verb} {} blobs ({} bytes), kept {}",
-                        collected.removed.len(),
-                        collected.bytes,
-                        collected.kept
-                    ),
-                )
-            }
-        }
-        Command::Cache {
-            action,
-            cache,
-            json,
-        } => {
-            let root = cache.or_else(default_cache_dir).ok_or_else(|| {
-                Error::Usage("no cache directory: set --cache, XDG_CACHE_HOME or HOME".into())
-            })?;
-            let store = crate::store::cache::Cache::open(&root)?;
-            let (verb, usage) = match action {
-                CacheAction::Du => ("holds", store.usage()?),
-                CacheAction::Prune => ("freed", store.prune()?),
-            };
-            if json {
-                print_json(stdout, &usage)
-            } else {
-                print_line(
-                    stdout,
-                    &format!(
-                        "{} {verb} {} bytes: {} blobs, {} cached layers",
-                        root.display(),
-                        usage.bytes,
-                        usage.blobs,
-                        usage.layers
-                    ),
-                )
-            }
-        }
-        Command::Inspect {
-            image,
-            platform,
-            insecure,
-            json,
-        } => {
-            let image: ImageRef = image.parse().map_err(Error::Usage)?;
-            let platform: Platform = platform.parse().map_err(Error::Usage)?;
-            let access = access(insecure)?;
-            let inspection = inspect::inspect(&image, &platform, &access, &progress(quiet))?;
-            print_report(stdout, json, &inspection, inspect::render)
-        }
-        Command::Export {
-            image,
-            format: ExportFormat::DockerArchive,
-            output,
-            tag,
-            platform,
-            insecure,
-            json,
-        } => {
-            let image: ImageRef = image.parse().map_err(Error::Usage)?;
-            let platform: Platform = platform.parse().map_err(Error::Usage)?;
-            let access = access(insecure)?;
-            let request = export::Request {
-                image: &image,
-                platform: &platform,
-                access: &access,
-                progress: &progress(quiet),
-                repo_tag: tag,
-                output: &output,
-            };
-            let report = export::export(&request, &mut log)?;
-            if json {
-                print_json(stdout, &report)
-            } else {
-                Ok(())
-            }
-        }
-        Command::Bind {
-            image,
-            values,
-            format,
-            output,
-            repo,
-            name,
-            platform,
-            insecure,
-            json,
-        } => {
-            let image: ImageRef = image.parse().map_err(Error::Usage)?;
-            let platform: Platform = platform.parse().map_err(Error::Usage)?;
-            let access = access(insecure)?;
-            // `{ env: VAR }` values: the one place bind reads the environment.
-            #[allow(clippy::disallowed_methods)]
-            let env = |var: &str| std::env::var(var).ok();
-            let request = bind::Request {
-                image: &image,
-                platform: &platform,
-                access: &access,
-                progress: &progress(quiet),
-                values: values.as_deref(),
-                format,
-                output: &output,
-                repo: repo.as_deref(),
-                name: name.as_deref(),
-                env: &env,
-            };
-            let report = bind::bind(&request)?;
-            if report.rootfs.is_some_and(|r| !r.owners) {
-                log(
-                    "warning: not root, so the bundle's files are owned by the caller, not as the image says",
-                );
-            }
-            log(&format!(
-                "bound {} ({} params) into {}",
-                report.digest,
-                report.params.len(),
-                output.display()
-            ));
-            if json {
-                print_json(stdout, &report)
-            } else {
-                Ok(())
-            }
-        }
-        Command::Push {
-            source,
-            destination,
-            from_repo,
-            insecure,
-            json,
-        } => {
-            let source = oci_layout(&source, "push reads an OCI layout: oci:PATH[:TAG]")?;
-            let dest = registry_ref(&destination)?;
-            for repo in &from_repo {
-                if !crate::image::reference::valid_repository(repo) {
-                    return Err(Error::Usage(format!(
-                        "--from-repo {repo:?}: expected a repository name on the same registry"
-                    )));
-                }
-            }
-            let options = PushOptions {
-                from_repositories: from_repo,
-                ..PushOptions::default()
-            };
-            let access = access(insecure)?;
-            let report = registry::push(&source, &dest, &options, &access, progress(quiet))?;
-            log(&format!("pushed {} {}", report.reference, report.digest));
-            print_report(stdout, json, &report, |r| format!("{}\n", r.digest))
-        }
-        Command::Pull {
-            source,
-            output,
-            platform,
-            insecure,
-            json,
-        } => {
-            let source = registry_ref(&source)?;
-            let platform: Platform = platform.parse().map_err(Error::Usage)?;
-            let access = access(insecure)?;
-            let report = registry::pull(&source, &output, &platform, &access, progress(quiet))?;
-            log(&format!(
-                "pulled {} into {} ({} blobs downloaded)",
-                report.reference,
-                output.display(),
-                report.downloaded.blobs
-            ));
-            print_report(stdout, json, &report, |r| format!("{}\n", r.digest))
-        }
-        Command::Verify { image, json } => {
-            let oci = oci_layout(
-                &image,
-                "verify checks OCI layouts: oci:PATH, oci:PATH:TAG or oci:PATH@sha256:…",
-            )?;
-            let report = verify::verify(&oci.path, &oci.selector)?;
-            print_report(stdout, json, &report, verify::render)?;
-            // The report is the result, so it goes to stdout either way; the
-            // error only sets the exit code and a one-line note on stderr.
-            if report.is_ok() {
-                Ok(())
-            } else {
-                Err(Error::Unverified {
-                    problems: report.problems.len(),
-                })
-            }
-        }
+        Command::Build(args) => build(args, out),
+        Command::Lock(args) => lock(args, out),
+        Command::Audit(args) => audit(args, out),
+        Command::Gc(args) => gc(args, out),
+        Command::Cache(args) => cache(args, out),
+        Command::Inspect(args) => inspect(args, out),
+        Command::Export(args) => export(args, out),
+        Command::Bind(args) => bind(args, out),
+        Command::Push(args) => push(args, out),
+        Command::Pull(args) => pull(args, out),
+        Command::Verify(args) => verify(args, out),
     }
 }
 
-/// Transfer progress on stderr, or nothing with `--quiet`.
-fn progress(quiet: bool) -> Progress {
-    if quiet {
-        Progress::quiet()
+fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
+    // The one place the environment enters a build (clippy.toml).
+    #[allow(clippy::disallowed_methods)]
+    let epoch = source_date_epoch(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())?;
+    let recipe = Recipe::load(&args.recipe)?;
+    let output = args
+        .output
+        .unwrap_or_else(|| PathBuf::from("out").join(&recipe.spec.name));
+    let settings = pipeline::Settings {
+        epoch,
+        compression: args.compression,
+        revision: args.revision,
+        source: args.source,
+    };
+    let sources = pipeline::Sources {
+        cache: if args.no_cache {
+            None
+        } else {
+            args.cache.or_else(default_cache_dir)
+        },
+        registry: access(args.insecure),
+    };
+    let emit = pipeline::Emit {
+        output,
+        locked: args.locked,
+    };
+    // A progress line is for people: only on a terminal.
+    let progress = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        out.progress()
     } else {
-        Progress::new(|line| eprintln!("{line}"))
+        Progress::quiet()
+    };
+    let log = &mut |line: &str| out.log(line);
+    let report = pipeline::build(&recipe, &settings, &sources, &emit, &progress, log)?;
+    out.report(args.json, &report, |r| format!("{}\n", r.digest))
+}
+
+fn lock(args: LockArgs, out: &mut Out) -> Result<()> {
+    let recipe = Recipe::load(&args.recipe)?;
+    let sources = pipeline::Sources {
+        cache: args.cache.or_else(default_cache_dir),
+        registry: access(args.insecure),
+    };
+    let lock = pipeline::lock(&recipe, &sources, &mut |line: &str| out.log(line))?;
+    out.log(&format!(
+        "wrote {} ({} pins)",
+        crate::lock::path_for(&recipe.file).display(),
+        lock.pins.len()
+    ));
+    out.json_only(args.json, &lock)
+}
+
+fn audit(args: AuditArgs, out: &mut Out) -> Result<()> {
+    let Some(image) = args.image.filter(|_| !args.list_rules) else {
+        let rules = seal::Policy::current();
+        return out.report(args.json, &rules, |_| seal::render_rules());
+    };
+    let access = access(args.insecure);
+    let audit = crate::commands::audit::audit(&image, &args.platform, &access, &out.progress())?;
+    out.report(args.json, &audit, |a| seal::render(&a.report))?;
+    // Like verify: the report, on stdout, is the result; the error
+    // only sets exit 1 and says so on stderr.
+    if audit.report.is_sealed() {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "{image} is not sealed: {} violations",
+            audit.report.violations.len()
+        )))
     }
 }
 
-/// A report on stdout: JSON, or `render`'s words.
-fn print_report<T: serde::Serialize>(
-    stdout: &mut dyn Write,
-    json: bool,
-    report: &T,
-    render: impl FnOnce(&T) -> String,
-) -> Result<()> {
-    if json {
-        return print_json(stdout, report);
+fn gc(args: GcArgs, out: &mut Out) -> Result<()> {
+    let collected = crate::store::gc::collect(&args.image.path, args.dry_run)?;
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    out.report(args.json, &collected, |c| {
+        format!(
+            "{verb} {} blobs ({} bytes), kept {}\n",
+            c.removed.len(),
+            c.bytes,
+            c.kept
+        )
+    })
+}
+
+fn cache(args: CacheArgs, out: &mut Out) -> Result<()> {
+    let root = args.cache.or_else(default_cache_dir).ok_or_else(|| {
+        Error::Usage("no cache directory: set --cache, XDG_CACHE_HOME or HOME".into())
+    })?;
+    let store = crate::store::cache::Cache::open(&root)?;
+    let (verb, usage) = match args.action {
+        CacheAction::Du => ("holds", store.usage()?),
+        CacheAction::Prune => ("freed", store.prune()?),
+    };
+    out.report(args.json, &usage, |u| {
+        format!(
+            "{} {verb} {} bytes: {} blobs, {} cached layers\n",
+            root.display(),
+            u.bytes,
+            u.blobs,
+            u.layers
+        )
+    })
+}
+
+fn inspect(args: InspectArgs, out: &mut Out) -> Result<()> {
+    let access = access(args.insecure);
+    let inspection = inspect::inspect(&args.image, &args.platform, &access, &out.progress())?;
+    out.report(args.json, &inspection, inspect::render)
+}
+
+fn export(args: ExportArgs, out: &mut Out) -> Result<()> {
+    // The one format there is; another must be handled here.
+    let ExportFormat::DockerArchive = args.format;
+    let access = access(args.insecure);
+    let request = export::Request {
+        image: &args.image,
+        platform: &args.platform,
+        access: &access,
+        progress: &out.progress(),
+        repo_tag: args.tag,
+        output: &args.output,
+    };
+    let report = export::export(&request, &mut |line: &str| out.log(line))?;
+    out.json_only(args.json, &report)
+}
+
+fn bind(args: BindArgs, out: &mut Out) -> Result<()> {
+    let access = access(args.insecure);
+    // `{ env: VAR }` values: the one place bind reads the environment.
+    #[allow(clippy::disallowed_methods)]
+    let env = |var: &str| std::env::var(var).ok();
+    let request = bind::Request {
+        image: &args.image,
+        platform: &args.platform,
+        access: &access,
+        progress: &out.progress(),
+        values: args.values.as_deref(),
+        format: args.format,
+        output: &args.output,
+        repo: args.repo.as_deref(),
+        name: args.name.as_deref(),
+        env: &env,
+    };
+    let report = bind::bind(&request)?;
+    if report.rootfs.is_some_and(|r| !r.owners) {
+        out.log(
+            "warning: not root, so the bundle's files are owned by the caller, not as the image says",
+        );
     }
-    stdout
-        .write_all(render(report).as_bytes())
-        .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))
+    out.log(&format!(
+        "bound {} ({} params) into {}",
+        report.digest,
+        report.params.len(),
+        args.output.display()
+    ));
+    out.json_only(args.json, &report)
 }
 
-/// Pretty JSON with object keys sorted (through `serde_json::Value`, a
-/// BTreeMap), so the HashMaps inside oci-spec's types print the same way
-/// on every run.
-fn print_json<T: serde::Serialize>(stdout: &mut dyn Write, value: &T) -> Result<()> {
-    let text = serde_json::to_value(value)
-        .and_then(|v| serde_json::to_string_pretty(&v))
-        .map_err(|e| Error::Failed(format!("encoding JSON: {e}")))?;
-    print_line(stdout, &text)
+fn push(args: PushArgs, out: &mut Out) -> Result<()> {
+    let options = PushOptions {
+        from_repositories: args.from_repo,
+        ..PushOptions::default()
+    };
+    let access = access(args.insecure);
+    let (source, dest) = (&args.source, &args.destination);
+    let report = registry::push(source, dest, &options, &access, out.progress())?;
+    out.log(&format!("pushed {} {}", report.reference, report.digest));
+    out.report(args.json, &report, |r| format!("{}\n", r.digest))
 }
 
-fn print_line(stdout: &mut dyn Write, line: &str) -> Result<()> {
-    writeln!(stdout, "{line}").map_err(|e| Error::Failed(format!("writing to stdout: {e}")))
+fn pull(args: PullArgs, out: &mut Out) -> Result<()> {
+    let access = access(args.insecure);
+    let (source, output) = (&args.source, &args.output);
+    let report = registry::pull(source, output, &args.platform, &access, out.progress())?;
+    out.log(&format!(
+        "pulled {} into {} ({} blobs downloaded)",
+        report.reference,
+        output.display(),
+        report.downloaded.blobs
+    ));
+    out.report(args.json, &report, |r| format!("{}\n", r.digest))
+}
+
+fn verify(args: VerifyArgs, out: &mut Out) -> Result<()> {
+    let report = verify::verify(&args.image.path, &args.image.selector)?;
+    out.report(args.json, &report, verify::render)?;
+    // The report is the result, so it goes to stdout either way; the
+    // error only sets the exit code and a one-line note on stderr.
+    if report.is_ok() {
+        Ok(())
+    } else {
+        Err(Error::Unverified {
+            problems: report.problems.len(),
+        })
+    }
+}
+
+/// Where a command's words go: its result to stdout; log lines and
+/// progress to stderr, unless `--quiet`.
+struct Out<'a> {
+    stdout: &'a mut dyn Write,
+    quiet: bool,
+}
+
+impl Out<'_> {
+    fn log(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    /// Transfer progress on stderr, or nothing with `--quiet`.
+    fn progress(&self) -> Progress {
+        if self.quiet {
+            Progress::quiet()
+        } else {
+            Progress::new(|line| eprintln!("{line}"))
+        }
+    }
+
+    /// A report on stdout: JSON, or `render`'s words.
+    fn report<T: serde::Serialize>(
+        &mut self,
+        json: bool,
+        report: &T,
+        render: impl FnOnce(&T) -> String,
+    ) -> Result<()> {
+        if json {
+            return self.json(report);
+        }
+        (self.stdout)
+            .write_all(render(report).as_bytes())
+            .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))
+    }
+
+    /// With `--json`, the report on stdout; without, the command's result
+    /// is the file it wrote, and stdout stays empty.
+    fn json_only<T: serde::Serialize>(&mut self, json: bool, report: &T) -> Result<()> {
+        if json { self.json(report) } else { Ok(()) }
+    }
+
+    /// Pretty JSON with object keys sorted (through `serde_json::Value`, a
+    /// BTreeMap), so the HashMaps inside oci-spec's types print the same way
+    /// on every run.
+    fn json<T: serde::Serialize>(&mut self, value: &T) -> Result<()> {
+        let text = serde_json::to_value(value)
+            .and_then(|v| serde_json::to_string_pretty(&v))
+            .map_err(|e| Error::Failed(format!("encoding JSON: {e}")))?;
+        writeln!(self.stdout, "{text}")
+            .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::reference::Selector;
 
     #[test]
     fn build_flags_parse() {
@@ -854,17 +839,12 @@ mod tests {
         ])
         .unwrap();
         match cli.command {
-            Command::Build {
-                recipe,
-                output,
-                revision,
-                json,
-                ..
-            } => {
-                assert_eq!(recipe, PathBuf::from("r.yaml"));
-                assert_eq!(output, Some(PathBuf::from("out/x")));
-                assert_eq!(revision.as_deref(), Some("abc"));
-                assert!(json);
+            Command::Build(args) => {
+                assert_eq!(args.recipe, PathBuf::from("r.yaml"));
+                assert_eq!(args.output, Some(PathBuf::from("out/x")));
+                assert_eq!(args.revision.as_deref(), Some("abc"));
+                assert_eq!(args.compression, LayerCompression::Gzip);
+                assert!(args.insecure.is_empty() && args.json);
             }
             other => panic!("parsed as {other:?}"),
         }
@@ -876,9 +856,10 @@ mod tests {
     fn verify_flags_parse() {
         let cli = Cli::try_parse_from(["ingot", "verify", "oci:out/h:1", "--json"]).unwrap();
         match cli.command {
-            Command::Verify { image, json } => {
-                assert_eq!(image, "oci:out/h:1");
-                assert!(json);
+            Command::Verify(args) => {
+                assert_eq!(args.image.path, PathBuf::from("out/h"));
+                assert_eq!(args.image.selector, Selector::Tag("1".into()));
+                assert!(args.json);
             }
             other => panic!("parsed as {other:?}"),
         }
@@ -901,22 +882,14 @@ mod tests {
         ])
         .unwrap();
         match cli.command {
-            Command::Export {
-                image,
-                format,
-                output,
-                tag,
-                platform,
-                insecure,
-                json,
-            } => {
-                assert_eq!(image, "oci:out/h:1");
-                assert!(insecure.is_empty());
-                assert_eq!(format, ExportFormat::DockerArchive);
-                assert_eq!(output, PathBuf::from("h.tar"));
-                assert_eq!(tag.unwrap().to_string(), "localhost:5000/h:2");
-                assert_eq!(platform, "linux/amd64");
-                assert!(json);
+            Command::Export(args) => {
+                assert_eq!(args.image, ImageRef::Oci("out/h:1".parse().unwrap()));
+                assert!(args.insecure.is_empty());
+                assert_eq!(args.format, ExportFormat::DockerArchive);
+                assert_eq!(args.output, PathBuf::from("h.tar"));
+                assert_eq!(args.tag.unwrap().to_string(), "localhost:5000/h:2");
+                assert_eq!(args.platform, Platform::linux_amd64());
+                assert!(args.json);
             }
             other => panic!("parsed as {other:?}"),
         }
@@ -942,27 +915,26 @@ mod tests {
             "oci:out/h:1",
             "docker://127.0.0.1:5000/h",
             "--from-repo",
-            "base",
+            "team/base",
             "--insecure",
             "reg.lan:5000",
             "--insecure",
-            "other",
+            "[::1]:5000",
             "--json",
         ])
         .unwrap();
         match cli.command {
-            Command::Push {
-                source,
-                destination,
-                from_repo,
-                insecure,
-                json,
-            } => {
-                assert_eq!(source, "oci:out/h:1");
-                assert_eq!(destination, "docker://127.0.0.1:5000/h");
-                assert_eq!(from_repo, ["base"]);
-                assert_eq!(insecure, ["reg.lan:5000", "other"]);
-                assert!(json);
+            Command::Push(args) => {
+                assert_eq!(args.source.path, PathBuf::from("out/h"));
+                assert_eq!(args.source.selector, Selector::Tag("1".into()));
+                assert_eq!(args.destination.host, "127.0.0.1:5000");
+                assert_eq!(args.destination.repository, "h");
+                assert_eq!(args.destination.tag, None);
+                let from: Vec<&str> = args.from_repo.iter().map(Repository::as_str).collect();
+                assert_eq!(from, ["team/base"]);
+                let insecure: Vec<&str> = args.insecure.iter().map(Host::as_str).collect();
+                assert_eq!(insecure, ["reg.lan:5000", "[::1]:5000"]);
+                assert!(args.json);
             }
             other => panic!("parsed as {other:?}"),
         }
@@ -973,27 +945,119 @@ mod tests {
             "-o",
             "out/x",
             "--platform",
-            "linux/arm64",
+            "linux/arm64/v8",
         ])
         .unwrap();
         match cli.command {
-            Command::Pull {
-                source,
-                output,
-                platform,
-                json,
-                ..
-            } => {
-                assert_eq!(source, "docker://h/x:1");
-                assert_eq!(output, PathBuf::from("out/x"));
-                assert_eq!(platform, "linux/arm64");
-                assert!(!json);
+            Command::Pull(args) => {
+                assert_eq!(args.source.host, "h");
+                assert_eq!(args.source.repository, "x");
+                assert_eq!(args.source.tag.as_deref(), Some("1"));
+                assert_eq!(args.output, PathBuf::from("out/x"));
+                let platform = &args.platform;
+                assert_eq!(
+                    (platform.os.as_str(), platform.arch.as_str()),
+                    ("linux", "arm64")
+                );
+                assert_eq!(platform.variant.as_deref(), Some("v8"));
+                assert!(!args.json);
             }
             other => panic!("parsed as {other:?}"),
         }
         // pull needs -o; push needs both references.
         assert!(Cli::try_parse_from(["ingot", "pull", "docker://h/x"]).is_err());
         assert!(Cli::try_parse_from(["ingot", "push", "oci:x"]).is_err());
+    }
+
+    #[test]
+    fn images_parse_into_their_transports() {
+        let parse = |line: &str| {
+            let cli = Cli::try_parse_from(["ingot"].into_iter().chain(line.split(' ')));
+            cli.unwrap_or_else(|e| panic!("{line}: {e}")).command
+        };
+        match parse("gc oci:out/h --dry-run") {
+            Command::Gc(args) => {
+                assert_eq!(args.image.path, PathBuf::from("out/h"));
+                assert_eq!(args.image.selector, Selector::Only);
+                assert!(args.dry_run);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        match parse("inspect docker://reg.lan:5000/team/h:2 --insecure reg.lan") {
+            Command::Inspect(args) => {
+                let ImageRef::Docker(image) = args.image else {
+                    panic!("{} is not a registry image", args.image);
+                };
+                assert_eq!(
+                    (image.host.as_str(), image.repository.as_str()),
+                    ("reg.lan:5000", "team/h")
+                );
+                assert_eq!(args.insecure, ["reg.lan".parse().unwrap()]);
+                assert_eq!(args.platform, Platform::linux_amd64());
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        match parse("audit docker-archive:h.tar --platform linux/arm64") {
+            Command::Audit(args) => {
+                let image = args.image.map(|i| i.to_string());
+                assert_eq!(image.as_deref(), Some("docker-archive:h.tar"));
+                assert_eq!(args.platform.to_string(), "linux/arm64");
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        match parse("audit --list-rules") {
+            Command::Audit(args) => assert!(args.list_rules && args.image.is_none()),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused_at_the_edge() {
+        // (the command line, its bad value, a piece of the form expected)
+        for (line, bad, form) in [
+            ("inspect oci:x --platform linux", "linux", "OS/ARCH"),
+            (
+                "pull docker://h/x -o o --platform linux/",
+                "linux/",
+                "OS/ARCH",
+            ),
+            ("inspect oci:x --insecure h:port", "h:port", "HOST:PORT"),
+            ("build r.yaml --insecure h:70000", "h:70000", "HOST:PORT"),
+            (
+                "push oci:x docker://h/x --from-repo Team/b",
+                "Team/b",
+                "repository name",
+            ),
+            (
+                "push docker-archive:x.tar docker://h/x",
+                "docker-archive:x.tar",
+                "oci:PATH",
+            ),
+            ("push docker://h/y docker://h/x", "docker://h/y", "oci:PATH"),
+            ("gc docker://h/x", "docker://h/x", "oci:PATH"),
+            (
+                "gc docker-archive:x.tar",
+                "docker-archive:x.tar",
+                "oci:PATH",
+            ),
+            ("verify docker://h/x:1", "docker://h/x:1", "oci:PATH:TAG"),
+            (
+                "push oci:x docker://h:65536/x",
+                "docker://h:65536/x",
+                "docker://HOST[:PORT]",
+            ),
+            ("push oci:x oci:y", "oci:y", "docker://HOST[:PORT]"),
+            ("inspect hello.tar", "hello.tar", "docker-archive:PATH"),
+        ] {
+            let err =
+                Cli::try_parse_from(["ingot"].into_iter().chain(line.split(' '))).expect_err(line);
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
+            assert_eq!(err.exit_code(), 2);
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            assert!(first.contains(&format!("'{bad}'")), "{first}");
+            assert!(first.contains(form), "{first}");
+        }
     }
 
     #[test]

@@ -233,6 +233,37 @@ pub fn valid_host(s: &str) -> bool {
     name_ok && port_ok
 }
 
+/// A registry's authority as `--insecure` names it: `HOST[:PORT]` or
+/// `[V6ADDR][:PORT]`, checked by [`valid_host`] when parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host(String);
+
+impl Host {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Host {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Host, String> {
+        if valid_host(s) {
+            Ok(Host(s.to_string()))
+        } else {
+            Err(format!(
+                "{s:?} is not a registry host: expected HOST or HOST:PORT, like reg.lan:5000"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Splits a Docker-style name, `[HOST[:PORT]/]PATH`, where Docker does:
 /// the first `/`-separated component is a registry host only when it has
 /// a `.` or a `:` or is `localhost`, and something follows it. Neither
@@ -250,6 +281,37 @@ pub fn split_host(name: &str) -> (Option<&str>, &str) {
 /// grammar.
 pub fn valid_repository(s: &str) -> bool {
     !s.is_empty() && s.len() <= 255 && s.split('/').all(valid_component)
+}
+
+/// A repository name on some registry (`team/app`), checked by
+/// [`valid_repository`] when parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository(String);
+
+impl Repository {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Repository {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Repository, String> {
+        if valid_repository(s) {
+            Ok(Repository(s.to_string()))
+        } else {
+            Err(format!(
+                "{s:?} is not a repository name (lowercase letters, digits and . _ - separators)"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// distribution-spec: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*` per component.
@@ -318,17 +380,13 @@ impl FromStr for RegistryRef {
         {
             return Err(usage(&format!("{t:?} is not a valid tag")));
         }
-        if !valid_repository(repository) {
-            return Err(usage(&format!(
-                "{repository:?} is not a repository name (lowercase letters, digits and . _ - separators)"
-            )));
-        }
+        let repository = repository.parse::<Repository>().map_err(|e| usage(&e))?.0;
         if repository.len() + host.len() + 1 > 255 {
             return Err(usage("the name is longer than 255 characters"));
         }
         Ok(RegistryRef {
             host: host.to_string(),
-            repository: repository.to_string(),
+            repository,
             tag,
             digest,
         })
@@ -468,6 +526,24 @@ mod tests {
             "", ":1", "h:", "h:x", "-h", "[::1", "[x]:1", "h/x", "h:99999", "h:65536",
         ] {
             assert!(!valid_host(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hosts_and_repositories_parse_only_when_valid() {
+        let host: Host = "[::1]:5000".parse().unwrap();
+        assert_eq!(host.as_str(), "[::1]:5000");
+        let err = "h:port".parse::<Host>().unwrap_err();
+        assert!(
+            err.contains("\"h:port\"") && err.contains("HOST:PORT"),
+            "{err}"
+        );
+
+        let repo: Repository = "team/app".parse().unwrap();
+        assert_eq!(repo.to_string(), "team/app");
+        for bad in ["", "UP", "a//b", "/a", "a:1"] {
+            let err = bad.parse::<Repository>().unwrap_err();
+            assert!(err.contains("not a repository name"), "{bad}: {err}");
         }
     }
 }

@@ -25,7 +25,7 @@ pub mod referrers;
 pub mod remote;
 
 pub use crate::error::RegistryError;
-use crate::image::reference::RegistryRef;
+use crate::image::reference::{Host, RegistryRef};
 pub use crate::progress::Progress;
 pub use auth::{Credential, CredentialSources};
 pub use fetch::{Fetched, fetch_image, pull};
@@ -39,7 +39,7 @@ pub use remote::Remote;
 pub struct Access {
     /// `HOST[:PORT]`s given with `--insecure`: plain HTTP. Loopback
     /// registries are plain HTTP without being listed.
-    pub insecure: Vec<String>,
+    pub insecure: Vec<Host>,
     pub credentials: CredentialSources,
 }
 
@@ -51,7 +51,8 @@ impl Access {
             || self
                 .insecure
                 .iter()
-                .any(|h| *h == reference.host || *h == reference.hostname())
+                .map(Host::as_str)
+                .any(|h| h == reference.host || h == reference.hostname())
     }
 }
 
@@ -62,7 +63,10 @@ mod tests {
     #[test]
     fn plain_http_only_for_loopback_and_named_hosts() {
         let access = Access {
-            insecure: vec!["reg.lan:5000".into(), "other.lan".into()],
+            insecure: vec![
+                "reg.lan:5000".parse().unwrap(),
+                "other.lan".parse().unwrap(),
+            ],
             ..Access::default()
         };
         let plain = |r: &str| access.plain_http(&r.parse().unwrap());

@@ -19,7 +19,7 @@ use super::{Access, Progress, Remote};
 use crate::digest::Digest;
 use crate::error::{Error, Result, Within};
 use crate::image::reference::RegistryRef;
-use crate::image::reference::{OciRef, Selector};
+use crate::image::reference::{OciRef, Repository, Selector};
 use crate::image::{annotation, media};
 use crate::progress::bytes;
 use crate::store::layout::{Layout, blob_ref, tag_of};
@@ -32,7 +32,7 @@ const MAX_INDEX_DEPTH: usize = 4;
 pub struct PushOptions {
     /// Repositories on the destination registry to mount missing blobs
     /// from before uploading them.
-    pub from_repositories: Vec<String>,
+    pub from_repositories: Vec<Repository>,
     /// Blobs larger than this are uploaded in chunks (4 MiB PATCHes);
     /// smaller ones in one streamed PUT.
     pub chunked_above: u64,
@@ -109,7 +109,11 @@ pub fn push(
         .ok_or_else(|| Error::Failed(format!("{source}: nothing to push")))?;
 
     let remote = Remote::connect(&target, access, progress)?;
-    let mut sources = options.from_repositories.clone();
+    let mut sources: Vec<String> = options
+        .from_repositories
+        .iter()
+        .map(|r| r.as_str().to_string())
+        .collect();
     sources.extend(plan.bases.iter().filter_map(|base| {
         let base: RegistryRef = base.parse().ok()?;
         (base.host == target.host && base.repository != target.repository)
