@@ -549,7 +549,7 @@ impl LayerSummary {
 
     /// The summary for the cache, stamped with this version.
     fn stamped(&self) -> Option<Summary> {
-        let body = serde_json::to_value(self).ok()?;
+        let body = serde_json::value::to_raw_value(self).ok()?;
         Some(Summary {
             version: Self::version(),
             body,
@@ -558,7 +558,7 @@ impl LayerSummary {
 
     /// The summary of `hit`, if it was made by this version.
     fn current(hit: &CachedLayer) -> Option<LayerSummary> {
-        serde_json::from_value(hit.summary(&Self::version())?.clone()).ok()
+        serde_json::from_str(hit.summary(&Self::version())?).ok()
     }
 }
 

@@ -78,19 +78,28 @@ pub struct CachedLayer {
 /// the writer's version, and hands it back only to a reader of the same
 /// version, so a summary made under an older seal policy or scanner is
 /// never taken for a current one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     pub version: String,
-    pub body: serde_json::Value,
+    /// The writer's JSON, as text: never parsed into a tree here.
+    pub body: Box<serde_json::value::RawValue>,
 }
+
+impl PartialEq for Summary {
+    fn eq(&self, other: &Summary) -> bool {
+        self.version == other.version && self.body.get() == other.body.get()
+    }
+}
+
+impl Eq for Summary {}
 
 impl CachedLayer {
     /// The summary's body, if it was written by `version`.
-    pub fn summary(&self, version: &str) -> Option<&serde_json::Value> {
+    pub fn summary(&self, version: &str) -> Option<&str> {
         self.summary
             .as_ref()
             .filter(|s| s.version == version)
-            .map(|s| &s.body)
+            .map(|s| s.body.get())
     }
 }
 
