@@ -24,7 +24,7 @@ use crate::image::media::LayerCompression;
 use crate::image::reference::{Host, ImageRef, OciRef, RegistryRef, Repository};
 use crate::pipeline;
 use crate::recipe::Recipe;
-use crate::registry::{self, Access, CredentialSources, Progress, PushOptions};
+use crate::registry::{Access, CredentialSources, Progress, PushOptions};
 use crate::seal;
 
 /// What IMAGE may be for the commands that read an image (inspect, audit,
@@ -732,7 +732,7 @@ fn push(args: PushArgs, out: &mut Out) -> Result<()> {
     };
     let access = access(args.insecure);
     let (source, dest) = (&args.source, &args.destination);
-    let report = registry::push(source, dest, &options, &access, out.progress())?;
+    let report = crate::commands::push::push(source, dest, &options, &access, out.progress())?;
     out.log(&format!("pushed {} {}", report.reference, report.digest));
     out.report(args.json, &report, |r| format!("{}\n", r.digest))
 }
@@ -740,7 +740,8 @@ fn push(args: PushArgs, out: &mut Out) -> Result<()> {
 fn pull(args: PullArgs, out: &mut Out) -> Result<()> {
     let access = access(args.insecure);
     let (source, output) = (&args.source, &args.output);
-    let report = registry::pull(source, output, &args.platform, &access, out.progress())?;
+    let report =
+        crate::commands::pull::pull(source, output, &args.platform, &access, out.progress())?;
     out.log(&format!(
         "pulled {} into {} ({} blobs downloaded)",
         report.reference,

@@ -6,6 +6,7 @@
 //! - [`bind`]: an image's params bound to one environment's values.
 //! - [`export`]: an image as a `docker save` tarball.
 //! - [`inspect`]: an image's manifest, config and params.
+//! - [`pull`] and [`push`]: an image between a registry and a layout.
 //! - [`source`]: the one opener of an image, from a layout, a
 //!   docker-archive or a registry, for the four above.
 //! - [`verify`]: an fsck of an OCI layout.
@@ -14,5 +15,7 @@ pub mod audit;
 pub mod bind;
 pub mod export;
 pub mod inspect;
+pub mod pull;
+pub mod push;
 pub mod source;
 pub mod verify;

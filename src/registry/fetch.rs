@@ -1,23 +1,17 @@
 //! Images from a registry into a content-addressed [`BlobStore`]:
-//! [`fetch_image`] (manifest, resolving an index to one platform, then
-//! config and layers, each verified before it lands), and `ingot pull`
-//! ([`pull`]), which fetches into a [`Staging`] beside the output and
-//! commits it as a layout only when everything arrived intact.
+//! [`fetch_image`] resolves the manifest (an index to one platform), then
+//! fetches the config and layers, each verified before it lands.
 
-use std::path::Path;
-
-use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest, MediaType};
-use serde::Serialize;
+use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 
 use super::push::Tally;
 use super::remote::RawManifest;
-use super::{Access, Progress, RegistryError, Remote};
+use super::{RegistryError, Remote};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result, Within};
-use crate::image::config::platform_of;
 use crate::image::reference::RegistryRef;
 use crate::image::{Platform, media, select_platform};
-use crate::store::layout::{self, Entry, Staging, blob_ref};
+use crate::store::layout::blob_ref;
 use crate::store::{BlobRef, BlobStore};
 
 /// How deep indexes may nest before the registry is called hostile.
@@ -186,60 +180,5 @@ fn parse<T: serde::de::DeserializeOwned>(raw: &RawManifest, reference: &Registry
             message: format!("invalid {}: {e}", raw.media_type),
         }
         .into()
-    })
-}
-
-/// What a pull did; `--json` prints it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PullReport {
-    pub reference: String,
-    /// The manifest now in the layout.
-    pub digest: Digest,
-    pub media_type: String,
-    /// The index the reference named, if it named one.
-    pub index_digest: Option<Digest>,
-    pub layout: String,
-    /// The tag in the layout, or None (by digest only).
-    pub tag: Option<String>,
-    pub downloaded: Tally,
-}
-
-/// `ingot pull`: fetches `source` into a staging directory beside `out`
-/// and commits it as a layout tagged with the reference's tag (or by
-/// digest only). Blobs `out` already holds are reused once checked. A
-/// failure leaves `out` as it was.
-pub fn pull(
-    source: &RegistryRef,
-    out: &Path,
-    platform: &Platform,
-    access: &Access,
-    progress: Progress,
-) -> Result<PullReport> {
-    let remote = Remote::connect(source, access, progress)?;
-    let staging = Staging::new(out)?;
-    // Pulling into a layout that already holds some of the image: what it
-    // holds is checked and reused, not downloaded again.
-    let existing = layout::Layout::open(out).ok();
-    let seed = existing.as_ref().map(|l| &l.blobs);
-    let fetched = fetch_image(&remote, source, platform, &staging.blobs, seed)?;
-    let image_platform = platform_of(&fetched.config);
-    layout::commit_entry(
-        staging,
-        &Entry {
-            recipe: None,
-            tag: source.tag.as_deref(),
-            manifest: fetched.manifest_ref,
-            media_type: MediaType::from(fetched.media_type.as_str()),
-            platform: Some(&image_platform),
-        },
-    )?;
-    Ok(PullReport {
-        reference: source.to_string(),
-        digest: fetched.manifest_ref.digest,
-        media_type: fetched.media_type,
-        index_digest: fetched.index_digest,
-        layout: out.display().to_string(),
-        tag: source.tag.clone(),
-        downloaded: fetched.downloaded,
     })
 }

@@ -1,6 +1,7 @@
-//! Images in OCI registries: `docker://HOST[:PORT]/REPO[:TAG|@sha256:…]`
-//! references, push, pull and referrer artifacts, over the OCI
-//! distribution API (distribution-spec v1.1).
+//! The client for OCI registries (distribution-spec v1.1): fetching an
+//! image, pushing blobs and manifests, referrer artifacts. `ingot push`
+//! and `ingot pull`, which move images between registries and layouts,
+//! sit above it in [`crate::commands`].
 //!
 //! The protocol is oci-client's, run on a tokio current-thread runtime
 //! that [`Remote`] owns: everything outside `remote.rs` is synchronous.
@@ -12,9 +13,10 @@
 //!
 //! - [`auth`]: credentials from auth.json / config.json and their helpers.
 //! - [`remote`]: the blocking facade over one registry, and error mapping.
-//! - [`push`]: `ingot push`, a layout's image to a registry.
+//! - [`push`]: blobs to a registry, skipped, mounted or uploaded.
 //! - [`fetch`]: an image's manifest, config and layers into a `BlobStore`
-//!   (what `ingot pull` and registry bases use).
+//!   (what `ingot pull`, registry bases and the commands that read
+//!   `docker://` images use).
 //! - [`referrers`]: artifacts that refer to an image (SBOMs, signatures).
 //! - progress on stderr: [`crate::progress`].
 
@@ -28,8 +30,8 @@ pub use crate::error::RegistryError;
 use crate::image::reference::{Host, RegistryRef};
 pub use crate::progress::Progress;
 pub use auth::{Credential, CredentialSources};
-pub use fetch::{Fetched, fetch_image, pull};
-pub use push::{PushOptions, PushReport, push};
+pub use fetch::{Fetched, fetch_image};
+pub use push::{PushOptions, PushReport, Tally, push_blobs};
 pub use referrers::{ReferrerReport, push_referrer, referrers};
 pub use remote::Remote;
 

@@ -1,32 +1,18 @@
-//! `ingot push`: an image from an OCI layout to a registry
-//! (distribution-spec "Pushing blobs", "Pushing manifests").
-//!
-//! Blobs first, manifests last (a registry refuses a manifest whose blobs
-//! it lacks). Each blob is checked with a HEAD and skipped if present;
-//! else mounted from another repository of the same registry when one is
-//! known (`--from-repo`, or the repository of a `docker://` base named in
-//! the manifest's `org.opencontainers.image.base.name`); else uploaded,
-//! in one PUT or, above [`PushOptions::chunked_above`], in chunks. An
-//! index is pushed with every manifest it lists, children by digest.
+//! Pushing blobs to a registry (distribution-spec "Pushing blobs"): each
+//! is checked with a HEAD and skipped if present; else mounted from
+//! another repository of the same registry when one is known; else
+//! uploaded, in one PUT or, above [`PushOptions::chunked_above`], in
+//! chunks. `ingot push` ([`crate::commands::push`]) and referrer artifacts
+//! push through here.
 
-use std::collections::BTreeSet;
-
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use serde::Serialize;
 
-use super::remote::MAX_MANIFEST_SIZE;
-use super::{Access, Progress, Remote};
+use super::Remote;
 use crate::digest::Digest;
-use crate::error::{Error, Result, Within};
-use crate::image::reference::RegistryRef;
-use crate::image::reference::{OciRef, Repository, Selector};
-use crate::image::{annotation, media};
+use crate::error::{Result, Within};
+use crate::image::reference::{RegistryRef, Repository};
 use crate::progress::bytes;
-use crate::store::layout::{Layout, blob_ref, tag_of};
 use crate::store::{BlobRef, BlobStore};
-
-/// How deep indexes may nest in a layout we push.
-const MAX_INDEX_DEPTH: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct PushOptions {
@@ -55,7 +41,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, blob: &BlobRef) {
+    pub fn add(&mut self, blob: &BlobRef) {
         self.blobs += 1;
         self.bytes += blob.size;
     }
@@ -77,88 +63,10 @@ pub struct PushReport {
     pub skipped: Tally,
 }
 
-/// Pushes the image `source` names to `dest`. The tag is `dest`'s, else
-/// the source's; with neither, the image is pushed by digest only.
-pub fn push(
-    source: &OciRef,
-    dest: &RegistryRef,
-    options: &PushOptions,
-    access: &Access,
-    progress: Progress,
-) -> Result<PushReport> {
-    if dest.digest.is_some() {
-        return Err(Error::Usage(format!(
-            "{dest}: push to docker://HOST/REPO[:TAG]; the digest is what the push prints"
-        )));
-    }
-    let layout = Layout::open(&source.path)?;
-    let desc = layout.find(&source.selector)?;
-    let tag = dest.tag.clone().or(match &source.selector {
-        Selector::Tag(t) => Some(t.clone()),
-        Selector::Only => tag_of(&desc).map(str::to_string),
-        Selector::Digest(_) => None,
-    });
-    let target = dest.with_tag(tag.as_deref());
-
-    let mut plan = Plan::default();
-    collect(&layout, &desc, 0, &mut plan)?;
-    let root = plan
-        .manifests
-        .last()
-        .cloned()
-        .ok_or_else(|| Error::Failed(format!("{source}: nothing to push")))?;
-
-    let remote = Remote::connect(&target, access, progress)?;
-    let mut sources: Vec<String> = options
-        .from_repositories
-        .iter()
-        .map(|r| r.as_str().to_string())
-        .collect();
-    sources.extend(plan.bases.iter().filter_map(|base| {
-        let base: RegistryRef = base.parse().ok()?;
-        (base.host == target.host && base.repository != target.repository)
-            .then_some(base.repository)
-    }));
-    let mut seen = BTreeSet::new();
-    sources.retain(|r| seen.insert(r.clone()));
-
-    let mut report = PushReport {
-        reference: match &tag {
-            Some(_) => target.to_string(),
-            None => target.with_digest(root.digest).to_string(),
-        },
-        digest: root.digest,
-        media_type: root.media_type.clone(),
-        manifests: 0,
-        uploaded: Tally::default(),
-        mounted: Tally::default(),
-        skipped: Tally::default(),
-    };
-    push_blobs(
-        &remote,
-        &target,
-        &layout.blobs,
-        &plan.blobs,
-        &sources,
-        options,
-        &source.to_string(),
-        &mut report,
-    )?;
-    // Children by digest, then the root at its tag.
-    let (children, _) = plan.manifests.split_at(plan.manifests.len() - 1);
-    for m in children {
-        remote.put_manifest(&target.with_tag(None), &m.bytes, &m.media_type)?;
-        report.manifests += 1;
-    }
-    remote.put_manifest(&target, &root.bytes, &root.media_type)?;
-    report.manifests += 1;
-    Ok(report)
-}
-
 /// Makes sure `repo` has every blob: skipped if there, mounted from one of
 /// `sources` if it will, else uploaded from `store` (verified as read).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn push_blobs(
+pub fn push_blobs(
     remote: &Remote,
     repo: &RegistryRef,
     store: &BlobStore,
@@ -207,94 +115,6 @@ pub(crate) fn push_blobs(
             report.mounted.blobs,
             report.skipped.blobs
         ));
-    }
-    Ok(())
-}
-
-#[derive(Clone)]
-struct ManifestBytes {
-    bytes: Vec<u8>,
-    digest: Digest,
-    media_type: String,
-}
-
-/// What a push sends: blobs (each once, in first-seen order) and
-/// manifests (children before their index).
-#[derive(Default)]
-struct Plan {
-    blobs: Vec<BlobRef>,
-    seen: BTreeSet<Digest>,
-    manifests: Vec<ManifestBytes>,
-    /// `org.opencontainers.image.base.name` of every manifest: mount
-    /// sources when they are on the destination registry.
-    bases: Vec<String>,
-}
-
-impl Plan {
-    fn blob(&mut self, desc: &Descriptor) -> Result<()> {
-        let blob = blob_ref(desc)?;
-        if self.seen.insert(blob.digest) {
-            self.blobs.push(blob);
-        }
-        Ok(())
-    }
-}
-
-fn collect(layout: &Layout, desc: &Descriptor, depth: usize, plan: &mut Plan) -> Result<()> {
-    let blob = blob_ref(desc)?;
-    if blob.size > MAX_MANIFEST_SIZE as u64 {
-        return Err(Error::Failed(format!(
-            "{}: manifest {} claims {} bytes, more than a registry accepts",
-            layout.dir.display(),
-            blob.digest,
-            blob.size
-        )));
-    }
-    let bytes = layout
-        .blobs
-        .read(&blob)
-        .within(|| format!("reading {}", layout.dir.display()))?;
-    let media_type = desc.media_type().to_string();
-    let bad_json = |e: serde_json::Error| {
-        Error::Failed(format!("manifest {}: invalid JSON: {e}", blob.digest))
-    };
-    if media::is_index(&media_type) {
-        if depth >= MAX_INDEX_DEPTH {
-            return Err(Error::Failed(format!(
-                "{}: indexes nest deeper than {MAX_INDEX_DEPTH}",
-                layout.dir.display()
-            )));
-        }
-        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(bad_json)?;
-        for child in index.manifests() {
-            collect(layout, child, depth + 1, plan)?;
-        }
-    } else if media::is_manifest(&media_type) {
-        let manifest: ImageManifest = serde_json::from_slice(&bytes).map_err(bad_json)?;
-        plan.blob(manifest.config())?;
-        for layer in manifest.layers() {
-            plan.blob(layer)?;
-        }
-        if let Some(base) = manifest
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(annotation::BASE_NAME))
-        {
-            plan.bases.push(base.clone());
-        }
-    } else {
-        return Err(Error::Failed(format!(
-            "{}: {} is a {media_type}, not an image manifest or index",
-            layout.dir.display(),
-            blob.digest
-        )));
-    }
-    if !plan.manifests.iter().any(|m| m.digest == blob.digest) {
-        plan.manifests.push(ManifestBytes {
-            bytes,
-            digest: blob.digest,
-            media_type,
-        });
     }
     Ok(())
 }
