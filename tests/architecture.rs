@@ -34,12 +34,15 @@ const LAYERS: [(&str, &str); 16] = [
     ),
     ("recipe", "the recipe format: schema, templates, positions"),
     ("lock", "ingot.lock: the pins of external references"),
-    ("registry", "the distribution client: push, pull, fetch"),
+    (
+        "registry",
+        "the distribution client: fetching images, pushing blobs",
+    ),
     ("base", "resolution of every kind of base"),
     ("pipeline", "the build: recipe and base to a tagged image"),
     (
         "commands",
-        "audit, bind, export, inspect, verify: above the library",
+        "audit, bind, export, inspect, pull, push, verify: above the library",
     ),
     ("cli", "clap definitions; the only reader of env and cwd"),
 ];
