@@ -273,6 +273,14 @@ pub struct AuditArgs {
     /// version and each rule's id and description) and exit.
     #[arg(long, conflicts_with = "image")]
     pub list_rules: bool,
+    /// Honour the exceptions the image declares about itself (its
+    /// dev.ingot.seal.allow annotation); by default they are only shown.
+    #[arg(long)]
+    pub accept_declared: bool,
+    /// The auditor's own exceptions: a YAML list of { rule, path, reason,
+    /// digest } (digest optional: the image it is for).
+    #[arg(long, value_name = "FILE")]
+    pub allow: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -439,9 +447,13 @@ fn audit_help() -> String {
              The image may be built by ingot or not. Each layer is read once, as a stream.\n\
              Exit 1 when the image is not sealed. --json names the image and its digest.\n\n\
              {}\n\
-             An ingot image's own exceptions (recipe seal.allow, recorded in its manifest)\n\
-             are honoured and listed with their reasons; a docker-archive, which has no\n\
-             manifest, carries none."
+             Exceptions: an ingot image records its recipe's seal.allow in its manifest.\n\
+             Anyone who writes a manifest can write that, so audit shows them with their\n\
+             reasons but passes nothing on the image's word: --accept-declared honours them\n\
+             all; --allow FILE honours the auditor's own list, each entry\n  \
+             - {{ rule: setuid, path: /usr/bin/ping, reason: \"raw sockets\", digest: sha256:… }}\n\
+             where digest (optional) binds it to one image. A docker-archive, which has no\n\
+             manifest, declares none."
         ),
         seal::render_rules()
     )
@@ -620,8 +632,16 @@ fn audit(args: AuditArgs, out: &mut Out) -> Result<()> {
         return out.report(args.json, &rules, |_| seal::render_rules());
     };
     let access = access(args.insecure);
-    let audit = crate::commands::audit::audit(&image, &args.platform, &access, &out.progress())?;
-    out.report(args.json, &audit, |a| seal::render(&a.report))?;
+    use crate::commands::audit as auditing;
+    let trust = auditing::Trust {
+        accept_declared: args.accept_declared,
+        allow: match &args.allow {
+            Some(file) => auditing::read_allow_file(file)?,
+            None => Vec::new(),
+        },
+    };
+    let audit = auditing::audit(&image, &args.platform, &access, &out.progress(), &trust)?;
+    out.report(args.json, &audit, auditing::render)?;
     // Like verify: the report, on stdout, is the result; the error
     // only sets exit 1 and says so on stderr.
     if audit.report.is_sealed() {

@@ -233,7 +233,12 @@ struct Audit {
 }
 
 fn audit(image: &str) -> Audit {
-    let out = run(ingot().arg("audit").arg("--json").arg(image));
+    audit_with(image, &[])
+}
+
+/// `ingot audit --json IMAGE` with `args` besides.
+fn audit_with(image: &str, args: &[&str]) -> Audit {
+    let out = run(ingot().arg("audit").arg("--json").arg(image).args(args));
     let report = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("audit {image}: {e}: {} {}", stdout(&out), stderr(&out)));
     Audit {
@@ -974,9 +979,23 @@ fn setuid_fails_unless_allowed() {
         r#"[{"path":"/usr/bin/ping","reason":"raw sockets for health checks","rule":"setuid"}]"#
     );
 
+    // An auditor sees the image's own exception, and honours it only when
+    // told to.
     let image = format!("oci:{}:1", f.out().display());
     let a = audit(&image);
+    a.assert_unsealed("a declared exception is not proof");
+    assert_eq!(
+        a.report["declared"],
+        serde_json::json!([{
+            "rule": "setuid",
+            "path": "/usr/bin/ping",
+            "reason": "raw sockets for health checks",
+            "accepted": false
+        }])
+    );
+    let a = audit_with(&image, &["--accept-declared"]);
     a.assert_sealed("allowed setuid");
+    assert_eq!(a.report["declared"][0]["accepted"], true);
     assert_eq!(
         a.allowed(),
         [(
@@ -984,7 +1003,7 @@ fn setuid_fails_unless_allowed() {
             "raw sockets for health checks".to_string()
         )]
     );
-    let out = run(ingot().arg("audit").arg(&image));
+    let out = run(ingot().arg("audit").arg("--accept-declared").arg(&image));
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -993,7 +1012,82 @@ fn setuid_fails_unless_allowed() {
                 && l.ends_with("[raw sockets for health checks]")),
         "{text}"
     );
+    assert!(
+        text.contains("declared by the image: setuid: /usr/bin/ping [raw sockets for health checks] (accepted)"),
+        "{text}"
+    );
     assert!(text.contains("sealed: policy 1"), "{text}");
+}
+
+/// `audit` does not take an image's word for itself: an image that
+/// declares its own SSH server allowed is not sealed until the auditor
+/// accepts the exception, by flag or in an allow file of their own, which
+/// may bind it to one image's digest.
+#[test]
+fn audit_honours_declared_exceptions_only_when_the_auditor_accepts_them() {
+    let f = Fixture::new();
+    let sshd = r#"file: { dest: /usr/sbin/sshd, content: "ELF", mode: "0755" }"#;
+    f.recipe(&format!(
+        "{}seal:\n  allow:\n    - {{ rule: no-ssh-server, path: /usr/sbin/sshd, reason: \"trust me\" }}\n",
+        on_stemcell(&[sshd])
+    ));
+    f.sealed();
+    let image = format!("oci:{}:1", f.out().display());
+
+    let a = audit(&image);
+    a.assert_unsealed("a self-declared sshd");
+    let digest = a.report["digest"].as_str().unwrap().to_string();
+    assert_eq!(a.violations()[0].rule, "no-ssh-server");
+    assert_eq!(a.report["declared"][0]["accepted"], false);
+    let text = stdout(&run(ingot().arg("audit").arg(&image)));
+    assert!(
+        text.contains(
+            "declared by the image: no-ssh-server: /usr/sbin/sshd [trust me] (not accepted"
+        ),
+        "{text}"
+    );
+    audit_with(&image, &["--accept-declared"]).assert_sealed("accepted");
+
+    let allow = f.dir().join("allow.yaml");
+    let write = |text: &str| std::fs::write(&allow, text).unwrap();
+    let with_file = || audit_with(&image, &["--allow", allow.to_str().unwrap()]);
+    write("- { rule: no-ssh-server, path: /usr/sbin/sshd, reason: reviewed }\n");
+    let a = with_file();
+    a.assert_sealed("the auditor's own exception");
+    assert_eq!(a.allowed()[0].1, "reviewed");
+    write(&format!(
+        "- {{ rule: no-ssh-server, path: /usr/sbin/sshd, reason: reviewed, digest: \"{digest}\" }}\n"
+    ));
+    with_file().assert_sealed("bound to this image");
+    let other = format!("sha256:{}", "0".repeat(64));
+    write(&format!(
+        "- {{ rule: no-ssh-server, path: /usr/sbin/sshd, reason: reviewed, digest: \"{other}\" }}\n"
+    ));
+    with_file().assert_unsealed("bound to another image");
+
+    for (bad, says) in [
+        (
+            "- { rule: no-such-rule, path: /x, reason: r }\n",
+            "unknown rule",
+        ),
+        (
+            "- { rule: setuid, path: /x, reason: r, extra: 1 }\n",
+            "extra",
+        ),
+        (
+            "- { rule: setuid, path: relative, reason: r }\n",
+            "relative",
+        ),
+    ] {
+        write(bad);
+        let out = run(ingot().args(["audit", "--allow"]).arg(&allow).arg(&image));
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(allow.to_str().unwrap()) && stderr(&out).contains(says),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]

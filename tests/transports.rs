@@ -223,8 +223,9 @@ fn build_ping(f: &Fixture) -> (PathBuf, String) {
 
 #[test]
 /// A registry image is audited straight from the registry: the exception
-/// its manifest records is honoured, the report names the image and its
-/// digest, and layers are named by the registry's blob digests.
+/// its manifest records is honoured once the auditor accepts it, the
+/// report names the image and its digest, and layers are named by the
+/// registry's blob digests.
 fn audit_reads_a_registry_image() {
     let f = Fixture::new();
     let (layout, digest) = build_ping(&f);
@@ -232,15 +233,20 @@ fn audit_reads_a_registry_image() {
     let image = format!("{}:1", registry.reference("ping"));
     f.ok(&["push", &format!("oci:{}:1", layout.display()), &image]);
 
-    let local = f.json(&["audit", "--json", &format!("oci:{}:1", layout.display())]);
-    let remote = f.json(&["audit", "--json", &image]);
+    let local = f.json(&[
+        "audit",
+        "--json",
+        "--accept-declared",
+        &format!("oci:{}:1", layout.display()),
+    ]);
+    let remote = f.json(&["audit", "--json", "--accept-declared", &image]);
     assert_eq!(remote["image"], image.as_str());
     assert_eq!(remote["digest"], digest.as_str());
     assert_eq!(remote["digest_of"], "manifest");
     assert_eq!(remote["violations"], json!([]));
     assert_eq!(remote["allowed"], local["allowed"]);
     assert_eq!(remote["allowed"][0][1], "raw sockets");
-    let text = f.ok(&["audit", &image]);
+    let text = f.ok(&["audit", "--accept-declared", &image]);
     assert!(text.contains("sealed: policy"), "{text}");
     f.no_temp_left();
 }

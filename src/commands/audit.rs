@@ -1,15 +1,26 @@
 //! `ingot audit`: the seal's rules run on any image, built by ingot or not,
 //! from a layout, a docker-archive or a registry, reading each layer once
 //! as a stream.
+//!
+//! Trust model (design.md, "Sealing"): an image's own word is not proof.
+//! The exceptions an ingot image declares (its `dev.ingot.seal.allow`
+//! annotation, which anyone who writes a manifest can write) are shown
+//! with their reasons but pass nothing unless the auditor accepts them:
+//! all at once (`--accept-declared`), or one by one in an allow file of
+//! the auditor's own, optionally bound to an image digest.
+
+use std::path::Path;
 
 use oci_spec::image::{Descriptor, ImageConfiguration};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::reference::ImageRef;
 use crate::image::{Platform, annotation};
 use crate::registry::{Access, Progress};
 use crate::rootfs::View;
+use crate::rootfs::meta::ImagePath;
 use crate::seal::SealAllow;
 use crate::seal::{self, LayerLabel, Report, Scan};
 use crate::store::BlobStore;
@@ -24,22 +35,111 @@ pub struct Audit {
     /// What `digest` is the digest of: the manifest, or for a
     /// docker-archive (which has none) the config.
     pub digest_of: DigestOf,
+    /// The exceptions the image declares, and whether the auditor
+    /// accepted them.
+    pub declared: Vec<Declared>,
     #[serde(flatten)]
     pub report: Report,
 }
 
+/// An exception the image declares about itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct Declared {
+    pub rule: String,
+    pub path: String,
+    pub reason: String,
+    /// Whether it was honoured (`--accept-declared`).
+    pub accepted: bool,
+}
+
+/// Which exceptions an audit honours: the image's own only when
+/// `accept_declared`; the auditor's own always (those bound to a digest
+/// only on that image).
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    pub accept_declared: bool,
+    pub allow: Vec<AuditorAllow>,
+}
+
+/// One entry of an auditor's allow file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditorAllow {
+    pub rule: String,
+    pub path: ImagePath,
+    pub reason: String,
+    /// The image (manifest digest, or config digest for a docker-archive)
+    /// the exception is for; without one it holds for every image.
+    #[serde(default)]
+    pub digest: Option<Digest>,
+}
+
+/// An allow file is a short list written by people.
+const MAX_ALLOW_FILE: u64 = 1 << 20;
+
+/// Reads an auditor's allow file: a YAML list of `{ rule, path, reason,
+/// digest? }`. Unknown fields and rules are errors naming the file and
+/// position (exit 2).
+pub fn read_allow_file(path: &Path) -> Result<Vec<AuditorAllow>> {
+    let usage = |m: String| Error::Usage(format!("{}: {m}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| usage(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(usage("not a regular file".into()));
+    }
+    if meta.len() > MAX_ALLOW_FILE {
+        return Err(usage(format!("larger than {MAX_ALLOW_FILE} bytes")));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| usage(e.to_string()))?;
+    let list: Vec<AuditorAllow> = serde_yaml::from_str(&text).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!("{}:{}: ", l.line(), l.column()))
+            .unwrap_or_default();
+        Error::Usage(format!("{}:{at}{e}", path.display()))
+    })?;
+    for (i, a) in list.iter().enumerate() {
+        if seal::rule(&a.rule).is_none() {
+            let ids: Vec<&str> = seal::RULES.iter().map(|r| r.id).collect();
+            return Err(usage(format!(
+                "entry {}: unknown rule {:?} (rules: {})",
+                i + 1,
+                a.rule,
+                ids.join(", ")
+            )));
+        }
+    }
+    Ok(list)
+}
+
 /// Audits `image`, choosing `platform` from an index; a registry is
-/// reached as `access` allows. The exceptions an ingot image declares
-/// (annotation `dev.ingot.seal.allow`) are honoured and listed, so the
-/// auditor sees each with its reason.
+/// reached as `access` allows. The exceptions the image declares are
+/// listed with their reasons, and honoured only as `trust` says.
 pub fn audit(
     image: &ImageRef,
     platform: &Platform,
     access: &Access,
     progress: &Progress,
+    trust: &Trust,
 ) -> Result<Audit> {
     let source = source::open(image, platform, access, progress)?;
-    let allow = declared_exceptions(source.annotations())?;
+    let digest = source.identity.digest();
+    let declared = declared_exceptions(source.annotations())?;
+    let mut allow: Vec<SealAllow> = if trust.accept_declared {
+        declared.clone()
+    } else {
+        Vec::new()
+    };
+    allow.extend(
+        trust
+            .allow
+            .iter()
+            .filter(|a| a.digest.is_none_or(|d| d == digest))
+            .map(|a| SealAllow {
+                rule: a.rule.clone(),
+                path: a.path.clone(),
+                reason: a.reason.clone(),
+            }),
+    );
     let report = run(
         &source.config,
         &source.layers,
@@ -47,12 +147,41 @@ pub fn audit(
         &allow,
         &source.labels,
     )?;
+    let declared = declared
+        .into_iter()
+        .map(|d| Declared {
+            rule: d.rule,
+            path: d.path.to_string(),
+            reason: d.reason,
+            accepted: trust.accept_declared,
+        })
+        .collect();
     Ok(Audit {
         image: image.to_string(),
-        digest: source.identity.digest().to_string(),
+        digest: digest.to_string(),
         digest_of: source.identity.digest_of(),
+        declared,
         report,
     })
+}
+
+/// The audit in words: the image's declared exceptions, then the seal's
+/// report.
+pub fn render(audit: &Audit) -> String {
+    let mut out = String::new();
+    for d in &audit.declared {
+        let verdict = if d.accepted {
+            "accepted"
+        } else {
+            "not accepted; --accept-declared or an --allow file accepts it"
+        };
+        out.push_str(&format!(
+            "declared by the image: {}: {} [{}] ({verdict})\n",
+            d.rule, d.path, d.reason
+        ));
+    }
+    out.push_str(&seal::render(&audit.report));
+    out
 }
 
 /// Streams every layer into a view and the content scan, then checks.
