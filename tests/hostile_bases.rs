@@ -18,7 +18,8 @@ use std::process::{Command, Output};
 use ingot::digest::Digest;
 
 use common::layout::{
-    EntryType, Lies, Raw, dir, file, gnu_long, hardlink, other_digest, pax, raw, tar, write_layout,
+    EntryType, Lies, Raw, dir, file, gnu_long, hardlink, other_digest, pax, pax_records, raw, tar,
+    write_layout,
 };
 use common::{require, run, stderr, stdout};
 
@@ -261,6 +262,142 @@ fn dot_dot_hidden_in_prefix_pax_or_long_names_is_refused() {
     }
 }
 
+/// What `umoci unpack` (Go's archive/tar, as containerd, Docker and Podman
+/// read layers) extracts from the case's base: the planted file's content,
+/// if it reaches the runtime's filesystem at `path`.
+fn unpacked(case: &Case, path: &str) -> Option<Vec<u8>> {
+    require("umoci");
+    let bundle = case.tmp.path().join("bundle");
+    let _ = std::fs::remove_dir_all(&bundle);
+    let out = run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:t", case.base().display()))
+        .arg(&bundle));
+    assert!(out.status.success(), "umoci unpack: {}", stderr(&out));
+    std::fs::read(bundle.join("rootfs").join(path)).ok()
+}
+
+/// Entries that plant something, for a table of cases.
+type Planting = fn() -> Vec<Raw>;
+
+/// Entries whose name readers disagree on: an SSH server that runtimes
+/// unpack at /usr/sbin/sshd while the tar crate reads a readme. Each is
+/// checked to reach the runtime's filesystem (umoci unpack), and ingot
+/// refuses the layer, naming the entry, rather than seal another file.
+#[test]
+fn names_readers_disagree_on_are_refused() {
+    let sshd = b"OpenSSH server\n".as_slice();
+    let cases: [(Planting, &str); 2] = [
+        (
+            || {
+                vec![
+                    pax_records(&[
+                        ("path", b"usr/share/doc/readme"),
+                        ("path", b"usr/sbin/sshd"),
+                    ]),
+                    file("x", b"OpenSSH server\n"),
+                ]
+            },
+            "PAX path records that differ",
+        ),
+        (
+            || {
+                // PAX sparse format 1.0: a map block (one extent, offset 0,
+                // 15 bytes) before the data; Go names the file after
+                // GNU.sparse.name and sizes it by GNU.sparse.realsize.
+                let mut data = b"1\n0\n15\n".to_vec();
+                data.resize(512, 0);
+                data.extend_from_slice(b"OpenSSH server\n");
+                vec![
+                    pax_records(&[
+                        ("GNU.sparse.major", b"1"),
+                        ("GNU.sparse.minor", b"0"),
+                        ("GNU.sparse.name", b"usr/sbin/sshd"),
+                        ("GNU.sparse.realsize", b"15"),
+                    ]),
+                    file("etc/motd", &data),
+                ]
+            },
+            "PAX sparse file",
+        ),
+    ];
+    for (hostile, says) in cases {
+        let case = Case::new();
+        let mut entries = prelude();
+        entries.extend([
+            dir("usr"),
+            dir("usr/sbin"),
+            dir("usr/share"),
+            dir("usr/share/doc"),
+        ]);
+        entries.extend(hostile());
+        case.layout(&[tar(&entries)], Lies::default());
+        assert_eq!(
+            unpacked(&case, "usr/sbin/sshd").as_deref(),
+            Some(sshd),
+            "{says}: the planted server does not reach the runtime; the case tests nothing"
+        );
+        let message = case.fails(1);
+        assert_mentions(&message, &[says, "refused as ambiguous"]);
+    }
+}
+
+/// A GNU long name overrides a PAX `path` in Go's reader as in the tar
+/// crate's: both read the readme, so the layer is read, and the seal sees
+/// what the runtime unpacks.
+#[test]
+fn a_gnu_long_name_over_a_pax_path_is_read_as_runtimes_read_it() {
+    let case = Case::new();
+    let mut entries = prelude();
+    entries.extend([
+        dir("usr"),
+        dir("usr/sbin"),
+        dir("usr/share"),
+        dir("usr/share/doc"),
+    ]);
+    entries.extend([
+        gnu_long(EntryType::GNULongName, "usr/share/doc/readme"),
+        pax("path", "usr/sbin/sshd"),
+        file("x", b"OpenSSH server\n"),
+    ]);
+    case.layout(&[tar(&entries)], Lies::default());
+    assert_eq!(unpacked(&case, "usr/sbin/sshd"), None);
+    assert!(unpacked(&case, "usr/share/doc/readme").is_some());
+    common::build(&case.recipe_file(), &case.out());
+}
+
+/// Identical repeated records are not ambiguous: every reader agrees.
+#[test]
+fn repeated_identical_pax_records_are_read() {
+    let case = Case::new();
+    let mut entries = prelude();
+    entries.push(pax_records(&[("path", b"etc/motd"), ("path", b"etc/motd")]));
+    entries.push(file("x", b"hello\n"));
+    case.layout(&[tar(&entries)], Lies::default());
+    common::build(&case.recipe_file(), &case.out());
+}
+
+/// Tar types runtimes do not unpack as files are refused, naming the entry
+/// and the type; a global PAX header is no file and is skipped, as
+/// containerd and umoci skip it.
+#[test]
+fn tar_types_runtimes_do_not_unpack_are_refused() {
+    for (byte, says) in [(b'7', "contiguous file"), (b'Z', "unknown type")] {
+        let case = hostile_layer(|_| vec![raw("opt/thing", EntryType::new(byte))]);
+        let message = case.fails(1);
+        assert_mentions(&message, &["opt/thing", says, "refused"]);
+    }
+    let case = Case::new();
+    let mut entries = prelude();
+    entries.push(Raw {
+        data: b"19 comment=global\n".to_vec(),
+        ..raw("pax_global_header", EntryType::XGlobalHeader)
+    });
+    entries.push(file("etc/motd", b"hello\n"));
+    case.layout(&[tar(&entries)], Lies::default());
+    common::build(&case.recipe_file(), &case.out());
+}
+
 #[test]
 fn absolute_entries_are_refused() {
     for name in ["/etc/{m}", "/{m}", "/tmp/{m}"] {
@@ -494,6 +631,7 @@ fn devices_and_fifos_in_a_base_are_kept() {
     }
     require("umoci");
     let bundle = case.tmp.path().join("bundle");
+    let _ = std::fs::remove_dir_all(&bundle);
     let out = run(Command::new("umoci")
         .arg("unpack")
         .arg("--image")

@@ -150,6 +150,62 @@ fn entry_path(name: &str) -> Result<ImagePath, String> {
     ImagePath::from_rel(name).ok_or_else(|| format!("layer entry {name:?} escapes the image root"))
 }
 
+/// Refuses an entry whose name or link target readers disagree on. Go's
+/// `archive/tar`, which containerd, Docker, Podman and umoci unpack with,
+/// takes the last of repeated PAX records where the tar crate takes the
+/// first (both let a GNU long name override a PAX `path`); Go also renames
+/// a PAX sparse file to its `GNU.sparse.name` and reads its data through a
+/// sparse map. The seal must look at the file
+/// the runtime writes, so where the readers could differ the layer is
+/// refused, naming the entry, rather than read one way and run another.
+fn unambiguous<R: Read>(entry: &mut tar::Entry<R>, name: &str) -> Result<(), String> {
+    let refuse = |why: String| Err(format!("layer entry {name:?}: {why}; refused as ambiguous"));
+    let Some(records) = entry
+        .pax_extensions()
+        .map_err(|e| format!("layer entry {name:?}: unreadable PAX header: {e}"))?
+    else {
+        return Ok(());
+    };
+    let (mut paths, mut links, mut sparse) = (Vec::new(), Vec::new(), None);
+    for record in records {
+        let record =
+            record.map_err(|e| format!("layer entry {name:?}: malformed PAX record: {e}"))?;
+        match record.key_bytes() {
+            b"path" => paths.push(record.value_bytes().to_vec()),
+            b"linkpath" => links.push(record.value_bytes().to_vec()),
+            key if key.starts_with(b"GNU.sparse.") => {
+                sparse.get_or_insert_with(|| String::from_utf8_lossy(key).into_owned());
+            }
+            _ => {}
+        }
+    }
+    if let Some(key) = sparse {
+        return refuse(format!(
+            "a PAX sparse file ({key}), which runtimes rename and fill from a sparse map"
+        ));
+    }
+    for (key, values) in [("path", &paths), ("linkpath", &links)] {
+        if values.iter().any(|v| *v != values[0]) {
+            return refuse(format!(
+                "{} PAX {key} records that differ (runtimes take the last)",
+                values.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A tar type flag's name, for messages.
+fn type_name(t: tar::EntryType) -> &'static str {
+    match t {
+        tar::EntryType::Continuous => "contiguous file",
+        tar::EntryType::GNUSparse => "GNU sparse file",
+        tar::EntryType::GNULongName | tar::EntryType::GNULongLink => "a stray GNU long name",
+        tar::EntryType::XHeader => "a stray PAX header",
+        _ => "unknown type",
+    }
+}
+
 /// Reads an entry's `size` bytes of data whole, showing a regular file to
 /// `on_file`, so a stream cut inside it is told apart from one that only
 /// lacks its end blocks. Returns the content of a watched file.
@@ -325,7 +381,14 @@ impl View {
                 }
                 Some(Err(e)) => return Err(format!("corrupt layer tar: {e}")),
             };
+            // A global PAX header is no file: Go hands it to its caller,
+            // and containerd and umoci skip it.
+            if entry.header().entry_type().is_pax_global_extensions() {
+                data_end = entry.raw_file_position() + entry.size();
+                continue;
+            }
             let name = meta::decode_name(&entry.path_bytes());
+            unambiguous(&mut entry, &name)?;
             let path = entry_path(&name)?;
             if path.is_root() && entry.header().entry_type().is_dir() {
                 continue;
@@ -391,7 +454,19 @@ impl View {
                 let target = link().ok_or_else(|| format!("hardlink {name:?} has no target"))?;
                 self.hardlink(name, &target, seen)?
             }
-            _ => NodeKind::Special,
+            t if t.is_character_special() || t.is_block_special() || t.is_fifo() => {
+                NodeKind::Special
+            }
+            // Contiguous files, GNU sparse files and volume headers are
+            // read differently by different readers, or refused by
+            // runtimes (containerd: "unhandled tar header type").
+            t => {
+                return Err(format!(
+                    "layer entry {name:?} has tar type {:?} ({}), which runtimes do not unpack as a file; refused",
+                    t.as_byte() as char,
+                    type_name(t)
+                ));
+            }
         };
         let header = entry.header();
         Ok(Node {

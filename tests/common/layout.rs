@@ -63,20 +63,28 @@ pub fn hardlink(name: impl AsRef<[u8]>, target: impl AsRef<[u8]>) -> Raw {
 /// A PAX extended header: its records apply to the next entry. The value
 /// may be binary, as xattrs (`SCHILY.xattr.*`) are.
 pub fn pax(key: &str, value: impl AsRef<[u8]>) -> Raw {
-    let value = value.as_ref();
-    let record = |len: usize| {
-        let mut r = format!("{len} {key}=").into_bytes();
-        r.extend_from_slice(value);
-        r.push(b'\n');
-        r
+    pax_records(&[(key, value.as_ref())])
+}
+
+/// A PAX extended header holding several records, in order (keys may
+/// repeat, as a hostile writer's do).
+pub fn pax_records(records: &[(&str, &[u8])]) -> Raw {
+    let one = |key: &str, value: &[u8]| {
+        let record = |len: usize| {
+            let mut r = format!("{len} {key}=").into_bytes();
+            r.extend_from_slice(value);
+            r.push(b'\n');
+            r
+        };
+        // The length counts its own digits.
+        let mut len = record(0).len();
+        while record(len).len() != len {
+            len = record(len).len();
+        }
+        record(len)
     };
-    // The length counts its own digits.
-    let mut len = record(0).len();
-    while record(len).len() != len {
-        len = record(len).len();
-    }
     Raw {
-        data: record(len),
+        data: records.iter().flat_map(|(k, v)| one(k, v)).collect(),
         ..raw("PaxHeaders/x", EntryType::XHeader)
     }
 }
