@@ -277,6 +277,15 @@ fn unpacked(case: &Case, path: &str) -> Option<Vec<u8>> {
     std::fs::read(bundle.join("rootfs").join(path)).ok()
 }
 
+/// `prelude()`, the directories of /usr/sbin and /usr/share/doc, then
+/// `planted`.
+fn under_usr(planted: Vec<Raw>) -> Vec<Raw> {
+    let mut entries = prelude();
+    entries.extend(["usr", "usr/sbin", "usr/share", "usr/share/doc"].map(dir));
+    entries.extend(planted);
+    entries
+}
+
 /// Entries that plant something, for a table of cases.
 type Planting = fn() -> Vec<Raw>;
 
@@ -323,15 +332,7 @@ fn names_readers_disagree_on_are_refused() {
     ];
     for (hostile, says) in cases {
         let case = Case::new();
-        let mut entries = prelude();
-        entries.extend([
-            dir("usr"),
-            dir("usr/sbin"),
-            dir("usr/share"),
-            dir("usr/share/doc"),
-        ]);
-        entries.extend(hostile());
-        case.layout(&[tar(&entries)], Lies::default());
+        case.layout(&[tar(&under_usr(hostile()))], Lies::default());
         assert_eq!(
             unpacked(&case, "usr/sbin/sshd").as_deref(),
             Some(sshd),
@@ -348,14 +349,7 @@ fn names_readers_disagree_on_are_refused() {
 #[test]
 fn a_gnu_long_name_over_a_pax_path_is_read_as_runtimes_read_it() {
     let case = Case::new();
-    let mut entries = prelude();
-    entries.extend([
-        dir("usr"),
-        dir("usr/sbin"),
-        dir("usr/share"),
-        dir("usr/share/doc"),
-    ]);
-    entries.extend([
+    let entries = under_usr(vec![
         gnu_long(EntryType::GNULongName, "usr/share/doc/readme"),
         pax("path", "usr/sbin/sshd"),
         file("x", b"OpenSSH server\n"),
