@@ -19,7 +19,10 @@ pub use scan::Scan;
 
 /// The version of the rule table. A change to what any rule accepts is a
 /// new version; sealed images record the version they passed.
-pub const POLICY_VERSION: &str = "1";
+///
+/// 2: `no-empty-password`; ports read as runtimes read them; world-writable
+///    device nodes and fifos; public host keys no longer count.
+pub const POLICY_VERSION: &str = "2";
 
 /// File names of SSH servers, in any directory.
 const SSH_SERVERS: [&str; 5] = [
@@ -55,7 +58,7 @@ pub struct Rule {
 }
 
 /// The policy, in one screen.
-pub static RULES: [Rule; 7] = [
+pub static RULES: [Rule; 8] = [
     Rule {
         id: "no-ssh-server",
         description: "no sshd, sshd-session, dropbear, dropbearmulti or tinysshd file, and no SSH server package installed (dpkg, distroless status.d, apk; rpm databases are not read)",
@@ -63,7 +66,7 @@ pub static RULES: [Rule; 7] = [
     },
     Rule {
         id: "no-ssh-host-keys",
-        description: "no SSH host keys: /etc/ssh/ssh_host_*_key*, /etc/dropbear/dropbear_*_host_key",
+        description: "no SSH host keys: /etc/ssh/ssh_host_*_key* (not the public .pub halves), /etc/dropbear/dropbear_*_host_key",
         check: no_ssh_host_keys,
     },
     Rule {
@@ -72,8 +75,13 @@ pub static RULES: [Rule; 7] = [
         check: no_authorized_keys,
     },
     Rule {
+        id: "no-empty-password",
+        description: "no account with an empty password field in /etc/passwd or /etc/shadow",
+        check: no_empty_password,
+    },
+    Rule {
         id: "no-ssh-port",
-        description: "port 22/tcp is not exposed in the image config",
+        description: "port 22/tcp is not exposed in the image config, however written (022, 22/TCP, a range such as 20-30)",
         check: no_ssh_port,
     },
     Rule {
@@ -83,7 +91,7 @@ pub static RULES: [Rule; 7] = [
     },
     Rule {
         id: "no-world-writable",
-        description: "no world-writable regular file or directory, except directories with the sticky bit",
+        description: "no world-writable regular file, device node, fifo or directory, except directories with the sticky bit",
         check: no_world_writable,
     },
     Rule {
@@ -296,7 +304,12 @@ fn no_ssh_host_keys(inputs: &Inputs) -> Vec<Finding> {
     files(inputs.view)
         .filter(|(p, _)| {
             let (dir, name) = (p.parent().unwrap_or_default(), p.file_name());
-            (dir.as_rel() == "etc/ssh" && name.starts_with("ssh_host_") && name.contains("_key"))
+            // A host key's public half (`.pub`) is no secret.
+            let private = !name.ends_with(".pub");
+            (dir.as_rel() == "etc/ssh"
+                && name.starts_with("ssh_host_")
+                && name.contains("_key")
+                && private)
                 || (dir.as_rel() == "etc/dropbear"
                     && name.starts_with("dropbear_")
                     && name.ends_with("_host_key"))
@@ -345,13 +358,57 @@ fn no_ssh_port(inputs: &Inputs) -> Vec<Finding> {
         .unwrap_or_default();
     ports
         .iter()
-        .filter(|p| matches!(p.as_str(), "22" | "22/tcp"))
+        .filter(|p| exposes_tcp_22(p))
         .map(|p| Finding {
             path: None,
             layer: None,
             detail: format!("port {p} is exposed"),
         })
         .collect()
+}
+
+/// Whether an exposed-port entry covers 22/tcp, read as runtimes read it
+/// (`PORT[-END][/PROTO]`, numbers with leading zeros, the protocol in any
+/// case, tcp when left out).
+fn exposes_tcp_22(spec: &str) -> bool {
+    let (range, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    if !proto.eq_ignore_ascii_case("tcp") {
+        return false;
+    }
+    let number = |s: &str| s.trim().parse::<u32>().ok();
+    match range.split_once('-') {
+        Some((start, end)) => {
+            matches!((number(start), number(end)), (Some(a), Some(b)) if a <= 22 && 22 <= b)
+        }
+        None => number(range) == Some(22),
+    }
+}
+
+/// Every account whose password field is empty, in /etc/passwd (no shadow
+/// entry consulted) or /etc/shadow: anyone may log in as it without a
+/// password. A locked field (`*`, `!`, `x` pointing at shadow) is fine.
+fn no_empty_password(inputs: &Inputs) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for file in ["etc/passwd", "etc/shadow"] {
+        let path = ImagePath::root().join_rel(file);
+        let (Some(text), Some(node)) = (inputs.view.content(&path), inputs.view.get(&path)) else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(text).lines() {
+            let fields: Vec<&str> = line.split(':').collect();
+            if line.starts_with('#') || fields.len() < 2 || fields[0].is_empty() {
+                continue;
+            }
+            if fields[1].is_empty() {
+                out.push(found(
+                    &path,
+                    node.layer,
+                    format!("account {} has an empty password", fields[0]),
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn no_private_keys(inputs: &Inputs) -> Vec<Finding> {
@@ -382,6 +439,11 @@ fn no_world_writable(inputs: &Inputs) -> Vec<Finding> {
                 p,
                 n.layer,
                 format!("a world-writable file ({:04o})", n.mode),
+            )),
+            NodeKind::Special => Some(found(
+                p,
+                n.layer,
+                format!("a world-writable device node or fifo ({:04o})", n.mode),
             )),
             _ => None,
         })
@@ -568,18 +630,23 @@ mod tests {
                 "/lib/link",
                 node(NodeKind::Symlink { target: "x".into() }, 0o777),
             ),
-            ("/dev/null", node(NodeKind::Special, 0o666)),
+            ("/dev/console", node(NodeKind::Special, 0o600)),
+            ("/etc/ssh/ssh_host_ed25519_key.pub", file(0o644)),
         ]);
         assert_eq!(ok, Vec::<&str>::new());
         assert_eq!(
-            failing(&view(vec![]), &Scan::default(), &["2222/tcp"]),
+            failing(
+                &view(vec![]),
+                &Scan::default(),
+                &["2222/tcp", "22/udp", "23-30/tcp", "8022", "x/tcp"]
+            ),
             Vec::<&str>::new()
         );
     }
 
     #[test]
     fn each_path_rule_fails_on_its_case() {
-        let cases: [(&str, Node, &str); 9] = [
+        let cases: [(&str, Node, &str); 10] = [
             ("/usr/sbin/sshd", file(0o755), "no-ssh-server"),
             ("/usr/bin/dropbearmulti", file(0o755), "no-ssh-server"),
             (
@@ -599,6 +666,11 @@ mod tests {
             ),
             ("/srv/data", node(NodeKind::Dir, 0o777), "no-world-writable"),
             ("/srv/file", file(0o666), "no-world-writable"),
+            (
+                "/dev/sda",
+                node(NodeKind::Special, 0o666),
+                "no-world-writable",
+            ),
             ("/usr/bin/su", file(0o4755), "setuid"),
             ("/usr/bin/wall", file(0o2755), "setuid"),
         ];
@@ -613,10 +685,57 @@ mod tests {
     }
 
     #[test]
-    fn the_ssh_port_fails_in_the_config() {
+    fn the_ssh_port_fails_in_the_config_however_written() {
         let v = view(vec![]);
-        assert_eq!(failing(&v, &Scan::default(), &["22/tcp"]), ["no-ssh-port"]);
-        assert_eq!(failing(&v, &Scan::default(), &["22"]), ["no-ssh-port"]);
+        for spec in [
+            "22/tcp",
+            "22",
+            "22/TCP",
+            "022/tcp",
+            "20-30/tcp",
+            "22-23",
+            " 22 /tcp",
+        ] {
+            assert_eq!(
+                failing(&v, &Scan::default(), &[spec]),
+                ["no-ssh-port"],
+                "{spec}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_passwords_fail_locked_ones_pass() {
+        let with = |path: &str, text: &str| {
+            let mut v = view(vec![]);
+            v.apply(vec![Change::Put(
+                p(path),
+                file(0o600),
+                Some(text.as_bytes().to_vec()),
+            )]);
+            failing(&v, &Scan::default(), &[])
+        };
+        assert_eq!(
+            with(
+                "/etc/passwd",
+                "root:x:0:0::/root:/bin/sh\nguest::1001:1001::/:/bin/sh\n"
+            ),
+            ["no-empty-password"]
+        );
+        assert_eq!(
+            with(
+                "/etc/shadow",
+                "root:*:19000:0:99999:7:::\napp::19000:0:99999:7:::\n"
+            ),
+            ["no-empty-password"]
+        );
+        assert_eq!(
+            with(
+                "/etc/shadow",
+                "root:*:19000::::::\napp:!:19000::::::\nx:!*:1::::::\n# note\n\n"
+            ),
+            Vec::<&str>::new()
+        );
     }
 
     #[test]
