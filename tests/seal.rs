@@ -1705,3 +1705,114 @@ fn audit_lists_its_rules_from_the_table() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// hardlinks: one file, several names
+
+const KEY: &[u8] = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n";
+
+/// A two-layer image at `dir/img`, tag `t`: `first`, then a layer that
+/// removes `removed` (whiteout), as a base would ship it.
+fn linked_image(dir: &Path, first: &[Raw], removed: &str) -> PathBuf {
+    let (parent, name) = removed.rsplit_once('/').unwrap();
+    let layout_dir = dir.join("img");
+    layout::write_layout(
+        &layout_dir,
+        &[
+            layout::tar(first),
+            layout::tar(&[layout::file(format!("{parent}/.wh.{name}"), b"")]),
+        ],
+        Lies::default(),
+    );
+    layout_dir
+}
+
+/// What `umoci unpack` (Go's archive/tar, as runtimes read layers) leaves
+/// at `path`: its bytes and mode.
+fn unpacked(layout_dir: &Path, path: &str) -> (Vec<u8>, u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    require("umoci");
+    let bundle = layout_dir.with_extension("bundle");
+    let out = run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:t", layout_dir.display()))
+        .arg(&bundle));
+    assert!(out.status.success(), "umoci unpack: {}", stderr(&out));
+    let file = bundle.join("rootfs").join(path);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
+    (std::fs::read(&file).unwrap(), mode)
+}
+
+/// A hardlink made to a file holds the file's bytes and bits under its own
+/// name, and keeps them when an upper layer removes the file's first name:
+/// a key, an SSH server and a setuid bit each stay in the image the runtime
+/// unpacks (checked with umoci), and each is found at the link.
+#[test]
+fn hardlinks_carry_their_file_past_a_whiteout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let link = |name: &str, target: &str, mode: u32| Raw {
+        mode: Some(mode),
+        ..layout::hardlink(name, target)
+    };
+
+    let dir = tmp.path().join("key");
+    let image = linked_image(
+        &dir,
+        &[
+            layout::dir("etc"),
+            layout::file("etc/key", KEY),
+            layout::dir("srv"),
+            link("srv/notes", "etc/key", 0o644),
+        ],
+        "etc/key",
+    );
+    assert_eq!(unpacked(&image, "srv/notes").0, KEY);
+    let a = audit(&format!("oci:{}:t", image.display()));
+    a.assert_unsealed("a key behind a hardlink");
+    let rules: Vec<(String, String)> = a
+        .violations()
+        .into_iter()
+        .map(|f| (f.rule, f.path))
+        .collect();
+    assert_eq!(rules, [("no-private-keys".into(), "/srv/notes".into())]);
+
+    let dir = tmp.path().join("sshd");
+    let image = linked_image(
+        &dir,
+        &[
+            layout::dir("usr"),
+            layout::dir("usr/sbin"),
+            layout::file("usr/sbin/sshd", b"\x7fELF OpenSSH"),
+            layout::dir("usr/share"),
+            link("usr/share/readme", "usr/sbin/sshd", 0o644),
+        ],
+        "usr/sbin/sshd",
+    );
+    assert_eq!(unpacked(&image, "usr/share/readme").0, b"\x7fELF OpenSSH");
+    let a = audit(&format!("oci:{}:t", image.display()));
+    a.assert_unsealed("an SSH server behind a hardlink");
+    assert_eq!(a.violations()[0].rule, "no-ssh-server");
+    assert_eq!(a.violations()[0].path, "/usr/share/readme");
+
+    let dir = tmp.path().join("setuid");
+    let image = linked_image(
+        &dir,
+        &[
+            layout::dir("usr"),
+            layout::dir("usr/bin"),
+            Raw {
+                mode: Some(0o4755),
+                ..layout::file("usr/bin/tool", b"ELF")
+            },
+            link("usr/bin/other", "usr/bin/tool", 0o755),
+        ],
+        "usr/bin/tool",
+    );
+    // umoci keeps the file's mode; containerd would apply the link's. The
+    // seal counts the setuid bit either way.
+    assert_eq!(unpacked(&image, "usr/bin/other").1 & 0o4000, 0o4000);
+    let a = audit(&format!("oci:{}:t", image.display()));
+    a.assert_unsealed("a setuid file behind a hardlink");
+    assert_eq!(a.violations()[0].rule, "setuid");
+    assert_eq!(a.violations()[0].path, "/usr/bin/other");
+}

@@ -358,7 +358,7 @@ impl View {
         let mut changes = Vec::new();
         // Paths this layer has put so far, with whether each is a directory:
         // hardlinks may point at them.
-        let mut seen: BTreeMap<ImagePath, bool> = BTreeMap::new();
+        let mut seen: BTreeMap<ImagePath, Node> = BTreeMap::new();
         let mut entries = archive
             .entries()
             .map_err(|e| format!("reading layer tar: {e}"))?;
@@ -414,7 +414,7 @@ impl View {
             }
             let content = read_data(&mut entry, size, &path, &node, watched, on_file)?;
             data_end = entry.raw_file_position() + size;
-            seen.insert(path.clone(), node.is_dir());
+            seen.insert(path.clone(), node.clone());
             changes.push(Change::Put(path, node, content));
         }
         Ok(changes)
@@ -428,7 +428,7 @@ impl View {
         entry: &mut tar::Entry<R>,
         name: &str,
         layer: usize,
-        seen: &BTreeMap<ImagePath, bool>,
+        seen: &BTreeMap<ImagePath, Node>,
     ) -> Result<Node, String> {
         let capability = entry
             .pax_extensions()
@@ -444,6 +444,8 @@ impl View {
             ));
         }
         let link = || entry.link_name_bytes().map(|t| meta::decode_name(&t));
+        // The file a hardlink names: one inode, two names.
+        let mut linked = None;
         let kind = match entry.header().entry_type() {
             t if t.is_dir() => NodeKind::Dir,
             t if t.is_file() => NodeKind::File { size },
@@ -452,7 +454,9 @@ impl View {
             },
             t if t.is_hard_link() => {
                 let target = link().ok_or_else(|| format!("hardlink {name:?} has no target"))?;
-                self.hardlink(name, &target, seen)?
+                let (kind, file) = self.hardlink(name, &target, seen)?;
+                linked = Some(file);
+                kind
             }
             t if t.is_character_special() || t.is_block_special() || t.is_fifo() => {
                 NodeKind::Special
@@ -469,37 +473,43 @@ impl View {
             }
         };
         let header = entry.header();
-        Ok(Node {
+        let mut node = Node {
             kind,
             mode: header.mode().map_err(|e| format!("{name}: {e}"))? & 0o7777,
             uid: header.uid().map_err(|e| format!("{name}: {e}"))?,
             gid: header.gid().map_err(|e| format!("{name}: {e}"))?,
             layer,
             capability,
-        })
+        };
+        // A hardlink is the file it names. Runtimes differ on whose mode
+        // the inode ends with (containerd applies the link header's, umoci
+        // keeps the file's), so the seal sees both: the file's setuid,
+        // setgid and world-writable bits and its capabilities carry over.
+        if let Some(file) = linked {
+            node.mode |= file.mode & 0o6002;
+            node.capability |= file.capability;
+        }
+        Ok(node)
     }
 
     /// A hardlink `name` to `target`, which must be a file this layer put
-    /// (`seen`) or a lower one holds.
+    /// (`seen`) or a lower one holds; with the node of that file.
     fn hardlink(
         &self,
         name: &str,
         target: &str,
-        seen: &BTreeMap<ImagePath, bool>,
-    ) -> Result<NodeKind, String> {
+        seen: &BTreeMap<ImagePath, Node>,
+    ) -> Result<(NodeKind, Node), String> {
         let target = entry_path(target).map_err(|m| format!("hardlink {name:?}: target {m}"))?;
-        let is_dir = seen
-            .get(&target)
-            .copied()
-            .or_else(|| self.nodes.get(&target).map(Node::is_dir));
-        match is_dir {
+        let file = seen.get(&target).or_else(|| self.nodes.get(&target));
+        match file {
             None => Err(format!(
                 "hardlink {name:?} points at {target}, which the image does not have"
             )),
-            Some(true) => Err(format!(
+            Some(file) if file.is_dir() => Err(format!(
                 "hardlink {name:?} points at the directory {target}"
             )),
-            Some(false) => Ok(NodeKind::Hardlink { target }),
+            Some(file) => Ok((NodeKind::Hardlink { target }, file.clone())),
         }
     }
 

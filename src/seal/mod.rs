@@ -21,7 +21,8 @@ pub use scan::Scan;
 /// new version; sealed images record the version they passed.
 ///
 /// 2: `no-empty-password`; ports read as runtimes read them; world-writable
-///    device nodes and fifos; public host keys no longer count.
+///    device nodes and fifos; public host keys no longer count; a hardlink
+///    is the file it names (its key, its SSH server, its setuid bits).
 pub const POLICY_VERSION: &str = "2";
 
 /// File names of SSH servers, in any directory.
@@ -291,13 +292,21 @@ fn no_ssh_server(inputs: &Inputs) -> Vec<Finding> {
     let binaries = files(inputs.view)
         .filter(|(p, _)| SSH_SERVERS.contains(&p.file_name()))
         .map(|(p, n)| found(p, n.layer, "an SSH server"));
+    // A hardlink is the file it names, under another name: one to an SSH
+    // server's name is that server, whatever became of the name since.
+    let linked = hardlinks(inputs.view)
+        .into_iter()
+        .filter(|(_, _, origin)| SSH_SERVERS.contains(&origin.file_name()))
+        .map(|(p, layer, origin)| {
+            found(p, layer, format!("a hardlink to the SSH server {origin}"))
+        });
     let packages = inputs
         .scan
         .packages
         .iter()
         .filter(|(p, layer, _)| present(inputs.view, p, *layer))
         .map(|(p, layer, package)| found(p, *layer, format!("package {package} is installed")));
-    binaries.chain(packages).collect()
+    binaries.chain(linked).chain(packages).collect()
 }
 
 fn no_ssh_host_keys(inputs: &Inputs) -> Vec<Finding> {
@@ -412,13 +421,50 @@ fn no_empty_password(inputs: &Inputs) -> Vec<Finding> {
 }
 
 fn no_private_keys(inputs: &Inputs) -> Vec<Finding> {
-    inputs
-        .scan
-        .keys
-        .iter()
-        .filter(|(p, layer, _)| present(inputs.view, p, *layer))
-        .map(|(p, layer, format)| found(p, *layer, format!("holds a {format}")))
+    let links = hardlinks(inputs.view);
+    let mut out = Vec::new();
+    for (path, layer, format) in &inputs.scan.keys {
+        if present(inputs.view, path, *layer) {
+            out.push(found(path, *layer, format!("holds a {format}")));
+        }
+        // Every hardlink made to the file since holds the same bytes, even
+        // once the file's own name is gone.
+        for (link, link_layer, origin) in &links {
+            if origin == path && *link_layer >= *layer {
+                out.push(found(
+                    link,
+                    *link_layer,
+                    format!("a hardlink to {path}, which holds a {format}"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Every hardlink of the filesystem: its path, its layer, and the path its
+/// chain of links ends at (the file it was made to, which may since have
+/// been removed or replaced).
+fn hardlinks(view: &View) -> Vec<(&ImagePath, usize, ImagePath)> {
+    view.iter()
+        .filter_map(|(p, n)| match &n.kind {
+            NodeKind::Hardlink { target } => Some((p, n.layer, origin(view, target))),
+            _ => None,
+        })
         .collect()
+}
+
+/// Where a chain of hardlinks ends: a bounded walk, as chains are short
+/// and a hostile one may loop.
+fn origin(view: &View, target: &ImagePath) -> ImagePath {
+    let mut at = target.clone();
+    for _ in 0..16 {
+        match view.get(&at).map(|n| &n.kind) {
+            Some(NodeKind::Hardlink { target }) => at = target.clone(),
+            _ => break,
+        }
+    }
+    at
 }
 
 fn no_world_writable(inputs: &Inputs) -> Vec<Finding> {
