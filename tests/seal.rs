@@ -324,7 +324,7 @@ fn finding(rule: &str, path: &str, layer: &str, digest: &str) -> Found {
 }
 
 // ---------------------------------------------------------------------------
-// no-ssh-server
+// no-remote-login
 
 #[test]
 fn ssh_server_binaries_fail_the_build() {
@@ -342,9 +342,44 @@ fn ssh_server_binaries_fail_the_build() {
         "/usr/lib/openssh/sshd-session",
         "/opt/bin/tinysshd",
     ] {
-        violation(&lines, "no-ssh-server", path, "app");
+        violation(&lines, "no-remote-login", path, "app");
     }
     assert_eq!(lines.len(), 4, "{lines:#?}");
+}
+
+/// Other remote logins than SSH fail too: telnet, rsh/rlogin, mosh, RDP
+/// and VNC servers by name, and their packages in dpkg's database whatever
+/// the case of its field names.
+#[test]
+fn other_remote_login_servers_fail_the_build() {
+    let servers = [
+        "/usr/sbin/in.telnetd",
+        "/usr/sbin/in.rlogind",
+        "/usr/bin/mosh-server",
+        "/usr/sbin/xrdp",
+        "/usr/bin/Xvnc",
+    ];
+    let steps: Vec<String> = servers
+        .iter()
+        .map(|p| format!(r#"file: {{ dest: {p}, content: "ELF", mode: "0755" }}"#))
+        .collect();
+    let f = Fixture::new();
+    f.recipe(&on_stemcell(
+        &steps.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let lines = f.unsealed();
+    for path in servers {
+        violation(&lines, "no-remote-login", path, "app");
+    }
+    assert_eq!(lines.len(), servers.len(), "{lines:#?}");
+
+    let f = Fixture::new();
+    f.recipe(&on_stemcell(&[
+        r#"file: { dest: /var/lib/dpkg/status, content: "package: inetutils-telnetd\nSTATUS: install ok installed\n" }"#,
+    ]));
+    let lines = f.unsealed();
+    violation(&lines, "no-remote-login", "/var/lib/dpkg/status", "app");
+    assert!(lines[0].contains("inetutils-telnetd"), "{lines:#?}");
 }
 
 const DPKG_SERVER: &str = "Package: openssh-client
@@ -412,12 +447,12 @@ fn ssh_server_packages_fail_the_build() {
         ("/var/lib/dpkg/status.d/openssh-server", "openssh-server"),
         ("/lib/apk/db/installed", "openssh-server"),
     ] {
-        violation(&lines, "no-ssh-server", path, "app");
+        violation(&lines, "no-remote-login", path, "app");
         let detail = format!("): package {package} is installed");
         assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with(&format!("no-ssh-server: {path} ")) && l.ends_with(&detail)),
+            lines.iter().any(
+                |l| l.starts_with(&format!("no-remote-login: {path} ")) && l.ends_with(&detail)
+            ),
             "{path}: {lines:#?}"
         );
     }
@@ -470,7 +505,7 @@ fn ssh_server_unpacked_but_not_configured_fails() {
             "copy: { src: files/status, dest: /var/lib/dpkg/status }",
         ]));
         let lines = f.unsealed();
-        violation(&lines, "no-ssh-server", "/var/lib/dpkg/status", "app");
+        violation(&lines, "no-remote-login", "/var/lib/dpkg/status", "app");
     }
 }
 
@@ -496,14 +531,14 @@ fn audit_reads_third_party_package_databases() {
     assert_eq!(
         got,
         [
-            finding("no-ssh-server", "/var/lib/dpkg/status", "#1", &layers[0]),
+            finding("no-remote-login", "/var/lib/dpkg/status", "#1", &layers[0]),
             finding(
-                "no-ssh-server",
+                "no-remote-login",
                 "/var/lib/dpkg/status.d/openssh-server",
                 "#2",
                 &layers[1]
             ),
-            finding("no-ssh-server", "/lib/apk/db/installed", "#3", &layers[2]),
+            finding("no-remote-login", "/lib/apk/db/installed", "#3", &layers[2]),
         ]
     );
 
@@ -1090,7 +1125,7 @@ fn audit_honours_declared_exceptions_only_when_the_auditor_accepts_them() {
     let f = Fixture::new();
     let sshd = r#"file: { dest: /usr/sbin/sshd, content: "ELF", mode: "0755" }"#;
     f.recipe(&format!(
-        "{}seal:\n  allow:\n    - {{ rule: no-ssh-server, path: /usr/sbin/sshd, reason: \"trust me\" }}\n",
+        "{}seal:\n  allow:\n    - {{ rule: no-remote-login, path: /usr/sbin/sshd, reason: \"trust me\" }}\n",
         on_stemcell(&[sshd])
     ));
     f.sealed();
@@ -1099,12 +1134,12 @@ fn audit_honours_declared_exceptions_only_when_the_auditor_accepts_them() {
     let a = audit(&image);
     a.assert_unsealed("a self-declared sshd");
     let digest = a.report["digest"].as_str().unwrap().to_string();
-    assert_eq!(a.violations()[0].rule, "no-ssh-server");
+    assert_eq!(a.violations()[0].rule, "no-remote-login");
     assert_eq!(a.report["declared"][0]["accepted"], false);
     let text = stdout(&run(ingot().arg("audit").arg(&image)));
     assert!(
         text.contains(
-            "declared by the image: no-ssh-server: /usr/sbin/sshd [trust me] (not accepted"
+            "declared by the image: no-remote-login: /usr/sbin/sshd [trust me] (not accepted"
         ),
         "{text}"
     );
@@ -1113,17 +1148,17 @@ fn audit_honours_declared_exceptions_only_when_the_auditor_accepts_them() {
     let allow = f.dir().join("allow.yaml");
     let write = |text: &str| std::fs::write(&allow, text).unwrap();
     let with_file = || audit_with(&image, &["--allow", allow.to_str().unwrap()]);
-    write("- { rule: no-ssh-server, path: /usr/sbin/sshd, reason: reviewed }\n");
+    write("- { rule: no-remote-login, path: /usr/sbin/sshd, reason: reviewed }\n");
     let a = with_file();
     a.assert_sealed("the auditor's own exception");
     assert_eq!(a.allowed()[0].1, "reviewed");
     write(&format!(
-        "- {{ rule: no-ssh-server, path: /usr/sbin/sshd, reason: reviewed, digest: \"{digest}\" }}\n"
+        "- {{ rule: no-remote-login, path: /usr/sbin/sshd, reason: reviewed, digest: \"{digest}\" }}\n"
     ));
     with_file().assert_sealed("bound to this image");
     let other = format!("sha256:{}", "0".repeat(64));
     write(&format!(
-        "- {{ rule: no-ssh-server, path: /usr/sbin/sshd, reason: reviewed, digest: \"{other}\" }}\n"
+        "- {{ rule: no-remote-login, path: /usr/sbin/sshd, reason: reviewed, digest: \"{other}\" }}\n"
     ));
     with_file().assert_unsealed("bound to another image");
 
@@ -1373,7 +1408,10 @@ fn ssh_server_in_a_base_fails_unless_removed() {
     ));
     let lines = f.unsealed();
     for path in ["/usr/sbin/sshd", "/var/lib/dpkg/status"] {
-        assert_eq!(violation(&lines, "no-ssh-server", path, "base"), base_layer);
+        assert_eq!(
+            violation(&lines, "no-remote-login", path, "base"),
+            base_layer
+        );
     }
     assert_eq!(lines.len(), 2, "{lines:#?}");
 
@@ -1439,7 +1477,7 @@ fn ssh_server_added_again_fails_in_the_later_layer() {
     ));
     let lines = f.unsealed();
     for path in ["/usr/sbin/sshd", "/var/lib/dpkg/status"] {
-        let digest = violation(&lines, "no-ssh-server", path, "readd");
+        let digest = violation(&lines, "no-remote-login", path, "readd");
         assert_ne!(digest, base_layer);
     }
     assert_eq!(lines.len(), 2, "{lines:#?}");
@@ -1474,7 +1512,7 @@ fn audit_finds_planted_sshd_and_authorized_keys_with_their_layers() {
     assert_eq!(
         a.violations(),
         [
-            finding("no-ssh-server", "/usr/sbin/sshd", "#1", &layers[0]),
+            finding("no-remote-login", "/usr/sbin/sshd", "#1", &layers[0]),
             finding(
                 "no-authorized-keys",
                 "/root/.ssh/authorized_keys",
@@ -1492,7 +1530,7 @@ fn audit_finds_planted_sshd_and_authorized_keys_with_their_layers() {
     let text = stdout(&out);
     for needle in [
         format!(
-            "violation: no-ssh-server: /usr/sbin/sshd (layer #1 {})",
+            "violation: no-remote-login: /usr/sbin/sshd (layer #1 {})",
             layers[0]
         ),
         format!(
@@ -1666,7 +1704,7 @@ fn audit_lists_its_rules_from_the_table() {
     assert_eq!(
         ids,
         [
-            "no-ssh-server",
+            "no-remote-login",
             "no-ssh-host-keys",
             "no-authorized-keys",
             "no-empty-password",
@@ -1791,7 +1829,7 @@ fn hardlinks_carry_their_file_past_a_whiteout() {
     assert_eq!(unpacked(&image, "usr/share/readme").0, b"\x7fELF OpenSSH");
     let a = audit(&format!("oci:{}:t", image.display()));
     a.assert_unsealed("an SSH server behind a hardlink");
-    assert_eq!(a.violations()[0].rule, "no-ssh-server");
+    assert_eq!(a.violations()[0].rule, "no-remote-login");
     assert_eq!(a.violations()[0].path, "/usr/share/readme");
 
     let dir = tmp.path().join("setuid");

@@ -22,16 +22,31 @@ pub use scan::Scan;
 ///
 /// 2: `no-empty-password`; ports read as runtimes read them; world-writable
 ///    device nodes and fifos; public host keys no longer count; a hardlink
-///    is the file it names (its key, its SSH server, its setuid bits).
+///    is the file it names (its key, its SSH server, its setuid bits);
+///    `no-ssh-server` is `no-remote-login`: telnet, rsh/rlogin, mosh, VNC
+///    and RDP servers too, dpkg fields in any case.
 pub const POLICY_VERSION: &str = "2";
 
-/// File names of SSH servers, in any directory.
-const SSH_SERVERS: [&str; 5] = [
+/// File names of remote-login servers, in any directory: SSH (OpenSSH,
+/// dropbear, tinysshd), telnet, rsh/rlogin, mosh, RDP and VNC.
+const REMOTE_LOGIN_SERVERS: [&str; 17] = [
     "sshd",
     "sshd-session",
     "dropbear",
     "dropbearmulti",
     "tinysshd",
+    "telnetd",
+    "in.telnetd",
+    "utelnetd",
+    "rshd",
+    "in.rshd",
+    "rlogind",
+    "in.rlogind",
+    "mosh-server",
+    "xrdp",
+    "Xvnc",
+    "Xtigervnc",
+    "x11vnc",
 ];
 
 /// What a rule looks at.
@@ -61,9 +76,9 @@ pub struct Rule {
 /// The policy, in one screen.
 pub static RULES: [Rule; 8] = [
     Rule {
-        id: "no-ssh-server",
-        description: "no sshd, sshd-session, dropbear, dropbearmulti or tinysshd file, and no SSH server package installed (dpkg, distroless status.d, apk; rpm databases are not read)",
-        check: no_ssh_server,
+        id: "no-remote-login",
+        description: "no remote-login server, by file name or hardlink (sshd, sshd-session, dropbear, dropbearmulti, tinysshd, telnetd, in.telnetd, utelnetd, rshd, in.rshd, rlogind, in.rlogind, mosh-server, xrdp, Xvnc, Xtigervnc, x11vnc) or by installed package (openssh-server, dropbear, tinysshd, telnetd, inetutils-telnetd, busybox-extras, rsh-server, mosh, xrdp, tigervnc and other VNC servers; dpkg, distroless status.d, apk; rpm databases are not read)",
+        check: no_remote_login,
     },
     Rule {
         id: "no-ssh-host-keys",
@@ -288,18 +303,16 @@ fn found(path: &ImagePath, layer: usize, detail: impl Into<String>) -> Finding {
     }
 }
 
-fn no_ssh_server(inputs: &Inputs) -> Vec<Finding> {
+fn no_remote_login(inputs: &Inputs) -> Vec<Finding> {
     let binaries = files(inputs.view)
-        .filter(|(p, _)| SSH_SERVERS.contains(&p.file_name()))
-        .map(|(p, n)| found(p, n.layer, "an SSH server"));
-    // A hardlink is the file it names, under another name: one to an SSH
+        .filter(|(p, _)| REMOTE_LOGIN_SERVERS.contains(&p.file_name()))
+        .map(|(p, n)| found(p, n.layer, "a remote-login server"));
+    // A hardlink is the file it names, under another name: one to a
     // server's name is that server, whatever became of the name since.
     let linked = hardlinks(inputs.view)
         .into_iter()
-        .filter(|(_, _, origin)| SSH_SERVERS.contains(&origin.file_name()))
-        .map(|(p, layer, origin)| {
-            found(p, layer, format!("a hardlink to the SSH server {origin}"))
-        });
+        .filter(|(_, _, origin)| REMOTE_LOGIN_SERVERS.contains(&origin.file_name()))
+        .map(|(p, layer, origin)| found(p, layer, format!("a hardlink to the server {origin}")));
     let packages = inputs
         .scan
         .packages
@@ -693,8 +706,8 @@ mod tests {
     #[test]
     fn each_path_rule_fails_on_its_case() {
         let cases: [(&str, Node, &str); 10] = [
-            ("/usr/sbin/sshd", file(0o755), "no-ssh-server"),
-            ("/usr/bin/dropbearmulti", file(0o755), "no-ssh-server"),
+            ("/usr/sbin/sshd", file(0o755), "no-remote-login"),
+            ("/usr/bin/dropbearmulti", file(0o755), "no-remote-login"),
             (
                 "/etc/ssh/ssh_host_ed25519_key",
                 file(0o600),
@@ -797,7 +810,7 @@ mod tests {
             .push((p("/var/lib/dpkg/status"), 0, "openssh-server".into()));
         assert_eq!(
             failing(&v, &scan, &[]),
-            ["no-ssh-server", "no-private-keys"]
+            ["no-remote-login", "no-private-keys"]
         );
 
         // The same findings from a layer whose files were later replaced.
@@ -869,7 +882,7 @@ mod tests {
         let report = check(
             &inputs,
             &[
-                allow("no-ssh-server", "/usr/bin/su"),
+                allow("no-remote-login", "/usr/bin/su"),
                 allow("setuid", "/bin/su"),
             ],
             &[],
@@ -896,7 +909,7 @@ mod tests {
         let report = check(&inputs, &[], &labels);
         assert_eq!(
             report.violations[0].to_string(),
-            "no-ssh-server: /usr/sbin/sshd (layer base sha256:abc): an SSH server"
+            "no-remote-login: /usr/sbin/sshd (layer base sha256:abc): a remote-login server"
         );
     }
 

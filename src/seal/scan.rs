@@ -40,15 +40,31 @@ const CHUNK: usize = 64 * 1024;
 /// longer lines are cut (they are not what these files hold).
 const MAX_LINE: usize = 64 * 1024;
 
-/// Packages that install an SSH server, in dpkg and apk databases.
-pub const SSH_SERVER_PACKAGES: [&str; 7] = [
+/// Packages that install a remote-login server (SSH, telnet, rsh/rlogin,
+/// mosh, VNC, RDP), in dpkg and apk databases.
+pub const REMOTE_LOGIN_PACKAGES: [&str; 22] = [
     "openssh-server",
     "openssh-server-pam",
+    "openssh",
     "dropbear",
     "dropbear-bin",
     "dropbear-run",
     "tinyssh",
     "tinysshd",
+    "telnetd",
+    "telnetd-ssl",
+    "inetutils-telnetd",
+    "busybox-extras",
+    "rsh-server",
+    "rsh-redone-server",
+    "mosh",
+    "xrdp",
+    "tigervnc-standalone-server",
+    "tigervnc-scraping-server",
+    "tightvncserver",
+    "x11vnc",
+    "vnc4server",
+    "xvnc",
 ];
 
 /// The scanner's version: what it looks for (the markers and package names
@@ -56,7 +72,7 @@ pub const SSH_SERVER_PACKAGES: [&str; 7] = [
 /// cached under another version are never trusted, so bump this with any
 /// change to them; [`tests::the_scanner_version_covers_its_tables`] fails
 /// until you do.
-pub const SCANNER_VERSION: &str = "1";
+pub const SCANNER_VERSION: &str = "2";
 
 /// The key markers' automaton, built once: building it per file would
 /// cost more than scanning.
@@ -432,11 +448,17 @@ impl Records {
     fn line(&mut self, line: &str) {
         match self.kind {
             Some(Kind::Dpkg | Kind::DpkgStatusD) => {
+                // deb822 field names are case-insensitive.
+                let field = |name: &str| {
+                    line.split_once(':')
+                        .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+                        .map(|(_, value)| value)
+                };
                 if line.is_empty() {
                     self.end();
-                } else if let Some(name) = line.strip_prefix("Package:") {
+                } else if let Some(name) = field("Package") {
                     self.package = Some(name.trim().to_string());
-                } else if let Some(status) = line.strip_prefix("Status:") {
+                } else if let Some(status) = field("Status") {
                     // The last word is the package's state. Only
                     // not-installed and config-files (conffiles alone) leave
                     // no program on disk; unpacked, half-configured and the
@@ -454,14 +476,19 @@ impl Records {
                 }
             }
             Some(Kind::SshdConfig) => {
+                // sshd_config(5): `Keyword value` or `Keyword=value`, the
+                // keyword in any case.
                 let line = line.trim();
-                let mut words = line.split_whitespace();
-                if words
-                    .next()
-                    .is_some_and(|k| k.eq_ignore_ascii_case("AuthorizedKeysFile"))
-                {
-                    self.authorized_keys_files
-                        .extend(words.map(|w| w.trim_matches('"').to_string()));
+                let (keyword, value) = line
+                    .split_once(|c: char| c == '=' || c.is_whitespace())
+                    .unwrap_or((line, ""));
+                if keyword.eq_ignore_ascii_case("AuthorizedKeysFile") {
+                    let value = value.trim_start_matches(|c: char| c == '=' || c.is_whitespace());
+                    self.authorized_keys_files.extend(
+                        value
+                            .split_whitespace()
+                            .map(|w| w.trim_matches('"').to_string()),
+                    );
                 }
             }
             None => {}
@@ -477,7 +504,7 @@ impl Records {
         if let Some(package) = self
             .package
             .take()
-            .filter(|p| installed && SSH_SERVER_PACKAGES.contains(&p.as_str()))
+            .filter(|p| installed && REMOTE_LOGIN_PACKAGES.contains(&p.as_str()))
         {
             self.servers.push(package);
         }
@@ -505,14 +532,14 @@ mod tests {
             .map(|p| format!("{p}={:?}", kind_of(&ImagePath::from_rel(p).unwrap())))
             .collect();
         let tables = format!(
-            "{PEM_MARKERS:?}|{PUTTY_MARKER}|{SSH_SERVER_PACKAGES:?}|{LOOKAHEAD}|{MAX_LINE}|{kinds:?}"
+            "{PEM_MARKERS:?}|{PUTTY_MARKER}|{REMOTE_LOGIN_PACKAGES:?}|{LOOKAHEAD}|{MAX_LINE}|{kinds:?}"
         );
         let fingerprint = crate::digest::Digest::of(tables.as_bytes()).to_string();
         assert_eq!(
             (SCANNER_VERSION, fingerprint.as_str()),
             (
-                "1",
-                "sha256:5ed795ea1df9ebc64bd9158210fc7fc8c6ba4e0ef23bacdba6d4343edabc13e8"
+                "2",
+                "sha256:246304ed54d097a5c527e9093c5e018af0f979f5ce4b840522c90a37c07eaaf5"
             ),
             "the scanner's tables changed: bump SCANNER_VERSION, then pin the new fingerprint"
         );
@@ -637,6 +664,30 @@ mod tests {
         assert_eq!(s.packages[0].2, "tinyssh");
         // The same text elsewhere is not a package database.
         assert!(scan("/srv/status", dpkg).packages.is_empty());
+        // deb822 field names are case-insensitive; other remote logins.
+        let s = scan(
+            "/var/lib/dpkg/status",
+            b"package: telnetd
+STATUS: install ok installed
+
+Package: xrdp
+Status: install ok unpacked
+
+Package: mosh
+Status: install ok installed
+",
+        );
+        assert_eq!(
+            s.packages.iter().map(|p| p.2.as_str()).collect::<Vec<_>>(),
+            ["telnetd", "xrdp", "mosh"]
+        );
+        let s = scan(
+            "/lib/apk/db/installed",
+            b"P:openssh
+V:9
+",
+        );
+        assert_eq!(s.packages[0].2, "openssh");
     }
 
     #[test]
@@ -652,5 +703,10 @@ mod tests {
             b"AuthorizedKeysFile \"/k/%h\"\n",
         );
         assert_eq!(s.authorized_keys_files[0].2, ["/k/%h"]);
+        // `Keyword=value` is the same line to sshd.
+        for line in ["AuthorizedKeysFile=/k/%u\n", "authorizedkeysfile = /k/%u\n"] {
+            let s = scan("/etc/ssh/sshd_config", line.as_bytes());
+            assert_eq!(s.authorized_keys_files[0].2, ["/k/%u"], "{line}");
+        }
     }
 }
