@@ -1854,3 +1854,40 @@ fn hardlinks_carry_their_file_past_a_whiteout() {
     assert_eq!(a.violations()[0].rule, "setuid");
     assert_eq!(a.violations()[0].path, "/usr/bin/other");
 }
+
+/// A whiteout through a symlinked directory (`/sbin/.wh.sshd` with `/sbin
+/// -> usr/sbin`) removes the file the symlink leads to, as runtimes
+/// resolve it (checked with umoci): what it removed is not reported.
+#[test]
+fn whiteouts_through_symlinked_directories_remove_what_runtimes_remove() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("img");
+    layout::write_layout(
+        &image,
+        &[
+            layout::tar(&[
+                layout::dir("usr"),
+                layout::dir("usr/sbin"),
+                layout::file("usr/sbin/sshd", b"ELF"),
+                Raw {
+                    link: b"usr/sbin".to_vec(),
+                    ..layout::raw("sbin", EntryType::Symlink)
+                },
+            ]),
+            layout::tar(&[layout::file("sbin/.wh.sshd", b"")]),
+        ],
+        Lies::default(),
+    );
+    require("umoci");
+    let bundle = tmp.path().join("bundle");
+    let out = run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:t", image.display()))
+        .arg(&bundle));
+    assert!(out.status.success(), "umoci unpack: {}", stderr(&out));
+    assert!(
+        !bundle.join("rootfs/usr/sbin/sshd").exists(),
+        "the runtime keeps sshd; the whiteout test tests nothing"
+    );
+    audit(&format!("oci:{}:t", image.display())).assert_sealed("sshd removed through /sbin");
+}

@@ -395,7 +395,8 @@ impl View {
             }
             let file_name = path.file_name();
             if file_name == OPAQUE_WHITEOUT {
-                changes.push(Change::Opaque(path.parent().unwrap_or_default()));
+                let dir = self.through_symlinks(&path).parent().unwrap_or_default();
+                changes.push(Change::Opaque(dir));
                 continue;
             }
             if let Some(hidden) = file_name.strip_prefix(WHITEOUT_PREFIX) {
@@ -403,7 +404,9 @@ impl View {
                     return Err(format!("layer entry {name:?} is a whiteout of {hidden:?}"));
                 }
                 let parent = path.parent().unwrap_or_default();
-                changes.push(Change::Whiteout(parent.join(hidden)));
+                changes.push(Change::Whiteout(
+                    self.through_symlinks(&parent.join(hidden)),
+                ));
                 continue;
             }
             let node = self.entry_node(&mut entry, &name, layer, &seen)?;
@@ -511,6 +514,17 @@ impl View {
             )),
             Some(file) => Ok((NodeKind::Hardlink { target }, file.clone())),
         }
+    }
+
+    /// `path` with its directories resolved through the symlinks of the
+    /// layers below, as runtimes resolve a whiteout's directory before
+    /// removing (containerd: `fs.RootPath`): `/sbin/.wh.sshd` with `/sbin ->
+    /// usr/sbin` removes `/usr/sbin/sshd`. A path that does not resolve is
+    /// taken as written.
+    fn through_symlinks(&self, path: &ImagePath) -> ImagePath {
+        self.resolve_parent(path)
+            .map(|(resolved, _)| resolved)
+            .unwrap_or_else(|_| path.clone())
     }
 
     /// Removes `path` (when `inclusive`) and everything below it.
