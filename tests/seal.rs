@@ -1891,3 +1891,23 @@ fn whiteouts_through_symlinked_directories_remove_what_runtimes_remove() {
     );
     audit(&format!("oci:{}:t", image.display())).assert_sealed("sshd removed through /sbin");
 }
+
+/// An sshd_config that hands sshd keys from a command at login is a way in
+/// as much as a keys file is.
+#[test]
+fn authorized_keys_command_fails_the_build() {
+    let f = Fixture::new();
+    f.recipe(&on_stemcell(&[
+        r#"file: { dest: /etc/ssh/sshd_config, content: "AuthorizedKeysCommand=/usr/bin/fetch-keys %u\n" }"#,
+    ]));
+    let lines = f.unsealed();
+    violation(&lines, "no-authorized-keys", "/etc/ssh/sshd_config", "app");
+    assert!(lines[0].contains("AuthorizedKeysCommand"), "{lines:#?}");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+
+    let f = Fixture::new();
+    f.recipe(&on_stemcell(&[
+        r#"file: { dest: /etc/ssh/sshd_config, content: "AuthorizedKeysCommand none\n" }"#,
+    ]));
+    f.sealed();
+}

@@ -24,7 +24,8 @@ pub use scan::Scan;
 ///    device nodes and fifos; public host keys no longer count; a hardlink
 ///    is the file it names (its key, its SSH server, its setuid bits);
 ///    `no-ssh-server` is `no-remote-login`: telnet, rsh/rlogin, mosh, VNC
-///    and RDP servers too, dpkg fields in any case.
+///    and RDP servers too, dpkg fields in any case; an sshd_config's
+///    AuthorizedKeysCommand is a violation.
 pub const POLICY_VERSION: &str = "2";
 
 /// File names of remote-login servers, in any directory: SSH (OpenSSH,
@@ -87,7 +88,7 @@ pub static RULES: [Rule; 8] = [
     },
     Rule {
         id: "no-authorized-keys",
-        description: "no authorized_keys or authorized_keys2 file anywhere, nor any file an sshd_config names in AuthorizedKeysFile",
+        description: "no authorized_keys or authorized_keys2 file anywhere, nor any file an sshd_config names in AuthorizedKeysFile (Keyword value or Keyword=value), nor an AuthorizedKeysCommand",
         check: no_authorized_keys,
     },
     Rule {
@@ -350,6 +351,15 @@ fn no_authorized_keys(inputs: &Inputs) -> Vec<Finding> {
     let mut users = passwd_users(view);
     if users.is_empty() {
         users.push(("root".into(), "0".into(), "/root".into()));
+    }
+    for (config, layer, command) in &inputs.scan.key_commands {
+        if present(view, config, *layer) {
+            out.push(found(
+                config,
+                *layer,
+                format!("AuthorizedKeysCommand {command} hands sshd keys at login"),
+            ));
+        }
     }
     for (config, layer, patterns) in &inputs.scan.authorized_keys_files {
         if !present(view, config, *layer) {

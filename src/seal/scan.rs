@@ -91,6 +91,8 @@ pub struct Scan {
     pub packages: Vec<(ImagePath, usize, String)>,
     /// `AuthorizedKeysFile` patterns of each sshd config file.
     pub authorized_keys_files: Vec<(ImagePath, usize, Vec<String>)>,
+    /// `AuthorizedKeysCommand` of each sshd config file that sets one.
+    pub key_commands: Vec<(ImagePath, usize, String)>,
     /// The read buffer, kept between files.
     buf: Vec<u8>,
 }
@@ -124,11 +126,13 @@ pub struct Findings {
     pub keys: Vec<(ImagePath, String)>,
     pub packages: Vec<(ImagePath, String)>,
     pub authorized_keys_files: Vec<(ImagePath, Vec<String>)>,
+    #[serde(default)]
+    pub key_commands: Vec<(ImagePath, String)>,
 }
 
 /// How far a [`Scan`] had got, to go back to.
 #[derive(Debug, Clone, Copy)]
-pub struct Mark(usize, usize, usize);
+pub struct Mark(usize, usize, usize, usize);
 
 impl Scan {
     pub fn mark(&self) -> Mark {
@@ -136,6 +140,7 @@ impl Scan {
             self.keys.len(),
             self.packages.len(),
             self.authorized_keys_files.len(),
+            self.key_commands.len(),
         )
     }
 
@@ -154,6 +159,10 @@ impl Scan {
                 .iter()
                 .map(|(p, _, f)| (p.clone(), f.clone()))
                 .collect(),
+            key_commands: self.key_commands[mark.3..]
+                .iter()
+                .map(|(p, _, f)| (p.clone(), f.clone()))
+                .collect(),
         }
     }
 
@@ -169,6 +178,12 @@ impl Scan {
                 .into_iter()
                 .map(|(p, f)| (p, layer, f)),
         );
+        self.key_commands.extend(
+            findings
+                .key_commands
+                .into_iter()
+                .map(|(p, f)| (p, layer, f)),
+        );
     }
 
     /// Forgets what was found since `mark`: the layer read was not used.
@@ -176,6 +191,7 @@ impl Scan {
         self.keys.truncate(mark.0);
         self.packages.truncate(mark.1);
         self.authorized_keys_files.truncate(mark.2);
+        self.key_commands.truncate(mark.3);
     }
 
     /// Scans one regular file of layer `layer`.
@@ -246,6 +262,9 @@ impl FileScan {
         }
         for package in self.records.servers {
             scan.packages.push((path.clone(), layer, package));
+        }
+        if let Some(command) = self.records.key_command {
+            scan.key_commands.push((path.clone(), layer, command));
         }
         if !self.records.authorized_keys_files.is_empty() {
             scan.authorized_keys_files
@@ -432,6 +451,7 @@ struct Records {
     installed: Option<bool>,
     servers: Vec<String>,
     authorized_keys_files: Vec<String>,
+    key_command: Option<String>,
 }
 
 impl Records {
@@ -442,6 +462,7 @@ impl Records {
             installed: None,
             servers: Vec::new(),
             authorized_keys_files: Vec::new(),
+            key_command: None,
         }
     }
 
@@ -482,8 +503,16 @@ impl Records {
                 let (keyword, value) = line
                     .split_once(|c: char| c == '=' || c.is_whitespace())
                     .unwrap_or((line, ""));
+                let value = value.trim_start_matches(|c: char| c == '=' || c.is_whitespace());
+                // A command that hands sshd keys at login is a way in as
+                // much as a keys file is.
+                if keyword.eq_ignore_ascii_case("AuthorizedKeysCommand")
+                    && !value.trim().eq_ignore_ascii_case("none")
+                    && !value.trim().is_empty()
+                {
+                    self.key_command = Some(value.trim().to_string());
+                }
                 if keyword.eq_ignore_ascii_case("AuthorizedKeysFile") {
-                    let value = value.trim_start_matches(|c: char| c == '=' || c.is_whitespace());
                     self.authorized_keys_files.extend(
                         value
                             .split_whitespace()
@@ -708,5 +737,12 @@ V:9
             let s = scan("/etc/ssh/sshd_config", line.as_bytes());
             assert_eq!(s.authorized_keys_files[0].2, ["/k/%u"], "{line}");
         }
+        let s = scan(
+            "/etc/ssh/sshd_config",
+            b"AuthorizedKeysCommand /usr/bin/fetch-keys %u\nAuthorizedKeysCommandUser nobody\n",
+        );
+        assert_eq!(s.key_commands[0].2, "/usr/bin/fetch-keys %u");
+        let s = scan("/etc/ssh/sshd_config", b"AuthorizedKeysCommand none\n");
+        assert!(s.key_commands.is_empty());
     }
 }
