@@ -393,10 +393,25 @@ fn format_name(marker: &'static str) -> &'static str {
 /// line may end in a real newline or an escaped one (`\n` inside a JSON
 /// string), and the next may be indented (a YAML block).
 fn pem_body_follows(after: &[u8]) -> bool {
-    let line_end: [&[u8]; 4] = [b"\r\n", b"\n", b"\\r\\n", b"\\n"];
-    let Some(body) = line_end.iter().find_map(|end| after.strip_prefix(*end)) else {
+    fn line_end_of(text: &[u8]) -> Option<&[u8]> {
+        const LINE_END: [&[u8]; 4] = [b"\r\n", b"\n", b"\\r\\n", b"\\n"];
+        LINE_END.iter().find_map(|end| text.strip_prefix(*end))
+    }
+    // OpenSSL reads a BEGIN line with trailing blanks, and blank lines
+    // before the body, as the same key.
+    let after = &after[after
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count()..];
+    let Some(mut body) = line_end_of(after) else {
         return false;
     };
+    for _ in 0..2 {
+        match line_end_of(body) {
+            Some(rest) => body = rest,
+            None => break,
+        }
+    }
     let indent = body
         .iter()
         .take_while(|b| matches!(b, b' ' | b'\t'))
@@ -613,6 +628,15 @@ mod tests {
             key_in(windows.as_bytes()).as_deref(),
             Some("OPENSSH PRIVATE KEY")
         );
+        // What OpenSSL also reads as a key: blanks after the BEGIN line, a
+        // blank line before the body.
+        for text in [
+            format!("-----BEGIN PRIVATE KEY----- \n{BODY}"),
+            format!("-----BEGIN PRIVATE KEY-----\t\r\n\r\n{BODY}"),
+            format!("-----BEGIN RSA PRIVATE KEY-----\n\n{BODY}"),
+        ] {
+            assert!(key_in(text.as_bytes()).is_some(), "{text:?}");
+        }
     }
 
     #[test]
