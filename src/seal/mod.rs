@@ -25,7 +25,7 @@ pub use scan::Scan;
 ///    is the file it names (its key, its SSH server, its setuid bits);
 ///    `no-ssh-server` is `no-remote-login`: telnet, rsh/rlogin, mosh, VNC
 ///    and RDP servers too, dpkg fields in any case; an sshd_config's
-///    AuthorizedKeysCommand is a violation.
+///    AuthorizedKeysCommand is a violation; dropbear host keys anywhere.
 pub const POLICY_VERSION: &str = "2";
 
 /// File names of remote-login servers, in any directory: SSH (OpenSSH,
@@ -83,7 +83,7 @@ pub static RULES: [Rule; 8] = [
     },
     Rule {
         id: "no-ssh-host-keys",
-        description: "no SSH host keys: /etc/ssh/ssh_host_*_key* (not the public .pub halves), /etc/dropbear/dropbear_*_host_key",
+        description: "no SSH host keys: /etc/ssh/ssh_host_*_key* (not the public .pub halves), dropbear_*_host_key in any directory",
         check: no_ssh_host_keys,
     },
     Rule {
@@ -333,9 +333,9 @@ fn no_ssh_host_keys(inputs: &Inputs) -> Vec<Finding> {
                 && name.starts_with("ssh_host_")
                 && name.contains("_key")
                 && private)
-                || (dir.as_rel() == "etc/dropbear"
-                    && name.starts_with("dropbear_")
-                    && name.ends_with("_host_key"))
+                // Dropbear's keys are binary, not PEM, so only their
+                // names tell; `dropbear -r` takes them from anywhere.
+                || (name.starts_with("dropbear_") && name.ends_with("_host_key"))
         })
         .map(|(p, n)| found(p, n.layer, "an SSH host key"))
         .collect()
@@ -715,7 +715,7 @@ mod tests {
 
     #[test]
     fn each_path_rule_fails_on_its_case() {
-        let cases: [(&str, Node, &str); 10] = [
+        let cases: [(&str, Node, &str); 11] = [
             ("/usr/sbin/sshd", file(0o755), "no-remote-login"),
             ("/usr/bin/dropbearmulti", file(0o755), "no-remote-login"),
             (
@@ -725,6 +725,11 @@ mod tests {
             ),
             (
                 "/etc/dropbear/dropbear_rsa_host_key",
+                file(0o600),
+                "no-ssh-host-keys",
+            ),
+            (
+                "/opt/keys/dropbear_ed25519_host_key",
                 file(0o600),
                 "no-ssh-host-keys",
             ),
