@@ -29,6 +29,11 @@ const PEM_MARKERS: [&str; 10] = [
 /// PuTTY's key files start `PuTTY-User-Key-File-2: ssh-rsa` (or `-3`).
 const PUTTY_MARKER: &str = "PuTTY-User-Key-File-";
 
+/// `-----BEGIN` in base64, as a whole PEM file encodes (kubeconfig's
+/// `client-key-data`, Kubernetes secrets): the run after it is decoded and
+/// judged like a PEM marker.
+const BASE64_PEM_MARKER: &str = "LS0tLS1CRUdJTi";
+
 /// Bytes after a marker needed to tell a key from a string that names the
 /// format (libcrypto carries every PEM marker as a C string).
 const LOOKAHEAD: usize = 80;
@@ -77,7 +82,10 @@ pub const SCANNER_VERSION: &str = "2";
 /// The key markers' automaton, built once: building it per file would
 /// cost more than scanning.
 static MATCHER: std::sync::LazyLock<AhoCorasick> = std::sync::LazyLock::new(|| {
-    let patterns = PEM_MARKERS.iter().copied().chain([PUTTY_MARKER]);
+    let patterns = PEM_MARKERS
+        .iter()
+        .copied()
+        .chain([PUTTY_MARKER, BASE64_PEM_MARKER]);
     // The patterns are fixed and valid: building cannot fail.
     AhoCorasick::new(patterns).expect("fixed key markers build")
 });
@@ -345,17 +353,19 @@ impl KeyScanner {
                 0 => before,
                 i => Some(window[i - 1]),
             };
-            // A marker starts a line, possibly indented or quoted (YAML,
-            // JSON). After a NUL it is a C string in a binary: libgnutls
-            // carries its self-test keys so, and every Debian image with
-            // it would fail.
-            let at_line_start =
-                prev.is_none_or(|b| matches!(b, b'\n' | b'\r' | b' ' | b'\t' | b'"' | b'\''));
+            // A marker starts a line, possibly indented, quoted (YAML,
+            // JSON) or assigned (`KEY=` in a .env). After a NUL it is a C
+            // string in a binary: libgnutls carries its self-test keys so,
+            // and every Debian image with it would fail.
+            let at_line_start = prev
+                .is_none_or(|b| matches!(b, b'\n' | b'\r' | b' ' | b'\t' | b'"' | b'\'' | b'='));
             let pattern = m.pattern().as_usize();
             let format = if pattern < PEM_MARKERS.len() {
                 (at_line_start && pem_body_follows(after)).then_some(PEM_MARKERS[pattern])
-            } else {
+            } else if pattern == PEM_MARKERS.len() {
                 (at_line_start && putty_header_follows(after)).then_some("PuTTY private key")
+            } else {
+                base64_pem(&window[m.start()..])
             };
             if let Some(format) = format {
                 self.found = Some(format_name(format));
@@ -429,6 +439,23 @@ fn pem_body_follows(after: &[u8]) -> bool {
 }
 
 /// `PuTTY-User-Key-File-2: ssh-rsa`: a version digit, then `: `.
+/// The PEM marker a base64 run starting at `text` decodes to, when the
+/// decoded text is a private key's BEGIN line with a body after it.
+fn base64_pem(text: &[u8]) -> Option<&'static str> {
+    use base64::Engine as _;
+    let run = text
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/'))
+        .count();
+    let run = &text[..run - run % 4];
+    let decoded = base64::engine::general_purpose::STANDARD.decode(run).ok()?;
+    PEM_MARKERS.iter().copied().find(|marker| {
+        decoded
+            .strip_prefix(marker.as_bytes())
+            .is_some_and(pem_body_follows)
+    })
+}
+
 fn putty_header_follows(after: &[u8]) -> bool {
     after.len() >= 3 && after[0].is_ascii_digit() && after[1] == b':' && after[2] == b' '
 }
@@ -576,14 +603,14 @@ mod tests {
             .map(|p| format!("{p}={:?}", kind_of(&ImagePath::from_rel(p).unwrap())))
             .collect();
         let tables = format!(
-            "{PEM_MARKERS:?}|{PUTTY_MARKER}|{REMOTE_LOGIN_PACKAGES:?}|{LOOKAHEAD}|{MAX_LINE}|{kinds:?}"
+            "{PEM_MARKERS:?}|{PUTTY_MARKER}|{BASE64_PEM_MARKER}|{REMOTE_LOGIN_PACKAGES:?}|{LOOKAHEAD}|{MAX_LINE}|{kinds:?}"
         );
         let fingerprint = crate::digest::Digest::of(tables.as_bytes()).to_string();
         assert_eq!(
             (SCANNER_VERSION, fingerprint.as_str()),
             (
                 "2",
-                "sha256:246304ed54d097a5c527e9093c5e018af0f979f5ce4b840522c90a37c07eaaf5"
+                "sha256:4fcf2008c4e99f78035538ad6ecbba08b1effd194d00b787db6448752fa8ebeb"
             ),
             "the scanner's tables changed: bump SCANNER_VERSION, then pin the new fingerprint"
         );
@@ -628,6 +655,24 @@ mod tests {
             key_in(windows.as_bytes()).as_deref(),
             Some("OPENSSH PRIVATE KEY")
         );
+        // A whole PEM in base64 (kubeconfig's client-key-data), and a PEM
+        // assigned in a .env with escaped newlines.
+        use base64::Engine as _;
+        let pem =
+            format!("-----BEGIN RSA PRIVATE KEY-----\n{BODY}{BODY}-----END RSA PRIVATE KEY-----\n");
+        let kubeconfig = format!(
+            "users:\n- user:\n    client-key-data: {}\n",
+            base64::engine::general_purpose::STANDARD.encode(&pem)
+        );
+        assert_eq!(
+            key_in(kubeconfig.as_bytes()).as_deref(),
+            Some("RSA PRIVATE KEY")
+        );
+        let cert = base64::engine::general_purpose::STANDARD
+            .encode(format!("-----BEGIN CERTIFICATE-----\n{BODY}"));
+        assert!(key_in(cert.as_bytes()).is_none(), "a certificate is no key");
+        let env = format!("TLS_KEY=-----BEGIN PRIVATE KEY-----\\n{}\\n", BODY.trim());
+        assert_eq!(key_in(env.as_bytes()).as_deref(), Some("PRIVATE KEY"));
         // What OpenSSL also reads as a key: blanks after the BEGIN line, a
         // blank line before the body.
         for text in [
