@@ -257,18 +257,26 @@ pub struct LockArgs {
     pub json: bool,
 }
 
+/// Where a command that reads an image finds it: the platform of an
+/// index, and the registries it may speak plain HTTP to.
 #[derive(Debug, Args)]
-pub struct AuditArgs {
-    /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
-    /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
-    #[arg(required_unless_present = "list_rules")]
-    pub image: Option<ImageRef>,
+pub struct Reach {
     /// The platform to pick from an index.
     #[arg(long, default_value = "linux/amd64")]
     pub platform: Platform,
     /// Speak plain HTTP to this registry, for docker:// images (repeatable).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure: Vec<Host>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
+    /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
+    #[arg(required_unless_present = "list_rules")]
+    pub image: Option<ImageRef>,
+    #[command(flatten)]
+    pub reach: Reach,
     /// Print the seal's rules (with --json: the policy, the scanner
     /// version and each rule's id and description) and exit.
     #[arg(long, conflicts_with = "image")]
@@ -316,12 +324,8 @@ pub struct InspectArgs {
     /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
     /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
     pub image: ImageRef,
-    /// The platform to pick from an index.
-    #[arg(long, default_value = "linux/amd64")]
-    pub platform: Platform,
-    /// Speak plain HTTP to this registry, for docker:// images (repeatable).
-    #[arg(long, value_name = "HOST[:PORT]")]
-    pub insecure: Vec<Host>,
+    #[command(flatten)]
+    pub reach: Reach,
     /// Print the manifest and config as JSON.
     #[arg(long)]
     pub json: bool,
@@ -341,12 +345,8 @@ pub struct ExportArgs {
     /// The NAME:TAG a loader tags the image with.
     #[arg(long, value_name = "NAME:TAG")]
     pub tag: Option<RepoTag>,
-    /// The platform to pick from an index.
-    #[arg(long, default_value = "linux/amd64")]
-    pub platform: Platform,
-    /// Speak plain HTTP to this registry, for docker:// images (repeatable).
-    #[arg(long, value_name = "HOST[:PORT]")]
-    pub insecure: Vec<Host>,
+    #[command(flatten)]
+    pub reach: Reach,
     /// Print a JSON report: file, size, sha256, repo_tags.
     #[arg(long)]
     pub json: bool,
@@ -373,12 +373,8 @@ pub struct BindArgs {
     /// The Deployment's name [default: the image's title].
     #[arg(long)]
     pub name: Option<String>,
-    /// The platform to pick from an index.
-    #[arg(long, default_value = "linux/amd64")]
-    pub platform: Platform,
-    /// Speak plain HTTP to this registry, for docker:// images (repeatable).
-    #[arg(long, value_name = "HOST[:PORT]")]
-    pub insecure: Vec<Host>,
+    #[command(flatten)]
+    pub reach: Reach,
     /// Print a JSON report: image, digest, output, where each param's
     /// value came from (never the values).
     #[arg(long)]
@@ -631,7 +627,7 @@ fn audit(args: AuditArgs, out: &mut Out) -> Result<()> {
         let rules = seal::Policy::current();
         return out.report(args.json, &rules, |_| seal::render_rules());
     };
-    let access = access(args.insecure);
+    let access = access(args.reach.insecure);
     use crate::commands::audit as auditing;
     let trust = auditing::Trust {
         accept_declared: args.accept_declared,
@@ -640,7 +636,13 @@ fn audit(args: AuditArgs, out: &mut Out) -> Result<()> {
             None => Vec::new(),
         },
     };
-    let audit = auditing::audit(&image, &args.platform, &access, &out.progress(), &trust)?;
+    let audit = auditing::audit(
+        &image,
+        &args.reach.platform,
+        &access,
+        &out.progress(),
+        &trust,
+    )?;
     out.report(args.json, &audit, auditing::render)?;
     // Like verify: the report, on stdout, is the result; the error
     // only sets exit 1 and says so on stderr.
@@ -692,18 +694,18 @@ fn cache(args: CacheArgs, out: &mut Out) -> Result<()> {
 }
 
 fn inspect(args: InspectArgs, out: &mut Out) -> Result<()> {
-    let access = access(args.insecure);
-    let inspection = inspect::inspect(&args.image, &args.platform, &access, &out.progress())?;
+    let access = access(args.reach.insecure);
+    let inspection = inspect::inspect(&args.image, &args.reach.platform, &access, &out.progress())?;
     out.report(args.json, &inspection, inspect::render)
 }
 
 fn export(args: ExportArgs, out: &mut Out) -> Result<()> {
     // The one format there is; another must be handled here.
     let ExportFormat::DockerArchive = args.format;
-    let access = access(args.insecure);
+    let access = access(args.reach.insecure);
     let request = export::Request {
         image: &args.image,
-        platform: &args.platform,
+        platform: &args.reach.platform,
         access: &access,
         progress: &out.progress(),
         repo_tag: args.tag,
@@ -714,13 +716,13 @@ fn export(args: ExportArgs, out: &mut Out) -> Result<()> {
 }
 
 fn bind(args: BindArgs, out: &mut Out) -> Result<()> {
-    let access = access(args.insecure);
+    let access = access(args.reach.insecure);
     // `{ env: VAR }` values: the one place bind reads the environment.
     #[allow(clippy::disallowed_methods)]
     let env = |var: &str| std::env::var(var).ok();
     let request = bind::Request {
         image: &args.image,
-        platform: &args.platform,
+        platform: &args.reach.platform,
         access: &access,
         progress: &out.progress(),
         values: args.values.as_deref(),
@@ -905,11 +907,11 @@ mod tests {
         match cli.command {
             Command::Export(args) => {
                 assert_eq!(args.image, ImageRef::Oci("out/h:1".parse().unwrap()));
-                assert!(args.insecure.is_empty());
+                assert!(args.reach.insecure.is_empty());
                 assert_eq!(args.format, ExportFormat::DockerArchive);
                 assert_eq!(args.output, PathBuf::from("h.tar"));
                 assert_eq!(args.tag.unwrap().to_string(), "localhost:5000/h:2");
-                assert_eq!(args.platform, Platform::linux_amd64());
+                assert_eq!(args.reach.platform, Platform::linux_amd64());
                 assert!(args.json);
             }
             other => panic!("parsed as {other:?}"),
@@ -1013,8 +1015,8 @@ mod tests {
                     (image.host.as_str(), image.repository.as_str()),
                     ("reg.lan:5000", "team/h")
                 );
-                assert_eq!(args.insecure, ["reg.lan".parse().unwrap()]);
-                assert_eq!(args.platform, Platform::linux_amd64());
+                assert_eq!(args.reach.insecure, ["reg.lan".parse().unwrap()]);
+                assert_eq!(args.reach.platform, Platform::linux_amd64());
             }
             other => panic!("parsed as {other:?}"),
         }
@@ -1022,7 +1024,7 @@ mod tests {
             Command::Audit(args) => {
                 let image = args.image.map(|i| i.to_string());
                 assert_eq!(image.as_deref(), Some("docker-archive:h.tar"));
-                assert_eq!(args.platform.to_string(), "linux/arm64");
+                assert_eq!(args.reach.platform.to_string(), "linux/arm64");
             }
             other => panic!("parsed as {other:?}"),
         }
