@@ -36,6 +36,17 @@ fn build(recipe: &Path, cache: &Path, out: &Path) -> (String, Vec<bool>) {
     (report["digest"].as_str().unwrap().to_string(), cached)
 }
 
+/// A build with `--cache cache` that may fail.
+fn try_build_cached(recipe: &Path, cache: &Path, out: &Path) -> std::process::Output {
+    run(ingot()
+        .arg("build")
+        .arg("--cache")
+        .arg(cache)
+        .arg(recipe)
+        .arg("-o")
+        .arg(out))
+}
+
 #[test]
 fn a_warm_rebuild_serves_every_layer_and_gives_the_same_digest() {
     let dir = tempfile::tempdir().unwrap();
@@ -191,15 +202,7 @@ fn cached_layers_are_sealed_too() {
     )
     .unwrap();
     let cache = dir.path().join("cache");
-    let attempt = || {
-        run(ingot()
-            .arg("build")
-            .arg("--cache")
-            .arg(&cache)
-            .arg(d.join("recipe.yaml"))
-            .arg("-o")
-            .arg(dir.path().join("out")))
-    };
+    let attempt = || try_build_cached(&d.join("recipe.yaml"), &cache, &dir.path().join("out"));
     let first = attempt();
     assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
     assert!(stderr(&first).contains("no-private-keys: /srv/notes.txt (layer data"));
@@ -246,15 +249,7 @@ fn a_summary_from_another_seal_version_is_rescanned_not_served() {
     )
     .unwrap();
     let cache = dir.path().join("cache");
-    let attempt = || {
-        run(ingot()
-            .arg("build")
-            .arg("--cache")
-            .arg(&cache)
-            .arg(d.join("recipe.yaml"))
-            .arg("-o")
-            .arg(dir.path().join("out")))
-    };
+    let attempt = || try_build_cached(&d.join("recipe.yaml"), &cache, &dir.path().join("out"));
     let first = attempt();
     assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
     let (entry, mut json) = only_entry(&cache);
