@@ -14,8 +14,10 @@ use crate::image::reference::RegistryRef;
 use crate::lock;
 use crate::recipe::Recipe;
 use crate::registry;
-use crate::store::BlobStore;
+use crate::registry::fetch::MAX_CONFIG_SIZE;
+use crate::registry::remote::MAX_MANIFEST_SIZE;
 use crate::store::layout;
+use crate::store::{BlobRef, BlobStore};
 
 /// Resolves a `docker://` base. A tag is resolved once and pinned in
 /// ingot.lock: with a pin, the pinned manifest is used whatever the tag
@@ -97,12 +99,22 @@ fn cached_image(
     store: &BlobStore,
     manifest: &Digest,
 ) -> Option<(Digest, ImageManifest, ImageConfiguration)> {
-    let bytes = std::fs::read(store.path(manifest)).ok()?;
-    if Digest::of(&bytes) != *manifest {
+    // Held to the sizes a fetch accepts: a blob in the cache is not
+    // trusted with memory either.
+    let path = store.path(manifest);
+    let meta = std::fs::metadata(&path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_MANIFEST_SIZE as u64 {
         return None;
     }
-    let parsed: ImageManifest = serde_json::from_slice(&bytes).ok()?;
+    let manifest_ref = BlobRef {
+        digest: *manifest,
+        size: meta.len(),
+    };
+    let parsed: ImageManifest = serde_json::from_slice(&store.read(&manifest_ref).ok()?).ok()?;
     let config_ref = layout::blob_ref(parsed.config()).ok()?;
+    if config_ref.size > MAX_CONFIG_SIZE {
+        return None;
+    }
     let config: ImageConfiguration = serde_json::from_slice(&store.read(&config_ref).ok()?).ok()?;
     let present = parsed.layers().iter().all(|l| {
         layout::blob_ref(l).is_ok_and(|b| {

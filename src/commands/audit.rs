@@ -9,6 +9,7 @@
 //! all at once (`--accept-declared`), or one by one in an allow file of
 //! the auditor's own, optionally bound to an image digest.
 
+use std::io::Read as _;
 use std::path::Path;
 
 use oci_spec::image::{Descriptor, ImageConfiguration};
@@ -89,7 +90,11 @@ pub fn read_allow_file(path: &Path) -> Result<Vec<AuditorAllow>> {
     if meta.len() > MAX_ALLOW_FILE {
         return Err(usage(format!("larger than {MAX_ALLOW_FILE} bytes")));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| usage(e.to_string()))?;
+    // Read through a bound as well: the file may grow after the check.
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_ALLOW_FILE).read_to_string(&mut text))
+        .map_err(|e| usage(e.to_string()))?;
     let list: Vec<AuditorAllow> = serde_yaml::from_str(&text).map_err(|e| {
         let at = e
             .location()

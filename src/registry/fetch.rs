@@ -19,7 +19,7 @@ const MAX_INDEX_DEPTH: usize = 4;
 
 /// Configs are read whole to be parsed; a descriptor claiming more than
 /// this is refused (as `verify` does).
-const MAX_CONFIG_SIZE: u64 = 16 << 20;
+pub const MAX_CONFIG_SIZE: u64 = 16 << 20;
 
 /// An image fetched into a store: every blob it names is there, checked.
 #[derive(Debug, Clone)]
