@@ -241,6 +241,27 @@ fn read_data(
     Ok(watched.then_some(buf))
 }
 
+/// What a hardlink made later in a layer takes from an entry: whether it
+/// is a directory (no link may name one), its setuid, setgid and
+/// world-writable bits, and its capabilities. Kept per entry while a layer
+/// is read, so small by design.
+#[derive(Debug, Clone, Copy)]
+struct Linkable {
+    dir: bool,
+    bits: u32,
+    capability: bool,
+}
+
+impl Linkable {
+    fn of(node: &Node) -> Linkable {
+        Linkable {
+            dir: node.is_dir(),
+            bits: node.mode & 0o6002,
+            capability: node.capability,
+        }
+    }
+}
+
 /// Metadata of every path, plus the content of the watched files.
 #[derive(Debug, Clone, Default)]
 pub struct View {
@@ -358,7 +379,7 @@ impl View {
         let mut changes = Vec::new();
         // Paths this layer has put so far, with whether each is a directory:
         // hardlinks may point at them.
-        let mut seen: BTreeMap<ImagePath, Node> = BTreeMap::new();
+        let mut seen: BTreeMap<ImagePath, Linkable> = BTreeMap::new();
         let mut entries = archive
             .entries()
             .map_err(|e| format!("reading layer tar: {e}"))?;
@@ -417,7 +438,7 @@ impl View {
             }
             let content = read_data(&mut entry, size, &path, &node, watched, on_file)?;
             data_end = entry.raw_file_position() + size;
-            seen.insert(path.clone(), node.clone());
+            seen.insert(path.clone(), Linkable::of(&node));
             changes.push(Change::Put(path, node, content));
         }
         Ok(changes)
@@ -431,7 +452,7 @@ impl View {
         entry: &mut tar::Entry<R>,
         name: &str,
         layer: usize,
-        seen: &BTreeMap<ImagePath, Node>,
+        seen: &BTreeMap<ImagePath, Linkable>,
     ) -> Result<Node, String> {
         let capability = entry
             .pax_extensions()
@@ -489,30 +510,33 @@ impl View {
         // keeps the file's), so the seal sees both: the file's setuid,
         // setgid and world-writable bits and its capabilities carry over.
         if let Some(file) = linked {
-            node.mode |= file.mode & 0o6002;
+            node.mode |= file.bits;
             node.capability |= file.capability;
         }
         Ok(node)
     }
 
     /// A hardlink `name` to `target`, which must be a file this layer put
-    /// (`seen`) or a lower one holds; with the node of that file.
+    /// (`seen`) or a lower one holds; with what the link takes of it.
     fn hardlink(
         &self,
         name: &str,
         target: &str,
-        seen: &BTreeMap<ImagePath, Node>,
-    ) -> Result<(NodeKind, Node), String> {
+        seen: &BTreeMap<ImagePath, Linkable>,
+    ) -> Result<(NodeKind, Linkable), String> {
         let target = entry_path(target).map_err(|m| format!("hardlink {name:?}: target {m}"))?;
-        let file = seen.get(&target).or_else(|| self.nodes.get(&target));
+        let file = seen
+            .get(&target)
+            .copied()
+            .or_else(|| self.nodes.get(&target).map(Linkable::of));
         match file {
             None => Err(format!(
                 "hardlink {name:?} points at {target}, which the image does not have"
             )),
-            Some(file) if file.is_dir() => Err(format!(
+            Some(file) if file.dir => Err(format!(
                 "hardlink {name:?} points at the directory {target}"
             )),
-            Some(file) => Ok((NodeKind::Hardlink { target }, file.clone())),
+            Some(file) => Ok((NodeKind::Hardlink { target }, file)),
         }
     }
 
