@@ -259,12 +259,12 @@ fn a_summary_from_another_seal_version_is_rescanned_not_served() {
         "{version}"
     );
     assert_eq!(
-        json["summary"]["body"]["findings"]["keys"][0][0],
-        "/srv/notes.txt"
+        json["summary"]["body"]["findings"]["found"][0],
+        serde_json::json!(["/srv/notes.txt", {"key": {"format": "OPENSSH PRIVATE KEY", "inside": null}}])
     );
 
     let plant = |json: &mut serde_json::Value, version: &str| {
-        json["summary"]["body"]["findings"]["keys"] = serde_json::json!([]);
+        json["summary"]["body"]["findings"]["found"] = serde_json::json!([]);
         json["summary"]["version"] = serde_json::json!(version);
         std::fs::write(&entry, serde_json::to_vec(json).unwrap()).unwrap();
     };
@@ -280,7 +280,7 @@ fn a_summary_from_another_seal_version_is_rescanned_not_served() {
     let (_, refreshed) = only_entry(&cache);
     assert_eq!(refreshed["summary"]["version"], version.as_str());
     assert_eq!(
-        refreshed["summary"]["body"]["findings"]["keys"][0][0],
+        refreshed["summary"]["body"]["findings"]["found"][0][0],
         "/srv/notes.txt"
     );
 

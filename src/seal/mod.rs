@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::rootfs::meta::ImagePath;
 use crate::rootfs::{NodeKind, View};
-pub use scan::Scan;
+pub use scan::{Directive, Found, REMOTE_LOGIN_SERVERS, Scan};
 
 /// The version of the rule table. A change to what any rule accepts is a
 /// new version; sealed images record the version they passed.
@@ -26,29 +26,12 @@ pub use scan::Scan;
 ///    `no-ssh-server` is `no-remote-login`: telnet, rsh/rlogin, mosh, VNC
 ///    and RDP servers too, dpkg fields in any case; an sshd_config's
 ///    AuthorizedKeysCommand is a violation; dropbear host keys anywhere.
-pub const POLICY_VERSION: &str = "2";
-
-/// File names of remote-login servers, in any directory: SSH (OpenSSH,
-/// dropbear, tinysshd), telnet, rsh/rlogin, mosh, RDP and VNC.
-const REMOTE_LOGIN_SERVERS: [&str; 17] = [
-    "sshd",
-    "sshd-session",
-    "dropbear",
-    "dropbearmulti",
-    "tinysshd",
-    "telnetd",
-    "in.telnetd",
-    "utelnetd",
-    "rshd",
-    "in.rshd",
-    "rlogind",
-    "in.rlogind",
-    "mosh-server",
-    "xrdp",
-    "Xvnc",
-    "Xtigervnc",
-    "x11vnc",
-];
+/// 3: servers by their binaries' content and by the service definitions
+///    that start them; keys by parsing (examples and prose no longer
+///    count; DER, base64 DER and JWKs do); both inside archives, and
+///    `scanned-archives` for what the scan's bounds stop; sshd configs
+///    followed through `Include`.
+pub const POLICY_VERSION: &str = "3";
 
 /// What a rule looks at.
 pub struct Inputs<'a> {
@@ -75,10 +58,10 @@ pub struct Rule {
 }
 
 /// The policy, in one screen.
-pub static RULES: [Rule; 8] = [
+pub static RULES: [Rule; 9] = [
     Rule {
         id: "no-remote-login",
-        description: "no remote-login server, by file name or hardlink (sshd, sshd-session, dropbear, dropbearmulti, tinysshd, telnetd, in.telnetd, utelnetd, rshd, in.rshd, rlogind, in.rlogind, mosh-server, xrdp, Xvnc, Xtigervnc, x11vnc) or by installed package (openssh-server, dropbear, tinysshd, telnetd, inetutils-telnetd, busybox-extras, rsh-server, mosh, xrdp, tigervnc and other VNC servers; dpkg, distroless status.d, apk; rpm databases are not read)",
+        description: "no remote-login server (SSH, telnet, rsh/rlogin, mosh, VNC, RDP): by file name or hardlink (sshd, sshd-session, dropbear, dropbearmulti, tinysshd, telnetd, in.telnetd, utelnetd, rshd, in.rshd, rlogind, in.rlogind, mosh-server, xrdp, Xvnc, Xtigervnc, x11vnc); by content, in any ELF file and inside archives (strings only the daemons carry: OpenSSH sshd, dropbear, tinysshd, inetutils telnetd, rshd/rlogind, mosh-server, xrdp, TigerVNC Xvnc, libvncserver); by installed package (openssh-server, dropbear, tinysshd, telnetd, inetutils-telnetd, busybox-extras, rsh-server, mosh, xrdp, tigervnc and other VNC servers; dpkg, distroless status.d, apk; rpm databases are not read); or started by a service definition (inittab, inetd, xinetd, systemd units, init.d, rc.local, runit, s6, supervisord), busybox applets included",
         check: no_remote_login,
     },
     Rule {
@@ -88,7 +71,7 @@ pub static RULES: [Rule; 8] = [
     },
     Rule {
         id: "no-authorized-keys",
-        description: "no authorized_keys or authorized_keys2 file anywhere, nor any file an sshd_config names in AuthorizedKeysFile (Keyword value or Keyword=value), nor an AuthorizedKeysCommand",
+        description: "no authorized_keys or authorized_keys2 file anywhere, nor any file named by AuthorizedKeysFile, nor an AuthorizedKeysCommand, in the configs sshd reads (sshd_config in any directory, sshd_config.d, and every file they Include, globs followed; keywords in any case, Keyword value or Keyword=value)",
         check: no_authorized_keys,
     },
     Rule {
@@ -103,8 +86,13 @@ pub static RULES: [Rule; 8] = [
     },
     Rule {
         id: "no-private-keys",
-        description: "no private key material in any file, found by content: PEM (RSA, DSA, EC, PKCS#8, encrypted), OpenSSH, SSH2, PGP, PuTTY, cosign/sigstore",
+        description: "no private key material in any file or archive member, found by parsing: PEM blocks whose body decodes to a key (PKCS#1, DSA, SEC1, PKCS#8, encrypted; markers read as OpenSSL reads them, also embedded in YAML, JSON and .env), OpenSSH, SSH2, PGP secret keys, PuTTY, cosign/sigstore; DER key files; base64 of PEM or DER keys; JWKs with a private member. Not generic secrets (cloud credentials, tokens)",
         check: no_private_keys,
+    },
+    Rule {
+        id: "scanned-archives",
+        description: "every archive in the image (gzip, xz, zstd, tar, zip, known by content) is read whole by the scan, within its bounds: 4 levels, 1 GiB and 100,000 members per file, zip members stored or deflated and not encrypted",
+        check: scanned_archives,
     },
     Rule {
         id: "no-world-writable",
@@ -305,22 +293,98 @@ fn found(path: &ImagePath, layer: usize, detail: impl Into<String>) -> Finding {
 }
 
 fn no_remote_login(inputs: &Inputs) -> Vec<Finding> {
-    let binaries = files(inputs.view)
-        .filter(|(p, _)| REMOTE_LOGIN_SERVERS.contains(&p.file_name()))
+    let view = inputs.view;
+    // By name: what can be executed under a server's name. A file without
+    // an execute bit named sshd runs nothing (a real server so named is
+    // found by its content).
+    let executable = |n: &crate::rootfs::Node| match n.kind {
+        NodeKind::File { .. } | NodeKind::Hardlink { .. } => n.mode & 0o111 != 0,
+        NodeKind::Symlink { .. } => true,
+        NodeKind::Dir | NodeKind::Special => false,
+    };
+    let binaries = files(view)
+        .filter(|(p, n)| REMOTE_LOGIN_SERVERS.contains(&p.file_name()) && executable(n))
         .map(|(p, n)| found(p, n.layer, "a remote-login server"));
+    // The image's own command: `busybox telnetd` as an entrypoint.
+    let command = inputs.config.and_then(|c| {
+        let words: Vec<String> = [c.entrypoint(), c.cmd()]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .cloned()
+            .collect();
+        scan::starts_server(&words.join(" ")).map(|server| Finding {
+            path: None,
+            layer: None,
+            detail: format!("the image's Entrypoint and Cmd start {server}"),
+        })
+    });
     // A hardlink is the file it names, under another name: one to a
     // server's name is that server, whatever became of the name since.
-    let linked = hardlinks(inputs.view)
+    let linked = hardlinks(view)
         .into_iter()
         .filter(|(_, _, origin)| REMOTE_LOGIN_SERVERS.contains(&origin.file_name()))
         .map(|(p, layer, origin)| found(p, layer, format!("a hardlink to the server {origin}")));
     let packages = inputs
         .scan
-        .packages
-        .iter()
-        .filter(|(p, layer, _)| present(inputs.view, p, *layer))
-        .map(|(p, layer, package)| found(p, *layer, format!("package {package} is installed")));
-    binaries.chain(linked).chain(packages).collect()
+        .each(|f| match f {
+            Found::Package(package) => Some(format!("package {package} is installed")),
+            _ => None,
+        })
+        .filter(|(p, layer, _)| present(view, p, *layer))
+        .map(|(p, layer, detail)| found(p, layer, detail));
+    let by_content = inputs.scan.each(|f| match f {
+        Found::Server { server, inside } => Some(match inside {
+            None => format!("the {server} server, by its content"),
+            Some(member) => format!("the {server} server, by its content, inside it at {member}"),
+        }),
+        Found::Starts { server, line } => Some(format!("starts {server} (line {line})")),
+        _ => None,
+    });
+    let by_content = at_every_name(view, by_content);
+    binaries
+        .chain(linked)
+        .chain(packages)
+        .chain(by_content)
+        .chain(command)
+        .collect()
+}
+
+/// Content findings at the file's path when it is still the file found,
+/// and at every hardlink to it made since.
+fn at_every_name<'a>(
+    view: &'a View,
+    findings: impl Iterator<Item = (&'a ImagePath, usize, String)>,
+) -> Vec<Finding> {
+    let links = hardlinks(view);
+    let mut out = Vec::new();
+    for (path, layer, detail) in findings {
+        if present(view, path, layer) {
+            out.push(found(path, layer, detail.clone()));
+        }
+        for (link, link_layer, origin) in &links {
+            if origin == path && *link_layer >= layer {
+                out.push(found(
+                    link,
+                    *link_layer,
+                    format!("a hardlink to {path}: {detail}"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Archives the scan could not read whole.
+fn scanned_archives(inputs: &Inputs) -> Vec<Finding> {
+    let unscanned = inputs.scan.each(|f| match f {
+        Found::Unscanned { inside, reason } if inside.is_empty() => {
+            Some(format!("not scanned: {reason}"))
+        }
+        Found::Unscanned { inside, reason } => Some(format!("not scanned at {inside}: {reason}")),
+        _ => None,
+    });
+    at_every_name(inputs.view, unscanned)
 }
 
 fn no_ssh_host_keys(inputs: &Inputs) -> Vec<Finding> {
@@ -352,32 +416,31 @@ fn no_authorized_keys(inputs: &Inputs) -> Vec<Finding> {
     if users.is_empty() {
         users.push(("root".into(), "0".into(), "/root".into()));
     }
-    for (config, layer, command) in &inputs.scan.key_commands {
-        if present(view, config, *layer) {
-            out.push(found(
+    for (config, layer, directive) in sshd_directives(inputs) {
+        match directive {
+            Directive::AuthorizedKeysCommand(command) => out.push(found(
                 config,
-                *layer,
+                layer,
                 format!("AuthorizedKeysCommand {command} hands sshd keys at login"),
-            ));
-        }
-    }
-    for (config, layer, patterns) in &inputs.scan.authorized_keys_files {
-        if !present(view, config, *layer) {
-            continue;
-        }
-        for pattern in patterns.iter().filter(|p| p.as_str() != "none") {
-            for (user, uid, home) in &users {
-                let Some(path) = expand_authorized_keys_file(pattern, user, uid, home) else {
-                    continue;
-                };
-                if let Some(node) = view.get(&path).filter(|n| !n.is_dir()) {
-                    out.push(found(
-                        &path,
-                        node.layer,
-                        format!("named by AuthorizedKeysFile in {config}"),
-                    ));
+            )),
+            Directive::AuthorizedKeysFile(patterns) => {
+                for pattern in patterns.iter().filter(|p| p.as_str() != "none") {
+                    for (user, uid, home) in &users {
+                        let Some(path) = expand_authorized_keys_file(pattern, user, uid, home)
+                        else {
+                            continue;
+                        };
+                        if let Some(node) = view.get(&path).filter(|n| !n.is_dir()) {
+                            out.push(found(
+                                &path,
+                                node.layer,
+                                format!("named by AuthorizedKeysFile in {config}"),
+                            ));
+                        }
+                    }
                 }
             }
+            Directive::Include(_) => {}
         }
     }
     out
@@ -444,30 +507,107 @@ fn no_empty_password(inputs: &Inputs) -> Vec<Finding> {
 }
 
 fn no_private_keys(inputs: &Inputs) -> Vec<Finding> {
-    let links = hardlinks(inputs.view);
-    let mut out = Vec::new();
-    for (path, layer, format) in &inputs.scan.keys {
-        if present(inputs.view, path, *layer) {
-            out.push(found(path, *layer, format!("holds a {format}")));
-        }
-        // Every hardlink made to the file since holds the same bytes, even
-        // once the file's own name is gone.
-        for (link, link_layer, origin) in &links {
-            if origin == path && *link_layer >= *layer {
-                out.push(found(
-                    link,
-                    *link_layer,
-                    format!("a hardlink to {path}, which holds a {format}"),
-                ));
-            }
-        }
-    }
-    out
+    let keys = inputs.scan.each(|f| match f {
+        Found::Key {
+            format,
+            inside: None,
+        } => Some(format!("holds a {format}")),
+        Found::Key {
+            format,
+            inside: Some(member),
+        } => Some(format!("holds a {format} inside it at {member}")),
+        _ => None,
+    });
+    at_every_name(inputs.view, keys)
 }
 
-/// Every hardlink of the filesystem: its path, its layer, and the path its
-/// chain of links ends at (the file it was made to, which may since have
-/// been removed or replaced).
+/// The sshd directives sshd would read: those of its configs
+/// ([`scan::is_sshd_config`]) and of every file they `Include`, followed
+/// as sshd follows them (globs; relative paths under /etc/ssh; at most 16
+/// levels).
+fn sshd_directives<'a>(inputs: &'a Inputs) -> Vec<(&'a ImagePath, usize, &'a Directive)> {
+    let view = inputs.view;
+    let directives: Vec<(&ImagePath, usize, &Directive)> = inputs
+        .scan
+        .each(|f| match f {
+            Found::Directive(d) => Some(d),
+            _ => None,
+        })
+        .filter(|(p, layer, _)| present(view, p, *layer))
+        .collect();
+    let mut read: Vec<&ImagePath> = view
+        .iter()
+        .filter(|(p, n)| scan::is_sshd_config(p) && matches!(n.kind, NodeKind::File { .. }))
+        .map(|(p, _)| p)
+        .collect();
+    let mut next = read.clone();
+    for _ in 0..16 {
+        let included: Vec<&ImagePath> = directives
+            .iter()
+            .filter(|(p, _, _)| next.contains(p))
+            .filter_map(|(_, _, d)| match d {
+                Directive::Include(patterns) => Some(patterns),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|pattern| include_pattern(pattern))
+            .flat_map(|pattern| {
+                files(view)
+                    .filter(move |(p, _)| pattern.is_match(p.as_rel()))
+                    .map(|(p, _)| p)
+            })
+            .filter(|p| !read.contains(p))
+            .collect();
+        if included.is_empty() {
+            break;
+        }
+        read.extend(included.iter().copied());
+        next = included;
+    }
+    directives
+        .into_iter()
+        .filter(|(p, _, _)| read.contains(p))
+        .collect()
+}
+
+/// An `Include` pattern as a matcher of image paths (without the leading
+/// slash): glob(3)'s `*`, `?` and `[...]`, none crossing a `/`; relative
+/// patterns are under /etc/ssh.
+fn include_pattern(pattern: &str) -> Option<regex::Regex> {
+    let absolute = match pattern.strip_prefix('/') {
+        Some(rest) => rest.to_string(),
+        None => format!("etc/ssh/{pattern}"),
+    };
+    let mut re = String::from("^");
+    let mut chars = absolute.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '[' => {
+                re.push('[');
+                if chars.peek() == Some(&'!') {
+                    chars.next();
+                    re.push('^');
+                }
+                for c in chars.by_ref() {
+                    if c == ']' {
+                        break;
+                    }
+                    if c == '\\' || c == '[' || c == '^' {
+                        re.push('\\');
+                    }
+                    re.push(c);
+                }
+                re.push(']');
+            }
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    regex::Regex::new(&re).ok()
+}
+
 fn hardlinks(view: &View) -> Vec<(&ImagePath, usize, ImagePath)> {
     view.iter()
         .filter_map(|(p, n)| match &n.kind {
@@ -818,21 +958,30 @@ mod tests {
             ("/srv/key", file(0o600)),
             ("/var/lib/dpkg/status", file(0o644)),
         ]);
-        let mut scan = Scan::default();
-        scan.keys
-            .push((p("/srv/key"), 0, "OPENSSH PRIVATE KEY".into()));
-        scan.packages
-            .push((p("/var/lib/dpkg/status"), 0, "openssh-server".into()));
+        let findings = |layer: usize| {
+            Scan::of(vec![
+                (
+                    p("/srv/key"),
+                    layer,
+                    Found::Key {
+                        format: "OPENSSH PRIVATE KEY".into(),
+                        inside: None,
+                    },
+                ),
+                (
+                    p("/var/lib/dpkg/status"),
+                    layer,
+                    Found::Package("openssh-server".into()),
+                ),
+            ])
+        };
         assert_eq!(
-            failing(&v, &scan, &[]),
+            failing(&v, &findings(0), &[]),
             ["no-remote-login", "no-private-keys"]
         );
 
         // The same findings from a layer whose files were later replaced.
-        let mut stale = scan.clone();
-        stale.keys[0].1 = 7;
-        stale.packages[0].1 = 7;
-        assert_eq!(failing(&v, &stale, &[]), Vec::<&str>::new());
+        assert_eq!(failing(&v, &findings(7), &[]), Vec::<&str>::new());
     }
 
     #[test]
@@ -842,16 +991,15 @@ mod tests {
             ("/etc/ssh/keys/app", file(0o644)),
             ("/home/app/.ssh/extra", file(0o600)),
         ]);
-        let mut scan = Scan::default();
-        scan.authorized_keys_files.push((
+        let scan = Scan::of(vec![(
             p("/etc/ssh/sshd_config"),
             0,
-            vec![
+            Found::Directive(Directive::AuthorizedKeysFile(vec![
                 "/etc/ssh/keys/%u".into(),
                 ".ssh/extra".into(),
                 "none".into(),
-            ],
-        ));
+            ])),
+        )]);
         let mut config = Config::default();
         config.set_exposed_ports(None);
         let report = check(
