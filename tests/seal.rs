@@ -653,6 +653,36 @@ fn authorized_keys_file_targets_fail_the_build() {
     assert_eq!(lines.len(), 1, "{lines:#?}");
 }
 
+/// sshd reads what its config `Include`s, globs expanded, relative paths
+/// under /etc/ssh, and includes of includes: a keys file named there is
+/// as much a way in. The same file named by a config nobody includes is
+/// not read by sshd, and passes.
+#[test]
+fn authorized_keys_file_named_in_an_included_config_fails_the_build() {
+    let f = Fixture::new();
+    f.recipe(&on_stemcell(&[
+        r#"file: { dest: /etc/ssh/sshd_config, content: "Port 2200\nInclude extra/*.conf\n" }"#,
+        r#"file: { dest: /etc/ssh/extra/10-more.conf, content: "include /opt/ssh/last.conf\n" }"#,
+        r#"file: { dest: /opt/ssh/last.conf, content: "  authorizedkeysfile=/srv/keys/%u\n" }"#,
+        r#"file: { dest: /srv/keys/root, content: "ssh-ed25519 AAAA\n" }"#,
+    ]));
+    let lines = f.unsealed();
+    violation(&lines, "no-authorized-keys", "/srv/keys/root", "app");
+    assert!(
+        lines[0].ends_with("named by AuthorizedKeysFile in /opt/ssh/last.conf"),
+        "{lines:#?}"
+    );
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+
+    let f = Fixture::new();
+    f.recipe(&on_stemcell(&[
+        r#"file: { dest: /etc/ssh/sshd_config, content: "Port 2200\nInclude extra/*.conf\n" }"#,
+        r#"file: { dest: /opt/ssh/last.conf, content: "AuthorizedKeysFile /srv/keys/%u\n" }"#,
+        r#"file: { dest: /srv/keys/root, content: "ssh-ed25519 AAAA\n" }"#,
+    ]));
+    f.sealed();
+}
+
 #[test]
 fn authorized_keys_file_without_targets_passes() {
     let f = Fixture::new();
@@ -938,6 +968,108 @@ fn private_keys_embedded_in_config_files_fail_the_build() {
         "/etc/app/service-account.json",
         "app",
     );
+}
+
+/// Keys in the encodings tools write besides PEM, and inside archives:
+/// DER files, a DER key in base64 on one line, a JWK with its private
+/// member, a dropbear key file, and a PEM key in a tar (after the tar's
+/// NUL padding), a .gz and a .zip. Public halves of the same keys pass.
+#[test]
+fn private_keys_in_every_encoding_fail_the_build() {
+    use std::io::Write as _;
+    let f = Fixture::new();
+    let keys = generate_keys(f.dir());
+    sh(
+        &keys,
+        "openssl pkey -in pem-rsa -outform DER -out rsa.der
+         openssl pkey -in ec -outform DER -out ec.der
+         openssl pkey -in pem-rsa -pubout -outform DER -out rsa.pub.der
+         openssl pkey -in pkcs8 -pubout -out pkcs8.pub",
+    );
+    let der = std::fs::read(keys.join("ec.der")).unwrap();
+    let b64 = |b: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    };
+    let b64url = |b: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    };
+    f.file("der", std::fs::read(keys.join("rsa.der")).unwrap());
+    f.file("env", format!("APP_KEY={}\n", b64(&der)));
+    f.file(
+        "jwk",
+        serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64url(&[1; 32]), "d": b64url(&[2; 32])}).to_string(),
+    );
+    // dropbear's own format: SSH wire strings, name then private fields.
+    let string = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
+    f.file(
+        "dropbear",
+        [string(b"ssh-ed25519"), string(&[3; 64])].concat(),
+    );
+    let pem = std::fs::read(keys.join("pem-rsa")).unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(pem.len() as u64);
+    header.set_mode(0o600);
+    tar.append_data(&mut header, "etc/app/key", &pem[..])
+        .unwrap();
+    f.file("tar", tar.into_inner().unwrap());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&pem).unwrap();
+    f.file("gz", gz.finish().unwrap());
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file("conf/key.pem", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(&pem).unwrap();
+    f.file("zip", zip.finish().unwrap().into_inner());
+    // The public halves.
+    f.file(
+        "rsa.pub.der",
+        std::fs::read(keys.join("rsa.pub.der")).unwrap(),
+    );
+    f.file("pkcs8.pub", std::fs::read(keys.join("pkcs8.pub")).unwrap());
+    f.file(
+        "jwk.pub",
+        serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64url(&[1; 32])}).to_string(),
+    );
+    let planted = [
+        ("der", "/srv/data/blob.bin", "holds a RSA PRIVATE KEY (DER)"),
+        ("env", "/etc/app/env", "holds a EC PRIVATE KEY (base64 DER)"),
+        ("jwk", "/etc/app/signing.json", "holds a JWK private key"),
+        ("dropbear", "/opt/hostkey", "holds a dropbear private key"),
+        ("tar", "/var/backups/etc.tar", "holds a RSA PRIVATE KEY"),
+        (
+            "gz",
+            "/var/backups/key.gz",
+            "holds a RSA PRIVATE KEY once decompressed",
+        ),
+        (
+            "zip",
+            "/opt/app/conf.zip",
+            "holds a RSA PRIVATE KEY inside it at conf/key.pem",
+        ),
+    ];
+    let mut steps: Vec<String> = planted
+        .iter()
+        .map(|(src, dest, _)| format!("copy: {{ src: {src}, dest: {dest} }}"))
+        .collect();
+    for (src, dest) in [
+        ("rsa.pub.der", "/etc/app/rsa.pub.der"),
+        ("pkcs8.pub", "/etc/app/pkcs8.pub"),
+        ("jwk.pub", "/etc/app/jwks.json"),
+    ] {
+        steps.push(format!("copy: {{ src: {src}, dest: {dest} }}"));
+    }
+    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+    f.recipe(&on_stemcell(&steps));
+    let lines = f.unsealed();
+    for (_, dest, detail) in planted {
+        violation(&lines, "no-private-keys", dest, "app");
+        let line = lines.iter().find(|l| l.contains(dest)).unwrap();
+        assert!(line.contains(detail), "{line}");
+    }
+    assert_eq!(lines.len(), planted.len(), "{lines:#?}");
 }
 
 // ---------------------------------------------------------------------------

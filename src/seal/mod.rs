@@ -61,7 +61,7 @@ pub struct Rule {
 pub static RULES: [Rule; 9] = [
     Rule {
         id: "no-remote-login",
-        description: "no remote-login server (SSH, telnet, rsh/rlogin, mosh, VNC, RDP): by file name or hardlink (sshd, sshd-session, dropbear, dropbearmulti, tinysshd, telnetd, in.telnetd, utelnetd, rshd, in.rshd, rlogind, in.rlogind, mosh-server, xrdp, Xvnc, Xtigervnc, x11vnc); by content, in any ELF file and inside archives (strings only the daemons carry: OpenSSH sshd, dropbear, tinysshd, inetutils telnetd, rshd/rlogind, mosh-server, xrdp, TigerVNC Xvnc, libvncserver); by installed package (openssh-server, dropbear, tinysshd, telnetd, inetutils-telnetd, busybox-extras, rsh-server, mosh, xrdp, tigervnc and other VNC servers; dpkg, distroless status.d, apk; rpm databases are not read); or started by a service definition (inittab, inetd, xinetd, systemd units, init.d, rc.local, runit, s6, supervisord), busybox applets included",
+        description: "no remote-login server (SSH, telnet, rsh/rlogin, mosh, VNC, RDP): by the name of an executable file, symlink or hardlink (sshd, sshd-session, dropbear, dropbearmulti, tinysshd, telnetd, in.telnetd, utelnetd, rshd, in.rshd, rlogind, in.rlogind, mosh-server, xrdp, Xvnc, Xtigervnc, x11vnc); by content, in any ELF file and inside archives (strings only the daemons carry: OpenSSH sshd, dropbear, tinysshd, inetutils telnetd, rshd/rlogind, mosh-server, xrdp, TigerVNC Xvnc, libvncserver); by installed package (openssh-server, dropbear, tinysshd, telnetd, inetutils-telnetd, busybox-extras, rsh-server, mosh, xrdp, tigervnc and other VNC servers; dpkg, distroless status.d, apk; rpm databases are not read); or started by a service definition (inittab, inetd, xinetd, systemd units, init.d, rc.local, runit, s6, supervisord) or the image's Entrypoint and Cmd, busybox applets included",
         check: no_remote_login,
     },
     Rule {
@@ -334,10 +334,10 @@ fn no_remote_login(inputs: &Inputs) -> Vec<Finding> {
         .filter(|(p, layer, _)| present(view, p, *layer))
         .map(|(p, layer, detail)| found(p, layer, detail));
     let by_content = inputs.scan.each(|f| match f {
-        Found::Server { server, inside } => Some(match inside {
-            None => format!("the {server} server, by its content"),
-            Some(member) => format!("the {server} server, by its content, inside it at {member}"),
-        }),
+        Found::Server { server, inside } => Some(format!(
+            "the {server} server, by its content{}",
+            where_inside(inside)
+        )),
         Found::Starts { server, line } => Some(format!("starts {server} (line {line})")),
         _ => None,
     });
@@ -348,6 +348,17 @@ fn no_remote_login(inputs: &Inputs) -> Vec<Finding> {
         .chain(by_content)
         .chain(command)
         .collect()
+}
+
+/// Where in a file a finding is: nowhere to add for the file's own bytes,
+/// and for an archive's member its path; a compressed stream has no member
+/// name of its own.
+fn where_inside(inside: &Option<String>) -> String {
+    match inside.as_deref() {
+        None => String::new(),
+        Some("") => " once decompressed".to_string(),
+        Some(member) => format!(" inside it at {member}"),
+    }
 }
 
 /// Content findings at the file's path when it is still the file found,
@@ -508,14 +519,7 @@ fn no_empty_password(inputs: &Inputs) -> Vec<Finding> {
 
 fn no_private_keys(inputs: &Inputs) -> Vec<Finding> {
     let keys = inputs.scan.each(|f| match f {
-        Found::Key {
-            format,
-            inside: None,
-        } => Some(format!("holds a {format}")),
-        Found::Key {
-            format,
-            inside: Some(member),
-        } => Some(format!("holds a {format} inside it at {member}")),
+        Found::Key { format, inside } => Some(format!("holds a {format}{}", where_inside(inside))),
         _ => None,
     });
     at_every_name(inputs.view, keys)
