@@ -1072,6 +1072,38 @@ fn private_keys_in_every_encoding_fail_the_build() {
     assert_eq!(lines.len(), planted.len(), "{lines:#?}");
 }
 
+/// What the scan's bounds keep it from reading is a violation, never a
+/// pass: gzip nested five deep is one level more than it opens. Four deep
+/// is read to the bottom, and passes when nothing is there.
+#[test]
+fn archives_beyond_the_scan_bounds_fail_the_build() {
+    use std::io::Write as _;
+    let nest = |levels: usize| {
+        let mut bytes = b"just text\n".to_vec();
+        for _ in 0..levels {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&bytes).unwrap();
+            bytes = gz.finish().unwrap();
+        }
+        bytes
+    };
+    let f = Fixture::new();
+    f.file("deep", nest(5));
+    f.recipe(&on_stemcell(&["copy: { src: deep, dest: /srv/deep.gz }"]));
+    let lines = f.unsealed();
+    violation(&lines, "scanned-archives", "/srv/deep.gz", "app");
+    assert!(
+        lines[0].ends_with("archives nested more than 4 deep"),
+        "{lines:#?}"
+    );
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+
+    let f = Fixture::new();
+    f.file("deep", nest(4));
+    f.recipe(&on_stemcell(&["copy: { src: deep, dest: /srv/deep.gz }"]));
+    f.sealed();
+}
+
 // ---------------------------------------------------------------------------
 // no-world-writable
 

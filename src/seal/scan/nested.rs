@@ -21,6 +21,20 @@ pub const MAX_DEPTH: usize = 4;
 pub const MAX_BYTES: u64 = 1 << 30;
 /// Members of one file's archives, at every level.
 pub const MAX_MEMBERS: u64 = 100_000;
+
+/// The bounds a scan of one file keeps to.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    depth: usize,
+    bytes: u64,
+    members: u64,
+}
+
+const LIMITS: Limits = Limits {
+    depth: MAX_DEPTH,
+    bytes: MAX_BYTES,
+    members: MAX_MEMBERS,
+};
 /// Memory an xz stream may ask for (xz -9 needs 65 MiB).
 const XZ_MEMORY: u64 = 128 << 20;
 /// Largest zstd window accepted (the format's default maximum, 128 MiB).
@@ -71,15 +85,23 @@ pub type InnerFindings = Vec<(String, Inner)>;
 
 /// Collects a file in the image while it streams past, when it is an
 /// archive, to read inside it once it has ended.
-#[derive(Default)]
 pub struct Spool {
     head: Vec<u8>,
     state: State,
+    limits: Limits,
 }
 
-#[derive(Default)]
+impl Default for Spool {
+    fn default() -> Spool {
+        Spool {
+            head: Vec::new(),
+            state: State::Deciding,
+            limits: LIMITS,
+        }
+    }
+}
+
 enum State {
-    #[default]
     Deciding,
     Plain,
     Archive(Format, SpooledTempFile, u64),
@@ -99,8 +121,8 @@ impl Spool {
             }
             State::Archive(_, spool, written) => {
                 *written += chunk.len() as u64;
-                if *written > MAX_BYTES {
-                    self.state = State::Failed(format!("larger than {} MiB", MAX_BYTES >> 20));
+                if *written > self.limits.bytes {
+                    self.state = State::Failed(format!("larger than {}", mib(self.limits.bytes)));
                 } else if let Err(e) = spool.write_all(chunk) {
                     self.state = State::Failed(format!("could not be spooled: {e}"));
                 }
@@ -134,8 +156,9 @@ impl Spool {
             State::Failed(reason) => out.push((String::new(), Inner::Unscanned(reason))),
             State::Archive(format, mut spool, written) => {
                 let mut budget = Budget {
-                    bytes: MAX_BYTES - written,
-                    members: MAX_MEMBERS,
+                    bytes: self.limits.bytes - written,
+                    limits: self.limits,
+                    members: self.limits.members,
                     exhausted: false,
                 };
                 match spool.rewind() {
@@ -156,6 +179,7 @@ impl Spool {
 
 /// What is left to read inside one file in the image.
 struct Budget {
+    limits: Limits,
     bytes: u64,
     members: u64,
     exhausted: bool,
@@ -173,7 +197,8 @@ impl Budget {
                 true
             }
             None => {
-                self.exhaust(at, format!("more than {} MiB inside", MAX_BYTES >> 20), out);
+                let reason = format!("more than {} inside", mib(self.limits.bytes));
+                self.exhaust(at, reason, out);
                 false
             }
         }
@@ -184,7 +209,8 @@ impl Budget {
             return false;
         }
         if self.members == 0 {
-            self.exhaust(at, format!("more than {MAX_MEMBERS} members inside"), out);
+            let reason = format!("more than {} members inside", self.limits.members);
+            self.exhaust(at, reason, out);
             return false;
         }
         self.members -= 1;
@@ -194,6 +220,13 @@ impl Budget {
     fn exhaust(&mut self, at: &str, reason: String, out: &mut InnerFindings) {
         self.exhausted = true;
         out.push((at.to_string(), Inner::Unscanned(reason)));
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    match bytes >> 20 {
+        0 => format!("{bytes} bytes"),
+        n => format!("{n} MiB"),
     }
 }
 
@@ -221,9 +254,12 @@ fn scan(
     }
     let mut whole = head.as_slice().chain(reader);
     match format_of(&head) {
-        Some(_) if depth >= MAX_DEPTH => out.push((
+        Some(_) if depth >= budget.limits.depth => out.push((
             name.to_string(),
-            Inner::Unscanned(format!("archives nested more than {MAX_DEPTH} deep")),
+            Inner::Unscanned(format!(
+                "archives nested more than {} deep",
+                budget.limits.depth
+            )),
         )),
         Some(format) => open(format, whole, name, depth + 1, budget, out),
         None => leaf(&mut whole, name, budget, out),
@@ -353,5 +389,99 @@ fn leaf(reader: &mut dyn Read, name: &str, budget: &mut Budget, out: &mut InnerF
     }
     for server in found.servers {
         out.push((name.to_string(), Inner::Server(server)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn inside(bytes: &[u8], limits: Limits) -> InnerFindings {
+        let mut spool = Spool {
+            limits,
+            ..Spool::default()
+        };
+        for chunk in bytes.chunks(1000) {
+            spool.feed(chunk);
+        }
+        spool.finish()
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn tar(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, data) in members {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            tar.append_data(&mut header, name, *data).unwrap();
+        }
+        tar.into_inner().unwrap()
+    }
+
+    const SSHD: &[u8] = b"\x7fELF\x02\x01\x01\0\0usage: sshd [-46]\0";
+
+    #[test]
+    fn what_a_bound_stops_is_reported_and_what_came_before_is_found() {
+        let unscanned = |found: &InnerFindings| {
+            found
+                .iter()
+                .filter_map(|(at, what)| match what {
+                    Inner::Unscanned(reason) => Some(format!("{at}: {reason}")),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        // Bytes: the server comes first, then more than the bound allows.
+        let padding = vec![0u8; 8192];
+        let archive = gzip(&tar(&[("a/sshd", SSHD), ("b/padding", &padding)]));
+        let small = Limits {
+            bytes: 4096,
+            ..LIMITS
+        };
+        let found = inside(&archive, small);
+        assert!(
+            found.contains(&("a/sshd".into(), Inner::Server("OpenSSH sshd"))),
+            "{found:?}"
+        );
+        assert_eq!(
+            unscanned(&found),
+            ["b/padding: more than 4096 bytes inside"]
+        );
+        // Members.
+        let many = tar(&[("1", b""), ("2", b""), ("3", SSHD)]);
+        let found = inside(
+            &many,
+            Limits {
+                members: 2,
+                ..LIMITS
+            },
+        );
+        assert_eq!(unscanned(&found), ["3: more than 2 members inside"]);
+        // Depth: gzip in gzip in gzip, one level too many.
+        let deep = gzip(&gzip(&gzip(SSHD)));
+        let found = inside(&deep, Limits { depth: 2, ..LIMITS });
+        assert_eq!(unscanned(&found), [": archives nested more than 2 deep"]);
+        let found = inside(&deep, Limits { depth: 3, ..LIMITS });
+        assert_eq!(found, [(String::new(), Inner::Server("OpenSSH sshd"))]);
+    }
+
+    #[test]
+    fn a_file_that_only_starts_like_an_archive_is_scanned_as_far_as_it_reads() {
+        let mut broken = gzip(SSHD);
+        broken.truncate(broken.len() - 12);
+        broken.extend_from_slice(b"garbage");
+        assert!(
+            inside(&broken, LIMITS)
+                .iter()
+                .all(|(_, what)| !matches!(what, Inner::Unscanned(_)))
+        );
+        assert!(inside(b"PK\x03\x04 not a zip", LIMITS).is_empty());
     }
 }
