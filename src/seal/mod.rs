@@ -334,10 +334,10 @@ fn no_remote_login(inputs: &Inputs) -> Vec<Finding> {
         .filter(|(p, layer, _)| present(view, p, *layer))
         .map(|(p, layer, detail)| found(p, layer, detail));
     let by_content = inputs.scan.each(|f| match f {
-        Found::Server { server, inside } => Some(format!(
-            "the {server} server, by its content{}",
-            where_inside(inside)
-        )),
+        Found::Server { server, inside } => Some(match where_inside(inside).as_str() {
+            "" => format!("the {server} server, by its content"),
+            place => format!("the {server} server, by its content,{place}"),
+        }),
         Found::Starts { server, line } => Some(format!("starts {server} (line {line})")),
         _ => None,
     });
