@@ -1070,6 +1070,36 @@ fn private_keys_in_every_encoding_fail_the_build() {
         assert!(line.contains(detail), "{line}");
     }
     assert_eq!(lines.len(), planted.len(), "{lines:#?}");
+
+    // The same files in an image umoci made: the runtime's unpacking holds
+    // each byte for byte, and the audit finds each.
+    let script: Vec<String> = planted
+        .iter()
+        .map(|(src, dest, _)| {
+            let source = f.dir().join("app").join(src);
+            format!(
+                "mkdir -p .$(dirname {dest}); cp {} .{dest}",
+                source.display()
+            )
+        })
+        .collect();
+    let layout = umoci_image(f.dir(), "img", &[&script.join("\n")], "");
+    sh(f.dir(), "umoci tag --image img:v1 t");
+    let a = audit(&format!("oci:{}:v1", layout.display()));
+    a.assert_unsealed("keys");
+    let paths: Vec<String> = a.violations().into_iter().map(|v| v.path).collect();
+    let mut expected: Vec<String> = planted.iter().map(|p| p.1.to_string()).collect();
+    expected.sort();
+    assert_eq!(paths, expected);
+    unpacked(&layout, planted[0].1.trim_start_matches('/'));
+    let rootfs = layout.with_extension("bundle").join("rootfs");
+    for (src, dest, _) in planted {
+        assert_eq!(
+            std::fs::read(rootfs.join(dest.trim_start_matches('/'))).unwrap(),
+            std::fs::read(f.dir().join("app").join(src)).unwrap(),
+            "{dest}"
+        );
+    }
 }
 
 /// What the scan's bounds keep it from reading is a violation, never a
