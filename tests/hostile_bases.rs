@@ -373,7 +373,7 @@ fn repeated_identical_pax_records_are_read() {
 
 /// Tar types runtimes do not unpack as files are refused, naming the entry
 /// and the type; a global PAX header is no file and is skipped, as
-/// containerd and umoci skip it.
+/// containerd and Docker skip it.
 #[test]
 fn tar_types_runtimes_do_not_unpack_are_refused() {
     for (byte, says) in [(b'7', "contiguous file"), (b'Z', "unknown type")] {

@@ -185,6 +185,13 @@ fn unambiguous<R: Read>(entry: &mut tar::Entry<R>, name: &str) -> Result<(), Str
         ));
     }
     for (key, values) in [("path", &paths), ("linkpath", &links)] {
+        // Go drops a key whose record is empty, so the header's own name
+        // stands; the tar crate takes the empty name.
+        if values.iter().any(Vec::is_empty) {
+            return refuse(format!(
+                "an empty PAX {key} record (runtimes drop it and use the header's)"
+            ));
+        }
         if values.iter().any(|v| *v != values[0]) {
             return refuse(format!(
                 "{} PAX {key} records that differ (runtimes take the last)",
@@ -203,6 +210,24 @@ fn type_name(t: tar::EntryType) -> &'static str {
         tar::EntryType::GNULongName | tar::EntryType::GNULongLink => "a stray GNU long name",
         tar::EntryType::XHeader => "a stray PAX header",
         _ => "unknown type",
+    }
+}
+
+/// Whether an entry named `name` is a directory. Go's archive/tar also
+/// takes a pre-POSIX regular file (type flag NUL) whose name ends in `/`
+/// for one.
+fn is_dir_entry(header: &tar::Header, name: &str) -> bool {
+    header.entry_type().is_dir() || (header.as_old().linkflag[0] == 0 && name.ends_with('/'))
+}
+
+/// A node kind's name, for messages.
+fn kind_name(kind: &NodeKind) -> &'static str {
+    match kind {
+        NodeKind::Dir => "directory",
+        NodeKind::File { .. } => "file",
+        NodeKind::Symlink { .. } => "symlink",
+        NodeKind::Hardlink { .. } => "hardlink",
+        NodeKind::Special => "device or fifo",
     }
 }
 
@@ -259,6 +284,218 @@ impl Linkable {
             bits: node.mode & 0o6002,
             capability: node.capability,
         }
+    }
+}
+
+/// A layer as it is read, over the view below: what it has put so far
+/// and what its whiteouts have hidden. Runtimes unpack a layer entry by
+/// entry and resolve each entry's directory, and a hardlink's target, on
+/// the disk as it is then (containerd: `fs.RootPath`, umoci:
+/// `SecureJoin`): through the symlinks lower layers and this one made, and
+/// never through what this layer's whiteouts removed. So names are
+/// resolved here against the same state.
+struct Reading<'a> {
+    below: &'a View,
+    /// Paths put so far.
+    seen: BTreeMap<ImagePath, Put>,
+    /// The targets of the symlinks among them.
+    symlinks: BTreeMap<ImagePath, String>,
+    /// Lower paths removed, with everything below them.
+    gone: std::collections::BTreeSet<ImagePath>,
+    /// Lower directories whose contents only are removed: opaque ones.
+    emptied: std::collections::BTreeSet<ImagePath>,
+    /// The paths this layer's hardlinks have named so far.
+    linked: std::collections::BTreeSet<ImagePath>,
+    /// The last entry directory resolved, as named and as resolved, and
+    /// the paths its resolution looked at: entries come directory by
+    /// directory, and a directory resolves the same until one of those
+    /// paths changes.
+    last_dir: Option<(ImagePath, ImagePath, Vec<ImagePath>)>,
+    /// Directories entries went into that this layer did not put: `seen`
+    /// may hold paths below them that it does not hold themselves.
+    implied: std::collections::BTreeSet<ImagePath>,
+}
+
+/// A path a layer has put, as it stands.
+#[derive(Debug, Clone, Copy)]
+struct Put {
+    /// What a later hardlink takes from it.
+    link: Linkable,
+    /// Whether a non-directory was put there, which removed what lower
+    /// layers held below the path (a directory put later does not bring
+    /// it back).
+    cleared: bool,
+}
+
+impl<'a> Reading<'a> {
+    fn new(below: &'a View) -> Reading<'a> {
+        Reading {
+            below,
+            seen: BTreeMap::new(),
+            symlinks: BTreeMap::new(),
+            gone: Default::default(),
+            emptied: Default::default(),
+            linked: Default::default(),
+            last_dir: None,
+            implied: Default::default(),
+        }
+    }
+
+    /// Notes that what `path` holds changed: a directory whose resolution
+    /// looked at it may resolve elsewhere now. (The paths a resolution
+    /// looks at include each one's parent but the root, so a change below
+    /// another path never matters to one that did not look at that path.)
+    fn changed(&mut self, path: &ImagePath) {
+        if path.is_root()
+            || self
+                .last_dir
+                .as_ref()
+                .is_some_and(|(_, _, looked)| looked.contains(path))
+        {
+            self.last_dir = None;
+        }
+    }
+
+    /// Where an entry at `path` lands: [`Reading::resolve`], remembering
+    /// the directory for the entries after it.
+    fn resolve_entry(&mut self, path: ImagePath) -> Result<ImagePath, String> {
+        if let Some((named, resolved, _)) = &self.last_dir
+            && is_child(&path, named)
+        {
+            return Ok(if resolved == named {
+                path
+            } else {
+                resolved.join(path.file_name())
+            });
+        }
+        let looked = std::cell::RefCell::new(Vec::new());
+        let resolved = resolve_parent_with(&path, |p| {
+            looked.borrow_mut().push(p.clone());
+            self.kind(p)
+        })?
+        .0;
+        let dir = path.parent().unwrap_or_default();
+        let resolved_dir = resolved.parent().unwrap_or_default();
+        if !resolved_dir.is_root() && !self.seen.get(&resolved_dir).is_some_and(|p| p.link.dir) {
+            self.implied.insert(resolved_dir.clone());
+        }
+        self.last_dir = Some((dir, resolved_dir, looked.into_inner()));
+        Ok(resolved)
+    }
+
+    /// Whether this layer has removed the lower `path`.
+    fn hidden(&self, path: &ImagePath) -> bool {
+        if self.gone.contains(path) {
+            return true;
+        }
+        let mut up = path.parent();
+        while let Some(p) = up {
+            if self.gone.contains(&p)
+                || self.emptied.contains(&p)
+                || self.seen.get(&p).is_some_and(|put| put.cleared)
+            {
+                return true;
+            }
+            up = p.parent();
+        }
+        false
+    }
+
+    /// What `path` holds now, as far as resolving names needs it (any
+    /// other non-directory is `Special`).
+    fn kind(&self, path: &ImagePath) -> Option<NodeKind> {
+        if let Some(put) = self.seen.get(path) {
+            return Some(match self.symlinks.get(path) {
+                Some(target) => NodeKind::Symlink {
+                    target: target.clone(),
+                },
+                None if put.link.dir => NodeKind::Dir,
+                None => NodeKind::Special,
+            });
+        }
+        if self.hidden(path) {
+            return None;
+        }
+        self.below.get(path).map(|n| n.kind.clone())
+    }
+
+    /// What a hardlink to `path` would take from it, if anything is there.
+    fn linkable(&self, path: &ImagePath) -> Option<Linkable> {
+        match self.seen.get(path) {
+            Some(put) => Some(put.link),
+            None if self.hidden(path) => None,
+            None => self.below.get(path).map(Linkable::of),
+        }
+    }
+
+    /// `path` with its directories resolved through symlinks, now.
+    fn resolve(&self, path: &ImagePath) -> Result<ImagePath, String> {
+        resolve_parent_with(path, |p| self.kind(p)).map(|(resolved, _)| resolved)
+    }
+
+    /// Where a whiteout of `path` removes: `path` resolved now. One whose
+    /// directory is a file removes nothing (runtimes find nothing there),
+    /// and is kept as written; one caught in a symlink loop is refused, as
+    /// runtimes fail on it.
+    fn resolve_whiteout(&self, path: &ImagePath) -> Result<ImagePath, String> {
+        // Whether the last component looked up is a file.
+        let file = std::cell::Cell::new(false);
+        resolve_parent_with(path, |p| {
+            let kind = self.kind(p);
+            let is_file =
+                matches!(&kind, Some(k) if !matches!(k, NodeKind::Dir | NodeKind::Symlink { .. }));
+            file.set(is_file);
+            kind
+        })
+        .map(|(resolved, _)| resolved)
+        .or_else(|e| if file.get() { Ok(path.clone()) } else { Err(e) })
+    }
+
+    /// Notes `node` put at `path`. A non-directory replaces what was
+    /// there, and all below it.
+    ///
+    /// A hardlink keeps the file it was made to when another takes that
+    /// file's path, but the view names a link's file by its path alone:
+    /// within one layer it cannot tell the first file from the second, so
+    /// replacing a file a hardlink of this layer has named is refused.
+    fn put(&mut self, path: &ImagePath, node: &Node) -> Result<(), String> {
+        self.changed(path);
+        let replaced = at_or_below(&self.linked, path)
+            .find(|t| *t == path || (!node.is_dir() && t.starts_with(path)));
+        if let Some(target) = replaced {
+            return Err(format!(
+                "layer entry {path} replaces {target} after a hardlink of the same layer \
+                 named it (the link keeps the first file); refused as ambiguous"
+            ));
+        }
+        if let NodeKind::Hardlink { target } = &node.kind {
+            self.linked.insert(target.clone());
+        }
+        let dir = node.is_dir();
+        let put = Put {
+            link: Linkable::of(node),
+            cleared: !dir,
+        };
+        let before = self.seen.insert(path.clone(), put);
+        // What this layer put below a non-directory is gone too: below
+        // the directory it put there, or one it left implied.
+        if !dir
+            && (before.is_some_and(|b| b.link.dir)
+                || at_or_below(&self.implied, path).next().is_some())
+        {
+            remove_below(&mut self.seen, path, false);
+            remove_below(&mut self.symlinks, path, false);
+        }
+        if before.is_some_and(|b| b.cleared) {
+            self.seen.get_mut(path).unwrap().cleared = true;
+        }
+        if !self.symlinks.is_empty() {
+            self.symlinks.remove(path);
+        }
+        if let NodeKind::Symlink { target } = &node.kind {
+            self.symlinks.insert(path.clone(), target.clone());
+        }
+        Ok(())
     }
 }
 
@@ -326,7 +563,8 @@ impl View {
 
     /// Reads an uncompressed layer tar and applies it, refusing what a
     /// hostile layer could use to escape or mislead: `..` or absolute
-    /// names, whiteouts of `..`, hardlinks to nothing, absurd sizes.
+    /// names, whiteouts of `..`, hardlinks to nothing, absurd sizes, names
+    /// and data readers disagree on.
     /// (Layers from blobs go through [`View::apply_layer`], which
     /// also checks them and shows their files to the seal.)
     pub fn apply_tar(&mut self, tar: impl Read) -> Result<(), String> {
@@ -377,9 +615,7 @@ impl View {
         // Where the last entry's data ended in the stream.
         let mut data_end = 0u64;
         let mut changes = Vec::new();
-        // Paths this layer has put so far, with whether each is a directory:
-        // hardlinks may point at them.
-        let mut seen: BTreeMap<ImagePath, Linkable> = BTreeMap::new();
+        let mut reading = Reading::new(self);
         let mut entries = archive
             .entries()
             .map_err(|e| format!("reading layer tar: {e}"))?;
@@ -403,7 +639,8 @@ impl View {
                 Some(Err(e)) => return Err(format!("corrupt layer tar: {e}")),
             };
             // A global PAX header is no file: Go hands it to its caller,
-            // and containerd and umoci skip it.
+            // and containerd and Docker skip it (umoci 0.4 fails on it,
+            // "unknown typeflag"). Its records apply to no entry.
             if entry.header().entry_type().is_pax_global_extensions() {
                 data_end = entry.raw_file_position() + entry.size();
                 continue;
@@ -411,12 +648,26 @@ impl View {
             let name = meta::decode_name(&entry.path_bytes());
             unambiguous(&mut entry, &name)?;
             let path = entry_path(&name)?;
-            if path.is_root() && entry.header().entry_type().is_dir() {
-                continue;
+            if path.is_root() {
+                if is_dir_entry(entry.header(), &name) {
+                    continue;
+                }
+                // A file there would replace the whole tree; runtimes
+                // refuse to change the root's type.
+                return Err(format!(
+                    "layer entry {name:?} names the root directory but is no directory"
+                ));
             }
             let file_name = path.file_name();
+            let whiteout = |p: &ImagePath| {
+                reading
+                    .resolve_whiteout(p)
+                    .map_err(|e| format!("layer entry {name:?}: {e}"))
+            };
             if file_name == OPAQUE_WHITEOUT {
-                let dir = self.through_symlinks(&path).parent().unwrap_or_default();
+                let dir = whiteout(&path)?.parent().unwrap_or_default();
+                reading.changed(&dir);
+                reading.emptied.insert(dir.clone());
                 changes.push(Change::Opaque(dir));
                 continue;
             }
@@ -424,13 +675,18 @@ impl View {
                 if hidden.is_empty() || hidden == "." || hidden == ".." {
                     return Err(format!("layer entry {name:?} is a whiteout of {hidden:?}"));
                 }
-                let parent = path.parent().unwrap_or_default();
-                changes.push(Change::Whiteout(
-                    self.through_symlinks(&parent.join(hidden)),
-                ));
+                let gone = whiteout(&path.parent().unwrap_or_default().join(hidden))?;
+                reading.changed(&gone);
+                reading.gone.insert(gone.clone());
+                changes.push(Change::Whiteout(gone));
                 continue;
             }
-            let node = self.entry_node(&mut entry, &name, layer, &seen)?;
+            // Runtimes write an entry where its directory resolves to: one
+            // below a symlink lands where the symlink points.
+            let path = reading
+                .resolve_entry(path)
+                .map_err(|e| format!("layer entry {name:?}: {e}"))?;
+            let node = self.entry_node(&mut entry, &name, layer, &reading)?;
             let size = entry.size();
             let watched = View::is_watched(&path) && matches!(node.kind, NodeKind::File { .. });
             if watched && size > WATCHED_MAX {
@@ -438,7 +694,7 @@ impl View {
             }
             let content = read_data(&mut entry, size, &path, &node, watched, on_file)?;
             data_end = entry.raw_file_position() + size;
-            seen.insert(path.clone(), Linkable::of(&node));
+            reading.put(&path, &node)?;
             changes.push(Change::Put(path, node, content));
         }
         Ok(changes)
@@ -452,7 +708,7 @@ impl View {
         entry: &mut tar::Entry<R>,
         name: &str,
         layer: usize,
-        seen: &BTreeMap<ImagePath, Linkable>,
+        reading: &Reading,
     ) -> Result<Node, String> {
         let capability = entry
             .pax_extensions()
@@ -471,14 +727,14 @@ impl View {
         // The file a hardlink names: one inode, two names.
         let mut linked = None;
         let kind = match entry.header().entry_type() {
-            t if t.is_dir() => NodeKind::Dir,
+            _ if is_dir_entry(entry.header(), name) => NodeKind::Dir,
             t if t.is_file() => NodeKind::File { size },
             t if t.is_symlink() => NodeKind::Symlink {
                 target: link().unwrap_or_default(),
             },
             t if t.is_hard_link() => {
                 let target = link().ok_or_else(|| format!("hardlink {name:?} has no target"))?;
-                let (kind, file) = self.hardlink(name, &target, seen)?;
+                let (kind, file) = hardlink(name, &target, reading)?;
                 linked = Some(file);
                 kind
             }
@@ -496,6 +752,18 @@ impl View {
                 ));
             }
         };
+        // Go's archive/tar reads no data for a directory, link, device or
+        // fifo, whatever size its header claims: the next header follows
+        // at once. The tar crate skips the claimed bytes instead, so
+        // entries hidden in them would reach runtimes and not the seal.
+        if size > 0 && !matches!(kind, NodeKind::File { .. }) {
+            return Err(format!(
+                "layer entry {name:?} is a {} whose header claims {size} bytes of data; \
+                 runtimes read no data for such a header-only entry, but the next \
+                 header right after it; refused as ambiguous",
+                kind_name(&kind)
+            ));
+        }
         let header = entry.header();
         let mut node = Node {
             kind,
@@ -516,41 +784,6 @@ impl View {
         Ok(node)
     }
 
-    /// A hardlink `name` to `target`, which must be a file this layer put
-    /// (`seen`) or a lower one holds; with what the link takes of it.
-    fn hardlink(
-        &self,
-        name: &str,
-        target: &str,
-        seen: &BTreeMap<ImagePath, Linkable>,
-    ) -> Result<(NodeKind, Linkable), String> {
-        let target = entry_path(target).map_err(|m| format!("hardlink {name:?}: target {m}"))?;
-        let file = seen
-            .get(&target)
-            .copied()
-            .or_else(|| self.nodes.get(&target).map(Linkable::of));
-        match file {
-            None => Err(format!(
-                "hardlink {name:?} points at {target}, which the image does not have"
-            )),
-            Some(file) if file.dir => Err(format!(
-                "hardlink {name:?} points at the directory {target}"
-            )),
-            Some(file) => Ok((NodeKind::Hardlink { target }, file)),
-        }
-    }
-
-    /// `path` with its directories resolved through the symlinks of the
-    /// layers below, as runtimes resolve a whiteout's directory before
-    /// removing (containerd: `fs.RootPath`): `/sbin/.wh.sshd` with `/sbin ->
-    /// usr/sbin` removes `/usr/sbin/sshd`. A path that does not resolve is
-    /// taken as written.
-    fn through_symlinks(&self, path: &ImagePath) -> ImagePath {
-        self.resolve_parent(path)
-            .map(|(resolved, _)| resolved)
-            .unwrap_or_else(|_| path.clone())
-    }
-
     /// Removes `path` (when `inclusive`) and everything below it.
     fn remove_tree(&mut self, path: &ImagePath, inclusive: bool) {
         remove_below(&mut self.nodes, path, inclusive);
@@ -562,6 +795,48 @@ impl View {
     /// resolved path and whether any symlink was crossed.
     pub fn resolve_parent(&self, path: &ImagePath) -> Result<(ImagePath, bool), String> {
         resolve_parent_with(path, |p| self.get(p).map(|n| n.kind.clone()))
+    }
+}
+
+/// The paths of `set` that are `path` or lie below it.
+fn at_or_below<'s>(
+    set: &'s std::collections::BTreeSet<ImagePath>,
+    path: &'s ImagePath,
+) -> impl Iterator<Item = &'s ImagePath> {
+    // They sort together, from `path` on, among those its text begins.
+    set.range::<ImagePath, _>((std::ops::Bound::Included(path), std::ops::Bound::Unbounded))
+        .take_while(|p| p.as_rel().starts_with(path.as_rel()))
+        .filter(|p| p.starts_with(path))
+}
+
+/// Whether `path` is directly inside `dir`.
+fn is_child(path: &ImagePath, dir: &ImagePath) -> bool {
+    let (path, dir) = (path.as_rel(), dir.as_rel());
+    let name = if dir.is_empty() {
+        Some(path)
+    } else {
+        path.strip_prefix(dir)
+            .and_then(|rest| rest.strip_prefix('/'))
+    };
+    name.is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
+/// A hardlink `name` to `target`, which must be a file this layer put or
+/// a lower one holds, its directory resolved through symlinks as runtimes
+/// resolve it (`/sbin/sshd` with `/sbin -> usr/sbin` is `/usr/sbin/sshd`);
+/// with what the link takes of it.
+fn hardlink(name: &str, target: &str, reading: &Reading) -> Result<(NodeKind, Linkable), String> {
+    let target = entry_path(target)
+        .and_then(|t| reading.resolve(&t))
+        .map_err(|m| format!("hardlink {name:?}: target {m}"))?;
+    match reading.linkable(&target) {
+        None => Err(format!(
+            "hardlink {name:?} points at {target}, which the image does not have"
+        )),
+        Some(file) if file.dir => Err(format!(
+            "hardlink {name:?} points at the directory {target}"
+        )),
+        Some(file) => Ok((NodeKind::Hardlink { target }, file)),
     }
 }
 
@@ -869,5 +1144,217 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    /// Go's archive/tar reads the next header right after a directory,
+    /// link, device or fifo, whatever size it claims; the tar crate skips
+    /// the claimed data, which could hide entries from the seal.
+    #[test]
+    fn header_only_entries_claiming_data_are_refused() {
+        use tar::EntryType::{Directory, Link, Regular, Symlink};
+        let hidden = raw_tar(&[("usr/sbin/sshd", Regular, "", b"OpenSSH server\n")]);
+        let hidden = &hidden[..hidden.len() - 1024];
+        let cases: [&[RawEntry]; 3] = [
+            &[("usr", Directory, "", hidden)],
+            &[("link", Symlink, "usr", hidden)],
+            &[("a", Regular, "", b"a"), ("b", Link, "a", hidden)],
+        ];
+        for entries in cases {
+            let err = apply(entries).unwrap_err();
+            assert!(err.contains("header-only"), "{err}");
+        }
+    }
+
+    /// A pre-POSIX regular file (type flag NUL) named with a trailing `/`
+    /// is a directory to Go's archive/tar; without the slash it is a file.
+    #[test]
+    fn old_style_entries_with_a_trailing_slash_are_directories() {
+        let mut bytes = Vec::new();
+        for name in ["opt/", "etc"] {
+            let mut h = tar::Header::new_ustar();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.as_old_mut().linkflag = [0];
+            h.set_mode(0o755);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(0);
+            h.set_cksum();
+            bytes.extend_from_slice(h.as_bytes());
+        }
+        bytes.resize(bytes.len() + 1024, 0);
+        let mut v = View::new();
+        v.apply_tar(&bytes[..]).unwrap();
+        assert_eq!(v.get(&p("/opt")).unwrap().kind, NodeKind::Dir);
+        assert_eq!(v.get(&p("/etc")).unwrap().kind, NodeKind::File { size: 0 });
+    }
+
+    /// Go drops an empty PAX record, so the header's name stands; the tar
+    /// crate takes the empty name, the root. Neither reading is kept.
+    #[test]
+    fn empty_pax_names_and_files_at_the_root_are_refused() {
+        use tar::EntryType::{Regular, Symlink, XHeader};
+        let cases: [(&[RawEntry], &str); 3] = [
+            (
+                &[("x", XHeader, "", b"8 path=\n"), ("etc", Regular, "", b"")],
+                "empty PAX path record",
+            ),
+            (
+                &[
+                    ("x", XHeader, "", b"13 linkpath=\n"),
+                    ("l", Symlink, "etc", b""),
+                ],
+                "empty PAX linkpath record",
+            ),
+            (&[("./", Regular, "", b"")], "names the root directory"),
+        ];
+        for (entries, needle) in cases {
+            let err = apply(entries).unwrap_err();
+            assert!(err.contains(needle), "{entries:?}: {err}");
+        }
+    }
+
+    fn layers(layers: &[&[RawEntry]]) -> Result<View, String> {
+        let mut v = View::new();
+        for entries in layers {
+            v.apply_tar(&raw_tar(entries)[..])?;
+        }
+        Ok(v)
+    }
+
+    /// Runtimes resolve each entry's directory, and a hardlink's target's,
+    /// through the symlinks on disk when the entry is unpacked: those of
+    /// lower layers and those its own layer made so far, not those its
+    /// whiteouts removed.
+    #[test]
+    fn names_resolve_through_symlinks_as_runtimes_resolve_them() {
+        use tar::EntryType::{Directory, Link, Regular, Symlink};
+        let lower: &[RawEntry] = &[
+            ("usr", Directory, "", b""),
+            ("usr/sbin", Directory, "", b""),
+            ("sbin", Symlink, "usr/sbin", b""),
+        ];
+        let v = layers(&[
+            lower,
+            &[
+                ("sbin/x", Regular, "", b"x"),
+                ("opt/h", Link, "sbin/x", b""),
+                ("y", Symlink, "/usr/sbin", b""),
+                ("y/z", Regular, "", b"z"),
+            ],
+            // The whiteout removes the symlink, not what was written
+            // through it.
+            &[(".wh.sbin", Regular, "", b"")],
+        ])
+        .unwrap();
+        let paths: Vec<String> = v.iter().map(|(p, _)| p.to_string()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/opt/h",
+                "/usr",
+                "/usr/sbin",
+                "/usr/sbin/x",
+                "/usr/sbin/z",
+                "/y"
+            ]
+        );
+        assert_eq!(
+            v.get(&p("/opt/h")).unwrap().kind,
+            NodeKind::Hardlink {
+                target: p("/usr/sbin/x")
+            }
+        );
+
+        // Once a whiteout removed the symlink, its name is a directory.
+        let v = layers(&[
+            lower,
+            &[
+                ("sbin/before", Regular, "", b"b"),
+                (".wh.sbin", Regular, "", b""),
+                ("sbin/after", Regular, "", b"a"),
+            ],
+        ])
+        .unwrap();
+        assert!(v.get(&p("/sbin/after")).is_some() && v.get(&p("/sbin")).is_none());
+        assert!(v.get(&p("/usr/sbin/before")).is_some());
+        assert!(v.get(&p("/usr/sbin/after")).is_none());
+
+        // An entry that changes where its own directory resolves: those
+        // after it follow (s -> t/name/.. is t, then /elsewhere/.., the
+        // root).
+        let v = layers(&[
+            &[("t", Directory, "", b""), ("s", Symlink, "t/name/..", b"")],
+            &[
+                ("s/name", Symlink, "/elsewhere", b""),
+                ("s/z", Regular, "", b"z"),
+            ],
+        ])
+        .unwrap();
+        assert!(v.get(&p("/t/name")).is_some());
+        assert!(v.get(&p("/z")).is_some() && v.get(&p("/t/z")).is_none());
+
+        // Entries below a file or a symlink loop reach nothing a runtime
+        // would write; a whiteout below a file removes nothing.
+        let looping: &[RawEntry] = &[("a", Symlink, "b", b""), ("b", Symlink, "a", b"")];
+        let file: &[RawEntry] = &[("f", Regular, "", b"f")];
+        for (entries, needle) in [
+            ([looping, &[("a/x", Regular, "", b"x")]], "too many levels"),
+            (
+                [looping, &[("a/.wh.x", Regular, "", b"")]],
+                "too many levels",
+            ),
+            ([file, &[("f/x", Regular, "", b"x")]], "not a directory"),
+        ] {
+            let err = layers(&entries).unwrap_err();
+            assert!(err.contains(needle), "{entries:?}: {err}");
+        }
+        assert!(layers(&[file, &[("f/.wh.x", Regular, "", b"")]]).is_ok());
+    }
+
+    /// A hardlink keeps the file it was made to when another file takes
+    /// that path; the view, naming a link's file by path, could not tell
+    /// which within one layer.
+    #[test]
+    fn replacing_a_file_a_hardlink_of_the_layer_named_is_refused() {
+        use tar::EntryType::{Directory, Link, Regular};
+        for entries in [
+            &[
+                ("a", Regular, "", b"1" as &[u8]),
+                ("b", Link, "a", b""),
+                ("a", Regular, "", b"2"),
+            ][..],
+            &[
+                ("d", Directory, "", b""),
+                ("d/a", Regular, "", b"1"),
+                ("b", Link, "d/a", b""),
+                ("d", Regular, "", b"2"),
+            ],
+        ] {
+            let err = apply(entries).unwrap_err();
+            assert!(err.contains("after a hardlink"), "{entries:?}: {err}");
+        }
+        // A file over a directory the layer left implied takes what the
+        // layer put in it too.
+        let err = apply(&[
+            ("opt/x", Regular, "", b"x"),
+            ("opt", Regular, "", b"file"),
+            ("opt", Directory, "", b""),
+            ("b", Link, "opt/x", b""),
+        ])
+        .unwrap_err();
+        assert!(err.contains("does not have"), "{err}");
+        // A directory entry repeated over a linked file's directory, or a
+        // link made after the replacement, is fine.
+        apply(&[
+            ("d", Directory, "", b""),
+            ("d/a", Regular, "", b"1"),
+            ("b", Link, "d/a", b""),
+            ("d", Directory, "", b""),
+            ("a", Regular, "", b"1"),
+            ("a", Regular, "", b"2"),
+            ("c", Link, "a", b""),
+        ])
+        .unwrap();
     }
 }

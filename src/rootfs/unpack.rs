@@ -194,6 +194,7 @@ fn ensure_parents(view: &View, dest: &Path, path: &ImagePath) -> Result<(), Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rootfs::{Change, Node};
 
     /// A tar with `entries` of (name, kind, data/target).
     fn tar(entries: &[(&str, char, &str)]) -> Vec<u8> {
@@ -270,9 +271,42 @@ mod tests {
 
     #[test]
     fn never_writes_through_a_symlink() {
-        // A layer whose entry lies below a symlink to the host's /tmp.
+        // A layer whose entry lies below a symlink to the host's /tmp is
+        // read as runtimes read it: the entry lands in the image's /tmp.
         let layer = tar(&[("out", 'l', "/tmp"), ("out/evil", 'f', "x")]);
-        let err = unpack(&[layer]).unwrap_err();
-        assert!(err.contains("/out/evil lies below /out"), "{err}");
+        let dir = unpack(&[layer]).unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("tmp/evil")).unwrap(),
+            "x"
+        );
+        assert!(
+            fs::symlink_metadata(dir.path().join("out"))
+                .unwrap()
+                .is_symlink()
+        );
+
+        // A view holding a path below a symlink is refused.
+        let node = |kind| Node {
+            kind,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            layer: 0,
+            capability: false,
+        };
+        let mut view = View::new();
+        view.apply(vec![
+            Change::Put(
+                "/out".parse().unwrap(),
+                node(NodeKind::Symlink {
+                    target: "/tmp".into(),
+                }),
+                None,
+            ),
+            Change::Put("/out/sub".parse().unwrap(), node(NodeKind::Dir), None),
+        ]);
+        let dest = tempfile::tempdir().unwrap();
+        let err = Unpack::start(&view, dest.path()).err().unwrap();
+        assert!(err.contains("/out/sub lies below /out"), "{err}");
     }
 }

@@ -27,6 +27,37 @@ pub struct Raw {
     pub device: Option<(u32, u32)>,
     /// The header's mode, when it is not 0755 (directories) or 0644.
     pub mode: Option<u32>,
+    /// The header's uid and gid, when they are not 0.
+    pub owner: Option<(u64, u64)>,
+    /// The raw type flag byte, when it is not `kind`'s: `\0`, the
+    /// pre-POSIX regular file, has no `EntryType` of its own.
+    pub typeflag: Option<u8>,
+}
+
+impl Raw {
+    /// This entry with the header mode `mode`.
+    pub fn with_mode(self, mode: u32) -> Raw {
+        Raw {
+            mode: Some(mode),
+            ..self
+        }
+    }
+
+    /// This entry owned by `uid:gid`.
+    pub fn with_owner(self, uid: u64, gid: u64) -> Raw {
+        Raw {
+            owner: Some((uid, gid)),
+            ..self
+        }
+    }
+
+    /// This entry claiming `size` bytes of data whatever it holds.
+    pub fn with_claimed_size(self, size: u64) -> Raw {
+        Raw {
+            claimed_size: Some(size),
+            ..self
+        }
+    }
 }
 
 pub fn raw(name: impl AsRef<[u8]>, kind: EntryType) -> Raw {
@@ -39,6 +70,8 @@ pub fn raw(name: impl AsRef<[u8]>, kind: EntryType) -> Raw {
         claimed_size: None,
         device: None,
         mode: None,
+        owner: None,
+        typeflag: None,
     }
 }
 
@@ -50,6 +83,13 @@ pub fn file(name: impl AsRef<[u8]>, data: &[u8]) -> Raw {
     Raw {
         data: data.to_vec(),
         ..raw(name, EntryType::Regular)
+    }
+}
+
+pub fn symlink(name: impl AsRef<[u8]>, target: impl AsRef<[u8]>) -> Raw {
+    Raw {
+        link: target.as_ref().to_vec(),
+        ..raw(name, EntryType::Symlink)
     }
 }
 
@@ -113,13 +153,17 @@ pub fn tar(entries: &[Raw]) -> Vec<u8> {
             e.mode
                 .unwrap_or(if e.kind.is_dir() { 0o755 } else { 0o644 }),
         );
-        h.set_uid(0);
-        h.set_gid(0);
+        let (uid, gid) = e.owner.unwrap_or((0, 0));
+        h.set_uid(uid);
+        h.set_gid(gid);
         h.set_mtime(0);
         h.set_size(e.claimed_size.unwrap_or(e.data.len() as u64));
         if let Some((major, minor)) = e.device {
             h.set_device_major(major).unwrap();
             h.set_device_minor(minor).unwrap();
+        }
+        if let Some(flag) = e.typeflag {
+            h.as_old_mut().linkflag = [flag];
         }
         h.set_cksum();
         out.extend_from_slice(h.as_bytes());
