@@ -412,10 +412,10 @@ fn corpus() -> Vec<Case> {
             "a regular file named with a trailing slash",
             vec![etc_and(vec![file("etc/motd/", b"hi\n")])],
         ),
-        // Go cleans `etc//motd` to etc/motd; ingot refuses the name.
+        // umoci cleans `etc//motd` to etc/motd; ingot refuses the name.
         refused(
             "a name with a doubled slash",
-            "escapes",
+            "empty or '.' component",
             vec![etc_and(vec![file("etc//motd", b"hi\n")])],
         ),
         same(

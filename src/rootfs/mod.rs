@@ -147,7 +147,16 @@ fn entry_path(name: &str) -> Result<ImagePath, String> {
     if name.starts_with('/') {
         return Err(format!("layer entry {name:?} is an absolute path"));
     }
-    ImagePath::from_rel(name).ok_or_else(|| format!("layer entry {name:?} escapes the image root"))
+    ImagePath::from_rel(name).ok_or_else(|| {
+        if name.split('/').any(|c| c == "..") {
+            format!("layer entry {name:?} escapes the image root")
+        } else {
+            format!(
+                "layer entry {name:?} has an empty or '.' component (runtimes clean such \
+                 names, each its own way); refused as ambiguous"
+            )
+        }
+    })
 }
 
 /// Refuses an entry whose name or link target readers disagree on. Go's
