@@ -25,8 +25,10 @@ use common::{ingot, require, run, stderr, stdout};
 // ---------------------------------------------------------------------------
 // Debian's packages
 
-/// What the tests take from Debian's archive.
-const PACKAGES: [&str; 9] = [
+/// What the tests take from Debian's archive: remote-login servers and
+/// clients, and a userland whose libraries name key formats and carry
+/// self-test keys (libssl, libgnutls), which must pass.
+const PACKAGES: [&str; 29] = [
     "openssh-server",
     "openssh-client",
     "dropbear-bin",
@@ -36,7 +38,30 @@ const PACKAGES: [&str; 9] = [
     "busybox-static",
     "mosh",
     "xrdp",
+    "libc6",
+    "libssl3",
+    "openssl",
+    "libgnutls30",
+    "ca-certificates",
+    "coreutils",
+    "bash",
+    "dpkg",
+    "perl-base",
+    "gpgv",
+    "apt",
+    "libapt-pkg6.0",
+    "libsystemd0",
+    "libgcrypt20",
+    "libnettle8",
+    "libhogweed6",
+    "libp11-kit0",
+    "zlib1g",
+    "python3.11-minimal",
+    "libpython3.11-minimal",
 ];
+
+/// The userland among [`PACKAGES`].
+const USERLAND: std::ops::RangeFrom<usize> = 9..;
 
 /// The packages, each unpacked (`dpkg-deb -x`) into `ROOT/PACKAGE`.
 /// Downloaded and unpacked on first use, once per cache, one thread at a
@@ -771,4 +796,48 @@ fn busybox_telnetd_fails_only_when_started() {
             detail: "the image's Entrypoint and Cmd start telnetd".into(),
         }]
     );
+}
+
+// ---------------------------------------------------------------------------
+// A Debian userland
+
+/// A Debian userland (libc, OpenSSL, GnuTLS with its self-test keys, CA
+/// certificates, coreutils, bash, dpkg, apt, perl, python) holds no way in:
+/// built into an image on the static stemcell, it is sealed. Setuid bits,
+/// which the seal asks to allow by name, are cleared first, as a recipe
+/// would allow them.
+#[test]
+fn a_debian_userland_is_sealed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let f = Fixture::new();
+    let rootfs = f.tmp.path().join("app/files/rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    for package in &PACKAGES[USERLAND] {
+        let out = run(Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", debian().join(package).display()))
+            .arg(&rootfs));
+        assert!(out.status.success(), "cp {package}: {}", stderr(&out));
+    }
+    let mut files = 0;
+    for entry in walkdir::WalkDir::new(&rootfs) {
+        let entry = entry.unwrap();
+        let meta = entry.path().symlink_metadata().unwrap();
+        if meta.is_file() {
+            files += 1;
+            let mode = meta.permissions().mode();
+            if mode & 0o6000 != 0 {
+                std::fs::set_permissions(
+                    entry.path(),
+                    std::fs::Permissions::from_mode(mode & 0o1777),
+                )
+                .unwrap();
+            }
+        }
+    }
+    assert!(files > 1000, "{files} files");
+    f.sealed(&recipe(
+        &["copy: { src: files/rootfs, dest: /debian }".to_string()],
+        "",
+    ));
 }
