@@ -19,6 +19,7 @@ macro_rules! deserialize_from_str {
 pub mod base;
 pub mod cli;
 pub mod commands;
+pub mod debian;
 pub mod digest;
 pub mod error;
 pub mod image;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The modules of `src/`, lowest first, each with what it owns.
-const LAYERS: [(&str, &str); 16] = [
+const LAYERS: [(&str, &str); 17] = [
     ("digest", "the Digest newtype; hashing readers and writers"),
     ("error", "typed library errors, shared by every layer"),
     ("progress", "progress lines on long work"),
@@ -26,6 +26,10 @@ const LAYERS: [(&str, &str); 16] = [
     (
         "rootfs",
         "the merged filesystem view, source walks, accounts",
+    ),
+    (
+        "debian",
+        "Debian archives: versions, indexes, dependencies, .deb files",
     ),
     ("seal", "the seal's rule table and content scan"),
     (

@@ -1,0 +1,3 @@
+//! Debian archives (issue 13): what ingot reads to install packages without
+//! running anything. Everything here reads untrusted input, within
+//! documented bounds.
