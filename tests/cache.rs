@@ -289,3 +289,170 @@ fn a_summary_from_another_seal_version_is_rescanned_not_served() {
     let trusted = attempt();
     assert!(trusted.status.success(), "{}", stderr(&trusted));
 }
+
+// ---------------------------------------------------------------------------
+// Real bases
+
+/// A recipe in `dir/app` on an OCI base umoci made at `dir/base` (tag `t`,
+/// one layer per script, each run in a fresh root), with one layer of its own.
+fn on_umoci_base(dir: &Path, layers: &[&str]) -> PathBuf {
+    common::require("umoci");
+    let sh = |script: &str| {
+        let out = run(std::process::Command::new("sh")
+            .arg("-ec")
+            .arg(script)
+            .current_dir(dir));
+        assert!(out.status.success(), "{script}: {}", stderr(&out));
+    };
+    sh("umoci init --layout base && umoci new --image base:t");
+    for script in layers {
+        sh(&format!(
+            "rm -rf rfs && mkdir rfs && (cd rfs && {script}) && umoci insert --image base:t rfs / && rm -rf rfs"
+        ));
+    }
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("hello.txt"), "hello\n").unwrap();
+    std::fs::write(
+        app.join("recipe.yaml"),
+        "name: app\nversion: '1'\nbase: oci:../base:t\nlayers:\n  - name: app\n    steps:\n      \
+         - copy: { src: hello.txt, dest: /srv/hello.txt }\n",
+    )
+    .unwrap();
+    app.join("recipe.yaml")
+}
+
+/// What a build learns reading a real base is cached: a warm build reads
+/// no base layer, and gives the digest a build without the cache gives.
+#[test]
+fn a_warm_build_on_a_real_base_reads_no_base_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = on_umoci_base(
+        dir.path(),
+        &[
+            "mkdir -p usr/bin etc && echo one > usr/bin/tool && echo root:x:0:0::/root:/bin/sh > etc/passwd",
+            "mkdir -p usr/share && echo two > usr/share/data && ln -s usr/bin bin",
+        ],
+    );
+    let cache = dir.path().join("cache");
+    let attempt = |out: &str| try_build_cached(&recipe, &cache, &dir.path().join(out));
+    let cold = attempt("a");
+    assert!(cold.status.success(), "{}", stderr(&cold));
+    assert!(
+        stderr(&cold).contains("base layers: read, 2"),
+        "{}",
+        stderr(&cold)
+    );
+    let warm = attempt("b");
+    assert!(warm.status.success(), "{}", stderr(&warm));
+    assert!(
+        stderr(&warm).contains("base layers: cached, 2"),
+        "{}",
+        stderr(&warm)
+    );
+    assert_eq!(stdout(&cold), stdout(&warm));
+    let uncached = run(ingot()
+        .arg("build")
+        .arg("--no-cache")
+        .arg(&recipe)
+        .arg("-o")
+        .arg(dir.path().join("c")));
+    assert!(uncached.status.success(), "{}", stderr(&uncached));
+    assert_eq!(stdout(&uncached), stdout(&warm));
+}
+
+/// What the cache says of a base is trusted only from the same reading,
+/// seal policy and scanner: an entry of another version, or one that does
+/// not parse, is read again, and the key the base holds fails the build
+/// again. (Stamped with the current version, the same planted entry would
+/// be taken: the version is what keeps the key out.)
+#[test]
+fn a_base_summary_from_another_version_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = on_umoci_base(
+        dir.path(),
+        &[
+            "mkdir -p srv && printf -- '-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\\n-----END OPENSSH PRIVATE KEY-----\\n' > srv/notes.txt",
+        ],
+    );
+    let cache = dir.path().join("cache");
+    let attempt = || try_build_cached(&recipe, &cache, &dir.path().join("out"));
+    let first = attempt();
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    assert!(stderr(&first).contains("no-private-keys: /srv/notes.txt (layer base"));
+    let entries: Vec<PathBuf> = std::fs::read_dir(cache.join("bases"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(entry).unwrap()).unwrap();
+    let version = json["version"].as_str().unwrap().to_string();
+    assert!(
+        version.contains("seal policy") && version.contains("layer reading"),
+        "{version}"
+    );
+    let plant = |version: &str| {
+        let mut json = json.clone();
+        json["body"]["layers"][0][1]["found"] = serde_json::json!([]);
+        json["version"] = serde_json::json!(version);
+        std::fs::write(entry, serde_json::to_vec(&json).unwrap()).unwrap();
+    };
+    for stale in [
+        "base summary 1, layer reading 0, seal policy 0, scanner 0",
+        "not json",
+    ] {
+        if stale == "not json" {
+            std::fs::write(entry, "{ not json").unwrap();
+        } else {
+            plant(stale);
+        }
+        let again = attempt();
+        assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+        assert!(
+            stderr(&again).contains("base layers: read, 1"),
+            "{}",
+            stderr(&again)
+        );
+        assert!(stderr(&again).contains("no-private-keys: /srv/notes.txt"));
+    }
+    plant(&version);
+    let trusted = attempt();
+    assert!(
+        stderr(&trusted).contains("base layers: cached, 1"),
+        "{}",
+        stderr(&trusted)
+    );
+    assert!(trusted.status.success(), "{}", stderr(&trusted));
+}
+
+/// A base blob changed in place after builds that read it is caught by the
+/// next build, however warm: the blob is read through its digest again once
+/// its stat changed.
+#[test]
+fn a_base_blob_changed_in_place_is_caught_on_a_warm_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = on_umoci_base(dir.path(), &["mkdir -p usr/bin && echo one > usr/bin/tool"]);
+    let cache = dir.path().join("cache");
+    let attempt = |out: &str| try_build_cached(&recipe, &cache, &dir.path().join(out));
+    for out in ["a", "b"] {
+        let o = attempt(out);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let manifest = common::read_json(&common::blob_path(
+        &dir.path().join("base"),
+        common::read_json(&dir.path().join("base/index.json"))["manifests"][0]["digest"]
+            .as_str()
+            .unwrap(),
+    ));
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let blob = common::blob_path(&dir.path().join("base"), layer);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&blob, &bytes).unwrap();
+    let caught = attempt("c");
+    assert_eq!(caught.status.code(), Some(1), "{}", stderr(&caught));
+    assert!(stderr(&caught).contains(layer), "{}", stderr(&caught));
+    assert!(!dir.path().join("c").exists());
+}

@@ -140,7 +140,8 @@ fn resolve_image(
     match image {
         ImageRef::Oci(reference) => {
             let dir = recipe.dir.join(&reference.path);
-            oci::load(reference, &dir, platform, resolver.blobs).map_err(|e| base_error(recipe, e))
+            oci::load(reference, &dir, platform, resolver.blobs, resolver.cache)
+                .map_err(|e| base_error(recipe, e))
         }
         ImageRef::DockerArchive(path) => {
             let file = recipe.dir.join(path);

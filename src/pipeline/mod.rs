@@ -32,9 +32,10 @@ use crate::lock::{self, LockFile, Pin};
 use crate::progress::Progress;
 use crate::recipe::Recipe;
 use crate::registry;
-use crate::rootfs::View;
+use crate::rootfs::{Change, View};
+use crate::seal::scan::Findings;
 use crate::seal::{self, LayerLabel, Scan};
-use crate::store::cache::{Cache, StatIndex};
+use crate::store::cache::{Cache, StatIndex, Summary};
 use crate::store::layout::{self, Staging, Tagged};
 use crate::store::{BlobRef, BlobStore};
 use layers::{FinishedLayer, Layers, Setup};
@@ -421,7 +422,11 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
         "building {} {} on {}",
         spec.name, spec.version, base.name
     ));
-    let mut lower = read_base(recipe, &base, ctx.blobs)?;
+    let mut lower = read_base(recipe, &base, ctx.blobs, ctx.cache.as_ref())?;
+    if !base.layers.is_empty() {
+        let how = if lower.cached { "cached" } else { "read" };
+        (ctx.log)(&format!("base layers: {how}, {}", base.layers.len()));
+    }
     let Some(finished) = build_layers(recipe, &base, &mut lower, ctx)? else {
         return Ok(None);
     };
@@ -482,11 +487,73 @@ struct Below {
     /// One label per layer of the view, bottom first.
     labels: Vec<LayerLabel>,
     diff_ids: Vec<Digest>,
+    /// Whether the cache served what reading the base layers would teach.
+    cached: bool,
+}
+
+/// What reading a base taught a build, kept in the cache so that a warm
+/// build on a real base reads no base layer: each layer's changes to the
+/// view and what the seal's content scan found in it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BaseSummary {
+    layers: Vec<(Vec<Change>, Findings)>,
+}
+
+impl BaseSummary {
+    /// What a summary's meaning depends on: its shape, how layers are
+    /// read, and the seal policy and scanner that made its findings.
+    fn version() -> String {
+        format!(
+            "base summary 1, layer reading {}, seal policy {}, scanner {}",
+            crate::rootfs::READER_VERSION,
+            seal::POLICY_VERSION,
+            seal::scan::SCANNER_VERSION
+        )
+    }
+
+    /// The cache key of a base: each layer's blob digest and diff_id, in
+    /// order. The blobs are checked against their digests as the build
+    /// takes them; the entry says what those bytes were found to hold.
+    fn key(layers: &[Descriptor], diff_ids: &[Digest]) -> Digest {
+        let mut text = String::from("base layers\n");
+        for (desc, diff_id) in layers.iter().zip(diff_ids) {
+            text.push_str(&format!("{} {diff_id}\n", desc.digest()));
+        }
+        Digest::of(text.as_bytes())
+    }
+
+    fn load(cache: &Cache, key: &Digest, count: usize) -> Option<BaseSummary> {
+        let body = cache.base(key, &Self::version())?;
+        serde_json::from_str::<BaseSummary>(&body)
+            .ok()
+            .filter(|s| s.layers.len() == count)
+    }
+
+    fn save(&self, cache: &Cache, key: &Digest) {
+        let Ok(body) = serde_json::value::to_raw_value(self) else {
+            return;
+        };
+        // A summary that cannot be saved only costs the next build a read.
+        let _ = cache.put_base(
+            key,
+            &Summary {
+                version: Self::version(),
+                body,
+            },
+        );
+    }
 }
 
 /// Reads every base layer into a view and the seal's content scan, each
-/// blob verified (digest, size, diff_id) as it streams.
-fn read_base(recipe: &Recipe, base: &BaseImage, blobs: &BlobStore) -> Result<Below> {
+/// blob verified (digest, size, diff_id) as it streams; or, when the cache
+/// holds what an earlier build learnt from the same layers under the same
+/// reading, seal policy and scanner, takes that instead.
+fn read_base(
+    recipe: &Recipe,
+    base: &BaseImage,
+    blobs: &BlobStore,
+    cache: Option<&Cache>,
+) -> Result<Below> {
     let diff_ids = image_config::diff_ids(&base.config).map_err(Error::Failed)?;
     if diff_ids.len() != base.layers.len() {
         return Err(Error::Failed(format!(
@@ -496,25 +563,48 @@ fn read_base(recipe: &Recipe, base: &BaseImage, blobs: &BlobStore) -> Result<Bel
             diff_ids.len()
         )));
     }
+    let key = BaseSummary::key(&base.layers, &diff_ids);
     let mut below = Below {
         view: View::new(),
         scan: Scan::default(),
-        labels: Vec::new(),
+        labels: base
+            .layers
+            .iter()
+            .map(|desc| LayerLabel {
+                digest: desc.digest().to_string(),
+                name: "base".into(),
+            })
+            .collect(),
         diff_ids,
+        cached: false,
     };
+    let cached = cache
+        .filter(|_| !base.layers.is_empty())
+        .and_then(|cache| BaseSummary::load(cache, &key, base.layers.len()));
+    if let Some(summary) = cached {
+        for (changes, findings) in summary.layers {
+            let layer = below.view.layer_count();
+            below.view.apply(changes);
+            below.scan.extend(findings, layer);
+        }
+        below.cached = true;
+        return Ok(below);
+    }
+    let mut summary = BaseSummary { layers: Vec::new() };
     for (desc, diff_id) in base.layers.iter().zip(&below.diff_ids) {
         let layer = below.view.layer_count();
         let scan = &mut below.scan;
-        below
+        let mark = scan.mark();
+        let changes = below
             .view
             .apply_layer(blobs, desc, diff_id, &mut |path, data| {
                 scan.visit(path, layer, data)
             })
             .map_err(|e| base_error(recipe, e.into()))?;
-        below.labels.push(LayerLabel {
-            digest: desc.digest().to_string(),
-            name: "base".into(),
-        });
+        summary.layers.push((changes, below.scan.since(mark)));
+    }
+    if let Some(cache) = cache.filter(|_| !base.layers.is_empty()) {
+        summary.save(cache, &key);
     }
     Ok(below)
 }

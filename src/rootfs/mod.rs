@@ -68,6 +68,12 @@ pub enum Change {
     Opaque(ImagePath),
 }
 
+/// How layers are read into the view. What a build learnt reading a base
+/// is cached under this version with the seal's, so bump it with any change
+/// to what [`View::read_tar`] accepts, refuses or makes of an entry: a
+/// summary made by another reading is never trusted.
+pub const READER_VERSION: &str = "1";
+
 /// The account databases whose content the view keeps.
 pub const WATCHED: [&str; 4] = ["etc/passwd", "etc/group", "etc/shadow", "etc/gshadow"];
 
@@ -583,22 +589,22 @@ impl View {
     }
 
     /// Streams the layer `desc` from `blobs` in as the next layer, showing
-    /// each regular file to `on_file`. The blob's size and digest and the
-    /// tar's diff_id are checked before the view changes: a layer that
-    /// fails leaves the view as it was.
+    /// each regular file to `on_file`; returns the changes it made. The
+    /// blob's size and digest and the tar's diff_id are checked before the
+    /// view changes: a layer that fails leaves the view as it was.
     pub fn apply_layer(
         &mut self,
         blobs: &BlobStore,
         desc: &Descriptor,
         diff_id: &Digest,
         on_file: FileVisitor,
-    ) -> Result<(), LayerError> {
+    ) -> Result<Vec<Change>, LayerError> {
         let mut reader = layer::read::open(blobs, desc)?;
         match self.read_tar(&mut reader, on_file) {
             Ok(changes) => {
                 reader.finish(diff_id)?;
-                self.apply(changes);
-                Ok(())
+                self.apply(changes.clone());
+                Ok(changes)
             }
             Err(reason) => {
                 let layer = reader.digest();

@@ -5,6 +5,7 @@
 //! ROOT/blobs/sha256/<hex>     blobs, as in any layout
 //! ROOT/layers/<key-hex>.json  a layer's inputs' digest -> the finished layer
 //! ROOT/stat/<dir-hex>.json    file stats -> content digests, per source root
+//! ROOT/bases/<key-hex>.json   a base's layers' digests -> what reading them taught a build
 //! ```
 //!
 //! A layer's key digests everything its bytes depend on; a hit is checked
@@ -106,7 +107,7 @@ impl CachedLayer {
 impl Cache {
     /// Opens (creating) the cache at `root`.
     pub fn open(root: &Path) -> Result<Cache> {
-        for dir in ["layers", "stat"] {
+        for dir in ["layers", "stat", "bases"] {
             std::fs::create_dir_all(root.join(dir))
                 .context(|| format!("creating cache directory {}", root.join(dir).display()))?;
         }
@@ -211,6 +212,33 @@ impl Cache {
         self.root.join("stat").join(format!("{}.json", key.hex()))
     }
 
+    fn base_path(&self, key: &Digest) -> PathBuf {
+        self.root.join("bases").join(format!("{}.json", key.hex()))
+    }
+
+    /// The body of what reading the base layers `key` names taught a build,
+    /// if it was written by `version`. An entry of another version, or one
+    /// that does not parse, is removed so that the base is read again.
+    pub fn base(&self, key: &Digest, version: &str) -> Option<String> {
+        let path = self.base_path(key);
+        let bytes = std::fs::read(&path).ok()?;
+        match serde_json::from_slice::<Summary>(&bytes) {
+            Ok(summary) if summary.version == version => Some(summary.body.get().to_string()),
+            _ => {
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// Records what reading the base layers `key` names taught a build.
+    pub fn put_base(&self, key: &Digest, summary: &Summary) -> Result<()> {
+        let json = serde_json::to_vec(summary)
+            .map_err(io::Error::other)
+            .context(|| "encoding a base summary".into())?;
+        replace_file(&self.base_path(key), &json)
+    }
+
     /// Bytes and files the cache holds.
     pub fn usage(&self) -> Result<Usage> {
         let mut usage = Usage::default();
@@ -235,7 +263,7 @@ impl Cache {
     /// use.
     pub fn prune(&self) -> Result<Usage> {
         let before = self.usage()?;
-        for dir in ["blobs", "layers", "stat"] {
+        for dir in ["blobs", "layers", "stat", "bases"] {
             let path = self.root.join(dir);
             if path.exists() {
                 std::fs::remove_dir_all(&path)
@@ -266,6 +294,24 @@ pub struct StatIndex {
 }
 
 impl StatIndex {
+    /// The digest recorded for `path` when its stat is still `stat`, and it
+    /// was not modified as late as the index was written (git's racy-clean
+    /// rule).
+    pub fn known(&self, path: &Path, stat: &FileStat) -> Option<Digest> {
+        let racy = self.written_ns.is_none_or(|w| stat.mtime_ns >= w);
+        self.entries
+            .get(path)
+            .filter(|(seen, _)| seen == stat && !racy)
+            .map(|(_, digest)| *digest)
+    }
+
+    /// Records that `path`, with stat `stat`, was read whole and hashed to
+    /// `digest`.
+    pub fn record(&mut self, path: &Path, stat: FileStat, digest: Digest) {
+        self.entries.insert(path.to_path_buf(), (stat, digest));
+        self.changed = true;
+    }
+
     /// The content digests of `files` (each with the stat its walk saw), in
     /// order. A file whose stat is what the index recorded, and that was not
     /// modified as late as the index was written (git's racy-clean rule),
@@ -273,13 +319,7 @@ impl StatIndex {
     pub fn digests(&mut self, files: &[(&Path, FileStat)]) -> io::Result<Vec<Digest>> {
         let known: Vec<Option<Digest>> = files
             .iter()
-            .map(|(path, stat)| {
-                let racy = self.written_ns.is_none_or(|w| stat.mtime_ns >= w);
-                self.entries
-                    .get(*path)
-                    .filter(|(seen, _)| seen == stat && !racy)
-                    .map(|(_, digest)| *digest)
-            })
+            .map(|(path, stat)| self.known(path, stat))
             .collect();
         let unknown: Vec<(&Path, FileStat)> = files
             .iter()

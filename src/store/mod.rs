@@ -43,6 +43,11 @@ impl BlobStore {
         self.root.join(digest.hex())
     }
 
+    /// The directory the blobs are files of.
+    pub fn dir(&self) -> &Path {
+        &self.root
+    }
+
     pub fn contains(&self, digest: &Digest) -> bool {
         self.path(digest).is_file()
     }
@@ -162,6 +167,15 @@ pub(crate) fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
         return Ok(());
     }
     if std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    copy_file(from, to)
+}
+
+/// Copies `from` to `to` whole, through a temporary file beside it. Unlike
+/// a link, it leaves `from`'s inode (and its ctime) alone.
+pub(crate) fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
+    if to.exists() {
         return Ok(());
     }
     let dir = to.parent().unwrap_or(Path::new("."));
