@@ -1,3 +1,7 @@
 //! Debian archives (issue 13): what ingot reads to install packages without
 //! running anything. Everything here reads untrusted input, within
 //! documented bounds.
+
+pub mod index;
+pub mod resolve;
+pub mod version;
