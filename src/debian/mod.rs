@@ -1,3 +1,5 @@
 //! Debian archives (issue 13): what ingot reads to install packages without
 //! running anything. Everything here reads untrusted input, within
 //! documented bounds.
+
+pub mod deb;
