@@ -36,6 +36,10 @@ pub enum Error {
     /// holds what no layer may.
     #[error(transparent)]
     Layer(#[from] LayerError),
+    /// A Debian package is malformed, beyond ingot's bounds, or holds
+    /// what no layer may.
+    #[error(transparent)]
+    Deb(#[from] DebError),
     /// An error met on something it does not name itself (an image, a
     /// base, a push), said first; the error keeps its type.
     #[error("{context}: {source}")]
@@ -76,7 +80,8 @@ impl Error {
             | Error::Unsealed(_)
             | Error::Registry(_)
             | Error::Blob(_)
-            | Error::Layer(_) => 1,
+            | Error::Layer(_)
+            | Error::Deb(_) => 1,
             Error::Within { source, .. } => source.exit_code(),
         }
     }
@@ -217,6 +222,52 @@ pub enum LayerError {
     /// refusal of what the image holds, not a damaged file.
     #[error("layer {layer}: {reason}")]
     Refused { layer: Digest, reason: String },
+}
+
+/// A `.deb` ingot will not read (deb(5), as dpkg reads it). A `.deb` is
+/// untrusted input: each error names the file, and the member and entry at
+/// fault, so one line says which package to look at and why.
+#[derive(Debug, thiserror::Error)]
+pub enum DebError {
+    /// The file could not be read.
+    #[error("{deb}: {source}")]
+    Io {
+        deb: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The archive is not a binary package: not an `ar` archive, cut
+    /// short, a wrong `debian-binary`, or members other than deb(5) says
+    /// where it says.
+    #[error("{deb}: not a Debian binary package: {reason}")]
+    Malformed { deb: String, reason: String },
+    /// A member, or what it decompresses to, goes past one of the bounds
+    /// in `debian::deb::LIMITS`.
+    #[error("{deb}: {member}: {what} is more than the limit of {limit}")]
+    Limit {
+        deb: String,
+        member: String,
+        what: String,
+        limit: u64,
+    },
+    /// A member's compressed stream does not decode.
+    #[error("{deb}: {member}: corrupt or truncated compressed stream: {source}")]
+    Decode {
+        deb: String,
+        member: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A member is well formed as an archive, but holds what ingot
+    /// refuses: a control file it cannot parse, an unsupported
+    /// compression, a data entry escaping the root or that readers would
+    /// take differently.
+    #[error("{deb}: {member}: {reason}")]
+    Refused {
+        deb: String,
+        member: String,
+        reason: String,
+    },
 }
 
 /// Why an export failed once the image was found. The first two are the

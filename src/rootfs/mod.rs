@@ -102,6 +102,27 @@ pub fn remove_below<V>(map: &mut BTreeMap<ImagePath, V>, path: &ImagePath, inclu
 /// Sees each regular file's path and content stream.
 pub type FileVisitor<'a> = &'a mut dyn FnMut(&ImagePath, &mut dyn Read) -> io::Result<()>;
 
+/// Sees each entry's name, checked but not yet resolved through symlinks,
+/// in the order the tar lists them (the root too, and whiteouts); an error
+/// refuses the layer with that reason.
+pub type NameVisitor<'a> = &'a mut dyn FnMut(&ImagePath) -> Result<(), String>;
+
+/// How a tar's entries land on what the view already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpacking {
+    /// As an image layer (image-spec, "Applying Changesets"): an entry
+    /// replaces what its path holds.
+    Layer,
+    /// As dpkg unpacks a package (`tarobject`, its "existingdir" case): a
+    /// directory entry where a directory is, or a symlink to one, and a
+    /// symlink entry where a directory is, or a symlink to the same one,
+    /// leave it as it is. So `./bin/` in a package keeps a merged-/usr
+    /// `/bin -> usr/bin`, and the files below it land in `/usr/bin`.
+    /// (`.wh.` names are still read as whiteouts: a package reader
+    /// refuses them, through its `on_name`.)
+    Dpkg,
+}
+
 /// The PAX record that carries file capabilities.
 const CAPABILITY_XATTR: &[u8] = b"SCHILY.xattr.security.capability";
 
@@ -448,6 +469,36 @@ impl<'a> Reading<'a> {
         resolve_parent_with(path, |p| self.kind(p)).map(|(resolved, _)| resolved)
     }
 
+    /// Whether dpkg leaves what `path` (its directory resolved) holds as
+    /// it is rather than unpack `node` there: see [`Unpacking::Dpkg`].
+    fn keeps_existing(&self, path: &ImagePath, node: &Node) -> bool {
+        // The directory `path` leads to, following every symlink (stat(2)),
+        // if it exists.
+        let dir_through = |lookup: &dyn Fn(&ImagePath) -> Option<NodeKind>| {
+            let (probe, _) = resolve_parent_with(&path.join("probe"), lookup).ok()?;
+            let dir = probe.parent().unwrap_or_default();
+            (dir.is_root() || self.kind(&dir) == Some(NodeKind::Dir)).then_some(dir)
+        };
+        let existing = || dir_through(&|p| self.kind(p));
+        match (&node.kind, self.kind(path)) {
+            (NodeKind::Dir, _) => existing().is_some(),
+            (NodeKind::Symlink { .. }, Some(NodeKind::Dir)) => true,
+            (NodeKind::Symlink { target }, Some(NodeKind::Symlink { .. })) => {
+                let new = dir_through(&|p| {
+                    if p == path {
+                        Some(NodeKind::Symlink {
+                            target: target.clone(),
+                        })
+                    } else {
+                        self.kind(p)
+                    }
+                });
+                new.is_some() && new == existing()
+            }
+            _ => false,
+        }
+    }
+
     /// Where a whiteout of `path` removes: `path` resolved now. One whose
     /// directory is a file removes nothing (runtimes find nothing there),
     /// and is kept as written; one caught in a symlink loop is refused, as
@@ -621,6 +672,20 @@ impl View {
     /// leaving the view as it is: a caller that still has to verify the
     /// stream applies them only once it checks out.
     pub fn read_tar(&self, tar: impl Read, on_file: FileVisitor) -> Result<Vec<Change>, String> {
+        self.read_tar_with(tar, Unpacking::Layer, &mut |_| Ok(()), on_file)
+    }
+
+    /// [`View::read_tar`], the entries landing as `unpacking` says, and
+    /// each entry's name shown to `on_name` as the tar gives it: a Debian
+    /// package's file list records the names a package lists, not where
+    /// they land through a base's symlinks. The checks are the same.
+    pub fn read_tar_with(
+        &self,
+        tar: impl Read,
+        unpacking: Unpacking,
+        on_name: NameVisitor,
+        on_file: FileVisitor,
+    ) -> Result<Vec<Change>, String> {
         let layer = self.layers;
         let watch = std::rc::Rc::new(std::cell::Cell::new(Progress::default()));
         let mut archive = tar::Archive::new(EofWatch {
@@ -663,6 +728,7 @@ impl View {
             let name = meta::decode_name(&entry.path_bytes());
             unambiguous(&mut entry, &name)?;
             let path = entry_path(&name)?;
+            on_name(&path)?;
             if path.is_root() {
                 if is_dir_entry(entry.header(), &name) {
                     continue;
@@ -702,6 +768,12 @@ impl View {
                 .resolve_entry(path)
                 .map_err(|e| format!("layer entry {name:?}: {e}"))?;
             let node = self.entry_node(&mut entry, &name, layer, &reading)?;
+            if unpacking == Unpacking::Dpkg && reading.keeps_existing(&path, &node) {
+                // A directory or a symlink: entry_node refused any that
+                // claims data.
+                data_end = entry.raw_file_position();
+                continue;
+            }
             let size = entry.size();
             let watched = View::is_watched(&path) && matches!(node.kind, NodeKind::File { .. });
             if watched && size > WATCHED_MAX {
@@ -1325,6 +1397,54 @@ mod tests {
             assert!(err.contains(needle), "{entries:?}: {err}");
         }
         assert!(layers(&[file, &[("f/.wh.x", Regular, "", b"")]]).is_ok());
+    }
+
+    /// Unpacked as dpkg unpacks, a directory, or a symlink, where a
+    /// directory or a symlink to one already is leaves it be; the names
+    /// are seen as the tar gives them.
+    #[test]
+    fn dpkg_unpacking_keeps_directories_and_their_symlinks() {
+        use tar::EntryType::{Directory, Regular, Symlink};
+        let below = layers(&[&[
+            ("usr/", Directory, "", b""),
+            ("usr/bin/", Directory, "", b""),
+            ("usr/sbin/", Directory, "", b""),
+            ("bin", Symlink, "usr/bin", b""),
+            ("sbin", Symlink, "usr/sbin", b""),
+        ]])
+        .unwrap();
+        let tar = raw_tar(&[
+            ("./bin/", Directory, "", b""),
+            ("./bin/sh", Regular, "", b"sh"),
+            ("./usr/", Directory, "", b""),
+            ("./usr/bin", Symlink, "elsewhere", b""),
+            ("./sbin", Symlink, "usr/bin", b""),
+        ]);
+        let mut names = Vec::new();
+        let changes = below
+            .read_tar_with(
+                &tar[..],
+                Unpacking::Dpkg,
+                &mut |p| {
+                    names.push(p.to_string());
+                    Ok(())
+                },
+                &mut |_, _| Ok(()),
+            )
+            .unwrap();
+        assert_eq!(names, ["/bin", "/bin/sh", "/usr", "/usr/bin", "/sbin"]);
+        let put: Vec<String> = changes
+            .iter()
+            .map(|c| match c {
+                Change::Put(p, n, _) => format!("{p} {}", kind_name(&n.kind)),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // The symlink to another directory replaces the one there.
+        assert_eq!(put, ["/usr/bin/sh file", "/sbin symlink"]);
+        // As a layer, the same tar replaces them all.
+        let changes = below.read_tar(&tar[..], &mut |_, _| Ok(())).unwrap();
+        assert_eq!(changes.len(), 5);
     }
 
     /// A hardlink keeps the file it was made to when another file takes
