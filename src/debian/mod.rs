@@ -4,4 +4,5 @@
 
 pub mod index;
 pub mod resolve;
+pub mod signed;
 pub mod version;
