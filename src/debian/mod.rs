@@ -5,4 +5,5 @@
 pub mod deb;
 pub mod index;
 pub mod resolve;
+pub mod signed;
 pub mod version;
