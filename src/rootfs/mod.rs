@@ -538,9 +538,12 @@ impl<'a> Reading<'a> {
             self.linked.insert(target.clone());
         }
         let dir = node.is_dir();
+        // A directory put where this layer put a non-directory does not
+        // bring back what that one cleared.
+        let was_cleared = self.seen.get(path).is_some_and(|b| b.cleared);
         let put = Put {
             link: Linkable::of(node),
-            cleared: !dir,
+            cleared: !dir || was_cleared,
         };
         let before = self.seen.insert(path.clone(), put);
         // What this layer put below a non-directory is gone too: below
@@ -551,9 +554,6 @@ impl<'a> Reading<'a> {
         {
             remove_below(&mut self.seen, path, false);
             remove_below(&mut self.symlinks, path, false);
-        }
-        if before.is_some_and(|b| b.cleared) {
-            self.seen.get_mut(path).unwrap().cleared = true;
         }
         if !self.symlinks.is_empty() {
             self.symlinks.remove(path);

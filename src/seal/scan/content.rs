@@ -123,7 +123,7 @@ pub enum Directive {
 /// What one file's content held.
 #[derive(Debug, Default)]
 pub struct Found {
-    pub key: Option<&'static str>,
+    pub key: Option<String>,
     pub servers: BTreeSet<&'static str>,
     pub directives: Vec<Directive>,
 }
@@ -174,7 +174,7 @@ impl Content {
             self.found.key = keys::binary_key(&self.head);
         }
         if self.found.key.is_none() && self.jwk_key_type && self.jwk_private {
-            self.found.key = Some("JWK private key");
+            self.found.key = Some("JWK private key".into());
         }
         self.found
     }
@@ -298,30 +298,25 @@ impl Content {
                     && starts_value(prev, elf)
                     && keys::pem_key(block, after, complete) =>
             {
-                self.found.key = Some(block.name());
+                self.found.key = Some(block.name().into());
             }
             Meaning::Putty
                 if self.found.key.is_none()
                     && starts_value(prev, elf)
                     && keys::putty_key(after) =>
             {
-                self.found.key = Some("PuTTY private key");
+                self.found.key = Some("PuTTY private key".into());
             }
             // In an ELF binary only a PEM block on its own counts: libraries
             // carry self-test keys as C strings (libgnutls's, in every
             // Debian image with it), and their bodies as base64 runs.
             Meaning::Base64Pem | Meaning::Base64Der | Meaning::JwkPrivate if elf => {}
             Meaning::Base64Pem if self.found.key.is_none() && starts_run(prev) => {
-                self.found.key = keys::base64_pem(text, complete).map(Block::name);
+                self.found.key = keys::base64_pem(text, complete).map(|b| b.name().into());
             }
             Meaning::Base64Der if self.found.key.is_none() && starts_run(prev) => {
-                self.found.key = keys::base64_der(text, complete).map(|format| match format {
-                    "RSA PRIVATE KEY" => "RSA PRIVATE KEY (base64 DER)",
-                    "DSA PRIVATE KEY" => "DSA PRIVATE KEY (base64 DER)",
-                    "EC PRIVATE KEY" => "EC PRIVATE KEY (base64 DER)",
-                    "PRIVATE KEY" => "PRIVATE KEY (base64 DER)",
-                    _ => "ENCRYPTED PRIVATE KEY (base64 DER)",
-                });
+                self.found.key =
+                    keys::base64_der(text, complete).map(|format| format!("{format} (base64 DER)"));
             }
             Meaning::JwkKeyType => self.jwk_key_type = true,
             Meaning::JwkPrivate => self.jwk_private |= keys::jwk_private_member(after),

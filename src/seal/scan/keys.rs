@@ -376,20 +376,14 @@ pub fn der_key(bytes: &[u8], complete: bool) -> Option<&'static str> {
 /// A whole file that is a private key in a binary format: DER, a PGP
 /// secret key packet (`gpg --export-secret-keys` without armor), or a
 /// dropbear key file.
-pub fn binary_key(bytes: &[u8]) -> Option<&'static str> {
+pub fn binary_key(bytes: &[u8]) -> Option<String> {
     if let Some(format) = der_key(bytes, true) {
-        return Some(match format {
-            "RSA PRIVATE KEY" => "RSA PRIVATE KEY (DER)",
-            "DSA PRIVATE KEY" => "DSA PRIVATE KEY (DER)",
-            "EC PRIVATE KEY" => "EC PRIVATE KEY (DER)",
-            "PRIVATE KEY" => "PRIVATE KEY (DER)",
-            _ => "ENCRYPTED PRIVATE KEY (DER)",
-        });
+        return Some(format!("{format} (DER)"));
     }
     if pgp_secret_key_packet(bytes) {
-        return Some("PGP secret key");
+        return Some("PGP secret key".into());
     }
-    dropbear_key(bytes).then_some("dropbear private key")
+    dropbear_key(bytes).then(|| "dropbear private key".into())
 }
 
 /// Whether a file that can be a binary key starts like one: what the
@@ -591,11 +585,14 @@ mod tests {
         let string = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
         let private = [string(b"ssh-ed25519"), string(&[7; 64])].concat();
         let public = [string(b"ssh-ed25519"), string(&[7; 32])].concat();
-        assert_eq!(binary_key(&private), Some("dropbear private key"));
+        assert_eq!(
+            binary_key(&private).as_deref(),
+            Some("dropbear private key")
+        );
         assert_eq!(binary_key(&public), None);
         // A v4 EdDSA secret key packet, new format.
         let mut pgp = vec![0xc5, 10, 4, 0, 0, 0, 0, 22, 1, 2, 3, 4];
-        assert_eq!(binary_key(&pgp), Some("PGP secret key"));
+        assert_eq!(binary_key(&pgp).as_deref(), Some("PGP secret key"));
         pgp[7] = 99;
         assert_eq!(binary_key(&pgp), None);
         // A public key packet.

@@ -194,7 +194,7 @@ impl FileScan {
         let mut found = Vec::new();
         if let Some(format) = content.key {
             found.push(Found::Key {
-                format: format.to_string(),
+                format,
                 inside: None,
             });
         }
@@ -219,7 +219,7 @@ impl FileScan {
                 // The file's own key is the finding; one inside adds none.
                 nested::Inner::Key(_) if key_found => continue,
                 nested::Inner::Key(format) => Found::Key {
-                    format: format.to_string(),
+                    format,
                     inside: Some(inside),
                 },
                 nested::Inner::Server(server) => Found::Server {

@@ -74,7 +74,7 @@ fn format_of(head: &[u8]) -> Option<Format> {
 /// What was found inside an archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inner {
-    Key(&'static str),
+    Key(String),
     Server(&'static str),
     Unscanned(String),
 }
