@@ -37,63 +37,16 @@ const PACKAGES: [&str; 5] = [
     "bzip2",
 ];
 
-/// The downloaded `.deb` of each package. Downloaded on first use, once
-/// per cache, one thread at a time; a `.deb` is renamed into the cache
-/// only once whole, so an interrupted run leaves nothing a later one
-/// would take for a package.
+/// The downloaded `.deb` of each package.
 fn debs() -> &'static BTreeMap<&'static str, PathBuf> {
     static DEBS: OnceLock<BTreeMap<&'static str, PathBuf>> = OnceLock::new();
     DEBS.get_or_init(|| {
-        require("apt-get");
         require("dpkg-deb");
-        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deb-oracle");
-        std::fs::create_dir_all(&cache).unwrap();
-        let missing: Vec<&str> = PACKAGES
-            .into_iter()
-            .filter(|p| find(&cache, p).is_none())
-            .collect();
-        if !missing.is_empty() {
-            let partial = tempfile::Builder::new()
-                .prefix(".partial-")
-                .tempdir_in(&cache)
-                .unwrap();
-            let out = run(Command::new("apt-get")
-                .arg("download")
-                .args(&missing)
-                .current_dir(partial.path()));
-            assert!(
-                out.status.success(),
-                "apt-get download {missing:?} (run apt-get update, or ./scripts/test): {}",
-                stderr(&out)
-            );
-            for entry in std::fs::read_dir(partial.path()).unwrap() {
-                let entry = entry.unwrap();
-                std::fs::rename(entry.path(), cache.join(entry.file_name())).unwrap();
-            }
-        }
         PACKAGES
             .into_iter()
-            .map(|p| {
-                let deb = find(&cache, p)
-                    .unwrap_or_else(|| panic!("apt-get download gave no .deb of {p}"));
-                (p, deb)
-            })
+            .zip(common::debian::debs(&PACKAGES))
             .collect()
     })
-}
-
-/// The cached `.deb` of `package` (`PACKAGE_VERSION_ARCH.deb`), if any.
-fn find(dir: &Path, package: &str) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            name.ends_with(".deb") && name.split('_').next() == Some(package)
-        })
-        .collect();
-    found.sort();
-    found.pop()
 }
 
 /// Runs a command that must succeed; its stdout.

@@ -70,43 +70,15 @@ const USERLAND: std::ops::RangeFrom<usize> = 9..;
 fn debian() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
-        require("apt-get");
         require("dpkg-deb");
-        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("debian-packages");
-        let (debs, trees) = (cache.join("debs"), cache.join("x"));
-        std::fs::create_dir_all(&debs).unwrap();
+        let trees = common::debian::cache().join("x");
         std::fs::create_dir_all(&trees).unwrap();
         let missing: Vec<&str> = PACKAGES
             .into_iter()
             .filter(|p| !trees.join(p).is_dir())
             .collect();
-        let download: Vec<&str> = missing
-            .iter()
-            .copied()
-            .filter(|p| deb(&debs, p).is_none())
-            .collect();
-        if !download.is_empty() {
-            // Into a directory of its own first: a download cut short
-            // leaves no .deb among the finished ones.
-            let partial = scratch(&cache);
-            let out = run(Command::new("apt-get")
-                .arg("download")
-                .args(&download)
-                .current_dir(partial.path()));
-            assert!(
-                out.status.success(),
-                "apt-get download {download:?} (run apt-get update, or ./scripts/test): {}",
-                stderr(&out)
-            );
-            for entry in std::fs::read_dir(partial.path()).unwrap() {
-                let entry = entry.unwrap();
-                std::fs::rename(entry.path(), debs.join(entry.file_name())).unwrap();
-            }
-        }
-        for package in missing {
-            let deb = deb(&debs, package)
-                .unwrap_or_else(|| panic!("apt-get download gave no .deb of {package}"));
-            let partial = scratch(&cache);
+        for (package, deb) in missing.iter().zip(common::debian::debs(&missing)) {
+            let partial = common::debian::scratch();
             let tree = partial.path().join("tree");
             let out = run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree));
             assert!(
@@ -119,28 +91,6 @@ fn debian() -> &'static Path {
         }
         trees
     })
-}
-
-/// A temporary directory in `cache`, removed however the test ends.
-fn scratch(cache: &Path) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(".partial-")
-        .tempdir_in(cache)
-        .unwrap()
-}
-
-/// The downloaded .deb of `package` (`PACKAGE_VERSION_ARCH.deb`), if any.
-fn deb(debs: &Path, package: &str) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(debs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            name.ends_with(".deb") && name.split('_').next() == Some(package)
-        })
-        .collect();
-    found.sort();
-    found.pop()
 }
 
 /// A file of a Debian package, as the package ships it.

@@ -2,6 +2,7 @@
 //! binary in temp directories.
 #![allow(dead_code)]
 
+pub mod debian;
 pub mod layout;
 
 use std::path::{Path, PathBuf};

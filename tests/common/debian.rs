@@ -1,0 +1,75 @@
+//! Real Debian packages for the tests, from Debian's archive as apt is
+//! configured (`apt-get download`), whatever versions it holds today.
+//! Fetched once into `CARGO_TARGET_TMPDIR/debian-packages` and kept.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use super::{require, run, stderr};
+
+/// The `.deb` of each of `packages`, in order. Missing ones are
+/// downloaded, one caller at a time, into a directory of their own first
+/// and renamed into the cache once whole: an interrupted download leaves
+/// no `.deb` a later run would take for a package.
+pub fn debs(packages: &[&str]) -> Vec<PathBuf> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    require("apt-get");
+    let cache = cache().join("debs");
+    std::fs::create_dir_all(&cache).unwrap();
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| find(&cache, p).is_none())
+        .collect();
+    if !missing.is_empty() {
+        let partial = scratch();
+        let out = run(Command::new("apt-get")
+            .arg("download")
+            .args(&missing)
+            .current_dir(partial.path()));
+        assert!(
+            out.status.success(),
+            "apt-get download {missing:?} (run apt-get update, or ./scripts/test): {}",
+            stderr(&out)
+        );
+        for entry in std::fs::read_dir(partial.path()).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::rename(entry.path(), cache.join(entry.file_name())).unwrap();
+        }
+    }
+    packages
+        .iter()
+        .map(|p| find(&cache, p).unwrap_or_else(|| panic!("apt-get download gave no .deb of {p}")))
+        .collect()
+}
+
+/// The cache directory.
+pub fn cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("debian-packages")
+}
+
+/// A temporary directory in the cache, removed however the test ends.
+pub fn scratch() -> tempfile::TempDir {
+    let cache = cache();
+    std::fs::create_dir_all(&cache).unwrap();
+    tempfile::Builder::new()
+        .prefix(".partial-")
+        .tempdir_in(cache)
+        .unwrap()
+}
+
+/// The cached `.deb` of `package` (`PACKAGE_VERSION_ARCH.deb`), if any.
+fn find(dir: &Path, package: &str) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.ends_with(".deb") && name.split('_').next() == Some(package)
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
