@@ -237,6 +237,12 @@ pub struct BuildArgs {
     /// default) or zstd (application/vnd.oci.image.layer.v1.tar+zstd).
     #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
     pub compression: LayerCompression,
+    /// Download Debian packages and indexes from another copy of an
+    /// archive: MIRROR for the recipe's only archive, or URL=MIRROR for
+    /// the archive at URL (repeatable; also INGOT_MIRROR, space-separated).
+    /// What is pinned and built stays the same.
+    #[arg(long, value_name = "[URL=]MIRROR")]
+    pub mirror: Vec<String>,
     /// Print a JSON report instead of the bare digest.
     #[arg(long)]
     pub json: bool,
@@ -252,6 +258,12 @@ pub struct LockArgs {
     /// Speak plain HTTP to this registry, for docker:// bases (repeatable).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure: Vec<Host>,
+    /// Download Debian packages and indexes from another copy of an
+    /// archive: MIRROR for the recipe's only archive, or URL=MIRROR for
+    /// the archive at URL (repeatable; also INGOT_MIRROR, space-separated).
+    /// What is pinned and built stays the same.
+    #[arg(long, value_name = "[URL=]MIRROR")]
+    pub mirror: Vec<String>,
     /// Print the lock as JSON on stdout as well.
     #[arg(long)]
     pub json: bool,
@@ -591,6 +603,7 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
             args.cache.or_else(default_cache_dir)
         },
         registry: access(args.insecure),
+        mirrors: mirrors(args.mirror)?,
     };
     let emit = pipeline::Emit {
         output,
@@ -607,15 +620,29 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
     out.report(args.json, &report, |r| format!("{}\n", r.digest))
 }
 
+/// The mirrors of `--mirror`, else of INGOT_MIRROR.
+fn mirrors(given: Vec<String>) -> Result<pipeline::packages::Mirrors> {
+    let given = if given.is_empty() {
+        #[allow(clippy::disallowed_methods)]
+        let env = std::env::var("INGOT_MIRROR").unwrap_or_default();
+        env.split_whitespace().map(str::to_string).collect()
+    } else {
+        given
+    };
+    pipeline::packages::Mirrors::parse(&given).map_err(Error::Usage)
+}
+
 fn lock(args: LockArgs, out: &mut Out) -> Result<()> {
     let recipe = Recipe::load(&args.recipe)?;
     let sources = pipeline::Sources {
         cache: args.cache.or_else(default_cache_dir),
         registry: access(args.insecure),
+        mirrors: mirrors(args.mirror)?,
     };
     let lock = pipeline::lock(&recipe, &sources, &mut |line: &str| out.log(line))?;
+    let packages: usize = lock.packages.iter().map(|s| s.packages.len()).sum();
     out.log(&format!(
-        "wrote {} ({} pins)",
+        "wrote {} ({} pins, {packages} packages)",
         crate::lock::path_for(&recipe.file).display(),
         lock.pins.len()
     ));

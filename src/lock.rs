@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::debian::archive::PackagePin;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 
@@ -36,11 +37,49 @@ pub struct Pin {
     pub manifest: Option<Digest>,
 }
 
+/// The closure one `packages` step resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageSet {
+    /// The recipe, as in [`Pin::from`].
+    pub from: String,
+    /// The layer whose `packages` step this is (one per layer).
+    pub layer: String,
+    /// The request, as the step wrote it, sorted.
+    pub install: Vec<String>,
+    pub exclude: Vec<String>,
+    /// The archives it was resolved from, by URL.
+    pub archives: Vec<String>,
+    /// Every package of the closure, by name.
+    pub packages: Vec<PackagePin>,
+}
+
+impl PackageSet {
+    /// Whether this set answers the request `other` makes.
+    pub fn answers(&self, other: &PackageSet) -> bool {
+        (
+            &self.from,
+            &self.layer,
+            &self.install,
+            &self.exclude,
+            &self.archives,
+        ) == (
+            &other.from,
+            &other.layer,
+            &other.install,
+            &other.exclude,
+            &other.archives,
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockFile {
     pub version: u32,
     pub pins: Vec<Pin>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<PackageSet>,
 }
 
 impl LockFile {
@@ -51,7 +90,27 @@ impl LockFile {
         LockFile {
             version: VERSION,
             pins,
+            packages: Vec::new(),
         }
+    }
+
+    /// This lock with `sets`, in a stable order.
+    pub fn with_packages(mut self, mut sets: Vec<PackageSet>) -> LockFile {
+        for set in &mut sets {
+            set.packages.sort();
+        }
+        sets.sort_by(|a, b| (&a.from, &a.layer).cmp(&(&b.from, &b.layer)));
+        sets.dedup();
+        self.packages = sets;
+        self
+    }
+
+    /// The locked closure of the `packages` step in layer `layer` of the
+    /// recipe `from`.
+    pub fn package_set(&self, from: &str, layer: &str) -> Option<&PackageSet> {
+        self.packages
+            .iter()
+            .find(|s| s.from == from && s.layer == layer)
     }
 }
 

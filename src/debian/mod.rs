@@ -5,6 +5,8 @@
 pub mod archive;
 pub mod deb;
 pub mod index;
+pub mod install;
+pub mod native;
 pub mod resolve;
 pub mod signed;
 pub mod version;

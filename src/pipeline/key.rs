@@ -14,6 +14,7 @@
 use serde::Serialize;
 
 use crate::base::BaseImage;
+use crate::debian::archive::PackagePin;
 use crate::digest::Digest;
 use crate::image::canonical_json;
 use crate::layer;
@@ -36,6 +37,10 @@ struct KeyInputs<'a> {
     layer: &'a LayerSpec,
     templates: Option<TemplateInputs<'a>>,
     sources: Vec<Vec<SourceItem>>,
+    /// The locked closure a `packages` step installs: each `.deb`'s
+    /// SHA-256 fixes what it unpacks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    packages: Option<&'a [PackagePin]>,
 }
 
 #[derive(Serialize)]
@@ -63,6 +68,7 @@ pub struct KeyContext<'a> {
     pub lower: &'a [Digest],
     pub epoch: u64,
     pub compression: &'static str,
+    pub packages: Option<&'a [PackagePin]>,
 }
 
 /// The key of layer `index`, with the walks of its copy and template
@@ -123,6 +129,7 @@ pub fn layer_key(
             base_digest: ctx.base.manifest_digest,
         }),
         sources,
+        packages: ctx.packages,
     };
     let key = canonical_json(&inputs).ok().map(|json| Digest::of(&json))?;
     Some((key, walks.into_iter().collect()))

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 
 use oci_spec::image::Descriptor;
 
-use super::{Log, key, plan};
+use super::{Log, key, packages, plan};
 use crate::base::BaseImage;
 use crate::digest::Digest;
 use crate::error::{IoContext, Result};
@@ -38,6 +38,8 @@ pub struct FinishedLayer {
     /// What the seal's content scan found in it.
     pub findings: Findings,
     pub cached: bool,
+    /// What its `packages` step installed.
+    pub packages: Option<packages::Report>,
 }
 
 /// The layers of one recipe, in flight.
@@ -57,6 +59,8 @@ pub struct Layers<'a> {
     slots: Vec<Slot>,
     unchecked: Vec<Unchecked>,
     max_writers: usize,
+    closures: &'a packages::Closures,
+    debs: packages::Debs<'a>,
 }
 
 /// What the layers are built with.
@@ -66,6 +70,9 @@ pub struct Setup<'a> {
     pub epoch: u64,
     pub compression: LayerCompression,
     pub progress: &'a Progress,
+    /// The locked closure of each layer that installs packages.
+    pub closures: &'a packages::Closures,
+    pub debs: packages::Debs<'a>,
 }
 
 impl<'a> Layers<'a> {
@@ -89,6 +96,8 @@ impl<'a> Layers<'a> {
             slots: Vec::new(),
             unchecked: Vec::new(),
             max_writers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            closures: setup.closures,
+            debs: setup.debs,
         }
     }
 
@@ -121,6 +130,7 @@ impl<'a> Layers<'a> {
                     lower: &self.lower,
                     epoch: self.epoch,
                     compression: self.compression.name(),
+                    packages: self.closures.get(&index).map(|s| s.packages.as_slice()),
                 };
                 key::layer_key(&inputs, index, stats)
             }
@@ -167,12 +177,14 @@ impl<'a> Layers<'a> {
                 intact,
             });
         }
+        let report = self.report(index, view, layer_index, log);
         self.slots.push(Slot {
             name: spec.name.clone(),
             steps: spec.steps.len(),
             key: None,
             layer_index,
             state: SlotState::Cached(hit, served.findings),
+            packages: report,
         });
         true
     }
@@ -188,6 +200,27 @@ impl<'a> Layers<'a> {
         log: Log,
     ) -> Result<()> {
         let spec = &self.recipe.spec.layers[index];
+        let (installed, staging) = match (self.closures.get(&index), spec.steps.first()) {
+            (Some(set), Some(crate::recipe::Step::Packages(step))) => {
+                let (installed, staging) = packages::install_set(view, set, step, &self.debs, log)?;
+                for line in installed
+                    .present
+                    .iter()
+                    .map(|p| format!("{p}: already installed below"))
+                    .chain(installed.native.iter().cloned())
+                    .chain(
+                        installed
+                            .dropped_setuid
+                            .iter()
+                            .map(|p| format!("{p}: setuid/setgid bits dropped")),
+                    )
+                {
+                    log(&format!("layer {}: {line}", spec.name));
+                }
+                (Some(installed), Some(staging))
+            }
+            _ => (None, None),
+        };
         let inputs = plan::Inputs {
             recipe: self.recipe,
             base: self.base,
@@ -195,8 +228,10 @@ impl<'a> Layers<'a> {
             base_layers: self.base.layers.len(),
             epoch: self.epoch,
             walks,
+            installed: installed.as_ref(),
         };
         let plan = plan::plan_layer(&inputs, index)?;
+        drop(installed);
         if plan.is_empty() {
             log(&format!("layer {}: no changes, not emitted", spec.name));
             return Ok(());
@@ -210,6 +245,7 @@ impl<'a> Layers<'a> {
         let changes = plan::changes(&entries, layer_index)
             .map_err(|m| self.recipe.error_at(&["layers", &index.to_string()], m))?;
         view.apply(changes.clone());
+        let report = self.report(index, view, layer_index, log);
         while self.slots.iter().filter(|s| s.writing()).count() >= self.max_writers {
             if let Some(oldest) = self.slots.iter_mut().find(|s| s.writing()) {
                 oldest.wait();
@@ -228,6 +264,7 @@ impl<'a> Layers<'a> {
             compression: self.compression,
             progress: self.progress.clone(),
             layer_index,
+            staging,
         };
         self.slots.push(Slot {
             name: spec.name.clone(),
@@ -239,8 +276,24 @@ impl<'a> Layers<'a> {
                 changes,
                 handle: std::thread::spawn(move || job.run(writer)),
             },
+            packages: report,
         });
         Ok(())
+    }
+
+    /// The report of layer `index`, now in `view` at `layer_index`, when
+    /// it installs packages; logged.
+    fn report(
+        &self,
+        index: usize,
+        view: &View,
+        layer_index: usize,
+        log: Log,
+    ) -> Option<packages::Report> {
+        let set = self.closures.get(&index)?;
+        let report = packages::report(view, set, layer_index);
+        packages::log_report(&self.recipe.spec.layers[index].name, &report, log);
+        Some(report)
     }
 
     /// Waits for every layer, in order, filing fresh ones in the cache, then
@@ -307,6 +360,7 @@ fn finish_slot(
         layer,
         findings,
         cached,
+        packages: slot.packages,
     })
 }
 
@@ -327,6 +381,7 @@ struct Slot {
     key: Option<Digest>,
     layer_index: usize,
     state: SlotState,
+    packages: Option<packages::Report>,
 }
 
 enum SlotState {
@@ -415,6 +470,8 @@ struct WriteJob {
     compression: LayerCompression,
     progress: Progress,
     layer_index: usize,
+    /// Package contents the entries point into, removed once written.
+    staging: Option<tempfile::TempDir>,
 }
 
 impl WriteJob {
@@ -436,6 +493,7 @@ impl WriteJob {
             Some(&mut sink),
         )?;
         writer.commit()?;
+        drop(self.staging);
         Ok((written, scan.since(mark), self.count))
     }
 }
@@ -541,7 +599,8 @@ impl LayerSummary {
     /// version is read back, never trusted.
     fn version() -> String {
         format!(
-            "summary 1, seal policy {}, scanner {}",
+            "summary 2, layer reading {}, seal policy {}, scanner {}",
+            crate::rootfs::READER_VERSION,
             seal::POLICY_VERSION,
             seal::scan::SCANNER_VERSION
         )

@@ -14,6 +14,7 @@
 
 pub mod key;
 pub mod layers;
+pub mod packages;
 pub mod plan;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -74,6 +75,8 @@ pub struct Sources {
     pub cache: Option<PathBuf>,
     /// How to reach registries, for `docker://` bases.
     pub registry: registry::Access,
+    /// Other copies of Debian archives to download from.
+    pub mirrors: packages::Mirrors,
 }
 
 /// Where a build's image goes, and what must hold before it lands.
@@ -97,6 +100,9 @@ pub struct Report {
     pub layers: Vec<LayerReport>,
     /// Every external reference resolved, as `ingot.lock` records them.
     pub pins: Vec<Pin>,
+    /// The packages installed, by layer, as `ingot.lock` records them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<lock::PackageSet>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -108,6 +114,9 @@ pub struct LayerReport {
     pub entries: usize,
     /// Served from the build cache rather than built.
     pub cached: bool,
+    /// What a `packages` step installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<packages::Report>,
 }
 
 /// Progress and log lines go here; the CLI sends them to stderr.
@@ -125,12 +134,17 @@ pub fn build(
     log: Log,
 ) -> Result<Report> {
     let staging = Staging::new(&emit.output)?;
-    let mut ctx = Context::new(&staging.blobs, settings, sources, progress, recipe, log);
+    let mut ctx = Context::new(&staging.blobs, settings, sources, progress, recipe, log)?;
+    if emit.locked {
+        ctx.resolve = packages::Resolve::Locked;
+    }
     let built = build_image(recipe, &mut ctx)?;
     ctx.save_stats();
     keep_only_referenced(&staging.blobs, &built)?;
     // A retried build pins its bases again: LockFile sorts and dedups.
-    let pins = LockFile::new(std::mem::take(&mut ctx.pins)).pins;
+    let resolved = LockFile::new(std::mem::take(&mut ctx.pins))
+        .with_packages(std::mem::take(&mut ctx.package_sets));
+    let (pins, packages) = (resolved.pins, resolved.packages);
     if emit.locked {
         check_lock(recipe, &pins)?;
     }
@@ -152,6 +166,7 @@ pub fn build(
         base: built.base_name,
         layers: built.reports,
         pins,
+        packages,
     })
 }
 
@@ -165,10 +180,12 @@ pub fn lock(recipe: &Recipe, sources: &Sources, log: Log) -> Result<LockFile> {
     // context, and stemcell bases are built at their own.
     let settings = Settings::stemcell();
     let quiet = Progress::quiet();
-    let mut ctx = Context::new(&blobs, &settings, sources, &quiet, recipe, log);
+    let mut ctx = Context::new(&blobs, &settings, sources, &quiet, recipe, log)?;
     ctx.repin = true;
+    ctx.resolve = packages::Resolve::Relock;
     collect_pins(recipe, &mut ctx)?;
-    let lock = LockFile::new(std::mem::take(&mut ctx.pins));
+    let lock = LockFile::new(std::mem::take(&mut ctx.pins))
+        .with_packages(std::mem::take(&mut ctx.package_sets));
     lock::write(&lock::path_for(&recipe.file), &lock)?;
     Ok(lock)
 }
@@ -178,9 +195,13 @@ fn collect_pins(recipe: &Recipe, ctx: &mut Context) -> Result<()> {
         let inner = ctx.enter(recipe, path)?;
         collect_pins(&inner, ctx)?;
         ctx.leave();
-        return Ok(());
     }
-    ctx.resolve_base(recipe).map(drop)
+    let base = ctx.resolve_base(recipe)?;
+    if packages::installs(recipe) {
+        let platform = platform_for(recipe, &base)?;
+        ctx.closures(recipe, &platform)?;
+    }
+    Ok(())
 }
 
 /// Compares what this build resolved with `ingot.lock`.
@@ -223,6 +244,15 @@ struct Context<'a> {
     cache: Option<Cache>,
     /// Stat indexes of source directories, saved when the build ends.
     stats: BTreeMap<PathBuf, StatIndex>,
+    /// The root recipe's lock, which pins the packages of every recipe
+    /// of the build.
+    lock: Option<LockFile>,
+    resolve: packages::Resolve,
+    /// The closures of the `packages` steps resolved so far.
+    package_sets: Vec<lock::PackageSet>,
+    /// Where `.deb`s are kept: the cache's store, else a build's own.
+    debs: BlobStore,
+    _debs_dir: Option<tempfile::TempDir>,
 }
 
 impl<'a> Context<'a> {
@@ -233,8 +263,22 @@ impl<'a> Context<'a> {
         progress: &'a Progress,
         recipe: &Recipe,
         log: Log<'a>,
-    ) -> Self {
-        Context {
+    ) -> Result<Self> {
+        // A cache that cannot be opened only makes the build slower.
+        let cache = sources
+            .cache
+            .as_deref()
+            .and_then(|root| Cache::open(root).ok());
+        let (debs, debs_dir) = match &cache {
+            Some(cache) => (cache.blobs.clone(), None),
+            None => {
+                let dir = tempfile::tempdir().context(|| "creating a package store".into())?;
+                let store =
+                    BlobStore::open(dir.path()).context(|| "creating a package store".into())?;
+                (store, Some(dir))
+            }
+        };
+        Ok(Context {
             blobs,
             settings,
             sources,
@@ -244,13 +288,30 @@ impl<'a> Context<'a> {
             stack: recipe.path.iter().cloned().collect(),
             root_dir: recipe.dir.clone(),
             pins: Vec::new(),
-            // A cache that cannot be opened only makes the build slower.
-            cache: sources
-                .cache
-                .as_deref()
-                .and_then(|root| Cache::open(root).ok()),
+            cache,
             stats: BTreeMap::new(),
-        }
+            lock: lock::read(&recipe.dir.join(lock::FILE_NAME))?,
+            resolve: packages::Resolve::Build,
+            package_sets: Vec::new(),
+            debs,
+            _debs_dir: debs_dir,
+        })
+    }
+
+    /// The closures of `recipe`'s `packages` steps, as the lock pins them
+    /// (or resolved, as `resolve` allows), recorded for the lock.
+    fn closures(&mut self, recipe: &Recipe, platform: &Platform) -> Result<packages::Closures> {
+        let from = self.from(recipe);
+        let ctx = packages::Context {
+            from: &from,
+            lock: self.lock.as_ref(),
+            resolve: self.resolve,
+            platform,
+            mirrors: &self.sources.mirrors,
+        };
+        let closures = packages::closures(recipe, &ctx, self.log)?;
+        self.package_sets.extend(closures.values().cloned());
+        Ok(closures)
     }
 
     /// Saves what the stat indexes learnt.
@@ -334,7 +395,9 @@ impl RecipeBuilder for Context<'_> {
             &quiet,
             stemcell,
             &mut silent,
-        );
+        )?;
+        // A stemcell version is what its own lock pins, never resolved anew.
+        inner.resolve = packages::Resolve::Locked;
         Ok(build_image(stemcell, &mut inner)?.into_base())
     }
 }
@@ -418,6 +481,11 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
     let spec = &recipe.spec;
     let base = ctx.resolve_base(recipe)?;
     let platform = platform_for(recipe, &base)?;
+    let closures = if packages::installs(recipe) {
+        ctx.closures(recipe, &platform)?
+    } else {
+        packages::Closures::new()
+    };
     (ctx.log)(&format!(
         "building {} {} on {}",
         spec.name, spec.version, base.name
@@ -427,7 +495,7 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
         let how = if lower.cached { "cached" } else { "read" };
         (ctx.log)(&format!("base layers: {how}, {}", base.layers.len()));
     }
-    let Some(finished) = build_layers(recipe, &base, &mut lower, ctx)? else {
+    let Some(finished) = build_layers(recipe, &base, &mut lower, &closures, ctx)? else {
         return Ok(None);
     };
     let created = image::rfc3339(ctx.settings.epoch);
@@ -615,15 +683,18 @@ fn build_layers(
     recipe: &Recipe,
     base: &BaseImage,
     below: &mut Below,
+    closures: &packages::Closures,
     ctx: &mut Context,
 ) -> Result<Option<Vec<FinishedLayer>>> {
     let Context {
         blobs,
         settings,
+        sources,
         progress,
         log,
         cache,
         stats,
+        debs,
         ..
     } = ctx;
     let setup = Setup {
@@ -632,6 +703,11 @@ fn build_layers(
         epoch: settings.epoch,
         compression: settings.compression,
         progress,
+        closures,
+        debs: packages::Debs {
+            store: debs,
+            mirrors: &sources.mirrors,
+        },
     };
     let mut layers = Layers::new(recipe, base, &below.diff_ids, setup);
     progress.start(&format!("building {}", recipe.spec.name), 0);
@@ -677,6 +753,7 @@ fn new_layer(
         size: built.size,
         entries: built.entries,
         cached: layer.cached,
+        packages: layer.packages,
     };
     let new = NewLayer {
         descriptor,

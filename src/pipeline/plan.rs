@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::base::BaseImage;
+use crate::debian::install::Installed;
 use crate::layer::{self, Content, EntryKind};
 use crate::recipe::schema::{CopyStep, GroupStep, TemplateStep, UserStep};
 use crate::recipe::{Recipe, RecipeError, Step, template};
@@ -27,6 +28,8 @@ pub struct Inputs<'a> {
     pub epoch: u64,
     /// Sources already walked (for the cache key); others are walked here.
     pub walks: &'a source::Walks,
+    /// What the layer's `packages` step installed, done before planning.
+    pub installed: Option<&'a Installed>,
 }
 
 /// The changes one recipe layer makes.
@@ -94,6 +97,19 @@ pub fn plan_layer(inputs: &Inputs, index: usize) -> Result<Plan, RecipeError> {
             }
             Step::User(u) => plan.user(inputs, u).map_err(fail("name"))?,
             Step::Group(g) => plan.group(inputs, g).map_err(fail("name"))?,
+            Step::Packages(_) => {
+                let installed = inputs.installed.ok_or_else(|| {
+                    fail("install")("the packages were not installed before planning".into())
+                })?;
+                // Unpacked against the view below, as dpkg would: the
+                // entries are final, and read the base.
+                for entry in &installed.entries {
+                    if let Some(path) = ImagePath::from_rel(&entry.path) {
+                        plan.entries.insert(path, entry.clone());
+                    }
+                }
+                plan.base_dependent = true;
+            }
         }
     }
     Ok(plan)

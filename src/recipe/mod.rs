@@ -173,6 +173,9 @@ impl Recipe {
                 self.validate_step(i, j, step)?;
             }
         }
+        for (i, archive) in spec.archives.iter().enumerate() {
+            self.validate_archive(i, archive)?;
+        }
         for key in spec.config.env.keys() {
             if key.is_empty() || key.contains('=') {
                 return Err(self.error_at(
@@ -261,9 +264,75 @@ impl Recipe {
         Ok(())
     }
 
+    /// An archive needs an http(s) URL, suites and components that are
+    /// plain path segments, and a keyring file inside the recipe directory.
+    fn validate_archive(&self, i: usize, a: &schema::ArchiveSpec) -> Result<(), RecipeError> {
+        let at =
+            |field: &str, msg: String| self.error_at(&["archives", &i.to_string(), field], msg);
+        let scheme_ok = ["http://", "https://"]
+            .iter()
+            .any(|p| a.url.strip_prefix(p).is_some_and(|rest| !rest.is_empty()));
+        if !scheme_ok || a.url.ends_with('/') || a.url.contains(char::is_whitespace) {
+            return Err(at(
+                "url",
+                format!(
+                    "archive url {:?} must be http:// or https://, with no trailing '/'",
+                    a.url
+                ),
+            ));
+        }
+        for (field, names) in [("suites", &a.suites), ("components", &a.components)] {
+            if names.is_empty() {
+                return Err(at(
+                    field,
+                    format!("an archive needs at least one of {field}"),
+                ));
+            }
+            if let Some(bad) = names.iter().find(|n| !valid_dist_name(n)) {
+                return Err(at(
+                    field,
+                    format!("{bad:?} must be letters, digits, '.', '_', '-' or '/' between them"),
+                ));
+            }
+        }
+        let keyring = self.resolve_src(&a.keyring).map_err(|m| at("keyring", m))?;
+        if !keyring.is_file() {
+            return Err(at(
+                "keyring",
+                format!("keyring {:?} is not a regular file", a.keyring),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_step(&self, layer: usize, step: usize, s: &Step) -> Result<(), RecipeError> {
         let err = |field: &str, msg: String| self.step_error(layer, step, Some(field), msg);
         match s {
+            // Packages unpack against the layers below, as dpkg would; a
+            // step before them in the same layer would be invisible to it.
+            Step::Packages(_) if step > 0 => {
+                return Err(self.step_error(
+                    layer,
+                    step,
+                    None,
+                    "a packages step must be the first step of its layer: put the steps before it in a layer below",
+                ));
+            }
+            Step::Packages(p) => {
+                if p.install.is_empty() {
+                    return Err(err("install", "install lists no package".into()));
+                }
+                for (field, names) in [("install", &p.install), ("exclude", &p.exclude)] {
+                    if let Some(bad) = names.iter().find(|n| !valid_package_name(n)) {
+                        return Err(err(
+                            field,
+                            format!(
+                                "{bad:?} is not a Debian package name (lowercase letters, digits, '+', '-', '.')"
+                            ),
+                        ));
+                    }
+                }
+            }
             Step::Copy(c) => {
                 self.resolve_src(&c.src).map_err(|m| err("src", m))?;
                 if c.dest.is_root() {
@@ -345,6 +414,26 @@ fn valid_name(s: &str) -> bool {
         && s.len() <= 128
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+/// Debian policy 5.6.1: at least two characters, lowercase letters,
+/// digits, `+`, `-` and `.`, starting with a letter or digit.
+fn valid_package_name(s: &str) -> bool {
+    s.len() >= 2
+        && s.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b))
+}
+
+/// A suite or component: path segments an archive URL can carry.
+fn valid_dist_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
 }
 
 /// Accounts as useradd(8) accepts them by default, so every tool reading

@@ -32,6 +32,10 @@ pub struct RecipeSpec {
     /// Runtime values, bound per environment at deploy time.
     #[serde(default)]
     pub params: BTreeMap<String, ParamSpec>,
+    /// Debian archives `packages` steps install from; when empty, those of
+    /// the base's recipe (a Debian stemcell's, or a `recipe:` base's).
+    #[serde(default)]
+    pub archives: Vec<ArchiveSpec>,
     #[serde(default)]
     pub layers: Vec<LayerSpec>,
     #[serde(default)]
@@ -144,6 +148,7 @@ pub enum Step {
     Remove(RemoveStep),
     User(UserStep),
     Group(GroupStep),
+    Packages(PackagesStep),
 }
 
 impl Step {
@@ -158,6 +163,7 @@ impl Step {
             Step::Remove(_) => "remove",
             Step::User(_) => "user",
             Step::Group(_) => "group",
+            Step::Packages(_) => "packages",
         }
     }
 }
@@ -249,6 +255,34 @@ pub struct GroupStep {
     pub gid: u32,
     #[serde(default)]
     pub members: Vec<String>,
+}
+
+/// Installs Debian packages and their dependencies, as `ingot.lock` pins
+/// them, without running their maintainer scripts.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackagesStep {
+    pub install: Vec<String>,
+    /// Packages left out of the closure even though something depends on
+    /// them (the lock says what wanted each).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Clears the setuid and setgid bits of every file the packages
+    /// install, which the seal refuses otherwise.
+    #[serde(default)]
+    pub drop_setuid: bool,
+}
+
+/// A Debian archive: `url` holds `dists/` and `pool/`; `InRelease` of each
+/// suite must be signed by a key of `keyring` (a file in the recipe's
+/// directory, binary or armored).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveSpec {
+    pub url: String,
+    pub suites: Vec<String>,
+    pub components: Vec<String>,
+    pub keyring: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -72,10 +72,18 @@ pub enum Change {
 /// is cached under this version with the seal's, so bump it with any change
 /// to what [`View::read_tar`] accepts, refuses or makes of an entry: a
 /// summary made by another reading is never trusted.
-pub const READER_VERSION: &str = "1";
+pub const READER_VERSION: &str = "2";
 
-/// The account databases whose content the view keeps.
-pub const WATCHED: [&str; 4] = ["etc/passwd", "etc/group", "etc/shadow", "etc/gshadow"];
+/// The files whose content the view keeps: the account databases, which
+/// user steps and the seal read, and dpkg's `status`, which a `packages`
+/// step merges its own packages into.
+pub const WATCHED: [&str; 5] = [
+    "etc/passwd",
+    "etc/group",
+    "etc/shadow",
+    "etc/gshadow",
+    "var/lib/dpkg/status",
+];
 
 /// Largest watched file kept in memory; a larger one is refused, not read.
 const WATCHED_MAX: u64 = 16 << 20;

@@ -1,0 +1,360 @@
+//! The `packages` steps of a recipe on their way to layers (issue 13): the
+//! archives they resolve from (the recipe's own, else its base recipe's,
+//! as a Debian stemcell records its archive), the closure each is locked
+//! to, and the `.deb`s, fetched by SHA-256 into the content store, that a
+//! layer built afresh installs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use super::Log;
+use crate::base::stemcell;
+use crate::debian::archive::{ArchiveSource, PackagePin};
+use crate::debian::install::{self, Installed, Options};
+use crate::error::{Error, IoContext, Result};
+use crate::image::Platform;
+use crate::lock::{LockFile, PackageSet};
+use crate::recipe::schema::{BaseRef, PackagesStep};
+use crate::recipe::{Recipe, Step};
+use crate::rootfs::View;
+use crate::store::BlobStore;
+use pending as archive;
+pub use pending::Mirrors;
+
+/// The locked closure of each layer that installs packages, by layer
+/// index.
+pub type Closures = BTreeMap<usize, PackageSet>;
+
+/// How closures are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolve {
+    /// As the lock pins them; a step the lock does not answer is an error.
+    Locked,
+    /// As the lock pins them, else resolved from the archive now.
+    Build,
+    /// Resolved from the archive now, whatever the lock says.
+    Relock,
+}
+
+/// The `packages` step of each layer that has one.
+fn steps(recipe: &Recipe) -> impl Iterator<Item = (usize, &PackagesStep)> {
+    recipe
+        .spec
+        .layers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| match l.steps.first() {
+            Some(Step::Packages(p)) => Some((i, p)),
+            _ => None,
+        })
+}
+
+/// Whether the recipe installs any package.
+pub fn installs(recipe: &Recipe) -> bool {
+    steps(recipe).next().is_some()
+}
+
+/// The archives `recipe`'s packages come from: its own, else those of the
+/// recipe its base is built from (a stemcell's or a `recipe:` base's),
+/// keyrings read.
+pub fn archives(recipe: &Recipe) -> Result<Vec<ArchiveSource>> {
+    if !recipe.spec.archives.is_empty() {
+        return recipe
+            .spec
+            .archives
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let at = |m: String| {
+                    Error::from(recipe.error_at(&["archives", &i.to_string(), "keyring"], m))
+                };
+                let path = recipe.resolve_src(&a.keyring).map_err(at)?;
+                let keyring = std::fs::read(&path)
+                    .map_err(|e| at(format!("reading keyring {:?}: {e}", a.keyring)))?;
+                Ok(ArchiveSource {
+                    url: a.url.clone(),
+                    suites: a.suites.clone(),
+                    components: a.components.clone(),
+                    keyring,
+                    keyring_name: format!("{}: {}", recipe.file.display(), a.keyring),
+                })
+            })
+            .collect();
+    }
+    match &recipe.spec.base {
+        BaseRef::Stemcell { name, version } => {
+            let unpacked = stemcell::unpack(name, version.as_deref())
+                .map_err(|m| recipe.error_at(&["base"], m))?;
+            archives(&unpacked.recipe)
+        }
+        BaseRef::Recipe(path) => {
+            let inner = Recipe::load(&recipe.dir.join(path))?;
+            archives(&inner)
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Debian's name for the architecture of `platform`.
+pub fn debian_arch(platform: &Platform) -> Result<&'static str, String> {
+    let arch = match (platform.arch.as_str(), platform.variant.as_deref()) {
+        ("amd64", _) => "amd64",
+        ("arm64", _) => "arm64",
+        ("arm", Some("v7")) => "armhf",
+        ("arm", Some("v5")) => "armel",
+        ("386", _) => "i386",
+        ("ppc64le", _) => "ppc64el",
+        ("s390x", _) => "s390x",
+        ("riscv64", _) => "riscv64",
+        ("mips64le", _) => "mips64el",
+        _ => return Err(format!("platform {platform} has no Debian architecture")),
+    };
+    Ok(arch)
+}
+
+/// What finding closures needs.
+pub struct Context<'a> {
+    /// The recipe's path as `ingot.lock` names it.
+    pub from: &'a str,
+    pub lock: Option<&'a LockFile>,
+    pub resolve: Resolve,
+    pub platform: &'a Platform,
+    pub mirrors: &'a Mirrors,
+}
+
+/// The closure of every `packages` step of `recipe`.
+pub fn closures(recipe: &Recipe, ctx: &Context, log: Log) -> Result<Closures> {
+    let mut out = Closures::new();
+    let mut sources: Option<Vec<ArchiveSource>> = None;
+    for (index, step) in steps(recipe) {
+        let layer = &recipe.spec.layers[index].name;
+        let at = |m: String| Error::from(recipe.step_error(index, 0, None, m));
+        if sources.is_none() {
+            sources = Some(archives(recipe)?);
+        }
+        let sources = sources.as_deref().unwrap_or_default();
+        if sources.is_empty() {
+            return Err(at(
+                "no archive to install from: add `archives:` to the recipe, or build on a Debian stemcell".into(),
+            ));
+        }
+        let request = request(ctx.from, layer, step, sources);
+        let locked = ctx
+            .lock
+            .filter(|_| ctx.resolve != Resolve::Relock)
+            .and_then(|lock| lock.package_set(ctx.from, layer))
+            .filter(|set| set.answers(&request));
+        if let Some(set) = locked {
+            out.insert(index, set.clone());
+            continue;
+        }
+        if ctx.resolve == Resolve::Locked {
+            return Err(at(format!(
+                "--locked: the packages of layer {layer:?} are not locked as the recipe asks; run `ingot lock {}`",
+                recipe.file.display()
+            )));
+        }
+        if ctx.resolve == Resolve::Build {
+            log(&format!(
+                "warning: layer {layer}: packages not locked, resolved from the archive (run ingot lock to pin them)"
+            ));
+        }
+        let arch = debian_arch(ctx.platform).map_err(at)?;
+        let resolved = archive::lock(
+            sources,
+            arch,
+            &step.install,
+            &step.exclude,
+            ctx.mirrors,
+            log,
+        )
+        .map_err(|e| e.within(format!("layer {layer}")))?;
+        for excluded in &resolved.excluded {
+            log(&format!(
+                "layer {layer}: excluded {} (wanted by {})",
+                excluded.name,
+                excluded.wanted_by.join(", ")
+            ));
+        }
+        let mut set = request;
+        set.packages = resolved.packages;
+        out.insert(index, set);
+    }
+    Ok(out)
+}
+
+/// What a step asks for, as the lock records it.
+fn request(from: &str, layer: &str, step: &PackagesStep, sources: &[ArchiveSource]) -> PackageSet {
+    let sorted = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v.dedup();
+        v
+    };
+    PackageSet {
+        from: from.to_string(),
+        layer: layer.to_string(),
+        install: sorted(&step.install),
+        exclude: sorted(&step.exclude),
+        archives: sources.iter().map(|s| s.url.clone()).collect(),
+        packages: Vec::new(),
+    }
+}
+
+/// Where `.deb`s are fetched to and from.
+pub struct Debs<'a> {
+    pub store: &'a BlobStore,
+    pub mirrors: &'a Mirrors,
+}
+
+/// A layer's packages installed over `below`: their `.deb`s fetched
+/// (those `below` lacks), unpacked, the database written. The staging
+/// directory holds the files' content until the layer is written.
+pub fn install_set(
+    below: &View,
+    set: &PackageSet,
+    step: &PackagesStep,
+    debs: &Debs,
+    log: Log,
+) -> Result<(Installed, tempfile::TempDir)> {
+    let missing: Vec<PackagePin> = install::missing(below, &set.packages)
+        .into_iter()
+        .cloned()
+        .collect();
+    let paths = archive::fetch_debs(&missing, debs.mirrors, debs.store, log)?;
+    let by_name: HashMap<String, PathBuf> =
+        missing.iter().map(|p| p.name.clone()).zip(paths).collect();
+    let staging = tempfile::Builder::new()
+        .prefix(".ingot-packages-")
+        .tempdir()
+        .context(|| "creating a staging directory for package contents".into())?;
+    let options = Options {
+        drop_setuid: step.drop_setuid,
+    };
+    let installed = install::install(below, &set.packages, &by_name, staging.path(), options)
+        .map_err(|e| Error::Failed(format!("layer {}: {e}", set.layer)))?;
+    Ok((installed, staging))
+}
+
+/// Stand-ins for the archive client until it lands.
+mod pending {
+    use super::*;
+
+    #[derive(Debug, Clone, Default)]
+    pub struct Mirrors;
+
+    impl Mirrors {
+        pub fn parse(_: &[String]) -> Result<Mirrors, String> {
+            Ok(Mirrors)
+        }
+    }
+
+    pub struct Excluded {
+        pub name: String,
+        pub wanted_by: Vec<String>,
+    }
+
+    pub struct Locked {
+        pub packages: Vec<PackagePin>,
+        pub excluded: Vec<Excluded>,
+    }
+
+    pub fn lock(
+        _: &[ArchiveSource],
+        _: &str,
+        _: &[String],
+        _: &[String],
+        _: &Mirrors,
+        _: Log,
+    ) -> Result<Locked> {
+        Err(Error::Failed(
+            "resolving from an archive is not available".into(),
+        ))
+    }
+
+    pub fn fetch_debs(
+        pins: &[PackagePin],
+        _: &Mirrors,
+        store: &BlobStore,
+        _: Log,
+    ) -> Result<Vec<PathBuf>> {
+        pins.iter()
+            .map(|p| {
+                store
+                    .contains(&p.sha256)
+                    .then(|| store.path(&p.sha256))
+                    .ok_or_else(|| Error::Failed(format!("{} is not in the store", p.name)))
+            })
+            .collect()
+    }
+}
+
+/// What a `packages` layer installed, for the build's report: read off
+/// the dpkg database the layer wrote, so a layer served from the cache
+/// reports the same as one built.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    /// Packages this layer unpacked (the rest of the closure was there).
+    pub installed: Vec<Installation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Installation {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    /// Its maintainer scripts, none of which ran.
+    pub scripts_not_run: Vec<&'static str>,
+}
+
+/// The report of layer `layer_index`, which installed `set`, from `view`
+/// (which holds the layer).
+pub fn report(view: &View, set: &PackageSet, layer_index: usize) -> Report {
+    let in_layer = |rel: &str| {
+        crate::rootfs::meta::ImagePath::from_rel(rel)
+            .and_then(|p| view.get(&p))
+            .is_some_and(|n| n.layer == layer_index)
+    };
+    let info = |pin: &PackagePin, file: &str| {
+        let bare = format!("{}/{}.{file}", install::INFO, pin.name);
+        let qualified = format!("{}/{}:{}.{file}", install::INFO, pin.name, pin.architecture);
+        in_layer(&bare) || in_layer(&qualified)
+    };
+    let installed = set
+        .packages
+        .iter()
+        .filter(|pin| info(pin, "list"))
+        .map(|pin| Installation {
+            name: pin.name.clone(),
+            version: pin.version.clone(),
+            architecture: pin.architecture.clone(),
+            scripts_not_run: crate::debian::deb::Script::ALL
+                .into_iter()
+                .map(|s| s.name())
+                .filter(|s| info(pin, s))
+                .collect(),
+        })
+        .collect();
+    Report { installed }
+}
+
+/// The report's lines for the log: one per package whose scripts did not
+/// run, so nothing is silently half-installed.
+pub fn log_report(layer: &str, report: &Report, log: Log) {
+    log(&format!(
+        "layer {layer}: {} packages installed",
+        report.installed.len()
+    ));
+    for p in report
+        .installed
+        .iter()
+        .filter(|p| !p.scripts_not_run.is_empty())
+    {
+        log(&format!(
+            "layer {layer}: {} {}: maintainer scripts not run: {}",
+            p.name,
+            p.version,
+            p.scripts_not_run.join(", ")
+        ));
+    }
+}
