@@ -2,6 +2,7 @@
 //! binary in temp directories.
 #![allow(dead_code)]
 
+pub mod archive;
 pub mod debian;
 pub mod layout;
 
