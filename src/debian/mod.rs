@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod deb;
+pub mod fetch;
 pub mod index;
 pub mod resolve;
 pub mod signed;
