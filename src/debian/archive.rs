@@ -1,5 +1,8 @@
 //! Debian archives as a recipe names them, and the packages a lock pins
-//! from them (issue 13, "Recipe").
+//! from them (issue 13, "Recipe"): [`lock`] resolves a package request
+//! against archives' signed indexes into pins, [`fetch_debs`] brings the
+//! pinned `.deb`s into the content store. The HTTP side is
+//! [`fetch`](crate::debian::fetch)'s.
 //!
 //! A pin records content, not hosts: the archive is named by the URL the
 //! recipe (or its stemcell) gives, and the package by its path in that

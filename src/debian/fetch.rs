@@ -100,10 +100,6 @@ impl Fetcher {
         })
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     /// GETs `url`, whose body may be at most `limit` bytes. Any status but
     /// 200 is an error ([`ArchiveError::Status`]); so is a
     /// `Content-Length` over `limit`, before a byte of the body is read.
@@ -491,6 +487,8 @@ pub(crate) mod test_server {
         Claims(u64),
         /// Reads the request and never answers.
         Silent,
+        /// 200 and a byte every 200 ms, without end.
+        Drip,
         Redirect(String),
     }
 
@@ -597,6 +595,12 @@ pub(crate) mod test_server {
                     }
                 })
             }
+            Some(Reply::Drip) => conn.write_all(&head("200 OK", "")).and_then(|()| {
+                loop {
+                    conn.write_all(b"x")?;
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+            }),
             Some(Reply::Silent) => {
                 // Until the client gives up and closes.
                 let _ = reader.read_to_end(&mut Vec::new());
@@ -693,6 +697,26 @@ mod tests {
     }
 
     #[test]
+    fn a_file_that_takes_too_long_times_out_though_it_never_stalls() {
+        let server = Server::start();
+        server.route("/drip", Reply::Drip);
+        let fetcher = Fetcher::new(quick()).unwrap();
+        let started = std::time::Instant::now();
+        let err = fetcher
+            .get(&format!("{}/drip", server.url), 1000)
+            .unwrap()
+            .read_all()
+            .unwrap_err();
+        assert!(matches!(err, ArchiveError::Timeout { .. }), "{err}");
+        assert!(err.to_string().contains("not complete after 3s"), "{err}");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(2900) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+    }
+
+    #[test]
     fn redirects_are_followed_a_bounded_number_of_times() {
         let server = Server::start();
         server.route("/file", Reply::Bytes(b"content".to_vec()));
@@ -770,15 +794,19 @@ mod tests {
     #[test]
     fn bad_mirror_specs_are_refused() {
         let cases = [
+            // An original that is none of the archives.
             vec!["http://elsewhere.example/x=http://m.example/x".to_string()],
+            // Not HTTP.
             vec!["ftp://m.example/debian".to_string()],
+            vec![format!("{DEBIAN}=http://")],
+            // One archive, two mirrors.
             vec![
                 format!("{DEBIAN}=http://m1.example"),
                 format!("{DEBIAN}=http://m2.example"),
             ],
         ];
         for specs in cases {
-            let err = Mirrors::parse(&specs, &[DEBIAN, SECURITY]).unwrap_err();
+            let err = Mirrors::parse(&specs, &[DEBIAN]).unwrap_err();
             assert!(
                 matches!(err, ArchiveError::Mirror { .. }),
                 "{specs:?}: {err}"
