@@ -40,6 +40,16 @@ pub enum Error {
     /// what no layer may.
     #[error(transparent)]
     Deb(#[from] DebError),
+    /// A Debian archive could not be fetched, was not what its signature
+    /// and its Release say, or the packages asked for do not resolve. The
+    /// error is a `debian::archive::ArchiveError` (downcast `error` to
+    /// match on it): that module sits above this one, so it converts its
+    /// error and says which exit code it calls for.
+    #[error("{error}")]
+    Archive {
+        error: Box<dyn std::error::Error + Send + Sync>,
+        exit_code: i32,
+    },
     /// An error met on something it does not name itself (an image, a
     /// base, a push), said first; the error keeps its type.
     #[error("{context}: {source}")]
@@ -82,6 +92,7 @@ impl Error {
             | Error::Blob(_)
             | Error::Layer(_)
             | Error::Deb(_) => 1,
+            Error::Archive { exit_code, .. } => *exit_code,
             Error::Within { source, .. } => source.exit_code(),
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod deb;
+pub mod fetch;
 pub mod index;
 pub mod install;
 pub mod native;

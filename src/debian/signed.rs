@@ -1005,7 +1005,7 @@ pub fn check_index(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::{Path, PathBuf};
     use std::process::Command;
     use std::sync::OnceLock;
@@ -1022,19 +1022,20 @@ mod tests {
     const DASHES: &str = "- one\n-----BEGIN PGP SIGNATURE-----\n--\nplain\t \n\nlast\n";
 
     /// A throwaway GnuPG home, and the agent it starts stopped on drop.
-    struct Gpg {
+    /// (Other modules' tests sign with it too.)
+    pub(crate) struct Gpg {
         home: tempfile::TempDir,
     }
 
     impl Gpg {
-        fn new() -> Gpg {
+        pub(crate) fn new() -> Gpg {
             Gpg {
                 home: tempfile::Builder::new().prefix("gpg").tempdir().unwrap(),
             }
         }
 
         /// Runs gpg, at the faked time `at` if given; its stdout.
-        fn run(&self, at: Option<u64>, args: &[&str]) -> Vec<u8> {
+        pub(crate) fn run(&self, at: Option<u64>, args: &[&str]) -> Vec<u8> {
             let mut cmd = Command::new("gpg");
             cmd.arg("--homedir").arg(self.home.path()).args([
                 "--batch",
@@ -1061,12 +1062,12 @@ mod tests {
         }
 
         /// A new key; its fingerprints, primary first.
-        fn key(&self, at: Option<u64>, uid: &str, usage: &str) -> Vec<String> {
+        pub(crate) fn key(&self, at: Option<u64>, uid: &str, usage: &str) -> Vec<String> {
             self.run(at, &["--quick-gen-key", uid, "ed25519", usage, "never"]);
             self.fingerprints(uid)
         }
 
-        fn fingerprints(&self, uid: &str) -> Vec<String> {
+        pub(crate) fn fingerprints(&self, uid: &str) -> Vec<String> {
             let out = self.run(None, &["--with-colons", "--list-keys", uid]);
             String::from_utf8(out)
                 .unwrap()
@@ -1076,7 +1077,7 @@ mod tests {
                 .collect()
         }
 
-        fn export(&self, fpr: &str, armor: bool) -> Vec<u8> {
+        pub(crate) fn export(&self, fpr: &str, armor: bool) -> Vec<u8> {
             let mut args = vec!["--export"];
             if armor {
                 args.insert(0, "--armor");
@@ -1085,7 +1086,7 @@ mod tests {
             self.run(None, &args)
         }
 
-        fn clearsign(
+        pub(crate) fn clearsign(
             &self,
             at: Option<u64>,
             signers: &[&str],
@@ -1105,7 +1106,7 @@ mod tests {
             self.run(at, &args)
         }
 
-        fn path(&self) -> &Path {
+        pub(crate) fn path(&self) -> &Path {
             self.home.path()
         }
     }
