@@ -603,7 +603,7 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
             args.cache.or_else(default_cache_dir)
         },
         registry: access(args.insecure),
-        mirrors: mirrors(args.mirror)?,
+        mirrors: mirrors(args.mirror),
     };
     let emit = pipeline::Emit {
         output,
@@ -620,16 +620,14 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
     out.report(args.json, &report, |r| format!("{}\n", r.digest))
 }
 
-/// The mirrors of `--mirror`, else of INGOT_MIRROR.
-fn mirrors(given: Vec<String>) -> Result<pipeline::packages::Mirrors> {
-    let given = if given.is_empty() {
-        #[allow(clippy::disallowed_methods)]
-        let env = std::env::var("INGOT_MIRROR").unwrap_or_default();
-        env.split_whitespace().map(str::to_string).collect()
-    } else {
-        given
-    };
-    pipeline::packages::Mirrors::parse(&given).map_err(Error::Usage)
+/// The mirror specs of `--mirror`, else of INGOT_MIRROR.
+fn mirrors(given: Vec<String>) -> Vec<String> {
+    if !given.is_empty() {
+        return given;
+    }
+    #[allow(clippy::disallowed_methods)]
+    let env = std::env::var("INGOT_MIRROR").unwrap_or_default();
+    env.split_whitespace().map(str::to_string).collect()
 }
 
 fn lock(args: LockArgs, out: &mut Out) -> Result<()> {
@@ -637,7 +635,7 @@ fn lock(args: LockArgs, out: &mut Out) -> Result<()> {
     let sources = pipeline::Sources {
         cache: args.cache.or_else(default_cache_dir),
         registry: access(args.insecure),
-        mirrors: mirrors(args.mirror)?,
+        mirrors: mirrors(args.mirror),
     };
     let lock = pipeline::lock(&recipe, &sources, &mut |line: &str| out.log(line))?;
     let packages: usize = lock.packages.iter().map(|s| s.packages.len()).sum();

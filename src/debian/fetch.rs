@@ -388,6 +388,22 @@ impl Mirrors {
     /// `MIRROR` when there is only one archive to mirror. An `ORIGINAL`
     /// that names none of `archives` is refused, as a typo would
     /// otherwise go unnoticed; so is an archive given two mirrors.
+    /// [`Mirrors::parse`] of the specs that concern `archives`: in a build
+    /// of several recipes (a stemcell or `recipe:` base under an app), an
+    /// `ORIGINAL=MIRROR` for another recipe's archive is that recipe's.
+    pub fn for_archives<S: AsRef<str>>(
+        specs: &[S],
+        archives: &[&str],
+    ) -> Result<Mirrors, ArchiveError> {
+        let ours: BTreeSet<&str> = archives.iter().map(|a| trim_url(a)).collect();
+        let relevant: Vec<&str> = specs
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|spec| split_spec(spec).is_none_or(|(o, _)| ours.contains(trim_url(o))))
+            .collect();
+        Mirrors::parse(&relevant, archives)
+    }
+
     pub fn parse<S: AsRef<str>>(specs: &[S], archives: &[&str]) -> Result<Mirrors, ArchiveError> {
         let archives: BTreeSet<&str> = archives.iter().map(|a| trim_url(a)).collect();
         let mut by_archive = BTreeMap::new();

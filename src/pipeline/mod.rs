@@ -75,8 +75,9 @@ pub struct Sources {
     pub cache: Option<PathBuf>,
     /// How to reach registries, for `docker://` bases.
     pub registry: registry::Access,
-    /// Other copies of Debian archives to download from.
-    pub mirrors: packages::Mirrors,
+    /// Other copies of Debian archives to download from: `--mirror` specs
+    /// (`MIRROR`, or `URL=MIRROR`), read against each recipe's archives.
+    pub mirrors: Vec<String>,
 }
 
 /// Where a build's image goes, and what must hold before it lands.

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use super::Log;
 use crate::base::stemcell;
-use crate::debian::archive::{ArchiveSource, PackagePin};
+use crate::debian::archive::{self, ArchiveSource, PackagePin};
+use crate::debian::fetch::Mirrors;
 use crate::debian::install::{self, Installed, Options};
 use crate::error::{Error, IoContext, Result};
 use crate::image::Platform;
@@ -18,8 +19,6 @@ use crate::recipe::schema::{BaseRef, PackagesStep};
 use crate::recipe::{Recipe, Step};
 use crate::rootfs::View;
 use crate::store::BlobStore;
-use pending as archive;
-pub use pending::Mirrors;
 
 /// The locked closure of each layer that installs packages, by layer
 /// index.
@@ -119,7 +118,8 @@ pub struct Context<'a> {
     pub lock: Option<&'a LockFile>,
     pub resolve: Resolve,
     pub platform: &'a Platform,
-    pub mirrors: &'a Mirrors,
+    /// `--mirror` specs, as given.
+    pub mirrors: &'a [String],
 }
 
 /// The closure of every `packages` step of `recipe`.
@@ -160,15 +160,9 @@ pub fn closures(recipe: &Recipe, ctx: &Context, log: Log) -> Result<Closures> {
             ));
         }
         let arch = debian_arch(ctx.platform).map_err(at)?;
-        let resolved = archive::lock(
-            sources,
-            arch,
-            &step.install,
-            &step.exclude,
-            ctx.mirrors,
-            log,
-        )
-        .map_err(|e| e.within(format!("layer {layer}")))?;
+        let mirrors = mirrors(ctx.mirrors, &request.archives)?;
+        let resolved = archive::lock(sources, arch, &step.install, &step.exclude, &mirrors, log)
+            .map_err(|e| Error::from(e).within(format!("layer {layer}")))?;
         for excluded in &resolved.excluded {
             log(&format!(
                 "layer {layer}: excluded {} (wanted by {})",
@@ -201,10 +195,17 @@ fn request(from: &str, layer: &str, step: &PackagesStep, sources: &[ArchiveSourc
     }
 }
 
+/// The mirrors of `specs` for `archives`.
+fn mirrors(specs: &[String], archives: &[String]) -> Result<Mirrors> {
+    let archives: Vec<&str> = archives.iter().map(String::as_str).collect();
+    Ok(Mirrors::for_archives(specs, &archives)?)
+}
+
 /// Where `.deb`s are fetched to and from.
 pub struct Debs<'a> {
     pub store: &'a BlobStore,
-    pub mirrors: &'a Mirrors,
+    /// `--mirror` specs, as given.
+    pub mirrors: &'a [String],
 }
 
 /// A layer's packages installed over `below`: their `.deb`s fetched
@@ -221,7 +222,9 @@ pub fn install_set(
         .into_iter()
         .cloned()
         .collect();
-    let paths = archive::fetch_debs(&missing, debs.mirrors, debs.store, log)?;
+    let mirrors = mirrors(debs.mirrors, &set.archives)?;
+    let paths = archive::fetch_debs(&missing, &mirrors, debs.store, log)
+        .map_err(|e| Error::from(e).within(format!("layer {}", set.layer)))?;
     let by_name: HashMap<String, PathBuf> =
         missing.iter().map(|p| p.name.clone()).zip(paths).collect();
     let staging = tempfile::Builder::new()
@@ -234,59 +237,6 @@ pub fn install_set(
     let installed = install::install(below, &set.packages, &by_name, staging.path(), options)
         .map_err(|e| Error::Failed(format!("layer {}: {e}", set.layer)))?;
     Ok((installed, staging))
-}
-
-/// Stand-ins for the archive client until it lands.
-mod pending {
-    use super::*;
-
-    #[derive(Debug, Clone, Default)]
-    pub struct Mirrors;
-
-    impl Mirrors {
-        pub fn parse(_: &[String]) -> Result<Mirrors, String> {
-            Ok(Mirrors)
-        }
-    }
-
-    pub struct Excluded {
-        pub name: String,
-        pub wanted_by: Vec<String>,
-    }
-
-    pub struct Locked {
-        pub packages: Vec<PackagePin>,
-        pub excluded: Vec<Excluded>,
-    }
-
-    pub fn lock(
-        _: &[ArchiveSource],
-        _: &str,
-        _: &[String],
-        _: &[String],
-        _: &Mirrors,
-        _: Log,
-    ) -> Result<Locked> {
-        Err(Error::Failed(
-            "resolving from an archive is not available".into(),
-        ))
-    }
-
-    pub fn fetch_debs(
-        pins: &[PackagePin],
-        _: &Mirrors,
-        store: &BlobStore,
-        _: Log,
-    ) -> Result<Vec<PathBuf>> {
-        pins.iter()
-            .map(|p| {
-                store
-                    .contains(&p.sha256)
-                    .then(|| store.path(&p.sha256))
-                    .ok_or_else(|| Error::Failed(format!("{} is not in the store", p.name)))
-            })
-            .collect()
-    }
 }
 
 /// What a `packages` layer installed, for the build's report: read off
