@@ -247,6 +247,7 @@ fn the_image_runs_under_runc_and_dpkg_query_lists_its_packages() {
     assert!(passwd.starts_with("root:*:0:0:root:/root:"), "{passwd}");
     let bundle_crt = fs::read(rootfs.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
     assert!(bundle_crt.starts_with(b"-----BEGIN CERTIFICATE-----"));
+    same_certificates_as_update_ca_certificates(&rootfs);
 
     let id = format!("ingot-packages-{}", std::process::id());
     let ran = run(Command::new("runc")
@@ -467,4 +468,126 @@ fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
         out.append(&header, *body).unwrap();
     }
     out.into_inner().unwrap()
+}
+
+#[test]
+fn a_recipe_on_a_recipe_inherits_its_archives_and_merges_its_database() {
+    require("dpkg-query");
+    let archive = archive(Signing::Signed);
+    let dir = tempfile::tempdir().unwrap();
+    // The base recipe, which the app names by path.
+    recipe(
+        &dir.path().join("base"),
+        &archive,
+        &["libc6", "base-passwd"],
+    );
+    let app_dir = dir.path().join("app");
+    fs::create_dir_all(&app_dir).unwrap();
+    let app = app_dir.join("recipe.yaml");
+    fs::write(
+        &app,
+        format!(
+            "name: app\nversion: 1.0.0\nbase: recipe:../base/recipe.yaml\n\
+             layers:\n  - name: python\n    steps:\n\
+             \x20     - packages: {{ install: [python3-minimal], exclude: [{}] }}\n",
+            EXCLUDE.join(", ")
+        ),
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    ok(&lock(&app, &cache), "ingot lock");
+    let lock = lock_json(&app);
+    let sets = lock["packages"].as_array().unwrap();
+    let froms: Vec<&str> = sets.iter().map(|s| s["from"].as_str().unwrap()).collect();
+    assert_eq!(froms, ["../base/recipe.yaml", "recipe.yaml"]);
+    assert_eq!(sets[1]["archives"][0], archive.url().as_str(), "inherited");
+
+    let layout = dir.path().join("img");
+    let built = build(&app, &layout, &cache, &["--locked", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&ok(&built, "build")).unwrap();
+    let python = report["layers"].as_array().unwrap().last().unwrap().clone();
+    let installed: Vec<&str> = python["packages"]["installed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(installed.contains(&"python3.11-minimal"), "{installed:?}");
+    assert!(
+        !installed.contains(&"libc6"),
+        "libc6 is the base's: {installed:?}"
+    );
+    assert!(stderr(&built).contains("libc6 "), "{}", stderr(&built));
+
+    let bundle = dir.path().join("bundle");
+    ok(
+        &run(ingot()
+            .args(["bind", "--format", "oci-bundle", "-o"])
+            .arg(&bundle)
+            .arg(format!("oci:{}", layout.display()))),
+        "ingot bind",
+    );
+    let listed = run(Command::new("dpkg-query")
+        .arg(format!(
+            "--admindir={}",
+            bundle.join("rootfs/var/lib/dpkg").display()
+        ))
+        .args(["-W", "-f", "${Package}\n"]));
+    let listed = ok(&listed, "dpkg-query -W");
+    for name in ["libc6", "base-passwd", "python3-minimal"] {
+        assert!(
+            listed.lines().any(|l| l == name),
+            "{name} not in:\n{listed}"
+        );
+    }
+}
+
+/// The image's CA bundle and `.pem` links are what Debian's own
+/// `update-ca-certificates` (this machine's) makes of the image's
+/// certificates and `/etc/ca-certificates.conf`.
+fn same_certificates_as_update_ca_certificates(rootfs: &Path) {
+    require("update-ca-certificates");
+    let dir = tempfile::tempdir().unwrap();
+    let (etc, empty) = (dir.path().join("etc"), dir.path().join("empty"));
+    fs::create_dir_all(&etc).unwrap();
+    fs::create_dir_all(&empty).unwrap();
+    let certs = rootfs.join("usr/share/ca-certificates");
+    let made = run(Command::new("update-ca-certificates")
+        .arg("--certsconf")
+        .arg(rootfs.join("etc/ca-certificates.conf"))
+        .arg("--certsdir")
+        .arg(&certs)
+        .arg("--localcertsdir")
+        .arg(&empty)
+        .arg("--etccertsdir")
+        .arg(&etc)
+        .arg("--hooksdir")
+        .arg(&empty));
+    ok(&made, "update-ca-certificates");
+    let ours = fs::read(rootfs.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
+    assert!(
+        fs::read(etc.join("ca-certificates.crt")).unwrap() == ours,
+        "the bundle differs from update-ca-certificates'"
+    );
+    let mut links = 0;
+    for entry in fs::read_dir(&etc).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "pem") {
+            continue;
+        }
+        // Its links point into the directory it was given; the image's,
+        // into the image.
+        let theirs = fs::read_link(&path).unwrap();
+        let want =
+            Path::new("/usr/share/ca-certificates").join(theirs.strip_prefix(&certs).unwrap());
+        let image_link = rootfs.join("etc/ssl/certs").join(path.file_name().unwrap());
+        assert_eq!(
+            fs::read_link(&image_link).unwrap(),
+            want,
+            "{}",
+            image_link.display()
+        );
+        links += 1;
+    }
+    assert!(links > 100, "{links} .pem links");
 }

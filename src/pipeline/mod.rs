@@ -369,10 +369,16 @@ impl<'a> Context<'a> {
     }
 
     /// `recipe`'s path relative to the locked recipe's directory.
+    /// An embedded recipe (a stemcell) is the root of its own build, so
+    /// it is named as `ingot lock` beside it names it: by its file name.
     fn from(&self, recipe: &Recipe) -> String {
         match &recipe.path {
             Some(p) => pathdiff(p, &self.root_dir),
-            None => recipe.file.display().to_string(),
+            None => recipe
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| recipe.file.display().to_string()),
         }
     }
 }

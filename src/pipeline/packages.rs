@@ -308,3 +308,71 @@ pub fn log_report(layer: &str, report: &Report, log: Log) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every embedded stemcell that installs packages builds from its own
+    /// lock alone: each step is answered, from the recipe's archives, by
+    /// pins with plain archive paths.
+    #[test]
+    fn embedded_stemcells_are_locked_as_their_recipes_ask() {
+        let mut checked = 0;
+        for (name, version) in stemcell::available() {
+            let unpacked = stemcell::unpack(&name, Some(&version)).unwrap();
+            let recipe = &unpacked.recipe;
+            if !installs(recipe) {
+                continue;
+            }
+            let lock = crate::lock::read(&recipe.dir.join(crate::lock::FILE_NAME))
+                .unwrap()
+                .unwrap_or_else(|| panic!("stemcell {name} has no ingot.lock"));
+            let sources = archives(recipe).unwrap();
+            let urls: Vec<String> = sources.iter().map(|s| s.url.clone()).collect();
+            for (index, step) in steps(recipe) {
+                let layer = &recipe.spec.layers[index].name;
+                let asked = request("recipe.yaml", layer, step, &sources);
+                let set = lock
+                    .package_set("recipe.yaml", layer)
+                    .filter(|set| set.answers(&asked))
+                    .unwrap_or_else(|| panic!("{name}: layer {layer} is not locked as asked"));
+                assert!(!set.packages.is_empty());
+                for pin in &set.packages {
+                    assert!(urls.contains(&pin.archive), "{name}: {pin:?}");
+                    assert!(
+                        pin.path.starts_with("pool/") && !pin.path.split('/').any(|c| c == ".."),
+                        "{name}: {pin:?}"
+                    );
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked >= 2, "the Debian stemcells install packages");
+    }
+
+    #[test]
+    fn a_recipe_on_a_debian_stemcell_inherits_its_archives() {
+        let text = "name: a\nversion: '1'\nbase: stemcell:debian12\n\
+                    layers:\n  - name: l\n    steps:\n      - packages: { install: [python3-minimal] }\n";
+        let recipe =
+            Recipe::parse(text, std::path::Path::new("r.yaml"), std::env::temp_dir()).unwrap();
+        let sources = archives(&recipe).unwrap();
+        let urls: Vec<&str> = sources.iter().map(|s| s.url.as_str()).collect();
+        assert!(
+            urls.iter()
+                .all(|u| u.starts_with("https://snapshot.debian.org/")),
+            "{urls:?}"
+        );
+        assert!(sources.iter().all(|s| !s.keyring.is_empty()));
+    }
+
+    #[test]
+    fn platforms_map_to_debian_architectures() {
+        let arch = |p: &str| debian_arch(&p.parse().unwrap());
+        assert_eq!(arch("linux/amd64"), Ok("amd64"));
+        assert_eq!(arch("linux/arm/v7"), Ok("armhf"));
+        assert_eq!(arch("linux/ppc64le"), Ok("ppc64el"));
+        assert!(arch("linux/wasm").is_err());
+    }
+}
