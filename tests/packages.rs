@@ -6,6 +6,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -93,6 +94,29 @@ fn build(recipe: &Path, out: &Path, cache: &Path, extra: &[&str]) -> Output {
 fn ok(out: &Output, what: &str) -> String {
     assert!(out.status.success(), "{what}: {}", stderr(out));
     stdout(out).trim().to_string()
+}
+
+/// `ingot bind`'s runtime bundle of the image in `layout`, at `to`.
+fn bundle(layout: &Path, to: &Path) -> PathBuf {
+    ok(
+        &run(ingot()
+            .args(["bind", "--format", "oci-bundle", "-o"])
+            .arg(to)
+            .arg(format!("oci:{}", layout.display()))),
+        "ingot bind",
+    );
+    to.to_path_buf()
+}
+
+/// `dpkg-query` on the dpkg database under `rootfs`.
+fn dpkg_query(rootfs: &Path, args: &[&str]) -> String {
+    let out = run(Command::new("dpkg-query")
+        .arg(format!(
+            "--admindir={}",
+            rootfs.join("var/lib/dpkg").display()
+        ))
+        .args(args));
+    ok(&out, &format!("dpkg-query {}", args.join(" ")))
 }
 
 fn lock_json(recipe: &Path) -> serde_json::Value {
@@ -208,20 +232,12 @@ fn the_image_runs_under_runc_and_dpkg_query_lists_its_packages() {
         stderr(&built)
     );
 
-    let bundle = dir.path().join("bundle");
-    ok(
-        &run(ingot()
-            .args(["bind", "--format", "oci-bundle", "-o"])
-            .arg(&bundle)
-            .arg(format!("oci:{}", layout.display()))),
-        "ingot bind",
-    );
+    let bundle = bundle(&layout, &dir.path().join("bundle"));
     let rootfs = bundle.join("rootfs");
-    let admin = rootfs.join("var/lib/dpkg");
-    let listed = run(Command::new("dpkg-query")
-        .arg(format!("--admindir={}", admin.display()))
-        .args(["-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n"]));
-    let listed = ok(&listed, "dpkg-query -W");
+    let listed = dpkg_query(
+        &rootfs,
+        &["-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n"],
+    );
     let lock = lock_json(&recipe);
     for pin in lock["packages"][0]["packages"].as_array().unwrap() {
         let line = format!(
@@ -234,14 +250,8 @@ fn the_image_runs_under_runc_and_dpkg_query_lists_its_packages() {
             "{line:?} not in:\n{listed}"
         );
     }
-    let files = run(Command::new("dpkg-query")
-        .arg(format!("--admindir={}", admin.display()))
-        .args(["-L", "python3.11-minimal"]));
-    assert!(
-        ok(&files, "dpkg-query -L")
-            .lines()
-            .any(|l| l == "/usr/bin/python3.11")
-    );
+    let files = dpkg_query(&rootfs, &["-L", "python3.11-minimal"]);
+    assert!(files.lines().any(|l| l == "/usr/bin/python3.11"), "{files}");
     // base-passwd's accounts and the CA bundle, made without its scripts.
     let passwd = fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
     assert!(passwd.starts_with("root:*:0:0:root:/root:"), "{passwd}");
@@ -427,11 +437,16 @@ fn a_mirror_serves_the_same_pins_and_image() {
 /// `data.tar` holding one file under the raw name `entry`, which the tar
 /// crate's checked setters would refuse.
 fn deb_with_entry(package: &str, entry: &str) -> Vec<u8> {
+    deb_with_file(package, entry, 0o644)
+}
+
+/// [`deb_with_entry`] with the file's `mode`.
+fn deb_with_file(package: &str, entry: &str, mode: u32) -> Vec<u8> {
     let control = format!(
         "Package: {package}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.invalid>\nDescription: test\n"
     );
-    let control_tar = tar_of(&[("./control", control.as_bytes())]);
-    let data_tar = tar_of(&[(entry, b"owned\n".as_slice())]);
+    let control_tar = tar_of(&[("./control", control.as_bytes(), 0o644)]);
+    let data_tar = tar_of(&[(entry, b"owned\n".as_slice(), mode)]);
     let mut ar = b"!<arch>\n".to_vec();
     for (name, body) in [
         ("debian-binary", b"2.0\n".to_vec()),
@@ -456,13 +471,16 @@ fn deb_with_entry(package: &str, entry: &str) -> Vec<u8> {
     ar
 }
 
-fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+fn tar_of(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
     let mut out = tar::Builder::new(Vec::new());
-    for (name, body) in files {
+    for (name, body, mode) in files {
         let mut header = tar::Header::new_gnu();
         header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
         header.set_size(body.len() as u64);
-        header.set_mode(0o644);
+        header.set_mode(*mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
         header.set_entry_type(tar::EntryType::Regular);
         header.set_cksum();
         out.append(&header, *body).unwrap();
@@ -519,21 +537,8 @@ fn a_recipe_on_a_recipe_inherits_its_archives_and_merges_its_database() {
     );
     assert!(stderr(&built).contains("libc6 "), "{}", stderr(&built));
 
-    let bundle = dir.path().join("bundle");
-    ok(
-        &run(ingot()
-            .args(["bind", "--format", "oci-bundle", "-o"])
-            .arg(&bundle)
-            .arg(format!("oci:{}", layout.display()))),
-        "ingot bind",
-    );
-    let listed = run(Command::new("dpkg-query")
-        .arg(format!(
-            "--admindir={}",
-            bundle.join("rootfs/var/lib/dpkg").display()
-        ))
-        .args(["-W", "-f", "${Package}\n"]));
-    let listed = ok(&listed, "dpkg-query -W");
+    let bundle = bundle(&layout, &dir.path().join("bundle"));
+    let listed = dpkg_query(&bundle.join("rootfs"), &["-W", "-f", "${Package}\n"]);
     for name in ["libc6", "base-passwd", "python3-minimal"] {
         assert!(
             listed.lines().any(|l| l == name),
@@ -590,4 +595,75 @@ fn same_certificates_as_update_ca_certificates(rootfs: &Path) {
         links += 1;
     }
     assert!(links > 100, "{links} .pem links");
+}
+
+#[test]
+fn a_setuid_file_fails_the_seal_unless_the_step_drops_the_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let deb = dir.path().join("suid_1.0_all.deb");
+    fs::write(&deb, deb_with_file("suid", "./usr/bin/suid", 0o4755)).unwrap();
+    let archive = Archive::new(&[deb], ArchiveOptions::default());
+    let recipe = recipe(&dir.path().join("r"), &archive, &["suid"]);
+    let cache = dir.path().join("cache");
+    ok(&lock(&recipe, &cache), "ingot lock");
+    let layout = dir.path().join("img");
+    ok(
+        &build(&recipe, &layout, &cache, &["--locked"]),
+        "build, bit dropped",
+    );
+    let rootfs = bundle(&layout, &dir.path().join("bundle")).join("rootfs");
+    let mode = fs::metadata(rootfs.join("usr/bin/suid"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755);
+
+    let text = fs::read_to_string(&recipe).unwrap();
+    fs::write(&recipe, text.replace(", drop_setuid: true", "")).unwrap();
+    let kept = build(&recipe, &dir.path().join("img2"), &cache, &[]);
+    let err = stderr(&kept);
+    assert_eq!(kept.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("setuid") && err.contains("/usr/bin/suid"),
+        "{err}"
+    );
+    assert!(!dir.path().join("img2").exists());
+}
+
+#[test]
+fn a_changed_request_is_not_built_from_the_old_lock() {
+    let archive = archive(Signing::Signed);
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = recipe(&dir.path().join("r"), &archive, &["libc6"]);
+    let cache = dir.path().join("cache");
+    ok(&lock(&recipe, &cache), "ingot lock");
+    let text = fs::read_to_string(&recipe).unwrap();
+    fs::write(
+        &recipe,
+        text.replace("install: [libc6]", "install: [libc6, zlib1g]"),
+    )
+    .unwrap();
+    let locked = build(&recipe, &dir.path().join("img"), &cache, &["--locked"]);
+    let err = stderr(&locked);
+    assert_eq!(locked.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("\"runtime\"") && err.contains("ingot lock"),
+        "{err}"
+    );
+    assert!(!dir.path().join("img").exists());
+    // Without --locked, the build resolves afresh and says so.
+    let unlocked = build(&recipe, &dir.path().join("img"), &cache, &["--json"]);
+    let report: serde_json::Value = serde_json::from_str(&ok(&unlocked, "build")).unwrap();
+    assert!(
+        stderr(&unlocked).contains("not locked"),
+        "{}",
+        stderr(&unlocked)
+    );
+    let names: Vec<&str> = report["packages"][0]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"zlib1g"), "{names:?}");
 }

@@ -363,7 +363,12 @@ pub struct Deb<R> {
 impl Deb<BufReader<File>> {
     /// Opens the `.deb` at `path` and reads it up to its data.
     pub fn open(path: &Path) -> Result<Self, DebError> {
-        let name = path.display().to_string();
+        Deb::open_as(path, path.display().to_string())
+    }
+
+    /// [`Deb::open`], the package named `name` in errors (a `.deb` in a
+    /// content store is better known by its archive file name).
+    pub fn open_as(path: &Path, name: String) -> Result<Self, DebError> {
         let io = |source| DebError::Io {
             deb: name.clone(),
             source,

@@ -120,7 +120,8 @@ pub fn install(
         let path = debs.get(&pin.name).ok_or_else(|| {
             InstallError::Refused(format!("no .deb was fetched for {}", pin.name))
         })?;
-        let deb = Deb::open(path)?;
+        let file_name = pin.path.rsplit('/').next().unwrap_or(&pin.path);
+        let deb = Deb::open_as(path, file_name.to_string())?;
         check_pin(&deb, pin)?;
         let package = deb.package().clone();
         let data = deb.read_data(&work, &mut |p, r| stage.put(p, r))?;
