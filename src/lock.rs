@@ -138,6 +138,24 @@ pub fn read(path: &Path) -> Result<Option<LockFile>> {
             lock.version
         )));
     }
+    // A pin's path is joined to an archive's (or a mirror's) URL: it must
+    // stay inside it.
+    for pin in lock.packages.iter().flat_map(|s| &s.packages) {
+        let plain = !pin.path.is_empty()
+            && !pin.path.starts_with('/')
+            && pin
+                .path
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..");
+        if !plain {
+            return Err(Error::Usage(format!(
+                "{}: package {} has the path {:?}, which is not a plain path in its archive",
+                path.display(),
+                pin.name,
+                pin.path
+            )));
+        }
+    }
     Ok(Some(lock))
 }
 
@@ -212,6 +230,38 @@ mod tests {
         assert!(lines[0].starts_with("~ a") && lines[0].contains(&Digest::of(b"2").to_string()));
         assert!(lines[1].starts_with("- b"));
         assert!(lines[2].starts_with("+ c"));
+    }
+
+    #[test]
+    fn a_package_path_leaving_its_archive_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let pin = |p: &str| PackagePin {
+            name: "x".into(),
+            version: "1".into(),
+            architecture: "all".into(),
+            archive: "http://a.invalid/debian".into(),
+            path: p.into(),
+            size: 1,
+            sha256: Digest::of(b"x"),
+        };
+        for (p, ok) in [
+            ("pool/main/x/x_1_all.deb", true),
+            ("pool/../../x.deb", false),
+            ("/etc/x.deb", false),
+            ("", false),
+        ] {
+            let lock = LockFile::new(Vec::new()).with_packages(vec![PackageSet {
+                from: "recipe.yaml".into(),
+                layer: "l".into(),
+                install: vec!["x".into()],
+                exclude: Vec::new(),
+                archives: vec!["http://a.invalid/debian".into()],
+                packages: vec![pin(p)],
+            }]);
+            write(&path, &lock).unwrap();
+            assert_eq!(read(&path).is_ok(), ok, "{p:?}");
+        }
     }
 
     #[test]
