@@ -68,7 +68,7 @@ pub fn archives(recipe: &Recipe) -> Result<Vec<ArchiveSource>> {
                     Error::from(recipe.error_at(&["archives", &i.to_string(), "keyring"], m))
                 };
                 let path = recipe.resolve_src(&a.keyring).map_err(at)?;
-                let keyring = std::fs::read(&path)
+                let keyring = read_keyring(&path)
                     .map_err(|e| at(format!("reading keyring {:?}: {e}", a.keyring)))?;
                 Ok(ArchiveSource {
                     url: a.url.clone(),
@@ -92,6 +92,25 @@ pub fn archives(recipe: &Recipe) -> Result<Vec<ArchiveSource>> {
         }
         _ => Ok(Vec::new()),
     }
+}
+
+/// Largest keyring read: Debian's, with every release's keys, is 55 KB.
+const MAX_KEYRING: u64 = 4 << 20;
+
+/// A keyring file, refused when it is not a regular file or is larger
+/// than [`MAX_KEYRING`].
+fn read_keyring(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() > MAX_KEYRING {
+        return Err(std::io::Error::other(format!(
+            "not a regular file of at most {MAX_KEYRING} bytes"
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_KEYRING).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Debian's name for the architecture of `platform`.
