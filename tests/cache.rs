@@ -47,6 +47,15 @@ fn try_build_cached(recipe: &Path, cache: &Path, out: &Path) -> std::process::Ou
         .arg(out))
 }
 
+fn build_uncached(recipe: &Path, out: &Path) -> std::process::Output {
+    run(ingot()
+        .arg("build")
+        .arg("--no-cache")
+        .arg(recipe)
+        .arg("-o")
+        .arg(out))
+}
+
 #[test]
 fn a_warm_rebuild_serves_every_layer_and_gives_the_same_digest() {
     let dir = tempfile::tempdir().unwrap();
@@ -100,6 +109,22 @@ fn a_changed_file_rebuilds_its_layer_and_what_is_above_only() {
     assert_eq!(cached, [true, true, true]);
 }
 
+/// Flips the middle byte of `path` where it lies: the same inode and size.
+fn flip_byte_in_place(path: &Path) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mid = file.metadata().unwrap().len() / 2;
+    let mut byte = [0u8];
+    file.seek(SeekFrom::Start(mid)).unwrap();
+    file.read_exact(&mut byte).unwrap();
+    file.seek(SeekFrom::Start(mid)).unwrap();
+    file.write_all(&[byte[0] ^ 0xff]).unwrap();
+}
+
 #[test]
 fn a_corrupt_cache_entry_is_rebuilt_not_served() {
     let dir = tempfile::tempdir().unwrap();
@@ -107,17 +132,17 @@ fn a_corrupt_cache_entry_is_rebuilt_not_served() {
     let cache = dir.path().join("cache");
     let (first, _) = build(&recipe, &cache, &dir.path().join("a"));
 
-    // Corrupt every cached layer blob in place (break hard links first).
+    // Corrupt every cached layer blob in place: the same inode and size,
+    // as a stray write leaves it (the outputs linked to it share the harm).
     let blobs = cache.join("blobs/sha256");
     for entry in std::fs::read_dir(cache.join("layers")).unwrap() {
+        let entry = entry.unwrap().path();
+        if entry.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
         let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
-        let path = blobs.join(&json["digest"].as_str().unwrap()[7..]);
-        let mut bytes = std::fs::read(&path).unwrap();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 0xff;
-        std::fs::remove_file(&path).unwrap();
-        std::fs::write(&path, bytes).unwrap();
+            serde_json::from_slice(&std::fs::read(entry).unwrap()).unwrap();
+        flip_byte_in_place(&blobs.join(&json["digest"].as_str().unwrap()[7..]));
     }
     let (again, cached) = build(&recipe, &cache, &dir.path().join("b"));
     assert_eq!(cached, [false, false, false]);
@@ -220,55 +245,88 @@ fn cached_layers_are_sealed_too() {
     );
 }
 
-/// The cache entry of the one recipe layer in `cache`, parsed, with its path.
-fn only_entry(cache: &Path) -> (PathBuf, serde_json::Value) {
-    let entries: Vec<PathBuf> = std::fs::read_dir(cache.join("layers"))
+/// The summary files in `dir` (`*.summary`), sorted.
+fn summaries(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "summary"))
         .collect();
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    let json = serde_json::from_slice(&std::fs::read(&entries[0]).unwrap()).unwrap();
-    (entries[0].clone(), json)
+    found.sort();
+    found
 }
+
+/// A summary file split into its version line and its body.
+fn split_summary(path: &Path) -> (String, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap();
+    let newline = bytes.iter().position(|&b| b == b'\n').unwrap();
+    (
+        String::from_utf8(bytes[..newline].to_vec()).unwrap(),
+        bytes[newline + 1..].to_vec(),
+    )
+}
+
+/// The body of the one summary in `dir` other than `entry`.
+fn other_body(dir: &Path, entry: &Path) -> Vec<u8> {
+    let other = summaries(dir).into_iter().find(|p| p != entry).unwrap();
+    split_summary(&other).1
+}
+
+/// Writes a summary file of `version` and `body` at `path`.
+fn plant_summary(path: &Path, version: &str, body: &[u8]) {
+    let mut bytes = format!("{version}\n").into_bytes();
+    bytes.extend_from_slice(body);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A recipe in `dir` of one layer holding `/srv/notes.txt` with `content`.
+fn notes_recipe(dir: &Path, content: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let recipe = dir.join("recipe.yaml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "name: stale\nversion: '1'\nbase: scratch\nlayers:\n  - name: data\n    steps:\n      \
+             - file: {{ dest: /srv/notes.txt, content: {content:?} }}\n"
+        ),
+    )
+    .unwrap();
+    recipe
+}
+
+const KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n";
 
 /// A summary made under another seal policy or scanner is never served:
 /// the layer is read back and scanned again. Planted here as what an older
-/// ingot, whose scanner did not know the key format, would have cached:
-/// no findings. With the current version stamped on the same summary it
-/// would be served as it stands (the last build shows that), so the
-/// version is what keeps the key out.
+/// ingot, whose scanner did not know the key format, would have cached: the
+/// summary of a file of the same size without the key (the same changes, no
+/// findings). With the current version stamped on the same summary it would
+/// be served as it stands (the last build shows that), so the version is
+/// what keeps the key out.
 #[test]
 fn a_summary_from_another_seal_version_is_rescanned_not_served() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("r");
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(
-        d.join("recipe.yaml"),
-        "name: stale\nversion: '1'\nbase: scratch\nlayers:\n  - name: data\n    steps:\n      \
-         - file: { dest: /srv/notes.txt, content: \"-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\\n-----END OPENSSH PRIVATE KEY-----\\n\" }\n",
-    )
-    .unwrap();
     let cache = dir.path().join("cache");
-    let attempt = || try_build_cached(&d.join("recipe.yaml"), &cache, &dir.path().join("out"));
+    let recipe = notes_recipe(&dir.path().join("r"), KEY);
+    let attempt = || try_build_cached(&recipe, &cache, &dir.path().join("out"));
     let first = attempt();
     assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
-    let (entry, mut json) = only_entry(&cache);
-    let version = json["summary"]["version"].as_str().unwrap().to_string();
+    let [entry] = &summaries(&cache.join("layers"))[..] else {
+        panic!("one summary expected");
+    };
+    let (version, keyed) = split_summary(entry);
     assert!(
         version.contains("seal policy") && version.contains("scanner"),
         "{version}"
     );
-    assert_eq!(
-        json["summary"]["body"]["findings"]["found"][0],
-        serde_json::json!(["/srv/notes.txt", {"key": {"format": "OPENSSH PRIVATE KEY", "inside": null}}])
-    );
 
-    let plant = |json: &mut serde_json::Value, version: &str| {
-        json["summary"]["body"]["findings"]["found"] = serde_json::json!([]);
-        json["summary"]["version"] = serde_json::json!(version);
-        std::fs::write(&entry, serde_json::to_vec(json).unwrap()).unwrap();
-    };
-    plant(&mut json, "summary 1, seal policy 0, scanner 0");
+    let innocent = notes_recipe(&dir.path().join("i"), &"x".repeat(KEY.len()));
+    let o = try_build_cached(&innocent, &cache, &dir.path().join("innocent"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let clean = other_body(&cache.join("layers"), entry);
+    assert_ne!(clean, keyed, "the findings differ");
+
+    plant_summary(entry, "summary 1, seal policy 0, scanner 0", &clean);
     let stale = attempt();
     assert_eq!(stale.status.code(), Some(1), "{}", stderr(&stale));
     assert!(
@@ -277,15 +335,9 @@ fn a_summary_from_another_seal_version_is_rescanned_not_served() {
         stderr(&stale)
     );
     // The rescan made the summary anew, under the current version.
-    let (_, refreshed) = only_entry(&cache);
-    assert_eq!(refreshed["summary"]["version"], version.as_str());
-    assert_eq!(
-        refreshed["summary"]["body"]["findings"]["found"][0][0],
-        "/srv/notes.txt"
-    );
+    assert_eq!(split_summary(entry), (version.clone(), keyed));
 
-    let (_, mut json) = only_entry(&cache);
-    plant(&mut json, &version);
+    plant_summary(entry, &version, &clean);
     let trusted = attempt();
     assert!(trusted.status.success(), "{}", stderr(&trusted));
 }
@@ -351,62 +403,51 @@ fn a_warm_build_on_a_real_base_reads_no_base_layer() {
         stderr(&warm)
     );
     assert_eq!(stdout(&cold), stdout(&warm));
-    let uncached = run(ingot()
-        .arg("build")
-        .arg("--no-cache")
-        .arg(&recipe)
-        .arg("-o")
-        .arg(dir.path().join("c")));
+    let uncached = build_uncached(&recipe, &dir.path().join("c"));
     assert!(uncached.status.success(), "{}", stderr(&uncached));
     assert_eq!(stdout(&uncached), stdout(&warm));
 }
 
 /// What the cache says of a base is trusted only from the same reading,
 /// seal policy and scanner: an entry of another version, or one that does
-/// not parse, is read again, and the key the base holds fails the build
-/// again. (Stamped with the current version, the same planted entry would
-/// be taken: the version is what keeps the key out.)
+/// not decode, is read again, and the key the base holds fails the build
+/// again. (Stamped with the current version, the same planted entry, the
+/// summary of a base with a file of the same size and no key, would be
+/// taken: the version is what keeps the key out.)
 #[test]
 fn a_base_summary_from_another_version_is_read_again() {
     let dir = tempfile::tempdir().unwrap();
-    let recipe = on_umoci_base(
-        dir.path(),
-        &[
-            "mkdir -p srv && printf -- '-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\\n-----END OPENSSH PRIVATE KEY-----\\n' > srv/notes.txt",
-        ],
-    );
+    let notes = |text: &str| format!("mkdir -p srv && printf -- {text:?} > srv/notes.txt");
+    let recipe = on_umoci_base(dir.path(), &[&notes(KEY)]);
     let cache = dir.path().join("cache");
     let attempt = || try_build_cached(&recipe, &cache, &dir.path().join("out"));
     let first = attempt();
     assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
     assert!(stderr(&first).contains("no-private-keys: /srv/notes.txt (layer base"));
-    let entries: Vec<PathBuf> = std::fs::read_dir(cache.join("bases"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    let entry = &entries[0];
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(entry).unwrap()).unwrap();
-    let version = json["version"].as_str().unwrap().to_string();
+    let [entry] = &summaries(&cache.join("bases"))[..] else {
+        panic!("one base summary expected");
+    };
+    let (version, keyed) = split_summary(entry);
     assert!(
         version.contains("seal policy") && version.contains("layer reading"),
         "{version}"
     );
-    let plant = |version: &str| {
-        let mut json = json.clone();
-        json["body"]["layers"][0][1]["found"] = serde_json::json!([]);
-        json["version"] = serde_json::json!(version);
-        std::fs::write(entry, serde_json::to_vec(&json).unwrap()).unwrap();
-    };
-    for stale in [
-        "base summary 1, layer reading 0, seal policy 0, scanner 0",
-        "not json",
+
+    let other = dir.path().join("innocent");
+    std::fs::create_dir_all(&other).unwrap();
+    let innocent = on_umoci_base(&other, &[&notes(&"x".repeat(KEY.len()))]);
+    let o = try_build_cached(&innocent, &cache, &other.join("out"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let clean = other_body(&cache.join("bases"), entry);
+
+    for (stale, body) in [
+        (
+            "base summary 1, layer reading 0, seal policy 0, scanner 0",
+            &clean[..],
+        ),
+        (version.as_str(), b"not a summary"),
     ] {
-        if stale == "not json" {
-            std::fs::write(entry, "{ not json").unwrap();
-        } else {
-            plant(stale);
-        }
+        plant_summary(entry, stale, body);
         let again = attempt();
         assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
         assert!(
@@ -415,8 +456,9 @@ fn a_base_summary_from_another_version_is_read_again() {
             stderr(&again)
         );
         assert!(stderr(&again).contains("no-private-keys: /srv/notes.txt"));
+        assert_eq!(split_summary(entry), (version.clone(), keyed.clone()));
     }
-    plant(&version);
+    plant_summary(entry, &version, &clean);
     let trusted = attempt();
     assert!(
         stderr(&trusted).contains("base layers: cached, 1"),
@@ -426,19 +468,19 @@ fn a_base_summary_from_another_version_is_read_again() {
     assert!(trusted.status.success(), "{}", stderr(&trusted));
 }
 
-/// A base blob changed in place after builds that read it is caught by the
-/// next build, however warm: the blob is read through its digest again once
-/// its stat changed.
+/// A base blob changed in place after builds that read it never reaches an
+/// image: a warm build takes the layer, by its digest, from the cache's
+/// checked copy and gives the same image, which verifies; without the cache
+/// the blob is read and refused. A cached copy changed in place is not used
+/// either: its stat shows the write, and the base's blob is read again.
 #[test]
-fn a_base_blob_changed_in_place_is_caught_on_a_warm_build() {
+fn a_base_blob_changed_in_place_never_reaches_an_image() {
     let dir = tempfile::tempdir().unwrap();
     let recipe = on_umoci_base(dir.path(), &["mkdir -p usr/bin && echo one > usr/bin/tool"]);
     let cache = dir.path().join("cache");
     let attempt = |out: &str| try_build_cached(&recipe, &cache, &dir.path().join(out));
-    for out in ["a", "b"] {
-        let o = attempt(out);
-        assert!(o.status.success(), "{}", stderr(&o));
-    }
+    let first = attempt("a");
+    assert!(first.status.success(), "{}", stderr(&first));
     let manifest = common::read_json(&common::blob_path(
         &dir.path().join("base"),
         common::read_json(&dir.path().join("base/index.json"))["manifests"][0]["digest"]
@@ -446,13 +488,26 @@ fn a_base_blob_changed_in_place_is_caught_on_a_warm_build() {
             .unwrap(),
     ));
     let layer = manifest["layers"][0]["digest"].as_str().unwrap();
-    let blob = common::blob_path(&dir.path().join("base"), layer);
-    let mut bytes = std::fs::read(&blob).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0xff;
-    std::fs::write(&blob, &bytes).unwrap();
-    let caught = attempt("c");
+    flip_byte_in_place(&common::blob_path(&dir.path().join("base"), layer));
+
+    let warm = attempt("b");
+    assert!(warm.status.success(), "{}", stderr(&warm));
+    assert_eq!(stdout(&warm), stdout(&first));
+    let verify = run(ingot()
+        .arg("verify")
+        .arg(format!("oci:{}", dir.path().join("b").display())));
+    assert!(verify.status.success(), "{}", stderr(&verify));
+
+    let uncached = build_uncached(&recipe, &dir.path().join("c"));
+    assert_eq!(uncached.status.code(), Some(1), "{}", stderr(&uncached));
+    assert!(stderr(&uncached).contains(layer), "{}", stderr(&uncached));
+    assert!(!dir.path().join("c").exists());
+
+    // The cache's own copy changed in place: the build falls back to the
+    // base's blob, which is corrupt too, and refuses it.
+    flip_byte_in_place(&common::blob_path(&cache, layer));
+    let caught = attempt("d");
     assert_eq!(caught.status.code(), Some(1), "{}", stderr(&caught));
     assert!(stderr(&caught).contains(layer), "{}", stderr(&caught));
-    assert!(!dir.path().join("c").exists());
+    assert!(!dir.path().join("d").exists());
 }

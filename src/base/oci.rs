@@ -13,9 +13,9 @@ use crate::error::{Error, IoContext, Result, Within};
 use crate::image::Platform;
 use crate::image::config::platform_of;
 use crate::image::reference::OciRef;
-use crate::store::cache::{Cache, FileStat, StatIndex};
+use crate::store::BlobStore;
+use crate::store::cache::Cache;
 use crate::store::layout::{Layout, blob_ref, open_image};
-use crate::store::{BlobStore, copy_file};
 
 /// Loads the image `reference` names as a base: [`open_image`], then its layer
 /// blobs copied, checked, into `blobs`.
@@ -27,17 +27,8 @@ pub fn load(
     cache: Option<&Cache>,
 ) -> Result<BaseImage> {
     let found = open_image(reference, dir, platform)?;
-    // Blobs read whole once, and unchanged since (by their stat, as
-    // sources are), need not be read again.
-    let dir = found.layout.blobs.dir();
-    let mut verified = cache.map(|c| c.stat_index(dir));
     for layer in found.manifest.layers() {
-        copy_blob(&found.layout, layer, blobs, verified.as_mut())
-            .within(|| reference.to_string())?;
-    }
-    if let (Some(cache), Some(index)) = (cache, &verified) {
-        // An index that cannot be saved only costs the next build a read.
-        let _ = cache.save_stat_index(dir, index);
+        copy_blob(&found.layout, layer, blobs, cache).within(|| reference.to_string())?;
     }
     let config_digest = digest_of(found.manifest.config())?;
     Ok(BaseImage {
@@ -54,30 +45,26 @@ fn digest_of(desc: &Descriptor) -> Result<Digest> {
     Digest::try_from(desc.digest()).map_err(|e| Error::Failed(e.to_string()))
 }
 
-/// Copies one blob into `blobs`, checking it on the way. One the stat
-/// index `verified` saw read whole to its digest, with the same stat since,
-/// is copied without being read through a hash again (not linked: a link
-/// changes the source's ctime, and with it the stat the index knows).
+/// Copies one blob into `blobs`, checking it on the way. Blobs are named
+/// by their content, so one the cache holds, unchanged since it was checked,
+/// is taken from there (linked, as cached layers are) and the layout's copy
+/// is not read at all; one read from the layout is kept in the cache.
 fn copy_blob(
     layout: &Layout,
     desc: &Descriptor,
     blobs: &BlobStore,
-    verified: Option<&mut StatIndex>,
+    cache: Option<&Cache>,
 ) -> Result<()> {
     let blob = blob_ref(desc)?;
     if blobs.contains(&blob.digest) {
         return Ok(());
     }
-    let source = layout.blobs.path(&blob.digest);
-    let stat = std::fs::symlink_metadata(&source)
-        .ok()
-        .filter(|m| m.is_file() && m.len() == blob.size)
-        .map(|m| FileStat::of(&m));
-    if let (Some(index), Some(stat)) = (verified.as_deref(), &stat)
-        && index.known(&source, stat) == Some(blob.digest)
+    if let Some(cache) = cache
+        && let Some(stat) = cache.blob_stat(&blob.digest)
+        && stat.size == blob.size
+        && cache.blob_checked(&blob.digest, &stat)
     {
-        return copy_file(&source, &blobs.path(&blob.digest))
-            .context(|| format!("storing blob {}", blob.digest));
+        return cache.copy_blob_to(&blob.digest, blobs);
     }
     let mut reader = layout.blobs.open_blob(&blob)?;
     let mut writer = blobs
@@ -98,8 +85,13 @@ fn copy_blob(
     writer
         .commit()
         .context(|| format!("storing blob {}", blob.digest))?;
-    if let (Some(index), Some(stat)) = (verified, stat) {
-        index.record(&source, stat, blob.digest);
+    if let Some(cache) = cache {
+        // A blob the cache cannot keep only costs the next build a read.
+        if cache.keep_blob(&blob.digest, blobs).is_ok()
+            && let Some(stat) = cache.blob_stat(&blob.digest)
+        {
+            cache.record_checked(&blob.digest, stat);
+        }
     }
     Ok(())
 }

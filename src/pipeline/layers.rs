@@ -25,7 +25,7 @@ use crate::rootfs::source::Walks;
 use crate::rootfs::{Change, Node, View};
 use crate::seal;
 use crate::seal::scan::{Findings, Scan};
-use crate::store::cache::{Cache, CachedLayer, StatIndex, Summary};
+use crate::store::cache::{Cache, CachedLayer, FileStat, StatIndex, Summary};
 use crate::store::{BlobRef, BlobStore, BlobWriter};
 
 /// A recipe layer, finished: written now or served from the cache.
@@ -169,12 +169,12 @@ impl<'a> Layers<'a> {
             ));
             return false;
         };
-        if let Some(intact) = served.check {
+        if let Some(check) = served.check {
             self.unchecked.push(Unchecked {
                 key,
                 hit: hit.clone(),
                 name: spec.name.clone(),
-                intact,
+                check,
             });
         }
         let report = self.report(index, view, layer_index, log);
@@ -307,10 +307,15 @@ impl<'a> Layers<'a> {
         }
         let mut corrupt = false;
         for u in self.unchecked {
-            if !u.intact.join().unwrap_or(false) {
-                if let Some(cache) = self.cache {
+            let intact = u.check.intact.join().unwrap_or(false);
+            if let Some(cache) = self.cache {
+                if intact {
+                    cache.record_checked(&u.hit.digest, u.check.stat);
+                } else {
                     cache.drop_layer(&u.key, Some(&u.hit));
                 }
+            }
+            if !intact {
                 let _ = std::fs::remove_file(self.blobs.path(&u.hit.digest));
                 log(&format!(
                     "layer {}: cache entry corrupt, rebuilding",
@@ -345,10 +350,16 @@ fn finish_slot(
                 "layer {}: {} entries, {} bytes, {}",
                 slot.name, done.built.entries, done.built.size, done.built.digest
             ));
-            if let (Some(cache), Some(key)) = (cache, &slot.key)
-                && let Err(e) = cache.put_layer(key, &done.built, blobs)
-            {
-                log(&format!("warning: not cached: {e}"));
+            if let (Some(cache), Some(key)) = (cache, &slot.key) {
+                match cache.put_layer(key, &done.built, blobs) {
+                    // Written through a hash a moment ago.
+                    Ok(()) => {
+                        if let Some(stat) = cache.blob_stat(&done.built.digest) {
+                            cache.record_checked(&done.built.digest, stat);
+                        }
+                    }
+                    Err(e) => log(&format!("warning: not cached: {e}")),
+                }
             }
             (done.built, done.findings, false)
         }
@@ -370,7 +381,7 @@ struct Unchecked {
     key: Digest,
     hit: CachedLayer,
     name: String,
-    intact: JoinHandle<bool>,
+    check: Check,
 }
 
 /// One recipe layer on its way into the image.
@@ -502,14 +513,21 @@ impl WriteJob {
 /// still running, if any.
 struct Served {
     findings: Findings,
-    check: Option<JoinHandle<bool>>,
+    check: Option<Check>,
+}
+
+/// A cached blob being read back to its digest, and its stat before.
+struct Check {
+    stat: FileStat,
+    intact: JoinHandle<bool>,
 }
 
 /// Serves a cache hit into the view; returns its seal findings, or None
 /// when the entry cannot be used (its blob is not where it should be, or
-/// reads back wrong). A current summary stands for the content: its blob's
-/// digest is checked on another thread while the build goes on, and every
-/// check is in before the image is assembled. An entry without one, or
+/// reads back wrong). A current summary stands for the content: unless the
+/// blob is unchanged since it was last read to its digest, it is read again
+/// on another thread while the build goes on, and every check is in before
+/// the image is assembled. An entry without one, or
 /// with one made under another seal policy or scanner, is read back like a
 /// base layer, and its summary made anew.
 fn serve(
@@ -520,16 +538,23 @@ fn serve(
     hit: &CachedLayer,
     media: oci_spec::image::MediaType,
 ) -> Option<Served> {
+    let stat = cache.blob_stat(&hit.digest)?;
     cache.copy_layer_to(hit, blobs).ok()?;
     let layer_index = view.layer_count();
     if let Some(summary) = LayerSummary::current(hit) {
-        let store = blobs.clone();
-        let blob = BlobRef {
-            digest: hit.digest,
-            size: hit.size,
-        };
-        let check =
-            std::thread::spawn(move || store.open_blob(&blob).and_then(|r| r.finish()).is_ok());
+        let check = (!cache.blob_checked(&hit.digest, &stat)).then(|| {
+            let store = blobs.clone();
+            let blob = BlobRef {
+                digest: hit.digest,
+                size: hit.size,
+            };
+            let check =
+                std::thread::spawn(move || store.open_blob(&blob).and_then(|r| r.finish()).is_ok());
+            Check {
+                stat,
+                intact: check,
+            }
+        });
         let changes = summary
             .changes
             .into_iter()
@@ -538,7 +563,7 @@ fn serve(
         view.apply(changes);
         return Some(Served {
             findings: summary.findings,
-            check: Some(check),
+            check,
         });
     }
     let desc = Descriptor::new(media, hit.size, hit.digest.to_oci());
@@ -551,6 +576,7 @@ fn serve(
         })
         .ok()?;
     reader.finish(&hit.diff_id).ok()?;
+    cache.record_checked(&hit.digest, stat);
     let findings = scan.since(mark);
     let refreshed = CachedLayer {
         summary: LayerSummary {
@@ -599,7 +625,7 @@ impl LayerSummary {
     /// version is read back, never trusted.
     fn version() -> String {
         format!(
-            "summary 2, layer reading {}, seal policy {}, scanner {}",
+            "summary 3, layer reading {}, seal policy {}, scanner {}",
             crate::rootfs::READER_VERSION,
             seal::POLICY_VERSION,
             seal::scan::SCANNER_VERSION
@@ -608,16 +634,12 @@ impl LayerSummary {
 
     /// The summary for the cache, stamped with this version.
     fn stamped(&self) -> Option<Summary> {
-        let body = serde_json::value::to_raw_value(self).ok()?;
-        Some(Summary {
-            version: Self::version(),
-            body,
-        })
+        Summary::encode(Self::version(), self)
     }
 
     /// The summary of `hit`, if it was made by this version.
     fn current(hit: &CachedLayer) -> Option<LayerSummary> {
-        serde_json::from_str(hit.summary(&Self::version())?).ok()
+        hit.summary.as_ref()?.decode(&Self::version())
     }
 }
 

@@ -315,12 +315,14 @@ impl<'a> Context<'a> {
         Ok(closures)
     }
 
-    /// Saves what the stat indexes learnt.
+    /// Saves what the stat indexes learnt, of sources and of the cache's
+    /// own blobs.
     fn save_stats(&self) {
         if let Some(cache) = &self.cache {
             for (dir, index) in &self.stats {
                 let _ = cache.save_stat_index(dir, index);
             }
+            let _ = cache.save_checked();
         }
     }
 
@@ -405,7 +407,12 @@ impl RecipeBuilder for Context<'_> {
         )?;
         // A stemcell version is what its own lock pins, never resolved anew.
         inner.resolve = packages::Resolve::Locked;
-        Ok(build_image(stemcell, &mut inner)?.into_base())
+        // One cache, so that what the stemcell's build learns about its
+        // blobs is saved with the outer build's.
+        inner.cache = self.cache.clone();
+        let built = build_image(stemcell, &mut inner);
+        inner.save_stats();
+        Ok(built?.into_base())
     }
 }
 
@@ -579,7 +586,7 @@ impl BaseSummary {
     /// read, and the seal policy and scanner that made its findings.
     fn version() -> String {
         format!(
-            "base summary 1, layer reading {}, seal policy {}, scanner {}",
+            "base summary 2, layer reading {}, seal policy {}, scanner {}",
             crate::rootfs::READER_VERSION,
             seal::POLICY_VERSION,
             seal::scan::SCANNER_VERSION
@@ -598,24 +605,17 @@ impl BaseSummary {
     }
 
     fn load(cache: &Cache, key: &Digest, count: usize) -> Option<BaseSummary> {
-        let body = cache.base(key, &Self::version())?;
-        serde_json::from_str::<BaseSummary>(&body)
-            .ok()
+        cache
+            .base(key)?
+            .decode::<BaseSummary>(&Self::version())
             .filter(|s| s.layers.len() == count)
     }
 
     fn save(&self, cache: &Cache, key: &Digest) {
-        let Ok(body) = serde_json::value::to_raw_value(self) else {
-            return;
-        };
         // A summary that cannot be saved only costs the next build a read.
-        let _ = cache.put_base(
-            key,
-            &Summary {
-                version: Self::version(),
-                body,
-            },
-        );
+        if let Some(summary) = Summary::encode(Self::version(), self) {
+            let _ = cache.put_base(key, &summary);
+        }
     }
 }
 

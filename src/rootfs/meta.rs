@@ -237,7 +237,35 @@ impl fmt::Display for Owner {
     }
 }
 
-deserialize_from_str!(ImagePath, Mode, Owner);
+deserialize_from_str!(Mode, Owner);
+
+/// In text (recipes, reports, JSON) a path is its Display form; in binary
+/// encodings (the cache's summaries) its stored form, which keeps a name
+/// that is not UTF-8 exactly as the layer had it (Display escapes it, and
+/// the escape does not parse back to the same path).
+impl serde::Serialize for ImagePath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_str(&self.0)
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ImagePath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let human = d.is_human_readable();
+        let s = String::deserialize(d)?;
+        if human {
+            s.parse().map_err(serde::de::Error::custom)
+        } else {
+            ImagePath::from_rel(&s)
+                .filter(|p| p.0 == s)
+                .ok_or_else(|| serde::de::Error::custom(format!("bad stored image path {s:?}")))
+        }
+    }
+}
 
 /// Serializes through Display, the same text the recipe holds.
 macro_rules! serialize_display {
@@ -250,7 +278,7 @@ macro_rules! serialize_display {
     )*};
 }
 
-serialize_display!(ImagePath, Mode, Owner);
+serialize_display!(Mode, Owner);
 
 #[cfg(test)]
 mod tests {
@@ -276,6 +304,19 @@ mod tests {
                 .unwrap()
                 .starts_with(&"/etc".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn paths_keep_their_stored_form_in_binary_encodings() {
+        let raw = ImagePath::from_rel(&decode_name(b"etc/caf\xe9")).unwrap();
+        let bytes = postcard::to_stdvec(&raw).unwrap();
+        assert_eq!(postcard::from_bytes::<ImagePath>(&bytes).unwrap(), raw);
+        let json = serde_json::to_string(&raw).unwrap();
+        assert_eq!(json, r#""/etc/caf\\xe9""#, "text keeps the escaped form");
+        for bad in ["../x", "/etc", "a//b", "a/./b"] {
+            let bytes = postcard::to_stdvec(bad).unwrap();
+            assert!(postcard::from_bytes::<ImagePath>(&bytes).is_err(), "{bad}");
+        }
     }
 
     #[test]

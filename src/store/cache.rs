@@ -2,15 +2,19 @@
 //! makes unchanged work free.
 //!
 //! ```text
-//! ROOT/blobs/sha256/<hex>     blobs, as in any layout
-//! ROOT/layers/<key-hex>.json  a layer's inputs' digest -> the finished layer
-//! ROOT/stat/<dir-hex>.json    file stats -> content digests, per source root
-//! ROOT/bases/<key-hex>.json   a base's layers' digests -> what reading them taught a build
+//! ROOT/blobs/sha256/<hex>        blobs, as in any layout
+//! ROOT/layers/<key-hex>.json     a layer's inputs' digest -> the finished layer
+//! ROOT/layers/<key-hex>.summary  what writing that layer taught the build
+//! ROOT/stat/<dir-hex>.json       file stats -> content digests, per source root
+//! ROOT/stat/blobs.json           the stats of blobs last read whole to their digest
+//! ROOT/bases/<key-hex>.summary   a base's layers' digests -> what reading them taught a build
 //! ```
 //!
 //! A layer's key digests everything its bytes depend on; a hit is checked
 //! against its blob before it is served, and a corrupt entry is dropped and
-//! rebuilt, never used. Source files are recognised without re-reading them
+//! rebuilt, never used. A blob is read whole to its digest when it enters
+//! the store, and again whenever its stat shows a write since (see
+//! [`Cache::blob_checked`]); an unchanged blob is not read again. Source files are recognised without re-reading them
 //! when their (size, mtime, ctime, inode) are unchanged, as git's index does,
 //! including its "racy clean" rule: a file modified no earlier than the
 //! index was written is hashed again, since a change within the same clock
@@ -19,11 +23,12 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
 use super::layout::replace_file;
-use super::{BlobRef, BlobStore, link_or_copy};
+use super::{BlobStore, link_or_copy};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{IoContext, Result};
 
@@ -40,6 +45,16 @@ pub struct FileStat {
 }
 
 impl FileStat {
+    /// The stat of a file ingot hard-links into outputs, such as a blob of
+    /// the store: without the ctime, which every link and unlink moves. A
+    /// write still moves the mtime (and a rewrite the inode).
+    pub fn of_linked(meta: &std::fs::Metadata) -> FileStat {
+        FileStat {
+            ctime_ns: 0,
+            ..FileStat::of(meta)
+        }
+    }
+
     pub fn of(meta: &std::fs::Metadata) -> FileStat {
         use std::os::unix::fs::MetadataExt;
         let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
@@ -58,6 +73,9 @@ impl FileStat {
 pub struct Cache {
     root: PathBuf,
     pub blobs: BlobStore,
+    /// Blobs of the store read whole to their digest, by file name, with
+    /// the stat they had: loaded on first use, shared by clones.
+    checked: Arc<OnceLock<Mutex<StatIndex>>>,
 }
 
 /// What a layer cache entry records.
@@ -69,38 +87,63 @@ pub struct CachedLayer {
     pub entries: usize,
     pub base_dependent: bool,
     /// What the build learnt about the layer while writing it, so that a
-    /// hit needs no decompression; absent, the layer is read back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// hit needs no decompression; absent, the layer is read back. Kept
+    /// beside the entry, in `<key-hex>.summary`.
+    #[serde(skip)]
     pub summary: Option<Summary>,
 }
 
-/// A layer's effect as the code that wrote it understood it. The cache
-/// does not read the body: it keeps the JSON its writer gave, stamped with
-/// the writer's version, and hands it back only to a reader of the same
+/// A layer's effect as the code that wrote it understood it, stamped with
+/// the writer's version: it is handed back only to a reader of the same
 /// version, so a summary made under an older seal policy or scanner is
-/// never taken for a current one.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// never taken for a current one. The body is postcard, not JSON: reading
+/// summaries is most of what a warm build does.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub version: String,
-    /// The writer's JSON, as text: never parsed into a tree here.
-    pub body: Box<serde_json::value::RawValue>,
+    pub body: Vec<u8>,
 }
 
-impl PartialEq for Summary {
-    fn eq(&self, other: &Summary) -> bool {
-        self.version == other.version && self.body.get() == other.body.get()
+impl Summary {
+    /// `value` encoded under `version`; None if it cannot be encoded.
+    pub fn encode(version: String, value: &impl Serialize) -> Option<Summary> {
+        let body = postcard::to_stdvec(value).ok()?;
+        Some(Summary { version, body })
     }
-}
 
-impl Eq for Summary {}
+    /// The body decoded, if it was written under `version` and decodes.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self, version: &str) -> Option<T> {
+        (self.version == version)
+            .then(|| postcard::from_bytes(&self.body).ok())
+            .flatten()
+    }
 
-impl CachedLayer {
-    /// The summary's body, if it was written by `version`.
-    pub fn summary(&self, version: &str) -> Option<&str> {
-        self.summary
-            .as_ref()
-            .filter(|s| s.version == version)
-            .map(|s| s.body.get())
+    /// The file's form: the version on the first line, then the body.
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.version.len() + 1 + self.body.len());
+        bytes.extend_from_slice(self.version.as_bytes());
+        bytes.push(b'\n');
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+
+    fn from_bytes(mut bytes: Vec<u8>) -> Option<Summary> {
+        let newline = bytes.iter().position(|&b| b == b'\n')?;
+        let body = bytes.split_off(newline + 1);
+        bytes.truncate(newline);
+        Some(Summary {
+            version: String::from_utf8(bytes).ok()?,
+            body,
+        })
+    }
+
+    /// The summary at `path`, if it is a regular file of the right form.
+    fn read(path: &Path) -> Option<Summary> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        if !meta.is_file() {
+            return None;
+        }
+        Summary::from_bytes(std::fs::read(path).ok()?)
     }
 }
 
@@ -116,6 +159,7 @@ impl Cache {
         Ok(Cache {
             root: root.to_path_buf(),
             blobs,
+            checked: Arc::default(),
         })
     }
 
@@ -127,11 +171,16 @@ impl Cache {
         self.root.join("layers").join(format!("{}.json", key.hex()))
     }
 
-    /// The layer cached under `key`, if its entry parses and its blob is
-    /// present with the recorded size. Anything else is removed so that the
-    /// layer is rebuilt. The blob's content is not re-hashed here: the
-    /// build reads it through a verifying reader anyway, and calls
-    /// [`drop_layer`](Self::drop_layer) when that fails.
+    fn layer_summary_path(&self, key: &Digest) -> PathBuf {
+        self.root
+            .join("layers")
+            .join(format!("{}.summary", key.hex()))
+    }
+
+    /// The layer cached under `key`, with its summary if it has one, if
+    /// its entry parses and its blob is present with the recorded size.
+    /// Anything else is removed so that the layer is rebuilt. The blob's
+    /// content is not re-hashed here: see [`blob_checked`](Self::blob_checked).
     pub fn layer(&self, key: &Digest) -> Option<CachedLayer> {
         let path = self.layer_path(key);
         let bytes = std::fs::read(&path).ok()?;
@@ -143,29 +192,46 @@ impl Cache {
             self.drop_layer(key, entry.as_ref());
             return None;
         }
-        entry
+        entry.map(|e| CachedLayer {
+            summary: Summary::read(&self.layer_summary_path(key)),
+            ..e
+        })
     }
 
     /// Forgets a cache entry and its blob: it did not hold what it said.
     pub fn drop_layer(&self, key: &Digest, entry: Option<&CachedLayer>) {
         let _ = std::fs::remove_file(self.layer_path(key));
+        let _ = std::fs::remove_file(self.layer_summary_path(key));
         if let Some(e) = entry {
             let _ = std::fs::remove_file(self.blobs.path(&e.digest));
         }
     }
 
-    /// Records `layer` under `key`, copying its blob from `from`.
+    /// Records `layer` under `key`, its blob (checked as it was written in
+    /// `from`) kept as [`keep_blob`](Self::keep_blob) does. Its summary is
+    /// written before the entry: an entry never stands beside another
+    /// layer's summary.
     pub fn put_layer(&self, key: &Digest, layer: &CachedLayer, from: &BlobStore) -> Result<()> {
-        let blob = BlobRef {
-            digest: layer.digest,
-            size: layer.size,
-        };
-        link_or_copy(&from.path(&layer.digest), &self.blobs.path(&blob.digest))
-            .context(|| format!("caching layer {}", layer.digest))?;
+        self.keep_blob(&layer.digest, from)?;
+        let summary = self.layer_summary_path(key);
+        match &layer.summary {
+            Some(s) => replace_file(&summary, &s.to_bytes())?,
+            None => {
+                let _ = std::fs::remove_file(&summary);
+            }
+        }
         let json = serde_json::to_vec(layer)
             .map_err(io::Error::other)
             .context(|| "encoding a cache entry".into())?;
         replace_file(&self.layer_path(key), &json)
+    }
+
+    /// Keeps the blob `digest` of `from` (checked as it was written there)
+    /// in the cache's store, linked where the filesystem allows, in place of
+    /// any copy the store had: one that was not known good.
+    pub fn keep_blob(&self, digest: &Digest, from: &BlobStore) -> Result<()> {
+        let to = self.blobs.path(digest);
+        replace_with_link(&from.path(digest), &to).context(|| format!("caching blob {digest}"))
     }
 
     /// Puts the cached blob of `layer` into `to` (a build's staging).
@@ -179,13 +245,63 @@ impl Cache {
             .context(|| format!("copying cached blob {digest}"))
     }
 
+    /// The stat of the store's blob `digest` as [`blob_checked`](Self::blob_checked)
+    /// compares it; None unless it is a regular file.
+    pub fn blob_stat(&self, digest: &Digest) -> Option<FileStat> {
+        std::fs::symlink_metadata(self.blobs.path(digest))
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| FileStat::of_linked(&m))
+    }
+
+    /// Whether the store's blob `digest`, whose stat is now `stat`, was
+    /// read whole to its digest with that same stat, and not written as
+    /// late as the record of it (git's racy-clean rule). Blobs enter the
+    /// store through a hash, so this holds unless something wrote to one
+    /// since; a blob for which it does not hold is read again.
+    pub fn blob_checked(&self, digest: &Digest, stat: &FileStat) -> bool {
+        self.with_checked(|index| index.known(Path::new(&digest.hex()), stat) == Some(*digest))
+    }
+
+    /// Records that the store's blob `digest`, with stat `stat` (taken
+    /// before it was read), was read whole to its digest.
+    pub fn record_checked(&self, digest: &Digest, stat: FileStat) {
+        self.with_checked(|index| index.record(Path::new(&digest.hex()), stat, *digest));
+    }
+
+    /// Saves what [`record_checked`](Self::record_checked) learnt. A record
+    /// that cannot be saved only costs the next build a read.
+    pub fn save_checked(&self) -> Result<()> {
+        match self.checked.get() {
+            Some(index) => {
+                let index = index.lock().unwrap_or_else(|e| e.into_inner());
+                self.save_index(&self.checked_path(), &index)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn with_checked<T>(&self, f: impl FnOnce(&mut StatIndex) -> T) -> T {
+        let index = self
+            .checked
+            .get_or_init(|| Mutex::new(self.load_index(&self.checked_path())));
+        f(&mut index.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn checked_path(&self) -> PathBuf {
+        self.root.join("stat").join("blobs.json")
+    }
+
     /// The stat index of the source root `dir`.
     pub fn stat_index(&self, dir: &Path) -> StatIndex {
-        let path = self.stat_path(dir);
-        let written_ns = std::fs::metadata(&path)
+        self.load_index(&self.stat_path(dir))
+    }
+
+    fn load_index(&self, path: &Path) -> StatIndex {
+        let written_ns = std::fs::metadata(path)
             .ok()
             .map(|m| FileStat::of(&m).mtime_ns);
-        let entries = std::fs::read(&path)
+        let entries = std::fs::read(path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
@@ -198,13 +314,17 @@ impl Cache {
 
     /// Saves `index` if it learnt anything.
     pub fn save_stat_index(&self, dir: &Path, index: &StatIndex) -> Result<()> {
+        self.save_index(&self.stat_path(dir), index)
+    }
+
+    fn save_index(&self, path: &Path, index: &StatIndex) -> Result<()> {
         if !index.changed {
             return Ok(());
         }
         let json = serde_json::to_vec(&index.entries)
             .map_err(io::Error::other)
             .context(|| "encoding the stat index".into())?;
-        replace_file(&self.stat_path(dir), &json)
+        replace_file(path, &json)
     }
 
     fn stat_path(&self, dir: &Path) -> PathBuf {
@@ -213,30 +333,25 @@ impl Cache {
     }
 
     fn base_path(&self, key: &Digest) -> PathBuf {
-        self.root.join("bases").join(format!("{}.json", key.hex()))
+        self.root
+            .join("bases")
+            .join(format!("{}.summary", key.hex()))
     }
 
-    /// The body of what reading the base layers `key` names taught a build,
-    /// if it was written by `version`. An entry of another version, or one
-    /// that does not parse, is removed so that the base is read again.
-    pub fn base(&self, key: &Digest, version: &str) -> Option<String> {
+    /// What reading the base layers `key` names taught a build. An entry
+    /// that is not a summary is removed so that the base is read again.
+    pub fn base(&self, key: &Digest) -> Option<Summary> {
         let path = self.base_path(key);
-        let bytes = std::fs::read(&path).ok()?;
-        match serde_json::from_slice::<Summary>(&bytes) {
-            Ok(summary) if summary.version == version => Some(summary.body.get().to_string()),
-            _ => {
-                let _ = std::fs::remove_file(&path);
-                None
-            }
+        let summary = Summary::read(&path);
+        if summary.is_none() {
+            let _ = std::fs::remove_file(&path);
         }
+        summary
     }
 
     /// Records what reading the base layers `key` names taught a build.
     pub fn put_base(&self, key: &Digest, summary: &Summary) -> Result<()> {
-        let json = serde_json::to_vec(summary)
-            .map_err(io::Error::other)
-            .context(|| "encoding a base summary".into())?;
-        replace_file(&self.base_path(key), &json)
+        replace_file(&self.base_path(key), &summary.to_bytes())
     }
 
     /// Bytes and files the cache holds.
@@ -273,6 +388,34 @@ impl Cache {
         Cache::open(&self.root)?;
         Ok(before)
     }
+}
+
+/// Puts `from` at `to` (linked where the filesystem allows, else copied),
+/// replacing what was there in one rename: a build reading `to` meanwhile
+/// sees the old file or the new one, never none. Its mtime is set to the
+/// epoch.
+fn replace_with_link(from: &Path, to: &Path) -> io::Result<()> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    let staged = tempfile::Builder::new()
+        .prefix(".tmp-keep")
+        .make_in(dir, |path| match std::fs::hard_link(from, path) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => copy_new(from, path),
+            linked => linked,
+        })?;
+    staged.persist(to).map_err(|e| e.error)?;
+    // Any later write moves the mtime off the epoch: a record of this
+    // stat is never racy, however soon it is made.
+    std::fs::File::open(to)?.set_modified(std::time::UNIX_EPOCH)
+}
+
+/// Copies `from` to the new file `to`, removed again if the copy fails.
+fn copy_new(from: &Path, to: &Path) -> io::Result<()> {
+    let mut out = std::fs::File::create_new(to)?;
+    io::copy(&mut std::fs::File::open(from)?, &mut out)
+        .map(drop)
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(to);
+        })
 }
 
 /// What `ingot cache du` reports.
