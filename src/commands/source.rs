@@ -28,6 +28,7 @@ use crate::image::{Platform, annotation};
 use crate::registry::{Access, Progress, Remote, fetch_image};
 use crate::seal::LayerLabel;
 use crate::store::layout::{blob_ref, check_image, open_image};
+use crate::store::workdir::WorkDir;
 use crate::store::{BlobRef, BlobStore};
 
 /// What identifies an image.
@@ -91,7 +92,7 @@ pub struct Source {
     pub blobs: BlobStore,
     /// The temp store of a docker-archive or registry image, removed on
     /// drop.
-    _scratch: Option<tempfile::TempDir>,
+    _scratch: Option<WorkDir>,
 }
 
 impl Source {
@@ -194,10 +195,8 @@ fn open_registry(
 }
 
 /// A store in a new temp directory, removed when the directory drops.
-fn scratch_store() -> Result<(tempfile::TempDir, BlobStore)> {
-    let dir = tempfile::Builder::new()
-        .prefix("ingot-image-")
-        .tempdir()
+fn scratch_store() -> Result<(WorkDir, BlobStore)> {
+    let dir = WorkDir::new_in(&std::env::temp_dir(), ".ingot-image-", 0o700)
         .context(|| "creating a temp directory for the image's blobs".into())?;
     let blobs = BlobStore::open(dir.path())
         .context(|| format!("creating a blob store in {}", dir.path().display()))?;

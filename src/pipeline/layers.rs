@@ -26,6 +26,7 @@ use crate::rootfs::{Change, Node, View};
 use crate::seal;
 use crate::seal::scan::{Findings, Scan};
 use crate::store::cache::{Cache, CachedLayer, FileStat, StatIndex, Summary};
+use crate::store::workdir::WorkDir;
 use crate::store::{BlobRef, BlobStore, BlobWriter};
 
 /// A recipe layer, finished: written now or served from the cache.
@@ -482,7 +483,7 @@ struct WriteJob {
     progress: Progress,
     layer_index: usize,
     /// Package contents the entries point into, removed once written.
-    staging: Option<tempfile::TempDir>,
+    staging: Option<WorkDir>,
 }
 
 impl WriteJob {

@@ -38,6 +38,7 @@ use crate::seal::scan::Findings;
 use crate::seal::{self, LayerLabel, Scan};
 use crate::store::cache::{Cache, StatIndex, Summary};
 use crate::store::layout::{self, Staging, Tagged};
+use crate::store::workdir::WorkDir;
 use crate::store::{BlobRef, BlobStore};
 use layers::{FinishedLayer, Layers, Setup};
 
@@ -175,7 +176,8 @@ pub fn build(
 /// without building its layers, and writes `ingot.lock` beside it.
 /// Registry tags are resolved afresh, whatever the old lock pinned.
 pub fn lock(recipe: &Recipe, sources: &Sources, log: Log) -> Result<LockFile> {
-    let scratch = tempfile::tempdir().context(|| "creating a temp directory".into())?;
+    let scratch = WorkDir::new_in(&std::env::temp_dir(), ".ingot-lock-", 0o700)
+        .context(|| "creating a temp directory".into())?;
     let blobs = BlobStore::open(scratch.path()).context(|| "creating a temp store".into())?;
     // Nothing of the recipe's own is built: the settings only fill the
     // context, and stemcell bases are built at their own.
@@ -253,7 +255,7 @@ struct Context<'a> {
     package_sets: Vec<lock::PackageSet>,
     /// Where `.deb`s are kept: the cache's store, else a build's own.
     debs: BlobStore,
-    _debs_dir: Option<tempfile::TempDir>,
+    _debs_dir: Option<WorkDir>,
 }
 
 impl<'a> Context<'a> {
@@ -273,7 +275,8 @@ impl<'a> Context<'a> {
         let (debs, debs_dir) = match &cache {
             Some(cache) => (cache.blobs.clone(), None),
             None => {
-                let dir = tempfile::tempdir().context(|| "creating a package store".into())?;
+                let dir = WorkDir::new_in(&std::env::temp_dir(), ".ingot-debs-", 0o700)
+                    .context(|| "creating a package store".into())?;
                 let store =
                     BlobStore::open(dir.path()).context(|| "creating a package store".into())?;
                 (store, Some(dir))

@@ -19,6 +19,7 @@ use crate::recipe::schema::{BaseRef, PackagesStep};
 use crate::recipe::{Recipe, Step};
 use crate::rootfs::View;
 use crate::store::BlobStore;
+use crate::store::workdir::WorkDir;
 
 /// The locked closure of each layer that installs packages, by layer
 /// index.
@@ -236,7 +237,7 @@ pub fn install_set(
     step: &PackagesStep,
     debs: &Debs,
     log: Log,
-) -> Result<(Installed, tempfile::TempDir)> {
+) -> Result<(Installed, WorkDir)> {
     let missing: Vec<PackagePin> = install::missing(below, &set.packages)
         .into_iter()
         .cloned()
@@ -246,9 +247,7 @@ pub fn install_set(
         .map_err(|e| Error::from(e).within(format!("layer {}", set.layer)))?;
     let by_name: HashMap<String, PathBuf> =
         missing.iter().map(|p| p.name.clone()).zip(paths).collect();
-    let staging = tempfile::Builder::new()
-        .prefix(".ingot-packages-")
-        .tempdir()
+    let staging = WorkDir::new_in(&std::env::temp_dir(), ".ingot-packages-", 0o700)
         .context(|| "creating a staging directory for package contents".into())?;
     let options = Options {
         drop_setuid: step.drop_setuid,

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 
+use super::workdir::WorkDir;
 use super::{BlobRef, BlobStore};
 use crate::digest::Digest;
 use crate::error::{BlobError, Error, IoContext, Result, Within};
@@ -23,19 +24,18 @@ use crate::image::{Platform, annotation, canonical_json, select_platform};
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 const LOCK_FILE: &str = "index.json.lock";
 
+/// The name of every staging directory starts so.
+pub const STAGING_PREFIX: &str = ".ingot-staging-";
+
 /// Temp files and directories are private by default; a layout is published
 /// with the modes `create` and `mkdir` give, so the umask decides as usual.
 pub(super) fn file_mode() -> fs::Permissions {
     fs::Permissions::from_mode(0o666)
 }
 
-fn dir_mode() -> fs::Permissions {
-    fs::Permissions::from_mode(0o777)
-}
-
-/// A temp directory that becomes, or feeds, a layout at `target`.
+/// A work directory that becomes, or feeds, a layout at `target`.
 pub struct Staging {
-    dir: tempfile::TempDir,
+    dir: WorkDir,
     pub blobs: BlobStore,
     target: PathBuf,
 }
@@ -43,7 +43,8 @@ pub struct Staging {
 impl Staging {
     /// Creates the staging directory in the nearest existing ancestor of
     /// `target`, so the final rename stays on one filesystem and nothing is
-    /// created at `target` until the build succeeds.
+    /// created at `target` until the build succeeds. What killed builds
+    /// left there is swept first (see [`super::workdir`]).
     pub fn new(target: &Path) -> Result<Staging> {
         let absolute = std::path::absolute(target)
             .context(|| format!("resolving output path {}", target.display()))?;
@@ -53,10 +54,7 @@ impl Staging {
             .find(|a| a.is_dir())
             .unwrap_or(Path::new("/"))
             .to_path_buf();
-        let dir = tempfile::Builder::new()
-            .prefix(".ingot-staging-")
-            .permissions(dir_mode())
-            .tempdir_in(&anchor)
+        let dir = WorkDir::new_in(&anchor, STAGING_PREFIX, 0o777)
             .context(|| format!("creating a staging directory in {}", anchor.display()))?;
         let blobs =
             BlobStore::open(dir.path()).context(|| "creating the staging blob store".into())?;
@@ -119,7 +117,10 @@ pub fn commit_entry(staging: Staging, entry: &Entry) -> Result<()> {
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
         }
-        let staged = staging.dir.keep();
+        let staged = staging
+            .dir
+            .keep()
+            .context(|| "releasing the staging directory".into())?;
         match fs::rename(&staged, &target) {
             Ok(()) => return Ok(()),
             // Another build created the layout first: merge into it below.
@@ -146,6 +147,7 @@ fn merge_into(target: &Path, blobs: &BlobStore, entry: &Entry) -> Result<()> {
     // Check it is a layout before creating the lock file in it.
     let layout = Layout::open(target)?;
     let _lock = lock(target)?;
+    sweep_temp_files(target);
     let index = layout.index()?;
     let owner = index
         .annotations()
@@ -177,6 +179,30 @@ pub(crate) fn lock(dir: &Path) -> Result<File> {
     file.lock()
         .context(|| format!("locking {}", path.display()))?;
     Ok(file)
+}
+
+/// The name of every temp file [`replace_file`] makes starts so.
+const TEMP_PREFIX: &str = ".ingot-tmp-";
+
+/// Removes the temp files a killed writer left in the layout root `dir`
+/// (ours, and the `.tmp*` an older ingot made); returns them. Called under
+/// the layout's lock, which every writer of the root holds, so none of
+/// them is being written.
+pub(crate) fn sweep_temp_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with(TEMP_PREFIX) || name.starts_with(".tmp")
+        })
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .filter(|p| fs::remove_file(p).is_ok())
+        .collect()
 }
 
 /// `index` (or a new one) with `entry` as the only manifest for its tag
@@ -274,6 +300,7 @@ pub fn replace_file_with_permissions<T>(
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
         .permissions(permissions)
         .tempfile_in(dir)
         .context(|| {

@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod gc;
 pub mod layout;
+pub mod workdir;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};

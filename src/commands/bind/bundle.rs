@@ -21,6 +21,7 @@ use crate::image::annotation;
 use crate::layer;
 use crate::rootfs::View;
 use crate::rootfs::unpack::{Unpack, Unpacked};
+use crate::store::workdir::WorkDir;
 
 /// The runtime config for the image's `config` with `bindings`.
 pub fn spec(found: &Source, user: (u32, u32), bindings: &[Binding]) -> Result<Spec, String> {
@@ -137,9 +138,7 @@ pub fn write(
         .filter(|d| !d.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     // 0700: config.json may hold secret values read from the environment.
-    let staging = tempfile::Builder::new()
-        .prefix(".ingot-bundle-")
-        .tempdir_in(&parent)
+    let staging = WorkDir::new_in(&parent, ".ingot-bundle-", 0o700)
         .context(|| format!("creating a temp directory in {}", parent.display()))?;
     let rootfs = staging.path().join("rootfs");
     std::fs::create_dir(&rootfs).context(|| format!("creating {}", rootfs.display()))?;
@@ -160,9 +159,13 @@ pub fn write(
     let json = serde_json::to_vec_pretty(&spec)
         .map_err(|e| Error::Failed(format!("encoding config.json: {e}")))?;
     super::write_private(&staging.path().join("config.json"), &json)?;
-    std::fs::rename(staging.path(), out)
+    let staged = staging
+        .keep()
+        .context(|| "releasing the bundle's temp directory".into())?;
+    std::fs::rename(&staged, out)
+        .inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&staged);
+        })
         .context(|| format!("moving the bundle to {}", out.display()))?;
-    // Renamed away: nothing is left for the guard to remove.
-    let _ = staging.keep();
     Ok(unpacked)
 }
