@@ -328,3 +328,54 @@ impl<T, E: Into<Error>> Within<T> for std::result::Result<T, E> {
         self.map_err(|e| e.into().within(what()))
     }
 }
+
+/// What the tar crate says of a stream it cannot read, fit for a one-line
+/// message. Its header errors quote the header's bytes as they are (binary
+/// garbage, for a file that is no tar at all): those are named for what they
+/// mean, and anything else is escaped and cut short.
+pub fn tar_message(e: &io::Error) -> String {
+    let text = e.to_string();
+    if text.starts_with("numeric field") || text.contains("checksum mismatch") {
+        return "a header block is no tar header (not a tar archive, or a corrupt one)".into();
+    }
+    printable(&text, 200)
+}
+
+/// `text` with control characters escaped, cut to `max` characters.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || c == char::REPLACEMENT_CHARACTER {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tar_messages_never_carry_raw_bytes() {
+        let garbage = io::Error::other(
+            "numeric field did not have utf-8 text: \u{8f}\u{fffd}\u{7} when getting cksum for \u{1b}[2J",
+        );
+        let said = tar_message(&garbage);
+        assert!(
+            said.starts_with("a header block is no tar header"),
+            "{said}"
+        );
+        let other = tar_message(&io::Error::other(format!(
+            "bad\u{1b}[2J{}",
+            "x".repeat(500)
+        )));
+        assert!(!other.contains('\u{1b}') && other.ends_with('…'), "{other}");
+    }
+}

@@ -317,3 +317,44 @@ fn failed_rebuild_leaves_the_old_layout_intact() {
         .arg(format!("oci:{}:1", f.out().display())));
     assert!(common::stdout(&inspect).contains(&digest));
 }
+
+/// `-o` below a file: said before anything is built, in the user's words.
+#[test]
+fn an_output_below_a_file_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("afile"), "x").unwrap();
+    let out = run(ingot()
+        .args(["build", "-q"])
+        .arg(common::repo().join("recipes/hello/recipe.yaml"))
+        .arg("-o")
+        .arg(dir.path().join("afile/sub")));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("afile is a file, not a directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert_no_staging(dir.path());
+}
+
+/// A file that is no tar at all, given as a docker-archive: named for what
+/// it is, and none of its bytes printed.
+#[test]
+fn a_garbage_docker_archive_is_named_not_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.tar");
+    let bytes: Vec<u8> = (0u32..3000)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&garbage, &bytes).unwrap();
+    let out = run(ingot()
+        .arg("inspect")
+        .arg(format!("docker-archive:{}", garbage.display())));
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("not a tar archive"), "{err}");
+    assert!(
+        err.chars().all(|c| !c.is_control() || c == '\n') && !err.contains('\u{fffd}'),
+        "{err:?}"
+    );
+}

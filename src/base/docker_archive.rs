@@ -32,7 +32,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration, MediaType};
 
 use super::BaseImage;
 use crate::digest::{Digest, HashingReader};
-use crate::error::{BlobError, Error, IoContext, Within};
+use crate::error::{BlobError, Error, IoContext, Within, tar_message};
 use crate::image::config::{diff_ids, platform_of};
 use crate::image::media::Compression;
 use crate::layer::gzip::BlockGzWriter;
@@ -230,9 +230,9 @@ fn scan(file: &File) -> Result<Index, String> {
     let mut index = Index::default();
     let entries = archive
         .entries_with_seek()
-        .map_err(|e| format!("reading the archive: {e}"))?;
+        .map_err(|e| format!("reading the archive: {}", tar_message(&e)))?;
     for entry in entries {
-        let entry = entry.map_err(|e| format!("reading the archive: {e}"))?;
+        let entry = entry.map_err(|e| format!("reading the archive: {}", tar_message(&e)))?;
         let name = archive_name(&entry.path_bytes())?;
         let kind = match entry.header().entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {

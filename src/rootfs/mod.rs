@@ -18,7 +18,7 @@ use meta::ImagePath;
 use oci_spec::image::Descriptor;
 
 use crate::digest::Digest;
-use crate::error::LayerError;
+use crate::error::{LayerError, tar_message};
 use crate::layer::{self, OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 use crate::store::BlobStore;
 
@@ -138,11 +138,14 @@ const CAPABILITY_XATTR: &[u8] = b"SCHILY.xattr.security.capability";
 struct Counted<'a, R> {
     inner: &'a mut R,
     read: u64,
+    /// Whether reading failed: an error the visitor passes on is then the
+    /// layer's, not its own (a full disk is no corrupt tar).
+    failed: bool,
 }
 
 impl<R: Read> Read for Counted<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).inspect_err(|_| self.failed = true)?;
         self.read += n as u64;
         Ok(n)
     }
@@ -287,21 +290,27 @@ fn read_data(
     on_file: FileVisitor,
 ) -> Result<Option<Vec<u8>>, String> {
     let mut buf = Vec::new();
+    let corrupt = |e: io::Error| format!("corrupt layer tar: reading {path}: {}", tar_message(&e));
     let read = if watched {
-        let n = entry.read_to_end(&mut buf).map(|n| n as u64);
-        n.and_then(|n| on_file(path, &mut &buf[..]).map(|()| n))
+        let n = entry.read_to_end(&mut buf).map_err(corrupt)? as u64;
+        on_file(path, &mut &buf[..]).map_err(|e| format!("{path}: {e}"))?;
+        n
     } else if matches!(node.kind, NodeKind::File { .. }) {
         let mut counted = Counted {
             inner: entry,
             read: 0,
+            failed: false,
         };
-        on_file(path, &mut counted)
-            .and_then(|()| io::copy(&mut counted, &mut io::sink()))
-            .map(|_| counted.read)
+        match on_file(path, &mut counted) {
+            Err(e) if counted.failed => return Err(corrupt(e)),
+            Err(e) => return Err(format!("{path}: {e}")),
+            Ok(()) => {}
+        }
+        io::copy(&mut counted, &mut io::sink()).map_err(corrupt)?;
+        counted.read
     } else {
-        io::copy(entry, &mut io::sink())
-    }
-    .map_err(|e| format!("corrupt layer tar: reading {path}: {e}"))?;
+        io::copy(entry, &mut io::sink()).map_err(corrupt)?
+    };
     if read != size {
         return Err(format!(
             "corrupt layer tar: {path} is truncated ({read} of {size} bytes)"
@@ -706,7 +715,7 @@ impl View {
         let mut reading = Reading::new(self);
         let mut entries = archive
             .entries()
-            .map_err(|e| format!("reading layer tar: {e}"))?;
+            .map_err(|e| format!("reading layer tar: {}", tar_message(&e)))?;
         loop {
             let mut entry = match entries.next() {
                 None => break,
@@ -724,7 +733,7 @@ impl View {
                 {
                     break;
                 }
-                Some(Err(e)) => return Err(format!("corrupt layer tar: {e}")),
+                Some(Err(e)) => return Err(format!("corrupt layer tar: {}", tar_message(&e))),
             };
             // A global PAX header is no file: Go hands it to its caller,
             // and containerd and Docker skip it (umoci 0.4 fails on it,

@@ -39,6 +39,22 @@ pub struct Unpack<'a> {
     done: Unpacked,
 }
 
+/// A file being written, whose errors say so: a full disk is told apart
+/// from a layer that cannot be read.
+struct Writing(fs::File);
+
+impl io::Write for Writing {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .write(buf)
+            .map_err(|e| io::Error::new(e.kind(), format!("writing: {e}")))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
 impl<'a> Unpack<'a> {
     /// Creates every directory and symlink of `view` under `dest`, an
     /// existing empty directory.
@@ -83,8 +99,9 @@ impl<'a> Unpack<'a> {
             if !survives {
                 return Ok(());
             }
-            let mut file = fs::File::create(on_disk(dest, path))?;
-            done.bytes += io::copy(data, &mut file)?;
+            let file = fs::File::create(on_disk(dest, path))
+                .map_err(|e| io::Error::new(e.kind(), format!("creating the file: {e}")))?;
+            done.bytes += io::copy(data, &mut Writing(file))?;
             done.files += 1;
             Ok(())
         })?;
@@ -221,6 +238,27 @@ mod tests {
             b.append_data(&mut h, name, body).unwrap();
         }
         b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_full_disk_is_not_called_a_corrupt_layer() {
+        let layer = tar(&[("srv", 'd', ""), ("srv/data", 'f', "some bytes")]);
+        let full = View::new()
+            .read_tar(&layer[..], &mut |_, data| {
+                io::copy(data, &mut Writing(fs::File::create("/dev/full")?)).map(drop)
+            })
+            .unwrap_err();
+        assert!(!full.contains("corrupt"), "{full}");
+        assert!(full.contains("/srv/data: writing: No space left"), "{full}");
+
+        // Cut inside the file's data: that one is the layer's fault.
+        let cut = &layer[..512 * 2 + 4];
+        let corrupt = View::new()
+            .read_tar(cut, &mut |_, data| {
+                io::copy(data, &mut io::sink()).map(drop)
+            })
+            .unwrap_err();
+        assert!(corrupt.starts_with("corrupt layer tar"), "{corrupt}");
     }
 
     fn unpack(layers: &[Vec<u8>]) -> Result<tempfile::TempDir, String> {

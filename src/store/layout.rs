@@ -48,6 +48,17 @@ impl Staging {
     pub fn new(target: &Path) -> Result<Staging> {
         let absolute = std::path::absolute(target)
             .context(|| format!("resolving output path {}", target.display()))?;
+        if let Some(file) = absolute
+            .ancestors()
+            .skip(1)
+            .find(|a| a.symlink_metadata().is_ok_and(|m| !m.is_dir()) && !a.is_dir())
+        {
+            return Err(Error::Usage(format!(
+                "output {}: {} is a file, not a directory",
+                target.display(),
+                file.display()
+            )));
+        }
         let anchor = absolute
             .ancestors()
             .skip(1)
