@@ -13,14 +13,20 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 
+use super::file::{self, Links};
 use super::{BlobRef, BlobStore};
 use crate::digest::Digest;
 use crate::error::{BlobError, Error, IoContext, Result, Within};
 use crate::image::media::{self, Compression};
 use crate::image::reference::{OciRef, Selector};
-use crate::image::{Platform, annotation, canonical_json, select_platform};
+use crate::image::{
+    MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Platform, annotation, canonical_json, select_platform,
+};
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// The most bytes `oci-layout` may have: its one field is 30.
+pub const MAX_LAYOUT_MARKER: u64 = 4 << 10;
 const LOCK_FILE: &str = "index.json.lock";
 
 /// Temp files and directories are private by default; a layout is published
@@ -165,15 +171,29 @@ fn merge_into(target: &Path, blobs: &BlobStore, entry: &Entry) -> Result<()> {
     write_layout_files(target, &index_with(Some(index), entry))
 }
 
-/// Takes the layout's lock file; released when the handle drops.
+/// Takes the layout's lock file; released when the handle drops. Opened
+/// without following a symlink and without blocking (a FIFO under its
+/// name would wait for a reader), and refused unless a regular file.
 pub(crate) fn lock(dir: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(LOCK_FILE);
     let file = File::options()
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(&path)
         .context(|| format!("opening lock {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .context(|| format!("opening lock {}", path.display()))?;
+    if !meta.is_file() {
+        return Err(Error::Failed(format!(
+            "{}: not a regular file ({})",
+            path.display(),
+            file::kind_of(meta.file_type())
+        )));
+    }
     file.lock()
         .context(|| format!("locking {}", path.display()))?;
     Ok(file)
@@ -326,7 +346,7 @@ pub fn open_image(reference: &OciRef, dir: &Path, platform: &Platform) -> Result
         if !media::is_index(desc.media_type().as_ref()) {
             break;
         }
-        let index: ImageIndex = layout.read_json(&desc)?;
+        let index: ImageIndex = layout.read_json(&desc, MAX_MANIFEST_SIZE)?;
         desc = select_platform(&index, platform)
             .map_err(|m| Error::Usage(format!("{reference}: {m}")))?
             .clone();
@@ -339,8 +359,8 @@ pub fn open_image(reference: &OciRef, dir: &Path, platform: &Platform) -> Result
         )));
     }
     let manifest_digest = digest_of(&desc)?;
-    let manifest: ImageManifest = layout.read_json(&desc)?;
-    let config: ImageConfiguration = layout.read_json(manifest.config())?;
+    let manifest: ImageManifest = layout.read_json(&desc, MAX_MANIFEST_SIZE)?;
+    let config: ImageConfiguration = layout.read_json(manifest.config(), MAX_CONFIG_SIZE)?;
     check_image(&manifest, &config).map_err(failed)?;
     Ok(Found {
         layout,
@@ -374,9 +394,11 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Opens the layout at `dir`, checking its `oci-layout` (a regular
+    /// file of at most [`MAX_LAYOUT_MARKER`] bytes).
     pub fn open(dir: &Path) -> Result<Layout> {
         let marker = dir.join("oci-layout");
-        if !marker.is_file() {
+        if fs::symlink_metadata(&marker).is_err() {
             return Err(Error::Usage(format!(
                 "{} is not an OCI image layout (no oci-layout file)",
                 dir.display()
@@ -387,7 +409,8 @@ impl Layout {
             #[serde(rename = "imageLayoutVersion")]
             version: String,
         }
-        let text = fs::read(&marker).context(|| format!("reading {}", marker.display()))?;
+        let text = file::read_regular(&marker, Links::Refuse, MAX_LAYOUT_MARKER)
+            .context(|| format!("reading {}", marker.display()))?;
         match serde_json::from_slice::<Marker>(&text) {
             Ok(m) if m.version == "1.0.0" => {}
             Ok(m) => {
@@ -407,9 +430,12 @@ impl Layout {
         })
     }
 
+    /// `index.json`: a regular file of at most [`MAX_MANIFEST_SIZE`] bytes
+    /// (an index, held to a manifest's bound).
     pub fn index(&self) -> Result<ImageIndex> {
         let path = self.dir.join("index.json");
-        let bytes = fs::read(&path).context(|| format!("reading {}", path.display()))?;
+        let bytes = file::read_regular(&path, Links::Refuse, MAX_MANIFEST_SIZE)
+            .context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Failed(format!("{}: invalid index: {e}", path.display())))
     }
@@ -458,8 +484,16 @@ impl Layout {
     /// bytes (checked against the digest) and its `mediaType` field.
     fn describe(&self, digest: &Digest) -> Result<Descriptor> {
         let path = self.blobs.path(digest);
-        let bytes = fs::read(&path)
-            .map_err(|_| Error::Usage(format!("{}: no manifest {digest}", self.dir.display())))?;
+        let bytes = match file::read_regular(&path, Links::Refuse, MAX_MANIFEST_SIZE) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::Usage(format!(
+                    "{}: no manifest {digest}",
+                    self.dir.display()
+                )));
+            }
+            Err(e) => return Err(super::blob_error(*digest, e).into()),
+        };
         let found = Digest::of(&bytes);
         if found != *digest {
             return Err(BlobError::DigestMismatch {
@@ -487,9 +521,16 @@ impl Layout {
         ))
     }
 
-    /// Reads and parses a JSON blob, verified against its descriptor.
-    pub fn read_json<T: serde::de::DeserializeOwned>(&self, desc: &Descriptor) -> Result<T> {
+    /// Reads and parses a JSON blob, verified against its descriptor, whose
+    /// size may be at most `limit` ([`MAX_MANIFEST_SIZE`] for manifests and
+    /// indexes, [`MAX_CONFIG_SIZE`] for configs).
+    pub fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        desc: &Descriptor,
+        limit: u64,
+    ) -> Result<T> {
         let blob = blob_ref(desc)?;
+        check_json_size(&blob, limit)?;
         let bytes = self
             .blobs
             .read(&blob)
@@ -515,6 +556,20 @@ pub fn blob_ref(desc: &Descriptor) -> Result<BlobRef> {
         digest,
         size: desc.size(),
     })
+}
+
+/// Refuses a JSON blob whose descriptor claims more than `limit` bytes: it
+/// would be read whole (a reader never gives more than the declared size).
+pub fn check_json_size(blob: &BlobRef, limit: u64) -> Result<()> {
+    if blob.size > limit {
+        return Err(Error::Failed(format!(
+            "blob {}: the descriptor says {} bytes, larger than the limit of {}",
+            blob.digest,
+            blob.size,
+            file::human_size(limit)
+        )));
+    }
+    Ok(())
 }
 
 fn digest_of(desc: &Descriptor) -> Result<Digest> {
