@@ -90,7 +90,8 @@ pub enum Command {
         ingot gc oci:out/hello --dry-run --json\n\n\
         Rebuilding a version leaves its old manifest, config and changed layers behind;\n\
         gc removes every blob that index.json does not reach, under the layout's lock.\n\
-        A missing or corrupt referenced blob stops it: run ingot verify first.")]
+        A missing or corrupt referenced blob stops it before anything is removed: run\n\
+        ingot verify first.")]
     Gc(GcArgs),
     /// Look after the build cache.
     #[command(after_help = "Examples:\n  \
@@ -311,7 +312,8 @@ pub struct GcArgs {
     /// The layout, as oci:PATH.
     #[arg(value_parser = gc_layout)]
     pub image: OciRef,
-    /// Report what would be removed, removing nothing.
+    /// Report what would be removed, writing nothing (not even the lock
+    /// file): works on a layout it cannot write.
     #[arg(long)]
     pub dry_run: bool,
     /// Print the result as JSON.

@@ -4,14 +4,15 @@
 //! `/dev/zero` is refused, not read until memory runs out (each such test
 //! runs ingot under `prlimit --as` to prove no large allocation); a FIFO is
 //! refused at once, not waited on (each such test kills ingot and fails
-//! if it has not exited within a deadline).
+//! if it has not exited within a deadline). And `ingot gc` removes nothing
+//! from a layout that is broken, and writes nothing in a dry run.
 
 mod common;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::layout::{Lies, dir, file, tar, write_layout};
 use common::{blob_path, read_json};
@@ -200,6 +201,15 @@ impl Case {
         blob_path(&self.base(), digest)
     }
 
+    /// Adds a blob nothing references: what gc would remove.
+    fn garbage(&self) -> PathBuf {
+        let bytes = b"an old version's layer";
+        let digest = ingot::digest::Digest::of(bytes).to_string();
+        let path = self.blob(&digest);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
     fn build(&self) -> Ran {
         let (recipe, out) = (self.recipe(), self.out());
         ingot(&["build", path(&recipe), "-o", path(&out)])
@@ -237,9 +247,9 @@ fn issue14_config_that_is_a_symlink_to_dev_zero_is_refused() {
     let config = case.config_digest();
     zero_at(&case.blob(&config));
     let refused = format!("blob {config}: not a regular file (a symlink)");
-    ingot_bounded(&["inspect", &case.oci(":t")])
-        .exited(1)
-        .says(&[&refused]);
+    for args in [vec!["inspect", &case.oci(":t")], vec!["gc", &case.oci("")]] {
+        ingot_bounded(&args).exited(1).says(&[&refused]);
+    }
     let (recipe, out) = (case.recipe(), case.out());
     ingot_bounded(&["build", path(&recipe), "-o", path(&out)])
         .exited(1)
@@ -381,4 +391,139 @@ fn issue14_an_index_json_over_4_mib_is_refused_naming_the_limit() {
     ingot(&["verify", &case.oci("")]).exited(1).says(&[limit]);
     ingot(&["gc", &case.oci("")]).exited(1).says(&[limit]);
     case.build().exited(1).says(&[limit]);
+}
+
+// ---------------------------------------------------------------------------
+// gc on a broken layout
+
+/// The names in the layout's `blobs/sha256`, sorted.
+fn blob_names(layout: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn issue14_gc_removes_nothing_when_a_layer_is_missing() {
+    let case = Case::new();
+    let garbage = case.garbage();
+    let layer = case.layer_digest();
+    std::fs::remove_file(case.blob(&layer)).unwrap();
+    let before = blob_names(&case.base());
+    for args in [
+        vec!["gc", &case.oci("")],
+        vec!["gc", "--dry-run", &case.oci("")],
+    ] {
+        ingot(&args).exited(1).says(&[
+            &format!("blob {layer}: missing"),
+            &format!("layers[0] of manifest {}", case.manifest),
+            "nothing removed",
+        ]);
+    }
+    assert_eq!(blob_names(&case.base()), before);
+    assert!(garbage.exists());
+}
+
+#[test]
+fn issue14_gc_removes_nothing_when_the_config_is_corrupt() {
+    let case = Case::new();
+    let garbage = case.garbage();
+    let config = case.config_digest();
+    let path = case.blob(&config);
+    // The same length, another content: only its digest says so.
+    let sound = std::fs::read(&path).unwrap();
+    let mut bytes = sound.clone();
+    bytes[0] ^= 0x20;
+    std::fs::write(&path, bytes).unwrap();
+    let before = blob_names(&case.base());
+    ingot(&["gc", &case.oci("")]).exited(1).says(&[
+        &format!("blob {config}: digest mismatch"),
+        &format!("config of manifest {}", case.manifest),
+        "nothing removed",
+    ]);
+    assert_eq!(blob_names(&case.base()), before);
+    assert!(garbage.exists());
+
+    // A layer of the wrong size stops it too.
+    std::fs::write(&path, sound).unwrap();
+    let layer = case.layer_digest();
+    let mut longer = std::fs::read(case.blob(&layer)).unwrap();
+    longer.push(0);
+    std::fs::write(case.blob(&layer), longer).unwrap();
+    ingot(&["gc", &case.oci("")])
+        .exited(1)
+        .says(&[&format!("blob {layer}: size mismatch")]);
+    assert!(garbage.exists());
+}
+
+/// Every path under `dir` (itself included) with its mtime, size and
+/// inode, sorted by path.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, SystemTime, u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out: Vec<_> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.path().symlink_metadata().unwrap();
+            (
+                e.path().to_path_buf(),
+                m.modified().unwrap(),
+                m.len(),
+                m.ino(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn issue14_gc_dry_run_writes_nothing() {
+    let case = Case::new();
+    let garbage = case.garbage();
+    let garbage_name = garbage.file_name().unwrap().to_string_lossy().into_owned();
+    // Times in the past, so that any write would show in a later mtime.
+    let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    for (p, ..) in snapshot(&case.base()) {
+        std::fs::File::open(&p).unwrap().set_modified(old).unwrap();
+    }
+
+    // Without a lock file, and with one (a build has run): neither
+    // creates nor touches anything.
+    for with_lock in [false, true] {
+        if with_lock {
+            let lock = case.base().join("index.json.lock");
+            std::fs::write(&lock, b"").unwrap();
+            std::fs::File::open(&lock)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+            std::fs::File::open(case.base())
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        let before = snapshot(&case.base());
+        let ran = ingot(&["gc", "--dry-run", "--json", &case.oci("")]);
+        ran.exited(0);
+        let report: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+        assert_eq!(
+            report["removed"],
+            serde_json::json!([format!("sha256:{garbage_name}")]),
+            "{report}"
+        );
+        assert_eq!(
+            snapshot(&case.base()),
+            before,
+            "with lock file: {with_lock}"
+        );
+    }
+
+    // The real thing removes the garbage, and only it.
+    ingot(&["gc", &case.oci("")]).exited(0);
+    assert!(!garbage.exists());
+    ingot(&["verify", &case.oci("")]).exited(0);
 }

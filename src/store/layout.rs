@@ -199,6 +199,22 @@ pub(crate) fn lock(dir: &Path) -> Result<File> {
     Ok(file)
 }
 
+/// Shares the layout's lock, for a reader that must write nothing: the
+/// lock file is not created when there is none (no build has written the
+/// layout while holding it, then), and is opened read-only. Released when
+/// the handle drops.
+pub(crate) fn lock_shared(dir: &Path) -> Result<Option<File>> {
+    let path = dir.join(LOCK_FILE);
+    let file = match file::open_regular(&path, Links::Refuse) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).context(|| format!("opening lock {}", path.display())),
+    };
+    file.lock_shared()
+        .context(|| format!("locking {}", path.display()))?;
+    Ok(Some(file))
+}
+
 /// `index` (or a new one) with `entry` as the only manifest for its tag
 /// (or, untagged, the only untagged entry with its digest).
 fn index_with(index: Option<ImageIndex>, entry: &Entry) -> ImageIndex {
