@@ -365,6 +365,59 @@ fn issue14_a_fifo_config_or_index_json_is_refused_at_once() {
         .says(&["reading index.json: not a regular file (a FIFO)"]);
 }
 
+/// A cache whose files (entries, summaries, stat indexes, blobs) have all
+/// become FIFOs is a cache that misses: the build reads nothing from it,
+/// waits on nothing, and makes the same image.
+#[test]
+fn issue14_cache_files_that_are_fifos_are_misses() {
+    let case = Case::new();
+    let cache = case.tmp.path().join("cache");
+    let build = |out: &str| {
+        let (recipe, out) = (case.recipe(), case.tmp.path().join(out));
+        let cache = path(&cache);
+        let ran = ingot(&["build", path(&recipe), "-o", path(&out), "--cache", cache]);
+        ran.exited(0);
+        ran.stdout.trim().to_string()
+    };
+    let digest = build("first");
+    let mut fifos = 0;
+    for entry in walkdir::WalkDir::new(&cache) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            std::fs::remove_file(entry.path()).unwrap();
+            mkfifo(entry.path());
+            fifos += 1;
+        }
+    }
+    assert!(fifos >= 4, "{fifos} cache files");
+    assert_eq!(build("second"), digest);
+}
+
+/// Paths a user names (a recipe, a docker archive, an allow file) may be
+/// symlinks, but a FIFO there is refused at once too.
+#[test]
+fn issue14_fifos_a_user_names_are_refused_at_once() {
+    let case = Case::new();
+    let fifo = case.tmp.path().join("fifo");
+    mkfifo(&fifo);
+    let out = case.out();
+    ingot(&["build", path(&fifo), "-o", path(&out)])
+        .exited(2)
+        .says(&["cannot read recipe: not a regular file (a FIFO)"]);
+    let archive = format!("docker-archive:{}", fifo.display());
+    ingot(&["inspect", &archive])
+        .exited(1)
+        .says(&["opening: not a regular file (a FIFO)"]);
+    ingot(&["audit", &case.oci(":t"), "--allow", path(&fifo)])
+        .exited(2)
+        .says(&["not a regular file (a FIFO)"]);
+
+    // A recipe reached through a symlink is read.
+    let link = case.tmp.path().join("recipe/link.yaml");
+    std::os::unix::fs::symlink("recipe.yaml", &link).unwrap();
+    ingot(&["build", path(&link), "-o", path(&out)]).exited(0);
+}
+
 // ---------------------------------------------------------------------------
 // Size bounds
 
