@@ -90,7 +90,9 @@ pub enum Command {
         ingot gc oci:out/hello --dry-run --json\n\n\
         Rebuilding a version leaves its old manifest, config and changed layers behind;\n\
         gc removes every blob that index.json does not reach, under the layout's lock.\n\
-        A missing or corrupt referenced blob stops it: run ingot verify first.")]
+        A missing or corrupt referenced blob stops it before anything is removed: run\n\
+        ingot verify first. It also removes what killed builds left: staging directories\n\
+        beside the layout whose process is gone, and temp files in its root.")]
     Gc(GcArgs),
     /// Look after the build cache.
     #[command(after_help = "Examples:\n  \
@@ -311,7 +313,8 @@ pub struct GcArgs {
     /// The layout, as oci:PATH.
     #[arg(value_parser = gc_layout)]
     pub image: OciRef,
-    /// Report what would be removed, removing nothing.
+    /// Report what would be removed, writing nothing (not even the lock
+    /// file): works on a layout it cannot write.
     #[arg(long)]
     pub dry_run: bool,
     /// Print the result as JSON.
@@ -689,12 +692,19 @@ fn gc(args: GcArgs, out: &mut Out) -> Result<()> {
         "removed"
     };
     out.report(args.json, &collected, |c| {
-        format!(
+        let mut text = format!(
             "{verb} {} blobs ({} bytes), kept {}\n",
             c.removed.len(),
             c.bytes,
             c.kept
-        )
+        );
+        for path in &c.litter {
+            text.push_str(&format!(
+                "{verb} {}, left by a killed build\n",
+                path.display()
+            ));
+        }
+        text
     })
 }
 

@@ -174,10 +174,11 @@ pub enum RegistryError {
 pub enum BlobError {
     #[error("blob {digest}: missing")]
     Missing { digest: Digest },
-    /// A directory, a device or a fifo under a blob's name: never read, as
-    /// a fifo or a device may not end.
-    #[error("blob {digest}: not a regular file")]
-    NotRegular { digest: Digest },
+    /// A directory, a device, a FIFO or a symlink under a blob's name:
+    /// never read, as a FIFO or a device may not end. `kind` says which
+    /// ("a FIFO").
+    #[error("blob {digest}: not a regular file ({kind})")]
+    NotRegular { digest: Digest, kind: &'static str },
     /// The file is not as long as the descriptor says. `content` is what
     /// the whole file hashes to: when it is the digest, only the
     /// descriptor's size is wrong, which calls for another repair than a

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::debian::archive::PackagePin;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
+use crate::store::file::{self, Links};
 
 /// The lock file's name, beside the recipe.
 pub const FILE_NAME: &str = "ingot.lock";
@@ -114,6 +115,10 @@ impl LockFile {
     }
 }
 
+/// The most bytes `ingot.lock` may have. A lock pinning a few hundred
+/// packages is some 100 KiB; this bounds what a hostile one costs.
+pub const MAX_LOCK_SIZE: u64 = 16 << 20;
+
 /// Where the lock of the recipe at `recipe_file` lives.
 pub fn path_for(recipe_file: &Path) -> PathBuf {
     recipe_file
@@ -122,9 +127,10 @@ pub fn path_for(recipe_file: &Path) -> PathBuf {
         .join(FILE_NAME)
 }
 
-/// Reads a lock file; `None` when there is none.
+/// Reads a lock file (a regular file, or a symlink to one, of at most
+/// [`MAX_LOCK_SIZE`] bytes); `None` when there is none.
 pub fn read(path: &Path) -> Result<Option<LockFile>> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match file::read_regular(path, Links::Follow, MAX_LOCK_SIZE) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).context(|| format!("reading {}", path.display())),

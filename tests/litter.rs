@@ -124,3 +124,36 @@ fn only_dead_staging_and_stray_temp_files_are_removed() {
         assert!(!stray.exists(), "{} is still there", stray.display());
     }
 }
+
+/// `gc` reports what killed builds left beside and in the layout, lists it
+/// in a dry run, and removes it otherwise; a live build's staging stays.
+#[test]
+fn gc_removes_and_reports_what_killed_builds_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let built = try_build(common::repo().join("recipes/hello/recipe.yaml"), &out);
+    assert!(built.status.success(), "{}", stderr(&built));
+    let dead = dir.path().join(".ingot-staging-dead");
+    std::fs::create_dir(&dead).unwrap();
+    std::fs::write(dead.join(".ingot-owner"), b"").unwrap();
+    let stray = out.join(".tmpHalfIndex");
+    std::fs::write(&stray, b"{").unwrap();
+    let gc = |args: &[&str]| {
+        let o = common::run(
+            ingot()
+                .arg("gc")
+                .args(args)
+                .arg("--json")
+                .arg(format!("oci:{}", out.display())),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        json["litter"].clone()
+    };
+    let listed = serde_json::json!([dead.display().to_string(), stray.display().to_string()]);
+    assert_eq!(gc(&["--dry-run"]), listed);
+    assert!(dead.exists() && stray.exists());
+    assert_eq!(gc(&[]), listed);
+    assert!(!dead.exists() && !stray.exists());
+    assert_eq!(gc(&[]), serde_json::json!([]));
+}

@@ -35,13 +35,11 @@ use crate::digest::{Digest, HashingReader};
 use crate::error::{BlobError, Error, IoContext, Within, tar_message};
 use crate::image::config::{diff_ids, platform_of};
 use crate::image::media::Compression;
+use crate::image::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
 use crate::layer::gzip::BlockGzWriter;
 use crate::layer::read::decoder;
+use crate::store::file::{self, Links, human_size};
 use crate::store::{BlobRef, BlobStore, BlobWriter};
-
-/// The most bytes `manifest.json` or a config may have: both are small,
-/// and they are read whole into memory.
-const MAX_JSON: u64 = 16 * 1024 * 1024;
 
 /// Symlinks followed from a name to its file, at most: `docker save` and
 /// skopeo use one level.
@@ -92,14 +90,21 @@ fn load_verified(
     archive: &Path,
     blobs: &BlobStore,
 ) -> crate::error::Result<(ImageConfiguration, Vec<u8>, Vec<Descriptor>)> {
-    let file = File::open(archive).map_err(|e| Error::Failed(format!("opening: {e}")))?;
+    // A regular file (a symlink to one is followed): a FIFO or a device
+    // is refused at once, never waited on or read without end.
+    let file = file::open_regular(archive, Links::Follow)
+        .map_err(|e| Error::Failed(format!("opening: {e}")))?;
     let index = scan(&file).map_err(Error::Failed)?;
 
-    let manifest = read_json_file(&file, &index, "manifest.json").map_err(Error::Failed)?;
+    // Both are read whole into memory: `manifest.json` within a
+    // manifest's bound, the config within a config's.
+    let manifest =
+        read_json_file(&file, &index, "manifest.json", MAX_MANIFEST_SIZE).map_err(Error::Failed)?;
     let image =
         parse_manifest(&manifest).map_err(|e| Error::Failed(format!("manifest.json: {e}")))?;
 
-    let config_bytes = read_json_file(&file, &index, &image.config).map_err(Error::Failed)?;
+    let config_bytes =
+        read_json_file(&file, &index, &image.config, MAX_CONFIG_SIZE).map_err(Error::Failed)?;
     let config = verify_config(&image.config, &config_bytes)?;
     let layers = load_layers(&file, &index, &image, &config, blobs).map_err(Error::Failed)?;
     Ok((config, config_bytes, layers))
@@ -473,18 +478,18 @@ fn section(file: &File, span: Span) -> io::Result<io::Take<&File>> {
     Ok(f.take(span.size))
 }
 
-/// Reads the small JSON file `name` whole, refusing one over [`MAX_JSON`]
+/// Reads the small JSON file `name` whole, refusing one over `limit` bytes
 /// before reading it.
-fn read_json_file(file: &File, index: &Index, name: &str) -> Result<Vec<u8>, String> {
+fn read_json_file(file: &File, index: &Index, name: &str, limit: u64) -> Result<Vec<u8>, String> {
     let span = index.resolve(name).map_err(|e| format!("{name}: {e}"))?;
-    if span.size > MAX_JSON {
+    if span.size > limit {
         return Err(format!(
-            "{name} is {} bytes, more than the {} MiB allowed",
+            "{name} is {} bytes, larger than the limit of {}",
             span.size,
-            MAX_JSON >> 20
+            human_size(limit)
         ));
     }
-    // The size is at most MAX_JSON, so it fits in memory and in a usize.
+    // The size is at most `limit`, so it fits in memory and in a usize.
     let mut bytes = Vec::with_capacity(span.size as usize);
     section(file, span)
         .and_then(|mut r| r.read_to_end(&mut bytes))
@@ -960,12 +965,12 @@ mod tests {
     fn refuses_json_over_the_size_cap() {
         let (a, b, ids) = two_layers();
         let mut items = saved(Style::Classic, &[a, b], &ids);
-        items[0] = file("manifest.json", vec![b' '; MAX_JSON as usize + 1]);
+        items[0] = file("manifest.json", vec![b' '; MAX_MANIFEST_SIZE as usize + 1]);
         let err = load_items(&items).error();
         assert!(
             err.contains(&format!(
-                "manifest.json is {} bytes, more than the 16 MiB allowed",
-                MAX_JSON + 1
+                "manifest.json is {} bytes, larger than the limit of 4 MiB",
+                MAX_MANIFEST_SIZE + 1
             )),
             "{err}"
         );

@@ -145,7 +145,8 @@ fn resolve_image(
         }
         ImageRef::DockerArchive(path) => {
             let file = recipe.dir.join(path);
-            if !file.is_file() {
+            // There but no regular file (a FIFO): refused as it is opened.
+            if std::fs::metadata(&file).is_err() {
                 let message = format!("{}: no such file", recipe.spec.base);
                 return Err(recipe.error_at(&["base"], message).into());
             }

@@ -11,11 +11,10 @@ use crate::image::Platform;
 use crate::image::config::platform_of;
 use crate::image::media::Compression;
 use crate::image::reference::RegistryRef;
+use crate::image::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
 use crate::lock;
 use crate::recipe::Recipe;
 use crate::registry;
-use crate::registry::fetch::MAX_CONFIG_SIZE;
-use crate::registry::remote::MAX_MANIFEST_SIZE;
 use crate::store::layout;
 use crate::store::{BlobRef, BlobStore};
 
@@ -103,7 +102,7 @@ fn cached_image(
     // trusted with memory either.
     let path = store.path(manifest);
     let meta = std::fs::metadata(&path).ok()?;
-    if !meta.is_file() || meta.len() > MAX_MANIFEST_SIZE as u64 {
+    if !meta.is_file() || meta.len() > MAX_MANIFEST_SIZE {
         return None;
     }
     let manifest_ref = BlobRef {

@@ -9,14 +9,13 @@
 //! all at once (`--accept-declared`), or one by one in an allow file of
 //! the auditor's own, optionally bound to an image digest.
 
-use std::io::Read as _;
 use std::path::Path;
 
 use oci_spec::image::{Descriptor, ImageConfiguration};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Within};
 use crate::image::reference::ImageRef;
 use crate::image::{Platform, annotation};
 use crate::registry::{Access, Progress};
@@ -25,6 +24,7 @@ use crate::rootfs::meta::ImagePath;
 use crate::seal::SealAllow;
 use crate::seal::{self, LayerLabel, Report, Scan};
 use crate::store::BlobStore;
+use crate::store::file::{self, Links};
 
 use super::source::{self, DigestOf};
 
@@ -83,17 +83,7 @@ const MAX_ALLOW_FILE: u64 = 1 << 20;
 /// position (exit 2).
 pub fn read_allow_file(path: &Path) -> Result<Vec<AuditorAllow>> {
     let usage = |m: String| Error::Usage(format!("{}: {m}", path.display()));
-    let meta = std::fs::metadata(path).map_err(|e| usage(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(usage("not a regular file".into()));
-    }
-    if meta.len() > MAX_ALLOW_FILE {
-        return Err(usage(format!("larger than {MAX_ALLOW_FILE} bytes")));
-    }
-    // Read through a bound as well: the file may grow after the check.
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_ALLOW_FILE).read_to_string(&mut text))
+    let text = file::read_regular_string(path, Links::Follow, MAX_ALLOW_FILE)
         .map_err(|e| usage(e.to_string()))?;
     let list: Vec<AuditorAllow> = serde_yaml::from_str(&text).map_err(|e| {
         let at = e
@@ -151,7 +141,9 @@ pub fn audit(
         &source.blobs,
         &allow,
         &source.labels,
-    )?;
+    )
+    // A layer's error names its blob; this names the image it is in.
+    .within(|| image.to_string())?;
     let declared = declared
         .into_iter()
         .map(|d| Declared {

@@ -41,12 +41,11 @@ pub fn inspect(
     let source = source::open(image, platform, access, progress)?;
     for layer in &source.layers {
         let blob = blob_ref(layer)?;
-        if !source.blobs.contains(&blob.digest) {
-            return Err(Error::Failed(format!(
-                "{image}: layer blob {} is missing",
-                blob.digest
-            )));
-        }
+        // Missing, or there but no regular file (a FIFO): said as such.
+        source
+            .blobs
+            .present(&blob.digest)
+            .map_err(|e| Error::Failed(format!("{image}: layer {e}")))?;
     }
     let params = crate::params::declared(&source.config)
         .map_err(|m| Error::Failed(format!("{image}: {m}")))?;

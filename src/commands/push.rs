@@ -14,9 +14,9 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result, Within};
+use crate::image::MAX_MANIFEST_SIZE;
 use crate::image::reference::{OciRef, RegistryRef, Selector};
 use crate::image::{annotation, media};
-use crate::registry::remote::MAX_MANIFEST_SIZE;
 use crate::registry::{self, Access, Progress, PushOptions, PushReport, Remote, Tally};
 use crate::store::BlobRef;
 use crate::store::layout::{Layout, blob_ref, tag_of};
@@ -133,7 +133,7 @@ impl Plan {
 
 fn collect(layout: &Layout, desc: &Descriptor, depth: usize, plan: &mut Plan) -> Result<()> {
     let blob = blob_ref(desc)?;
-    if blob.size > MAX_MANIFEST_SIZE as u64 {
+    if blob.size > MAX_MANIFEST_SIZE {
         return Err(Error::Failed(format!(
             "{}: manifest {} claims {} bytes, more than a registry accepts",
             layout.dir.display(),

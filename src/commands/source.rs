@@ -139,8 +139,9 @@ fn open_layout(reference: &OciRef, platform: &Platform) -> Result<Source> {
 }
 
 fn open_archive(image: &ImageRef, path: &std::path::Path) -> Result<Source> {
-    // As for a layout that is not there: the reference is wrong.
-    if !path.is_file() {
+    // As for a layout that is not there: the reference is wrong. (A path
+    // that is there but no regular file is refused when it is opened.)
+    if std::fs::metadata(path).is_err() {
         return Err(Error::Usage(format!("{image}: no such file")));
     }
     let (scratch, blobs) = scratch_store()?;

@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use oci_spec::image::{
@@ -27,21 +27,15 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::error::{BlobError, Error, LayerError, Result};
-use crate::image::media;
 use crate::image::reference::Selector;
+use crate::image::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, media};
 use crate::layer::read::{self as layer_read, LayerReader};
-use crate::store::layout::Layout;
-use crate::store::layout::tag_of;
+use crate::store::file::{self, Links};
+use crate::store::layout::{Layout, MAX_LAYOUT_MARKER, tag_of};
 use crate::store::{BlobRef, BlobStore, VerifiedReader};
 
 /// The layout version this verifier knows (image-spec, "oci-layout file").
 const LAYOUT_VERSION: &str = "1.0.0";
-
-/// Manifests, indexes and configs are read whole to be parsed; a descriptor
-/// claiming more than this is refused rather than trusted with memory.
-/// (containerd caps manifests at 4 MiB; configs with long histories are
-/// bigger, hence the margin.)
-const MAX_JSON_SIZE: u64 = 16 << 20;
 
 /// What kind of thing is wrong. Serialized (and printed) in kebab-case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -154,7 +148,7 @@ pub fn verify(layout_dir: &Path, selector: &Selector) -> Result<Report> {
     }
     let marker = layout_dir.join("oci-layout");
     let index_path = layout_dir.join("index.json");
-    if !marker.exists() && !index_path.exists() {
+    if fs::symlink_metadata(&marker).is_err() && fs::symlink_metadata(&index_path).is_err() {
         return Err(Error::Usage(format!(
             "{} is not an OCI image layout (no oci-layout or index.json)",
             layout_dir.display()
@@ -231,14 +225,11 @@ fn described(
             layout_dir.display()
         ))
     };
-    let file = fs::File::open(&path).map_err(|_| no_blob())?;
-    let size = file.metadata().map_err(|_| no_blob())?.len();
-    let mut head = Vec::new();
+    let size = fs::symlink_metadata(&path).map_err(|_| no_blob())?.len();
     // A blob bigger than a manifest may be is not read here, and one that
-    // cannot be read is taken for a manifest: the walk reports either.
-    if size <= MAX_JSON_SIZE {
-        let _ = file.take(MAX_JSON_SIZE).read_to_end(&mut head);
-    }
+    // cannot be read (or is no regular file) is taken for a manifest: the
+    // walk reports either.
+    let head = file::read_regular(&path, Links::Refuse, MAX_MANIFEST_SIZE).unwrap_or_default();
     #[derive(serde::Deserialize)]
     struct Head {
         #[serde(rename = "mediaType")]
@@ -316,7 +307,7 @@ impl Walk {
 
     /// image-spec, "oci-layout file": `{"imageLayoutVersion": "1.0.0"}`.
     fn check_marker(&mut self, marker: &Path) {
-        let bytes = match fs::read(marker) {
+        let bytes = match file::read_regular(marker, Links::Refuse, MAX_LAYOUT_MARKER) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let msg = "oci-layout is missing".to_string();
@@ -343,9 +334,10 @@ impl Walk {
         }
     }
 
-    /// image-spec, "index.json file": an image index, schema version 2.
+    /// image-spec, "index.json file": an image index, schema version 2, in
+    /// a regular file of at most [`MAX_MANIFEST_SIZE`] bytes.
     fn read_index_json(&mut self, path: &Path) -> Option<ImageIndex> {
-        let bytes = match fs::read(path) {
+        let bytes = match file::read_regular(path, Links::Refuse, MAX_MANIFEST_SIZE) {
             Ok(b) => b,
             Err(e) => {
                 let msg = if e.kind() == io::ErrorKind::NotFound {
@@ -427,7 +419,9 @@ impl Walk {
             return;
         }
         self.report.indexes += 1;
-        let Some(index) = self.read_json::<ImageIndex>(&blob, at, "an image index") else {
+        let Some(index) =
+            self.read_json::<ImageIndex>(&blob, MAX_MANIFEST_SIZE, at, "an image index")
+        else {
             return;
         };
         self.check_schema(index.schema_version(), &blob, at);
@@ -447,7 +441,9 @@ impl Walk {
             return;
         }
         self.report.manifests += 1;
-        let Some(manifest) = self.read_json::<ImageManifest>(&blob, at, "an image manifest") else {
+        let Some(manifest) =
+            self.read_json::<ImageManifest>(&blob, MAX_MANIFEST_SIZE, at, "an image manifest")
+        else {
             return;
         };
         self.check_schema(manifest.schema_version(), &blob, at);
@@ -507,7 +503,8 @@ impl Walk {
     }
 
     fn read_config(&mut self, blob: &BlobRef, at: &str) -> DiffIds {
-        let config = self.read_json::<ImageConfiguration>(blob, at, "an image config")?;
+        let config =
+            self.read_json::<ImageConfiguration>(blob, MAX_CONFIG_SIZE, at, "an image config")?;
         let rootfs = config.rootfs();
         if rootfs.typ() != "layers" {
             let msg = format!(
@@ -617,15 +614,16 @@ impl Walk {
         }
     }
 
-    /// Reads and parses a JSON blob; None (with the problem noted) when it
-    /// is bad.
+    /// Reads and parses a JSON blob of at most `limit` bytes; None (with
+    /// the problem noted) when it is bad.
     fn read_json<T: serde::de::DeserializeOwned>(
         &mut self,
         blob: &BlobRef,
+        limit: u64,
         at: &str,
         what: &str,
     ) -> Option<T> {
-        let bytes = self.read_blob(blob, at)?;
+        let bytes = self.read_blob(blob, limit, at)?;
         match serde_json::from_slice(&bytes) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -662,15 +660,17 @@ impl Walk {
         }
     }
 
-    /// Reads a blob whole, checking its size and digest.
-    fn read_blob(&mut self, blob: &BlobRef, at: &str) -> Option<Vec<u8>> {
+    /// Reads a blob whole, checking its size and digest; its descriptor
+    /// may claim at most `limit` bytes.
+    fn read_blob(&mut self, blob: &BlobRef, limit: u64, at: &str) -> Option<Vec<u8>> {
         if self.raw.get(&(blob.digest, blob.size)) == Some(&false) {
             return None;
         }
-        if blob.size > MAX_JSON_SIZE {
+        if blob.size > limit {
             let msg = format!(
-                "{at}: descriptor says {} bytes, more than the {MAX_JSON_SIZE} a JSON blob may have",
-                blob.size
+                "{at}: descriptor says {} bytes, larger than the limit of {}",
+                blob.size,
+                file::human_size(limit)
             );
             self.blob_problem(ProblemKind::BadJson, blob, msg);
             self.check_blob(blob, at);
@@ -722,9 +722,9 @@ impl Walk {
             BlobError::Missing { .. } => {
                 (ProblemKind::MissingBlob, format!("{at}: {file} is missing"))
             }
-            BlobError::NotRegular { .. } => (
+            BlobError::NotRegular { kind, .. } => (
                 ProblemKind::Unreadable,
-                format!("{at}: {file} is not a regular file"),
+                format!("{at}: {file} is not a regular file ({kind})"),
             ),
             BlobError::SizeMismatch {
                 digest,

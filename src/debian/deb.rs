@@ -27,6 +27,7 @@ use crate::error::DebError;
 use crate::layer::WHITEOUT_PREFIX;
 use crate::rootfs::meta::{self, ImagePath};
 use crate::rootfs::{Change, FileVisitor, Unpacking, View};
+use crate::store::file::{self, Links};
 
 /// How much of a `.deb` ingot reads, at most. Debian's own packages stay
 /// well inside each bound; anything past one is refused, not truncated.
@@ -361,27 +362,45 @@ pub struct Deb<R> {
 }
 
 impl Deb<BufReader<File>> {
-    /// Opens the `.deb` at `path` and reads it up to its data.
+    /// Opens the `.deb` at `path` (a symlink is followed) and reads it up
+    /// to its data.
     pub fn open(path: &Path) -> Result<Self, DebError> {
-        Deb::open_as(path, path.display().to_string())
+        Deb::open_with(path, path.display().to_string(), Links::Follow)
     }
 
-    /// [`Deb::open`], the package named `name` in errors (a `.deb` in a
-    /// content store is better known by its archive file name).
+    /// [`Deb::open`] of a `.deb` in a content store, which is better known
+    /// by its archive file name, `name`, in errors; a symlink there is
+    /// refused.
     pub fn open_as(path: &Path, name: String) -> Result<Self, DebError> {
-        let io = |source| DebError::Io {
-            deb: name.clone(),
-            source,
+        Deb::open_with(path, name, Links::Refuse)
+    }
+
+    /// Opens a `.deb` only if it is a regular file, never blocking on a
+    /// FIFO (see [`crate::store::file`]).
+    fn open_with(path: &Path, name: String, links: Links) -> Result<Self, DebError> {
+        let file = match file::open_regular(path, links) {
+            Ok(f) => f,
+            Err(e) => {
+                return Err(match file::refusal(&e) {
+                    Some(refused) => DebError::Malformed {
+                        deb: name,
+                        reason: refused.to_string(),
+                    },
+                    None => DebError::Io {
+                        deb: name,
+                        source: e,
+                    },
+                });
+            }
         };
-        let file = File::open(path).map_err(io)?;
-        let metadata = file.metadata().map_err(io)?;
-        if !metadata.is_file() {
-            return Err(DebError::Malformed {
-                deb: name,
-                reason: "not a regular file".into(),
-            });
-        }
-        Deb::read(name, BufReader::new(file), metadata.len())
+        let len = file
+            .metadata()
+            .map_err(|source| DebError::Io {
+                deb: name.clone(),
+                source,
+            })?
+            .len();
+        Deb::read(name, BufReader::new(file), len)
     }
 }
 

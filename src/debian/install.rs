@@ -23,6 +23,7 @@ use crate::error::DebError;
 use crate::layer::{Content, Entry, EntryKind};
 use crate::rootfs::meta::ImagePath;
 use crate::rootfs::{NodeKind, View};
+use crate::store::file::{self, Links};
 
 /// dpkg's database, where dpkg-query and scanners read it.
 pub const STATUS: &str = "var/lib/dpkg/status";
@@ -269,13 +270,13 @@ impl Stage {
 
     /// The bytes a package gave `path`, if one did, up to `limit`.
     pub fn read(&self, path: &ImagePath, limit: u64) -> Result<Option<Vec<u8>>, String> {
-        let Some((file, size)) = self.files.get(path) else {
+        let Some((staged, size)) = self.files.get(path) else {
             return Ok(None);
         };
         if *size > limit {
             return Err(format!("/{path} is larger than {limit} bytes"));
         }
-        std::fs::read(file)
+        file::read_regular(staged, Links::Refuse, limit)
             .map(Some)
             .map_err(|e| format!("reading staged /{path}: {e}"))
     }

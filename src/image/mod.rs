@@ -12,6 +12,14 @@ use std::str::FromStr;
 use oci_spec::image::{Descriptor, ImageIndex};
 use serde::Serialize;
 
+/// A manifest or index (index.json included) larger than this is refused
+/// rather than trusted with memory: containerd's limit.
+pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+
+/// Configs are read whole to be parsed; one larger than this is refused.
+/// Long histories make configs bigger than manifests, hence the margin.
+pub const MAX_CONFIG_SIZE: u64 = 16 << 20;
+
 /// Annotation keys (image-spec "Pre-Defined Annotation Keys", plus ingot's).
 pub mod annotation {
     pub const CREATED: &str = "org.opencontainers.image.created";

@@ -18,6 +18,7 @@ use std::path::Path;
 use tar::{Builder, EntryType, Header, UstarHeader};
 
 use super::{Content, ContentSink, Entry, EntryKind};
+use crate::store::file::{self, Links};
 
 /// Size of the ustar `name` and `linkname` fields.
 const NAME_LEN: usize = 100;
@@ -244,7 +245,8 @@ fn ustar(header: &mut Header) -> io::Result<&mut UstarHeader> {
 /// Opens a host file whose length must be `size`, as a reader that fails
 /// if the file turns out longer or shorter while it is streamed.
 fn open_exact(path: &Path, size: u64) -> io::Result<ExactReader<'_, File>> {
-    let file = File::open(path)
+    // Never blocks on a FIFO swapped in since the plan; refused below.
+    let file = file::open_regular(path, Links::Follow)
         .map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", path.display())))?;
     let meta = file
         .metadata()

@@ -19,6 +19,7 @@ use crate::recipe::schema::{BaseRef, PackagesStep};
 use crate::recipe::{Recipe, Step};
 use crate::rootfs::View;
 use crate::store::BlobStore;
+use crate::store::file::{self, Links};
 use crate::store::workdir::WorkDir;
 
 /// The locked closure of each layer that installs packages, by layer
@@ -98,20 +99,10 @@ pub fn archives(recipe: &Recipe) -> Result<Vec<ArchiveSource>> {
 /// Largest keyring read: Debian's, with every release's keys, is 55 KB.
 const MAX_KEYRING: u64 = 4 << 20;
 
-/// A keyring file, refused when it is not a regular file or is larger
-/// than [`MAX_KEYRING`].
+/// A keyring file (or a symlink to one), refused when it is not a regular
+/// file or is larger than [`MAX_KEYRING`].
 fn read_keyring(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() || meta.len() > MAX_KEYRING {
-        return Err(std::io::Error::other(format!(
-            "not a regular file of at most {MAX_KEYRING} bytes"
-        )));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_KEYRING).read_to_end(&mut bytes)?;
-    Ok(bytes)
+    file::read_regular(path, Links::Follow, MAX_KEYRING)
 }
 
 /// Debian's name for the architecture of `platform`.

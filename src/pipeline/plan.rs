@@ -7,15 +7,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::path::Path;
+
 use crate::base::BaseImage;
 use crate::debian::install::Installed;
 use crate::layer::{self, Content, EntryKind};
 use crate::recipe::schema::{CopyStep, GroupStep, TemplateStep, UserStep};
-use crate::recipe::{Recipe, RecipeError, Step, template};
+use crate::recipe::{MAX_TEMPLATE_SIZE, Recipe, RecipeError, Step, template};
 use crate::rootfs::accounts::{self, Databases};
 use crate::rootfs::meta::{ImagePath, Owner};
 use crate::rootfs::source::{self, SourceKind};
 use crate::rootfs::{Change, Node, NodeKind, View, remove_below, resolve_parent_with};
+use crate::store::file::{self, Links};
 
 /// Everything a layer's steps may read.
 pub struct Inputs<'a> {
@@ -237,7 +240,7 @@ impl Plan {
     ) -> Result<(), (&'static str, String)> {
         let recipe = inputs.recipe;
         let path = recipe.resolve_src(&t.src).map_err(|m| ("src", m))?;
-        let text = std::fs::read_to_string(&path)
+        let text = file::read_regular_string(&path, Links::Follow, MAX_TEMPLATE_SIZE)
             .map_err(|e| ("src", format!("reading template {}: {e}", t.src)))?;
         let base_digest = inputs
             .base
@@ -385,8 +388,8 @@ impl Plan {
             self.base_dependent |= self.sees_base(view, &path);
             let bytes = match self.entries.get(&path).map(|e| &e.kind) {
                 Some(EntryKind::File(Content::Bytes(b))) => b.clone(),
-                Some(EntryKind::File(Content::Path { path: host, .. })) => {
-                    std::fs::read(host).map_err(|e| format!("reading {}: {e}", host.display()))?
+                Some(EntryKind::File(Content::Path { path: host, size })) => {
+                    read_source(host, *size)?
                 }
                 Some(_) => return Err(format!("{path} is not a regular file")),
                 None if self.hidden(&path) => Vec::new(),
@@ -472,9 +475,7 @@ pub fn changes(entries: &[layer::Entry], layer_index: usize) -> Result<Vec<Chang
         let content = match &entry.kind {
             _ if !View::is_watched(&path) => None,
             EntryKind::File(Content::Bytes(b)) => Some(b.clone()),
-            EntryKind::File(Content::Path { path: host, .. }) => {
-                Some(std::fs::read(host).map_err(|e| format!("reading {}: {e}", host.display()))?)
-            }
+            EntryKind::File(Content::Path { path: host, size }) => Some(read_source(host, *size)?),
             _ => None,
         };
         let node = Node {
@@ -488,6 +489,18 @@ pub fn changes(entries: &[layer::Entry], layer_index: usize) -> Result<Vec<Chang
         out.push(Change::Put(path, node, content));
     }
     Ok(out)
+}
+
+/// A planned host file's bytes: a regular file (never a FIFO or a device
+/// swapped in since it was planned) of the `size` it was planned with.
+fn read_source(host: &Path, size: u64) -> Result<Vec<u8>, String> {
+    file::read_regular(host, Links::Follow, size).map_err(|e| match file::refusal(&e) {
+        Some(file::FileError::TooLarge { .. }) => format!(
+            "{}: changed while building (planned as a {size}-byte regular file)",
+            host.display()
+        ),
+        _ => format!("reading {}: {e}", host.display()),
+    })
 }
 
 fn node_kind(kind: &EntryKind) -> NodeKind {

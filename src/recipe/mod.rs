@@ -12,6 +12,8 @@ pub mod template;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::store::file::{self as store_file, Links};
+
 pub use crate::error::{Pos, RecipeError};
 pub use locate::Locator;
 pub use schema::{ParamSpec, RecipeSpec, Step};
@@ -29,15 +31,23 @@ pub struct Recipe {
     locator: Locator,
 }
 
+/// The most bytes a recipe file may have: the examples are 2 KiB, and
+/// inline `file` contents belong in files beside it past a few.
+pub const MAX_RECIPE_SIZE: u64 = 4 << 20;
+
+/// The most bytes a template may have: it is rendered in memory.
+pub const MAX_TEMPLATE_SIZE: u64 = 16 << 20;
+
 impl Recipe {
-    /// Reads, parses and validates the recipe at `file`.
+    /// Reads, parses and validates the recipe at `file`: a regular file
+    /// (or a symlink to one) of at most [`MAX_RECIPE_SIZE`] bytes.
     pub fn load(file: &Path) -> Result<Recipe, RecipeError> {
         let at_start = |message: String| RecipeError {
             file: file.to_path_buf(),
             pos: Pos { line: 1, col: 1 },
             message,
         };
-        let text = std::fs::read_to_string(file)
+        let text = store_file::read_regular_string(file, Links::Follow, MAX_RECIPE_SIZE)
             .map_err(|e| at_start(format!("cannot read recipe: {e}")))?;
         let dir = file
             .parent()

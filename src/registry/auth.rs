@@ -18,6 +18,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::RegistryError;
+use crate::store::file::{self, Links};
 
 /// Where credentials are looked up, in order.
 #[derive(Debug, Clone, Default)]
@@ -82,12 +83,18 @@ pub fn lookup(
     Ok(None)
 }
 
+/// The most bytes a credentials file may have: a few hundred registries'
+/// entries fit in a fraction of it.
+pub const MAX_AUTH_FILE: u64 = 1 << 20;
+
+/// A credentials file (a regular file, or a symlink to one, of at most
+/// [`MAX_AUTH_FILE`] bytes); None when there is none.
 fn read_file(path: &Path) -> Result<Option<AuthFile>, RegistryError> {
     let bad = |message: String| RegistryError::Credentials {
         origin: path.display().to_string(),
         message,
     };
-    let bytes = match std::fs::read(path) {
+    let bytes = match file::read_regular(path, Links::Follow, MAX_AUTH_FILE) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(bad(e.to_string())),

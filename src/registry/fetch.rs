@@ -10,16 +10,12 @@ use super::{RegistryError, Remote};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result, Within};
 use crate::image::reference::RegistryRef;
-use crate::image::{Platform, media, select_platform};
+use crate::image::{MAX_CONFIG_SIZE, Platform, media, select_platform};
 use crate::store::layout::blob_ref;
 use crate::store::{BlobRef, BlobStore};
 
 /// How deep indexes may nest before the registry is called hostile.
 const MAX_INDEX_DEPTH: usize = 4;
-
-/// Configs are read whole to be parsed; a descriptor claiming more than
-/// this is refused (as `verify` does).
-pub const MAX_CONFIG_SIZE: u64 = 16 << 20;
 
 /// An image fetched into a store: every blob it names is there, checked.
 #[derive(Debug, Clone)]

@@ -38,14 +38,10 @@ use super::auth::{self, Credential};
 use super::{Access, RegistryError};
 use crate::digest::Digest;
 use crate::error::{BlobError, Error, IoContext, Result};
-use crate::image::media;
 use crate::image::reference::RegistryRef;
+use crate::image::{MAX_MANIFEST_SIZE, media};
 use crate::progress::Progress;
 use crate::store::{BlobRef, BlobStore, VerifiedReader};
-
-/// A manifest or index larger than this is refused rather than trusted
-/// with memory (containerd's limit).
-pub const MAX_MANIFEST_SIZE: usize = 4 << 20;
 
 /// Upload chunk size: oci-client sends at most 4 MiB per PATCH.
 const CHUNK: usize = 4 << 20;
@@ -255,7 +251,7 @@ impl Remote {
                 &media::MANIFEST_TYPES,
             ))
             .map_err(|e| self.classify(e, &what))?;
-        if body.len() > MAX_MANIFEST_SIZE {
+        if body.len() as u64 > MAX_MANIFEST_SIZE {
             return Err(RegistryError::Protocol {
                 what,
                 message: format!(

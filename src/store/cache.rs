@@ -27,10 +27,21 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::file::{self, Links};
 use super::layout::replace_file;
 use super::{BlobStore, link_or_copy};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{IoContext, Result};
+
+/// The most bytes a layer entry (`layers/<key>.json`, a few hundred) may
+/// have. The cache's own files are read only when they are regular files
+/// within their bound (see [`super::file`]); anything else is a miss.
+const MAX_LAYER_ENTRY: u64 = 1 << 20;
+
+/// The most bytes a summary or a stat index may have: far more than real
+/// ones (a few MiB for a Debian base), only a bound against a sparse or
+/// hostile file.
+const MAX_CACHE_FILE: u64 = 1 << 30;
 
 /// A file's identity as git's index records it: a file whose stat is
 /// unchanged is taken to have unchanged content (with git's racy-clean
@@ -139,11 +150,7 @@ impl Summary {
 
     /// The summary at `path`, if it is a regular file of the right form.
     fn read(path: &Path) -> Option<Summary> {
-        let meta = std::fs::symlink_metadata(path).ok()?;
-        if !meta.is_file() {
-            return None;
-        }
-        Summary::from_bytes(std::fs::read(path).ok()?)
+        Summary::from_bytes(file::read_regular(path, Links::Refuse, MAX_CACHE_FILE).ok()?)
     }
 }
 
@@ -183,10 +190,12 @@ impl Cache {
     /// content is not re-hashed here: see [`blob_checked`](Self::blob_checked).
     pub fn layer(&self, key: &Digest) -> Option<CachedLayer> {
         let path = self.layer_path(key);
-        let bytes = std::fs::read(&path).ok()?;
-        let entry: Option<CachedLayer> = serde_json::from_slice(&bytes).ok();
+        let bytes = file::read_regular(&path, Links::Refuse, MAX_LAYER_ENTRY).ok();
+        let entry: Option<CachedLayer> = bytes.and_then(|b| serde_json::from_slice(&b).ok());
         let present = entry.as_ref().is_some_and(|e| {
-            std::fs::metadata(self.blobs.path(&e.digest)).is_ok_and(|m| m.len() == e.size)
+            self.blobs
+                .present(&e.digest)
+                .is_ok_and(|m| m.len() == e.size)
         });
         if !present {
             self.drop_layer(key, entry.as_ref());
@@ -301,7 +310,7 @@ impl Cache {
         let written_ns = std::fs::metadata(path)
             .ok()
             .map(|m| FileStat::of(&m).mtime_ns);
-        let entries = std::fs::read(path)
+        let entries = file::read_regular(path, Links::Refuse, MAX_CACHE_FILE)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
@@ -405,13 +414,13 @@ fn replace_with_link(from: &Path, to: &Path) -> io::Result<()> {
     staged.persist(to).map_err(|e| e.error)?;
     // Any later write moves the mtime off the epoch: a record of this
     // stat is never racy, however soon it is made.
-    std::fs::File::open(to)?.set_modified(std::time::UNIX_EPOCH)
+    file::open_regular(to, Links::Refuse)?.set_modified(std::time::UNIX_EPOCH)
 }
 
 /// Copies `from` to the new file `to`, removed again if the copy fails.
 fn copy_new(from: &Path, to: &Path) -> io::Result<()> {
     let mut out = std::fs::File::create_new(to)?;
-    io::copy(&mut std::fs::File::open(from)?, &mut out)
+    io::copy(&mut file::open_regular(from, Links::Refuse)?, &mut out)
         .map(drop)
         .inspect_err(|_| {
             let _ = std::fs::remove_file(to);
@@ -495,7 +504,9 @@ impl StatIndex {
 /// whose size is not what its stat said changed while it was read.
 fn hash_files(files: &[(&Path, FileStat)]) -> io::Result<Vec<Digest>> {
     let hash = |(path, stat): &(&Path, FileStat)| -> io::Result<Digest> {
-        let file = std::fs::File::open(path)?;
+        // A source file: a symlink the walk found is followed, but a FIFO
+        // or a device swapped in since is refused, never waited on.
+        let file = file::open_regular(path, Links::Follow)?;
         let mut reader = HashingReader::new(io::BufReader::with_capacity(super::COPY_BUFFER, file));
         io::copy(&mut reader, &mut io::sink())?;
         let (digest, len) = reader.finish();

@@ -13,15 +13,21 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 
+use super::file::{self, Links};
 use super::workdir::WorkDir;
 use super::{BlobRef, BlobStore};
 use crate::digest::Digest;
 use crate::error::{BlobError, Error, IoContext, Result, Within};
 use crate::image::media::{self, Compression};
 use crate::image::reference::{OciRef, Selector};
-use crate::image::{Platform, annotation, canonical_json, select_platform};
+use crate::image::{
+    MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Platform, annotation, canonical_json, select_platform,
+};
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// The most bytes `oci-layout` may have: its one field is 30.
+pub const MAX_LAYOUT_MARKER: u64 = 4 << 10;
 const LOCK_FILE: &str = "index.json.lock";
 
 /// The name of every staging directory starts so.
@@ -178,15 +184,29 @@ fn merge_into(target: &Path, blobs: &BlobStore, entry: &Entry) -> Result<()> {
     write_layout_files(target, &index_with(Some(index), entry))
 }
 
-/// Takes the layout's lock file; released when the handle drops.
+/// Takes the layout's lock file; released when the handle drops. Opened
+/// without following a symlink and without blocking (a FIFO under its
+/// name would wait for a reader), and refused unless a regular file.
 pub(crate) fn lock(dir: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(LOCK_FILE);
     let file = File::options()
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(&path)
         .context(|| format!("opening lock {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .context(|| format!("opening lock {}", path.display()))?;
+    if !meta.is_file() {
+        return Err(Error::Failed(format!(
+            "{}: not a regular file ({})",
+            path.display(),
+            file::kind_of(meta.file_type())
+        )));
+    }
     file.lock()
         .context(|| format!("locking {}", path.display()))?;
     Ok(file)
@@ -200,10 +220,18 @@ const TEMP_PREFIX: &str = ".ingot-tmp-";
 /// the layout's lock, which every writer of the root holds, so none of
 /// them is being written.
 pub(crate) fn sweep_temp_files(dir: &Path) -> Vec<PathBuf> {
+    stray_temp_files(dir)
+        .into_iter()
+        .filter(|p| fs::remove_file(p).is_ok())
+        .collect()
+}
+
+/// The temp files [`sweep_temp_files`] would remove.
+pub(crate) fn stray_temp_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
     };
-    entries
+    let mut found: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
         .filter(|e| {
             let name = e.file_name();
@@ -212,8 +240,25 @@ pub(crate) fn sweep_temp_files(dir: &Path) -> Vec<PathBuf> {
         })
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| e.path())
-        .filter(|p| fs::remove_file(p).is_ok())
-        .collect()
+        .collect();
+    found.sort();
+    found
+}
+
+/// Shares the layout's lock, for a reader that must write nothing: the
+/// lock file is not created when there is none (no build has written the
+/// layout while holding it, then), and is opened read-only. Released when
+/// the handle drops.
+pub(crate) fn lock_shared(dir: &Path) -> Result<Option<File>> {
+    let path = dir.join(LOCK_FILE);
+    let file = match file::open_regular(&path, Links::Refuse) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).context(|| format!("opening lock {}", path.display())),
+    };
+    file.lock_shared()
+        .context(|| format!("locking {}", path.display()))?;
+    Ok(Some(file))
 }
 
 /// `index` (or a new one) with `entry` as the only manifest for its tag
@@ -364,7 +409,7 @@ pub fn open_image(reference: &OciRef, dir: &Path, platform: &Platform) -> Result
         if !media::is_index(desc.media_type().as_ref()) {
             break;
         }
-        let index: ImageIndex = layout.read_json(&desc)?;
+        let index: ImageIndex = layout.read_json(&desc, MAX_MANIFEST_SIZE)?;
         desc = select_platform(&index, platform)
             .map_err(|m| Error::Usage(format!("{reference}: {m}")))?
             .clone();
@@ -377,8 +422,8 @@ pub fn open_image(reference: &OciRef, dir: &Path, platform: &Platform) -> Result
         )));
     }
     let manifest_digest = digest_of(&desc)?;
-    let manifest: ImageManifest = layout.read_json(&desc)?;
-    let config: ImageConfiguration = layout.read_json(manifest.config())?;
+    let manifest: ImageManifest = layout.read_json(&desc, MAX_MANIFEST_SIZE)?;
+    let config: ImageConfiguration = layout.read_json(manifest.config(), MAX_CONFIG_SIZE)?;
     check_image(&manifest, &config).map_err(failed)?;
     Ok(Found {
         layout,
@@ -412,9 +457,11 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Opens the layout at `dir`, checking its `oci-layout` (a regular
+    /// file of at most [`MAX_LAYOUT_MARKER`] bytes).
     pub fn open(dir: &Path) -> Result<Layout> {
         let marker = dir.join("oci-layout");
-        if !marker.is_file() {
+        if fs::symlink_metadata(&marker).is_err() {
             return Err(Error::Usage(format!(
                 "{} is not an OCI image layout (no oci-layout file)",
                 dir.display()
@@ -425,7 +472,8 @@ impl Layout {
             #[serde(rename = "imageLayoutVersion")]
             version: String,
         }
-        let text = fs::read(&marker).context(|| format!("reading {}", marker.display()))?;
+        let text = file::read_regular(&marker, Links::Refuse, MAX_LAYOUT_MARKER)
+            .context(|| format!("reading {}", marker.display()))?;
         match serde_json::from_slice::<Marker>(&text) {
             Ok(m) if m.version == "1.0.0" => {}
             Ok(m) => {
@@ -445,9 +493,12 @@ impl Layout {
         })
     }
 
+    /// `index.json`: a regular file of at most [`MAX_MANIFEST_SIZE`] bytes
+    /// (an index, held to a manifest's bound).
     pub fn index(&self) -> Result<ImageIndex> {
         let path = self.dir.join("index.json");
-        let bytes = fs::read(&path).context(|| format!("reading {}", path.display()))?;
+        let bytes = file::read_regular(&path, Links::Refuse, MAX_MANIFEST_SIZE)
+            .context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Failed(format!("{}: invalid index: {e}", path.display())))
     }
@@ -496,8 +547,16 @@ impl Layout {
     /// bytes (checked against the digest) and its `mediaType` field.
     fn describe(&self, digest: &Digest) -> Result<Descriptor> {
         let path = self.blobs.path(digest);
-        let bytes = fs::read(&path)
-            .map_err(|_| Error::Usage(format!("{}: no manifest {digest}", self.dir.display())))?;
+        let bytes = match file::read_regular(&path, Links::Refuse, MAX_MANIFEST_SIZE) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::Usage(format!(
+                    "{}: no manifest {digest}",
+                    self.dir.display()
+                )));
+            }
+            Err(e) => return Err(super::blob_error(*digest, e).into()),
+        };
         let found = Digest::of(&bytes);
         if found != *digest {
             return Err(BlobError::DigestMismatch {
@@ -525,9 +584,16 @@ impl Layout {
         ))
     }
 
-    /// Reads and parses a JSON blob, verified against its descriptor.
-    pub fn read_json<T: serde::de::DeserializeOwned>(&self, desc: &Descriptor) -> Result<T> {
+    /// Reads and parses a JSON blob, verified against its descriptor, whose
+    /// size may be at most `limit` ([`MAX_MANIFEST_SIZE`] for manifests and
+    /// indexes, [`MAX_CONFIG_SIZE`] for configs).
+    pub fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        desc: &Descriptor,
+        limit: u64,
+    ) -> Result<T> {
         let blob = blob_ref(desc)?;
+        check_json_size(&blob, limit)?;
         let bytes = self
             .blobs
             .read(&blob)
@@ -553,6 +619,20 @@ pub fn blob_ref(desc: &Descriptor) -> Result<BlobRef> {
         digest,
         size: desc.size(),
     })
+}
+
+/// Refuses a JSON blob whose descriptor claims more than `limit` bytes: it
+/// would be read whole (a reader never gives more than the declared size).
+pub fn check_json_size(blob: &BlobRef, limit: u64) -> Result<()> {
+    if blob.size > limit {
+        return Err(Error::Failed(format!(
+            "blob {}: the descriptor says {} bytes, larger than the limit of {}",
+            blob.digest,
+            blob.size,
+            file::human_size(limit)
+        )));
+    }
+    Ok(())
 }
 
 fn digest_of(desc: &Descriptor) -> Result<Digest> {

@@ -2,9 +2,13 @@
 //!
 //! A blob is hashed while it is written to a temp file, then renamed to its
 //! digest: a blob file under its name is always complete and correct.
-//! Reading verifies size and digest before a byte is trusted.
+//! Reading verifies size and digest before a byte is trusted, and opens
+//! only a regular file ([`file`], which every reader of small files and
+//! blobs goes through): a FIFO or a device under a blob's name is refused
+//! at once, never waited on or read without end.
 
 pub mod cache;
+pub mod file;
 pub mod gc;
 pub mod layout;
 pub mod workdir;
@@ -15,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::error::BlobError;
+use file::Links;
 
 /// Bytes per read when streaming files and blobs.
 pub const COPY_BUFFER: usize = 256 * 1024;
@@ -49,8 +54,24 @@ impl BlobStore {
         &self.root
     }
 
+    /// Whether the store has the blob `digest`, as a regular file (not
+    /// read: see [`open_blob`](Self::open_blob)).
     pub fn contains(&self, digest: &Digest) -> bool {
-        self.path(digest).is_file()
+        self.present(digest).is_ok()
+    }
+
+    /// The blob `digest`'s file, if it is a regular one; else why not
+    /// (missing, or what it is instead). Its content is not read.
+    pub fn present(&self, digest: &Digest) -> Result<std::fs::Metadata, BlobError> {
+        let digest = *digest;
+        match std::fs::symlink_metadata(self.path(&digest)) {
+            Ok(m) if m.is_file() => Ok(m),
+            Ok(m) => Err(BlobError::NotRegular {
+                digest,
+                kind: file::kind_of(m.file_type()),
+            }),
+            Err(e) => Err(blob_error(digest, e)),
+        }
     }
 
     /// Starts a blob whose digest is learnt as it is written.
@@ -87,17 +108,8 @@ impl BlobStore {
         #[cfg(test)]
         tests::count_open(&blob.digest);
         let digest = blob.digest;
-        let io = |source| BlobError::Io { digest, source };
-        let file = match File::open(self.path(&digest)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(BlobError::Missing { digest });
-            }
-            Err(e) => return Err(io(e)),
-        };
-        if !file.metadata().map_err(io)?.is_file() {
-            return Err(BlobError::NotRegular { digest });
-        }
+        let file = file::open_regular(&self.path(&digest), Links::Refuse)
+            .map_err(|e| blob_error(digest, e))?;
         Ok(VerifiedReader {
             expected: *blob,
             state: State::Reading {
@@ -161,6 +173,17 @@ impl BlobStore {
     }
 }
 
+/// The blob error an I/O error on the blob `digest`'s file is.
+pub(crate) fn blob_error(digest: Digest, e: io::Error) -> BlobError {
+    if e.kind() == io::ErrorKind::NotFound {
+        return BlobError::Missing { digest };
+    }
+    match file::refusal(&e) {
+        Some(&file::FileError::NotRegular { kind }) => BlobError::NotRegular { digest, kind },
+        _ => BlobError::Io { digest, source: e },
+    }
+}
+
 /// Hard-links `from` to `to` (same filesystem, no copy), else copies; an
 /// existing `to` is kept: blobs are named by their content.
 pub(crate) fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
@@ -180,8 +203,13 @@ pub(crate) fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
         return Ok(());
     }
     let dir = to.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::fs::copy(from, tmp.path())?;
+    let mut source = file::open_regular(from, Links::Refuse)?;
+    // Published with the modes every blob gets (not the temp file's 0600).
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(layout::file_mode())
+        .tempfile_in(dir)?;
+    io::copy(&mut source, &mut tmp)?;
     tmp.persist(to).map_err(|e| e.error)?;
     Ok(())
 }
@@ -461,7 +489,46 @@ pub(crate) mod tests {
         std::fs::create_dir(&path).unwrap();
         assert!(matches!(
             store.open_blob(&blob),
-            Err(BlobError::NotRegular { .. })
+            Err(BlobError::NotRegular {
+                kind: "a directory",
+                ..
+            })
+        ));
+    }
+
+    /// A FIFO under a blob's name would block its open and never end; a
+    /// symlink is not what the store wrote. Neither is opened, and each
+    /// is named.
+    #[test]
+    fn a_blob_that_is_no_regular_file_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let blob = store.put(b"hello").unwrap();
+        let path = store.path(&blob.digest);
+        let elsewhere = dir.path().join("hello");
+        std::fs::rename(&path, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        let err = store.open_blob(&blob).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!("blob {}: not a regular file (a symlink)", blob.digest)
+        );
+        assert!(!store.contains(&blob.digest));
+
+        std::fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let err = store.read(&blob).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("blob {}: not a regular file (a FIFO)", blob.digest)
+        );
+        assert!(matches!(
+            store.present(&blob.digest),
+            Err(BlobError::NotRegular { kind: "a FIFO", .. })
         ));
     }
 

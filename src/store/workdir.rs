@@ -10,16 +10,19 @@
 //! work directory made in the same place first [`sweep`]s its siblings, and
 //! removes each one whose lock it can take, since nobody holds it.
 //!
-//! The lock file appears already locked (it is locked under a temp name and
-//! renamed into place), so a directory is never taken for dead while its
-//! owner starts. One without a lock file is either starting, publishing (the
-//! file is removed just before the rename into place) or made by an older
-//! ingot: it is left alone unless untouched for [`ORPHAN_AGE`].
+//! A work directory takes its name only once it holds its lock file, itself
+//! locked under a temp name and renamed in, so a directory is never taken
+//! for dead while its owner starts. One without a lock file is a start cut
+//! short (still under its `.ingot-new-` name), one being published (the
+//! file is removed just before the rename into place), or one an older
+//! ingot made: it is left alone unless untouched for [`ORPHAN_AGE`].
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+use super::file::{Links, open_regular};
 
 /// The lock file in a work directory.
 pub const OWNER_FILE: &str = ".ingot-owner";
@@ -28,12 +31,16 @@ pub const OWNER_FILE: &str = ".ingot-owner";
 /// a sweep takes it for an orphan.
 pub const ORPHAN_AGE: Duration = Duration::from_secs(3600);
 
+/// Where a work directory is made, before it takes its name: a directory
+/// under its final name always holds its lock file.
+const NEW_PREFIX: &str = ".ingot-new-";
+
 /// A temp directory owned by this process; removed when dropped.
 #[derive(Debug)]
 pub struct WorkDir {
-    dir: tempfile::TempDir,
-    /// Held locked while the directory lives.
-    owner: File,
+    path: PathBuf,
+    /// Held locked while the directory lives; None once kept.
+    owner: Option<File>,
 }
 
 impl WorkDir {
@@ -42,55 +49,86 @@ impl WorkDir {
     pub fn new_in(parent: &Path, prefix: &str, mode: u32) -> io::Result<WorkDir> {
         use std::os::unix::fs::PermissionsExt;
         sweep(parent, prefix);
-        let dir = tempfile::Builder::new()
-            .prefix(prefix)
+        sweep(parent, NEW_PREFIX);
+        let fresh = tempfile::Builder::new()
+            .prefix(NEW_PREFIX)
             .permissions(std::fs::Permissions::from_mode(mode))
             .tempdir_in(parent)?;
         let pending = tempfile::Builder::new()
             .prefix(".ingot-owner-")
-            .tempfile_in(dir.path())?;
+            .tempfile_in(fresh.path())?;
         pending.as_file().lock()?;
         let owner = pending
-            .persist(dir.path().join(OWNER_FILE))
+            .persist(fresh.path().join(OWNER_FILE))
             .map_err(|e| e.error)?;
-        Ok(WorkDir { dir, owner })
+        let random = fresh
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().replacen(NEW_PREFIX, "", 1))
+            .unwrap_or_default();
+        let path = parent.join(format!("{prefix}{random}"));
+        std::fs::rename(fresh.path(), &path)?;
+        let _ = fresh.keep();
+        Ok(WorkDir {
+            path,
+            owner: Some(owner),
+        })
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.path
     }
 
     /// Gives the directory up, to be renamed into place: its lock file is
     /// removed (it must not be published) and the lock released. The
     /// caller removes the directory if the rename fails.
-    pub fn keep(self) -> io::Result<PathBuf> {
-        std::fs::remove_file(self.dir.path().join(OWNER_FILE))?;
-        drop(self.owner);
-        Ok(self.dir.keep())
+    pub fn keep(mut self) -> io::Result<PathBuf> {
+        std::fs::remove_file(self.path.join(OWNER_FILE))?;
+        self.owner = None;
+        Ok(self.path.clone())
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if self.owner.is_some() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
     }
 }
 
 /// Removes the work directories of `prefix` in `parent` that no live
 /// process owns; returns them. Errors only cost the litter its removal.
 pub fn sweep(parent: &Path, prefix: &str) -> Vec<PathBuf> {
+    dead(parent, prefix)
+        .into_iter()
+        .filter(|dir| std::fs::remove_dir_all(dir).is_ok())
+        .collect()
+}
+
+/// The work directories of `prefix` in `parent` that no live process owns.
+pub fn dead(parent: &Path, prefix: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return Vec::new();
     };
-    entries
+    let mut found: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
         .filter(|dir| is_dead(dir))
-        .filter(|dir| std::fs::remove_dir_all(dir).is_ok())
-        .collect()
+        .collect();
+    found.sort();
+    found
 }
 
 /// Whether the work directory `dir` has no live owner: its lock can be
 /// taken, or it has no lock file and is old. (A lock taken here is let go
 /// at once: no process takes a dead directory's lock to use it.)
 fn is_dead(dir: &Path) -> bool {
-    match File::open(dir.join(OWNER_FILE)) {
+    // Not blocking on a FIFO, not following a symlink: the directory is
+    // anybody's who can write its parent.
+    match open_regular(&dir.join(OWNER_FILE), Links::Refuse) {
         Ok(owner) => owner.try_lock().is_ok(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => untouched_for(dir, ORPHAN_AGE),
         Err(_) => false,

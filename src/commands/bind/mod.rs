@@ -23,6 +23,7 @@ use crate::image::reference::ImageRef;
 use crate::params::{Params, compile_pattern, declared};
 use crate::registry::{Access, Progress};
 use crate::rootfs::View;
+use crate::store::file::{self, Links};
 use values::{Given, Values};
 
 /// Where the output goes, which decides what references can mean.
@@ -201,6 +202,10 @@ pub fn resolve(
     Err(problems.into_iter().map(|(_, m)| m).collect())
 }
 
+/// The most bytes a values file may have: a list of params written by
+/// people.
+pub const MAX_VALUES_FILE: u64 = 1 << 20;
+
 /// What `ingot bind` was asked to do.
 pub struct Request<'a> {
     pub image: &'a ImageRef,
@@ -259,7 +264,7 @@ pub fn bind(req: &Request) -> Result<Report> {
         declared(&found.config).map_err(|m| Error::Failed(format!("{}: {m}", req.image)))?;
     let values = match req.values {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = file::read_regular_string(path, Links::Follow, MAX_VALUES_FILE)
                 .context(|| format!("reading values file {}", path.display()))?;
             values::parse(path, &text)?
         }
