@@ -35,6 +35,7 @@ use crate::digest::{Digest, HashingReader};
 use crate::error::{BlobError, Error, IoContext, Within};
 use crate::image::config::{diff_ids, platform_of};
 use crate::image::media::Compression;
+use crate::layer::bounds;
 use crate::layer::gzip::BlockGzWriter;
 use crate::layer::read::decoder;
 use crate::store::{BlobRef, BlobStore, BlobWriter};
@@ -226,13 +227,16 @@ fn scan(file: &File) -> Result<Index, String> {
         .metadata()
         .map_err(|e| format!("reading metadata: {e}"))?
         .len();
-    let mut archive = tar::Archive::new(file);
+    // The guard follows the seeks over each file's data, and refuses
+    // extension headers and entry counts past their bounds.
+    let mut archive = tar::Archive::new(bounds::Guard::new(file));
     let mut index = Index::default();
     let entries = archive
         .entries_with_seek()
         .map_err(|e| format!("reading the archive: {e}"))?;
     for entry in entries {
         let entry = entry.map_err(|e| format!("reading the archive: {e}"))?;
+        bounds::names(&entry).map_err(|e| format!("reading the archive: {e}"))?;
         let name = archive_name(&entry.path_bytes())?;
         let kind = match entry.header().entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
