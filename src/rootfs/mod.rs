@@ -669,8 +669,9 @@ impl View {
                 let layer = reader.digest();
                 // What a damaged blob seems to hold says nothing, and a
                 // stream that broke is no refusal of its content: the
-                // blob's own check, read to its end, comes first.
-                reader.diff_id()?;
+                // blob's own check, read to its end, comes first. The
+                // rest is not decoded: a refused layer may be a bomb.
+                reader.check_blob()?;
                 Err(LayerError::Refused { layer, reason })
             }
         }
