@@ -960,6 +960,30 @@ mod tests {
         assert!(err.contains("the archive is truncated"), "{err}");
     }
 
+    /// Issue 14: a long name claiming gigabytes is refused at its header,
+    /// before the tar reader takes it in; a long name within the bounds
+    /// still names a file.
+    #[test]
+    fn refuses_a_long_name_past_its_bound() {
+        let (a, b, ids) = two_layers();
+        let mut archive = tar_of(&saved(Style::Classic, &[a, b], &ids));
+        archive.truncate(archive.len() - 1024);
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_entry_type(tar::EntryType::GNULongName);
+        h.set_size(3 << 30);
+        h.set_cksum();
+        archive.extend_from_slice(h.as_bytes());
+        archive.extend(vec![b'a'; 1 << 16]);
+        let err = load_bytes(&archive).error();
+        assert!(
+            err.ends_with(
+                "reading the archive: a GNU long name of 3221225472 bytes (limit 1048576)"
+            ),
+            "{err}"
+        );
+    }
+
     #[test]
     fn refuses_json_over_the_size_cap() {
         let (a, b, ids) = two_layers();
