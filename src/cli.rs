@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::image::Platform;
 use crate::image::media::LayerCompression;
 use crate::image::reference::{Host, ImageRef, OciRef, RegistryRef, Repository};
+use crate::layer::bounds;
 use crate::pipeline;
 use crate::recipe::Recipe;
 use crate::registry::{Access, CredentialSources, Progress, PushOptions};
@@ -508,6 +509,23 @@ pub fn source_date_epoch(value: Option<&str>) -> Result<u64> {
     }
 }
 
+/// Reads INGOT_MAX_LAYER_ENTRIES, the bound on entries in one layer (or any
+/// tar ingot reads: a `.deb`'s, a docker-archive, an archive in an image):
+/// unset or empty keeps [`bounds::DEFAULT_MAX_ENTRIES`]; anything else must
+/// be a positive whole number. It changes no digest, only how large a
+/// layer ingot agrees to read.
+pub fn max_layer_entries(value: Option<&str>) -> Result<u64> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(bounds::DEFAULT_MAX_ENTRIES),
+        Some(v) => v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            Error::Usage(format!(
+                "{}={v:?} is not a positive whole number of entries",
+                bounds::MAX_ENTRIES_VAR
+            ))
+        }),
+    }
+}
+
 /// Where registry credentials are, from the environment `var` reads:
 /// `REGISTRY_AUTH_FILE` (else `$XDG_RUNTIME_DIR/containers/auth.json`),
 /// then `$DOCKER_CONFIG/config.json` (else `$HOME/.docker/config.json`).
@@ -566,6 +584,10 @@ fn oci_layout(s: &str, what: &str) -> std::result::Result<OciRef, String> {
 /// Runs a parsed command line, writing results to `stdout` and logs to
 /// stderr.
 pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
+    // The one place the bound on tar entries enters (clippy.toml).
+    #[allow(clippy::disallowed_methods)]
+    let entries = max_layer_entries(std::env::var(bounds::MAX_ENTRIES_VAR).ok().as_deref())?;
+    bounds::set_max_entries(entries);
     let out = &mut Out {
         stdout,
         quiet: cli.quiet,
@@ -1146,6 +1168,27 @@ mod tests {
             [PathBuf::from("/a.json"), PathBuf::from("/d/config.json")]
         );
         assert!(files(&[("REGISTRY_AUTH_FILE", "")]).is_empty());
+    }
+
+    #[test]
+    fn max_layer_entries_is_a_positive_number() {
+        assert_eq!(
+            max_layer_entries(None).unwrap(),
+            bounds::DEFAULT_MAX_ENTRIES
+        );
+        assert_eq!(
+            max_layer_entries(Some("")).unwrap(),
+            bounds::DEFAULT_MAX_ENTRIES
+        );
+        assert_eq!(max_layer_entries(Some(" 100 ")).unwrap(), 100);
+        for bad in ["0", "-1", "1e6", "many"] {
+            let err = max_layer_entries(Some(bad)).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+            assert!(
+                err.to_string().starts_with("INGOT_MAX_LAYER_ENTRIES="),
+                "{err}"
+            );
+        }
     }
 
     #[test]

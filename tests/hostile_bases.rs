@@ -18,8 +18,8 @@ use std::process::{Command, Output};
 use ingot::digest::Digest;
 
 use common::layout::{
-    EntryType, Lies, Raw, dir, file, gnu_long, hardlink, other_digest, pax, pax_records, raw, tar,
-    write_layout,
+    EntryType, Lies, Raw, bomb_layer, dir, file, gnu_long, hardlink, other_digest, pax,
+    pax_records, raw, symlink, tar, write_gzip_layout, write_layout,
 };
 use common::{require, run, stderr, stdout};
 
@@ -110,7 +110,11 @@ impl Case {
     /// Builds, checks the failure contract with exit `code`, and returns the
     /// message after the `error: FILE:LINE:COL: ` prefix.
     fn fails(&self, code: i32) -> String {
-        let output = self.build();
+        self.failed(self.build(), code)
+    }
+
+    /// [`Case::fails`], for a build already run (another way).
+    fn failed(&self, output: Output, code: i32) -> String {
         let err = stderr(&output);
         assert_eq!(output.status.code(), Some(code), "stderr: {err}");
         assert!(output.stdout.is_empty(), "stdout: {}", stdout(&output));
@@ -741,5 +745,115 @@ fn non_utf8_names_in_a_base_are_kept() {
     assert_eq!(
         config["rootfs"]["diff_ids"][0],
         Digest::of(&layer).to_string()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Issue 14: tar headers that claim gigabytes
+
+/// The address space ingot runs in where a tar-header bomb would take
+/// gigabytes: 512 MiB, of which a build needs a few tens.
+const BOMB_ADDRESS_SPACE: &str = "--as=536870912";
+
+/// What the bombs claim, and carry: 3 GiB, in a gzip layer of 3 MB.
+const BOMB_SIZE: u64 = 3 << 30;
+
+/// The tar crate reads a GNU long name or a PAX header whole, whatever
+/// size its header claims; ingot refuses the header first, naming the
+/// bound, within an address space a sixth of the claim, in `build` and in
+/// `audit`.
+fn bomb_is_refused(kind: EntryType, what: &str) {
+    require("prlimit");
+    let case = Case::new();
+    let blob = bomb_layer(kind, BOMB_SIZE);
+    assert!(blob.len() < 4 << 20, "a bomb of {} bytes", blob.len());
+    let layer = Digest::of(&blob);
+    // The diff_id is not the tar's: hashing 3 GiB takes a debug test
+    // minutes, and the layer is refused at its first header, long before
+    // its diff_id is checked.
+    write_gzip_layout(
+        &case.base(),
+        &[(blob, other_digest("bomb"))],
+        Lies::default(),
+    );
+    let limited = || common::ingot_via(&["prlimit", BOMB_ADDRESS_SPACE, "--"]);
+    let refusal = format!("layer {layer}: {what} of 3221225472 bytes (limit 1048576)");
+
+    let output = run(limited()
+        .arg("build")
+        .arg(case.recipe_file())
+        .arg("-o")
+        .arg(case.out()));
+    assert_eq!(case.failed(output, 1), refusal);
+
+    let image = format!("oci:{}:t", case.base().display());
+    let output = run(limited().arg("audit").arg(&image));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "stderr: {err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors, [format!("error: {refusal}")], "stderr: {err}");
+}
+
+#[test]
+fn issue_14_a_gnu_long_name_bomb_is_refused_at_its_header() {
+    bomb_is_refused(EntryType::GNULongName, "a GNU long name");
+}
+
+#[test]
+fn issue_14_a_pax_header_bomb_is_refused_at_its_header() {
+    bomb_is_refused(EntryType::XHeader, "a PAX extended header");
+}
+
+#[test]
+fn issue_14_a_layer_past_the_entry_bound_is_refused() {
+    let entries = |n: usize| {
+        let files: Vec<Raw> = (0..n).map(|i| file(format!("f{i}"), b"")).collect();
+        tar(&files)
+    };
+    let case = Case::with(&[entries(101)], Lies::default());
+    let build = |bound: &str| {
+        run(common::ingot()
+            .env("INGOT_MAX_LAYER_ENTRIES", bound)
+            .arg("build")
+            .arg(case.recipe_file())
+            .arg("-o")
+            .arg(case.out()))
+    };
+    let message = case.failed(build("100"), 1);
+    assert!(
+        message.ends_with(": more than 100 entries (limit 100; INGOT_MAX_LAYER_ENTRIES raises it)"),
+        "{message}"
+    );
+    // A bound that is no number is a usage error, before anything is read.
+    let output = build("lots");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("INGOT_MAX_LAYER_ENTRIES=\"lots\" is not a positive whole number"),
+        "{}",
+        stderr(&output)
+    );
+    // Raised, the same layer builds.
+    let output = build("101");
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn issue_14_names_longer_than_path_max_are_refused() {
+    // 4097 bytes, one more than PATH_MAX.
+    let long = format!("{}/x", "d".repeat(4095));
+    let case = hostile_layer(|_| vec![gnu_long(EntryType::GNULongName, &long), file("f", b"")]);
+    let message = case.fails(1);
+    assert_mentions(
+        &message,
+        &[
+            "a name of 4097 bytes starting \"ddd",
+            "(limit 4096, PATH_MAX)",
+        ],
+    );
+    let case = hostile_layer(|_| vec![gnu_long(EntryType::GNULongLink, &long), symlink("l", "t")]);
+    let message = case.fails(1);
+    assert_mentions(
+        &message,
+        &["a link name of 4097 bytes", "(limit 4096, PATH_MAX)"],
     );
 }

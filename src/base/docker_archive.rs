@@ -36,6 +36,7 @@ use crate::error::{BlobError, Error, IoContext, Within, tar_message};
 use crate::image::config::{diff_ids, platform_of};
 use crate::image::media::Compression;
 use crate::image::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
+use crate::layer::bounds;
 use crate::layer::gzip::BlockGzWriter;
 use crate::layer::read::decoder;
 use crate::store::file::{self, Links, human_size};
@@ -231,13 +232,16 @@ fn scan(file: &File) -> Result<Index, String> {
         .metadata()
         .map_err(|e| format!("reading metadata: {e}"))?
         .len();
-    let mut archive = tar::Archive::new(file);
+    // The guard follows the seeks over each file's data, and refuses
+    // extension headers and entry counts past their bounds.
+    let mut archive = tar::Archive::new(bounds::Guard::new(file));
     let mut index = Index::default();
     let entries = archive
         .entries_with_seek()
         .map_err(|e| format!("reading the archive: {}", tar_message(&e)))?;
     for entry in entries {
         let entry = entry.map_err(|e| format!("reading the archive: {}", tar_message(&e)))?;
+        bounds::names(&entry).map_err(|e| format!("reading the archive: {e}"))?;
         let name = archive_name(&entry.path_bytes())?;
         let kind = match entry.header().entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -959,6 +963,30 @@ mod tests {
         let cut = &archive[..archive.len() - 1024 - b.len() / 2];
         let err = load_bytes(cut).error();
         assert!(err.contains("the archive is truncated"), "{err}");
+    }
+
+    /// Issue 14: a long name claiming gigabytes is refused at its header,
+    /// before the tar reader takes it in; a long name within the bounds
+    /// still names a file.
+    #[test]
+    fn refuses_a_long_name_past_its_bound() {
+        let (a, b, ids) = two_layers();
+        let mut archive = tar_of(&saved(Style::Classic, &[a, b], &ids));
+        archive.truncate(archive.len() - 1024);
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_entry_type(tar::EntryType::GNULongName);
+        h.set_size(3 << 30);
+        h.set_cksum();
+        archive.extend_from_slice(h.as_bytes());
+        archive.extend(vec![b'a'; 1 << 16]);
+        let err = load_bytes(&archive).error();
+        assert!(
+            err.ends_with(
+                "reading the archive: a GNU long name of 3221225472 bytes (limit 1048576)"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

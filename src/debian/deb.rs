@@ -24,7 +24,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use crate::error::DebError;
-use crate::layer::WHITEOUT_PREFIX;
+use crate::layer::{WHITEOUT_PREFIX, bounds};
 use crate::rootfs::meta::{self, ImagePath};
 use crate::rootfs::{Change, FileVisitor, Unpacking, View};
 use crate::store::file::{self, Links};
@@ -855,13 +855,18 @@ fn read_control<R: Read>(
 /// or a directory there is no control file.
 fn control_files(tar: &[u8], max_entries: usize) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let mut files = BTreeMap::new();
-    let mut archive = tar::Archive::new(tar);
-    let entries = archive.entries().map_err(|e| format!("corrupt tar: {e}"))?;
+    let corrupt = |e: io::Error| match bounds::exceeded(&e) {
+        Some(exceeded) => exceeded.to_string(),
+        None => format!("corrupt tar: {e}"),
+    };
+    let mut archive = tar::Archive::new(bounds::Guard::new(tar));
+    let entries = archive.entries().map_err(corrupt)?;
     for (n, entry) in entries.enumerate() {
-        let mut entry = entry.map_err(|e| format!("corrupt tar: {e}"))?;
+        let mut entry = entry.map_err(corrupt)?;
         if n >= max_entries {
             return Err(format!("more than {max_entries} entries"));
         }
+        bounds::names(&entry).map_err(|e| e.to_string())?;
         let raw = entry.path_bytes().into_owned();
         let name = meta::decode_name(&raw);
         let kind = entry.header().entry_type();

@@ -14,6 +14,7 @@ use crate::digest::{Digest, HashingWriter};
 use crate::image::media::LayerCompression;
 pub use crate::store::COPY_BUFFER;
 
+pub mod bounds;
 pub mod gzip;
 pub mod order;
 pub mod read;

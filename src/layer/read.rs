@@ -125,6 +125,24 @@ impl LayerReader {
             None => Ok(found),
         }
     }
+
+    /// For a reading that stopped before the stream's end (a refusal of
+    /// what it holds): checks the blob's size and digest, reading the rest
+    /// of the blob raw, not decoded, then says whether the stream broke
+    /// before the reading stopped. The rest of the stream is not worth
+    /// decoding, and may be gigabytes out of a few compressed megabytes;
+    /// what was refused came from a blob that is what its digest says.
+    pub fn check_blob(self) -> Result<(), LayerError> {
+        let (_, _, decoder) = self.tar.into_parts();
+        decoder.into_inner().finish()?;
+        match self.broken {
+            Some(source) => Err(LayerError::Decode {
+                layer: self.digest,
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Read for LayerReader {
@@ -208,6 +226,35 @@ mod tests {
                 if *found == Digest::of(&bytes)),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_reading_stopped_early_checks_the_blob_without_decoding_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path()).unwrap();
+        let (desc, _) = store_layer(&blobs);
+        let path = blobs.path(&Digest::try_from(desc.digest()).unwrap());
+        let mut bytes = std::fs::read(&path).unwrap();
+        // A gzip trailer whose CRC is wrong, in a blob stored as it is.
+        let n = bytes.len();
+        bytes[n - 5] ^= 0xff;
+        let bad = blobs.put(&bytes).unwrap();
+        let desc = Descriptor::new(desc.media_type().clone(), bad.size, bad.digest.to_oci());
+        let mut r = open(&blobs, &desc).unwrap();
+        r.read_exact(&mut [0; 512]).unwrap();
+        r.check_blob().unwrap();
+        let mut r = open(&blobs, &desc).unwrap();
+        r.read_exact(&mut [0; 512]).unwrap();
+        assert!(matches!(r.diff_id(), Err(LayerError::Decode { .. })));
+
+        // A damaged blob is still found out.
+        std::fs::write(blobs.path(&bad.digest), &bytes[..n - 1]).unwrap();
+        let mut r = open(&blobs, &desc).unwrap();
+        r.read_exact(&mut [0; 512]).unwrap();
+        assert!(matches!(
+            r.check_blob(),
+            Err(LayerError::Blob(BlobError::SizeMismatch { .. }))
+        ));
     }
 
     #[test]

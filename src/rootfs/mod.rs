@@ -19,7 +19,7 @@ use oci_spec::image::Descriptor;
 
 use crate::digest::Digest;
 use crate::error::{LayerError, tar_message};
-use crate::layer::{self, OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
+use crate::layer::{self, OPAQUE_WHITEOUT, WHITEOUT_PREFIX, bounds};
 use crate::store::BlobStore;
 
 /// What kind of entry a path holds.
@@ -72,7 +72,7 @@ pub enum Change {
 /// is cached under this version with the seal's, so bump it with any change
 /// to what [`View::read_tar`] accepts, refuses or makes of an entry: a
 /// summary made by another reading is never trusted.
-pub const READER_VERSION: &str = "2";
+pub const READER_VERSION: &str = "3";
 
 /// The files whose content the view keeps: the account databases, which
 /// user steps and the seal read, and dpkg's `status`, which a `packages`
@@ -678,8 +678,9 @@ impl View {
                 let layer = reader.digest();
                 // What a damaged blob seems to hold says nothing, and a
                 // stream that broke is no refusal of its content: the
-                // blob's own check, read to its end, comes first.
-                reader.diff_id()?;
+                // blob's own check, read to its end, comes first. The
+                // rest is not decoded: a refused layer may be a bomb.
+                reader.check_blob()?;
                 Err(LayerError::Refused { layer, reason })
             }
         }
@@ -705,8 +706,11 @@ impl View {
     ) -> Result<Vec<Change>, String> {
         let layer = self.layers;
         let watch = std::rc::Rc::new(std::cell::Cell::new(Progress::default()));
+        // The guard refuses extension headers and entry counts past
+        // their bounds before the tar crate reads them; the watch sees
+        // what the tar crate takes.
         let mut archive = tar::Archive::new(EofWatch {
-            inner: tar,
+            inner: bounds::Guard::new(tar),
             progress: watch.clone(),
         });
         // Where the last entry's data ended in the stream.
@@ -733,6 +737,7 @@ impl View {
                 {
                     break;
                 }
+                Some(Err(e)) if bounds::exceeded(&e).is_some() => return Err(e.to_string()),
                 Some(Err(e)) => return Err(format!("corrupt layer tar: {}", tar_message(&e))),
             };
             // A global PAX header is no file: Go hands it to its caller,
@@ -742,6 +747,7 @@ impl View {
                 data_end = entry.raw_file_position() + entry.size();
                 continue;
             }
+            bounds::names(&entry).map_err(|e| format!("layer entry: {e}"))?;
             let name = meta::decode_name(&entry.path_bytes());
             unambiguous(&mut entry, &name)?;
             let path = entry_path(&name)?;
@@ -1223,6 +1229,60 @@ mod tests {
         bytes[..512].copy_from_slice(h.as_bytes());
         let err = View::new().apply_tar(&bytes[..]).unwrap_err();
         assert!(err.contains("claims"), "{err}");
+    }
+
+    /// Issue 14: the tar crate reads a long name, long link or PAX header
+    /// whole, whatever size it claims; the guard refuses it at its header,
+    /// and the error says which bound.
+    #[test]
+    fn extension_headers_past_their_bound_are_refused_at_the_header() {
+        for (typeflag, what) in [
+            (tar::EntryType::GNULongName, "a GNU long name"),
+            (tar::EntryType::GNULongLink, "a GNU long link name"),
+            (tar::EntryType::XHeader, "a PAX extended header"),
+            (tar::EntryType::XGlobalHeader, "a PAX global header"),
+        ] {
+            let mut bytes = raw_tar(&[("a", tar::EntryType::Regular, "", b"x")]);
+            bytes.truncate(1024);
+            let mut h = tar::Header::new_gnu();
+            h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+            h.set_entry_type(typeflag);
+            h.set_size((3 << 30) + 1);
+            h.set_cksum();
+            bytes.extend_from_slice(h.as_bytes());
+            bytes.extend(vec![b'a'; 1 << 16]);
+            let err = View::new().apply_tar(&bytes[..]).unwrap_err();
+            assert_eq!(err, format!("{what} of 3221225473 bytes (limit 1048576)"));
+        }
+    }
+
+    #[test]
+    fn names_longer_than_path_max_are_refused() {
+        let long = |name: &str, link: &str| {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            b.append_link(&mut h, name, link).unwrap();
+            View::new().apply_tar(&b.into_inner().unwrap()[..])
+        };
+        let name = |n: usize| format!("{}/x", "d".repeat(n - 2));
+        long(&name(4096), "t").unwrap();
+        let err = long(&name(4097), "t").unwrap_err();
+        assert!(
+            err.starts_with("layer entry: a name of 4097 bytes starting \"ddd")
+                && err.ends_with("(limit 4096, PATH_MAX)"),
+            "{err}"
+        );
+        let err = long("l", &"t".repeat(4097)).unwrap_err();
+        assert!(
+            err.starts_with("layer entry: a link name of 4097 bytes"),
+            "{err}"
+        );
     }
 
     #[test]

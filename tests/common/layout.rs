@@ -179,6 +179,37 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     gz.write_all(bytes).unwrap();
     gz.finish().unwrap()
 }
+/// A gzip layer whose tar holds an extension entry of `kind` (a GNU long
+/// name or a PAX extended header) claiming `claimed` bytes and carrying
+/// them all (zeros; for PAX, one well-formed `comment` record), then a
+/// file: a tar-header bomb a thousandth of its size. The stream is gzip
+/// members, one of 1 MiB of zeros compressed once and repeated (every
+/// reader reads multi-member gzip), so a 3 GiB bomb costs the test no more
+/// than compressing 1 MiB.
+pub fn bomb_layer(kind: EntryType, claimed: u64) -> Vec<u8> {
+    const CHUNK: u64 = 1 << 20;
+    let head = tar(&[raw("././@LongLink", kind).with_claimed_size(claimed)]);
+    let mut header = head[..512].to_vec();
+    let mut trailer = Vec::new();
+    let mut zeros = claimed;
+    if kind == EntryType::XHeader {
+        let key = format!("{claimed} comment=");
+        header.extend_from_slice(key.as_bytes());
+        zeros -= key.len() as u64 + 1;
+        trailer.push(b'\n');
+    }
+    trailer.resize(trailer.len() + ((512 - claimed % 512) % 512) as usize, 0);
+    trailer.extend(tar(&[file("etc/hostname", b"victim\n")]));
+    let chunk = gzip(&vec![0; CHUNK as usize]);
+    let mut out = gzip(&header);
+    for _ in 0..zeros / CHUNK {
+        out.extend_from_slice(&chunk);
+    }
+    out.extend(gzip(&vec![0; (zeros % CHUNK) as usize]));
+    out.extend(gzip(&trailer));
+    out
+}
+
 // ---------------------------------------------------------------------------
 // OCI layouts that lie
 
@@ -211,6 +242,15 @@ pub fn other_digest(what: &str) -> Digest {
 /// (uncompressed tars, bottom first); returns the manifest digest
 /// index.json lists.
 pub fn write_layout(dir: &Path, layers: &[Vec<u8>], lies: Lies) -> Digest {
+    let layers: Vec<(Vec<u8>, Digest)> = layers
+        .iter()
+        .map(|layer| (gzip(layer), Digest::of(layer)))
+        .collect();
+    write_gzip_layout(dir, &layers, lies)
+}
+
+/// [`write_layout`] of layers already gzipped, each with its diff_id.
+pub fn write_gzip_layout(dir: &Path, layers: &[(Vec<u8>, Digest)], lies: Lies) -> Digest {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let put = |name: &Digest, bytes: &[u8]| std::fs::write(blobs.join(name.hex()), bytes).unwrap();
@@ -231,9 +271,9 @@ pub fn write_layout(dir: &Path, layers: &[Vec<u8>], lies: Lies) -> Digest {
 
     let mut descriptors = Vec::new();
     let mut diff_ids = Vec::new();
-    for (i, layer) in layers.iter().enumerate() {
+    for (i, (blob, diff_id)) in layers.iter().enumerate() {
         let first = i == 0;
-        let mut blob = gzip(layer);
+        let mut blob = blob.clone();
         if let Some(mangle) = lies.mangle {
             blob = mangle(blob);
         }
@@ -247,7 +287,7 @@ pub fn write_layout(dir: &Path, layers: &[Vec<u8>], lies: Lies) -> Digest {
         let diff_id = if first && lies.diff_id {
             other_digest("tar")
         } else {
-            Digest::of(layer)
+            *diff_id
         };
         diff_ids.push(diff_id.to_string());
     }

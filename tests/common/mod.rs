@@ -25,6 +25,16 @@ pub fn ingot() -> Command {
     cmd
 }
 
+/// [`ingot`] run by `wrapper`, a command that runs the rest of its
+/// arguments (`prlimit --as=N --`).
+pub fn ingot_via(wrapper: &[&str]) -> Command {
+    let mut cmd = Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..]).arg(env!("CARGO_BIN_EXE_ingot"));
+    cmd.env_remove("SOURCE_DATE_EPOCH");
+    cmd.env("XDG_CACHE_HOME", fresh_cache_dir());
+    cmd
+}
+
 /// A new, empty directory under one temp dir per test binary.
 fn fresh_cache_dir() -> PathBuf {
     use std::sync::OnceLock;

@@ -810,9 +810,20 @@ fn long_names_are_read_and_bounded() {
     let fine = format!("usr/{}", vec!["d".repeat(200); 4].join("/"));
     let data = read(&deb("data.tar", &write(&fine))).unwrap();
     assert_eq!(data.files.paths(), [p(&format!("/{fine}"))]);
-    let too_long = format!("usr/{}", vec!["d".repeat(250); 20].join("/"));
+    // 4096 bytes: a name the tar reader takes, a path dpkg could not make.
+    let too_long = format!("usr/{}", vec!["d".repeat(250); 16].join("/"));
+    let too_long = format!("{too_long}/{}", "e".repeat(4096 - too_long.len() - 1));
+    assert_eq!(too_long.len(), 4096);
     let err = refusal(&deb("data.tar", &write(&too_long)));
     assert!(err.to_string().contains("more than 4095"), "{err}");
+    // Longer still: a name no reader takes.
+    let err = refusal(&deb("data.tar", &write(&format!("{too_long}e"))));
+    assert!(
+        err.to_string()
+            .contains("a name of 4097 bytes starting \"usr/ddd"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("(limit 4096, PATH_MAX)"), "{err}");
     let err = refusal(&deb("data.tar", &write(&"x".repeat(NAME_MAX + 1))));
     assert!(
         err.to_string().contains("a component longer than 255"),
@@ -955,6 +966,44 @@ fn ar_headers_parse_as_dpkg_reads_them() {
         assert!(
             parse_header(&header(name, size)).is_err(),
             "{name:?} {size:?}"
+        );
+    }
+}
+
+/// Issue 14: a GNU long name or PAX header claiming gigabytes is refused at
+/// its header, in `data.tar` and in `control.tar`, naming the limit.
+#[test]
+fn extension_headers_past_their_bound_are_refused() {
+    let bomb = |typeflag: tar::EntryType| {
+        let mut tar = raw_tar(&[("./", Directory, "", b"")]);
+        tar.truncate(tar.len() - 1024);
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_entry_type(typeflag);
+        h.set_size(3 << 30);
+        h.set_cksum();
+        tar.extend_from_slice(h.as_bytes());
+        tar.extend(vec![b'a'; 1 << 16]);
+        tar
+    };
+    for (typeflag, what) in [
+        (tar::EntryType::GNULongName, "a GNU long name"),
+        (tar::EntryType::XHeader, "a PAX extended header"),
+    ] {
+        let err = refusal(&deb("data.tar.gz", &gz(&bomb(typeflag))));
+        assert_eq!(
+            err.to_string(),
+            format!("t.deb: data.tar.gz: {what} of 3221225472 bytes (limit 1048576)")
+        );
+        let bytes = ar(&[
+            ("debian-binary", b"2.0\n"),
+            ("control.tar", &bomb(typeflag)),
+            ("data.tar", &data_tar()),
+        ]);
+        let err = open(&bytes).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!("t.deb: control.tar: {what} of 3221225472 bytes (limit 1048576)")
         );
     }
 }

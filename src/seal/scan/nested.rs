@@ -14,6 +14,7 @@ use std::io::{self, Read, Seek, Write};
 use tempfile::SpooledTempFile;
 
 use super::content::Content;
+use crate::layer::bounds;
 
 /// Archives within archives, the outermost counting as one.
 pub const MAX_DEPTH: usize = 4;
@@ -322,12 +323,26 @@ fn tar_members(
     budget: &mut Budget,
     out: &mut InnerFindings,
 ) {
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(bounds::Guard::new(reader));
     let Ok(entries) = archive.entries() else {
         return;
     };
-    // A malformed entry ends the reading, as it ends any unpacking.
-    for mut entry in entries.map_while(Result::ok) {
+    for entry in entries {
+        // A malformed entry ends the reading, as it ends any unpacking;
+        // what goes past a bound of the tar reader is unscanned.
+        let mut entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                if let Some(exceeded) = bounds::exceeded(&e) {
+                    out.push((name.to_string(), Inner::Unscanned(exceeded.to_string())));
+                }
+                return;
+            }
+        };
+        if let Err(exceeded) = bounds::names(&entry) {
+            out.push((name.to_string(), Inner::Unscanned(exceeded.to_string())));
+            return;
+        }
         let member = join(name, &String::from_utf8_lossy(&entry.path_bytes()));
         if !budget.member(&member, out) {
             return;
@@ -470,6 +485,32 @@ mod tests {
         assert_eq!(unscanned(&found), [": archives nested more than 2 deep"]);
         let found = inside(&deep, Limits { depth: 3, ..LIMITS });
         assert_eq!(found, [(String::new(), Inner::Server("OpenSSH sshd"))]);
+    }
+
+    /// Issue 14: the tar crate reads a long name whole, however long its
+    /// header says it is; the guard refuses it first, and says so.
+    #[test]
+    fn a_tar_header_past_a_bound_is_unscanned_not_read() {
+        let mut bytes = tar(&[("a/sshd", SSHD)]);
+        bytes.truncate(bytes.len() - 1024);
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_entry_type(tar::EntryType::GNULongName);
+        h.set_size(3 << 30);
+        h.set_cksum();
+        bytes.extend_from_slice(h.as_bytes());
+        bytes.extend(vec![b'a'; 1 << 16]);
+        let found = inside(&gzip(&bytes), LIMITS);
+        assert_eq!(
+            found,
+            [
+                ("a/sshd".into(), Inner::Server("OpenSSH sshd")),
+                (
+                    String::new(),
+                    Inner::Unscanned("a GNU long name of 3221225472 bytes (limit 1048576)".into())
+                )
+            ]
+        );
     }
 
     #[test]
