@@ -530,6 +530,7 @@ fn access(insecure: Vec<Host>) -> Access {
     Access {
         insecure,
         credentials,
+        timeouts: crate::net::Timeouts::DEFAULT,
     }
 }
 

@@ -1,5 +1,6 @@
-//! The HTTP edge of ingot's network clients (the Debian archive client,
-//! src/debian/fetch.rs): a reqwest client on a current-thread tokio
+//! The HTTP edge that ingot's two network clients share, the registry
+//! client (src/registry/transport.rs) and the Debian archive client
+//! (src/debian/fetch.rs): a reqwest client on a current-thread tokio
 //! runtime created here, so the rest of ingot stays synchronous, and
 //! requests bounded in time and in size, so that no server can make ingot
 //! wait, or grow, without end.
