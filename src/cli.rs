@@ -11,6 +11,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -23,6 +24,7 @@ use crate::image::Platform;
 use crate::image::media::LayerCompression;
 use crate::image::reference::{Host, ImageRef, OciRef, RegistryRef, Repository};
 use crate::layer::bounds;
+use crate::net::Timeouts;
 use crate::pipeline;
 use crate::recipe::Recipe;
 use crate::registry::{Access, CredentialSources, Progress, PushOptions};
@@ -210,6 +212,45 @@ pub enum Command {
 // Each command's flags, as its function takes them. Help texts stay on
 // `Command`, where clap reads a subcommand's about and after_help.
 
+/// How long the network may take, for every command that talks to a
+/// registry or a Debian archive.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Network {
+    /// Give up on opening a connection (TCP and TLS) to a registry or a
+    /// package archive after SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30, help_heading = "Network",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub connect_timeout: u64,
+    /// Give up on a registry or package archive that sends nothing for
+    /// SECS seconds: no answer to a request, or a download (or upload)
+    /// that stops moving.
+    #[arg(long, value_name = "SECS", default_value_t = 60, help_heading = "Network",
+          value_parser = clap::value_parser!(u64).range(1..=86_400),
+          long_help = "Give up on a registry or package archive that sends nothing for SECS \
+                       seconds: no answer to a request, or a download (or upload) that stops \
+                       moving. Waiting for an answer includes opening the connection, so it is \
+                       never shorter than --connect-timeout.\n\n\
+                       Whatever the data rate, a request must also be done within 5 minutes; a \
+                       layer or a blob upload within 5 minutes plus a second per 64 KiB of its \
+                       size. Registry manifests and indexes are refused beyond 4 MiB, token \
+                       responses beyond 1 MiB, as the bytes arrive.\n\n\
+                       A refused or dropped connection, and HTTP 429, 502, 503 and 504, are \
+                       tried again (4 tries in all, after 0.5 s, 1 s and 2 s, or the \
+                       Retry-After the registry asks for, up to 30 s); a timeout is not, nor \
+                       an upload whose data was sent.")]
+    pub timeout: u64,
+}
+
+impl Network {
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(self.connect_timeout),
+            stall: Duration::from_secs(self.timeout),
+            ..Timeouts::DEFAULT
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// The recipe file (YAML).
@@ -246,6 +287,8 @@ pub struct BuildArgs {
     /// What is pinned and built stays the same.
     #[arg(long, value_name = "[URL=]MIRROR")]
     pub mirror: Vec<String>,
+    #[command(flatten)]
+    pub network: Network,
     /// Print a JSON report instead of the bare digest.
     #[arg(long)]
     pub json: bool,
@@ -267,6 +310,8 @@ pub struct LockArgs {
     /// What is pinned and built stays the same.
     #[arg(long, value_name = "[URL=]MIRROR")]
     pub mirror: Vec<String>,
+    #[command(flatten)]
+    pub network: Network,
     /// Print the lock as JSON on stdout as well.
     #[arg(long)]
     pub json: bool,
@@ -282,6 +327,8 @@ pub struct Reach {
     /// Speak plain HTTP to this registry, for docker:// images (repeatable).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure: Vec<Host>,
+    #[command(flatten)]
+    pub network: Network,
 }
 
 #[derive(Debug, Args)]
@@ -411,6 +458,8 @@ pub struct PushArgs {
     /// Speak plain HTTP to this registry (repeatable).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure: Vec<Host>,
+    #[command(flatten)]
+    pub network: Network,
     /// Print a JSON report (digest, blobs uploaded, mounted, skipped).
     #[arg(long)]
     pub json: bool,
@@ -429,6 +478,8 @@ pub struct PullArgs {
     /// Speak plain HTTP to this registry (repeatable).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure: Vec<Host>,
+    #[command(flatten)]
+    pub network: Network,
     /// Print a JSON report.
     #[arg(long)]
     pub json: bool,
@@ -543,14 +594,16 @@ pub fn credential_sources(var: impl Fn(&str) -> Option<OsString>) -> CredentialS
     CredentialSources { files }
 }
 
-/// The `--insecure` hosts, and the credentials the environment names.
-fn access(insecure: Vec<Host>) -> Access {
+/// The `--insecure` hosts, the credentials the environment names, and
+/// the time limits.
+fn access(insecure: Vec<Host>, network: &Network) -> Access {
     // The one place the environment names credential files (clippy.toml).
     #[allow(clippy::disallowed_methods)]
     let credentials = credential_sources(|name| std::env::var_os(name));
     Access {
         insecure,
         credentials,
+        timeouts: network.timeouts(),
     }
 }
 
@@ -627,8 +680,9 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
         } else {
             args.cache.or_else(default_cache_dir)
         },
-        registry: access(args.insecure),
+        registry: access(args.insecure, &args.network),
         mirrors: mirrors(args.mirror),
+        network: args.network.timeouts(),
     };
     let emit = pipeline::Emit {
         output,
@@ -659,8 +713,9 @@ fn lock(args: LockArgs, out: &mut Out) -> Result<()> {
     let recipe = Recipe::load(&args.recipe)?;
     let sources = pipeline::Sources {
         cache: args.cache.or_else(default_cache_dir),
-        registry: access(args.insecure),
+        registry: access(args.insecure, &args.network),
         mirrors: mirrors(args.mirror),
+        network: args.network.timeouts(),
     };
     let lock = pipeline::lock(&recipe, &sources, &mut |line: &str| out.log(line))?;
     let packages: usize = lock.packages.iter().map(|s| s.packages.len()).sum();
@@ -677,7 +732,7 @@ fn audit(args: AuditArgs, out: &mut Out) -> Result<()> {
         let rules = seal::Policy::current();
         return out.report(args.json, &rules, |_| seal::render_rules());
     };
-    let access = access(args.reach.insecure);
+    let access = access(args.reach.insecure, &args.reach.network);
     use crate::commands::audit as auditing;
     let trust = auditing::Trust {
         accept_declared: args.accept_declared,
@@ -751,7 +806,7 @@ fn cache(args: CacheArgs, out: &mut Out) -> Result<()> {
 }
 
 fn inspect(args: InspectArgs, out: &mut Out) -> Result<()> {
-    let access = access(args.reach.insecure);
+    let access = access(args.reach.insecure, &args.reach.network);
     let inspection = inspect::inspect(&args.image, &args.reach.platform, &access, &out.progress())?;
     out.report(args.json, &inspection, inspect::render)
 }
@@ -759,7 +814,7 @@ fn inspect(args: InspectArgs, out: &mut Out) -> Result<()> {
 fn export(args: ExportArgs, out: &mut Out) -> Result<()> {
     // The one format there is; another must be handled here.
     let ExportFormat::DockerArchive = args.format;
-    let access = access(args.reach.insecure);
+    let access = access(args.reach.insecure, &args.reach.network);
     let request = export::Request {
         image: &args.image,
         platform: &args.reach.platform,
@@ -773,7 +828,7 @@ fn export(args: ExportArgs, out: &mut Out) -> Result<()> {
 }
 
 fn bind(args: BindArgs, out: &mut Out) -> Result<()> {
-    let access = access(args.reach.insecure);
+    let access = access(args.reach.insecure, &args.reach.network);
     // `{ env: VAR }` values: the one place bind reads the environment.
     #[allow(clippy::disallowed_methods)]
     let env = |var: &str| std::env::var(var).ok();
@@ -809,7 +864,7 @@ fn push(args: PushArgs, out: &mut Out) -> Result<()> {
         from_repositories: args.from_repo,
         ..PushOptions::default()
     };
-    let access = access(args.insecure);
+    let access = access(args.insecure, &args.network);
     let (source, dest) = (&args.source, &args.destination);
     let report = crate::commands::push::push(source, dest, &options, &access, out.progress())?;
     out.log(&format!("pushed {} {}", report.reference, report.digest));
@@ -817,7 +872,7 @@ fn push(args: PushArgs, out: &mut Out) -> Result<()> {
 }
 
 fn pull(args: PullArgs, out: &mut Out) -> Result<()> {
-    let access = access(args.insecure);
+    let access = access(args.insecure, &args.network);
     let (source, output) = (&args.source, &args.output);
     let report =
         crate::commands::pull::pull(source, output, &args.platform, &access, out.progress())?;
@@ -930,6 +985,65 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["ingot", "build"]).is_err());
         assert!(Cli::try_parse_from(["ingot", "inspect", "oci:x", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn network_limits_parse_on_every_command_that_talks_to_the_network() {
+        let network_of = |line: &str| {
+            let args = ["ingot"].into_iter().chain(line.split_whitespace());
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{line}: {e}"));
+            match cli.command {
+                Command::Build(a) => a.network,
+                Command::Lock(a) => a.network,
+                Command::Pull(a) => a.network,
+                Command::Push(a) => a.network,
+                Command::Inspect(a) => a.reach.network,
+                Command::Audit(a) => a.reach.network,
+                Command::Export(a) => a.reach.network,
+                Command::Bind(a) => a.reach.network,
+                other => panic!("{line}: parsed as {other:?}"),
+            }
+        };
+        let commands = [
+            "build r.yaml",
+            "lock r.yaml",
+            "pull docker://h/x:1 -o o",
+            "push oci:x docker://h/x",
+            "inspect docker://h/x:1",
+            "audit docker://h/x:1",
+            "export docker://h/x:1 --format docker-archive -o x.tar",
+            "bind docker://h/x:1 --format env -o e",
+        ];
+        for line in commands {
+            assert_eq!(network_of(line).timeouts(), Timeouts::DEFAULT, "{line}");
+            let set = network_of(&format!("{line} --timeout 5 --connect-timeout 3"));
+            assert_eq!(
+                set.timeouts(),
+                Timeouts {
+                    connect: Duration::from_secs(3),
+                    stall: Duration::from_secs(5),
+                    total: Timeouts::DEFAULT.total,
+                },
+                "{line}"
+            );
+        }
+        for bad in [
+            "--timeout 0",
+            "--timeout x",
+            "--connect-timeout -1",
+            "--timeout 1s",
+        ] {
+            let line = format!("ingot pull docker://h/x:1 -o o {bad}");
+            assert!(
+                Cli::try_parse_from(line.split_whitespace()).is_err(),
+                "{bad}"
+            );
+        }
+        // Commands that never use the network do not take the flags.
+        for line in ["verify oci:x --timeout 5", "gc oci:x --connect-timeout 5"] {
+            let args = ["ingot"].into_iter().chain(line.split_whitespace());
+            assert!(Cli::try_parse_from(args).is_err(), "{line}");
+        }
     }
 
     #[test]

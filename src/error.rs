@@ -165,6 +165,26 @@ pub enum RegistryError {
     Credentials { origin: String, message: String },
     #[error("{what}: {message}")]
     Protocol { what: String, message: String },
+    /// A time limit elapsed; `message` names the request and the limit.
+    #[error("registry {host}: {message}")]
+    Timeout { host: String, message: String },
+    /// A response longer than ingot reads for its kind (`what`).
+    #[error("registry {host}: {request}: more than {}, the most {what} may have", size(*.limit))]
+    TooLarge {
+        host: String,
+        request: String,
+        what: String,
+        limit: u64,
+    },
+}
+
+/// `4 MiB`, `1 KiB`, or bytes: a limit as its constant reads.
+fn size(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
 }
 
 /// A blob that is missing, unreadable or not what its descriptor says.

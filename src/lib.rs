@@ -25,6 +25,7 @@ pub mod error;
 pub mod image;
 pub mod layer;
 pub mod lock;
+pub mod net;
 pub mod params;
 pub mod pipeline;
 pub mod progress;

@@ -7,10 +7,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The modules of `src/`, lowest first, each with what it owns.
-const LAYERS: [(&str, &str); 17] = [
+const LAYERS: [(&str, &str); 18] = [
     ("digest", "the Digest newtype; hashing readers and writers"),
     ("error", "typed library errors, shared by every layer"),
     ("progress", "progress lines on long work"),
+    (
+        "net",
+        "the HTTP edge: requests bounded in time and size, for registries and archives",
+    ),
     (
         "image",
         "references, media types, platforms, config, canonical JSON, assembly",

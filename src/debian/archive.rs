@@ -698,9 +698,11 @@ mod tests {
 
     fn quick() -> Settings {
         Settings {
-            connect: Duration::from_secs(1),
-            stall: Duration::from_secs(1),
-            file: Duration::from_secs(5),
+            timeouts: crate::net::Timeouts {
+                connect: Duration::from_secs(1),
+                stall: Duration::from_secs(1),
+                total: Duration::from_secs(5),
+            },
             parallel: 2,
         }
     }

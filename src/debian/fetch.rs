@@ -3,18 +3,17 @@
 //! bounded in size and in time and streamed to its reader; and the mirror
 //! table that says where an archive's bytes come from.
 //!
-//! reqwest runs on a current-thread tokio runtime created here, at the
-//! edge, as in src/registry/remote.rs, so the rest of ingot stays
-//! synchronous. A [`Body`] is a plain `Read` that drives the runtime for
-//! one chunk at a time: the checks of src/debian/signed.rs and the
-//! decompressors read from the socket, and nothing is held whole that
-//! need not be.
+//! The HTTP edge is [`crate::net`]'s, shared with the registry client: a
+//! reqwest client on a current-thread runtime, and a clock per request. A
+//! [`Body`] is a plain `Read` over it that fetches one piece at a time:
+//! the checks of src/debian/signed.rs and the decompressors read from the
+//! socket, and nothing is held whole that need not be.
 //!
 //! Bounds (design.md, "Limits"), each a constant below or a [`Settings`]
 //! field: a response larger than its kind's limit is refused as soon as
 //! its `Content-Length` or its bytes say so, without reading the rest; a
-//! connection is given [`Settings::connect`], a response
-//! [`Settings::stall`] between two pieces of data and [`Settings::file`]
+//! connection is given [`Timeouts::connect`], a response
+//! [`Timeouts::stall`] between two pieces of data and [`Timeouts::total`]
 //! in all. Redirects are followed at most [`MAX_REDIRECTS`] times.
 //!
 //! Only `http://` and `https://`. Plain HTTP is as safe as HTTPS here:
@@ -23,13 +22,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
-use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use tokio::time::Instant;
 
 use crate::debian::archive::ArchiveError;
 use crate::debian::signed::MAX_INRELEASE_BYTES;
+use crate::net::{self, Elapsed, Failure, Http, Timeouts};
 
 /// The largest `InRelease` fetched: the bound `verify_inrelease` reads.
 pub const MAX_INRELEASE: u64 = MAX_INRELEASE_BYTES as u64;
@@ -44,60 +42,43 @@ pub const MAX_INDEX: u64 = crate::debian::index::Limits::DEFAULT.total_bytes;
 /// HTTPS upgrade, is two).
 pub const MAX_REDIRECTS: usize = 5;
 
-/// How long the network may take. A `.deb` has no other size bound than
-/// the one its pin gives ([`Fetcher::get`]'s `limit`).
+/// How long the network may take, and how many downloads run at once. A
+/// `.deb` has no other size bound than the one its pin gives
+/// ([`Fetcher::get`]'s `limit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
-    /// To open a connection (TCP and TLS).
-    pub connect: Duration,
-    /// Between two pieces of a response, headers included: a server that
-    /// accepts and then says nothing fails after this.
-    pub stall: Duration,
-    /// For one file, from the request to its last byte.
-    pub file: Duration,
+    /// Connect, stall and, for one file, total.
+    pub timeouts: Timeouts,
     /// `.deb` downloads at once.
     pub parallel: usize,
 }
 
 impl Settings {
     pub const DEFAULT: Settings = Settings {
-        connect: Duration::from_secs(30),
-        stall: Duration::from_secs(60),
-        file: Duration::from_secs(5 * 60),
+        timeouts: Timeouts::DEFAULT,
         parallel: 3,
     };
+
+    /// The default parallelism, with `timeouts`.
+    pub fn with_timeouts(timeouts: Timeouts) -> Settings {
+        Settings {
+            timeouts,
+            ..Settings::DEFAULT
+        }
+    }
 }
 
 /// An HTTP client on its own runtime. One per thread: a reqwest client's
 /// connections belong to the runtime that opened them.
 pub struct Fetcher {
-    rt: tokio::runtime::Runtime,
-    client: reqwest::Client,
-    settings: Settings,
+    http: Http,
 }
 
 impl Fetcher {
     pub fn new(settings: Settings) -> Result<Fetcher, ArchiveError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| ArchiveError::Client {
-                reason: format!("starting the network runtime: {e}"),
-            })?;
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("ingot/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(settings.connect)
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-            .build()
-            .map_err(|e| ArchiveError::Client {
-                reason: format!("setting up the HTTP client: {}", innermost(&e)),
-            })?;
-        Ok(Fetcher {
-            rt,
-            client,
-            settings,
-        })
+        let http = Http::new(settings.timeouts, MAX_REDIRECTS)
+            .map_err(|reason| ArchiveError::Client { reason })?;
+        Ok(Fetcher { http })
     }
 
     /// GETs `url`, whose body may be at most `limit` bytes. Any status but
@@ -108,89 +89,63 @@ impl Fetcher {
             url: url.to_string(),
             reason,
         })?;
-        let deadline = Instant::now() + self.settings.file;
-        let clock = Clock {
-            deadline,
-            settings: self.settings,
-        };
-        let sent = self.rt.block_on(async {
-            tokio::time::timeout_at(clock.next(), self.client.get(parsed).send()).await
-        });
-        let response = match sent {
-            Err(_) => return Err(clock.timeout(url)),
-            Ok(Err(e)) => return Err(transport(url, &e, &self.settings)),
-            Ok(Ok(r)) => r,
-        };
-        if response.status() != reqwest::StatusCode::OK {
+        let total = self.http.timeouts().total;
+        let response = self
+            .http
+            .send(self.http.client().get(parsed), total, None)
+            .map_err(|f| archive_error(url, f))?;
+        if response.status() != 200 {
             return Err(ArchiveError::Status {
                 url: url.to_string(),
-                status: response.status().as_u16(),
+                status: response.status(),
             });
         }
-        if response.content_length().is_some_and(|n| n > limit) {
-            return Err(ArchiveError::TooLarge {
-                url: url.to_string(),
-                limit,
-            });
-        }
+        let response = response.limit(limit).map_err(|f| archive_error(url, f))?;
         Ok(Body {
-            rt: &self.rt,
             url: url.to_string(),
             response,
             chunk: Bytes::new(),
-            received: 0,
-            limit,
-            clock,
             state: BodyState::Open,
         })
     }
 }
 
-/// When a request must be done by, and how long it may stall.
-#[derive(Clone, Copy)]
-struct Clock {
-    deadline: Instant,
-    settings: Settings,
+/// A network failure on `url`, as the archive client says it.
+fn archive_error(url: &str, failure: Failure) -> ArchiveError {
+    let url = url.to_string();
+    match failure {
+        Failure::Timeout(elapsed) => {
+            let reason = match elapsed {
+                Elapsed::Connect(t) => format!("no connection after {}", duration(t)),
+                // To a reader of files, no answer and no data are one.
+                Elapsed::Answer(t) | Elapsed::Stall(t) => format!("no data for {}", duration(t)),
+                Elapsed::Total(t) => format!("not complete after {}", duration(t)),
+            };
+            ArchiveError::Timeout {
+                url,
+                reason: format!("{reason} ({})", elapsed.setting()),
+            }
+        }
+        Failure::TooLarge { limit } => ArchiveError::TooLarge { url, limit },
+        other => ArchiveError::Http {
+            url,
+            reason: other.to_string(),
+        },
+    }
 }
 
-impl Clock {
-    /// The instant the next piece of the response must arrive by.
-    fn next(&self) -> Instant {
-        (Instant::now() + self.settings.stall).min(self.deadline)
-    }
-
-    /// The timeout error for a wait that just elapsed.
-    fn timeout(&self, url: &str) -> ArchiveError {
-        let reason = if Instant::now() >= self.deadline {
-            format!(
-                "not complete after {}",
-                humantime::format_duration(self.settings.file)
-            )
-        } else {
-            format!(
-                "no data for {}",
-                humantime::format_duration(self.settings.stall)
-            )
-        };
-        ArchiveError::Timeout {
-            url: url.to_string(),
-            reason,
-        }
-    }
+fn duration(d: std::time::Duration) -> String {
+    humantime::format_duration(d).to_string()
 }
 
 /// A response body being read: at most its limit, each piece within the
 /// stall time, the whole within the file time. A failed read is an
 /// `io::Error` carrying the [`ArchiveError`]; [`fault`] takes it back out.
 pub struct Body<'f> {
-    rt: &'f tokio::runtime::Runtime,
     url: String,
-    response: reqwest::Response,
+    response: net::Response<'f>,
     /// What was received and not yet read.
     chunk: Bytes,
-    received: u64,
-    limit: u64,
-    clock: Clock,
     state: BodyState,
 }
 
@@ -243,33 +198,6 @@ impl Body<'_> {
             }),
         }
     }
-
-    /// Waits for the next piece of the body; `None` at its end.
-    fn next_chunk(&mut self) -> Result<Option<Bytes>, ArchiveError> {
-        let until = self.clock.next();
-        let got = self
-            .rt
-            .block_on(async { tokio::time::timeout_at(until, self.response.chunk()).await });
-        match got {
-            Err(_) => Err(self.clock.timeout(&self.url)),
-            Ok(Err(e)) => Err(ArchiveError::Http {
-                url: self.url.clone(),
-                reason: innermost(&e),
-            }),
-            Ok(Ok(None)) => Ok(None),
-            Ok(Ok(Some(bytes))) => {
-                self.received += bytes.len() as u64;
-                // Over the limit is over, however much of it was read.
-                if self.received > self.limit {
-                    return Err(ArchiveError::TooLarge {
-                        url: self.url.clone(),
-                        limit: self.limit,
-                    });
-                }
-                Ok(Some(bytes))
-            }
-        }
-    }
 }
 
 impl Read for Body<'_> {
@@ -280,10 +208,11 @@ impl Read for Body<'_> {
                 BodyState::Failed(text) => return Err(io::Error::other(text.clone())),
                 BodyState::Open => {}
             }
-            match self.next_chunk() {
+            match self.response.chunk() {
                 Ok(Some(bytes)) => self.chunk = bytes,
                 Ok(None) => self.state = BodyState::Ended,
-                Err(e) => {
+                Err(failure) => {
+                    let e = archive_error(&self.url, failure);
                     self.state = BodyState::Failed(e.to_string());
                     let kind = match e {
                         ArchiveError::Timeout { .. } => io::ErrorKind::TimedOut,
@@ -332,40 +261,6 @@ fn parse_url(url: &str) -> Result<reqwest::Url, String> {
             "the scheme {other}: is not supported (http:// and https:// are)"
         )),
     }
-}
-
-/// One line for a reqwest error, by what the user can act on.
-fn transport(url: &str, e: &reqwest::Error, settings: &Settings) -> ArchiveError {
-    let url = url.to_string();
-    if e.is_timeout() {
-        return ArchiveError::Timeout {
-            url,
-            reason: format!(
-                "no connection after {}",
-                humantime::format_duration(settings.connect)
-            ),
-        };
-    }
-    if e.is_redirect() {
-        return ArchiveError::Http {
-            url,
-            reason: format!("more than {MAX_REDIRECTS} redirects"),
-        };
-    }
-    ArchiveError::Http {
-        url,
-        reason: innermost(e),
-    }
-}
-
-/// The last error of a chain: reqwest's outer ones only say "error
-/// sending request", the innermost why ("Connection refused").
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = e;
-    while let Some(next) = last.source() {
-        last = next;
-    }
-    last.to_string()
 }
 
 /// Where each archive's bytes come from (`--mirror`). A mirror serves the
@@ -628,14 +523,18 @@ pub(crate) mod test_server {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::test_server::{Reply, Server};
     use super::*;
 
     fn quick() -> Settings {
         Settings {
-            connect: Duration::from_secs(1),
-            stall: Duration::from_secs(1),
-            file: Duration::from_secs(3),
+            timeouts: Timeouts {
+                connect: Duration::from_secs(1),
+                stall: Duration::from_secs(1),
+                total: Duration::from_secs(3),
+            },
             parallel: 2,
         }
     }

@@ -79,6 +79,9 @@ pub struct Sources {
     /// Other copies of Debian archives to download from: `--mirror` specs
     /// (`MIRROR`, or `URL=MIRROR`), read against each recipe's archives.
     pub mirrors: Vec<String>,
+    /// How long a Debian archive may take to answer (registries' are in
+    /// `registry`).
+    pub network: crate::net::Timeouts,
 }
 
 /// Where a build's image goes, and what must hold before it lands.
@@ -312,6 +315,7 @@ impl<'a> Context<'a> {
             resolve: self.resolve,
             platform,
             mirrors: &self.sources.mirrors,
+            timeouts: self.sources.network,
         };
         let closures = packages::closures(recipe, &ctx, self.log)?;
         self.package_sets.extend(closures.values().cloned());
@@ -717,6 +721,7 @@ fn build_layers(
         debs: packages::Debs {
             store: debs,
             mirrors: &sources.mirrors,
+            timeouts: sources.network,
         },
     };
     let mut layers = Layers::new(recipe, base, &below.diff_ids, setup);

@@ -10,11 +10,12 @@ use std::path::PathBuf;
 use super::Log;
 use crate::base::stemcell;
 use crate::debian::archive::{self, ArchiveSource, PackagePin};
-use crate::debian::fetch::Mirrors;
+use crate::debian::fetch::{Mirrors, Settings};
 use crate::debian::install::{self, Installed, Options};
 use crate::error::{Error, IoContext, Result};
 use crate::image::Platform;
 use crate::lock::{LockFile, PackageSet};
+use crate::net::Timeouts;
 use crate::recipe::schema::{BaseRef, PackagesStep};
 use crate::recipe::{Recipe, Step};
 use crate::rootfs::View;
@@ -131,6 +132,7 @@ pub struct Context<'a> {
     pub platform: &'a Platform,
     /// `--mirror` specs, as given.
     pub mirrors: &'a [String],
+    pub timeouts: Timeouts,
 }
 
 /// The closure of every `packages` step of `recipe`.
@@ -172,8 +174,17 @@ pub fn closures(recipe: &Recipe, ctx: &Context, log: Log) -> Result<Closures> {
         }
         let arch = debian_arch(ctx.platform).map_err(at)?;
         let mirrors = mirrors(ctx.mirrors, &request.archives)?;
-        let resolved = archive::lock(sources, arch, &step.install, &step.exclude, &mirrors, log)
-            .map_err(|e| Error::from(e).within(format!("layer {layer}")))?;
+        let settings = Settings::with_timeouts(ctx.timeouts);
+        let resolved = archive::lock_with(
+            &settings,
+            sources,
+            arch,
+            &step.install,
+            &step.exclude,
+            &mirrors,
+            log,
+        )
+        .map_err(|e| Error::from(e).within(format!("layer {layer}")))?;
         for excluded in &resolved.excluded {
             log(&format!(
                 "layer {layer}: excluded {} (wanted by {})",
@@ -217,6 +228,7 @@ pub struct Debs<'a> {
     pub store: &'a BlobStore,
     /// `--mirror` specs, as given.
     pub mirrors: &'a [String],
+    pub timeouts: Timeouts,
 }
 
 /// A layer's packages installed over `below`: their `.deb`s fetched
@@ -234,7 +246,8 @@ pub fn install_set(
         .cloned()
         .collect();
     let mirrors = mirrors(debs.mirrors, &set.archives)?;
-    let paths = archive::fetch_debs(&missing, &mirrors, debs.store, log)
+    let settings = Settings::with_timeouts(debs.timeouts);
+    let paths = archive::fetch_debs_with(&settings, &missing, &mirrors, debs.store, log)
         .map_err(|e| Error::from(e).within(format!("layer {}", set.layer)))?;
     let by_name: HashMap<String, PathBuf> =
         missing.iter().map(|p| p.name.clone()).zip(paths).collect();

@@ -3,8 +3,10 @@
 //! and `ingot pull`, which move images between registries and layouts,
 //! sit above it in [`crate::commands`].
 //!
-//! The protocol is oci-client's, run on a tokio current-thread runtime
-//! that [`Remote`] owns: everything outside `remote.rs` is synchronous.
+//! The protocol is ingot's own, on reqwest through [`crate::net`] (a
+//! current-thread runtime per connection, limits in time and size shared
+//! with the Debian archive client): everything outside `transport.rs`
+//! and `remote.rs` is synchronous.
 //! Every blob is verified (size and digest) as it streams, both ways: a
 //! push reads the layout through [`crate::store::VerifiedReader`] and stops
 //! before a bad blob's last byte leaves; a pull hashes into a
@@ -12,7 +14,10 @@
 //! manifest promised.
 //!
 //! - [`auth`]: credentials from auth.json / config.json and their helpers.
-//! - [`remote`]: the blocking facade over one registry, and error mapping.
+//! - [`token`]: auth challenges, bearer tokens and their cache.
+//! - [`transport`]: every request: authenticated, bounded, retried, and
+//!   its failure in one line.
+//! - [`remote`]: the distribution-spec operations over one registry.
 //! - [`push`]: blobs to a registry, skipped, mounted or uploaded.
 //! - [`fetch`]: an image's manifest, config and layers into a `BlobStore`
 //!   (what `ingot pull`, registry bases and the commands that read
@@ -25,9 +30,12 @@ pub mod fetch;
 pub mod push;
 pub mod referrers;
 pub mod remote;
+pub mod token;
+pub mod transport;
 
 pub use crate::error::RegistryError;
 use crate::image::reference::{Host, RegistryRef};
+use crate::net::Timeouts;
 pub use crate::progress::Progress;
 pub use auth::{Credential, CredentialSources};
 pub use fetch::{Fetched, fetch_image};
@@ -35,14 +43,15 @@ pub use push::{PushOptions, PushReport, Tally, push_blobs};
 pub use referrers::{ReferrerReport, push_referrer, referrers};
 pub use remote::Remote;
 
-/// How to reach registries: which may be spoken to in plain HTTP, and
-/// where credentials are.
+/// How to reach registries: which may be spoken to in plain HTTP, where
+/// credentials are, and how long the network may take.
 #[derive(Debug, Clone, Default)]
 pub struct Access {
     /// `HOST[:PORT]`s given with `--insecure`: plain HTTP. Loopback
     /// registries are plain HTTP without being listed.
     pub insecure: Vec<Host>,
     pub credentials: CredentialSources,
+    pub timeouts: Timeouts,
 }
 
 impl Access {

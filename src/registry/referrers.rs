@@ -7,12 +7,12 @@
 //! one without (Debian's registry 2.8) needs the client to keep an index
 //! of referrers under the tag `sha256-<hex of the subject>`.
 //!
-//! oci-client's `push_manifest_raw` does not return response headers, so
-//! the `OCI-Subject` header that says "indexed" is out of reach; instead
-//! we ask for the subject's referrers after the put (oci-client tries the
-//! API, then the fallback tag) and update the fallback tag only when the
-//! artifact is not listed. On a registry with the API that listing comes
-//! from the API, so the tag is left alone.
+//! Whether the registry indexed the artifact is not read from the put's
+//! `OCI-Subject` header; instead we ask for the subject's referrers after
+//! the put ([`Remote::referrers`] tries the API, then the fallback tag)
+//! and update the fallback tag only when the artifact is not listed. On a
+//! registry with the API that listing comes from the API, so the tag is
+//! left alone.
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use serde::Serialize;

@@ -1,61 +1,54 @@
-//! The blocking facade over one registry: oci-client on a current-thread
-//! tokio runtime created here, at the edge, so the rest of ingot stays
-//! synchronous. It also turns oci-client's and reqwest's errors into
-//! [`RegistryError`]s that say, in one line, what the user can act on.
+//! The blocking facade over one registry: the distribution-spec
+//! operations ingot needs, each a request or two through
+//! [`Transport::send`] (src/registry/transport.rs), which authenticates,
+//! bounds in time and size, retries and names what went wrong.
 //!
-//! What oci-client does for us: the `/v2/` auth challenge and the bearer
-//! token dance (or basic auth), blob HEAD, monolithic and chunked uploads
-//! from a stream, cross-repository mount, manifest GET/PUT, and the
-//! referrers listing with its tag-schema fallback.
+//! - blob HEAD, cross-repository mount (201 mounted; 202 "upload instead"),
+//!   uploads: one streamed PUT, or 4 MiB PATCHes and a closing PUT;
+//! - manifest GET (at most [`MAX_MANIFEST_SIZE`], refused as it arrives)
+//!   and PUT;
+//! - blob GET, streamed into the store;
+//! - the referrers API, with the `sha256-<hex>` tag schema as fallback.
 //!
-//! Where we work around it:
-//! - Its chunked/monolithic choice is a client-wide setting, so a
-//!   [`Remote`] holds two clients sharing one token cache.
-//! - It uploads from a `Stream`; we feed it a blocking iterator over a
-//!   verified file reader, so a blob is never loaded whole and a bad one
-//!   fails before its last byte is sent. Blocking reads of a local file on
-//!   the current-thread runtime cost nothing here: nothing else runs on it.
-//! - Its mount reports the registry's "202, not mounted, upload instead"
-//!   as a spec violation; we read that as "fall back to an upload".
-//! - It verifies blob digests only at the end of a stream and by message;
-//!   we hash into our own [`BlobWriter`] with a size cap, and commit only
-//!   what the manifest promised.
+//! Blobs are verified both ways as they stream: an upload reads the
+//! layout through a verified reader and stops before a bad blob's last
+//! byte leaves ([`BlobChunks`]); a download hashes into our own
+//! [`BlobWriter`](crate::store::BlobWriter), never past the size promised,
+//! and commits only what the manifest promised.
+//!
+//! Time limits: a blob moves within the stall limit between two pieces,
+//! and within [`Timeouts::total_for`](crate::net::Timeouts::total_for) its
+//! size in all (5 minutes, plus a second per 64 KiB): a layer of any size
+//! on a slow but live link gets through, and a server that trickles bytes
+//! to hold ingot still ends. Every other request gets the total limit.
 
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use oci_client::Client;
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{DigestError, OciDistributionError, OciErrorCode};
-use oci_client::secrets::RegistryAuth;
-use oci_spec::image::ImageIndex;
+use oci_spec::image::{ImageIndex, MediaType};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION};
+use reqwest::{Method, Url};
 
 use super::auth::{self, Credential};
+use super::transport::{Call, Payload, Replay, Scope, Transport};
 use super::{Access, RegistryError};
 use crate::digest::Digest;
 use crate::error::{BlobError, Error, IoContext, Result};
 use crate::image::reference::RegistryRef;
 use crate::image::{MAX_MANIFEST_SIZE, media};
+use crate::net::{Activity, Failure, Response};
 use crate::progress::Progress;
 use crate::store::{BlobRef, BlobStore, VerifiedReader};
 
-/// Upload chunk size: oci-client sends at most 4 MiB per PATCH.
+/// Upload chunk size: 4 MiB per PATCH.
 const CHUNK: usize = 4 << 20;
 /// Read size for monolithic uploads (one streamed PUT).
 const MONOLITHIC_READ: usize = 256 << 10;
 
 /// A connection to one registry, with its credentials resolved.
 pub struct Remote {
-    host: String,
-    rt: tokio::runtime::Runtime,
-    chunked: Client,
-    monolithic: Client,
-    credential: Option<Credential>,
-    searched: Vec<PathBuf>,
+    transport: Transport,
     progress: Progress,
 }
 
@@ -69,84 +62,61 @@ pub struct RawManifest {
 
 impl Remote {
     /// Prepares to talk to `reference`'s registry: HTTPS unless `access`
-    /// allows plain HTTP for it, with the credentials `access` finds for
-    /// it. Nothing is sent yet.
+    /// allows plain HTTP for it, with the credentials and time limits
+    /// `access` gives. Nothing is sent yet.
     pub fn connect(reference: &RegistryRef, access: &Access, progress: Progress) -> Result<Remote> {
         let credential = auth::lookup(&access.credentials, &reference.host, &reference.repository)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .context(|| "starting the network runtime".into())?;
-        let protocol = if access.plain_http(reference) {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        };
-        let config = |monolithic: bool| ClientConfig {
-            protocol: protocol.clone(),
-            use_monolithic_push: monolithic,
-            connect_timeout: Some(Duration::from_secs(30)),
-            read_timeout: Some(Duration::from_secs(300)),
-            user_agent: concat!("ingot/", env!("CARGO_PKG_VERSION")),
-            // Indexes are resolved by ingot (image::select_platform).
-            platform_resolver: None,
-            ..ClientConfig::default()
-        };
-        let chunked = Client::try_from(config(false)).map_err(|e| RegistryError::Protocol {
-            what: reference.host.clone(),
-            message: format!("setting up the HTTP client: {e}"),
-        })?;
-        let mut monolithic =
-            Client::try_from(config(true)).map_err(|e| RegistryError::Protocol {
-                what: reference.host.clone(),
-                message: format!("setting up the HTTP client: {e}"),
-            })?;
-        monolithic.tokens = chunked.tokens.clone();
-        let auth = match &credential {
-            Some(c) => RegistryAuth::Basic(c.username.clone(), c.secret.clone()),
-            None => RegistryAuth::Anonymous,
-        };
-        // oci-client keys credentials by the resolved registry
-        // (docker.io → index.docker.io).
-        let oci_ref = oci_reference(reference);
-        let registry = oci_ref.resolve_registry();
-        rt.block_on(async {
-            chunked.store_auth_if_needed(registry, &auth).await;
-            monolithic.store_auth_if_needed(registry, &auth).await;
-        });
-        Ok(Remote {
-            host: reference.host.clone(),
-            rt,
-            chunked,
-            monolithic,
+        let transport = Transport::new(
+            &reference.host,
+            access.plain_http(reference),
+            access.timeouts,
             credential,
-            searched: access.credentials.files.clone(),
+            access.credentials.files.clone(),
+            progress.clone(),
+        )?;
+        Ok(Remote {
+            transport,
             progress,
         })
     }
 
     pub fn host(&self) -> &str {
-        &self.host
+        self.transport.host()
     }
 
     pub fn credential(&self) -> Option<&Credential> {
-        self.credential.as_ref()
+        self.transport.credential()
     }
 
     pub fn progress(&self) -> &Progress {
         &self.progress
     }
 
+    /// A request of `repo` with no body and nothing unusual.
+    fn call<'a>(&self, method: Method, path: String, scope: &'a Scope, what: &'a str) -> Call<'a> {
+        Call {
+            method,
+            url: self.transport.url(&path),
+            scope,
+            headers: HeaderMap::new(),
+            payload: Payload::Empty,
+            replay: Replay::Idempotent,
+            total: self.transport.timeouts().total,
+            accept: &[],
+            what,
+        }
+    }
+
     /// Whether `repo` has the blob (HEAD).
     pub fn blob_exists(&self, repo: &RegistryRef, digest: &Digest) -> Result<bool> {
-        let what = || format!("blob {digest} in {}", repo.with_tag(None));
-        self.rt
-            .block_on(
-                self.chunked
-                    .blob_exists(&oci_reference(repo), &digest.to_string()),
-            )
-            .map_err(|e| self.classify(e, &what()).into())
+        let what = format!("blob {digest} in {}", repo.with_tag(None));
+        let scope = Scope::push(&repo.repository);
+        let path = format!("/v2/{}/blobs/{digest}", repo.repository);
+        let response = self.transport.send(Call {
+            accept: &[404],
+            ..self.call(Method::HEAD, path, &scope, &what)
+        })?;
+        Ok(response.status() != 404)
     }
 
     /// Tries to mount the blob into `repo` from `from_repository` on the
@@ -159,20 +129,27 @@ impl Remote {
         digest: &Digest,
     ) -> Result<bool> {
         let source = repo.in_repository(from_repository);
-        let result = self.rt.block_on(self.chunked.mount_blob(
-            &oci_reference(repo),
-            &oci_reference(&source),
-            &digest.to_string(),
-        ));
-        match result {
-            Ok(()) => Ok(true),
-            // distribution-spec: 202 Accepted means "not mounted, here is
-            // an upload session instead"; oci-client wanted 201.
-            Err(OciDistributionError::SpecViolationError(_)) => Ok(false),
-            Err(e) => match self.classify(e, &format!("mounting {digest} from {source}")) {
-                RegistryError::NotFound { .. } | RegistryError::Denied { .. } => Ok(false),
-                other => Err(other.into()),
-            },
+        let what = format!("mounting {digest} from {source}");
+        let scope = Scope::mount(&repo.repository, from_repository);
+        let mut call = self.call(
+            Method::POST,
+            format!("/v2/{}/blobs/uploads/", repo.repository),
+            &scope,
+            &what,
+        );
+        call.url
+            .query_pairs_mut()
+            .append_pair("mount", &digest.to_string())
+            .append_pair("from", from_repository);
+        call.headers
+            .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        call.accept = &[202];
+        match self.transport.send(call) {
+            Ok(response) => Ok(response.status() == 201),
+            // distribution-spec: 202 Accepted is "not mounted, here is an
+            // upload session instead"; a source we cannot see is the same.
+            Err(RegistryError::NotFound { .. } | RegistryError::Denied { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -197,27 +174,150 @@ impl Remote {
             failure: Arc::clone(&failure),
             progress: self.progress.clone(),
         };
-        let client = if chunked {
-            &self.chunked
+        let scope = Scope::push(&repo.repository);
+        let result = if chunked {
+            self.upload_chunked(repo, blob, chunks, &scope, what)
         } else {
-            &self.monolithic
+            self.upload_monolithic(repo, blob, chunks, &scope, what)
         };
-        let result = self.rt.block_on(client.push_blob_stream(
-            &oci_reference(repo),
-            futures_util::stream::iter(chunks),
-            &blob.digest.to_string(),
-            Some(blob.size),
-        ));
         if let Some(fault) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
             return Err(Error::Blob(fault).within(format!("{what}: not pushed")));
         }
-        result.map(drop).map_err(|e| self.classify(e, what).into())
+        result
+    }
+
+    /// Opens an upload session (POST); its location.
+    fn start_upload(&self, repo: &RegistryRef, scope: &Scope, what: &str) -> Result<Url> {
+        let mut call = self.call(
+            Method::POST,
+            format!("/v2/{}/blobs/uploads/", repo.repository),
+            scope,
+            what,
+        );
+        call.headers
+            .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        let response = self.transport.send(call)?;
+        self.location(&response, what)
+    }
+
+    /// The `Location` an upload answer gives, resolved against the URL
+    /// that answered.
+    fn location(&self, response: &Response, what: &str) -> Result<Url> {
+        let location =
+            response
+                .header(LOCATION.as_str())
+                .ok_or_else(|| RegistryError::Protocol {
+                    what: what.to_string(),
+                    message: format!(
+                        "the registry answered HTTP {} to an upload without a Location",
+                        response.status()
+                    ),
+                })?;
+        response.url().join(location).map_err(|e| {
+            RegistryError::Protocol {
+                what: what.to_string(),
+                message: format!("the upload Location is not a URL: {e}"),
+            }
+            .into()
+        })
+    }
+
+    fn upload_monolithic(
+        &self,
+        repo: &RegistryRef,
+        blob: &BlobRef,
+        chunks: BlobChunks,
+        scope: &Scope,
+        what: &str,
+    ) -> Result<()> {
+        let mut url = self.start_upload(repo, scope, what)?;
+        url.query_pairs_mut()
+            .append_pair("digest", &blob.digest.to_string());
+        let activity = Activity::default();
+        let moved = activity.clone();
+        let stream = futures_util::stream::iter(chunks.inspect(move |_| moved.mark()));
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(blob.size));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        self.transport.send(Call {
+            method: Method::PUT,
+            url,
+            scope,
+            headers,
+            payload: Payload::Stream(Some(reqwest::Body::wrap_stream(stream)), activity),
+            replay: Replay::Never,
+            total: self.transport.timeouts().total_for(blob.size),
+            accept: &[],
+            what,
+        })?;
+        Ok(())
+    }
+
+    fn upload_chunked(
+        &self,
+        repo: &RegistryRef,
+        blob: &BlobRef,
+        chunks: BlobChunks,
+        scope: &Scope,
+        what: &str,
+    ) -> Result<()> {
+        let mut location = self.start_upload(repo, scope, what)?;
+        let mut start = 0u64;
+        for chunk in chunks {
+            // A bad blob: the chunks stop before its last one, and the
+            // caller reports the fault they recorded.
+            let Ok(chunk) = chunk else { return Ok(()) };
+            let len = chunk.len() as u64;
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "Content-Range",
+                HeaderValue::from_str(&format!("{start}-{}", start + len - 1))
+                    .map_err(|e| Error::Failed(format!("{what}: a Content-Range header: {e}")))?,
+            );
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            let response = self.transport.send(Call {
+                method: Method::PATCH,
+                url: location.clone(),
+                scope,
+                headers,
+                payload: Payload::Bytes(chunk),
+                replay: Replay::ConnectOnly,
+                total: self.transport.timeouts().total_for(len),
+                accept: &[],
+                what,
+            })?;
+            location = self.location(&response, what)?;
+            start += len;
+        }
+        location
+            .query_pairs_mut()
+            .append_pair("digest", &blob.digest.to_string());
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        self.transport.send(Call {
+            method: Method::PUT,
+            url: location,
+            scope,
+            headers,
+            payload: Payload::Empty,
+            replay: Replay::Idempotent,
+            total: self.transport.timeouts().total,
+            accept: &[],
+            what,
+        })?;
+        Ok(())
     }
 
     /// Puts a manifest or index (its exact bytes) at `target`'s tag, or by
     /// digest when it has none.
     pub fn put_manifest(&self, target: &RegistryRef, bytes: &[u8], media_type: &str) -> Result<()> {
-        let content_type = reqwest::header::HeaderValue::from_str(media_type).map_err(|_| {
+        let content_type = HeaderValue::from_str(media_type).map_err(|_| {
             Error::Failed(format!(
                 "media type {media_type:?} is not a valid header value"
             ))
@@ -226,41 +326,37 @@ impl Remote {
             Some(tag) => target.with_tag(Some(tag)),
             None => target.with_digest(Digest::of(bytes)),
         };
-        self.rt
-            .block_on(self.chunked.push_manifest_raw(
-                &oci_reference(&target_ref),
-                bytes.to_vec(),
-                content_type,
-            ))
-            .map(drop)
-            .map_err(|e| {
-                self.classify(e, &format!("putting the manifest {target_ref}"))
-                    .into()
-            })
+        let what = format!("putting the manifest {target_ref}");
+        let scope = Scope::push(&target.repository);
+        let mut call = self.call(
+            Method::PUT,
+            format!(
+                "/v2/{}/manifests/{}",
+                target.repository,
+                reference_of(&target_ref)
+            ),
+            &scope,
+            &what,
+        );
+        call.headers.insert(CONTENT_TYPE, content_type);
+        // Held whole, and a PUT: sent again after a transient failure.
+        call.payload = Payload::Bytes(Bytes::copy_from_slice(bytes));
+        self.transport.send(call)?;
+        Ok(())
     }
 
     /// Gets the manifest or index `target` names (by digest if it has one,
     /// else by tag), checked against that digest.
     pub fn get_manifest(&self, target: &RegistryRef) -> Result<RawManifest> {
         let what = format!("manifest {target}");
-        let (body, _) = self
-            .rt
-            .block_on(self.chunked.pull_manifest_raw(
-                &oci_reference(target),
-                &self.auth(),
-                &media::MANIFEST_TYPES,
-            ))
-            .map_err(|e| self.classify(e, &what))?;
-        if body.len() as u64 > MAX_MANIFEST_SIZE {
-            return Err(RegistryError::Protocol {
-                what,
-                message: format!(
-                    "{} bytes, more than the {MAX_MANIFEST_SIZE} a manifest may have",
-                    body.len()
-                ),
-            }
-            .into());
-        }
+        let path = format!(
+            "/v2/{}/manifests/{}",
+            target.repository,
+            reference_of(target)
+        );
+        let body = self
+            .get_small(target, path, &[], &[], (&what, "a manifest"))?
+            .unwrap_or_default();
         let digest = Digest::of(&body);
         if let Some(expected) = target.digest
             && expected != digest
@@ -277,10 +373,44 @@ impl Remote {
             message: "not a manifest or index (no mediaType, config or manifests)".into(),
         })?;
         Ok(RawManifest {
-            bytes: body.to_vec(),
+            bytes: body,
             digest,
             media_type,
         })
+    }
+
+    /// GETs a manifest-sized document (`kind`, for messages): at most
+    /// [`MAX_MANIFEST_SIZE`], refused as soon as it says or sends more.
+    /// None for an `accept`ed status other than 200.
+    fn get_small(
+        &self,
+        repo: &RegistryRef,
+        path: String,
+        query: &[(&str, &str)],
+        accept: &[u16],
+        (what, kind): (&str, &str),
+    ) -> Result<Option<Vec<u8>>> {
+        let scope = Scope::pull(&repo.repository);
+        let mut call = self.call(Method::GET, path, &scope, what);
+        if !query.is_empty() {
+            call.url.query_pairs_mut().extend_pairs(query);
+        }
+        let request = format!("GET {}", call.url.path());
+        call.headers.insert(
+            ACCEPT,
+            HeaderValue::from_str(&media::MANIFEST_TYPES.join(", "))
+                .map_err(|e| Error::Failed(format!("an Accept header: {e}")))?,
+        );
+        call.accept = accept;
+        let response = self.transport.send(call)?;
+        if response.status() != 200 {
+            return Ok(None);
+        }
+        response
+            .limit(MAX_MANIFEST_SIZE)
+            .and_then(Response::read_all)
+            .map(Some)
+            .map_err(|f| self.transport.network_error(&request, f, kind).into())
     }
 
     /// Downloads a blob of `repo` into `store`, hashing as it writes; it
@@ -298,55 +428,37 @@ impl Remote {
             return Ok(false);
         }
         let mut writer = store.writer().context(|| format!("storing {what}"))?;
-        let digest = blob.digest.to_string();
-        enum Stop {
-            TooLong,
-            Stream(io::Error),
-            Local(io::Error),
-        }
-        let stop: std::result::Result<Option<Stop>, OciDistributionError> =
-            self.rt.block_on(async {
-                let mut stream = self
-                    .chunked
-                    .pull_blob_stream(&oci_reference(repo), digest.as_str())
-                    .await?;
-                while let Some(item) = stream.next().await {
-                    let bytes: Bytes = match item {
-                        Ok(b) => b,
-                        Err(e) => return Ok(Some(Stop::Stream(e))),
-                    };
-                    if writer.len() + bytes.len() as u64 > blob.size {
-                        return Ok(Some(Stop::TooLong));
-                    }
-                    if let Err(e) = writer.write_all(&bytes) {
-                        return Ok(Some(Stop::Local(e)));
-                    }
+        let scope = Scope::pull(&repo.repository);
+        let mut call = self.call(
+            Method::GET,
+            format!("/v2/{}/blobs/{}", repo.repository, blob.digest),
+            &scope,
+            what,
+        );
+        call.total = self.transport.timeouts().total_for(blob.size);
+        let request = format!("GET {}", call.url.path());
+        let too_long = || RegistryError::SizeMismatch {
+            what: what.to_string(),
+            expected: blob.size,
+            found: "more".into(),
+        };
+        let mut response = match self.transport.send(call)?.limit(blob.size) {
+            Ok(r) => r,
+            Err(Failure::TooLarge { .. }) => return Err(too_long().into()),
+            Err(f) => return Err(self.transport.network_error(&request, f, what).into()),
+        };
+        loop {
+            match response.chunk() {
+                Ok(Some(bytes)) => {
+                    writer
+                        .write_all(&bytes)
+                        .context(|| format!("storing {what}"))?;
                     self.progress.advance(bytes.len() as u64);
                 }
-                Ok(None)
-            });
-        let stop = stop.map_err(|e| self.classify(e, what))?;
-        match stop {
-            None => {}
-            Some(Stop::TooLong) => {
-                return Err(RegistryError::SizeMismatch {
-                    what: what.to_string(),
-                    expected: blob.size,
-                    found: "more".into(),
-                }
-                .into());
+                Ok(None) => break,
+                Err(Failure::TooLarge { .. }) => return Err(too_long().into()),
+                Err(f) => return Err(self.transport.network_error(&request, f, what).into()),
             }
-            Some(Stop::Local(e)) => {
-                return Err(Error::Io {
-                    context: format!("storing {what}"),
-                    source: e,
-                });
-            }
-            // oci-client's own digest check fires at the end of the
-            // stream, after every byte reached us: ours below says the same
-            // with the digest we found.
-            Some(Stop::Stream(e)) if is_digest_error(&e) => {}
-            Some(Stop::Stream(e)) => return Err(self.classify_io(e, what).into()),
         }
         let found = writer
             .commit_verified(blob)
@@ -368,218 +480,73 @@ impl Remote {
         }
     }
 
-    /// The referrers of `subject` (which must name a digest): the registry's
-    /// referrers API, or oci-client's fallback to the `sha256-<hex>` tag.
+    /// The referrers of `subject` (which must name a digest), of
+    /// `artifact_type` if given: the registry's referrers API, or, where it
+    /// has none (404), the index at the `sha256-<hex>` tag; none at all is
+    /// an empty index (distribution-spec "Listing Referrers").
     pub fn referrers(
         &self,
         subject: &RegistryRef,
         artifact_type: Option<&str>,
     ) -> Result<ImageIndex> {
         let what = format!("referrers of {subject}");
-        let index = self
-            .rt
-            .block_on(
-                self.chunked
-                    .pull_referrers(&oci_reference(subject), artifact_type),
-            )
-            .map_err(|e| self.classify(e, &what))?;
-        // oci-client's index type, read back as ingot's (oci-spec 0.8).
-        let json = serde_json::to_vec(&index).map_err(|e| RegistryError::Protocol {
-            what: what.clone(),
-            message: e.to_string(),
+        let digest = subject.digest.ok_or_else(|| {
+            Error::Usage(format!(
+                "{subject}: referrers are listed for a digest: docker://HOST/REPO@sha256:…"
+            ))
         })?;
-        serde_json::from_slice(&json).map_err(|e| {
-            RegistryError::Protocol {
+        let path = format!("/v2/{}/referrers/{digest}", subject.repository);
+        let query: Vec<(&str, &str)> = artifact_type
+            .map(|t| ("artifactType", t))
+            .into_iter()
+            .collect();
+        let listed = self.get_small(subject, path, &query, &[404], (&what, "a referrers index"))?;
+        let body = if let Some(body) = listed {
+            body
+        } else {
+            let tag = subject.with_tag(Some(&format!("sha256-{}", digest.hex())));
+            match self.get_manifest(&tag) {
+                Ok(raw) => raw.bytes,
+                Err(Error::Registry(RegistryError::NotFound { .. })) => {
+                    let mut empty = ImageIndex::default();
+                    empty.set_media_type(Some(MediaType::ImageIndex));
+                    return Ok(empty);
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let mut index: ImageIndex =
+            serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
                 what,
                 message: format!("not an image index: {e}"),
-            }
-            .into()
-        })
-    }
-
-    fn auth(&self) -> RegistryAuth {
-        match &self.credential {
-            Some(c) => RegistryAuth::Basic(c.username.clone(), c.secret.clone()),
-            None => RegistryAuth::Anonymous,
+            })?;
+        // The tag schema's index holds every type; a registry may ignore
+        // the filter too (it says so only in a header).
+        if let Some(t) = artifact_type {
+            let kept = index
+                .manifests()
+                .iter()
+                .filter(|d| {
+                    d.artifact_type()
+                        .as_ref()
+                        .is_some_and(|a| a.to_string() == t)
+                })
+                .cloned()
+                .collect();
+            index.set_manifests(kept);
         }
-    }
-
-    /// One line for what went wrong, by kind rather than by library.
-    pub(crate) fn classify(&self, err: OciDistributionError, what: &str) -> RegistryError {
-        use OciDistributionError as E;
-        match err {
-            E::RequestError(e) => self.classify_reqwest(&e, what),
-            E::UnauthorizedError { .. } => self.unauthorized(None),
-            E::AuthenticationFailure(message) => self.unauthorized(Some(&message)),
-            E::ServerError { code, message, .. } => self.status_error(code, what, &message),
-            E::RegistryError { envelope, .. } => {
-                let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-                let message = envelope
-                    .errors
-                    .iter()
-                    .map(|e| format!("{:?}: {}", e.code, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                if codes.contains(&&OciErrorCode::Unauthorized) {
-                    self.unauthorized(None)
-                } else if codes.contains(&&OciErrorCode::Denied) {
-                    RegistryError::Denied {
-                        host: self.host.clone(),
-                        what: what.to_string(),
-                    }
-                } else if codes.iter().any(|c| {
-                    matches!(
-                        c,
-                        OciErrorCode::BlobUnknown
-                            | OciErrorCode::ManifestUnknown
-                            | OciErrorCode::NameUnknown
-                            | OciErrorCode::NotFound
-                    )
-                }) {
-                    RegistryError::NotFound {
-                        what: what.to_string(),
-                    }
-                } else {
-                    RegistryError::Protocol {
-                        what: what.to_string(),
-                        message: format!("the registry said {message}"),
-                    }
-                }
-            }
-            E::DigestError(DigestError::VerificationError { expected, actual }) => {
-                digest_mismatch(what, &expected, &actual)
-            }
-            E::IoError(e) => self.classify_io(e, what),
-            other => RegistryError::Protocol {
-                what: what.to_string(),
-                message: other.to_string(),
-            },
-        }
-    }
-
-    fn classify_io(&self, e: io::Error, what: &str) -> RegistryError {
-        if let Some(inner) = e.get_ref() {
-            if let Some(DigestError::VerificationError { expected, actual }) =
-                inner.downcast_ref::<DigestError>()
-            {
-                return digest_mismatch(what, expected, actual);
-            }
-            if let Some(r) = inner.downcast_ref::<reqwest::Error>() {
-                return self.classify_reqwest(r, what);
-            }
-        }
-        RegistryError::Protocol {
-            what: what.to_string(),
-            message: e.to_string(),
-        }
-    }
-
-    fn classify_reqwest(&self, e: &reqwest::Error, what: &str) -> RegistryError {
-        if e.is_connect() || e.is_timeout() {
-            let mut reason = innermost(e);
-            if e.is_timeout() && !reason.contains("timed out") {
-                reason = format!("timed out ({reason})");
-            }
-            if e.url().is_some_and(|u| u.scheme() == "https") && !reason.contains("refused") {
-                reason.push_str(
-                    "; if the registry speaks plain HTTP, name it with --insecure HOST[:PORT]",
-                );
-            }
-            return RegistryError::Unreachable {
-                host: self.host.clone(),
-                reason,
-            };
-        }
-        if let Some(status) = e.status() {
-            return self.status_error(status.as_u16(), what, "");
-        }
-        RegistryError::Protocol {
-            what: what.to_string(),
-            message: innermost(e),
-        }
-    }
-
-    fn status_error(&self, code: u16, what: &str, message: &str) -> RegistryError {
-        match code {
-            401 => self.unauthorized(None),
-            403 => RegistryError::Denied {
-                host: self.host.clone(),
-                what: what.to_string(),
-            },
-            404 => RegistryError::NotFound {
-                what: what.to_string(),
-            },
-            _ => {
-                let said = message.lines().next().unwrap_or("").trim();
-                RegistryError::Protocol {
-                    what: what.to_string(),
-                    message: if said.is_empty() {
-                        format!("the registry answered HTTP {code}")
-                    } else {
-                        format!("the registry answered HTTP {code}: {said}")
-                    },
-                }
-            }
-        }
-    }
-
-    fn unauthorized(&self, said: Option<&str>) -> RegistryError {
-        let mut detail = match &self.credential {
-            Some(c) => format!(
-                "the registry refused the credentials of user {:?} from {}",
-                c.username, c.source
-            ),
-            None => format!(
-                "the registry wants credentials and none were found for {} (looked in {})",
-                self.host,
-                if self.searched.is_empty() {
-                    "no credential files".to_string()
-                } else {
-                    self.searched
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            ),
-        };
-        if let Some(said) = said.map(str::trim).filter(|s| !s.is_empty()) {
-            detail.push_str(&format!(" ({})", said.lines().next().unwrap_or(said)));
-        }
-        RegistryError::Unauthorized {
-            host: self.host.clone(),
-            detail,
-        }
+        Ok(index)
     }
 }
 
-fn digest_mismatch(what: &str, expected: &str, actual: &str) -> RegistryError {
-    match (expected.parse::<Digest>(), actual.parse::<Digest>()) {
-        (Ok(expected), Ok(found)) => RegistryError::DigestMismatch {
-            what: what.to_string(),
-            expected,
-            found,
-        },
-        _ => RegistryError::Protocol {
-            what: what.to_string(),
-            message: format!("digest mismatch: expected {expected}, found {actual}"),
-        },
+/// What a manifest request addresses: the digest if there is one, else
+/// the tag (`latest` with neither, as clients do).
+fn reference_of(r: &RegistryRef) -> String {
+    match (&r.digest, &r.tag) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => "latest".into(),
     }
-}
-
-fn is_digest_error(e: &io::Error) -> bool {
-    e.get_ref()
-        .is_some_and(|inner| inner.downcast_ref::<DigestError>().is_some())
-}
-
-/// The most specific message in an error's chain ("Connection refused
-/// (os error 111)" rather than "error sending request").
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = e;
-    while let Some(next) = last.source() {
-        last = next;
-    }
-    last.to_string()
 }
 
 /// The media type a manifest or index declares, or its shape implies.
@@ -607,8 +574,7 @@ fn media_type_of(body: &[u8]) -> Option<String> {
     }
 }
 
-/// A verified file reader as an iterator of chunks for oci-client's
-/// upload stream. At the end of the blob (before yielding the last chunk)
+/// A verified file reader as an iterator of chunks for an upload. At the end of the blob (before yielding the last chunk)
 /// the reader is finished, which checks size and digest: a mismatch
 /// becomes a stream error, recorded in `failure`, and the upload never
 /// completes.
@@ -623,16 +589,16 @@ struct BlobChunks {
 
 impl BlobChunks {
     /// Ends the stream; the blob's fault is kept, typed, for the uploader.
-    fn fail(&mut self, e: BlobError) -> Option<std::result::Result<Bytes, OciDistributionError>> {
+    fn fail(&mut self, e: BlobError) -> Option<io::Result<Bytes>> {
         self.reader = None;
         let stream = io::Error::new(io::ErrorKind::InvalidData, e.to_string());
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-        Some(Err(OciDistributionError::IoError(stream)))
+        Some(Err(stream))
     }
 }
 
 impl Iterator for BlobChunks {
-    type Item = std::result::Result<Bytes, OciDistributionError>;
+    type Item = io::Result<Bytes>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let reader = self.reader.as_mut()?;
@@ -662,24 +628,6 @@ impl Iterator for BlobChunks {
         }
         self.progress.advance(filled as u64);
         Some(Ok(Bytes::from(buf)))
-    }
-}
-
-/// What a registry request addresses: the digest if there is one, else
-/// the tag.
-fn oci_reference(r: &RegistryRef) -> oci_client::Reference {
-    match (&r.digest, &r.tag) {
-        (Some(d), _) => {
-            oci_client::Reference::with_digest(r.host.clone(), r.repository.clone(), d.to_string())
-        }
-        (None, Some(t)) => {
-            oci_client::Reference::with_tag(r.host.clone(), r.repository.clone(), t.clone())
-        }
-        // No tag and no digest: a repository, for blob requests only
-        // (oci-client would say `latest` for a manifest).
-        (None, None) => {
-            oci_client::Reference::with_tag(r.host.clone(), r.repository.clone(), "latest".into())
-        }
     }
 }
 

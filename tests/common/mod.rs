@@ -119,6 +119,7 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+pub mod hostile;
 pub mod registry;
 
 /// The recipe file of the example `recipes/NAME`.
