@@ -141,8 +141,8 @@ enum State {
     /// At a header: the next block is read ahead and checked.
     Header,
     /// At a GNU sparse extension block of an entry whose data, `size`
-    /// bytes, follows the last such block.
-    SparseExt { size: u64 },
+    /// bytes and `pad`, follows the last such block.
+    SparseExt { size: u64, pad: u64 },
     /// Inside an entry: `data` bytes of data, then `pad` bytes to the next
     /// block. A PAX extended header's data is kept, to learn its `size`.
     Data {
@@ -266,10 +266,8 @@ impl<R: Read> Guard<R> {
         if !extension && let Some(pax_size) = self.group.pax.as_deref().and_then(pax_size) {
             size = pax_size;
         }
-        let Some(pad) = size
-            .checked_add(BLOCK as u64 - 1)
-            .map(|s| s / 512 * 512 - size)
-        else {
+        let Some(pad) = padding(size) else {
+            // tar: "size overflow".
             return Ok(State::Lost);
         };
         // The tar crate takes these in, as part of the entry that follows,
@@ -296,7 +294,7 @@ impl<R: Read> Guard<R> {
         self.starts.push(self.pos);
         if kind.is_gnu_sparse() {
             return Ok(match header.as_gnu() {
-                Some(gnu) if gnu.is_extended() => State::SparseExt { size },
+                Some(gnu) if gnu.is_extended() => State::SparseExt { size, pad },
                 Some(_) => State::Data {
                     data: size,
                     pad,
@@ -315,15 +313,15 @@ impl<R: Read> Guard<R> {
 
     /// The state after the sparse extension block in `block`: another
     /// one, or the entry's data.
-    fn after_sparse_ext(&self, size: u64) -> State {
+    fn after_sparse_ext(&self, size: u64, pad: u64) -> State {
         let mut ext = tar::GnuExtSparseHeader::new();
         ext.as_mut_bytes().copy_from_slice(&self.block);
         if ext.is_extended() {
-            return State::SparseExt { size };
+            return State::SparseExt { size, pad };
         }
         State::Data {
             data: size,
-            pad: size.div_ceil(BLOCK as u64) * BLOCK as u64 - size,
+            pad,
             pax: None,
         }
     }
@@ -347,6 +345,13 @@ impl<R: Read> Guard<R> {
         self.given += n;
         n
     }
+}
+
+/// The bytes from the end of `size` bytes of data to the next block; None
+/// where tar 0.4.46 fails ("size overflow").
+fn padding(size: u64) -> Option<u64> {
+    let end = size.checked_add(BLOCK as u64 - 1)? / BLOCK as u64 * BLOCK as u64;
+    Some(end - size)
 }
 
 /// The `size` record of PAX extended header data, as tar 0.4.46 reads it
@@ -419,7 +424,7 @@ impl<R: Read> Guard<R> {
             return Ok(());
         }
         let next = match self.state {
-            State::SparseExt { size } => Ok(self.after_sparse_ext(size)),
+            State::SparseExt { size, pad } => Ok(self.after_sparse_ext(size, pad)),
             _ => self.after_header(),
         };
         match next {
