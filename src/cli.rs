@@ -228,8 +228,8 @@ pub struct Network {
           value_parser = clap::value_parser!(u64).range(1..=86_400),
           long_help = "Give up on a registry or package archive that sends nothing for SECS \
                        seconds: no answer to a request, or a download (or upload) that stops \
-                       moving. Waiting for an answer includes opening the connection, so it is \
-                       never shorter than --connect-timeout.\n\n\
+                       moving. The wait for an answer includes opening the connection: with \
+                       --timeout below --connect-timeout, it bounds connections too.\n\n\
                        Whatever the data rate, a request must also be done within 5 minutes; a \
                        layer or a blob upload within 5 minutes plus a second per 64 KiB of its \
                        size. Registry manifests and indexes are refused beyond 4 MiB, token \

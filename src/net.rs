@@ -7,10 +7,11 @@
 //!
 //! Three limits ([`Timeouts`]), checked by one [`Clock`] per request:
 //! - **connect**: to open a connection (TCP and TLS), reqwest's own limit;
-//! - **stall**: between two signs of life: the response head after the
-//!   request (never less than the connect limit, which that wait
-//!   includes), two pieces of the response body, two pieces of a request
-//!   body being uploaded ([`Activity`]);
+//! - **stall**: between two signs of life: the request and its response
+//!   head (opening the connection is part of that wait, so a stall limit
+//!   below the connect limit bounds connections too), two pieces of the
+//!   response body, two pieces of a request body being uploaded
+//!   ([`Activity`]);
 //! - **total**: for the whole exchange, body included. A caller that moves
 //!   a large body gives it [`Timeouts::total_for`] its size.
 //!
@@ -63,13 +64,6 @@ impl Timeouts {
         self.total
             .saturating_add(Duration::from_secs(size / FLOOR_RATE))
     }
-
-    /// How long a request may wait for its response head: the stall limit,
-    /// but never less than the connect limit, as opening the connection is
-    /// part of that wait.
-    fn answer(&self) -> Duration {
-        self.stall.max(self.connect)
-    }
 }
 
 impl Default for Timeouts {
@@ -83,7 +77,7 @@ impl Default for Timeouts {
 pub enum Elapsed {
     /// No connection within the connect limit.
     Connect(Duration),
-    /// No response head within the stall (or connect) limit.
+    /// No response head within the stall limit.
     Answer(Duration),
     /// The response body, or the request body on its way out, stopped
     /// moving for the stall limit.
@@ -221,7 +215,7 @@ impl Http {
         let clock = Clock::start(self.timeouts, total);
         let sent = self.rt.block_on(clock.watch(
             self.client.execute(request),
-            self.timeouts.answer(),
+            self.timeouts.stall,
             activity,
         ));
         match sent {
@@ -464,12 +458,8 @@ mod tests {
         assert_eq!(t.total_for(0), t.total);
         assert_eq!(t.total_for(1 << 30), t.total + Duration::from_secs(16384));
         assert_eq!(
-            Timeouts {
-                connect: Duration::from_secs(90),
-                ..t
-            }
-            .answer(),
-            Duration::from_secs(90)
+            t.total_for(u64::MAX),
+            t.total + Duration::from_secs(u64::MAX >> 16)
         );
     }
 
