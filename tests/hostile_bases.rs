@@ -791,7 +791,11 @@ fn bomb_is_refused(kind: EntryType, what: &str) {
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "stderr: {err}");
     let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
-    assert_eq!(errors, [format!("error: {refusal}")], "stderr: {err}");
+    assert_eq!(
+        errors,
+        [format!("error: {image}: {refusal}")],
+        "stderr: {err}"
+    );
 }
 
 #[test]
