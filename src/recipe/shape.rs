@@ -44,7 +44,7 @@ pub fn check_shape(text: &str) -> Result<(), ShapeError> {
         });
     }
     let chars: Vec<char> = text.chars().collect();
-    Scanner::new(&chars).run()
+    Scanner::new(&chars, MAX_DEPTH).run().map(drop)
 }
 
 /// A simple key that may still turn into a block mapping's key: where its
@@ -54,6 +54,9 @@ struct Key {
     line: usize,
     index: usize,
     col: usize,
+    /// The deepest flow level inside the key (`[[a]]: b`), for a key
+    /// saved in block context.
+    flow_max: usize,
 }
 
 struct Scanner<'a> {
@@ -64,12 +67,18 @@ struct Scanner<'a> {
     /// 0-based, in characters, as libyaml counts.
     col: usize,
     flow: usize,
+    /// The deepest nesting allowed, and seen.
+    limit: usize,
+    max: usize,
     /// Columns of the open block collections (libyaml's `indents` plus
     /// `indent`); the current indentation is the last, or -1.
     indents: Vec<usize>,
     /// One possible simple key per flow level, the innermost last.
     keys: Vec<Option<Key>>,
     simple_key_allowed: bool,
+    /// Whether libyaml would have stopped with an error by now (for tests:
+    /// the pass itself goes on).
+    stopped: bool,
 }
 
 fn is_break(c: Option<char>) -> bool {
@@ -90,16 +99,19 @@ fn is_alpha(c: Option<char>) -> bool {
 }
 
 impl<'a> Scanner<'a> {
-    fn new(s: &'a [char]) -> Scanner<'a> {
+    fn new(s: &'a [char], limit: usize) -> Scanner<'a> {
         Scanner {
             s,
             i: 0,
             line: 1,
             col: 0,
             flow: 0,
+            limit,
+            max: 0,
             indents: Vec::new(),
             keys: vec![None],
             simple_key_allowed: true,
+            stopped: false,
         }
     }
 
@@ -153,8 +165,9 @@ impl<'a> Scanner<'a> {
     }
 
     /// `col`: where the level that was just opened starts, on this line.
-    fn check_depth(&self, col: usize) -> Result<(), ShapeError> {
-        if self.indents.len() + self.flow > MAX_DEPTH {
+    fn check_depth(&mut self, col: usize) -> Result<(), ShapeError> {
+        self.max = self.max.max(self.indents.len() + self.flow);
+        if self.max > self.limit {
             return Err(self.depth_error(col));
         }
         Ok(())
@@ -186,6 +199,7 @@ impl<'a> Scanner<'a> {
                 line: self.line,
                 index: self.i,
                 col: self.col,
+                flow_max: 0,
             });
         }
     }
@@ -204,15 +218,21 @@ impl<'a> Scanner<'a> {
         fresh.then_some(key)
     }
 
-    fn run(mut self) -> Result<(), ShapeError> {
+    /// Scans to the end.
+    fn run(mut self) -> Result<Self, ShapeError> {
         loop {
             self.skip_to_next_token();
             self.unroll(self.col as isize);
             if self.end() {
-                return Ok(());
+                return Ok(self);
             }
             self.next_token()?;
         }
+    }
+
+    /// libyaml would stop with an error here; this pass carries on.
+    fn libyaml_stops(&mut self) {
+        self.stopped = true;
     }
 
     /// libyaml's `scan_to_next_token`: blanks, comments and line breaks.
@@ -262,6 +282,9 @@ impl<'a> Scanner<'a> {
         } else if matches!(c, Some('[' | '{')) {
             self.save_key();
             self.flow += 1;
+            if let Some(Some(key)) = self.keys.first_mut() {
+                key.flow_max = key.flow_max.max(self.flow);
+            }
             self.keys.push(None);
             self.check_depth(self.col)?;
             self.simple_key_allowed = true;
@@ -279,11 +302,17 @@ impl<'a> Scanner<'a> {
             self.simple_key_allowed = true;
             self.skip();
         } else if c == Some('-') && is_blankz(self.at(1)) {
+            if self.flow == 0 && !self.simple_key_allowed {
+                self.libyaml_stops();
+            }
             self.roll(self.col)?;
             self.remove_key();
             self.simple_key_allowed = true;
             self.skip();
         } else if c == Some('?') && (self.flow > 0 || is_blankz(self.at(1))) {
+            if self.flow == 0 && !self.simple_key_allowed {
+                self.libyaml_stops();
+            }
             self.roll(self.col)?;
             self.remove_key();
             self.simple_key_allowed = self.flow == 0;
@@ -292,10 +321,21 @@ impl<'a> Scanner<'a> {
             match self.possible_key() {
                 Some(key) => {
                     self.roll(key.col)?;
+                    // libyaml puts the mapping's start before the key: what
+                    // the key nests is inside the mapping.
+                    if self.flow == 0 && self.indents.len() + key.flow_max > self.max {
+                        self.max = self.indents.len() + key.flow_max;
+                        if self.max > self.limit {
+                            return Err(self.depth_error(key.col));
+                        }
+                    }
                     self.remove_key();
                     self.simple_key_allowed = false;
                 }
                 None => {
+                    if self.flow == 0 && !self.simple_key_allowed {
+                        self.libyaml_stops();
+                    }
                     self.roll(self.col)?;
                     self.simple_key_allowed = self.flow == 0;
                 }
@@ -305,8 +345,17 @@ impl<'a> Scanner<'a> {
             self.save_key();
             self.simple_key_allowed = false;
             self.skip();
+            let start = self.i;
             while is_alpha(self.at(0)) {
                 self.skip();
+            }
+            let ends = is_blankz(self.at(0))
+                || matches!(
+                    self.at(0),
+                    Some('?' | ':' | ',' | ']' | '}' | '%' | '@' | '`')
+                );
+            if self.i == start || !ends {
+                self.libyaml_stops();
             }
         } else if c == Some('!') {
             self.save_key();
@@ -331,8 +380,8 @@ impl<'a> Scanner<'a> {
                 self.simple_key_allowed = true;
             }
         } else {
-            // libyaml stops here ("found character that cannot start any
-            // token"); carry on counting.
+            // libyaml: "found character that cannot start any token".
+            self.libyaml_stops();
             self.skip();
         }
         Ok(())
@@ -406,8 +455,15 @@ impl<'a> Scanner<'a> {
         while uri(self.at(0)) {
             self.skip();
         }
-        if verbatim && self.is(0, '>') {
-            self.skip();
+        if verbatim {
+            if self.is(0, '>') {
+                self.skip();
+            } else {
+                self.libyaml_stops();
+            }
+        }
+        if !(is_blankz(self.at(0)) || (self.flow > 0 && self.is(0, ','))) {
+            self.libyaml_stops();
         }
     }
 
@@ -431,6 +487,8 @@ impl<'a> Scanner<'a> {
             }
             self.skip();
         }
+        // libyaml: "found unexpected end of stream" or "document indicator".
+        self.libyaml_stops();
     }
 
     fn scan_double_quoted(&mut self) {
@@ -450,6 +508,7 @@ impl<'a> Scanner<'a> {
                 _ => self.skip(),
             }
         }
+        self.libyaml_stops();
     }
 
     /// libyaml's `scan_plain_scalar`. Returns whether it ended after a line
@@ -468,6 +527,7 @@ impl<'a> Scanner<'a> {
                     && matches!(self.at(1), Some(',' | '?' | '[' | ']' | '{' | '}'))
                 {
                     // libyaml: "found unexpected ':'".
+                    self.libyaml_stops();
                     return leading_blanks;
                 }
                 if (c == Some(':') && is_blankz(self.at(1)))
@@ -485,6 +545,7 @@ impl<'a> Scanner<'a> {
                     if leading_blanks && (self.col as isize) < indent && self.is(0, '\t') {
                         // libyaml: "found a tab character that violates
                         // indentation".
+                        self.libyaml_stops();
                         return leading_blanks;
                     }
                 } else {
@@ -526,6 +587,9 @@ impl<'a> Scanner<'a> {
         }
         if !is_break(self.at(0)) {
             // libyaml: "did not find expected comment or line break".
+            if !self.end() {
+                self.libyaml_stops();
+            }
             return;
         }
         self.skip();
@@ -563,6 +627,7 @@ impl<'a> Scanner<'a> {
             }
             max_indent = max_indent.max(self.col);
             if (*indent == 0 || self.col < *indent) && self.is(0, '\t') {
+                self.libyaml_stops();
                 return false;
             }
             if !is_break(self.at(0)) {
@@ -727,6 +792,106 @@ mod tests {
         }
         assert!(seen >= 5, "only {seen} recipes found");
     }
+
+    /// The deepest nesting yaml-rust2's scanner reaches, or None if it
+    /// fails: it opens and closes levels as libyaml does (both follow the
+    /// reference scanner), and it is quadratic too, but not on small input.
+    /// It also brackets a flow sequence's `k: v` as a mapping, which
+    /// libyaml leaves to its parser: those tokens stand on no brace (just
+    /// after the `:`, so no piece puts a brace there).
+    fn yaml_rust2_depth(text: &str) -> Option<usize> {
+        use yaml_rust2::scanner::{Scanner as Reference, TokenType};
+        let chars: Vec<char> = text.chars().collect();
+        let mut scanner = Reference::new(text.chars());
+        let (mut depth, mut max) = (0usize, 0usize);
+        for token in scanner.by_ref() {
+            let on = |c: char| chars.get(token.0.index()) == Some(&c);
+            match token.1 {
+                TokenType::BlockSequenceStart
+                | TokenType::BlockMappingStart
+                | TokenType::FlowSequenceStart => depth += 1,
+                TokenType::FlowMappingStart if on('{') => depth += 1,
+                TokenType::BlockEnd | TokenType::FlowSequenceEnd => depth = depth.saturating_sub(1),
+                TokenType::FlowMappingEnd if on('}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            max = max.max(depth);
+        }
+        scanner.get_error().is_none().then_some(max)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// Whatever the pieces, where libyaml and the reference scanner
+        /// get through, this pass never sees less nesting.
+        #[test]
+        fn never_less_nesting_than_a_reference_scanner(
+            pieces in proptest::collection::vec(0usize..PIECES.len(), 0..60)
+        ) {
+            let text: String = pieces.iter().map(|&i| PIECES[i]).collect();
+            let chars: Vec<char> = text.chars().collect();
+            let ours = Scanner::new(&chars, usize::MAX).run().unwrap();
+            if let (false, Some(reference)) = (ours.stopped, yaml_rust2_depth(&text)) {
+                proptest::prop_assert!(ours.max >= reference, "ours {} < {}: {:?}", ours.max, reference, text);
+            }
+        }
+    }
+
+    /// What YAML is made of, quoting and comments included. Not what the
+    /// two scanners read differently, tested above: U+0085, U+2028 and
+    /// U+2029 (line breaks to libyaml, not to yaml-rust2, which follows
+    /// YAML 1.2), and verbatim tags (`!<a[1]>`, a tag to libyaml).
+    const PIECES: &[&str] = &[
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        ", ",
+        ": ",
+        "- ",
+        "-",
+        "? ",
+        "a",
+        "b c",
+        "it's",
+        "x#y",
+        " #c",
+        "# c",
+        "'",
+        "''",
+        "\"",
+        "\\\"",
+        "\n",
+        "\n",
+        "\n",
+        "\n  ",
+        "\n    ",
+        "\n  - ",
+        "\n- ",
+        "k: ",
+        "k:\n",
+        "|\n",
+        "|-\n",
+        ">2\n",
+        "| # c\n",
+        "&a ",
+        "*a ",
+        "!t ",
+        "\t",
+        "\r\n",
+        "---\n",
+        "...\n",
+        "%YAML 1.2\n",
+        " ",
+        "  ",
+        "'q'",
+        "\"q\"",
+        "[a, {b: c}]",
+        "{k: [v]}",
+        "\n  k: ",
+        "\n    - ",
+    ];
 
     use std::path::Path;
 }
