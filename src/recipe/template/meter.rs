@@ -9,8 +9,9 @@
 //! it starts. The [`Meter`] counts steps (bytes built or read, and each
 //! loop iteration times the static cost of its body, `walk::cost_of`) and
 //! refuses a value over [`MAX_VALUE_BYTES`] or nested deeper than
-//! [`MAX_DEPTH`], more than [`MAX_STEPS`] steps, output over
-//! [`MAX_OUTPUT_BYTES`] and ranges over [`MAX_RANGE`] elements.
+//! [`MAX_DEPTH`], a filter call allocating over [`MAX_FILTER_BYTES`], more
+//! than [`MAX_STEPS`] steps, output over [`MAX_OUTPUT_BYTES`] and ranges
+//! over [`MAX_RANGE`] elements.
 //!
 //! The first limit hit is kept: tera swallows some errors (an `if` whose
 //! condition fails is false), so a render that hit one fails even if tera
@@ -25,7 +26,7 @@ use tera::ast::{Expr, ExprVal, FunctionCall, Node};
 use tera::{Filter, Function, Test, Value};
 
 use super::walk::{self, Macros};
-use super::{MAX_DEPTH, MAX_OUTPUT_BYTES, MAX_RANGE, MAX_STEPS, MAX_VALUE_BYTES};
+use super::{MAX_DEPTH, MAX_FILTER_BYTES, MAX_OUTPUT_BYTES, MAX_RANGE, MAX_STEPS, MAX_VALUE_BYTES};
 
 /// Names the rewrite inserts; a template has no use for them.
 const CHECK: &str = "__ingot_check";
@@ -184,14 +185,14 @@ impl Filter for Metered<dyn Filter> {
         for arg in args.values() {
             self.meter.check(arg)?;
         }
-        if let Some(bytes) = output_bound(&self.name, value, args)
-            && bytes > MAX_VALUE_BYTES as u64
+        if let Some(bytes) = allocates(&self.name, value, args)
+            && bytes > MAX_FILTER_BYTES as u64
         {
             return Err(self.meter.refuse(format!(
-                "the filter `{}` would build about {} MiB, more than {} MiB, the limit for one value",
+                "the filter `{}` would allocate about {} MiB, more than its limit of {} MiB",
                 self.name,
                 bytes >> 20,
-                MAX_VALUE_BYTES >> 20
+                MAX_FILTER_BYTES >> 20
             )));
         }
         let out = self.inner.filter(value, args)?;
@@ -213,10 +214,11 @@ impl Test for Metered<dyn Test> {
     }
 }
 
-/// What the filters whose output can be a multiple of their input's size
-/// would build; checked before they build it. The others build at most a
-/// few times what they read, and their output is checked after.
-fn output_bound(name: &str, value: &Value, args: &HashMap<String, Value>) -> Option<u64> {
+/// About the bytes a builtin filter will allocate, for those that may
+/// allocate many times what they read; checked before they run. The
+/// others allocate at most a few times what they read, and what they build
+/// is checked after.
+fn allocates(name: &str, value: &Value, args: &HashMap<String, Value>) -> Option<u64> {
     let arg = |key: &str| args.get(key).and_then(Value::as_str);
     // `join` and `split` read "\n" and "\t" in their argument as escapes.
     let unescape = |s: &str| s.replace("\\n", "\n").replace("\\t", "\t");
@@ -227,30 +229,68 @@ fn output_bound(name: &str, value: &Value, args: &HashMap<String, Value>) -> Opt
             s.matches(pattern).count() as u64
         }
     };
-    let times = |n: u64, bytes: usize| n.saturating_mul(bytes as u64);
+    let chars = |s: &str, set: &str| s.chars().filter(|c| set.contains(*c)).count() as u64;
+    let plus = |s: &str, n: u64, bytes: usize| {
+        (s.len() as u64).saturating_add(n.saturating_mul(bytes as u64))
+    };
     let s = value.as_str();
     match name {
         "replace" => {
             let (s, from, to) = (s?, arg("from")?, arg("to")?);
-            Some((s.len() as u64).saturating_add(times(count(s, from), to.len())))
+            Some(plus(s, count(s, from), to.len()))
         }
         "indent" => {
             let s = s?;
-            let prefix = arg("prefix").unwrap_or("    ");
-            Some((s.len() as u64).saturating_add(times(count(s, "\n") + 1, prefix.len())))
+            Some(plus(
+                s,
+                count(s, "\n") + 1,
+                arg("prefix").unwrap_or("    ").len(),
+            ))
         }
         "split" => {
             let (s, pattern) = (s?, unescape(arg("pat")?));
-            let pieces = count(s, &pattern) + 1;
-            Some((s.len() as u64).saturating_add(times(pieces, ELEMENT as usize)))
+            Some(plus(s, count(s, &pattern) + 1, ELEMENT as usize))
         }
         "join" => {
-            let items = value.as_array()?;
+            let items = value.as_array()?.len() as u64;
             let sep = unescape(arg("sep").unwrap_or(""));
             let bytes = measure(value, 1).unwrap_or(u64::MAX);
-            Some(bytes.saturating_add(times(items.len() as u64, sep.len())))
+            Some(bytes.saturating_add(items.saturating_mul(sep.len() as u64)))
+        }
+        "escape" => s.map(|s| plus(s, chars(s, "&<>\"'/"), 5)),
+        "escape_xml" => s.map(|s| plus(s, chars(s, "&<>\"'"), 5)),
+        "linebreaksbr" => s.map(|s| plus(s, count(s, "\n"), 3)),
+        // Every grapheme indexed first, at 24 bytes each.
+        "truncate" => s.map(|s| (s.len() as u64).saturating_mul(24)),
+        // Pretty JSON indents every line by its depth: count what it writes.
+        "json_encode" => {
+            let mut counter = Counter(0);
+            let pretty = args.get("pretty").and_then(Value::as_bool).unwrap_or(false);
+            let _ = if pretty {
+                serde_json::to_writer_pretty(&mut counter, value)
+            } else {
+                serde_json::to_writer(&mut counter, value)
+            };
+            Some(counter.0)
         }
         _ => None,
+    }
+}
+
+/// Counts bytes written to it, and stops past what any filter may build.
+struct Counter(u64);
+
+impl io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        if self.0 > MAX_FILTER_BYTES as u64 {
+            return Err(io::Error::other("too large"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
