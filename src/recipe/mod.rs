@@ -7,6 +7,7 @@
 
 pub mod locate;
 pub mod schema;
+pub mod shape;
 pub mod template;
 
 use std::fmt;
@@ -67,7 +68,17 @@ impl Recipe {
     }
 
     /// Parses recipe text; `file` is used for messages, `dir` resolves `src`.
+    /// Its size and nesting are checked first, in linear time: the YAML
+    /// parser is quadratic in nesting depth.
     pub fn parse(text: &str, file: &Path, dir: PathBuf) -> Result<Recipe, RecipeError> {
+        shape::check_shape(text).map_err(|e| RecipeError {
+            file: file.to_path_buf(),
+            pos: Pos {
+                line: e.line,
+                col: e.col,
+            },
+            message: e.message,
+        })?;
         let spec: RecipeSpec = serde_yaml::from_str(text).map_err(|e| {
             let pos = e
                 .location()
