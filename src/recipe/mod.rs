@@ -32,12 +32,13 @@ pub struct Recipe {
     locator: Locator,
 }
 
-/// The most bytes a recipe file may have: the examples are 2 KiB, and
-/// inline `file` contents belong in files beside it past a few.
-pub const MAX_RECIPE_SIZE: u64 = 4 << 20;
+/// The most bytes a recipe file may have, read as such: the shape check
+/// ([`shape::MAX_RECIPE_BYTES`]) refuses anything longer anyway.
+pub const MAX_RECIPE_SIZE: u64 = shape::MAX_RECIPE_BYTES as u64;
 
-/// The most bytes a template may have: it is rendered in memory.
-pub const MAX_TEMPLATE_SIZE: u64 = 16 << 20;
+/// The most bytes a template file may have, read as such; see
+/// [`template::MAX_TEMPLATE_BYTES`].
+pub const MAX_TEMPLATE_SIZE: u64 = template::MAX_TEMPLATE_BYTES as u64;
 
 impl Recipe {
     /// Reads, parses and validates the recipe at `file`: a regular file
