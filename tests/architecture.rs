@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The modules of `src/`, lowest first, each with what it owns.
-const LAYERS: [(&str, &str); 17] = [
+const LAYERS: [(&str, &str); 18] = [
     ("digest", "the Digest newtype; hashing readers and writers"),
     ("error", "typed library errors, shared by every layer"),
     ("progress", "progress lines on long work"),
@@ -49,6 +49,10 @@ const LAYERS: [(&str, &str); 17] = [
         "audit, bind, export, inspect, pull, push, verify: above the library",
     ),
     ("cli", "clap definitions; the only reader of env and cwd"),
+    (
+        "fuzz",
+        "the fuzz harness's targets: bytes into each parser (examples/fuzz.rs)",
+    ),
 ];
 
 /// The top-level module a source file belongs to: `seal/scan.rs` and
