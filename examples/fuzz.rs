@@ -1,0 +1,907 @@
+//! The fuzz engine: a mutation loop over ingot's parsers on the stable
+//! toolchain, no instrumentation. Each target of `ingot::fuzz` starts from
+//! its seeds (the files in `fuzz/corpus/<target>/`, the seeds built in
+//! `src/fuzz.rs`, and for recipes the repository's own), and runs mutated
+//! copies of them until its time is up.
+//!
+//! Without coverage, the engine steers by what the parser says: an input
+//! whose outcome (accepted, or its error message with numbers and quoted
+//! text blotted out) was not seen before joins the pool that later inputs
+//! are mutated from, so inputs that get past one check are built on.
+//!
+//! Findings, in `--found` (default `fuzz/found`):
+//! - a panic: the input as `<target>-panic-<sha256 prefix>`, with the
+//!   message and backtrace beside it (`.txt`); the first input per panic
+//!   location is kept, and the run goes on;
+//! - a hang (an input running longer than `--timeout`): the input as
+//!   `<target>-hang-<sha256 prefix>`, and the engine exits at once (3);
+//! - an abort (allocation failure, stack overflow) kills the process: the
+//!   input is still in `.current-<target>`, written before every run;
+//!   `scripts/fuzz` names it `<target>-crash-<sha256 prefix>`.
+//!
+//! Exit status: 0 without findings, 1 with panics, 2 on bad usage, 3 on a
+//! hang. The same `--seed` replays the same inputs (with `--runs`, exactly
+//! the same session).
+//!
+//! ```sh
+//! cargo run --release --example fuzz -- --target all --seconds 10 --seed 1
+//! cargo run --release --example fuzz -- --target deb --replay fuzz/found/deb-panic-0123abcd
+//! ```
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use ingot::fuzz::{TARGETS, Target};
+use sha2::{Digest as _, Sha256};
+
+#[derive(Parser, Debug)]
+#[command(about = "Mutation fuzzing of ingot's parsers (see examples/fuzz.rs)")]
+struct Args {
+    /// A target (see --list), or `all`.
+    #[arg(long, default_value = "all")]
+    target: String,
+    /// How long to fuzz each target.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Stops each target after this many mutated inputs as well.
+    #[arg(long)]
+    runs: Option<u64>,
+    /// The random generator's seed: the same seed gives the same inputs.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Saved seeds, one directory per target.
+    #[arg(long, default_value = "fuzz/corpus")]
+    corpus: PathBuf,
+    /// Where findings are written.
+    #[arg(long, default_value = "fuzz/found")]
+    found: PathBuf,
+    /// Seconds an input may run before it is a hang.
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    /// The largest input made, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_len: usize,
+    /// Lists the targets, one a line, and exits.
+    #[arg(long)]
+    list: bool,
+    /// Runs these files through --target once each, panics not caught,
+    /// and prints each outcome.
+    #[arg(long, num_args = 1..)]
+    replay: Vec<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.list {
+        for t in TARGETS {
+            println!("{}", t.name);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let targets: Vec<&'static Target> = match args.target.as_str() {
+        "all" => TARGETS.iter().collect(),
+        name => match ingot::fuzz::target(name) {
+            Some(t) => vec![t],
+            None => {
+                eprintln!("fuzz: no target {name:?}; --list shows them");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if !args.replay.is_empty() {
+        return replay(&targets, &args.replay);
+    }
+    if let Err(e) = std::fs::create_dir_all(&args.found) {
+        eprintln!("fuzz: creating {}: {e}", args.found.display());
+        return ExitCode::from(2);
+    }
+    let watch = Watch::start(args.found.clone(), Duration::from_secs_f64(args.timeout));
+    install_panic_hook();
+    let mut findings = 0;
+    for target in targets {
+        match fuzz(target, &args, &watch) {
+            Ok(n) => findings += n,
+            Err(e) => {
+                eprintln!("fuzz: {}: {e}", target.name);
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if findings == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("fuzz: {findings} finding(s) in {}", args.found.display());
+        ExitCode::FAILURE
+    }
+}
+
+fn replay(targets: &[&'static Target], files: &[PathBuf]) -> ExitCode {
+    let [target] = targets else {
+        eprintln!("fuzz: --replay needs one --target");
+        return ExitCode::from(2);
+    };
+    for file in files {
+        let input = match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("fuzz: reading {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        };
+        let start = Instant::now();
+        let outcome = (target.run)(&input);
+        let took = start.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => println!("{}: accepted ({took:.3} s)", file.display()),
+            Err(e) => println!("{}: refused ({took:.3} s): {e}", file.display()),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+// --- one target ---------------------------------------------------------
+
+/// Fuzzes one target for its time; returns its number of findings.
+fn fuzz(target: &'static Target, args: &Args, watch: &Watch) -> Result<usize, String> {
+    let seeds = seeds(target, &args.corpus)?;
+    let current = args.found.join(format!(".current-{}", target.name));
+    let mut session = Session {
+        target,
+        found: &args.found,
+        current: std::fs::File::create(&current)
+            .map_err(|e| format!("creating {}: {e}", current.display()))?,
+        watch,
+        rng: Rng::new(args.seed ^ fnv(target.name.as_bytes())),
+        pool: Pool::new(),
+        panics: BTreeMap::new(),
+    };
+    let mut accepted_seeds = 0;
+    for seed in &seeds {
+        if session.run(seed)? {
+            accepted_seeds += 1;
+        }
+        session.pool.seed(seed.clone());
+    }
+
+    let start = Instant::now();
+    let deadline = Duration::from_secs_f64(args.seconds);
+    let mut runs = 0u64;
+    while start.elapsed() < deadline && args.runs.is_none_or(|max| runs < max) {
+        let mut input = session.pool.pick(&mut session.rng).to_vec();
+        mutate(&mut input, &session.pool, &mut session.rng, args.max_len);
+        session.run(&input)?;
+        runs += 1;
+    }
+    let took = start.elapsed().as_secs_f64();
+    std::fs::remove_file(&current).map_err(|e| format!("removing {}: {e}", current.display()))?;
+
+    let found = session.panics.len();
+    println!(
+        "{:<15} {runs:>9} runs in {took:>5.1} s ({:>7.0}/s), seeds {accepted_seeds}/{} accepted, \
+         {} outcomes, pool {}, {found} finding(s)",
+        target.name,
+        runs as f64 / took.max(1e-9),
+        seeds.len(),
+        session.pool.classes.len(),
+        session.pool.inputs.len(),
+    );
+    for (location, count) in &session.panics {
+        println!("  panic at {location} ({count} input(s))");
+    }
+    Ok(found)
+}
+
+/// One target's run: its pool, its generator, the panics it met.
+struct Session<'a> {
+    target: &'static Target,
+    found: &'a Path,
+    /// `.current-<target>`, where each input is written before it runs, so
+    /// that an abort leaves it. Rewritten in place, never truncated to
+    /// nothing and reopened: ext4 then flushes it to disk on every run.
+    current: std::fs::File,
+    watch: &'a Watch,
+    rng: Rng,
+    pool: Pool,
+    /// Inputs that panicked, by where.
+    panics: BTreeMap<String, usize>,
+}
+
+impl Session<'_> {
+    /// Runs one input: true if the target accepted it.
+    fn run(&mut self, input: &[u8]) -> Result<bool, String> {
+        self.current
+            .write_all_at(input, 0)
+            .and_then(|()| self.current.set_len(input.len() as u64))
+            .map_err(|e| format!("writing .current-{}: {e}", self.target.name))?;
+        let run = self.target.run;
+        self.watch.begin(self.target.name);
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| run(input)));
+        self.watch.end();
+        match outcome {
+            Ok(result) => {
+                self.pool.offer(class(&result), input, &mut self.rng);
+                Ok(result.is_ok())
+            }
+            Err(_) => {
+                let caught = take_panic();
+                let count = self.panics.entry(caught.location.clone()).or_default();
+                *count += 1;
+                if *count == 1 {
+                    save_panic(self.found, self.target.name, input, &caught)?;
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// The target's seeds: the saved corpus, those built in code, and for the
+/// recipe parser every recipe in the repository.
+fn seeds(target: &Target, corpus: &Path) -> Result<Vec<Vec<u8>>, String> {
+    let mut files = files_in(&corpus.join(target.name))?;
+    if target.name == "recipe" {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in ["recipes", "base-images"] {
+            for sub in files_in(&root.join(dir))? {
+                files.push(sub.join("recipe.yaml"));
+            }
+        }
+    }
+    let mut seeds = Vec::new();
+    for file in files {
+        if file.is_file() {
+            seeds.push(std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?);
+        }
+    }
+    seeds.extend((target.seeds)().map_err(|e| format!("building seeds: {e}"))?);
+    if seeds.is_empty() {
+        seeds.push(Vec::new());
+    }
+    Ok(seeds)
+}
+
+/// The entries of `dir`, sorted; none if it does not exist.
+fn files_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    let mut paths = entries
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    paths.sort();
+    Ok(paths)
+}
+
+/// An outcome, with what changes from input to input blotted out: numbers,
+/// digests, quoted text.
+fn class(result: &Result<(), String>) -> String {
+    let Err(message) = result else {
+        return "accepted".into();
+    };
+    let mut out = String::new();
+    let mut quoted = None;
+    for c in message.chars() {
+        if let Some(q) = quoted {
+            if c == q {
+                quoted = None;
+                out.push(c);
+            }
+            continue;
+        }
+        match c {
+            '"' | '`' => {
+                quoted = Some(c);
+                out.push(c);
+            }
+            '0'..='9' | 'a'..='f' if out.ends_with('#') => {}
+            '0'..='9' => out.push('#'),
+            _ => out.push(c),
+        }
+        if out.len() > 120 {
+            break;
+        }
+    }
+    out
+}
+
+/// The inputs mutations start from: the seeds, then every input whose
+/// outcome was new, at most `MAX_POOL` (a new one then replaces a random
+/// non-seed).
+struct Pool {
+    inputs: Vec<Vec<u8>>,
+    seeds: usize,
+    classes: BTreeSet<String>,
+}
+
+const MAX_POOL: usize = 2048;
+
+impl Pool {
+    fn new() -> Pool {
+        Pool {
+            inputs: Vec::new(),
+            seeds: 0,
+            classes: BTreeSet::new(),
+        }
+    }
+
+    /// Adds a seed, just run (and so offered: that copy goes).
+    fn seed(&mut self, input: Vec<u8>) {
+        self.inputs.truncate(self.seeds);
+        self.inputs.push(input);
+        self.seeds += 1;
+    }
+
+    fn offer(&mut self, class: String, input: &[u8], rng: &mut Rng) {
+        if !self.classes.insert(class) || self.seeds == 0 {
+            return;
+        }
+        if self.inputs.len() < MAX_POOL {
+            self.inputs.push(input.to_vec());
+        } else {
+            let at = self.seeds + rng.below(MAX_POOL - self.seeds);
+            self.inputs[at] = input.to_vec();
+        }
+    }
+
+    /// Seeds half the time: the pool's discoveries must not crowd them out.
+    fn pick(&self, rng: &mut Rng) -> &[u8] {
+        let n = if rng.chance(2) {
+            self.seeds
+        } else {
+            self.inputs.len()
+        };
+        &self.inputs[rng.below(n)]
+    }
+
+    fn other(&self, rng: &mut Rng) -> &[u8] {
+        &self.inputs[rng.below(self.inputs.len())]
+    }
+}
+
+// --- findings -----------------------------------------------------------
+
+/// What the panic hook saw.
+#[derive(Default)]
+struct Caught {
+    location: String,
+    message: String,
+    backtrace: String,
+}
+
+static CAUGHT: Mutex<Option<Caught>> = Mutex::new(None);
+
+/// Keeps each panic's message, location and backtrace for the finding,
+/// instead of printing them for every input that panics the same way.
+fn install_panic_hook() {
+    panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(a panic without a message)".into());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_else(|| "(unknown)".into());
+        let backtrace = std::backtrace::Backtrace::force_capture().to_string();
+        if let Ok(mut caught) = CAUGHT.lock() {
+            *caught = Some(Caught {
+                location,
+                message,
+                backtrace,
+            });
+        }
+    }));
+}
+
+fn take_panic() -> Caught {
+    CAUGHT
+        .lock()
+        .ok()
+        .and_then(|mut c| c.take())
+        .unwrap_or_default()
+}
+
+fn sha_prefix(input: &[u8]) -> String {
+    hex::encode(&Sha256::digest(input)[..8])
+}
+
+fn save_panic(found: &Path, target: &str, input: &[u8], caught: &Caught) -> Result<(), String> {
+    let path = found.join(format!("{target}-panic-{}", sha_prefix(input)));
+    let note = format!(
+        "target: {target}\npanicked at {}: {}\n\n{}",
+        caught.location, caught.message, caught.backtrace
+    );
+    std::fs::write(&path, input)
+        .and_then(|()| std::fs::write(path.with_extension("txt"), note))
+        .map_err(|e| format!("saving {}: {e}", path.display()))?;
+    println!(
+        "  {target}: panicked at {}: {}\n    input saved as {}",
+        caught.location,
+        caught.message,
+        path.display()
+    );
+    Ok(())
+}
+
+/// The watchdog: an input running longer than `timeout` is saved as a hang
+/// and ends the process.
+struct Watch {
+    running: Arc<Mutex<Option<(&'static str, Instant)>>>,
+}
+
+impl Watch {
+    fn start(found: PathBuf, timeout: Duration) -> Watch {
+        let running: Arc<Mutex<Option<(&'static str, Instant)>>> = Arc::default();
+        let seen = running.clone();
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(100));
+                let late = match seen.lock() {
+                    Ok(r) => r.filter(|(_, since)| since.elapsed() > timeout),
+                    Err(_) => None,
+                };
+                if let Some((target, since)) = late {
+                    hang(&found, target, since.elapsed());
+                }
+            }
+        });
+        Watch { running }
+    }
+
+    fn begin(&self, target: &'static str) {
+        if let Ok(mut r) = self.running.lock() {
+            *r = Some((target, Instant::now()));
+        }
+    }
+
+    fn end(&self) {
+        if let Ok(mut r) = self.running.lock() {
+            *r = None;
+        }
+    }
+}
+
+fn hang(found: &Path, target: &str, took: Duration) -> ! {
+    let current = found.join(format!(".current-{target}"));
+    let input = std::fs::read(&current).unwrap_or_default();
+    let path = found.join(format!("{target}-hang-{}", sha_prefix(&input)));
+    match std::fs::rename(&current, &path) {
+        Ok(()) => eprintln!(
+            "fuzz: {target}: an input ran {:.1} s without returning; saved as {}",
+            took.as_secs_f64(),
+            path.display()
+        ),
+        Err(e) => eprintln!("fuzz: {target}: a hang; saving {}: {e}", current.display()),
+    }
+    let _ = std::io::stderr().flush();
+    std::process::exit(3)
+}
+
+// --- mutations ----------------------------------------------------------
+
+/// xorshift64*: small, fast, and the same sequence for the same seed.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        // splitmix64 of the seed, so that nearby seeds start far apart and
+        // the state is never 0.
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `0..n`; 0 when `n` is 0.
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// True one time in `n`.
+    fn chance(&mut self, n: usize) -> bool {
+        self.below(n) == 0
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Sizes and counts that parsers get wrong: edges of bit widths and of tar's
+/// 512-byte blocks and 11-digit octal fields.
+const INTERESTING: &[u64] = &[
+    0,
+    1,
+    2,
+    7,
+    8,
+    99,
+    100,
+    101,
+    255,
+    256,
+    511,
+    512,
+    513,
+    1023,
+    1024,
+    4096,
+    65535,
+    65536,
+    (1 << 20) + 1,
+    (1 << 31) - 1,
+    1 << 31,
+    1 << 32,
+    1 << 33,
+    0o77777777777,
+    (1 << 53) + 1,
+    i64::MAX as u64,
+    u64::MAX,
+];
+
+/// Words the formats are made of, and a few that upset parsers.
+const TOKENS: &[&[u8]] = &[
+    b"\n",
+    b"\r\n",
+    b"\n\n",
+    b"\n ",
+    b" ",
+    b"\t",
+    b"\0",
+    b"\xff",
+    b"\xc3",
+    b":",
+    b": ",
+    b",",
+    b"\"",
+    b"'",
+    b"\\",
+    b"\\u0000",
+    b"\\ud800",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"null",
+    b"true",
+    b"-1",
+    b"1e999",
+    b"-0",
+    b"18446744073709551616",
+    b"../",
+    b"..",
+    b"/",
+    b"./",
+    b"//",
+    b".wh.",
+    b".wh..wh..opq",
+    b"././@LongLink",
+    b"PaxHeaders.0/",
+    b" path=",
+    b" linkpath=",
+    b" size=",
+    b" mtime=",
+    b" GNU.sparse.map=",
+    b"ustar\x0000",
+    b"ustar  \0",
+    b"!<arch>\n",
+    b"`\n",
+    b"debian-binary",
+    b"control.tar.zst",
+    b"data.tar.xz",
+    b"Package: ",
+    b"Version: ",
+    b"Depends: ",
+    b"Provides: ",
+    b"Pre-Depends: ",
+    b" | ",
+    b" (>= ",
+    b" (<< 1:0~)",
+    b":any",
+    b"Filename: ",
+    b"Size: ",
+    b"SHA256: ",
+    b"-----BEGIN PGP SIGNED MESSAGE-----\n",
+    b"-----BEGIN PGP SIGNATURE-----\n",
+    b"-----END PGP SIGNATURE-----\n",
+    b"Hash: SHA512\n",
+    b"- ",
+    b"=",
+    b"&a ",
+    b"*a",
+    b"<<: ",
+    b"!!binary ",
+    b"!tag ",
+    b"---\n",
+    b"~",
+    b"{{ ",
+    b" }}",
+    b"{% ",
+    b"sha256:",
+    b"\"mediaType\":",
+    b"application/vnd.oci.image.index.v1+json",
+    b"application/vnd.oci.image.manifest.v1+json",
+    b"application/vnd.docker.distribution.manifest.list.v2+json",
+    b"application/vnd.oci.image.layer.v1.tar+zstd",
+    b"\"size\":",
+    b"\"Layers\":",
+    b"blobs/sha256/",
+];
+
+/// Tar's numeric header fields: (offset, width).
+const TAR_FIELDS: &[(usize, usize)] = &[
+    (124, 12), // size
+    (124, 12),
+    (124, 12),
+    (100, 8),  // mode
+    (108, 8),  // uid
+    (116, 8),  // gid
+    (136, 12), // mtime
+    (329, 8),  // devmajor
+    (337, 8),  // devminor
+    (148, 8),  // chksum
+];
+
+/// Entry types worth trying in a header.
+const TAR_TYPES: &[u8] = b"0\x00125671LKxgSDVMN";
+
+/// Applies a few mutations, stacked.
+fn mutate(input: &mut Vec<u8>, pool: &Pool, rng: &mut Rng, max_len: usize) {
+    let n = 1 + rng.below(4) * rng.below(3);
+    for _ in 0..n {
+        mutate_once(input, pool, rng);
+    }
+    // The tar reader checks header checksums: mend them most of the time, so
+    // mutations inside headers reach what follows.
+    if !rng.chance(4) {
+        mend_tar_checksums(input);
+    }
+    input.truncate(max_len);
+}
+
+fn mutate_once(input: &mut Vec<u8>, pool: &Pool, rng: &mut Rng) {
+    let len = input.len();
+    match rng.below(16) {
+        0 if len > 0 => {
+            let at = rng.below(len);
+            input[at] ^= 1 << rng.below(8);
+        }
+        1 if len > 0 => {
+            let at = rng.below(len);
+            input[at] = rng.next() as u8;
+        }
+        2 if len > 0 => {
+            let at = rng.below(len);
+            input[at] = *rng.pick(b"\0\x01\x7f\x80\xff07 \n/.-:");
+        }
+        3 | 4 => tar_number(input, rng),
+        5 => tar_type(input, rng),
+        6 | 7 => text_number(input, rng),
+        8 if len >= 8 => {
+            let value = *rng.pick(INTERESTING);
+            let width = *rng.pick(&[1usize, 2, 4, 8]);
+            let at = rng.below(len - width + 1);
+            let bytes = if rng.chance(2) {
+                value.to_le_bytes()
+            } else {
+                value.to_be_bytes()
+            };
+            input[at..at + width].copy_from_slice(&bytes[..width]);
+        }
+        9 => {
+            let at = rng.below(len + 1);
+            let token = *rng.pick(TOKENS);
+            if rng.chance(3) && at + token.len() <= len {
+                input[at..at + token.len()].copy_from_slice(token);
+            } else {
+                input.splice(at..at, token.iter().copied());
+            }
+        }
+        10 => {
+            let at = rng.below(len + 1);
+            let n = 1 + rng.below(32);
+            let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+            input.splice(at..at, bytes);
+        }
+        11 if len > 0 => {
+            let (start, end) = chunk(len, rng);
+            input.drain(start..end);
+        }
+        12 if len > 0 => {
+            let (start, end) = chunk(len, rng);
+            let copy = input[start..end].to_vec();
+            let at = if rng.chance(2) {
+                end
+            } else {
+                rng.below(len + 1)
+            };
+            let times = if rng.chance(8) { 1 + rng.below(64) } else { 1 };
+            for _ in 0..times {
+                input.splice(at..at, copy.iter().copied());
+            }
+        }
+        13 => {
+            let other = pool.other(rng);
+            let (keep, from) = (rng.below(len + 1), rng.below(other.len() + 1));
+            input.truncate(keep);
+            input.extend_from_slice(&other[from..]);
+        }
+        14 if len > 0 => input.truncate(rng.below(len)),
+        15 => gzip_inner(input, rng),
+        _ => {}
+    }
+}
+
+/// A range of `0..len`, often short, sometimes whole 512-byte blocks.
+fn chunk(len: usize, rng: &mut Rng) -> (usize, usize) {
+    if len >= 512 && rng.chance(3) {
+        let blocks = len / 512;
+        let start = rng.below(blocks) * 512;
+        let n = 1 + rng.below(blocks - start / 512);
+        return (start, start + n * 512);
+    }
+    let start = rng.below(len);
+    let max = if rng.chance(4) {
+        len - start
+    } else {
+        (len - start).min(16)
+    };
+    (start, start + 1 + rng.below(max))
+}
+
+/// Where tar headers start: before each `ustar` magic (headers may sit at
+/// any offset, inside an `ar` or a docker archive), else every 512 bytes.
+fn tar_headers(input: &[u8]) -> Vec<usize> {
+    let found: Vec<usize> = memchr::memmem::find_iter(input, b"ustar")
+        .filter_map(|at| at.checked_sub(257))
+        .filter(|at| at + 512 <= input.len())
+        .collect();
+    if found.is_empty() {
+        (0..input.len() / 512).map(|b| b * 512).collect()
+    } else {
+        found
+    }
+}
+
+/// Writes an interesting number into a numeric field of a tar header: in
+/// octal as tar writes it, all digits without a terminator, or base-256
+/// (GNU) for what octal cannot hold.
+fn tar_number(input: &mut [u8], rng: &mut Rng) {
+    let headers = tar_headers(input);
+    if headers.is_empty() {
+        return;
+    }
+    let at = *rng.pick(&headers);
+    let (offset, width) = *rng.pick(TAR_FIELDS);
+    let value = *rng.pick(INTERESTING);
+    let field = &mut input[at + offset..at + offset + width];
+    let octal = format!("{value:o}");
+    match rng.below(4) {
+        0 | 1 if octal.len() < width => {
+            let text = format!("{octal:0>w$}\0", w = width - 1);
+            field.copy_from_slice(text.as_bytes());
+        }
+        2 if octal.len() <= width => {
+            let text = format!("{octal:0>width$}");
+            field.copy_from_slice(text.as_bytes());
+        }
+        _ => {
+            field.fill(0);
+            field[0] = 0x80;
+            let bytes = value.to_be_bytes();
+            let n = bytes.len().min(width - 1);
+            field[width - n..].copy_from_slice(&bytes[bytes.len() - n..]);
+        }
+    }
+}
+
+fn tar_type(input: &mut [u8], rng: &mut Rng) {
+    let headers = tar_headers(input);
+    if !headers.is_empty() {
+        let at = *rng.pick(&headers);
+        input[at + 156] = *rng.pick(TAR_TYPES);
+    }
+}
+
+/// Replaces a run of ASCII digits (a size in JSON, an `ar` header, a
+/// Packages field, a PAX record's length) with an interesting number.
+fn text_number(input: &mut Vec<u8>, rng: &mut Rng) {
+    if input.is_empty() {
+        return;
+    }
+    let from = rng.below(input.len());
+    let Some(start) = input[from..].iter().position(u8::is_ascii_digit) else {
+        return;
+    };
+    let start = from + start;
+    let end = input[start..]
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .map_or(input.len(), |n| start + n);
+    let value = *rng.pick(INTERESTING);
+    let text = match rng.below(4) {
+        0 => format!("-{value}"),
+        1 => value.wrapping_sub(1).to_string(),
+        _ => value.to_string(),
+    };
+    input.splice(start..end, text.into_bytes());
+}
+
+/// Mutates what a gzip stream holds rather than its compressed bytes.
+fn gzip_inner(input: &mut Vec<u8>, rng: &mut Rng) {
+    if !input.starts_with(&[0x1f, 0x8b]) {
+        return;
+    }
+    let mut inner = Vec::new();
+    // A damaged stream gives what it had before the damage.
+    let _ = flate2::read::MultiGzDecoder::new(&input[..])
+        .take(8 << 20)
+        .read_to_end(&mut inner);
+    for _ in 0..1 + rng.below(3) {
+        let len = inner.len();
+        match rng.below(4) {
+            0 => tar_number(&mut inner, rng),
+            1 => tar_type(&mut inner, rng),
+            2 if len > 0 => {
+                let at = rng.below(len);
+                inner[at] = rng.next() as u8;
+            }
+            _ => {
+                let at = rng.below(len + 1);
+                inner.splice(at..at, rng.pick(TOKENS).iter().copied());
+            }
+        }
+    }
+    mend_tar_checksums(&mut inner);
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    if e.write_all(&inner).is_ok()
+        && let Ok(gz) = e.finish()
+    {
+        *input = gz;
+    }
+}
+
+/// Recomputes the checksum of every header found by its `ustar` magic.
+fn mend_tar_checksums(input: &mut [u8]) {
+    for at in memchr::memmem::find_iter(input, b"ustar")
+        .filter_map(|m| m.checked_sub(257))
+        .filter(|at| at + 512 <= input.len())
+        .collect::<Vec<_>>()
+    {
+        let header = &mut input[at..at + 512];
+        header[148..156].fill(b' ');
+        let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+        let text = format!("{sum:06o}\0 ");
+        header[148..156].copy_from_slice(text.as_bytes());
+    }
+}
