@@ -13,13 +13,16 @@
 //! - a panic: the input as `<target>-panic-<sha256 prefix>`, with the
 //!   message and backtrace beside it (`.txt`); the first input per panic
 //!   location is kept, and the run goes on;
+//! - an input during which the parser held more than `--max-memory` MiB
+//!   at once (an allocation that an input's claims decide, not its size):
+//!   `<target>-memory-<sha256 prefix>`, the first one kept; the run goes on;
 //! - a hang (an input running longer than `--timeout`): the input as
 //!   `<target>-hang-<sha256 prefix>`, and the engine exits at once (3);
 //! - an abort (allocation failure, stack overflow) kills the process: the
 //!   input is still in `.current-<target>`, written before every run;
 //!   `scripts/fuzz` names it `<target>-crash-<sha256 prefix>`.
 //!
-//! Exit status: 0 without findings, 1 with panics, 2 on bad usage, 3 on a
+//! Exit status: 0 without findings, 1 with findings, 2 on bad usage, 3 on a
 //! hang. The same `--seed` replays the same inputs (with `--runs`, exactly
 //! the same session).
 //!
@@ -29,7 +32,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::panic::{self, AssertUnwindSafe};
@@ -69,6 +71,9 @@ struct Args {
     /// The largest input made, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     max_len: usize,
+    /// MiB a parser may hold at once while it reads one input.
+    #[arg(long, default_value_t = 256)]
+    max_memory: usize,
     /// Lists the targets, one a line, and exits.
     #[arg(long)]
     list: bool,
@@ -137,11 +142,13 @@ fn replay(targets: &[&'static Target], files: &[PathBuf]) -> ExitCode {
             }
         };
         let start = Instant::now();
+        let held = memory::reset_peak();
         let outcome = (target.run)(&input);
         let took = start.elapsed().as_secs_f64();
+        let used = memory::peak().saturating_sub(held) >> 20;
         match outcome {
-            Ok(()) => println!("{}: accepted ({took:.3} s)", file.display()),
-            Err(e) => println!("{}: refused ({took:.3} s): {e}", file.display()),
+            Ok(()) => println!("{}: accepted ({took:.3} s, {used} MiB)", file.display()),
+            Err(e) => println!("{}: refused ({took:.3} s, {used} MiB): {e}", file.display()),
         }
     }
     ExitCode::SUCCESS
@@ -161,7 +168,8 @@ fn fuzz(target: &'static Target, args: &Args, watch: &Watch) -> Result<usize, St
         watch,
         rng: Rng::new(args.seed ^ fnv(target.name.as_bytes())),
         pool: Pool::new(),
-        panics: BTreeMap::new(),
+        max_memory: args.max_memory << 20,
+        findings: BTreeMap::new(),
     };
     let mut accepted_seeds = 0;
     for seed in &seeds {
@@ -183,7 +191,7 @@ fn fuzz(target: &'static Target, args: &Args, watch: &Watch) -> Result<usize, St
     let took = start.elapsed().as_secs_f64();
     std::fs::remove_file(&current).map_err(|e| format!("removing {}: {e}", current.display()))?;
 
-    let found = session.panics.len();
+    let found = session.findings.len();
     println!(
         "{:<15} {runs:>9} runs in {took:>5.1} s ({:>7.0}/s), seeds {accepted_seeds}/{} accepted, \
          {} outcomes, pool {}, {found} finding(s)",
@@ -193,13 +201,13 @@ fn fuzz(target: &'static Target, args: &Args, watch: &Watch) -> Result<usize, St
         session.pool.classes.len(),
         session.pool.inputs.len(),
     );
-    for (location, count) in &session.panics {
-        println!("  panic at {location} ({count} input(s))");
+    for (what, count) in &session.findings {
+        println!("  {what} ({count} input(s))");
     }
     Ok(found)
 }
 
-/// One target's run: its pool, its generator, the panics it met.
+/// One target's run: its pool, its generator, what it found.
 struct Session<'a> {
     target: &'static Target,
     found: &'a Path,
@@ -210,8 +218,11 @@ struct Session<'a> {
     watch: &'a Watch,
     rng: Rng,
     pool: Pool,
-    /// Inputs that panicked, by where.
-    panics: BTreeMap<String, usize>,
+    /// Bytes a parser may hold at once.
+    max_memory: usize,
+    /// How many inputs met each finding (a panic's location, too much
+    /// memory).
+    findings: BTreeMap<String, usize>,
 }
 
 impl Session<'_> {
@@ -222,24 +233,58 @@ impl Session<'_> {
             .and_then(|()| self.current.set_len(input.len() as u64))
             .map_err(|e| format!("writing .current-{}: {e}", self.target.name))?;
         let run = self.target.run;
+        let held = memory::reset_peak();
         self.watch.begin(self.target.name);
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| run(input)));
         self.watch.end();
+        let used = memory::peak().saturating_sub(held);
+        if used > self.max_memory {
+            let what = format!("held more than {} MiB", self.max_memory >> 20);
+            let note = format!("held {} MiB at most, over {held} bytes before", used >> 20);
+            self.found("memory", what, input, note)?;
+        }
         match outcome {
             Ok(result) => {
-                self.pool.offer(class(&result), input, &mut self.rng);
+                self.pool.offer(&class(&result), input, &mut self.rng);
                 Ok(result.is_ok())
             }
             Err(_) => {
                 let caught = take_panic();
-                let count = self.panics.entry(caught.location.clone()).or_default();
-                *count += 1;
-                if *count == 1 {
-                    save_panic(self.found, self.target.name, input, &caught)?;
-                }
+                let what = format!("panicked at {}: {}", caught.location, caught.message);
+                self.found("panic", what, input, caught.backtrace)?;
                 Ok(false)
             }
         }
+    }
+
+    /// Counts a finding; the first input to meet it is saved, `note`
+    /// beside it.
+    fn found(
+        &mut self,
+        kind: &str,
+        what: String,
+        input: &[u8],
+        note: String,
+    ) -> Result<(), String> {
+        let count = self.findings.entry(what.clone()).or_default();
+        *count += 1;
+        if *count > 1 {
+            return Ok(());
+        }
+        let name = self.target.name;
+        let path = self
+            .found
+            .join(format!("{name}-{kind}-{}", sha_prefix(input)));
+        std::fs::write(&path, input)
+            .and_then(|()| {
+                std::fs::write(
+                    path.with_extension("txt"),
+                    format!("target: {name}\n{what}\n\n{note}"),
+                )
+            })
+            .map_err(|e| format!("saving {}: {e}", path.display()))?;
+        println!("  {name}: {what}\n    input saved as {}", path.display());
+        Ok(())
     }
 }
 
@@ -291,11 +336,17 @@ fn class(result: &Result<(), String>) -> String {
     };
     let mut out = String::new();
     let mut quoted = None;
+    let mut escaped = false;
     for c in message.chars() {
         if let Some(q) = quoted {
-            if c == q {
-                quoted = None;
-                out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                _ if c == q => {
+                    quoted = None;
+                    out.push(c);
+                }
+                _ => {}
             }
             continue;
         }
@@ -306,9 +357,11 @@ fn class(result: &Result<(), String>) -> String {
             }
             '0'..='9' | 'a'..='f' if out.ends_with('#') => {}
             '0'..='9' => out.push('#'),
+            // Input bytes shown raw, not words of a message.
+            _ if !c.is_ascii_graphic() && c != ' ' => {}
             _ => out.push(c),
         }
-        if out.len() > 120 {
+        if out.len() >= 60 {
             break;
         }
     }
@@ -316,41 +369,55 @@ fn class(result: &Result<(), String>) -> String {
 }
 
 /// The inputs mutations start from: the seeds, then every input whose
-/// outcome was new, at most `MAX_POOL` (a new one then replaces a random
-/// non-seed).
+/// outcome was new, within `MAX_POOL` inputs and `MAX_POOL_BYTES` (a new
+/// one then replaces a random non-seed).
 struct Pool {
     inputs: Vec<Vec<u8>>,
     seeds: usize,
-    classes: BTreeSet<String>,
+    bytes: usize,
+    /// The outcomes seen, hashed; at most `MAX_CLASSES`, after which new
+    /// outcomes no longer count as new.
+    classes: std::collections::HashSet<u64>,
 }
 
 const MAX_POOL: usize = 2048;
+const MAX_POOL_BYTES: usize = 128 << 20;
+const MAX_CLASSES: usize = 1 << 20;
 
 impl Pool {
     fn new() -> Pool {
         Pool {
             inputs: Vec::new(),
             seeds: 0,
-            classes: BTreeSet::new(),
+            bytes: 0,
+            classes: std::collections::HashSet::new(),
         }
     }
 
     /// Adds a seed, just run (and so offered: that copy goes).
     fn seed(&mut self, input: Vec<u8>) {
-        self.inputs.truncate(self.seeds);
+        for dropped in self.inputs.drain(self.seeds..) {
+            self.bytes -= dropped.len();
+        }
+        self.bytes += input.len();
         self.inputs.push(input);
         self.seeds += 1;
     }
 
-    fn offer(&mut self, class: String, input: &[u8], rng: &mut Rng) {
-        if !self.classes.insert(class) || self.seeds == 0 {
+    fn offer(&mut self, class: &str, input: &[u8], rng: &mut Rng) {
+        if self.classes.len() >= MAX_CLASSES || !self.classes.insert(fnv(class.as_bytes())) {
             return;
         }
-        if self.inputs.len() < MAX_POOL {
+        if self.inputs.len() < MAX_POOL && self.bytes + input.len() <= MAX_POOL_BYTES {
+            self.bytes += input.len();
             self.inputs.push(input.to_vec());
-        } else {
-            let at = self.seeds + rng.below(MAX_POOL - self.seeds);
-            self.inputs[at] = input.to_vec();
+        } else if self.inputs.len() > self.seeds {
+            let at = self.seeds + rng.below(self.inputs.len() - self.seeds);
+            let bytes = self.bytes - self.inputs[at].len() + input.len();
+            if bytes <= MAX_POOL_BYTES {
+                self.bytes = bytes;
+                self.inputs[at] = input.to_vec();
+            }
         }
     }
 
@@ -370,6 +437,75 @@ impl Pool {
 }
 
 // --- findings -----------------------------------------------------------
+
+/// Counts the bytes the process holds, and the most it held since the
+/// last reset: what one input made a parser allocate.
+mod memory {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    static HELD: AtomicUsize = AtomicUsize::new(0);
+    static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+    struct Counting;
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    fn grew(bytes: usize) {
+        let now = HELD.fetch_add(bytes, Relaxed) + bytes;
+        PEAK.fetch_max(now, Relaxed);
+    }
+
+    // SAFETY: every call goes to the system allocator as it came; only
+    // the counters are added.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: the caller's contract, passed on.
+            let p = unsafe { System.alloc(layout) };
+            if !p.is_null() {
+                grew(layout.size());
+            }
+            p
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: the caller's contract, passed on.
+            let p = unsafe { System.alloc_zeroed(layout) };
+            if !p.is_null() {
+                grew(layout.size());
+            }
+            p
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { System.dealloc(ptr, layout) };
+            HELD.fetch_sub(layout.size(), Relaxed);
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: the caller's contract, passed on.
+            let p = unsafe { System.realloc(ptr, layout, new_size) };
+            if !p.is_null() {
+                HELD.fetch_sub(layout.size(), Relaxed);
+                grew(new_size);
+            }
+            p
+        }
+    }
+
+    /// Starts a new peak; returns the bytes held now.
+    pub fn reset_peak() -> usize {
+        let now = HELD.load(Relaxed);
+        PEAK.store(now, Relaxed);
+        now
+    }
+
+    pub fn peak() -> usize {
+        PEAK.load(Relaxed)
+    }
+}
 
 /// What the panic hook saw.
 #[derive(Default)]
@@ -416,24 +552,6 @@ fn take_panic() -> Caught {
 
 fn sha_prefix(input: &[u8]) -> String {
     hex::encode(&Sha256::digest(input)[..8])
-}
-
-fn save_panic(found: &Path, target: &str, input: &[u8], caught: &Caught) -> Result<(), String> {
-    let path = found.join(format!("{target}-panic-{}", sha_prefix(input)));
-    let note = format!(
-        "target: {target}\npanicked at {}: {}\n\n{}",
-        caught.location, caught.message, caught.backtrace
-    );
-    std::fs::write(&path, input)
-        .and_then(|()| std::fs::write(path.with_extension("txt"), note))
-        .map_err(|e| format!("saving {}: {e}", path.display()))?;
-    println!(
-        "  {target}: panicked at {}: {}\n    input saved as {}",
-        caught.location,
-        caught.message,
-        path.display()
-    );
-    Ok(())
 }
 
 /// The watchdog: an input running longer than `timeout` is saved as a hang
@@ -528,6 +646,10 @@ impl Rng {
 
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
+    }
+
+    fn maybe_pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        items.get(self.below(items.len()))
     }
 }
 
@@ -867,28 +989,53 @@ fn gzip_inner(input: &mut Vec<u8>, rng: &mut Rng) {
     let _ = flate2::read::MultiGzDecoder::new(&input[..])
         .take(8 << 20)
         .read_to_end(&mut inner);
-    for _ in 0..1 + rng.below(3) {
-        let len = inner.len();
-        match rng.below(4) {
-            0 => tar_number(&mut inner, rng),
-            1 => tar_type(&mut inner, rng),
-            2 if len > 0 => {
-                let at = rng.below(len);
-                inner[at] = rng.next() as u8;
-            }
-            _ => {
-                let at = rng.below(len + 1);
-                inner.splice(at..at, rng.pick(TOKENS).iter().copied());
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let written = if rng.chance(4096) {
+        gzip_bomb(&mut e, inner, rng)
+    } else {
+        for _ in 0..1 + rng.below(3) {
+            let len = inner.len();
+            match rng.below(4) {
+                0 => tar_number(&mut inner, rng),
+                1 => tar_type(&mut inner, rng),
+                2 if len > 0 => {
+                    let at = rng.below(len);
+                    inner[at] = rng.next() as u8;
+                }
+                _ => {
+                    let at = rng.below(len + 1);
+                    inner.splice(at..at, rng.pick(TOKENS).iter().copied());
+                }
             }
         }
-    }
-    mend_tar_checksums(&mut inner);
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    if e.write_all(&inner).is_ok()
+        mend_tar_checksums(&mut inner);
+        e.write_all(&inner)
+    };
+    if written.is_ok()
         && let Ok(gz) = e.finish()
     {
         *input = gz;
     }
+}
+
+/// A decompression bomb: a header, most often of an extension entry (a
+/// GNU long name, PAX records), claiming from 1 MiB to 1 GiB, and that
+/// many zeros after it, which compress a thousandfold.
+fn gzip_bomb(e: &mut impl Write, mut inner: Vec<u8>, rng: &mut Rng) -> std::io::Result<()> {
+    let Some(&at) = rng.maybe_pick(&tar_headers(&inner)) else {
+        return e.write_all(&inner);
+    };
+    let zeros: u64 = (1 << 20) << rng.below(11);
+    inner[at + 156] = *rng.pick(b"LKxg0");
+    let size = format!("{zeros:011o}\0");
+    inner[at + 124..at + 136].copy_from_slice(size.as_bytes());
+    mend_tar_checksums(&mut inner[at..at + 512]);
+    e.write_all(&inner[..at + 512])?;
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..zeros >> 20 {
+        e.write_all(&chunk)?;
+    }
+    e.write_all(&inner[at + 512..])
 }
 
 /// Recomputes the checksum of every header found by its `ustar` magic.
