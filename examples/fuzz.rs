@@ -567,11 +567,12 @@ impl Watch {
         std::thread::spawn(move || {
             loop {
                 std::thread::sleep(Duration::from_millis(100));
-                let late = match seen.lock() {
-                    Ok(r) => r.filter(|(_, since)| since.elapsed() > timeout),
-                    Err(_) => None,
-                };
-                if let Some((target, since)) = late {
+                // The lock stays held while the input is saved: the run
+                // cannot end and the next input overwrite it meanwhile.
+                if let Ok(running) = seen.lock()
+                    && let Some((target, since)) = *running
+                    && since.elapsed() > timeout
+                {
                     hang(&found, target, since.elapsed());
                 }
             }
