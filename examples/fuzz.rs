@@ -50,9 +50,9 @@ struct Args {
     /// A target (see --list), or `all`.
     #[arg(long, default_value = "all")]
     target: String,
-    /// How long to fuzz each target.
-    #[arg(long, default_value_t = 10.0)]
-    seconds: f64,
+    /// Seconds to fuzz each target.
+    #[arg(long, default_value = "10", value_parser = seconds)]
+    seconds: Duration,
     /// Stops each target after this many mutated inputs as well.
     #[arg(long)]
     runs: Option<u64>,
@@ -66,8 +66,8 @@ struct Args {
     #[arg(long, default_value = "fuzz/found")]
     found: PathBuf,
     /// Seconds an input may run before it is a hang.
-    #[arg(long, default_value_t = 5.0)]
-    timeout: f64,
+    #[arg(long, default_value = "5", value_parser = seconds)]
+    timeout: Duration,
     /// The largest input made, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     max_len: usize,
@@ -81,6 +81,11 @@ struct Args {
     /// and prints each outcome.
     #[arg(long, num_args = 1..)]
     replay: Vec<PathBuf>,
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    let n: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    Duration::try_from_secs_f64(n).map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -108,7 +113,7 @@ fn main() -> ExitCode {
         eprintln!("fuzz: creating {}: {e}", args.found.display());
         return ExitCode::from(2);
     }
-    let watch = Watch::start(args.found.clone(), Duration::from_secs_f64(args.timeout));
+    let watch = Watch::start(args.found.clone(), args.timeout);
     install_panic_hook();
     let mut findings = 0;
     for target in targets {
@@ -180,9 +185,8 @@ fn fuzz(target: &'static Target, args: &Args, watch: &Watch) -> Result<usize, St
     }
 
     let start = Instant::now();
-    let deadline = Duration::from_secs_f64(args.seconds);
     let mut runs = 0u64;
-    while start.elapsed() < deadline && args.runs.is_none_or(|max| runs < max) {
+    while start.elapsed() < args.seconds && args.runs.is_none_or(|max| runs < max) {
         let mut input = session.pool.pick(&mut session.rng).to_vec();
         mutate(&mut input, &session.pool, &mut session.rng, args.max_len);
         session.run(&input)?;
@@ -335,8 +339,20 @@ fn class(result: &Result<(), String>) -> String {
         return "accepted".into();
     };
     let mut out = String::new();
+    let mut word = String::new();
     let mut quoted = None;
     let mut escaped = false;
+    // A word with a digit in it, or a long one of hex digits, is a number
+    // or a digest.
+    let flush = |word: &mut String, out: &mut String| {
+        let hex = word.len() >= 8 && word.chars().all(|c| c.is_ascii_hexdigit());
+        if hex || word.chars().any(|c| c.is_ascii_digit()) {
+            out.push('#');
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
     for c in message.chars() {
         if let Some(q) = quoted {
             match c {
@@ -350,21 +366,25 @@ fn class(result: &Result<(), String>) -> String {
             }
             continue;
         }
+        if c.is_ascii_alphanumeric() {
+            word.push(c);
+            continue;
+        }
+        flush(&mut word, &mut out);
         match c {
             '"' | '`' => {
                 quoted = Some(c);
                 out.push(c);
             }
-            '0'..='9' | 'a'..='f' if out.ends_with('#') => {}
-            '0'..='9' => out.push('#'),
             // Input bytes shown raw, not words of a message.
             _ if !c.is_ascii_graphic() && c != ' ' => {}
             _ => out.push(c),
         }
         if out.len() >= 60 {
-            break;
+            return out;
         }
     }
+    flush(&mut word, &mut out);
     out
 }
 
@@ -802,7 +822,7 @@ const TAR_TYPES: &[u8] = b"0\x00125671LKxgSDVMN";
 fn mutate(input: &mut Vec<u8>, pool: &Pool, rng: &mut Rng, max_len: usize) {
     let n = 1 + rng.below(4) * rng.below(3);
     for _ in 0..n {
-        mutate_once(input, pool, rng);
+        mutate_once(input, pool, rng, max_len);
     }
     // The tar reader checks header checksums: mend them most of the time, so
     // mutations inside headers reach what follows.
@@ -812,7 +832,7 @@ fn mutate(input: &mut Vec<u8>, pool: &Pool, rng: &mut Rng, max_len: usize) {
     input.truncate(max_len);
 }
 
-fn mutate_once(input: &mut Vec<u8>, pool: &Pool, rng: &mut Rng) {
+fn mutate_once(input: &mut Vec<u8>, pool: &Pool, rng: &mut Rng, max_len: usize) {
     let len = input.len();
     match rng.below(16) {
         0 if len > 0 => {
@@ -880,7 +900,7 @@ fn mutate_once(input: &mut Vec<u8>, pool: &Pool, rng: &mut Rng) {
             input.extend_from_slice(&other[from..]);
         }
         14 if len > 0 => input.truncate(rng.below(len)),
-        15 => gzip_inner(input, rng),
+        15 => gzip_inner(input, rng, max_len),
         _ => {}
     }
 }
@@ -981,7 +1001,7 @@ fn text_number(input: &mut Vec<u8>, rng: &mut Rng) {
 }
 
 /// Mutates what a gzip stream holds rather than its compressed bytes.
-fn gzip_inner(input: &mut Vec<u8>, rng: &mut Rng) {
+fn gzip_inner(input: &mut Vec<u8>, rng: &mut Rng, max_len: usize) {
     if !input.starts_with(&[0x1f, 0x8b]) {
         return;
     }
@@ -992,7 +1012,7 @@ fn gzip_inner(input: &mut Vec<u8>, rng: &mut Rng) {
         .read_to_end(&mut inner);
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     let written = if rng.chance(4096) {
-        gzip_bomb(&mut e, inner, rng)
+        gzip_bomb(&mut e, inner, rng, max_len)
     } else {
         for _ in 0..1 + rng.below(3) {
             let len = inner.len();
@@ -1022,7 +1042,12 @@ fn gzip_inner(input: &mut Vec<u8>, rng: &mut Rng) {
 /// A decompression bomb: a header, most often of an extension entry (a
 /// GNU long name, PAX records), claiming from 1 MiB to 1 GiB, and that
 /// many zeros after it, which compress a thousandfold.
-fn gzip_bomb(e: &mut impl Write, mut inner: Vec<u8>, rng: &mut Rng) -> std::io::Result<()> {
+fn gzip_bomb(
+    e: &mut flate2::write::GzEncoder<Vec<u8>>,
+    mut inner: Vec<u8>,
+    rng: &mut Rng,
+    max_len: usize,
+) -> std::io::Result<()> {
     let Some(&at) = rng.maybe_pick(&tar_headers(&inner)) else {
         return e.write_all(&inner);
     };
@@ -1033,8 +1058,12 @@ fn gzip_bomb(e: &mut impl Write, mut inner: Vec<u8>, rng: &mut Rng) -> std::io::
     mend_tar_checksums(&mut inner[at..at + 512]);
     e.write_all(&inner[..at + 512])?;
     let chunk = vec![0u8; 1 << 20];
+    // Zeros past what the input may hold are cut off anyway.
     for _ in 0..zeros >> 20 {
         e.write_all(&chunk)?;
+        if e.get_ref().len() > max_len {
+            break;
+        }
     }
     e.write_all(&inner[at + 512..])
 }
@@ -1051,5 +1080,115 @@ fn mend_tar_checksums(input: &mut [u8]) {
         let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
         let text = format!("{sum:06o}\0 ");
         header[148..156].copy_from_slice(text.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn pool(inputs: &[&[u8]]) -> Pool {
+        let mut pool = Pool::new();
+        for input in inputs {
+            pool.seed(input.to_vec());
+        }
+        pool
+    }
+
+    #[test]
+    fn flags_parse_into_durations_and_refuse_nonsense() {
+        let args = Args::try_parse_from(["fuzz", "--target", "deb", "--seconds", "1.5"]).unwrap();
+        assert_eq!(args.seconds, Duration::from_millis(1500));
+        assert_eq!(args.timeout, Duration::from_secs(5));
+        for bad in ["-1", "nan", "soon"] {
+            assert!(
+                Args::try_parse_from(["fuzz", "--seconds", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    /// The engine runs mutations outside `catch_unwind`: one that panics
+    /// ends the session. Edge sizes, tar headers, gzip and splices.
+    #[test]
+    fn mutations_never_panic_and_keep_to_the_size_cap() {
+        let tar = ingot::fuzz::layer_tar().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let edges: [&[u8]; 6] = [b"", b"x", &[0; 511], &[0; 512], &tar, &gz];
+        let pool = pool(&edges);
+        let mut rng = Rng::new(5);
+        for round in 0..5_000 {
+            let mut input = edges[round % edges.len()].to_vec();
+            mutate(&mut input, &pool, &mut rng, 4096);
+            assert!(input.len() <= 4096);
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_inputs() {
+        let tar = ingot::fuzz::layer_tar().unwrap();
+        let pool = pool(&[&tar]);
+        let inputs = |seed| {
+            let mut rng = Rng::new(seed);
+            (0..50)
+                .map(|_| {
+                    let mut input = tar.clone();
+                    mutate(&mut input, &pool, &mut rng, 1 << 20);
+                    input
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(inputs(1), inputs(1));
+        assert_ne!(inputs(1), inputs(2));
+    }
+
+    /// A header whose size was set and whose checksum was mended still
+    /// reads as a header, with the size written.
+    #[test]
+    fn tar_sizes_are_written_where_tar_reads_them() {
+        let tar = ingot::fuzz::layer_tar().unwrap();
+        let mut rng = Rng::new(9);
+        let mut seen = BTreeSet::new();
+        for _ in 0..200 {
+            let mut input = tar.clone();
+            tar_number(&mut input, &mut rng);
+            mend_tar_checksums(&mut input);
+            for at in tar_headers(&input) {
+                let header = tar::Header::from_byte_slice(&input[at..at + 512]);
+                assert_eq!(
+                    header.cksum().unwrap(),
+                    u32::from_str_radix(
+                        std::str::from_utf8(&input[at + 148..at + 154]).unwrap(),
+                        8
+                    )
+                    .unwrap()
+                );
+                if let Ok(size) = header.size() {
+                    seen.insert(size);
+                }
+            }
+        }
+        for size in [0, 511, 512, 1 << 31, 1 << 33, 0o77777777777] {
+            assert!(seen.contains(&size), "{size} never written: {seen:?}");
+        }
+    }
+
+    #[test]
+    fn outcomes_blot_out_numbers_digests_and_quoted_input() {
+        let class = |m: &str| class(&Err(m.to_string()));
+        assert_eq!(
+            class("line 12: bad \"x\\\"y\""),
+            class("line 3: bad \"zz\"")
+        );
+        assert_eq!(
+            class("blob sha256:0a1b2c3d4e5f6789: 17 bytes"),
+            class("blob sha256:ffeeddccbbaa: 2 bytes")
+        );
+        assert_ne!(class("missing field"), class("unknown field"));
+        assert_eq!(super::class(&Ok(())), "accepted");
     }
 }
