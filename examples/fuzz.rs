@@ -242,12 +242,15 @@ impl Session<'_> {
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| run(input)));
         self.watch.end();
         let used = memory::peak().saturating_sub(held);
-        if used > self.max_memory {
+        let heavy = used > self.max_memory;
+        if heavy {
             let what = format!("held more than {} MiB", self.max_memory >> 20);
             let note = format!("held {} MiB at most, over {held} bytes before", used >> 20);
             self.found("memory", what, input, note)?;
         }
         match outcome {
+            // Mutated again, a heavy input would be found again, slowly.
+            Ok(_) if heavy => Ok(false),
             Ok(result) => {
                 self.pool.offer(&class(&result), input, &mut self.rng);
                 Ok(result.is_ok())
