@@ -22,6 +22,8 @@ pub mod commands;
 pub mod debian;
 pub mod digest;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod image;
 pub mod layer;
 pub mod lock;

@@ -53,6 +53,10 @@ const LAYERS: [(&str, &str); 18] = [
         "audit, bind, export, inspect, pull, push, verify: above the library",
     ),
     ("cli", "clap definitions; the only reader of env and cwd"),
+    (
+        "fuzz",
+        "the fuzz harness's targets: bytes into each parser (examples/fuzz.rs)",
+    ),
 ];
 
 /// The top-level module a source file belongs to: `seal/scan.rs` and
