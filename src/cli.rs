@@ -61,6 +61,12 @@ pub struct Cli {
     /// Print no progress or log lines on stderr.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Refuse a layer, or any tar ingot reads, of more than N entries
+    /// [default: $INGOT_MAX_LAYER_ENTRIES, else 4194304]. Raising it for an
+    /// image that needs it changes no digest.
+    #[arg(long, global = true, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_layer_entries: Option<u64>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -639,7 +645,10 @@ fn oci_layout(s: &str, what: &str) -> std::result::Result<OciRef, String> {
 pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
     // The one place the bound on tar entries enters (clippy.toml).
     #[allow(clippy::disallowed_methods)]
-    let entries = max_layer_entries(std::env::var(bounds::MAX_ENTRIES_VAR).ok().as_deref())?;
+    let entries = match cli.max_layer_entries {
+        Some(n) => n,
+        None => max_layer_entries(std::env::var(bounds::MAX_ENTRIES_VAR).ok().as_deref())?,
+    };
     bounds::set_max_entries(entries);
     let out = &mut Out {
         stdout,

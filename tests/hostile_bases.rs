@@ -825,7 +825,7 @@ fn issue_14_a_layer_past_the_entry_bound_is_refused() {
     };
     let message = case.failed(build("100"), 1);
     assert!(
-        message.ends_with(": more than 100 entries (limit 100; INGOT_MAX_LAYER_ENTRIES raises it)"),
+        message.ends_with(": more than 100 entries (limit 100; --max-layer-entries raises it)"),
         "{message}"
     );
     // A bound that is no number is a usage error, before anything is read.
@@ -836,8 +836,23 @@ fn issue_14_a_layer_past_the_entry_bound_is_refused() {
         "{}",
         stderr(&output)
     );
+    // The flag wins over the environment, in either direction.
+    let flagged = |flag: &str, var: &str| {
+        run(common::ingot()
+            .env("INGOT_MAX_LAYER_ENTRIES", var)
+            .args(["build", "--max-layer-entries", flag])
+            .arg(case.recipe_file())
+            .arg("-o")
+            .arg(case.out()))
+    };
+    case.failed(flagged("100", "1000"), 1);
+    let output = flagged("0", "1000");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     // Raised, the same layer builds.
     let output = build("101");
+    assert!(output.status.success(), "{}", stderr(&output));
+    std::fs::remove_dir_all(case.out()).unwrap();
+    let output = flagged("101", "100");
     assert!(output.status.success(), "{}", stderr(&output));
 }
 

@@ -164,7 +164,7 @@ fn issue_14_recipe_over_a_mebibyte() {
     let recipe = format!("{HEAD}vars: {{ x: '{}' }}\n", "x".repeat(2 << 20));
     let err = Fixture::new(&recipe).refused();
     assert!(
-        err.contains("recipe.yaml:1:1:") && err.contains("more than the limit of 1048576"),
+        err.contains("recipe.yaml") && err.contains("larger than the limit of 1 MiB"),
         "{err}"
     );
 }

@@ -18,8 +18,9 @@
 //!   [`MAX_EXTENSION`] bytes, Go's `archive/tar` `maxSpecialFileSize`,
 //!   which containerd, Docker and every Go runtime read layers with;
 //! - a tar holds at most [`Limits::entries`] entries (default
-//!   [`DEFAULT_MAX_ENTRIES`]; `INGOT_MAX_LAYER_ENTRIES` raises it, read
-//!   once by `cli.rs` and set with [`set_max_entries`]);
+//!   [`DEFAULT_MAX_ENTRIES`]; `--max-layer-entries` or
+//!   `INGOT_MAX_LAYER_ENTRIES` raises it, read once by `cli.rs` and set
+//!   with [`set_max_entries`]);
 //! - a name or link name, once long names and PAX records are applied,
 //!   has at most [`MAX_NAME`] bytes ([`names`], called by each reader on
 //!   the entries it takes).
@@ -85,7 +86,7 @@ pub enum Exceeded {
     #[error("{} of {size} bytes (limit {limit})", extension_name(*.typeflag))]
     Extension { typeflag: u8, size: u64, limit: u64 },
     /// The tar holds more entries than [`Limits::entries`].
-    #[error("more than {limit} entries (limit {limit}; {MAX_ENTRIES_VAR} raises it)")]
+    #[error("more than {limit} entries (limit {limit}; --max-layer-entries raises it)")]
     Entries { limit: u64 },
     /// A name or link name longer than [`MAX_NAME`]; `start` is its
     /// beginning, to find it by.

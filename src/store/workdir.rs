@@ -193,6 +193,22 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_removes_the_work_dir_it_unwinds_through() {
+        let parent = tempfile::tempdir().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let unwound = std::panic::catch_unwind(move || {
+            let work = WorkDir::new_in(parent.path(), ".w-", 0o700).unwrap();
+            std::fs::write(work.path().join("blob"), b"x").unwrap();
+            tx.send((parent, work.path().to_path_buf())).unwrap();
+            panic!("mid-build");
+        });
+        assert!(unwound.is_err());
+        let (parent, path) = rx.recv().unwrap();
+        assert!(!path.exists());
+        assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
+    }
+
+    #[test]
     #[allow(clippy::disallowed_methods)]
     fn an_orphan_without_a_lock_file_goes_once_old() {
         let parent = tempfile::tempdir().unwrap();

@@ -489,7 +489,7 @@ fn the_entry_bound_counts_entries_not_their_extension_headers() {
     let message = agree(&archive(101), limits, &[4096]).unwrap();
     assert_eq!(
         message,
-        "more than 100 entries (limit 100; INGOT_MAX_LAYER_ENTRIES raises it)"
+        "more than 100 entries (limit 100; --max-layer-entries raises it)"
     );
 }
 
