@@ -646,3 +646,93 @@ fn an_oci_bundle_runs_under_runc() {
     assert_eq!(again.status.code(), Some(2));
     assert!(stderr(&again).contains("exists"), "{}", stderr(&again));
 }
+
+/// A recipe on a `recipe:` base, declaring params of its own, as
+/// `lower/recipe.yaml` and `upper/recipe.yaml` under `dir`; `upper` is the
+/// upper recipe's text after its `base:` line.
+fn derived(dir: &Path, upper: &str) -> PathBuf {
+    fs::create_dir_all(dir.join("lower")).unwrap();
+    fs::create_dir_all(dir.join("upper")).unwrap();
+    write(
+        &dir.join("lower/recipe.yaml"),
+        "name: lower\nversion: '1'\nbase: stemcell:static\n\
+         params:\n  TOKEN: { required: true, secret: true }\n  LEVEL: { default: info }\n",
+    );
+    write(
+        &dir.join("upper/recipe.yaml"),
+        &format!("name: upper\nversion: '2'\nbase: recipe:../lower/recipe.yaml\n{upper}"),
+    )
+}
+
+/// Params merge across bases: a derived recipe declaring its own keeps
+/// the base's, required secret included, in the label bind reads.
+#[test]
+fn a_derived_recipe_keeps_its_base_params() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = derived(
+        dir.path(),
+        "params:\n  REGION: { default: eu }\n  LEVEL: { default: info }\n",
+    );
+    let layout = dir.path().join("img");
+    build(&recipe, &layout);
+    let output = run(ingot()
+        .args(["inspect", "--json"])
+        .arg(format!("oci:{}", layout.display())));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<&String> = json["params"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["LEVEL", "REGION", "TOKEN"], "{json}");
+
+    let out = dir.path().join("x.env");
+    let empty = write(&dir.path().join("empty.yaml"), "REGION: us\n");
+    let output = bind(&layout, &empty, "env", &out);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("TOKEN is required"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!out.exists());
+
+    let values = write(
+        &dir.path().join("v.yaml"),
+        "TOKEN: { env: T }\nREGION: us\n",
+    );
+    let output = run(bind_cmd(&layout, &values, "env", &out).env("T", "s3cret"));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        source_in_sh(&out, &["LEVEL", "REGION", "TOKEN"]),
+        ["info", "us", "s3cret"]
+    );
+}
+
+/// A param the derived recipe redefines must be the base's exactly: the
+/// error names the recipe's line and the base.
+#[test]
+fn a_param_redefined_differently_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = derived(dir.path(), "params:\n  TOKEN: { required: true }\n");
+    let output = common::try_build(&recipe, dir.path().join("img"));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("upper/recipe.yaml:5:3: param TOKEN redefines base recipe:../lower/recipe.yaml's param TOKEN")
+            && err.contains("identical"),
+        "{err}"
+    );
+    assert!(!dir.path().join("img").exists());
+}
+
+/// A recipe's config.env may not set a name its base binds as a param.
+#[test]
+fn env_colliding_with_a_base_param_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = derived(dir.path(), "config:\n  env: { LEVEL: debug }\n");
+    let output = common::try_build(&recipe, dir.path().join("img"));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("upper/recipe.yaml:5:10: config.env \"LEVEL\" collides with param \"LEVEL\" of base recipe:../lower/recipe.yaml"),
+        "{err}"
+    );
+    assert!(!dir.path().join("img").exists());
+}

@@ -15,6 +15,7 @@
 pub mod key;
 pub mod layers;
 pub mod packages;
+mod params;
 pub mod plan;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -502,6 +503,7 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
     let spec = &recipe.spec;
     let base = ctx.resolve_base(recipe)?;
     let platform = platform_for(recipe, &base)?;
+    let declared = params::merged(recipe, &base)?;
     let closures = if packages::installs(recipe) {
         ctx.closures(recipe, &platform)?
     } else {
@@ -532,7 +534,7 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
         new_layers.push(new);
         reports.push(report);
     }
-    let runtime = runtime_config(recipe, &base)?;
+    let runtime = runtime_config(recipe, &base, &declared)?;
     seal_check(recipe, &lower, &runtime)?;
     let annotations = annotations(recipe, &base, &platform, ctx.settings, &created)?;
     let assembled = assemble(
@@ -779,13 +781,17 @@ fn new_layer(
 }
 
 /// The recipe's runtime config merged onto the base's, with the declared
-/// params recorded as a label.
-fn runtime_config(recipe: &Recipe, base: &BaseImage) -> Result<Config> {
+/// params (the base's and the recipe's) recorded as a label.
+fn runtime_config(
+    recipe: &Recipe,
+    base: &BaseImage,
+    declared: &crate::params::Params,
+) -> Result<Config> {
     let spec = &recipe.spec;
     let mut merged = image_config::merge(base.config.config().as_ref(), &spec.config);
-    if !spec.params.is_empty() {
-        let params = canonical_json(&spec.params)
-            .map_err(|e| Error::Failed(format!("encoding params: {e}")))?;
+    if !declared.is_empty() {
+        let params =
+            canonical_json(declared).map_err(|e| Error::Failed(format!("encoding params: {e}")))?;
         let mut labels = merged.labels().clone().unwrap_or_default();
         labels.insert(
             annotation::PARAMS.to_string(),
