@@ -215,6 +215,22 @@ fn recipe_on_a_recipe() {
         rootfs.join("etc/passwd").exists(),
         "the stemcell below both"
     );
+
+    // The base is named for what it is, not for where this checkout keeps
+    // it, and pinned by the digest the lower recipe builds to on its own.
+    let lower = build(
+        &dir.path().join("lower/recipe.yaml"),
+        &dir.path().join("lower-out"),
+    );
+    let out = run(ingot()
+        .arg("inspect")
+        .arg("--json")
+        .arg(format!("oci:{}", layout.display())));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let annotations = &json["manifest"]["annotations"];
+    assert_eq!(annotations["org.opencontainers.image.base.name"], "lower:1");
+    assert_eq!(annotations["org.opencontainers.image.base.digest"], lower);
 }
 
 /// A cycle of recipe bases is refused, naming the cycle.

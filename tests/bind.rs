@@ -715,7 +715,7 @@ fn a_param_redefined_differently_is_refused() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     let err = stderr(&output);
     assert!(
-        err.contains("upper/recipe.yaml:5:3: param TOKEN redefines base recipe:../lower/recipe.yaml's param TOKEN")
+        err.contains("upper/recipe.yaml:5:3: param TOKEN redefines base lower:1's param TOKEN")
             && err.contains("identical"),
         "{err}"
     );
@@ -731,7 +731,7 @@ fn env_colliding_with_a_base_param_is_refused() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     let err = stderr(&output);
     assert!(
-        err.contains("upper/recipe.yaml:5:10: config.env \"LEVEL\" collides with param \"LEVEL\" of base recipe:../lower/recipe.yaml"),
+        err.contains("upper/recipe.yaml:5:10: config.env \"LEVEL\" collides with param \"LEVEL\" of base lower:1"),
         "{err}"
     );
     assert!(!dir.path().join("img").exists());

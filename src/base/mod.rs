@@ -30,7 +30,8 @@ use crate::store::cache::Cache;
 /// A resolved base: what a recipe builds on.
 #[derive(Debug, Clone)]
 pub struct BaseImage {
-    /// The fully pinned reference (`stemcell:static@1.0.0`), for annotations.
+    /// The fully pinned reference (`stemcell:static@1.0.0`; a `recipe:` base
+    /// is `NAME:VERSION`), for annotations.
     pub name: String,
     /// Manifest digest, where the base has a manifest.
     pub manifest_digest: Option<Digest>,
@@ -47,7 +48,8 @@ pub struct BaseImage {
 /// Builds the recipes some bases are: resolution's one call back into the
 /// pipeline above it.
 pub trait RecipeBuilder {
-    /// The `recipe:` base at `path` (from `recipe`'s directory), built.
+    /// The `recipe:` base at `path` (from `recipe`'s directory), built and
+    /// named `NAME:VERSION` after its recipe.
     fn recipe_base(&mut self, recipe: &Recipe, path: &Path) -> Result<BaseImage>;
     /// An embedded stemcell's recipe, built at the stemcell settings.
     fn stemcell_base(&mut self, stemcell: &Recipe) -> Result<BaseImage>;
@@ -87,11 +89,9 @@ pub fn resolve(
         .unwrap_or_else(Platform::linux_amd64);
     let base = match &recipe.spec.base {
         BaseRef::Scratch => return Ok(unpinned(scratch(wanted))),
-        BaseRef::Recipe(path) => {
-            let mut base = builder.recipe_base(recipe, path)?;
-            base.name = recipe.spec.base.to_string();
-            return Ok(unpinned(base));
-        }
+        // Named by the builder, for what it is (`NAME:VERSION`), not by
+        // the path it was found at.
+        BaseRef::Recipe(path) => return Ok(unpinned(builder.recipe_base(recipe, path)?)),
         BaseRef::Stemcell { name, version } => {
             let unpacked = stemcell::unpack(name, version.as_deref())
                 .map_err(|m| recipe.error_at(&["base"], m))?;

@@ -398,7 +398,12 @@ impl RecipeBuilder for Context<'_> {
         let inner = self.enter(recipe, path)?;
         let built = build_image(&inner, self);
         self.leave();
-        Ok(built?.into_base())
+        let mut base = built?.into_base();
+        // What the base is, as a reference to its image would name it (the
+        // tag is the version); its manifest digest is base.digest. The path
+        // it was found at is local to this checkout.
+        base.name = format!("{}:{}", inner.spec.name, inner.spec.version);
+        Ok(base)
     }
 
     fn stemcell_base(&mut self, stemcell: &Recipe) -> Result<BaseImage> {
