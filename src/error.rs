@@ -115,25 +115,38 @@ pub struct Pos {
     pub col: usize,
 }
 
-/// An error in a recipe or its inputs, at a position in the recipe file.
+/// An error in a recipe or its inputs, at a position in the recipe file
+/// where there is one (a file that cannot be read has none).
 /// Always exit code 2: the user must change the recipe or its files.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct RecipeError {
     pub file: PathBuf,
-    pub pos: Pos,
+    pub pos: Option<Pos>,
     pub message: String,
+}
+
+impl RecipeError {
+    /// An error about `file` as a whole, at no position in it.
+    pub fn in_file(file: impl Into<PathBuf>, message: impl Into<String>) -> RecipeError {
+        RecipeError {
+            file: file.into(),
+            pos: None,
+            message: message.into(),
+        }
+    }
+
+    /// Where the error is: `FILE:LINE:COL`, or `FILE` without a position.
+    pub fn location(&self) -> String {
+        match self.pos {
+            Some(Pos { line, col }) => format!("{}:{line}:{col}", self.file.display()),
+            None => self.file.display().to_string(),
+        }
+    }
 }
 
 impl fmt::Display for RecipeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.pos.line,
-            self.pos.col,
-            self.message
-        )
+        write!(f, "{}: {}", self.location(), self.message)
     }
 }
 
@@ -382,6 +395,18 @@ pub fn printable(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recipe_errors_name_a_position_only_where_there_is_one() {
+        let at = RecipeError {
+            file: PathBuf::from("r.yaml"),
+            pos: Some(Pos { line: 3, col: 7 }),
+            message: "bad".into(),
+        };
+        assert_eq!(at.to_string(), "r.yaml:3:7: bad");
+        let whole = RecipeError::in_file("nope.yaml", "cannot read recipe: gone");
+        assert_eq!(whole.to_string(), "nope.yaml: cannot read recipe: gone");
+    }
 
     #[test]
     fn tar_messages_never_carry_raw_bytes() {

@@ -290,12 +290,47 @@ fn a_file_where_a_directory_is_needed() {
     assert!(err.contains("not a directory"), "{err}");
 }
 
+/// A recipe that cannot be read is named without a position: there is
+/// none in a file that was never read.
 #[test]
 fn missing_recipe_file() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run(ingot().arg("build").arg(dir.path().join("nope.yaml")));
+    let nope = dir.path().join("nope.yaml");
+    for command in ["build", "lock"] {
+        let output = run(ingot().arg(command).arg(&nope));
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        let err = stderr(&output);
+        assert!(
+            err.starts_with(&format!("error: {}: cannot read recipe: ", nope.display())),
+            "{command}: {err}"
+        );
+        assert!(!err.contains(":1:1"), "{command}: a fake position: {err}");
+    }
+}
+
+/// An unreadable recipe (here a directory, which root cannot read as a
+/// file either) gets the same: its name, no position.
+#[test]
+fn unreadable_recipe_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("recipe.yaml");
+    std::fs::create_dir(&recipe).unwrap();
+    let output = run(ingot()
+        .arg("build")
+        .arg(&recipe)
+        .arg("-o")
+        .arg(dir.path().join("out")));
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("nope.yaml"), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "error: {}: cannot read recipe: not a regular file (a directory)",
+            recipe.display()
+        ),
+        "{err}"
+    );
+    assert!(!dir.path().join("out").exists());
 }
 
 #[test]

@@ -171,12 +171,7 @@ pub fn base_error(recipe: &Recipe, err: Error) -> Error {
         Error::Recipe(e) => e.into(),
         other => {
             let at = recipe.error_at(&["base"], "");
-            other.within(format!(
-                "{}:{}:{}",
-                at.file.display(),
-                at.pos.line,
-                at.pos.col
-            ))
+            other.within(at.location())
         }
     }
 }

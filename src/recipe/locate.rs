@@ -39,16 +39,15 @@ impl Locator {
     }
 
     /// The position of the node at `path`, or of its nearest ancestor that
-    /// exists (a missing field is reported where its parent is).
-    pub fn find<S: AsRef<str>>(&self, path: &[S]) -> Pos {
+    /// exists (a missing field is reported where its parent is); None when
+    /// the document has no node at all.
+    pub fn find<S: AsRef<str>>(&self, path: &[S]) -> Option<Pos> {
         let mut key: Vec<String> = path.iter().map(|s| s.as_ref().to_string()).collect();
         loop {
             if let Some(pos) = self.nodes.get(&key) {
-                return *pos;
+                return Some(*pos);
             }
-            if key.pop().is_none() {
-                return Pos { line: 1, col: 1 };
-            }
+            key.pop()?;
         }
     }
 
@@ -131,15 +130,20 @@ mod tests {
         let text =
             "name: x\nlayers:\n  - name: app\n    steps:\n      - copy: { src: a, dest: /b }\n";
         let loc = Locator::new(text);
-        assert_eq!(loc.find(&["name"]), Pos { line: 1, col: 7 });
+        assert_eq!(loc.find(&["name"]), Some(Pos { line: 1, col: 7 }));
         assert_eq!(
             loc.find(&["layers", "0", "steps", "0", "copy", "src"]),
-            Pos { line: 5, col: 22 }
+            Some(Pos { line: 5, col: 22 })
         );
         assert_eq!(
             loc.find(&["layers", "0", "steps", "0", "copy", "owner"]),
-            Pos { line: 5, col: 15 }
+            Some(Pos { line: 5, col: 15 })
         );
-        assert_eq!(loc.find(&["nope"]).line, 1);
+        assert_eq!(loc.find(&["nope"]).map(|p| p.line), Some(1));
+        assert_eq!(
+            Locator::new("a: [").find(&["name"]),
+            None,
+            "nothing indexed"
+        );
     }
 }

@@ -44,13 +44,10 @@ impl Recipe {
     /// Reads, parses and validates the recipe at `file`: a regular file
     /// (or a symlink to one) of at most [`MAX_RECIPE_SIZE`] bytes.
     pub fn load(file: &Path) -> Result<Recipe, RecipeError> {
-        let at_start = |message: String| RecipeError {
-            file: file.to_path_buf(),
-            pos: Pos { line: 1, col: 1 },
-            message,
-        };
+        // About the file as a whole: no position in it.
+        let whole = |message: String| RecipeError::in_file(file, message);
         let text = store_file::read_regular_string(file, Links::Follow, MAX_RECIPE_SIZE)
-            .map_err(|e| at_start(format!("cannot read recipe: {e}")))?;
+            .map_err(|e| whole(format!("cannot read recipe: {e}")))?;
         let dir = file
             .parent()
             .map(|p| {
@@ -62,7 +59,7 @@ impl Recipe {
             })
             .unwrap_or(Path::new("."))
             .canonicalize()
-            .map_err(|e| at_start(format!("cannot resolve the recipe's directory: {e}")))?;
+            .map_err(|e| whole(format!("cannot resolve the recipe's directory: {e}")))?;
         let mut recipe = Recipe::parse(&text, file, dir)?;
         recipe.path = file.canonicalize().ok();
         Ok(recipe)
@@ -74,20 +71,17 @@ impl Recipe {
     pub fn parse(text: &str, file: &Path, dir: PathBuf) -> Result<Recipe, RecipeError> {
         shape::check_shape(text).map_err(|e| RecipeError {
             file: file.to_path_buf(),
-            pos: Pos {
+            pos: Some(Pos {
                 line: e.line,
                 col: e.col,
-            },
+            }),
             message: e.message,
         })?;
         let spec: RecipeSpec = serde_yaml::from_str(text).map_err(|e| {
-            let pos = e
-                .location()
-                .map(|l| Pos {
-                    line: l.line(),
-                    col: l.column(),
-                })
-                .unwrap_or(Pos { line: 1, col: 1 });
+            let pos = e.location().map(|l| Pos {
+                line: l.line(),
+                col: l.column(),
+            });
             RecipeError {
                 file: file.to_path_buf(),
                 pos,
@@ -480,7 +474,7 @@ mod tests {
     #[test]
     fn unknown_field_names_line_and_column() {
         let err = parse("name: a\nversion: '1'\nbase: scratch\nbogus: 1\n").unwrap_err();
-        assert_eq!(err.pos.line, 4, "{err}");
+        assert_eq!(err.pos.map(|p| p.line), Some(4), "{err}");
         assert!(err.to_string().starts_with("r.yaml:4:"), "{err}");
         assert!(err.message.contains("bogus"), "{err}");
     }
@@ -489,7 +483,7 @@ mod tests {
     fn bad_values_are_reported_at_the_value() {
         let text = "name: a\nversion: '1'\nbase: scratch\nlayers:\n  - name: l\n    steps:\n      - mkdir: { path: /x, mode: '0999' }\n";
         let err = parse(text).unwrap_err();
-        assert_eq!(err.pos.line, 7, "{err}");
+        assert_eq!(err.pos.map(|p| p.line), Some(7), "{err}");
         assert!(err.message.contains("octal"), "{err}");
     }
 
@@ -497,7 +491,7 @@ mod tests {
     fn semantic_errors_point_at_the_field() {
         let text = "name: a\nversion: '1'\nbase: scratch\nlayers:\n  - name: l\n    steps:\n      - copy: { src: /etc/passwd, dest: /x }\n";
         let err = parse(text).unwrap_err();
-        assert_eq!(err.pos, Pos { line: 7, col: 22 }, "{err}");
+        assert_eq!(err.pos, Some(Pos { line: 7, col: 22 }), "{err}");
         assert!(err.message.contains("relative"), "{err}");
     }
 
@@ -506,7 +500,7 @@ mod tests {
         let text =
             "name: a\nversion: '1'\nbase: scratch\nparams:\n  X: {}\nconfig:\n  env: { X: '1' }\n";
         let err = parse(text).unwrap_err();
-        assert_eq!(err.pos.line, 5, "{err}");
+        assert_eq!(err.pos.map(|p| p.line), Some(5), "{err}");
     }
 
     #[test]

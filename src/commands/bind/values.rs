@@ -222,7 +222,7 @@ fn pos(mark: &Marker) -> Pos {
 fn error(file: &Path, pos: Pos, message: String) -> RecipeError {
     RecipeError {
         file: file.to_path_buf(),
-        pos,
+        pos: Some(pos),
         message,
     }
 }
