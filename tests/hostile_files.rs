@@ -406,7 +406,7 @@ fn issue14_fifos_a_user_names_are_refused_at_once() {
         .says(&["cannot read recipe: not a regular file (a FIFO)"]);
     let archive = format!("docker-archive:{}", fifo.display());
     ingot(&["inspect", &archive])
-        .exited(1)
+        .exited(2)
         .says(&["opening: not a regular file (a FIFO)"]);
     ingot(&["audit", &case.oci(":t"), "--allow", path(&fifo)])
         .exited(2)

@@ -295,7 +295,14 @@ fn transient_failures_are_retried_and_others_are_not() {
             .args(["pull", &server.reference("x:gone"), "-o"])
             .arg(&gone),
     );
-    fails_with(&out, &["manifest", "x:gone", "not found"]);
+    // A 404 is an answer, not tried again; a reference naming nothing is
+    // the user's mistake (exit 2), as a missing layout is.
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("manifest") && err.contains("x:gone") && err.contains("not found"),
+        "{err}"
+    );
     assert_eq!(server.count("GET", "/v2/x/manifests/gone"), 1);
     f.nothing_left(&gone);
 

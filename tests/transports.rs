@@ -579,3 +579,60 @@ fn transports_a_command_does_not_read_are_usage_errors() {
         fails_with(&run(ingot().args(&args)), 2, &says);
     }
 }
+
+/// An image named on the command line that is not there, or that names
+/// something no image can be read from, is the same mistake on every
+/// transport and for every command that opens one: exit 2, one line
+/// naming it. (A registry that answers is there: what it lacks is the
+/// user's reference, not a failure of the image.)
+#[test]
+fn a_missing_image_is_a_usage_error_on_every_transport() {
+    let f = Fixture::new();
+    let registry = Registry::start();
+    f.push(&registry);
+    let dir = f.path("a-directory");
+    std::fs::create_dir(&dir).unwrap();
+    let fifo = f.path("fifo.tar");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let missing = [
+        format!("oci:{}", f.path("no-such-layout").display()),
+        format!("oci:{}:1.2.0", f.path("hello.tar").display()),
+        format!("oci:{}:9.9.9", f.layout.display()),
+        format!("docker-archive:{}", f.path("no-such.tar").display()),
+        format!("docker-archive:{}", dir.display()),
+        format!("docker-archive:{}", fifo.display()),
+        format!("{}:1.2.0", registry.reference("team/no-such-repo")),
+        format!("{}:9.9.9", registry.reference("team/hello")),
+    ];
+    std::fs::write(f.path("hello.tar"), "not a layout").unwrap();
+    let out = path_str(&f.path("out"));
+    for image in &missing {
+        // A layout's errors name its directory; the others, the reference.
+        let named = match image.strip_prefix("oci:") {
+            Some(rest) => rest.trim_end_matches(":1.2.0").trim_end_matches(":9.9.9"),
+            None => image.as_str(),
+        };
+        let commands: [Vec<&str>; 4] = [
+            vec!["audit", image],
+            vec!["inspect", image],
+            vec!["export", image, "--format", "docker-archive", "-o", &out],
+            vec!["bind", image, "--format", "env", "-o", &out],
+        ];
+        for args in commands {
+            let ran = run(f.ingot().args(&args));
+            fails_with(&ran, 2, &[named]);
+            assert!(!f.path("out").exists(), "{args:?}");
+        }
+    }
+    // pull and push open images too; verify reads only layouts.
+    let pulled = path_str(&f.path("pulled"));
+    let ran = run(f.ingot().args(["pull", &missing[6], "-o", &pulled]));
+    fails_with(&ran, 2, &[missing[6].as_str()]);
+    let to = registry.reference("team/copy");
+    for image in &missing[..3] {
+        fails_with(&run(f.ingot().args(["push", image, &to])), 2, &[]);
+        fails_with(&run(f.ingot().args(["verify", image])), 2, &[]);
+    }
+    f.no_temp_left();
+}

@@ -92,9 +92,11 @@ fn load_verified(
     blobs: &BlobStore,
 ) -> crate::error::Result<(ImageConfiguration, Vec<u8>, Vec<Descriptor>)> {
     // A regular file (a symlink to one is followed): a FIFO or a device
-    // is refused at once, never waited on or read without end.
+    // is refused at once, never waited on or read without end. A path
+    // that names no archive it can open is the user's to fix (exit 2), as
+    // a layout that is not there is.
     let file = file::open_regular(archive, Links::Follow)
-        .map_err(|e| Error::Failed(format!("opening: {e}")))?;
+        .map_err(|e| Error::Usage(format!("opening: {e}")))?;
     let index = scan(&file).map_err(Error::Failed)?;
 
     // Both are read whole into memory: `manifest.json` within a

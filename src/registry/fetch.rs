@@ -64,6 +64,19 @@ pub fn fetch_image(
     })
 }
 
+/// A reference the registry has no manifest for names no image: the user's
+/// mistake (exit 2), as a layout path or an archive that is not there is.
+/// What an image that is there lacks (a platform's manifest, a blob) stays
+/// a failure of the image.
+fn no_such_image(err: Error) -> Error {
+    match err {
+        Error::Registry(RegistryError::NotFound { what }) => {
+            Error::Usage(format!("{what}: not found"))
+        }
+        other => other,
+    }
+}
+
 /// The image manifest `reference` names, following indexes (at most
 /// [`MAX_INDEX_DEPTH`] deep) to `platform`; with the first index's digest
 /// when there was one.
@@ -72,7 +85,7 @@ fn resolve_manifest(
     reference: &RegistryRef,
     platform: &Platform,
 ) -> Result<(RawManifest, Option<Digest>)> {
-    let mut raw = remote.get_manifest(reference)?;
+    let mut raw = remote.get_manifest(reference).map_err(no_such_image)?;
     let mut index_digest = None;
     for _ in 0..MAX_INDEX_DEPTH {
         if !media::is_index(&raw.media_type) {
