@@ -507,3 +507,76 @@ fn an_index_base_selects_the_platform() {
         "{err}"
     );
 }
+
+/// `--locked` checks the lock before building anything: with no lock, a
+/// lock that does not read, or one that does not pin the bases the recipes
+/// name, it fails at once, naming the lock, with no layer built (the cache
+/// stays empty) and nothing written.
+#[test]
+fn locked_checks_the_lock_before_building() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "lower/recipe.yaml",
+        "name: lower\nversion: '1'\nbase: stemcell:static\nlayers:\n  - name: l\n    steps:\n      - file: { dest: /etc/lower, content: lower }\n",
+    );
+    let upper = write(
+        dir.path(),
+        "upper/recipe.yaml",
+        "name: upper\nversion: '1'\nbase: recipe:../lower/recipe.yaml\nlayers:\n  - name: u\n    steps:\n      - file: { dest: /etc/upper, content: upper }\n",
+    );
+    let lock = dir.path().join("upper/ingot.lock");
+    let layout = dir.path().join("out");
+    let cache = dir.path().join("cache");
+    let locked_build = || {
+        run(ingot()
+            .args(["build", "--locked", "--cache"])
+            .arg(&cache)
+            .arg(&upper)
+            .arg("-o")
+            .arg(&layout))
+    };
+    let fails_up_front = |code: i32, says: &str| {
+        let out = locked_build();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{err}");
+        assert!(err.contains(&lock.display().to_string()), "{err}");
+        assert!(err.contains(says), "{says:?} not in {err}");
+        assert!(!err.contains("building"), "something was built: {err}");
+        assert!(!cache.exists(), "the cache was filled");
+        assert!(!layout.exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            left.iter().all(|n| n == "lower" || n == "upper"),
+            "{left:?}"
+        );
+    };
+
+    fails_up_front(1, "does not exist; run `ingot lock");
+
+    std::fs::write(&lock, "{ not json").unwrap();
+    fails_up_front(2, "ingot.lock: ");
+
+    // A lock of the recipe as it was, before the lower recipe's base
+    // changed: it pins another reference.
+    std::fs::remove_file(&lock).unwrap();
+    let out = run(ingot().arg("lock").arg(&upper));
+    assert!(out.status.success(), "{}", stderr(&out));
+    write(
+        dir.path(),
+        "lower/recipe.yaml",
+        "name: lower\nversion: '1'\nbase: stemcell:static@1.0.0\nlayers:\n  - name: l\n    steps:\n      - file: { dest: /etc/lower, content: lower }\n",
+    );
+    fails_up_front(
+        1,
+        "+ stemcell:static@1.0.0 (in ../lower/recipe.yaml): not locked; - stemcell:static (in ../lower/recipe.yaml): locked but no longer used",
+    );
+
+    let out = run(ingot().arg("lock").arg(&upper));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = locked_build();
+    assert!(out.status.success(), "{}", stderr(&out));
+}

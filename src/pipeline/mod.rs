@@ -18,7 +18,7 @@ pub mod packages;
 mod params;
 pub mod plan;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Config, Descriptor, ImageConfiguration};
@@ -139,6 +139,9 @@ pub fn build(
     progress: &Progress,
     log: Log,
 ) -> Result<Report> {
+    if emit.locked {
+        check_lock_up_front(recipe)?;
+    }
     let staging = Staging::new(&emit.output)?;
     let mut ctx = Context::new(&staging.blobs, settings, sources, progress, recipe, log)?;
     if emit.locked {
@@ -209,6 +212,74 @@ fn collect_pins(recipe: &Recipe, ctx: &mut Context) -> Result<()> {
         ctx.closures(recipe, &platform)?;
     }
     Ok(())
+}
+
+/// `--locked`, before anything is built or written: the lock is there and
+/// reads, pins every external base the recipe and its `recipe:` bases name
+/// (and nothing else), and answers every `packages` step as it is written.
+/// What the bases resolve to can only be known by resolving them: that is
+/// [`check_lock`]'s, once the build is done.
+fn check_lock_up_front(recipe: &Recipe) -> Result<()> {
+    let path = lock::path_for(&recipe.file);
+    let locked = lock::read(&path)?.ok_or_else(|| {
+        Error::Failed(format!(
+            "--locked: {} does not exist; run `ingot lock {}`",
+            path.display(),
+            recipe.file.display()
+        ))
+    })?;
+    let mut wanted = BTreeSet::new();
+    let mut stack: Vec<PathBuf> = recipe.path.iter().cloned().collect();
+    locked_inputs(recipe, &recipe.dir, &mut stack, &locked, &mut wanted)?;
+    let pinned: BTreeSet<(String, String)> = locked
+        .pins
+        .iter()
+        .map(|p| (p.from.clone(), p.reference.clone()))
+        .collect();
+    let mut lines: Vec<String> = wanted
+        .difference(&pinned)
+        .map(|(from, reference)| format!("+ {reference} (in {from}): not locked"))
+        .collect();
+    lines.extend(
+        pinned.difference(&wanted).map(|(from, reference)| {
+            format!("- {reference} (in {from}): locked but no longer used")
+        }),
+    );
+    if lines.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Failed(format!(
+        "--locked: {} does not pin the bases the recipe names (run `ingot lock {}` to accept): {}",
+        path.display(),
+        recipe.file.display(),
+        lines.join("; ")
+    )))
+}
+
+/// The external bases `recipe` and its `recipe:` bases name, as
+/// (`from`, reference) the way the lock keys its pins; and every
+/// `packages` step checked against `locked`.
+fn locked_inputs(
+    recipe: &Recipe,
+    root_dir: &Path,
+    stack: &mut Vec<PathBuf>,
+    locked: &LockFile,
+    wanted: &mut BTreeSet<(String, String)>,
+) -> Result<()> {
+    let from = from_root(recipe, root_dir);
+    match &recipe.spec.base {
+        BaseRef::Scratch => {}
+        BaseRef::Recipe(path) => {
+            let inner = enter(stack, recipe, path)?;
+            let checked = locked_inputs(&inner, root_dir, stack, locked, wanted);
+            stack.pop();
+            checked?;
+        }
+        external => {
+            wanted.insert((from.clone(), external.to_string()));
+        }
+    }
+    packages::check_locked(recipe, &from, locked)
 }
 
 /// Compares what this build resolved with `ingot.lock`.
@@ -355,23 +426,7 @@ impl<'a> Context<'a> {
 
     /// Loads the `recipe:` base `path` of `recipe`, refusing cycles.
     fn enter(&mut self, recipe: &Recipe, path: &Path) -> Result<Recipe> {
-        let full = recipe.dir.join(path);
-        let canonical = full.canonicalize().map_err(|e| {
-            recipe.error_at(&["base"], format!("base recipe {}: {e}", path.display()))
-        })?;
-        if let Some(i) = self.stack.iter().position(|p| *p == canonical) {
-            let cycle: Vec<String> = self.stack[i..]
-                .iter()
-                .chain(std::iter::once(&canonical))
-                .map(|p| p.display().to_string())
-                .collect();
-            return Err(recipe
-                .error_at(&["base"], format!("recipe cycle: {}", cycle.join(" -> ")))
-                .into());
-        }
-        let inner = Recipe::load(&canonical)?;
-        self.stack.push(canonical);
-        Ok(inner)
+        enter(&mut self.stack, recipe, path)
     }
 
     fn leave(&mut self) {
@@ -379,17 +434,45 @@ impl<'a> Context<'a> {
     }
 
     /// `recipe`'s path relative to the locked recipe's directory.
-    /// An embedded recipe (a stemcell) is the root of its own build, so
-    /// it is named as `ingot lock` beside it names it: by its file name.
     fn from(&self, recipe: &Recipe) -> String {
-        match &recipe.path {
-            Some(p) => pathdiff(p, &self.root_dir),
-            None => recipe
-                .file
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| recipe.file.display().to_string()),
-        }
+        from_root(recipe, &self.root_dir)
+    }
+}
+
+/// Loads the `recipe:` base `path` of `recipe` onto `stack` (the canonical
+/// paths of the recipes being built, outermost first), refusing cycles.
+fn enter(stack: &mut Vec<PathBuf>, recipe: &Recipe, path: &Path) -> Result<Recipe> {
+    let full = recipe.dir.join(path);
+    let canonical = full
+        .canonicalize()
+        .map_err(|e| recipe.error_at(&["base"], format!("base recipe {}: {e}", path.display())))?;
+    if let Some(i) = stack.iter().position(|p| *p == canonical) {
+        let cycle: Vec<String> = stack[i..]
+            .iter()
+            .chain(std::iter::once(&canonical))
+            .map(|p| p.display().to_string())
+            .collect();
+        return Err(recipe
+            .error_at(&["base"], format!("recipe cycle: {}", cycle.join(" -> ")))
+            .into());
+    }
+    let inner = Recipe::load(&canonical)?;
+    stack.push(canonical);
+    Ok(inner)
+}
+
+/// `recipe`'s path relative to the locked recipe's directory `root_dir`,
+/// as `ingot.lock` names it. An embedded recipe (a stemcell) is the root
+/// of its own build, so it is named as `ingot lock` beside it names it: by
+/// its file name.
+fn from_root(recipe: &Recipe, root_dir: &Path) -> String {
+    match &recipe.path {
+        Some(p) => pathdiff(p, root_dir),
+        None => recipe
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| recipe.file.display().to_string()),
     }
 }
 

@@ -147,9 +147,7 @@ pub fn closures(recipe: &Recipe, ctx: &Context, log: Log) -> Result<Closures> {
         }
         let sources = sources.as_deref().unwrap_or_default();
         if sources.is_empty() {
-            return Err(at(
-                "no archive to install from: add `archives:` to the recipe, or build on a Debian stemcell".into(),
-            ));
+            return Err(no_archive(recipe, index));
         }
         let request = request(ctx.from, layer, step, sources);
         let locked = ctx
@@ -162,10 +160,7 @@ pub fn closures(recipe: &Recipe, ctx: &Context, log: Log) -> Result<Closures> {
             continue;
         }
         if ctx.resolve == Resolve::Locked {
-            return Err(at(format!(
-                "--locked: the packages of layer {layer:?} are not locked as the recipe asks; run `ingot lock {}`",
-                recipe.file.display()
-            )));
+            return Err(not_locked(recipe, index));
         }
         if ctx.resolve == Resolve::Build {
             log(&format!(
@@ -197,6 +192,57 @@ pub fn closures(recipe: &Recipe, ctx: &Context, log: Log) -> Result<Closures> {
         out.insert(index, set);
     }
     Ok(out)
+}
+
+/// `--locked`, before anything is built: every `packages` step of
+/// `recipe` (named `from` in the lock) is answered by `lock` as written.
+pub fn check_locked(recipe: &Recipe, from: &str, lock: &LockFile) -> Result<()> {
+    if !installs(recipe) {
+        return Ok(());
+    }
+    let sources = archives(recipe)?;
+    for (index, step) in steps(recipe) {
+        if sources.is_empty() {
+            return Err(no_archive(recipe, index));
+        }
+        let layer = &recipe.spec.layers[index].name;
+        let request = request(from, layer, step, &sources);
+        if lock
+            .package_set(from, layer)
+            .is_none_or(|set| !set.answers(&request))
+        {
+            return Err(not_locked(recipe, index));
+        }
+    }
+    Ok(())
+}
+
+/// A `packages` step with nowhere to install from.
+fn no_archive(recipe: &Recipe, index: usize) -> Error {
+    recipe
+        .step_error(
+            index,
+            0,
+            None,
+            "no archive to install from: add `archives:` to the recipe, or build on a Debian stemcell",
+        )
+        .into()
+}
+
+/// A `packages` step `--locked` finds no closure for in the lock.
+fn not_locked(recipe: &Recipe, index: usize) -> Error {
+    let layer = &recipe.spec.layers[index].name;
+    recipe
+        .step_error(
+            index,
+            0,
+            None,
+            format!(
+                "--locked: the packages of layer {layer:?} are not locked as the recipe asks; run `ingot lock {}`",
+                recipe.file.display()
+            ),
+        )
+        .into()
 }
 
 /// What a step asks for, as the lock records it.
