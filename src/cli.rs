@@ -20,9 +20,9 @@ use crate::commands::export::{self, RepoTag};
 use crate::commands::inspect;
 use crate::commands::verify;
 use crate::error::{Error, Result};
-use crate::image::Platform;
 use crate::image::media::LayerCompression;
 use crate::image::reference::{Host, ImageRef, OciRef, RegistryRef, Repository};
+use crate::image::{Platform, PlatformChoice};
 use crate::layer::bounds;
 use crate::net::Timeouts;
 use crate::pipeline;
@@ -43,7 +43,9 @@ macro_rules! image_help {
          read straight from the registry, every blob checked (size and\n                         \
          digest) as it streams; no pull first. Plain HTTP only for loopback\n                         \
          and --insecure hosts; credentials as `ingot push --help` says.\n\
-         An index (a multi-platform image) is narrowed to --platform."
+         An index (a multi-platform image) is narrowed to --platform (linux/amd64\n\
+         unless given); a single-platform image of another platform than a given\n\
+         --platform is an error."
     };
 }
 
@@ -327,9 +329,10 @@ pub struct LockArgs {
 /// index, and the registries it may speak plain HTTP to.
 #[derive(Debug, Args)]
 pub struct Reach {
-    /// The platform to pick from an index.
-    #[arg(long, default_value = "linux/amd64")]
-    pub platform: Platform,
+    /// The platform to pick from an index [default: linux/amd64]; a
+    /// single-platform image of another platform is then an error.
+    #[arg(long)]
+    pub platform: Option<Platform>,
     /// Speak plain HTTP to this registry, for docker:// images (repeatable).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure: Vec<Host>,
@@ -478,9 +481,10 @@ pub struct PullArgs {
     /// The OCI layout to write (created, or added to).
     #[arg(long, short)]
     pub output: PathBuf,
-    /// The platform to pick from an index.
-    #[arg(long, default_value = "linux/amd64")]
-    pub platform: Platform,
+    /// The platform to pick from an index [default: linux/amd64]; a
+    /// single-platform image of another platform is then an error.
+    #[arg(long)]
+    pub platform: Option<Platform>,
     /// Speak plain HTTP to this registry (repeatable).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure: Vec<Host>,
@@ -752,7 +756,7 @@ fn audit(args: AuditArgs, out: &mut Out) -> Result<()> {
     };
     let audit = auditing::audit(
         &image,
-        &args.reach.platform,
+        &PlatformChoice::from_flag(args.reach.platform),
         &access,
         &out.progress(),
         &trust,
@@ -816,7 +820,8 @@ fn cache(args: CacheArgs, out: &mut Out) -> Result<()> {
 
 fn inspect(args: InspectArgs, out: &mut Out) -> Result<()> {
     let access = access(args.reach.insecure, &args.reach.network);
-    let inspection = inspect::inspect(&args.image, &args.reach.platform, &access, &out.progress())?;
+    let platform = PlatformChoice::from_flag(args.reach.platform);
+    let inspection = inspect::inspect(&args.image, &platform, &access, &out.progress())?;
     out.report(args.json, &inspection, inspect::render)
 }
 
@@ -826,7 +831,7 @@ fn export(args: ExportArgs, out: &mut Out) -> Result<()> {
     let access = access(args.reach.insecure, &args.reach.network);
     let request = export::Request {
         image: &args.image,
-        platform: &args.reach.platform,
+        platform: &PlatformChoice::from_flag(args.reach.platform),
         access: &access,
         progress: &out.progress(),
         repo_tag: args.tag,
@@ -843,7 +848,7 @@ fn bind(args: BindArgs, out: &mut Out) -> Result<()> {
     let env = |var: &str| std::env::var(var).ok();
     let request = bind::Request {
         image: &args.image,
-        platform: &args.reach.platform,
+        platform: &PlatformChoice::from_flag(args.reach.platform),
         access: &access,
         progress: &out.progress(),
         values: args.values.as_deref(),
@@ -883,8 +888,8 @@ fn push(args: PushArgs, out: &mut Out) -> Result<()> {
 fn pull(args: PullArgs, out: &mut Out) -> Result<()> {
     let access = access(args.insecure, &args.network);
     let (source, output) = (&args.source, &args.output);
-    let report =
-        crate::commands::pull::pull(source, output, &args.platform, &access, out.progress())?;
+    let platform = PlatformChoice::from_flag(args.platform);
+    let report = crate::commands::pull::pull(source, output, &platform, &access, out.progress())?;
     out.log(&format!(
         "pulled {} into {} ({} blobs downloaded)",
         report.reference,
@@ -1091,7 +1096,7 @@ mod tests {
                 assert_eq!(args.format, ExportFormat::DockerArchive);
                 assert_eq!(args.output, PathBuf::from("h.tar"));
                 assert_eq!(args.tag.unwrap().to_string(), "localhost:5000/h:2");
-                assert_eq!(args.reach.platform, Platform::linux_amd64());
+                assert_eq!(args.reach.platform, None, "the default, not insisted on");
                 assert!(args.json);
             }
             other => panic!("parsed as {other:?}"),
@@ -1157,7 +1162,7 @@ mod tests {
                 assert_eq!(args.source.repository, "x");
                 assert_eq!(args.source.tag.as_deref(), Some("1"));
                 assert_eq!(args.output, PathBuf::from("out/x"));
-                let platform = &args.platform;
+                let platform = args.platform.expect("--platform");
                 assert_eq!(
                     (platform.os.as_str(), platform.arch.as_str()),
                     ("linux", "arm64")
@@ -1196,7 +1201,7 @@ mod tests {
                     ("reg.lan:5000", "team/h")
                 );
                 assert_eq!(args.reach.insecure, ["reg.lan".parse().unwrap()]);
-                assert_eq!(args.reach.platform, Platform::linux_amd64());
+                assert_eq!(args.reach.platform, None, "the default, not insisted on");
             }
             other => panic!("parsed as {other:?}"),
         }
@@ -1204,7 +1209,10 @@ mod tests {
             Command::Audit(args) => {
                 let image = args.image.map(|i| i.to_string());
                 assert_eq!(image.as_deref(), Some("docker-archive:h.tar"));
-                assert_eq!(args.reach.platform.to_string(), "linux/arm64");
+                assert_eq!(
+                    args.reach.platform.map(|p| p.to_string()).as_deref(),
+                    Some("linux/arm64")
+                );
             }
             other => panic!("parsed as {other:?}"),
         }

@@ -636,3 +636,42 @@ fn a_missing_image_is_a_usage_error_on_every_transport() {
     }
     f.no_temp_left();
 }
+
+/// `--platform` names what the user wants: a single-platform image of
+/// another platform is an error naming both (exit 2), in a layout and in
+/// a registry, for inspect and pull alike; nothing is pulled. Without
+/// `--platform`, or with the image's own, it is read as it is.
+#[test]
+fn a_platform_a_single_image_is_not_is_refused() {
+    let f = Fixture::new();
+    let registry = Registry::start();
+    let remote = f.push(&registry);
+    let both = ["linux/amd64", "linux/arm64"];
+    for image in [f.oci(), remote.clone()] {
+        let ran = run(f
+            .ingot()
+            .args(["inspect", &image, "--platform", "linux/arm64"]));
+        fails_with(&ran, 2, &both);
+        for platform in [&[][..], &["--platform", "linux/amd64"][..]] {
+            let json = f.json(&[&["inspect", "--json", &image][..], platform].concat());
+            assert_eq!(json["digest"], f.digest.as_str(), "{image} {platform:?}");
+        }
+    }
+    let pulled = f.path("pulled");
+    let ran = run(f
+        .ingot()
+        .args(["pull", &remote, "--platform", "linux/arm64", "-o"])
+        .arg(&pulled));
+    fails_with(&ran, 2, &[&remote, both[0], both[1]]);
+    assert!(!pulled.exists());
+    let out = f.ok(&[
+        "pull",
+        &remote,
+        "--platform",
+        "linux/amd64",
+        "-o",
+        &path_str(&pulled),
+    ]);
+    assert_eq!(out.trim(), f.digest);
+    f.no_temp_left();
+}

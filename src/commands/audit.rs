@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::error::{Error, Result, Within};
 use crate::image::reference::ImageRef;
-use crate::image::{Platform, annotation};
+use crate::image::{PlatformChoice, annotation};
 use crate::registry::{Access, Progress};
 use crate::rootfs::View;
 use crate::rootfs::meta::ImagePath;
@@ -111,7 +111,7 @@ pub fn read_allow_file(path: &Path) -> Result<Vec<AuditorAllow>> {
 /// listed with their reasons, and honoured only as `trust` says.
 pub fn audit(
     image: &ImageRef,
-    platform: &Platform,
+    platform: &PlatformChoice,
     access: &Access,
     progress: &Progress,
     trust: &Trust,

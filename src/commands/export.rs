@@ -41,7 +41,7 @@ use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, ExportError, LayerError, Result, Within};
 use crate::image::config::diff_ids;
 use crate::image::reference::{ImageRef, split_host, valid_host, valid_repository, valid_tag};
-use crate::image::{Platform, annotation};
+use crate::image::{PlatformChoice, annotation};
 use crate::layer::read::{self as layer_read, LayerReader};
 use crate::registry::{Access, Progress};
 use crate::store::BlobStore;
@@ -122,7 +122,7 @@ pub fn default_repo_tag(
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
     pub image: &'a ImageRef,
-    pub platform: &'a Platform,
+    pub platform: &'a PlatformChoice,
     /// How to reach a registry, for a `docker://` image.
     pub access: &'a Access,
     pub progress: &'a Progress,

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
 use crate::error::{Error, Result};
-use crate::image::Platform;
+use crate::image::PlatformChoice;
 use crate::image::reference::ImageRef;
 use crate::image::{annotation, config as image_config};
 use crate::registry::{Access, Progress};
@@ -34,7 +34,7 @@ pub struct Inspection {
 /// depth); a registry is reached as `access` allows.
 pub fn inspect(
     image: &ImageRef,
-    platform: &Platform,
+    platform: &PlatformChoice,
     access: &Access,
     progress: &Progress,
 ) -> Result<Inspection> {

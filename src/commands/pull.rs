@@ -8,8 +8,8 @@ use oci_spec::image::MediaType;
 use serde::Serialize;
 
 use crate::digest::Digest;
-use crate::error::Result;
-use crate::image::Platform;
+use crate::error::{Error, Result};
+use crate::image::PlatformChoice;
 use crate::image::config::platform_of;
 use crate::image::reference::RegistryRef;
 use crate::registry::{Access, Progress, Remote, Tally, fetch_image};
@@ -37,7 +37,7 @@ pub struct PullReport {
 pub fn pull(
     source: &RegistryRef,
     out: &Path,
-    platform: &Platform,
+    platform: &PlatformChoice,
     access: &Access,
     progress: Progress,
 ) -> Result<PullReport> {
@@ -47,8 +47,14 @@ pub fn pull(
     // holds is checked and reused, not downloaded again.
     let existing = layout::Layout::open(out).ok();
     let seed = existing.as_ref().map(|l| &l.blobs);
-    let fetched = fetch_image(&remote, source, platform, &staging.blobs, seed)?;
+    let fetched = fetch_image(&remote, source, &platform.platform, &staging.blobs, seed)?;
     let image_platform = platform_of(&fetched.config);
+    // A single-platform image is not the platform named: nothing lands.
+    if fetched.index_digest.is_none() {
+        platform
+            .check_single(&image_platform)
+            .map_err(|m| Error::Usage(format!("{source}: {m}")))?;
+    }
     layout::commit_entry(
         staging,
         &Entry {

@@ -23,8 +23,9 @@ use serde::Serialize;
 use crate::base::docker_archive;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
+use crate::image::config::platform_of;
 use crate::image::reference::{ImageRef, OciRef, RegistryRef};
-use crate::image::{Platform, annotation};
+use crate::image::{PlatformChoice, annotation};
 use crate::registry::{Access, Progress, Remote, fetch_image};
 use crate::seal::LayerLabel;
 use crate::store::layout::{blob_ref, check_image, open_image};
@@ -104,25 +105,44 @@ impl Source {
     }
 }
 
-/// Opens `image`, choosing `platform` from an index; a `docker://` image
-/// is fetched as `access` allows, its transfer reported to `progress`.
+/// Opens `image`, choosing `platform` from an index (a single-platform
+/// image must be of it when the user named it); a `docker://` image is
+/// fetched as `access` allows, its transfer reported to `progress`.
 /// The config is read and checked; layers are in `blobs`, to be verified
 /// again as they are read (for a layout, they have not been read yet).
 pub fn open(
     image: &ImageRef,
-    platform: &Platform,
+    platform: &PlatformChoice,
     access: &Access,
     progress: &Progress,
 ) -> Result<Source> {
     match image {
         ImageRef::Oci(reference) => open_layout(reference, platform),
-        ImageRef::DockerArchive(path) => open_archive(image, path),
+        ImageRef::DockerArchive(path) => {
+            let source = open_archive(image, path)?;
+            check_platform(image, platform, &source.config)?;
+            Ok(source)
+        }
         ImageRef::Docker(reference) => open_registry(reference, platform, access, progress),
     }
 }
 
-fn open_layout(reference: &OciRef, platform: &Platform) -> Result<Source> {
-    let found = open_image(reference, &reference.path, platform)?;
+/// A single-platform image against the platform the user named.
+fn check_platform(
+    image: &dyn std::fmt::Display,
+    platform: &PlatformChoice,
+    config: &ImageConfiguration,
+) -> Result<()> {
+    platform
+        .check_single(&platform_of(config))
+        .map_err(|m| Error::Usage(format!("{image}: {m}")))
+}
+
+fn open_layout(reference: &OciRef, platform: &PlatformChoice) -> Result<Source> {
+    let found = open_image(reference, &reference.path, &platform.platform)?;
+    if !found.from_index {
+        check_platform(reference, platform, &found.config)?;
+    }
     let labels = manifest_labels(&found.manifest);
     Ok(Source {
         reference: ImageRef::Oci(reference.clone()),
@@ -172,13 +192,16 @@ fn open_archive(image: &ImageRef, path: &std::path::Path) -> Result<Source> {
 
 fn open_registry(
     reference: &RegistryRef,
-    platform: &Platform,
+    platform: &PlatformChoice,
     access: &Access,
     progress: &Progress,
 ) -> Result<Source> {
     let remote = Remote::connect(reference, access, progress.clone())?;
     let (scratch, blobs) = scratch_store()?;
-    let fetched = fetch_image(&remote, reference, platform, &blobs, None)?;
+    let fetched = fetch_image(&remote, reference, &platform.platform, &blobs, None)?;
+    if fetched.index_digest.is_none() {
+        check_platform(reference, platform, &fetched.config)?;
+    }
     check_image(&fetched.manifest, &fetched.config)
         .map_err(|m| Error::Failed(format!("{reference}: {m}")))?;
     Ok(Source {

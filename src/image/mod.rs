@@ -111,6 +111,47 @@ impl fmt::Display for Platform {
     }
 }
 
+/// The platform a command reads an image for. From an index it picks the
+/// manifest; a single-platform image must be it only when the user named
+/// it (`--platform`): the default takes such an image as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformChoice {
+    pub platform: Platform,
+    /// Named by the user, rather than the default.
+    pub named: bool,
+}
+
+impl PlatformChoice {
+    /// `--platform`, if given; else linux/amd64, not insisted on.
+    pub fn from_flag(given: Option<Platform>) -> PlatformChoice {
+        match given {
+            Some(platform) => PlatformChoice {
+                platform,
+                named: true,
+            },
+            None => PlatformChoice {
+                platform: Platform::linux_amd64(),
+                named: false,
+            },
+        }
+    }
+
+    /// Checks a single-platform image (one no index led to) of platform
+    /// `have` against a named choice, as an index entry is matched.
+    pub fn check_single(&self, have: &Platform) -> Result<(), String> {
+        let wanted = &self.platform;
+        let matches = have.os == wanted.os
+            && have.arch == wanted.arch
+            && (wanted.variant.is_none() || have.variant == wanted.variant);
+        if !self.named || matches {
+            return Ok(());
+        }
+        Err(format!(
+            "the image is for platform {have} only, not {wanted} (--platform); it is no multi-platform index to choose from"
+        ))
+    }
+}
+
 /// The manifest of `index` for `platform`. Variants must match only when
 /// the wanted platform names one.
 pub fn select_platform<'a>(

@@ -392,6 +392,8 @@ pub struct Found {
     pub manifest_digest: Digest,
     pub manifest: ImageManifest,
     pub config: ImageConfiguration,
+    /// Whether an index led to the manifest (chosen by platform).
+    pub from_index: bool,
 }
 
 /// Finds the image `reference` names in the layout at `dir`, choosing
@@ -405,6 +407,7 @@ pub fn open_image(reference: &OciRef, dir: &Path, platform: &Platform) -> Result
     let layout = Layout::open(dir)?;
     let mut desc = layout.find(&reference.selector)?;
     let tag = tag_of(&desc).map(str::to_string);
+    let from_index = media::is_index(desc.media_type().as_ref());
     for _ in 0..MAX_INDEX_DEPTH {
         if !media::is_index(desc.media_type().as_ref()) {
             break;
@@ -431,6 +434,7 @@ pub fn open_image(reference: &OciRef, dir: &Path, platform: &Platform) -> Result
         manifest_digest,
         manifest,
         config,
+        from_index,
     })
 }
 

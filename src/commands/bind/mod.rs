@@ -18,7 +18,7 @@ use oci_spec::image::ImageConfiguration;
 
 use super::source::{self, DigestOf};
 use crate::error::{Error, IoContext, Result};
-use crate::image::Platform;
+use crate::image::PlatformChoice;
 use crate::image::reference::ImageRef;
 use crate::params::{Params, compile_pattern, declared};
 use crate::registry::{Access, Progress};
@@ -209,7 +209,7 @@ pub const MAX_VALUES_FILE: u64 = 1 << 20;
 /// What `ingot bind` was asked to do.
 pub struct Request<'a> {
     pub image: &'a ImageRef,
-    pub platform: &'a Platform,
+    pub platform: &'a PlatformChoice,
     /// How to reach a registry, for a `docker://` image.
     pub access: &'a Access,
     pub progress: &'a Progress,
