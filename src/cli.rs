@@ -21,7 +21,7 @@ use crate::commands::inspect;
 use crate::commands::verify;
 use crate::error::{Error, Result};
 use crate::image::media::LayerCompression;
-use crate::image::reference::{Host, ImageRef, OciRef, RegistryRef, Repository};
+use crate::image::reference::{Host, ImageRef, OciRef, RegistryRef, Repository, Selector};
 use crate::image::{Platform, PlatformChoice};
 use crate::layer::bounds;
 use crate::net::Timeouts;
@@ -79,10 +79,14 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         ingot build recipes/hello/recipe.yaml -o out/hello\n  \
         ingot build --locked recipe.yaml                  # CI: bases must match ingot.lock\n  \
+        ingot build --locked recipe.yaml --tag $(git rev-parse --short HEAD) \\\n      \
+        --push docker://registry.example.com/team/app     # build, seal, push every tag\n  \
         SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) ingot build recipe.yaml \\\n      \
         --revision $(git rev-parse HEAD) --source https://example.com/repo --json\n\n\
         The image's one timestamp is SOURCE_DATE_EPOCH (0 when unset). stdout carries\n\
-        only the manifest digest (or the --json report).")]
+        only the manifest digest (or the --json report). A version is immutable: a\n\
+        tag the layout (or the --push registry) has for another image is refused,\n\
+        naming both digests, unless --replace; the same image again changes nothing.")]
     Build(BuildArgs),
     /// Pin every base the recipe uses in ingot.lock beside it.
     #[command(after_help = "Examples:\n  \
@@ -276,6 +280,19 @@ pub struct BuildArgs {
     /// says (what CI should use).
     #[arg(long)]
     pub locked: bool,
+    /// A further tag for the image, besides its version (a commit id;
+    /// repeatable). Like the version, it never moves without --replace.
+    #[arg(long = "tag", value_name = "NAME", value_parser = oci_tag)]
+    pub tags: Vec<String>,
+    /// Move the version's tag (and --tag's) when the layout, or the
+    /// registry of --push, has it for another image; without it a
+    /// rebuild that changes a version's digest is refused.
+    #[arg(long)]
+    pub replace: bool,
+    /// Push the built image to docker://HOST[:PORT]/REPO, at its version
+    /// and every --tag, once every check has passed (as `ingot push`).
+    #[arg(long, value_name = "docker://HOST/REPO", value_parser = push_repository)]
+    pub push: Option<RegistryRef>,
     /// The build cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
@@ -622,6 +639,28 @@ fn gc_layout(s: &str) -> std::result::Result<OciRef, String> {
     oci_layout(s, "gc cleans OCI layouts: oci:PATH")
 }
 
+/// A tag `--tag` adds: what OCI allows (`[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`).
+fn oci_tag(s: &str) -> std::result::Result<String, String> {
+    if crate::image::reference::valid_tag(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a valid tag: letters, digits, '_', '.', '-', not starting with '.' or '-', at most 128 characters"
+        ))
+    }
+}
+
+/// `build --push`'s destination: a repository; the tags are the build's.
+fn push_repository(s: &str) -> std::result::Result<RegistryRef, String> {
+    match s.parse::<ImageRef>()? {
+        ImageRef::Docker(r) if r.tag.is_none() && r.digest.is_none() => Ok(r),
+        ImageRef::Docker(r) => Err(format!(
+            "{r}: push to docker://HOST/REPO; the tags are the version and --tag"
+        )),
+        other => Err(format!("--push takes docker://HOST/REPO, not {other}")),
+    }
+}
+
 /// `push`'s source: an image in an OCI layout.
 fn push_source(s: &str) -> std::result::Result<OciRef, String> {
     oci_layout(s, "push reads an OCI layout: oci:PATH[:TAG]")
@@ -700,6 +739,8 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
     let emit = pipeline::Emit {
         output,
         locked: args.locked,
+        tags: args.tags,
+        replace: args.replace,
     };
     // A progress line is for people: only on a terminal.
     let progress = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -709,6 +750,34 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
     };
     let log = &mut |line: &str| out.log(line);
     let report = pipeline::build(&recipe, &settings, &sources, &emit, &progress, log)?;
+    if report.unchanged {
+        out.log(&format!(
+            "{} already holds {} as {}: nothing changed",
+            report.layout.display(),
+            report.digest,
+            report.tags.join(", ")
+        ));
+    }
+    if let Some(dest) = &args.push {
+        let source = OciRef {
+            path: report.layout.clone(),
+            selector: Selector::Tag(report.version.clone()),
+        };
+        let options = PushOptions {
+            also_tags: report.tags.clone(),
+            keep_tags: !args.replace,
+            ..PushOptions::default()
+        };
+        let to = dest.with_tag(Some(&report.version));
+        let pushed =
+            crate::commands::push::push(&source, &to, &options, &sources.registry, out.progress())?;
+        out.log(&format!(
+            "pushed {} {} ({})",
+            dest,
+            pushed.digest,
+            report.tags.join(", ")
+        ));
+    }
     out.report(args.json, &report, |r| format!("{}\n", r.digest))
 }
 
@@ -972,7 +1041,6 @@ impl Out<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::reference::Selector;
 
     #[test]
     fn build_flags_parse() {
@@ -999,6 +1067,35 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["ingot", "build"]).is_err());
         assert!(Cli::try_parse_from(["ingot", "inspect", "oci:x", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn build_tags_and_push_parse() {
+        let line = "ingot build r.yaml --tag abc123 --tag latest --replace --push docker://h:5000/team/app";
+        match Cli::try_parse_from(line.split_whitespace()).map(|c| c.command) {
+            Ok(Command::Build(args)) => {
+                assert_eq!(args.tags, ["abc123", "latest"]);
+                assert!(args.replace);
+                let push = args.push.expect("--push");
+                assert_eq!(
+                    (push.host.as_str(), push.repository.as_str()),
+                    ("h:5000", "team/app")
+                );
+                assert_eq!(push.tag, None);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        for bad in [
+            "ingot build r.yaml --tag=-x",
+            "ingot build r.yaml --tag a/b",
+            "ingot build r.yaml --push docker://h/app:1",
+            "ingot build r.yaml --push oci:out",
+        ] {
+            assert!(
+                Cli::try_parse_from(bad.split_whitespace()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -336,8 +336,16 @@ fn locked_builds_fail_when_a_base_moves() {
         "layout untouched"
     );
 
-    // Without --locked the build follows the base.
-    let out = common::try_build(&recipe, &layout);
+    // Without --locked the build follows the base: into another layout,
+    // or, as the version is another image now, with --replace.
+    let out = common::try_build(&recipe, dir.path().join("followed"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(ingot()
+        .arg("build")
+        .arg(&recipe)
+        .arg("-o")
+        .arg(&layout)
+        .arg("--replace"));
     assert!(out.status.success(), "{}", stderr(&out));
 }
 

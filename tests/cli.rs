@@ -453,7 +453,13 @@ fn gc_removes_unreferenced_blobs_only() {
         "name: app\nversion: '1'\nbase: stemcell:static\nlayers:\n  - name: l\n    steps:\n      - file: { dest: /v, content: 'changed' }\n",
     )
     .unwrap();
-    build(&recipe, &layout);
+    let replaced = run(ingot()
+        .arg("build")
+        .arg(&recipe)
+        .arg("-o")
+        .arg(&layout)
+        .arg("--replace"));
+    assert!(replaced.status.success(), "{}", stderr(&replaced));
     let count = || {
         std::fs::read_dir(layout.join("blobs/sha256"))
             .unwrap()

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
 use crate::digest::Digest;
-use crate::error::{Error, Result, Within};
+use crate::error::{Error, RegistryError, Result, Within};
 use crate::image::MAX_MANIFEST_SIZE;
 use crate::image::reference::{OciRef, RegistryRef, Selector};
 use crate::image::{annotation, media};
@@ -25,7 +25,10 @@ use crate::store::layout::{Layout, blob_ref, tag_of};
 const MAX_INDEX_DEPTH: usize = 4;
 
 /// Pushes the image `source` names to `dest`. The tag is `dest`'s, else
-/// the source's; with neither, the image is pushed by digest only.
+/// the source's; with neither, the image is pushed by digest only. The
+/// image is tagged with `options.also_tags` too, and with
+/// `options.keep_tags` nothing is sent when the registry has one of the
+/// tags for another manifest.
 pub fn push(
     source: &OciRef,
     dest: &RegistryRef,
@@ -56,6 +59,15 @@ pub fn push(
         .ok_or_else(|| Error::Failed(format!("{source}: nothing to push")))?;
 
     let remote = Remote::connect(&target, access, progress)?;
+    let mut tags: Vec<&str> = tag.iter().map(String::as_str).collect();
+    for also in &options.also_tags {
+        if !tags.contains(&also.as_str()) {
+            tags.push(also);
+        }
+    }
+    if options.keep_tags {
+        refuse_moving_tags(&remote, &target, &tags, root.digest)?;
+    }
     let mut sources: Vec<String> = options
         .from_repositories
         .iter()
@@ -99,7 +111,38 @@ pub fn push(
     }
     remote.put_manifest(&target, &root.bytes, &root.media_type)?;
     report.manifests += 1;
+    for also in tags.iter().filter(|t| Some(**t) != tag.as_deref()) {
+        remote.put_manifest(&target.with_tag(Some(also)), &root.bytes, &root.media_type)?;
+    }
     Ok(report)
+}
+
+/// Fails, naming both digests, when the registry has one of `tags` for
+/// another manifest than `digest`.
+fn refuse_moving_tags(
+    remote: &Remote,
+    target: &RegistryRef,
+    tags: &[&str],
+    digest: Digest,
+) -> Result<()> {
+    let mut moved = Vec::new();
+    for tag in tags {
+        let at = target.with_tag(Some(tag));
+        match remote.get_manifest(&at) {
+            Ok(held) if held.digest != digest => {
+                moved.push(format!("{at} is {}, this image {digest}", held.digest));
+            }
+            Ok(_) | Err(Error::Registry(RegistryError::NotFound { .. })) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if moved.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Failed(format!(
+        "{}; a version never moves: nothing was pushed (bump the version, or use --replace to move the tag)",
+        moved.join("; ")
+    )))
 }
 
 #[derive(Clone)]

@@ -92,6 +92,25 @@ pub struct Emit {
     pub output: PathBuf,
     /// Fail unless every external reference resolves as `ingot.lock` says.
     pub locked: bool,
+    /// Tags besides the version for the same manifest (a commit id),
+    /// each a valid OCI tag.
+    pub tags: Vec<String>,
+    /// Move a tag (the version's included) the layout has for another
+    /// manifest; without it that is refused.
+    pub replace: bool,
+}
+
+impl Emit {
+    /// The version, then the further tags, each once.
+    pub fn all_tags(&self, version: &str) -> Vec<String> {
+        let mut tags = vec![version.to_string()];
+        for tag in &self.tags {
+            if !tags.contains(tag) {
+                tags.push(tag.clone());
+            }
+        }
+        tags
+    }
 }
 
 /// What a finished build reports.
@@ -102,6 +121,10 @@ pub struct Report {
     pub digest: Digest,
     pub config: Digest,
     pub layout: PathBuf,
+    /// Every tag the image has in the layout: the version first.
+    pub tags: Vec<String>,
+    /// The layout already held the image at every tag: nothing changed.
+    pub unchanged: bool,
     pub base: String,
     pub layers: Vec<LayerReport>,
     /// Every external reference resolved, as `ingot.lock` records them.
@@ -157,21 +180,26 @@ pub fn build(
     if emit.locked {
         check_lock(recipe, &pins)?;
     }
-    layout::commit(
+    let tags = emit.all_tags(&recipe.spec.version);
+    let committed = layout::commit(
         staging,
         &Tagged {
             recipe: &recipe.spec.name,
-            tag: &recipe.spec.version,
+            tags: &tags,
             manifest: built.manifest,
             platform: &built.platform,
+            replace: emit.replace,
         },
     )?;
+    let unchanged = committed == layout::Committed::Unchanged;
     Ok(Report {
         name: recipe.spec.name.clone(),
         version: recipe.spec.version.clone(),
         digest: built.manifest.digest,
         config: built.config_blob.digest,
         layout: emit.output.clone(),
+        tags,
+        unchanged,
         base: built.base_name,
         layers: built.reports,
         pins,

@@ -22,6 +22,11 @@ pub struct PushOptions {
     /// Blobs larger than this are uploaded in chunks (4 MiB PATCHes);
     /// smaller ones in one streamed PUT.
     pub chunked_above: u64,
+    /// Further tags to put the image at, besides the destination's.
+    pub also_tags: Vec<String>,
+    /// Refuse, before anything is sent, when the registry has one of the
+    /// tags for another manifest: a version never moves silently.
+    pub keep_tags: bool,
 }
 
 impl Default for PushOptions {
@@ -29,6 +34,8 @@ impl Default for PushOptions {
         PushOptions {
             from_repositories: Vec::new(),
             chunked_above: 8 << 20,
+            also_tags: Vec::new(),
+            keep_tags: false,
         }
     }
 }

@@ -83,12 +83,40 @@ impl Staging {
     }
 }
 
-/// What a build adds to a layout: one tagged manifest.
+/// What a build adds to a layout: one manifest, tagged with its version
+/// and any further tags.
 pub struct Tagged<'a> {
     pub recipe: &'a str,
-    pub tag: &'a str,
+    /// The version, then any further tags.
+    pub tags: &'a [String],
     pub manifest: BlobRef,
     pub platform: &'a Platform,
+    /// Move a tag the layout has for another manifest, rather than refuse.
+    pub replace: bool,
+}
+
+/// What a tag the layout already has for another manifest becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retag {
+    /// It moves to the new manifest, and the layout is rewritten even
+    /// when every tag is already there (a pull follows its source, and
+    /// brings back blobs a damaged layout lost).
+    Move,
+    /// The commit is refused, naming both digests: a released version
+    /// never moves silently (design.md, "Versions are immutable"). When
+    /// every tag already names the manifest, nothing is touched.
+    Refuse,
+    /// As `Refuse`, but a tag naming another manifest moves (`--replace`).
+    Replace,
+}
+
+/// What committing did to the layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// The layout was created or its index rewritten.
+    Written,
+    /// Every tag already named this manifest: nothing was touched.
+    Unchanged,
 }
 
 /// One entry of index.json, as a build or a pull adds it. A build names
@@ -104,32 +132,44 @@ pub struct Entry<'a> {
     pub platform: Option<&'a Platform>,
 }
 
-impl<'a> From<&Tagged<'a>> for Entry<'a> {
-    fn from(t: &Tagged<'a>) -> Entry<'a> {
-        Entry {
-            recipe: Some(t.recipe),
-            tag: Some(t.tag),
-            manifest: t.manifest,
+/// Publishes the staged blobs and the tags at the staging's target. A tag
+/// the layout has for another manifest is refused (both digests named,
+/// nothing changed) unless `tagged.replace`; when every tag already names
+/// the manifest, nothing is touched.
+pub fn commit(staging: Staging, tagged: &Tagged) -> Result<Committed> {
+    let entries: Vec<Entry> = tagged
+        .tags
+        .iter()
+        .map(|tag| Entry {
+            recipe: Some(tagged.recipe),
+            tag: Some(tag.as_str()),
+            manifest: tagged.manifest,
             media_type: MediaType::ImageManifest,
-            platform: Some(t.platform),
-        }
-    }
-}
-
-/// Publishes the staged blobs and the tag at the staging's target.
-pub fn commit(staging: Staging, tagged: &Tagged) -> Result<()> {
-    commit_entry(staging, &Entry::from(tagged))
+            platform: Some(tagged.platform),
+        })
+        .collect();
+    let retag = if tagged.replace {
+        Retag::Replace
+    } else {
+        Retag::Refuse
+    };
+    commit_entries(staging, &entries, retag)
 }
 
 /// Publishes the staged blobs and one index.json entry at the staging's
-/// target: the same atomic rename-or-merge as [`commit`].
+/// target, moving its tag if the layout has it: the same atomic
+/// rename-or-merge as [`commit`].
 pub fn commit_entry(staging: Staging, entry: &Entry) -> Result<()> {
+    commit_entries(staging, std::slice::from_ref(entry), Retag::Move).map(|_| ())
+}
+
+fn commit_entries(staging: Staging, entries: &[Entry], retag: Retag) -> Result<Committed> {
     let target = staging.target.clone();
     // An empty directory (made by a user, or by `mktemp -d`) is no layout
     // yet; rename(2) replaces it atomically.
     let empty_dir = fs::read_dir(&target).is_ok_and(|mut d| d.next().is_none());
     if empty_dir || !target.exists() {
-        let index = index_with(None, entry);
+        let index = index_with_all(None, entries);
         write_layout_files(staging.dir.path(), &index)?;
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
@@ -139,11 +179,11 @@ pub fn commit_entry(staging: Staging, entry: &Entry) -> Result<()> {
             .keep()
             .context(|| "releasing the staging directory".into())?;
         match fs::rename(&staged, &target) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(Committed::Written),
             // Another build created the layout first: merge into it below.
             Err(_) if target.is_dir() => {
                 let blobs = BlobStore::open(&staged).context(|| "reopening staging".into())?;
-                let result = merge_into(&target, &blobs, entry);
+                let result = merge_into(&target, &blobs, entries, retag);
                 let _ = fs::remove_dir_all(&staged);
                 return result;
             }
@@ -156,11 +196,18 @@ pub fn commit_entry(staging: Staging, entry: &Entry) -> Result<()> {
             }
         }
     }
-    merge_into(&target, &staging.blobs, entry)
+    merge_into(&target, &staging.blobs, entries, retag)
 }
 
-/// Moves blobs into an existing layout and retags, under its lock.
-fn merge_into(target: &Path, blobs: &BlobStore, entry: &Entry) -> Result<()> {
+/// Moves blobs into an existing layout and retags, under its lock: the
+/// tags are checked against the index read under the lock, so of two
+/// concurrent builds of one version, the second is refused.
+fn merge_into(
+    target: &Path,
+    blobs: &BlobStore,
+    entries: &[Entry],
+    retag: Retag,
+) -> Result<Committed> {
     // Check it is a layout before creating the lock file in it.
     let layout = Layout::open(target)?;
     let _lock = lock(target)?;
@@ -170,7 +217,8 @@ fn merge_into(target: &Path, blobs: &BlobStore, entry: &Entry) -> Result<()> {
         .annotations()
         .as_ref()
         .and_then(|a| a.get(annotation::LAYOUT_RECIPE));
-    if let (Some(owner), Some(recipe)) = (owner, entry.recipe)
+    if let Some(owner) = owner
+        && let Some(recipe) = entries.iter().find_map(|e| e.recipe)
         && owner != recipe
     {
         return Err(Error::Usage(format!(
@@ -178,10 +226,58 @@ fn merge_into(target: &Path, blobs: &BlobStore, entry: &Entry) -> Result<()> {
             target.display(),
         )));
     }
+    let mut unchanged = true;
+    let mut moved = Vec::new();
+    for entry in entries {
+        let digest = entry.manifest.digest.to_oci();
+        let held = entry.tag.and_then(|tag| {
+            index
+                .manifests()
+                .iter()
+                .find(|d| tag_of(d) == Some(tag))
+                .map(|d| (tag, d))
+        });
+        match held {
+            Some((_, d)) if *d.digest() == digest => {}
+            Some((tag, d)) => {
+                unchanged = false;
+                moved.push(format!(
+                    "tag {tag} is {}, this image {}",
+                    d.digest(),
+                    entry.manifest.digest
+                ));
+            }
+            None => unchanged = false,
+        }
+    }
+    if retag == Retag::Refuse && !moved.is_empty() {
+        return Err(Error::Failed(format!(
+            "{}: {}; a version never moves: bump it, or rebuild with --replace to move the tag",
+            target.display(),
+            moved.join("; ")
+        )));
+    }
+    if unchanged && retag != Retag::Move {
+        return Ok(Committed::Unchanged);
+    }
     blobs
         .move_into(&layout.blobs)
         .context(|| format!("moving blobs into {}", target.display()))?;
-    write_layout_files(target, &index_with(Some(index), entry))
+    write_layout_files(target, &index_with_all(Some(index), entries))?;
+    Ok(Committed::Written)
+}
+
+/// `index` (a new one when None) with every entry of `entries` added.
+fn index_with_all(index: Option<ImageIndex>, entries: &[Entry]) -> ImageIndex {
+    let mut index = index;
+    for entry in entries {
+        index = Some(index_with(index, entry));
+    }
+    index.unwrap_or_else(|| {
+        let mut i = ImageIndex::default();
+        i.set_media_type(Some(MediaType::ImageIndex));
+        i
+    })
 }
 
 /// Takes the layout's lock file; released when the handle drops. Opened
