@@ -448,7 +448,8 @@ fn tagged(layout: &Path, tag: &str) -> Vec<Value> {
 #[test]
 /// Output: rebuilding a version into the same layout gives the same digest
 /// and leaves exactly one manifest for its tag; a rebuild that changes the
-/// image replaces the tag's entry rather than adding one.
+/// image (with --replace: versions are immutable, tests/versions.rs)
+/// replaces the tag's entry rather than adding one.
 fn rebuild_into_the_same_layout_keeps_one_manifest_per_tag() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = tmp.path().join("hello");
@@ -459,7 +460,15 @@ fn rebuild_into_the_same_layout_keeps_one_manifest_per_tag() {
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0]["digest"], first.as_str());
 
-    let changed = build_at(EPOCH, &recipe("hello"), &layout);
+    let changed = digest_of(
+        common::ingot()
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .arg("build")
+            .arg(recipe("hello"))
+            .arg("-o")
+            .arg(&layout)
+            .arg("--replace"),
+    );
     assert_ne!(changed, first);
     let entries = tagged(&layout, "1.2.0");
     assert_eq!(entries.len(), 1, "{entries:?}");
