@@ -258,7 +258,8 @@ fn check_lock_up_front(recipe: &Recipe) -> Result<()> {
     })?;
     let mut wanted = BTreeSet::new();
     let mut stack: Vec<PathBuf> = recipe.path.iter().cloned().collect();
-    locked_inputs(recipe, &recipe.dir, &mut stack, &locked, &mut wanted)?;
+    let lock = (path.as_path(), &locked);
+    locked_inputs(recipe, &recipe.dir, &mut stack, lock, &mut wanted)?;
     let pinned: BTreeSet<(String, String)> = locked
         .pins
         .iter()
@@ -286,12 +287,12 @@ fn check_lock_up_front(recipe: &Recipe) -> Result<()> {
 
 /// The external bases `recipe` and its `recipe:` bases name, as
 /// (`from`, reference) the way the lock keys its pins; and every
-/// `packages` step checked against `locked`.
+/// `packages` step checked against the lock (its path, and what it holds).
 fn locked_inputs(
     recipe: &Recipe,
     root_dir: &Path,
     stack: &mut Vec<PathBuf>,
-    locked: &LockFile,
+    lock: (&Path, &LockFile),
     wanted: &mut BTreeSet<(String, String)>,
 ) -> Result<()> {
     let from = from_root(recipe, root_dir);
@@ -299,7 +300,7 @@ fn locked_inputs(
         BaseRef::Scratch => {}
         BaseRef::Recipe(path) => {
             let inner = enter(stack, recipe, path)?;
-            let checked = locked_inputs(&inner, root_dir, stack, locked, wanted);
+            let checked = locked_inputs(&inner, root_dir, stack, lock, wanted);
             stack.pop();
             checked?;
         }
@@ -307,7 +308,7 @@ fn locked_inputs(
             wanted.insert((from.clone(), external.to_string()));
         }
     }
-    packages::check_locked(recipe, &from, locked)
+    packages::check_locked(recipe, &from, lock.1, lock.0)
 }
 
 /// Compares what this build resolved with `ingot.lock`.

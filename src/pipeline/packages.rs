@@ -195,8 +195,14 @@ pub fn closures(recipe: &Recipe, ctx: &Context, log: Log) -> Result<Closures> {
 }
 
 /// `--locked`, before anything is built: every `packages` step of
-/// `recipe` (named `from` in the lock) is answered by `lock` as written.
-pub fn check_locked(recipe: &Recipe, from: &str, lock: &LockFile) -> Result<()> {
+/// `recipe` (named `from` in the lock) is answered by `lock` (read from
+/// `lock_path`) as written.
+pub fn check_locked(
+    recipe: &Recipe,
+    from: &str,
+    lock: &LockFile,
+    lock_path: &std::path::Path,
+) -> Result<()> {
     if !installs(recipe) {
         return Ok(());
     }
@@ -211,7 +217,11 @@ pub fn check_locked(recipe: &Recipe, from: &str, lock: &LockFile) -> Result<()> 
             .package_set(from, layer)
             .is_none_or(|set| !set.answers(&request))
         {
-            return Err(not_locked(recipe, index));
+            let message = format!(
+                "--locked: {} does not pin the packages of layer {layer:?} as the recipe asks; run `ingot lock`",
+                lock_path.display()
+            );
+            return Err(recipe.step_error(index, 0, None, message).into());
         }
     }
     Ok(())
