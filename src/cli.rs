@@ -89,6 +89,23 @@ pub enum Command {
         A base's identity is its config digest (plus its manifest digest where it has\n\
         one). `recipe:` bases are followed and their own bases pinned too.")]
     Lock(LockArgs),
+    /// Check recipes and their locks without building and without the
+    /// network: for editors and pre-commit hooks.
+    #[command(after_help = "Examples:\n  \
+        ingot validate recipes/hello                      # the directory's recipe.yaml\n  \
+        ingot validate recipes/*/recipe.yaml --locked     # pre-commit: every recipe, locks required\n  \
+        ingot validate recipe.yaml --json | jq -c '.errors[]'\n\n\
+        Checked: the recipe's schema, values and paths, and those of its recipe: bases;\n\
+        its templates, rendered with its vars (base.digest is a placeholder); and\n\
+        ingot.lock beside it: that it parses, pins every external base the recipes name\n\
+        and no other, pins the stemcell version and the digest a recipe names, and holds\n\
+        a closure for every packages step as written (with --locked, that it exists).\n\
+        What a tag resolves to now is left to `ingot build --locked`.\n\n\
+        Each problem is one line, FILE:LINE:COLUMN: MESSAGE, on stdout; a valid recipe\n\
+        is `PATH: ok`. --json prints one JSON object per recipe and line:\n  \
+        {\"path\": ..., \"ok\": false, \"errors\": [{\"file\", \"line\", \"column\", \"message\"}]}\n\
+        Exit codes: 0 every recipe valid, 2 any invalid.")]
+    Validate(ValidateArgs),
     /// Check any image against the seal: no SSH server, keys or port, no
     /// private keys, no world-writable files, no unreviewed setuid.
     #[command(after_help = audit_help())]
@@ -259,7 +276,8 @@ impl Network {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The recipe file (YAML).
+    /// The recipe file (YAML), or a directory holding recipe.yaml.
+    #[arg(value_name = "RECIPE|DIR")]
     pub recipe: PathBuf,
     /// The OCI layout to write [default: out/NAME].
     #[arg(long, short)]
@@ -302,7 +320,8 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct LockArgs {
-    /// The recipe file (YAML).
+    /// The recipe file (YAML), or a directory holding recipe.yaml.
+    #[arg(value_name = "RECIPE|DIR")]
     pub recipe: PathBuf,
     /// The build cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
     #[arg(long, value_name = "DIR")]
@@ -319,6 +338,19 @@ pub struct LockArgs {
     #[command(flatten)]
     pub network: Network,
     /// Print the lock as JSON on stdout as well.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Recipe files, or directories holding recipe.yaml.
+    #[arg(value_name = "RECIPE|DIR", required = true)]
+    pub recipes: Vec<PathBuf>,
+    /// Also require ingot.lock beside each recipe, as `build --locked` does.
+    #[arg(long)]
+    pub locked: bool,
+    /// Print one JSON object per recipe and line: path, ok, errors.
     #[arg(long)]
     pub json: bool,
 }
@@ -657,6 +689,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
     match cli.command {
         Command::Build(args) => build(args, out),
         Command::Lock(args) => lock(args, out),
+        Command::Validate(args) => validate(args, out),
         Command::Audit(args) => audit(args, out),
         Command::Gc(args) => gc(args, out),
         Command::Cache(args) => cache(args, out),
@@ -673,7 +706,7 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
     // The one place the environment enters a build (clippy.toml).
     #[allow(clippy::disallowed_methods)]
     let epoch = source_date_epoch(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())?;
-    let recipe = Recipe::load(&args.recipe)?;
+    let recipe = Recipe::load(&recipe_file(args.recipe))?;
     let output = args
         .output
         .unwrap_or_else(|| PathBuf::from("out").join(&recipe.spec.name));
@@ -719,7 +752,7 @@ fn mirrors(given: Vec<String>) -> Vec<String> {
 }
 
 fn lock(args: LockArgs, out: &mut Out) -> Result<()> {
-    let recipe = Recipe::load(&args.recipe)?;
+    let recipe = Recipe::load(&recipe_file(args.recipe))?;
     let sources = pipeline::Sources {
         cache: args.cache.or_else(default_cache_dir),
         registry: access(args.insecure, &args.network),
@@ -734,6 +767,53 @@ fn lock(args: LockArgs, out: &mut Out) -> Result<()> {
         lock.pins.len()
     ));
     out.json_only(args.json, &lock)
+}
+
+/// A recipe named by its directory is the directory's `recipe.yaml`.
+fn recipe_file(path: PathBuf) -> PathBuf {
+    if path.is_dir() {
+        path.join(RECIPE_FILE)
+    } else {
+        path
+    }
+}
+
+/// The recipe file a directory names.
+const RECIPE_FILE: &str = "recipe.yaml";
+
+fn validate(args: ValidateArgs, out: &mut Out) -> Result<()> {
+    use crate::commands::validate as validating;
+    let options = validating::Options {
+        locked: args.locked,
+    };
+    let total = args.recipes.len();
+    let mut invalid = 0;
+    for path in args.recipes {
+        let report = validating::validate(&recipe_file(path), options);
+        invalid += usize::from(!report.ok);
+        let text = if args.json {
+            let mut line = serde_json::to_string(&report)
+                .map_err(|e| Error::Failed(format!("encoding JSON: {e}")))?;
+            line.push('\n');
+            line
+        } else if report.ok {
+            format!("{}: ok\n", report.path.display())
+        } else {
+            report.errors.iter().map(|p| format!("{p}\n")).collect()
+        };
+        out.write(text.as_bytes())?;
+    }
+    if invalid == 0 {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{invalid} of {total} {} invalid",
+        if total == 1 {
+            "recipe is"
+        } else {
+            "recipes are"
+        }
+    )))
 }
 
 fn audit(args: AuditArgs, out: &mut Out) -> Result<()> {
@@ -943,6 +1023,13 @@ impl Out<'_> {
         }
         (self.stdout)
             .write_all(render(report).as_bytes())
+            .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))
+    }
+
+    /// Bytes on stdout, as they are.
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        (self.stdout)
+            .write_all(bytes)
             .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))
     }
 

@@ -425,7 +425,7 @@ impl RecipeBuilder for Context<'_> {
 
 /// `path` relative to the directory `base`, both canonical:
 /// `../lower/recipe.yaml`.
-fn pathdiff(path: &Path, base: &Path) -> String {
+pub fn pathdiff(path: &Path, base: &Path) -> String {
     let (path, base): (Vec<_>, Vec<_>) = (path.components().collect(), base.components().collect());
     let common = path.iter().zip(&base).take_while(|(a, b)| a == b).count();
     let ups = std::iter::repeat_n("..".to_string(), base.len() - common);
