@@ -672,9 +672,109 @@ fn oci_layout(s: &str, what: &str) -> std::result::Result<OciRef, String> {
     }
 }
 
+impl Command {
+    /// Whether the command was asked for `--json`.
+    fn json(&self) -> bool {
+        match self {
+            Command::Build(a) => a.json,
+            Command::Lock(a) => a.json,
+            Command::Validate(a) => a.json,
+            Command::Audit(a) => a.json,
+            Command::Gc(a) => a.json,
+            Command::Cache(a) => a.json,
+            Command::Inspect(a) => a.json,
+            Command::Export(a) => a.json,
+            Command::Bind(a) => a.json,
+            Command::Push(a) => a.json,
+            Command::Pull(a) => a.json,
+            Command::Verify(a) => a.json,
+        }
+    }
+}
+
+/// A failure as `--json` reports it: `{"error": {"kind", "message", "file",
+/// "line", "column"}}`, the last three null unless it is at a place in a
+/// recipe, and `problems` for an error that lists several.
+pub fn error_json(err: &Error) -> String {
+    let at = err.recipe_error();
+    let message = match err {
+        // The position is given apart.
+        Error::Recipe(e) => e.message.clone(),
+        other => other.to_string(),
+    };
+    let mut error = serde_json::json!({
+        "kind": err.kind(),
+        "message": message,
+        "file": at.map(|e| e.file.display().to_string()),
+        "line": at.map(|e| e.pos.line),
+        "column": at.map(|e| e.pos.col),
+    });
+    if !err.problems().is_empty() {
+        error["problems"] = serde_json::json!(err.problems());
+    }
+    let object = serde_json::json!({ "error": error });
+    serde_json::to_string_pretty(&object).unwrap_or_else(|_| object.to_string())
+}
+
+/// The `--json` report of a command line clap refused (`kind: usage`),
+/// when `args` asked for JSON; None for other refusals and for `--help`
+/// and `--version`, which are not failures.
+pub fn usage_error_json(
+    err: &clap::Error,
+    args: impl IntoIterator<Item = OsString>,
+) -> Option<String> {
+    let json = args
+        .into_iter()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if !json || !err.use_stderr() {
+        return None;
+    }
+    let text = err.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    Some(error_json(&Error::Usage(message.to_string())))
+}
+
 /// Runs a parsed command line, writing results to `stdout` and logs to
-/// stderr.
+/// stderr. With `--json`, a failure that printed nothing on stdout is
+/// reported there too ([`error_json`]); the exit code stays the error's.
 pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
+    let json = cli.command.json();
+    let mut watched = Watched {
+        inner: stdout,
+        written: false,
+    };
+    let result = run_command(cli, &mut watched);
+    if let Err(err) = &result
+        && json
+        && !watched.written
+    {
+        // Best effort: the error also goes to stderr, and sets the code.
+        let _ = writeln!(watched.inner, "{}", error_json(err));
+    }
+    result
+}
+
+/// A writer that remembers whether anything went through it.
+struct Watched<'a> {
+    inner: &'a mut dyn Write,
+    written: bool,
+}
+
+impl Write for Watched<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.written |= !buf.is_empty();
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn run_command(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
     // The one place the bound on tar entries enters (clippy.toml).
     #[allow(clippy::disallowed_methods)]
     let entries = match cli.max_layer_entries {
