@@ -141,6 +141,7 @@ pub enum Command {
     #[command(after_help = concat!("Examples:\n  \
         ingot export oci:out/hello:1.2.0 --format docker-archive -o hello.tar\n  \
         docker load -i hello.tar                          # or: podman load -i hello.tar\n  \
+        ingot export oci:out/hello:1.2.0 --format docker-archive -o - | podman load\n  \
         ingot export oci:out/hello --format docker-archive -o hello.tar \\\n      \
         --tag registry.example.com/team/hello:1.2.0 --json\n  \
         ingot export docker://registry.example.com/team/hello:1.2.0 --format docker-archive \\\n      \
@@ -153,7 +154,10 @@ pub enum Command {
         verified; a corrupt image writes nothing. The image is tagged --tag, else\n\
         NAME:TAG from its org.opencontainers.image.title and its tag (in the layout, or\n\
         the reference's), else not at all: a docker-archive has neither, so name it with\n\
-        --tag. stdout is empty, or the --json report."))]
+        --tag. stdout is empty, or the --json report.\n\n\
+        -o - streams the archive to stdout (not to a terminal, and not with --json):\n\
+        every layer is checked before the first byte leaves, and again as it streams;\n\
+        a failure midway stops short of the tar's end, so a loader refuses it."))]
     Export(ExportArgs),
     /// Bind an image's params to one environment's values: a dotenv file, an
     /// OCI runtime bundle or a Kubernetes Deployment, naming the image by digest.
@@ -165,10 +169,14 @@ pub enum Command {
         --repo registry.example.com/team/hello -o deploy.yaml\n  \
         ingot bind docker://registry.example.com/team/hello:1.2.0 --values env/prod.yaml \\\n      \
         --format kubernetes --repo registry.example.com/team/hello -o deploy.yaml\n  \
-        ingot bind docker-archive:hello.tar --values env/dev.yaml --format env -o dev.env\n\n",
+        ingot bind docker-archive:hello.tar --values env/dev.yaml --format env -o dev.env\n  \
+        ingot bind oci:out/hello:1.2.0 --values env/prod.yaml --format kubernetes \\\n      \
+        --repo registry.example.com/team/hello -o - | kubectl apply -f -\n\n",
         image_help!(), "\n\n\
         A Deployment names the image by manifest digest, so --format kubernetes does not\n\
         take a docker-archive (exit 2).\n\n\
+        -o - writes an env file or a Deployment to stdout (not with --json); a bundle is\n\
+        a directory and cannot go there (exit 2).\n\n\
         The image is only read: the same digest goes to every environment.\n\n\
         Values file (YAML), one entry per param the image declares (ingot inspect lists them):\n  \
         LOG_LEVEL: debug                          # a literal, taken as written: 0750 stays \"0750\"\n  \
@@ -203,10 +211,16 @@ pub enum Command {
         same registry) when the registry will, else uploaded and verified as read.\n\
         stdout carries only the pushed manifest digest (or the --json report).\n\n\
         Registries are spoken to over HTTPS, except loopback ones (127.0.0.0/8, ::1,\n\
-        localhost) and those named with --insecure. Credentials come from\n\
-        REGISTRY_AUTH_FILE (else $XDG_RUNTIME_DIR/containers/auth.json), then\n\
-        $DOCKER_CONFIG/config.json (else ~/.docker/config.json): auths entries,\n\
-        credHelpers and credsStore helpers (docker-credential-NAME).")]
+        localhost) and those named with --insecure.\n\n\
+        Credentials are looked up where podman, skopeo and docker keep them, in the\n\
+        order of containers-auth.json(5); the first file that knows the registry wins:\n  \
+        1. REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json,\n     \
+        else /run/containers/$UID/auth.json\n  \
+        2. $XDG_CONFIG_HOME/containers/auth.json, else ~/.config/containers/auth.json\n  \
+        3. $DOCKER_CONFIG/config.json, else ~/.docker/config.json\n\
+        In each: credHelpers (for the registry), then credsStore, then auths entries.\n\
+        A helper is run as `docker-credential-NAME get` with the registry on stdin; it\n\
+        must answer within 30 s and in at most 1 MiB.")]
     Push(PushArgs),
     /// Pull an image from a registry into an OCI layout, verified.
     #[command(after_help = "Examples:\n  \
@@ -440,8 +454,9 @@ pub struct ExportArgs {
     /// The archive format.
     #[arg(long, value_enum)]
     pub format: ExportFormat,
-    /// The file to write (replaced whole, or left alone on failure).
-    #[arg(long, short)]
+    /// The file to write (replaced whole, or left alone on failure), or -
+    /// for stdout.
+    #[arg(long, short, value_name = "FILE|-")]
     pub output: PathBuf,
     /// The NAME:TAG a loader tags the image with.
     #[arg(long, value_name = "NAME:TAG")]
@@ -464,8 +479,9 @@ pub struct BindArgs {
     /// What to write.
     #[arg(long, value_enum)]
     pub format: bind::Format,
-    /// The file (env, kubernetes) or new directory (oci-bundle) to write.
-    #[arg(long, short)]
+    /// The file (env, kubernetes) or new directory (oci-bundle) to write;
+    /// - for stdout (env, kubernetes).
+    #[arg(long, short, value_name = "PATH|-")]
     pub output: PathBuf,
     /// The repository the image is pushed to, for --format kubernetes:
     /// registry.example.com/team/app.
@@ -615,20 +631,41 @@ pub fn max_layer_entries(value: Option<&str>) -> Result<u64> {
     }
 }
 
-/// Where registry credentials are, from the environment `var` reads:
-/// `REGISTRY_AUTH_FILE` (else `$XDG_RUNTIME_DIR/containers/auth.json`),
-/// then `$DOCKER_CONFIG/config.json` (else `$HOME/.docker/config.json`).
-pub fn credential_sources(var: impl Fn(&str) -> Option<OsString>) -> CredentialSources {
+/// The variable that moves the fixed system paths ingot reads credentials
+/// from (`/run/containers/UID/auth.json`) under another root, as
+/// containers/image's `RootForImplicitAbsolutePaths` does: for tests and
+/// chroots.
+pub const IMPLICIT_ROOT_VAR: &str = "INGOT_ROOT_FOR_IMPLICIT_PATHS";
+
+/// Where registry credentials are, from the environment `var` reads, in
+/// the order containers-auth.json(5) searches, then Docker's file:
+/// 1. the primary file: `REGISTRY_AUTH_FILE` (the explicit override), else
+///    `$XDG_RUNTIME_DIR/containers/auth.json`, else
+///    `/run/containers/UID/auth.json`;
+/// 2. `$XDG_CONFIG_HOME/containers/auth.json`, else
+///    `~/.config/containers/auth.json`;
+/// 3. `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+///
+/// The first file that knows the registry wins.
+pub fn credential_sources(var: impl Fn(&str) -> Option<OsString>, uid: u32) -> CredentialSources {
     let var = |name: &str| var(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let home = var("HOME");
     let mut files = Vec::new();
-    match var("REGISTRY_AUTH_FILE") {
-        Some(file) => files.push(file),
-        None => files.extend(var("XDG_RUNTIME_DIR").map(|d| d.join("containers/auth.json"))),
-    }
+    files.push(match (var("REGISTRY_AUTH_FILE"), var("XDG_RUNTIME_DIR")) {
+        (Some(file), _) => file,
+        (None, Some(dir)) => dir.join("containers/auth.json"),
+        (None, None) => var(IMPLICIT_ROOT_VAR)
+            .unwrap_or_else(|| PathBuf::from("/"))
+            .join(format!("run/containers/{uid}/auth.json")),
+    });
+    let config = var("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|h| h.join(".config")));
+    files.extend(config.map(|c| c.join("containers/auth.json")));
     match var("DOCKER_CONFIG") {
         Some(dir) => files.push(dir.join("config.json")),
-        None => files.extend(var("HOME").map(|h| h.join(".docker/config.json"))),
+        None => files.extend(home.map(|h| h.join(".docker/config.json"))),
     }
+    let mut seen = std::collections::BTreeSet::new();
+    files.retain(|f| seen.insert(f.clone()));
     CredentialSources { files }
 }
 
@@ -637,12 +674,19 @@ pub fn credential_sources(var: impl Fn(&str) -> Option<OsString>) -> CredentialS
 fn access(insecure: Vec<Host>, network: &Network) -> Access {
     // The one place the environment names credential files (clippy.toml).
     #[allow(clippy::disallowed_methods)]
-    let credentials = credential_sources(|name| std::env::var_os(name));
+    let credentials = credential_sources(|name| std::env::var_os(name), current_uid());
     Access {
         insecure,
         credentials,
         timeouts: network.timeouts(),
     }
+}
+
+/// The real user id of this process, which names its
+/// `/run/containers/UID` directory.
+fn current_uid() -> u32 {
+    // SAFETY: getuid(2) takes nothing, always succeeds and touches no memory.
+    unsafe { libc::getuid() }
 }
 
 /// `gc`'s layout: an `oci:` reference, nothing else.
@@ -1000,19 +1044,59 @@ fn inspect(args: InspectArgs, out: &mut Out) -> Result<()> {
     out.report(args.json, &inspection, inspect::render)
 }
 
+/// `-o -`: the result goes to stdout.
+fn is_stdout(output: &std::path::Path) -> bool {
+    output == std::path::Path::new("-")
+}
+
+/// Refuses `-o -` where stdout cannot take the result: with `--json`,
+/// which wants stdout too, and, for binary output, on a terminal (as
+/// `docker save` does).
+fn check_stdout(json: bool, binary: Option<&str>) -> Result<()> {
+    if json {
+        return Err(Error::Usage(
+            "-o - writes the result to stdout, where --json would write the report: drop one"
+                .into(),
+        ));
+    }
+    if let Some(what) = binary
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        return Err(Error::Usage(format!(
+            "refusing to write {what} to a terminal: redirect stdout, or name a file with -o"
+        )));
+    }
+    Ok(())
+}
+
 fn export(args: ExportArgs, out: &mut Out) -> Result<()> {
     // The one format there is; another must be handled here.
     let ExportFormat::DockerArchive = args.format;
+    let to_stdout = is_stdout(&args.output);
+    if to_stdout {
+        check_stdout(args.json, Some("a tar archive"))?;
+    }
     let access = access(args.reach.insecure, &args.reach.network);
+    let progress = out.progress();
     let request = export::Request {
         image: &args.image,
         platform: &args.reach.platform,
         access: &access,
-        progress: &out.progress(),
+        progress: &progress,
         repo_tag: args.tag,
         output: &args.output,
     };
-    let report = export::export(&request, &mut |line: &str| out.log(line))?;
+    let quiet = out.quiet;
+    let log = &mut |line: &str| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    };
+    if to_stdout {
+        export::export_to(&request, &mut *out.stdout, log)?;
+        return Ok(());
+    }
+    let report = export::export(&request, log)?;
     out.json_only(args.json, &report)
 }
 
@@ -1033,7 +1117,15 @@ fn bind(args: BindArgs, out: &mut Out) -> Result<()> {
         name: args.name.as_deref(),
         env: &env,
     };
-    let report = bind::bind(&request)?;
+    let to_stdout = is_stdout(&args.output);
+    if to_stdout {
+        check_stdout(args.json, None)?;
+    }
+    let report = if to_stdout {
+        bind::bind_to(&request, &mut *out.stdout)?
+    } else {
+        bind::bind(&request)?
+    };
     if report.rootfs.is_some_and(|r| !r.owners) {
         out.log(
             "warning: not root, so the bundle's files are owned by the caller, not as the image says",
@@ -1043,7 +1135,11 @@ fn bind(args: BindArgs, out: &mut Out) -> Result<()> {
         "bound {} ({} params) into {}",
         report.digest,
         report.params.len(),
-        args.output.display()
+        if to_stdout {
+            "stdout".to_string()
+        } else {
+            args.output.display().to_string()
+        }
     ));
     out.json_only(args.json, &report)
 }
@@ -1460,24 +1556,48 @@ mod tests {
                     .map(|(_, v)| OsString::from(v))
             }
         };
-        let files = |pairs| credential_sources(env(pairs)).files;
+        let files = |pairs| credential_sources(env(pairs), 1000).files;
+        let paths = |list: &[&str]| list.iter().map(PathBuf::from).collect::<Vec<_>>();
         assert_eq!(
             files(&[("HOME", "/home/u"), ("XDG_RUNTIME_DIR", "/run/user/1")]),
-            [
-                PathBuf::from("/run/user/1/containers/auth.json"),
-                PathBuf::from("/home/u/.docker/config.json")
-            ]
+            paths(&[
+                "/run/user/1/containers/auth.json",
+                "/home/u/.config/containers/auth.json",
+                "/home/u/.docker/config.json"
+            ])
+        );
+        // No XDG_RUNTIME_DIR: the per-uid directory, under the root given.
+        assert_eq!(
+            files(&[("HOME", "/home/u")]),
+            paths(&[
+                "/run/containers/1000/auth.json",
+                "/home/u/.config/containers/auth.json",
+                "/home/u/.docker/config.json"
+            ])
+        );
+        assert_eq!(
+            files(&[(IMPLICIT_ROOT_VAR, "/tmp/root")]),
+            paths(&["/tmp/root/run/containers/1000/auth.json"])
         );
         assert_eq!(
             files(&[
                 ("HOME", "/home/u"),
                 ("XDG_RUNTIME_DIR", "/run/user/1"),
+                ("XDG_CONFIG_HOME", "/cfg"),
                 ("REGISTRY_AUTH_FILE", "/a.json"),
                 ("DOCKER_CONFIG", "/d"),
             ]),
-            [PathBuf::from("/a.json"), PathBuf::from("/d/config.json")]
+            paths(&["/a.json", "/cfg/containers/auth.json", "/d/config.json"])
         );
-        assert!(files(&[("REGISTRY_AUTH_FILE", "")]).is_empty());
+        // Empty variables count as unset; one file named twice is read once.
+        assert_eq!(
+            files(&[
+                ("REGISTRY_AUTH_FILE", ""),
+                ("XDG_RUNTIME_DIR", "/r"),
+                ("XDG_CONFIG_HOME", "/r"),
+            ]),
+            paths(&["/r/containers/auth.json"])
+        );
     }
 
     #[test]
