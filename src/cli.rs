@@ -61,6 +61,13 @@ pub struct Cli {
     /// Print no progress or log lines on stderr.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// How long work (layers, base layers, downloads, pushes) shows its
+    /// progress on stderr: auto (one line redrawn in place on a terminal,
+    /// plain lines elsewhere), plain (a line a second), none. --quiet
+    /// means none, and no log lines either.
+    #[arg(long, global = true, value_enum, value_name = "WHEN",
+          default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
     /// Refuse a layer, or any tar ingot reads, of more than N entries
     /// [default: $INGOT_MAX_LAYER_ENTRIES, else 4194304]. Raising it for an
     /// image that needs it changes no digest.
@@ -576,6 +583,17 @@ fn audit_help() -> String {
     )
 }
 
+/// How progress shows on stderr (`--progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// One line redrawn in place on a terminal, plain lines elsewhere.
+    Auto,
+    /// A plain line at most every second, for logs that keep every line.
+    Plain,
+    /// No progress; log lines still show unless --quiet.
+    None,
+}
+
 /// Archive formats `ingot export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
@@ -829,6 +847,7 @@ fn run_command(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
     let out = &mut Out {
         stdout,
         quiet: cli.quiet,
+        progress: progress_for(cli.quiet, cli.progress),
     };
     match cli.command {
         Command::Build(args) => build(args, out),
@@ -874,12 +893,7 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
         output,
         locked: args.locked,
     };
-    // A progress line is for people: only on a terminal.
-    let progress = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        out.progress()
-    } else {
-        Progress::quiet()
-    };
+    let progress = out.progress();
     let log = &mut |line: &str| out.log(line);
     let report = pipeline::build(&recipe, &settings, &sources, &emit, &progress, log)?;
     out.report(args.json, &report, |r| format!("{}\n", r.digest))
@@ -1086,12 +1100,7 @@ fn export(args: ExportArgs, out: &mut Out) -> Result<()> {
         repo_tag: args.tag,
         output: &args.output,
     };
-    let quiet = out.quiet;
-    let log = &mut |line: &str| {
-        if !quiet {
-            eprintln!("{line}");
-        }
-    };
+    let log = &mut out.logger();
     if to_stdout {
         export::export_to(&request, &mut *out.stdout, log)?;
         return Ok(());
@@ -1184,27 +1193,47 @@ fn verify(args: VerifyArgs, out: &mut Out) -> Result<()> {
     }
 }
 
+/// The progress `--quiet` and `--progress` ask for: on a terminal, one
+/// line redrawn in place (auto); elsewhere, or with plain, plain lines.
+fn progress_for(quiet: bool, mode: ProgressMode) -> Progress {
+    let stderr = |line: &str| eprintln!("{line}");
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    match mode {
+        _ if quiet => Progress::quiet(),
+        ProgressMode::None => Progress::logs_only(stderr),
+        ProgressMode::Auto if terminal => Progress::terminal(),
+        ProgressMode::Auto | ProgressMode::Plain => Progress::new(stderr),
+    }
+}
+
 /// Where a command's words go: its result to stdout; log lines and
 /// progress to stderr, unless `--quiet`.
 struct Out<'a> {
     stdout: &'a mut dyn Write,
     quiet: bool,
+    /// The one progress display of the command, shared by its steps.
+    progress: Progress,
 }
 
 impl Out<'_> {
+    /// A log line on stderr, above the progress line if one is shown.
     fn log(&self, line: &str) {
-        if !self.quiet {
-            eprintln!("{line}");
+        self.logger()(line);
+    }
+
+    /// [`Out::log`], as a closure that does not borrow `self`.
+    fn logger(&self) -> impl FnMut(&str) + use<> {
+        let (quiet, progress) = (self.quiet, self.progress.clone());
+        move |line: &str| {
+            if !quiet {
+                progress.suspend(|| eprintln!("{line}"));
+            }
         }
     }
 
-    /// Transfer progress on stderr, or nothing with `--quiet`.
+    /// The progress display, for a step to report to.
     fn progress(&self) -> Progress {
-        if self.quiet {
-            Progress::quiet()
-        } else {
-            Progress::new(|line| eprintln!("{line}"))
-        }
+        self.progress.clone()
     }
 
     /// A report on stdout: JSON, or `render`'s words.
