@@ -47,10 +47,23 @@ macro_rules! image_help {
     };
 }
 
+/// `ingot --version`: the release, and the versions of what decides an
+/// image's bytes and its seal, which images record in their annotations.
+static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{}\nlayer encoding {} (dev.ingot.layer.encoding)\nseal policy {} (dev.ingot.seal.policy)\nseal scanner {}",
+        env!("CARGO_PKG_VERSION"),
+        crate::layer::ENCODING_VERSION,
+        seal::POLICY_VERSION,
+        seal::scan::SCANNER_VERSION
+    )
+});
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ingot",
     version,
+    long_version = LONG_VERSION.as_str(),
     about = "Build sealed, bit-for-bit reproducible OCI images from declarative recipes",
     long_about = "Build sealed, bit-for-bit reproducible OCI images from declarative recipes.\n\n\
                   The same recipe and inputs give the same image digest on any machine, any day.\n\
@@ -251,6 +264,22 @@ pub enum Command {
         Every problem is reported, one per line (problem: KIND: BLOB: MESSAGE), then a\n\
         summary line. Exit codes: 0 intact, 1 problems found, 2 not a layout or no such tag.")]
     Verify(VerifyArgs),
+    /// Print a shell completion script for ingot's commands and flags.
+    #[command(after_help = "Examples:\n  \
+        ingot completions bash > /etc/bash_completion.d/ingot\n  \
+        ingot completions zsh > \"${fpath[1]}/_ingot\"\n  \
+        ingot completions fish > ~/.config/fish/completions/ingot.fish\n  \
+        source <(ingot completions bash)                  # this shell only\n\n\
+        The script is made from the same definitions as --help, so it knows every\n\
+        command and flag of this ingot.")]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 // Each command's flags, as its function takes them. Help texts stay on
@@ -750,6 +779,7 @@ impl Command {
             Command::Push(a) => a.json,
             Command::Pull(a) => a.json,
             Command::Verify(a) => a.json,
+            Command::Completions(_) => false,
         }
     }
 }
@@ -862,6 +892,11 @@ fn run_command(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
         Command::Push(args) => push(args, out),
         Command::Pull(args) => pull(args, out),
         Command::Verify(args) => verify(args, out),
+        Command::Completions(args) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut command, "ingot", &mut *out.stdout);
+            Ok(())
+        }
     }
 }
 
@@ -1041,11 +1076,15 @@ fn cache(args: CacheArgs, out: &mut Out) -> Result<()> {
         CacheAction::Du => ("holds", store.usage()?),
         CacheAction::Prune => ("freed", store.prune()?),
     };
+    // People read sizes; --json keeps the exact bytes.
     out.report(args.json, &usage, |u| {
+        let size = match u.bytes {
+            n if n < 1024 => format!("{n} bytes"),
+            n => format!("{} ({n} bytes)", crate::progress::bytes(n)),
+        };
         format!(
-            "{} {verb} {} bytes: {} blobs, {} cached layers\n",
+            "{} {verb} {size}: {} blobs, {} cached layers\n",
             root.display(),
-            u.bytes,
             u.blobs,
             u.layers
         )
