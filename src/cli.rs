@@ -1348,6 +1348,65 @@ mod tests {
     }
 
     #[test]
+    fn new_commands_and_global_flags_parse() {
+        let parse = |line: &str| Cli::try_parse_from(["ingot"].into_iter().chain(line.split(' ')));
+        let cli = parse("validate a b/ --locked --json --progress plain").unwrap();
+        assert_eq!(cli.progress, ProgressMode::Plain);
+        match cli.command {
+            Command::Validate(args) => {
+                assert_eq!(args.recipes, [PathBuf::from("a"), PathBuf::from("b/")]);
+                assert!(args.locked && args.json);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(parse("validate").is_err(), "a recipe is required");
+        assert_eq!(parse("-q gc oci:x").unwrap().progress, ProgressMode::Auto);
+        assert!(parse("gc oci:x --progress none").is_ok());
+        assert!(parse("gc oci:x --progress sometimes").is_err());
+        match parse("completions zsh").unwrap().command {
+            Command::Completions(args) => assert_eq!(args.shell, clap_complete::Shell::Zsh),
+            other => panic!("parsed as {other:?}"),
+        }
+        match parse("export oci:x --format docker-archive -o -")
+            .unwrap()
+            .command
+        {
+            Command::Export(args) => assert!(is_stdout(&args.output)),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_errors_carry_kind_and_position() {
+        let err = Error::from(crate::error::RecipeError {
+            file: PathBuf::from("r.yaml"),
+            pos: crate::error::Pos { line: 4, col: 2 },
+            message: "bad".into(),
+        })
+        .within("building");
+        let json: serde_json::Value = serde_json::from_str(&error_json(&err)).unwrap();
+        assert_eq!(json["error"]["kind"], "recipe");
+        assert_eq!(
+            (
+                &json["error"]["file"],
+                &json["error"]["line"],
+                &json["error"]["column"]
+            ),
+            (
+                &serde_json::json!("r.yaml"),
+                &serde_json::json!(4),
+                &serde_json::json!(2)
+            )
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&error_json(&Error::Unsealed(vec!["a".into(), "b".into()])))
+                .unwrap();
+        assert_eq!(json["error"]["kind"], "unsealed");
+        assert_eq!(json["error"]["problems"], serde_json::json!(["a", "b"]));
+        assert_eq!(json["error"]["line"], serde_json::Value::Null);
+    }
+
+    #[test]
     fn network_limits_parse_on_every_command_that_talks_to_the_network() {
         let network_of = |line: &str| {
             let args = ["ingot"].into_iter().chain(line.split_whitespace());
