@@ -96,6 +96,7 @@ pub enum Command {
     /// Build a recipe into an OCI image layout, tagged with the recipe's version.
     #[command(after_help = "Examples:\n  \
         ingot build recipes/hello/recipe.yaml -o out/hello\n  \
+        ingot build recipes/hello                         # a directory: its recipe.yaml\n  \
         ingot build --locked recipe.yaml                  # CI: bases must match ingot.lock\n  \
         SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) ingot build recipe.yaml \\\n      \
         --revision $(git rev-parse HEAD) --source https://example.com/repo --json\n\n\
