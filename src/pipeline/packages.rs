@@ -199,6 +199,33 @@ pub fn closures(recipe: &Recipe, ctx: &Context, log: Log) -> Result<Closures> {
     Ok(out)
 }
 
+/// What each `packages` step of `recipe` asks for, by layer index, as the
+/// lock records it (with no packages): what `ingot validate` looks for in
+/// the lock. An error when the step has no archive to install from.
+pub fn requests(recipe: &Recipe, from: &str) -> Result<Vec<(usize, PackageSet)>> {
+    let mut out = Vec::new();
+    let mut sources: Option<Vec<ArchiveSource>> = None;
+    for (index, step) in steps(recipe) {
+        if sources.is_none() {
+            sources = Some(archives(recipe)?);
+        }
+        let sources = sources.as_deref().unwrap_or_default();
+        if sources.is_empty() {
+            return Err(recipe
+                .step_error(
+                    index,
+                    0,
+                    None,
+                    "no archive to install from: add `archives:` to the recipe, or build on a Debian stemcell",
+                )
+                .into());
+        }
+        let layer = &recipe.spec.layers[index].name;
+        out.push((index, request(from, layer, step, sources)));
+    }
+    Ok(out)
+}
+
 /// What a step asks for, as the lock records it.
 fn request(from: &str, layer: &str, step: &PackagesStep, sources: &[ArchiveSource]) -> PackageSet {
     let sorted = |v: &[String]| {
