@@ -49,10 +49,23 @@ macro_rules! image_help {
     };
 }
 
+/// `ingot --version`: the release, and the versions of what decides an
+/// image's bytes and its seal, which images record in their annotations.
+static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{}\nlayer encoding {} (dev.ingot.layer.encoding)\nseal policy {} (dev.ingot.seal.policy)\nseal scanner {}",
+        env!("CARGO_PKG_VERSION"),
+        crate::layer::ENCODING_VERSION,
+        seal::POLICY_VERSION,
+        seal::scan::SCANNER_VERSION
+    )
+});
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ingot",
     version,
+    long_version = LONG_VERSION.as_str(),
     about = "Build sealed, bit-for-bit reproducible OCI images from declarative recipes",
     long_about = "Build sealed, bit-for-bit reproducible OCI images from declarative recipes.\n\n\
                   The same recipe and inputs give the same image digest on any machine, any day.\n\
@@ -63,6 +76,13 @@ pub struct Cli {
     /// Print no progress or log lines on stderr.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// How long work (layers, base layers, downloads, pushes) shows its
+    /// progress on stderr: auto (one line redrawn in place on a terminal,
+    /// plain lines elsewhere), plain (a line a second), none. --quiet
+    /// means none, and no log lines either.
+    #[arg(long, global = true, value_enum, value_name = "WHEN",
+          default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
     /// Refuse a layer, or any tar ingot reads, of more than N entries
     /// [default: $INGOT_MAX_LAYER_ENTRIES, else 4194304]. Raising it for an
     /// image that needs it changes no digest.
@@ -78,6 +98,7 @@ pub enum Command {
     /// Build a recipe into an OCI image layout, tagged with the recipe's version.
     #[command(after_help = "Examples:\n  \
         ingot build recipes/hello/recipe.yaml -o out/hello\n  \
+        ingot build recipes/hello                         # a directory: its recipe.yaml\n  \
         ingot build --locked recipe.yaml                  # CI: bases must match ingot.lock\n  \
         ingot build --locked recipe.yaml --tag $(git rev-parse --short HEAD) \\\n      \
         --push docker://registry.example.com/team/app     # build, seal, push every tag\n  \
@@ -95,6 +116,23 @@ pub enum Command {
         A base's identity is its config digest (plus its manifest digest where it has\n\
         one). `recipe:` bases are followed and their own bases pinned too.")]
     Lock(LockArgs),
+    /// Check recipes and their locks without building and without the
+    /// network: for editors and pre-commit hooks.
+    #[command(after_help = "Examples:\n  \
+        ingot validate recipes/hello                      # the directory's recipe.yaml\n  \
+        ingot validate recipes/*/recipe.yaml --locked     # pre-commit: every recipe, locks required\n  \
+        ingot validate recipe.yaml --json | jq -c '.errors[]'\n\n\
+        Checked: the recipe's schema, values and paths, and those of its recipe: bases;\n\
+        its templates, rendered with its vars (base.digest is a placeholder); and\n\
+        ingot.lock beside it: that it parses, pins every external base the recipes name\n\
+        and no other, pins the stemcell version and the digest a recipe names, and holds\n\
+        a closure for every packages step as written (with --locked, that it exists).\n\
+        What a tag resolves to now is left to `ingot build --locked`.\n\n\
+        Each problem is one line, FILE:LINE:COLUMN: MESSAGE, on stdout; a valid recipe\n\
+        is `PATH: ok`. --json prints one JSON object per recipe and line:\n  \
+        {\"path\": ..., \"ok\": false, \"errors\": [{\"file\", \"line\", \"column\", \"message\"}]}\n\
+        Exit codes: 0 every recipe valid, 2 any invalid.")]
+    Validate(ValidateArgs),
     /// Check any image against the seal: no SSH server, keys or port, no
     /// private keys, no world-writable files, no unreviewed setuid.
     #[command(after_help = audit_help())]
@@ -130,6 +168,7 @@ pub enum Command {
     #[command(after_help = concat!("Examples:\n  \
         ingot export oci:out/hello:1.2.0 --format docker-archive -o hello.tar\n  \
         docker load -i hello.tar                          # or: podman load -i hello.tar\n  \
+        ingot export oci:out/hello:1.2.0 --format docker-archive -o - | podman load\n  \
         ingot export oci:out/hello --format docker-archive -o hello.tar \\\n      \
         --tag registry.example.com/team/hello:1.2.0 --json\n  \
         ingot export docker://registry.example.com/team/hello:1.2.0 --format docker-archive \\\n      \
@@ -142,7 +181,10 @@ pub enum Command {
         verified; a corrupt image writes nothing. The image is tagged --tag, else\n\
         NAME:TAG from its org.opencontainers.image.title and its tag (in the layout, or\n\
         the reference's), else not at all: a docker-archive has neither, so name it with\n\
-        --tag. stdout is empty, or the --json report."))]
+        --tag. stdout is empty, or the --json report.\n\n\
+        -o - streams the archive to stdout (not to a terminal, and not with --json):\n\
+        every layer is checked before the first byte leaves, and again as it streams;\n\
+        a failure midway stops short of the tar's end, so a loader refuses it."))]
     Export(ExportArgs),
     /// Bind an image's params to one environment's values: a dotenv file, an
     /// OCI runtime bundle or a Kubernetes Deployment, naming the image by digest.
@@ -154,10 +196,14 @@ pub enum Command {
         --repo registry.example.com/team/hello -o deploy.yaml\n  \
         ingot bind docker://registry.example.com/team/hello:1.2.0 --values env/prod.yaml \\\n      \
         --format kubernetes --repo registry.example.com/team/hello -o deploy.yaml\n  \
-        ingot bind docker-archive:hello.tar --values env/dev.yaml --format env -o dev.env\n\n",
+        ingot bind docker-archive:hello.tar --values env/dev.yaml --format env -o dev.env\n  \
+        ingot bind oci:out/hello:1.2.0 --values env/prod.yaml --format kubernetes \\\n      \
+        --repo registry.example.com/team/hello -o - | kubectl apply -f -\n\n",
         image_help!(), "\n\n\
         A Deployment names the image by manifest digest, so --format kubernetes does not\n\
         take a docker-archive (exit 2).\n\n\
+        -o - writes an env file or a Deployment to stdout (not with --json); a bundle is\n\
+        a directory and cannot go there (exit 2).\n\n\
         The image is only read: the same digest goes to every environment.\n\n\
         Values file (YAML), one entry per param the image declares (ingot inspect lists them):\n  \
         LOG_LEVEL: debug                          # a literal, taken as written: 0750 stays \"0750\"\n  \
@@ -192,10 +238,16 @@ pub enum Command {
         same registry) when the registry will, else uploaded and verified as read.\n\
         stdout carries only the pushed manifest digest (or the --json report).\n\n\
         Registries are spoken to over HTTPS, except loopback ones (127.0.0.0/8, ::1,\n\
-        localhost) and those named with --insecure. Credentials come from\n\
-        REGISTRY_AUTH_FILE (else $XDG_RUNTIME_DIR/containers/auth.json), then\n\
-        $DOCKER_CONFIG/config.json (else ~/.docker/config.json): auths entries,\n\
-        credHelpers and credsStore helpers (docker-credential-NAME).")]
+        localhost) and those named with --insecure.\n\n\
+        Credentials are looked up where podman, skopeo and docker keep them, in the\n\
+        order of containers-auth.json(5); the first file that knows the registry wins:\n  \
+        1. REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json,\n     \
+        else /run/containers/$UID/auth.json\n  \
+        2. $XDG_CONFIG_HOME/containers/auth.json, else ~/.config/containers/auth.json\n  \
+        3. $DOCKER_CONFIG/config.json, else ~/.docker/config.json\n\
+        In each: credHelpers (for the registry), then credsStore, then auths entries.\n\
+        A helper is run as `docker-credential-NAME get` with the registry on stdin; it\n\
+        must answer within 30 s and in at most 1 MiB.")]
     Push(PushArgs),
     /// Pull an image from a registry into an OCI layout, verified.
     #[command(after_help = "Examples:\n  \
@@ -219,6 +271,22 @@ pub enum Command {
         Every problem is reported, one per line (problem: KIND: BLOB: MESSAGE), then a\n\
         summary line. Exit codes: 0 intact, 1 problems found, 2 not a layout or no such tag.")]
     Verify(VerifyArgs),
+    /// Print a shell completion script for ingot's commands and flags.
+    #[command(after_help = "Examples:\n  \
+        ingot completions bash > /etc/bash_completion.d/ingot\n  \
+        ingot completions zsh > \"${fpath[1]}/_ingot\"\n  \
+        ingot completions fish > ~/.config/fish/completions/ingot.fish\n  \
+        source <(ingot completions bash)                  # this shell only\n\n\
+        The script is made from the same definitions as --help, so it knows every\n\
+        command and flag of this ingot.")]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 // Each command's flags, as its function takes them. Help texts stay on
@@ -265,7 +333,8 @@ impl Network {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The recipe file (YAML).
+    /// The recipe file (YAML), or a directory holding recipe.yaml.
+    #[arg(value_name = "RECIPE|DIR")]
     pub recipe: PathBuf,
     /// The OCI layout to write [default: out/NAME].
     #[arg(long, short)]
@@ -321,7 +390,8 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct LockArgs {
-    /// The recipe file (YAML).
+    /// The recipe file (YAML), or a directory holding recipe.yaml.
+    #[arg(value_name = "RECIPE|DIR")]
     pub recipe: PathBuf,
     /// The build cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
     #[arg(long, value_name = "DIR")]
@@ -338,6 +408,19 @@ pub struct LockArgs {
     #[command(flatten)]
     pub network: Network,
     /// Print the lock as JSON on stdout as well.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Recipe files, or directories holding recipe.yaml.
+    #[arg(value_name = "RECIPE|DIR", required = true)]
+    pub recipes: Vec<PathBuf>,
+    /// Also require ingot.lock beside each recipe, as `build --locked` does.
+    #[arg(long)]
+    pub locked: bool,
+    /// Print one JSON object per recipe and line: path, ok, errors.
     #[arg(long)]
     pub json: bool,
 }
@@ -428,8 +511,9 @@ pub struct ExportArgs {
     /// The archive format.
     #[arg(long, value_enum)]
     pub format: ExportFormat,
-    /// The file to write (replaced whole, or left alone on failure).
-    #[arg(long, short)]
+    /// The file to write (replaced whole, or left alone on failure), or -
+    /// for stdout.
+    #[arg(long, short, value_name = "FILE|-")]
     pub output: PathBuf,
     /// The NAME:TAG a loader tags the image with.
     #[arg(long, value_name = "NAME:TAG")]
@@ -452,8 +536,9 @@ pub struct BindArgs {
     /// What to write.
     #[arg(long, value_enum)]
     pub format: bind::Format,
-    /// The file (env, kubernetes) or new directory (oci-bundle) to write.
-    #[arg(long, short)]
+    /// The file (env, kubernetes) or new directory (oci-bundle) to write;
+    /// - for stdout (env, kubernetes).
+    #[arg(long, short, value_name = "PATH|-")]
     pub output: PathBuf,
     /// The repository the image is pushed to, for --format kubernetes:
     /// registry.example.com/team/app.
@@ -549,6 +634,17 @@ fn audit_help() -> String {
     )
 }
 
+/// How progress shows on stderr (`--progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// One line redrawn in place on a terminal, plain lines elsewhere.
+    Auto,
+    /// A plain line at most every second, for logs that keep every line.
+    Plain,
+    /// No progress; log lines still show unless --quiet.
+    None,
+}
+
 /// Archive formats `ingot export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
@@ -604,20 +700,41 @@ pub fn max_layer_entries(value: Option<&str>) -> Result<u64> {
     }
 }
 
-/// Where registry credentials are, from the environment `var` reads:
-/// `REGISTRY_AUTH_FILE` (else `$XDG_RUNTIME_DIR/containers/auth.json`),
-/// then `$DOCKER_CONFIG/config.json` (else `$HOME/.docker/config.json`).
-pub fn credential_sources(var: impl Fn(&str) -> Option<OsString>) -> CredentialSources {
+/// The variable that moves the fixed system paths ingot reads credentials
+/// from (`/run/containers/UID/auth.json`) under another root, as
+/// containers/image's `RootForImplicitAbsolutePaths` does: for tests and
+/// chroots.
+pub const IMPLICIT_ROOT_VAR: &str = "INGOT_ROOT_FOR_IMPLICIT_PATHS";
+
+/// Where registry credentials are, from the environment `var` reads, in
+/// the order containers-auth.json(5) searches, then Docker's file:
+/// 1. the primary file: `REGISTRY_AUTH_FILE` (the explicit override), else
+///    `$XDG_RUNTIME_DIR/containers/auth.json`, else
+///    `/run/containers/UID/auth.json`;
+/// 2. `$XDG_CONFIG_HOME/containers/auth.json`, else
+///    `~/.config/containers/auth.json`;
+/// 3. `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+///
+/// The first file that knows the registry wins.
+pub fn credential_sources(var: impl Fn(&str) -> Option<OsString>, uid: u32) -> CredentialSources {
     let var = |name: &str| var(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let home = var("HOME");
     let mut files = Vec::new();
-    match var("REGISTRY_AUTH_FILE") {
-        Some(file) => files.push(file),
-        None => files.extend(var("XDG_RUNTIME_DIR").map(|d| d.join("containers/auth.json"))),
-    }
+    files.push(match (var("REGISTRY_AUTH_FILE"), var("XDG_RUNTIME_DIR")) {
+        (Some(file), _) => file,
+        (None, Some(dir)) => dir.join("containers/auth.json"),
+        (None, None) => var(IMPLICIT_ROOT_VAR)
+            .unwrap_or_else(|| PathBuf::from("/"))
+            .join(format!("run/containers/{uid}/auth.json")),
+    });
+    let config = var("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|h| h.join(".config")));
+    files.extend(config.map(|c| c.join("containers/auth.json")));
     match var("DOCKER_CONFIG") {
         Some(dir) => files.push(dir.join("config.json")),
-        None => files.extend(var("HOME").map(|h| h.join(".docker/config.json"))),
+        None => files.extend(home.map(|h| h.join(".docker/config.json"))),
     }
+    let mut seen = std::collections::BTreeSet::new();
+    files.retain(|f| seen.insert(f.clone()));
     CredentialSources { files }
 }
 
@@ -626,12 +743,19 @@ pub fn credential_sources(var: impl Fn(&str) -> Option<OsString>) -> CredentialS
 fn access(insecure: Vec<Host>, network: &Network) -> Access {
     // The one place the environment names credential files (clippy.toml).
     #[allow(clippy::disallowed_methods)]
-    let credentials = credential_sources(|name| std::env::var_os(name));
+    let credentials = credential_sources(|name| std::env::var_os(name), current_uid());
     Access {
         insecure,
         credentials,
         timeouts: network.timeouts(),
     }
+}
+
+/// The real user id of this process, which names its
+/// `/run/containers/UID` directory.
+fn current_uid() -> u32 {
+    // SAFETY: getuid(2) takes nothing, always succeeds and touches no memory.
+    unsafe { libc::getuid() }
 }
 
 /// `gc`'s layout: an `oci:` reference, nothing else.
@@ -683,9 +807,110 @@ fn oci_layout(s: &str, what: &str) -> std::result::Result<OciRef, String> {
     }
 }
 
+impl Command {
+    /// Whether the command was asked for `--json`.
+    fn json(&self) -> bool {
+        match self {
+            Command::Build(a) => a.json,
+            Command::Lock(a) => a.json,
+            Command::Validate(a) => a.json,
+            Command::Audit(a) => a.json,
+            Command::Gc(a) => a.json,
+            Command::Cache(a) => a.json,
+            Command::Inspect(a) => a.json,
+            Command::Export(a) => a.json,
+            Command::Bind(a) => a.json,
+            Command::Push(a) => a.json,
+            Command::Pull(a) => a.json,
+            Command::Verify(a) => a.json,
+            Command::Completions(_) => false,
+        }
+    }
+}
+
+/// A failure as `--json` reports it: `{"error": {"kind", "message", "file",
+/// "line", "column"}}`, the last three null unless it is at a place in a
+/// recipe, and `problems` for an error that lists several.
+pub fn error_json(err: &Error) -> String {
+    let at = err.recipe_error();
+    let message = match err {
+        // The position is given apart.
+        Error::Recipe(e) => e.message.clone(),
+        other => other.to_string(),
+    };
+    let mut error = serde_json::json!({
+        "kind": err.kind(),
+        "message": message,
+        "file": at.map(|e| e.file.display().to_string()),
+        "line": at.and_then(|e| e.pos).map(|p| p.line),
+        "column": at.and_then(|e| e.pos).map(|p| p.col),
+    });
+    if !err.problems().is_empty() {
+        error["problems"] = serde_json::json!(err.problems());
+    }
+    let object = serde_json::json!({ "error": error });
+    serde_json::to_string_pretty(&object).unwrap_or_else(|_| object.to_string())
+}
+
+/// The `--json` report of a command line clap refused (`kind: usage`),
+/// when `args` asked for JSON; None for other refusals and for `--help`
+/// and `--version`, which are not failures.
+pub fn usage_error_json(
+    err: &clap::Error,
+    args: impl IntoIterator<Item = OsString>,
+) -> Option<String> {
+    let json = args
+        .into_iter()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if !json || !err.use_stderr() {
+        return None;
+    }
+    let text = err.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    Some(error_json(&Error::Usage(message.to_string())))
+}
+
 /// Runs a parsed command line, writing results to `stdout` and logs to
-/// stderr.
+/// stderr. With `--json`, a failure that printed nothing on stdout is
+/// reported there too ([`error_json`]); the exit code stays the error's.
 pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
+    let json = cli.command.json();
+    let mut watched = Watched {
+        inner: stdout,
+        written: false,
+    };
+    let result = run_command(cli, &mut watched);
+    if let Err(err) = &result
+        && json
+        && !watched.written
+    {
+        // Best effort: the error also goes to stderr, and sets the code.
+        let _ = writeln!(watched.inner, "{}", error_json(err));
+    }
+    result
+}
+
+/// A writer that remembers whether anything went through it.
+struct Watched<'a> {
+    inner: &'a mut dyn Write,
+    written: bool,
+}
+
+impl Write for Watched<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.written |= !buf.is_empty();
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn run_command(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
     // The one place the bound on tar entries enters (clippy.toml).
     #[allow(clippy::disallowed_methods)]
     let entries = match cli.max_layer_entries {
@@ -696,10 +921,12 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
     let out = &mut Out {
         stdout,
         quiet: cli.quiet,
+        progress: progress_for(cli.quiet, cli.progress),
     };
     match cli.command {
         Command::Build(args) => build(args, out),
         Command::Lock(args) => lock(args, out),
+        Command::Validate(args) => validate(args, out),
         Command::Audit(args) => audit(args, out),
         Command::Gc(args) => gc(args, out),
         Command::Cache(args) => cache(args, out),
@@ -709,6 +936,11 @@ pub fn run(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
         Command::Push(args) => push(args, out),
         Command::Pull(args) => pull(args, out),
         Command::Verify(args) => verify(args, out),
+        Command::Completions(args) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut command, "ingot", &mut *out.stdout);
+            Ok(())
+        }
     }
 }
 
@@ -716,7 +948,7 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
     // The one place the environment enters a build (clippy.toml).
     #[allow(clippy::disallowed_methods)]
     let epoch = source_date_epoch(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())?;
-    let recipe = Recipe::load(&args.recipe)?;
+    let recipe = Recipe::load(&recipe_file(args.recipe))?;
     let output = args
         .output
         .unwrap_or_else(|| PathBuf::from("out").join(&recipe.spec.name));
@@ -742,12 +974,7 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
         tags: args.tags,
         replace: args.replace,
     };
-    // A progress line is for people: only on a terminal.
-    let progress = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        out.progress()
-    } else {
-        Progress::quiet()
-    };
+    let progress = out.progress();
     let log = &mut |line: &str| out.log(line);
     let report = pipeline::build(&recipe, &settings, &sources, &emit, &progress, log)?;
     if report.unchanged {
@@ -792,7 +1019,7 @@ fn mirrors(given: Vec<String>) -> Vec<String> {
 }
 
 fn lock(args: LockArgs, out: &mut Out) -> Result<()> {
-    let recipe = Recipe::load(&args.recipe)?;
+    let recipe = Recipe::load(&recipe_file(args.recipe))?;
     let sources = pipeline::Sources {
         cache: args.cache.or_else(default_cache_dir),
         registry: access(args.insecure, &args.network),
@@ -807,6 +1034,53 @@ fn lock(args: LockArgs, out: &mut Out) -> Result<()> {
         lock.pins.len()
     ));
     out.json_only(args.json, &lock)
+}
+
+/// A recipe named by its directory is the directory's `recipe.yaml`.
+fn recipe_file(path: PathBuf) -> PathBuf {
+    if path.is_dir() {
+        path.join(RECIPE_FILE)
+    } else {
+        path
+    }
+}
+
+/// The recipe file a directory names.
+const RECIPE_FILE: &str = "recipe.yaml";
+
+fn validate(args: ValidateArgs, out: &mut Out) -> Result<()> {
+    use crate::commands::validate as validating;
+    let options = validating::Options {
+        locked: args.locked,
+    };
+    let total = args.recipes.len();
+    let mut invalid = 0;
+    for path in args.recipes {
+        let report = validating::validate(&recipe_file(path), options);
+        invalid += usize::from(!report.ok);
+        let text = if args.json {
+            let mut line = serde_json::to_string(&report)
+                .map_err(|e| Error::Failed(format!("encoding JSON: {e}")))?;
+            line.push('\n');
+            line
+        } else if report.ok {
+            format!("{}: ok\n", report.path.display())
+        } else {
+            report.errors.iter().map(|p| format!("{p}\n")).collect()
+        };
+        out.write(text.as_bytes())?;
+    }
+    if invalid == 0 {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{invalid} of {total} {} invalid",
+        if total == 1 {
+            "recipe is"
+        } else {
+            "recipes are"
+        }
+    )))
 }
 
 fn audit(args: AuditArgs, out: &mut Out) -> Result<()> {
@@ -876,11 +1150,15 @@ fn cache(args: CacheArgs, out: &mut Out) -> Result<()> {
         CacheAction::Du => ("holds", store.usage()?),
         CacheAction::Prune => ("freed", store.prune()?),
     };
+    // People read sizes; --json keeps the exact bytes.
     out.report(args.json, &usage, |u| {
+        let size = match u.bytes {
+            n if n < 1024 => format!("{n} bytes"),
+            n => format!("{} ({n} bytes)", crate::progress::bytes(n)),
+        };
         format!(
-            "{} {verb} {} bytes: {} blobs, {} cached layers\n",
+            "{} {verb} {size}: {} blobs, {} cached layers\n",
             root.display(),
-            u.bytes,
             u.blobs,
             u.layers
         )
@@ -894,19 +1172,54 @@ fn inspect(args: InspectArgs, out: &mut Out) -> Result<()> {
     out.report(args.json, &inspection, inspect::render)
 }
 
+/// `-o -`: the result goes to stdout.
+fn is_stdout(output: &std::path::Path) -> bool {
+    output == std::path::Path::new("-")
+}
+
+/// Refuses `-o -` where stdout cannot take the result: with `--json`,
+/// which wants stdout too, and, for binary output, on a terminal (as
+/// `docker save` does).
+fn check_stdout(json: bool, binary: Option<&str>) -> Result<()> {
+    if json {
+        return Err(Error::Usage(
+            "-o - writes the result to stdout, where --json would write the report: drop one"
+                .into(),
+        ));
+    }
+    if let Some(what) = binary
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        return Err(Error::Usage(format!(
+            "refusing to write {what} to a terminal: redirect stdout, or name a file with -o"
+        )));
+    }
+    Ok(())
+}
+
 fn export(args: ExportArgs, out: &mut Out) -> Result<()> {
     // The one format there is; another must be handled here.
     let ExportFormat::DockerArchive = args.format;
+    let to_stdout = is_stdout(&args.output);
+    if to_stdout {
+        check_stdout(args.json, Some("a tar archive"))?;
+    }
     let access = access(args.reach.insecure, &args.reach.network);
+    let progress = out.progress();
     let request = export::Request {
         image: &args.image,
         platform: &PlatformChoice::from_flag(args.reach.platform),
         access: &access,
-        progress: &out.progress(),
+        progress: &progress,
         repo_tag: args.tag,
         output: &args.output,
     };
-    let report = export::export(&request, &mut |line: &str| out.log(line))?;
+    let log = &mut out.logger();
+    if to_stdout {
+        export::export_to(&request, &mut *out.stdout, log)?;
+        return Ok(());
+    }
+    let report = export::export(&request, log)?;
     out.json_only(args.json, &report)
 }
 
@@ -927,7 +1240,15 @@ fn bind(args: BindArgs, out: &mut Out) -> Result<()> {
         name: args.name.as_deref(),
         env: &env,
     };
-    let report = bind::bind(&request)?;
+    let to_stdout = is_stdout(&args.output);
+    if to_stdout {
+        check_stdout(args.json, None)?;
+    }
+    let report = if to_stdout {
+        bind::bind_to(&request, &mut *out.stdout)?
+    } else {
+        bind::bind(&request)?
+    };
     if report.rootfs.is_some_and(|r| !r.owners) {
         out.log(
             "warning: not root, so the bundle's files are owned by the caller, not as the image says",
@@ -937,7 +1258,11 @@ fn bind(args: BindArgs, out: &mut Out) -> Result<()> {
         "bound {} ({} params) into {}",
         report.digest,
         report.params.len(),
-        args.output.display()
+        if to_stdout {
+            "stdout".to_string()
+        } else {
+            args.output.display().to_string()
+        }
     ));
     out.json_only(args.json, &report)
 }
@@ -982,27 +1307,47 @@ fn verify(args: VerifyArgs, out: &mut Out) -> Result<()> {
     }
 }
 
+/// The progress `--quiet` and `--progress` ask for: on a terminal, one
+/// line redrawn in place (auto); elsewhere, or with plain, plain lines.
+fn progress_for(quiet: bool, mode: ProgressMode) -> Progress {
+    let stderr = |line: &str| eprintln!("{line}");
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    match mode {
+        _ if quiet => Progress::quiet(),
+        ProgressMode::None => Progress::logs_only(stderr),
+        ProgressMode::Auto if terminal => Progress::terminal(),
+        ProgressMode::Auto | ProgressMode::Plain => Progress::new(stderr),
+    }
+}
+
 /// Where a command's words go: its result to stdout; log lines and
 /// progress to stderr, unless `--quiet`.
 struct Out<'a> {
     stdout: &'a mut dyn Write,
     quiet: bool,
+    /// The one progress display of the command, shared by its steps.
+    progress: Progress,
 }
 
 impl Out<'_> {
+    /// A log line on stderr, above the progress line if one is shown.
     fn log(&self, line: &str) {
-        if !self.quiet {
-            eprintln!("{line}");
+        self.logger()(line);
+    }
+
+    /// [`Out::log`], as a closure that does not borrow `self`.
+    fn logger(&self) -> impl FnMut(&str) + use<> {
+        let (quiet, progress) = (self.quiet, self.progress.clone());
+        move |line: &str| {
+            if !quiet {
+                progress.suspend(|| eprintln!("{line}"));
+            }
         }
     }
 
-    /// Transfer progress on stderr, or nothing with `--quiet`.
+    /// The progress display, for a step to report to.
     fn progress(&self) -> Progress {
-        if self.quiet {
-            Progress::quiet()
-        } else {
-            Progress::new(|line| eprintln!("{line}"))
-        }
+        self.progress.clone()
     }
 
     /// A report on stdout: JSON, or `render`'s words.
@@ -1017,6 +1362,13 @@ impl Out<'_> {
         }
         (self.stdout)
             .write_all(render(report).as_bytes())
+            .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))
+    }
+
+    /// Bytes on stdout, as they are.
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        (self.stdout)
+            .write_all(bytes)
             .map_err(|e| Error::Failed(format!("writing to stdout: {e}")))
     }
 
@@ -1096,6 +1448,65 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn new_commands_and_global_flags_parse() {
+        let parse = |line: &str| Cli::try_parse_from(["ingot"].into_iter().chain(line.split(' ')));
+        let cli = parse("validate a b/ --locked --json --progress plain").unwrap();
+        assert_eq!(cli.progress, ProgressMode::Plain);
+        match cli.command {
+            Command::Validate(args) => {
+                assert_eq!(args.recipes, [PathBuf::from("a"), PathBuf::from("b/")]);
+                assert!(args.locked && args.json);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(parse("validate").is_err(), "a recipe is required");
+        assert_eq!(parse("-q gc oci:x").unwrap().progress, ProgressMode::Auto);
+        assert!(parse("gc oci:x --progress none").is_ok());
+        assert!(parse("gc oci:x --progress sometimes").is_err());
+        match parse("completions zsh").unwrap().command {
+            Command::Completions(args) => assert_eq!(args.shell, clap_complete::Shell::Zsh),
+            other => panic!("parsed as {other:?}"),
+        }
+        match parse("export oci:x --format docker-archive -o -")
+            .unwrap()
+            .command
+        {
+            Command::Export(args) => assert!(is_stdout(&args.output)),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_errors_carry_kind_and_position() {
+        let err = Error::from(crate::error::RecipeError {
+            file: PathBuf::from("r.yaml"),
+            pos: Some(crate::error::Pos { line: 4, col: 2 }),
+            message: "bad".into(),
+        })
+        .within("building");
+        let json: serde_json::Value = serde_json::from_str(&error_json(&err)).unwrap();
+        assert_eq!(json["error"]["kind"], "recipe");
+        assert_eq!(
+            (
+                &json["error"]["file"],
+                &json["error"]["line"],
+                &json["error"]["column"]
+            ),
+            (
+                &serde_json::json!("r.yaml"),
+                &serde_json::json!(4),
+                &serde_json::json!(2)
+            )
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&error_json(&Error::Unsealed(vec!["a".into(), "b".into()])))
+                .unwrap();
+        assert_eq!(json["error"]["kind"], "unsealed");
+        assert_eq!(json["error"]["problems"], serde_json::json!(["a", "b"]));
+        assert_eq!(json["error"]["line"], serde_json::Value::Null);
     }
 
     #[test]
@@ -1378,24 +1789,48 @@ mod tests {
                     .map(|(_, v)| OsString::from(v))
             }
         };
-        let files = |pairs| credential_sources(env(pairs)).files;
+        let files = |pairs| credential_sources(env(pairs), 1000).files;
+        let paths = |list: &[&str]| list.iter().map(PathBuf::from).collect::<Vec<_>>();
         assert_eq!(
             files(&[("HOME", "/home/u"), ("XDG_RUNTIME_DIR", "/run/user/1")]),
-            [
-                PathBuf::from("/run/user/1/containers/auth.json"),
-                PathBuf::from("/home/u/.docker/config.json")
-            ]
+            paths(&[
+                "/run/user/1/containers/auth.json",
+                "/home/u/.config/containers/auth.json",
+                "/home/u/.docker/config.json"
+            ])
+        );
+        // No XDG_RUNTIME_DIR: the per-uid directory, under the root given.
+        assert_eq!(
+            files(&[("HOME", "/home/u")]),
+            paths(&[
+                "/run/containers/1000/auth.json",
+                "/home/u/.config/containers/auth.json",
+                "/home/u/.docker/config.json"
+            ])
+        );
+        assert_eq!(
+            files(&[(IMPLICIT_ROOT_VAR, "/tmp/root")]),
+            paths(&["/tmp/root/run/containers/1000/auth.json"])
         );
         assert_eq!(
             files(&[
                 ("HOME", "/home/u"),
                 ("XDG_RUNTIME_DIR", "/run/user/1"),
+                ("XDG_CONFIG_HOME", "/cfg"),
                 ("REGISTRY_AUTH_FILE", "/a.json"),
                 ("DOCKER_CONFIG", "/d"),
             ]),
-            [PathBuf::from("/a.json"), PathBuf::from("/d/config.json")]
+            paths(&["/a.json", "/cfg/containers/auth.json", "/d/config.json"])
         );
-        assert!(files(&[("REGISTRY_AUTH_FILE", "")]).is_empty());
+        // Empty variables count as unset; one file named twice is read once.
+        assert_eq!(
+            files(&[
+                ("REGISTRY_AUTH_FILE", ""),
+                ("XDG_RUNTIME_DIR", "/r"),
+                ("XDG_CONFIG_HOME", "/r"),
+            ]),
+            paths(&["/r/containers/auth.json"])
+        );
     }
 
     #[test]

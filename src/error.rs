@@ -97,6 +97,48 @@ impl Error {
         }
     }
 
+    /// What kind of error this is, as `--json` names it: one word per
+    /// variant (`recipe`, `usage`, `io`, `failed`, `unverified`, `blob`,
+    /// `layer`, `deb`, `archive`, `export`, `registry`, `unbound`,
+    /// `unsealed`). An error met on something keeps its own kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Recipe(_) => "recipe",
+            Error::Usage(_) => "usage",
+            Error::Io { .. } => "io",
+            Error::Failed(_) => "failed",
+            Error::Unverified { .. } => "unverified",
+            Error::Blob(_) => "blob",
+            Error::Layer(_) => "layer",
+            Error::Deb(_) => "deb",
+            Error::Archive { .. } => "archive",
+            Error::Export { .. } => "export",
+            Error::Registry(_) => "registry",
+            Error::Unbound(_) => "unbound",
+            Error::Unsealed(_) => "unsealed",
+            Error::Within { source, .. } => source.kind(),
+        }
+    }
+
+    /// Where in a recipe the error is, when it is a recipe's.
+    pub fn recipe_error(&self) -> Option<&RecipeError> {
+        match self {
+            Error::Recipe(e) => Some(e),
+            Error::Within { source, .. } => source.recipe_error(),
+            _ => None,
+        }
+    }
+
+    /// Each problem of an error that lists several (values that do not
+    /// bind, the seal's violations); empty for others.
+    pub fn problems(&self) -> &[String] {
+        match self {
+            Error::Unbound(p) | Error::Unsealed(p) => p,
+            Error::Within { source, .. } => source.problems(),
+            _ => &[],
+        }
+    }
+
     /// This error, met on `context`.
     pub fn within(self, context: impl Into<String>) -> Error {
         Error::Within {

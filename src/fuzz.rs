@@ -81,6 +81,11 @@ pub static TARGETS: &[Target] = &[
         seeds: packages_seeds,
     },
     Target {
+        name: "release",
+        run: release,
+        seeds: release_seeds,
+    },
+    Target {
         name: "inrelease",
         run: inrelease,
         seeds: inrelease_seeds,
@@ -218,6 +223,15 @@ pub fn deb(input: &[u8]) -> Result<(), String> {
 /// A `Packages` index.
 pub fn packages_index(input: &[u8]) -> Result<(), String> {
     index::read_packages(Cursor::new(input))
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// A Release file's text, as it stands inside an InRelease once the
+/// signature checks: fuzzed apart, since a mutated InRelease never gets
+/// past its signature.
+pub fn release(input: &[u8]) -> Result<(), String> {
+    index::read_release(Cursor::new(input))
         .map(drop)
         .map_err(|e| e.to_string())
 }
@@ -574,6 +588,18 @@ SHA256: cb4784740daa9b3b0eaea2b444bbefa686794afbbf3d678d238c1fd9875f2efd\n"
 
 /// Valid `InRelease` files need Debian's key to sign them: the saved
 /// corpus holds those.
+fn release_seeds() -> io::Result<Vec<Vec<u8>>> {
+    let empty = Digest::of(b"");
+    let text = format!(
+        "Origin: Debian\nSuite: stable\nCodename: bookworm\nDate: Sat, 01 Jan 2000 00:00:00 UTC\n\
+         Architectures: amd64 arm64\nComponents: main contrib\nNo-Support-for-Architecture-all: Packages\n\
+         Description: Debian 12\nSHA256:\n {hex} 0 main/binary-amd64/Packages\n \
+         {hex} 20 main/binary-amd64/Packages.gz\n {hex} 0 contrib/binary-all/Packages\n",
+        hex = empty.hex()
+    );
+    Ok(vec![text.into_bytes()])
+}
+
 fn inrelease_seeds() -> io::Result<Vec<Vec<u8>>> {
     Ok(Vec::new())
 }

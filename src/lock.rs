@@ -135,12 +135,36 @@ pub fn read(path: &Path) -> Result<Option<LockFile>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).context(|| format!("reading {}", path.display())),
     };
-    let lock: LockFile = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    parse(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Usage(format!("{}: {}", path.display(), e.message)))
+}
+
+/// Why a lock file's bytes are no lock, and where (1-based; 1:1 for what
+/// concerns the whole file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Parses a lock file's bytes: JSON of this version, every package path
+/// plain.
+pub fn parse(bytes: &[u8]) -> std::result::Result<LockFile, ParseError> {
+    let whole = |message: String| ParseError {
+        line: 1,
+        column: 1,
+        message,
+    };
+    let lock: LockFile = serde_json::from_slice(bytes).map_err(|e| ParseError {
+        line: e.line().max(1),
+        column: e.column().max(1),
+        message: e.to_string(),
+    })?;
     if lock.version != VERSION {
-        return Err(Error::Usage(format!(
-            "{}: lock version {} is not supported (expected {VERSION})",
-            path.display(),
+        return Err(whole(format!(
+            "lock version {} is not supported (expected {VERSION})",
             lock.version
         )));
     }
@@ -154,15 +178,13 @@ pub fn read(path: &Path) -> Result<Option<LockFile>> {
                 .split('/')
                 .all(|c| !c.is_empty() && c != "." && c != "..");
         if !plain {
-            return Err(Error::Usage(format!(
-                "{}: package {} has the path {:?}, which is not a plain path in its archive",
-                path.display(),
-                pin.name,
-                pin.path
+            return Err(whole(format!(
+                "package {} has the path {:?}, which is not a plain path in its archive",
+                pin.name, pin.path
             )));
         }
     }
-    Ok(Some(lock))
+    Ok(lock)
 }
 
 /// Writes `lock` as indented JSON (it is reviewed in diffs), atomically.

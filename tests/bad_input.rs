@@ -308,13 +308,18 @@ fn missing_recipe_file() {
     }
 }
 
-/// An unreadable recipe (here a directory, which root cannot read as a
-/// file either) gets the same: its name, no position.
+/// An unreadable recipe (here a FIFO, which root cannot read as a file
+/// either, and which is refused without waiting on it) gets the same: its
+/// name, no position.
 #[test]
 fn unreadable_recipe_file() {
     let dir = tempfile::tempdir().unwrap();
     let recipe = dir.path().join("recipe.yaml");
-    std::fs::create_dir(&recipe).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&recipe)
+        .status()
+        .unwrap();
+    assert!(made.success());
     let output = run(ingot()
         .arg("build")
         .arg(&recipe)
@@ -325,7 +330,7 @@ fn unreadable_recipe_file() {
     assert_eq!(
         err.trim_end(),
         format!(
-            "error: {}: cannot read recipe: not a regular file (a directory)",
+            "error: {}: cannot read recipe: not a regular file (a FIFO)",
             recipe.display()
         ),
         "{err}"

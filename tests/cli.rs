@@ -373,7 +373,7 @@ fn layout_files_follow_the_umask_not_temp_file_modes() {
 /// Long layers show a progress line (files, bytes, rate) on a terminal,
 /// and nothing when stderr is a pipe or with --quiet.
 #[test]
-fn progress_shows_on_a_terminal_only() {
+fn progress_is_one_line_on_a_terminal() {
     common::require("script");
     let dir = tempfile::tempdir().unwrap();
     let files = dir.path().join("r/files");
@@ -410,7 +410,20 @@ fn progress_shows_on_a_terminal_only() {
         text.contains("layer data: ") && text.contains("files, ") && text.contains("/s)"),
         "{text}"
     );
+    // One line redrawn in place: the updates share a terminal line (two
+    // when a log line goes above it meanwhile), then a closing line.
+    let lines = text
+        .split('\n')
+        .filter(|l| l.contains("building big: ") && l.contains(" of "))
+        .count();
+    let updates = text.matches("building big: ").count();
+    assert!(lines <= 3 && updates > 2 * lines, "{text:?}");
+    assert!(
+        text.contains("building big: 4 files, 24.0 MiB in "),
+        "{text:?}"
+    );
 
+    // Piped, the same progress is plain lines; --progress none shows none.
     let piped = run(ingot()
         .arg("build")
         .arg("--no-cache")
@@ -418,7 +431,14 @@ fn progress_shows_on_a_terminal_only() {
         .arg("-o")
         .arg(dir.path().join("pipe")));
     assert!(piped.status.success());
-    assert!(!stderr(&piped).contains("files, "), "{}", stderr(&piped));
+    assert!(!stderr(&piped).contains('\r'), "{}", stderr(&piped));
+    let none = run(ingot()
+        .args(["build", "--no-cache", "--progress", "none"])
+        .arg(&recipe)
+        .arg("-o")
+        .arg(dir.path().join("none")));
+    assert!(none.status.success());
+    assert!(!stderr(&none).contains("files, "), "{}", stderr(&none));
 }
 
 /// A fresh layout holds what its image references and nothing else: the

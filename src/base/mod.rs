@@ -65,6 +65,8 @@ pub struct Resolver<'a> {
     /// Resolve registry tags afresh instead of as ingot.lock pins them
     /// (what `ingot lock` does).
     pub repin: bool,
+    /// Where downloads report their progress.
+    pub progress: &'a crate::progress::Progress,
 }
 
 /// A resolved base and, when it came from outside the recipe tree, the

@@ -44,7 +44,7 @@ pub fn resolve(
         Some(found) => found,
         None => {
             let remote =
-                registry::Remote::connect(&pinned, resolver.registry, registry::Progress::quiet())
+                registry::Remote::connect(&pinned, resolver.registry, resolver.progress.clone())
                     .map_err(|e| base_error(recipe, e))?;
             let fetched = registry::fetch_image(&remote, &pinned, platform, store, None)
                 .map_err(|e| base_error(recipe, e))?;

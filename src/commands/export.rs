@@ -146,7 +146,11 @@ pub struct Report {
 fn export_error(e: ExportError, image: &ImageRef, output: &Path) -> Error {
     match e {
         ExportError::Write(source) => Error::Io {
-            context: format!("writing {}", output.display()),
+            context: if output == Path::new("-") {
+                "writing to stdout".to_string()
+            } else {
+                format!("writing {}", output.display())
+            },
             source,
         },
         other => Error::Export {
@@ -161,6 +165,74 @@ fn export_error(e: ExportError, image: &ImageRef, output: &Path) -> Error {
 pub fn export(request: &Request, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let (image, output) = (request.image, request.output);
     check_output(output)?;
+    let prepared = prepare(request, log)?;
+    let blobs = &prepared.source.blobs;
+    let (digest, size) = replace_file_with(output, |out| {
+        let mut out = HashingWriter::new(out);
+        write_archive(&prepared.entries, &prepared.layers, blobs, &mut out)
+            .map_err(|e| export_error(e, image, output))?;
+        let (digest, size, _) = out.finish();
+        Ok((digest, size))
+    })?;
+    log(&format!(
+        "wrote {} ({size} bytes, {digest})",
+        output.display()
+    ));
+    Ok(prepared.report(output.display().to_string(), size, digest))
+}
+
+/// Exports `request.image` as a docker-archive streamed to `out` (stdout,
+/// for `-o -`); `request.output` names it in messages. Every layer is
+/// checked before the first byte is written, and again as it streams: a
+/// layout that changes meanwhile stops the stream short of the tar's end,
+/// so a loader refuses it.
+pub fn export_to(
+    request: &Request,
+    out: &mut dyn Write,
+    log: &mut dyn FnMut(&str),
+) -> Result<Report> {
+    let (image, output) = (request.image, request.output);
+    let prepared = prepare(request, log)?;
+    let mut out = HashingWriter::new(out);
+    write_archive(
+        &prepared.entries,
+        &prepared.layers,
+        &prepared.source.blobs,
+        &mut out,
+    )
+    .and_then(|()| out.flush().map_err(ExportError::Write))
+    .map_err(|e| export_error(e, image, output))?;
+    let (digest, size, _) = out.finish();
+    log(&format!(
+        "wrote the archive to stdout ({size} bytes, {digest})"
+    ));
+    Ok(prepared.report(output.display().to_string(), size, digest))
+}
+
+/// An export checked and planned, ready to write.
+struct Prepared {
+    entries: Vec<Entry>,
+    layers: Vec<Layer>,
+    repo_tags: Vec<RepoTag>,
+    /// The image, whose blobs the layers are (its temp store, for a
+    /// docker-archive or a registry, lives as long as it).
+    source: Source,
+}
+
+impl Prepared {
+    fn report(&self, file: String, size: u64, digest: Digest) -> Report {
+        Report {
+            file,
+            size,
+            sha256: digest.hex(),
+            repo_tags: self.repo_tags.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// Opens the image, checks every layer and plans the archive's entries.
+fn prepare(request: &Request, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
+    let (image, output) = (request.image, request.output);
     let source = source::open(image, request.platform, request.access, request.progress)?;
     let repo_tags = match &request.repo_tag {
         Some(t) => vec![t.clone()],
@@ -174,24 +246,11 @@ pub fn export(request: &Request, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let ids = diff_ids(&source.config).map_err(|m| Error::Failed(format!("{image}: {m}")))?;
     let layers = measure_layers(&source, ids, log).map_err(|e| export_error(e, image, output))?;
     let entries = entries(&config, &config_blob.digest, &layers, &repo_tags)?;
-
-    let blobs = &source.blobs;
-    let (digest, size) = replace_file_with(output, |out| {
-        let mut out = HashingWriter::new(out);
-        write_archive(&entries, &layers, blobs, &mut out)
-            .map_err(|e| export_error(e, image, output))?;
-        let (digest, size, _) = out.finish();
-        Ok((digest, size))
-    })?;
-    log(&format!(
-        "wrote {} ({size} bytes, {digest})",
-        output.display()
-    ));
-    Ok(Report {
-        file: output.display().to_string(),
-        size,
-        sha256: digest.hex(),
-        repo_tags: repo_tags.iter().map(ToString::to_string).collect(),
+    Ok(Prepared {
+        entries,
+        layers,
+        repo_tags,
+        source,
     })
 }
 

@@ -9,6 +9,8 @@
 //! - [`pull`] and [`push`]: an image between a registry and a layout.
 //! - [`source`]: the one opener of an image, from a layout, a
 //!   docker-archive or a registry, for the four above.
+//! - [`validate`]: recipes and their locks checked offline, without
+//!   building.
 //! - [`verify`]: an fsck of an OCI layout.
 
 pub mod audit;
@@ -18,4 +20,5 @@ pub mod inspect;
 pub mod pull;
 pub mod push;
 pub mod source;
+pub mod validate;
 pub mod verify;

@@ -444,6 +444,7 @@ impl<'a> Context<'a> {
             cache: cache.as_ref(),
             registry: &self.sources.registry,
             repin: self.repin,
+            progress: self.progress,
         };
         let resolved = base::resolve(recipe, &from, &resolver, self)?;
         if let Some(pin) = resolved.pin {
@@ -543,7 +544,7 @@ impl RecipeBuilder for Context<'_> {
 
 /// `path` relative to the directory `base`, both canonical:
 /// `../lower/recipe.yaml`.
-fn pathdiff(path: &Path, base: &Path) -> String {
+pub fn pathdiff(path: &Path, base: &Path) -> String {
     let (path, base): (Vec<_>, Vec<_>) = (path.components().collect(), base.components().collect());
     let common = path.iter().zip(&base).take_while(|(a, b)| a == b).count();
     let ups = std::iter::repeat_n("..".to_string(), base.len() - common);
@@ -630,7 +631,7 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
         "building {} {} on {}",
         spec.name, spec.version, base.name
     ));
-    let mut lower = read_base(recipe, &base, ctx.blobs, ctx.cache.as_ref())?;
+    let mut lower = read_base(recipe, &base, ctx.blobs, ctx.cache.as_ref(), ctx.progress)?;
     if !base.layers.is_empty() {
         let how = if lower.cached { "cached" } else { "read" };
         (ctx.log)(&format!("base layers: {how}, {}", base.layers.len()));
@@ -754,6 +755,7 @@ fn read_base(
     base: &BaseImage,
     blobs: &BlobStore,
     cache: Option<&Cache>,
+    progress: &Progress,
 ) -> Result<Below> {
     let diff_ids = image_config::diff_ids(&base.config).map_err(Error::Failed)?;
     if diff_ids.len() != base.layers.len() {
@@ -792,6 +794,7 @@ fn read_base(
         return Ok(below);
     }
     let mut summary = BaseSummary { layers: Vec::new() };
+    progress.start(&format!("reading base {}", base.name), 0);
     for (desc, diff_id) in base.layers.iter().zip(&below.diff_ids) {
         let layer = below.view.layer_count();
         let scan = &mut below.scan;
@@ -799,11 +802,18 @@ fn read_base(
         let changes = below
             .view
             .apply_layer(blobs, desc, diff_id, &mut |path, data| {
-                scan.visit(path, layer, data)
+                let mut counted = CountingRead {
+                    inner: data,
+                    progress,
+                };
+                let seen = scan.visit(path, layer, &mut counted);
+                progress.advance_file();
+                seen
             })
             .map_err(|e| base_error(recipe, e.into()))?;
         summary.layers.push((changes, below.scan.since(mark)));
     }
+    progress.finish();
     if let Some(cache) = cache.filter(|_| !base.layers.is_empty()) {
         summary.save(cache, &key);
     }
@@ -857,6 +867,20 @@ fn build_layers(
     let finished = layers.finish(*log);
     progress.finish();
     finished
+}
+
+/// A reader that counts what is read through it as progress.
+struct CountingRead<'a> {
+    inner: &'a mut dyn std::io::Read,
+    progress: &'a Progress,
+}
+
+impl std::io::Read for CountingRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
 }
 
 /// A finished layer as the image and the report name it.

@@ -194,6 +194,26 @@ pub fn closures(recipe: &Recipe, ctx: &Context, log: Log) -> Result<Closures> {
     Ok(out)
 }
 
+/// What each `packages` step of `recipe` asks for, by layer index, as the
+/// lock records it (with no packages): what `ingot validate` looks for in
+/// the lock. An error when the step has no archive to install from.
+pub fn requests(recipe: &Recipe, from: &str) -> Result<Vec<(usize, PackageSet)>> {
+    let mut out = Vec::new();
+    let mut sources: Option<Vec<ArchiveSource>> = None;
+    for (index, step) in steps(recipe) {
+        if sources.is_none() {
+            sources = Some(archives(recipe)?);
+        }
+        let sources = sources.as_deref().unwrap_or_default();
+        if sources.is_empty() {
+            return Err(no_archive(recipe, index));
+        }
+        let layer = &recipe.spec.layers[index].name;
+        out.push((index, request(from, layer, step, sources)));
+    }
+    Ok(out)
+}
+
 /// `--locked`, before anything is built: every `packages` step of
 /// `recipe` (named `from` in the lock) is answered by `lock` (read from
 /// `lock_path`) as written.
@@ -203,16 +223,8 @@ pub fn check_locked(
     lock: &LockFile,
     lock_path: &std::path::Path,
 ) -> Result<()> {
-    if !installs(recipe) {
-        return Ok(());
-    }
-    let sources = archives(recipe)?;
-    for (index, step) in steps(recipe) {
-        if sources.is_empty() {
-            return Err(no_archive(recipe, index));
-        }
-        let layer = &recipe.spec.layers[index].name;
-        let request = request(from, layer, step, &sources);
+    for (index, request) in requests(recipe, from)? {
+        let layer = &request.layer;
         if lock
             .package_set(from, layer)
             .is_none_or(|set| !set.answers(&request))

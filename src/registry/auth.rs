@@ -4,15 +4,18 @@
 //! (github.com/docker/docker-credential-helpers protocol).
 //!
 //! The files to read are handed in, in order, by `cli.rs` (the only reader
-//! of the environment): `REGISTRY_AUTH_FILE` or
-//! `$XDG_RUNTIME_DIR/containers/auth.json`, then `$DOCKER_CONFIG/config.json`
-//! or `~/.docker/config.json`. The first file that knows the registry wins.
+//! of the environment; see `credential_sources` there): the containers
+//! files in containers-auth.json(5)'s order, then Docker's `config.json`.
+//! The first file that knows the registry wins. A helper runs bounded in
+//! time ([`HELPER_TIMEOUT`]) and output ([`MAX_HELPER_OUTPUT`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -216,14 +219,39 @@ fn normalize(key: &str) -> String {
     }
 }
 
+/// How long a credential helper may take to answer: long enough for one
+/// that asks a keychain, short enough that a hung one does not hang ingot.
+pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most a credential helper may print, on stdout or stderr: one
+/// credential is a few KiB.
+pub const MAX_HELPER_OUTPUT: u64 = 1 << 20;
+
 /// Runs `docker-credential-NAME get` with the server on stdin.
 fn run_helper(name: &str, host: &str) -> Result<Option<Credential>, RegistryError> {
+    // Docker Hub's credentials live under its historical URL.
+    let server = if normalize(host) == "docker.io" {
+        "https://index.docker.io/v1/"
+    } else {
+        host
+    };
     let program = format!("docker-credential-{name}");
+    run_helper_program(&program, server, HELPER_TIMEOUT)
+}
+
+/// Runs `program get` with `server` on stdin, reading at most
+/// [`MAX_HELPER_OUTPUT`] of what it prints and waiting at most `timeout`
+/// for it to finish; a helper still running then is killed.
+fn run_helper_program(
+    program: &str,
+    server: &str,
+    timeout: Duration,
+) -> Result<Option<Credential>, RegistryError> {
     let failed = |message: String| RegistryError::Credentials {
-        origin: program.clone(),
+        origin: program.to_string(),
         message,
     };
-    let mut child = Command::new(&program)
+    let mut child = Command::new(program)
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -236,21 +264,79 @@ fn run_helper(name: &str, host: &str) -> Result<Option<Credential>, RegistryErro
                 format!("cannot run it: {e}")
             })
         })?;
-    // Docker Hub's credentials live under its historical URL.
-    let server = if normalize(host) == "docker.io" {
-        "https://index.docker.io/v1/"
-    } else {
-        host
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(server.as_bytes())
-            .map_err(|e| failed(format!("writing to it: {e}")))?;
+    let deadline = Instant::now() + timeout;
+    // Each pipe is read on its own thread, so a helper that fills one
+    // while ingot waits on the other cannot stall either.
+    let (sender, receiver) = mpsc::channel();
+    for (index, pipe) in [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let read = match pipe {
+                Some(p) => p.take(MAX_HELPER_OUTPUT + 1).read_to_end(&mut bytes),
+                None => Ok(0),
+            };
+            let _ = sender.send((index, read.map(|_| bytes)));
+        });
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| failed(format!("waiting for it: {e}")))?;
-    parse_helper_output(&program, out.status.success(), &out.stdout, &out.stderr)
+    drop(sender);
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper may exit without reading its stdin: its answer says more.
+        match stdin.write_all(server.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!("writing to it: {e}")));
+            }
+            _ => {}
+        }
+    }
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!(
+                    "`get` gave no answer within {} s",
+                    timeout.as_secs_f64()
+                )));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(failed(format!("waiting for it: {e}"))),
+        }
+    };
+    let mut outputs = [Vec::new(), Vec::new()];
+    for _ in 0..2 {
+        // A process the helper left behind may hold its pipes open.
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        let (index, read) = receiver
+            .recv_timeout(left)
+            .map_err(|_| failed("`get` exited, but its output stayed open".into()))?;
+        let bytes = read.map_err(|e| failed(format!("reading its output: {e}")))?;
+        if bytes.len() as u64 > MAX_HELPER_OUTPUT {
+            return Err(failed(format!(
+                "`get` printed more than {} MiB",
+                MAX_HELPER_OUTPUT >> 20
+            )));
+        }
+        outputs[index] = bytes;
+    }
+    parse_helper_output(program, status.success(), &outputs[0], &outputs[1])
 }
 
 fn parse_helper_output(
@@ -406,6 +492,40 @@ mod tests {
         assert!(parse_helper_output("p", true, b"nonsense", b"").is_err());
         assert!(
             parse_helper_output("p", true, br#"{"Username":"<token>","Secret":"t"}"#, b"").is_err()
+        );
+    }
+
+    #[test]
+    fn helpers_are_bounded_in_time_and_output() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path.display().to_string()
+        };
+        let slow = script("slow", "exec sleep 10\n");
+        let started = Instant::now();
+        let err = run_helper_program(&slow, "h", Duration::from_millis(300)).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(err.to_string().contains("no answer within 0.3 s"), "{err}");
+        assert!(err.to_string().contains("slow"), "{err}");
+
+        let chatty = script("chatty", "head -c 3000000 /dev/zero | tr '\\0' x\n");
+        let err = run_helper_program(&chatty, "h", HELPER_TIMEOUT).unwrap_err();
+        assert!(err.to_string().contains("more than 1 MiB"), "{err}");
+
+        let good = script(
+            "good",
+            "read -r s; echo \"{\\\"Username\\\":\\\"u\\\",\\\"Secret\\\":\\\"$s\\\"}\"\n",
+        );
+        let got = run_helper_program(&good, "reg:5000", HELPER_TIMEOUT)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (got.username.as_str(), got.secret.as_str()),
+            ("u", "reg:5000")
         );
     }
 

@@ -244,6 +244,41 @@ pub struct Report {
 
 /// Validates, then writes the output. On any problem nothing is written.
 pub fn bind(req: &Request) -> Result<Report> {
+    bind_into(req, None)
+}
+
+/// Validates, then writes the output to `out` (stdout, for `-o -`), for
+/// the formats that are one file; `req.output` names it in the report. A
+/// bundle is a directory: asking for one is a usage error, before the
+/// image is read.
+pub fn bind_to(req: &Request, out: &mut dyn std::io::Write) -> Result<Report> {
+    if req.format == Format::OciBundle {
+        return Err(Error::Usage(
+            "an oci-bundle is a directory (config.json and rootfs/), so it cannot go to stdout: name a new directory with -o".into(),
+        ));
+    }
+    bind_into(req, Some(out))
+}
+
+/// Writes `text` to `out`, or else to the file `path` (`private`: mode
+/// 0600, for values that may be secret).
+fn emit(
+    out: Option<&mut dyn std::io::Write>,
+    path: &Path,
+    text: &str,
+    private: bool,
+) -> Result<()> {
+    match out {
+        Some(w) => w
+            .write_all(text.as_bytes())
+            .and_then(|()| w.flush())
+            .context(|| "writing to stdout".into()),
+        None if private => write_private(path, text.as_bytes()),
+        None => crate::store::layout::replace_file(path, text.as_bytes()),
+    }
+}
+
+fn bind_into(req: &Request, out: Option<&mut dyn std::io::Write>) -> Result<Report> {
     if req.format == Format::Kubernetes && req.repo.is_none() {
         return Err(Error::Usage(
             "--format kubernetes needs --repo REPOSITORY, the registry repository the image was pushed to".into(),
@@ -279,7 +314,7 @@ pub fn bind(req: &Request) -> Result<Report> {
     match req.format {
         Format::Env => {
             let text = dotenv::render(&req.image.to_string(), &found.identity, &bindings);
-            write_private(req.output, text.as_bytes())?;
+            emit(out, req.output, &text, true)?;
         }
         Format::Kubernetes => {
             let view = read_view(&found)?;
@@ -293,7 +328,7 @@ pub fn bind(req: &Request) -> Result<Report> {
                 bindings: &bindings,
             };
             let text = deployment.render().map_err(Error::Usage)?;
-            crate::store::layout::replace_file(req.output, text.as_bytes())?;
+            emit(out, req.output, &text, false)?;
         }
         Format::OciBundle => {
             let view = read_view(&found)?;
