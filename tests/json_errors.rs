@@ -64,13 +64,13 @@ fn auditing_a_missing_image_says_so_in_json() {
         assert_eq!(error["line"], serde_json::Value::Null);
     }
 
-    // An image a registry does not have: a registry error, exit 1.
+    // An image a registry does not have is the same mistake: usage, exit 2.
     let registry = Registry::start();
     let image = format!("docker://{}/absent:1", registry.host());
     let out = run(ingot().args(["audit", &image, "--json"]));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let error = error_of(&out);
-    assert_eq!(error["kind"], "registry", "{error}");
+    assert_eq!(error["kind"], "usage", "{error}");
     assert!(
         error["message"].as_str().unwrap().contains("not found"),
         "{error}"
