@@ -4,6 +4,8 @@
 //! - [`base`](crate::base) resolves the recipe's base (calling back here,
 //!   through [`RecipeBuilder`], for stemcells and `recipe:` bases);
 //! - [`layers`] serves or writes the recipe's layers, in order;
+//! - [`checks`] reads the runtime config against the image, as runtimes
+//!   will;
 //! - the seal checks the merged filesystem;
 //! - [`assemble`](crate::image::assemble) makes the config and manifest;
 //! - [`layout`] commits them to the output.
@@ -12,6 +14,7 @@
 //! [`Sources`], [`Emit`]); the pipeline reads no clock, environment or
 //! host identity.
 
+pub mod checks;
 pub mod key;
 pub mod layers;
 pub mod packages;
@@ -533,6 +536,12 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
         reports.push(report);
     }
     let runtime = runtime_config(recipe, &base)?;
+    checks::check(&checks::Inputs {
+        recipe,
+        view: &lower.view,
+        scan: &lower.scan,
+        config: &runtime,
+    })?;
     seal_check(recipe, &lower, &runtime)?;
     let annotations = annotations(recipe, &base, &platform, ctx.settings, &created)?;
     let assembled = assemble(
