@@ -238,3 +238,75 @@ fn platform_must_match_the_base() {
         .arg(format!("oci:{}", layout.display())));
     assert!(common::stdout(&out).contains("linux/arm64"));
 }
+
+/// A `dest` ending in `/` names a directory: a file is copied into it under
+/// its own name (as `cp` and Dockerfile `COPY` do), where it used to become
+/// a file named after the directory; a directory's contents land in it as
+/// without the slash. The cache tells the two spellings apart, and `file`
+/// and `template`, which write one file, refuse it.
+#[test]
+fn a_dest_ending_in_a_slash_copies_into_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("files");
+    std::fs::create_dir_all(src.join("tree/sub")).unwrap();
+    std::fs::write(src.join("app.conf"), "conf").unwrap();
+    std::fs::write(src.join("tree/sub/x"), "x").unwrap();
+    let text = |dest: &str| {
+        format!(
+            "name: slash\nversion: '1'\nbase: stemcell:static\nlayers:\n\
+             - name: l\n  steps:\n\
+             \x20   - copy: {{ src: files/app.conf, dest: {dest} }}\n\
+             \x20   - copy: {{ src: files/tree, dest: /opt/tree/ }}\n\
+             \x20   - copy: {{ src: files/app.conf, dest: /etc/ }}\n"
+        )
+    };
+    let cache = dir.path().join("cache");
+    let build_cached = |layout: &Path| {
+        let out = run(ingot()
+            .arg("build")
+            .arg(dir.path().join("recipe.yaml"))
+            .arg("-o")
+            .arg(layout)
+            .arg("--cache")
+            .arg(&cache));
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    recipe(dir.path(), &text("/srv/app"));
+    build_cached(&dir.path().join("plain"));
+    recipe(dir.path(), &text("/srv/app/"));
+    build_cached(&dir.path().join("slash"));
+
+    let plain = unpack(&dir.path().join("plain"), "1", &dir.path().join("b1"));
+    assert_eq!(std::fs::read(plain.join("srv/app")).unwrap(), b"conf");
+    let rootfs = unpack(&dir.path().join("slash"), "1", &dir.path().join("b2"));
+    assert!(rootfs.join("srv/app").is_dir());
+    assert_eq!(
+        std::fs::read(rootfs.join("srv/app/app.conf")).unwrap(),
+        b"conf"
+    );
+    assert_eq!(std::fs::read(rootfs.join("opt/tree/sub/x")).unwrap(), b"x");
+    assert_eq!(std::fs::read(rootfs.join("etc/app.conf")).unwrap(), b"conf");
+    // The base's /etc is still a directory with its files.
+    assert!(rootfs.join("etc/os-release").is_file());
+
+    for step in [
+        "file: { dest: /etc/app/, content: x }",
+        "template: { src: files/app.conf, dest: /etc/app/ }",
+    ] {
+        let r = recipe(
+            dir.path(),
+            &format!(
+                "name: slash\nversion: '1'\nbase: stemcell:static\nlayers:\n\
+                 - name: l\n  steps:\n\
+                 \x20   - {step}\n"
+            ),
+        );
+        let out = common::try_build(&r, dir.path().join("bad"));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("recipe.yaml:7:") && err.contains("ends in '/'"),
+            "{err}"
+        );
+    }
+}

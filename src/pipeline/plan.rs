@@ -62,7 +62,9 @@ pub fn plan_layer(inputs: &Inputs, index: usize) -> Result<Plan, RecipeError> {
         match step {
             Step::Copy(c) => plan.copy(inputs, c).map_err(fail("src"))?,
             Step::File(f) => {
-                let dest = plan.resolve(inputs.view, &f.dest).map_err(fail("dest"))?;
+                let dest = plan
+                    .resolve(inputs.view, &f.dest.path)
+                    .map_err(fail("dest"))?;
                 let kind = EntryKind::File(Content::Bytes(f.content.clone().into_bytes()));
                 let mode = f.mode.map_or(0o644, |m| m.0);
                 plan.put(inputs.view, dest, kind, mode, f.owner.unwrap_or_default())
@@ -259,7 +261,7 @@ impl Plan {
         // A template naming `base` depends on which base it got.
         self.base_dependent |= text.contains("base");
         let dest = self
-            .resolve(inputs.view, &t.dest)
+            .resolve(inputs.view, &t.dest.path)
             .map_err(|m| ("dest", m))?;
         let kind = EntryKind::File(Content::Bytes(rendered.into_bytes()));
         let mode = t.mode.map_or(0o644, |m| m.0);
@@ -292,9 +294,22 @@ impl Plan {
             Some(walk) => walk.clone(),
             None => source::walk(&src)?,
         };
+        // A file copied to a `dest` ending in `/` goes into it, under its
+        // own name; a directory's contents go into `dest` either way.
+        let dest = match items.first() {
+            Some(root) if c.dest.dir && root.kind != SourceKind::Dir => {
+                let name = Path::new(&c.src)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .filter(|n| !n.starts_with(layer::WHITEOUT_PREFIX))
+                    .ok_or_else(|| format!("copy source {:?} has no usable file name", c.src))?;
+                c.dest.path.join(name)
+            }
+            _ => c.dest.path.clone(),
+        };
         for item in items {
             let target = if item.rel.is_empty() {
-                c.dest.clone()
+                dest.clone()
             } else {
                 if item
                     .rel
@@ -306,7 +321,7 @@ impl Plan {
                         c.src, item.rel
                     ));
                 }
-                c.dest.join_rel(&item.rel)
+                dest.join_rel(&item.rel)
             };
             let path = self.resolve(inputs.view, &target)?;
             match item.kind {

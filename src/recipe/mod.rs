@@ -357,7 +357,7 @@ impl Recipe {
             }
             Step::Copy(c) => {
                 self.resolve_src(&c.src).map_err(|m| err("src", m))?;
-                if c.dest.is_root() {
+                if c.dest.path.is_root() {
                     return Err(err("dest", "dest must not be the root directory".into()));
                 }
             }
@@ -369,13 +369,9 @@ impl Recipe {
                         format!("template src {:?} is not a regular file", t.src),
                     ));
                 }
-                if t.dest.is_root() {
-                    return Err(err("dest", "dest must not be the root directory".into()));
-                }
+                file_dest(&t.dest).map_err(|m| err("dest", m))?;
             }
-            Step::File(f) if f.dest.is_root() => {
-                return Err(err("dest", "dest must not be the root directory".into()));
-            }
+            Step::File(f) => file_dest(&f.dest).map_err(|m| err("dest", m))?,
             Step::Mkdir(m) if m.path.is_root() => {
                 return Err(err("path", "the root directory always exists".into()));
             }
@@ -418,6 +414,21 @@ impl Recipe {
         }
         Ok(())
     }
+}
+
+/// A `dest` naming the one file a `file` or `template` step writes: not the
+/// root, and not a directory (written ending in `/`), which would
+/// otherwise become a file named after it.
+fn file_dest(dest: &schema::Dest) -> Result<(), String> {
+    if dest.path.is_root() {
+        return Err("dest must not be the root directory".into());
+    }
+    if dest.dir {
+        return Err(format!(
+            "dest {dest} ends in '/', a directory: this step writes one file, so name it ({dest}NAME)"
+        ));
+    }
+    Ok(())
 }
 
 /// serde_yaml appends " at line L column C" to messages; the position is

@@ -168,12 +168,54 @@ impl Step {
     }
 }
 
+/// A step's `dest`: an image path, and whether it was written ending in
+/// `/`, naming a directory to copy into (as `cp` and Dockerfile `COPY`
+/// read it) rather than the file to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dest {
+    pub path: ImagePath,
+    /// Written with a trailing `/` (the root `/` is one).
+    pub dir: bool,
+}
+
+impl FromStr for Dest {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Dest, String> {
+        Ok(Dest {
+            path: s.parse()?,
+            dir: s.ends_with('/'),
+        })
+    }
+}
+
+deserialize_from_str!(Dest);
+
+impl fmt::Display for Dest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.dir && !self.path.is_root() {
+            write!(f, "{}/", self.path)
+        } else {
+            write!(f, "{}", self.path)
+        }
+    }
+}
+
+/// As written (the cache key tells `/srv` from `/srv/`).
+impl serde::Serialize for Dest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CopyStep {
     /// Relative to the recipe's directory; a file or a directory tree.
     pub src: String,
-    pub dest: ImagePath,
+    /// A file source lands at `dest`, or inside it when `dest` ends in
+    /// `/`; a directory's contents land in `dest` either way.
+    pub dest: Dest,
     #[serde(default)]
     pub owner: Option<Owner>,
     /// Mode of every regular file copied; directories stay 0755.
@@ -184,7 +226,7 @@ pub struct CopyStep {
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileStep {
-    pub dest: ImagePath,
+    pub dest: Dest,
     pub content: String,
     #[serde(default)]
     pub owner: Option<Owner>,
@@ -196,7 +238,7 @@ pub struct FileStep {
 #[serde(deny_unknown_fields)]
 pub struct TemplateStep {
     pub src: String,
-    pub dest: ImagePath,
+    pub dest: Dest,
     #[serde(default)]
     pub owner: Option<Owner>,
     #[serde(default)]
