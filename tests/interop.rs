@@ -188,6 +188,12 @@ fn umoci_unpacks_everything_as_the_recipe_says() {
     assert_eq!(sub, ["new.txt"]);
     assert_eq!(text(&at("/opt/tree/sub/new.txt")), "replaced\n");
 
+    // attrs: a base file copied up with its new mode, a tree re-owned.
+    assert_eq!(meta(&at("/etc/os-release")), (0o444, 0, 0));
+    assert!(text(&at("/etc/os-release")).contains("static"));
+    assert_eq!(meta(&at("/opt/tree/sub")), (0o775, 10001, 10001));
+    assert_eq!(meta(&at("/opt/tree/sub/new.txt")), (0o664, 10001, 10001));
+
     // /tmp exists in the base: writing under it must not re-emit it.
     assert_eq!(meta(&at("/tmp")), (0o1777, 0, 0));
     assert_eq!(text(&at("/tmp/scratch-note")), "written under /tmp\n");

@@ -512,7 +512,8 @@ fn a_recipe_on_a_recipe_inherits_its_archives_and_merges_its_database() {
         format!(
             "name: app\nversion: 1.0.0\nbase: recipe:../base/recipe.yaml\n\
              layers:\n  - name: python\n    steps:\n\
-             \x20     - packages: {{ install: [python3-minimal], exclude: [{}] }}\n",
+             \x20     - packages: {{ install: [python3-minimal], exclude: [{}] }}\n\
+             config:\n  cmd: [/usr/bin/python3, -c, \"print('hello')\"]\n",
             EXCLUDE.join(", ")
         ),
     )
@@ -609,6 +610,9 @@ fn a_setuid_file_fails_the_seal_unless_the_step_drops_the_bit() {
     fs::write(&deb, deb_with_file("suid", "./usr/bin/suid", 0o4755)).unwrap();
     let archive = Archive::new(&[deb], ArchiveOptions::default());
     let recipe = recipe(&dir.path().join("r"), &archive, &["suid"]);
+    // `bind` needs a program, and the build checks it is there.
+    let text = fs::read_to_string(&recipe).unwrap();
+    fs::write(&recipe, format!("{text}config:\n  cmd: [/usr/bin/suid]\n")).unwrap();
     let cache = dir.path().join("cache");
     ok(&lock(&recipe, &cache), "ingot lock");
     let layout = dir.path().join("img");

@@ -15,6 +15,7 @@
 //! host identity.
 
 pub mod checks;
+pub mod copyup;
 pub mod key;
 pub mod layers;
 pub mod packages;

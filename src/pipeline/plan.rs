@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use std::path::Path;
 
+use super::copyup::{self, CopyUp};
 use crate::base::BaseImage;
 use crate::debian::install::Installed;
 use crate::layer::{self, Content, EntryKind};
-use crate::recipe::schema::{CopyStep, GroupStep, TemplateStep, UserStep};
+use crate::recipe::schema::{AttrsStep, CopyStep, GroupStep, TemplateStep, UserStep};
 use crate::recipe::{MAX_TEMPLATE_SIZE, Recipe, RecipeError, Step, template};
 use crate::rootfs::accounts::{self, Databases};
 use crate::rootfs::meta::{ImagePath, Owner};
@@ -33,6 +34,8 @@ pub struct Inputs<'a> {
     pub walks: &'a source::Walks,
     /// What the layer's `packages` step installed, done before planning.
     pub installed: Option<&'a Installed>,
+    /// Lower files the layer's `attrs` steps change, read back.
+    pub copied_up: Option<&'a CopyUp>,
 }
 
 /// The changes one recipe layer makes.
@@ -100,6 +103,7 @@ pub fn plan_layer(inputs: &Inputs, index: usize) -> Result<Plan, RecipeError> {
                 let path = plan.resolve(inputs.view, &r.path).map_err(fail("path"))?;
                 plan.remove(inputs.view, &path).map_err(fail("path"))?;
             }
+            Step::Attrs(a) => plan.attrs(inputs, a).map_err(fail("path"))?,
             Step::User(u) => plan.user(inputs, u).map_err(fail("name"))?,
             Step::Group(g) => plan.group(inputs, g).map_err(fail("name"))?,
             Step::Packages(_) => {
@@ -353,6 +357,72 @@ impl Plan {
                     )?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Changes the mode and owner of what `a` reaches: this layer's own
+    /// entries in place, lower paths written again (a file with its
+    /// content, copied up), and only where something changes.
+    fn attrs(&mut self, inputs: &Inputs, a: &AttrsStep) -> Result<(), String> {
+        let view = inputs.view;
+        let all: BTreeSet<ImagePath> = self
+            .entries
+            .keys()
+            .chain(view.iter().map(|(p, _)| p).filter(|p| !self.hidden(p)))
+            .cloned()
+            .collect();
+        let targets = copyup::targets(a, |p| self.lookup(view, p), all.iter())?
+            .ok_or_else(|| format!("{} does not exist in the base or earlier steps", a.path))?;
+        for path in targets {
+            if let Some(entry) = self.entries.get_mut(&path) {
+                let kind = node_kind(&entry.kind);
+                (entry.mode, entry.uid, entry.gid) =
+                    copyup::changed(a, &kind, entry.mode, entry.uid, entry.gid);
+                continue;
+            }
+            let Some(node) = view.get(&path) else {
+                continue;
+            };
+            let (mode, uid, gid) = copyup::changed(a, &node.kind, node.mode, node.uid, node.gid);
+            if (mode, uid, gid) == (node.mode, node.uid, node.gid) {
+                continue;
+            }
+            self.base_dependent |= self.sees_base(view, &path);
+            let content = |file: &ImagePath| {
+                inputs
+                    .copied_up
+                    .and_then(|c| c.content(file))
+                    .map(EntryKind::File)
+                    .ok_or_else(|| {
+                        format!(
+                            "{path} was not read back to be copied up (an earlier step of the layer moved it?); change it in a layer of its own"
+                        )
+                    })
+            };
+            let kind = match &node.kind {
+                NodeKind::Dir => EntryKind::Dir,
+                NodeKind::Symlink { target } => EntryKind::Symlink {
+                    target: target.clone(),
+                },
+                NodeKind::File { .. } => content(&path)?,
+                // Written again as a file of its own: the link to the
+                // other names of its inode is not kept.
+                NodeKind::Hardlink { target } => content(target)?,
+                NodeKind::Special => {
+                    return Err(format!(
+                        "{path} is a device node or fifo, which a recipe layer cannot carry"
+                    ));
+                }
+            };
+            let entry = layer::Entry {
+                path: path.as_rel().to_string(),
+                kind,
+                mode,
+                uid,
+                gid,
+            };
+            self.entries.insert(path, entry);
         }
         Ok(())
     }

@@ -383,6 +383,15 @@ impl Recipe {
                     "a symlink needs a non-root path and a non-empty target".into(),
                 ));
             }
+            Step::Attrs(a) if a.mode.is_none() && a.owner.is_none() => {
+                return Err(err("path", "attrs needs a mode, an owner or both".into()));
+            }
+            Step::Attrs(a) if a.path.is_root() && !a.recursive => {
+                return Err(err(
+                    "path",
+                    "the root directory's own mode and owner are the runtime's; use recursive: true for what is below it".into(),
+                ));
+            }
             Step::Remove(r) if r.path.is_root() => {
                 return Err(err("path", "the root directory cannot be removed".into()));
             }

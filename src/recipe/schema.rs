@@ -15,7 +15,7 @@ use crate::image::Platform;
 pub use crate::image::config::ConfigSpec;
 use crate::image::reference::ImageRef;
 pub use crate::params::ParamSpec;
-use crate::rootfs::meta::{ImagePath, Mode, Owner};
+use crate::rootfs::meta::{ImagePath, Mode, ModeChange, Owner};
 pub use crate::seal::SealAllow;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +149,7 @@ pub enum Step {
     User(UserStep),
     Group(GroupStep),
     Packages(PackagesStep),
+    Attrs(AttrsStep),
 }
 
 impl Step {
@@ -164,6 +165,7 @@ impl Step {
             Step::User(_) => "user",
             Step::Group(_) => "group",
             Step::Packages(_) => "packages",
+            Step::Attrs(_) => "attrs",
         }
     }
 }
@@ -269,6 +271,26 @@ pub struct SymlinkStep {
 #[serde(deny_unknown_fields)]
 pub struct RemoveStep {
     pub path: ImagePath,
+}
+
+/// Changes the mode and owner of paths that exist (below, or earlier in
+/// the layer): `path` is followed if it is a symlink, as chmod and chown
+/// follow one they are given; with `recursive`, everything below it too,
+/// symlinks not followed (chmod -R), the root's own attributes aside.
+/// Only what changes is written again: a file's content is carried into
+/// the layer with its new attributes, as overlay filesystems copy up.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttrsStep {
+    pub path: ImagePath,
+    /// Octal (`"0755"`) or chmod's symbolic form (`"u-s,g-s"`); symlinks
+    /// have no mode of their own and keep theirs.
+    #[serde(default)]
+    pub mode: Option<ModeChange>,
+    #[serde(default)]
+    pub owner: Option<Owner>,
+    #[serde(default)]
+    pub recursive: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]

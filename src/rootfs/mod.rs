@@ -908,6 +908,30 @@ impl View {
         resolve_parent_with(path, |p| self.get(p).map(|n| n.kind.clone()))
     }
 
+    /// What the view held of layers below `layer` that no later layer
+    /// replaced: the view as layer `layer` was read against, short of the
+    /// paths later layers changed. Good for finding where that layer's
+    /// entries landed.
+    pub fn below(&self, layer: usize) -> View {
+        let nodes: BTreeMap<ImagePath, Node> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.layer < layer)
+            .map(|(p, n)| (p.clone(), n.clone()))
+            .collect();
+        let contents = self
+            .contents
+            .iter()
+            .filter(|(p, _)| nodes.contains_key(*p))
+            .map(|(p, c)| (p.clone(), c.clone()))
+            .collect();
+        View {
+            nodes,
+            contents,
+            layers: layer,
+        }
+    }
+
     /// Resolves `path` through symlinks in every component, the last one
     /// too: where opening it in the image lands. See [`resolve_with`].
     pub fn resolve(&self, path: &ImagePath) -> Result<ImagePath, String> {
