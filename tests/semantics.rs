@@ -310,3 +310,119 @@ fn a_dest_ending_in_a_slash_copies_into_the_directory() {
         );
     }
 }
+
+/// `keep_modes: true` keeps each copied file's and new directory's
+/// permission bits as the source has them (owners still come from the
+/// step; directories the image has keep theirs), and the cache key holds
+/// them: a changed source mode is a new layer, not a cache hit.
+#[test]
+fn copy_keeps_the_sources_modes_when_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("files/tree");
+    std::fs::create_dir_all(src.join("private")).unwrap();
+    std::fs::create_dir_all(src.join("tmp")).unwrap();
+    std::fs::write(src.join("private/key.conf"), "k").unwrap();
+    std::fs::write(src.join("run"), "#!").unwrap();
+    std::fs::write(src.join("tmp/note"), "n").unwrap();
+    let set = |p: &str, m: u32| {
+        std::fs::set_permissions(src.join(p), std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    set("private", 0o750);
+    set("private/key.conf", 0o640);
+    set("run", 0o750);
+    set("tmp", 0o755);
+    set("tmp/note", 0o604);
+    let r = recipe(
+        dir.path(),
+        "name: keep\nversion: '1'\nbase: stemcell:static\nlayers:\n\
+         - name: l\n  steps:\n\
+         \x20   - copy: { src: files/tree, dest: /opt/app, keep_modes: true, owner: '10:20' }\n\
+         \x20   - copy: { src: files/tree, dest: /opt/plain }\n\
+         \x20   - copy: { src: files/tree/tmp, dest: /tmp, keep_modes: true }\n",
+    );
+    let cache = dir.path().join("cache");
+    let build_cached = |layout: &Path| {
+        let out = run(ingot()
+            .arg("build")
+            .arg(&r)
+            .arg("-o")
+            .arg(layout)
+            .arg("--cache")
+            .arg(&cache));
+        assert!(out.status.success(), "{}", stderr(&out));
+        common::stdout(&out).trim().to_string()
+    };
+    let first = build_cached(&dir.path().join("a"));
+    let rootfs = unpack(&dir.path().join("a"), "1", &dir.path().join("b1"));
+    let meta = |p: &str| {
+        let m = std::fs::symlink_metadata(rootfs.join(p)).unwrap();
+        (m.mode() & 0o7777, m.uid(), m.gid())
+    };
+    assert_eq!(meta("opt/app/private"), (0o750, 10, 20));
+    assert_eq!(meta("opt/app/private/key.conf"), (0o640, 10, 20));
+    assert_eq!(meta("opt/app/run"), (0o750, 10, 20));
+    assert_eq!(meta("opt/plain/private"), (0o755, 0, 0));
+    assert_eq!(meta("opt/plain/private/key.conf"), (0o644, 0, 0));
+    assert_eq!(meta("opt/plain/run"), (0o755, 0, 0));
+    // /tmp is the base's: it keeps its 1777.
+    assert_eq!(meta("tmp"), (0o1777, 0, 0));
+    assert_eq!(meta("tmp/note"), (0o604, 0, 0));
+
+    set("private/key.conf", 0o600);
+    let second = build_cached(&dir.path().join("c"));
+    assert_ne!(second, first, "the source's mode is an input");
+    let rootfs = unpack(&dir.path().join("c"), "1", &dir.path().join("b2"));
+    let m = std::fs::metadata(rootfs.join("opt/app/private/key.conf")).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o600);
+
+    // keep_modes and mode together say two things.
+    let r = recipe(
+        dir.path(),
+        "name: keep\nversion: '1'\nbase: stemcell:static\nlayers:\n\
+         - name: l\n  steps:\n\
+         \x20   - copy: { src: files/tree, dest: /opt/app, keep_modes: true, mode: '0644' }\n",
+    );
+    let out = common::try_build(&r, dir.path().join("bad"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("recipe.yaml:7:"), "{}", stderr(&out));
+}
+
+/// `copy` can target `/`: a tree's contents fill the root (the root keeps
+/// its own attributes, the base's directories theirs) and a file lands
+/// at the top under its name.
+#[test]
+fn copy_can_target_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("files/rootfs");
+    std::fs::create_dir_all(src.join("etc/app")).unwrap();
+    std::fs::create_dir_all(src.join("srv")).unwrap();
+    std::fs::write(src.join("etc/app/app.conf"), "conf").unwrap();
+    std::fs::write(src.join("srv/index.html"), "<p>").unwrap();
+    std::fs::write(dir.path().join("files/VERSION"), "1\n").unwrap();
+    let r = recipe(
+        dir.path(),
+        "name: root\nversion: '1'\nbase: stemcell:static\nlayers:\n\
+         - name: l\n  steps:\n\
+         \x20   - copy: { src: files/rootfs, dest: / }\n\
+         \x20   - copy: { src: files/VERSION, dest: / }\n",
+    );
+    let layout = dir.path().join("layout");
+    build(&r, &layout);
+    let rootfs = unpack(&layout, "1", &dir.path().join("bundle"));
+    assert_eq!(
+        std::fs::read(rootfs.join("etc/app/app.conf")).unwrap(),
+        b"conf"
+    );
+    assert_eq!(
+        std::fs::read(rootfs.join("srv/index.html")).unwrap(),
+        b"<p>"
+    );
+    assert_eq!(std::fs::read(rootfs.join("VERSION")).unwrap(), b"1\n");
+    assert!(
+        rootfs.join("etc/os-release").is_file(),
+        "the base's /etc stays"
+    );
+    let m = manifest(&layout);
+    assert_eq!(m["layers"].as_array().unwrap().len(), 2);
+}

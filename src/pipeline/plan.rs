@@ -328,11 +328,16 @@ impl Plan {
                 dest.join_rel(&item.rel)
             };
             let path = self.resolve(inputs.view, &target)?;
+            // The host's bits, when the step keeps them.
+            let kept = c.keep_modes.then_some(item.mode);
             match item.kind {
+                // The root is the runtime's: a tree copied to `/` fills it.
+                SourceKind::Dir if path.is_root() => {}
                 SourceKind::Dir => {
                     let exists = self.lookup(inputs.view, &path) == Some(NodeKind::Dir);
                     if !exists || c.owner.is_some() {
-                        self.put(inputs.view, path, EntryKind::Dir, 0o755, owner)?;
+                        let mode = kept.unwrap_or(0o755);
+                        self.put(inputs.view, path, EntryKind::Dir, mode, owner)?;
                     }
                 }
                 SourceKind::File {
@@ -341,9 +346,11 @@ impl Plan {
                     executable,
                     ..
                 } => {
-                    let mode = c
-                        .mode
-                        .map_or(if executable { 0o755 } else { 0o644 }, |m| m.0);
+                    let mode = c.mode.map(|m| m.0).or(kept).unwrap_or(if executable {
+                        0o755
+                    } else {
+                        0o644
+                    });
                     let kind = EntryKind::File(Content::Path { path: host, size });
                     self.put(inputs.view, path, kind, mode, owner)?;
                 }

@@ -357,8 +357,11 @@ impl Recipe {
             }
             Step::Copy(c) => {
                 self.resolve_src(&c.src).map_err(|m| err("src", m))?;
-                if c.dest.path.is_root() {
-                    return Err(err("dest", "dest must not be the root directory".into()));
+                if c.keep_modes && c.mode.is_some() {
+                    return Err(err(
+                        "keep_modes",
+                        "keep_modes keeps the source's modes and mode sets one: choose one".into(),
+                    ));
                 }
             }
             Step::Template(t) => {

@@ -223,6 +223,10 @@ pub struct CopyStep {
     /// Mode of every regular file copied; directories stay 0755.
     #[serde(default)]
     pub mode: Option<Mode>,
+    /// Keep each file's and new directory's permission bits as the source
+    /// has them, instead of 0644/0755 by the owner's execute bit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_modes: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
