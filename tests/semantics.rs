@@ -426,3 +426,72 @@ fn copy_can_target_the_root() {
     let m = manifest(&layout);
     assert_eq!(m["layers"].as_array().unwrap().len(), 2);
 }
+
+/// `config.volumes` reach the image config (added to the base's) and
+/// `annotations` the manifest, as skopeo reads them; ingot's own keys stay
+/// its own, and a volume on a file fails the build.
+#[test]
+fn volumes_and_annotations_reach_the_image() {
+    require("skopeo");
+    let dir = tempfile::tempdir().unwrap();
+    let r = recipe(
+        dir.path(),
+        "name: vol\nversion: '1'\nbase: stemcell:static\n\
+         annotations:\n  org.opencontainers.image.description: a test image\n  com.example.team: infra\n\
+         config:\n  volumes: [/var/lib/data, /srv/cache]\n",
+    );
+    let layout = dir.path().join("layout");
+    build(&r, &layout);
+    let image = format!("oci:{}:1", layout.display());
+    let skopeo = |args: &[&str]| -> serde_json::Value {
+        let out = run(std::process::Command::new("skopeo")
+            .arg("inspect")
+            .args(args)
+            .arg(&image));
+        assert!(out.status.success(), "skopeo: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let raw = skopeo(&["--raw"]);
+    let annotations = &raw["annotations"];
+    assert_eq!(
+        annotations["org.opencontainers.image.description"],
+        "a test image"
+    );
+    assert_eq!(annotations["com.example.team"], "infra");
+    assert_eq!(annotations["org.opencontainers.image.title"], "vol");
+    let config = skopeo(&["--config"]);
+    let volumes = config["config"]["Volumes"].as_object().unwrap();
+    let names: Vec<&String> = volumes.keys().collect();
+    assert_eq!(names, ["/srv/cache", "/var/lib/data"]);
+
+    for (text, line, needle) in [
+        (
+            "annotations:\n  org.opencontainers.image.version: '2'\n",
+            5,
+            "\"org.opencontainers.image.version\" is ingot's own",
+        ),
+        (
+            "annotations:\n  dev.ingot.seal.policy: '0'\n",
+            5,
+            "\"dev.ingot.seal.policy\" is ingot's own",
+        ),
+        ("config:\n  volumes: [data]\n", 5, "absolute"),
+        (
+            "config:\n  volumes: [/etc/os-release]\n",
+            5,
+            "config.volumes: \"/etc/os-release\" is a file in the image",
+        ),
+    ] {
+        let r = recipe(
+            dir.path(),
+            &format!("name: vol\nversion: '1'\nbase: stemcell:static\n{text}"),
+        );
+        let out = common::try_build(&r, dir.path().join("bad"));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!("recipe.yaml:{line}:")) && err.contains(needle),
+            "{needle}: {err}"
+        );
+    }
+}

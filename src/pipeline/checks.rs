@@ -18,6 +18,8 @@
 //!   `SIGRTMIN+3`) or number (1 to 64).
 //! - `workdir`: absolute; when it exists, a directory. A missing one is
 //!   fine: runc, crun and podman create it when the container starts.
+//! - `volumes`: each, when it exists, a directory (a missing one is
+//!   created for the mount).
 
 use oci_spec::image::Config;
 
@@ -59,6 +61,7 @@ pub struct Inputs<'a> {
 pub fn check(inputs: &Inputs) -> Result<(), RecipeError> {
     let user = check_user(inputs)?;
     check_workdir(inputs)?;
+    check_volumes(inputs)?;
     check_stop_signal(inputs)?;
     check_program(inputs, user)
 }
@@ -172,6 +175,43 @@ fn check_workdir(inputs: &Inputs) -> Result<(), RecipeError> {
             kind_name(kind)
         ))),
     }
+}
+
+/// A volume is mounted on a directory: one that exists as anything else
+/// fails the container's start (a missing one is created).
+fn check_volumes(inputs: &Inputs) -> Result<(), RecipeError> {
+    for volume in inputs.config.volumes().iter().flatten() {
+        let Ok(path) = volume.parse::<ImagePath>() else {
+            continue;
+        };
+        let problem = match inputs.view.resolve(&path) {
+            Err(m) => Some(format!("cannot be created: {m}")),
+            Ok(resolved) => match inputs.view.get(&resolved).map(|n| &n.kind) {
+                None | Some(NodeKind::Dir) => None,
+                Some(kind) => Some(format!(
+                    "is {} in the image, not a directory",
+                    kind_name(kind)
+                )),
+            },
+        };
+        if let Some(problem) = problem {
+            let index = inputs
+                .recipe
+                .spec
+                .config
+                .volumes
+                .iter()
+                .position(|v| v == volume);
+            return Err(at(
+                inputs,
+                "volumes",
+                index.is_some(),
+                index,
+                format!("{volume:?} {problem}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_stop_signal(inputs: &Inputs) -> Result<(), RecipeError> {

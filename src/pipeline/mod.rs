@@ -885,6 +885,12 @@ fn annotations(
             annotations.insert(key.to_string(), value);
         }
     }
+    // The recipe's own: none is ingot's (Recipe::load refused those).
+    for (key, value) in &spec.annotations {
+        annotations
+            .entry(key.clone())
+            .or_insert_with(|| value.clone());
+    }
     Ok(annotations)
 }
 

@@ -206,6 +206,25 @@ impl Recipe {
                 ));
             }
         }
+        for (i, volume) in spec.config.volumes.iter().enumerate() {
+            if volume.parse::<crate::rootfs::meta::ImagePath>().is_err() || volume == "/" {
+                return Err(self.error_at(
+                    &["config", "volumes", &i.to_string()],
+                    format!("volume {volume:?} must be an absolute path below /, without `..`"),
+                ));
+            }
+        }
+        for key in spec.annotations.keys() {
+            let at = |msg: String| self.error_at(&["annotations", key.as_str(), "<key>"], msg);
+            if key.is_empty() {
+                return Err(at("an annotation key must not be empty".into()));
+            }
+            if crate::image::annotation::is_ingots(key) {
+                return Err(at(format!(
+                    "annotation {key:?} is ingot's own (it writes dev.ingot.* and the image's created, title, version, revision, source, base and ref.name keys); use another key"
+                )));
+            }
+        }
         for (i, allow) in spec.seal.allow.iter().enumerate() {
             if crate::seal::rule(&allow.rule).is_none() {
                 let ids: Vec<&str> = crate::seal::RULES.iter().map(|r| r.id).collect();

@@ -40,6 +40,9 @@ pub struct RecipeSpec {
     pub layers: Vec<LayerSpec>,
     #[serde(default)]
     pub config: ConfigSpec,
+    /// The image manifest's annotations, beside ingot's own.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub seal: SealSpec,
 }
