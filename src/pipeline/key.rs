@@ -94,6 +94,7 @@ pub fn layer_key(
                 has_template = true;
                 (&t.src, false)
             }
+            Step::Extract(e) => (&e.src, false),
             _ => continue,
         };
         let root = ctx.recipe.resolve_src(src).ok()?;

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 
 use oci_spec::image::Descriptor;
 
-use super::{Log, copyup, key, packages, plan};
+use super::{Log, copyup, extract, key, packages, plan};
 use crate::base::BaseImage;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
@@ -223,6 +223,20 @@ impl<'a> Layers<'a> {
             _ => (None, None),
         };
         let copied_up = self.copy_up(index, view)?;
+        let mut extracted = std::collections::BTreeMap::new();
+        for (j, step) in spec.steps.iter().enumerate() {
+            if let crate::recipe::Step::Extract(e) = step {
+                let archive = extract::read(self.recipe, &e.src)
+                    .map_err(|m| self.recipe.step_error(index, j, Some("src"), m))?;
+                for path in &archive.skipped {
+                    log(&format!(
+                        "layer {}: {}: {path} is a device node or fifo, left out (a runtime supplies /dev)",
+                        spec.name, e.src
+                    ));
+                }
+                extracted.insert(j, archive);
+            }
+        }
         let inputs = plan::Inputs {
             recipe: self.recipe,
             base: self.base,
@@ -232,6 +246,7 @@ impl<'a> Layers<'a> {
             walks,
             installed: installed.as_ref(),
             copied_up: copied_up.as_ref(),
+            extracted: &extracted,
         };
         let plan = plan::plan_layer(&inputs, index)?;
         drop(installed);
@@ -270,6 +285,7 @@ impl<'a> Layers<'a> {
             staging: staging
                 .into_iter()
                 .chain(copied_up.map(|c| c.dir))
+                .chain(extracted.into_values().map(|a| a.dir))
                 .collect(),
         };
         self.slots.push(Slot {

@@ -16,6 +16,7 @@
 
 pub mod checks;
 pub mod copyup;
+pub mod extract;
 pub mod key;
 pub mod layers;
 pub mod packages;

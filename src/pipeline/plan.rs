@@ -10,10 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::copyup::{self, CopyUp};
+use super::extract::Archive;
 use crate::base::BaseImage;
 use crate::debian::install::Installed;
 use crate::layer::{self, Content, EntryKind};
-use crate::recipe::schema::{AttrsStep, CopyStep, GroupStep, TemplateStep, UserStep};
+use crate::recipe::schema::{AttrsStep, CopyStep, ExtractStep, GroupStep, TemplateStep, UserStep};
 use crate::recipe::{MAX_TEMPLATE_SIZE, Recipe, RecipeError, Step, template};
 use crate::rootfs::accounts::{self, Databases};
 use crate::rootfs::meta::{ImagePath, Owner};
@@ -36,6 +37,8 @@ pub struct Inputs<'a> {
     pub installed: Option<&'a Installed>,
     /// Lower files the layer's `attrs` steps change, read back.
     pub copied_up: Option<&'a CopyUp>,
+    /// The archives of the layer's `extract` steps, read, by step index.
+    pub extracted: &'a BTreeMap<usize, Archive>,
 }
 
 /// The changes one recipe layer makes.
@@ -104,6 +107,12 @@ pub fn plan_layer(inputs: &Inputs, index: usize) -> Result<Plan, RecipeError> {
                 plan.remove(inputs.view, &path).map_err(fail("path"))?;
             }
             Step::Attrs(a) => plan.attrs(inputs, a).map_err(fail("path"))?,
+            Step::Extract(e) => {
+                let archive = inputs.extracted.get(&j).ok_or_else(|| {
+                    fail("src")(format!("archive {} was not read before planning", e.src))
+                })?;
+                plan.extract(inputs.view, e, archive).map_err(fail("src"))?
+            }
             Step::User(u) => plan.user(inputs, u).map_err(fail("name"))?,
             Step::Group(g) => plan.group(inputs, g).map_err(fail("name"))?,
             Step::Packages(_) => {
@@ -434,6 +443,88 @@ impl Plan {
         Ok(())
     }
 
+    /// Puts what an archive holds below `e.dest` (its directories resolved
+    /// through the image's symlinks, as `copy`'s are), with the archive's
+    /// modes and owners. Each set of hardlinks becomes a file at the name
+    /// that sorts first, the others linking to it, so the layer lists the
+    /// file before its links.
+    fn extract(&mut self, view: &View, e: &ExtractStep, archive: &Archive) -> Result<(), String> {
+        let at = |path: &ImagePath| e.dest.join_rel(path.as_rel());
+        let owner = |node: &Node, path: &ImagePath| -> Result<Owner, String> {
+            let id = |n: u64| {
+                u32::try_from(n).map_err(|_| {
+                    format!(
+                        "archive {}: entry {path} has owner id {n}, above 2^32",
+                        e.src
+                    )
+                })
+            };
+            Ok(Owner {
+                uid: id(node.uid)?,
+                gid: id(node.gid)?,
+            })
+        };
+        // The file each hardlink names (in the image), with its links.
+        let mut linked: BTreeMap<ImagePath, Vec<ImagePath>> = BTreeMap::new();
+        for (path, node, content) in &archive.entries {
+            let target = self.resolve(view, &at(path))?;
+            if target.is_root() {
+                continue;
+            }
+            let kind = match (&node.kind, content) {
+                (NodeKind::Dir, _) => EntryKind::Dir,
+                (NodeKind::File { .. }, Some(content)) => EntryKind::File(content.clone()),
+                (NodeKind::Symlink { target }, _) => EntryKind::Symlink {
+                    target: target.clone(),
+                },
+                (NodeKind::Hardlink { target: file }, _) => {
+                    let file = self.resolve(view, &at(file))?;
+                    linked.entry(file.clone()).or_default().push(target.clone());
+                    EntryKind::Hardlink {
+                        target: file.as_rel().to_string(),
+                    }
+                }
+                _ => return Err(format!("archive {}: entry {path} has no content", e.src)),
+            };
+            self.put(
+                view,
+                target.clone(),
+                kind,
+                node.mode & 0o7777,
+                owner(node, path)?,
+            )?;
+        }
+        for (file, links) in linked {
+            let Some(entry) = self.entries.get(&file).cloned() else {
+                return Err(format!(
+                    "archive {}: {file} is hardlinked but no longer a file of the layer",
+                    e.src
+                ));
+            };
+            let first = std::iter::once(&file)
+                .chain(&links)
+                .min_by(|a, b| layer::order::compare(a.as_rel(), b.as_rel()))
+                .cloned()
+                .unwrap_or_else(|| file.clone());
+            for name in std::iter::once(&file).chain(&links) {
+                let kind = if *name == first {
+                    entry.kind.clone()
+                } else {
+                    EntryKind::Hardlink {
+                        target: first.as_rel().to_string(),
+                    }
+                };
+                let link = layer::Entry {
+                    path: name.as_rel().to_string(),
+                    kind,
+                    ..entry.clone()
+                };
+                self.entries.insert(name.clone(), link);
+            }
+        }
+        Ok(())
+    }
+
     fn user(&mut self, inputs: &Inputs, u: &UserStep) -> Result<(), String> {
         let gid = u.gid.unwrap_or(u.uid);
         let home = match &u.home {
@@ -604,6 +695,9 @@ fn node_kind(kind: &EntryKind) -> NodeKind {
         EntryKind::File(Content::Path { size, .. }) => NodeKind::File { size: *size },
         EntryKind::Symlink { target } => NodeKind::Symlink {
             target: target.clone(),
+        },
+        EntryKind::Hardlink { target } => NodeKind::Hardlink {
+            target: ImagePath::from_rel(target).unwrap_or_default(),
         },
     }
 }

@@ -383,6 +383,15 @@ impl Recipe {
                     ));
                 }
             }
+            Step::Extract(e) => {
+                let path = self.resolve_src(&e.src).map_err(|m| err("src", m))?;
+                if !path.is_file() {
+                    return Err(err(
+                        "src",
+                        format!("archive {:?} is not a regular file", e.src),
+                    ));
+                }
+            }
             Step::Template(t) => {
                 let path = self.resolve_src(&t.src).map_err(|m| err("src", m))?;
                 if !path.is_file() {

@@ -153,6 +153,7 @@ pub enum Step {
     Group(GroupStep),
     Packages(PackagesStep),
     Attrs(AttrsStep),
+    Extract(ExtractStep),
 }
 
 impl Step {
@@ -169,6 +170,7 @@ impl Step {
             Step::Group(_) => "group",
             Step::Packages(_) => "packages",
             Step::Attrs(_) => "attrs",
+            Step::Extract(_) => "extract",
         }
     }
 }
@@ -298,6 +300,18 @@ pub struct AttrsStep {
     pub owner: Option<Owner>,
     #[serde(default)]
     pub recursive: bool,
+}
+
+/// Unpacks a tar archive from the recipe's directory (plain, gzip, xz or
+/// zstd, told by its first bytes) into the image at `dest`, keeping its
+/// modes, owners, symlinks and hardlinks; read as a base layer is, every
+/// check applied, with the archive as its own root.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractStep {
+    pub src: String,
+    #[serde(default = "ImagePath::root")]
+    pub dest: ImagePath,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
