@@ -244,3 +244,33 @@ fn device_nodes_are_left_out() {
         b"box\n"
     );
 }
+
+/// The seal sees what an archive brings: a setuid file and a private key
+/// (found in the content as the layer is written), by path and layer.
+#[test]
+fn the_seal_sees_what_an_archive_brings() {
+    const EC: &str = "-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIM9LRqz68qtS6GXJBYcmTN6vwcQmZoy+qzm1S5wzuco/oAoGCCqGSM49
+AwEHoUQDQgAEXMLEi2A6LqSJPfPDtCQuG6V7Cqyqm0K/yGx79vgsZ6DRbSnR/BvH
+++Yh7md1H4HcMbNFIaBgEcPBaFF3YjzLUA==
+-----END EC PRIVATE KEY-----
+";
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("r");
+    std::fs::create_dir_all(r.join("files")).unwrap();
+    std::fs::write(
+        r.join("files/app.tar"),
+        tar(&[
+            file("usr/bin/su", b"su").with_mode(0o4755),
+            file("etc/app/tls.key", EC.as_bytes()),
+        ]),
+    )
+    .unwrap();
+    let recipe = recipe(&r, "      - extract: { src: files/app.tar }\n");
+    let out = common::try_build(&recipe, tmp.path().join("out"));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for needle in ["setuid: /usr/bin/su", "no-private-keys: /etc/app/tls.key"] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}
