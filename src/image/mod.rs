@@ -48,6 +48,23 @@ pub mod annotation {
     pub const PARAMS: &str = "dev.ingot.params";
     /// The recipe name that owns a layout, on index.json.
     pub const LAYOUT_RECIPE: &str = "dev.ingot.recipe";
+
+    /// Whether ingot writes `key` itself, so a recipe's own annotations may
+    /// not: the `dev.ingot.` namespace and the pre-defined keys ingot sets.
+    pub fn is_ingots(key: &str) -> bool {
+        key.starts_with("dev.ingot.")
+            || [
+                CREATED,
+                TITLE,
+                VERSION,
+                REVISION,
+                SOURCE,
+                BASE_NAME,
+                BASE_DIGEST,
+                REF_NAME,
+            ]
+            .contains(&key)
+    }
 }
 
 /// Serializes `value` as canonical JSON: object keys sorted by bytes, no

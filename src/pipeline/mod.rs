@@ -4,6 +4,8 @@
 //! - [`base`](crate::base) resolves the recipe's base (calling back here,
 //!   through [`RecipeBuilder`], for stemcells and `recipe:` bases);
 //! - [`layers`] serves or writes the recipe's layers, in order;
+//! - [`checks`] reads the runtime config against the image, as runtimes
+//!   will;
 //! - the seal checks the merged filesystem;
 //! - [`assemble`](crate::image::assemble) makes the config and manifest;
 //! - [`layout`] commits them to the output.
@@ -12,6 +14,9 @@
 //! [`Sources`], [`Emit`]); the pipeline reads no clock, environment or
 //! host identity.
 
+pub mod checks;
+pub mod copyup;
+pub mod extract;
 pub mod key;
 pub mod layers;
 pub mod packages;
@@ -534,6 +539,12 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
         reports.push(report);
     }
     let runtime = runtime_config(recipe, &base)?;
+    checks::check(&checks::Inputs {
+        recipe,
+        view: &lower.view,
+        scan: &lower.scan,
+        config: &runtime,
+    })?;
     seal_check(recipe, &lower, &runtime)?;
     let annotations = annotations(recipe, &base, &platform, ctx.settings, &created)?;
     let assembled = assemble(
@@ -898,6 +909,12 @@ fn annotations(
         if let Some(value) = value {
             annotations.insert(key.to_string(), value);
         }
+    }
+    // The recipe's own: none is ingot's (Recipe::load refused those).
+    for (key, value) in &spec.annotations {
+        annotations
+            .entry(key.clone())
+            .or_insert_with(|| value.clone());
     }
     Ok(annotations)
 }

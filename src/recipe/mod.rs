@@ -206,6 +206,25 @@ impl Recipe {
                 ));
             }
         }
+        for (i, volume) in spec.config.volumes.iter().enumerate() {
+            if volume.parse::<crate::rootfs::meta::ImagePath>().is_err() || volume == "/" {
+                return Err(self.error_at(
+                    &["config", "volumes", &i.to_string()],
+                    format!("volume {volume:?} must be an absolute path below /, without `..`"),
+                ));
+            }
+        }
+        for key in spec.annotations.keys() {
+            let at = |msg: String| self.error_at(&["annotations", key.as_str(), "<key>"], msg);
+            if key.is_empty() {
+                return Err(at("an annotation key must not be empty".into()));
+            }
+            if crate::image::annotation::is_ingots(key) {
+                return Err(at(format!(
+                    "annotation {key:?} is ingot's own (it writes dev.ingot.* and the image's created, title, version, revision, source, base and ref.name keys); use another key"
+                )));
+            }
+        }
         for (i, allow) in spec.seal.allow.iter().enumerate() {
             if crate::seal::rule(&allow.rule).is_none() {
                 let ids: Vec<&str> = crate::seal::RULES.iter().map(|r| r.id).collect();
@@ -357,8 +376,20 @@ impl Recipe {
             }
             Step::Copy(c) => {
                 self.resolve_src(&c.src).map_err(|m| err("src", m))?;
-                if c.dest.is_root() {
-                    return Err(err("dest", "dest must not be the root directory".into()));
+                if c.keep_modes && c.mode.is_some() {
+                    return Err(err(
+                        "keep_modes",
+                        "keep_modes keeps the source's modes and mode sets one: choose one".into(),
+                    ));
+                }
+            }
+            Step::Extract(e) => {
+                let path = self.resolve_src(&e.src).map_err(|m| err("src", m))?;
+                if !path.is_file() {
+                    return Err(err(
+                        "src",
+                        format!("archive {:?} is not a regular file", e.src),
+                    ));
                 }
             }
             Step::Template(t) => {
@@ -369,13 +400,9 @@ impl Recipe {
                         format!("template src {:?} is not a regular file", t.src),
                     ));
                 }
-                if t.dest.is_root() {
-                    return Err(err("dest", "dest must not be the root directory".into()));
-                }
+                file_dest(&t.dest).map_err(|m| err("dest", m))?;
             }
-            Step::File(f) if f.dest.is_root() => {
-                return Err(err("dest", "dest must not be the root directory".into()));
-            }
+            Step::File(f) => file_dest(&f.dest).map_err(|m| err("dest", m))?,
             Step::Mkdir(m) if m.path.is_root() => {
                 return Err(err("path", "the root directory always exists".into()));
             }
@@ -385,6 +412,15 @@ impl Recipe {
                 return Err(err(
                     "path",
                     "a symlink needs a non-root path and a non-empty target".into(),
+                ));
+            }
+            Step::Attrs(a) if a.mode.is_none() && a.owner.is_none() => {
+                return Err(err("path", "attrs needs a mode, an owner or both".into()));
+            }
+            Step::Attrs(a) if a.path.is_root() && !a.recursive => {
+                return Err(err(
+                    "path",
+                    "the root directory's own mode and owner are the runtime's; use recursive: true for what is below it".into(),
                 ));
             }
             Step::Remove(r) if r.path.is_root() => {
@@ -418,6 +454,21 @@ impl Recipe {
         }
         Ok(())
     }
+}
+
+/// A `dest` naming the one file a `file` or `template` step writes: not the
+/// root, and not a directory (written ending in `/`), which would
+/// otherwise become a file named after it.
+fn file_dest(dest: &schema::Dest) -> Result<(), String> {
+    if dest.path.is_root() {
+        return Err("dest must not be the root directory".into());
+    }
+    if dest.dir {
+        return Err(format!(
+            "dest {dest} ends in '/', a directory: this step writes one file, so name it ({dest}NAME)"
+        ));
+    }
+    Ok(())
 }
 
 /// serde_yaml appends " at line L column C" to messages; the position is
