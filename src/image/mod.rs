@@ -74,6 +74,25 @@ impl Platform {
             variant: None,
         }
     }
+
+    /// Whether an image for `other` serves a build that wants `self`: the
+    /// same OS and architecture, and the same variant when `self` names
+    /// one (linux/arm64 takes linux/arm64/v8), as [`select_platform`]
+    /// chooses.
+    pub fn accepts(&self, other: &Platform) -> bool {
+        self.os == other.os
+            && self.arch == other.arch
+            && (self.variant.is_none() || self.variant == other.variant)
+    }
+
+    /// As an index descriptor's `platform` field.
+    pub fn to_oci(&self) -> oci_spec::image::Platform {
+        let mut platform = oci_spec::image::Platform::default();
+        platform.set_os(self.os.as_str().into());
+        platform.set_architecture(self.arch.as_str().into());
+        platform.set_variant(self.variant.clone());
+        platform
+    }
 }
 
 impl FromStr for Platform {

@@ -152,27 +152,31 @@ pub fn closures(recipe: &Recipe, ctx: &Context, log: Log) -> Result<Closures> {
             ));
         }
         let request = request(ctx.from, layer, step, sources);
-        let locked = ctx
+        let arch = debian_arch(ctx.platform).map_err(at)?;
+        // A lock holds one closure per architecture the recipe builds for.
+        let answering: Vec<&PackageSet> = ctx
             .lock
             .filter(|_| ctx.resolve != Resolve::Relock)
-            .and_then(|lock| lock.package_set(ctx.from, layer))
-            .filter(|set| set.answers(&request));
-        if let Some(set) = locked {
-            out.insert(index, set.clone());
+            .map(|lock| {
+                lock.packages
+                    .iter()
+                    .filter(|set| set.from == ctx.from && set.layer == *layer)
+                    .filter(|set| set.answers(&request))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(set) = answering.iter().find(|set| set.is_for(arch)) {
+            out.insert(index, (*set).clone());
             continue;
         }
         if ctx.resolve == Resolve::Locked {
-            return Err(at(format!(
-                "--locked: the packages of layer {layer:?} are not locked as the recipe asks; run `ingot lock {}`",
-                recipe.file.display()
-            )));
+            return Err(at(not_locked(recipe, layer, arch, &answering)));
         }
         if ctx.resolve == Resolve::Build {
             log(&format!(
                 "warning: layer {layer}: packages not locked, resolved from the archive (run ingot lock to pin them)"
             ));
         }
-        let arch = debian_arch(ctx.platform).map_err(at)?;
         let mirrors = mirrors(ctx.mirrors, &request.archives)?;
         let settings = Settings::with_timeouts(ctx.timeouts);
         let resolved = archive::lock_with(
@@ -224,6 +228,33 @@ pub fn requests(recipe: &Recipe, from: &str) -> Result<Vec<(usize, PackageSet)>>
         out.push((index, request(from, layer, step, sources)));
     }
     Ok(out)
+}
+
+/// Why a `--locked` build (or a stemcell, which is always built from its
+/// own lock) has no closure for layer `layer` on `arch`, given the sets
+/// that answer its request for other architectures.
+fn not_locked(recipe: &Recipe, layer: &str, arch: &str, other: &[&PackageSet]) -> String {
+    let mut archs: Vec<&str> = other.iter().map(|s| s.architecture()).collect();
+    archs.sort();
+    archs.dedup();
+    let embedded = recipe.path.is_none();
+    match (archs.is_empty(), embedded) {
+        (true, _) => format!(
+            "--locked: the packages of layer {layer:?} are not locked as the recipe asks; run `ingot lock {}`",
+            recipe.file.display()
+        ),
+        (false, true) => format!(
+            "stemcell {}@{} pins its packages for {} only: it does not build for {arch} yet",
+            recipe.spec.name,
+            recipe.spec.version,
+            archs.join(", ")
+        ),
+        (false, false) => format!(
+            "--locked: the packages of layer {layer:?} are locked for {} only, not {arch}; run `ingot lock {}`",
+            archs.join(", "),
+            recipe.file.display()
+        ),
+    }
 }
 
 /// What a step asks for, as the lock records it.
