@@ -515,3 +515,163 @@ fn platform_errors_name_the_position() {
         "{err}"
     );
 }
+
+#[test]
+/// inspect says which index it took the image from; audit and export
+/// take the image of `--platform` from the index.
+fn commands_read_each_platform_of_the_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("out");
+    let index = common::build(&write_app(&tmp.path().join("app"), TWO), &layout);
+    let reference = format!("oci:{}:1.0.0", layout.display());
+
+    let out = common::run(common::ingot().arg("inspect").arg(&reference));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert!(
+        text.contains(&format!("index     {index} (linux/amd64, linux/arm64;")),
+        "{text}"
+    );
+    assert!(text.contains("platform  linux/amd64"), "{text}");
+    let out = common::run(common::ingot().args(["inspect", "--json"]).arg(&reference));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["index"]["digest"], index.as_str());
+    assert_eq!(json["index"]["platforms"][1], "linux/arm64");
+
+    for arch in ["amd64", "arm64"] {
+        let platform = format!("linux/{arch}");
+        let out = common::run(
+            common::ingot()
+                .args(["audit", "--json", "--platform", &platform])
+                .arg(&reference),
+        );
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        let audit: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(audit["digest"], manifest_for(&layout, "1.0.0", arch));
+
+        let archive = tmp.path().join(format!("{arch}.tar"));
+        let out = common::run(
+            common::ingot()
+                .args([
+                    "export",
+                    "--format",
+                    "docker-archive",
+                    "--platform",
+                    &platform,
+                ])
+                .arg(&reference)
+                .arg("-o")
+                .arg(&archive),
+        );
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        let out = common::run(
+            common::ingot()
+                .args(["inspect", "--json"])
+                .arg(format!("docker-archive:{}", archive.display())),
+        );
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["config"]["architecture"], arch);
+    }
+}
+
+#[test]
+/// push sends the index with both manifests, skopeo reads it from the
+/// registry, pull takes one platform of it, and a `docker://` tag of an
+/// index is a base pinned per platform.
+fn the_index_goes_through_a_registry() {
+    common::require("skopeo");
+    let registry = common::registry::Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("out");
+    let index = common::build(&write_app(&tmp.path().join("app"), TWO), &layout);
+    let remote = registry.reference("multi");
+    let out = common::run(
+        common::ingot()
+            .arg("push")
+            .arg(format!("oci:{}:1.0.0", layout.display()))
+            .arg(&remote),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(common::stdout(&out).trim(), index);
+    let raw = skopeo_raw(&format!("{remote}:1.0.0"), &["--tls-verify=false"]);
+    assert_eq!(platforms_of(&raw), ["linux/amd64", "linux/arm64"]);
+
+    let pulled = tmp.path().join("pulled");
+    let out = common::run(
+        common::ingot()
+            .args(["pull", "--platform", "linux/arm64"])
+            .arg(format!("{remote}:1.0.0"))
+            .arg("-o")
+            .arg(&pulled),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let top = read_json(&pulled.join("index.json"));
+    assert_eq!(
+        top["manifests"][0]["digest"],
+        manifest_for(&layout, "1.0.0", "arm64")
+    );
+
+    // The tag as a base: each platform pinned to its own manifest.
+    let app = tmp.path().join("on-registry");
+    std::fs::create_dir_all(&app).unwrap();
+    let recipe = app.join("recipe.yaml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "name: upper\nversion: '1'\nbase: {remote}:1.0.0\n\
+             platforms: [linux/amd64, linux/arm64]\n"
+        ),
+    )
+    .unwrap();
+    let out = common::run(common::ingot().arg("lock").arg(&recipe));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let lock = read_json(&app.join("ingot.lock"));
+    for (pin, arch) in lock["pins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["amd64", "arm64"])
+    {
+        assert_eq!(pin["platform"], format!("linux/{arch}"), "{lock}");
+        assert_eq!(pin["manifest"], manifest_for(&layout, "1.0.0", arch));
+    }
+    let built = tmp.path().join("upper");
+    let out = common::run(
+        common::ingot()
+            .args(["build", "--locked"])
+            .arg(&recipe)
+            .arg("-o")
+            .arg(&built),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    for arch in ["amd64", "arm64"] {
+        let manifest = read_json(&blob_path(&built, &manifest_for(&built, "1", arch)));
+        assert_eq!(
+            manifest["annotations"]["org.opencontainers.image.base.digest"],
+            manifest_for(&layout, "1.0.0", arch),
+            "{arch}"
+        );
+    }
+}
+
+#[test]
+/// The Debian stemcells pin their packages for amd64: built for arm64,
+/// they say so (before fetching anything).
+fn a_debian_stemcell_for_another_architecture_says_it_is_locked_for_amd64() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = tmp.path().join("recipe.yaml");
+    std::fs::write(
+        &recipe,
+        "name: d\nversion: '1'\nbase: stemcell:debian12\nplatforms: [linux/arm64, linux/amd64]\n",
+    )
+    .unwrap();
+    let out = common::try_build(&recipe, tmp.path().join("out"));
+    let err = common::stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("stemcell debian12@")
+            && err.contains("for amd64 only")
+            && err.contains("arm64"),
+        "{err}"
+    );
+}

@@ -130,6 +130,30 @@ impl fmt::Display for Platform {
     }
 }
 
+/// The image index a reference named, which a reader followed to one
+/// platform's image: its digest and the platforms it lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexSummary {
+    pub digest: crate::digest::Digest,
+    /// Each manifest's platform, `os/arch[/variant]`, in the index's order.
+    pub platforms: Vec<String>,
+}
+
+impl IndexSummary {
+    pub fn of(digest: crate::digest::Digest, index: &ImageIndex) -> IndexSummary {
+        let platforms = index
+            .manifests()
+            .iter()
+            .filter_map(|d| d.platform().as_ref())
+            .map(|p| match p.variant() {
+                Some(v) => format!("{}/{}/{v}", p.os(), p.architecture()),
+                None => format!("{}/{}", p.os(), p.architecture()),
+            })
+            .collect();
+        IndexSummary { digest, platforms }
+    }
+}
+
 /// The manifest of `index` for `platform`. Variants must match only when
 /// the wanted platform names one.
 pub fn select_platform<'a>(
