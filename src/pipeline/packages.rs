@@ -447,6 +447,70 @@ mod tests {
         assert!(sources.iter().all(|s| !s.keyring.is_empty()));
     }
 
+    /// A lock holds one closure per architecture: a build takes its own
+    /// architecture's, and a `--locked` build for one the lock lacks names
+    /// those it has.
+    #[test]
+    fn closures_are_locked_per_architecture() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k.gpg"), b"keys").unwrap();
+        let text = "name: a\nversion: '1'\nbase: scratch\nplatforms: [linux/amd64, linux/arm64]\n\
+                    archives:\n  - { url: 'http://a.invalid/debian', suites: [s], components: [main], keyring: k.gpg }\n\
+                    layers:\n  - name: l\n    steps:\n      - packages: { install: [hello] }\n";
+        let mut recipe = Recipe::parse(
+            text,
+            std::path::Path::new("r.yaml"),
+            dir.path().to_path_buf(),
+        )
+        .unwrap();
+        // Loaded from a file, not embedded as a stemcell is.
+        recipe.path = Some(dir.path().join("r.yaml"));
+        let sources = archives(&recipe).unwrap();
+        let Some((_, step)) = steps(&recipe).next() else {
+            panic!("a packages step")
+        };
+        let set = |arch: &str| {
+            let mut set = request("r.yaml", "l", step, &sources);
+            set.packages = ["hello", "hello-data"]
+                .iter()
+                .zip([arch, "all"])
+                .map(|(name, arch)| PackagePin {
+                    name: name.to_string(),
+                    version: "1".into(),
+                    architecture: arch.into(),
+                    archive: "http://a.invalid/debian".into(),
+                    path: format!("pool/{name}_{arch}.deb"),
+                    size: 1,
+                    sha256: crate::digest::Digest::of(arch.as_bytes()),
+                })
+                .collect();
+            set
+        };
+        let lock = LockFile::new(Vec::new()).with_packages(vec![set("arm64"), set("amd64")]);
+        assert_eq!(lock.packages[0].architecture(), "amd64", "sorted");
+        let closures = |platform: &str| {
+            let platform: Platform = platform.parse().unwrap();
+            let ctx = Context {
+                from: "r.yaml",
+                lock: Some(&lock),
+                resolve: Resolve::Locked,
+                platform: &platform,
+                mirrors: &[],
+                timeouts: Timeouts::default(),
+            };
+            closures(&recipe, &ctx, &mut |_| {})
+        };
+        for arch in ["amd64", "arm64"] {
+            let got = closures(&format!("linux/{arch}")).unwrap();
+            assert_eq!(got[&0], set(arch), "{arch}");
+        }
+        let err = closures("linux/s390x").unwrap_err().to_string();
+        assert!(
+            err.contains("locked for amd64, arm64 only, not s390x") && err.contains("r.yaml:10:"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn platforms_map_to_debian_architectures() {
         let arch = |p: &str| debian_arch(&p.parse().unwrap());
