@@ -675,3 +675,44 @@ fn a_debian_stemcell_for_another_architecture_says_it_is_locked_for_amd64() {
         "{err}"
     );
 }
+
+#[test]
+/// `ingot validate` renders templates for each platform and wants the
+/// lock to pin each platform's base.
+fn validate_checks_every_platform() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("app");
+    let recipe = write_app(
+        &dir,
+        "base: stemcell:static\nplatforms: [linux/amd64, linux/arm64]\n",
+    );
+    let validate = || common::run(common::ingot().args(["validate", "--locked"]).arg(&recipe));
+    let out = common::run(common::ingot().arg("lock").arg(&recipe));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let out = validate();
+    assert!(out.status.success(), "{}", common::stdout(&out));
+
+    // A lock that pins the base for amd64 only.
+    let path = dir.join("ingot.lock");
+    let mut lock = read_json(&path);
+    lock["pins"].as_array_mut().unwrap().pop();
+    std::fs::write(&path, serde_json::to_vec_pretty(&lock).unwrap()).unwrap();
+    let out = validate();
+    let text = common::stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("recipe.yaml:3:") && text.contains("on linux/arm64"),
+        "{text}"
+    );
+
+    // A template that fails for one platform fails validation.
+    std::fs::write(
+        dir.join("files/platform.tera"),
+        "{% if platform.arch == 'arm64' %}{{ vars.missing }}{% endif %}\n",
+    )
+    .unwrap();
+    let out = common::run(common::ingot().arg("validate").arg(&recipe));
+    let text = common::stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("missing"), "{text}");
+}
