@@ -214,17 +214,34 @@ fn config_is_inherited_from_the_base() {
     assert_eq!(json["manifest"]["layers"].as_array().unwrap().len(), 1);
 }
 
-/// A platform that differs from the base's is a recipe error.
+/// A platform that differs from the base's is a recipe error, naming the
+/// base; a stemcell is built for the platform the recipe asks for.
 #[test]
 fn platform_must_match_the_base() {
     let dir = tempfile::tempdir().unwrap();
+    let amd64 = dir.path().join("amd64");
+    build(
+        &recipe(dir.path(), "name: amd\nversion: '1'\nbase: scratch\n"),
+        &amd64,
+    );
     let r = recipe(
         dir.path(),
-        "name: arm\nversion: '1'\nbase: stemcell:static\nplatform: linux/arm64\n",
+        "name: arm\nversion: '1'\nbase: oci:amd64:1\nplatform: linux/arm64\n",
     );
     let out = common::try_build(&r, dir.path().join("layout"));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("recipe.yaml:4:"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("base oci:amd64:1"),
+        "{}",
+        stderr(&out)
+    );
+
+    let r = recipe(
+        dir.path(),
+        "name: arm\nversion: '1'\nbase: stemcell:static\nplatform: linux/arm64\n",
+    );
+    build(&r, &dir.path().join("on-static"));
 
     // On scratch the recipe chooses.
     let r = recipe(

@@ -24,7 +24,7 @@ use crate::base::docker_archive;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::reference::{ImageRef, OciRef, RegistryRef};
-use crate::image::{Platform, annotation};
+use crate::image::{IndexSummary, Platform, annotation};
 use crate::registry::{Access, Progress, Remote, fetch_image};
 use crate::seal::LayerLabel;
 use crate::store::layout::{blob_ref, check_image, open_image};
@@ -88,6 +88,9 @@ pub struct Source {
     /// The image's tag where it came from: its tag in the layout, or the
     /// reference's tag in the registry; None for a docker-archive.
     pub tag: Option<String>,
+    /// The image index the reference named (a multi-platform image), from
+    /// which `platform` was taken.
+    pub index: Option<IndexSummary>,
     /// Where the config and layer blobs are.
     pub blobs: BlobStore,
     /// The temp store of a docker-archive or registry image, removed on
@@ -133,6 +136,7 @@ fn open_layout(reference: &OciRef, platform: &Platform) -> Result<Source> {
         config: found.config,
         labels,
         tag: found.tag,
+        index: found.index,
         blobs: found.layout.blobs,
         _scratch: None,
     })
@@ -165,6 +169,7 @@ fn open_archive(image: &ImageRef, path: &std::path::Path) -> Result<Source> {
         layers: base.layers,
         labels,
         tag: None,
+        index: None,
         blobs,
         _scratch: Some(scratch),
     })
@@ -190,6 +195,7 @@ fn open_registry(
         manifest: Some(fetched.manifest),
         config: fetched.config,
         tag: reference.tag.clone(),
+        index: fetched.index,
         blobs,
         _scratch: Some(scratch),
     })

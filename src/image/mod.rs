@@ -91,6 +91,25 @@ impl Platform {
             variant: None,
         }
     }
+
+    /// Whether an image for `other` serves a build that wants `self`: the
+    /// same OS and architecture, and the same variant when `self` names
+    /// one (linux/arm64 takes linux/arm64/v8), as [`select_platform`]
+    /// chooses.
+    pub fn accepts(&self, other: &Platform) -> bool {
+        self.os == other.os
+            && self.arch == other.arch
+            && (self.variant.is_none() || self.variant == other.variant)
+    }
+
+    /// As an index descriptor's `platform` field.
+    pub fn to_oci(&self) -> oci_spec::image::Platform {
+        let mut platform = oci_spec::image::Platform::default();
+        platform.set_os(self.os.as_str().into());
+        platform.set_architecture(self.arch.as_str().into());
+        platform.set_variant(self.variant.clone());
+        platform
+    }
 }
 
 impl FromStr for Platform {
@@ -125,6 +144,30 @@ impl fmt::Display for Platform {
             write!(f, "/{v}")?;
         }
         Ok(())
+    }
+}
+
+/// The image index a reference named, which a reader followed to one
+/// platform's image: its digest and the platforms it lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexSummary {
+    pub digest: crate::digest::Digest,
+    /// Each manifest's platform, `os/arch[/variant]`, in the index's order.
+    pub platforms: Vec<String>,
+}
+
+impl IndexSummary {
+    pub fn of(digest: crate::digest::Digest, index: &ImageIndex) -> IndexSummary {
+        let platforms = index
+            .manifests()
+            .iter()
+            .filter_map(|d| d.platform().as_ref())
+            .map(|p| match p.variant() {
+                Some(v) => format!("{}/{}/{v}", p.os(), p.architecture()),
+                None => format!("{}/{}", p.os(), p.architecture()),
+            })
+            .collect();
+        IndexSummary { digest, platforms }
     }
 }
 

@@ -50,6 +50,8 @@ struct TemplateInputs<'a> {
     vars: &'a std::collections::BTreeMap<String, serde_json::Value>,
     base_name: &'a str,
     base_digest: Option<Digest>,
+    /// `os/arch[/variant]`, which templates see.
+    platform: String,
 }
 
 #[derive(Serialize)]
@@ -131,6 +133,7 @@ pub fn layer_key(
             vars: &spec_recipe.vars,
             base_name: &ctx.base.name,
             base_digest: ctx.base.manifest_digest,
+            platform: ctx.base.platform.to_string(),
         }),
         sources,
         packages: ctx.packages,

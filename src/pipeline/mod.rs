@@ -21,8 +21,9 @@ pub mod key;
 pub mod layers;
 pub mod packages;
 pub mod plan;
+pub mod platforms;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Config, Descriptor, ImageConfiguration};
@@ -42,7 +43,7 @@ use crate::rootfs::{Change, View};
 use crate::seal::scan::Findings;
 use crate::seal::{self, LayerLabel, Scan};
 use crate::store::cache::{Cache, StatIndex, Summary};
-use crate::store::layout::{self, Staging, Tagged};
+use crate::store::layout::{self, Staging};
 use crate::store::workdir::WorkDir;
 use crate::store::{BlobRef, BlobStore};
 use layers::{FinishedLayer, Layers, Setup};
@@ -103,11 +104,18 @@ pub struct Emit {
 pub struct Report {
     pub name: String,
     pub version: String,
+    /// The manifest's digest; a multi-platform build's, the index's.
     pub digest: Digest,
-    pub config: Digest,
+    /// The config's digest; None for a multi-platform build (see
+    /// `platforms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<Digest>,
     pub layout: PathBuf,
     pub base: String,
     pub layers: Vec<LayerReport>,
+    /// Each platform's image, for a multi-platform build.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<platforms::PlatformReport>,
     /// Every external reference resolved, as `ingot.lock` records them.
     pub pins: Vec<Pin>,
     /// The packages installed, by layer, as `ingot.lock` records them.
@@ -148,7 +156,7 @@ pub fn build(
     if emit.locked {
         ctx.resolve = packages::Resolve::Locked;
     }
-    let built = build_image(recipe, &mut ctx)?;
+    let built = platforms::build(recipe, &mut ctx)?;
     ctx.save_stats();
     keep_only_referenced(&staging.blobs, &built)?;
     // A retried build pins its bases again: LockFile sorts and dedups.
@@ -158,26 +166,8 @@ pub fn build(
     if emit.locked {
         check_lock(recipe, &pins)?;
     }
-    layout::commit(
-        staging,
-        &Tagged {
-            recipe: &recipe.spec.name,
-            tag: &recipe.spec.version,
-            manifest: built.manifest,
-            platform: &built.platform,
-        },
-    )?;
-    Ok(Report {
-        name: recipe.spec.name.clone(),
-        version: recipe.spec.version.clone(),
-        digest: built.manifest.digest,
-        config: built.config_blob.digest,
-        layout: emit.output.clone(),
-        base: built.base_name,
-        layers: built.reports,
-        pins,
-        packages,
-    })
+    layout::commit_entry(staging, &built.entry(recipe)?)?;
+    built.report(recipe, emit, pins, packages)
 }
 
 /// Resolves every external reference of `recipe` (through `recipe:` bases)
@@ -202,6 +192,9 @@ pub fn lock(recipe: &Recipe, sources: &Sources, log: Log) -> Result<LockFile> {
 }
 
 fn collect_pins(recipe: &Recipe, ctx: &mut Context) -> Result<()> {
+    if platforms::collect(recipe, ctx)? {
+        return Ok(());
+    }
     if let BaseRef::Recipe(path) = &recipe.spec.base {
         let inner = ctx.enter(recipe, path)?;
         collect_pins(&inner, ctx)?;
@@ -374,7 +367,8 @@ impl<'a> Context<'a> {
                 .error_at(&["base"], format!("recipe cycle: {}", cycle.join(" -> ")))
                 .into());
         }
-        let inner = Recipe::load(&canonical)?;
+        // Built for the platform the recipe on it wants.
+        let inner = Recipe::load(&canonical)?.as_base_for(recipe.wanted_platform())?;
         self.stack.push(canonical);
         Ok(inner)
     }
@@ -468,21 +462,12 @@ impl Built {
 
 /// Bases leave their own manifests and configs in the staging store (a
 /// stemcell or `recipe:` base is built there): the layout gets only what
-/// its image references.
-fn keep_only_referenced(blobs: &BlobStore, built: &Built) -> Result<()> {
-    let layers: Option<Vec<Digest>> = built
-        .layers
-        .iter()
-        .map(|d| Digest::try_from(d.digest()).ok())
-        .collect();
+/// its images reference.
+fn keep_only_referenced(blobs: &BlobStore, built: &platforms::Output) -> Result<()> {
     // A digest this store cannot name is kept, with everything else.
-    let Some(layers) = layers else {
+    let Some(referenced) = built.referenced() else {
         return Ok(());
     };
-    let referenced: HashSet<Digest> = [built.manifest.digest, built.config_blob.digest]
-        .into_iter()
-        .chain(layers)
-        .collect();
     blobs
         .retain(&referenced)
         .context(|| "dropping the bases' own manifests from the staging store".into())
@@ -508,6 +493,8 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
     let spec = &recipe.spec;
     let base = ctx.resolve_base(recipe)?;
     let platform = platform_for(recipe, &base)?;
+    let filled = recipe.with_platform_srcs(&platform)?;
+    let recipe = filled.as_ref().unwrap_or(recipe);
     let closures = if packages::installs(recipe) {
         ctx.closures(recipe, &platform)?
     } else {
@@ -562,21 +549,17 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
     store(assembled, ctx.blobs, platform, base.name, reports).map(Some)
 }
 
-/// The platform the recipe builds for: its own, which must be its base's,
-/// or its base's.
+/// The platform the recipe builds for: its base's, which must be the one
+/// it wants, if it wants one (a variant it leaves out is the base's).
 fn platform_for(recipe: &Recipe, base: &BaseImage) -> Result<Platform> {
-    match &recipe.spec.platform {
-        Some(p) if *p != base.platform => Err(recipe
-            .error_at(
-                &["platform"],
-                format!(
-                    "platform {p} does not match the base's platform {}",
-                    base.platform
-                ),
-            )
+    match recipe.wanted_platform() {
+        Some(p) if !p.accepts(&base.platform) => Err(recipe
+            .platform_error(format!(
+                "platform {p} does not match the base's platform {} (base {})",
+                base.platform, base.name
+            ))
             .into()),
-        Some(p) => Ok(p.clone()),
-        None => Ok(base.platform.clone()),
+        _ => Ok(base.platform.clone()),
     }
 }
 

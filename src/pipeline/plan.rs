@@ -268,6 +268,7 @@ impl Plan {
             vars: &recipe.spec.vars,
             base_name: &inputs.base.name,
             base_digest: &base_digest,
+            platform: &inputs.base.platform,
         };
         let rendered = template::render(&t.src, &text, &ctx)
             .map_err(|e| ("src", format!("template {}: {e}", t.src)))?;

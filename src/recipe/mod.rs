@@ -6,6 +6,7 @@
 //! build, still name the file, line and column.
 
 pub mod locate;
+pub mod platforms;
 pub mod schema;
 pub mod shape;
 pub mod template;
@@ -30,6 +31,8 @@ pub struct Recipe {
     /// The recipe file, canonical; None for recipes embedded in the binary.
     pub path: Option<PathBuf>,
     locator: Locator,
+    /// The platform it is being built for, and who asked.
+    target: platforms::Target,
 }
 
 /// The most bytes a recipe file may have, read as such: the shape check
@@ -100,6 +103,7 @@ impl Recipe {
             dir,
             path: None,
             locator: Locator::new(text),
+            target: platforms::Target::Own,
         };
         recipe.validate()?;
         Ok(recipe)
@@ -182,6 +186,7 @@ impl Recipe {
                 ),
             ));
         }
+        self.validate_platforms()?;
         for (i, layer) in spec.layers.iter().enumerate() {
             let at =
                 |field: &str, msg: String| self.error_at(&["layers", &i.to_string(), field], msg);
@@ -375,7 +380,7 @@ impl Recipe {
                 }
             }
             Step::Copy(c) => {
-                self.resolve_src(&c.src).map_err(|m| err("src", m))?;
+                self.src_paths(&c.src).map_err(|m| err("src", m))?;
                 if c.keep_modes && c.mode.is_some() {
                     return Err(err(
                         "keep_modes",
@@ -393,12 +398,13 @@ impl Recipe {
                 }
             }
             Step::Template(t) => {
-                let path = self.resolve_src(&t.src).map_err(|m| err("src", m))?;
-                if !path.is_file() {
-                    return Err(err(
-                        "src",
-                        format!("template src {:?} is not a regular file", t.src),
-                    ));
+                for path in self.src_paths(&t.src).map_err(|m| err("src", m))? {
+                    if !path.is_file() {
+                        return Err(err(
+                            "src",
+                            format!("template src {:?} is not a regular file", t.src),
+                        ));
+                    }
                 }
                 file_dest(&t.dest).map_err(|m| err("dest", m))?;
             }

@@ -26,6 +26,9 @@ pub struct RecipeSpec {
     pub base: BaseRef,
     #[serde(default)]
     pub platform: Option<Platform>,
+    /// One image per platform under an image index, instead of `platform`.
+    #[serde(default)]
+    pub platforms: Option<Vec<Platform>>,
     /// Build-time values for templates, the same in every environment.
     #[serde(default)]
     pub vars: BTreeMap<String, serde_json::Value>,

@@ -21,7 +21,8 @@ use crate::error::{BlobError, Error, IoContext, Result, Within};
 use crate::image::media::{self, Compression};
 use crate::image::reference::{OciRef, Selector};
 use crate::image::{
-    MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Platform, annotation, canonical_json, select_platform,
+    IndexSummary, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Platform, annotation, canonical_json,
+    select_platform,
 };
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -392,6 +393,8 @@ pub struct Found {
     pub manifest_digest: Digest,
     pub manifest: ImageManifest,
     pub config: ImageConfiguration,
+    /// The index the reference named, when it named one.
+    pub index: Option<IndexSummary>,
 }
 
 /// Finds the image `reference` names in the layout at `dir`, choosing
@@ -405,11 +408,15 @@ pub fn open_image(reference: &OciRef, dir: &Path, platform: &Platform) -> Result
     let layout = Layout::open(dir)?;
     let mut desc = layout.find(&reference.selector)?;
     let tag = tag_of(&desc).map(str::to_string);
+    let mut named = None;
     for _ in 0..MAX_INDEX_DEPTH {
         if !media::is_index(desc.media_type().as_ref()) {
             break;
         }
         let index: ImageIndex = layout.read_json(&desc, MAX_MANIFEST_SIZE)?;
+        if named.is_none() {
+            named = Some(IndexSummary::of(digest_of(&desc)?, &index));
+        }
         desc = select_platform(&index, platform)
             .map_err(|m| Error::Usage(format!("{reference}: {m}")))?
             .clone();
@@ -431,6 +438,7 @@ pub fn open_image(reference: &OciRef, dir: &Path, platform: &Platform) -> Result
         manifest_digest,
         manifest,
         config,
+        index: named,
     })
 }
 
