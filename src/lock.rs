@@ -36,6 +36,54 @@ pub struct Pin {
     pub config: Digest,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Digest>,
+    /// The platform (`linux/arm64`) this pin is for, in a multi-platform
+    /// build whose platforms resolve the reference differently; None when
+    /// it holds for every platform the recipe builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+impl Pin {
+    /// What identifies the reference a pin answers.
+    fn key(&self) -> (&str, &str, Option<&str>) {
+        (&self.from, &self.reference, self.platform.as_deref())
+    }
+
+    /// Whether this pin answers a build for `platform`.
+    pub fn holds_for(&self, platform: &str) -> bool {
+        self.platform.as_deref().is_none_or(|p| p == platform)
+    }
+}
+
+/// The pins of a multi-platform build, given by platform: a reference
+/// every platform resolved alike is pinned once, for all of them; one
+/// they resolved differently (an index base, a stemcell, whose config
+/// names its architecture) is pinned once per platform, naming it.
+pub fn per_platform(resolved: Vec<(String, Vec<Pin>)>) -> Vec<Pin> {
+    let platforms = resolved.len();
+    let mut by_reference: BTreeMap<(String, String), Vec<(String, Pin)>> = BTreeMap::new();
+    for (platform, pins) in resolved {
+        for pin in LockFile::new(pins).pins {
+            by_reference
+                .entry((pin.from.clone(), pin.reference.clone()))
+                .or_default()
+                .push((platform.clone(), pin));
+        }
+    }
+    let mut out = Vec::new();
+    for (_, mut found) in by_reference {
+        let alike = found.len() == platforms && found.windows(2).all(|w| w[0].1 == w[1].1);
+        if alike {
+            found.truncate(1);
+            out.extend(found.into_iter().map(|(_, pin)| pin));
+            continue;
+        }
+        out.extend(found.into_iter().map(|(platform, mut pin)| {
+            pin.platform = Some(platform);
+            pin
+        }));
+    }
+    out
 }
 
 /// The closure one `packages` step resolved to.
@@ -56,6 +104,24 @@ pub struct PackageSet {
 }
 
 impl PackageSet {
+    /// The Debian architecture this closure was resolved for: that of its
+    /// packages that are not `all` (a lock records no more).
+    pub fn architecture(&self) -> &str {
+        self.packages
+            .iter()
+            .map(|p| p.architecture.as_str())
+            .find(|a| *a != "all")
+            .unwrap_or("all")
+    }
+
+    /// Whether this closure installs on the Debian architecture `arch`:
+    /// every package is built for it, or for all.
+    pub fn is_for(&self, arch: &str) -> bool {
+        self.packages
+            .iter()
+            .all(|p| p.architecture == arch || p.architecture == "all")
+    }
+
     /// Whether this set answers the request `other` makes.
     pub fn answers(&self, other: &PackageSet) -> bool {
         (
@@ -86,7 +152,7 @@ pub struct LockFile {
 impl LockFile {
     /// A lock of `pins`, in a stable order whatever the resolution order.
     pub fn new(mut pins: Vec<Pin>) -> LockFile {
-        pins.sort_by(|a, b| (&a.from, &a.reference).cmp(&(&b.from, &b.reference)));
+        pins.sort_by(|a, b| a.key().cmp(&b.key()));
         pins.dedup();
         LockFile {
             version: VERSION,
@@ -100,7 +166,9 @@ impl LockFile {
         for set in &mut sets {
             set.packages.sort();
         }
-        sets.sort_by(|a, b| (&a.from, &a.layer).cmp(&(&b.from, &b.layer)));
+        sets.sort_by(|a, b| {
+            (&a.from, &a.layer, a.architecture()).cmp(&(&b.from, &b.layer, b.architecture()))
+        });
         sets.dedup();
         self.packages = sets;
         self
@@ -198,17 +266,20 @@ pub fn write(path: &Path, lock: &LockFile) -> Result<()> {
 /// What differs between a lock and a fresh resolution, one line per
 /// reference; empty when they agree.
 pub fn diff(locked: &LockFile, resolved: &LockFile) -> Vec<String> {
-    let key = |p: &Pin| (p.from.clone(), p.reference.clone());
-    let old: BTreeMap<_, _> = locked.pins.iter().map(|p| (key(p), p)).collect();
-    let new: BTreeMap<_, _> = resolved.pins.iter().map(|p| (key(p), p)).collect();
+    let old: BTreeMap<_, _> = locked.pins.iter().map(|p| (p.key(), p)).collect();
+    let new: BTreeMap<_, _> = resolved.pins.iter().map(|p| (p.key(), p)).collect();
+    // `reference (in from[, for platform])`
+    let at = |k: &(&str, &str, Option<&str>)| match k.2 {
+        Some(platform) => format!("{} (in {}, for {platform})", k.1, k.0),
+        None => format!("{} (in {})", k.1, k.0),
+    };
     let mut out = Vec::new();
     for (k, o) in &old {
         match new.get(k) {
-            None => out.push(format!("- {} (in {}): locked but no longer used", k.1, k.0)),
+            None => out.push(format!("- {}: locked but no longer used", at(k))),
             Some(n) if n != o => out.push(format!(
-                "~ {} (in {}): locked {} config {}{}, now {} config {}{}",
-                k.1,
-                k.0,
+                "~ {}: locked {} config {}{}, now {} config {}{}",
+                at(k),
                 o.resolved,
                 o.config,
                 manifest_note(&o.manifest),
@@ -222,8 +293,10 @@ pub fn diff(locked: &LockFile, resolved: &LockFile) -> Vec<String> {
     for (k, n) in &new {
         if !old.contains_key(k) {
             out.push(format!(
-                "+ {} (in {}): not locked; resolves to {} config {}",
-                k.1, k.0, n.resolved, n.config
+                "+ {}: not locked; resolves to {} config {}",
+                at(k),
+                n.resolved,
+                n.config
             ));
         }
     }
@@ -245,7 +318,52 @@ mod tests {
             resolved: format!("{reference}@1"),
             config: Digest::of(config),
             manifest: None,
+            platform: None,
         }
+    }
+
+    #[test]
+    fn multi_platform_pins_are_per_platform_only_where_they_differ() {
+        let amd = vec![pin("stemcell:static", b"amd"), pin("oci:x", b"same")];
+        let arm = vec![pin("stemcell:static", b"arm"), pin("oci:x", b"same")];
+        let pins = LockFile::new(per_platform(vec![
+            ("linux/amd64".into(), amd),
+            ("linux/arm64".into(), arm),
+        ]))
+        .pins;
+        let listed: Vec<(&str, Option<&str>)> = pins
+            .iter()
+            .map(|p| (p.reference.as_str(), p.platform.as_deref()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("oci:x", None),
+                ("stemcell:static", Some("linux/amd64")),
+                ("stemcell:static", Some("linux/arm64")),
+            ]
+        );
+        assert!(pins[0].holds_for("linux/arm64") && !pins[1].holds_for("linux/arm64"));
+        // A lock of another platform's pins reads as a difference for it.
+        let mut moved = pins.clone();
+        moved[2].config = Digest::of(b"other");
+        let lines = diff(&LockFile::new(pins), &LockFile::new(moved));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("for linux/arm64"), "{lines:?}");
+    }
+
+    #[test]
+    fn a_lock_without_platforms_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let digest = Digest::of(b"c");
+        let text = format!(
+            r#"{{"version":1,"pins":[{{"from":"recipe.yaml","reference":"stemcell:static","resolved":"stemcell:static@1.0.0","config":"{digest}"}}]}}"#
+        );
+        std::fs::write(&path, text).unwrap();
+        let lock = read(&path).unwrap().unwrap();
+        assert_eq!(lock.pins[0].platform, None);
+        assert!(lock.pins[0].holds_for("linux/arm64"));
     }
 
     #[test]

@@ -16,7 +16,8 @@ fn sh(dir: &Path, script: &str) {
 }
 
 /// An OCI layout at `dir/base` made by umoci, tag `v1`: /etc/greeting,
-/// /etc/app.d/{a,b}.conf, /usr/bin/tool, /bin -> usr/bin, /srv/data/old.txt.
+/// /etc/app.d/{a,b}.conf, /usr/bin/tool (the cmd, so executable, as the
+/// build checks), /bin -> usr/bin, /srv/data/old.txt.
 fn umoci_base(dir: &Path, greeting: &str) {
     require("umoci");
     sh(
@@ -30,6 +31,7 @@ fn umoci_base(dir: &Path, greeting: &str) {
              echo a > rfs/etc/app.d/a.conf
              echo b > rfs/etc/app.d/b.conf
              echo tool > rfs/usr/bin/tool
+             chmod 0755 rfs/usr/bin/tool
              echo old > rfs/srv/data/old.txt
              ln -s usr/bin rfs/bin
              umoci insert --image base:v1 rfs /

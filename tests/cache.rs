@@ -511,3 +511,38 @@ fn a_base_blob_changed_in_place_never_reaches_an_image() {
     assert!(stderr(&caught).contains(layer), "{}", stderr(&caught));
     assert!(!dir.path().join("d").exists());
 }
+
+/// A blob served from the cache is linked into the layout: it must not
+/// carry the umask of the build that first wrote it, or one build under
+/// `umask 077` would publish unreadable blobs into every later layout.
+#[test]
+fn cached_blobs_do_not_carry_the_umask_of_the_build_that_wrote_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = everything(dir.path());
+    let cache = dir.path().join("cache");
+    let under = |umask: &str, out: &Path| {
+        let o = run(std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask}; exec \"$@\""))
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_ingot"))
+            .args(["build", "--cache"])
+            .arg(&cache)
+            .arg(&recipe)
+            .arg("-o")
+            .arg(out)
+            .env_remove("SOURCE_DATE_EPOCH"));
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    under("077", &dir.path().join("private"));
+    let public = dir.path().join("public");
+    under("022", &public);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for blob in std::fs::read_dir(public.join("blobs/sha256")).unwrap() {
+        let blob = blob.unwrap().path();
+        assert_eq!(mode(&blob), 0o644, "{}", blob.display());
+    }
+    // The private layout's own directories keep their umask.
+    assert_eq!(mode(&dir.path().join("private")), 0o700);
+}

@@ -188,6 +188,27 @@ fn umoci_unpacks_everything_as_the_recipe_says() {
     assert_eq!(sub, ["new.txt"]);
     assert_eq!(text(&at("/opt/tree/sub/new.txt")), "replaced\n");
 
+    // extract: the archive's modes, owners, symlink and hardlink.
+    assert_eq!(meta(&at("/opt/vendor/bin/vendor-tool")), (0o755, 0, 0));
+    assert_eq!(meta(&at("/opt/vendor/share")), (0o750, 10001, 10001));
+    assert_eq!(meta(&at("/opt/vendor/share/NOTICE")), (0o640, 10001, 10001));
+    assert_eq!(
+        std::fs::read_link(at("/opt/vendor/current")).unwrap(),
+        Path::new("bin")
+    );
+    {
+        use std::os::unix::fs::MetadataExt;
+        let tool = std::fs::metadata(at("/opt/vendor/bin/vendor-tool")).unwrap();
+        let alias = std::fs::metadata(at("/opt/vendor/bin/vt")).unwrap();
+        assert_eq!((tool.ino(), tool.nlink()), (alias.ino(), 2));
+    }
+
+    // attrs: a base file copied up with its new mode, a tree re-owned.
+    assert_eq!(meta(&at("/etc/os-release")), (0o444, 0, 0));
+    assert!(text(&at("/etc/os-release")).contains("static"));
+    assert_eq!(meta(&at("/opt/tree/sub")), (0o775, 10001, 10001));
+    assert_eq!(meta(&at("/opt/tree/sub/new.txt")), (0o664, 10001, 10001));
+
     // /tmp exists in the base: writing under it must not re-emit it.
     assert_eq!(meta(&at("/tmp")), (0o1777, 0, 0));
     assert_eq!(text(&at("/tmp/scratch-note")), "written under /tmp\n");

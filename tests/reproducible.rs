@@ -644,3 +644,104 @@ fn another_user_builds_the_same_digest() {
     );
     assert_eq!(got, expected);
 }
+
+/// An archive `extract` unpacks, written by a builder with other habits:
+/// entries in another order, other mtimes, user and group names,
+/// compression. Each is a tar of the same tree: `/opt/x` with a file, its
+/// hardlink, a symlink and owned directories.
+fn vendor_archive(reversed: bool, mtime: u64, names: &str, compress: &str) -> Vec<u8> {
+    // (name, type, data, mode, uid and gid, link target)
+    type Row<'a> = (&'a str, tar::EntryType, &'a [u8], u32, u64, &'a str);
+    let mut entries: Vec<Row> = vec![
+        ("opt/", tar::EntryType::Directory, b"", 0o755, 0, ""),
+        ("opt/x/", tar::EntryType::Directory, b"", 0o750, 42, ""),
+        (
+            "opt/x/file",
+            tar::EntryType::Regular,
+            b"content\n",
+            0o640,
+            42,
+            "",
+        ),
+        ("opt/x/link", tar::EntryType::Symlink, b"", 0o777, 0, "file"),
+        (
+            "opt/x/zz",
+            tar::EntryType::Link,
+            b"",
+            0o640,
+            42,
+            "opt/x/file",
+        ),
+    ];
+    if reversed {
+        // Directories and the linked file still come first, as tar
+        // writers list them.
+        entries.swap(3, 4);
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, data, mode, id, link) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(id);
+        h.set_gid(id);
+        h.set_mtime(mtime);
+        h.set_username(names).unwrap();
+        h.set_groupname(names).unwrap();
+        h.set_size(data.len() as u64);
+        if !link.is_empty() {
+            h.set_link_name(link).unwrap();
+        }
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    let tar = b.into_inner().unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(compress)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(&tar)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "{compress}");
+    out.stdout
+}
+
+#[test]
+/// Rules 1, 2 and 4 for `extract`: the archive's mtimes, user and group
+/// names, entry order and compression do not reach the image; its modes,
+/// owners and content do.
+fn an_extracted_archive_gives_one_digest_however_it_was_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let build_with = |name: &str, archive: Vec<u8>| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(dir.join("files")).unwrap();
+        std::fs::write(dir.join("files/vendor.tar"), archive).unwrap();
+        let recipe = dir.join("recipe.yaml");
+        std::fs::write(
+            &recipe,
+            "name: x\nversion: '1'\nbase: stemcell:static\nlayers:\n  - name: l\n    steps:\n\
+             \x20     - extract: { src: files/vendor.tar }\n",
+        )
+        .unwrap();
+        common::build(&recipe, &dir.join("out"))
+    };
+    let first = build_with("a", vendor_archive(false, 1, "alice", "cat"));
+    for (name, archive) in [
+        ("b", vendor_archive(true, 2_000_000_000, "bob", "gzip -9")),
+        ("c", vendor_archive(false, 0, "", "xz")),
+        ("d", vendor_archive(true, 77, "root", "zstd -q")),
+    ] {
+        assert_eq!(build_with(name, archive), first, "{name}");
+    }
+    // The test can fail: another content is another image.
+    let mut other = vendor_archive(false, 1, "alice", "cat");
+    let at = other.windows(8).position(|w| w == b"content\n").unwrap();
+    other[at] = b'C';
+    assert_ne!(build_with("e", other), first);
+}

@@ -214,17 +214,34 @@ fn config_is_inherited_from_the_base() {
     assert_eq!(json["manifest"]["layers"].as_array().unwrap().len(), 1);
 }
 
-/// A platform that differs from the base's is a recipe error.
+/// A platform that differs from the base's is a recipe error, naming the
+/// base; a stemcell is built for the platform the recipe asks for.
 #[test]
 fn platform_must_match_the_base() {
     let dir = tempfile::tempdir().unwrap();
+    let amd64 = dir.path().join("amd64");
+    build(
+        &recipe(dir.path(), "name: amd\nversion: '1'\nbase: scratch\n"),
+        &amd64,
+    );
     let r = recipe(
         dir.path(),
-        "name: arm\nversion: '1'\nbase: stemcell:static\nplatform: linux/arm64\n",
+        "name: arm\nversion: '1'\nbase: oci:amd64:1\nplatform: linux/arm64\n",
     );
     let out = common::try_build(&r, dir.path().join("layout"));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("recipe.yaml:4:"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("base oci:amd64:1"),
+        "{}",
+        stderr(&out)
+    );
+
+    let r = recipe(
+        dir.path(),
+        "name: arm\nversion: '1'\nbase: stemcell:static\nplatform: linux/arm64\n",
+    );
+    build(&r, &dir.path().join("on-static"));
 
     // On scratch the recipe chooses.
     let r = recipe(
@@ -237,4 +254,261 @@ fn platform_must_match_the_base() {
         .arg("inspect")
         .arg(format!("oci:{}", layout.display())));
     assert!(common::stdout(&out).contains("linux/arm64"));
+}
+
+/// A `dest` ending in `/` names a directory: a file is copied into it under
+/// its own name (as `cp` and Dockerfile `COPY` do), where it used to become
+/// a file named after the directory; a directory's contents land in it as
+/// without the slash. The cache tells the two spellings apart, and `file`
+/// and `template`, which write one file, refuse it.
+#[test]
+fn a_dest_ending_in_a_slash_copies_into_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("files");
+    std::fs::create_dir_all(src.join("tree/sub")).unwrap();
+    std::fs::write(src.join("app.conf"), "conf").unwrap();
+    std::fs::write(src.join("tree/sub/x"), "x").unwrap();
+    let text = |dest: &str| {
+        format!(
+            "name: slash\nversion: '1'\nbase: stemcell:static\nlayers:\n\
+             - name: l\n  steps:\n\
+             \x20   - copy: {{ src: files/app.conf, dest: {dest} }}\n\
+             \x20   - copy: {{ src: files/tree, dest: /opt/tree/ }}\n\
+             \x20   - copy: {{ src: files/app.conf, dest: /etc/ }}\n"
+        )
+    };
+    let cache = dir.path().join("cache");
+    let build_cached = |layout: &Path| {
+        let out = run(ingot()
+            .arg("build")
+            .arg(dir.path().join("recipe.yaml"))
+            .arg("-o")
+            .arg(layout)
+            .arg("--cache")
+            .arg(&cache));
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    recipe(dir.path(), &text("/srv/app"));
+    build_cached(&dir.path().join("plain"));
+    recipe(dir.path(), &text("/srv/app/"));
+    build_cached(&dir.path().join("slash"));
+
+    let plain = unpack(&dir.path().join("plain"), "1", &dir.path().join("b1"));
+    assert_eq!(std::fs::read(plain.join("srv/app")).unwrap(), b"conf");
+    let rootfs = unpack(&dir.path().join("slash"), "1", &dir.path().join("b2"));
+    assert!(rootfs.join("srv/app").is_dir());
+    assert_eq!(
+        std::fs::read(rootfs.join("srv/app/app.conf")).unwrap(),
+        b"conf"
+    );
+    assert_eq!(std::fs::read(rootfs.join("opt/tree/sub/x")).unwrap(), b"x");
+    assert_eq!(std::fs::read(rootfs.join("etc/app.conf")).unwrap(), b"conf");
+    // The base's /etc is still a directory with its files.
+    assert!(rootfs.join("etc/os-release").is_file());
+
+    for step in [
+        "file: { dest: /etc/app/, content: x }",
+        "template: { src: files/app.conf, dest: /etc/app/ }",
+    ] {
+        let r = recipe(
+            dir.path(),
+            &format!(
+                "name: slash\nversion: '1'\nbase: stemcell:static\nlayers:\n\
+                 - name: l\n  steps:\n\
+                 \x20   - {step}\n"
+            ),
+        );
+        let out = common::try_build(&r, dir.path().join("bad"));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("recipe.yaml:7:") && err.contains("ends in '/'"),
+            "{err}"
+        );
+    }
+}
+
+/// `keep_modes: true` keeps each copied file's and new directory's
+/// permission bits as the source has them (owners still come from the
+/// step; directories the image has keep theirs), and the cache key holds
+/// them: a changed source mode is a new layer, not a cache hit.
+#[test]
+fn copy_keeps_the_sources_modes_when_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("files/tree");
+    std::fs::create_dir_all(src.join("private")).unwrap();
+    std::fs::create_dir_all(src.join("tmp")).unwrap();
+    std::fs::write(src.join("private/key.conf"), "k").unwrap();
+    std::fs::write(src.join("run"), "#!").unwrap();
+    std::fs::write(src.join("tmp/note"), "n").unwrap();
+    let set = |p: &str, m: u32| {
+        std::fs::set_permissions(src.join(p), std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    set("private", 0o750);
+    set("private/key.conf", 0o640);
+    set("run", 0o750);
+    set("tmp", 0o755);
+    set("tmp/note", 0o604);
+    let r = recipe(
+        dir.path(),
+        "name: keep\nversion: '1'\nbase: stemcell:static\nlayers:\n\
+         - name: l\n  steps:\n\
+         \x20   - copy: { src: files/tree, dest: /opt/app, keep_modes: true, owner: '10:20' }\n\
+         \x20   - copy: { src: files/tree, dest: /opt/plain }\n\
+         \x20   - copy: { src: files/tree/tmp, dest: /tmp, keep_modes: true }\n",
+    );
+    let cache = dir.path().join("cache");
+    let build_cached = |layout: &Path| {
+        let out = run(ingot()
+            .arg("build")
+            .arg(&r)
+            .arg("-o")
+            .arg(layout)
+            .arg("--cache")
+            .arg(&cache));
+        assert!(out.status.success(), "{}", stderr(&out));
+        common::stdout(&out).trim().to_string()
+    };
+    let first = build_cached(&dir.path().join("a"));
+    let rootfs = unpack(&dir.path().join("a"), "1", &dir.path().join("b1"));
+    let meta = |p: &str| {
+        let m = std::fs::symlink_metadata(rootfs.join(p)).unwrap();
+        (m.mode() & 0o7777, m.uid(), m.gid())
+    };
+    assert_eq!(meta("opt/app/private"), (0o750, 10, 20));
+    assert_eq!(meta("opt/app/private/key.conf"), (0o640, 10, 20));
+    assert_eq!(meta("opt/app/run"), (0o750, 10, 20));
+    assert_eq!(meta("opt/plain/private"), (0o755, 0, 0));
+    assert_eq!(meta("opt/plain/private/key.conf"), (0o644, 0, 0));
+    assert_eq!(meta("opt/plain/run"), (0o755, 0, 0));
+    // /tmp is the base's: it keeps its 1777.
+    assert_eq!(meta("tmp"), (0o1777, 0, 0));
+    assert_eq!(meta("tmp/note"), (0o604, 0, 0));
+
+    set("private/key.conf", 0o600);
+    let second = build_cached(&dir.path().join("c"));
+    assert_ne!(second, first, "the source's mode is an input");
+    let rootfs = unpack(&dir.path().join("c"), "1", &dir.path().join("b2"));
+    let m = std::fs::metadata(rootfs.join("opt/app/private/key.conf")).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o600);
+
+    // keep_modes and mode together say two things.
+    let r = recipe(
+        dir.path(),
+        "name: keep\nversion: '1'\nbase: stemcell:static\nlayers:\n\
+         - name: l\n  steps:\n\
+         \x20   - copy: { src: files/tree, dest: /opt/app, keep_modes: true, mode: '0644' }\n",
+    );
+    let out = common::try_build(&r, dir.path().join("bad"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("recipe.yaml:7:"), "{}", stderr(&out));
+}
+
+/// `copy` can target `/`: a tree's contents fill the root (the root keeps
+/// its own attributes, the base's directories theirs) and a file lands
+/// at the top under its name.
+#[test]
+fn copy_can_target_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("files/rootfs");
+    std::fs::create_dir_all(src.join("etc/app")).unwrap();
+    std::fs::create_dir_all(src.join("srv")).unwrap();
+    std::fs::write(src.join("etc/app/app.conf"), "conf").unwrap();
+    std::fs::write(src.join("srv/index.html"), "<p>").unwrap();
+    std::fs::write(dir.path().join("files/VERSION"), "1\n").unwrap();
+    let r = recipe(
+        dir.path(),
+        "name: root\nversion: '1'\nbase: stemcell:static\nlayers:\n\
+         - name: l\n  steps:\n\
+         \x20   - copy: { src: files/rootfs, dest: / }\n\
+         \x20   - copy: { src: files/VERSION, dest: / }\n",
+    );
+    let layout = dir.path().join("layout");
+    build(&r, &layout);
+    let rootfs = unpack(&layout, "1", &dir.path().join("bundle"));
+    assert_eq!(
+        std::fs::read(rootfs.join("etc/app/app.conf")).unwrap(),
+        b"conf"
+    );
+    assert_eq!(
+        std::fs::read(rootfs.join("srv/index.html")).unwrap(),
+        b"<p>"
+    );
+    assert_eq!(std::fs::read(rootfs.join("VERSION")).unwrap(), b"1\n");
+    assert!(
+        rootfs.join("etc/os-release").is_file(),
+        "the base's /etc stays"
+    );
+    let m = manifest(&layout);
+    assert_eq!(m["layers"].as_array().unwrap().len(), 2);
+}
+
+/// `config.volumes` reach the image config (added to the base's) and
+/// `annotations` the manifest, as skopeo reads them; ingot's own keys stay
+/// its own, and a volume on a file fails the build.
+#[test]
+fn volumes_and_annotations_reach_the_image() {
+    require("skopeo");
+    let dir = tempfile::tempdir().unwrap();
+    let r = recipe(
+        dir.path(),
+        "name: vol\nversion: '1'\nbase: stemcell:static\n\
+         annotations:\n  org.opencontainers.image.description: a test image\n  com.example.team: infra\n\
+         config:\n  volumes: [/var/lib/data, /srv/cache]\n",
+    );
+    let layout = dir.path().join("layout");
+    build(&r, &layout);
+    let image = format!("oci:{}:1", layout.display());
+    let skopeo = |args: &[&str]| -> serde_json::Value {
+        let out = run(std::process::Command::new("skopeo")
+            .arg("inspect")
+            .args(args)
+            .arg(&image));
+        assert!(out.status.success(), "skopeo: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let raw = skopeo(&["--raw"]);
+    let annotations = &raw["annotations"];
+    assert_eq!(
+        annotations["org.opencontainers.image.description"],
+        "a test image"
+    );
+    assert_eq!(annotations["com.example.team"], "infra");
+    assert_eq!(annotations["org.opencontainers.image.title"], "vol");
+    let config = skopeo(&["--config"]);
+    let volumes = config["config"]["Volumes"].as_object().unwrap();
+    let names: Vec<&String> = volumes.keys().collect();
+    assert_eq!(names, ["/srv/cache", "/var/lib/data"]);
+
+    for (text, line, needle) in [
+        (
+            "annotations:\n  org.opencontainers.image.version: '2'\n",
+            5,
+            "\"org.opencontainers.image.version\" is ingot's own",
+        ),
+        (
+            "annotations:\n  dev.ingot.seal.policy: '0'\n",
+            5,
+            "\"dev.ingot.seal.policy\" is ingot's own",
+        ),
+        ("config:\n  volumes: [data]\n", 5, "absolute"),
+        (
+            "config:\n  volumes: [/etc/os-release]\n",
+            5,
+            "config.volumes: \"/etc/os-release\" is a file in the image",
+        ),
+    ] {
+        let r = recipe(
+            dir.path(),
+            &format!("name: vol\nversion: '1'\nbase: stemcell:static\n{text}"),
+        );
+        let out = common::try_build(&r, dir.path().join("bad"));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!("recipe.yaml:{line}:")) && err.contains(needle),
+            "{needle}: {err}"
+        );
+    }
 }

@@ -85,9 +85,8 @@ pub fn resolve(
     builder: &mut dyn RecipeBuilder,
 ) -> Result<Resolved> {
     let wanted = recipe
-        .spec
-        .platform
-        .clone()
+        .wanted_platform()
+        .cloned()
         .unwrap_or_else(Platform::linux_amd64);
     let base = match &recipe.spec.base {
         BaseRef::Scratch => return Ok(unpinned(scratch(wanted))),
@@ -97,7 +96,10 @@ pub fn resolve(
         BaseRef::Stemcell { name, version } => {
             let unpacked = stemcell::unpack(name, version.as_deref())
                 .map_err(|m| recipe.error_at(&["base"], m))?;
-            let stem = &unpacked.recipe;
+            let stem = &unpacked
+                .recipe
+                .clone()
+                .as_base_for(recipe.wanted_platform())?;
             let mut base = builder.stemcell_base(stem)?;
             base.name = format!("stemcell:{}@{}", stem.spec.name, stem.spec.version);
             base
@@ -110,6 +112,7 @@ pub fn resolve(
         resolved: base.name.clone(),
         config,
         manifest: base.manifest_digest,
+        platform: None,
     });
     Ok(Resolved { base, pin })
 }

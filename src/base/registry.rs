@@ -33,7 +33,7 @@ pub fn resolve(
     let pinned = match reference.digest {
         Some(_) => reference.clone(),
         None if resolver.repin => reference.clone(),
-        None => match lock_pin(recipe, from, &recipe.spec.base.to_string())? {
+        None => match lock_pin(recipe, from, &recipe.spec.base.to_string(), platform)? {
             Some(manifest) => reference.with_digest(manifest),
             None => reference.clone(),
         },
@@ -80,15 +80,22 @@ pub fn resolve(
     })
 }
 
-/// The manifest the lock pins `reference` (as written in `from`) to.
-fn lock_pin(recipe: &Recipe, from: &str, reference: &str) -> Result<Option<Digest>> {
+/// The manifest the lock pins `reference` (as written in `from`) to, for
+/// `platform`.
+fn lock_pin(
+    recipe: &Recipe,
+    from: &str,
+    reference: &str,
+    platform: &Platform,
+) -> Result<Option<Digest>> {
+    let platform = platform.to_string();
     let Some(lock) = lock::read(&lock::path_for(&recipe.file))? else {
         return Ok(None);
     };
     Ok(lock
         .pins
         .iter()
-        .find(|p| p.from == from && p.reference == reference)
+        .find(|p| p.from == from && p.reference == reference && p.holds_for(&platform))
         .and_then(|p| p.manifest))
 }
 

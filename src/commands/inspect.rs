@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
 use crate::error::{Error, Result};
+use crate::image::IndexSummary;
 use crate::image::PlatformChoice;
 use crate::image::reference::ImageRef;
 use crate::image::{annotation, config as image_config};
@@ -23,6 +24,10 @@ pub struct Inspection {
     /// What `digest` is the digest of: the manifest, or for a
     /// docker-archive (which has none) the config.
     pub digest_of: DigestOf,
+    /// The image index the reference named, from which the platform's
+    /// image was taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<ImageManifest>,
     pub config: ImageConfiguration,
@@ -54,6 +59,7 @@ pub fn inspect(
         reference: image.to_string(),
         digest: source.identity.digest().to_string(),
         digest_of: source.identity.digest_of(),
+        index: source.index,
         manifest: source.manifest,
         config: source.config,
     })
@@ -68,6 +74,14 @@ pub fn render(i: &Inspection) -> String {
         DigestOf::Manifest => writeln!(out, "digest    {}", i.digest),
         DigestOf::Config => writeln!(out, "digest    {} (of the config: no manifest)", i.digest),
     };
+    if let Some(index) = &i.index {
+        let _ = writeln!(
+            out,
+            "index     {} ({}; --platform chooses)",
+            index.digest,
+            index.platforms.join(", ")
+        );
+    }
     let _ = writeln!(out, "platform  {}", image_config::platform_of(c));
     let _ = writeln!(out, "created   {}", c.created().as_deref().unwrap_or("-"));
     if let Some(m) = &i.manifest {

@@ -25,7 +25,7 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::config::platform_of;
 use crate::image::reference::{ImageRef, OciRef, RegistryRef};
-use crate::image::{PlatformChoice, annotation};
+use crate::image::{IndexSummary, PlatformChoice, annotation};
 use crate::registry::{Access, Progress, Remote, fetch_image};
 use crate::seal::LayerLabel;
 use crate::store::layout::{blob_ref, check_image, open_image};
@@ -89,6 +89,9 @@ pub struct Source {
     /// The image's tag where it came from: its tag in the layout, or the
     /// reference's tag in the registry; None for a docker-archive.
     pub tag: Option<String>,
+    /// The image index the reference named (a multi-platform image), from
+    /// which `platform` was taken.
+    pub index: Option<IndexSummary>,
     /// Where the config and layer blobs are.
     pub blobs: BlobStore,
     /// The temp store of a docker-archive or registry image, removed on
@@ -140,7 +143,7 @@ fn check_platform(
 
 fn open_layout(reference: &OciRef, platform: &PlatformChoice) -> Result<Source> {
     let found = open_image(reference, &reference.path, &platform.platform)?;
-    if !found.from_index {
+    if found.index.is_none() {
         check_platform(reference, platform, &found.config)?;
     }
     let labels = manifest_labels(&found.manifest);
@@ -153,6 +156,7 @@ fn open_layout(reference: &OciRef, platform: &PlatformChoice) -> Result<Source> 
         config: found.config,
         labels,
         tag: found.tag,
+        index: found.index,
         blobs: found.layout.blobs,
         _scratch: None,
     })
@@ -185,6 +189,7 @@ fn open_archive(image: &ImageRef, path: &std::path::Path) -> Result<Source> {
         layers: base.layers,
         labels,
         tag: None,
+        index: None,
         blobs,
         _scratch: Some(scratch),
     })
@@ -213,6 +218,7 @@ fn open_registry(
         manifest: Some(fetched.manifest),
         config: fetched.config,
         tag: reference.tag.clone(),
+        index: fetched.index,
         blobs,
         _scratch: Some(scratch),
     })

@@ -6,13 +6,14 @@
 //! - the recipe: its schema, values and paths ([`Recipe::load`]), and
 //!   those of the `recipe:` bases it builds on (a cycle included);
 //! - its templates: each renders with the recipe's vars (`base.digest`,
-//!   which only a build knows, is a placeholder), so a syntax error, a
-//!   missing var or a limit shows;
+//!   which only a build knows, is a placeholder), for each platform the
+//!   recipe names (linux/amd64 standing in for its base's when it names
+//!   none), so a syntax error, a missing var or a limit shows;
 //! - `ingot.lock` beside it: that it parses, that it pins every external
 //!   base the recipes name and nothing they no longer name, that what it
 //!   pins for a stemcell or a base named by digest is what the recipe
 //!   names, and that it holds a closure for every `packages` step as the
-//!   step is written. What a tag or a layout resolves to now needs the
+//!   step is written; for a multi-platform recipe, for every platform. What a tag or a layout resolves to now needs the
 //!   base itself, so that is left to `ingot build --locked`.
 //!
 //! Every problem names a file, and a line and column where it has one (a
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 use crate::base::BaseRef;
 use crate::base::stemcell;
 use crate::error::{Error, RecipeError};
+use crate::image::Platform;
 use crate::image::reference::{ImageRef, Selector};
 use crate::lock::{self, LockFile};
 use crate::pipeline::{packages, pathdiff};
@@ -98,13 +100,19 @@ pub fn validate(file: &Path, options: Options) -> Report {
 fn check(root: &Recipe, options: Options) -> Vec<Problem> {
     let mut problems = Vec::new();
     let chain = chain(root, &mut problems);
+    let platforms = Platforms::of(root);
     for recipe in &chain {
-        templates(recipe, &mut problems);
+        templates(recipe, &platforms, &mut problems);
     }
     let lock_path = lock::path_for(&root.file);
     match read_lock(&lock_path) {
         Ok(Some((text, lock))) => {
-            agreement(root, &chain, &lock, &lock_path, &text, &mut problems);
+            let lock = Lock {
+                lock: &lock,
+                path: &lock_path,
+                text: &text,
+            };
+            agreement(root, &chain, &lock, &platforms, &mut problems);
         }
         Ok(None) if options.locked => problems.push(Problem {
             file: root.file.clone(),
@@ -120,6 +128,41 @@ fn check(root: &Recipe, options: Options) -> Vec<Problem> {
         Err(problem) => problems.push(problem),
     }
     problems
+}
+
+/// The platforms a recipe is checked for.
+struct Platforms {
+    list: Vec<Platform>,
+    /// Whether the recipe names them (`platform` or `platforms`); else
+    /// linux/amd64 stands in for its base's, which only a build knows.
+    named: bool,
+}
+
+impl Platforms {
+    fn of(root: &Recipe) -> Platforms {
+        match (root.platforms(), root.wanted_platform()) {
+            (Some(list), _) => Platforms {
+                list: list.to_vec(),
+                named: true,
+            },
+            (None, Some(p)) => Platforms {
+                list: vec![p.clone()],
+                named: true,
+            },
+            (None, None) => Platforms {
+                list: vec![Platform::linux_amd64()],
+                named: false,
+            },
+        }
+    }
+}
+
+/// Adds `problem` unless it is there already (one per platform would
+/// say the same).
+fn push(problems: &mut Vec<Problem>, problem: Problem) {
+    if !problems.contains(&problem) {
+        problems.push(problem);
+    }
 }
 
 /// The recipe and the `recipe:` bases below it, outermost first. A base
@@ -172,8 +215,26 @@ fn base_name(recipe: &Recipe) -> String {
 }
 
 /// Renders every template of `recipe` with its vars and a placeholder
-/// base digest.
-fn templates(recipe: &Recipe, problems: &mut Vec<Problem>) {
+/// base digest, for each platform: its `src` placeholders filled in for
+/// a platform the recipe names (one left to the base is left out).
+fn templates(recipe: &Recipe, platforms: &Platforms, problems: &mut Vec<Problem>) {
+    for platform in &platforms.list {
+        let one = if platforms.named {
+            recipe
+                .clone()
+                .as_base_for(Some(platform))
+                .and_then(|r| Ok(r.with_platform_srcs(platform)?.unwrap_or(r)))
+        } else {
+            Ok(recipe.clone())
+        };
+        match one {
+            Ok(one) => templates_for(&one, platform, problems),
+            Err(e) => push(problems, e.into()),
+        }
+    }
+}
+
+fn templates_for(recipe: &Recipe, platform: &Platform, problems: &mut Vec<Problem>) {
     let base_name = base_name(recipe);
     let placeholder = format!("sha256:{}", "0".repeat(64));
     let ctx = template::Context {
@@ -182,10 +243,15 @@ fn templates(recipe: &Recipe, problems: &mut Vec<Problem>) {
         vars: &recipe.spec.vars,
         base_name: &base_name,
         base_digest: &placeholder,
+        platform,
     };
     for (i, layer) in recipe.spec.layers.iter().enumerate() {
         for (j, step) in layer.steps.iter().enumerate() {
             let Step::Template(t) = step else { continue };
+            if t.src.contains("{{") {
+                // Its platform is the base's, known to a build only.
+                continue;
+            }
             let at_step = |message: String| -> Problem {
                 recipe.step_error(i, j, Some("src"), message).into()
             };
@@ -197,22 +263,25 @@ fn templates(recipe: &Recipe, problems: &mut Vec<Problem>) {
             let text = match text {
                 Ok(text) => text,
                 Err(message) => {
-                    problems.push(at_step(message));
+                    push(problems, at_step(message));
                     continue;
                 }
             };
             if let Err(message) = template::render(&t.src, &text, &ctx) {
                 // A position in the template points there; anything else
                 // at the step that names it.
-                problems.push(match template_position(&message) {
-                    Some((line, column)) => Problem {
-                        file: recipe.file.parent().unwrap_or(Path::new("")).join(&t.src),
-                        line: Some(line),
-                        column: Some(column),
-                        message: format!("template {}: {message}", t.src),
+                push(
+                    problems,
+                    match template_position(&message) {
+                        Some((line, column)) => Problem {
+                            file: recipe.file.parent().unwrap_or(Path::new("")).join(&t.src),
+                            line: Some(line),
+                            column: Some(column),
+                            message: format!("template {}: {message}", t.src),
+                        },
+                        None => at_step(format!("template {}: {message}", t.src)),
                     },
-                    None => at_step(format!("template {}: {message}", t.src)),
-                });
+                );
             }
         }
     }
@@ -256,15 +325,23 @@ fn strip_location(message: &str) -> String {
     }
 }
 
-/// Whether `lock` pins what the recipes of `chain` name, and only that.
+/// A lock as read: its content, path and text.
+struct Lock<'a> {
+    lock: &'a LockFile,
+    path: &'a Path,
+    text: &'a str,
+}
+
+/// Whether `lock` pins what the recipes of `chain` name, and only that,
+/// for each of `platforms` the recipe names.
 fn agreement(
     root: &Recipe,
     chain: &[Recipe],
-    lock: &LockFile,
-    lock_path: &Path,
-    text: &str,
+    read: &Lock,
+    platforms: &Platforms,
     problems: &mut Vec<Problem>,
 ) {
+    let (lock, lock_path, text) = (read.lock, read.path, read.text);
     let relock = format!("run `ingot lock {}`", root.file.display());
     let mut used = vec![false; lock.pins.len()];
     for recipe in chain {
@@ -275,12 +352,17 @@ fn agreement(
         );
         if external {
             let reference = recipe.spec.base.to_string();
-            let found = lock
-                .pins
+            // One pin for every platform, or one per platform.
+            let found: Vec<usize> = (0..lock.pins.len())
+                .filter(|&i| lock.pins[i].from == from && lock.pins[i].reference == reference)
+                .collect();
+            let unpinned = platforms
+                .list
                 .iter()
-                .position(|p| p.from == from && p.reference == reference);
-            match found {
-                None => problems.push(
+                .map(ToString::to_string)
+                .find(|p| !found.iter().any(|&i| lock.pins[i].holds_for(p)));
+            match (found.first(), unpinned) {
+                (None, _) => problems.push(
                     recipe
                         .error_at(
                             &["base"],
@@ -291,27 +373,58 @@ fn agreement(
                         )
                         .into(),
                 ),
-                Some(i) => {
-                    used[i] = true;
-                    if let Some(message) = pin_disagrees(recipe, &lock.pins[i]) {
-                        let message = format!("{}: {message}; {relock}", lock_path.display());
-                        problems.push(recipe.error_at(&["base"], message).into());
+                (Some(_), Some(platform)) if platforms.named => problems.push(
+                    recipe
+                        .error_at(
+                            &["base"],
+                            format!(
+                                "{} pins no base {reference} for {from} on {platform}; {relock}",
+                                lock_path.display()
+                            ),
+                        )
+                        .into(),
+                ),
+                (Some(_), _) => {
+                    for &i in &found {
+                        used[i] = true;
+                        if let Some(message) = pin_disagrees(recipe, &lock.pins[i]) {
+                            let message = format!("{}: {message}; {relock}", lock_path.display());
+                            push(problems, recipe.error_at(&["base"], message).into());
+                        }
                     }
                 }
             }
         }
+        // Each named platform's Debian architecture needs its closure; a
+        // platform left to the base, any.
+        let archs: Vec<Option<&str>> = if platforms.named {
+            platforms
+                .list
+                .iter()
+                .filter_map(|p| packages::debian_arch(p).ok())
+                .map(Some)
+                .collect()
+        } else {
+            vec![None]
+        };
         match packages::requests(recipe, &from) {
             Ok(requests) => {
                 for (index, request) in requests {
-                    let answered = lock
-                        .package_set(&from, &request.layer)
-                        .is_some_and(|set| set.answers(&request));
-                    if !answered {
-                        let message = format!(
-                            "{} pins no closure for this step as it is written; {relock}",
-                            lock_path.display(),
-                        );
-                        problems.push(recipe.step_error(index, 0, None, message).into());
+                    for arch in &archs {
+                        let answered = lock.packages.iter().any(|set| {
+                            set.from == from
+                                && set.layer == request.layer
+                                && set.answers(&request)
+                                && arch.is_none_or(|a| set.is_for(a))
+                        });
+                        if !answered {
+                            let on = arch.map(|a| format!(" for {a}")).unwrap_or_default();
+                            let message = format!(
+                                "{} pins no closure{on} for this step as it is written; {relock}",
+                                lock_path.display(),
+                            );
+                            problems.push(recipe.step_error(index, 0, None, message).into());
+                        }
                     }
                 }
             }

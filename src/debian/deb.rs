@@ -1230,8 +1230,12 @@ impl Read for Unpacked<'_> {
 }
 
 /// A decoder for `compression` over a member's stored bytes. Concatenated
-/// streams are read whole, as dpkg's decompressors read them.
-fn decoder<'r>(compression: Compression, stored: impl Read + 'r) -> io::Result<Box<dyn Read + 'r>> {
+/// streams are read whole, as dpkg's decompressors read them; xz's memory
+/// and zstd's window are bounded. (Recipes' `extract` archives use it too.)
+pub fn decoder<'r>(
+    compression: Compression,
+    stored: impl Read + 'r,
+) -> io::Result<Box<dyn Read + 'r>> {
     Ok(match compression {
         Compression::None => Box::new(stored),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stored)),

@@ -90,6 +90,32 @@ pub fn assemble(
     })
 }
 
+/// An image manifest an image index lists: its digest, size and platform.
+pub struct IndexEntry<'a> {
+    pub digest: Digest,
+    pub size: u64,
+    pub platform: &'a Platform,
+}
+
+/// The image index of a multi-platform image, in canonical JSON: one
+/// manifest descriptor per platform, each with its `platform`, in the
+/// order given.
+pub fn index(entries: &[IndexEntry]) -> Result<Vec<u8>, String> {
+    let manifests = entries
+        .iter()
+        .map(|e| {
+            let mut desc = Descriptor::new(MediaType::ImageManifest, e.size, e.digest.to_oci());
+            desc.set_platform(Some(e.platform.to_oci()));
+            desc
+        })
+        .collect();
+    let mut index = oci_spec::image::ImageIndex::default();
+    index.set_schema_version(2);
+    index.set_media_type(Some(MediaType::ImageIndex));
+    index.set_manifests(manifests);
+    canonical_json(&index).map_err(|e| format!("encoding the image index: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +175,35 @@ mod tests {
         // Canonical JSON: sorted keys, no whitespace.
         let text = String::from_utf8(above.manifest_json.clone()).unwrap();
         assert!(text.starts_with("{\"annotations\":{\"k\":\"v\"},\"config\":"));
+    }
+
+    #[test]
+    fn an_index_lists_each_manifest_with_its_platform() {
+        let (amd, arm) = (Platform::linux_amd64(), "linux/arm64/v8".parse().unwrap());
+        let digest = Digest::of(b"m");
+        let json = index(&[
+            IndexEntry {
+                digest,
+                size: 1,
+                platform: &amd,
+            },
+            IndexEntry {
+                digest,
+                size: 1,
+                platform: &arm,
+            },
+        ])
+        .unwrap();
+        let d = digest.to_string();
+        let manifest = "\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\"";
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            format!(
+                "{{\"manifests\":[\
+                 {{\"digest\":\"{d}\",{manifest},\"platform\":{{\"architecture\":\"amd64\",\"os\":\"linux\"}},\"size\":1}},\
+                 {{\"digest\":\"{d}\",{manifest},\"platform\":{{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}},\"size\":1}}],\
+                 \"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"schemaVersion\":2}}"
+            )
+        );
     }
 }

@@ -31,11 +31,15 @@ pub struct ConfigSpec {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub stop_signal: Option<String>,
+    /// Directories runtimes mount a volume on; added to the base's.
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// Applies the recipe's config on top of the base's, Docker-style: `env`
 /// entries override by name, an `entrypoint` set by the recipe resets the
-/// base's `cmd`, labels merge, ports add up; other fields replace.
+/// base's `cmd`, labels merge, ports and volumes add up; other fields
+/// replace.
 pub fn merge(base: Option<&Config>, spec: &ConfigSpec) -> Config {
     let mut out = base.cloned().unwrap_or_default();
 
@@ -74,6 +78,12 @@ pub fn merge(base: Option<&Config>, spec: &ConfigSpec) -> Config {
     ports.sort();
     ports.dedup();
     out.set_exposed_ports((!ports.is_empty()).then_some(ports));
+
+    let mut volumes: Vec<String> = out.volumes().clone().unwrap_or_default();
+    volumes.extend(spec.volumes.iter().cloned());
+    volumes.sort();
+    volumes.dedup();
+    out.set_volumes((!volumes.is_empty()).then_some(volumes));
 
     let mut labels: HashMap<String, String> = out.labels().clone().unwrap_or_default();
     labels.extend(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())));

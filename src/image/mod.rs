@@ -48,6 +48,23 @@ pub mod annotation {
     pub const PARAMS: &str = "dev.ingot.params";
     /// The recipe name that owns a layout, on index.json.
     pub const LAYOUT_RECIPE: &str = "dev.ingot.recipe";
+
+    /// Whether ingot writes `key` itself, so a recipe's own annotations may
+    /// not: the `dev.ingot.` namespace and the pre-defined keys ingot sets.
+    pub fn is_ingots(key: &str) -> bool {
+        key.starts_with("dev.ingot.")
+            || [
+                CREATED,
+                TITLE,
+                VERSION,
+                REVISION,
+                SOURCE,
+                BASE_NAME,
+                BASE_DIGEST,
+                REF_NAME,
+            ]
+            .contains(&key)
+    }
 }
 
 /// Serializes `value` as canonical JSON: object keys sorted by bytes, no
@@ -73,6 +90,25 @@ impl Platform {
             arch: "amd64".into(),
             variant: None,
         }
+    }
+
+    /// Whether an image for `other` serves a build that wants `self`: the
+    /// same OS and architecture, and the same variant when `self` names
+    /// one (linux/arm64 takes linux/arm64/v8), as [`select_platform`]
+    /// chooses.
+    pub fn accepts(&self, other: &Platform) -> bool {
+        self.os == other.os
+            && self.arch == other.arch
+            && (self.variant.is_none() || self.variant == other.variant)
+    }
+
+    /// As an index descriptor's `platform` field.
+    pub fn to_oci(&self) -> oci_spec::image::Platform {
+        let mut platform = oci_spec::image::Platform::default();
+        platform.set_os(self.os.as_str().into());
+        platform.set_architecture(self.arch.as_str().into());
+        platform.set_variant(self.variant.clone());
+        platform
     }
 }
 
@@ -140,15 +176,36 @@ impl PlatformChoice {
     /// `have` against a named choice, as an index entry is matched.
     pub fn check_single(&self, have: &Platform) -> Result<(), String> {
         let wanted = &self.platform;
-        let matches = have.os == wanted.os
-            && have.arch == wanted.arch
-            && (wanted.variant.is_none() || have.variant == wanted.variant);
-        if !self.named || matches {
+        if !self.named || wanted.accepts(have) {
             return Ok(());
         }
         Err(format!(
             "the image is for platform {have} only, not {wanted} (--platform); it is no multi-platform index to choose from"
         ))
+    }
+}
+
+/// The image index a reference named, which a reader followed to one
+/// platform's image: its digest and the platforms it lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexSummary {
+    pub digest: crate::digest::Digest,
+    /// Each manifest's platform, `os/arch[/variant]`, in the index's order.
+    pub platforms: Vec<String>,
+}
+
+impl IndexSummary {
+    pub fn of(digest: crate::digest::Digest, index: &ImageIndex) -> IndexSummary {
+        let platforms = index
+            .manifests()
+            .iter()
+            .filter_map(|d| d.platform().as_ref())
+            .map(|p| match p.variant() {
+                Some(v) => format!("{}/{}/{v}", p.os(), p.architecture()),
+                None => format!("{}/{}", p.os(), p.architecture()),
+            })
+            .collect();
+        IndexSummary { digest, platforms }
     }
 }
 

@@ -50,7 +50,15 @@ pub struct Entry {
 pub enum EntryKind {
     Dir,
     File(Content),
-    Symlink { target: String },
+    Symlink {
+        target: String,
+    },
+    /// Another name of the file at `target`, a path of this layer (same
+    /// form as [`Entry::path`]) that sorts before this one, so readers
+    /// meet the file first.
+    Hardlink {
+        target: String,
+    },
 }
 
 /// Where a regular file's bytes come from.
@@ -214,6 +222,26 @@ fn zstd_workers() -> u32 {
 /// would depend on the caller's order).
 fn check(sorted: &[Entry]) -> io::Result<()> {
     sorted.iter().try_for_each(tarball::check)?;
+    // A hardlink names a file this layer wrote before it: readers resolve
+    // it against what they have unpacked so far.
+    let mut files = std::collections::HashSet::new();
+    for entry in sorted {
+        match &entry.kind {
+            EntryKind::File(_) => {
+                files.insert(entry.path.as_str());
+            }
+            EntryKind::Hardlink { target } if !files.contains(target.as_str()) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "layer entry {:?} is a hardlink to {target:?}, which is no file before it in the layer",
+                        entry.path
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
     match sorted.windows(2).find(|w| w[0].path == w[1].path) {
         Some(w) => Err(io::Error::new(
             io::ErrorKind::InvalidInput,

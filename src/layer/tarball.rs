@@ -73,6 +73,9 @@ pub(crate) fn check(entry: &Entry) -> io::Result<()> {
             "symlink target is empty or holds a NUL byte",
         ));
     }
+    if let EntryKind::Hardlink { target } = &entry.kind {
+        check_path(target)?;
+    }
     Ok(())
 }
 
@@ -113,7 +116,7 @@ fn append<W: Write>(
     let content: Box<dyn Read> = match &entry.kind {
         EntryKind::File(Content::Bytes(bytes)) => Box::new(bytes.as_slice()),
         EntryKind::File(Content::Path { path, size }) => Box::new(open_exact(path, *size)?),
-        EntryKind::Dir | EntryKind::Symlink { .. } => {
+        EntryKind::Dir | EntryKind::Symlink { .. } | EntryKind::Hardlink { .. } => {
             return builder.append(&header, io::empty());
         }
     };
@@ -149,6 +152,7 @@ fn encode(entry: &Entry, mtime: u64) -> io::Result<(Header, Pax)> {
         EntryKind::File(Content::Bytes(bytes)) => (EntryType::Regular, bytes.len() as u64, None),
         EntryKind::File(Content::Path { size, .. }) => (EntryType::Regular, *size, None),
         EntryKind::Symlink { target } => (EntryType::Symlink, 0, Some(target.as_str())),
+        EntryKind::Hardlink { target } => (EntryType::Link, 0, Some(target.as_str())),
     };
     header.set_entry_type(entry_type);
 

@@ -381,6 +381,11 @@ proptest! {
                     let link = got.link_name_bytes().unwrap().into_owned();
                     prop_assert_eq!(link, target.as_bytes());
                 }
+                EntryKind::Hardlink { target } => {
+                    prop_assert_eq!(h.entry_type(), tar::EntryType::Link);
+                    let link = got.link_name_bytes().unwrap().into_owned();
+                    prop_assert_eq!(link, target.as_bytes());
+                }
             }
             let mut data = Vec::new();
             got.read_to_end(&mut data).unwrap();
@@ -442,4 +447,51 @@ fn zstd_layers_round_trip() {
     assert_eq!(layer.digest, Digest::of(&out));
     let tar = zstd::stream::decode_all(&out[..]).unwrap();
     assert_eq!(layer.diff_id, Digest::of(&tar));
+}
+
+/// A hardlink is written as a link to a file before it in the layer, and
+/// one to anything else is refused before a byte is written.
+#[test]
+fn hardlinks_name_a_file_before_them() {
+    let entry = |path: &str, kind| Entry {
+        path: path.into(),
+        kind,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+    };
+    let file = || EntryKind::File(Content::Bytes(b"x".to_vec()));
+    let link = |t: &str| EntryKind::Hardlink { target: t.into() };
+    let mut out = Vec::new();
+    write(vec![entry("b", link("a")), entry("a", file())], 0, &mut out).unwrap();
+    let mut gz = flate2::read::GzDecoder::new(&out[..]);
+    let mut tar = Vec::new();
+    io::Read::read_to_end(&mut gz, &mut tar).unwrap();
+    let mut archive = tar::Archive::new(&tar[..]);
+    let kinds: Vec<(String, tar::EntryType)> = archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.path().unwrap().display().to_string(),
+                e.header().entry_type(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("a".to_string(), tar::EntryType::Regular),
+            ("b".to_string(), tar::EntryType::Link)
+        ]
+    );
+    for entries in [
+        vec![entry("a", link("b")), entry("b", file())],
+        vec![entry("a", link("nothing"))],
+        vec![entry("d", EntryKind::Dir), entry("e", link("d"))],
+    ] {
+        let err = write(entries, 0, &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("is a hardlink to"), "{err}");
+    }
 }

@@ -50,6 +50,8 @@ struct TemplateInputs<'a> {
     vars: &'a std::collections::BTreeMap<String, serde_json::Value>,
     base_name: &'a str,
     base_digest: Option<Digest>,
+    /// `os/arch[/variant]`, which templates see.
+    platform: String,
 }
 
 #[derive(Serialize)]
@@ -59,6 +61,9 @@ struct SourceItem {
     executable: bool,
     target: Option<String>,
     digest: Option<Digest>,
+    /// The host's permission bits, for a copy that keeps them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<u32>,
 }
 
 /// What a layer key needs besides the recipe.
@@ -85,23 +90,24 @@ pub fn layer_key(
     let mut walks = Vec::new();
     let mut has_template = false;
     for step in &spec.steps {
-        let src = match step {
-            Step::Copy(c) => &c.src,
+        let (src, keep_modes) = match step {
+            Step::Copy(c) => (&c.src, c.keep_modes),
             Step::Template(t) => {
                 has_template = true;
-                &t.src
+                (&t.src, false)
             }
+            Step::Extract(e) => (&e.src, false),
             _ => continue,
         };
         let root = ctx.recipe.resolve_src(src).ok()?;
         let walk = source::walk(&root).ok()?;
-        walks.push((root, walk));
+        walks.push((root, walk, keep_modes));
     }
     // Every file's digest at once, so the ones the index does not know are
     // read in parallel.
     let files: Vec<(&std::path::Path, source::FileStat)> = walks
         .iter()
-        .flat_map(|(_, walk)| walk)
+        .flat_map(|(_, walk, _)| walk)
         .filter_map(|e| match &e.kind {
             SourceKind::File { path, stat, .. } => Some((path.as_path(), *stat)),
             _ => None,
@@ -110,7 +116,7 @@ pub fn layer_key(
     let mut digests = stats.digests(&files).ok()?.into_iter();
     let sources = walks
         .iter()
-        .map(|(_, walk)| source_items(walk, &mut digests))
+        .map(|(_, walk, keep_modes)| source_items(walk, *keep_modes, &mut digests))
         .collect::<Option<Vec<_>>>()?;
     let spec_recipe = &ctx.recipe.spec;
     let inputs = KeyInputs {
@@ -127,24 +133,28 @@ pub fn layer_key(
             vars: &spec_recipe.vars,
             base_name: &ctx.base.name,
             base_digest: ctx.base.manifest_digest,
+            platform: ctx.base.platform.to_string(),
         }),
         sources,
         packages: ctx.packages,
     };
     let key = canonical_json(&inputs).ok().map(|json| Digest::of(&json))?;
-    Some((key, walks.into_iter().collect()))
+    let walks = walks.into_iter().map(|(root, walk, _)| (root, walk));
+    Some((key, walks.collect()))
 }
 
 /// What a key records of one walked source: each entry's path, kind,
-/// executable bit, symlink target and (for files, in walk order, from
-/// `digests`) content digest.
+/// executable bit, symlink target, (for files, in walk order, from
+/// `digests`) content digest and, for a copy that keeps them, mode.
 fn source_items(
     walk: &[source::SourceEntry],
+    keep_modes: bool,
     digests: &mut impl Iterator<Item = Digest>,
 ) -> Option<Vec<SourceItem>> {
     walk.iter()
         .map(|entry| {
             let rel = entry.rel.clone();
+            let mode = keep_modes.then_some(entry.mode);
             Some(match &entry.kind {
                 SourceKind::Dir => SourceItem {
                     rel,
@@ -152,6 +162,7 @@ fn source_items(
                     executable: false,
                     target: None,
                     digest: None,
+                    mode,
                 },
                 SourceKind::File { executable, .. } => SourceItem {
                     rel,
@@ -159,6 +170,7 @@ fn source_items(
                     executable: *executable,
                     target: None,
                     digest: Some(digests.next()?),
+                    mode,
                 },
                 SourceKind::Symlink { target } => SourceItem {
                     rel,
@@ -166,6 +178,7 @@ fn source_items(
                     executable: false,
                     target: Some(target.clone()),
                     digest: None,
+                    mode,
                 },
             })
         })

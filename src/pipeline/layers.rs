@@ -13,10 +13,10 @@ use std::thread::JoinHandle;
 
 use oci_spec::image::Descriptor;
 
-use super::{Log, key, packages, plan};
+use super::{Log, copyup, extract, key, packages, plan};
 use crate::base::BaseImage;
 use crate::digest::Digest;
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::image::media::LayerCompression;
 use crate::layer;
 use crate::progress::Progress;
@@ -222,6 +222,21 @@ impl<'a> Layers<'a> {
             }
             _ => (None, None),
         };
+        let copied_up = self.copy_up(index, view)?;
+        let mut extracted = std::collections::BTreeMap::new();
+        for (j, step) in spec.steps.iter().enumerate() {
+            if let crate::recipe::Step::Extract(e) = step {
+                let archive = extract::read(self.recipe, &e.src)
+                    .map_err(|m| self.recipe.step_error(index, j, Some("src"), m))?;
+                for path in &archive.skipped {
+                    log(&format!(
+                        "layer {}: {}: {path} is a device node or fifo, left out (a runtime supplies /dev)",
+                        spec.name, e.src
+                    ));
+                }
+                extracted.insert(j, archive);
+            }
+        }
         let inputs = plan::Inputs {
             recipe: self.recipe,
             base: self.base,
@@ -230,6 +245,8 @@ impl<'a> Layers<'a> {
             epoch: self.epoch,
             walks,
             installed: installed.as_ref(),
+            copied_up: copied_up.as_ref(),
+            extracted: &extracted,
         };
         let plan = plan::plan_layer(&inputs, index)?;
         drop(installed);
@@ -265,7 +282,11 @@ impl<'a> Layers<'a> {
             compression: self.compression,
             progress: self.progress.clone(),
             layer_index,
-            staging,
+            staging: staging
+                .into_iter()
+                .chain(copied_up.map(|c| c.dir))
+                .chain(extracted.into_values().map(|a| a.dir))
+                .collect(),
         };
         self.slots.push(Slot {
             name: spec.name.clone(),
@@ -280,6 +301,48 @@ impl<'a> Layers<'a> {
             packages: report,
         });
         Ok(())
+    }
+
+    /// The lower files the `attrs` steps of layer `index` change, read
+    /// back from the layers that hold them; None when there are none.
+    fn copy_up(&mut self, index: usize, view: &View) -> Result<Option<copyup::CopyUp>> {
+        let steps = &self.recipe.spec.layers[index].steps;
+        let wanted = copyup::wanted(steps, view)
+            .map_err(|m| self.recipe.error_at(&["layers", &index.to_string()], m))?;
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let base_layers = self.base.layers.len();
+        let (base, lower, slots) = (self.base, &self.lower, &mut self.slots);
+        let compression = self.compression;
+        let staged = copyup::stage(view, wanted, self.blobs, |layer| {
+            if layer < base_layers {
+                return Ok(copyup::Lower {
+                    desc: base.layers[layer].clone(),
+                    diff_id: lower[layer],
+                });
+            }
+            let slot = slots
+                .iter_mut()
+                .find(|s| s.layer_index == layer)
+                .ok_or_else(|| Error::Failed(format!("no layer {layer} to copy files up from")))?;
+            slot.wait();
+            let (digest, size, diff_id) = match &slot.state {
+                SlotState::Cached(hit, _) => (hit.digest, hit.size, hit.diff_id),
+                SlotState::Done(Ok(w)) => (w.built.digest, w.built.size, w.built.diff_id),
+                _ => {
+                    return Err(Error::Failed(format!(
+                        "layer {} failed to write, so its files cannot be copied up",
+                        slot.name
+                    )));
+                }
+            };
+            Ok(copyup::Lower {
+                desc: Descriptor::new(compression.media_type(), size, digest.to_oci()),
+                diff_id,
+            })
+        })?;
+        Ok(Some(staged))
     }
 
     /// The report of layer `index`, now in `view` at `layer_index`, when
@@ -482,8 +545,9 @@ struct WriteJob {
     compression: LayerCompression,
     progress: Progress,
     layer_index: usize,
-    /// Package contents the entries point into, removed once written.
-    staging: Option<WorkDir>,
+    /// Package and copied-up contents the entries point into, removed
+    /// once written.
+    staging: Vec<WorkDir>,
 }
 
 impl WriteJob {

@@ -4,6 +4,8 @@
 //! - [`base`](crate::base) resolves the recipe's base (calling back here,
 //!   through [`RecipeBuilder`], for stemcells and `recipe:` bases);
 //! - [`layers`] serves or writes the recipe's layers, in order;
+//! - [`checks`] reads the runtime config against the image, as runtimes
+//!   will;
 //! - the seal checks the merged filesystem;
 //! - [`assemble`](crate::image::assemble) makes the config and manifest;
 //! - [`layout`] commits them to the output.
@@ -12,13 +14,17 @@
 //! [`Sources`], [`Emit`]); the pipeline reads no clock, environment or
 //! host identity.
 
+pub mod checks;
+pub mod copyup;
+pub mod extract;
 pub mod key;
 pub mod layers;
 pub mod packages;
 mod params;
 pub mod plan;
+pub mod platforms;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Config, Descriptor, ImageConfiguration};
@@ -118,8 +124,12 @@ impl Emit {
 pub struct Report {
     pub name: String,
     pub version: String,
+    /// The manifest's digest; a multi-platform build's, the index's.
     pub digest: Digest,
-    pub config: Digest,
+    /// The config's digest; None for a multi-platform build (see
+    /// `platforms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<Digest>,
     pub layout: PathBuf,
     /// Every tag the image has in the layout: the version first.
     pub tags: Vec<String>,
@@ -127,6 +137,9 @@ pub struct Report {
     pub unchanged: bool,
     pub base: String,
     pub layers: Vec<LayerReport>,
+    /// Each platform's image, for a multi-platform build.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<platforms::PlatformReport>,
     /// Every external reference resolved, as `ingot.lock` records them.
     pub pins: Vec<Pin>,
     /// The packages installed, by layer, as `ingot.lock` records them.
@@ -170,7 +183,7 @@ pub fn build(
     if emit.locked {
         ctx.resolve = packages::Resolve::Locked;
     }
-    let built = build_image(recipe, &mut ctx)?;
+    let built = platforms::build(recipe, &mut ctx)?;
     ctx.save_stats();
     keep_only_referenced(&staging.blobs, &built)?;
     // A retried build pins its bases again: LockFile sorts and dedups.
@@ -181,30 +194,22 @@ pub fn build(
         check_lock(recipe, &pins)?;
     }
     let tags = emit.all_tags(&recipe.spec.version);
+    let entry = built.entry(recipe)?;
     let committed = layout::commit(
         staging,
         &Tagged {
             recipe: &recipe.spec.name,
             tags: &tags,
-            manifest: built.manifest,
-            platform: &built.platform,
+            manifest: entry.manifest,
+            media_type: entry.media_type,
+            platform: entry.platform,
             replace: emit.replace,
         },
     )?;
-    let unchanged = committed == layout::Committed::Unchanged;
-    Ok(Report {
-        name: recipe.spec.name.clone(),
-        version: recipe.spec.version.clone(),
-        digest: built.manifest.digest,
-        config: built.config_blob.digest,
-        layout: emit.output.clone(),
-        tags,
-        unchanged,
-        base: built.base_name,
-        layers: built.reports,
-        pins,
-        packages,
-    })
+    let mut report = built.report(recipe, emit, pins, packages)?;
+    report.tags = tags;
+    report.unchanged = committed == layout::Committed::Unchanged;
+    Ok(report)
 }
 
 /// Resolves every external reference of `recipe` (through `recipe:` bases)
@@ -229,6 +234,9 @@ pub fn lock(recipe: &Recipe, sources: &Sources, log: Log) -> Result<LockFile> {
 }
 
 fn collect_pins(recipe: &Recipe, ctx: &mut Context) -> Result<()> {
+    if platforms::collect(recipe, ctx)? {
+        return Ok(());
+    }
     if let BaseRef::Recipe(path) = &recipe.spec.base {
         let inner = ctx.enter(recipe, path)?;
         collect_pins(&inner, ctx)?;
@@ -486,7 +494,8 @@ fn enter(stack: &mut Vec<PathBuf>, recipe: &Recipe, path: &Path) -> Result<Recip
             .error_at(&["base"], format!("recipe cycle: {}", cycle.join(" -> ")))
             .into());
     }
-    let inner = Recipe::load(&canonical)?;
+    // Built for the platform the recipe on it wants.
+    let inner = Recipe::load(&canonical)?.as_base_for(recipe.wanted_platform())?;
     stack.push(canonical);
     Ok(inner)
 }
@@ -581,21 +590,12 @@ impl Built {
 
 /// Bases leave their own manifests and configs in the staging store (a
 /// stemcell or `recipe:` base is built there): the layout gets only what
-/// its image references.
-fn keep_only_referenced(blobs: &BlobStore, built: &Built) -> Result<()> {
-    let layers: Option<Vec<Digest>> = built
-        .layers
-        .iter()
-        .map(|d| Digest::try_from(d.digest()).ok())
-        .collect();
+/// its images reference.
+fn keep_only_referenced(blobs: &BlobStore, built: &platforms::Output) -> Result<()> {
     // A digest this store cannot name is kept, with everything else.
-    let Some(layers) = layers else {
+    let Some(referenced) = built.referenced() else {
         return Ok(());
     };
-    let referenced: HashSet<Digest> = [built.manifest.digest, built.config_blob.digest]
-        .into_iter()
-        .chain(layers)
-        .collect();
     blobs
         .retain(&referenced)
         .context(|| "dropping the bases' own manifests from the staging store".into())
@@ -621,6 +621,8 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
     let spec = &recipe.spec;
     let base = ctx.resolve_base(recipe)?;
     let platform = platform_for(recipe, &base)?;
+    let filled = recipe.with_platform_srcs(&platform)?;
+    let recipe = filled.as_ref().unwrap_or(recipe);
     let declared = params::merged(recipe, &base)?;
     let closures = if packages::installs(recipe) {
         ctx.closures(recipe, &platform)?
@@ -653,6 +655,12 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
         reports.push(report);
     }
     let runtime = runtime_config(recipe, &base, &declared)?;
+    checks::check(&checks::Inputs {
+        recipe,
+        view: &lower.view,
+        scan: &lower.scan,
+        config: &runtime,
+    })?;
     seal_check(recipe, &lower, &runtime)?;
     let annotations = annotations(recipe, &base, &platform, ctx.settings, &created)?;
     let assembled = assemble(
@@ -670,21 +678,17 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
     store(assembled, ctx.blobs, platform, base.name, reports).map(Some)
 }
 
-/// The platform the recipe builds for: its own, which must be its base's,
-/// or its base's.
+/// The platform the recipe builds for: its base's, which must be the one
+/// it wants, if it wants one (a variant it leaves out is the base's).
 fn platform_for(recipe: &Recipe, base: &BaseImage) -> Result<Platform> {
-    match &recipe.spec.platform {
-        Some(p) if *p != base.platform => Err(recipe
-            .error_at(
-                &["platform"],
-                format!(
-                    "platform {p} does not match the base's platform {}",
-                    base.platform
-                ),
-            )
+    match recipe.wanted_platform() {
+        Some(p) if !p.accepts(&base.platform) => Err(recipe
+            .platform_error(format!(
+                "platform {p} does not match the base's platform {} (base {})",
+                base.platform, base.name
+            ))
             .into()),
-        Some(p) => Ok(p.clone()),
-        None => Ok(base.platform.clone()),
+        _ => Ok(base.platform.clone()),
     }
 }
 
@@ -1021,6 +1025,12 @@ fn annotations(
         if let Some(value) = value {
             annotations.insert(key.to_string(), value);
         }
+    }
+    // The recipe's own: none is ingot's (Recipe::load refused those).
+    for (key, value) in &spec.annotations {
+        annotations
+            .entry(key.clone())
+            .or_insert_with(|| value.clone());
     }
     Ok(annotations)
 }

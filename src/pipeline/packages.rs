@@ -150,24 +150,31 @@ pub fn closures(recipe: &Recipe, ctx: &Context, log: Log) -> Result<Closures> {
             return Err(no_archive(recipe, index));
         }
         let request = request(ctx.from, layer, step, sources);
-        let locked = ctx
+        let arch = debian_arch(ctx.platform).map_err(at)?;
+        // A lock holds one closure per architecture the recipe builds for.
+        let answering: Vec<&PackageSet> = ctx
             .lock
             .filter(|_| ctx.resolve != Resolve::Relock)
-            .and_then(|lock| lock.package_set(ctx.from, layer))
-            .filter(|set| set.answers(&request));
-        if let Some(set) = locked {
-            out.insert(index, set.clone());
+            .map(|lock| {
+                lock.packages
+                    .iter()
+                    .filter(|set| set.from == ctx.from && set.layer == *layer)
+                    .filter(|set| set.answers(&request))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(set) = answering.iter().find(|set| set.is_for(arch)) {
+            out.insert(index, (*set).clone());
             continue;
         }
         if ctx.resolve == Resolve::Locked {
-            return Err(not_locked(recipe, index));
+            return Err(at(not_locked(recipe, layer, arch, &answering)));
         }
         if ctx.resolve == Resolve::Build {
             log(&format!(
                 "warning: layer {layer}: packages not locked, resolved from the archive (run ingot lock to pin them)"
             ));
         }
-        let arch = debian_arch(ctx.platform).map_err(at)?;
         let mirrors = mirrors(ctx.mirrors, &request.archives)?;
         let settings = Settings::with_timeouts(ctx.timeouts);
         let resolved = archive::lock_with(
@@ -251,20 +258,31 @@ fn no_archive(recipe: &Recipe, index: usize) -> Error {
         .into()
 }
 
-/// A `packages` step `--locked` finds no closure for in the lock.
-fn not_locked(recipe: &Recipe, index: usize) -> Error {
-    let layer = &recipe.spec.layers[index].name;
-    recipe
-        .step_error(
-            index,
-            0,
-            None,
-            format!(
-                "--locked: the packages of layer {layer:?} are not locked as the recipe asks; run `ingot lock {}`",
-                recipe.file.display()
-            ),
-        )
-        .into()
+/// Why a `--locked` build (or a stemcell, which is always built from its
+/// own lock) has no closure for layer `layer` on `arch`, given the sets
+/// that answer its request for other architectures.
+fn not_locked(recipe: &Recipe, layer: &str, arch: &str, other: &[&PackageSet]) -> String {
+    let mut archs: Vec<&str> = other.iter().map(|s| s.architecture()).collect();
+    archs.sort();
+    archs.dedup();
+    let embedded = recipe.path.is_none();
+    match (archs.is_empty(), embedded) {
+        (true, _) => format!(
+            "--locked: the packages of layer {layer:?} are not locked as the recipe asks; run `ingot lock {}`",
+            recipe.file.display()
+        ),
+        (false, true) => format!(
+            "stemcell {}@{} pins its packages for {} only: it does not build for {arch} yet",
+            recipe.spec.name,
+            recipe.spec.version,
+            archs.join(", ")
+        ),
+        (false, false) => format!(
+            "--locked: the packages of layer {layer:?} are locked for {} only, not {arch}; run `ingot lock {}`",
+            archs.join(", "),
+            recipe.file.display()
+        ),
+    }
 }
 
 /// What a step asks for, as the lock records it.
@@ -455,6 +473,70 @@ mod tests {
             "{urls:?}"
         );
         assert!(sources.iter().all(|s| !s.keyring.is_empty()));
+    }
+
+    /// A lock holds one closure per architecture: a build takes its own
+    /// architecture's, and a `--locked` build for one the lock lacks names
+    /// those it has.
+    #[test]
+    fn closures_are_locked_per_architecture() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k.gpg"), b"keys").unwrap();
+        let text = "name: a\nversion: '1'\nbase: scratch\nplatforms: [linux/amd64, linux/arm64]\n\
+                    archives:\n  - { url: 'http://a.invalid/debian', suites: [s], components: [main], keyring: k.gpg }\n\
+                    layers:\n  - name: l\n    steps:\n      - packages: { install: [hello] }\n";
+        let mut recipe = Recipe::parse(
+            text,
+            std::path::Path::new("r.yaml"),
+            dir.path().to_path_buf(),
+        )
+        .unwrap();
+        // Loaded from a file, not embedded as a stemcell is.
+        recipe.path = Some(dir.path().join("r.yaml"));
+        let sources = archives(&recipe).unwrap();
+        let Some((_, step)) = steps(&recipe).next() else {
+            panic!("a packages step")
+        };
+        let set = |arch: &str| {
+            let mut set = request("r.yaml", "l", step, &sources);
+            set.packages = ["hello", "hello-data"]
+                .iter()
+                .zip([arch, "all"])
+                .map(|(name, arch)| PackagePin {
+                    name: name.to_string(),
+                    version: "1".into(),
+                    architecture: arch.into(),
+                    archive: "http://a.invalid/debian".into(),
+                    path: format!("pool/{name}_{arch}.deb"),
+                    size: 1,
+                    sha256: crate::digest::Digest::of(arch.as_bytes()),
+                })
+                .collect();
+            set
+        };
+        let lock = LockFile::new(Vec::new()).with_packages(vec![set("arm64"), set("amd64")]);
+        assert_eq!(lock.packages[0].architecture(), "amd64", "sorted");
+        let closures = |platform: &str| {
+            let platform: Platform = platform.parse().unwrap();
+            let ctx = Context {
+                from: "r.yaml",
+                lock: Some(&lock),
+                resolve: Resolve::Locked,
+                platform: &platform,
+                mirrors: &[],
+                timeouts: Timeouts::default(),
+            };
+            closures(&recipe, &ctx, &mut |_| {})
+        };
+        for arch in ["amd64", "arm64"] {
+            let got = closures(&format!("linux/{arch}")).unwrap();
+            assert_eq!(got[&0], set(arch), "{arch}");
+        }
+        let err = closures("linux/s390x").unwrap_err().to_string();
+        assert!(
+            err.contains("locked for amd64, arm64 only, not s390x") && err.contains("r.yaml:10:"),
+            "{err}"
+        );
     }
 
     #[test]

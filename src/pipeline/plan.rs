@@ -9,10 +9,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use std::path::Path;
 
+use super::copyup::{self, CopyUp};
+use super::extract::Archive;
 use crate::base::BaseImage;
 use crate::debian::install::Installed;
 use crate::layer::{self, Content, EntryKind};
-use crate::recipe::schema::{CopyStep, GroupStep, TemplateStep, UserStep};
+use crate::recipe::schema::{AttrsStep, CopyStep, ExtractStep, GroupStep, TemplateStep, UserStep};
 use crate::recipe::{MAX_TEMPLATE_SIZE, Recipe, RecipeError, Step, template};
 use crate::rootfs::accounts::{self, Databases};
 use crate::rootfs::meta::{ImagePath, Owner};
@@ -33,6 +35,10 @@ pub struct Inputs<'a> {
     pub walks: &'a source::Walks,
     /// What the layer's `packages` step installed, done before planning.
     pub installed: Option<&'a Installed>,
+    /// Lower files the layer's `attrs` steps change, read back.
+    pub copied_up: Option<&'a CopyUp>,
+    /// The archives of the layer's `extract` steps, read, by step index.
+    pub extracted: &'a BTreeMap<usize, Archive>,
 }
 
 /// The changes one recipe layer makes.
@@ -62,7 +68,9 @@ pub fn plan_layer(inputs: &Inputs, index: usize) -> Result<Plan, RecipeError> {
         match step {
             Step::Copy(c) => plan.copy(inputs, c).map_err(fail("src"))?,
             Step::File(f) => {
-                let dest = plan.resolve(inputs.view, &f.dest).map_err(fail("dest"))?;
+                let dest = plan
+                    .resolve(inputs.view, &f.dest.path)
+                    .map_err(fail("dest"))?;
                 let kind = EntryKind::File(Content::Bytes(f.content.clone().into_bytes()));
                 let mode = f.mode.map_or(0o644, |m| m.0);
                 plan.put(inputs.view, dest, kind, mode, f.owner.unwrap_or_default())
@@ -97,6 +105,13 @@ pub fn plan_layer(inputs: &Inputs, index: usize) -> Result<Plan, RecipeError> {
             Step::Remove(r) => {
                 let path = plan.resolve(inputs.view, &r.path).map_err(fail("path"))?;
                 plan.remove(inputs.view, &path).map_err(fail("path"))?;
+            }
+            Step::Attrs(a) => plan.attrs(inputs, a).map_err(fail("path"))?,
+            Step::Extract(e) => {
+                let archive = inputs.extracted.get(&j).ok_or_else(|| {
+                    fail("src")(format!("archive {} was not read before planning", e.src))
+                })?;
+                plan.extract(inputs.view, e, archive).map_err(fail("src"))?
             }
             Step::User(u) => plan.user(inputs, u).map_err(fail("name"))?,
             Step::Group(g) => plan.group(inputs, g).map_err(fail("name"))?,
@@ -253,13 +268,14 @@ impl Plan {
             vars: &recipe.spec.vars,
             base_name: &inputs.base.name,
             base_digest: &base_digest,
+            platform: &inputs.base.platform,
         };
         let rendered = template::render(&t.src, &text, &ctx)
             .map_err(|e| ("src", format!("template {}: {e}", t.src)))?;
         // A template naming `base` depends on which base it got.
         self.base_dependent |= text.contains("base");
         let dest = self
-            .resolve(inputs.view, &t.dest)
+            .resolve(inputs.view, &t.dest.path)
             .map_err(|m| ("dest", m))?;
         let kind = EntryKind::File(Content::Bytes(rendered.into_bytes()));
         let mode = t.mode.map_or(0o644, |m| m.0);
@@ -292,9 +308,22 @@ impl Plan {
             Some(walk) => walk.clone(),
             None => source::walk(&src)?,
         };
+        // A file copied to a `dest` ending in `/` goes into it, under its
+        // own name; a directory's contents go into `dest` either way.
+        let dest = match items.first() {
+            Some(root) if c.dest.dir && root.kind != SourceKind::Dir => {
+                let name = Path::new(&c.src)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .filter(|n| !n.starts_with(layer::WHITEOUT_PREFIX))
+                    .ok_or_else(|| format!("copy source {:?} has no usable file name", c.src))?;
+                c.dest.path.join(name)
+            }
+            _ => c.dest.path.clone(),
+        };
         for item in items {
             let target = if item.rel.is_empty() {
-                c.dest.clone()
+                dest.clone()
             } else {
                 if item
                     .rel
@@ -306,14 +335,19 @@ impl Plan {
                         c.src, item.rel
                     ));
                 }
-                c.dest.join_rel(&item.rel)
+                dest.join_rel(&item.rel)
             };
             let path = self.resolve(inputs.view, &target)?;
+            // The host's bits, when the step keeps them.
+            let kept = c.keep_modes.then_some(item.mode);
             match item.kind {
+                // The root is the runtime's: a tree copied to `/` fills it.
+                SourceKind::Dir if path.is_root() => {}
                 SourceKind::Dir => {
                     let exists = self.lookup(inputs.view, &path) == Some(NodeKind::Dir);
                     if !exists || c.owner.is_some() {
-                        self.put(inputs.view, path, EntryKind::Dir, 0o755, owner)?;
+                        let mode = kept.unwrap_or(0o755);
+                        self.put(inputs.view, path, EntryKind::Dir, mode, owner)?;
                     }
                 }
                 SourceKind::File {
@@ -322,9 +356,11 @@ impl Plan {
                     executable,
                     ..
                 } => {
-                    let mode = c
-                        .mode
-                        .map_or(if executable { 0o755 } else { 0o644 }, |m| m.0);
+                    let mode = c.mode.map(|m| m.0).or(kept).unwrap_or(if executable {
+                        0o755
+                    } else {
+                        0o644
+                    });
                     let kind = EntryKind::File(Content::Path { path: host, size });
                     self.put(inputs.view, path, kind, mode, owner)?;
                 }
@@ -337,6 +373,154 @@ impl Plan {
                         owner,
                     )?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes the mode and owner of what `a` reaches: this layer's own
+    /// entries in place, lower paths written again (a file with its
+    /// content, copied up), and only where something changes.
+    fn attrs(&mut self, inputs: &Inputs, a: &AttrsStep) -> Result<(), String> {
+        let view = inputs.view;
+        let all: BTreeSet<ImagePath> = self
+            .entries
+            .keys()
+            .chain(view.iter().map(|(p, _)| p).filter(|p| !self.hidden(p)))
+            .cloned()
+            .collect();
+        let targets = copyup::targets(a, |p| self.lookup(view, p), all.iter())?
+            .ok_or_else(|| format!("{} does not exist in the base or earlier steps", a.path))?;
+        for path in targets {
+            if let Some(entry) = self.entries.get_mut(&path) {
+                let kind = node_kind(&entry.kind);
+                (entry.mode, entry.uid, entry.gid) =
+                    copyup::changed(a, &kind, entry.mode, entry.uid, entry.gid);
+                continue;
+            }
+            let Some(node) = view.get(&path) else {
+                continue;
+            };
+            let (mode, uid, gid) = copyup::changed(a, &node.kind, node.mode, node.uid, node.gid);
+            if (mode, uid, gid) == (node.mode, node.uid, node.gid) {
+                continue;
+            }
+            self.base_dependent |= self.sees_base(view, &path);
+            let content = |file: &ImagePath| {
+                inputs
+                    .copied_up
+                    .and_then(|c| c.content(file))
+                    .map(EntryKind::File)
+                    .ok_or_else(|| {
+                        format!(
+                            "{path} was not read back to be copied up (an earlier step of the layer moved it?); change it in a layer of its own"
+                        )
+                    })
+            };
+            let kind = match &node.kind {
+                NodeKind::Dir => EntryKind::Dir,
+                NodeKind::Symlink { target } => EntryKind::Symlink {
+                    target: target.clone(),
+                },
+                NodeKind::File { .. } => content(&path)?,
+                // Written again as a file of its own: the link to the
+                // other names of its inode is not kept.
+                NodeKind::Hardlink { target } => content(target)?,
+                NodeKind::Special => {
+                    return Err(format!(
+                        "{path} is a device node or fifo, which a recipe layer cannot carry"
+                    ));
+                }
+            };
+            let entry = layer::Entry {
+                path: path.as_rel().to_string(),
+                kind,
+                mode,
+                uid,
+                gid,
+            };
+            self.entries.insert(path, entry);
+        }
+        Ok(())
+    }
+
+    /// Puts what an archive holds below `e.dest` (its directories resolved
+    /// through the image's symlinks, as `copy`'s are), with the archive's
+    /// modes and owners. Each set of hardlinks becomes a file at the name
+    /// that sorts first, the others linking to it, so the layer lists the
+    /// file before its links.
+    fn extract(&mut self, view: &View, e: &ExtractStep, archive: &Archive) -> Result<(), String> {
+        let at = |path: &ImagePath| e.dest.join_rel(path.as_rel());
+        let owner = |node: &Node, path: &ImagePath| -> Result<Owner, String> {
+            let id = |n: u64| {
+                u32::try_from(n).map_err(|_| {
+                    format!(
+                        "archive {}: entry {path} has owner id {n}, above 2^32",
+                        e.src
+                    )
+                })
+            };
+            Ok(Owner {
+                uid: id(node.uid)?,
+                gid: id(node.gid)?,
+            })
+        };
+        // The file each hardlink names (in the image), with its links.
+        let mut linked: BTreeMap<ImagePath, Vec<ImagePath>> = BTreeMap::new();
+        for (path, node, content) in &archive.entries {
+            let target = self.resolve(view, &at(path))?;
+            if target.is_root() {
+                continue;
+            }
+            let kind = match (&node.kind, content) {
+                (NodeKind::Dir, _) => EntryKind::Dir,
+                (NodeKind::File { .. }, Some(content)) => EntryKind::File(content.clone()),
+                (NodeKind::Symlink { target }, _) => EntryKind::Symlink {
+                    target: target.clone(),
+                },
+                (NodeKind::Hardlink { target: file }, _) => {
+                    let file = self.resolve(view, &at(file))?;
+                    linked.entry(file.clone()).or_default().push(target.clone());
+                    EntryKind::Hardlink {
+                        target: file.as_rel().to_string(),
+                    }
+                }
+                _ => return Err(format!("archive {}: entry {path} has no content", e.src)),
+            };
+            self.put(
+                view,
+                target.clone(),
+                kind,
+                node.mode & 0o7777,
+                owner(node, path)?,
+            )?;
+        }
+        for (file, links) in linked {
+            let Some(entry) = self.entries.get(&file).cloned() else {
+                return Err(format!(
+                    "archive {}: {file} is hardlinked but no longer a file of the layer",
+                    e.src
+                ));
+            };
+            let first = std::iter::once(&file)
+                .chain(&links)
+                .min_by(|a, b| layer::order::compare(a.as_rel(), b.as_rel()))
+                .cloned()
+                .unwrap_or_else(|| file.clone());
+            for name in std::iter::once(&file).chain(&links) {
+                let kind = if *name == first {
+                    entry.kind.clone()
+                } else {
+                    EntryKind::Hardlink {
+                        target: first.as_rel().to_string(),
+                    }
+                };
+                let link = layer::Entry {
+                    path: name.as_rel().to_string(),
+                    kind,
+                    ..entry.clone()
+                };
+                self.entries.insert(name.clone(), link);
             }
         }
         Ok(())
@@ -512,6 +696,9 @@ fn node_kind(kind: &EntryKind) -> NodeKind {
         EntryKind::File(Content::Path { size, .. }) => NodeKind::File { size: *size },
         EntryKind::Symlink { target } => NodeKind::Symlink {
             target: target.clone(),
+        },
+        EntryKind::Hardlink { target } => NodeKind::Hardlink {
+            target: ImagePath::from_rel(target).unwrap_or_default(),
         },
     }
 }

@@ -6,6 +6,7 @@
 //! build, still name the file, line and column.
 
 pub mod locate;
+pub mod platforms;
 pub mod schema;
 pub mod shape;
 pub mod template;
@@ -30,6 +31,8 @@ pub struct Recipe {
     /// The recipe file, canonical; None for recipes embedded in the binary.
     pub path: Option<PathBuf>,
     locator: Locator,
+    /// The platform it is being built for, and who asked.
+    target: platforms::Target,
 }
 
 /// The most bytes a recipe file may have, read as such: the shape check
@@ -94,6 +97,7 @@ impl Recipe {
             dir,
             path: None,
             locator: Locator::new(text),
+            target: platforms::Target::Own,
         };
         recipe.validate()?;
         Ok(recipe)
@@ -176,6 +180,7 @@ impl Recipe {
                 ),
             ));
         }
+        self.validate_platforms()?;
         for (i, layer) in spec.layers.iter().enumerate() {
             let at =
                 |field: &str, msg: String| self.error_at(&["layers", &i.to_string(), field], msg);
@@ -198,6 +203,25 @@ impl Recipe {
                     &["config", "env", key.as_str(), "<key>"],
                     format!("env name {key:?} must be non-empty and contain no '='"),
                 ));
+            }
+        }
+        for (i, volume) in spec.config.volumes.iter().enumerate() {
+            if volume.parse::<crate::rootfs::meta::ImagePath>().is_err() || volume == "/" {
+                return Err(self.error_at(
+                    &["config", "volumes", &i.to_string()],
+                    format!("volume {volume:?} must be an absolute path below /, without `..`"),
+                ));
+            }
+        }
+        for key in spec.annotations.keys() {
+            let at = |msg: String| self.error_at(&["annotations", key.as_str(), "<key>"], msg);
+            if key.is_empty() {
+                return Err(at("an annotation key must not be empty".into()));
+            }
+            if crate::image::annotation::is_ingots(key) {
+                return Err(at(format!(
+                    "annotation {key:?} is ingot's own (it writes dev.ingot.* and the image's created, title, version, revision, source, base and ref.name keys); use another key"
+                )));
             }
         }
         for (i, allow) in spec.seal.allow.iter().enumerate() {
@@ -350,26 +374,35 @@ impl Recipe {
                 }
             }
             Step::Copy(c) => {
-                self.resolve_src(&c.src).map_err(|m| err("src", m))?;
-                if c.dest.is_root() {
-                    return Err(err("dest", "dest must not be the root directory".into()));
+                self.src_paths(&c.src).map_err(|m| err("src", m))?;
+                if c.keep_modes && c.mode.is_some() {
+                    return Err(err(
+                        "keep_modes",
+                        "keep_modes keeps the source's modes and mode sets one: choose one".into(),
+                    ));
                 }
             }
-            Step::Template(t) => {
-                let path = self.resolve_src(&t.src).map_err(|m| err("src", m))?;
+            Step::Extract(e) => {
+                let path = self.resolve_src(&e.src).map_err(|m| err("src", m))?;
                 if !path.is_file() {
                     return Err(err(
                         "src",
-                        format!("template src {:?} is not a regular file", t.src),
+                        format!("archive {:?} is not a regular file", e.src),
                     ));
                 }
-                if t.dest.is_root() {
-                    return Err(err("dest", "dest must not be the root directory".into()));
+            }
+            Step::Template(t) => {
+                for path in self.src_paths(&t.src).map_err(|m| err("src", m))? {
+                    if !path.is_file() {
+                        return Err(err(
+                            "src",
+                            format!("template src {:?} is not a regular file", t.src),
+                        ));
+                    }
                 }
+                file_dest(&t.dest).map_err(|m| err("dest", m))?;
             }
-            Step::File(f) if f.dest.is_root() => {
-                return Err(err("dest", "dest must not be the root directory".into()));
-            }
+            Step::File(f) => file_dest(&f.dest).map_err(|m| err("dest", m))?,
             Step::Mkdir(m) if m.path.is_root() => {
                 return Err(err("path", "the root directory always exists".into()));
             }
@@ -379,6 +412,15 @@ impl Recipe {
                 return Err(err(
                     "path",
                     "a symlink needs a non-root path and a non-empty target".into(),
+                ));
+            }
+            Step::Attrs(a) if a.mode.is_none() && a.owner.is_none() => {
+                return Err(err("path", "attrs needs a mode, an owner or both".into()));
+            }
+            Step::Attrs(a) if a.path.is_root() && !a.recursive => {
+                return Err(err(
+                    "path",
+                    "the root directory's own mode and owner are the runtime's; use recursive: true for what is below it".into(),
                 ));
             }
             Step::Remove(r) if r.path.is_root() => {
@@ -412,6 +454,21 @@ impl Recipe {
         }
         Ok(())
     }
+}
+
+/// A `dest` naming the one file a `file` or `template` step writes: not the
+/// root, and not a directory (written ending in `/`), which would
+/// otherwise become a file named after it.
+fn file_dest(dest: &schema::Dest) -> Result<(), String> {
+    if dest.path.is_root() {
+        return Err("dest must not be the root directory".into());
+    }
+    if dest.dir {
+        return Err(format!(
+            "dest {dest} ends in '/', a directory: this step writes one file, so name it ({dest}NAME)"
+        ));
+    }
+    Ok(())
 }
 
 /// serde_yaml appends " at line L column C" to messages; the position is

@@ -15,7 +15,7 @@ use crate::image::Platform;
 pub use crate::image::config::ConfigSpec;
 use crate::image::reference::ImageRef;
 pub use crate::params::ParamSpec;
-use crate::rootfs::meta::{ImagePath, Mode, Owner};
+use crate::rootfs::meta::{ImagePath, Mode, ModeChange, Owner};
 pub use crate::seal::SealAllow;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -26,6 +26,9 @@ pub struct RecipeSpec {
     pub base: BaseRef,
     #[serde(default)]
     pub platform: Option<Platform>,
+    /// One image per platform under an image index, instead of `platform`.
+    #[serde(default)]
+    pub platforms: Option<Vec<Platform>>,
     /// Build-time values for templates, the same in every environment.
     #[serde(default)]
     pub vars: BTreeMap<String, serde_json::Value>,
@@ -40,6 +43,9 @@ pub struct RecipeSpec {
     pub layers: Vec<LayerSpec>,
     #[serde(default)]
     pub config: ConfigSpec,
+    /// The image manifest's annotations, beside ingot's own.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub seal: SealSpec,
 }
@@ -149,6 +155,8 @@ pub enum Step {
     User(UserStep),
     Group(GroupStep),
     Packages(PackagesStep),
+    Attrs(AttrsStep),
+    Extract(ExtractStep),
 }
 
 impl Step {
@@ -164,7 +172,49 @@ impl Step {
             Step::User(_) => "user",
             Step::Group(_) => "group",
             Step::Packages(_) => "packages",
+            Step::Attrs(_) => "attrs",
+            Step::Extract(_) => "extract",
         }
+    }
+}
+
+/// A step's `dest`: an image path, and whether it was written ending in
+/// `/`, naming a directory to copy into (as `cp` and Dockerfile `COPY`
+/// read it) rather than the file to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dest {
+    pub path: ImagePath,
+    /// Written with a trailing `/` (the root `/` is one).
+    pub dir: bool,
+}
+
+impl FromStr for Dest {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Dest, String> {
+        Ok(Dest {
+            path: s.parse()?,
+            dir: s.ends_with('/'),
+        })
+    }
+}
+
+deserialize_from_str!(Dest);
+
+impl fmt::Display for Dest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.dir && !self.path.is_root() {
+            write!(f, "{}/", self.path)
+        } else {
+            write!(f, "{}", self.path)
+        }
+    }
+}
+
+/// As written (the cache key tells `/srv` from `/srv/`).
+impl serde::Serialize for Dest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -173,18 +223,24 @@ impl Step {
 pub struct CopyStep {
     /// Relative to the recipe's directory; a file or a directory tree.
     pub src: String,
-    pub dest: ImagePath,
+    /// A file source lands at `dest`, or inside it when `dest` ends in
+    /// `/`; a directory's contents land in `dest` either way.
+    pub dest: Dest,
     #[serde(default)]
     pub owner: Option<Owner>,
     /// Mode of every regular file copied; directories stay 0755.
     #[serde(default)]
     pub mode: Option<Mode>,
+    /// Keep each file's and new directory's permission bits as the source
+    /// has them, instead of 0644/0755 by the owner's execute bit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_modes: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileStep {
-    pub dest: ImagePath,
+    pub dest: Dest,
     pub content: String,
     #[serde(default)]
     pub owner: Option<Owner>,
@@ -196,7 +252,7 @@ pub struct FileStep {
 #[serde(deny_unknown_fields)]
 pub struct TemplateStep {
     pub src: String,
-    pub dest: ImagePath,
+    pub dest: Dest,
     #[serde(default)]
     pub owner: Option<Owner>,
     #[serde(default)]
@@ -227,6 +283,38 @@ pub struct SymlinkStep {
 #[serde(deny_unknown_fields)]
 pub struct RemoveStep {
     pub path: ImagePath,
+}
+
+/// Changes the mode and owner of paths that exist (below, or earlier in
+/// the layer): `path` is followed if it is a symlink, as chmod and chown
+/// follow one they are given; with `recursive`, everything below it too,
+/// symlinks not followed (chmod -R), the root's own attributes aside.
+/// Only what changes is written again: a file's content is carried into
+/// the layer with its new attributes, as overlay filesystems copy up.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttrsStep {
+    pub path: ImagePath,
+    /// Octal (`"0755"`) or chmod's symbolic form (`"u-s,g-s"`); symlinks
+    /// have no mode of their own and keep theirs.
+    #[serde(default)]
+    pub mode: Option<ModeChange>,
+    #[serde(default)]
+    pub owner: Option<Owner>,
+    #[serde(default)]
+    pub recursive: bool,
+}
+
+/// Unpacks a tar archive from the recipe's directory (plain, gzip, xz or
+/// zstd, told by its first bytes) into the image at `dest`, keeping its
+/// modes, owners, symlinks and hardlinks; read as a base layer is, every
+/// check applied, with the archive as its own root.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractStep {
+    pub src: String,
+    #[serde(default = "ImagePath::root")]
+    pub dest: ImagePath,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]

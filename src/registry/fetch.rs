@@ -10,7 +10,7 @@ use super::{RegistryError, Remote};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result, Within};
 use crate::image::reference::RegistryRef;
-use crate::image::{MAX_CONFIG_SIZE, Platform, media, select_platform};
+use crate::image::{IndexSummary, MAX_CONFIG_SIZE, Platform, media, select_platform};
 use crate::store::layout::blob_ref;
 use crate::store::{BlobRef, BlobStore};
 
@@ -27,6 +27,8 @@ pub struct Fetched {
     pub config: ImageConfiguration,
     /// The index the reference named, when it named one.
     pub index_digest: Option<Digest>,
+    /// That index's digest and platforms.
+    pub index: Option<IndexSummary>,
     /// Blobs downloaded (not already in the store).
     pub downloaded: Tally,
 }
@@ -47,7 +49,7 @@ pub fn fetch_image(
     store: &BlobStore,
     seed: Option<&BlobStore>,
 ) -> Result<Fetched> {
-    let (raw, index_digest) = resolve_manifest(remote, reference, platform)?;
+    let (raw, index) = resolve_manifest(remote, reference, platform)?;
     let manifest: ImageManifest = parse(&raw, reference)?;
     let manifest_ref = store
         .put(&raw.bytes)
@@ -59,7 +61,8 @@ pub fn fetch_image(
         media_type: raw.media_type,
         manifest,
         config,
-        index_digest,
+        index_digest: index.as_ref().map(|i| i.digest),
+        index,
         downloaded,
     })
 }
@@ -78,21 +81,23 @@ fn no_such_image(err: Error) -> Error {
 }
 
 /// The image manifest `reference` names, following indexes (at most
-/// [`MAX_INDEX_DEPTH`] deep) to `platform`; with the first index's digest
-/// when there was one.
+/// [`MAX_INDEX_DEPTH`] deep) to `platform`; with the first index when
+/// there was one.
 fn resolve_manifest(
     remote: &Remote,
     reference: &RegistryRef,
     platform: &Platform,
-) -> Result<(RawManifest, Option<Digest>)> {
+) -> Result<(RawManifest, Option<IndexSummary>)> {
     let mut raw = remote.get_manifest(reference).map_err(no_such_image)?;
-    let mut index_digest = None;
+    let mut named = None;
     for _ in 0..MAX_INDEX_DEPTH {
         if !media::is_index(&raw.media_type) {
             break;
         }
-        index_digest.get_or_insert(raw.digest);
         let index: ImageIndex = parse(&raw, reference)?;
+        if named.is_none() {
+            named = Some(IndexSummary::of(raw.digest, &index));
+        }
         let child = select_platform(&index, platform)
             .map_err(|m| Error::Usage(format!("{reference}: {m}")))?;
         let child_ref = blob_ref(child)?;
@@ -114,7 +119,7 @@ fn resolve_manifest(
         }
         .into());
     }
-    Ok((raw, index_digest))
+    Ok((raw, named))
 }
 
 /// Fetches `manifest`'s config and layers into `store` (those `seed` or

@@ -199,6 +199,137 @@ impl fmt::Display for Mode {
     }
 }
 
+/// A change of permission bits: an octal mode, which replaces them all, or
+/// chmod(1)'s symbolic form, which edits them: clauses separated by `,`,
+/// each `[ugoa]*` then one or more `[+-=][rwxXst]*` (`u-s,g-s`, `go-w`,
+/// `a+rX`). With no `u`, `g`, `o` or `a`, a clause means `a`: no umask is
+/// read, so the result is the same on every host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeChange {
+    /// As written: shown, and keyed, in this form.
+    text: String,
+    how: ModeHow,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ModeHow {
+    Absolute(u32),
+    /// (who mask of `u`/`g`/`o` as 0o4/0o2/0o1, operator, permissions).
+    Symbolic(Vec<(u8, u8, String)>),
+}
+
+impl FromStr for ModeChange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ModeChange, String> {
+        if s.bytes().next().is_some_and(|b| b.is_ascii_digit()) {
+            let Mode(bits) = s.parse()?;
+            return Ok(ModeChange {
+                text: s.to_string(),
+                how: ModeHow::Absolute(bits),
+            });
+        }
+        let bad = |why: &str| {
+            format!(
+                "mode {s:?}: {why}; expected octal digits (\"0755\") or chmod's symbolic \
+                 form, like \"u-s,g-s\" or \"go-w\""
+            )
+        };
+        let mut clauses = Vec::new();
+        for clause in s.split(',') {
+            let mut who = 0u8;
+            let mut rest = clause;
+            while let Some(c) = rest.chars().next().filter(|c| "ugoa".contains(*c)) {
+                who |= match c {
+                    'u' => 0o4,
+                    'g' => 0o2,
+                    'o' => 0o1,
+                    _ => 0o7,
+                };
+                rest = &rest[1..];
+            }
+            if who == 0 {
+                who = 0o7;
+            }
+            if rest.is_empty() {
+                return Err(bad(&format!("{clause:?} has no +, - or =")));
+            }
+            while let Some(op) = rest.chars().next() {
+                if !"+-=".contains(op) {
+                    return Err(bad(&format!("{op:?} is not an operator")));
+                }
+                rest = &rest[1..];
+                let end = rest.find(['+', '-', '=']).unwrap_or(rest.len());
+                let perms = &rest[..end];
+                if let Some(p) = perms.chars().find(|c| !"rwxXst".contains(*c)) {
+                    return Err(bad(&format!("{p:?} is not one of r, w, x, X, s, t")));
+                }
+                clauses.push((who, op as u8, perms.to_string()));
+                rest = &rest[end..];
+            }
+        }
+        Ok(ModeChange {
+            text: s.to_string(),
+            how: ModeHow::Symbolic(clauses),
+        })
+    }
+}
+
+impl ModeChange {
+    /// The bits `mode` becomes, for a directory when `dir`.
+    pub fn apply(&self, mode: u32, dir: bool) -> u32 {
+        let clauses = match &self.how {
+            ModeHow::Absolute(bits) => return *bits,
+            ModeHow::Symbolic(clauses) => clauses,
+        };
+        let mut mode = mode & 0o7777;
+        for (who, op, perms) in clauses {
+            let who = u32::from(*who);
+            // rwx for each of u, g and o chosen.
+            let spread = |bit: u32| {
+                (0..3)
+                    .filter(|i| who & (1 << i) != 0)
+                    .fold(0, |m, i| m | bit << (3 * i))
+            };
+            let mut bits = 0;
+            for p in perms.chars() {
+                bits |= match p {
+                    'r' => spread(0o4),
+                    'w' => spread(0o2),
+                    'x' => spread(0o1),
+                    'X' if dir || mode & 0o111 != 0 => spread(0o1),
+                    's' => {
+                        (if who & 0o4 != 0 { 0o4000 } else { 0 })
+                            | (if who & 0o2 != 0 { 0o2000 } else { 0 })
+                    }
+                    't' if who & 0o1 != 0 => 0o1000,
+                    _ => 0,
+                };
+            }
+            match op {
+                b'+' => mode |= bits,
+                b'-' => mode &= !bits,
+                _ => {
+                    // `=`: the chosen classes' bits, and their special bit
+                    // (setuid for u, setgid for g, sticky for o), are set
+                    // to exactly these.
+                    let special = (if who & 0o4 != 0 { 0o4000 } else { 0 })
+                        | (if who & 0o2 != 0 { 0o2000 } else { 0 })
+                        | (if who & 0o1 != 0 { 0o1000 } else { 0 });
+                    mode = (mode & !(spread(0o7) | special)) | bits;
+                }
+            }
+        }
+        mode
+    }
+}
+
+impl fmt::Display for ModeChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// Numeric owner `uid:gid` (rule 4: names are never resolved or written).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Owner {
@@ -237,7 +368,7 @@ impl fmt::Display for Owner {
     }
 }
 
-deserialize_from_str!(Mode, Owner);
+deserialize_from_str!(Mode, ModeChange, Owner);
 
 /// In text (recipes, reports, JSON) a path is its Display form; in binary
 /// encodings (the cache's summaries) its stored form, which keeps a name
@@ -278,7 +409,7 @@ macro_rules! serialize_display {
     )*};
 }
 
-serialize_display!(Mode, Owner);
+serialize_display!(Mode, ModeChange, Owner);
 
 #[cfg(test)]
 mod tests {
@@ -347,5 +478,30 @@ mod tests {
         assert_eq!("10:20".parse::<Owner>(), Ok(Owner { uid: 10, gid: 20 }));
         assert_eq!("7".parse::<Owner>(), Ok(Owner { uid: 7, gid: 7 }));
         assert!("root:root".parse::<Owner>().is_err());
+    }
+
+    #[test]
+    fn mode_changes_read_as_chmod_reads_them() {
+        let apply = |change: &str, mode: u32, dir: bool| {
+            change.parse::<ModeChange>().unwrap().apply(mode, dir)
+        };
+        assert_eq!(apply("0755", 0o4711, false), 0o755);
+        assert_eq!(apply("u-s,g-s", 0o6755, false), 0o755);
+        assert_eq!(apply("-s", 0o6755, false), 0o755);
+        assert_eq!(apply("go-w", 0o777, false), 0o755);
+        assert_eq!(apply("a+rX", 0o600, true), 0o755);
+        assert_eq!(apply("a+rX", 0o600, false), 0o644);
+        assert_eq!(apply("a+rX", 0o700, false), 0o755);
+        assert_eq!(apply("u=rw,go=r", 0o4777, false), 0o644);
+        assert_eq!(apply("o+t", 0o777, true), 0o1777);
+        assert_eq!(apply("u+x-w", 0o644, false), 0o544);
+        assert_eq!(apply("g+s", 0o755, true), 0o2755);
+        for bad in ["", "u", "u+q", "z+x", "0999", "u-s,", "u+s;g-s"] {
+            assert!(bad.parse::<ModeChange>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "u-s,g-s".parse::<ModeChange>().unwrap().to_string(),
+            "u-s,g-s"
+        );
     }
 }

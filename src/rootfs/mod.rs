@@ -6,6 +6,7 @@
 //! streaming layer tars, never by unpacking to disk.
 
 pub mod accounts;
+pub mod interp;
 pub mod meta;
 pub mod source;
 pub mod unpack;
@@ -906,6 +907,36 @@ impl View {
     pub fn resolve_parent(&self, path: &ImagePath) -> Result<(ImagePath, bool), String> {
         resolve_parent_with(path, |p| self.get(p).map(|n| n.kind.clone()))
     }
+
+    /// What the view held of layers below `layer` that no later layer
+    /// replaced: the view as layer `layer` was read against, short of the
+    /// paths later layers changed. Good for finding where that layer's
+    /// entries landed.
+    pub fn below(&self, layer: usize) -> View {
+        let nodes: BTreeMap<ImagePath, Node> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.layer < layer)
+            .map(|(p, n)| (p.clone(), n.clone()))
+            .collect();
+        let contents = self
+            .contents
+            .iter()
+            .filter(|(p, _)| nodes.contains_key(*p))
+            .map(|(p, c)| (p.clone(), c.clone()))
+            .collect();
+        View {
+            nodes,
+            contents,
+            layers: layer,
+        }
+    }
+
+    /// Resolves `path` through symlinks in every component, the last one
+    /// too: where opening it in the image lands. See [`resolve_with`].
+    pub fn resolve(&self, path: &ImagePath) -> Result<ImagePath, String> {
+        resolve_with(path, |p| self.get(p).map(|n| n.kind.clone()))
+    }
 }
 
 /// The paths of `set` that are `path` or lie below it.
@@ -954,6 +985,49 @@ impl Default for ImagePath {
     fn default() -> ImagePath {
         ImagePath::root()
     }
+}
+
+/// Resolves every component of `path` through symlinks, the last one too,
+/// as the kernel does opening a file (`..` stops at the root, as in a
+/// chroot). The path returned holds no symlink; it may not exist.
+pub fn resolve_with(
+    path: &ImagePath,
+    lookup: impl Fn(&ImagePath) -> Option<NodeKind>,
+) -> Result<ImagePath, String> {
+    const MAX_HOPS: usize = 40;
+    let mut hops = 0;
+    let mut pending: Vec<String> = path.components().map(str::to_string).collect();
+    pending.reverse();
+    let mut cur = ImagePath::root();
+    while let Some(component) = pending.pop() {
+        match component.as_str() {
+            "." => continue,
+            ".." => {
+                cur = cur.parent().unwrap_or_default();
+                continue;
+            }
+            _ => {}
+        }
+        let next = cur.join(&component);
+        match lookup(&next) {
+            Some(NodeKind::Symlink { target }) => {
+                hops += 1;
+                if hops > MAX_HOPS {
+                    return Err(format!("too many levels of symlinks resolving {path}"));
+                }
+                if target.starts_with('/') {
+                    cur = ImagePath::root();
+                }
+                for c in target.split('/').rev().filter(|c| !c.is_empty()) {
+                    pending.push(c.to_string());
+                }
+            }
+            Some(NodeKind::Dir) | None => cur = next,
+            Some(_) if pending.is_empty() => cur = next,
+            Some(_) => return Err(format!("{next} is not a directory")),
+        }
+    }
+    Ok(cur)
 }
 
 /// Symlink resolution over any lookup, so a layer being planned can resolve

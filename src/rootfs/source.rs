@@ -15,6 +15,9 @@ pub struct SourceEntry {
     /// Path relative to the source root, `/`-separated; "" for the root.
     pub rel: String,
     pub kind: SourceKind,
+    /// The permission bits on the host (`0o7777`): read only by a copy
+    /// that keeps them, which the cache key then records.
+    pub mode: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +70,12 @@ pub fn walk(root: &Path) -> Result<Vec<SourceEntry>, String> {
         // The kind comes with the directory listing; only regular files
         // need a stat (size, mode, and the identity the cache keys on).
         let ft = item.file_type();
+        let mut mode = 0o777;
         let kind = if ft.is_dir() {
+            let meta = item
+                .metadata()
+                .map_err(|e| format!("reading copy source {}: {e}", path.display()))?;
+            mode = meta.permissions().mode() & 0o7777;
             SourceKind::Dir
         } else if ft.is_file() {
             let meta = item
@@ -80,6 +88,7 @@ pub fn walk(root: &Path) -> Result<Vec<SourceEntry>, String> {
                     path.display()
                 ));
             }
+            mode = meta.permissions().mode() & 0o7777;
             SourceKind::File {
                 path: path.to_path_buf(),
                 size: meta.len(),
@@ -109,7 +118,7 @@ pub fn walk(root: &Path) -> Result<Vec<SourceEntry>, String> {
                 path.display()
             ));
         };
-        out.push(SourceEntry { rel, kind });
+        out.push(SourceEntry { rel, kind, mode });
     }
     Ok(out)
 }

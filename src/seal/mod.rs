@@ -676,10 +676,18 @@ fn setuid(inputs: &Inputs) -> Vec<Finding> {
                 (false, false, true) => "file capabilities",
                 (false, false, false) => return None,
             };
+            let fix = if n.mode & 0o6000 != 0 {
+                format!("drop the bits with an attrs step ({{ path: {p}, mode: \"u-s,g-s\" }})")
+            } else {
+                "remove the file".to_string()
+            };
             Some(found(
                 p,
                 n.layer,
-                format!("{what} ({:04o}); allow it by name or drop the bit", n.mode),
+                format!(
+                    "{what} ({:04o}); allow it by name in seal.allow, or {fix}",
+                    n.mode
+                ),
             ))
         })
         .collect()

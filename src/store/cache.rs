@@ -250,8 +250,11 @@ impl Cache {
 
     /// Puts a cached blob into `to`, linked where the filesystem allows.
     pub fn copy_blob_to(&self, digest: &Digest, to: &BlobStore) -> Result<()> {
-        link_or_copy(&self.blobs.path(digest), &to.path(digest))
-            .context(|| format!("copying cached blob {digest}"))
+        let from = self.blobs.path(digest);
+        // A cache written before blobs were kept at BLOB_MODE may hold one
+        // at the mode of the umask it was built under.
+        readable(&from).context(|| format!("copying cached blob {digest}"))?;
+        link_or_copy(&from, &to.path(digest)).context(|| format!("copying cached blob {digest}"))
     }
 
     /// The stat of the store's blob `digest` as [`blob_checked`](Self::blob_checked)
@@ -399,10 +402,27 @@ impl Cache {
     }
 }
 
+/// The mode of every blob in the cache's store. A blob is linked into
+/// every layout built from it, so it cannot keep the mode of the umask of
+/// the build that first wrote it: one run under `umask 077` would publish
+/// unreadable blobs into every later layout. Blobs are public content; the
+/// cache's and each layout's directories keep their owner's umask.
+const BLOB_MODE: u32 = 0o644;
+
+/// Sets the cached blob at `path` to [`BLOB_MODE`] unless it has it.
+fn readable(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = file::open_regular(path, Links::Refuse)?;
+    if file.metadata()?.permissions().mode() & 0o7777 != BLOB_MODE {
+        file.set_permissions(std::fs::Permissions::from_mode(BLOB_MODE))?;
+    }
+    Ok(())
+}
+
 /// Puts `from` at `to` (linked where the filesystem allows, else copied),
 /// replacing what was there in one rename: a build reading `to` meanwhile
 /// sees the old file or the new one, never none. Its mtime is set to the
-/// epoch.
+/// epoch and its mode to [`BLOB_MODE`].
 fn replace_with_link(from: &Path, to: &Path) -> io::Result<()> {
     let dir = to.parent().unwrap_or(Path::new("."));
     let staged = tempfile::Builder::new()
@@ -412,6 +432,7 @@ fn replace_with_link(from: &Path, to: &Path) -> io::Result<()> {
             linked => linked,
         })?;
     staged.persist(to).map_err(|e| e.error)?;
+    readable(to)?;
     // Any later write moves the mtime off the epoch: a record of this
     // stat is never racy, however soon it is made.
     file::open_regular(to, Links::Refuse)?.set_modified(std::time::UNIX_EPOCH)

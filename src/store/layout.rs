@@ -21,7 +21,8 @@ use crate::error::{BlobError, Error, IoContext, Result, Within};
 use crate::image::media::{self, Compression};
 use crate::image::reference::{OciRef, Selector};
 use crate::image::{
-    MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Platform, annotation, canonical_json, select_platform,
+    IndexSummary, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Platform, annotation, canonical_json,
+    select_platform,
 };
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -89,8 +90,11 @@ pub struct Tagged<'a> {
     pub recipe: &'a str,
     /// The version, then any further tags.
     pub tags: &'a [String],
+    /// An image manifest, or the index of a multi-platform build.
     pub manifest: BlobRef,
-    pub platform: &'a Platform,
+    pub media_type: MediaType,
+    /// The image's platform; None for an index.
+    pub platform: Option<&'a Platform>,
     /// Move a tag the layout has for another manifest, rather than refuse.
     pub replace: bool,
 }
@@ -144,8 +148,8 @@ pub fn commit(staging: Staging, tagged: &Tagged) -> Result<Committed> {
             recipe: Some(tagged.recipe),
             tag: Some(tag.as_str()),
             manifest: tagged.manifest,
-            media_type: MediaType::ImageManifest,
-            platform: Some(tagged.platform),
+            media_type: tagged.media_type.clone(),
+            platform: tagged.platform,
         })
         .collect();
     let retag = if tagged.replace {
@@ -488,8 +492,8 @@ pub struct Found {
     pub manifest_digest: Digest,
     pub manifest: ImageManifest,
     pub config: ImageConfiguration,
-    /// Whether an index led to the manifest (chosen by platform).
-    pub from_index: bool,
+    /// The index the reference named, when it named one.
+    pub index: Option<IndexSummary>,
 }
 
 /// Finds the image `reference` names in the layout at `dir`, choosing
@@ -503,12 +507,15 @@ pub fn open_image(reference: &OciRef, dir: &Path, platform: &Platform) -> Result
     let layout = Layout::open(dir)?;
     let mut desc = layout.find(&reference.selector)?;
     let tag = tag_of(&desc).map(str::to_string);
-    let from_index = media::is_index(desc.media_type().as_ref());
+    let mut named = None;
     for _ in 0..MAX_INDEX_DEPTH {
         if !media::is_index(desc.media_type().as_ref()) {
             break;
         }
         let index: ImageIndex = layout.read_json(&desc, MAX_MANIFEST_SIZE)?;
+        if named.is_none() {
+            named = Some(IndexSummary::of(digest_of(&desc)?, &index));
+        }
         desc = select_platform(&index, platform)
             .map_err(|m| Error::Usage(format!("{reference}: {m}")))?
             .clone();
@@ -530,7 +537,7 @@ pub fn open_image(reference: &OciRef, dir: &Path, platform: &Platform) -> Result
         manifest_digest,
         manifest,
         config,
-        from_index,
+        index: named,
     })
 }
 

@@ -1,8 +1,8 @@
 //! Templates: tera with a closed context and bounded work (design.md, "A
 //! recipe"; issue 14).
 //!
-//! A template sees `recipe` (name, version), `vars` and `base` (name,
-//! digest), nothing else. Functions that read the environment, the clock or
+//! A template sees `recipe` (name, version), `vars`, `base` (name,
+//! digest) and `platform` (os, arch, variant), nothing else. Functions that read the environment, the clock or
 //! randomness are replaced by ones that fail, so a template cannot make two
 //! builds differ. A template is one file, and what it may do is bounded
 //! before it renders, on its text ([`shape`]) and its AST ([`walk`]), and
@@ -42,6 +42,8 @@ pub struct Context<'a> {
     pub vars: &'a std::collections::BTreeMap<String, serde_json::Value>,
     pub base_name: &'a str,
     pub base_digest: &'a str,
+    /// The platform the image is built for.
+    pub platform: &'a crate::image::Platform,
 }
 
 /// The stack tera renders on, whatever thread calls [`render`]: the limits
@@ -91,6 +93,11 @@ fn render_here(file: &str, source: &str, ctx: &Context) -> Result<String, String
         "recipe": { "name": ctx.name, "version": ctx.version },
         "vars": ctx.vars,
         "base": { "name": ctx.base_name, "digest": ctx.base_digest },
+        "platform": {
+            "os": ctx.platform.os,
+            "arch": ctx.platform.arch,
+            "variant": ctx.platform.variant.as_deref().unwrap_or_default(),
+        },
     }))
     .map_err(|e| one_line(&e))?;
     let mut out = meter::Output::new(&meter);
@@ -106,7 +113,7 @@ fn render_here(file: &str, source: &str, ctx: &Context) -> Result<String, String
 fn disabled(name: &'static str) -> impl tera::Function {
     move |_: &std::collections::HashMap<String, tera::Value>| -> tera::Result<tera::Value> {
         Err(tera::Error::msg(format!(
-            "`{name}` is not available: templates see only recipe, vars and base, so builds stay reproducible"
+            "`{name}` is not available: templates see only recipe, vars, base and platform, so builds stay reproducible"
         )))
     }
 }
@@ -153,7 +160,23 @@ mod tests {
             vars,
             base_name: "scratch",
             base_digest: "",
+            platform: &PLATFORM,
         }
+    }
+
+    static PLATFORM: std::sync::LazyLock<crate::image::Platform> =
+        std::sync::LazyLock::new(|| "linux/arm/v7".parse().unwrap());
+
+    #[test]
+    fn renders_the_platform() {
+        let vars = Default::default();
+        let out = render(
+            "t",
+            "{{ platform.os }}/{{ platform.arch }}/{{ platform.variant }}",
+            &ctx(&vars),
+        )
+        .unwrap();
+        assert_eq!(out, "linux/arm/v7");
     }
 
     #[test]

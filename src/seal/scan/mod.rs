@@ -15,6 +15,7 @@ mod records;
 
 use std::io::{self, Read};
 
+use crate::rootfs::interp;
 use crate::rootfs::meta::ImagePath;
 
 pub use content::Directive;
@@ -34,7 +35,10 @@ const CHUNK: usize = 64 * 1024;
 ///    a private member); servers by their binaries' strings and by the
 ///    service definitions that start them; archives opened; sshd
 ///    directives read from any file, for `Include`.
-pub const SCANNER_VERSION: &str = "3";
+/// 4: the interpreters ELF programs (`PT_INTERP`) and scripts (`#!`)
+///    name, from their first [`interp::HEAD`] bytes, for the build's
+///    runtime checks.
+pub const SCANNER_VERSION: &str = "4";
 
 /// One thing the scan found in a file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -58,6 +62,10 @@ pub enum Found {
     Directive(Directive),
     /// Part of an archive the scan's bounds kept it from reading.
     Unscanned { inside: String, reason: String },
+    /// The interpreter an ELF program (`PT_INTERP`) or a script (`#!`)
+    /// names: not the seal's, but for the build's check that what the
+    /// image runs can start.
+    Interpreter(String),
 }
 
 /// What the content scan found: `(path, layer, what)`.
@@ -160,6 +168,7 @@ pub struct FileScan {
     archive: nested::Spool,
     lines: records::Lines,
     records: records::Records,
+    interp: interp::Head,
 }
 
 impl FileScan {
@@ -173,12 +182,14 @@ impl FileScan {
             archive: nested::Spool::default(),
             lines: records::Lines::default(),
             records: records::Records::new(kind),
+            interp: interp::Head::default(),
         }
     }
 
     pub fn feed(&mut self, chunk: &[u8]) {
         self.content.feed(chunk);
         self.archive.feed(chunk);
+        self.interp.feed(chunk);
         if self.kind.is_some() {
             let records = &mut self.records;
             self.lines.feed(chunk, &mut |line| records.line(line));
@@ -213,6 +224,7 @@ impl FileScan {
                     line,
                 }),
         );
+        found.extend(self.interp.interpreter().map(Found::Interpreter));
         let key_found = found.iter().any(|f| matches!(f, Found::Key { .. }));
         for (inside, what) in self.archive.finish() {
             found.push(match what {
@@ -300,7 +312,7 @@ mod tests {
             })
             .collect();
         let tables = format!(
-            "{:?}|{}|{}|{:?}|{:?}|{:?}|{REMOTE_LOGIN_PACKAGES:?}|{REMOTE_LOGIN_SERVERS:?}|{}|{}|{}|{}|{}|{kinds:?}",
+            "{:?}|{}|{}|{:?}|{:?}|{:?}|{REMOTE_LOGIN_PACKAGES:?}|{REMOTE_LOGIN_SERVERS:?}|{}|{}|{}|{}|{}|{}|{kinds:?}",
             keys::BLOCKS,
             content::PUTTY_MARKER,
             content::BASE64_PEM_MARKER,
@@ -312,13 +324,14 @@ mod tests {
             nested::MAX_DEPTH,
             nested::MAX_BYTES,
             nested::MAX_MEMBERS,
+            interp::HEAD,
         );
         let fingerprint = crate::digest::Digest::of(tables.as_bytes()).to_string();
         assert_eq!(
             (SCANNER_VERSION, fingerprint.as_str()),
             (
-                "3",
-                "sha256:b633ce01541082cbd7ade51baa310f78621508a5628425e8dc1c7648c432f5a1"
+                "4",
+                "sha256:9e5e1cc49b67580b8a6cc9e1248153c3cd2785b6a837f107bb93d0a4e65fab55"
             ),
             "the scanner's tables changed: bump SCANNER_VERSION, then pin the new fingerprint"
         );
