@@ -256,14 +256,7 @@ fn collect_pins(recipe: &Recipe, ctx: &mut Context) -> Result<()> {
 /// What the bases resolve to can only be known by resolving them: that is
 /// [`check_lock`]'s, once the build is done.
 fn check_lock_up_front(recipe: &Recipe) -> Result<()> {
-    let path = lock::path_for(&recipe.file);
-    let locked = lock::read(&path)?.ok_or_else(|| {
-        Error::Failed(format!(
-            "--locked: {} does not exist; run `ingot lock {}`",
-            path.display(),
-            recipe.file.display()
-        ))
-    })?;
+    let (path, locked) = read_lock(recipe)?;
     let mut wanted = BTreeSet::new();
     let mut stack: Vec<PathBuf> = recipe.path.iter().cloned().collect();
     let lock = (path.as_path(), &locked);
@@ -319,8 +312,8 @@ fn locked_inputs(
     packages::check_locked(recipe, &from, lock.1, lock.0)
 }
 
-/// Compares what this build resolved with `ingot.lock`.
-fn check_lock(recipe: &Recipe, pins: &[Pin]) -> Result<()> {
+/// `recipe`'s `ingot.lock` and its path; `--locked` without one fails.
+fn read_lock(recipe: &Recipe) -> Result<(PathBuf, LockFile)> {
     let path = lock::path_for(&recipe.file);
     let locked = lock::read(&path)?.ok_or_else(|| {
         Error::Failed(format!(
@@ -329,6 +322,12 @@ fn check_lock(recipe: &Recipe, pins: &[Pin]) -> Result<()> {
             recipe.file.display()
         ))
     })?;
+    Ok((path, locked))
+}
+
+/// Compares what this build resolved with `ingot.lock`.
+fn check_lock(recipe: &Recipe, pins: &[Pin]) -> Result<()> {
+    let (path, locked) = read_lock(recipe)?;
     let lines = lock::diff(&locked, &LockFile::new(pins.to_vec()));
     if lines.is_empty() {
         return Ok(());
