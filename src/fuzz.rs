@@ -168,9 +168,13 @@ pub fn docker_archive_target(input: &[u8]) -> Result<(), String> {
     dir.write("archive.tar", input)?;
     let blobs = BlobStore::open(&dir.path().join("store"))
         .map_err(|e| format!("harness: opening the store: {e}"))?;
-    docker_archive::load(&dir.path().join("archive.tar"), &blobs)
-        .map(drop)
-        .map_err(|e| dir.message(format!("{e:#}")))
+    docker_archive::load(
+        &dir.path().join("archive.tar"),
+        &blobs,
+        &crate::progress::Progress::quiet(),
+    )
+    .map(drop)
+    .map_err(|e| dir.message(format!("{e:#}")))
 }
 
 /// The input as `index.json` of a layout that holds a valid image (and an

@@ -48,7 +48,8 @@ fn original(layout: &Path) -> (ImageManifest, ImageConfiguration) {
 
 fn load(archive: &Path, store: &Path) -> (ingot::base::BaseImage, ingot::store::BlobStore) {
     let blobs = ingot::store::BlobStore::open(store).unwrap();
-    let base = docker_archive::load(archive, &blobs).unwrap_or_else(|e| panic!("{e}"));
+    let base = docker_archive::load(archive, &blobs, &ingot::progress::Progress::quiet())
+        .unwrap_or_else(|e| panic!("{e}"));
     (base, blobs)
 }
 

@@ -240,7 +240,9 @@ fn ingot_reads_its_own_export() {
     let (layout, file) = hello_archive(tmp.path());
     let (manifest, config) = image(&layout);
     let blobs = ingot::store::BlobStore::open(&tmp.path().join("store")).unwrap();
-    let base = ingot::base::docker_archive::load(&file, &blobs).unwrap_or_else(|e| panic!("{e}"));
+    let base =
+        ingot::base::docker_archive::load(&file, &blobs, &ingot::progress::Progress::quiet())
+            .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(base.config, config);
     let digests = |layers: &[oci_spec::image::Descriptor]| {
         layers

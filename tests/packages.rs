@@ -19,22 +19,7 @@ use common::{ingot, require, run, stderr, stdout};
 /// `debconf` (wanted by ca-certificates' scripts) are excluded.
 const INSTALL: &[&str] = &["python3-minimal", "base-passwd", "ca-certificates"];
 const EXCLUDE: &[&str] = &["dpkg", "openssl", "debconf"];
-const ARCHIVE: &[&str] = &[
-    "python3-minimal",
-    "python3.11-minimal",
-    "libpython3.11-minimal",
-    "libc6",
-    "libgcc-s1",
-    "gcc-12-base",
-    "zlib1g",
-    "libexpat1",
-    "libssl3",
-    "base-passwd",
-    "libdebconfclient0",
-    "libselinux1",
-    "libpcre2-8-0",
-    "ca-certificates",
-];
+use common::debian::PYTHON_ARCHIVE as ARCHIVE;
 
 fn archive(sign: Signing) -> Archive {
     let debs = common::debian::debs(ARCHIVE);
@@ -56,17 +41,9 @@ fn recipe(dir: &Path, archive: &Archive, install: &[&str]) -> PathBuf {
     let list = |names: &[&str]| names.join(", ");
     let text = format!(
         "name: py\nversion: 1.0.0\nbase: scratch\n\
-         archives:\n  - url: {}\n    suites: [stable]\n    components: [main]\n    keyring: archive.gpg\n\
-         layers:\n  - name: usr\n    steps:\n\
-         \x20     - mkdir: {{ path: /usr/bin }}\n\
-         \x20     - mkdir: {{ path: /usr/lib }}\n\
-         \x20     - mkdir: {{ path: /usr/lib64 }}\n\
-         \x20     - symlink: {{ path: /bin, target: usr/bin }}\n\
-         \x20     - symlink: {{ path: /lib, target: usr/lib }}\n\
-         \x20     - symlink: {{ path: /lib64, target: usr/lib64 }}\n\
-         \x20 - name: runtime\n    steps:\n\
+         {}\x20 - name: runtime\n    steps:\n\
          \x20     - packages: {{ install: [{}], exclude: [{}], drop_setuid: true }}\n{}",
-        archive.url(),
+        common::archive::archive_and_merged_usr(&archive.url()),
         list(install),
         list(EXCLUDE),
         // The build checks that the program is there to run.

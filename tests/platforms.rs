@@ -12,32 +12,7 @@ use serde_json::Value;
 
 use common::{blob_path, read_json};
 
-/// A 64-byte ELF64 header for `machine` (0x3E x86-64, 0xB7 AArch64): all
-/// `file` needs to name the architecture.
-fn elf(machine: u16) -> Vec<u8> {
-    let mut h = Vec::with_capacity(64);
-    h.extend_from_slice(b"\x7fELF");
-    h.extend_from_slice(&[2, 1, 1, 0]); // 64-bit, little-endian, version 1, SysV
-    h.extend_from_slice(&[0; 8]);
-    h.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    h.extend_from_slice(&machine.to_le_bytes());
-    h.extend_from_slice(&1u32.to_le_bytes()); // e_version
-    h.extend_from_slice(&0x40_0000u64.to_le_bytes()); // e_entry
-    h.extend_from_slice(&0u64.to_le_bytes()); // e_phoff
-    h.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
-    h.extend_from_slice(&0u32.to_le_bytes()); // e_flags
-    h.extend_from_slice(&64u16.to_le_bytes()); // e_ehsize
-    h.extend_from_slice(&56u16.to_le_bytes()); // e_phentsize
-    h.extend_from_slice(&0u16.to_le_bytes()); // e_phnum
-    h.extend_from_slice(&64u16.to_le_bytes()); // e_shentsize
-    h.extend_from_slice(&0u16.to_le_bytes()); // e_shnum
-    h.extend_from_slice(&0u16.to_le_bytes()); // e_shstrndx
-    assert_eq!(h.len(), 64);
-    h
-}
-
-const X86_64: u16 = 0x3E;
-const AARCH64: u16 = 0xB7;
+use common::{AARCH64, X86_64, elf_header as elf};
 
 /// A recipe directory at `dir`: `recipe.yaml` (with `head` after its name
 /// and version) and the amd64 and arm64 "binaries" under

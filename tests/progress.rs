@@ -98,3 +98,29 @@ fn progress_takes_only_its_three_values() {
         stderr(&out)
     );
 }
+
+/// Reading a docker-archive re-encodes its layers, which takes as long as
+/// a build: its bytes are reported as progress too.
+#[test]
+fn a_docker_archive_read_shows_its_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = big_recipe(dir.path());
+    let layout = dir.path().join("o");
+    build(&recipe, &layout, &["--quiet"]);
+    let archive = dir.path().join("big.tar");
+    let exported = run(ingot()
+        .arg("export")
+        .arg(format!("oci:{}:1", layout.display()))
+        .args(["--format", "docker-archive", "-o"])
+        .arg(&archive));
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    let read = run(ingot()
+        .args(["inspect", "--progress", "plain"])
+        .arg(format!("docker-archive:{}", archive.display())));
+    assert!(read.status.success(), "{}", stderr(&read));
+    let text = stderr(&read);
+    let name = format!("reading docker-archive:{}: ", archive.display());
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(&name)).collect();
+    assert!(!lines.is_empty(), "{text}");
+    assert!(lines.iter().any(|l| l.contains(" MiB")), "{text}");
+}

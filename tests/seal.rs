@@ -1815,6 +1815,13 @@ fn every_example_recipe_and_the_stemcell_audit_clean() {
         .unwrap()
         .map(|e| e.unwrap().path().join("recipe.yaml"))
         .filter(|p| p.is_file())
+        // A recipe on a Debian stemcell fetches its packages from Debian's
+        // snapshot archive: tests/readme.rs builds it on a local archive.
+        .filter(|p| {
+            !std::fs::read_to_string(p)
+                .unwrap()
+                .contains("base: stemcell:debian")
+        })
         .collect();
     recipes.sort();
     assert!(recipes.len() >= 2, "{recipes:?}");

@@ -39,6 +39,7 @@ use crate::image::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
 use crate::layer::bounds;
 use crate::layer::gzip::BlockGzWriter;
 use crate::layer::read::decoder;
+use crate::progress::Progress;
 use crate::store::file::{self, Links, human_size};
 use crate::store::{BlobRef, BlobStore, BlobWriter};
 
@@ -51,9 +52,14 @@ const MAX_LINKS: usize = 8;
 /// and stores its layers, re-encoded with ingot's block gzip, in `blobs`.
 ///
 /// Nothing is committed to `blobs` unless every layer verified. Errors
-/// start with the base's name and count layers from 1, bottom first.
-pub fn load(archive: &Path, blobs: &BlobStore) -> crate::error::Result<BaseImage> {
-    base_image(archive, blobs).map(|(base, _)| base)
+/// start with the base's name and count layers from 1, bottom first. The
+/// layers' bytes read are reported to `progress`.
+pub fn load(
+    archive: &Path,
+    blobs: &BlobStore,
+    progress: &Progress,
+) -> crate::error::Result<BaseImage> {
+    base_image(archive, blobs, progress).map(|(base, _)| base)
 }
 
 /// [`load`], with the config's bytes stored in `blobs` as well, for readers
@@ -62,8 +68,9 @@ pub fn load(archive: &Path, blobs: &BlobStore) -> crate::error::Result<BaseImage
 pub fn load_keeping_config(
     archive: &Path,
     blobs: &BlobStore,
+    progress: &Progress,
 ) -> crate::error::Result<(BaseImage, BlobRef)> {
-    let (base, config_bytes) = base_image(archive, blobs)?;
+    let (base, config_bytes) = base_image(archive, blobs, progress)?;
     let config_blob = blobs
         .put(&config_bytes)
         .context(|| format!("{}: storing the config", base.name))?;
@@ -71,9 +78,16 @@ pub fn load_keeping_config(
 }
 
 /// The base, and its config's bytes.
-fn base_image(archive: &Path, blobs: &BlobStore) -> crate::error::Result<(BaseImage, Vec<u8>)> {
+fn base_image(
+    archive: &Path,
+    blobs: &BlobStore,
+    progress: &Progress,
+) -> crate::error::Result<(BaseImage, Vec<u8>)> {
     let name = format!("docker-archive:{}", archive.display());
-    let (config, config_bytes, layers) = load_verified(archive, blobs).within(|| name.clone())?;
+    progress.start(&format!("reading {name}"), 0);
+    let loaded = load_verified(archive, blobs, progress).within(|| name.clone());
+    progress.finish();
+    let (config, config_bytes, layers) = loaded?;
     let base = BaseImage {
         name,
         manifest_digest: None,
@@ -90,6 +104,7 @@ fn base_image(archive: &Path, blobs: &BlobStore) -> crate::error::Result<(BaseIm
 fn load_verified(
     archive: &Path,
     blobs: &BlobStore,
+    progress: &Progress,
 ) -> crate::error::Result<(ImageConfiguration, Vec<u8>, Vec<Descriptor>)> {
     // A regular file (a symlink to one is followed): a FIFO or a device
     // is refused at once, never waited on or read without end. A path
@@ -109,7 +124,8 @@ fn load_verified(
     let config_bytes =
         read_json_file(&file, &index, &image.config, MAX_CONFIG_SIZE).map_err(Error::Failed)?;
     let config = verify_config(&image.config, &config_bytes)?;
-    let layers = load_layers(&file, &index, &image, &config, blobs).map_err(Error::Failed)?;
+    let layers =
+        load_layers(&file, &index, &image, &config, blobs, progress).map_err(Error::Failed)?;
     Ok((config, config_bytes, layers))
 }
 
@@ -121,6 +137,7 @@ fn load_layers(
     image: &ArchivedImage,
     config: &ImageConfiguration,
     blobs: &BlobStore,
+    progress: &Progress,
 ) -> Result<Vec<Descriptor>, String> {
     let expected = diff_ids(config).map_err(|e| format!("config {}: {e}", image.config))?;
     if expected.len() != image.layers.len() {
@@ -144,6 +161,7 @@ fn load_layers(
         })
         .collect::<Result<Vec<_>, _>>()?;
 
+    progress.add_total(spans.iter().map(|s| s.size).sum());
     // Blobs stay uncommitted until all layers verified, so a bad layer
     // leaves nothing in the store (a dropped BlobWriter removes its file).
     // The cost is one open temp file per layer until then.
@@ -151,7 +169,11 @@ fn load_layers(
     for (i, (span, diff_id)) in spans.iter().zip(&expected).enumerate() {
         let path = &image.layers[i];
         let raw = section(file, *span).map_err(|e| format!("reading {path}: {e}"))?;
-        let writer = reencode(BufReader::with_capacity(CHUNK, raw), diff_id, blobs)
+        let counted = Counted {
+            inner: raw,
+            progress,
+        };
+        let writer = reencode(BufReader::with_capacity(CHUNK, counted), diff_id, blobs)
             .map_err(|e| format!("layer {} ({path}): {e}", i + 1))?;
         written.push(writer);
     }
@@ -168,6 +190,21 @@ fn load_layers(
             ))
         })
         .collect()
+}
+
+/// A layer's bytes as they are read, counted as progress: re-encoding a
+/// large archive takes long enough to need it.
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
 }
 
 /// Where a regular file's bytes lie in the archive.
@@ -664,7 +701,7 @@ mod tests {
         let path = dir.path().join("image.tar");
         std::fs::write(&path, archive).unwrap();
         let blobs = BlobStore::open(&dir.path().join("layout")).unwrap();
-        let (result, typed) = match load(&path, &blobs) {
+        let (result, typed) = match load(&path, &blobs, &Progress::quiet()) {
             Ok(base) => (Ok(base), None),
             Err(e) => (Err(e.to_string()), Some(e)),
         };

@@ -155,8 +155,8 @@ fn resolve_image(
                 let message = format!("{}: no such file", recipe.spec.base);
                 return Err(recipe.error_at(&["base"], message).into());
             }
-            let mut base =
-                docker_archive::load(&file, resolver.blobs).map_err(|e| base_error(recipe, e))?;
+            let mut base = docker_archive::load(&file, resolver.blobs, resolver.progress)
+                .map_err(|e| base_error(recipe, e))?;
             base.name = recipe.spec.base.to_string();
             Ok(base)
         }

@@ -122,7 +122,7 @@ pub fn open(
     match image {
         ImageRef::Oci(reference) => open_layout(reference, platform),
         ImageRef::DockerArchive(path) => {
-            let source = open_archive(image, path)?;
+            let source = open_archive(image, path, progress)?;
             check_platform(image, platform, &source.config)?;
             Ok(source)
         }
@@ -162,14 +162,14 @@ fn open_layout(reference: &OciRef, platform: &PlatformChoice) -> Result<Source> 
     })
 }
 
-fn open_archive(image: &ImageRef, path: &std::path::Path) -> Result<Source> {
+fn open_archive(image: &ImageRef, path: &std::path::Path, progress: &Progress) -> Result<Source> {
     // As for a layout that is not there: the reference is wrong. (A path
     // that is there but no regular file is refused when it is opened.)
     if std::fs::metadata(path).is_err() {
         return Err(Error::Usage(format!("{image}: no such file")));
     }
     let (scratch, blobs) = scratch_store()?;
-    let (base, config_blob) = docker_archive::load_keeping_config(path, &blobs)?;
+    let (base, config_blob) = docker_archive::load_keeping_config(path, &blobs, progress)?;
     let diff_ids = crate::image::config::diff_ids(&base.config)
         .map_err(|m| Error::Failed(format!("{image}: {m}")))?;
     let labels = diff_ids

@@ -37,6 +37,22 @@ const ARCHIVE_UID: &str = "ingot test archive <test@ingot.invalid>";
 /// The user id of the key [`Signing::WrongKey`] signs with.
 const STRANGER_UID: &str = "ingot test stranger <stranger@ingot.invalid>";
 
+/// A recipe's `archives:` naming the archive at `url` (its keyring copied
+/// beside the recipe as `archive.gpg`), and its first layer, `usr`: merged
+/// /usr, as Debian's packages expect it.
+pub fn archive_and_merged_usr(url: &str) -> String {
+    format!(
+        "archives:\n  - url: {url}\n    suites: [stable]\n    components: [main]\n    keyring: archive.gpg\n\
+         layers:\n  - name: usr\n    steps:\n\
+         \x20     - mkdir: {{ path: /usr/bin }}\n\
+         \x20     - mkdir: {{ path: /usr/lib }}\n\
+         \x20     - mkdir: {{ path: /usr/lib64 }}\n\
+         \x20     - symlink: {{ path: /bin, target: usr/bin }}\n\
+         \x20     - symlink: {{ path: /lib, target: usr/lib }}\n\
+         \x20     - symlink: {{ path: /lib64, target: usr/lib64 }}\n"
+    )
+}
+
 pub struct ArchiveOptions {
     pub suite: String,
     pub component: String,

@@ -8,6 +8,26 @@ use std::sync::Mutex;
 
 use super::{require, run, stderr};
 
+/// Python's closure (`python3-minimal` and what it needs, but `dpkg`),
+/// base-passwd's accounts and the CA bundle (but `openssl` and `debconf`):
+/// enough for a Debian root that runs `python3`.
+pub const PYTHON_ARCHIVE: &[&str] = &[
+    "python3-minimal",
+    "python3.11-minimal",
+    "libpython3.11-minimal",
+    "libc6",
+    "libgcc-s1",
+    "gcc-12-base",
+    "zlib1g",
+    "libexpat1",
+    "libssl3",
+    "base-passwd",
+    "libdebconfclient0",
+    "libselinux1",
+    "libpcre2-8-0",
+    "ca-certificates",
+];
+
 /// The `.deb` of each of `packages`, in order. Missing ones are
 /// downloaded, one caller at a time, into a directory of their own first
 /// and renamed into the cache once whole: an interrupted download leaves
