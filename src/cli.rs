@@ -19,6 +19,7 @@ use crate::commands::bind;
 use crate::commands::export::{self, RepoTag};
 use crate::commands::inspect;
 use crate::commands::verify;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::media::LayerCompression;
 use crate::image::reference::{Host, ImageRef, OciRef, RegistryRef, Repository, Selector};
@@ -263,13 +264,19 @@ pub enum Command {
         ingot verify oci:out/hello\n  \
         ingot verify oci:out/hello:1.2.0\n  \
         ingot verify oci:out/hello@sha256:…\n  \
+        ingot verify oci:out/hello:1.2.0 --digest sha256:…   # and it must be this image\n  \
         ingot verify oci:out/hello --json | jq '.problems[] | .blob'\n\n\
         IMAGE is an OCI layout: oci:PATH (every image in it), oci:PATH:TAG (one tag) or\n\
         oci:PATH@DIGEST (what that manifest or index reaches, listed in index.json or\n\
         not). Other transports are a usage error; inspect, audit and export verify every\n\
         blob they read from them.\n\
-        Every problem is reported, one per line (problem: KIND: BLOB: MESSAGE), then a\n\
-        summary line. Exit codes: 0 intact, 1 problems found, 2 not a layout or no such tag.")]
+        The report names the image as given and each manifest or index it checked\n\
+        (image: REF, checked: KIND DIGEST (tag TAG)). Every problem is reported, one per\n\
+        line (problem: KIND: BLOB: MESSAGE), then a summary line.\n\n\
+        --digest sha256:… fails (exit 1, naming both digests) unless the image is that\n\
+        manifest or index; without a tag, it picks that image from the layout.\n\n\
+        Exit codes: 0 intact, 1 problems found or not the image asked for, 2 not a\n\
+        layout, no such tag, or a malformed digest.")]
     Verify(VerifyArgs),
     /// Print a shell completion script for ingot's commands and flags.
     #[command(after_help = "Examples:\n  \
@@ -602,6 +609,11 @@ pub struct VerifyArgs {
     /// The layout or image: oci:PATH, oci:PATH:TAG or oci:PATH@DIGEST.
     #[arg(value_parser = verify_layout)]
     pub image: OciRef,
+    /// Fail (exit 1) unless the image is this manifest or index, naming
+    /// both digests; in a layout of several images without a tag, verify
+    /// the one of this digest.
+    #[arg(long, value_name = "sha256:HEX")]
+    pub digest: Option<Digest>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -1294,16 +1306,15 @@ fn pull(args: PullArgs, out: &mut Out) -> Result<()> {
 }
 
 fn verify(args: VerifyArgs, out: &mut Out) -> Result<()> {
-    let report = verify::verify(&args.image.path, &args.image.selector)?;
+    let (image, expected) = (&args.image, args.digest.as_ref());
+    let report = verify::verify(&image.path, &image.selector, expected)?;
     out.report(args.json, &report, verify::render)?;
     // The report is the result, so it goes to stdout either way; the
     // error only sets the exit code and a one-line note on stderr.
     if report.is_ok() {
         Ok(())
     } else {
-        Err(Error::Unverified {
-            problems: report.problems.len(),
-        })
+        Err(Error::unverified_problems(report.problems.len()))
     }
 }
 
