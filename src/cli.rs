@@ -683,16 +683,26 @@ fn default_cache_dir() -> Option<PathBuf> {
 }
 
 /// Reads SOURCE_DATE_EPOCH: unset or empty means 0; anything else must be
-/// a whole number of seconds.
+/// a whole number of seconds, no later than the last second of year 9999
+/// (what the image's RFC 3339 `created` can hold, and read back).
 pub fn source_date_epoch(value: Option<&str>) -> Result<u64> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(0),
-        Some(v) => v.parse().map_err(|_| {
-            Error::Usage(format!(
-                "SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds since 1970"
-            ))
-        }),
+    let v = match value.map(str::trim) {
+        None | Some("") => return Ok(0),
+        Some(v) => v,
+    };
+    let epoch: u64 = v.parse().map_err(|_| {
+        Error::Usage(format!(
+            "SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds since 1970"
+        ))
+    })?;
+    if epoch > crate::image::MAX_EPOCH {
+        return Err(Error::Usage(format!(
+            "SOURCE_DATE_EPOCH={v} is after {} ({}), the last time an image can record",
+            crate::image::rfc3339(crate::image::MAX_EPOCH),
+            crate::image::MAX_EPOCH
+        )));
     }
+    Ok(epoch)
 }
 
 /// Reads INGOT_MAX_LAYER_ENTRIES, the bound on entries in one layer (or any
@@ -1875,5 +1885,12 @@ mod tests {
         );
         assert!(source_date_epoch(Some("yesterday")).is_err());
         assert!(source_date_epoch(Some("-1")).is_err());
+        let max = crate::image::MAX_EPOCH;
+        assert_eq!(source_date_epoch(Some(&max.to_string())).unwrap(), max);
+        for beyond in [max + 1, u64::MAX] {
+            let err = source_date_epoch(Some(&beyond.to_string())).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            assert!(err.to_string().contains("9999-12-31T23:59:59Z"), "{err}");
+        }
     }
 }
