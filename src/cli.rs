@@ -19,6 +19,7 @@ use crate::commands::bind;
 use crate::commands::export::{self, RepoTag};
 use crate::commands::inspect;
 use crate::commands::verify;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::media::LayerCompression;
 use crate::image::reference::{Host, ImageRef, OciRef, RegistryRef, Repository, Selector};
@@ -263,13 +264,30 @@ pub enum Command {
         ingot verify oci:out/hello\n  \
         ingot verify oci:out/hello:1.2.0\n  \
         ingot verify oci:out/hello@sha256:…\n  \
-        ingot verify oci:out/hello --json | jq '.problems[] | .blob'\n\n\
+        ingot verify oci:out/hello:1.2.0 --digest sha256:…   # and it must be this image\n  \
+        ingot verify oci:out/hello --json | jq '.problems[] | .blob'\n  \
+        ingot verify oci:out/hello:1.2.0 --rebuild recipes/hello   # prove it: rebuild, compare\n  \
+        ingot verify oci:release/app --rebuild clone/app --no-cache --json\n\n\
         IMAGE is an OCI layout: oci:PATH (every image in it), oci:PATH:TAG (one tag) or\n\
         oci:PATH@DIGEST (what that manifest or index reaches, listed in index.json or\n\
         not). Other transports are a usage error; inspect, audit and export verify every\n\
         blob they read from them.\n\
-        Every problem is reported, one per line (problem: KIND: BLOB: MESSAGE), then a\n\
-        summary line. Exit codes: 0 intact, 1 problems found, 2 not a layout or no such tag.")]
+        The report names the image as given and each manifest or index it checked\n\
+        (image: REF, checked: KIND DIGEST (tag TAG)). Every problem is reported, one per\n\
+        line (problem: KIND: BLOB: MESSAGE), then a summary line.\n\n\
+        --digest sha256:… fails (exit 1, naming both digests) unless the image is that\n\
+        manifest or index; without a tag, it picks that image from the layout.\n\n\
+        --rebuild RECIPE, after a clean fsck (a tampered layout: exit 1, nothing rebuilt),\n\
+        reads the settings the image records (SOURCE_DATE_EPOCH, compression, layer\n\
+        encoding, platforms, revision, source, the recipe's path in its repository, the\n\
+        lock's digest) and refuses an image of another encoding, or a recipe whose\n\
+        ingot.lock or path is not the recorded one. It then builds the recipe with those\n\
+        settings (--locked if the image has a lock) in a temp directory, and exits 0 only\n\
+        when the rebuild has the image's digest; otherwise it prints both digests, the\n\
+        config's, each layer's diff_id (the first that differs named) and the annotations\n\
+        that differ. --cache and --no-cache work as for build; progress goes to stderr.\n\n\
+        Exit codes: 0 intact, 1 problems found or not the image asked for, 2 not a\n\
+        layout, no such tag, or a malformed digest.")]
     Verify(VerifyArgs),
     /// Print a shell completion script for ingot's commands and flags.
     #[command(after_help = "Examples:\n  \
@@ -602,6 +620,33 @@ pub struct VerifyArgs {
     /// The layout or image: oci:PATH, oci:PATH:TAG or oci:PATH@DIGEST.
     #[arg(value_parser = verify_layout)]
     pub image: OciRef,
+    /// Fail (exit 1) unless the image is this manifest or index, naming
+    /// both digests; in a layout of several images without a tag, verify
+    /// the one of this digest.
+    #[arg(long, value_name = "sha256:HEX")]
+    pub digest: Option<Digest>,
+    /// After the fsck, rebuild the image from this recipe (file or
+    /// directory) with the settings the image records, in a temp
+    /// directory, and fail unless the rebuild has the image's digest.
+    #[arg(long, value_name = "RECIPE|DIR")]
+    pub rebuild: Option<PathBuf>,
+    /// The build cache the rebuild uses [default: $XDG_CACHE_HOME/ingot,
+    /// else ~/.cache/ingot].
+    #[arg(long, value_name = "DIR", requires = "rebuild")]
+    pub cache: Option<PathBuf>,
+    /// Rebuild every layer afresh, neither reading nor filling the cache.
+    #[arg(long, conflicts_with = "cache", requires = "rebuild")]
+    pub no_cache: bool,
+    /// Speak plain HTTP to this registry, for the rebuild's docker://
+    /// bases (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]", requires = "rebuild")]
+    pub insecure: Vec<Host>,
+    /// Download Debian packages from another copy of an archive, for the
+    /// rebuild (as `ingot build --mirror`).
+    #[arg(long, value_name = "[URL=]MIRROR", requires = "rebuild")]
+    pub mirror: Vec<String>,
+    #[command(flatten)]
+    pub network: Network,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -671,16 +716,26 @@ fn default_cache_dir() -> Option<PathBuf> {
 }
 
 /// Reads SOURCE_DATE_EPOCH: unset or empty means 0; anything else must be
-/// a whole number of seconds.
+/// a whole number of seconds, no later than the last second of year 9999
+/// (what the image's RFC 3339 `created` can hold, and read back).
 pub fn source_date_epoch(value: Option<&str>) -> Result<u64> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(0),
-        Some(v) => v.parse().map_err(|_| {
-            Error::Usage(format!(
-                "SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds since 1970"
-            ))
-        }),
+    let v = match value.map(str::trim) {
+        None | Some("") => return Ok(0),
+        Some(v) => v,
+    };
+    let epoch: u64 = v.parse().map_err(|_| {
+        Error::Usage(format!(
+            "SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds since 1970"
+        ))
+    })?;
+    if epoch > crate::image::MAX_EPOCH {
+        return Err(Error::Usage(format!(
+            "SOURCE_DATE_EPOCH={v} is after {} ({}), the last time an image can record",
+            crate::image::rfc3339(crate::image::MAX_EPOCH),
+            crate::image::MAX_EPOCH
+        )));
     }
+    Ok(epoch)
 }
 
 /// Reads INGOT_MAX_LAYER_ENTRIES, the bound on entries in one layer (or any
@@ -958,16 +1013,13 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
         revision: args.revision,
         source: args.source,
     };
-    let sources = pipeline::Sources {
-        cache: if args.no_cache {
-            None
-        } else {
-            args.cache.or_else(default_cache_dir)
-        },
-        registry: access(args.insecure, &args.network),
-        mirrors: mirrors(args.mirror),
-        network: args.network.timeouts(),
-    };
+    let sources = build_sources(
+        args.cache,
+        args.no_cache,
+        args.insecure,
+        args.mirror,
+        &args.network,
+    );
     let emit = pipeline::Emit {
         output,
         locked: args.locked,
@@ -1006,6 +1058,27 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
         ));
     }
     out.report(args.json, &report, |r| format!("{}\n", r.digest))
+}
+
+/// Where a build (or `verify --rebuild`) takes bases, packages and cached
+/// layers from: `--cache` (else the default cache) unless `--no-cache`.
+fn build_sources(
+    cache: Option<PathBuf>,
+    no_cache: bool,
+    insecure: Vec<Host>,
+    mirror: Vec<String>,
+    network: &Network,
+) -> pipeline::Sources {
+    pipeline::Sources {
+        cache: if no_cache {
+            None
+        } else {
+            cache.or_else(default_cache_dir)
+        },
+        registry: access(insecure, network),
+        mirrors: mirrors(mirror),
+        network: network.timeouts(),
+    }
 }
 
 /// The mirror specs of `--mirror`, else of INGOT_MIRROR.
@@ -1294,16 +1367,48 @@ fn pull(args: PullArgs, out: &mut Out) -> Result<()> {
 }
 
 fn verify(args: VerifyArgs, out: &mut Out) -> Result<()> {
-    let report = verify::verify(&args.image.path, &args.image.selector)?;
+    if let Some(recipe) = args.rebuild.clone() {
+        return rebuild(args, recipe, out);
+    }
+    let (image, expected) = (&args.image, args.digest.as_ref());
+    let report = verify::verify(&image.path, &image.selector, expected)?;
     out.report(args.json, &report, verify::render)?;
     // The report is the result, so it goes to stdout either way; the
     // error only sets the exit code and a one-line note on stderr.
     if report.is_ok() {
         Ok(())
     } else {
-        Err(Error::Unverified {
-            problems: report.problems.len(),
-        })
+        Err(Error::unverified_problems(report.problems.len()))
+    }
+}
+
+/// `verify --rebuild`: the fsck, then the image rebuilt from `recipe`
+/// with the settings it records, and compared.
+fn rebuild(args: VerifyArgs, recipe: PathBuf, out: &mut Out) -> Result<()> {
+    use crate::commands::rebuild as rebuilding;
+    let recipe = Recipe::load(&recipe_file(recipe))?;
+    let sources = build_sources(
+        args.cache,
+        args.no_cache,
+        args.insecure,
+        args.mirror,
+        &args.network,
+    );
+    let progress = out.progress();
+    let request = rebuilding::Request {
+        image: &args.image,
+        expected: args.digest.as_ref(),
+        recipe: &recipe,
+        sources: &sources,
+        progress: &progress,
+    };
+    let log = &mut out.logger();
+    let report = rebuilding::rebuild(&request, log)?;
+    out.report(args.json, &report, rebuilding::render)?;
+    if report.equal {
+        Ok(())
+    } else {
+        Err(rebuilding::failure(&report))
     }
 }
 
@@ -1523,6 +1628,7 @@ mod tests {
                 Command::Audit(a) => a.reach.network,
                 Command::Export(a) => a.reach.network,
                 Command::Bind(a) => a.reach.network,
+                Command::Verify(a) => a.network,
                 other => panic!("{line}: parsed as {other:?}"),
             }
         };
@@ -1535,6 +1641,8 @@ mod tests {
             "audit docker://h/x:1",
             "export docker://h/x:1 --format docker-archive -o x.tar",
             "bind docker://h/x:1 --format env -o e",
+            // The rebuild resolves bases and fetches packages.
+            "verify oci:x --rebuild r.yaml",
         ];
         for line in commands {
             assert_eq!(network_of(line).timeouts(), Timeouts::DEFAULT, "{line}");
@@ -1562,10 +1670,9 @@ mod tests {
             );
         }
         // Commands that never use the network do not take the flags.
-        for line in ["verify oci:x --timeout 5", "gc oci:x --connect-timeout 5"] {
-            let args = ["ingot"].into_iter().chain(line.split_whitespace());
-            assert!(Cli::try_parse_from(args).is_err(), "{line}");
-        }
+        let line = "gc oci:x --connect-timeout 5";
+        let args = ["ingot"].into_iter().chain(line.split_whitespace());
+        assert!(Cli::try_parse_from(args).is_err(), "{line}");
     }
 
     #[test]
@@ -1580,6 +1687,27 @@ mod tests {
             other => panic!("parsed as {other:?}"),
         }
         assert!(Cli::try_parse_from(["ingot", "verify"]).is_err());
+
+        let parse =
+            |line: &str| Cli::try_parse_from(["ingot"].into_iter().chain(line.split_whitespace()));
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let line = format!("verify oci:o:1 --digest {digest} --rebuild r --cache c");
+        match parse(&line).unwrap().command {
+            Command::Verify(args) => {
+                assert_eq!(args.digest.map(|d| d.to_string()), Some(digest));
+                assert_eq!(args.rebuild, Some(PathBuf::from("r")));
+                assert_eq!(args.cache, Some(PathBuf::from("c")));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        for bad in [
+            "verify oci:o --digest sha256:ab",
+            "verify oci:o --cache c",
+            "verify oci:o --no-cache",
+            "verify oci:o --rebuild r --cache c --no-cache",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -1864,5 +1992,12 @@ mod tests {
         );
         assert!(source_date_epoch(Some("yesterday")).is_err());
         assert!(source_date_epoch(Some("-1")).is_err());
+        let max = crate::image::MAX_EPOCH;
+        assert_eq!(source_date_epoch(Some(&max.to_string())).unwrap(), max);
+        for beyond in [max + 1, u64::MAX] {
+            let err = source_date_epoch(Some(&beyond.to_string())).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            assert!(err.to_string().contains("9999-12-31T23:59:59Z"), "{err}");
+        }
     }
 }

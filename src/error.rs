@@ -26,9 +26,12 @@ pub enum Error {
     /// A build or an image check failed for another reason.
     #[error("{0}")]
     Failed(String),
-    /// `verify` found problems; the report, already on stdout, lists them.
-    #[error("verification failed: {problems} {}", if *.problems == 1 { "problem" } else { "problems" })]
-    Unverified { problems: usize },
+    /// `verify` found the image is not what it should be: the layout has
+    /// problems (the report, already on stdout, lists them), it is not the
+    /// digest asked for, or a rebuild made another image. The message says
+    /// which, naming what was compared.
+    #[error("{0}")]
+    Unverified(String),
     /// A blob is missing, unreadable, or not what its descriptor says.
     #[error(transparent)]
     Blob(#[from] BlobError),
@@ -80,13 +83,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// A verification that found `problems` things wrong with a layout.
+    pub fn unverified_problems(problems: usize) -> Error {
+        let noun = if problems == 1 { "problem" } else { "problems" };
+        Error::Unverified(format!("verification failed: {problems} {noun}"))
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Recipe(_) | Error::Usage(_) | Error::Unbound(_) => 2,
             Error::Io { .. }
             | Error::Failed(_)
             | Error::Export { .. }
-            | Error::Unverified { .. }
+            | Error::Unverified(_)
             | Error::Unsealed(_)
             | Error::Registry(_)
             | Error::Blob(_)
@@ -107,7 +116,7 @@ impl Error {
             Error::Usage(_) => "usage",
             Error::Io { .. } => "io",
             Error::Failed(_) => "failed",
-            Error::Unverified { .. } => "unverified",
+            Error::Unverified(_) => "unverified",
             Error::Blob(_) => "blob",
             Error::Layer(_) => "layer",
             Error::Deb(_) => "deb",

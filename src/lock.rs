@@ -198,14 +198,33 @@ pub fn path_for(recipe_file: &Path) -> PathBuf {
 /// Reads a lock file (a regular file, or a symlink to one, of at most
 /// [`MAX_LOCK_SIZE`] bytes); `None` when there is none.
 pub fn read(path: &Path) -> Result<Option<LockFile>> {
-    let bytes = match file::read_regular(path, Links::Follow, MAX_LOCK_SIZE) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).context(|| format!("reading {}", path.display())),
+    Ok(read_digested(path)?.map(|(lock, _)| lock))
+}
+
+/// [`read`], with the sha256 of the bytes read: what an image records as
+/// the lock it was built with (`dev.ingot.lock.digest`), taken from the
+/// very bytes parsed, so that a lock rewritten meanwhile cannot be named
+/// for another.
+pub fn read_digested(path: &Path) -> Result<Option<(LockFile, Digest)>> {
+    let Some(bytes) = read_bytes(path)? else {
+        return Ok(None);
     };
-    parse(&bytes)
-        .map(Some)
-        .map_err(|e| Error::Usage(format!("{}: {}", path.display(), e.message)))
+    let lock =
+        parse(&bytes).map_err(|e| Error::Usage(format!("{}: {}", path.display(), e.message)))?;
+    Ok(Some((lock, Digest::of(&bytes))))
+}
+
+/// The sha256 of a lock file's bytes, unparsed; `None` when there is none.
+pub fn digest(path: &Path) -> Result<Option<Digest>> {
+    Ok(read_bytes(path)?.map(|bytes| Digest::of(&bytes)))
+}
+
+fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
+    match file::read_regular(path, Links::Follow, MAX_LOCK_SIZE) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// Why a lock file's bytes are no lock, and where (1-based; 1:1 for what

@@ -262,10 +262,13 @@ fn help_teaches_with_examples() {
         }
     }
     let text = stdout(&run(ingot().args(["verify", "--help"])));
-    assert!(
-        text.contains("ingot verify oci:out/hello@sha256:"),
-        "{text}"
-    );
+    for example in [
+        "ingot verify oci:out/hello@sha256:",
+        "ingot verify oci:out/hello:1.2.0 --digest sha256:",
+        "ingot verify oci:out/hello:1.2.0 --rebuild recipes/hello",
+    ] {
+        assert!(text.contains(example), "{example}: {text}");
+    }
 }
 
 #[test]

@@ -1808,6 +1808,28 @@ fn build_and_audit(recipe: &Path, out: &Path) {
     assert_eq!(a.allowed(), [], "{}", recipe.display());
 }
 
+/// An audit's report names the image as given and the manifest digest it
+/// read, in words and in JSON.
+#[test]
+fn audit_names_the_image_and_digest_it_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("hello");
+    let digest = common::build(&common::example("hello"), &out);
+    let image = format!("oci:{}:1.2.0", out.display());
+    let text = stdout(&run(ingot().arg("audit").arg(&image)));
+    assert!(
+        text.starts_with(&format!("image: {image}\nmanifest: {digest}\n")),
+        "{text}"
+    );
+    let json: Value =
+        serde_json::from_slice(&run(ingot().args(["audit", "--json"]).arg(&image)).stdout).unwrap();
+    assert_eq!(
+        (json["image"].as_str(), json["digest"].as_str()),
+        (Some(image.as_str()), Some(digest.as_str()))
+    );
+    assert_eq!(json["digest_of"], "manifest");
+}
+
 #[test]
 fn every_example_recipe_and_the_stemcell_audit_clean() {
     let tmp = tempfile::tempdir().unwrap();

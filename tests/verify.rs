@@ -72,7 +72,11 @@ fn assert_one_problem(layout: &Path, kind: &str, blob: &str) {
     let out = verify(&oci(layout), false);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
-    let lines: Vec<&str> = text.lines().collect();
+    // After the lines naming the image and what was checked.
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| l.starts_with("image: ") || l.starts_with("checked: "))
+        .collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(
         lines[0].starts_with(&format!("problem: {kind}: {blob}: ")),
@@ -166,8 +170,14 @@ fn a_clean_build_verifies() {
     let out = verify(&format!("{}:1.2.0", oci(&layout)), false);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
+    let digest = image(&layout).manifest_digest;
+    let named = format!(
+        "image: {}:1.2.0\nchecked: manifest {digest} (tag 1.2.0)\n",
+        oci(&layout)
+    );
     assert!(
-        text.starts_with("ok: 1 manifest, 4 blobs, ") && text.ends_with(" bytes verified\n"),
+        text.starts_with(&format!("{named}ok: 1 manifest, 4 blobs, "))
+            && text.ends_with(" bytes verified\n"),
         "{text}"
     );
     assert!(out.stderr.is_empty(), "{}", stderr(&out));
@@ -176,6 +186,105 @@ fn a_clean_build_verifies() {
     assert_eq!(json["problems"], json!([]));
     assert_eq!(json["manifests"], 1);
     assert_eq!(json["blobs"], 4);
+    assert_eq!(json["image"], oci(&layout));
+    assert_eq!(json["digest"], digest);
+    assert_eq!(
+        json["checked"],
+        json!([{"digest": digest, "kind": "manifest", "tag": "1.2.0"}])
+    );
+}
+
+/// `--digest`: the image must be that manifest; a wrong one fails (exit 1)
+/// naming both, in words and in JSON; a malformed one is a usage error.
+#[test]
+fn an_expected_digest_passes_only_for_that_image() {
+    let (_dir, layout) = hello_layout();
+    let digest = image(&layout).manifest_digest;
+    let tagged = format!("{}:1.2.0", oci(&layout));
+    let with = |image: &str, expected: &str, json: bool| {
+        let mut cmd = ingot();
+        cmd.args(["verify", image, "--digest", expected]);
+        if json {
+            cmd.arg("--json");
+        }
+        run(&mut cmd)
+    };
+    for image in [
+        tagged.clone(),
+        oci(&layout),
+        format!("{}@{digest}", oci(&layout)),
+    ] {
+        let out = with(&image, &digest, false);
+        assert!(
+            out.status.success(),
+            "{image}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(stdout(&out).contains(&format!("checked: manifest {digest}")));
+    }
+
+    let wrong = sha256(b"another image");
+    let out = with(&tagged, &wrong, false);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{tagged} is {digest}, not {wrong}")),
+        "{err}"
+    );
+    let out = with(&tagged, &wrong, true);
+    assert_eq!(out.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["error"]["kind"], "unverified");
+    let msg = json["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(&digest) && msg.contains(&wrong), "{msg}");
+
+    // A whole layout that lacks it says what it holds.
+    let out = with(&oci(&layout), &wrong, false);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("does not hold {wrong}")) && err.contains(&digest),
+        "{err}"
+    );
+
+    for malformed in ["sha256:abc", "md5:00", &digest.to_uppercase()] {
+        let out = with(&tagged, malformed, true);
+        assert_eq!(out.status.code(), Some(2), "{malformed}: {}", stderr(&out));
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["error"]["kind"], "usage");
+    }
+}
+
+/// In a layout of several images, `--digest` without a tag verifies the
+/// one of that digest, and the report names each image it checked.
+#[test]
+fn a_digest_picks_one_image_of_a_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("tiny");
+    let one = build(&tiny_recipe(dir.path(), "1"), &layout);
+    let two = build(&tiny_recipe(dir.path(), "2"), &layout);
+    let json = report(&layout, 0);
+    let checked: Vec<&str> = json["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(checked.len(), 2);
+    assert!(checked.contains(&one.as_str()) && checked.contains(&two.as_str()));
+    assert!(json.get("digest").is_none(), "{json}");
+
+    let out = run(ingot()
+        .args(["verify", "--json", "--digest", &two])
+        .arg(oci(&layout)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (json["digest"].as_str(), json["manifests"].as_u64()),
+        (Some(two.as_str()), Some(1))
+    );
+    assert_eq!(json["checked"][0]["tag"], "2");
 }
 
 #[test]
@@ -410,7 +519,7 @@ fn a_layout_built_concurrently_verifies_for_every_tag() {
             stdout(&out),
             stderr(&out)
         );
-        assert!(stdout(&out).starts_with("ok: 1 manifest, "));
+        assert!(stdout(&out).contains("\nok: 1 manifest, "));
     }
     let json = report(&layout, 0);
     assert_eq!(json["manifests"], 4);

@@ -36,6 +36,10 @@ pub struct Audit {
     /// What `digest` is the digest of: the manifest, or for a
     /// docker-archive (which has none) the config.
     pub digest_of: DigestOf,
+    /// The image index the image was taken from, for a multi-platform
+    /// image: its digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<Digest>,
     /// The exceptions the image declares, and whether the auditor
     /// accepted them.
     pub declared: Vec<Declared>,
@@ -157,15 +161,23 @@ pub fn audit(
         image: image.to_string(),
         digest: digest.to_string(),
         digest_of: source.identity.digest_of(),
+        index: source.index.as_ref().map(|i| i.digest),
         declared,
         report,
     })
 }
 
-/// The audit in words: the image's declared exceptions, then the seal's
-/// report.
+/// The audit in words: the image and the digest audited, the image's
+/// declared exceptions, then the seal's report.
 pub fn render(audit: &Audit) -> String {
-    let mut out = String::new();
+    let of = match audit.digest_of {
+        DigestOf::Manifest => "manifest",
+        DigestOf::Config => "config",
+    };
+    let mut out = format!("image: {}\n{of}: {}\n", audit.image, audit.digest);
+    if let Some(index) = &audit.index {
+        out.push_str(&format!("index: {index}\n"));
+    }
     for d in &audit.declared {
         let verdict = if d.accepted {
             "accepted"

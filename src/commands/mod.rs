@@ -7,6 +7,8 @@
 //! - [`export`]: an image as a `docker save` tarball.
 //! - [`inspect`]: an image's manifest, config and params.
 //! - [`pull`] and [`push`]: an image between a registry and a layout.
+//! - [`rebuild`]: `verify --rebuild`, an image rebuilt from its recipe
+//!   with the settings it records, and compared.
 //! - [`source`]: the one opener of an image, from a layout, a
 //!   docker-archive or a registry, for the four above.
 //! - [`validate`]: recipes and their locks checked offline, without
@@ -19,6 +21,7 @@ pub mod export;
 pub mod inspect;
 pub mod pull;
 pub mod push;
+pub mod rebuild;
 pub mod source;
 pub mod validate;
 pub mod verify;

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::error::{BlobError, Error, LayerError, Result};
-use crate::image::reference::Selector;
+use crate::image::reference::{OciRef, Selector};
 use crate::image::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, media};
 use crate::layer::read::{self as layer_read, LayerReader};
 use crate::store::file::{self, Links};
@@ -105,14 +105,19 @@ pub struct Problem {
 /// What a verification looked at and what it found.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
+    /// The image reference, as given (`oci:PATH[:TAG|@DIGEST]`).
+    pub image: String,
     /// The layout directory, as given.
     pub layout: String,
     /// The tag verified, or None for every image in the layout.
     pub tag: Option<String>,
-    /// The manifest or index verified, when the reference named one by
-    /// digest.
+    /// The manifest or index verified, when the walk started from one
+    /// (a tag, a digest, or a layout holding one image).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// Each manifest or index the walk started from, with its tag: what
+    /// the report vouches for, by digest.
+    pub checked: Vec<Checked>,
     /// Distinct manifests checked.
     pub manifests: u64,
     /// Distinct nested indexes checked (index.json itself not counted).
@@ -125,6 +130,45 @@ pub struct Report {
     pub problems: Vec<Problem>,
 }
 
+/// A manifest or index a verification started from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checked {
+    /// Its digest, as the descriptor that names it spells it.
+    pub digest: String,
+    /// `manifest`, `index`, or the media type of anything else.
+    pub kind: String,
+    /// Its tag in index.json, if it has one.
+    pub tag: Option<String>,
+}
+
+impl Checked {
+    fn of(desc: &Descriptor) -> Checked {
+        let mt = desc.media_type().to_string();
+        let kind = if media::is_manifest(&mt) {
+            "manifest".to_string()
+        } else if media::is_index(&mt) {
+            "index".to_string()
+        } else {
+            mt
+        };
+        Checked {
+            digest: desc.digest().to_string(),
+            kind,
+            tag: tag_of(desc).map(str::to_string),
+        }
+    }
+}
+
+impl std::fmt::Display for Checked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind, self.digest)?;
+        if let Some(tag) = &self.tag {
+            write!(f, " (tag {tag})")?;
+        }
+        Ok(())
+    }
+}
+
 impl Report {
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
@@ -134,12 +178,16 @@ impl Report {
 /// Verifies the layout at `layout_dir`: every image in it
 /// ([`Selector::Only`]), only the descriptors in `index.json` with a tag,
 /// or what a manifest or index reaches, given by digest (listed in
-/// `index.json` or not).
-pub fn verify(layout_dir: &Path, selector: &Selector) -> Result<Report> {
-    let tag = match selector {
-        Selector::Tag(t) => Some(t.as_str()),
-        Selector::Only | Selector::Digest(_) => None,
-    };
+/// `index.json` or not). With `expected` (`--digest`), the image must be
+/// that manifest or index: a tag or digest that names another is
+/// [`Error::Unverified`], naming both, and a whole layout is narrowed to
+/// the entry of index.json with that digest.
+pub fn verify(layout_dir: &Path, selector: &Selector, expected: Option<&Digest>) -> Result<Report> {
+    let image = OciRef {
+        path: layout_dir.to_path_buf(),
+        selector: selector.clone(),
+    }
+    .to_string();
     if !layout_dir.is_dir() {
         return Err(Error::Usage(format!(
             "{}: not a directory",
@@ -155,17 +203,25 @@ pub fn verify(layout_dir: &Path, selector: &Selector) -> Result<Report> {
         )));
     }
 
+    let tag = match selector {
+        Selector::Tag(t) => Some(t.as_str()),
+        Selector::Only | Selector::Digest(_) => None,
+    };
     let mut walk = Walk::new(layout_dir, tag);
+    walk.report.image = image;
     walk.check_marker(&marker);
     let index = walk.read_index_json(&index_path);
-    if let Selector::Digest(digest) = selector {
-        walk.report.digest = Some(digest.to_string());
+    let selector = match expected {
+        Some(expected) => expect(&walk.report.image, index.as_ref(), selector, expected)?,
+        None => selector.clone(),
+    };
+    if let Selector::Digest(digest) = &selector {
         let (desc, at) = described(layout_dir, index.as_ref(), digest)?;
-        walk.check_child(&desc, &at, tag_of(&desc));
-        return Ok(walk.report);
+        walk.start(&desc, &at);
+        return Ok(walk.finish());
     }
     let Some(index) = index else {
-        return Ok(walk.report);
+        return Ok(walk.finish());
     };
     let selected: Vec<(usize, &Descriptor)> = index
         .manifests()
@@ -190,9 +246,48 @@ pub fn verify(layout_dir: &Path, selector: &Selector) -> Result<Report> {
             Some(t) => format!("index.json manifests[{n}] (tag {t})"),
             None => format!("index.json manifests[{n}]"),
         };
-        walk.check_child(desc, &at, tag_of(desc));
+        walk.start(desc, &at);
     }
-    Ok(walk.report)
+    Ok(walk.finish())
+}
+
+/// `--digest`: what `selector` names must be `expected`. A tag or digest
+/// naming another image fails, naming both; a whole layout is narrowed
+/// to its index.json entry of that digest, or fails naming what it holds.
+/// A tag the layout lacks is left to the walk, which says so.
+fn expect(
+    image: &str,
+    index: Option<&ImageIndex>,
+    selector: &Selector,
+    expected: &Digest,
+) -> Result<Selector> {
+    let listed: Vec<&Descriptor> = index
+        .map(|i| i.manifests().iter().collect())
+        .unwrap_or_default();
+    let is = |d: &Descriptor| Digest::try_from(d.digest()).ok() == Some(*expected);
+    let not_it = |found: &dyn std::fmt::Display| {
+        Error::Unverified(format!("{image} is {found}, not {expected} (--digest)"))
+    };
+    match selector {
+        Selector::Digest(d) if d != expected => Err(not_it(d)),
+        Selector::Digest(_) => Ok(selector.clone()),
+        Selector::Tag(t) => match listed.iter().find(|d| tag_of(d) == Some(t.as_str())) {
+            Some(d) if !is(d) => Err(not_it(&d.digest())),
+            _ => Ok(selector.clone()),
+        },
+        Selector::Only if listed.iter().any(|d| is(d)) => Ok(Selector::Digest(*expected)),
+        Selector::Only => {
+            let held: Vec<String> = listed.iter().map(|d| Checked::of(d).to_string()).collect();
+            Err(Error::Unverified(format!(
+                "{image} does not hold {expected} (--digest); it holds {}",
+                if held.is_empty() {
+                    "no image".to_string()
+                } else {
+                    held.join(", ")
+                }
+            )))
+        }
+    }
 }
 
 /// The descriptor of the manifest or index `digest` names, and where it
@@ -291,6 +386,21 @@ impl Walk {
             configs: BTreeMap::new(),
             layers: BTreeMap::new(),
         }
+    }
+
+    /// Walks from a descriptor of index.json (or one a digest named),
+    /// noting it as checked.
+    fn start(&mut self, desc: &Descriptor, at: &str) {
+        self.report.checked.push(Checked::of(desc));
+        self.check_child(desc, at, tag_of(desc));
+    }
+
+    /// The report, naming the one image checked when there was one.
+    fn finish(mut self) -> Report {
+        if let [one] = self.report.checked.as_slice() {
+            self.report.digest = Some(one.digest.clone());
+        }
+        self.report
     }
 
     fn problem(&mut self, kind: ProblemKind, blob: Option<String>, message: String) {
@@ -771,7 +881,10 @@ fn named(what: &str, blob: &BlobRef, tag: Option<&str>) -> String {
 
 /// The report in words: one line per problem, then a summary line.
 pub fn render(report: &Report) -> String {
-    let mut out = String::new();
+    let mut out = format!("image: {}\n", report.image);
+    for checked in &report.checked {
+        let _ = writeln!(out, "checked: {checked}");
+    }
     for p in &report.problems {
         match &p.blob {
             Some(blob) => {
@@ -937,7 +1050,7 @@ mod tests {
 
         fn verify(&self, tag: Option<&str>) -> Report {
             let selector = tag.map_or(Selector::Only, |t| Selector::Tag(t.into()));
-            verify(self.path(), &selector).unwrap()
+            verify(self.path(), &selector, None).unwrap()
         }
     }
 
@@ -966,8 +1079,14 @@ mod tests {
         );
         assert_eq!(
             render(&report),
-            format!("ok: 1 manifest, 3 blobs, {} bytes verified\n", report.bytes)
+            format!(
+                "image: oci:{}\nchecked: manifest {} (tag 1)\nok: 1 manifest, 3 blobs, {} bytes verified\n",
+                f.path().display(),
+                img.manifest.digest,
+                report.bytes
+            )
         );
+        assert_eq!(report.digest, Some(img.manifest.digest.to_string()));
     }
 
     /// However a blob is wrong, the one read that checks it says how:
@@ -1065,7 +1184,7 @@ mod tests {
         f.flip_byte(&b.layer);
         assert!(f.verify(Some("a")).is_ok());
         assert!(!f.verify(Some("b")).is_ok());
-        let err = verify(f.path(), &Selector::Tag("c".into())).unwrap_err();
+        let err = verify(f.path(), &Selector::Tag("c".into()), None).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("tags: a, b"), "{err}");
     }
@@ -1077,7 +1196,7 @@ mod tests {
         let b = f.image("b");
         // b is in the store but not in index.json.
         f.tag(&[(&a, "a")]);
-        let by = |image: &Image| verify(f.path(), &Selector::Digest(image.manifest.digest));
+        let by = |image: &Image| verify(f.path(), &Selector::Digest(image.manifest.digest), None);
         let report = by(&a).unwrap();
         assert!(report.is_ok(), "{:?}", report.problems);
         assert_eq!(report.manifests, 1);
@@ -1087,7 +1206,7 @@ mod tests {
         assert_eq!(kinds(&report), [ProblemKind::DigestMismatch]);
         assert!(by(&a).unwrap().is_ok(), "a shares nothing with b");
 
-        let err = verify(f.path(), &Selector::Digest(Digest::of(b"none"))).unwrap_err();
+        let err = verify(f.path(), &Selector::Digest(Digest::of(b"none")), None).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("no manifest or index"), "{err}");
     }
@@ -1265,9 +1384,9 @@ mod tests {
         );
 
         fs::remove_file(f.path().join("index.json")).unwrap();
-        let err = verify(f.path(), &Selector::Only).unwrap_err();
+        let err = verify(f.path(), &Selector::Only, None).unwrap_err();
         assert_eq!(err.exit_code(), 2, "{err}");
-        let err = verify(&f.path().join("nope"), &Selector::Only).unwrap_err();
+        let err = verify(&f.path().join("nope"), &Selector::Only, None).unwrap_err();
         assert_eq!(err.exit_code(), 2, "{err}");
     }
 
@@ -1285,6 +1404,70 @@ mod tests {
             "{report:#?}"
         );
         assert!(!f.path().join("blobs").exists());
+    }
+
+    #[test]
+    fn a_whole_layout_names_each_image_it_checked() {
+        let f = Fixture::new();
+        let a = f.image("a");
+        let b = f.image("b");
+        f.tag(&[(&a, "a"), (&b, "b")]);
+        let report = f.verify(None);
+        let checked: Vec<String> = report.checked.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            checked,
+            [
+                format!("manifest {} (tag a)", a.manifest.digest),
+                format!("manifest {} (tag b)", b.manifest.digest)
+            ]
+        );
+        assert_eq!(report.digest, None, "two images: no one digest");
+        let text = render(&report);
+        assert!(text.contains(&format!(
+            "checked: manifest {} (tag b)\n",
+            b.manifest.digest
+        )));
+    }
+
+    #[test]
+    fn an_expected_digest_must_be_the_image_named() {
+        let f = Fixture::new();
+        let a = f.image("a");
+        let b = f.image("b");
+        f.tag(&[(&a, "a"), (&b, "b")]);
+        let (da, db) = (a.manifest.digest, b.manifest.digest);
+        let expecting =
+            |selector: &Selector, digest: &Digest| verify(f.path(), selector, Some(digest));
+
+        let report = expecting(&Selector::Tag("a".into()), &da).unwrap();
+        assert!(report.is_ok() && report.digest == Some(da.to_string()));
+        let err = expecting(&Selector::Tag("a".into()), &db).unwrap_err();
+        assert_eq!((err.kind(), err.exit_code()), ("unverified", 1));
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("is {da}, not {db}")), "{msg}");
+
+        let err = expecting(&Selector::Digest(da), &db).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("is {da}, not {db}")),
+            "{err}"
+        );
+
+        // A whole layout: the entry of that digest, and only it.
+        let report = expecting(&Selector::Only, &db).unwrap();
+        assert_eq!(
+            (report.manifests, report.digest.clone()),
+            (1, Some(db.to_string()))
+        );
+        let none = Digest::of(b"none");
+        let err = expecting(&Selector::Only, &none).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("does not hold {none}")), "{msg}");
+        assert!(msg.contains(&format!("manifest {da} (tag a)")), "{msg}");
+
+        // An unknown tag is still the usage error it is without --digest.
+        let err = expecting(&Selector::Tag("c".into()), &da).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
     }
 
     #[test]
@@ -1306,7 +1489,8 @@ mod tests {
         };
         assert_eq!(
             render(&report),
-            "problem: layout: oci-layout is missing\n\
+            "image: \n\
+             problem: layout: oci-layout is missing\n\
              problem: missing-blob: sha256:ab: gone\n\
              FAILED: 2 problems\n"
         );

@@ -99,8 +99,11 @@ pub struct IndexEntry<'a> {
 
 /// The image index of a multi-platform image, in canonical JSON: one
 /// manifest descriptor per platform, each with its `platform`, in the
-/// order given.
-pub fn index(entries: &[IndexEntry]) -> Result<Vec<u8>, String> {
+/// order given, and the index's `annotations`.
+pub fn index(
+    entries: &[IndexEntry],
+    annotations: HashMap<String, String>,
+) -> Result<Vec<u8>, String> {
     let manifests = entries
         .iter()
         .map(|e| {
@@ -113,6 +116,7 @@ pub fn index(entries: &[IndexEntry]) -> Result<Vec<u8>, String> {
     index.set_schema_version(2);
     index.set_media_type(Some(MediaType::ImageIndex));
     index.set_manifests(manifests);
+    index.set_annotations(Some(annotations).filter(|a| !a.is_empty()));
     canonical_json(&index).map_err(|e| format!("encoding the image index: {e}"))
 }
 
@@ -181,7 +185,7 @@ mod tests {
     fn an_index_lists_each_manifest_with_its_platform() {
         let (amd, arm) = (Platform::linux_amd64(), "linux/arm64/v8".parse().unwrap());
         let digest = Digest::of(b"m");
-        let json = index(&[
+        let entries = [
             IndexEntry {
                 digest,
                 size: 1,
@@ -192,8 +196,8 @@ mod tests {
                 size: 1,
                 platform: &arm,
             },
-        ])
-        .unwrap();
+        ];
+        let json = index(&entries, HashMap::new()).unwrap();
         let d = digest.to_string();
         let manifest = "\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\"";
         assert_eq!(
@@ -204,6 +208,12 @@ mod tests {
                  {{\"digest\":\"{d}\",{manifest},\"platform\":{{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}},\"size\":1}}],\
                  \"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"schemaVersion\":2}}"
             )
+        );
+        let annotated = index(&entries, HashMap::from([("k".into(), "v".into())])).unwrap();
+        let text = String::from_utf8(annotated).unwrap();
+        assert!(
+            text.starts_with("{\"annotations\":{\"k\":\"v\"},\"manifests\":"),
+            "{text}"
         );
     }
 }

@@ -4,6 +4,7 @@
 pub mod assemble;
 pub mod config;
 pub mod media;
+pub mod provenance;
 pub mod reference;
 
 use std::fmt;
@@ -35,6 +36,14 @@ pub mod annotation {
     /// Build settings that shape the bytes: compression and platform.
     pub const COMPRESSION: &str = "dev.ingot.build.compression";
     pub const PLATFORM: &str = "dev.ingot.build.platform";
+    /// On a multi-platform build's index: its platforms, comma-separated,
+    /// in the recipe's order.
+    pub const PLATFORMS: &str = "dev.ingot.build.platforms";
+    /// The recipe file's path within its git work tree, recorded when the
+    /// build names a revision (README, "Reproducibility").
+    pub const RECIPE_PATH: &str = "dev.ingot.recipe.path";
+    /// The sha256 of the `ingot.lock` the build read.
+    pub const LOCK_DIGEST: &str = "dev.ingot.lock.digest";
     /// On a layer descriptor: the recipe layer's name.
     pub const LAYER_NAME: &str = "dev.ingot.layer.name";
     /// On a layer descriptor: whether the layer's bytes depended on the
@@ -274,12 +283,35 @@ impl fmt::Display for Port {
 
 deserialize_from_str!(Platform, Port);
 
+/// The last second RFC 3339 can write with a four-digit year,
+/// 9999-12-31T23:59:59Z: the largest SOURCE_DATE_EPOCH an image can record.
+pub const MAX_EPOCH: u64 = 253_402_300_799;
+
 /// RFC 3339 UTC time, to the second, for a Unix timestamp: what OCI
 /// `created` fields hold. Pure arithmetic on the value passed in; the clock
-/// never enters the core.
+/// never enters the core. `epoch` is at most [`MAX_EPOCH`] (the CLI refuses
+/// larger ones); beyond it, the last second is written.
 pub fn rfc3339(epoch: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch.min(MAX_EPOCH));
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// The Unix timestamp of a `created` value as [`rfc3339`] writes it, and
+/// only as it writes it (`YYYY-MM-DDTHH:MM:SSZ`), so that a recorded epoch
+/// reads back exactly and one written another way is not taken for it.
+pub fn epoch_of(created: &str) -> Result<u64, String> {
+    let t = humantime::parse_rfc3339(created).map_err(|e| format!("not an RFC 3339 time ({e})"))?;
+    let epoch = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| "before 1970".to_string())?
+        .as_secs();
+    if rfc3339(epoch) != created {
+        return Err(format!(
+            "not a time as ingot writes it (YYYY-MM-DDTHH:MM:SSZ, UTC, whole seconds): {}",
+            rfc3339(epoch)
+        ));
+    }
+    Ok(epoch)
 }
 
 #[cfg(test)]
@@ -292,6 +324,39 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
+    proptest::proptest! {
+        /// Every epoch an image can record reads back as itself.
+        #[test]
+        fn every_epoch_round_trips(epoch in 0..=MAX_EPOCH) {
+            proptest::prop_assert_eq!(epoch_of(&rfc3339(epoch)), Ok(epoch));
+        }
+    }
+
+    #[test]
+    fn the_edges_round_trip_and_other_spellings_do_not_parse() {
+        for epoch in [
+            0,
+            1,
+            5,
+            951_782_400,
+            4_102_444_799,
+            MAX_EPOCH - 1,
+            MAX_EPOCH,
+        ] {
+            assert_eq!(epoch_of(&rfc3339(epoch)), Ok(epoch), "{epoch}");
+        }
+        assert_eq!(rfc3339(MAX_EPOCH), "9999-12-31T23:59:59Z");
+        for other in [
+            "1970-01-01T00:00:05+00:00",
+            "1970-01-01T00:00:05.0Z",
+            "1970-01-01 00:00:05Z",
+            "1970-01-01t00:00:05z",
+            "",
+        ] {
+            assert!(epoch_of(other).is_err(), "{other}");
+        }
     }
 
     #[test]

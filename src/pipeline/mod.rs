@@ -23,6 +23,7 @@ pub mod packages;
 mod params;
 pub mod plan;
 pub mod platforms;
+mod record;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -35,7 +36,6 @@ use crate::error::{Error, IoContext, Result};
 use crate::image::assemble::{Assembled, Lower, NewLayer, assemble};
 use crate::image::media::LayerCompression;
 use crate::image::{self, Platform, annotation, canonical_json, config as image_config};
-use crate::layer;
 use crate::lock::{self, LockFile, Pin};
 use crate::progress::Progress;
 use crate::recipe::Recipe;
@@ -191,7 +191,7 @@ pub fn build(
         .with_packages(std::mem::take(&mut ctx.package_sets));
     let (pins, packages) = (resolved.pins, resolved.packages);
     if emit.locked {
-        check_lock(recipe, &pins)?;
+        check_lock(recipe, &pins, ctx.lock_digest)?;
     }
     let tags = emit.all_tags(&recipe.spec.version);
     let entry = built.entry(recipe)?;
@@ -256,7 +256,7 @@ fn collect_pins(recipe: &Recipe, ctx: &mut Context) -> Result<()> {
 /// What the bases resolve to can only be known by resolving them: that is
 /// [`check_lock`]'s, once the build is done.
 fn check_lock_up_front(recipe: &Recipe) -> Result<()> {
-    let (path, locked) = read_lock(recipe)?;
+    let (path, locked, _) = read_lock(recipe)?;
     let mut wanted = BTreeSet::new();
     let mut stack: Vec<PathBuf> = recipe.path.iter().cloned().collect();
     let lock = (path.as_path(), &locked);
@@ -312,22 +312,30 @@ fn locked_inputs(
     packages::check_locked(recipe, &from, lock.1, lock.0)
 }
 
-/// `recipe`'s `ingot.lock` and its path; `--locked` without one fails.
-fn read_lock(recipe: &Recipe) -> Result<(PathBuf, LockFile)> {
+/// `recipe`'s `ingot.lock`, its path and the digest of its bytes;
+/// `--locked` without one fails.
+fn read_lock(recipe: &Recipe) -> Result<(PathBuf, LockFile, Digest)> {
     let path = lock::path_for(&recipe.file);
-    let locked = lock::read(&path)?.ok_or_else(|| {
+    let (locked, digest) = lock::read_digested(&path)?.ok_or_else(|| {
         Error::Failed(format!(
             "--locked: {} does not exist; run `ingot lock {}`",
             path.display(),
             recipe.file.display()
         ))
     })?;
-    Ok((path, locked))
+    Ok((path, locked, digest))
 }
 
-/// Compares what this build resolved with `ingot.lock`.
-fn check_lock(recipe: &Recipe, pins: &[Pin]) -> Result<()> {
-    let (path, locked) = read_lock(recipe)?;
+/// Compares what this build resolved with `ingot.lock`, which must still
+/// be the lock the build read (`read`, its digest), and the image records.
+fn check_lock(recipe: &Recipe, pins: &[Pin], read: Option<Digest>) -> Result<()> {
+    let (path, locked, digest) = read_lock(recipe)?;
+    if read != Some(digest) {
+        return Err(Error::Failed(format!(
+            "--locked: {} changed while the image was being built (it is now {digest}); build again",
+            path.display()
+        )));
+    }
     let lines = lock::diff(&locked, &LockFile::new(pins.to_vec()));
     if lines.is_empty() {
         return Ok(());
@@ -361,6 +369,10 @@ struct Context<'a> {
     /// The root recipe's lock, which pins the packages of every recipe
     /// of the build.
     lock: Option<LockFile>,
+    /// The digest of the lock's bytes as read, which the image records.
+    lock_digest: Option<Digest>,
+    /// Recipe directories already warned to be in no git work tree.
+    warned_outside: BTreeSet<PathBuf>,
     resolve: packages::Resolve,
     /// The closures of the `packages` steps resolved so far.
     package_sets: Vec<lock::PackageSet>,
@@ -393,6 +405,10 @@ impl<'a> Context<'a> {
                 (store, Some(dir))
             }
         };
+        let (lock, lock_digest) = match lock::read_digested(&recipe.dir.join(lock::FILE_NAME))? {
+            Some((lock, digest)) => (Some(lock), Some(digest)),
+            None => (None, None),
+        };
         Ok(Context {
             blobs,
             settings,
@@ -405,7 +421,9 @@ impl<'a> Context<'a> {
             pins: Vec::new(),
             cache,
             stats: BTreeMap::new(),
-            lock: lock::read(&recipe.dir.join(lock::FILE_NAME))?,
+            lock,
+            lock_digest,
+            warned_outside: BTreeSet::new(),
             resolve: packages::Resolve::Build,
             package_sets: Vec::new(),
             debs,
@@ -459,6 +477,23 @@ impl<'a> Context<'a> {
             self.pins.push(pin);
         }
         Ok(resolved.base)
+    }
+
+    /// What `recipe`'s image records of where it came from; a revision
+    /// given for a recipe in no git work tree is warned about, once.
+    fn recorded(&mut self, recipe: &Recipe) -> Result<record::Recorded> {
+        let root = record::RootLock {
+            dir: &self.root_dir,
+            digest: self.lock_digest,
+        };
+        let recorded = record::recorded(recipe, self.settings, &root)?;
+        if recorded.outside_work_tree && self.warned_outside.insert(recipe.dir.clone()) {
+            (self.log)(&format!(
+                "warning: {} is in no git work tree (no .git above it): the image records --revision but not the recipe's path in a repository",
+                recipe.file.display()
+            ));
+        }
+        Ok(recorded)
     }
 
     /// Loads the `recipe:` base `path` of `recipe`, refusing cycles.
@@ -661,7 +696,8 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
         config: &runtime,
     })?;
     seal_check(recipe, &lower, &runtime)?;
-    let annotations = annotations(recipe, &base, &platform, ctx.settings, &created)?;
+    let recorded = ctx.recorded(recipe)?;
+    let annotations = annotations(recipe, &base, &platform, ctx.settings, &created, &recorded)?;
     let assembled = assemble(
         Lower {
             config: &base.config,
@@ -984,20 +1020,16 @@ fn annotations(
     platform: &Platform,
     settings: &Settings,
     created: &str,
+    recorded: &record::Recorded,
 ) -> Result<HashMap<String, String>> {
     let spec = &recipe.spec;
-    let mut annotations = HashMap::from([
-        (annotation::CREATED.to_string(), created.to_string()),
+    let mut annotations: HashMap<String, String> = record::annotations(settings, created, recorded)
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect();
+    annotations.extend([
         (annotation::TITLE.to_string(), spec.name.clone()),
         (annotation::VERSION.to_string(), spec.version.clone()),
-        (
-            annotation::LAYER_ENCODING.to_string(),
-            layer::ENCODING_VERSION.to_string(),
-        ),
-        (
-            annotation::COMPRESSION.to_string(),
-            settings.compression.name().to_string(),
-        ),
         (annotation::PLATFORM.to_string(), platform.to_string()),
         (
             annotation::SEAL_POLICY.to_string(),
@@ -1012,18 +1044,8 @@ fn annotations(
             .map_err(|e| Error::Failed(format!("encoding seal.allow: {e}")))?;
         annotations.insert(annotation::SEAL_ALLOW.to_string(), allowed);
     }
-    let optional = [
-        (
-            annotation::BASE_DIGEST,
-            base.manifest_digest.map(|d| d.to_string()),
-        ),
-        (annotation::REVISION, settings.revision.clone()),
-        (annotation::SOURCE, settings.source.clone()),
-    ];
-    for (key, value) in optional {
-        if let Some(value) = value {
-            annotations.insert(key.to_string(), value);
-        }
+    if let Some(digest) = base.manifest_digest {
+        annotations.insert(annotation::BASE_DIGEST.to_string(), digest.to_string());
     }
     // The recipe's own: none is ingot's (Recipe::load refused those).
     for (key, value) in &spec.annotations {

@@ -9,14 +9,15 @@
 //! layout tags with the recipe's version. A recipe with one platform
 //! builds as it always has: one manifest, tagged.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use oci_spec::image::MediaType;
 
-use super::{Built, Context, Emit, LayerReport, Report, build_image, collect_pins};
+use super::{Built, Context, Emit, LayerReport, Report, build_image, collect_pins, record};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::assemble::{self, IndexEntry};
+use crate::image::{annotation, provenance};
 use crate::lock::{self, PackageSet, Pin};
 use crate::recipe::Recipe;
 use crate::store::BlobRef;
@@ -62,7 +63,8 @@ pub(super) fn build(recipe: &Recipe, ctx: &mut Context) -> Result<Output> {
             platform: &b.platform,
         })
         .collect();
-    let json = assemble::index(&entries).map_err(Error::Failed)?;
+    let annotations = index_annotations(recipe, &images, ctx)?;
+    let json = assemble::index(&entries, annotations).map_err(Error::Failed)?;
     let index = ctx
         .blobs
         .put(&json)
@@ -71,6 +73,29 @@ pub(super) fn build(recipe: &Recipe, ctx: &mut Context) -> Result<Output> {
         images,
         index: Some(index),
     })
+}
+
+/// The index's annotations: what a rebuild of the whole index reads
+/// (`image::provenance`), the same as each image records, with the
+/// platforms in order in place of one platform.
+fn index_annotations(
+    recipe: &Recipe,
+    images: &[Built],
+    ctx: &mut Context,
+) -> Result<HashMap<String, String>> {
+    let recorded = ctx.recorded(recipe)?;
+    let created = crate::image::rfc3339(ctx.settings.epoch);
+    let platforms: Vec<_> = images.iter().map(|b| b.platform.clone()).collect();
+    let mut annotations: HashMap<String, String> =
+        record::annotations(ctx.settings, &created, &recorded)
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), value))
+            .collect();
+    annotations.insert(
+        annotation::PLATFORMS.to_string(),
+        provenance::platforms_value(&platforms),
+    );
+    Ok(annotations)
 }
 
 /// Resolves the pins of `recipe` (see [`collect_pins`]), once per platform

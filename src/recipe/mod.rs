@@ -10,6 +10,7 @@ pub mod platforms;
 pub mod schema;
 pub mod shape;
 pub mod template;
+pub mod worktree;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -66,6 +67,15 @@ impl Recipe {
         let mut recipe = Recipe::parse(&text, file, dir)?;
         recipe.path = file.canonicalize().ok();
         Ok(recipe)
+    }
+
+    /// The recipe file's path within the git work tree holding it
+    /// (`apps/web/recipe.yaml`), from its canonical directory; None for a
+    /// recipe embedded in the binary or outside any work tree.
+    pub fn path_in_work_tree(&self) -> Option<String> {
+        self.path.as_ref()?;
+        let name = self.file.file_name()?.to_string_lossy();
+        worktree::path_in_work_tree(&self.dir, &name)
     }
 
     /// Parses recipe text; `file` is used for messages, `dir` resolves `src`.
