@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod interp;
 pub mod meta;
+pub mod packages;
 pub mod source;
 pub mod unpack;
 
@@ -68,6 +69,24 @@ pub enum Change {
     Whiteout(ImagePath),
     Opaque(ImagePath),
 }
+
+/// Sees each entry the view reads (not whiteouts), at the path it lands
+/// on, with what the view does not keep of it.
+pub type EntryVisitor<'a> = &'a mut dyn FnMut(&ImagePath, &Node, &EntryExtras);
+
+/// What a layer entry carries that the view does not keep: for a reader
+/// that compares entries (`diff`), not for one that unpacks them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryExtras {
+    /// The header's modification time, in seconds.
+    pub mtime: u64,
+    /// Extended attributes (PAX `SCHILY.xattr.` records), by name, in
+    /// name order.
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+}
+
+/// The PAX record prefix of an extended attribute.
+const XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 
 /// How layers are read into the view. What a build learnt reading a base
 /// is cached under this version with the seal's, so bump it with any change
@@ -248,6 +267,25 @@ fn unambiguous<R: Read>(entry: &mut tar::Entry<R>, name: &str) -> Result<(), Str
         }
     }
     Ok(())
+}
+
+/// What an entry carries beyond its node: its mtime and xattrs.
+fn extras<R: Read>(entry: &mut tar::Entry<R>, name: &str) -> Result<EntryExtras, String> {
+    let mtime = entry
+        .header()
+        .mtime()
+        .map_err(|e| format!("layer entry {name:?}: {e}"))?;
+    let mut xattrs = BTreeMap::new();
+    // The records were read (and bounded) when the name was checked.
+    if let Ok(Some(records)) = entry.pax_extensions() {
+        for record in records.flatten() {
+            if let Some(key) = record.key_bytes().strip_prefix(XATTR_PREFIX) {
+                let key = String::from_utf8_lossy(key).into_owned();
+                xattrs.insert(key, record.value_bytes().to_vec());
+            }
+        }
+    }
+    Ok(EntryExtras { mtime, xattrs })
 }
 
 /// A tar type flag's name, for messages.
@@ -668,8 +706,28 @@ impl View {
         diff_id: &Digest,
         on_file: FileVisitor,
     ) -> Result<Vec<Change>, LayerError> {
+        self.apply_layer_seeing(blobs, desc, diff_id, &mut |_, _, _| {}, on_file)
+    }
+
+    /// [`View::apply_layer`], each entry also shown to `on_entry` with
+    /// its [`EntryExtras`].
+    pub fn apply_layer_seeing(
+        &mut self,
+        blobs: &BlobStore,
+        desc: &Descriptor,
+        diff_id: &Digest,
+        on_entry: EntryVisitor,
+        on_file: FileVisitor,
+    ) -> Result<Vec<Change>, LayerError> {
         let mut reader = layer::read::open(blobs, desc)?;
-        match self.read_tar(&mut reader, on_file) {
+        let read = self.read_entries(
+            &mut reader,
+            Unpacking::Layer,
+            &mut |_| Ok(()),
+            on_entry,
+            on_file,
+        );
+        match read {
             Ok(changes) => {
                 reader.finish(diff_id)?;
                 self.apply(changes.clone());
@@ -703,6 +761,18 @@ impl View {
         tar: impl Read,
         unpacking: Unpacking,
         on_name: NameVisitor,
+        on_file: FileVisitor,
+    ) -> Result<Vec<Change>, String> {
+        self.read_entries(tar, unpacking, on_name, &mut |_, _, _| {}, on_file)
+    }
+
+    /// [`View::read_tar_with`], each entry also shown to `on_entry`.
+    fn read_entries(
+        &self,
+        tar: impl Read,
+        unpacking: Unpacking,
+        on_name: NameVisitor,
+        on_entry: EntryVisitor,
         on_file: FileVisitor,
     ) -> Result<Vec<Change>, String> {
         let layer = self.layers;
@@ -798,6 +868,7 @@ impl View {
                 data_end = entry.raw_file_position();
                 continue;
             }
+            on_entry(&path, &node, &extras(&mut entry, &name)?);
             let size = entry.size();
             let watched = View::is_watched(&path) && matches!(node.kind, NodeKind::File { .. });
             if watched && size > WATCHED_MAX {
