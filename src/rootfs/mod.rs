@@ -706,7 +706,9 @@ impl View {
         diff_id: &Digest,
         on_file: FileVisitor,
     ) -> Result<Vec<Change>, LayerError> {
-        self.apply_layer_seeing(blobs, desc, diff_id, &mut |_, _, _| {}, on_file)
+        let mut reader = layer::read::open(blobs, desc)?;
+        let read = self.read_tar(&mut reader, on_file);
+        self.finish_layer(reader, read, diff_id)
     }
 
     /// [`View::apply_layer`], each entry also shown to `on_entry` with
@@ -724,9 +726,20 @@ impl View {
             &mut reader,
             Unpacking::Layer,
             &mut |_| Ok(()),
-            on_entry,
+            Some(on_entry),
             on_file,
         );
+        self.finish_layer(reader, read, diff_id)
+    }
+
+    /// Ends a layer read from a blob: checks the blob and the diff_id,
+    /// then applies the changes, or says why it was refused.
+    fn finish_layer(
+        &mut self,
+        reader: layer::read::LayerReader,
+        read: Result<Vec<Change>, String>,
+        diff_id: &Digest,
+    ) -> Result<Vec<Change>, LayerError> {
         match read {
             Ok(changes) => {
                 reader.finish(diff_id)?;
@@ -763,16 +776,18 @@ impl View {
         on_name: NameVisitor,
         on_file: FileVisitor,
     ) -> Result<Vec<Change>, String> {
-        self.read_entries(tar, unpacking, on_name, &mut |_, _, _| {}, on_file)
+        self.read_entries(tar, unpacking, on_name, None, on_file)
     }
 
-    /// [`View::read_tar_with`], each entry also shown to `on_entry`.
+    /// [`View::read_tar_with`], each entry also shown to `on_entry` if
+    /// given. (Only then are its [`EntryExtras`] read: a reader that does
+    /// not ask for them refuses nothing more.)
     fn read_entries(
         &self,
         tar: impl Read,
         unpacking: Unpacking,
         on_name: NameVisitor,
-        on_entry: EntryVisitor,
+        mut on_entry: Option<EntryVisitor>,
         on_file: FileVisitor,
     ) -> Result<Vec<Change>, String> {
         let layer = self.layers;
@@ -868,7 +883,9 @@ impl View {
                 data_end = entry.raw_file_position();
                 continue;
             }
-            on_entry(&path, &node, &extras(&mut entry, &name)?);
+            if let Some(on_entry) = on_entry.as_mut() {
+                on_entry(&path, &node, &extras(&mut entry, &name)?);
+            }
             let size = entry.size();
             let watched = View::is_watched(&path) && matches!(node.kind, NodeKind::File { .. });
             if watched && size > WATCHED_MAX {
@@ -1521,6 +1538,39 @@ mod tests {
             let err = apply(entries).unwrap_err();
             assert!(err.contains(needle), "{entries:?}: {err}");
         }
+    }
+
+    /// What a comparing reader asks for beyond the node: mtime and
+    /// xattrs, which only it reads.
+    #[test]
+    fn entry_extras_carry_the_mtime_and_xattrs() {
+        use tar::EntryType::{Regular, XHeader};
+        let mut tar = raw_tar(&[
+            ("x", XHeader, "", b"27 SCHILY.xattr.user.k=val\n"),
+            ("f", Regular, "", b"hi"),
+        ]);
+        // The file's header (the second block) gets mtime 5.
+        let mut header = tar::Header::new_ustar();
+        header.as_mut_bytes().copy_from_slice(&tar[1024..1536]);
+        header.set_mtime(5);
+        header.set_cksum();
+        tar[1024..1536].copy_from_slice(header.as_bytes());
+        let mut seen = Vec::new();
+        View::new()
+            .read_entries(
+                &tar[..],
+                Unpacking::Layer,
+                &mut |_| Ok(()),
+                Some(&mut |path: &ImagePath, _: &Node, extras: &EntryExtras| {
+                    seen.push((path.to_string(), extras.clone()));
+                }),
+                &mut |_, _| Ok(()),
+            )
+            .unwrap();
+        let xattrs = [("user.k".to_string(), b"val".to_vec())]
+            .into_iter()
+            .collect();
+        assert_eq!(seen, [("/f".to_string(), EntryExtras { mtime: 5, xattrs })]);
     }
 
     fn layers(layers: &[&[RawEntry]]) -> Result<View, String> {
