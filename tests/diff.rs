@@ -582,3 +582,29 @@ fn another_source_date_epoch_is_named_in_the_config_and_every_file() {
     assert_eq!(srv["attributes"], serde_json::json!(["mtime"]));
     assert_eq!(srv["new"]["mtime"], 86400);
 }
+
+#[test]
+fn an_image_is_identical_to_its_copy_in_a_registry() {
+    let registry = common::registry::Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let a = image(
+        tmp.path(),
+        "a",
+        &app_layer("      - file: { dest: /srv/a, content: hi }\n"),
+        &[],
+    );
+    let remote = format!("docker://127.0.0.1:{}/app:1", registry.port);
+    let out = run(ingot().args(["push", &a, &remote]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = diff_text(&a, &remote, 0);
+    assert!(text.ends_with("\nidentical\n"), "{text}");
+
+    let b = image(
+        tmp.path(),
+        "b",
+        &app_layer("      - file: { dest: /srv/a, content: ho }\n"),
+        &[],
+    );
+    let json = diff_json(&remote, &b, 1);
+    assert_eq!(paths(&json["filesystem"]), ["/srv/a"]);
+}

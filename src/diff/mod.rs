@@ -172,7 +172,8 @@ impl Diff {
 /// Compares image `a` (old) with `b` (new), reading the layers each
 /// needs; the work is reported to `progress`.
 pub fn compare(a: &Side, b: &Side, progress: &Progress) -> Result<Diff> {
-    let (files_a, files_b) = tree::read_pair(a, b, progress)?;
+    let (ids_a, ids_b) = (a.diff_ids()?, b.diff_ids()?);
+    let (files_a, files_b) = tree::read_pair((a, &ids_a), (b, &ids_b), progress)?;
     let config = fields::config(&config_json(a)?, &config_json(b)?);
     let index = match (a.index, b.index) {
         (Some(x), Some(y)) => Some(fields::index(x, y)),
@@ -192,7 +193,7 @@ pub fn compare(a: &Side, b: &Side, progress: &Progress) -> Result<Diff> {
         index,
         annotations,
         config,
-        layers: layers(a, b, &files_a, &files_b)?,
+        layers: layers((a, &ids_a, &files_a), (b, &ids_b, &files_b)),
         filesystem: files::compare(&files_a.merged, &files_b.merged),
         packages,
     })
@@ -221,8 +222,10 @@ fn layer_ref(side: &Side, i: usize, diff_id: Digest) -> LayerRef {
 }
 
 /// The layers compared position by position.
-fn layers(a: &Side, b: &Side, files_a: &tree::Files, files_b: &tree::Files) -> Result<LayerDiff> {
-    let (ids_a, ids_b) = (a.diff_ids()?, b.diff_ids()?);
+fn layers(
+    (a, ids_a, files_a): (&Side, &[Digest], &tree::Files),
+    (b, ids_b, files_b): (&Side, &[Digest], &tree::Files),
+) -> LayerDiff {
     let mut diff = LayerDiff::default();
     for i in 0..ids_a.len().max(ids_b.len()) {
         let old = ids_a.get(i).map(|d| layer_ref(a, i, *d));
@@ -255,5 +258,5 @@ fn layers(a: &Side, b: &Side, files_a: &tree::Files, files_b: &tree::Files) -> R
             files,
         });
     }
-    Ok(diff)
+    diff
 }

@@ -85,10 +85,12 @@ pub struct Files {
 /// Reads both images' files. The layers the two share from the bottom up
 /// (equal diff_ids) are read once, from `a`: the same diff_id is the same
 /// tar, and a view of the same tars is the same view.
-pub fn read_pair(a: &Side, b: &Side, progress: &Progress) -> Result<(Files, Files)> {
-    let a_ids = a.diff_ids()?;
-    let b_ids = b.diff_ids()?;
-    let shared = a_ids.iter().zip(&b_ids).take_while(|(x, y)| x == y).count();
+pub fn read_pair(
+    (a, a_ids): (&Side, &[Digest]),
+    (b, b_ids): (&Side, &[Digest]),
+    progress: &Progress,
+) -> Result<(Files, Files)> {
+    let shared = a_ids.iter().zip(b_ids).take_while(|(x, y)| x == y).count();
     let mut reader_a = Reader::default();
     for (i, diff_id) in a_ids.iter().enumerate().take(shared) {
         reader_a.layer(a, i, diff_id, progress)?;
