@@ -70,6 +70,12 @@ fn paths(changes: &Value) -> Vec<String> {
 
 const STATIC: &str = "base: stemcell:static\n";
 
+/// An image whose layer `app` holds the one file `/srv/a`, of `content`.
+fn one_file(tmp: &Path, name: &str, content: &str) -> String {
+    let steps = format!("      - file: {{ dest: /srv/a, content: {content} }}\n");
+    image(tmp, name, &app_layer(&steps), &[])
+}
+
 fn app_layer(steps: &str) -> String {
     format!("{STATIC}layers:\n  - name: app\n    steps:\n{steps}")
 }
@@ -125,12 +131,7 @@ fn two_builds_differing_in_one_file_name_exactly_that_file() {
 #[test]
 fn an_image_is_identical_to_itself_and_to_its_docker_archive() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = image(
-        tmp.path(),
-        "a",
-        &app_layer("      - file: { dest: /srv/a, content: hi }\n"),
-        &[],
-    );
+    let a = one_file(tmp.path(), "a", "hi");
     let text = diff_text(&a, &a, 0);
     assert!(text.ends_with("\nidentical\n"), "{text}");
     let json = diff_json(&a, &a, 0);
@@ -466,12 +467,7 @@ fn two_indexes_differ_in_their_platforms() {
 #[test]
 fn a_missing_image_or_a_bad_reference_is_trouble() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = image(
-        tmp.path(),
-        "a",
-        &app_layer("      - file: { dest: /srv/a, content: hi }\n"),
-        &[],
-    );
+    let a = one_file(tmp.path(), "a", "hi");
     let missing = format!("oci:{}:1", tmp.path().join("nowhere").display());
     for (x, y) in [(&a, &missing), (&missing, &a)] {
         let out = diff(x, y, &[]);
@@ -500,12 +496,7 @@ fn a_missing_image_or_a_bad_reference_is_trouble() {
     let n = bytes.len();
     bytes[n / 2] ^= 0xff;
     std::fs::write(&blob, &bytes).unwrap();
-    let b = image(
-        tmp.path(),
-        "b",
-        &app_layer("      - file: { dest: /srv/a, content: ho }\n"),
-        &[],
-    );
+    let b = one_file(tmp.path(), "b", "ho");
     let out = diff(&a, &b, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("digest"), "{}", stderr(&out));
@@ -587,24 +578,14 @@ fn another_source_date_epoch_is_named_in_the_config_and_every_file() {
 fn an_image_is_identical_to_its_copy_in_a_registry() {
     let registry = common::registry::Registry::start();
     let tmp = tempfile::tempdir().unwrap();
-    let a = image(
-        tmp.path(),
-        "a",
-        &app_layer("      - file: { dest: /srv/a, content: hi }\n"),
-        &[],
-    );
+    let a = one_file(tmp.path(), "a", "hi");
     let remote = format!("docker://127.0.0.1:{}/app:1", registry.port);
     let out = run(ingot().args(["push", &a, &remote]));
     assert!(out.status.success(), "{}", stderr(&out));
     let text = diff_text(&a, &remote, 0);
     assert!(text.ends_with("\nidentical\n"), "{text}");
 
-    let b = image(
-        tmp.path(),
-        "b",
-        &app_layer("      - file: { dest: /srv/a, content: ho }\n"),
-        &[],
-    );
+    let b = one_file(tmp.path(), "b", "ho");
     let json = diff_json(&remote, &b, 1);
     assert_eq!(paths(&json["filesystem"]), ["/srv/a"]);
 }
