@@ -165,6 +165,33 @@ pub enum Command {
         --json names the image and its digest, and what that is the digest of\n\
         (digest_of: manifest, or config for a docker-archive)."))]
     Inspect(InspectArgs),
+    /// Compare two images: index, annotations, config, layers, files and
+    /// packages, read as streams from any transport.
+    #[command(after_help = concat!("Examples:\n  \
+        ingot diff oci:out/hello:1.1.0 oci:out/hello:1.2.0\n  \
+        ingot diff oci:out/hello:1.2.0 docker://registry.example.com/team/hello:1.2.0\n  \
+        ingot diff oci:out/app:2.0 docker-archive:app.tar --json | jq .filesystem\n  \
+        ingot diff oci:a oci:b --platform linux/arm64\n\n",
+        "OLD and NEW are images as for `ingot inspect` (", "oci:PATH[:TAG|@DIGEST], docker-archive:PATH,\n\
+        docker://HOST[:PORT]/REPO[:TAG|@DIGEST]); an index is narrowed to --platform\n\
+        (linux/amd64 unless given), and when both name an index, the indexes are\n\
+        compared too (platforms added or removed, each platform's manifest).\n\n\
+        Compared: the manifests' annotations (not for a docker-archive, which has\n\
+        none), the configs field by field (config.Env, config.User, rootfs.diff_ids...;\n\
+        history as its number of entries), the layers position by position (shared\n\
+        when their diff_ids are equal; the first that differs; in each that differs,\n\
+        its files added, removed or changed, and which of kind, content, size, mode,\n\
+        owner, mtime, link and xattrs changed), the merged filesystem as a runtime\n\
+        unpacks it, and the packages dpkg's status (and status.d) and apk's installed\n\
+        list: added, removed, upgraded or downgraded. Layers are streamed and hashed,\n\
+        never unpacked; the bottom layers both share are read once.\n\n\
+        Output: a header naming both images and digests, then a line per difference:\n\
+        + only in NEW, - only in OLD, ~ in both but different, = a shared layer.\n\
+        --json prints the whole comparison.\n\n\
+        Exit codes, as diff(1): 0 the images are the same, 1 they differ, 2 trouble:\n\
+        a usage error, an image that is not there, or one that cannot be read\n\
+        (a damaged blob too), with a one-line error."))]
+    Diff(DiffArgs),
     /// Write an image as a tarball that `docker load` and `podman load` accept.
     #[command(after_help = concat!("Examples:\n  \
         ingot export oci:out/hello:1.2.0 --format docker-archive -o hello.tar\n  \
@@ -522,6 +549,20 @@ pub struct InspectArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
+    /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
+    pub old: ImageRef,
+    /// The new image, as OLD.
+    pub new: ImageRef,
+    #[command(flatten)]
+    pub reach: Reach,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
     /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
@@ -873,6 +914,7 @@ impl Command {
             Command::Gc(a) => a.json,
             Command::Cache(a) => a.json,
             Command::Inspect(a) => a.json,
+            Command::Diff(a) => a.json,
             Command::Export(a) => a.json,
             Command::Bind(a) => a.json,
             Command::Push(a) => a.json,
@@ -986,6 +1028,7 @@ fn run_command(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
         Command::Gc(args) => gc(args, out),
         Command::Cache(args) => cache(args, out),
         Command::Inspect(args) => inspect(args, out),
+        Command::Diff(args) => diff(args, out),
         Command::Export(args) => export(args, out),
         Command::Bind(args) => bind(args, out),
         Command::Push(args) => push(args, out),
@@ -1243,6 +1286,23 @@ fn inspect(args: InspectArgs, out: &mut Out) -> Result<()> {
     let platform = PlatformChoice::from_flag(args.reach.platform);
     let inspection = inspect::inspect(&args.image, &platform, &access, &out.progress())?;
     out.report(args.json, &inspection, inspect::render)
+}
+
+fn diff(args: DiffArgs, out: &mut Out) -> Result<()> {
+    use crate::commands::diff as differ;
+    let access = access(args.reach.insecure, &args.reach.network);
+    let platform = PlatformChoice::from_flag(args.reach.platform);
+    let diff = differ::diff(&args.old, &args.new, &platform, &access, &out.progress())?;
+    out.report(args.json, &diff, differ::render)?;
+    // As diff(1): the report is the result; exit 1 says they differ.
+    if diff.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "{} and {} differ",
+            args.old, args.new
+        )))
+    }
 }
 
 /// `-o -`: the result goes to stdout.

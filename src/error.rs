@@ -77,6 +77,11 @@ pub enum Error {
     /// one per line.
     #[error("the values do not bind ({} {}):\n  {}", .0.len(), if .0.len() == 1 { "problem" } else { "problems" }, .0.join("\n  "))]
     Unbound(Vec<String>),
+    /// A failure of a command whose exit 1 is a result (`diff`: the images
+    /// differ): it exits 2, as diff(1) does on trouble. The error keeps
+    /// its words and its kind.
+    #[error(transparent)]
+    Trouble(Box<Error>),
     /// The seal found ways in; each line names rule, path and layer.
     #[error("the image is not sealed ({} violations; allow one only with seal.allow and a reason):\n  {}", .0.len(), .0.join("\n  "))]
     Unsealed(Vec<String>),
@@ -91,7 +96,7 @@ impl Error {
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Recipe(_) | Error::Usage(_) | Error::Unbound(_) => 2,
+            Error::Recipe(_) | Error::Usage(_) | Error::Unbound(_) | Error::Trouble(_) => 2,
             Error::Io { .. }
             | Error::Failed(_)
             | Error::Export { .. }
@@ -125,7 +130,7 @@ impl Error {
             Error::Registry(_) => "registry",
             Error::Unbound(_) => "unbound",
             Error::Unsealed(_) => "unsealed",
-            Error::Within { source, .. } => source.kind(),
+            Error::Within { source, .. } | Error::Trouble(source) => source.kind(),
         }
     }
 
@@ -133,7 +138,7 @@ impl Error {
     pub fn recipe_error(&self) -> Option<&RecipeError> {
         match self {
             Error::Recipe(e) => Some(e),
-            Error::Within { source, .. } => source.recipe_error(),
+            Error::Within { source, .. } | Error::Trouble(source) => source.recipe_error(),
             _ => None,
         }
     }
@@ -143,7 +148,7 @@ impl Error {
     pub fn problems(&self) -> &[String] {
         match self {
             Error::Unbound(p) | Error::Unsealed(p) => p,
-            Error::Within { source, .. } => source.problems(),
+            Error::Within { source, .. } | Error::Trouble(source) => source.problems(),
             _ => &[],
         }
     }

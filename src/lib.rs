@@ -20,6 +20,7 @@ pub mod base;
 pub mod cli;
 pub mod commands;
 pub mod debian;
+pub mod diff;
 pub mod digest;
 pub mod error;
 #[doc(hidden)]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The modules of `src/`, lowest first, each with what it owns.
-const LAYERS: [(&str, &str); 19] = [
+const LAYERS: [(&str, &str); 20] = [
     ("digest", "the Digest newtype; hashing readers and writers"),
     ("error", "typed library errors, shared by every layer"),
     ("progress", "progress lines on long work"),
@@ -37,6 +37,10 @@ const LAYERS: [(&str, &str); 19] = [
     ),
     ("seal", "the seal's rule table and content scan"),
     (
+        "diff",
+        "two opened images compared: index, annotations, config, layers, files, packages",
+    ),
+    (
         "params",
         "runtime params: names, patterns, what an image declares",
     ),
@@ -50,7 +54,7 @@ const LAYERS: [(&str, &str); 19] = [
     ("pipeline", "the build: recipe and base to a tagged image"),
     (
         "commands",
-        "audit, bind, export, inspect, pull, push, verify: above the library",
+        "audit, bind, diff, export, inspect, pull, push, verify: above the library",
     ),
     ("cli", "clap definitions; the only reader of env and cwd"),
     (

@@ -10,14 +10,14 @@
 //!   in the workspace and built there (the test gives it the inputs the
 //!   directive names);
 //! - `<!-- readme: run (...) -->`: each command, in order, in one workspace,
-//!   must exit 0;
+//!   must exit 0, or N where its comment says `exits N`;
 //! - `<!-- readme: skip REASON -->`: not run, for the reason it gives.
 //!
 //! A block without a directive fails the test.
 //!
 //! The workspace is the world the commands assume: a git checkout of
 //! `recipes/`, with `out/hello`, `out/web` and `out/app` built, `hello.tar`
-//! exported and `team/hello:1.2.0` pushed to a registry before the first
+//! exported and `team/hello:1.2.0` and `team/app:2.0.0` pushed to a registry before the first
 //! command runs. Within it, what a test cannot reach is replaced by what it
 //! can, and nothing else:
 //!
@@ -151,6 +151,17 @@ fn commands(block: &str) -> Vec<String> {
     out
 }
 
+/// The exit code `command` must end with: N where its comment says
+/// `exits N`, else 0.
+fn expected_exit(command: &str) -> i32 {
+    command
+        .split_once(" # ")
+        .and_then(|(_, comment)| comment.split_once("exits "))
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// `command` with ` [--optional flags]` left out.
 fn without_optional(command: &str) -> String {
     let mut out = String::new();
@@ -208,6 +219,9 @@ fn blocks_are_read_with_their_directives() {
     assert_eq!(read[0].directive, Directive::Run);
     assert_eq!(commands(&read[0].text), ["x --y", "z [--w 1]"]);
     assert_eq!(without_optional("z [--w 1] v"), "z v");
+    assert_eq!(expected_exit("a b  # differ: exits 1"), 1);
+    assert_eq!(expected_exit("a b  # exits"), 0);
+    assert_eq!(expected_exit("a --exits 3"), 0);
     assert_eq!(read[1].directive, Directive::File("r.yaml".into()));
     assert_eq!(read[1].text, "k: v\n");
     let missing = blocks("x\n```sh\ny\n```\n").unwrap_err();
@@ -446,14 +460,18 @@ fn workspace(blocks: &[Block]) -> Workspace {
         ])),
         "export hello",
     );
-    let team_hello = ws.registry.reference("team/hello");
-    ok(
-        run(ws
-            .ingot()
-            .args(["push", "oci:out/hello:1.2.0"])
-            .arg(team_hello)),
-        "push hello",
-    );
+    for (image, repo) in [
+        ("oci:out/hello:1.2.0", "team/hello"),
+        ("oci:out/app:2.0.0", "team/app"),
+    ] {
+        ok(
+            run(ws
+                .ingot()
+                .args(["push", image])
+                .arg(ws.registry.reference(repo))),
+            &format!("push {image}"),
+        );
+    }
     for git in [
         &["init", "-q"][..],
         &["add", "-A"],
@@ -493,7 +511,7 @@ fn every_command_runs() {
             let adapted = ws.adapt(&command);
             let out = ws.sh(&adapted);
             assert!(
-                out.status.success(),
+                out.status.code() == Some(expected_exit(&command)),
                 "README.md:{}: `{command}` (run as `{adapted}`) exited {:?}:\n{}\n{}",
                 block.line,
                 out.status.code(),

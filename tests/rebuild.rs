@@ -233,10 +233,18 @@ fn an_input_file_changed_after_the_build_is_named_by_its_layer() {
     build_with(&recipe, &out, &[], &[]);
     std::fs::write(recipe.join("files/site/index.html"), "changed\n").unwrap();
     let (output, json) = rebuild(&out, &recipe, &[]);
-    assert_differs(&output, &json, "layer 2 (app) first differs");
-    let compared = &json["explanation"]["images"][0];
-    assert_eq!(compared["first_differing_layer"], 2);
-    assert_eq!(compared["layers"][0]["equal"], true, "the stemcell's layer");
+    // Named by its layer and by the one file in it that differs.
+    assert_differs(
+        &output,
+        &json,
+        "layer 2 (app) first differs: /srv/hello/index.html (content, size)",
+    );
+    let layers = &json["explanation"]["images"][0]["diff"]["layers"];
+    assert_eq!(layers["first_differing"], 1, "{layers}");
+    assert_eq!(layers["shared"][0]["index"], 0, "the stemcell's layer");
+    let files = layers["differing"][0]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0]["path"], "/srv/hello/index.html");
     assert_ne!(json["rebuilt_digest"], json["digest"]);
 }
 
@@ -250,7 +258,11 @@ fn a_template_var_changed_after_the_build_differs() {
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replace("greeting: hello", "greeting: howdy")).unwrap();
     let (output, json) = rebuild(&out, &recipe, &[]);
-    assert_differs(&output, &json, "layer 2 (app) first differs");
+    assert_differs(
+        &output,
+        &json,
+        "layer 2 (app) first differs: /etc/hello/hello.conf (content)",
+    );
 }
 
 /// The rebuild takes the epoch the image records, whatever the caller's;
@@ -298,6 +310,16 @@ fn the_recorded_epoch_is_the_one_rebuilt_and_a_tampered_one_is_caught() {
     );
     assert_eq!(json["settings"]["epoch"], 6);
     assert_differs(&output, &json, "first differs");
+    // The other time is named: the config's `created`, the files' mtimes.
+    let diff = &json["explanation"]["images"][0]["diff"];
+    let fields: Vec<&str> = diff["config"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"created"), "{fields:?}");
+    assert!(stderr(&output).contains("(mtime)"), "{}", stderr(&output));
     assert_eq!(json["digest"], tampered.as_str());
 }
 

@@ -4,6 +4,7 @@
 //!
 //! - [`audit`]: the seal's rules run on any image.
 //! - [`bind`]: an image's params bound to one environment's values.
+//! - [`diff`]: two images compared, from any transports.
 //! - [`export`]: an image as a `docker save` tarball.
 //! - [`inspect`]: an image's manifest, config and params.
 //! - [`pull`] and [`push`]: an image between a registry and a layout.
@@ -17,6 +18,7 @@
 
 pub mod audit;
 pub mod bind;
+pub mod diff;
 pub mod export;
 pub mod inspect;
 pub mod pull;

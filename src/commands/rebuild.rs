@@ -11,18 +11,19 @@
 //!    (removed on every path), through the pipeline as a library;
 //! 4. the digests compared; when they differ, [`explain`] says where.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use oci_spec::image::Descriptor;
 use serde::Serialize;
 
 use super::source::{self, Source};
 use super::verify::{self, Report};
+use crate::diff::{Diff, FileChange, Status};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::provenance::{Built, RebuildSettings};
 use crate::image::reference::{ImageRef, OciRef, Selector};
-use crate::image::{MAX_MANIFEST_SIZE, PlatformChoice, config as image_config};
+use crate::image::{MAX_MANIFEST_SIZE, PlatformChoice};
 use crate::layer;
 use crate::lock;
 use crate::pipeline::{self, Log};
@@ -255,7 +256,12 @@ fn compare(image: &OciRef, digest: &Digest, rebuilt: &OciRef, built: &Built) -> 
         };
         match (open(&original), open(rebuilt)) {
             (Ok(a), Ok(b)) if a.identity == b.identity => {}
-            (Ok(a), Ok(b)) => images.push(explain(&a, &b)),
+            (Ok(a), Ok(b)) => match explain(&a, &b) {
+                Ok(c) => images.push(c),
+                Err(e) => {
+                    reason.get_or_insert(format!("platform {platform}: comparing: {e}"));
+                }
+            },
             (Err(e), _) | (_, Err(e)) => {
                 reason.get_or_insert(format!("platform {platform}: {e}"));
             }
@@ -269,139 +275,86 @@ fn compare(image: &OciRef, digest: &Digest, rebuilt: &OciRef, built: &Built) -> 
 }
 
 // ---------------------------------------------------------------------------
-// The comparison of two images.
-//
-// THE PLACE FOR THE DIFF ENGINE: `explain` takes both opened images. Until
-// `ingot diff`'s engine lands, it compares digests: the manifest, the
-// config, each layer's diff_id by position (the first that differs named by
-// position and layer name) and the manifest's annotations. The engine will
-// replace its body with the layer-by-layer explanation (files added,
-// removed and changed in the first differing layer; config, annotation and
-// index fields), keeping the signature.
+// The comparison of two images: `ingot diff`'s, per platform.
 
-/// Two images compared.
+/// One platform's image against its rebuild.
 #[derive(Debug, Serialize)]
 pub struct Comparison {
     pub platform: String,
-    pub image: Digest,
-    pub rebuilt: Digest,
-    pub config: Pair,
-    pub layers: Vec<LayerPair>,
-    /// The position (1-based) of the first layer whose diff_id differs.
-    pub first_differing_layer: Option<usize>,
-    /// Manifest annotations whose values differ, by key.
-    pub annotations: Vec<AnnotationPair>,
+    /// The image as old, the rebuild as new.
+    pub diff: Diff,
 }
 
-/// One digest on each side.
-#[derive(Debug, Serialize)]
-pub struct Pair {
-    pub image: Digest,
-    pub rebuilt: Digest,
-    pub equal: bool,
-}
-
-/// A layer at one position on each side (None where a side has fewer).
-#[derive(Debug, Serialize)]
-pub struct LayerPair {
-    pub position: usize,
-    pub name: String,
-    pub image: Option<Digest>,
-    pub rebuilt: Option<Digest>,
-    pub equal: bool,
-}
-
-/// An annotation's value on each side (None where a side lacks it).
-#[derive(Debug, Serialize)]
-pub struct AnnotationPair {
-    pub key: String,
-    pub image: Option<String>,
-    pub rebuilt: Option<String>,
-}
+/// How many paths a one-line reason names before it says how many more.
+const NAMED_IN_SUMMARY: usize = 5;
 
 impl Comparison {
-    /// The difference in one line: the first layer that differs, else the
-    /// config, else the annotations.
+    /// The difference in one line: the first layer that differs and the
+    /// files that differ in it, else the config's fields, else the
+    /// annotations.
     pub fn summary(&self) -> String {
-        let side = |d: Option<Digest>| d.map_or("no layer".to_string(), |d| d.to_string());
-        if let Some(at) = self.first_differing_layer {
-            let l = &self.layers[at - 1];
+        let diff = &self.diff;
+        if let Some(layer) = diff.layers.differing.first() {
+            let name = layer
+                .old
+                .as_ref()
+                .or(layer.new.as_ref())
+                .map_or_else(|| format!("#{}", layer.index + 1), |l| l.name.clone());
+            let files: Vec<String> = layer.files.iter().map(describe_file).collect();
             return format!(
-                "layer {} ({}) first differs: diff_id {} in the image, {} rebuilt",
-                l.position,
-                l.name,
-                side(l.image),
-                side(l.rebuilt)
+                "layer {} ({name}) first differs{}",
+                layer.index + 1,
+                listed(": ", &files)
             );
         }
-        if !self.config.equal {
+        let fields: Vec<String> = diff.config.iter().map(|f| f.key.clone()).collect();
+        if !fields.is_empty() {
             return format!(
-                "the layers are the same; the config differs ({} in the image, {} rebuilt)",
-                self.config.image, self.config.rebuilt
+                "the layers are the same; the config differs{}",
+                listed(": ", &fields)
             );
         }
-        let keys: Vec<&str> = self.annotations.iter().map(|a| a.key.as_str()).collect();
+        let keys: Vec<String> = diff
+            .annotations
+            .iter()
+            .flatten()
+            .map(|a| a.key.clone())
+            .collect();
         format!(
-            "the layers and config are the same; the manifest's annotations differ: {}",
-            keys.join(", ")
+            "the layers and config are the same; the manifest's annotations differ{}",
+            listed(": ", &keys)
         )
     }
 }
 
-/// Compares two opened images. See the note above: the diff engine plugs
-/// in here.
-pub fn explain(image: &Source, rebuilt: &Source) -> Comparison {
-    let diff_ids = |s: &Source| image_config::diff_ids(&s.config).unwrap_or_default();
-    let (ours, theirs) = (diff_ids(image), diff_ids(rebuilt));
-    let count = ours.len().max(theirs.len());
-    let layers: Vec<LayerPair> = (0..count)
-        .map(|i| {
-            let (a, b) = (ours.get(i).copied(), theirs.get(i).copied());
-            let name = image
-                .labels
-                .get(i)
-                .or_else(|| rebuilt.labels.get(i))
-                .map_or_else(|| format!("#{}", i + 1), |l| l.name.clone());
-            LayerPair {
-                position: i + 1,
-                name,
-                image: a,
-                rebuilt: b,
-                equal: a == b,
-            }
-        })
-        .collect();
-    let first_differing_layer = layers.iter().find(|l| !l.equal).map(|l| l.position);
-    Comparison {
-        platform: crate::image::config::platform_of(&image.config).to_string(),
-        image: image.identity.digest(),
-        rebuilt: rebuilt.identity.digest(),
-        config: Pair {
-            image: image.config_blob.digest,
-            rebuilt: rebuilt.config_blob.digest,
-            equal: image.config_blob.digest == rebuilt.config_blob.digest,
-        },
-        layers,
-        first_differing_layer,
-        annotations: annotation_pairs(image.annotations(), rebuilt.annotations()),
+/// `path (what differs)`, or `path added` / `path removed`.
+fn describe_file(f: &FileChange) -> String {
+    match f.status {
+        Status::Added => format!("{} added", f.path),
+        Status::Removed => format!("{} removed", f.path),
+        _ => format!("{} ({})", f.path, f.attributes.join(", ")),
     }
 }
 
-fn annotation_pairs(
-    a: Option<&HashMap<String, String>>,
-    b: Option<&HashMap<String, String>>,
-) -> Vec<AnnotationPair> {
-    let empty = HashMap::new();
-    let (a, b) = (a.unwrap_or(&empty), b.unwrap_or(&empty));
-    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    keys.into_iter()
-        .filter(|k| a.get(*k) != b.get(*k))
-        .map(|k| AnnotationPair {
-            key: k.clone(),
-            image: a.get(k).cloned(),
-            rebuilt: b.get(k).cloned(),
-        })
-        .collect()
+/// `items` after `lead`, the first few and how many more; nothing when
+/// there are none.
+fn listed(lead: &str, items: &[String]) -> String {
+    if items.is_empty() {
+        return String::new();
+    }
+    let shown = items[..items.len().min(NAMED_IN_SUMMARY)].join(", ");
+    match items.len().saturating_sub(NAMED_IN_SUMMARY) {
+        0 => format!("{lead}{shown}"),
+        more => format!("{lead}{shown} and {more} more"),
+    }
+}
+
+/// Compares an image with its rebuild, as `ingot diff` does.
+pub fn explain(image: &Source, rebuilt: &Source) -> Result<Comparison> {
+    Ok(Comparison {
+        platform: crate::image::config::platform_of(&image.config).to_string(),
+        diff: super::diff::compare(image, rebuilt, &Progress::quiet())?,
+    })
 }
 
 /// The outcome in words: the fsck's report, the settings, then the verdict
@@ -434,36 +387,9 @@ pub fn render(r: &Rebuild) -> String {
 }
 
 fn render_comparison(out: &mut String, c: &Comparison) {
-    out.push_str(&format!(
-        "  {}: image {}, rebuilt {}\n",
-        c.platform, c.image, c.rebuilt
-    ));
-    let same = |equal: bool| if equal { "same" } else { "DIFFERS" };
-    out.push_str(&format!(
-        "  config: {} ({} / {})\n",
-        same(c.config.equal),
-        c.config.image,
-        c.config.rebuilt
-    ));
-    for l in &c.layers {
-        let side = |d: Option<Digest>| d.map_or("-".to_string(), |d| d.to_string());
-        out.push_str(&format!(
-            "  layer {} ({}): {} ({} / {})\n",
-            l.position,
-            l.name,
-            same(l.equal),
-            side(l.image),
-            side(l.rebuilt)
-        ));
-    }
-    for a in &c.annotations {
-        let side = |v: &Option<String>| v.as_deref().map_or("-".to_string(), |v| format!("{v:?}"));
-        out.push_str(&format!(
-            "  annotation {}: {} / {}\n",
-            a.key,
-            side(&a.image),
-            side(&a.rebuilt)
-        ));
+    out.push_str(&format!("  {}:\n", c.platform));
+    for line in crate::diff::render(&c.diff).lines() {
+        out.push_str(&format!("    {line}\n"));
     }
 }
 

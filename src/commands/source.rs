@@ -18,12 +18,11 @@
 use std::collections::HashMap;
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
-use serde::Serialize;
 
 use crate::base::docker_archive;
-use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::config::platform_of;
+pub use crate::image::identity::{DigestOf, Identity};
 use crate::image::reference::{ImageRef, OciRef, RegistryRef};
 use crate::image::{IndexSummary, PlatformChoice, annotation};
 use crate::registry::{Access, Progress, Remote, fetch_image};
@@ -31,41 +30,6 @@ use crate::seal::LayerLabel;
 use crate::store::layout::{blob_ref, check_image, open_image};
 use crate::store::workdir::WorkDir;
 use crate::store::{BlobRef, BlobStore};
-
-/// What identifies an image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Identity {
-    /// Its manifest's digest, what layouts and registries name it by.
-    Manifest(Digest),
-    /// Its config's digest: a docker-archive has no manifest, and the
-    /// config covers every layer through its diff_ids (it is the image ID
-    /// `docker load` gives it).
-    Config(Digest),
-}
-
-impl Identity {
-    pub fn digest(&self) -> Digest {
-        match self {
-            Identity::Manifest(d) | Identity::Config(d) => *d,
-        }
-    }
-
-    /// What the digest is the digest of, for reports: `manifest` or `config`.
-    pub fn digest_of(&self) -> DigestOf {
-        match self {
-            Identity::Manifest(_) => DigestOf::Manifest,
-            Identity::Config(_) => DigestOf::Config,
-        }
-    }
-}
-
-/// What a report's `digest` is the digest of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DigestOf {
-    Manifest,
-    Config,
-}
 
 /// An image opened for reading, its blobs at hand and verified as read.
 #[derive(Debug)]

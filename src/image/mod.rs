@@ -3,6 +3,7 @@
 
 pub mod assemble;
 pub mod config;
+pub mod identity;
 pub mod media;
 pub mod provenance;
 pub mod reference;
@@ -201,20 +202,37 @@ pub struct IndexSummary {
     pub digest: crate::digest::Digest,
     /// Each manifest's platform, `os/arch[/variant]`, in the index's order.
     pub platforms: Vec<String>,
+    /// Each manifest that names its platform, with its digest, in the
+    /// index's order: what `diff` compares of two indexes.
+    #[serde(skip)]
+    pub manifests: Vec<(String, String)>,
 }
 
 impl IndexSummary {
     pub fn of(digest: crate::digest::Digest, index: &ImageIndex) -> IndexSummary {
-        let platforms = index
+        let manifests: Vec<(String, String)> = index
             .manifests()
             .iter()
-            .filter_map(|d| d.platform().as_ref())
-            .map(|p| match p.variant() {
-                Some(v) => format!("{}/{}/{v}", p.os(), p.architecture()),
-                None => format!("{}/{}", p.os(), p.architecture()),
+            .filter_map(|d| {
+                Some((
+                    platform_name(d.platform().as_ref()?),
+                    d.digest().to_string(),
+                ))
             })
             .collect();
-        IndexSummary { digest, platforms }
+        IndexSummary {
+            digest,
+            platforms: manifests.iter().map(|(p, _)| p.clone()).collect(),
+            manifests,
+        }
+    }
+}
+
+/// A descriptor's platform as `os/arch[/variant]`.
+fn platform_name(p: &oci_spec::image::Platform) -> String {
+    match p.variant() {
+        Some(v) => format!("{}/{}/{v}", p.os(), p.architecture()),
+        None => format!("{}/{}", p.os(), p.architecture()),
     }
 }
 

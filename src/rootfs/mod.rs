@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod interp;
 pub mod meta;
+pub mod packages;
 pub mod source;
 pub mod unpack;
 
@@ -68,6 +69,24 @@ pub enum Change {
     Whiteout(ImagePath),
     Opaque(ImagePath),
 }
+
+/// Sees each entry the view reads (not whiteouts), at the path it lands
+/// on, with what the view does not keep of it.
+pub type EntryVisitor<'a> = &'a mut dyn FnMut(&ImagePath, &Node, &EntryExtras);
+
+/// What a layer entry carries that the view does not keep: for a reader
+/// that compares entries (`diff`), not for one that unpacks them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryExtras {
+    /// The header's modification time, in seconds.
+    pub mtime: u64,
+    /// Extended attributes (PAX `SCHILY.xattr.` records), by name, in
+    /// name order.
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+}
+
+/// The PAX record prefix of an extended attribute.
+const XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 
 /// How layers are read into the view. What a build learnt reading a base
 /// is cached under this version with the seal's, so bump it with any change
@@ -248,6 +267,25 @@ fn unambiguous<R: Read>(entry: &mut tar::Entry<R>, name: &str) -> Result<(), Str
         }
     }
     Ok(())
+}
+
+/// What an entry carries beyond its node: its mtime and xattrs.
+fn extras<R: Read>(entry: &mut tar::Entry<R>, name: &str) -> Result<EntryExtras, String> {
+    let mtime = entry
+        .header()
+        .mtime()
+        .map_err(|e| format!("layer entry {name:?}: {e}"))?;
+    let mut xattrs = BTreeMap::new();
+    // The records were read (and bounded) when the name was checked.
+    if let Ok(Some(records)) = entry.pax_extensions() {
+        for record in records.flatten() {
+            if let Some(key) = record.key_bytes().strip_prefix(XATTR_PREFIX) {
+                let key = String::from_utf8_lossy(key).into_owned();
+                xattrs.insert(key, record.value_bytes().to_vec());
+            }
+        }
+    }
+    Ok(EntryExtras { mtime, xattrs })
 }
 
 /// A tar type flag's name, for messages.
@@ -669,7 +707,40 @@ impl View {
         on_file: FileVisitor,
     ) -> Result<Vec<Change>, LayerError> {
         let mut reader = layer::read::open(blobs, desc)?;
-        match self.read_tar(&mut reader, on_file) {
+        let read = self.read_tar(&mut reader, on_file);
+        self.finish_layer(reader, read, diff_id)
+    }
+
+    /// [`View::apply_layer`], each entry also shown to `on_entry` with
+    /// its [`EntryExtras`].
+    pub fn apply_layer_seeing(
+        &mut self,
+        blobs: &BlobStore,
+        desc: &Descriptor,
+        diff_id: &Digest,
+        on_entry: EntryVisitor,
+        on_file: FileVisitor,
+    ) -> Result<Vec<Change>, LayerError> {
+        let mut reader = layer::read::open(blobs, desc)?;
+        let read = self.read_entries(
+            &mut reader,
+            Unpacking::Layer,
+            &mut |_| Ok(()),
+            Some(on_entry),
+            on_file,
+        );
+        self.finish_layer(reader, read, diff_id)
+    }
+
+    /// Ends a layer read from a blob: checks the blob and the diff_id,
+    /// then applies the changes, or says why it was refused.
+    fn finish_layer(
+        &mut self,
+        reader: layer::read::LayerReader,
+        read: Result<Vec<Change>, String>,
+        diff_id: &Digest,
+    ) -> Result<Vec<Change>, LayerError> {
+        match read {
             Ok(changes) => {
                 reader.finish(diff_id)?;
                 self.apply(changes.clone());
@@ -703,6 +774,20 @@ impl View {
         tar: impl Read,
         unpacking: Unpacking,
         on_name: NameVisitor,
+        on_file: FileVisitor,
+    ) -> Result<Vec<Change>, String> {
+        self.read_entries(tar, unpacking, on_name, None, on_file)
+    }
+
+    /// [`View::read_tar_with`], each entry also shown to `on_entry` if
+    /// given. (Only then are its [`EntryExtras`] read: a reader that does
+    /// not ask for them refuses nothing more.)
+    fn read_entries(
+        &self,
+        tar: impl Read,
+        unpacking: Unpacking,
+        on_name: NameVisitor,
+        mut on_entry: Option<EntryVisitor>,
         on_file: FileVisitor,
     ) -> Result<Vec<Change>, String> {
         let layer = self.layers;
@@ -797,6 +882,9 @@ impl View {
                 // claims data.
                 data_end = entry.raw_file_position();
                 continue;
+            }
+            if let Some(on_entry) = on_entry.as_mut() {
+                on_entry(&path, &node, &extras(&mut entry, &name)?);
             }
             let size = entry.size();
             let watched = View::is_watched(&path) && matches!(node.kind, NodeKind::File { .. });
@@ -1450,6 +1538,39 @@ mod tests {
             let err = apply(entries).unwrap_err();
             assert!(err.contains(needle), "{entries:?}: {err}");
         }
+    }
+
+    /// What a comparing reader asks for beyond the node: mtime and
+    /// xattrs, which only it reads.
+    #[test]
+    fn entry_extras_carry_the_mtime_and_xattrs() {
+        use tar::EntryType::{Regular, XHeader};
+        let mut tar = raw_tar(&[
+            ("x", XHeader, "", b"27 SCHILY.xattr.user.k=val\n"),
+            ("f", Regular, "", b"hi"),
+        ]);
+        // The file's header (the second block) gets mtime 5.
+        let mut header = tar::Header::new_ustar();
+        header.as_mut_bytes().copy_from_slice(&tar[1024..1536]);
+        header.set_mtime(5);
+        header.set_cksum();
+        tar[1024..1536].copy_from_slice(header.as_bytes());
+        let mut seen = Vec::new();
+        View::new()
+            .read_entries(
+                &tar[..],
+                Unpacking::Layer,
+                &mut |_| Ok(()),
+                Some(&mut |path: &ImagePath, _: &Node, extras: &EntryExtras| {
+                    seen.push((path.to_string(), extras.clone()));
+                }),
+                &mut |_, _| Ok(()),
+            )
+            .unwrap();
+        let xattrs = [("user.k".to_string(), b"val".to_vec())]
+            .into_iter()
+            .collect();
+        assert_eq!(seen, [("/f".to_string(), EntryExtras { mtime: 5, xattrs })]);
     }
 
     fn layers(layers: &[&[RawEntry]]) -> Result<View, String> {

@@ -3,6 +3,7 @@
 //! start a remote-login server).
 
 use crate::rootfs::meta::ImagePath;
+use crate::rootfs::packages::{self, Database, Stanzas};
 
 /// Longest line kept; longer lines are cut (they are not what these files
 /// hold).
@@ -71,18 +72,20 @@ pub enum Kind {
 
 pub fn kind_of(path: &ImagePath) -> Option<Kind> {
     let rel = path.as_rel();
-    let parent = path.parent().unwrap_or_default();
     let name = path.file_name();
     let under = |dir: &str| rel.starts_with(dir);
+    match packages::database_of(path) {
+        Some(Database::Dpkg) => return Some(Kind::Dpkg),
+        Some(Database::DpkgStatusD) => return Some(Kind::DpkgStatusD),
+        Some(Database::Apk) => return Some(Kind::Apk),
+        None => {}
+    }
     match rel {
-        "var/lib/dpkg/status" => Some(Kind::Dpkg),
-        "lib/apk/db/installed" => Some(Kind::Apk),
         "etc/inittab"
         | "etc/inetd.conf"
         | "etc/xinetd.conf"
         | "etc/rc.local"
         | "etc/supervisord.conf" => Some(Kind::Service),
-        _ if parent.as_rel() == "var/lib/dpkg/status.d" => Some(Kind::DpkgStatusD),
         _ if [
             "etc/inetd.d/",
             "etc/xinetd.d/",
@@ -144,11 +147,22 @@ impl Lines {
     }
 }
 
+impl Kind {
+    /// The package database this kind of file is, if it is one.
+    fn database(self) -> Option<Database> {
+        match self {
+            Kind::Dpkg => Some(Database::Dpkg),
+            Kind::DpkgStatusD => Some(Database::DpkgStatusD),
+            Kind::Apk => Some(Database::Apk),
+            Kind::Service => None,
+        }
+    }
+}
+
 /// Reads package database stanzas and service definitions.
 pub struct Records {
     kind: Option<Kind>,
-    package: Option<String>,
-    installed: Option<bool>,
+    stanzas: Option<Stanzas>,
     line: usize,
     /// Installed remote-login packages.
     pub packages: Vec<String>,
@@ -160,8 +174,7 @@ impl Records {
     pub fn new(kind: Option<Kind>) -> Records {
         Records {
             kind,
-            package: None,
-            installed: None,
+            stanzas: kind.and_then(Kind::database).map(Stanzas::new),
             line: 0,
             packages: Vec::new(),
             started: Vec::new(),
@@ -170,58 +183,30 @@ impl Records {
 
     pub fn line(&mut self, line: &str) {
         self.line += 1;
-        match self.kind {
-            Some(Kind::Dpkg | Kind::DpkgStatusD) => {
-                // deb822 field names are case-insensitive.
-                let field = |name: &str| {
-                    line.split_once(':')
-                        .filter(|(key, _)| key.eq_ignore_ascii_case(name))
-                        .map(|(_, value)| value)
-                };
-                if line.is_empty() {
-                    self.end();
-                } else if let Some(name) = field("Package") {
-                    self.package = Some(name.trim().to_string());
-                } else if let Some(status) = field("Status") {
-                    // The last word is the package's state. Only
-                    // not-installed and config-files (conffiles alone) leave
-                    // no program on disk; unpacked, half-configured and the
-                    // triggers states have the files in place.
-                    let state = status.split_whitespace().last().unwrap_or("");
-                    self.installed = Some(!matches!(state, "not-installed" | "config-files"));
-                }
-            }
-            Some(Kind::Apk) => {
-                if line.is_empty() {
-                    self.end();
-                } else if let Some(name) = line.strip_prefix("P:") {
-                    self.package = Some(name.trim().to_string());
-                    self.installed = Some(true);
-                }
-            }
-            Some(Kind::Service) => {
-                if let Some(server) = starts_server(line) {
-                    self.started.push((server, self.line));
-                }
-            }
-            None => {}
+        if let Some(stanzas) = &mut self.stanzas {
+            let ended = stanzas.line(line);
+            self.keep(ended);
+        } else if self.kind == Some(Kind::Service)
+            && let Some(server) = starts_server(line)
+        {
+            self.started.push((server, self.line));
         }
     }
 
-    /// Ends a stanza. A distroless `status.d` file without a Status field
-    /// is an installed package.
+    /// Ends the file's last stanza.
     pub fn end(&mut self) {
-        let installed = self
-            .installed
-            .unwrap_or(self.kind == Some(Kind::DpkgStatusD));
-        if let Some(package) = self
-            .package
-            .take()
-            .filter(|p| installed && REMOTE_LOGIN_PACKAGES.contains(&p.as_str()))
+        let ended = self.stanzas.as_mut().and_then(Stanzas::end);
+        self.keep(ended);
+    }
+
+    /// Notes a package a stanza named, when it is an installed
+    /// remote-login one.
+    fn keep(&mut self, package: Option<packages::Package>) {
+        if let Some(package) =
+            package.filter(|p| p.installed && REMOTE_LOGIN_PACKAGES.contains(&p.name.as_str()))
         {
-            self.packages.push(package);
+            self.packages.push(package.name);
         }
-        self.installed = None;
     }
 }
 
