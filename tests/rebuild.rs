@@ -287,20 +287,11 @@ fn the_recorded_epoch_is_the_one_rebuilt_and_a_tampered_one_is_caught() {
 
     // Rewrite the recorded time, as someone passing off another build
     // would, keeping the layout consistent.
-    let index_path = out.join("index.json");
-    let mut index = read_json(&index_path);
-    let digest = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut manifest = read_json(&blob_path(&out, &digest));
-    manifest["annotations"]["org.opencontainers.image.created"] = "1970-01-01T00:00:06Z".into();
-    let bytes = serde_json::to_vec(&manifest).unwrap();
-    let tampered = ingot::digest::Digest::of(&bytes).to_string();
-    std::fs::write(blob_path(&out, &tampered), &bytes).unwrap();
-    index["manifests"][0]["digest"] = tampered.clone().into();
-    index["manifests"][0]["size"] = bytes.len().into();
-    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let tampered = set_annotation(
+        &out,
+        "org.opencontainers.image.created",
+        "1970-01-01T00:00:06Z",
+    );
 
     let (output, json) = rebuild(&out, &recipe, &[]);
     assert_eq!(
@@ -321,6 +312,52 @@ fn the_recorded_epoch_is_the_one_rebuilt_and_a_tampered_one_is_caught() {
     assert!(fields.contains(&"created"), "{fields:?}");
     assert!(stderr(&output).contains("(mtime)"), "{}", stderr(&output));
     assert_eq!(json["digest"], tampered.as_str());
+}
+
+/// Sets the manifest annotation `key` of the image `out` is tagged with to
+/// `value`, and writes the layout consistent again (the new manifest blob,
+/// index.json pointing at it): what someone passing off another build
+/// would do. Returns the new manifest's digest.
+fn set_annotation(out: &Path, key: &str, value: &str) -> String {
+    let index_path = out.join("index.json");
+    let mut index = read_json(&index_path);
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut manifest = read_json(&blob_path(out, &digest));
+    manifest["annotations"][key] = value.into();
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let tampered = ingot::digest::Digest::of(&bytes).to_string();
+    std::fs::write(blob_path(out, &tampered), &bytes).unwrap();
+    index["manifests"][0]["digest"] = tampered.clone().into();
+    index["manifests"][0]["size"] = bytes.len().into();
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    tampered
+}
+
+/// An image claiming another compression than its layers have rebuilds
+/// with the one it claims: the same tars, encoded otherwise, named so.
+#[test]
+fn another_compression_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = hello_copy(tmp.path());
+    let out = tmp.path().join("out");
+    build_with(&recipe, &out, &[], &[]);
+    set_annotation(&out, "dev.ingot.build.compression", "zstd");
+    let (output, json) = rebuild(&out, &recipe, &[]);
+    assert_eq!(json["settings"]["compression"], "zstd");
+    assert_differs(
+        &output,
+        &json,
+        "the layers hold the same tars, encoded otherwise (another compression): layer 2 (app)",
+    );
+    let layers = &json["explanation"]["images"][0]["diff"]["layers"];
+    assert_eq!(layers["differing"], serde_json::json!([]), "{layers}");
+    assert!(
+        layers["shared"][1]["other_digest"].is_string(),
+        "the app layer's tar, encoded otherwise: {layers}"
+    );
 }
 
 #[test]

@@ -290,8 +290,8 @@ const NAMED_IN_SUMMARY: usize = 5;
 
 impl Comparison {
     /// The difference in one line: the first layer that differs and the
-    /// files that differ in it, else the config's fields, else the
-    /// annotations.
+    /// files that differ in it, else the config's fields, else the layers
+    /// encoded otherwise, else the annotations.
     pub fn summary(&self) -> String {
         let diff = &self.diff;
         if let Some(layer) = diff.layers.differing.first() {
@@ -312,6 +312,19 @@ impl Comparison {
             return format!(
                 "the layers are the same; the config differs{}",
                 listed(": ", &fields)
+            );
+        }
+        let recoded: Vec<String> = diff
+            .layers
+            .shared
+            .iter()
+            .filter(|l| l.other_digest.is_some())
+            .map(|l| format!("{} ({})", l.index + 1, l.layer.name))
+            .collect();
+        if !recoded.is_empty() {
+            return format!(
+                "the layers hold the same tars, encoded otherwise (another compression){}",
+                listed(": layer ", &recoded)
             );
         }
         let keys: Vec<String> = diff
