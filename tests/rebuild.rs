@@ -404,8 +404,8 @@ fn a_tampered_layout_is_reported_before_anything_is_rebuilt() {
     assert!(err.contains("verification failed"), "{err}");
 }
 
-/// The image records the lock's digest; a lock changed after the build is
-/// named, with both digests, and nothing is rebuilt.
+/// An image built at a revision records the lock's digest; a lock changed
+/// after the build is named, with both digests, and nothing is rebuilt.
 #[test]
 fn a_lock_changed_after_the_build_is_named() {
     let tmp = tempfile::tempdir().unwrap();
@@ -415,7 +415,7 @@ fn a_lock_changed_after_the_build_is_named() {
     let lock = recipe.join("ingot.lock");
     let lock_digest = ingot::digest::Digest::of(&std::fs::read(&lock).unwrap()).to_string();
     let out = tmp.path().join("out");
-    build_with(&recipe, &out, &["--locked"], &[]);
+    build_with(&recipe, &out, &["--locked", "--revision", "abc"], &[]);
     assert_eq!(
         annotations(&out)["dev.ingot.lock.digest"],
         lock_digest.as_str()
@@ -441,4 +441,24 @@ fn a_lock_changed_after_the_build_is_named() {
         "{reason}"
     );
     assert_eq!(json["rebuilt"], false);
+}
+
+/// Without a revision an image depends on its content alone: a lock that
+/// pins what the build resolves anyway is not recorded and changes no
+/// digest.
+#[test]
+fn without_a_revision_a_lock_changes_no_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = hello_copy(tmp.path());
+    std::fs::remove_file(recipe.join("ingot.lock")).ok();
+    let unlocked = build_with(&recipe, &tmp.path().join("a"), &[], &[]);
+    let locked = run(ingot().arg("lock").arg(&recipe));
+    assert!(locked.status.success(), "{}", stderr(&locked));
+    let out = tmp.path().join("b");
+    assert_eq!(build_with(&recipe, &out, &["--locked"], &[]), unlocked);
+    assert!(
+        annotations(&out).get("dev.ingot.lock.digest").is_none(),
+        "{}",
+        annotations(&out)
+    );
 }

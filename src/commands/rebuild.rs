@@ -185,9 +185,11 @@ fn refusal(settings: &RebuildSettings, recipe: &Recipe) -> Result<Option<String>
             settings.encoding
         )));
     }
+    // Only a build at a revision records its lock (or that it had none):
+    // without one the lock is checked by the digests it pins alone.
     let path = lock::path_for(&recipe.file);
     let ours = lock::digest(&path)?;
-    if ours != settings.lock_digest {
+    if settings.revision.is_some() && ours != settings.lock_digest {
         let name = |d: Option<Digest>| d.map_or("none".to_string(), |d| d.to_string());
         return Ok(Some(format!(
             "the recipe's ingot.lock is not the one the image was built with: the image records {}, {} is {}",

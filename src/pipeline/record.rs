@@ -4,9 +4,12 @@
 //! repository, and the digest of the lock it read. `image::provenance`
 //! reads the same keys back.
 //!
-//! The recipe's path is recorded only with a revision: only then is the
-//! build tied to a repository, and a recipe copied outside git and built
-//! without `--revision` keeps the digest it always had.
+//! The recipe's path and the lock's digest are recorded only with a
+//! revision: only then is the build tied to a repository. Without one, an
+//! image depends on the content alone: a recipe copied outside git keeps
+//! its digest, a lock that pins what a build resolves anyway changes none,
+//! and a stemcell built from `base-images/` is the embedded one, byte for
+//! byte.
 
 use std::path::Path;
 
@@ -37,26 +40,23 @@ pub(super) struct RootLock<'a> {
     pub digest: Option<Digest>,
 }
 
-/// What `recipe` records. The root recipe's lock digest is of the bytes
-/// the build read; a `recipe:` base elsewhere records its own lock's, as
-/// it would built on its own (its digest is what `base.digest` names).
-/// An embedded recipe (a stemcell) records neither, so that a stemcell
-/// version keeps one digest.
+/// What `recipe` records: nothing without a revision (see above). The
+/// root recipe's lock digest is of the bytes the build read; a `recipe:`
+/// base elsewhere records its own lock's, as it would built on its own
+/// (its digest is what `base.digest` names). An embedded recipe (a
+/// stemcell) records neither, so that a stemcell version keeps one digest.
 pub(super) fn recorded(recipe: &Recipe, settings: &Settings, root: &RootLock) -> Result<Recorded> {
-    if recipe.path.is_none() {
+    if recipe.path.is_none() || settings.revision.is_none() {
         return Ok(Recorded::default());
     }
-    let recipe_path = settings
-        .revision
-        .as_ref()
-        .and_then(|_| recipe.path_in_work_tree());
+    let recipe_path = recipe.path_in_work_tree();
     let lock_digest = if recipe.dir == root.dir {
         root.digest
     } else {
         lock::digest(&lock::path_for(&recipe.file))?
     };
     Ok(Recorded {
-        outside_work_tree: settings.revision.is_some() && recipe_path.is_none(),
+        outside_work_tree: recipe_path.is_none(),
         recipe_path,
         lock_digest,
     })
