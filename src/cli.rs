@@ -168,10 +168,10 @@ pub enum Command {
     /// Compare two images: index, annotations, config, layers, files and
     /// packages, read as streams from any transport.
     #[command(after_help = concat!("Examples:\n  \
-        ingot diff oci:out/hello:1.1.0 oci:out/hello:1.2.0\n  \
+        ingot diff oci:out/hello:1.2.0 oci:release/hello:1.2.0\n  \
         ingot diff oci:out/hello:1.2.0 docker://registry.example.com/team/hello:1.2.0\n  \
-        ingot diff oci:out/app:2.0 docker-archive:app.tar --json | jq .filesystem\n  \
-        ingot diff oci:a oci:b --platform linux/arm64\n\n",
+        ingot diff oci:out/hello:1.2.0 docker-archive:hello.tar --json\n  \
+        ingot diff oci:out/app:2.0.0 docker://registry.example.com/team/app:2.0.0 --platform linux/arm64\n\n",
         "OLD and NEW are images as for `ingot inspect` (", "oci:PATH[:TAG|@DIGEST], docker-archive:PATH,\n\
         docker://HOST[:PORT]/REPO[:TAG|@DIGEST]); an index is narrowed to --platform\n\
         (linux/amd64 unless given), and when both name an index, the indexes are\n\
@@ -294,11 +294,11 @@ pub enum Command {
         ingot verify oci:out/hello:1.2.0 --digest sha256:…   # and it must be this image\n  \
         ingot verify oci:out/hello --json | jq '.problems[] | .blob'\n  \
         ingot verify oci:out/hello:1.2.0 --rebuild recipes/hello   # prove it: rebuild, compare\n  \
-        ingot verify oci:release/app --rebuild clone/app --no-cache --json\n\n\
+        ingot verify oci:release/hello:1.2.0 --rebuild recipes/hello --no-cache --json\n\n\
         IMAGE is an OCI layout: oci:PATH (every image in it), oci:PATH:TAG (one tag) or\n\
         oci:PATH@DIGEST (what that manifest or index reaches, listed in index.json or\n\
         not). Other transports are a usage error; inspect, audit and export verify every\n\
-        blob they read from them.\n\
+        blob they read from them.\n\n\
         The report names the image as given and each manifest or index it checked\n\
         (image: REF, checked: KIND DIGEST (tag TAG)). Every problem is reported, one per\n\
         line (problem: KIND: BLOB: MESSAGE), then a summary line.\n\n\
@@ -306,13 +306,14 @@ pub enum Command {
         manifest or index; without a tag, it picks that image from the layout.\n\n\
         --rebuild RECIPE, after a clean fsck (a tampered layout: exit 1, nothing rebuilt),\n\
         reads the settings the image records (SOURCE_DATE_EPOCH, compression, layer\n\
-        encoding, platforms, revision, source, the recipe's path in its repository, the\n\
-        lock's digest) and refuses an image of another encoding, or a recipe whose\n\
-        ingot.lock or path is not the recorded one. It then builds the recipe with those\n\
-        settings (--locked if the image has a lock) in a temp directory, and exits 0 only\n\
-        when the rebuild has the image's digest; otherwise it prints both digests, the\n\
-        config's, each layer's diff_id (the first that differs named) and the annotations\n\
-        that differ. --cache and --no-cache work as for build; progress goes to stderr.\n\n\
+        encoding, platforms, revision, source; at a revision also the recipe's path in its\n\
+        repository and the lock's digest) and refuses an image of another encoding, or a\n\
+        recipe whose ingot.lock or path is not the recorded one. It then builds the recipe\n\
+        with those settings (--locked if the image records a lock) in a temp directory, and\n\
+        exits 0 only when the rebuild has the image's digest; otherwise it prints both\n\
+        digests and where they part, as `ingot diff` compares them: the first layer that\n\
+        differs and its files, the config's fields, the annotations. --cache and --no-cache\n\
+        work as for build; progress goes to stderr.\n\n\
         Exit codes: 0 intact, 1 problems found or not the image asked for, 2 not a\n\
         layout, no such tag, or a malformed digest.")]
     Verify(VerifyArgs),

@@ -190,8 +190,8 @@ impl Reader {
 /// Hashes a file's content as it streams; keeps it whole only when it
 /// is a package database, within [`MAX_DATABASE`].
 fn hash(path: &ImagePath, data: &mut dyn Read) -> io::Result<(Digest, u64, Option<Vec<u8>>)> {
-    let mut hasher = HashingWriter::new(io::sink());
     if packages::database_of(path).is_none() {
+        let mut hasher = HashingWriter::new(io::sink());
         io::copy(data, &mut hasher)?;
         let (digest, size, _) = hasher.finish();
         return Ok((digest, size, None));
@@ -203,9 +203,7 @@ fn hash(path: &ImagePath, data: &mut dyn Read) -> io::Result<(Digest, u64, Optio
             "a package database larger than {MAX_DATABASE} bytes"
         )));
     }
-    io::Write::write_all(&mut hasher, &bytes)?;
-    let (digest, size, _) = hasher.finish();
-    Ok((digest, size, Some(bytes)))
+    Ok((Digest::of(&bytes), bytes.len() as u64, Some(bytes)))
 }
 
 /// A layer's entries as it lists them, from the changes it made.
@@ -274,13 +272,14 @@ fn file_meta(
         mtime: extras.map_or(0, |e| e.mtime),
         link,
         xattrs: extras
-            .map(|e| e.xattrs.iter().map(|(k, v)| (k.clone(), hex(v))).collect())
+            .map(|e| {
+                e.xattrs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), hex::encode(v)))
+                    .collect()
+            })
             .unwrap_or_default(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// In the merged filesystem a hardlink is its file: it takes the file's
