@@ -1023,10 +1023,7 @@ fn annotations(
     recorded: &record::Recorded,
 ) -> Result<HashMap<String, String>> {
     let spec = &recipe.spec;
-    let mut annotations: HashMap<String, String> = record::annotations(settings, created, recorded)
-        .into_iter()
-        .map(|(key, value)| (key.to_string(), value))
-        .collect();
+    let mut annotations = record::annotations(settings, created, recorded);
     annotations.extend([
         (annotation::TITLE.to_string(), spec.name.clone()),
         (annotation::VERSION.to_string(), spec.version.clone()),

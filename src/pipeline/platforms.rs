@@ -86,11 +86,7 @@ fn index_annotations(
     let recorded = ctx.recorded(recipe)?;
     let created = crate::image::rfc3339(ctx.settings.epoch);
     let platforms: Vec<_> = images.iter().map(|b| b.platform.clone()).collect();
-    let mut annotations: HashMap<String, String> =
-        record::annotations(ctx.settings, &created, &recorded)
-            .into_iter()
-            .map(|(key, value)| (key.to_string(), value))
-            .collect();
+    let mut annotations = record::annotations(ctx.settings, &created, &recorded);
     annotations.insert(
         annotation::PLATFORMS.to_string(),
         provenance::platforms_value(&platforms),

@@ -11,6 +11,7 @@
 //! and a stemcell built from `base-images/` is the embedded one, byte for
 //! byte.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::Settings;
@@ -69,7 +70,7 @@ pub(super) fn annotations(
     settings: &Settings,
     created: &str,
     recorded: &Recorded,
-) -> Vec<(&'static str, String)> {
+) -> HashMap<String, String> {
     let mut out = vec![
         (annotation::CREATED, created.to_string()),
         (
@@ -95,7 +96,9 @@ pub(super) fn annotations(
             .into_iter()
             .filter_map(|(key, value)| Some((key, value?))),
     );
-    out
+    out.into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect()
 }
 
 #[cfg(test)]
@@ -119,11 +122,7 @@ mod tests {
             lock_digest: Some(Digest::of(b"{}")),
             outside_work_tree: false,
         };
-        let mut written: std::collections::HashMap<String, String> =
-            annotations(&settings, &rfc3339(settings.epoch), &recorded)
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
+        let mut written = annotations(&settings, &rfc3339(settings.epoch), &recorded);
         written.insert(annotation::PLATFORM.into(), "linux/amd64".into());
         let read = RebuildSettings::from_annotations(&written).unwrap();
         assert_eq!(
@@ -149,16 +148,16 @@ mod tests {
             revision: None,
             source: None,
         };
-        let keys: Vec<&str> = annotations(&settings, &rfc3339(0), &Recorded::default())
-            .into_iter()
-            .map(|(k, _)| k)
+        let mut keys: Vec<String> = annotations(&settings, &rfc3339(0), &Recorded::default())
+            .into_keys()
             .collect();
+        keys.sort();
         assert_eq!(
             keys,
             [
-                annotation::CREATED,
+                annotation::COMPRESSION,
                 annotation::LAYER_ENCODING,
-                annotation::COMPRESSION
+                annotation::CREATED,
             ]
         );
     }
