@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::source::{self, Source};
 use super::verify::{self, Report};
-use crate::diff::{Diff, FileChange, Status};
+use crate::diff::{Diff, FileChange, PackageDiff, Status};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::provenance::{Built, RebuildSettings};
@@ -303,10 +303,24 @@ impl Comparison {
                 .or(layer.new.as_ref())
                 .map_or_else(|| format!("#{}", layer.index + 1), |l| l.name.clone());
             let files: Vec<String> = layer.files.iter().map(describe_file).collect();
+            // A package that moved is why its files did: named first.
+            let packages = diff
+                .packages
+                .as_ref()
+                .map(PackageDiff::phrases)
+                .unwrap_or_default();
             return format!(
-                "layer {} ({name}) first differs{}",
+                "layer {} ({name}) first differs{}{}",
                 layer.index + 1,
-                listed(": ", &files)
+                listed(": packages ", &packages),
+                listed(
+                    if packages.is_empty() {
+                        ": "
+                    } else {
+                        "; files "
+                    },
+                    &files
+                )
             );
         }
         let fields: Vec<String> = diff.config.iter().map(|f| f.key.clone()).collect();

@@ -56,9 +56,43 @@ pub struct PackageDiff {
     pub changed: Vec<VersionChange>,
 }
 
+impl Manager {
+    pub fn name(self) -> &'static str {
+        match self {
+            Manager::Dpkg => "dpkg",
+            Manager::Apk => "apk",
+        }
+    }
+}
+
+impl Direction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Upgraded => "upgraded",
+            Direction::Downgraded => "downgraded",
+            Direction::Changed => "changed",
+        }
+    }
+}
+
 impl PackageDiff {
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+
+    /// Each difference in a few words, for a one-line reason: `bar 0.9
+    /// added`, `baz 2.1 removed`, `foo 1.0-1 -> 1.2-1 (upgraded)`.
+    pub fn phrases(&self) -> Vec<String> {
+        let added = self
+            .added
+            .iter()
+            .map(|p| format!("{} {} added", p.name, p.version));
+        let removed = (self.removed.iter()).map(|p| format!("{} {} removed", p.name, p.version));
+        let changed = self
+            .changed
+            .iter()
+            .map(|c| format!("{} {} -> {} ({})", c.name, c.old, c.new, c.direction.name()));
+        changed.chain(added).chain(removed).collect()
     }
 }
 

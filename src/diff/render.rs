@@ -259,29 +259,21 @@ fn packages_section(out: &mut String, packages: &PackageDiff) {
         (n(Direction::Changed), "changed"),
     ]);
     let _ = writeln!(out, "packages: {}", counts.unwrap_or_default());
-    let manager = |m: super::packages::Manager| match m {
-        super::packages::Manager::Dpkg => "dpkg",
-        super::packages::Manager::Apk => "apk",
-    };
     for p in &packages.added {
-        let _ = writeln!(out, "  + {} {} {}", manager(p.manager), p.name, p.version);
+        let _ = writeln!(out, "  + {} {} {}", p.manager.name(), p.name, p.version);
     }
     for p in &packages.removed {
-        let _ = writeln!(out, "  - {} {} {}", manager(p.manager), p.name, p.version);
+        let _ = writeln!(out, "  - {} {} {}", p.manager.name(), p.name, p.version);
     }
     for c in &packages.changed {
-        let direction = match c.direction {
-            Direction::Upgraded => "upgraded",
-            Direction::Downgraded => "downgraded",
-            Direction::Changed => "changed",
-        };
         let _ = writeln!(
             out,
-            "  ~ {} {} {} -> {} ({direction})",
-            manager(c.manager),
+            "  ~ {} {} {} -> {} ({})",
+            c.manager.name(),
             c.name,
             c.old,
-            c.new
+            c.new,
+            c.direction.name()
         );
     }
 }

@@ -104,23 +104,39 @@ impl Archive {
         let dir = tempfile::tempdir().expect("a temp dir for the archive");
         let root = dir.path().join("archive");
         let stanzas = fill_pool(debs, &root, &options.component);
-        let archive = Archive {
+        let mut archive = Archive {
             server: Server::start(&root),
             keyring: dir.path().join("keyring.gpg"),
             armored_keyring: dir.path().join("keyring.asc"),
             _dir: dir,
             root,
             options,
-            pool: stanzas
-                .iter()
-                .map(|s| (s.package.clone(), s.filename.clone()))
-                .collect(),
+            pool: BTreeMap::new(),
         };
-        let packages: String = stanzas.iter().map(|s| s.text.as_str()).collect();
-        let indexes = archive.write_packages(packages.as_bytes());
-        archive.write_release(&indexes);
+        archive.write_indexes(&stanzas);
         archive.write_keyrings();
         archive
+    }
+
+    /// Replaces what the archive holds with `debs`, at the same address
+    /// and signed by the same key: the archive after a point release.
+    pub fn publish(&mut self, debs: &[PathBuf]) {
+        for dir in ["pool", "dists"] {
+            std::fs::remove_dir_all(self.root.join(dir)).expect("emptying the archive");
+        }
+        let stanzas = fill_pool(debs, &self.root, &self.options.component);
+        self.write_indexes(&stanzas);
+    }
+
+    /// `Packages` of `stanzas`, the Release listing it, its signatures.
+    fn write_indexes(&mut self, stanzas: &[Stanza]) {
+        self.pool = stanzas
+            .iter()
+            .map(|s| (s.package.clone(), s.filename.clone()))
+            .collect();
+        let packages: String = stanzas.iter().map(|s| s.text.as_str()).collect();
+        let indexes = self.write_packages(packages.as_bytes());
+        self.write_release(&indexes);
     }
 
     /// `http://127.0.0.1:PORT`, the archive root, without a trailing `/`.

@@ -93,3 +93,36 @@ fn find(dir: &Path, package: &str) -> Option<PathBuf> {
     found.sort();
     found.pop()
 }
+
+/// `deb` rebuilt in `dir` as the next version of itself: the same files
+/// and control fields, its version followed by `+SUFFIX`, as a point
+/// release makes one. Returns the new `.deb` and its version.
+pub fn next_version(deb: &Path, suffix: &str, dir: &Path) -> (PathBuf, String) {
+    require("dpkg-deb");
+    let tree = dir.join("tree");
+    let out = run(Command::new("dpkg-deb").arg("-R").arg(deb).arg(&tree));
+    assert!(out.status.success(), "dpkg-deb -R: {}", stderr(&out));
+    let control = tree.join("DEBIAN/control");
+    let text = std::fs::read_to_string(&control).unwrap();
+    let old = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Version: "))
+        .unwrap_or_else(|| panic!("{}: no Version", deb.display()))
+        .to_string();
+    let version = format!("{old}+{suffix}");
+    std::fs::write(
+        &control,
+        text.replace(
+            &format!("Version: {old}\n"),
+            &format!("Version: {version}\n"),
+        ),
+    )
+    .unwrap();
+    let built = dir.join("next.deb");
+    let out = run(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-b"])
+        .arg(&tree)
+        .arg(&built));
+    assert!(out.status.success(), "dpkg-deb -b: {}", stderr(&out));
+    (built, version)
+}
