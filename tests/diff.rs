@@ -467,8 +467,21 @@ fn two_indexes_differ_in_their_platforms() {
     // Each platform's image is what a build for it alone makes.
     assert_eq!(index["changed"], serde_json::json!([]));
     assert_eq!(json["filesystem"], serde_json::json!([]));
+    // The indexes' own annotations: the platforms each was built for.
+    assert_eq!(
+        index["annotations"],
+        serde_json::json!([{
+            "key": "dev.ingot.build.platforms",
+            "old": "linux/amd64,linux/arm64",
+            "new": "linux/amd64,linux/arm64,linux/s390x",
+        }])
+    );
     let text = diff_text(&a, &b, 1);
     assert!(text.contains("\n  + linux/s390x\n"), "{text}");
+    assert!(
+        text.contains("index annotations\n  ~ dev.ingot.build.platforms: "),
+        "{text}"
+    );
 
     // --platform picks the image compared below the index.
     let json = diff_json(&a, &b, 1);

@@ -462,3 +462,41 @@ fn without_a_revision_a_lock_changes_no_digest() {
         annotations(&out)
     );
 }
+
+/// A multi-platform image rebuilds platform by platform; an index whose
+/// own annotations were edited (each platform's image untouched) is named
+/// by the annotation.
+#[test]
+fn a_multi_platform_index_rebuilds_and_its_own_fields_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = tmp.path().join("multi");
+    std::fs::create_dir_all(&recipe).unwrap();
+    std::fs::write(
+        recipe.join("recipe.yaml"),
+        "name: multi\nversion: '1'\nbase: scratch\nplatforms: [linux/amd64, linux/arm64]\n\
+         layers:\n  - name: app\n    steps:\n      - file: { dest: /srv/a, content: hi }\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    build_with(&recipe, &out, &[], &[]);
+    let (output, json) = rebuild(&out, &recipe, &[]);
+    assert_equal(&output, &json);
+    assert_eq!(
+        json["settings"]["platforms"]["index"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
+
+    set_annotation(&out, "org.example.note", "added later");
+    let (output, json) = rebuild(&out, &recipe, &[]);
+    assert_differs(
+        &output,
+        &json,
+        "the index differs, though each platform's image is the same: annotations org.example.note",
+    );
+    let explanation = &json["explanation"];
+    assert_eq!(explanation["images"], serde_json::json!([]));
+    assert_eq!(
+        explanation["index"]["annotations"],
+        serde_json::json!([{"key": "org.example.note", "old": "added later", "new": null}])
+    );
+}

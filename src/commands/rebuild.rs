@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::source::{self, Source};
 use super::verify::{self, Report};
-use crate::diff::{Diff, FileChange, PackageDiff, Status};
+use crate::diff::{Diff, FileChange, IndexDiff, PackageDiff, Status};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::provenance::{Built, RebuildSettings};
@@ -76,6 +76,9 @@ pub struct Explanation {
     /// Each platform's image that differs, compared (empty when no
     /// rebuild ran).
     pub images: Vec<Comparison>,
+    /// The two indexes compared, for a multi-platform image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexDiff>,
 }
 
 /// Runs the fsck, then the rebuild and the comparison, logging progress.
@@ -123,6 +126,7 @@ pub fn rebuild(req: &Request, log: Log) -> Result<Rebuild> {
         out.explanation = Some(Explanation {
             reason,
             images: Vec::new(),
+            index: None,
         });
         return Ok(out);
     }
@@ -243,6 +247,7 @@ fn compare(image: &OciRef, digest: &Digest, rebuilt: &OciRef, built: &Built) -> 
     };
     let mut reason = None;
     let mut images = Vec::new();
+    let mut index = None;
     for platform in built.platforms() {
         let choice = PlatformChoice {
             platform: platform.clone(),
@@ -256,7 +261,13 @@ fn compare(image: &OciRef, digest: &Digest, rebuilt: &OciRef, built: &Built) -> 
                 &Progress::quiet(),
             )
         };
-        match (open(&original), open(rebuilt)) {
+        let (a, b) = (open(&original), open(rebuilt));
+        if let (Ok(a), Ok(b), None) = (&a, &b, &index)
+            && let (Some(x), Some(y)) = (&a.index, &b.index)
+        {
+            index = Some(crate::diff::fields::index(x, y));
+        }
+        match (a, b) {
             (Ok(a), Ok(b)) if a.identity == b.identity => {}
             (Ok(a), Ok(b)) => match explain(&a, &b) {
                 Ok(c) => images.push(c),
@@ -271,9 +282,23 @@ fn compare(image: &OciRef, digest: &Digest, rebuilt: &OciRef, built: &Built) -> 
     }
     let reason = reason.unwrap_or_else(|| match images.first() {
         Some(c) => c.summary(),
-        None => "the index differs, though each platform's image is the same".into(),
+        None => {
+            let keys: Vec<String> = index
+                .iter()
+                .flat_map(|i| &i.annotations)
+                .map(|a| a.key.clone())
+                .collect();
+            format!(
+                "the index differs, though each platform's image is the same{}",
+                listed(": annotations ", &keys)
+            )
+        }
     });
-    Explanation { reason, images }
+    Explanation {
+        reason,
+        images,
+        index,
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -99,7 +99,8 @@ fn walk(value: &Value, path: String, out: &mut BTreeMap<String, Value>) {
 }
 
 /// Two image indexes compared: platforms one lists and the other not,
-/// and each platform's manifest digest where it differs.
+/// each platform's manifest digest where it differs, and the indexes' own
+/// annotations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IndexDiff {
     pub old: String,
@@ -110,6 +111,7 @@ pub struct IndexDiff {
     pub removed: Vec<String>,
     /// Platforms both list, with other manifests.
     pub changed: Vec<FieldChange<String>>,
+    pub annotations: Vec<FieldChange<String>>,
 }
 
 impl IndexDiff {
@@ -118,6 +120,7 @@ impl IndexDiff {
             && self.added.is_empty()
             && self.removed.is_empty()
             && self.changed.is_empty()
+            && self.annotations.is_empty()
     }
 }
 
@@ -142,6 +145,7 @@ pub fn index(a: &IndexSummary, b: &IndexSummary) -> IndexDiff {
             .filter(|c| c.old.is_some() && c.new.is_some())
             .cloned()
             .collect(),
+        annotations: compare_maps(&a.annotations, &b.annotations),
     }
 }
 

@@ -30,6 +30,10 @@ pub fn render(diff: &Diff) -> String {
             let _ = writeln!(out, "  - {p}");
         }
         fields(&mut out, &index.changed, |v| v.clone());
+        if !index.annotations.is_empty() {
+            out.push_str("index annotations\n");
+            fields(&mut out, &index.annotations, |v| format!("{v:?}"));
+        }
     }
     match &diff.annotations {
         Some(changes) if !changes.is_empty() => {

@@ -207,6 +207,9 @@ pub struct IndexSummary {
     /// index's order: what `diff` compares of two indexes.
     #[serde(skip)]
     pub manifests: Vec<(String, String)>,
+    /// The index's own annotations, sorted.
+    #[serde(skip)]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 impl IndexSummary {
@@ -225,6 +228,12 @@ impl IndexSummary {
             digest,
             platforms: manifests.iter().map(|(p, _)| p.clone()).collect(),
             manifests,
+            annotations: index
+                .annotations()
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }
