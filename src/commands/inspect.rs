@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use oci_spec::image::{ImageConfiguration, ImageManifest};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -12,7 +12,7 @@ use crate::image::IndexSummary;
 use crate::image::PlatformChoice;
 use crate::image::reference::ImageRef;
 use crate::image::{annotation, config as image_config};
-use crate::registry::{self, Access, Progress, Remote};
+use crate::registry::{self, Access, Progress};
 use crate::store;
 use crate::store::layout::{Layout, blob_ref};
 
@@ -38,6 +38,10 @@ pub struct Inspection {
     /// The artifacts about the image or its index (SBOMs, provenance):
     /// listed by the layout or the registry; none for a docker-archive.
     pub referrers: Vec<Referrer>,
+    /// Why the referrers could not be listed, when they could not: the
+    /// image was read, and is shown all the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrers_error: Option<String>,
 }
 
 /// An artifact that names the image (or its index) as its subject.
@@ -71,13 +75,22 @@ pub fn inspect(
         .map_err(|m| Error::Failed(format!("{image}: {m}")))?;
     let mut subjects = vec![source.identity.digest()];
     subjects.extend(source.index.as_ref().map(|i| i.digest));
-    let referrers = if source.identity.digest_of() == DigestOf::Manifest {
-        referrers_of(image, &subjects, access, progress)?
-    } else {
-        Vec::new()
+    let referrers = match (&source.identity.digest_of(), image, &source.remote) {
+        (DigestOf::Config, _, _) => Ok(Vec::new()),
+        (_, ImageRef::Oci(r), _) => Layout::open(&r.path)
+            .and_then(|layout| listed(&subjects, |s| store::referrers::of(&layout, s))),
+        (_, ImageRef::Docker(r), Some(remote)) => listed(&subjects, |s| {
+            registry::referrers(remote, &r.with_digest(*s), None)
+        }),
+        _ => Ok(Vec::new()),
+    };
+    let (referrers, referrers_error) = match referrers {
+        Ok(r) => (r, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
     };
     Ok(Inspection {
         referrers,
+        referrers_error,
         params,
         reference: image.to_string(),
         digest: source.identity.digest().to_string(),
@@ -88,26 +101,14 @@ pub fn inspect(
     })
 }
 
-/// The artifacts about each of `subjects` that the layout or registry
-/// `image` names lists.
-fn referrers_of(
-    image: &ImageRef,
+/// The artifacts about each of `subjects`, as `list` finds them.
+fn listed(
     subjects: &[Digest],
-    access: &Access,
-    progress: &Progress,
+    list: impl Fn(&Digest) -> Result<Vec<Descriptor>>,
 ) -> Result<Vec<Referrer>> {
     let mut out = Vec::new();
     for subject in subjects {
-        let listed = match image {
-            ImageRef::Oci(r) => store::referrers::of(&Layout::open(&r.path)?, subject)?,
-            ImageRef::Docker(r) => {
-                let at = r.with_digest(*subject);
-                let remote = Remote::connect(&at, access, progress.clone())?;
-                registry::referrers(&remote, &at, None)?
-            }
-            ImageRef::DockerArchive(_) => Vec::new(),
-        };
-        out.extend(listed.iter().map(|d| Referrer {
+        out.extend(list(subject)?.iter().map(|d| Referrer {
             digest: d.digest().to_string(),
             artifact_type: d.artifact_type().as_ref().map(|t| t.to_string()),
             size: d.size(),
@@ -146,6 +147,9 @@ pub fn render(i: &Inspection) -> String {
         for (k, v) in keys {
             let _ = writeln!(out, "  {k} = {v}");
         }
+    }
+    if let Some(e) = &i.referrers_error {
+        let _ = writeln!(out, "referrers: not listed: {e}");
     }
     if !i.referrers.is_empty() {
         let _ = writeln!(out, "referrers:");

@@ -58,6 +58,9 @@ pub struct Source {
     pub index: Option<IndexSummary>,
     /// Where the config and layer blobs are.
     pub blobs: BlobStore,
+    /// The registry a `docker://` image came from, connected (its
+    /// credentials and token at hand), for what else a command asks it.
+    pub remote: Option<Remote>,
     /// The temp store of a docker-archive or registry image, removed on
     /// drop.
     _scratch: Option<WorkDir>,
@@ -122,6 +125,7 @@ fn open_layout(reference: &OciRef, platform: &PlatformChoice) -> Result<Source> 
         tag: found.tag,
         index: found.index,
         blobs: found.layout.blobs,
+        remote: None,
         _scratch: None,
     })
 }
@@ -155,6 +159,7 @@ fn open_archive(image: &ImageRef, path: &std::path::Path, progress: &Progress) -
         tag: None,
         index: None,
         blobs,
+        remote: None,
         _scratch: Some(scratch),
     })
 }
@@ -184,6 +189,7 @@ fn open_registry(
         tag: reference.tag.clone(),
         index: fetched.index,
         blobs,
+        remote: Some(remote),
         _scratch: Some(scratch),
     })
 }

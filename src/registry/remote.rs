@@ -52,6 +52,15 @@ pub struct Remote {
     progress: Progress,
 }
 
+/// The registry's host only: credentials and tokens stay out of logs.
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("host", &self.host())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A manifest or index as the registry served it, checked against the
 /// digest it was asked for.
 pub struct RawManifest {

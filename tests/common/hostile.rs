@@ -308,7 +308,9 @@ impl Layout {
         if path == "/v2/" {
             return Reply::ok("application/json", b"{}".to_vec());
         }
-        if path.contains("/manifests/") {
+        // Any tag or digest names the one image, but the referrers
+        // fallback tag (`sha256-<hex>`), which no one pushed.
+        if path.contains("/manifests/") && !path.contains("/manifests/sha256-") {
             return Reply::ok(&self.manifest_type, self.manifest.clone());
         }
         if let Some((_, digest)) = path.split_once("/blobs/")
