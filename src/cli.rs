@@ -1410,6 +1410,17 @@ fn push(args: PushArgs, out: &mut Out) -> Result<()> {
     let (source, dest) = (&args.source, &args.destination);
     let report = crate::commands::push::push(source, dest, &options, &access, out.progress())?;
     out.log(&format!("pushed {} {}", report.reference, report.digest));
+    for r in &report.referrers {
+        out.log(&format!(
+            "pushed {} {} about {}{}",
+            r.artifact_type.as_deref().unwrap_or("artifact"),
+            r.digest,
+            r.subject,
+            r.fallback_tag
+                .as_ref()
+                .map_or(String::new(), |t| format!(", listed under tag {t}"))
+        ));
+    }
     out.report(args.json, &report, |r| format!("{}\n", r.digest))
 }
 
@@ -1419,10 +1430,14 @@ fn pull(args: PullArgs, out: &mut Out) -> Result<()> {
     let platform = PlatformChoice::from_flag(args.platform);
     let report = crate::commands::pull::pull(source, output, &platform, &access, out.progress())?;
     out.log(&format!(
-        "pulled {} into {} ({} blobs downloaded)",
+        "pulled {} into {} ({} blobs downloaded{})",
         report.reference,
         output.display(),
-        report.downloaded.blobs
+        report.downloaded.blobs,
+        match report.referrers.len() {
+            0 => String::new(),
+            n => format!(", {n} referrers"),
+        }
     ));
     out.report(args.json, &report, |r| format!("{}\n", r.digest))
 }

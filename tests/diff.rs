@@ -412,20 +412,34 @@ fn distroless_status_d_packages_and_a_downgrade_by_epoch() {
     );
 }
 
+/// apk's versions ordered as apk orders them: a pre-release suffix is
+/// older than the release, a revision newer.
 #[test]
-fn apk_packages_added_removed_and_changed() {
+fn apk_packages_added_removed_upgraded_and_downgraded() {
     let tmp = tempfile::tempdir().unwrap();
     let (lines, _) = packages_diff(
         tmp.path(),
-        &apk_installed(&[("musl", "1.2.4-r2"), ("zlib", "1.3-r0")]),
-        &apk_installed(&[("musl", "1.2.5-r0"), ("busybox", "1.36.1-r5")]),
+        &apk_installed(&[
+            ("musl", "1.2.4-r2"),
+            ("zlib", "1.3-r0"),
+            ("curl", "8.5.0-r0"),
+            ("odd", "1.0"),
+        ]),
+        &apk_installed(&[
+            ("musl", "1.2.5-r0"),
+            ("busybox", "1.36.1-r5"),
+            ("curl", "8.5.0_rc1-r0"),
+            ("odd", "1.0-x"),
+        ]),
     );
     assert_eq!(
         lines,
         [
             "+apk busybox 1.36.1-r5",
             "-apk zlib 1.3-r0",
-            "~apk musl 1.2.4-r2 1.2.5-r0 changed"
+            "~apk curl 8.5.0-r0 8.5.0_rc1-r0 downgraded",
+            "~apk musl 1.2.4-r2 1.2.5-r0 upgraded",
+            "~apk odd 1.0 1.0-x changed"
         ]
     );
 }

@@ -6,13 +6,15 @@ use std::fmt::Write as _;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::IndexSummary;
 use crate::image::PlatformChoice;
 use crate::image::reference::ImageRef;
 use crate::image::{annotation, config as image_config};
-use crate::registry::{Access, Progress};
-use crate::store::layout::blob_ref;
+use crate::registry::{self, Access, Progress, Remote};
+use crate::store;
+use crate::store::layout::{Layout, blob_ref};
 
 use super::source::{self, DigestOf};
 
@@ -33,6 +35,19 @@ pub struct Inspection {
     pub config: ImageConfiguration,
     /// The params the image declares, bound per environment by `ingot bind`.
     pub params: crate::params::Params,
+    /// The artifacts about the image or its index (SBOMs, provenance):
+    /// listed by the layout or the registry; none for a docker-archive.
+    pub referrers: Vec<Referrer>,
+}
+
+/// An artifact that names the image (or its index) as its subject.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Referrer {
+    pub digest: String,
+    pub artifact_type: Option<String>,
+    pub size: u64,
+    /// The digest of the image or index it is about.
+    pub subject: String,
 }
 
 /// Inspects `image`, choosing `platform` when it is an index (of any
@@ -54,7 +69,15 @@ pub fn inspect(
     }
     let params = crate::params::declared(&source.config)
         .map_err(|m| Error::Failed(format!("{image}: {m}")))?;
+    let mut subjects = vec![source.identity.digest()];
+    subjects.extend(source.index.as_ref().map(|i| i.digest));
+    let referrers = if source.identity.digest_of() == DigestOf::Manifest {
+        referrers_of(image, &subjects, access, progress)?
+    } else {
+        Vec::new()
+    };
     Ok(Inspection {
+        referrers,
         params,
         reference: image.to_string(),
         digest: source.identity.digest().to_string(),
@@ -63,6 +86,35 @@ pub fn inspect(
         manifest: source.manifest,
         config: source.config,
     })
+}
+
+/// The artifacts about each of `subjects` that the layout or registry
+/// `image` names lists.
+fn referrers_of(
+    image: &ImageRef,
+    subjects: &[Digest],
+    access: &Access,
+    progress: &Progress,
+) -> Result<Vec<Referrer>> {
+    let mut out = Vec::new();
+    for subject in subjects {
+        let listed = match image {
+            ImageRef::Oci(r) => store::referrers::of(&Layout::open(&r.path)?, subject)?,
+            ImageRef::Docker(r) => {
+                let at = r.with_digest(*subject);
+                let remote = Remote::connect(&at, access, progress.clone())?;
+                registry::referrers(&remote, &at, None)?
+            }
+            ImageRef::DockerArchive(_) => Vec::new(),
+        };
+        out.extend(listed.iter().map(|d| Referrer {
+            digest: d.digest().to_string(),
+            artifact_type: d.artifact_type().as_ref().map(|t| t.to_string()),
+            size: d.size(),
+            subject: subject.to_string(),
+        }));
+    }
+    Ok(out)
 }
 
 /// The inspection in words, for people.
@@ -93,6 +145,23 @@ pub fn render(i: &Inspection) -> String {
         keys.sort();
         for (k, v) in keys {
             let _ = writeln!(out, "  {k} = {v}");
+        }
+    }
+    if !i.referrers.is_empty() {
+        let _ = writeln!(out, "referrers:");
+        for r in &i.referrers {
+            let about = if r.subject == i.digest {
+                ""
+            } else {
+                " (of the index)"
+            };
+            let _ = writeln!(
+                out,
+                "  {}  {}  {} B{about}",
+                r.artifact_type.as_deref().unwrap_or("-"),
+                r.digest,
+                r.size
+            );
         }
     }
     let diff_ids = c.rootfs().diff_ids();

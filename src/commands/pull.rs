@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::image::PlatformChoice;
 use crate::image::config::platform_of;
 use crate::image::reference::RegistryRef;
-use crate::registry::{Access, Progress, Remote, Tally, fetch_image};
+use crate::registry::{Access, Progress, Remote, Tally, fetch_image, fetch_referrers};
 use crate::store::layout::{self, Entry, Staging};
 
 /// What a pull did; `--json` prints it.
@@ -28,6 +28,15 @@ pub struct PullReport {
     /// The tag in the layout, or None (by digest only).
     pub tag: Option<String>,
     pub downloaded: Tally,
+    /// The artifacts about the image brought with it: each manifest's
+    /// digest and type.
+    pub referrers: Vec<PulledReferrer>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PulledReferrer {
+    pub digest: Digest,
+    pub artifact_type: String,
 }
 
 /// `ingot pull`: fetches `source` into a staging directory beside `out`
@@ -55,15 +64,21 @@ pub fn pull(
             .check_single(&image_platform)
             .map_err(|m| Error::Usage(format!("{source}: {m}")))?;
     }
+    // The artifacts about the image (SBOMs, provenance) come along; those
+    // about an index it was picked from stay, with the index, behind.
+    let subject = source.with_digest(fetched.manifest_ref.digest);
+    let referrers = fetch_referrers(&remote, &subject, &staging.blobs)?;
     layout::commit_entry(
         staging,
-        &Entry {
+        Entry {
             recipe: None,
             tag: source.tag.as_deref(),
             manifest: fetched.manifest_ref,
             media_type: MediaType::from(fetched.media_type.as_str()),
             platform: Some(&image_platform),
+            artifact_type: None,
         },
+        &referrers,
     )?;
     Ok(PullReport {
         reference: source.to_string(),
@@ -73,5 +88,12 @@ pub fn pull(
         layout: out.display().to_string(),
         tag: source.tag.clone(),
         downloaded: fetched.downloaded,
+        referrers: referrers
+            .into_iter()
+            .map(|r| PulledReferrer {
+                digest: r.manifest.digest,
+                artifact_type: r.artifact_type,
+            })
+            .collect(),
     })
 }

@@ -6,7 +6,8 @@
 //! from another repository of the same registry when one is known
 //! (`--from-repo`, or the repository of a `docker://` base named in the
 //! manifest's `org.opencontainers.image.base.name`). An index is pushed
-//! with every manifest it lists, children by digest.
+//! with every manifest it lists, children by digest. The artifacts the
+//! layout holds about them (SBOMs, provenance) follow as referrers.
 
 use std::collections::BTreeSet;
 
@@ -20,6 +21,7 @@ use crate::image::{annotation, media};
 use crate::registry::{self, Access, Progress, PushOptions, PushReport, Remote, Tally};
 use crate::store::BlobRef;
 use crate::store::layout::{Layout, blob_ref, tag_of};
+use crate::store::referrers;
 
 /// How deep indexes may nest in a layout we push.
 const MAX_INDEX_DEPTH: usize = 4;
@@ -92,6 +94,7 @@ pub fn push(
         uploaded: Tally::default(),
         mounted: Tally::default(),
         skipped: Tally::default(),
+        referrers: Vec::new(),
     };
     registry::push_blobs(
         &remote,
@@ -113,6 +116,19 @@ pub fn push(
     report.manifests += 1;
     for also in tags.iter().filter(|t| Some(**t) != tag.as_deref()) {
         remote.put_manifest(&target.with_tag(Some(also)), &root.bytes, &root.media_type)?;
+    }
+    // The artifacts about the image and each manifest of its index, after
+    // them: a referrer's subject is on the registry before it is.
+    for m in &plan.manifests {
+        for artifact in referrers::of(&layout, &m.digest)? {
+            let manifest = blob_ref(&artifact)?;
+            report.referrers.push(registry::push_referrer(
+                &remote,
+                &target,
+                &layout.blobs,
+                &manifest,
+            )?);
+        }
     }
     Ok(report)
 }

@@ -1,7 +1,7 @@
 //! Installed packages compared: what the package databases of two merged
 //! filesystems list (dpkg's status and distroless's status.d together,
-//! apk's installed apart), by name, with dpkg versions ordered as dpkg
-//! orders them.
+//! apk's installed apart), by name, with versions ordered as dpkg and apk
+//! order them.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::debian::version::Version;
+use crate::rootfs::apk_version;
 use crate::rootfs::meta::ImagePath;
 use crate::rootfs::packages::{self, Database};
 
@@ -34,7 +35,7 @@ pub struct Package {
 pub enum Direction {
     Upgraded,
     Downgraded,
-    /// Another version, not ordered: apk's, or one that does not parse.
+    /// Another version, not ordered: one that does not parse.
     Changed,
 }
 
@@ -147,15 +148,17 @@ pub fn compare(a: &Installed, b: &Installed) -> PackageDiff {
 }
 
 fn direction(manager: Manager, old: &str, new: &str) -> Direction {
-    if manager != Manager::Dpkg {
-        return Direction::Changed;
-    }
-    match (old.parse::<Version>(), new.parse::<Version>()) {
-        (Ok(old), Ok(new)) => match new.cmp(&old) {
-            Ordering::Greater => Direction::Upgraded,
-            Ordering::Less => Direction::Downgraded,
-            Ordering::Equal => Direction::Changed,
+    let order = match manager {
+        Manager::Dpkg => match (old.parse::<Version>(), new.parse::<Version>()) {
+            (Ok(old), Ok(new)) => Some(new.cmp(&old)),
+            _ => None,
         },
+        Manager::Apk => apk_version::compare(new, old),
+    };
+    match order {
+        Some(Ordering::Greater) => Direction::Upgraded,
+        Some(Ordering::Less) => Direction::Downgraded,
+        // Equal in order but not in text (`1.0` and `1.00`), or unordered.
         _ => Direction::Changed,
     }
 }

@@ -1,6 +1,7 @@
 //! Image metadata: config, manifest and index assembly, and the canonical
 //! JSON they are written in (design.md, rule 9, and "Merging onto a base").
 
+pub mod artifact;
 pub mod assemble;
 pub mod config;
 pub mod identity;

@@ -204,6 +204,7 @@ pub fn build(
             media_type: entry.media_type,
             platform: entry.platform,
             replace: emit.replace,
+            referrers: &[],
         },
     )?;
     let mut report = built.report(recipe, emit, pins, packages)?;

@@ -157,6 +157,7 @@ impl Output {
             manifest,
             media_type,
             platform,
+            artifact_type: None,
         })
     }
 

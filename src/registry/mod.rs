@@ -40,7 +40,7 @@ pub use crate::progress::Progress;
 pub use auth::{Credential, CredentialSources};
 pub use fetch::{Fetched, fetch_image};
 pub use push::{PushOptions, PushReport, Tally, push_blobs};
-pub use referrers::{ReferrerReport, push_referrer, referrers};
+pub use referrers::{ReferrerReport, fetch_referrers, push_referrer, referrers};
 pub use remote::Remote;
 
 /// How to reach registries: which may be spoken to in plain HTTP, where

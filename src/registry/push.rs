@@ -68,6 +68,8 @@ pub struct PushReport {
     pub mounted: Tally,
     /// Blobs the registry already had.
     pub skipped: Tally,
+    /// The artifacts about the image (SBOMs, provenance) pushed with it.
+    pub referrers: Vec<super::ReferrerReport>,
 }
 
 /// Makes sure `repo` has every blob: skipped if there, mounted from one of

@@ -20,18 +20,28 @@ use serde::Serialize;
 use super::push::{PushOptions, PushReport, Tally, push_blobs};
 use super::{RegistryError, Remote};
 use crate::digest::Digest;
-use crate::error::{Error, Result, Within};
-use crate::image::canonical_json;
-use crate::image::media;
+use crate::error::{Error, IoContext, Result, Within};
 use crate::image::reference::RegistryRef;
+use crate::image::{MAX_MANIFEST_SIZE, canonical_json, media};
 use crate::store::layout::blob_ref;
+use crate::store::referrers::Referrer;
 use crate::store::{BlobRef, BlobStore};
+
+/// The most artifacts a pull brings back about one image: a registry
+/// listing more is refused, not followed without end.
+pub const MAX_REFERRERS: usize = 64;
+
+/// The most bytes of blobs one artifact may hold (an SBOM of a large
+/// image is a few MiB).
+pub const MAX_ARTIFACT_SIZE: u64 = 64 << 20;
 
 /// What pushing a referrer did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReferrerReport {
     /// The artifact manifest's digest.
     pub digest: Digest,
+    /// What it is, as its manifest says (`artifactType`).
+    pub artifact_type: Option<String>,
     /// The image it refers to.
     pub subject: Digest,
     /// The fallback tag updated to list the artifact, or None when the
@@ -79,6 +89,7 @@ pub fn push_referrer(
         uploaded: Tally::default(),
         mounted: Tally::default(),
         skipped: Tally::default(),
+        referrers: Vec::new(),
     };
     let origin = format!("artifact {}", manifest.digest);
     push_blobs(
@@ -96,6 +107,7 @@ pub fn push_referrer(
     let listed = referrers(remote, &repo.with_digest(subject_ref.digest), None)?;
     let mut report = ReferrerReport {
         digest: manifest.digest,
+        artifact_type: parsed.artifact_type().as_ref().map(|t| t.to_string()),
         subject: subject_ref.digest,
         fallback_tag: None,
         uploaded: pushed.uploaded,
@@ -166,4 +178,88 @@ pub fn referrers(
         .referrers(subject, artifact_type)?
         .manifests()
         .clone())
+}
+
+/// Fetches the artifacts `subject` (a reference with a digest) has into
+/// `store`: each manifest checked to name that subject (a listing is not
+/// trusted), its blobs verified as they stream. At most
+/// [`MAX_REFERRERS`] artifacts of at most [`MAX_ARTIFACT_SIZE`] each.
+pub fn fetch_referrers(
+    remote: &Remote,
+    subject: &RegistryRef,
+    store: &BlobStore,
+) -> Result<Vec<Referrer>> {
+    let listed = referrers(remote, subject, None)?;
+    let what = format!("referrers of {subject}");
+    if listed.len() > MAX_REFERRERS {
+        return Err(RegistryError::Protocol {
+            what,
+            message: format!(
+                "lists {} artifacts; refusing more than {MAX_REFERRERS}",
+                listed.len()
+            ),
+        }
+        .into());
+    }
+    let expected = subject.digest.map(|d| d.to_string());
+    let repo = subject.with_tag(None);
+    let mut fetched = Vec::new();
+    for desc in &listed {
+        let blob = blob_ref(desc)?;
+        let at = repo.with_digest(blob.digest);
+        let protocol = |message: String| -> Error {
+            RegistryError::Protocol {
+                what: at.to_string(),
+                message,
+            }
+            .into()
+        };
+        if blob.size > MAX_MANIFEST_SIZE {
+            return Err(protocol(format!(
+                "an artifact manifest of {} bytes; refusing more than {MAX_MANIFEST_SIZE}",
+                blob.size
+            )));
+        }
+        let raw = remote.get_manifest(&at)?;
+        if raw.digest != blob.digest {
+            return Err(RegistryError::DigestMismatch {
+                what: at.to_string(),
+                expected: blob.digest,
+                found: raw.digest,
+            }
+            .into());
+        }
+        let manifest: ImageManifest = serde_json::from_slice(&raw.bytes)
+            .map_err(|e| protocol(format!("not an artifact manifest: {e}")))?;
+        let about = manifest.subject().as_ref().map(|s| s.digest().to_string());
+        if about != expected {
+            return Err(protocol(format!(
+                "listed among the referrers of {subject}, but its subject is {}",
+                about.as_deref().unwrap_or("none")
+            )));
+        }
+        let blobs = std::iter::once(manifest.config())
+            .chain(manifest.layers())
+            .map(blob_ref)
+            .collect::<Result<Vec<_>>>()?;
+        let total: u64 = blobs.iter().map(|b| b.size).sum();
+        if total > MAX_ARTIFACT_SIZE {
+            return Err(protocol(format!(
+                "an artifact of {total} bytes; refusing more than {MAX_ARTIFACT_SIZE}"
+            )));
+        }
+        for b in &blobs {
+            remote.fetch_blob(&repo, b, store, &format!("blob {} of {at}", b.digest))?;
+        }
+        let stored = store.put(&raw.bytes).context(|| format!("storing {at}"))?;
+        let artifact_type = manifest
+            .artifact_type()
+            .clone()
+            .unwrap_or_else(|| manifest.config().media_type().clone());
+        fetched.push(Referrer {
+            manifest: stored,
+            artifact_type: artifact_type.to_string(),
+        });
+    }
+    Ok(fetched)
 }

@@ -6,6 +6,7 @@
 //! streaming layer tars, never by unpacking to disk.
 
 pub mod accounts;
+pub mod apk_version;
 pub mod interp;
 pub mod meta;
 pub mod packages;

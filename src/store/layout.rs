@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 
 use super::file::{self, Links};
+use super::referrers::Referrer;
 use super::workdir::WorkDir;
 use super::{BlobRef, BlobStore};
 use crate::digest::Digest;
@@ -97,6 +98,9 @@ pub struct Tagged<'a> {
     pub platform: Option<&'a Platform>,
     /// Move a tag the layout has for another manifest, rather than refuse.
     pub replace: bool,
+    /// Artifacts about the image, their blobs staged: listed untagged,
+    /// in the same write of index.json as the image's tags.
+    pub referrers: &'a [Referrer],
 }
 
 /// What a tag the layout already has for another manifest becomes.
@@ -134,6 +138,8 @@ pub struct Entry<'a> {
     pub manifest: BlobRef,
     pub media_type: MediaType,
     pub platform: Option<&'a Platform>,
+    /// An artifact's type, for an entry that is one (a [`Referrer`]).
+    pub artifact_type: Option<&'a str>,
 }
 
 /// Publishes the staged blobs and the tags at the staging's target. A tag
@@ -141,7 +147,7 @@ pub struct Entry<'a> {
 /// nothing changed) unless `tagged.replace`; when every tag already names
 /// the manifest, nothing is touched.
 pub fn commit(staging: Staging, tagged: &Tagged) -> Result<Committed> {
-    let entries: Vec<Entry> = tagged
+    let mut entries: Vec<Entry> = tagged
         .tags
         .iter()
         .map(|tag| Entry {
@@ -150,8 +156,10 @@ pub fn commit(staging: Staging, tagged: &Tagged) -> Result<Committed> {
             manifest: tagged.manifest,
             media_type: tagged.media_type.clone(),
             platform: tagged.platform,
+            artifact_type: None,
         })
         .collect();
+    entries.extend(tagged.referrers.iter().map(Referrer::entry));
     let retag = if tagged.replace {
         Retag::Replace
     } else {
@@ -161,10 +169,24 @@ pub fn commit(staging: Staging, tagged: &Tagged) -> Result<Committed> {
 }
 
 /// Publishes the staged blobs and one index.json entry at the staging's
-/// target, moving its tag if the layout has it: the same atomic
-/// rename-or-merge as [`commit`].
-pub fn commit_entry(staging: Staging, entry: &Entry) -> Result<()> {
-    commit_entries(staging, std::slice::from_ref(entry), Retag::Move).map(|_| ())
+/// target, moving its tag if the layout has it, with the artifacts about
+/// it: the same atomic rename-or-merge as [`commit`].
+pub fn commit_entry(staging: Staging, entry: Entry, referrers: &[Referrer]) -> Result<()> {
+    let mut entries = vec![entry];
+    entries.extend(referrers.iter().map(Referrer::entry));
+    commit_entries(staging, &entries, Retag::Move).map(|_| ())
+}
+
+/// Publishes the staged blobs and the artifacts `referrers` into the
+/// existing layout at the staging's target: they are listed, nothing
+/// else changes.
+pub fn commit_referrers(staging: Staging, referrers: &[Referrer]) -> Result<Committed> {
+    let target = staging.target.clone();
+    // An artifact about nothing the layout holds is a mistake, not a
+    // layout to create.
+    Layout::open(&target)?;
+    let entries: Vec<Entry> = referrers.iter().map(Referrer::entry).collect();
+    merge_into(&target, &staging.blobs, &entries, Retag::Refuse)
 }
 
 fn commit_entries(staging: Staging, entries: &[Entry], retag: Retag) -> Result<Committed> {
@@ -251,6 +273,10 @@ fn merge_into(
                     entry.manifest.digest
                 ));
             }
+            // An untagged entry (an artifact) changes nothing when the
+            // layout lists its manifest already.
+            None if entry.tag.is_none()
+                && index.manifests().iter().any(|d| *d.digest() == digest) => {}
             None => unchanged = false,
         }
     }
@@ -385,6 +411,7 @@ fn index_with(index: Option<ImageIndex>, entry: &Entry) -> ImageIndex {
             [(annotation::REF_NAME.to_string(), tag.to_string())].into(),
         ));
     }
+    desc.set_artifact_type(entry.artifact_type.map(MediaType::from));
     if let Some(p) = entry.platform {
         let mut platform = oci_spec::image::Platform::default();
         platform.set_os(p.os.as_str().into());
@@ -393,10 +420,14 @@ fn index_with(index: Option<ImageIndex>, entry: &Entry) -> ImageIndex {
         desc.set_platform(Some(platform));
     }
     manifests.push(desc);
-    // Stable order whatever the build order: by tag (untagged first, by
-    // digest).
-    manifests.sort_by(|a, b| {
-        (tag_of(a), a.digest().to_string()).cmp(&(tag_of(b), b.digest().to_string()))
+    // Stable order whatever the build order: images by tag (untagged
+    // first, by digest), then artifacts by digest.
+    manifests.sort_by_cached_key(|d| {
+        (
+            is_artifact(d),
+            tag_of(d).map(str::to_string),
+            d.digest().to_string(),
+        )
     });
     index.set_manifests(manifests);
     if let Some(recipe) = entry.recipe {
@@ -405,6 +436,12 @@ fn index_with(index: Option<ImageIndex>, entry: &Entry) -> ImageIndex {
         ));
     }
     index
+}
+
+/// Whether an index.json entry is an artifact about an image (it names
+/// its `artifactType`), not an image to select.
+pub fn is_artifact(d: &Descriptor) -> bool {
+    d.artifact_type().is_some()
 }
 
 /// The tag (`org.opencontainers.image.ref.name`) a descriptor carries.
@@ -620,7 +657,7 @@ impl Layout {
                 .iter()
                 .filter(|d| tag_of(d) == Some(t.as_str()))
                 .collect(),
-            Selector::Only => manifests.iter().collect(),
+            Selector::Only => manifests.iter().filter(|d| !is_artifact(d)).collect(),
             Selector::Digest(digest) => {
                 let listed = manifests
                     .iter()

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod file;
 pub mod gc;
 pub mod layout;
+pub mod referrers;
 pub mod workdir;
 
 use std::fs::File;
