@@ -209,6 +209,8 @@ struct Package {
     download_location: &'static str,
     files_analyzed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    package_verification_code: Option<VerificationCode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     primary_package_purpose: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     checksums: Vec<Checksum>,
@@ -219,6 +221,12 @@ struct Package {
     copyright_text: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     external_refs: Vec<ExternalRef>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VerificationCode {
+    package_verification_code_value: String,
 }
 
 #[derive(Serialize)]
@@ -273,7 +281,10 @@ fn document(side: &Side, installed: &BTreeSet<Installed>, own: &[OwnFile]) -> Do
         name: name.clone(),
         version_info: version.clone(),
         download_location: NOASSERTION,
-        files_analyzed: false,
+        // The image CONTAINS the files listed, so it is analyzed: SPDX
+        // then wants the verification code of those files (7.9).
+        files_analyzed: !own.is_empty(),
+        package_verification_code: verification_code(own),
         primary_package_purpose: Some("CONTAINER"),
         checksums: vec![sha256(&identity)],
         license_concluded: NOASSERTION,
@@ -291,6 +302,7 @@ fn document(side: &Side, installed: &BTreeSet<Installed>, own: &[OwnFile]) -> Do
             version_info: None,
             download_location: NOASSERTION,
             files_analyzed: false,
+            package_verification_code: None,
             primary_package_purpose: Some("CONTAINER"),
             checksums: digest.iter().map(sha256).collect(),
             license_concluded: NOASSERTION,
@@ -315,6 +327,7 @@ fn document(side: &Side, installed: &BTreeSet<Installed>, own: &[OwnFile]) -> Do
             version_info: Some(p.version.clone()).filter(|v| !v.is_empty()),
             download_location: NOASSERTION,
             files_analyzed: false,
+            package_verification_code: None,
             primary_package_purpose: None,
             checksums: Vec::new(),
             license_concluded: NOASSERTION,
@@ -383,6 +396,20 @@ fn created(side: &Side) -> String {
                 .map(|d| rfc3339(d.as_secs())),
         })
         .unwrap_or_else(|| rfc3339(0))
+}
+
+/// SPDX 2.3 clause 7.9: the SHA-1 of the files' SHA-1s (lowercase hex),
+/// sorted and concatenated; None when no file is listed.
+fn verification_code(files: &[OwnFile]) -> Option<VerificationCode> {
+    if files.is_empty() {
+        return None;
+    }
+    let mut sums: Vec<&str> = files.iter().map(|f| f.sha1.as_str()).collect();
+    sums.sort_unstable();
+    let code = <sha1::Sha1 as sha1::Digest>::digest(sums.concat().as_bytes());
+    Some(VerificationCode {
+        package_verification_code_value: hex::encode(code),
+    })
 }
 
 fn sha256(digest: &Digest) -> Checksum {
@@ -526,7 +553,7 @@ mod tests {
 
     #[test]
     fn ids_are_idstrings_and_stable() {
-        let id = spdx_id("Package-libstdc++6", "deb\0libstdc++6\01:12.2-1\0amd64");
+        let id = spdx_id("Package-libstdc++6", "deb/libstdc++6/1:12.2-1/amd64");
         assert!(id.starts_with("SPDXRef-Package-libstdc--6-"), "{id}");
         assert!(
             id["SPDXRef-".len()..]
@@ -536,7 +563,7 @@ mod tests {
         );
         assert_eq!(
             id,
-            spdx_id("Package-libstdc++6", "deb\0libstdc++6\01:12.2-1\0amd64")
+            spdx_id("Package-libstdc++6", "deb/libstdc++6/1:12.2-1/amd64")
         );
         // Names that clean alike stay apart.
         assert_ne!(spdx_id("File-a b", "a b"), spdx_id("File-a_b", "a_b"));

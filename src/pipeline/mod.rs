@@ -14,6 +14,7 @@
 //! [`Sources`], [`Emit`]); the pipeline reads no clock, environment or
 //! host identity.
 
+mod attach;
 pub mod checks;
 pub mod copyup;
 pub mod extract;
@@ -193,6 +194,7 @@ pub fn build(
     if emit.locked {
         check_lock(recipe, &pins, ctx.lock_digest)?;
     }
+    let referrers = attach::referrers(recipe, &built, &ctx, &pins, &packages)?;
     let tags = emit.all_tags(&recipe.spec.version);
     let entry = built.entry(recipe)?;
     let committed = layout::commit(
@@ -204,7 +206,7 @@ pub fn build(
             media_type: entry.media_type,
             platform: entry.platform,
             replace: emit.replace,
-            referrers: &[],
+            referrers: &referrers,
         },
     )?;
     let mut report = built.report(recipe, emit, pins, packages)?;
