@@ -424,6 +424,11 @@ pub struct BuildArgs {
     /// rebuild that changes a version's digest is refused.
     #[arg(long)]
     pub replace: bool,
+    /// Attach an SPDX SBOM (per platform image) and an in-toto SLSA
+    /// provenance (on the image, or a multi-platform build's index) to
+    /// the image as OCI referrers in the layout.
+    #[arg(long)]
+    pub attest: bool,
     /// Push the built image to docker://HOST[:PORT]/REPO, at its version
     /// and every --tag, once every check has passed (as `ingot push`).
     #[arg(long, value_name = "docker://HOST/REPO", value_parser = push_repository)]
@@ -1104,6 +1109,7 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
         locked: args.locked,
         tags: args.tags,
         replace: args.replace,
+        attest: args.attest,
     };
     let progress = out.progress();
     let log = &mut |line: &str| out.log(line);

@@ -105,6 +105,9 @@ pub struct Emit {
     /// Move a tag (the version's included) the layout has for another
     /// manifest; without it that is refused.
     pub replace: bool,
+    /// Attach an SBOM and a provenance to the image as OCI referrers
+    /// (`attach`).
+    pub attest: bool,
 }
 
 impl Emit {
@@ -194,7 +197,11 @@ pub fn build(
     if emit.locked {
         check_lock(recipe, &pins, ctx.lock_digest)?;
     }
-    let referrers = attach::referrers(recipe, &built, &ctx, &pins, &packages)?;
+    let referrers = if emit.attest {
+        attach::referrers(recipe, &built, &ctx, &pins, &packages)?
+    } else {
+        Vec::new()
+    };
     let tags = emit.all_tags(&recipe.spec.version);
     let entry = built.entry(recipe)?;
     let committed = layout::commit(
