@@ -192,6 +192,26 @@ pub enum Command {
         a usage error, an image that is not there, or one that cannot be read\n\
         (a damaged blob too), with a one-line error."))]
     Diff(DiffArgs),
+    /// Write an image's SBOM: an SPDX 2.3 JSON document of the image, its
+    /// base, its installed packages and the recipe's own files.
+    #[command(after_help = concat!("Examples:\n  \
+        ingot sbom oci:out/hello:1.2.0\n  \
+        ingot sbom oci:out/hello:1.2.0 -o hello.spdx.json && pyspdxtools -i hello.spdx.json\n  \
+        ingot sbom docker-archive:hello.tar | jq '.packages[].name'\n  \
+        ingot sbom docker://registry.example.com/team/app:2.0.0 --platform linux/arm64 -o app.spdx.json\n\n",
+        image_help!(), "\n\n\
+        Listed: the image (name and version from its annotations, else its reference;\n\
+        its digest; a pkg:oci purl), the base it records (DESCENDANT_OF), every package\n\
+        dpkg's status (and status.d) or apk's installed lists as installed, with version,\n\
+        architecture, license where apk records one, and a pkg:deb or pkg:apk purl, and\n\
+        every regular file of the image's own layers (not its base's) with its SHA-256\n\
+        and SHA-1. Layers are streamed and hashed, never unpacked.\n\n\
+        The same image gives the same bytes: documentNamespace comes from the image's\n\
+        digest, created from the time it records (SOURCE_DATE_EPOCH). `ingot build`\n\
+        attaches this document to the image it makes, as an OCI referrer\n\
+        (artifactType application/spdx+json; `ingot inspect` lists it).\n\n\
+        Output: the document on stdout, or in FILE with -o (replaced whole)."))]
+    Sbom(SbomArgs),
     /// Write an image as a tarball that `docker load` and `podman load` accept.
     #[command(after_help = concat!("Examples:\n  \
         ingot export oci:out/hello:1.2.0 --format docker-archive -o hello.tar\n  \
@@ -404,6 +424,11 @@ pub struct BuildArgs {
     /// rebuild that changes a version's digest is refused.
     #[arg(long)]
     pub replace: bool,
+    /// Attach an SPDX SBOM (per platform image) and an in-toto SLSA
+    /// provenance (on the image, or a multi-platform build's index) to
+    /// the image as OCI referrers in the layout.
+    #[arg(long)]
+    pub attest: bool,
     /// Push the built image to docker://HOST[:PORT]/REPO, at its version
     /// and every --tag, once every check has passed (as `ingot push`).
     #[arg(long, value_name = "docker://HOST/REPO", value_parser = push_repository)]
@@ -561,6 +586,19 @@ pub struct DiffArgs {
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// The image: oci:PATH[:TAG], oci:PATH@DIGEST, docker-archive:PATH
+    /// or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
+    pub image: ImageRef,
+    /// The file to write (replaced whole, or left alone on failure);
+    /// stdout when not given, or -.
+    #[arg(long, short, value_name = "FILE|-")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub reach: Reach,
 }
 
 #[derive(Debug, Args)]
@@ -916,6 +954,7 @@ impl Command {
             Command::Cache(a) => a.json,
             Command::Inspect(a) => a.json,
             Command::Diff(a) => a.json,
+            Command::Sbom(_) => false,
             Command::Export(a) => a.json,
             Command::Bind(a) => a.json,
             Command::Push(a) => a.json,
@@ -1030,6 +1069,7 @@ fn run_command(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
         Command::Cache(args) => cache(args, out),
         Command::Inspect(args) => inspect(args, out),
         Command::Diff(args) => diff(args, out),
+        Command::Sbom(args) => sbom(args, out),
         Command::Export(args) => export(args, out),
         Command::Bind(args) => bind(args, out),
         Command::Push(args) => push(args, out),
@@ -1069,6 +1109,7 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
         locked: args.locked,
         tags: args.tags,
         replace: args.replace,
+        attest: args.attest,
     };
     let progress = out.progress();
     let log = &mut |line: &str| out.log(line);
@@ -1303,6 +1344,20 @@ fn diff(args: DiffArgs, out: &mut Out) -> Result<()> {
             "{} and {} differ",
             args.old, args.new
         )))
+    }
+}
+
+fn sbom(args: SbomArgs, out: &mut Out) -> Result<()> {
+    let access = access(args.reach.insecure, &args.reach.network);
+    let platform = PlatformChoice::from_flag(args.reach.platform);
+    let document = crate::commands::sbom::sbom(&args.image, &platform, &access, &out.progress())?;
+    match args.output.filter(|o| !is_stdout(o)) {
+        Some(path) => crate::store::layout::replace_file(&path, &document),
+        None => out
+            .stdout
+            .write_all(&document)
+            .and_then(|()| out.stdout.flush())
+            .map_err(|e| Error::Failed(format!("writing the SBOM to stdout: {e}"))),
     }
 }
 

@@ -16,6 +16,7 @@ macro_rules! deserialize_from_str {
     )*};
 }
 
+pub mod attest;
 pub mod base;
 pub mod cli;
 pub mod commands;

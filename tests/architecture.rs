@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The modules of `src/`, lowest first, each with what it owns.
-const LAYERS: [(&str, &str); 20] = [
+const LAYERS: [(&str, &str); 21] = [
     ("digest", "the Digest newtype; hashing readers and writers"),
     ("error", "typed library errors, shared by every layer"),
     ("progress", "progress lines on long work"),
@@ -51,6 +51,10 @@ const LAYERS: [(&str, &str); 20] = [
         "the distribution client: fetching images, pushing blobs",
     ),
     ("base", "resolution of every kind of base"),
+    (
+        "attest",
+        "an image's SPDX SBOM, a build's in-toto SLSA provenance",
+    ),
     ("pipeline", "the build: recipe and base to a tagged image"),
     (
         "commands",

@@ -33,6 +33,38 @@ pub fn available() -> Vec<(String, String)> {
     out
 }
 
+/// How many layers the image of stemcell `name` at `version` has, its
+/// own and its base stemcell's: what an SBOM counts as the base of an
+/// image built on it. None when this binary embeds no such version, or
+/// when its base is neither scratch nor a stemcell.
+pub fn layer_count(name: &str, version: &str) -> Option<usize> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        name: String,
+        version: String,
+        base: String,
+        layers: Vec<serde_yaml::Value>,
+    }
+    let mut count = 0;
+    let (mut name, mut version) = (name.to_string(), version.to_string());
+    // Stemcells build on scratch or on one another: a few levels at most.
+    for _ in 0..8 {
+        let head = BASE_IMAGES
+            .dirs()
+            .filter_map(|d| d.get_file(d.path().join("recipe.yaml")))
+            .filter_map(|f| f.contents_utf8())
+            .filter_map(|t| serde_yaml::from_str::<Head>(t).ok())
+            .find(|h| h.name == name && h.version == version)?;
+        count += head.layers.len();
+        if head.base == "scratch" {
+            return Some(count);
+        }
+        let (n, v) = head.base.strip_prefix("stemcell:")?.split_once('@')?;
+        (name, version) = (n.to_string(), v.to_string());
+    }
+    None
+}
+
 /// A stemcell recipe unpacked to a temp directory, ready to build.
 #[derive(Debug)]
 pub struct Unpacked {
@@ -93,6 +125,14 @@ fn version_key(v: &str) -> Vec<(u64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layer_counts_follow_the_stemcell_chain() {
+        let own = |n: &str| layer_count(n, "1.0.0").unwrap();
+        assert!(own("static") >= 1);
+        assert!(own("debian12-debug") > own("debian12"));
+        assert_eq!(layer_count("static", "0.0.0-none"), None);
+    }
 
     #[test]
     fn static_stemcell_is_embedded_and_parses() {

@@ -150,6 +150,7 @@ pub fn rebuild(req: &Request, log: Log) -> Result<Rebuild> {
         locked: settings.lock_digest.is_some(),
         tags: Vec::new(),
         replace: false,
+        attest: false,
     };
     let built = pipeline::build(req.recipe, &build, req.sources, &emit, req.progress, log)?;
     out.rebuilt = true;

@@ -58,7 +58,8 @@ pub struct Side<'a> {
 }
 
 impl Side<'_> {
-    fn diff_ids(&self) -> Result<Vec<Digest>> {
+    /// The config's diff_ids, one for each layer.
+    pub fn diff_ids(&self) -> Result<Vec<Digest>> {
         let ids = crate::image::config::diff_ids(self.config)
             .map_err(|m| Error::Failed(format!("{}: {m}", self.reference)))?;
         if ids.len() != self.layers.len() {

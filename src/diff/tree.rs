@@ -50,6 +50,10 @@ pub struct FileMeta {
     /// The sha256 of a file's content.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
+    /// The SHA-1 of a file's content, in hex, for an SBOM (SPDX requires
+    /// it): taken only where [`read`] was asked for it, never compared.
+    #[serde(skip)]
+    pub sha1: Option<String>,
     /// Permission bits, with setuid, setgid and sticky.
     #[serde(serialize_with = "octal")]
     pub mode: u32,
@@ -105,9 +109,30 @@ pub fn read_pair(
     Ok((reader_a.finish(), reader_b.finish()))
 }
 
+/// Reads one image's files, each layer's and the merged filesystem's;
+/// files of the layers from `sha1_from` up (an SBOM's own files) are
+/// hashed with SHA-1 too.
+pub fn read(
+    side: &Side,
+    diff_ids: &[Digest],
+    sha1_from: usize,
+    progress: &Progress,
+) -> Result<Files> {
+    let mut reader = Reader {
+        sha1_from: Some(sha1_from),
+        ..Reader::default()
+    };
+    for (i, diff_id) in diff_ids.iter().enumerate() {
+        reader.layer(side, i, diff_id, progress)?;
+    }
+    Ok(reader.finish())
+}
+
 /// An image's layers read so far.
 #[derive(Debug, Clone, Default)]
 struct Reader {
+    /// The first layer whose files get a SHA-1 as well; None: no layer's.
+    sha1_from: Option<usize>,
     view: View,
     layers: Vec<Tree>,
     /// The package databases each layer wrote.
@@ -125,8 +150,9 @@ impl Reader {
     ) -> Result<()> {
         let desc = &side.layers[i];
         let mut extras: BTreeMap<ImagePath, EntryExtras> = BTreeMap::new();
-        let mut contents: BTreeMap<ImagePath, (Digest, u64)> = BTreeMap::new();
+        let mut contents: BTreeMap<ImagePath, Content> = BTreeMap::new();
         let mut databases = BTreeMap::new();
+        let sha1 = self.sha1_from.is_some_and(|from| i >= from);
         progress.start(&format!("reading {} layer {i}", side.reference), 0);
         let changes = self
             .view
@@ -138,10 +164,10 @@ impl Reader {
                     extras.insert(path.clone(), e.clone());
                 },
                 &mut |path, data| {
-                    let (digest, size, database) = hash(path, data)?;
-                    progress.advance(size);
+                    let (content, database) = hash(path, data, sha1)?;
+                    progress.advance(content.size);
                     progress.advance_file();
-                    contents.insert(path.clone(), (digest, size));
+                    contents.insert(path.clone(), content);
                     if let Some(bytes) = database {
                         databases.insert(path.clone(), bytes);
                     }
@@ -187,14 +213,49 @@ impl Reader {
     }
 }
 
-/// Hashes a file's content as it streams; keeps it whole only when it
-/// is a package database, within [`MAX_DATABASE`].
-fn hash(path: &ImagePath, data: &mut dyn Read) -> io::Result<(Digest, u64, Option<Vec<u8>>)> {
+/// A file's content as hashed.
+#[derive(Debug, Clone)]
+struct Content {
+    digest: Digest,
+    size: u64,
+    sha1: Option<String>,
+}
+
+/// Writes into a SHA-1 as it passes bytes on.
+struct Sha1Writer<W> {
+    inner: W,
+    sha1: sha1::Sha1,
+}
+
+impl<W: io::Write> io::Write for Sha1Writer<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha1::Digest::update(&mut self.sha1, &buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Hashes a file's content as it streams (with SHA-1 too when `sha1`);
+/// keeps it whole only when it is a package database, within
+/// [`MAX_DATABASE`].
+fn hash(
+    path: &ImagePath,
+    data: &mut dyn Read,
+    sha1: bool,
+) -> io::Result<(Content, Option<Vec<u8>>)> {
     if packages::database_of(path).is_none() {
-        let mut hasher = HashingWriter::new(io::sink());
+        let mut hasher = Sha1Writer {
+            inner: HashingWriter::new(io::sink()),
+            sha1: sha1::Sha1::default(),
+        };
         io::copy(data, &mut hasher)?;
-        let (digest, size, _) = hasher.finish();
-        return Ok((digest, size, None));
+        let (digest, size, _) = hasher.inner.finish();
+        let sha1 = sha1.then(|| hex::encode(sha1::Digest::finalize(hasher.sha1)));
+        return Ok((Content { digest, size, sha1 }, None));
     }
     let mut bytes = Vec::new();
     data.take(MAX_DATABASE + 1).read_to_end(&mut bytes)?;
@@ -203,14 +264,19 @@ fn hash(path: &ImagePath, data: &mut dyn Read) -> io::Result<(Digest, u64, Optio
             "a package database larger than {MAX_DATABASE} bytes"
         )));
     }
-    Ok((Digest::of(&bytes), bytes.len() as u64, Some(bytes)))
+    let content = Content {
+        digest: Digest::of(&bytes),
+        size: bytes.len() as u64,
+        sha1: sha1.then(|| hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&bytes))),
+    };
+    Ok((content, Some(bytes)))
 }
 
 /// A layer's entries as it lists them, from the changes it made.
 fn layer_tree(
     changes: Vec<Change>,
     extras: &BTreeMap<ImagePath, EntryExtras>,
-    contents: &BTreeMap<ImagePath, (Digest, u64)>,
+    contents: &BTreeMap<ImagePath, Content>,
 ) -> Tree {
     let mut tree = Tree::new();
     for change in changes {
@@ -237,6 +303,7 @@ fn marker(kind: Kind) -> FileMeta {
         kind,
         size: None,
         digest: None,
+        sha1: None,
         mode: 0,
         uid: 0,
         gid: 0,
@@ -246,11 +313,7 @@ fn marker(kind: Kind) -> FileMeta {
     }
 }
 
-fn file_meta(
-    node: &Node,
-    extras: Option<&EntryExtras>,
-    content: Option<&(Digest, u64)>,
-) -> FileMeta {
+fn file_meta(node: &Node, extras: Option<&EntryExtras>, content: Option<&Content>) -> FileMeta {
     let (kind, link) = match &node.kind {
         NodeKind::Dir => (Kind::Dir, None),
         NodeKind::File { .. } => (Kind::File, None),
@@ -265,7 +328,8 @@ fn file_meta(
     FileMeta {
         kind,
         size,
-        digest: content.map(|(d, _)| *d),
+        digest: content.map(|c| c.digest),
+        sha1: content.and_then(|c| c.sha1.clone()),
         mode: node.mode,
         uid: node.uid,
         gid: node.gid,

@@ -14,6 +14,7 @@
 //! [`Sources`], [`Emit`]); the pipeline reads no clock, environment or
 //! host identity.
 
+mod attach;
 pub mod checks;
 pub mod copyup;
 pub mod extract;
@@ -104,6 +105,9 @@ pub struct Emit {
     /// Move a tag (the version's included) the layout has for another
     /// manifest; without it that is refused.
     pub replace: bool,
+    /// Attach an SBOM and a provenance to the image as OCI referrers
+    /// (`attach`).
+    pub attest: bool,
 }
 
 impl Emit {
@@ -193,6 +197,11 @@ pub fn build(
     if emit.locked {
         check_lock(recipe, &pins, ctx.lock_digest)?;
     }
+    let referrers = if emit.attest {
+        attach::referrers(recipe, &built, &ctx, &pins, &packages)?
+    } else {
+        Vec::new()
+    };
     let tags = emit.all_tags(&recipe.spec.version);
     let entry = built.entry(recipe)?;
     let committed = layout::commit(
@@ -204,7 +213,7 @@ pub fn build(
             media_type: entry.media_type,
             platform: entry.platform,
             replace: emit.replace,
-            referrers: &[],
+            referrers: &referrers,
         },
     )?;
     let mut report = built.report(recipe, emit, pins, packages)?;

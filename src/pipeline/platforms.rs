@@ -129,6 +129,15 @@ fn each_platform(
 }
 
 impl Output {
+    /// The images built, one per platform.
+    pub(super) fn images(&self) -> &[Built] {
+        &self.images
+    }
+
+    /// The index of a multi-platform build.
+    pub(super) fn index(&self) -> Option<BlobRef> {
+        self.index
+    }
     /// Every blob the layout needs: the images' manifests, configs and
     /// layers, and the index. None when a layer's digest cannot be read
     /// (then everything is kept).

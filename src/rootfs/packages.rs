@@ -45,6 +45,12 @@ pub struct Package {
     /// Whether its files are on disk: dpkg's `not-installed` and
     /// `config-files` states leave no program, every other state does.
     pub installed: bool,
+    /// Its architecture as written (dpkg's `Architecture`, apk's `A:`);
+    /// empty when the stanza has none.
+    pub architecture: String,
+    /// Its license as the database writes it: apk's `L:`; dpkg records
+    /// none.
+    pub license: Option<String>,
 }
 
 /// Reads one database's lines, a stanza at a time.
@@ -54,6 +60,8 @@ pub struct Stanzas {
     name: Option<String>,
     version: Option<String>,
     installed: Option<bool>,
+    architecture: Option<String>,
+    license: Option<String>,
 }
 
 impl Stanzas {
@@ -63,6 +71,8 @@ impl Stanzas {
             name: None,
             version: None,
             installed: None,
+            architecture: None,
+            license: None,
         }
     }
 
@@ -84,6 +94,8 @@ impl Stanzas {
                     self.name = Some(name.to_string());
                 } else if let Some(version) = field("Version") {
                     self.version = Some(version.to_string());
+                } else if let Some(arch) = field("Architecture") {
+                    self.architecture = Some(arch.to_string());
                 } else if let Some(status) = field("Status") {
                     // The last word is the package's state. Only
                     // not-installed and config-files (conffiles alone)
@@ -99,6 +111,10 @@ impl Stanzas {
                     self.installed = Some(true);
                 } else if let Some(version) = line.strip_prefix("V:") {
                     self.version = Some(version.trim().to_string());
+                } else if let Some(arch) = line.strip_prefix("A:") {
+                    self.architecture = Some(arch.trim().to_string());
+                } else if let Some(license) = line.strip_prefix("L:") {
+                    self.license = Some(license.trim().to_string()).filter(|l| !l.is_empty());
                 }
             }
         }
@@ -114,10 +130,14 @@ impl Stanzas {
             .take()
             .unwrap_or(self.database == Database::DpkgStatusD);
         let version = self.version.take().unwrap_or_default();
+        let architecture = self.architecture.take().unwrap_or_default();
+        let license = self.license.take();
         self.name.take().map(|name| Package {
             name,
             version,
             installed,
+            architecture,
+            license,
         })
     }
 }
@@ -166,7 +186,7 @@ mod tests {
 
     #[test]
     fn dpkg_stanzas_with_their_state() {
-        let text = "Package: foo\nstatus: install ok installed\nVersion: 1.0-1\n\n\
+        let text = "Package: foo\nstatus: install ok installed\nVersion: 1.0-1\nArchitecture: amd64\n\n\
                     Package: gone\nStatus: deinstall ok config-files\nVersion: 2\n\n\
                     Package: bare\n";
         let found = read(Database::Dpkg, text);
@@ -182,15 +202,27 @@ mod tests {
                 ("bare", "", false)
             ]
         );
+        assert_eq!(
+            (
+                found[0].architecture.as_str(),
+                found[1].architecture.as_str()
+            ),
+            ("amd64", "")
+        );
         // Without a Status, a distroless status.d stanza is installed.
         assert!(read(Database::DpkgStatusD, "Package: bare\nVersion: 1\n")[0].installed);
     }
 
     #[test]
     fn apk_stanzas() {
-        let text = "C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\n\nP:busybox\nV:1.36.1-r5\n";
+        let text = "C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\nL:MIT\n\nP:busybox\nV:1.36.1-r5\n";
         let found = read(Database::Apk, text);
         assert_eq!(found.len(), 2);
+        assert_eq!(
+            (found[0].architecture.as_str(), found[0].license.as_deref()),
+            ("x86_64", Some("MIT"))
+        );
+        assert_eq!(found[1].license, None);
         assert_eq!(
             (
                 found[1].name.as_str(),

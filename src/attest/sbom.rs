@@ -1,0 +1,608 @@
+//! An image's SBOM: an SPDX 2.3 JSON document
+//! (<https://spdx.github.io/spdx-spec/v2.3/>) of what the image is and
+//! holds, read from the image alone, so that a build and `ingot sbom`
+//! of the image it made write the same bytes.
+//!
+//! - the image is the root package (DOCUMENT DESCRIBES it), named by its
+//!   annotations (else its reference), its digest its checksum and purl;
+//! - its base, as its annotations record it (`image.base.name`,
+//!   `image.base.digest`): the image is DESCENDANT_OF it;
+//! - every package the merged filesystem's databases list as installed
+//!   (dpkg's `status` and `status.d/`, apk's `installed`), with version,
+//!   architecture, license where the database has one, and a purl: the
+//!   image CONTAINS them;
+//! - the recipe's own files: every regular file of the merged filesystem
+//!   that the image's own layers (not its base's, see [`own_layers`])
+//!   hold, with the SHA-256 and the SHA-1 SPDX requires.
+//!
+//! Layers are streamed through the view's reader ([`tree::read`]), each
+//! blob verified as it is read; nothing is unpacked. Every list is sorted
+//! and every SPDX id derived from what it names, so the document depends
+//! on the image's content alone: `documentNamespace` on its digest,
+//! `created` on the time it records (SOURCE_DATE_EPOCH).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::{URI_BASE, VERSION};
+use crate::base::stemcell;
+use crate::diff::{Side, tree};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::identity::DigestOf;
+use crate::image::{annotation, canonical_json, epoch_of, rfc3339};
+use crate::progress::Progress;
+use crate::rootfs::packages::{self, Database};
+
+/// The media type of the document, and the `artifactType` of its referrer.
+pub const MEDIA_TYPE: &str = "application/spdx+json";
+
+/// SPDX's value for "the creator of this document makes no assertion".
+const NOASSERTION: &str = "NOASSERTION";
+
+/// The SBOM of the image `side`, as canonical JSON; the layers it reads
+/// are reported to `progress`.
+pub fn sbom(side: &Side, progress: &Progress) -> Result<Vec<u8>> {
+    let diff_ids = side.diff_ids()?;
+    let own_from = own_layers(side);
+    let files = tree::read(side, &diff_ids, own_from, progress)?;
+    let installed = installed(&files.databases);
+    let own = own_files(&files, own_from);
+    let document = document(side, &installed, &own);
+    canonical_json(&document)
+        .map_err(|e| Error::Failed(format!("{}: encoding the SBOM: {e}", side.reference)))
+}
+
+/// The position of the image's lowest own layer: those above it are the
+/// recipe's. ingot marks each layer a recipe writes (`dev.ingot.layer.name`),
+/// and an image built on a stemcell keeps the stemcell's marked layers too:
+/// their number is known from the stemcell this binary embeds. Otherwise
+/// the image's own layers are the marked ones at the top, so an image on
+/// a `recipe:` base counts that base's layers as its own; a foreign image
+/// has none.
+pub fn own_layers(side: &Side) -> usize {
+    let marked = side
+        .layers
+        .iter()
+        .rev()
+        .take_while(|d| {
+            d.annotations()
+                .as_ref()
+                .is_some_and(|a| a.contains_key(annotation::LAYER_NAME))
+        })
+        .count();
+    let top = side.layers.len() - marked;
+    let stemcell = side
+        .annotations
+        .and_then(|a| a.get(annotation::BASE_NAME))
+        .and_then(|name| name.strip_prefix("stemcell:"))
+        .and_then(|s| s.split_once('@'))
+        .and_then(|(name, version)| stemcell::layer_count(name, version));
+    match stemcell {
+        Some(below) if below <= side.layers.len() => below.max(top),
+        _ => top,
+    }
+}
+
+/// A package a database lists as installed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Installed {
+    kind: Kind,
+    name: String,
+    version: String,
+    architecture: String,
+    license: Option<String>,
+}
+
+/// Which package format, as purls name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Deb,
+    Apk,
+}
+
+impl Kind {
+    fn purl_type(self) -> &'static str {
+        match self {
+            Kind::Deb => "deb/debian",
+            Kind::Apk => "apk/alpine",
+        }
+    }
+}
+
+/// Every installed package of the databases, each once, sorted.
+fn installed(
+    databases: &BTreeMap<crate::rootfs::meta::ImagePath, (Database, Vec<u8>)>,
+) -> BTreeSet<Installed> {
+    let mut out = BTreeSet::new();
+    for (database, bytes) in databases.values() {
+        let kind = match database {
+            Database::Dpkg | Database::DpkgStatusD => Kind::Deb,
+            Database::Apk => Kind::Apk,
+        };
+        let text = String::from_utf8_lossy(bytes);
+        for p in packages::read(*database, &text) {
+            if !p.installed {
+                continue;
+            }
+            out.insert(Installed {
+                kind,
+                name: p.name,
+                version: p.version,
+                architecture: p.architecture,
+                license: p.license,
+            });
+        }
+    }
+    out
+}
+
+/// A file of the recipe's own layers: its path and content hashes.
+struct OwnFile {
+    path: String,
+    sha256: Digest,
+    sha1: String,
+}
+
+/// The regular files of the merged filesystem that a layer at or above
+/// `own_from` holds: the image's own layers are its top ones, so a path
+/// any of them writes is theirs in the merged filesystem.
+fn own_files(files: &tree::Files, own_from: usize) -> Vec<OwnFile> {
+    let mut out = Vec::new();
+    for (path, meta) in &files.merged {
+        if meta.kind != tree::Kind::File {
+            continue;
+        }
+        let own = files
+            .layers
+            .iter()
+            .skip(own_from)
+            .any(|l| l.contains_key(path));
+        let (Some(sha256), Some(sha1)) = (meta.digest, meta.sha1.clone()) else {
+            continue;
+        };
+        if own {
+            out.push(OwnFile {
+                path: path.as_rel().to_string(),
+                sha256,
+                sha1,
+            });
+        }
+    }
+    out
+}
+
+// SPDX 2.3 JSON, the fields ingot writes (spec clauses 6, 7, 8, 11).
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Document {
+    spdx_version: &'static str,
+    data_license: &'static str,
+    #[serde(rename = "SPDXID")]
+    spdx_id: &'static str,
+    name: String,
+    document_namespace: String,
+    creation_info: CreationInfo,
+    packages: Vec<Package>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    files: Vec<File>,
+    relationships: Vec<Relationship>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreationInfo {
+    created: String,
+    creators: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Package {
+    #[serde(rename = "SPDXID")]
+    spdx_id: String,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version_info: Option<String>,
+    download_location: &'static str,
+    files_analyzed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    package_verification_code: Option<VerificationCode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    primary_package_purpose: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    checksums: Vec<Checksum>,
+    license_concluded: &'static str,
+    license_declared: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    license_comments: Option<String>,
+    copyright_text: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    external_refs: Vec<ExternalRef>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VerificationCode {
+    package_verification_code_value: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct File {
+    #[serde(rename = "SPDXID")]
+    spdx_id: String,
+    file_name: String,
+    checksums: Vec<Checksum>,
+    license_concluded: &'static str,
+    copyright_text: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Checksum {
+    algorithm: &'static str,
+    checksum_value: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExternalRef {
+    reference_category: &'static str,
+    reference_type: &'static str,
+    reference_locator: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Relationship {
+    spdx_element_id: String,
+    relationship_type: &'static str,
+    related_spdx_element: String,
+}
+
+const IMAGE_ID: &str = "SPDXRef-Image";
+const BASE_ID: &str = "SPDXRef-Base";
+
+fn document(side: &Side, installed: &BTreeSet<Installed>, own: &[OwnFile]) -> Document {
+    let annotations = side.annotations;
+    let get = |key: &str| annotations.and_then(|a| a.get(key)).cloned();
+    let identity = side.identity.digest();
+    let name = get(annotation::TITLE).unwrap_or_else(|| side.reference.to_string());
+    let version = get(annotation::VERSION);
+    let digest_of = match side.identity.digest_of() {
+        DigestOf::Manifest => "manifest",
+        DigestOf::Config => "config",
+    };
+    let mut packages = vec![Package {
+        spdx_id: IMAGE_ID.into(),
+        name: name.clone(),
+        version_info: version.clone(),
+        download_location: NOASSERTION,
+        // The image CONTAINS the files listed, so it is analyzed: SPDX
+        // then wants the verification code of those files (7.9).
+        files_analyzed: !own.is_empty(),
+        package_verification_code: verification_code(own),
+        primary_package_purpose: Some("CONTAINER"),
+        checksums: vec![sha256(&identity)],
+        license_concluded: NOASSERTION,
+        license_declared: NOASSERTION.into(),
+        license_comments: None,
+        copyright_text: NOASSERTION,
+        external_refs: vec![purl(oci_purl(&name, &identity, version.as_deref()))],
+    }];
+    let mut relationships = vec![relationship("SPDXRef-DOCUMENT", "DESCRIBES", IMAGE_ID)];
+    if let Some(base) = get(annotation::BASE_NAME) {
+        let digest = get(annotation::BASE_DIGEST).and_then(|d| d.parse::<Digest>().ok());
+        packages.push(Package {
+            spdx_id: BASE_ID.into(),
+            name: base.clone(),
+            version_info: None,
+            download_location: NOASSERTION,
+            files_analyzed: false,
+            package_verification_code: None,
+            primary_package_purpose: Some("CONTAINER"),
+            checksums: digest.iter().map(sha256).collect(),
+            license_concluded: NOASSERTION,
+            license_declared: NOASSERTION.into(),
+            license_comments: None,
+            copyright_text: NOASSERTION,
+            external_refs: digest
+                .iter()
+                .map(|d| purl(oci_purl(&base, d, None)))
+                .collect(),
+        });
+        relationships.push(relationship(IMAGE_ID, "DESCENDANT_OF", BASE_ID));
+    }
+    for p in installed {
+        let key = [p.kind.purl_type(), &p.name, &p.version, &p.architecture].join("\0");
+        let id = spdx_id(&format!("Package-{}", p.name), &key);
+        relationships.push(relationship(IMAGE_ID, "CONTAINS", &id));
+        let (declared, comments) = license(p.license.as_deref());
+        packages.push(Package {
+            spdx_id: id,
+            name: p.name.clone(),
+            version_info: Some(p.version.clone()).filter(|v| !v.is_empty()),
+            download_location: NOASSERTION,
+            files_analyzed: false,
+            package_verification_code: None,
+            primary_package_purpose: None,
+            checksums: Vec::new(),
+            license_concluded: NOASSERTION,
+            license_declared: declared,
+            license_comments: comments,
+            copyright_text: NOASSERTION,
+            external_refs: vec![purl(package_purl(p))],
+        });
+    }
+    let files = own
+        .iter()
+        .map(|f| {
+            let id = spdx_id(&format!("File-{}", f.path), &f.path);
+            relationships.push(relationship(IMAGE_ID, "CONTAINS", &id));
+            File {
+                spdx_id: id,
+                file_name: format!("./{}", f.path),
+                checksums: vec![
+                    Checksum {
+                        algorithm: "SHA1",
+                        checksum_value: f.sha1.clone(),
+                    },
+                    sha256(&f.sha256),
+                ],
+                license_concluded: NOASSERTION,
+                copyright_text: NOASSERTION,
+            }
+        })
+        .collect();
+    Document {
+        spdx_version: "SPDX-2.3",
+        data_license: "CC0-1.0",
+        spdx_id: "SPDXRef-DOCUMENT",
+        name: match &version {
+            Some(v) => format!("{name}:{v}"),
+            None => name.clone(),
+        },
+        document_namespace: format!("{URI_BASE}/spdx/{digest_of}/sha256-{}", identity.hex()),
+        creation_info: CreationInfo {
+            created: created(side),
+            creators: vec![format!("Tool: ingot-{VERSION}")],
+        },
+        packages,
+        files,
+        relationships,
+    }
+}
+
+/// When the image was made, as SPDX writes times (`YYYY-MM-DDThh:mm:ssZ`):
+/// what ingot recorded (SOURCE_DATE_EPOCH), else the config's `created`,
+/// else the epoch.
+fn created(side: &Side) -> String {
+    let recorded = side
+        .annotations
+        .and_then(|a| a.get(annotation::CREATED))
+        .cloned()
+        .or_else(|| side.config.created().clone());
+    recorded
+        .and_then(|t| match epoch_of(&t) {
+            Ok(epoch) => Some(rfc3339(epoch)),
+            // A foreign config's time with fractions or an offset: its
+            // seconds, if it has the shape.
+            Err(_) => humantime::parse_rfc3339_weak(&t)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| rfc3339(d.as_secs())),
+        })
+        .unwrap_or_else(|| rfc3339(0))
+}
+
+/// SPDX 2.3 clause 7.9: the SHA-1 of the files' SHA-1s (lowercase hex),
+/// sorted and concatenated; None when no file is listed.
+fn verification_code(files: &[OwnFile]) -> Option<VerificationCode> {
+    if files.is_empty() {
+        return None;
+    }
+    let mut sums: Vec<&str> = files.iter().map(|f| f.sha1.as_str()).collect();
+    sums.sort_unstable();
+    let code = <sha1::Sha1 as sha1::Digest>::digest(sums.concat().as_bytes());
+    Some(VerificationCode {
+        package_verification_code_value: hex::encode(code),
+    })
+}
+
+fn sha256(digest: &Digest) -> Checksum {
+    Checksum {
+        algorithm: "SHA256",
+        checksum_value: digest.hex().to_string(),
+    }
+}
+
+fn purl(locator: String) -> ExternalRef {
+    ExternalRef {
+        reference_category: "PACKAGE-MANAGER",
+        reference_type: "purl",
+        reference_locator: locator,
+    }
+}
+
+fn relationship(from: &str, kind: &'static str, to: &str) -> Relationship {
+    Relationship {
+        spdx_element_id: from.into(),
+        relationship_type: kind,
+        related_spdx_element: to.into(),
+    }
+}
+
+/// `SPDXRef-` and `readable` in the characters an SPDX idstring allows
+/// (`[A-Za-z0-9.-]`, spec 3.2), made unique by the start of the sha256 of
+/// `key`, what the element exactly is: the same element always gets the
+/// same id, whatever else the document holds.
+fn spdx_id(readable: &str, key: &str) -> String {
+    let cleaned: String = readable
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(96)
+        .collect();
+    let hash = Digest::of(key.as_bytes());
+    format!("SPDXRef-{cleaned}-{}", &hash.hex()[..12])
+}
+
+/// The purl of an OCI image (purl-spec, "oci"): the last part of its
+/// repository, lowercase, at its digest; the tag as a qualifier.
+fn oci_purl(name: &str, digest: &Digest, tag: Option<&str>) -> String {
+    // `docker://host/a/b:tag@sha256:…`, `stemcell:static@1.0.0`,
+    // `oci:dir/app:1.0`: the repository's last part, without transport,
+    // tag or digest.
+    let repo = name.rsplit_once("://").map_or(name, |(_, r)| r);
+    let repo = ["stemcell:", "oci:", "docker-archive:"]
+        .iter()
+        .find_map(|p| repo.strip_prefix(p))
+        .unwrap_or(repo);
+    let repo = repo.split('@').next().unwrap_or(repo);
+    let last = repo.rsplit('/').next().unwrap_or(repo);
+    let last = last
+        .split(':')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("image");
+    let mut out = format!(
+        "pkg:oci/{}@{}",
+        encode(&last.to_ascii_lowercase()),
+        encode(&digest.to_string())
+    );
+    if let Some(tag) = tag {
+        out.push_str(&format!("?tag={}", encode(tag)));
+    }
+    out
+}
+
+/// `pkg:deb/debian/NAME@VERSION?arch=ARCH`, `pkg:apk/alpine/…`.
+fn package_purl(p: &Installed) -> String {
+    let mut out = format!("pkg:{}/{}", p.kind.purl_type(), encode(&p.name));
+    if !p.version.is_empty() {
+        out.push_str(&format!("@{}", encode(&p.version)));
+    }
+    if !p.architecture.is_empty() {
+        out.push_str(&format!("?arch={}", encode(&p.architecture)));
+    }
+    out
+}
+
+/// Percent-encodes what purl-spec does not allow bare in a component
+/// (`:` of an epoch, `+` of a Debian revision, …).
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// An apk `L:` value as a declared license: an SPDX expression when it is
+/// written as one (ids joined by AND/OR/WITH, or several ids apk lists
+/// with spaces, taken as all applying), the value kept as a comment;
+/// NOASSERTION when there is none or it is no expression.
+fn license(value: Option<&str>) -> (String, Option<String>) {
+    let Some(value) = value else {
+        return (NOASSERTION.into(), None);
+    };
+    let words: Vec<&str> = value.split_whitespace().collect();
+    let is_id = |w: &str| {
+        !w.is_empty()
+            && w.trim_end_matches('+')
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            && w.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+    };
+    let operators = ["AND", "OR", "WITH"];
+    let expression = if words.iter().any(|w| operators.contains(w)) {
+        let alternating = words.iter().enumerate().all(|(i, w)| {
+            if i % 2 == 0 {
+                is_id(w) && !operators.contains(w)
+            } else {
+                operators.contains(w)
+            }
+        });
+        (alternating && words.len() % 2 == 1).then(|| words.join(" "))
+    } else if !words.is_empty() && words.iter().all(|w| is_id(w)) {
+        Some(words.join(" AND "))
+    } else {
+        None
+    };
+    (
+        expression.unwrap_or_else(|| NOASSERTION.into()),
+        Some(format!("as the package database writes it: {value}")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_idstrings_and_stable() {
+        let id = spdx_id("Package-libstdc++6", "deb/libstdc++6/1:12.2-1/amd64");
+        assert!(id.starts_with("SPDXRef-Package-libstdc--6-"), "{id}");
+        assert!(
+            id["SPDXRef-".len()..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'),
+            "{id}"
+        );
+        assert_eq!(
+            id,
+            spdx_id("Package-libstdc++6", "deb/libstdc++6/1:12.2-1/amd64")
+        );
+        // Names that clean alike stay apart.
+        assert_ne!(spdx_id("File-a b", "a b"), spdx_id("File-a_b", "a_b"));
+    }
+
+    #[test]
+    fn purls() {
+        let p = Installed {
+            kind: Kind::Deb,
+            name: "libc6".into(),
+            version: "2.36-9+deb12u4".into(),
+            architecture: "amd64".into(),
+            license: None,
+        };
+        assert_eq!(
+            package_purl(&p),
+            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64"
+        );
+        let d = Digest::of(b"x");
+        assert_eq!(
+            oci_purl("docker://127.0.0.1:5000/team/Web:1.0", &d, Some("1.0")),
+            format!("pkg:oci/web@sha256%3A{}?tag=1.0", d.hex())
+        );
+        assert_eq!(
+            oci_purl("stemcell:static@1.0.0", &d, None),
+            format!("pkg:oci/static@sha256%3A{}", d.hex())
+        );
+    }
+
+    #[test]
+    fn apk_licenses() {
+        assert_eq!(license(None).0, NOASSERTION);
+        assert_eq!(license(Some("MIT")).0, "MIT");
+        assert_eq!(license(Some("MIT BSD-2-Clause")).0, "MIT AND BSD-2-Clause");
+        assert_eq!(
+            license(Some("GPL-2.0-only OR MIT")).0,
+            "GPL-2.0-only OR MIT"
+        );
+        assert_eq!(license(Some("custom:foo")).0, NOASSERTION);
+        assert_eq!(license(Some("MIT AND")).0, NOASSERTION);
+    }
+}

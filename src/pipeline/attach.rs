@@ -1,0 +1,148 @@
+//! The SBOM and provenance a build attaches to what it made, as OCI 1.1
+//! referrers listed in the layout beside it (issue 17).
+//!
+//! - a single-platform build: both are about the image manifest;
+//! - a multi-platform build: an SBOM about each platform's manifest (what
+//!   a platform holds is that manifest's; `ingot sbom --platform` of the
+//!   index gives the same bytes), and one provenance about the index,
+//!   which is what the build made from one recipe and one set of inputs.
+//!
+//! The SBOM is made from the staged image alone, as `ingot sbom` makes it
+//! from any image; the provenance from the build's inputs. Both are
+//! deterministic, so an unchanged build attaches the same artifacts and
+//! leaves the layout unchanged.
+
+use std::collections::{BTreeMap, HashMap};
+
+use oci_spec::image::{Descriptor, ImageManifest, MediaType};
+
+use super::platforms::Output;
+use super::{Built, Context};
+use crate::attest::{provenance, sbom};
+use crate::diff::Side;
+use crate::error::{Error, Result};
+use crate::image::artifact::Artifact;
+use crate::image::identity::Identity;
+use crate::image::provenance::platforms_value;
+use crate::lock::{PackageSet, Pin};
+use crate::recipe::{MAX_RECIPE_SIZE, Recipe};
+use crate::store::BlobRef;
+use crate::store::file::{self, Links};
+use crate::store::referrers::{self, Referrer};
+
+/// The referrers of `built`, their blobs written to the staging store.
+pub(super) fn referrers(
+    recipe: &Recipe,
+    built: &Output,
+    ctx: &Context,
+    pins: &[Pin],
+    packages: &[PackageSet],
+) -> Result<Vec<Referrer>> {
+    let mut out = Vec::new();
+    for image in built.images() {
+        let document = image_sbom(recipe, image, ctx)?;
+        let subject = descriptor(image.manifest, MediaType::ImageManifest);
+        out.push(referrers::put(
+            ctx.blobs,
+            &artifact(sbom::MEDIA_TYPE, document),
+            &subject,
+        )?);
+    }
+    let (subject, media_type) = match built.index() {
+        Some(index) => (index, MediaType::ImageIndex),
+        None => match built.images() {
+            [one] => (one.manifest, MediaType::ImageManifest),
+            _ => return Err(Error::Failed("no image was built".into())),
+        },
+    };
+    let statement = statement(recipe, built, ctx, subject, pins, packages)?;
+    out.push(referrers::put(
+        ctx.blobs,
+        &artifact(provenance::MEDIA_TYPE, statement),
+        &descriptor(subject, media_type),
+    )?);
+    Ok(out)
+}
+
+fn artifact(media_type: &str, document: Vec<u8>) -> Artifact {
+    Artifact {
+        artifact_type: media_type.into(),
+        media_type: media_type.into(),
+        document,
+        annotations: HashMap::new(),
+    }
+}
+
+fn descriptor(blob: BlobRef, media_type: MediaType) -> Descriptor {
+    Descriptor::new(media_type, blob.size, blob.digest.to_oci())
+}
+
+/// The SBOM of one staged image, read back as any image is.
+fn image_sbom(recipe: &Recipe, image: &Built, ctx: &Context) -> Result<Vec<u8>> {
+    let bytes = ctx
+        .blobs
+        .read(&image.manifest)
+        .map_err(|e| Error::Failed(format!("reading the staged manifest: {e}")))?;
+    let manifest: ImageManifest = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Failed(format!("reading the staged manifest: {e}")))?;
+    let reference = format!("{}:{}", recipe.spec.name, recipe.spec.version);
+    let side = Side {
+        reference: &reference,
+        identity: Identity::Manifest(image.manifest.digest),
+        annotations: manifest.annotations().as_ref(),
+        config: &image.config,
+        layers: &image.layers,
+        labels: &[],
+        index: None,
+        blobs: ctx.blobs,
+    };
+    sbom::sbom(&side, ctx.progress)
+}
+
+/// The provenance of the build, about `subject`.
+fn statement(
+    recipe: &Recipe,
+    built: &Output,
+    ctx: &Context,
+    subject: BlobRef,
+    pins: &[Pin],
+    packages: &[PackageSet],
+) -> Result<Vec<u8>> {
+    let bytes = file::read_regular(&recipe.file, Links::Follow, MAX_RECIPE_SIZE)
+        .map_err(|e| Error::Failed(format!("{}: {e}", recipe.file.display())))?;
+    // Where the recipe is: in its work tree, else its file name (where a
+    // checkout is on the builder's disk is no parameter of the build).
+    let recipe_name = recipe.path_in_work_tree().unwrap_or_else(|| {
+        recipe
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let platforms: Vec<_> = built.images().iter().map(|b| b.platform.clone()).collect();
+    let settings = ctx.settings;
+    let build = provenance::Build {
+        subject_name: format!("{}:{}", recipe.spec.name, recipe.spec.version),
+        subject: subject.digest,
+        parameters: provenance::Parameters {
+            recipe: recipe_name,
+            epoch: settings.epoch,
+            compression: settings.compression.name().to_string(),
+            platforms: platforms_value(&platforms)
+                .split(',')
+                .map(str::to_string)
+                .collect(),
+            revision: settings.revision.clone(),
+            source: settings.source.clone(),
+        },
+        recipe_digest: crate::digest::Digest::of(&bytes),
+        lock_digest: ctx.lock_digest,
+        pins,
+        packages,
+    };
+    let internal = BTreeMap::from([
+        ("layerEncoding", crate::layer::ENCODING_VERSION.to_string()),
+        ("sealPolicy", crate::seal::POLICY_VERSION.to_string()),
+    ]);
+    provenance::statement(&build, internal)
+}
