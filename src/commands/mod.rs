@@ -10,6 +10,8 @@
 //! - [`pull`] and [`push`]: an image between a registry and a layout.
 //! - [`rebuild`]: `verify --rebuild`, an image rebuilt from its recipe
 //!   with the settings it records, and compared.
+//! - [`sign`]: `keygen`, `sign` and `verify --key`: signatures that
+//!   skopeo, podman and cosign read, in registries and layouts.
 //! - [`source`]: the one opener of an image, from a layout, a
 //!   docker-archive or a registry, for the four above.
 //! - [`validate`]: recipes and their locks checked offline, without
@@ -24,6 +26,7 @@ pub mod inspect;
 pub mod pull;
 pub mod push;
 pub mod rebuild;
+pub mod sign;
 pub mod source;
 pub mod validate;
 pub mod verify;

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
+use crate::commands::sign;
 use crate::digest::Digest;
 use crate::error::{Error, RegistryError, Result, Within};
 use crate::image::MAX_MANIFEST_SIZE;
@@ -92,6 +93,7 @@ pub fn push(
         uploaded: Tally::default(),
         mounted: Tally::default(),
         skipped: Tally::default(),
+        signatures: None,
     };
     registry::push_blobs(
         &remote,
@@ -114,6 +116,9 @@ pub fn push(
     for also in tags.iter().filter(|t| Some(**t) != tag.as_deref()) {
         remote.put_manifest(&target.with_tag(Some(also)), &root.bytes, &root.media_type)?;
     }
+    // Signed in the layout (`ingot sign --identity`): the signatures travel
+    // with the image, to the tag where skopeo and cosign look.
+    report.signatures = sign::push_signatures(&remote, &target, &layout, &root.digest)?;
     Ok(report)
 }
 

@@ -68,6 +68,10 @@ pub struct PushReport {
     pub mounted: Tally,
     /// Blobs the registry already had.
     pub skipped: Tally,
+    /// The tag the image's signatures went to (`sha256-<hex>.sig`), when
+    /// the layout held signatures of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<String>,
 }
 
 /// Makes sure `repo` has every blob: skipped if there, mounted from one of

@@ -79,6 +79,7 @@ pub fn push_referrer(
         uploaded: Tally::default(),
         mounted: Tally::default(),
         skipped: Tally::default(),
+        signatures: None,
     };
     let origin = format!("artifact {}", manifest.digest);
     push_blobs(

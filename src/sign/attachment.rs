@@ -23,7 +23,9 @@ use crate::image::{canonical_json, media};
 use crate::store::BlobRef;
 
 /// cosign's `types.SimpleSigningMediaType`.
-pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+pub use crate::image::media::SIMPLE_SIGNING;
+/// In a layout, a tag that names signatures, not an image.
+pub use crate::image::reference::is_signature_tag;
 /// cosign's `static.SignatureAnnotationKey`.
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// A payload is a few hundred bytes; one claiming more than this is not
@@ -35,19 +37,6 @@ pub const MAX_SIGNATURES: usize = 64;
 /// The tag of `digest`'s signatures: `sha256-<hex>.sig`.
 pub fn tag_for(digest: &Digest) -> String {
     format!("sha256-{}.sig", digest.hex())
-}
-
-/// Whether `tag` is a signature tag (`sha256-<64 hex>.sig`): in a layout,
-/// such a tag is the signatures of an image, not an image.
-pub fn is_signature_tag(tag: &str) -> bool {
-    tag.strip_prefix("sha256-")
-        .and_then(|t| t.strip_suffix(".sig"))
-        .is_some_and(|hex| {
-            hex.len() == 64
-                && hex
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
 }
 
 /// One signature as a layer: its payload's descriptor, annotated.
