@@ -291,7 +291,7 @@ pub enum Command {
     /// Make a key pair for signing images, in cosign's format.
     #[command(after_help = "Examples:\n  \
         ingot keygen -o release                           # release.key (0600) and release.pub\n  \
-        INGOT_SIGNING_PASSPHRASE=... ingot keygen -o keys/ # keys/ingot.key and keys/ingot.pub\n\n\
+        mkdir keys && ingot keygen -o keys              # an existing DIR: keys/ingot.key, keys/ingot.pub\n\n\
         The private key is an ECDSA P-256 key sealed under a passphrase (scrypt and NaCl\n\
         secretbox, PEM \"ENCRYPTED COSIGN PRIVATE KEY\"), as `cosign generate-key-pair` writes\n\
         it; cosign and `skopeo copy --sign-by-sigstore-private-key` use it as it is. The\n\
