@@ -18,6 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::commands::bind;
 use crate::commands::export::{self, RepoTag};
 use crate::commands::inspect;
+use crate::commands::sign as signing;
 use crate::commands::verify;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -30,6 +31,7 @@ use crate::pipeline;
 use crate::recipe::Recipe;
 use crate::registry::{Access, CredentialSources, Progress, PushOptions};
 use crate::seal;
+use crate::sign::Identity;
 
 /// What IMAGE may be for the commands that read an image (inspect, audit,
 /// export, bind), for their `--help`: a macro, so `concat!` can take it.
@@ -306,6 +308,35 @@ pub enum Command {
         with the reference's tag (or by digest only). stdout carries only the manifest\n\
         digest (or the --json report). Transport and credentials: see `ingot push --help`.")]
     Pull(PullArgs),
+    /// Make a key pair for signing images, in cosign's format.
+    #[command(after_help = "Examples:\n  \
+        ingot keygen -o release                           # release.key (0600) and release.pub\n  \
+        mkdir keys && ingot keygen -o keys              # an existing DIR: keys/ingot.key, keys/ingot.pub\n\n\
+        The private key is an ECDSA P-256 key sealed under a passphrase (scrypt and NaCl\n\
+        secretbox, PEM \"ENCRYPTED COSIGN PRIVATE KEY\"), as `cosign generate-key-pair` writes\n\
+        it; cosign and `skopeo copy --sign-by-sigstore-private-key` use it as it is. The\n\
+        public key is a PEM \"PUBLIC KEY\", for `ingot verify --key`, `cosign verify --key`\n\
+        and a containers-policy.json(5) sigstoreSigned keyPath.\n\n\
+        The passphrase is $INGOT_SIGNING_PASSPHRASE, else $COSIGN_PASSWORD, else asked\n\
+        twice on the terminal; with neither variable and no terminal, keygen fails. An\n\
+        existing key file is never overwritten.")]
+    Keygen(KeygenArgs),
+    /// Sign an image, as cosign does: the signature goes beside the image,
+    /// where skopeo, podman and cosign look for it.
+    #[command(after_help = "Examples:\n  \
+        ingot sign docker://registry.example.com/team/hello:1.2.0 --key release.key\n  \
+        ingot sign oci:out/hello:1.2.0 --key release.key --identity registry.example.com/team/hello\n  \
+        ingot push oci:out/hello:1.2.0 docker://registry.example.com/team/hello  # and its signature\n\n\
+        The signature is a sigstore \"simple signing\" payload naming the image's repository\n\
+        (docker-reference HOST/REPO) and its manifest digest, signed with ECDSA-SHA256. It is\n\
+        stored as cosign stores it: a layer of the manifest tagged sha256-<hex>.sig in the\n\
+        image's repository. Signing again adds a signature; the same one is not added twice.\n\n\
+        A layout has no repository: name the one the image will be pushed to with --identity.\n\
+        The signature is then tagged sha256-<hex>.sig in the layout, and `ingot push` carries\n\
+        it to the registry with the image.\n\n\
+        The passphrase is $INGOT_SIGNING_PASSPHRASE, else $COSIGN_PASSWORD, else asked on\n\
+        the terminal. stdout carries the digest signed (or the --json report).")]
+    Sign(SignArgs),
     /// Check every blob's size and digest and each image's manifest, config and diff_ids.
     #[command(after_help = "Examples:\n  \
         ingot verify oci:out/hello\n  \
@@ -324,6 +355,14 @@ pub enum Command {
         line (problem: KIND: BLOB: MESSAGE), then a summary line.\n\n\
         --digest sha256:… fails (exit 1, naming both digests) unless the image is that\n\
         manifest or index; without a tag, it picks that image from the layout.\n\n\
+        --key PUB, after a clean fsck, requires a signature of the image (`ingot sign`)\n\
+        that verifies under the public key PUB and names the image's manifest digest and\n\
+        --identity HOST/REPO (a layout has no repository). For docker://HOST/REPO[:TAG]\n\
+        images --key is the whole check: the signature at the sha256-<hex>.sig tag, made by\n\
+        ingot, cosign or `skopeo copy --sign-by-sigstore-private-key`, must name HOST/REPO\n\
+        (or --identity). A missing, altered or foreign signature exits 1 with the reason:\n  \
+        ingot verify docker://registry.example.com/team/hello:1.2.0 --key release.pub\n  \
+        ingot verify oci:out/hello:1.2.0 --key release.pub --identity registry.example.com/team/hello\n\n\
         --rebuild RECIPE, after a clean fsck (a tampered layout: exit 1, nothing rebuilt),\n\
         reads the settings the image records (SOURCE_DATE_EPOCH, compression, layer\n\
         encoding, platforms, revision, source; at a revision also the recipe's path in its\n\
@@ -696,10 +735,53 @@ pub struct PullArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write: DIR (DIR/ingot.key and DIR/ingot.pub) or a PREFIX
+    /// (PREFIX.key and PREFIX.pub).
+    #[arg(long, short, value_name = "DIR|PREFIX")]
+    pub output: PathBuf,
+    /// Print the paths written as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The image: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], or
+    /// oci:PATH[:TAG|@DIGEST] with --identity.
+    #[arg(value_parser = sign_image)]
+    pub image: ImageRef,
+    /// The private key (`ingot keygen`, or cosign's).
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+    /// The repository the image is for, HOST[:PORT]/REPO: required for a
+    /// layout, refused for a docker:// image (its repository is its identity).
+    #[arg(long, value_name = "HOST/REPO")]
+    pub identity: Option<Identity>,
+    /// Speak plain HTTP to this registry (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure: Vec<Host>,
+    #[command(flatten)]
+    pub network: Network,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The layout or image: oci:PATH, oci:PATH:TAG or oci:PATH@DIGEST.
-    #[arg(value_parser = verify_layout)]
-    pub image: OciRef,
+    /// The layout or image: oci:PATH, oci:PATH:TAG or oci:PATH@DIGEST;
+    /// with --key, also docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
+    #[arg(value_parser = verify_image)]
+    pub image: ImageRef,
+    /// Require a signature that verifies under this public key (PEM)
+    /// and names the image; see below.
+    #[arg(long, value_name = "PUB", conflicts_with = "rebuild")]
+    pub key: Option<PathBuf>,
+    /// The repository the signature must name: required for a layout;
+    /// for a docker:// image, its own unless given.
+    #[arg(long, value_name = "HOST/REPO", requires = "key")]
+    pub identity: Option<Identity>,
     /// Fail (exit 1) unless the image is this manifest or index, naming
     /// both digests; in a layout of several images without a tag, verify
     /// the one of this digest.
@@ -925,12 +1007,25 @@ fn push_source(s: &str) -> std::result::Result<OciRef, String> {
     oci_layout(s, "push reads an OCI layout: oci:PATH[:TAG]")
 }
 
-/// `verify`'s layout, or one image of it.
-fn verify_layout(s: &str) -> std::result::Result<OciRef, String> {
-    oci_layout(
-        s,
-        "verify checks OCI layouts: oci:PATH, oci:PATH:TAG or oci:PATH@sha256:…",
-    )
+/// `verify`'s layout (or one image of it), or a registry image.
+fn verify_image(s: &str) -> std::result::Result<ImageRef, String> {
+    match s.parse::<ImageRef>()? {
+        ImageRef::DockerArchive(_) => Err(format!(
+            "verify checks OCI layouts (oci:PATH, oci:PATH:TAG or oci:PATH@sha256:…) \
+             and, with --key, registry images (docker://…), not {s}"
+        )),
+        other => Ok(other),
+    }
+}
+
+/// `sign`'s image: a registry image or one of a layout.
+fn sign_image(s: &str) -> std::result::Result<ImageRef, String> {
+    match s.parse::<ImageRef>()? {
+        ImageRef::DockerArchive(_) => Err(format!(
+            "sign signs docker://HOST/REPO[:TAG] or oci:PATH[:TAG] images, not {s}"
+        )),
+        other => Ok(other),
+    }
 }
 
 /// An `oci:` image reference; any other kind is refused with what the
@@ -960,6 +1055,8 @@ impl Command {
             Command::Push(a) => a.json,
             Command::Pull(a) => a.json,
             Command::Verify(a) => a.json,
+            Command::Keygen(a) => a.json,
+            Command::Sign(a) => a.json,
             Command::Completions(_) => false,
         }
     }
@@ -1075,6 +1172,8 @@ fn run_command(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
         Command::Push(args) => push(args, out),
         Command::Pull(args) => pull(args, out),
         Command::Verify(args) => verify(args, out),
+        Command::Keygen(args) => keygen(args, out),
+        Command::Sign(args) => sign(args, out),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut command, "ingot", &mut *out.stdout);
@@ -1498,24 +1597,192 @@ fn pull(args: PullArgs, out: &mut Out) -> Result<()> {
 }
 
 fn verify(args: VerifyArgs, out: &mut Out) -> Result<()> {
+    let key = args
+        .key
+        .as_deref()
+        .map(signing::load_public_key)
+        .transpose()?;
+    let image = match &args.image {
+        ImageRef::Oci(image) => image.clone(),
+        ImageRef::Docker(image) => return verify_registry(&args, image, key, out),
+        ImageRef::DockerArchive(_) => unreachable!("refused by verify_image"),
+    };
     if let Some(recipe) = args.rebuild.clone() {
-        return rebuild(args, recipe, out);
+        return rebuild(args, &image, recipe, out);
     }
-    let (image, expected) = (&args.image, args.digest.as_ref());
-    let report = verify::verify(&image.path, &image.selector, expected)?;
-    out.report(args.json, &report, verify::render)?;
-    // The report is the result, so it goes to stdout either way; the
-    // error only sets the exit code and a one-line note on stderr.
-    if report.is_ok() {
-        Ok(())
-    } else {
-        Err(Error::unverified_problems(report.problems.len()))
+    let identity = match (&key, &args.identity) {
+        (Some(_), None) => {
+            return Err(Error::Usage(format!(
+                "{image}: a layout has no repository: give the identity its signature names, \
+                 --identity HOST/REPO"
+            )));
+        }
+        _ => args.identity.clone(),
+    };
+    let report = verify::verify(&image.path, &image.selector, args.digest.as_ref())?;
+    let (Some(key), Some(identity), true) = (key, identity, report.is_ok()) else {
+        out.report(args.json, &report, verify::render)?;
+        // The report is the result, so it goes to stdout either way; the
+        // error only sets the exit code and a one-line note on stderr.
+        return if report.is_ok() {
+            Ok(())
+        } else {
+            Err(Error::unverified_problems(report.problems.len()))
+        };
+    };
+    match signing::verify_layout(&image, &identity, &key) {
+        Ok(signature) => {
+            #[derive(serde::Serialize)]
+            struct Both<'a> {
+                #[serde(flatten)]
+                fsck: &'a verify::Report,
+                signature: &'a signing::SignatureReport,
+            }
+            let both = Both {
+                fsck: &report,
+                signature: &signature,
+            };
+            out.report(args.json, &both, |b| {
+                format!(
+                    "{}{}",
+                    verify::render(b.fsck),
+                    render_signature(b.signature)
+                )
+            })
+        }
+        Err(e) => {
+            out.report(args.json, &report, verify::render)?;
+            Err(e)
+        }
     }
+}
+
+/// `verify docker://… --key PUB`: the signature check alone.
+fn verify_registry(
+    args: &VerifyArgs,
+    image: &RegistryRef,
+    key: Option<crate::sign::PublicKey>,
+    out: &mut Out,
+) -> Result<()> {
+    let Some(key) = key else {
+        return Err(Error::Usage(format!(
+            "{image}: a registry image is verified by its signature: give --key PUB \
+             (the fsck is for layouts: ingot pull it, then verify oci:…)"
+        )));
+    };
+    if args.digest.is_some() {
+        return Err(Error::Usage(format!(
+            "{image}: name the digest in the reference (docker://HOST/REPO@sha256:…), not --digest"
+        )));
+    }
+    let access = access(Vec::new(), &args.network);
+    let report =
+        signing::verify_registry(image, args.identity.as_ref(), &key, &access, out.progress())?;
+    out.report(args.json, &report, render_signature)
+}
+
+fn render_signature(r: &signing::SignatureReport) -> String {
+    format!(
+        "signature: ok: {} is signed for {} (signature {} of {} at tag {})\n",
+        r.digest, r.identity, r.verified, r.signatures, r.signature_tag
+    )
+}
+
+/// The passphrase of a signing key: $INGOT_SIGNING_PASSPHRASE, else
+/// cosign's $COSIGN_PASSWORD, else asked on the terminal (twice when
+/// `confirm`, for a new key).
+fn passphrase(confirm: bool) -> Result<Vec<u8>> {
+    // The one place the environment gives a passphrase (clippy.toml).
+    #[allow(clippy::disallowed_methods)]
+    let from_env = std::env::var_os(PASSPHRASE_VAR).or_else(|| std::env::var_os("COSIGN_PASSWORD"));
+    if let Some(p) = from_env {
+        return Ok(p.into_encoded_bytes());
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(Error::Usage(format!(
+            "no passphrase: set {PASSPHRASE_VAR} (or COSIGN_PASSWORD), or run on a terminal to be asked"
+        )));
+    }
+    let ask = |prompt: &str| {
+        rpassword::prompt_password(prompt)
+            .map_err(|e| Error::Failed(format!("reading the passphrase from the terminal: {e}")))
+    };
+    let first = ask("Passphrase for the private key: ")?;
+    if confirm && ask("The passphrase again: ")? != first {
+        return Err(Error::Usage(
+            "the two passphrases differ; nothing was written".into(),
+        ));
+    }
+    Ok(first.into_bytes())
+}
+
+/// The variable `keygen` and `sign` read the passphrase from.
+const PASSPHRASE_VAR: &str = "INGOT_SIGNING_PASSPHRASE";
+
+fn keygen(args: KeygenArgs, out: &mut Out) -> Result<()> {
+    // Refuse an existing file before asking for a passphrase.
+    let (private, public) = signing::key_paths(&args.output);
+    for path in [&private, &public] {
+        if path.symlink_metadata().is_ok() {
+            return Err(Error::Usage(format!(
+                "{} exists; refusing to overwrite a key (choose another -o, or remove it)",
+                path.display()
+            )));
+        }
+    }
+    let passphrase = passphrase(true)?;
+    let report = signing::keygen(&args.output, &passphrase)?;
+    out.log(&format!(
+        "wrote {} (private, 0600) and {}",
+        report.private_key.display(),
+        report.public_key.display()
+    ));
+    out.json_only(args.json, &report)
+}
+
+fn sign(args: SignArgs, out: &mut Out) -> Result<()> {
+    let identity = match (&args.image, &args.identity) {
+        (ImageRef::Oci(image), None) => {
+            return Err(Error::Usage(format!(
+                "{image}: a layout has no repository: name the one it will be pushed to, \
+                 --identity HOST/REPO"
+            )));
+        }
+        (ImageRef::Docker(image), Some(_)) => {
+            return Err(Error::Usage(format!(
+                "{image}: a registry image is signed for its own repository; --identity is for layouts"
+            )));
+        }
+        (_, identity) => identity.clone(),
+    };
+    let passphrase = passphrase(false)?;
+    let key = signing::load_private_key(&args.key, &passphrase)?;
+    let report = match (&args.image, identity) {
+        (ImageRef::Oci(image), Some(identity)) => signing::sign_layout(image, &identity, &key)?,
+        (ImageRef::Docker(image), _) => {
+            let access = access(args.insecure, &args.network);
+            signing::sign_registry(image, &key, &access, out.progress())?
+        }
+        _ => unreachable!("refused by sign_image and the match above"),
+    };
+    out.log(&format!(
+        "{} {} for {} at tag {} ({} signatures)",
+        if report.added {
+            "signed"
+        } else {
+            "already signed"
+        },
+        report.digest,
+        report.identity,
+        report.signature_tag,
+        report.signatures
+    ));
+    out.report(args.json, &report, |r| format!("{}\n", r.digest))
 }
 
 /// `verify --rebuild`: the fsck, then the image rebuilt from `recipe`
 /// with the settings it records, and compared.
-fn rebuild(args: VerifyArgs, recipe: PathBuf, out: &mut Out) -> Result<()> {
+fn rebuild(args: VerifyArgs, image: &OciRef, recipe: PathBuf, out: &mut Out) -> Result<()> {
     use crate::commands::rebuild as rebuilding;
     let recipe = Recipe::load(&recipe_file(recipe))?;
     let sources = build_sources(
@@ -1527,7 +1794,7 @@ fn rebuild(args: VerifyArgs, recipe: PathBuf, out: &mut Out) -> Result<()> {
     );
     let progress = out.progress();
     let request = rebuilding::Request {
-        image: &args.image,
+        image,
         expected: args.digest.as_ref(),
         recipe: &recipe,
         sources: &sources,
@@ -1811,13 +2078,31 @@ mod tests {
         let cli = Cli::try_parse_from(["ingot", "verify", "oci:out/h:1", "--json"]).unwrap();
         match cli.command {
             Command::Verify(args) => {
-                assert_eq!(args.image.path, PathBuf::from("out/h"));
-                assert_eq!(args.image.selector, Selector::Tag("1".into()));
+                let ImageRef::Oci(image) = args.image else {
+                    panic!("not a layout: {:?}", args.image)
+                };
+                assert_eq!(image.path, PathBuf::from("out/h"));
+                assert_eq!(image.selector, Selector::Tag("1".into()));
                 assert!(args.json);
             }
             other => panic!("parsed as {other:?}"),
         }
         assert!(Cli::try_parse_from(["ingot", "verify"]).is_err());
+        // Signatures: --identity needs --key; --key and --rebuild do not mix;
+        // a docker-archive is neither a layout nor a signed image.
+        let verify = |line: &str| {
+            Cli::try_parse_from(
+                ["ingot", "verify"]
+                    .into_iter()
+                    .chain(line.split_whitespace()),
+            )
+        };
+        assert!(verify("docker://h/r:1 --key k.pub").is_ok());
+        assert!(verify("oci:o:1 --key k.pub --identity h:5000/team/r").is_ok());
+        assert!(verify("oci:o:1 --identity h/r").is_err());
+        assert!(verify("oci:o:1 --identity h/r:1 --key k").is_err());
+        assert!(verify("oci:o:1 --key k --rebuild r").is_err());
+        assert!(verify("docker-archive:x.tar --key k").is_err());
 
         let parse =
             |line: &str| Cli::try_parse_from(["ingot"].into_iter().chain(line.split_whitespace()));
@@ -2018,7 +2303,11 @@ mod tests {
                 "docker-archive:x.tar",
                 "oci:PATH",
             ),
-            ("verify docker://h/x:1", "docker://h/x:1", "oci:PATH:TAG"),
+            (
+                "verify docker-archive:x.tar",
+                "docker-archive:x.tar",
+                "oci:PATH:TAG",
+            ),
             (
                 "push oci:x docker://h:65536/x",
                 "docker://h:65536/x",

@@ -37,6 +37,7 @@ pub mod recipe;
 pub mod registry;
 pub mod rootfs;
 pub mod seal;
+pub mod sign;
 pub mod store;
 
 pub use error::{Error, Result};

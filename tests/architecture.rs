@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The modules of `src/`, lowest first, each with what it owns.
-const LAYERS: [(&str, &str); 21] = [
+const LAYERS: [(&str, &str); 22] = [
     ("digest", "the Digest newtype; hashing readers and writers"),
     ("error", "typed library errors, shared by every layer"),
     ("progress", "progress lines on long work"),
@@ -47,6 +47,10 @@ const LAYERS: [(&str, &str); 21] = [
     ("recipe", "the recipe format: schema, templates, positions"),
     ("lock", "ingot.lock: the pins of external references"),
     (
+        "sign",
+        "signatures: cosign keys, simple-signing payloads, .sig manifests, DSSE",
+    ),
+    (
         "registry",
         "the distribution client: fetching images, pushing blobs",
     ),
@@ -58,7 +62,7 @@ const LAYERS: [(&str, &str); 21] = [
     ("pipeline", "the build: recipe and base to a tagged image"),
     (
         "commands",
-        "audit, bind, diff, export, inspect, pull, push, verify: above the library",
+        "audit, bind, diff, export, inspect, pull, push, sign, verify: above the library",
     ),
     ("cli", "clap definitions; the only reader of env and cwd"),
     (

@@ -11,6 +11,8 @@
 //! - [`rebuild`]: `verify --rebuild`, an image rebuilt from its recipe
 //!   with the settings it records, and compared.
 //! - [`sbom`]: an image's SPDX SBOM, from any transport.
+//! - [`sign`]: `keygen`, `sign` and `verify --key`: signatures that
+//!   skopeo, podman and cosign read, in registries and layouts.
 //! - [`source`]: the one opener of an image, from a layout, a
 //!   docker-archive or a registry, for the four above.
 //! - [`validate`]: recipes and their locks checked offline, without
@@ -26,6 +28,7 @@ pub mod pull;
 pub mod push;
 pub mod rebuild;
 pub mod sbom;
+pub mod sign;
 pub mod source;
 pub mod validate;
 pub mod verify;

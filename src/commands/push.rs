@@ -13,12 +13,13 @@ use std::collections::BTreeSet;
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
+use crate::commands::sign;
 use crate::digest::Digest;
 use crate::error::{Error, RegistryError, Result, Within};
 use crate::image::MAX_MANIFEST_SIZE;
 use crate::image::reference::{OciRef, RegistryRef, Selector};
 use crate::image::{annotation, media};
-use crate::registry::{self, Access, Progress, PushOptions, PushReport, Remote, Tally};
+use crate::registry::{self, Access, Progress, PushOptions, PushReport, Remote};
 use crate::store::BlobRef;
 use crate::store::layout::{Layout, blob_ref, tag_of};
 use crate::store::referrers;
@@ -83,19 +84,11 @@ pub fn push(
     let mut seen = BTreeSet::new();
     sources.retain(|r| seen.insert(r.clone()));
 
-    let mut report = PushReport {
-        reference: match &tag {
-            Some(_) => target.to_string(),
-            None => target.with_digest(root.digest).to_string(),
-        },
-        digest: root.digest,
-        media_type: root.media_type.clone(),
-        manifests: 0,
-        uploaded: Tally::default(),
-        mounted: Tally::default(),
-        skipped: Tally::default(),
-        referrers: Vec::new(),
+    let reference = match &tag {
+        Some(_) => target.to_string(),
+        None => target.with_digest(root.digest).to_string(),
     };
+    let mut report = PushReport::new(reference, root.digest, &root.media_type);
     registry::push_blobs(
         &remote,
         &target,
@@ -130,6 +123,9 @@ pub fn push(
             )?);
         }
     }
+    // Signed in the layout (`ingot sign --identity`): the signatures travel
+    // with the image, to the tag where skopeo and cosign look.
+    report.signatures = sign::push_signatures(&remote, &target, &layout, &root.digest)?;
     Ok(report)
 }
 

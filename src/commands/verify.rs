@@ -565,7 +565,14 @@ impl Walk {
         // A manifest whose config is not an image config is an artifact
         // (image-spec 1.1, "Guidelines for Artifact Usage"): its blobs are
         // checked, but there is no rootfs to check its layers against.
-        let image = media::is_config(config.media_type().as_ref());
+        // So is an image's `.sig` manifest: an image config, but its
+        // layers are signature payloads, not tars (crate::sign::attachment).
+        let signatures = !manifest.layers().is_empty()
+            && manifest
+                .layers()
+                .iter()
+                .all(|l| l.media_type().to_string() == media::SIMPLE_SIGNING);
+        let image = media::is_config(config.media_type().as_ref()) && !signatures;
         let diff_ids = if image {
             self.check_config(config, &config_at)
         } else {

@@ -14,6 +14,11 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 
+/// A sigstore signature payload, each one layer of an image's `.sig`
+/// manifest (cosign's `types.SimpleSigningMediaType`; see
+/// [`crate::sign::attachment`]).
+pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+
 /// What a manifest request accepts: OCI and Docker schema 2 manifests and
 /// indexes (schema 1 is long gone).
 pub const MANIFEST_TYPES: [&str; 4] = [MANIFEST, INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];

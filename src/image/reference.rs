@@ -136,6 +136,19 @@ pub fn valid_tag(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
+/// Whether `tag` names the signatures of an image, as cosign and
+/// containers/image tag them (`sha256-<64 hex>.sig`), not an image.
+pub fn is_signature_tag(tag: &str) -> bool {
+    tag.strip_prefix("sha256-")
+        .and_then(|t| t.strip_suffix(".sig"))
+        .is_some_and(|hex| {
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
 /// An image, or a repository, in an OCI registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryRef {

@@ -70,6 +70,28 @@ pub struct PushReport {
     pub skipped: Tally,
     /// The artifacts about the image (SBOMs, provenance) pushed with it.
     pub referrers: Vec<super::ReferrerReport>,
+    /// The tag the image's signatures went to (`sha256-<hex>.sig`), when
+    /// the layout held signatures of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<String>,
+}
+
+impl PushReport {
+    /// A report of nothing sent yet, for the manifest `digest` going to
+    /// `reference`.
+    pub fn new(reference: String, digest: Digest, media_type: &str) -> PushReport {
+        PushReport {
+            reference,
+            digest,
+            media_type: media_type.to_string(),
+            manifests: 0,
+            uploaded: Tally::default(),
+            mounted: Tally::default(),
+            skipped: Tally::default(),
+            referrers: Vec::new(),
+            signatures: None,
+        }
+    }
 }
 
 /// Makes sure `repo` has every blob: skipped if there, mounted from one of

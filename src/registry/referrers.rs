@@ -81,16 +81,11 @@ pub fn push_referrer(
     for layer in parsed.layers() {
         blobs.push(blob_ref(layer)?);
     }
-    let mut pushed = PushReport {
-        reference: repo.with_digest(manifest.digest).to_string(),
-        digest: manifest.digest,
-        media_type: media::MANIFEST.into(),
-        manifests: 0,
-        uploaded: Tally::default(),
-        mounted: Tally::default(),
-        skipped: Tally::default(),
-        referrers: Vec::new(),
-    };
+    let mut pushed = PushReport::new(
+        repo.with_digest(manifest.digest).to_string(),
+        manifest.digest,
+        media::MANIFEST,
+    );
     let origin = format!("artifact {}", manifest.digest);
     push_blobs(
         remote,

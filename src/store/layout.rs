@@ -20,7 +20,7 @@ use super::{BlobRef, BlobStore};
 use crate::digest::Digest;
 use crate::error::{BlobError, Error, IoContext, Result, Within};
 use crate::image::media::{self, Compression};
-use crate::image::reference::{OciRef, Selector};
+use crate::image::reference::{OciRef, Selector, is_signature_tag};
 use crate::image::{
     IndexSummary, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Platform, annotation, canonical_json,
     select_platform,
@@ -657,7 +657,12 @@ impl Layout {
                 .iter()
                 .filter(|d| tag_of(d) == Some(t.as_str()))
                 .collect(),
-            Selector::Only => manifests.iter().filter(|d| !is_artifact(d)).collect(),
+            // Artifacts about an image, and its signatures
+            // (`sha256-<hex>.sig`), are not another image.
+            Selector::Only => manifests
+                .iter()
+                .filter(|d| !is_artifact(d) && !tag_of(d).is_some_and(is_signature_tag))
+                .collect(),
             Selector::Digest(digest) => {
                 let listed = manifests
                     .iter()

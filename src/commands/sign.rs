@@ -1,0 +1,475 @@
+//! `ingot keygen`, `ingot sign` and `ingot verify --key`: the files,
+//! registries and layouts around [`crate::sign`].
+//!
+//! A registry image's signatures are at the tag `sha256-<hex>.sig` of its
+//! repository, where skopeo, podman and cosign look. A layout's are at that
+//! tag in its index.json, signed for an identity given explicitly (a
+//! layout has no repository); `ingot push` carries them along
+//! ([`push_signatures`]), so they arrive where the identity says.
+//!
+//! Everything read back is bounded: the `.sig` manifest as any manifest
+//! ([`MAX_MANIFEST_SIZE`]), each payload at [`MAX_PAYLOAD`], at most
+//! [`MAX_SIGNATURES`] signatures.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, MediaType};
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, RegistryError, Result, Within};
+use crate::image::MAX_MANIFEST_SIZE;
+use crate::image::reference::{OciRef, RegistryRef};
+use crate::registry::{self, Access, Progress, PushOptions, PushReport, Remote, Tally};
+use crate::sign::attachment::{self, MAX_PAYLOAD, tag_for};
+use crate::sign::payload::{self, Claims, Identity};
+use crate::sign::{Attachment, PublicKey, SignatureLayer, SigningKey};
+use crate::store::file::{self as store_file, Links};
+use crate::store::layout::{self, Entry, Layout, Staging, blob_ref, tag_of};
+use crate::store::{BlobRef, BlobStore};
+
+/// What `keygen` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeygenReport {
+    pub private_key: PathBuf,
+    pub public_key: PathBuf,
+}
+
+/// Where `keygen -o OUT` writes: `OUT/ingot.key` and `OUT/ingot.pub`
+/// for a directory, else `OUT.key` and `OUT.pub`.
+pub fn key_paths(out: &Path) -> (PathBuf, PathBuf) {
+    if out.is_dir() {
+        (out.join("ingot.key"), out.join("ingot.pub"))
+    } else {
+        let with = |ext: &str| {
+            let mut s = out.as_os_str().to_owned();
+            s.push(ext);
+            PathBuf::from(s)
+        };
+        (with(".key"), with(".pub"))
+    }
+}
+
+/// Writes a new key pair: the private key sealed under `passphrase`
+/// (mode 0600), the public key beside it. Neither file may exist.
+pub fn keygen(out: &Path, passphrase: &[u8]) -> Result<KeygenReport> {
+    let (private, public) = key_paths(out);
+    for path in [&private, &public] {
+        if fs::symlink_metadata(path).is_ok() {
+            return Err(Error::Usage(format!(
+                "{} exists; refusing to overwrite a key (choose another -o, or remove it)",
+                path.display()
+            )));
+        }
+    }
+    let key = SigningKey::generate();
+    let sealed = key.to_encrypted_pem(passphrase)?;
+    let public_pem = key.public().to_pem()?;
+    write_new(&private, sealed.as_bytes(), 0o600)?;
+    if let Err(e) = write_new(&public, public_pem.as_bytes(), 0o644) {
+        let _ = fs::remove_file(&private);
+        return Err(e);
+    }
+    Ok(KeygenReport {
+        private_key: private,
+        public_key: public,
+    })
+}
+
+/// Creates `path` (never replacing one) with `mode`, and writes `bytes`.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .context(|| format!("writing {}", path.display()))
+}
+
+/// Reads a private key file and opens it with `passphrase`.
+pub fn load_private_key(path: &Path, passphrase: &[u8]) -> Result<SigningKey> {
+    let text = store_file::read_regular(path, Links::Follow, crate::sign::keys::MAX_KEY_FILE)
+        .context(|| format!("reading {}", path.display()))?;
+    SigningKey::from_encrypted_pem(&text, passphrase)
+        .map_err(|e| Error::Failed(format!("{}: {e}", path.display())))
+}
+
+/// Reads a public key file.
+pub fn load_public_key(path: &Path) -> Result<PublicKey> {
+    let text = store_file::read_regular(path, Links::Follow, crate::sign::keys::MAX_KEY_FILE)
+        .context(|| format!("reading {}", path.display()))?;
+    PublicKey::from_pem(&text).map_err(|e| Error::Failed(format!("{}: {e}", path.display())))
+}
+
+/// What `sign` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignReport {
+    /// The image, as given.
+    pub image: String,
+    /// The manifest (or index) digest signed.
+    pub digest: Digest,
+    /// The `docker-reference` signed.
+    pub identity: String,
+    /// Where the signatures are: the `.sig` tag.
+    pub signature_tag: String,
+    /// Signatures there now.
+    pub signatures: usize,
+    /// False when the same signature was there already.
+    pub added: bool,
+}
+
+/// Signs a registry image: its repository is the identity.
+pub fn sign_registry(
+    image: &RegistryRef,
+    key: &SigningKey,
+    access: &Access,
+    progress: Progress,
+) -> Result<SignReport> {
+    let remote = Remote::connect(image, access, progress)?;
+    let digest = remote.get_manifest(image)?.digest;
+    let identity = Identity::of(image);
+    let payload = payload::payload(&identity, &digest);
+    let layer = SignatureLayer::new(&payload, &key.sign(&payload));
+    let tag = tag_for(&digest);
+    let mut att = remote_attachment(&remote, image, &tag)?.unwrap_or_default();
+    let added = att.add(&layer);
+    if added {
+        let local = tempfile::tempdir().context(|| "creating a temp directory".into())?;
+        let store = BlobStore::open(local.path()).context(|| "creating a temp store".into())?;
+        store
+            .put(&payload)
+            .context(|| "storing the payload".into())?;
+        put_attachment(&remote, image, &tag, &att, &store, &[layer.payload])?;
+    }
+    Ok(SignReport {
+        image: image.to_string(),
+        digest,
+        identity: identity.to_string(),
+        signature_tag: tag,
+        signatures: att.signatures().len(),
+        added,
+    })
+}
+
+/// Signs an image of a layout for `identity` (where it will be pushed):
+/// the `.sig` manifest goes into the layout, tagged.
+pub fn sign_layout(image: &OciRef, identity: &Identity, key: &SigningKey) -> Result<SignReport> {
+    let layout = Layout::open(&image.path)?;
+    let desc = layout.find(&image.selector)?;
+    let digest = blob_ref(&desc)?.digest;
+    let payload = payload::payload(identity, &digest);
+    let layer = SignatureLayer::new(&payload, &key.sign(&payload));
+    let tag = tag_for(&digest);
+    let mut att = match layout_attachment(&layout, &tag)? {
+        Some((_, att)) => att,
+        None => Attachment::default(),
+    };
+    let added = att.add(&layer);
+    if added {
+        let encoded = att.encode()?;
+        let staging = Staging::new(&image.path)?;
+        let staged = |bytes: &[u8], what: &str| {
+            staging
+                .blobs
+                .put(bytes)
+                .context(|| format!("staging the {what}"))
+        };
+        staged(&payload, "signature payload")?;
+        staged(&encoded.config, "signature config")?;
+        let manifest = staged(&encoded.manifest, "signature manifest")?;
+        layout::commit_entry(
+            staging,
+            Entry {
+                recipe: None,
+                tag: Some(&tag),
+                manifest,
+                media_type: MediaType::ImageManifest,
+                platform: None,
+                artifact_type: None,
+            },
+            &[],
+        )?;
+    }
+    Ok(SignReport {
+        image: image.to_string(),
+        digest,
+        identity: identity.to_string(),
+        signature_tag: tag,
+        signatures: att.signatures().len(),
+        added,
+    })
+}
+
+/// The `.sig` manifest at `tag` in a registry, if there is one.
+fn remote_attachment(
+    remote: &Remote,
+    image: &RegistryRef,
+    tag: &str,
+) -> Result<Option<Attachment>> {
+    let at = image.with_tag(Some(tag));
+    match remote.get_manifest(&at) {
+        Ok(raw) => Attachment::parse(&raw.bytes)
+            .map(Some)
+            .map_err(|e| Error::Failed(format!("{at}: {e}"))),
+        Err(Error::Registry(RegistryError::NotFound { .. })) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The `.sig` manifest at `tag` in a layout: its descriptor and layers.
+fn layout_attachment(layout: &Layout, tag: &str) -> Result<Option<(Descriptor, Attachment)>> {
+    let index = layout.index()?;
+    let Some(desc) = index.manifests().iter().find(|d| tag_of(d) == Some(tag)) else {
+        return Ok(None);
+    };
+    let blob = blob_ref(desc)?;
+    layout::check_json_size(&blob, MAX_MANIFEST_SIZE)?;
+    let bytes = layout
+        .blobs
+        .read(&blob)
+        .within(|| format!("reading {}", layout.dir.display()))?;
+    let att = Attachment::parse(&bytes)
+        .map_err(|e| Error::Failed(format!("{} tag {tag}: {e}", layout.dir.display())))?;
+    Ok(Some((desc.clone(), att)))
+}
+
+/// Puts `att` at `tag`: its config (made here), the `blobs` of `store`
+/// it needs (those the registry has are skipped), then the manifest.
+fn put_attachment(
+    remote: &Remote,
+    image: &RegistryRef,
+    tag: &str,
+    att: &Attachment,
+    store: &BlobStore,
+    blobs: &[BlobRef],
+) -> Result<Tally> {
+    let encoded = att.encode()?;
+    let config = store
+        .put(&encoded.config)
+        .context(|| "storing the signature config".into())?;
+    let mut all = blobs.to_vec();
+    all.push(config);
+    let repo = image.with_tag(None);
+    let mut report = PushReport::new(
+        repo.with_tag(Some(tag)).to_string(),
+        Digest::of(&encoded.manifest),
+        crate::image::media::MANIFEST,
+    );
+    registry::push_blobs(
+        remote,
+        &repo,
+        store,
+        &all,
+        &[],
+        &PushOptions::default(),
+        "signatures",
+        &mut report,
+    )?;
+    remote.put_manifest(
+        &repo.with_tag(Some(tag)),
+        &encoded.manifest,
+        crate::image::media::MANIFEST,
+    )?;
+    Ok(report.uploaded)
+}
+
+/// `push`: the layout's signatures of `digest`, if it has any, to the
+/// same tag of `target`'s repository, merged with those already there.
+/// The tag pushed, or None when the layout holds no signatures.
+pub fn push_signatures(
+    remote: &Remote,
+    target: &RegistryRef,
+    layout: &Layout,
+    digest: &Digest,
+) -> Result<Option<String>> {
+    let tag = tag_for(digest);
+    let Some((_, ours)) = layout_attachment(layout, &tag)? else {
+        return Ok(None);
+    };
+    let mut att = remote_attachment(remote, target, &tag)?.unwrap_or_default();
+    if att.merge(&ours) == 0 {
+        return Ok(Some(tag));
+    }
+    let blobs: Vec<BlobRef> = ours.layers().iter().map(blob_ref).collect::<Result<_>>()?;
+    // The config is made anew; it goes into a temp store, the layers come
+    // from the layout (each verified as read).
+    let local = tempfile::tempdir().context(|| "creating a temp directory".into())?;
+    let store = BlobStore::open(local.path()).context(|| "creating a temp store".into())?;
+    for b in &blobs {
+        let bytes = layout
+            .blobs
+            .read(b)
+            .within(|| format!("reading {}", layout.dir.display()))?;
+        store.put(&bytes).context(|| "staging a signature".into())?;
+    }
+    put_attachment(remote, target, &tag, &att, &store, &blobs)?;
+    Ok(Some(tag))
+}
+
+/// What `verify --key` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignatureReport {
+    pub image: String,
+    pub digest: Digest,
+    /// The identity the signature had to name.
+    pub identity: String,
+    pub signature_tag: String,
+    /// Signatures at the tag, and which (1-based) verified.
+    pub signatures: usize,
+    pub verified: usize,
+}
+
+/// Checks a registry image's signatures: one must verify under `key`,
+/// name its manifest digest and `identity` (else its own repository).
+pub fn verify_registry(
+    image: &RegistryRef,
+    identity: Option<&Identity>,
+    key: &PublicKey,
+    access: &Access,
+    progress: Progress,
+) -> Result<SignatureReport> {
+    let remote = Remote::connect(image, access, progress)?;
+    let digest = remote.get_manifest(image)?.digest;
+    let identity = identity.cloned().unwrap_or_else(|| Identity::of(image));
+    let tag = tag_for(&digest);
+    let Some(att) = remote_attachment(&remote, image, &tag)? else {
+        return Err(unsigned(&image.to_string(), &digest, &tag));
+    };
+    let local = tempfile::tempdir().context(|| "creating a temp directory".into())?;
+    let store = BlobStore::open(local.path()).context(|| "creating a temp store".into())?;
+    let repo = image.with_tag(None);
+    let read = |blob: &BlobRef| -> Result<Vec<u8>> {
+        let what = format!("signature payload {} of {image}", blob.digest);
+        remote.fetch_blob(&repo, blob, &store, &what)?;
+        store.read(blob).within(|| what.clone())
+    };
+    check(
+        &image.to_string(),
+        &digest,
+        &identity,
+        &tag,
+        &att,
+        key,
+        read,
+    )
+}
+
+/// Checks the signatures of an image in a layout, for `identity`.
+pub fn verify_layout(
+    image: &OciRef,
+    identity: &Identity,
+    key: &PublicKey,
+) -> Result<SignatureReport> {
+    let layout = Layout::open(&image.path)?;
+    // Without a tag: the layout's one image, its signatures aside.
+    let desc = layout.find(&image.selector)?;
+    let digest = blob_ref(&desc)?.digest;
+    let tag = tag_for(&digest);
+    let Some((_, att)) = layout_attachment(&layout, &tag)? else {
+        return Err(unsigned(&image.to_string(), &digest, &tag));
+    };
+    let read = |blob: &BlobRef| -> Result<Vec<u8>> {
+        layout
+            .blobs
+            .read(blob)
+            .within(|| format!("reading {}", layout.dir.display()))
+    };
+    check(&image.to_string(), &digest, identity, &tag, &att, key, read)
+}
+
+fn unsigned(image: &str, digest: &Digest, tag: &str) -> Error {
+    Error::Unverified(format!(
+        "{image}: not signed: no signatures of {digest} (tag {tag})"
+    ))
+}
+
+/// One signature must pass every check; else the failure names each
+/// signature's reason.
+fn check(
+    image: &str,
+    digest: &Digest,
+    identity: &Identity,
+    tag: &str,
+    att: &Attachment,
+    key: &PublicKey,
+    mut read: impl FnMut(&BlobRef) -> Result<Vec<u8>>,
+) -> Result<SignatureReport> {
+    let signatures = att.signatures();
+    if signatures.is_empty() {
+        return Err(Error::Unverified(format!(
+            "{image}: not signed: the manifest at tag {tag} holds no {} layer with a signature",
+            attachment::SIMPLE_SIGNING
+        )));
+    }
+    let mut reasons = Vec::new();
+    for (n, sig) in signatures.iter().enumerate() {
+        match check_one(digest, identity, sig, key, &mut read) {
+            Ok(()) => {
+                return Ok(SignatureReport {
+                    image: image.to_string(),
+                    digest: *digest,
+                    identity: identity.to_string(),
+                    signature_tag: tag.to_string(),
+                    signatures: signatures.len(),
+                    verified: n + 1,
+                });
+            }
+            Err(reason) => reasons.push(reason),
+        }
+    }
+    let reasons = if reasons.len() == 1 {
+        reasons.concat()
+    } else {
+        reasons
+            .iter()
+            .enumerate()
+            .map(|(n, r)| format!("signature {}: {r}", n + 1))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Err(Error::Unverified(format!(
+        "{image}: no valid signature: {reasons}"
+    )))
+}
+
+/// Why one signature does not vouch for the image, if it does not. The
+/// payload is read (bounded) and its signature checked before a byte of
+/// it is parsed.
+fn check_one(
+    digest: &Digest,
+    identity: &Identity,
+    sig: &SignatureLayer,
+    key: &PublicKey,
+    read: &mut impl FnMut(&BlobRef) -> Result<Vec<u8>>,
+) -> std::result::Result<(), String> {
+    if sig.payload.size > MAX_PAYLOAD {
+        return Err(format!(
+            "its payload claims {} bytes, more than the {MAX_PAYLOAD} a payload may have",
+            sig.payload.size
+        ));
+    }
+    let payload = read(&sig.payload).map_err(|e| e.to_string())?;
+    let signature = sig.signature_bytes().map_err(|e| e.to_string())?;
+    key.verify(&payload, &signature)
+        .map_err(|e| e.to_string())?;
+    let claims = Claims::parse(&payload).map_err(|e| e.to_string())?;
+    if claims.digest != *digest {
+        return Err(format!(
+            "it signs manifest {}, not this image's {digest}",
+            claims.digest
+        ));
+    }
+    if !claims.names(identity) {
+        return Err(format!(
+            "it is signed for {}, not {identity}",
+            claims.docker_reference
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,583 @@
+//! Signatures (issue 17) against independent verifiers: `ingot keygen`,
+//! `ingot sign` and `ingot verify --key` with skopeo 1.9 (containers/image)
+//! on a real registry (Debian's docker-registry on 127.0.0.1). skopeo
+//! verifies ours under a sigstoreSigned policy; we verify skopeo's, and
+//! refuse them tampered, under another key or for another repository.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+use common::registry::Registry;
+use common::{build, ingot, repo, require, run, stderr, stdout};
+
+const PASSPHRASE: &str = "correct horse battery staple";
+
+/// A temp dir with hello built in it, a key pair, and skopeo's
+/// configuration for the registry.
+struct Fixture {
+    dir: tempfile::TempDir,
+    layout: PathBuf,
+    registry: Registry,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        require("skopeo");
+        let dir = tempfile::tempdir().unwrap();
+        let layout = dir.path().join("hello");
+        build(&repo().join("recipes/hello/recipe.yaml"), &layout);
+        for d in ["home", "run", "registries.d"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let registry = Registry::start();
+        // containers-registries.d(5): read and write sigstore attachments
+        // (`sha256-<hex>.sig`) for this registry.
+        std::fs::write(
+            dir.path().join("registries.d/test.yaml"),
+            format!(
+                "docker:\n  {}:\n    use-sigstore-attachments: true\n",
+                registry.host()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("insecure-policy.json"),
+            r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("passphrase"), PASSPHRASE).unwrap();
+        Fixture {
+            dir,
+            layout,
+            registry,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn oci(&self) -> String {
+        format!("oci:{}:1.2.0", self.layout.display())
+    }
+
+    /// `ingot` with the passphrase and no credentials of the machine.
+    fn ingot(&self) -> Command {
+        let mut cmd = ingot();
+        cmd.env("HOME", self.path("home"))
+            .env("XDG_RUNTIME_DIR", self.path("run"))
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("COSIGN_PASSWORD")
+            .env("INGOT_SIGNING_PASSPHRASE", PASSPHRASE);
+        cmd
+    }
+
+    /// `ingot keygen -o DIR/NAME`: (private, public).
+    fn keygen(&self, name: &str) -> (PathBuf, PathBuf) {
+        ok(&run(self
+            .ingot()
+            .arg("keygen")
+            .arg("-o")
+            .arg(self.path(name))));
+        (
+            self.path(&format!("{name}.key")),
+            self.path(&format!("{name}.pub")),
+        )
+    }
+
+    fn push(&self, to: &str) -> Value {
+        json_of(&run(self.ingot().args(["push", &self.oci(), to, "--json"])))
+    }
+
+    fn verify(&self, image: &str, key: &Path, extra: &[&str]) -> Output {
+        run(self
+            .ingot()
+            .args(["verify", image, "--key"])
+            .arg(key)
+            .args(extra))
+    }
+
+    /// A policy.json accepting only sigstore signatures by `public`, for
+    /// the image's repository (the identity cosign and ingot sign).
+    fn policy(&self, public: &Path) -> PathBuf {
+        let path = self.path(&format!(
+            "policy-{}.json",
+            public.file_stem().unwrap().to_string_lossy()
+        ));
+        let policy = json!({
+            "default": [{"type": "reject"}],
+            "transports": {"docker": {self.registry.host(): [{
+                "type": "sigstoreSigned",
+                "keyPath": public,
+                "signedIdentity": {"type": "matchRepository"},
+            }]}},
+        });
+        std::fs::write(&path, policy.to_string()).unwrap();
+        path
+    }
+
+    fn skopeo(&self) -> Command {
+        let mut cmd = Command::new("skopeo");
+        cmd.env("HOME", self.path("home"))
+            .env("XDG_RUNTIME_DIR", self.path("run"))
+            .arg("--registries.d")
+            .arg(self.path("registries.d"));
+        cmd
+    }
+
+    /// `skopeo copy` of a registry image to a `dir:` under `policy`.
+    fn skopeo_pull(&self, image: &str, policy: &Path, to: &str) -> Output {
+        run(self
+            .skopeo()
+            .arg("--policy")
+            .arg(policy)
+            .args(["copy", "--src-tls-verify=false", image])
+            .arg(format!("dir:{}", self.path(to).display())))
+    }
+}
+
+/// Whether this skopeo reads and writes sigstore signatures. Debian
+/// builds skopeo 1.9.3 with a local patch that disables them ("Debian-local
+/// change: sigstore disabled"); there the skopeo half of each test is left
+/// out, with a note, and the ingot half still runs.
+fn skopeo_has_sigstore(f: &Fixture, image: &str, policy: &Path) -> bool {
+    let out = f.skopeo_pull(image, policy, "probe");
+    let disabled = stderr(&out).contains("sigstore disabled");
+    if disabled {
+        eprintln!(
+            "note: this skopeo has sigstore disabled (Debian's patch); skopeo's checks skipped"
+        );
+    }
+    let _ = std::fs::remove_dir_all(f.path("probe"));
+    !disabled
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\nstdout: {}",
+        stderr(out),
+        stdout(out)
+    );
+    stdout(out)
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+/// Exit 1 with one error line containing each of `needles`.
+fn fails_with(out: &Output, needles: &[&str]) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in {err}"));
+    for n in needles {
+        assert!(line.contains(n), "{n:?} not in {line:?}");
+    }
+    line.to_string()
+}
+
+#[test]
+fn keygen_writes_a_private_key_only_its_owner_reads_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("release");
+    let keygen = |env: Option<&str>| {
+        let mut cmd = ingot();
+        cmd.env_remove("INGOT_SIGNING_PASSPHRASE")
+            .env_remove("COSIGN_PASSWORD")
+            .stdin(std::process::Stdio::null());
+        if let Some(p) = env {
+            cmd.env("INGOT_SIGNING_PASSPHRASE", p);
+        }
+        run(cmd.args(["keygen", "--json", "-o"]).arg(&prefix))
+    };
+
+    // No passphrase and no terminal: a clear error, nothing written.
+    let out = keygen(None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("INGOT_SIGNING_PASSPHRASE"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("release.key").exists());
+
+    let report: Value = serde_json::from_str(&ok(&keygen(Some("pw")))).unwrap();
+    let private = dir.path().join("release.key");
+    let public = dir.path().join("release.pub");
+    assert_eq!(report["private_key"], json!(private));
+    let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(&private).unwrap();
+    assert!(
+        text.starts_with("-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----\n"),
+        "{text}"
+    );
+    assert!(
+        std::fs::read_to_string(&public)
+            .unwrap()
+            .starts_with("-----BEGIN PUBLIC KEY-----\n")
+    );
+
+    // Again: refused, the key untouched.
+    let out = keygen(Some("pw"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("refusing to overwrite"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&private).unwrap(), text);
+
+    // A directory: DIR/ingot.key and DIR/ingot.pub.
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    ok(&run(ingot()
+        .env("INGOT_SIGNING_PASSPHRASE", "pw")
+        .args(["keygen", "-o"])
+        .arg(&keys)));
+    assert!(keys.join("ingot.key").is_file() && keys.join("ingot.pub").is_file());
+}
+
+#[test]
+fn a_wrong_passphrase_is_named_and_signs_nothing() {
+    let f = Fixture::new();
+    let (private, _) = f.keygen("k");
+    let out = run(f
+        .ingot()
+        .env("INGOT_SIGNING_PASSPHRASE", "not it")
+        .args([
+            "sign",
+            &f.oci(),
+            "--identity",
+            "127.0.0.1:5000/hello",
+            "--key",
+        ])
+        .arg(&private));
+    let line = fails_with(&out, &["k.key", "passphrase does not decrypt"]);
+    assert_eq!(stderr(&out).lines().count(), 1, "{line}");
+    // cosign's variable, as a fallback.
+    ok(&run(f
+        .ingot()
+        .env_remove("INGOT_SIGNING_PASSPHRASE")
+        .env("COSIGN_PASSWORD", PASSPHRASE)
+        .args([
+            "sign",
+            &f.oci(),
+            "--identity",
+            "127.0.0.1:5000/hello",
+            "--key",
+        ])
+        .arg(&private)));
+}
+
+#[test]
+fn skopeo_verifies_our_signature_and_refuses_unsigned_images_and_other_keys() {
+    let f = Fixture::new();
+    let (private, public) = f.keygen("ours");
+    let (_, other) = f.keygen("other");
+    let signed = format!("{}:1.2.0", f.registry.reference("hello"));
+    let unsigned = format!("{}:1.2.0", f.registry.reference("unsigned"));
+    let digest = f.push(&signed)["digest"].as_str().unwrap().to_string();
+    f.push(&unsigned);
+
+    let report = json_of(&run(f
+        .ingot()
+        .args(["sign", &signed, "--json", "--key"])
+        .arg(&private)));
+    assert_eq!(report["digest"], digest);
+    assert_eq!(report["identity"], format!("{}/hello", f.registry.host()));
+    assert_eq!(
+        report["signature_tag"],
+        format!("sha256-{}.sig", &digest["sha256:".len()..])
+    );
+    // Signing again adds nothing: RFC 6979 makes the same signature.
+    let again = json_of(&run(f
+        .ingot()
+        .args(["sign", &signed, "--json", "--key"])
+        .arg(&private)));
+    assert_eq!(
+        (again["added"].clone(), again["signatures"].clone()),
+        (json!(false), json!(1))
+    );
+
+    if skopeo_has_sigstore(&f, &signed, &f.policy(&public)) {
+        ok(&f.skopeo_pull(&signed, &f.policy(&public), "copied"));
+        assert!(f.path("copied/manifest.json").is_file());
+
+        let out = f.skopeo_pull(&unsigned, &f.policy(&public), "refused-unsigned");
+        assert!(!out.status.success(), "skopeo accepted an unsigned image");
+        assert!(stderr(&out).contains("signature"), "{}", stderr(&out));
+
+        let out = f.skopeo_pull(&signed, &f.policy(&other), "refused-other");
+        assert!(
+            !out.status.success(),
+            "skopeo accepted another key's signature"
+        );
+    }
+
+    // And ingot agrees.
+    ok(&f.verify(&signed, &public, &[]));
+    fails_with(
+        &f.verify(&unsigned, &public, &[]),
+        &["not signed", "sha256-"],
+    );
+    fails_with(
+        &f.verify(&signed, &other, &[]),
+        &["does not verify under the public key"],
+    );
+}
+
+/// skopeo signs with a key from `ingot keygen`, writing the attachment;
+/// `ingot verify --key` accepts it, and refuses it altered, under another
+/// key, and for another repository.
+#[test]
+fn we_verify_skopeos_signature_and_refuse_it_tampered() {
+    require("curl");
+    let f = Fixture::new();
+    let (private, public) = f.keygen("signer");
+    let (_, other) = f.keygen("other");
+    let image = format!("{}:1", f.registry.reference("by-skopeo"));
+    let signing = run(f
+        .skopeo()
+        .arg("--policy")
+        .arg(f.path("insecure-policy.json"))
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            "--sign-by-sigstore-private-key",
+        ])
+        .arg(&private)
+        .arg("--sign-passphrase-file")
+        .arg(f.path("passphrase"))
+        .arg(f.oci())
+        .arg(&image));
+    if stderr(&signing).contains("sigstore disabled") {
+        // This skopeo cannot sign (see skopeo_has_sigstore): the image it
+        // pushed is signed by ingot instead, and tampered with below.
+        eprintln!("note: this skopeo has sigstore disabled (Debian's patch); ingot signs instead");
+        ok(&run(f
+            .ingot()
+            .args(["sign", &image, "--key"])
+            .arg(&private)));
+    } else {
+        ok(&signing);
+    }
+
+    let report = json_of(&f.verify(&image, &public, &["--json"]));
+    assert_eq!(report["verified"], 1);
+    fails_with(
+        &f.verify(&image, &other, &[]),
+        &["does not verify under the public key"],
+    );
+    let host = f.registry.host();
+    fails_with(
+        &f.verify(
+            &image,
+            &public,
+            &["--identity", &format!("{host}/elsewhere")],
+        ),
+        // skopeo signs HOST/REPO:TAG, ingot HOST/REPO.
+        &[
+            &format!("signed for {host}/by-skopeo"),
+            &format!("not {host}/elsewhere"),
+        ],
+    );
+
+    // Tampered: the payload rewritten to name another digest, uploaded,
+    // and the .sig manifest pointed at it (signature annotation kept).
+    let tag = report["signature_tag"].as_str().unwrap();
+    let base = format!("http://{host}/v2/by-skopeo");
+    let manifest_url = format!("{base}/manifests/{tag}");
+    let mut manifest: Value = serde_json::from_slice(&curl(&[
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+        &manifest_url,
+    ]))
+    .unwrap();
+    let layer = manifest["layers"][0].clone();
+    let payload = curl(&[&format!(
+        "{base}/blobs/{}",
+        layer["digest"].as_str().unwrap()
+    )]);
+    let payload = String::from_utf8(payload).unwrap();
+    let forged = payload.replace(
+        report["digest"].as_str().unwrap(),
+        &format!("sha256:{}", "0".repeat(64)),
+    );
+    assert_ne!(forged, payload);
+    let forged_digest = upload_blob(&base, forged.as_bytes(), &f.path("forged"));
+    manifest["layers"][0]["digest"] = json!(forged_digest);
+    manifest["layers"][0]["size"] = json!(forged.len());
+    put_manifest(&manifest_url, &manifest, &f.path("manifest"));
+    fails_with(
+        &f.verify(&image, &public, &[]),
+        &["does not verify under the public key"],
+    );
+
+    // Tampered: the signature annotation of another payload (ours, for
+    // another image): it verifies nothing here.
+    manifest["layers"][0] = layer.clone();
+    let sig = manifest["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut altered = sig.into_bytes();
+    let mid = altered.len() / 2;
+    altered[mid] = if altered[mid] == b'A' { b'B' } else { b'A' };
+    manifest["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"] =
+        json!(String::from_utf8(altered).unwrap());
+    put_manifest(&manifest_url, &manifest, &f.path("manifest"));
+    fails_with(
+        &f.verify(&image, &public, &[]),
+        &["does not verify under the public key"],
+    );
+
+    // Restored, it verifies again: the failures were the tampering.
+    manifest["layers"][0] = layer;
+    put_manifest(&manifest_url, &manifest, &f.path("manifest"));
+    ok(&f.verify(&image, &public, &[]));
+}
+
+/// A layout signed for the repository it will be pushed to: the signature
+/// is in the layout (fsck still clean), travels with `ingot push`, and
+/// skopeo verifies it at the registry.
+#[test]
+fn a_signed_layout_carries_its_signature_to_the_registry() {
+    let f = Fixture::new();
+    let (private, public) = f.keygen("release");
+    let host = f.registry.host();
+    let identity = format!("{host}/released");
+    let oci = f.oci();
+    let out = run(f.ingot().args(["sign", &oci, "--key"]).arg(&private));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--identity HOST/REPO"),
+        "{}",
+        stderr(&out)
+    );
+    let signed = json_of(&run(f
+        .ingot()
+        .args(["sign", &oci, "--identity", &identity, "--json", "--key"])
+        .arg(&private)));
+    let tag = signed["signature_tag"].as_str().unwrap();
+
+    // The layout: its fsck is clean with the signature in it, its one image
+    // is still the image, and the signature checks.
+    let index = common::read_json(&f.layout.join("index.json"));
+    let tags: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["annotations"]["org.opencontainers.image.ref.name"].as_str())
+        .collect();
+    assert!(tags.contains(&tag), "{tags:?}");
+    ok(&run(f
+        .ingot()
+        .arg("verify")
+        .arg(format!("oci:{}", f.layout.display()))));
+    let both = json_of(&f.verify(&oci, &public, &["--identity", &identity, "--json"]));
+    assert_eq!(both["problems"], json!([]));
+    assert_eq!(both["signature"]["identity"], identity);
+    fails_with(
+        &f.verify(&oci, &public, &["--identity", &format!("{host}/other")]),
+        &[&format!("signed for {identity}, not {host}/other")],
+    );
+    let out = f.verify(&oci, &public, &[]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let pushed = f.push(&format!("docker://{identity}"));
+    assert_eq!(pushed["signatures"], tag);
+    let image = format!("docker://{identity}:1.2.0");
+    let skopeo = skopeo_has_sigstore(&f, &image, &f.policy(&public));
+    if skopeo {
+        ok(&f.skopeo_pull(&image, &f.policy(&public), "copied"));
+    }
+    ok(&f.verify(&image, &public, &[]));
+
+    // Pushed elsewhere, the signature names the repository it was made
+    // for: skopeo and ingot refuse it there.
+    let elsewhere = format!("{}:1.2.0", f.registry.reference("elsewhere"));
+    f.push(&elsewhere);
+    if skopeo {
+        let out = f.skopeo_pull(&elsewhere, &f.policy(&public), "refused");
+        assert!(
+            !out.status.success(),
+            "skopeo accepted a signature for another repository"
+        );
+    }
+    fails_with(
+        &f.verify(&elsewhere, &public, &[]),
+        &[&format!("signed for {identity}, not {host}/elsewhere")],
+    );
+}
+
+fn curl(args: &[&str]) -> Vec<u8> {
+    let out = run(Command::new("curl").arg("-sSf").args(args));
+    assert!(out.status.success(), "curl {args:?}: {}", stderr(&out));
+    out.stdout
+}
+
+/// A monolithic upload (POST, then PUT with the digest); the digest.
+fn upload_blob(base: &str, bytes: &[u8], scratch: &Path) -> String {
+    use sha2::Digest as _;
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+    let head = String::from_utf8(curl(&[
+        "-X",
+        "POST",
+        "-o",
+        "/dev/null",
+        "-D",
+        "-",
+        &format!("{base}/blobs/uploads/"),
+    ]))
+    .unwrap();
+    let location = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .unwrap()
+        .trim()
+        .to_string();
+    let location = if location.starts_with("http") {
+        location
+    } else {
+        format!("{}{location}", &base[..base.find("/v2/").unwrap()])
+    };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    std::fs::write(scratch, bytes).unwrap();
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", scratch.display()),
+        &format!("{location}{sep}digest={digest}"),
+    ]);
+    digest
+}
+
+fn put_manifest(url: &str, manifest: &Value, scratch: &Path) {
+    std::fs::write(scratch, serde_json::to_vec(manifest).unwrap()).unwrap();
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+        &format!("@{}", scratch.display()),
+        url,
+    ]);
+}
