@@ -1255,12 +1255,9 @@ fn build_fleet(args: BuildArgs, out: &mut Out) -> Result<()> {
             serde_json::to_string(o).map_err(|e| Error::Failed(format!("encoding JSON: {e}")))?
         } else {
             let digest = o.digest.map_or("-".to_string(), |d| d.to_string());
-            let status = serde_json::to_value(o.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
             format!(
-                "{status} {} {} {digest}",
+                "{} {} {} {digest}",
+                o.status.as_str(),
                 o.name,
                 o.version.as_deref().unwrap_or("-")
             )

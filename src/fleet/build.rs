@@ -47,6 +47,18 @@ pub enum Status {
     Skipped,
 }
 
+impl Status {
+    /// As `--json` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Built => "built",
+            Status::Unchanged => "unchanged",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
 /// Layers of the recipe's own (every platform's, for a multi-platform
 /// recipe): written by this build, or served from the cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

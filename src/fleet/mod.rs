@@ -111,8 +111,9 @@ pub struct Member {
     pub base: Option<String>,
     /// The OCI layout it is built into: `OUT/NAME`.
     pub output: PathBuf,
-    /// The members it builds on, nearest first along its chain of
-    /// `recipe:` bases (a base that is no member is followed through).
+    /// The member it builds on: the first down its chain of `recipe:`
+    /// bases (a base that is no member is followed through); empty when
+    /// it builds on none. (A list, so that the JSON can grow to several.)
     pub depends_on: Vec<usize>,
     /// 0 for a recipe on no other member, else one more than its deepest
     /// dependency's; None in (or above) a `recipe:` cycle.
