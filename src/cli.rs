@@ -22,6 +22,7 @@ use crate::commands::sign as signing;
 use crate::commands::verify;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::fleet;
 use crate::image::media::LayerCompression;
 use crate::image::reference::{Host, ImageRef, OciRef, RegistryRef, Repository, Selector};
 use crate::image::{Platform, PlatformChoice};
@@ -98,10 +99,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build a recipe into an OCI image layout, tagged with the recipe's version.
+    /// Build a recipe into an OCI image layout, tagged with the recipe's
+    /// version; or every recipe under directories, in dependency order.
     #[command(after_help = "Examples:\n  \
         ingot build recipes/hello/recipe.yaml -o out/hello\n  \
         ingot build recipes/hello                         # a directory: its recipe.yaml\n  \
+        ingot build recipes -j 4 --json                   # every recipe below: out/NAME each\n  \
         ingot build --locked recipe.yaml                  # CI: bases must match ingot.lock\n  \
         ingot build --locked recipe.yaml --tag $(git rev-parse --short HEAD) \\\n      \
         --push docker://registry.example.com/team/app     # build, seal, push every tag\n  \
@@ -110,8 +113,36 @@ pub enum Command {
         The image's one timestamp is SOURCE_DATE_EPOCH (0 when unset). stdout carries\n\
         only the manifest digest (or the --json report). A version is immutable: a\n\
         tag the layout (or the --push registry) has for another image is refused,\n\
-        naming both digests, unless --replace; the same image again changes nothing.")]
+        naming both digests, unless --replace; the same image again changes nothing.\n\n\
+        Several paths, or a directory without recipe.yaml, build a fleet: every\n\
+        recipe.yaml found below (to depth 6; hidden directories, out, target,\n\
+        node_modules and OCI layouts skipped; a recipe's own subdirectories not\n\
+        searched), each into OUT/NAME (OUT: -o, default out), a recipe after the\n\
+        recipes of the fleet its recipe: bases lead to, up to -j at once, sharing one\n\
+        cache. A failure stops only the recipes on it (skipped); the exit code is 1 if\n\
+        any failed or was skipped. Log lines are prefixed with the recipe's name.\n\
+        stdout: a line per recipe, STATUS NAME VERSION DIGEST; with --json one object\n\
+        per recipe and line: name, version, recipe, output, status (built, unchanged,\n\
+        failed, skipped), digest, error, depends_on, layers {built, cached}, started,\n\
+        finished, seconds.")]
     Build(BuildArgs),
+    /// Show the dependency graph of every recipe under directories, without
+    /// building: for CI engines to fan out one job per recipe.
+    #[command(after_help = "Examples:\n  \
+        ingot plan recipes\n  \
+        ingot plan recipes --json | jq -c '[.recipes[] | select(.up_to_date | not) | .dir]'\n\n\
+        Recipes are found as `ingot build DIR...` finds them. For each: its base, the\n\
+        recipes of the tree it depends on, its wave (0: on none of them; wave N+1 builds\n\
+        after wave N), its lock (missing, locked, stale: what `ingot validate --locked`\n\
+        finds), and whether it is up to date: its layout (OUT/NAME) tags its version\n\
+        with the digest a build would give now, worked out from the build cache alone\n\
+        (every layer served from it, nothing written); a layer the cache lacks means\n\
+        not up to date, and `reason` says which. --json prints one object:\n  \
+        {\"recipes\": [{\"name\", \"version\", \"recipe\", \"dir\", \"output\", \"base\",\n    \
+        \"depends_on\", \"wave\", \"lock\", \"valid\", \"problems\", \"built\", \"would_build\",\n    \
+        \"up_to_date\", \"reason\"}], \"waves\": [[NAME...]...]}\n\
+        Exit codes: 0, or 2 for a usage error.")]
+    Plan(PlanArgs),
     /// Pin every base the recipe uses in ingot.lock beside it.
     #[command(after_help = "Examples:\n  \
         ingot lock recipes/hello/recipe.yaml\n  \
@@ -438,12 +469,18 @@ impl Network {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The recipe file (YAML), or a directory holding recipe.yaml.
-    #[arg(value_name = "RECIPE|DIR")]
-    pub recipe: PathBuf,
-    /// The OCI layout to write [default: out/NAME].
+    /// The recipe file (YAML), or a directory holding recipe.yaml; several,
+    /// or a directory of recipe directories, build each recipe found.
+    #[arg(value_name = "RECIPE|DIR", required = true)]
+    pub recipes: Vec<PathBuf>,
+    /// The OCI layout to write [default: out/NAME]; for several recipes,
+    /// the directory of their layouts, DIR/NAME each [default: out].
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// How many recipes build at once, for several [default: the cores].
+    #[arg(long, short = 'j', value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
     /// VCS revision of the recipe (org.opencontainers.image.revision).
     #[arg(long)]
     pub revision: Option<String>,
@@ -494,6 +531,34 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub network: Network,
     /// Print a JSON report instead of the bare digest.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Recipe files, or directories searched for recipe.yaml.
+    #[arg(value_name = "RECIPE|DIR", required = true)]
+    pub recipes: Vec<PathBuf>,
+    /// The directory of the recipes' layouts, DIR/NAME each [default: out].
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// The settings of the build planned, which its digests depend on.
+    #[arg(long)]
+    pub revision: Option<String>,
+    #[arg(long)]
+    pub source: Option<String>,
+    #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
+    pub compression: LayerCompression,
+    /// The build cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Speak plain HTTP to this registry, for docker:// bases (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure: Vec<Host>,
+    #[command(flatten)]
+    pub network: Network,
+    /// Print the plan as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
@@ -1042,6 +1107,7 @@ impl Command {
     fn json(&self) -> bool {
         match self {
             Command::Build(a) => a.json,
+            Command::Plan(a) => a.json,
             Command::Lock(a) => a.json,
             Command::Validate(a) => a.json,
             Command::Audit(a) => a.json,
@@ -1155,10 +1221,12 @@ fn run_command(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
     let out = &mut Out {
         stdout,
         quiet: cli.quiet,
+        mode: cli.progress,
         progress: progress_for(cli.quiet, cli.progress),
     };
     match cli.command {
         Command::Build(args) => build(args, out),
+        Command::Plan(args) => plan(args, out),
         Command::Lock(args) => lock(args, out),
         Command::Validate(args) => validate(args, out),
         Command::Audit(args) => audit(args, out),
@@ -1182,11 +1250,28 @@ fn run_command(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
     }
 }
 
-fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
-    // The one place the environment enters a build (clippy.toml).
+/// The one recipe `paths` name, when they name one: a file, or a
+/// directory holding recipe.yaml. Anything else is a fleet.
+fn single_recipe(paths: &[PathBuf]) -> Option<PathBuf> {
+    match paths {
+        [one] if !one.is_dir() || one.join(RECIPE_FILE).is_file() => Some(recipe_file(one.clone())),
+        _ => None,
+    }
+}
+
+/// SOURCE_DATE_EPOCH: the one place the environment enters a build
+/// (clippy.toml).
+fn build_epoch() -> Result<u64> {
     #[allow(clippy::disallowed_methods)]
-    let epoch = source_date_epoch(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())?;
-    let recipe = Recipe::load(&recipe_file(args.recipe))?;
+    source_date_epoch(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())
+}
+
+fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
+    let Some(file) = single_recipe(&args.recipes) else {
+        return build_fleet(args, out);
+    };
+    let epoch = build_epoch()?;
+    let recipe = Recipe::load(&file)?;
     let output = args
         .output
         .unwrap_or_else(|| PathBuf::from("out").join(&recipe.spec.name));
@@ -1242,6 +1327,116 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
         ));
     }
     out.report(args.json, &report, |r| format!("{}\n", r.digest))
+}
+
+/// `ingot build DIR…`: every recipe found, in dependency order, several
+/// at once; one line (or JSON object) per recipe on stdout.
+fn build_fleet(args: BuildArgs, out: &mut Out) -> Result<()> {
+    if args.push.is_some() {
+        return Err(Error::Usage(
+            "--push names one repository: build a fleet without it, then `ingot push` each layout"
+                .into(),
+        ));
+    }
+    let settings = pipeline::Settings {
+        epoch: build_epoch()?,
+        compression: args.compression,
+        revision: args.revision,
+        source: args.source,
+    };
+    let root = args.output.unwrap_or_else(|| PathBuf::from("out"));
+    let fleet = fleet::Fleet::new(fleet::discover(&args.recipes)?, &root)?;
+    let sources = build_sources(
+        args.cache,
+        args.no_cache,
+        args.insecure,
+        args.mirror,
+        &args.network,
+    );
+    let emit = pipeline::Emit {
+        output: root,
+        locked: args.locked,
+        tags: args.tags,
+        replace: args.replace,
+        attest: args.attest,
+    };
+    let jobs = match args.jobs {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    out.log(&format!(
+        "{} recipes in {} waves, {jobs} at once",
+        fleet.members.len(),
+        fleet.waves().len()
+    ));
+    // The one clock of the run (clippy.toml keeps it out of the library).
+    let start = std::time::Instant::now();
+    let clock = move || start.elapsed().as_secs_f64();
+    let (quiet, mode) = (out.quiet, out.mode);
+    let progress = move |name: &str| fleet_progress(quiet, mode, name);
+    let log = move |name: &str, line: &str| {
+        if !quiet {
+            eprintln!("{name}: {line}");
+        }
+    };
+    let options = fleet::build::Options {
+        settings: &settings,
+        sources: &sources,
+        emit: &emit,
+        jobs,
+    };
+    let hooks = fleet::build::Hooks {
+        clock: &clock,
+        progress: &progress,
+        log: &log,
+    };
+    let outcomes = fleet::build::run(&fleet, &options, &hooks);
+    for o in &outcomes {
+        let line = if args.json {
+            serde_json::to_string(o).map_err(|e| Error::Failed(format!("encoding JSON: {e}")))?
+        } else {
+            let digest = o.digest.map_or("-".to_string(), |d| d.to_string());
+            format!(
+                "{} {} {} {digest}",
+                o.status.as_str(),
+                o.name,
+                o.version.as_deref().unwrap_or("-")
+            )
+        };
+        out.write(format!("{line}\n").as_bytes())?;
+    }
+    for o in outcomes.iter().filter(|o| !o.ok()) {
+        if let Some(error) = &o.error {
+            out.log(&format!("{}: {error}", o.name));
+        }
+    }
+    fleet::build::verdict(&outcomes)
+}
+
+/// The progress of one recipe of a fleet: plain lines prefixed with its
+/// name (several builds cannot share one line redrawn in place).
+fn fleet_progress(quiet: bool, mode: ProgressMode, name: &str) -> Progress {
+    let name = name.to_string();
+    let sink = move |line: &str| eprintln!("{name}: {line}");
+    match mode {
+        _ if quiet => Progress::quiet(),
+        ProgressMode::None => Progress::logs_only(sink),
+        ProgressMode::Auto | ProgressMode::Plain => Progress::new(sink),
+    }
+}
+
+fn plan(args: PlanArgs, out: &mut Out) -> Result<()> {
+    let settings = pipeline::Settings {
+        epoch: build_epoch()?,
+        compression: args.compression,
+        revision: args.revision,
+        source: args.source,
+    };
+    let root = args.output.unwrap_or_else(|| PathBuf::from("out"));
+    let fleet = fleet::Fleet::new(fleet::discover(&args.recipes)?, &root)?;
+    let sources = build_sources(args.cache, false, args.insecure, Vec::new(), &args.network);
+    let plan = fleet::plan::plan(&fleet, &settings, &sources);
+    out.report(args.json, &plan, fleet::plan::render)
 }
 
 /// Where a build (or `verify --rebuild`) takes bases, packages and cached
@@ -1303,7 +1498,7 @@ fn recipe_file(path: PathBuf) -> PathBuf {
 }
 
 /// The recipe file a directory names.
-const RECIPE_FILE: &str = "recipe.yaml";
+const RECIPE_FILE: &str = fleet::RECIPE_FILE;
 
 fn validate(args: ValidateArgs, out: &mut Out) -> Result<()> {
     use crate::commands::validate as validating;
@@ -1828,6 +2023,8 @@ fn progress_for(quiet: bool, mode: ProgressMode) -> Progress {
 struct Out<'a> {
     stdout: &'a mut dyn Write,
     quiet: bool,
+    /// `--progress`, for commands that make a display of their own.
+    mode: ProgressMode,
     /// The one progress display of the command, shared by its steps.
     progress: Progress,
 }
@@ -1912,7 +2109,7 @@ mod tests {
         .unwrap();
         match cli.command {
             Command::Build(args) => {
-                assert_eq!(args.recipe, PathBuf::from("r.yaml"));
+                assert_eq!(args.recipes, [PathBuf::from("r.yaml")]);
                 assert_eq!(args.output, Some(PathBuf::from("out/x")));
                 assert_eq!(args.revision.as_deref(), Some("abc"));
                 assert_eq!(args.compression, LayerCompression::Gzip);

@@ -24,6 +24,7 @@ pub mod debian;
 pub mod diff;
 pub mod digest;
 pub mod error;
+pub mod fleet;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod image;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The modules of `src/`, lowest first, each with what it owns.
-const LAYERS: [(&str, &str); 22] = [
+const LAYERS: [(&str, &str); 23] = [
     ("digest", "the Digest newtype; hashing readers and writers"),
     ("error", "typed library errors, shared by every layer"),
     ("progress", "progress lines on long work"),
@@ -63,6 +63,10 @@ const LAYERS: [(&str, &str); 22] = [
     (
         "commands",
         "audit, bind, diff, export, inspect, pull, push, sign, verify: above the library",
+    ),
+    (
+        "fleet",
+        "trees of recipes: discovery, the graph of recipe: bases, parallel builds, plans",
     ),
     ("cli", "clap definitions; the only reader of env and cwd"),
     (

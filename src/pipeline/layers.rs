@@ -121,6 +121,21 @@ impl<'a> Layers<'a> {
         self.write(index, key, &walks, view, log)
     }
 
+    /// Adds layer `index` only if the cache serves it; false, with nothing
+    /// written, when it would have to be built (see [`super::predict`]).
+    pub fn add_cached(
+        &mut self,
+        index: usize,
+        view: &mut View,
+        stats: Option<&mut StatIndex>,
+        log: Log,
+    ) -> bool {
+        match self.key(index, stats) {
+            (Some(key), _) => self.serve(index, key, view, log),
+            (None, _) => false,
+        }
+    }
+
     /// The layer's cache key and the source walks it was computed from.
     fn key(&mut self, index: usize, stats: Option<&mut StatIndex>) -> (Option<Digest>, Walks) {
         let keyed = match stats {

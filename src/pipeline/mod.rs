@@ -222,6 +222,47 @@ pub fn build(
     Ok(report)
 }
 
+/// What [`predict`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prediction {
+    /// Every layer (of the recipe, its `recipe:` bases and its stemcell)
+    /// is in the cache: this is the digest a build would give.
+    Digest(Digest),
+    /// This layer (`RECIPE layer NAME`) is not in the cache: only building
+    /// would tell.
+    NotCached(String),
+}
+
+/// The digest [`build`] would give `recipe` with these settings, found
+/// from the build cache alone: the image is assembled as a build assembles
+/// it, every layer served from the cache, into a temp store that is then
+/// removed. Nothing is written, committed or fetched beyond what a warm
+/// build reads; a layer the cache lacks stops it at once. Packages come
+/// from the lock only (as with `--locked`), never resolved anew.
+pub fn predict(recipe: &Recipe, settings: &Settings, sources: &Sources) -> Result<Prediction> {
+    if sources.cache.is_none() {
+        return Ok(Prediction::NotCached("no build cache".into()));
+    }
+    let scratch = WorkDir::new_in(&std::env::temp_dir(), ".ingot-predict-", 0o700)
+        .context(|| "creating a temp directory".into())?;
+    let blobs = BlobStore::open(scratch.path()).context(|| "creating a temp store".into())?;
+    let quiet = Progress::quiet();
+    let mut silent = |_: &str| {};
+    let mut ctx = Context::new(&blobs, settings, sources, &quiet, recipe, &mut silent)?;
+    if ctx.cache.is_none() {
+        return Ok(Prediction::NotCached("no build cache".into()));
+    }
+    ctx.cache_only = true;
+    ctx.resolve = packages::Resolve::Locked;
+    let built = platforms::build(recipe, &mut ctx);
+    if let Some(missed) = ctx.missed.take() {
+        return Ok(Prediction::NotCached(missed));
+    }
+    let built = built?;
+    ctx.save_stats();
+    Ok(Prediction::Digest(built.entry(recipe)?.manifest.digest))
+}
+
 /// Resolves every external reference of `recipe` (through `recipe:` bases)
 /// without building its layers, and writes `ingot.lock` beside it.
 /// Registry tags are resolved afresh, whatever the old lock pinned.
@@ -389,6 +430,10 @@ struct Context<'a> {
     /// Where `.deb`s are kept: the cache's store, else a build's own.
     debs: BlobStore,
     _debs_dir: Option<WorkDir>,
+    /// Serve every layer from the cache and build none ([`predict`]).
+    cache_only: bool,
+    /// The first layer [`predict`] found missing from the cache.
+    missed: Option<String>,
 }
 
 impl<'a> Context<'a> {
@@ -438,6 +483,8 @@ impl<'a> Context<'a> {
             package_sets: Vec::new(),
             debs,
             _debs_dir: debs_dir,
+            cache_only: false,
+            missed: None,
         })
     }
 
@@ -589,8 +636,12 @@ impl RecipeBuilder for Context<'_> {
         // One cache, so that what the stemcell's build learns about its
         // blobs is saved with the outer build's.
         inner.cache = self.cache.clone();
+        inner.cache_only = self.cache_only;
         let built = build_image(stemcell, &mut inner);
         inner.save_stats();
+        if inner.missed.is_some() {
+            self.missed = inner.missed.take();
+        }
         Ok(built?.into_base())
     }
 }
@@ -887,6 +938,8 @@ fn build_layers(
         cache,
         stats,
         debs,
+        cache_only,
+        missed,
         ..
     } = ctx;
     let setup = Setup {
@@ -911,7 +964,16 @@ fn build_layers(
                 .entry(dir.clone())
                 .or_insert_with(|| cache.stat_index(dir))
         });
-        layers.add(index, &mut below.view, stats, *log)?;
+        if !*cache_only {
+            layers.add(index, &mut below.view, stats, *log)?;
+        } else if !layers.add_cached(index, &mut below.view, stats, *log) {
+            let layer = &recipe.spec.layers[index].name;
+            *missed = Some(format!("{} layer {layer}", recipe.spec.name));
+            return Err(Error::Failed(format!(
+                "{}: layer {layer} is not in the build cache",
+                recipe.file.display()
+            )));
+        }
     }
     let finished = layers.finish(*log);
     progress.finish();

@@ -19,6 +19,12 @@
 //! including its "racy clean" rule: a file modified no earlier than the
 //! index was written is hashed again, since a change within the same clock
 //! tick would not show in its stat.
+//!
+//! Builds share a cache safely, as threads of one process (`ingot build
+//! DIR…`) or as processes: every file is written to a temp file and renamed
+//! into place, so a reader sees an entry whole or not at all; two builds
+//! filing the same key file the same bytes; and what one build's stat
+//! indexes miss of another's only costs a read, never a wrong answer.
 
 use std::collections::HashMap;
 use std::io;
