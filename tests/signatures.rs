@@ -581,3 +581,265 @@ fn put_manifest(url: &str, manifest: &Value, scratch: &Path) {
         url,
     ]);
 }
+
+// Independent checks with openssl and a Python reader of cosign's key
+// format (tests/tools/cosign_key.py), which run wherever skopeo's
+// sigstore support is patched out.
+
+/// One signature of a `.sig` manifest: the payload blob and the DER
+/// signature of its annotation.
+struct Signed {
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+fn signatures_of(manifest: &Value, mut blob: impl FnMut(&str) -> Vec<u8>) -> Vec<Signed> {
+    use base64::Engine;
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| {
+            assert_eq!(
+                layer["mediaType"],
+                "application/vnd.dev.cosign.simplesigning.v1+json"
+            );
+            let b64 = layer["annotations"]["dev.cosignproject.cosign/signature"]
+                .as_str()
+                .unwrap();
+            Signed {
+                payload: blob(layer["digest"].as_str().unwrap()),
+                signature: base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// The signatures at `tag` of a repository of the test registry, fetched
+/// with curl.
+fn registry_signatures(f: &Fixture, repo: &str, tag: &str) -> Vec<Signed> {
+    let base = format!("http://{}/v2/{repo}", f.registry.host());
+    let manifest: Value = serde_json::from_slice(&curl(&[
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+        &format!("{base}/manifests/{tag}"),
+    ]))
+    .unwrap();
+    signatures_of(&manifest, |digest| {
+        curl(&[&format!("{base}/blobs/{digest}")])
+    })
+}
+
+/// The signatures at `tag` of a layout, read from its files.
+fn layout_signatures(layout: &Path, tag: &str) -> Vec<Signed> {
+    let blob = |digest: &str| std::fs::read(common::blob_path(layout, digest)).unwrap();
+    let index = common::read_json(&layout.join("index.json"));
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no {tag} in {index}"));
+    let manifest: Value = serde_json::from_slice(&blob(entry["digest"].as_str().unwrap())).unwrap();
+    signatures_of(&manifest, blob)
+}
+
+/// `openssl dgst -sha256 -verify PUB -signature SIG DATA`: whether
+/// openssl says the DER ECDSA signature of `data` verifies under `public`.
+fn openssl_verifies(scratch: &Path, public: &Path, data: &[u8], signature: &[u8]) -> bool {
+    let dir = tempfile::tempdir_in(scratch).unwrap();
+    let (data_path, sig_path) = (dir.path().join("data"), dir.path().join("sig.der"));
+    std::fs::write(&data_path, data).unwrap();
+    std::fs::write(&sig_path, signature).unwrap();
+    let out = run(Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(public)
+        .arg("-signature")
+        .arg(&sig_path)
+        .arg(&data_path));
+    let verified = stdout(&out).contains("Verified OK");
+    assert_eq!(verified, out.status.success(), "{}", stderr(&out));
+    verified
+}
+
+/// openssl's reading of a public key: its DER, after checking that it
+/// is an EC key on prime256v1.
+fn openssl_public_der(public: &Path) -> Vec<u8> {
+    let parsed = run(Command::new("openssl")
+        .args(["pkey", "-pubin", "-noout", "-in"])
+        .arg(public));
+    ok(&parsed);
+    let text = ok(&run(Command::new("openssl")
+        .args(["ec", "-pubin", "-text", "-noout", "-in"])
+        .arg(public)));
+    assert!(text.contains("prime256v1"), "{text}");
+    let der = run(Command::new("openssl")
+        .args(["pkey", "-pubin", "-outform", "DER", "-in"])
+        .arg(public));
+    assert!(der.status.success(), "{}", stderr(&der));
+    der.stdout
+}
+
+/// openssl verifies `signed` under `public`, for `digest` and
+/// `identity`; not with one byte of the payload changed, nor under
+/// `other`.
+fn openssl_checks(
+    f: &Fixture,
+    signed: &Signed,
+    public: &Path,
+    other: &Path,
+    digest: &str,
+    identity: &str,
+) {
+    let payload: Value = serde_json::from_slice(&signed.payload).unwrap();
+    assert_eq!(
+        payload["critical"]["image"]["docker-manifest-digest"],
+        digest
+    );
+    assert_eq!(
+        payload["critical"]["identity"]["docker-reference"],
+        identity
+    );
+    let scratch = f.dir.path();
+    assert!(openssl_verifies(
+        scratch,
+        public,
+        &signed.payload,
+        &signed.signature
+    ));
+    let mut altered = signed.payload.clone();
+    let last = altered.len() - 2;
+    altered[last] ^= 1;
+    assert!(!openssl_verifies(
+        scratch,
+        public,
+        &altered,
+        &signed.signature
+    ));
+    assert!(!openssl_verifies(
+        scratch,
+        other,
+        &signed.payload,
+        &signed.signature
+    ));
+}
+
+/// `tests/tools/cosign_key.py ARGS` with `passphrase`, in the venv of
+/// scripts/test (pynacl and cryptography).
+fn cosign_key(args: &[&Path], passphrase: &str) -> Output {
+    require("python3");
+    let probe = run(Command::new("python3").args(["-c", "import nacl.secret, cryptography"]));
+    assert!(
+        probe.status.success(),
+        "python3 lacks pynacl or cryptography; run ./scripts/test, whose venv has them: {}",
+        stderr(&probe)
+    );
+    run(Command::new("python3")
+        .arg(repo().join("tests/tools/cosign_key.py"))
+        .args(args)
+        .env("COSIGN_PASSWORD", passphrase))
+}
+
+#[test]
+fn openssl_verifies_our_signatures_at_a_registry_and_in_a_layout() {
+    require("openssl");
+    require("curl");
+    let f = Fixture::new();
+    let (private, public) = f.keygen("ours");
+    let (_, other) = f.keygen("other");
+    let der = openssl_public_der(&public);
+    assert_ne!(der, openssl_public_der(&other));
+    let host = f.registry.host();
+
+    // At a registry: the signature of the image's own repository.
+    let image = format!("{}:1.2.0", f.registry.reference("hello"));
+    let digest = f.push(&image)["digest"].as_str().unwrap().to_string();
+    let report = json_of(&run(f
+        .ingot()
+        .args(["sign", &image, "--json", "--key"])
+        .arg(&private)));
+    let signed = registry_signatures(&f, "hello", report["signature_tag"].as_str().unwrap());
+    assert_eq!(signed.len(), 1);
+    openssl_checks(
+        &f,
+        &signed[0],
+        &public,
+        &other,
+        &digest,
+        &format!("{host}/hello"),
+    );
+
+    // In a layout, for the identity named.
+    let identity = format!("{host}/released");
+    let report = json_of(&run(f
+        .ingot()
+        .args(["sign", &f.oci(), "--identity", &identity, "--json", "--key"])
+        .arg(&private)));
+    assert_eq!(report["digest"], digest);
+    let signed = layout_signatures(&f.layout, report["signature_tag"].as_str().unwrap());
+    assert_eq!(signed.len(), 1);
+    openssl_checks(&f, &signed[0], &public, &other, &digest, &identity);
+}
+
+/// An implementation of cosign's key format apart from ingot's opens the
+/// key `ingot keygen` wrote, with its passphrase only, and finds the
+/// public key ingot wrote beside it.
+#[test]
+fn an_independent_reader_opens_our_private_key() {
+    require("openssl");
+    let f = Fixture::new();
+    let (private, public) = f.keygen("ours");
+    let out = cosign_key(&[Path::new("public"), &private], PASSPHRASE);
+    let theirs = f.path("theirs.pub");
+    std::fs::write(&theirs, ok(&out)).unwrap();
+    assert_eq!(openssl_public_der(&theirs), openssl_public_der(&public));
+
+    let out = cosign_key(&[Path::new("public"), &private], "not it");
+    assert!(!out.status.success(), "a wrong passphrase opened the key");
+}
+
+/// A key written by that implementation (scrypt N=32768, the
+/// ENCRYPTED COSIGN PRIVATE KEY label) signs with `ingot sign`; `ingot
+/// verify` and openssl accept the signature under its public key.
+#[test]
+fn a_key_written_by_an_independent_writer_signs() {
+    require("openssl");
+    require("curl");
+    let f = Fixture::new();
+    let (private, public) = (f.path("theirs.key"), f.path("theirs.pub"));
+    ok(&cosign_key(
+        &[Path::new("generate"), &private, &public],
+        PASSPHRASE,
+    ));
+    assert!(
+        std::fs::read_to_string(&private)
+            .unwrap()
+            .starts_with("-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----\n")
+    );
+    let (_, other) = f.keygen("other");
+
+    let image = format!("{}:1.2.0", f.registry.reference("hello"));
+    let digest = f.push(&image)["digest"].as_str().unwrap().to_string();
+    let report = json_of(&run(f
+        .ingot()
+        .args(["sign", &image, "--json", "--key"])
+        .arg(&private)));
+    ok(&f.verify(&image, &public, &[]));
+    fails_with(
+        &f.verify(&image, &other, &[]),
+        &["does not verify under the public key"],
+    );
+    let signed = registry_signatures(&f, "hello", report["signature_tag"].as_str().unwrap());
+    let identity = format!("{}/hello", f.registry.host());
+    openssl_checks(&f, &signed[0], &public, &other, &digest, &identity);
+
+    // A wrong passphrase is refused, as for ingot's own keys.
+    let out = run(f
+        .ingot()
+        .env("INGOT_SIGNING_PASSPHRASE", "not it")
+        .args(["sign", &image, "--key"])
+        .arg(&private));
+    fails_with(&out, &["passphrase does not decrypt"]);
+}
