@@ -843,3 +843,266 @@ fn a_key_written_by_an_independent_writer_signs() {
         .arg(&private));
     fails_with(&out, &["passphrase does not decrypt"]);
 }
+
+// Signed provenance: DSSE envelopes of the in-toto statement, attached
+// as referrers beside it.
+
+const IN_TOTO: &str = "application/vnd.in-toto+json";
+const DSSE: &str = "application/vnd.dsse.envelope.v1+json";
+
+/// DSSE's pre-authentication encoding (protocol.md), written from the
+/// spec: `DSSEv1 SP LEN(type) SP type SP LEN(body) SP body`.
+fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The index.json entries of a layout's referrers of `artifact_type`.
+fn referrer_entries(layout: &Path, artifact_type: &str) -> Vec<Value> {
+    common::read_json(&layout.join("index.json"))["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["artifactType"] == artifact_type)
+        .cloned()
+        .collect()
+}
+
+/// The one referrer of `artifact_type` in a layout: its manifest and its
+/// document's bytes.
+fn referrer_document(layout: &Path, artifact_type: &str) -> (Value, Vec<u8>) {
+    let entries = referrer_entries(layout, artifact_type);
+    assert_eq!(
+        entries.len(),
+        1,
+        "one {artifact_type} in {}",
+        layout.display()
+    );
+    let blob = |d: &Value| std::fs::read(common::blob_path(layout, d.as_str().unwrap())).unwrap();
+    let manifest: Value = serde_json::from_slice(&blob(&entries[0]["digest"])).unwrap();
+    let document = blob(&manifest["layers"][0]["digest"]);
+    (manifest, document)
+}
+
+fn put_blob(layout: &Path, bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+    std::fs::write(common::blob_path(layout, &digest), bytes).unwrap();
+    digest
+}
+
+/// Replaces the document of the layout's one referrer of `artifact_type`
+/// with `bytes`, as someone with write access to the layout could: a new
+/// blob, a new manifest naming it, index.json naming that.
+fn replace_document(layout: &Path, artifact_type: &str, bytes: &[u8]) {
+    let (mut manifest, _) = referrer_document(layout, artifact_type);
+    manifest["layers"][0]["digest"] = json!(put_blob(layout, bytes));
+    manifest["layers"][0]["size"] = json!(bytes.len());
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let digest = put_blob(layout, &manifest);
+    let path = layout.join("index.json");
+    let mut index = common::read_json(&path);
+    for entry in index["manifests"].as_array_mut().unwrap() {
+        if entry["artifactType"] == artifact_type {
+            entry["digest"] = json!(digest);
+            entry["size"] = json!(manifest.len());
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// openssl verifies the envelope's signature over the PAE of its type and
+/// payload, and not over the PAE of another payload.
+fn openssl_checks_envelope(f: &Fixture, envelope: &Value, public: &Path) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let payload = b64.decode(envelope["payload"].as_str().unwrap()).unwrap();
+    let signature = b64
+        .decode(envelope["signatures"][0]["sig"].as_str().unwrap())
+        .unwrap();
+    let scratch = f.dir.path();
+    assert!(openssl_verifies(
+        scratch,
+        public,
+        &pae(IN_TOTO, &payload),
+        &signature
+    ));
+    let mut altered = payload.clone();
+    altered[1] ^= 1;
+    assert!(!openssl_verifies(
+        scratch,
+        public,
+        &pae(IN_TOTO, &altered),
+        &signature
+    ));
+    assert!(!openssl_verifies(scratch, public, &payload, &signature));
+}
+
+/// `ingot build hello --attest` into DIR/NAME: the layout.
+fn build_attested(f: &Fixture, name: &str) -> PathBuf {
+    let out = f.path(name);
+    ok(&run(f
+        .ingot()
+        .arg("build")
+        .arg(repo().join("recipes/hello/recipe.yaml"))
+        .arg("-o")
+        .arg(&out)
+        .arg("--attest")));
+    out
+}
+
+/// `ingot sign` signs the provenance with the image, as a DSSE envelope
+/// cosign would write (payloadType in-toto, the statement's bytes, an
+/// empty keyid) that openssl verifies over the PAE; `verify --key`
+/// checks it in the layout, at the registry after push, and in a layout
+/// after pull; an envelope or statement altered there fails.
+#[test]
+fn provenance_is_signed_as_a_dsse_envelope_that_travels_with_the_image() {
+    require("openssl");
+    let f = Fixture::new();
+    let (private, public) = f.keygen("release");
+    let layout = build_attested(&f, "attested");
+    let oci = format!("oci:{}:1.2.0", layout.display());
+    let identity = format!("{}/attested", f.registry.host());
+    let sign = || {
+        json_of(&run(f
+            .ingot()
+            .args(["sign", &oci, "--identity", &identity, "--json", "--key"])
+            .arg(&private)))
+    };
+    let report = sign();
+    let signed = report["provenance"].as_array().unwrap();
+    assert_eq!(signed.len(), 1, "{report}");
+
+    let (statement_manifest, statement) = referrer_document(&layout, IN_TOTO);
+    let (manifest, document) = referrer_document(&layout, DSSE);
+    assert_eq!(manifest["artifactType"], DSSE);
+    assert_eq!(manifest["layers"][0]["mediaType"], DSSE);
+    assert_eq!(manifest["subject"], statement_manifest["subject"]);
+    assert_eq!(manifest["subject"]["digest"], report["digest"]);
+    assert_eq!(
+        manifest["annotations"]["predicateType"],
+        "https://slsa.dev/provenance/v1"
+    );
+    let envelope: Value = serde_json::from_slice(&document).unwrap();
+    assert_eq!(envelope["payloadType"], IN_TOTO);
+    assert_eq!(envelope["signatures"][0]["keyid"], "");
+    {
+        use base64::Engine;
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(envelope["payload"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            payload, statement,
+            "the envelope carries the statement's bytes"
+        );
+    }
+    openssl_checks_envelope(&f, &envelope, &public);
+
+    // Signing again adds nothing; the layout's fsck is clean.
+    sign();
+    assert_eq!(referrer_entries(&layout, DSSE).len(), 1);
+    ok(&run(f
+        .ingot()
+        .arg("verify")
+        .arg(format!("oci:{}", layout.display()))));
+
+    let checked = json_of(&f.verify(&oci, &public, &["--identity", &identity, "--json"]));
+    let expected = json!({"statements": 1, "envelopes": 1, "signed": 1});
+    assert_eq!(checked["signature"]["provenance"], expected);
+    let text = ok(&f.verify(&oci, &public, &["--identity", &identity]));
+    assert!(
+        text.contains("provenance: ok: 1 envelope(s) verify"),
+        "{text}"
+    );
+
+    // Pushed: the envelope goes with the image, and verifies there.
+    let pushed = json_of(&run(f.ingot().args([
+        "push",
+        &oci,
+        &format!("docker://{identity}"),
+        "--json",
+    ])));
+    let types: Vec<&str> = pushed["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["artifact_type"].as_str())
+        .collect();
+    assert!(types.contains(&DSSE), "{types:?}");
+    let image = format!("docker://{identity}:1.2.0");
+    let at_registry = json_of(&f.verify(&image, &public, &["--json"]));
+    assert_eq!(at_registry["provenance"], expected);
+
+    // Pulled: it comes back as it was. (pull brings referrers, not the
+    // `.sig` tag: the pulled layout is signed again for its identity,
+    // which makes the same envelope, so it is not added twice.)
+    let pulled = f.path("pulled");
+    ok(&run(f.ingot().args(["pull", &image, "-o"]).arg(&pulled)));
+    let pulled_oci = format!("oci:{}:1.2.0", pulled.display());
+    let (pulled_manifest, pulled_document) = referrer_document(&pulled, DSSE);
+    assert_eq!((&pulled_manifest, &pulled_document), (&manifest, &document));
+    let before = referrer_entries(&pulled, DSSE);
+    ok(&run(f
+        .ingot()
+        .args(["sign", &pulled_oci, "--identity", &identity, "--key"])
+        .arg(&private)));
+    assert_eq!(referrer_entries(&pulled, DSSE), before);
+    let checked = json_of(&f.verify(&pulled_oci, &public, &["--identity", &identity, "--json"]));
+    assert_eq!(checked["signature"]["provenance"], expected);
+
+    // An envelope whose payload was altered, its signature kept.
+    let mut forged = envelope.clone();
+    {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let text = String::from_utf8(b64.decode(envelope["payload"].as_str().unwrap()).unwrap())
+            .unwrap()
+            .replace("\"epoch\":", "\"epoch\":1");
+        assert!(text.contains("\"epoch\":1"), "{text}");
+        forged["payload"] = json!(b64.encode(text));
+    }
+    replace_document(&pulled, DSSE, &serde_json::to_vec(&forged).unwrap());
+    let line = fails_with(
+        &f.verify(&pulled_oci, &public, &["--identity", &identity]),
+        &[
+            "provenance envelope sha256:",
+            "does not verify under the public key",
+        ],
+    );
+    assert_eq!(line.lines().count(), 1);
+
+    // The envelope intact, the statement beside it replaced.
+    replace_document(&pulled, DSSE, &document);
+    ok(&f.verify(&pulled_oci, &public, &["--identity", &identity]));
+    let mut other_statement = statement.clone();
+    other_statement.extend_from_slice(b"\n");
+    replace_document(&pulled, IN_TOTO, &other_statement);
+    fails_with(
+        &f.verify(&pulled_oci, &public, &["--identity", &identity]),
+        &[
+            "provenance envelope sha256:",
+            "not the provenance attached to the image",
+        ],
+    );
+
+    // No envelope: reported, not an error.
+    let path = pulled.join("index.json");
+    let mut index = common::read_json(&path);
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|d| d["artifactType"] != DSSE);
+    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let text = ok(&f.verify(&pulled_oci, &public, &["--identity", &identity]));
+    assert!(
+        text.contains("provenance: 1 statement(s) attached, not signed"),
+        "{text}"
+    );
+}
