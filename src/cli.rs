@@ -505,11 +505,12 @@ pub struct BuildArgs {
     /// rebuild that changes a version's digest is refused.
     #[arg(long)]
     pub replace: bool,
-    /// Attach an SPDX SBOM (per platform image) and an in-toto SLSA
-    /// provenance (on the image, or a multi-platform build's index) to
-    /// the image as OCI referrers in the layout.
+    /// Attach no SBOM or provenance. By default every build attaches an
+    /// SPDX SBOM (per platform image) and an in-toto SLSA provenance (on
+    /// the image, or a multi-platform build's index) as OCI referrers in
+    /// the layout, which push and pull carry with the image.
     #[arg(long)]
-    pub attest: bool,
+    pub no_attest: bool,
     /// Push the built image to docker://HOST[:PORT]/REPO, at its version
     /// and every --tag, once every check has passed (as `ingot push`).
     #[arg(long, value_name = "docker://HOST/REPO", value_parser = push_repository)]
@@ -1298,7 +1299,7 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
         locked: args.locked,
         tags: args.tags,
         replace: args.replace,
-        attest: args.attest,
+        attest: !args.no_attest,
     };
     let progress = out.progress();
     let log = &mut |line: &str| out.log(line);
@@ -1363,7 +1364,7 @@ fn build_fleet(args: BuildArgs, out: &mut Out) -> Result<()> {
         locked: args.locked,
         tags: args.tags,
         replace: args.replace,
-        attest: args.attest,
+        attest: !args.no_attest,
     };
     let jobs = match args.jobs {
         Some(n) => n as usize,
@@ -1866,8 +1867,9 @@ fn verify_registry(
 ) -> Result<()> {
     let Some(key) = key else {
         return Err(Error::Usage(format!(
-            "{image}: a registry image is verified by its signature: give --key PUB \
-             (the fsck is for layouts: ingot pull it, then verify oci:…)"
+            "{image}: a registry image is verified by its signature: give --key PUB; \
+             the fsck is for layouts: ingot pull it, then verify oci:PATH, oci:PATH:TAG \
+             or oci:PATH@sha256:…"
         )));
     };
     if args.digest.is_some() {

@@ -293,7 +293,8 @@ fn merge_into(
     blobs
         .move_into(&layout.blobs)
         .context(|| format!("moving blobs into {}", target.display()))?;
-    write_layout_files(target, &index_with_all(Some(index), entries))?;
+    let index = super::referrers::prune(&layout.blobs, index_with_all(Some(index), entries))?;
+    write_layout_files(target, &index)?;
     Ok(Committed::Written)
 }
 
