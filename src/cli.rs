@@ -362,7 +362,7 @@ pub enum Command {
         (docker-reference HOST/REPO) and its manifest digest, signed with ECDSA-SHA256. It is\n\
         stored as cosign stores it: a layer of the manifest tagged sha256-<hex>.sig in the\n\
         image's repository. Signing again adds a signature; the same one is not added twice.\n\n\
-        The image's provenance (the in-toto statement `ingot build --attest` attaches) is\n\
+        The image's provenance (the in-toto statement every `ingot build` attaches) is\n\
         signed too: a DSSE envelope of it, attached as another referrer of the image\n\
         (artifactType application/vnd.dsse.envelope.v1+json), which push and pull carry.\n\n\
         A layout has no repository: name the one the image will be pushed to with --identity.\n\

@@ -944,7 +944,7 @@ fn openssl_checks_envelope(f: &Fixture, envelope: &Value, public: &Path) {
     assert!(!openssl_verifies(scratch, public, &payload, &signature));
 }
 
-/// `ingot build hello --attest` into DIR/NAME: the layout.
+/// `ingot build hello` into DIR/NAME, its SBOM and provenance attached.
 fn build_attested(f: &Fixture, name: &str) -> PathBuf {
     let out = f.path(name);
     ok(&run(f
@@ -952,8 +952,7 @@ fn build_attested(f: &Fixture, name: &str) -> PathBuf {
         .arg("build")
         .arg(repo().join("recipes/hello/recipe.yaml"))
         .arg("-o")
-        .arg(&out)
-        .arg("--attest")));
+        .arg(&out)));
     out
 }
 
