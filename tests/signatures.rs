@@ -1039,22 +1039,28 @@ fn provenance_is_signed_as_a_dsse_envelope_that_travels_with_the_image() {
     let at_registry = json_of(&f.verify(&image, &public, &["--json"]));
     assert_eq!(at_registry["provenance"], expected);
 
-    // Pulled: it comes back as it was. (pull brings referrers, not the
-    // `.sig` tag: the pulled layout is signed again for its identity,
-    // which makes the same envelope, so it is not added twice.)
+    // Pulled: it comes back as it was, with its `.sig` tag, and verifies
+    // as it did at the registry; signing it again adds nothing.
     let pulled = f.path("pulled");
-    ok(&run(f.ingot().args(["pull", &image, "-o"]).arg(&pulled)));
+    let pull = json_of(&run(f
+        .ingot()
+        .args(["pull", "--json", &image, "-o"])
+        .arg(&pulled)));
+    assert!(
+        pull["signatures"].as_str().unwrap().ends_with(".sig"),
+        "{pull}"
+    );
     let pulled_oci = format!("oci:{}:1.2.0", pulled.display());
     let (pulled_manifest, pulled_document) = referrer_document(&pulled, DSSE);
     assert_eq!((&pulled_manifest, &pulled_document), (&manifest, &document));
+    let checked = json_of(&f.verify(&pulled_oci, &public, &["--identity", &identity, "--json"]));
+    assert_eq!(checked["signature"]["provenance"], expected);
     let before = referrer_entries(&pulled, DSSE);
     ok(&run(f
         .ingot()
         .args(["sign", &pulled_oci, "--identity", &identity, "--key"])
         .arg(&private)));
     assert_eq!(referrer_entries(&pulled, DSSE), before);
-    let checked = json_of(&f.verify(&pulled_oci, &public, &["--identity", &identity, "--json"]));
-    assert_eq!(checked["signature"]["provenance"], expected);
 
     // An envelope whose payload was altered, its signature kept.
     let mut forged = envelope.clone();

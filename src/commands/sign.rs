@@ -439,6 +439,56 @@ fn remote_attachment(
     }
 }
 
+/// `pull`: the signatures of the manifest `digest` at `image`'s
+/// registry (the `sha256-<hex>.sig` manifest, its config and payloads)
+/// into `store`, each blob verified as it streams; the manifest and its
+/// tag, or None when the image is not signed. Payloads are bounded as
+/// `verify --key` bounds them: a layout keeps what its check will read.
+pub fn fetch_signatures(
+    remote: &Remote,
+    image: &RegistryRef,
+    digest: &Digest,
+    store: &BlobStore,
+) -> Result<Option<(BlobRef, String)>> {
+    let tag = tag_for(digest);
+    let at = image.with_tag(Some(&tag));
+    let raw = match remote.get_manifest(&at) {
+        Ok(raw) => raw,
+        Err(Error::Registry(RegistryError::NotFound { .. })) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let manifest: ImageManifest = serde_json::from_slice(&raw.bytes)
+        .map_err(|e| Error::Failed(format!("{at}: not a signature manifest: {e}")))?;
+    if manifest.layers().len() > attachment::MAX_SIGNATURES {
+        return Err(Error::Failed(format!(
+            "{at}: {} signatures; refusing more than {}",
+            manifest.layers().len(),
+            attachment::MAX_SIGNATURES
+        )));
+    }
+    let repo = image.with_tag(None);
+    let config = blob_ref(manifest.config())?;
+    layout::check_json_size(&config, crate::image::MAX_CONFIG_SIZE)?;
+    remote.fetch_blob(&repo, &config, store, &format!("config of {at}"))?;
+    for layer in manifest.layers() {
+        let blob = blob_ref(layer)?;
+        if blob.size > MAX_PAYLOAD {
+            return Err(Error::Failed(format!(
+                "{at}: a signature payload of {} bytes; refusing more than {MAX_PAYLOAD}",
+                blob.size
+            )));
+        }
+        remote.fetch_blob(
+            &repo,
+            &blob,
+            store,
+            &format!("payload {} of {at}", blob.digest),
+        )?;
+    }
+    let stored = store.put(&raw.bytes).context(|| format!("storing {at}"))?;
+    Ok(Some((stored, tag)))
+}
+
 /// The `.sig` manifest at `tag` in a layout: its descriptor and layers.
 fn layout_attachment(layout: &Layout, tag: &str) -> Result<Option<(Descriptor, Attachment)>> {
     let index = layout.index()?;
