@@ -146,10 +146,21 @@ pub enum Command {
     /// Pin every base the recipe uses in ingot.lock beside it.
     #[command(after_help = "Examples:\n  \
         ingot lock recipes/hello/recipe.yaml\n  \
-        ingot build --locked recipes/hello/recipe.yaml    # in CI\n\n\
+        ingot build --locked recipes/hello/recipe.yaml    # in CI\n  \
+        ingot lock --update recipes                       # every outdated lock, moved\n\n\
         A base's identity is its config digest (plus its manifest digest where it has\n\
         one). `recipe:` bases are followed and their own bases pinned too.")]
     Lock(LockArgs),
+    /// List the recipes whose ingot.lock pins something older than what
+    /// resolving gives now: a newer stemcell version, a registry tag that
+    /// moved, newer packages in the archive.
+    #[command(after_help = "Examples:\n  \
+        ingot outdated recipes\n  \
+        ingot outdated recipes --json | jq -r '.[] | select(.lock != \"current\") | .recipe'\n  \
+        ingot lock --update recipes        # move them, saying what moved\n\n\
+        Nothing is built or written. Exit 0 when every lock is current, 1 when one is\n\
+        outdated or missing, 2 when a recipe or a resolution failed.")]
+    Outdated(OutdatedArgs),
     /// Check recipes and their locks without building and without the
     /// network: for editors and pre-commit hooks.
     #[command(after_help = "Examples:\n  \
@@ -570,10 +581,39 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct OutdatedArgs {
+    /// Recipe files, directories holding recipe.yaml, or directories
+    /// whose recipes are found as `ingot build DIR…` finds them.
+    #[arg(value_name = "RECIPE|DIR", required = true)]
+    pub recipes: Vec<PathBuf>,
+    /// The build cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Speak plain HTTP to this registry, for docker:// bases (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure: Vec<Host>,
+    /// Download Debian packages and indexes from another copy of an
+    /// archive (as `ingot lock --mirror`).
+    #[arg(long, value_name = "[URL=]MIRROR")]
+    pub mirror: Vec<String>,
+    #[command(flatten)]
+    pub network: Network,
+    /// Print one JSON array: per recipe its lock state and the pins that
+    /// would move.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct LockArgs {
-    /// The recipe file (YAML), or a directory holding recipe.yaml.
-    #[arg(value_name = "RECIPE|DIR")]
-    pub recipe: PathBuf,
+    /// The recipe file (YAML), or a directory holding recipe.yaml; with
+    /// --update, any number of them, or directories of recipes.
+    #[arg(value_name = "RECIPE|DIR", required = true)]
+    pub recipes: Vec<PathBuf>,
+    /// Rewrite only the locks that are outdated or missing, and print
+    /// exactly which pins moved (as `ingot outdated` lists them).
+    #[arg(long)]
+    pub update: bool,
     /// The build cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
@@ -1115,6 +1155,7 @@ impl Command {
             Command::Build(a) => a.json,
             Command::Plan(a) => a.json,
             Command::Lock(a) => a.json,
+            Command::Outdated(a) => a.json,
             Command::Validate(a) => a.json,
             Command::Audit(a) => a.json,
             Command::Gc(a) => a.json,
@@ -1234,6 +1275,7 @@ fn run_command(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
         Command::Build(args) => build(args, out),
         Command::Plan(args) => plan(args, out),
         Command::Lock(args) => lock(args, out),
+        Command::Outdated(args) => outdated(args, out),
         Command::Validate(args) => validate(args, out),
         Command::Audit(args) => audit(args, out),
         Command::Gc(args) => gc(args, out),
@@ -1477,13 +1519,18 @@ fn mirrors(given: Vec<String>) -> Vec<String> {
 }
 
 fn lock(args: LockArgs, out: &mut Out) -> Result<()> {
-    let recipe = Recipe::load(&recipe_file(args.recipe))?;
     let sources = pipeline::Sources {
         cache: args.cache.or_else(default_cache_dir),
         registry: access(args.insecure, &args.network),
         mirrors: mirrors(args.mirror),
         network: args.network.timeouts(),
     };
+    if args.update {
+        return staleness(&args.recipes, &sources, true, args.json, out);
+    }
+    let [recipe] = <[PathBuf; 1]>::try_from(args.recipes)
+        .map_err(|_| Error::Usage("name one recipe to lock, or several with --update".into()))?;
+    let recipe = Recipe::load(&recipe_file(recipe))?;
     let lock = pipeline::lock(&recipe, &sources, &mut |line: &str| out.log(line))?;
     let packages: usize = lock.packages.iter().map(|s| s.packages.len()).sum();
     out.log(&format!(
@@ -1492,6 +1539,60 @@ fn lock(args: LockArgs, out: &mut Out) -> Result<()> {
         lock.pins.len()
     ));
     out.json_only(args.json, &lock)
+}
+
+fn outdated(args: OutdatedArgs, out: &mut Out) -> Result<()> {
+    let sources = pipeline::Sources {
+        cache: args.cache.or_else(default_cache_dir),
+        registry: access(args.insecure, &args.network),
+        mirrors: mirrors(args.mirror),
+        network: args.network.timeouts(),
+    };
+    staleness(&args.recipes, &sources, false, args.json, out)
+}
+
+/// `outdated`, and `lock --update` (`update`): every recipe found under
+/// `paths` checked, the report printed; then exit 2 if one failed, else 1
+/// if one is outdated or unlocked (for `outdated`), else 0.
+fn staleness(
+    paths: &[PathBuf],
+    sources: &pipeline::Sources,
+    update: bool,
+    json: bool,
+    out: &mut Out,
+) -> Result<()> {
+    use crate::commands::outdated::{self, LockState};
+    let recipes = fleet::discover(paths)?;
+    let mut reports = Vec::new();
+    for file in &recipes {
+        out.log(&format!("resolving {}", file.display()));
+        let mut log = |line: &str| out.log(line);
+        reports.push(outdated::check(file, sources, update, &mut log));
+    }
+    out.report(json, &reports, |r| outdated::render(r))?;
+    let named = |state: LockState| -> Vec<&str> {
+        let with = reports.iter().filter(|r| r.lock == state);
+        with.map(|r| r.recipe.as_str()).collect()
+    };
+    let failed = named(LockState::Failed);
+    if !failed.is_empty() {
+        return Err(Error::Trouble(Box::new(Error::Failed(format!(
+            "{} of {} recipes could not be checked: {}",
+            failed.len(),
+            reports.len(),
+            failed.join(", ")
+        )))));
+    }
+    let stale: Vec<&str> = [named(LockState::Outdated), named(LockState::Missing)].concat();
+    if !update && !stale.is_empty() {
+        return Err(Error::Failed(format!(
+            "{} of {} recipes have outdated or missing locks: {} (ingot lock --update moves them)",
+            stale.len(),
+            reports.len(),
+            stale.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// A recipe named by its directory is the directory's `recipe.yaml`.
@@ -2237,6 +2338,7 @@ mod tests {
             match cli.command {
                 Command::Build(a) => a.network,
                 Command::Lock(a) => a.network,
+                Command::Outdated(a) => a.network,
                 Command::Pull(a) => a.network,
                 Command::Push(a) => a.network,
                 Command::Inspect(a) => a.reach.network,

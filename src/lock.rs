@@ -140,6 +140,96 @@ impl PackageSet {
     }
 }
 
+/// What a pin is about: an external base, or a Debian package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pinned {
+    Base,
+    Package,
+}
+
+/// One pin that differs between two locks: added (no `old`), removed (no
+/// `new`) or moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub kind: Pinned,
+    /// The recipe that names it, as in [`Pin::from`].
+    pub from: String,
+    /// The base as the recipe writes it (`stemcell:static`,
+    /// `docker://HOST/REPO:TAG`), or the package (`zlib1g:amd64`, in layer
+    /// `runtime`).
+    pub name: String,
+    /// What it resolved to: a base's `resolved` and digest, a package's
+    /// version.
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            Pinned::Base => "base",
+            Pinned::Package => "package",
+        };
+        let none = "(none)";
+        write!(
+            f,
+            "{kind} {}: {} -> {}",
+            self.name,
+            self.old.as_deref().unwrap_or(none),
+            self.new.as_deref().unwrap_or(none)
+        )?;
+        if self.from != "recipe.yaml" {
+            write!(f, " (in {})", self.from)?;
+        }
+        Ok(())
+    }
+}
+
+/// What moved from lock `old` (None: there was none) to lock `new`: bases
+/// by the reference each recipe writes, packages by layer, name and
+/// architecture; in that order, each sorted.
+pub fn changes(old: Option<&LockFile>, new: &LockFile) -> Vec<Change> {
+    type Pins = BTreeMap<(Pinned, String, String), String>;
+    let flatten = |lock: &LockFile| -> Pins {
+        let mut out = Pins::new();
+        for pin in &lock.pins {
+            let name = match &pin.platform {
+                Some(p) => format!("{} for {p}", pin.reference),
+                None => pin.reference.clone(),
+            };
+            let digest = pin.manifest.unwrap_or(pin.config);
+            out.insert(
+                (Pinned::Base, pin.from.clone(), name),
+                format!("{} {digest}", pin.resolved),
+            );
+        }
+        for set in &lock.packages {
+            for p in &set.packages {
+                let name = format!("{}:{} in layer {}", p.name, p.architecture, set.layer);
+                out.insert((Pinned::Package, set.from.clone(), name), p.version.clone());
+            }
+        }
+        out
+    };
+    let (a, b) = (old.map(flatten).unwrap_or_default(), flatten(new));
+    let keys: std::collections::BTreeSet<&(Pinned, String, String)> =
+        a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|(kind, from, name)| {
+            let key = (*kind, from.clone(), name.clone());
+            Change {
+                kind: *kind,
+                from: from.clone(),
+                name: name.clone(),
+                old: a.get(&key).cloned(),
+                new: b.get(&key).cloned(),
+            }
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockFile {

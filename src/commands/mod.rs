@@ -7,6 +7,8 @@
 //! - [`diff`]: two images compared, from any transports.
 //! - [`export`]: an image as a `docker save` tarball.
 //! - [`inspect`]: an image's manifest, config and params.
+//! - [`outdated`]: each recipe's lock against what resolving gives now;
+//!   `lock --update` moves it.
 //! - [`pull`] and [`push`]: an image between a registry and a layout.
 //! - [`rebuild`]: `verify --rebuild`, an image rebuilt from its recipe
 //!   with the settings it records, and compared.
@@ -24,6 +26,7 @@ pub mod bind;
 pub mod diff;
 pub mod export;
 pub mod inspect;
+pub mod outdated;
 pub mod pull;
 pub mod push;
 pub mod rebuild;

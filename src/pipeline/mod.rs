@@ -267,6 +267,14 @@ pub fn predict(recipe: &Recipe, settings: &Settings, sources: &Sources) -> Resul
 /// without building its layers, and writes `ingot.lock` beside it.
 /// Registry tags are resolved afresh, whatever the old lock pinned.
 pub fn lock(recipe: &Recipe, sources: &Sources, log: Log) -> Result<LockFile> {
+    let lock = resolve_lock(recipe, sources, log)?;
+    lock::write(&lock::path_for(&recipe.file), &lock)?;
+    Ok(lock)
+}
+
+/// The lock [`lock`] would write for `recipe` now, without writing it:
+/// every base and package request resolved afresh.
+pub fn resolve_lock(recipe: &Recipe, sources: &Sources, log: Log) -> Result<LockFile> {
     let scratch = WorkDir::new_in(&std::env::temp_dir(), ".ingot-lock-", 0o700)
         .context(|| "creating a temp directory".into())?;
     let blobs = BlobStore::open(scratch.path()).context(|| "creating a temp store".into())?;
@@ -278,10 +286,8 @@ pub fn lock(recipe: &Recipe, sources: &Sources, log: Log) -> Result<LockFile> {
     ctx.repin = true;
     ctx.resolve = packages::Resolve::Relock;
     collect_pins(recipe, &mut ctx)?;
-    let lock = LockFile::new(std::mem::take(&mut ctx.pins))
-        .with_packages(std::mem::take(&mut ctx.package_sets));
-    lock::write(&lock::path_for(&recipe.file), &lock)?;
-    Ok(lock)
+    Ok(LockFile::new(std::mem::take(&mut ctx.pins))
+        .with_packages(std::mem::take(&mut ctx.package_sets)))
 }
 
 fn collect_pins(recipe: &Recipe, ctx: &mut Context) -> Result<()> {
