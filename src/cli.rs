@@ -515,7 +515,19 @@ pub struct BuildArgs {
     /// Build every layer afresh, neither reading nor filling the cache.
     #[arg(long, conflicts_with = "cache")]
     pub no_cache: bool,
-    /// Speak plain HTTP to this registry, for docker:// bases (repeatable).
+    /// Look layers the cache lacks up in this registry repository, where
+    /// --cache-to put them (repeatable: asked in order). Each entry is
+    /// checked before it is used; a registry that fails costs only time.
+    #[arg(long, value_name = "docker://HOST/REPO", value_parser = cache_repository,
+          conflicts_with = "no_cache")]
+    pub cache_from: Vec<RegistryRef>,
+    /// Put each layer's cache entry in this registry repository, as an OCI
+    /// artifact tagged key-<hex> (repeatable); what it has is not sent.
+    #[arg(long, value_name = "docker://HOST/REPO", value_parser = cache_repository,
+          conflicts_with = "no_cache")]
+    pub cache_to: Vec<RegistryRef>,
+    /// Speak plain HTTP to this registry, for docker:// bases and cache
+    /// registries (repeatable).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure: Vec<Host>,
     /// Compression of the recipe's layers: gzip (ingot's block gzip, the
@@ -1057,6 +1069,19 @@ fn oci_tag(s: &str) -> std::result::Result<String, String> {
 }
 
 /// `build --push`'s destination: a repository; the tags are the build's.
+/// `--cache-from` and `--cache-to`: a repository; entries are tagged by key.
+fn cache_repository(s: &str) -> std::result::Result<RegistryRef, String> {
+    match s.parse::<ImageRef>()? {
+        ImageRef::Docker(r) if r.tag.is_none() && r.digest.is_none() => Ok(r),
+        ImageRef::Docker(r) => Err(format!(
+            "{r}: a cache is a repository, docker://HOST/REPO; its entries are tagged by key"
+        )),
+        other => Err(format!(
+            "a cache registry is docker://HOST/REPO, not {other}"
+        )),
+    }
+}
+
 fn push_repository(s: &str) -> std::result::Result<RegistryRef, String> {
     match s.parse::<ImageRef>()? {
         ImageRef::Docker(r) if r.tag.is_none() && r.digest.is_none() => Ok(r),
@@ -1281,13 +1306,14 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
         revision: args.revision,
         source: args.source,
     };
-    let sources = build_sources(
+    let mut sources = build_sources(
         args.cache,
         args.no_cache,
         args.insecure,
         args.mirror,
         &args.network,
     );
+    sources.remote_cache = remote_cache(args.cache_from, args.cache_to, &sources);
     let emit = pipeline::Emit {
         output,
         locked: args.locked,
@@ -1346,13 +1372,14 @@ fn build_fleet(args: BuildArgs, out: &mut Out) -> Result<()> {
     };
     let root = args.output.unwrap_or_else(|| PathBuf::from("out"));
     let fleet = fleet::Fleet::new(fleet::discover(&args.recipes)?, &root)?;
-    let sources = build_sources(
+    let mut sources = build_sources(
         args.cache,
         args.no_cache,
         args.insecure,
         args.mirror,
         &args.network,
     );
+    sources.remote_cache = remote_cache(args.cache_from, args.cache_to, &sources);
     let emit = pipeline::Emit {
         output: root,
         locked: args.locked,
@@ -1457,7 +1484,23 @@ fn build_sources(
         registry: access(insecure, network),
         mirrors: mirrors(mirror),
         network: network.timeouts(),
+        remote_cache: None,
     }
+}
+
+/// The cache registries of `--cache-from` and `--cache-to`, reached as
+/// the build reaches registries; none without a local cache to fill.
+fn remote_cache(
+    from: Vec<RegistryRef>,
+    to: Vec<RegistryRef>,
+    sources: &pipeline::Sources,
+) -> Option<std::sync::Arc<crate::registry::cache::RemoteCache>> {
+    if (from.is_empty() && to.is_empty()) || sources.cache.is_none() {
+        return None;
+    }
+    Some(std::sync::Arc::new(
+        crate::registry::cache::RemoteCache::new(from, to, sources.registry.clone()),
+    ))
 }
 
 /// The mirror specs of `--mirror`, else of INGOT_MIRROR.
@@ -1477,6 +1520,7 @@ fn lock(args: LockArgs, out: &mut Out) -> Result<()> {
         registry: access(args.insecure, &args.network),
         mirrors: mirrors(args.mirror),
         network: args.network.timeouts(),
+        remote_cache: None,
     };
     let lock = pipeline::lock(&recipe, &sources, &mut |line: &str| out.log(line))?;
     let packages: usize = lock.packages.iter().map(|s| s.packages.len()).sum();
