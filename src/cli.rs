@@ -2195,6 +2195,29 @@ mod tests {
     }
 
     #[test]
+    fn cache_registries_parse() {
+        let line = "ingot build r.yaml --cache-from docker://a:5000/c --cache-from docker://b/c --cache-to docker://a:5000/c";
+        match Cli::try_parse_from(line.split_whitespace()).map(|c| c.command) {
+            Ok(Command::Build(args)) => {
+                let hosts: Vec<&str> = args.cache_from.iter().map(|r| r.host.as_str()).collect();
+                assert_eq!(hosts, ["a:5000", "b"]);
+                assert_eq!(args.cache_to.len(), 1);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        for bad in [
+            "ingot build r.yaml --cache-from docker://h/c:tag",
+            "ingot build r.yaml --cache-to oci:out",
+            "ingot build r.yaml --no-cache --cache-from docker://h/c",
+        ] {
+            assert!(
+                Cli::try_parse_from(bad.split_whitespace()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn new_commands_and_global_flags_parse() {
         let parse = |line: &str| Cli::try_parse_from(["ingot"].into_iter().chain(line.split(' ')));
         let cli = parse("validate a b/ --locked --json --progress plain").unwrap();
