@@ -362,6 +362,9 @@ pub enum Command {
         (docker-reference HOST/REPO) and its manifest digest, signed with ECDSA-SHA256. It is\n\
         stored as cosign stores it: a layer of the manifest tagged sha256-<hex>.sig in the\n\
         image's repository. Signing again adds a signature; the same one is not added twice.\n\n\
+        The image's provenance (the in-toto statement every `ingot build` attaches) is\n\
+        signed too: a DSSE envelope of it, attached as another referrer of the image\n\
+        (artifactType application/vnd.dsse.envelope.v1+json), which push and pull carry.\n\n\
         A layout has no repository: name the one the image will be pushed to with --identity.\n\
         The signature is then tagged sha256-<hex>.sig in the layout, and `ingot push` carries\n\
         it to the registry with the image.\n\n\
@@ -391,7 +394,9 @@ pub enum Command {
         --identity HOST/REPO (a layout has no repository). For docker://HOST/REPO[:TAG]\n\
         images --key is the whole check: the signature at the sha256-<hex>.sig tag, made by\n\
         ingot, cosign or `skopeo copy --sign-by-sigstore-private-key`, must name HOST/REPO\n\
-        (or --identity). A missing, altered or foreign signature exits 1 with the reason:\n  \
+        (or --identity). The image's provenance envelopes (`ingot sign`) must each verify\n\
+        under PUB and sign the statement attached to the image; none attached is reported.\n\
+        A missing, altered or foreign signature or envelope exits 1 with the reason:\n  \
         ingot verify docker://registry.example.com/team/hello:1.2.0 --key release.pub\n  \
         ingot verify oci:out/hello:1.2.0 --key release.pub --identity registry.example.com/team/hello\n\n\
         --rebuild RECIPE, after a clean fsck (a tampered layout: exit 1, nothing rebuilt),\n\
@@ -500,11 +505,12 @@ pub struct BuildArgs {
     /// rebuild that changes a version's digest is refused.
     #[arg(long)]
     pub replace: bool,
-    /// Attach an SPDX SBOM (per platform image) and an in-toto SLSA
-    /// provenance (on the image, or a multi-platform build's index) to
-    /// the image as OCI referrers in the layout.
+    /// Attach no SBOM or provenance. By default every build attaches an
+    /// SPDX SBOM (per platform image) and an in-toto SLSA provenance (on
+    /// the image, or a multi-platform build's index) as OCI referrers in
+    /// the layout, which push and pull carry with the image.
     #[arg(long)]
-    pub attest: bool,
+    pub no_attest: bool,
     /// Push the built image to docker://HOST[:PORT]/REPO, at its version
     /// and every --tag, once every check has passed (as `ingot push`).
     #[arg(long, value_name = "docker://HOST/REPO", value_parser = push_repository)]
@@ -1319,7 +1325,7 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
         locked: args.locked,
         tags: args.tags,
         replace: args.replace,
-        attest: args.attest,
+        attest: !args.no_attest,
     };
     let progress = out.progress();
     let log = &mut |line: &str| out.log(line);
@@ -1385,7 +1391,7 @@ fn build_fleet(args: BuildArgs, out: &mut Out) -> Result<()> {
         locked: args.locked,
         tags: args.tags,
         replace: args.replace,
-        attest: args.attest,
+        attest: !args.no_attest,
     };
     let jobs = match args.jobs {
         Some(n) => n as usize,
@@ -1905,8 +1911,9 @@ fn verify_registry(
 ) -> Result<()> {
     let Some(key) = key else {
         return Err(Error::Usage(format!(
-            "{image}: a registry image is verified by its signature: give --key PUB \
-             (the fsck is for layouts: ingot pull it, then verify oci:…)"
+            "{image}: a registry image is verified by its signature: give --key PUB; \
+             the fsck is for layouts: ingot pull it, then verify oci:PATH, oci:PATH:TAG \
+             or oci:PATH@sha256:…"
         )));
     };
     if args.digest.is_some() {
@@ -1921,8 +1928,17 @@ fn verify_registry(
 }
 
 fn render_signature(r: &signing::SignatureReport) -> String {
+    let p = &r.provenance;
+    let provenance = match (p.statements, p.envelopes) {
+        (0, 0) => "provenance: none attached".to_string(),
+        (n, 0) => format!("provenance: {n} statement(s) attached, not signed"),
+        (n, e) => format!(
+            "provenance: ok: {e} envelope(s) verify, signing {} of {n} statement(s)",
+            p.signed
+        ),
+    };
     format!(
-        "signature: ok: {} is signed for {} (signature {} of {} at tag {})\n",
+        "signature: ok: {} is signed for {} (signature {} of {} at tag {})\n{provenance}\n",
         r.digest, r.identity, r.verified, r.signatures, r.signature_tag
     )
 }
@@ -2005,7 +2021,7 @@ fn sign(args: SignArgs, out: &mut Out) -> Result<()> {
         _ => unreachable!("refused by sign_image and the match above"),
     };
     out.log(&format!(
-        "{} {} for {} at tag {} ({} signatures)",
+        "{} {} for {} at tag {} ({} signatures{})",
         if report.added {
             "signed"
         } else {
@@ -2014,7 +2030,11 @@ fn sign(args: SignArgs, out: &mut Out) -> Result<()> {
         report.digest,
         report.identity,
         report.signature_tag,
-        report.signatures
+        report.signatures,
+        match report.provenance.len() {
+            0 => String::new(),
+            n => format!("; {n} provenance statement(s) signed as DSSE envelopes"),
+        }
     ));
     out.report(args.json, &report, |r| format!("{}\n", r.digest))
 }

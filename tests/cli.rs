@@ -36,6 +36,8 @@ fn tags(layout: &Path) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
+        // The images' SBOMs and provenance are listed untagged.
+        .filter(|m| m.get("artifactType").is_none())
         .map(|m| {
             m["annotations"]["org.opencontainers.image.ref.name"]
                 .as_str()

@@ -366,8 +366,10 @@ fn layout_files_follow_the_image_spec() {
         index["mediaType"],
         "application/vnd.oci.image.index.v1+json"
     );
+    // The image, then its SBOM and provenance (tests/supply_chain.rs).
     let manifests = index["manifests"].as_array().unwrap();
-    assert_eq!(manifests.len(), 1, "{index}");
+    assert_eq!(manifests.len(), 3, "{index}");
+    assert!(manifests[1..].iter().all(|m| m["artifactType"].is_string()));
     let desc = &manifests[0];
     assert_eq!(desc["digest"], digest.as_str());
     assert_eq!(

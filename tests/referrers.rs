@@ -30,7 +30,7 @@ fn ok(out: &Output, what: &str) -> String {
 /// it through the library; the image's digest.
 fn hello_with_sbom(dir: &Path) -> (PathBuf, String) {
     let out = dir.join("out");
-    let digest = common::build(&common::example("hello"), &out);
+    let digest = common::build_bare(&common::example("hello"), &out);
     let artifact = Artifact {
         artifact_type: SPDX.into(),
         media_type: SPDX.into(),

@@ -202,6 +202,8 @@ fn manifests_in(dir: &Path) -> Vec<Value> {
             serde_json::from_slice::<Value>(&std::fs::read(e.unwrap().path()).ok()?).ok()
         })
         .filter(|v| v["mediaType"] == "application/vnd.oci.image.manifest.v1+json")
+        // Not the SBOM's and provenance's.
+        .filter(|v| v.get("artifactType").is_none())
         .collect()
 }
 

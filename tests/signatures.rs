@@ -581,3 +581,533 @@ fn put_manifest(url: &str, manifest: &Value, scratch: &Path) {
         url,
     ]);
 }
+
+// Independent checks with openssl and a Python reader of cosign's key
+// format (tests/tools/cosign_key.py), which run wherever skopeo's
+// sigstore support is patched out.
+
+/// One signature of a `.sig` manifest: the payload blob and the DER
+/// signature of its annotation.
+struct Signed {
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+fn signatures_of(manifest: &Value, mut blob: impl FnMut(&str) -> Vec<u8>) -> Vec<Signed> {
+    use base64::Engine;
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| {
+            assert_eq!(
+                layer["mediaType"],
+                "application/vnd.dev.cosign.simplesigning.v1+json"
+            );
+            let b64 = layer["annotations"]["dev.cosignproject.cosign/signature"]
+                .as_str()
+                .unwrap();
+            Signed {
+                payload: blob(layer["digest"].as_str().unwrap()),
+                signature: base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// The signatures at `tag` of a repository of the test registry, fetched
+/// with curl.
+fn registry_signatures(f: &Fixture, repo: &str, tag: &str) -> Vec<Signed> {
+    let base = format!("http://{}/v2/{repo}", f.registry.host());
+    let manifest: Value = serde_json::from_slice(&curl(&[
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+        &format!("{base}/manifests/{tag}"),
+    ]))
+    .unwrap();
+    signatures_of(&manifest, |digest| {
+        curl(&[&format!("{base}/blobs/{digest}")])
+    })
+}
+
+/// The signatures at `tag` of a layout, read from its files.
+fn layout_signatures(layout: &Path, tag: &str) -> Vec<Signed> {
+    let blob = |digest: &str| std::fs::read(common::blob_path(layout, digest)).unwrap();
+    let index = common::read_json(&layout.join("index.json"));
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no {tag} in {index}"));
+    let manifest: Value = serde_json::from_slice(&blob(entry["digest"].as_str().unwrap())).unwrap();
+    signatures_of(&manifest, blob)
+}
+
+/// `openssl dgst -sha256 -verify PUB -signature SIG DATA`: whether
+/// openssl says the DER ECDSA signature of `data` verifies under `public`.
+fn openssl_verifies(scratch: &Path, public: &Path, data: &[u8], signature: &[u8]) -> bool {
+    let dir = tempfile::tempdir_in(scratch).unwrap();
+    let (data_path, sig_path) = (dir.path().join("data"), dir.path().join("sig.der"));
+    std::fs::write(&data_path, data).unwrap();
+    std::fs::write(&sig_path, signature).unwrap();
+    let out = run(Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(public)
+        .arg("-signature")
+        .arg(&sig_path)
+        .arg(&data_path));
+    let verified = stdout(&out).contains("Verified OK");
+    assert_eq!(verified, out.status.success(), "{}", stderr(&out));
+    verified
+}
+
+/// openssl's reading of a public key: its DER, after checking that it
+/// is an EC key on prime256v1.
+fn openssl_public_der(public: &Path) -> Vec<u8> {
+    let parsed = run(Command::new("openssl")
+        .args(["pkey", "-pubin", "-noout", "-in"])
+        .arg(public));
+    ok(&parsed);
+    let text = ok(&run(Command::new("openssl")
+        .args(["ec", "-pubin", "-text", "-noout", "-in"])
+        .arg(public)));
+    assert!(text.contains("prime256v1"), "{text}");
+    let der = run(Command::new("openssl")
+        .args(["pkey", "-pubin", "-outform", "DER", "-in"])
+        .arg(public));
+    assert!(der.status.success(), "{}", stderr(&der));
+    der.stdout
+}
+
+/// openssl verifies `signed` under `public`, for `digest` and
+/// `identity`; not with one byte of the payload changed, nor under
+/// `other`.
+fn openssl_checks(
+    f: &Fixture,
+    signed: &Signed,
+    public: &Path,
+    other: &Path,
+    digest: &str,
+    identity: &str,
+) {
+    let payload: Value = serde_json::from_slice(&signed.payload).unwrap();
+    assert_eq!(
+        payload["critical"]["image"]["docker-manifest-digest"],
+        digest
+    );
+    assert_eq!(
+        payload["critical"]["identity"]["docker-reference"],
+        identity
+    );
+    let scratch = f.dir.path();
+    assert!(openssl_verifies(
+        scratch,
+        public,
+        &signed.payload,
+        &signed.signature
+    ));
+    let mut altered = signed.payload.clone();
+    let last = altered.len() - 2;
+    altered[last] ^= 1;
+    assert!(!openssl_verifies(
+        scratch,
+        public,
+        &altered,
+        &signed.signature
+    ));
+    assert!(!openssl_verifies(
+        scratch,
+        other,
+        &signed.payload,
+        &signed.signature
+    ));
+}
+
+/// `tests/tools/cosign_key.py ARGS` with `passphrase`, in the venv of
+/// scripts/test (pynacl and cryptography).
+fn cosign_key(args: &[&Path], passphrase: &str) -> Output {
+    require("python3");
+    let probe = run(Command::new("python3").args(["-c", "import nacl.secret, cryptography"]));
+    assert!(
+        probe.status.success(),
+        "python3 lacks pynacl or cryptography; run ./scripts/test, whose venv has them: {}",
+        stderr(&probe)
+    );
+    run(Command::new("python3")
+        .arg(repo().join("tests/tools/cosign_key.py"))
+        .args(args)
+        .env("COSIGN_PASSWORD", passphrase))
+}
+
+#[test]
+fn openssl_verifies_our_signatures_at_a_registry_and_in_a_layout() {
+    require("openssl");
+    require("curl");
+    let f = Fixture::new();
+    let (private, public) = f.keygen("ours");
+    let (_, other) = f.keygen("other");
+    let der = openssl_public_der(&public);
+    assert_ne!(der, openssl_public_der(&other));
+    let host = f.registry.host();
+
+    // At a registry: the signature of the image's own repository.
+    let image = format!("{}:1.2.0", f.registry.reference("hello"));
+    let digest = f.push(&image)["digest"].as_str().unwrap().to_string();
+    let report = json_of(&run(f
+        .ingot()
+        .args(["sign", &image, "--json", "--key"])
+        .arg(&private)));
+    let signed = registry_signatures(&f, "hello", report["signature_tag"].as_str().unwrap());
+    assert_eq!(signed.len(), 1);
+    openssl_checks(
+        &f,
+        &signed[0],
+        &public,
+        &other,
+        &digest,
+        &format!("{host}/hello"),
+    );
+
+    // In a layout, for the identity named.
+    let identity = format!("{host}/released");
+    let report = json_of(&run(f
+        .ingot()
+        .args(["sign", &f.oci(), "--identity", &identity, "--json", "--key"])
+        .arg(&private)));
+    assert_eq!(report["digest"], digest);
+    let signed = layout_signatures(&f.layout, report["signature_tag"].as_str().unwrap());
+    assert_eq!(signed.len(), 1);
+    openssl_checks(&f, &signed[0], &public, &other, &digest, &identity);
+}
+
+/// An implementation of cosign's key format apart from ingot's opens the
+/// key `ingot keygen` wrote, with its passphrase only, and finds the
+/// public key ingot wrote beside it.
+#[test]
+fn an_independent_reader_opens_our_private_key() {
+    require("openssl");
+    let f = Fixture::new();
+    let (private, public) = f.keygen("ours");
+    let out = cosign_key(&[Path::new("public"), &private], PASSPHRASE);
+    let theirs = f.path("theirs.pub");
+    std::fs::write(&theirs, ok(&out)).unwrap();
+    assert_eq!(openssl_public_der(&theirs), openssl_public_der(&public));
+
+    let out = cosign_key(&[Path::new("public"), &private], "not it");
+    assert!(!out.status.success(), "a wrong passphrase opened the key");
+}
+
+/// A key written by that implementation (scrypt N=32768, the
+/// ENCRYPTED COSIGN PRIVATE KEY label) signs with `ingot sign`; `ingot
+/// verify` and openssl accept the signature under its public key.
+#[test]
+fn a_key_written_by_an_independent_writer_signs() {
+    require("openssl");
+    require("curl");
+    let f = Fixture::new();
+    let (private, public) = (f.path("theirs.key"), f.path("theirs.pub"));
+    ok(&cosign_key(
+        &[Path::new("generate"), &private, &public],
+        PASSPHRASE,
+    ));
+    assert!(
+        std::fs::read_to_string(&private)
+            .unwrap()
+            .starts_with("-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----\n")
+    );
+    let (_, other) = f.keygen("other");
+
+    let image = format!("{}:1.2.0", f.registry.reference("hello"));
+    let digest = f.push(&image)["digest"].as_str().unwrap().to_string();
+    let report = json_of(&run(f
+        .ingot()
+        .args(["sign", &image, "--json", "--key"])
+        .arg(&private)));
+    ok(&f.verify(&image, &public, &[]));
+    fails_with(
+        &f.verify(&image, &other, &[]),
+        &["does not verify under the public key"],
+    );
+    let signed = registry_signatures(&f, "hello", report["signature_tag"].as_str().unwrap());
+    let identity = format!("{}/hello", f.registry.host());
+    openssl_checks(&f, &signed[0], &public, &other, &digest, &identity);
+
+    // A wrong passphrase is refused, as for ingot's own keys.
+    let out = run(f
+        .ingot()
+        .env("INGOT_SIGNING_PASSPHRASE", "not it")
+        .args(["sign", &image, "--key"])
+        .arg(&private));
+    fails_with(&out, &["passphrase does not decrypt"]);
+}
+
+// Signed provenance: DSSE envelopes of the in-toto statement, attached
+// as referrers beside it.
+
+const IN_TOTO: &str = "application/vnd.in-toto+json";
+const DSSE: &str = "application/vnd.dsse.envelope.v1+json";
+
+/// DSSE's pre-authentication encoding (protocol.md), written from the
+/// spec: `DSSEv1 SP LEN(type) SP type SP LEN(body) SP body`.
+fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The index.json entries of a layout's referrers of `artifact_type`.
+fn referrer_entries(layout: &Path, artifact_type: &str) -> Vec<Value> {
+    common::read_json(&layout.join("index.json"))["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["artifactType"] == artifact_type)
+        .cloned()
+        .collect()
+}
+
+/// The one referrer of `artifact_type` in a layout: its manifest and its
+/// document's bytes.
+fn referrer_document(layout: &Path, artifact_type: &str) -> (Value, Vec<u8>) {
+    let entries = referrer_entries(layout, artifact_type);
+    assert_eq!(
+        entries.len(),
+        1,
+        "one {artifact_type} in {}",
+        layout.display()
+    );
+    let blob = |d: &Value| std::fs::read(common::blob_path(layout, d.as_str().unwrap())).unwrap();
+    let manifest: Value = serde_json::from_slice(&blob(&entries[0]["digest"])).unwrap();
+    let document = blob(&manifest["layers"][0]["digest"]);
+    (manifest, document)
+}
+
+fn put_blob(layout: &Path, bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+    std::fs::write(common::blob_path(layout, &digest), bytes).unwrap();
+    digest
+}
+
+/// Replaces the document of the layout's one referrer of `artifact_type`
+/// with `bytes`, as someone with write access to the layout could: a new
+/// blob, a new manifest naming it, index.json naming that.
+fn replace_document(layout: &Path, artifact_type: &str, bytes: &[u8]) {
+    let (mut manifest, _) = referrer_document(layout, artifact_type);
+    manifest["layers"][0]["digest"] = json!(put_blob(layout, bytes));
+    manifest["layers"][0]["size"] = json!(bytes.len());
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let digest = put_blob(layout, &manifest);
+    let path = layout.join("index.json");
+    let mut index = common::read_json(&path);
+    for entry in index["manifests"].as_array_mut().unwrap() {
+        if entry["artifactType"] == artifact_type {
+            entry["digest"] = json!(digest);
+            entry["size"] = json!(manifest.len());
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// openssl verifies the envelope's signature over the PAE of its type and
+/// payload, and not over the PAE of another payload.
+fn openssl_checks_envelope(f: &Fixture, envelope: &Value, public: &Path) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let payload = b64.decode(envelope["payload"].as_str().unwrap()).unwrap();
+    let signature = b64
+        .decode(envelope["signatures"][0]["sig"].as_str().unwrap())
+        .unwrap();
+    let scratch = f.dir.path();
+    assert!(openssl_verifies(
+        scratch,
+        public,
+        &pae(IN_TOTO, &payload),
+        &signature
+    ));
+    let mut altered = payload.clone();
+    altered[1] ^= 1;
+    assert!(!openssl_verifies(
+        scratch,
+        public,
+        &pae(IN_TOTO, &altered),
+        &signature
+    ));
+    assert!(!openssl_verifies(scratch, public, &payload, &signature));
+}
+
+/// `ingot build hello` into DIR/NAME, its SBOM and provenance attached.
+fn build_attested(f: &Fixture, name: &str) -> PathBuf {
+    let out = f.path(name);
+    ok(&run(f
+        .ingot()
+        .arg("build")
+        .arg(repo().join("recipes/hello/recipe.yaml"))
+        .arg("-o")
+        .arg(&out)));
+    out
+}
+
+/// `ingot sign` signs the provenance with the image, as a DSSE envelope
+/// cosign would write (payloadType in-toto, the statement's bytes, an
+/// empty keyid) that openssl verifies over the PAE; `verify --key`
+/// checks it in the layout, at the registry after push, and in a layout
+/// after pull; an envelope or statement altered there fails.
+#[test]
+fn provenance_is_signed_as_a_dsse_envelope_that_travels_with_the_image() {
+    require("openssl");
+    let f = Fixture::new();
+    let (private, public) = f.keygen("release");
+    let layout = build_attested(&f, "attested");
+    let oci = format!("oci:{}:1.2.0", layout.display());
+    let identity = format!("{}/attested", f.registry.host());
+    let sign = || {
+        json_of(&run(f
+            .ingot()
+            .args(["sign", &oci, "--identity", &identity, "--json", "--key"])
+            .arg(&private)))
+    };
+    let report = sign();
+    let signed = report["provenance"].as_array().unwrap();
+    assert_eq!(signed.len(), 1, "{report}");
+
+    let (statement_manifest, statement) = referrer_document(&layout, IN_TOTO);
+    let (manifest, document) = referrer_document(&layout, DSSE);
+    assert_eq!(manifest["artifactType"], DSSE);
+    assert_eq!(manifest["layers"][0]["mediaType"], DSSE);
+    assert_eq!(manifest["subject"], statement_manifest["subject"]);
+    assert_eq!(manifest["subject"]["digest"], report["digest"]);
+    assert_eq!(
+        manifest["annotations"]["predicateType"],
+        "https://slsa.dev/provenance/v1"
+    );
+    let envelope: Value = serde_json::from_slice(&document).unwrap();
+    assert_eq!(envelope["payloadType"], IN_TOTO);
+    assert_eq!(envelope["signatures"][0]["keyid"], "");
+    {
+        use base64::Engine;
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(envelope["payload"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            payload, statement,
+            "the envelope carries the statement's bytes"
+        );
+    }
+    openssl_checks_envelope(&f, &envelope, &public);
+
+    // Signing again adds nothing; the layout's fsck is clean.
+    sign();
+    assert_eq!(referrer_entries(&layout, DSSE).len(), 1);
+    ok(&run(f
+        .ingot()
+        .arg("verify")
+        .arg(format!("oci:{}", layout.display()))));
+
+    let checked = json_of(&f.verify(&oci, &public, &["--identity", &identity, "--json"]));
+    let expected = json!({"statements": 1, "envelopes": 1, "signed": 1});
+    assert_eq!(checked["signature"]["provenance"], expected);
+    let text = ok(&f.verify(&oci, &public, &["--identity", &identity]));
+    assert!(
+        text.contains("provenance: ok: 1 envelope(s) verify"),
+        "{text}"
+    );
+
+    // Pushed: the envelope goes with the image, and verifies there.
+    let pushed = json_of(&run(f.ingot().args([
+        "push",
+        &oci,
+        &format!("docker://{identity}"),
+        "--json",
+    ])));
+    let types: Vec<&str> = pushed["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["artifact_type"].as_str())
+        .collect();
+    assert!(types.contains(&DSSE), "{types:?}");
+    let image = format!("docker://{identity}:1.2.0");
+    let at_registry = json_of(&f.verify(&image, &public, &["--json"]));
+    assert_eq!(at_registry["provenance"], expected);
+
+    // Pulled: it comes back as it was, with its `.sig` tag, and verifies
+    // as it did at the registry; signing it again adds nothing.
+    let pulled = f.path("pulled");
+    let pull = json_of(&run(f
+        .ingot()
+        .args(["pull", "--json", &image, "-o"])
+        .arg(&pulled)));
+    assert!(
+        pull["signatures"].as_str().unwrap().ends_with(".sig"),
+        "{pull}"
+    );
+    let pulled_oci = format!("oci:{}:1.2.0", pulled.display());
+    let (pulled_manifest, pulled_document) = referrer_document(&pulled, DSSE);
+    assert_eq!((&pulled_manifest, &pulled_document), (&manifest, &document));
+    let checked = json_of(&f.verify(&pulled_oci, &public, &["--identity", &identity, "--json"]));
+    assert_eq!(checked["signature"]["provenance"], expected);
+    let before = referrer_entries(&pulled, DSSE);
+    ok(&run(f
+        .ingot()
+        .args(["sign", &pulled_oci, "--identity", &identity, "--key"])
+        .arg(&private)));
+    assert_eq!(referrer_entries(&pulled, DSSE), before);
+
+    // An envelope whose payload was altered, its signature kept.
+    let mut forged = envelope.clone();
+    {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let text = String::from_utf8(b64.decode(envelope["payload"].as_str().unwrap()).unwrap())
+            .unwrap()
+            .replace("\"epoch\":", "\"epoch\":1");
+        assert!(text.contains("\"epoch\":1"), "{text}");
+        forged["payload"] = json!(b64.encode(text));
+    }
+    replace_document(&pulled, DSSE, &serde_json::to_vec(&forged).unwrap());
+    let line = fails_with(
+        &f.verify(&pulled_oci, &public, &["--identity", &identity]),
+        &[
+            "provenance envelope sha256:",
+            "does not verify under the public key",
+        ],
+    );
+    assert_eq!(line.lines().count(), 1);
+
+    // The envelope intact, the statement beside it replaced.
+    replace_document(&pulled, DSSE, &document);
+    ok(&f.verify(&pulled_oci, &public, &["--identity", &identity]));
+    let mut other_statement = statement.clone();
+    other_statement.extend_from_slice(b"\n");
+    replace_document(&pulled, IN_TOTO, &other_statement);
+    fails_with(
+        &f.verify(&pulled_oci, &public, &["--identity", &identity]),
+        &[
+            "provenance envelope sha256:",
+            "not the provenance attached to the image",
+        ],
+    );
+
+    // No envelope: reported, not an error.
+    let path = pulled.join("index.json");
+    let mut index = common::read_json(&path);
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|d| d["artifactType"] != DSSE);
+    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let text = ok(&f.verify(&pulled_oci, &public, &["--identity", &identity]));
+    assert!(
+        text.contains("provenance: 1 statement(s) attached, not signed"),
+        "{text}"
+    );
+}

@@ -34,7 +34,7 @@ fn ok(cmd: &mut Command, what: &str) -> String {
 fn build(recipe: &Path, out: &Path, cache: &Path) -> String {
     ok(
         ingot()
-            .args(["build", "-q", "--attest"])
+            .args(["build", "-q"])
             .arg(recipe)
             .arg("-o")
             .arg(out)

@@ -182,10 +182,13 @@ fn a_clean_build_verifies() {
     );
     assert!(out.stderr.is_empty(), "{}", stderr(&out));
 
+    // The whole layout: the image, and its SBOM and provenance (two
+    // manifests, the empty config they share, two documents).
     let json = report(&layout, 0);
     assert_eq!(json["problems"], json!([]));
-    assert_eq!(json["manifests"], 1);
-    assert_eq!(json["blobs"], 4);
+    assert_eq!(json["manifests"], 3);
+    assert_eq!(json["artifacts"], 2);
+    assert_eq!(json["blobs"], 4 + 5);
     assert_eq!(json["image"], oci(&layout));
     assert_eq!(json["digest"], digest);
     assert_eq!(
@@ -397,8 +400,9 @@ fn a_missing_or_wrong_oci_layout_is_caught() {
     std::fs::remove_file(&marker).unwrap();
     let json = report(&layout, 1);
     assert_eq!(problems(&json), [("layout".to_string(), "-".to_string())]);
-    // The blobs are checked all the same.
-    assert_eq!(json["blobs"], 4);
+    // The blobs are checked all the same (the image's, and its SBOM's and
+    // provenance's).
+    assert_eq!(json["blobs"], 4 + 5);
 }
 
 #[test]
@@ -522,9 +526,14 @@ fn a_layout_built_concurrently_verifies_for_every_tag() {
         assert!(stdout(&out).contains("\nok: 1 manifest, "));
     }
     let json = report(&layout, 0);
-    assert_eq!(json["manifests"], 4);
-    // The stemcell layer is shared: read once, not four times.
-    assert_eq!(json["blobs"], 4 * 3 + 1, "{json}");
+    assert_eq!(
+        json["manifests"],
+        4 + 4 * 2,
+        "each image with its SBOM and provenance"
+    );
+    // The stemcell layer is shared: read once, not four times; so is the
+    // artifacts' empty config.
+    assert_eq!(json["blobs"], 4 * 3 + 1 + 4 * 4 + 1, "{json}");
 }
 
 #[test]

@@ -89,6 +89,8 @@ fn tags(layout: &Path) -> BTreeMap<String, String> {
         .as_array()
         .unwrap()
         .iter()
+        // The images' SBOMs and provenance are listed untagged.
+        .filter(|d| d.get("artifactType").is_none())
         .map(|d| {
             (
                 d["annotations"]["org.opencontainers.image.ref.name"]

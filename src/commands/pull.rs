@@ -31,6 +31,8 @@ pub struct PullReport {
     /// The artifacts about the image brought with it: each manifest's
     /// digest and type.
     pub referrers: Vec<PulledReferrer>,
+    /// The tag its signatures came under (`sha256-<hex>.sig`), if signed.
+    pub signatures: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,18 +70,32 @@ pub fn pull(
     // about an index it was picked from stay, with the index, behind.
     let subject = source.with_digest(fetched.manifest_ref.digest);
     let referrers = fetch_referrers(&remote, &subject, &staging.blobs)?;
-    layout::commit_entry(
-        staging,
-        Entry {
-            recipe: None,
-            tag: source.tag.as_deref(),
-            manifest: fetched.manifest_ref,
-            media_type: MediaType::from(fetched.media_type.as_str()),
-            platform: Some(&image_platform),
-            artifact_type: None,
-        },
-        &referrers,
+    // And its signatures, under the tag `verify --key` reads them at.
+    let signatures = super::sign::fetch_signatures(
+        &remote,
+        source,
+        &fetched.manifest_ref.digest,
+        &staging.blobs,
     )?;
+    let mut entries = vec![Entry {
+        recipe: None,
+        tag: source.tag.as_deref(),
+        manifest: fetched.manifest_ref,
+        media_type: MediaType::from(fetched.media_type.as_str()),
+        platform: Some(&image_platform),
+        artifact_type: None,
+    }];
+    if let Some((manifest, tag)) = &signatures {
+        entries.push(Entry {
+            recipe: None,
+            tag: Some(tag),
+            manifest: *manifest,
+            media_type: MediaType::ImageManifest,
+            platform: None,
+            artifact_type: None,
+        });
+    }
+    layout::commit_entries_with(staging, entries, &referrers)?;
     Ok(PullReport {
         reference: source.to_string(),
         digest: fetched.manifest_ref.digest,
@@ -88,6 +104,7 @@ pub fn pull(
         layout: out.display().to_string(),
         tag: source.tag.clone(),
         downloaded: fetched.downloaded,
+        signatures: signatures.map(|(_, tag)| tag),
         referrers: referrers
             .into_iter()
             .map(|r| PulledReferrer {

@@ -7,29 +7,38 @@
 //! layout has no repository); `ingot push` carries them along
 //! ([`push_signatures`]), so they arrive where the identity says.
 //!
+//! Provenance is signed with the image: each in-toto statement attached
+//! to it (a referrer, [`crate::store::referrers`] in a layout, the
+//! registry's referrers at a registry) gets a DSSE envelope attached
+//! beside it ([`crate::sign::attestation`]), which `push` and `pull` carry
+//! as they carry every referrer; `verify --key` checks them.
+//!
 //! Everything read back is bounded: the `.sig` manifest as any manifest
 //! ([`MAX_MANIFEST_SIZE`]), each payload at [`MAX_PAYLOAD`], at most
-//! [`MAX_SIGNATURES`] signatures.
+//! [`MAX_SIGNATURES`] signatures; statements and envelopes at
+//! [`MAX_DOCUMENT`], at most [`MAX_REFERRERS`] of them.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{Descriptor, MediaType};
+use oci_spec::image::{Descriptor, ImageManifest, MediaType};
 use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, RegistryError, Result, Within};
 use crate::image::MAX_MANIFEST_SIZE;
 use crate::image::reference::{OciRef, RegistryRef};
+use crate::registry::referrers::MAX_REFERRERS;
 use crate::registry::{self, Access, Progress, PushOptions, PushReport, Remote, Tally};
 use crate::sign::attachment::{self, MAX_PAYLOAD, tag_for};
+use crate::sign::attestation::{self, Document, ENVELOPE, IN_TOTO, MAX_DOCUMENT, ProvenanceReport};
 use crate::sign::payload::{self, Claims, Identity};
 use crate::sign::{Attachment, PublicKey, SignatureLayer, SigningKey};
 use crate::store::file::{self as store_file, Links};
-use crate::store::layout::{self, Entry, Layout, Staging, blob_ref, tag_of};
-use crate::store::{BlobRef, BlobStore};
+use crate::store::layout::{self, Entry, Layout, Staging, blob_ref, commit_referrers, tag_of};
+use crate::store::{BlobRef, BlobStore, referrers};
 
 /// What `keygen` wrote.
 #[derive(Debug, Clone, Serialize)]
@@ -122,6 +131,16 @@ pub struct SignReport {
     pub signatures: usize,
     /// False when the same signature was there already.
     pub added: bool,
+    /// Each in-toto statement attached to the image and the DSSE envelope
+    /// that signs it (attached now, or there already).
+    pub provenance: Vec<SignedProvenance>,
+}
+
+/// A provenance statement's referrer and the envelope's that signs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignedProvenance {
+    pub statement: Digest,
+    pub envelope: Digest,
 }
 
 /// Signs a registry image: its repository is the identity.
@@ -132,7 +151,8 @@ pub fn sign_registry(
     progress: Progress,
 ) -> Result<SignReport> {
     let remote = Remote::connect(image, access, progress)?;
-    let digest = remote.get_manifest(image)?.digest;
+    let raw = remote.get_manifest(image)?;
+    let digest = raw.digest;
     let identity = Identity::of(image);
     let payload = payload::payload(&identity, &digest);
     let layer = SignatureLayer::new(&payload, &key.sign(&payload));
@@ -147,6 +167,12 @@ pub fn sign_registry(
             .context(|| "storing the payload".into())?;
         put_attachment(&remote, image, &tag, &att, &store, &[layer.payload])?;
     }
+    let subject = Descriptor::new(
+        MediaType::from(raw.media_type.as_str()),
+        raw.bytes.len() as u64,
+        digest.to_oci(),
+    );
+    let provenance = sign_registry_provenance(&remote, image, &subject, key)?;
     Ok(SignReport {
         image: image.to_string(),
         digest,
@@ -154,7 +180,33 @@ pub fn sign_registry(
         signature_tag: tag,
         signatures: att.signatures().len(),
         added,
+        provenance,
     })
+}
+
+/// Signs each provenance statement about `subject` at the registry: its
+/// envelope pushed as a referrer of the same image.
+fn sign_registry_provenance(
+    remote: &Remote,
+    image: &RegistryRef,
+    subject: &Descriptor,
+    key: &SigningKey,
+) -> Result<Vec<SignedProvenance>> {
+    let digest = blob_ref(subject)?.digest;
+    let local = tempfile::tempdir().context(|| "creating a temp directory".into())?;
+    let store = BlobStore::open(local.path()).context(|| "creating a temp store".into())?;
+    let statements = registry_documents(remote, image, &digest, IN_TOTO, &store)?;
+    let mut signed = Vec::new();
+    for statement in &statements {
+        let artifact = attestation::envelope_artifact(key, &statement.bytes)?;
+        let referrer = referrers::put(&store, &artifact, subject)?;
+        registry::push_referrer(remote, image, &store, &referrer.manifest)?;
+        signed.push(SignedProvenance {
+            statement: statement.manifest,
+            envelope: referrer.manifest.digest,
+        });
+    }
+    Ok(signed)
 }
 
 /// Signs an image of a layout for `identity` (where it will be pushed):
@@ -196,6 +248,7 @@ pub fn sign_layout(image: &OciRef, identity: &Identity, key: &SigningKey) -> Res
             &[],
         )?;
     }
+    let provenance = sign_layout_provenance(&image.path, &desc, key)?;
     Ok(SignReport {
         image: image.to_string(),
         digest,
@@ -203,7 +256,171 @@ pub fn sign_layout(image: &OciRef, identity: &Identity, key: &SigningKey) -> Res
         signature_tag: tag,
         signatures: att.signatures().len(),
         added,
+        provenance,
     })
+}
+
+/// Signs each provenance statement about `subject` in the layout at
+/// `dir`: the envelopes listed beside it, in one commit (an envelope
+/// there already changes nothing).
+fn sign_layout_provenance(
+    dir: &Path,
+    subject: &Descriptor,
+    key: &SigningKey,
+) -> Result<Vec<SignedProvenance>> {
+    let layout = Layout::open(dir)?;
+    let statements = layout_documents(&layout, &blob_ref(subject)?.digest, IN_TOTO)?;
+    if statements.is_empty() {
+        return Ok(Vec::new());
+    }
+    let staging = Staging::new(dir)?;
+    let mut signed = Vec::new();
+    let mut envelopes = Vec::new();
+    for statement in &statements {
+        let artifact = attestation::envelope_artifact(key, &statement.bytes)?;
+        let referrer = referrers::put(&staging.blobs, &artifact, subject)?;
+        signed.push(SignedProvenance {
+            statement: statement.manifest,
+            envelope: referrer.manifest.digest,
+        });
+        envelopes.push(referrer);
+    }
+    commit_referrers(staging, &envelopes)?;
+    Ok(signed)
+}
+
+/// The one layer of an artifact manifest, which must be of `media_type`
+/// and at most [`MAX_DOCUMENT`] bytes.
+fn document_blob(
+    manifest: &ImageManifest,
+    media_type: &str,
+) -> std::result::Result<BlobRef, String> {
+    let [layer] = manifest.layers().as_slice() else {
+        return Err(format!(
+            "{} layers; an artifact of this type has one",
+            manifest.layers().len()
+        ));
+    };
+    if layer.media_type().to_string() != media_type {
+        return Err(format!(
+            "its layer is a {}, not a {media_type}",
+            layer.media_type()
+        ));
+    }
+    let blob = blob_ref(layer).map_err(|e| e.to_string())?;
+    if blob.size > MAX_DOCUMENT {
+        return Err(format!(
+            "its layer claims {} bytes, more than the {MAX_DOCUMENT} read",
+            blob.size
+        ));
+    }
+    Ok(blob)
+}
+
+fn is_of_type(desc: &Descriptor, artifact_type: &str) -> bool {
+    desc.artifact_type()
+        .as_ref()
+        .is_some_and(|t| t.to_string() == artifact_type)
+}
+
+/// The documents of the artifacts of `artifact_type` that the layout
+/// lists about `subject`, each read and verified.
+fn layout_documents(
+    layout: &Layout,
+    subject: &Digest,
+    artifact_type: &str,
+) -> Result<Vec<Document>> {
+    let mut out = Vec::new();
+    for desc in referrers::of(layout, subject)? {
+        if !is_of_type(&desc, artifact_type) {
+            continue;
+        }
+        let manifest_ref = blob_ref(&desc)?;
+        let manifest: ImageManifest = layout.read_json(&desc, MAX_MANIFEST_SIZE)?;
+        let blob = document_blob(&manifest, artifact_type).map_err(|m| {
+            Error::Failed(format!(
+                "{}: artifact {}: {m}",
+                layout.dir.display(),
+                manifest_ref.digest
+            ))
+        })?;
+        let bytes = layout
+            .blobs
+            .read(&blob)
+            .within(|| format!("reading {}", layout.dir.display()))?;
+        out.push(Document {
+            manifest: manifest_ref.digest,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// The documents of the artifacts of `artifact_type` about `subject` in
+/// `image`'s repository: the listing is not trusted (each manifest must
+/// name the subject), every blob is verified as it arrives in `store`.
+fn registry_documents(
+    remote: &Remote,
+    image: &RegistryRef,
+    subject: &Digest,
+    artifact_type: &str,
+    store: &BlobStore,
+) -> Result<Vec<Document>> {
+    let repo = image.with_tag(None);
+    let about = repo.with_digest(*subject);
+    // A registry may ignore the filter: it is applied again here.
+    let listed: Vec<Descriptor> = registry::referrers(remote, &about, Some(artifact_type))?
+        .into_iter()
+        .filter(|d| is_of_type(d, artifact_type))
+        .collect();
+    if listed.len() > MAX_REFERRERS {
+        return Err(Error::Failed(format!(
+            "referrers of {about}: {} of type {artifact_type}; refusing more than {MAX_REFERRERS}",
+            listed.len()
+        )));
+    }
+    let mut out = Vec::new();
+    for desc in &listed {
+        let manifest_ref = blob_ref(desc)?;
+        let at = repo.with_digest(manifest_ref.digest);
+        let bad = |m: String| Error::Failed(format!("{at}: {m}"));
+        layout::check_json_size(&manifest_ref, MAX_MANIFEST_SIZE)?;
+        // By digest: the registry's bytes are checked against it.
+        let raw = remote.get_manifest(&at)?;
+        let manifest: ImageManifest = serde_json::from_slice(&raw.bytes)
+            .map_err(|e| bad(format!("not an artifact manifest: {e}")))?;
+        let names = manifest
+            .subject()
+            .as_ref()
+            .is_some_and(|s| s.digest().to_string() == subject.to_string());
+        if !names {
+            return Err(bad(format!(
+                "listed among the referrers of {subject}, but not about it"
+            )));
+        }
+        let blob = document_blob(&manifest, artifact_type).map_err(bad)?;
+        let what = format!("document {} of {at}", blob.digest);
+        remote.fetch_blob(&repo, &blob, store, &what)?;
+        let bytes = store.read(&blob).within(|| what.clone())?;
+        out.push(Document {
+            manifest: manifest_ref.digest,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// Checks the provenance envelopes attached to `subject` (see
+/// [`attestation::check`]); a failure is one line naming `image`.
+fn check_provenance(
+    image: &str,
+    subject: &Digest,
+    statements: &[Document],
+    envelopes: &[Document],
+    key: &PublicKey,
+) -> Result<ProvenanceReport> {
+    attestation::check(subject, statements, envelopes, key)
+        .map_err(|reason| Error::Unverified(format!("{image}: {reason}")))
 }
 
 /// The `.sig` manifest at `tag` in a registry, if there is one.
@@ -220,6 +437,56 @@ fn remote_attachment(
         Err(Error::Registry(RegistryError::NotFound { .. })) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// `pull`: the signatures of the manifest `digest` at `image`'s
+/// registry (the `sha256-<hex>.sig` manifest, its config and payloads)
+/// into `store`, each blob verified as it streams; the manifest and its
+/// tag, or None when the image is not signed. Payloads are bounded as
+/// `verify --key` bounds them: a layout keeps what its check will read.
+pub fn fetch_signatures(
+    remote: &Remote,
+    image: &RegistryRef,
+    digest: &Digest,
+    store: &BlobStore,
+) -> Result<Option<(BlobRef, String)>> {
+    let tag = tag_for(digest);
+    let at = image.with_tag(Some(&tag));
+    let raw = match remote.get_manifest(&at) {
+        Ok(raw) => raw,
+        Err(Error::Registry(RegistryError::NotFound { .. })) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let manifest: ImageManifest = serde_json::from_slice(&raw.bytes)
+        .map_err(|e| Error::Failed(format!("{at}: not a signature manifest: {e}")))?;
+    if manifest.layers().len() > attachment::MAX_SIGNATURES {
+        return Err(Error::Failed(format!(
+            "{at}: {} signatures; refusing more than {}",
+            manifest.layers().len(),
+            attachment::MAX_SIGNATURES
+        )));
+    }
+    let repo = image.with_tag(None);
+    let config = blob_ref(manifest.config())?;
+    layout::check_json_size(&config, crate::image::MAX_CONFIG_SIZE)?;
+    remote.fetch_blob(&repo, &config, store, &format!("config of {at}"))?;
+    for layer in manifest.layers() {
+        let blob = blob_ref(layer)?;
+        if blob.size > MAX_PAYLOAD {
+            return Err(Error::Failed(format!(
+                "{at}: a signature payload of {} bytes; refusing more than {MAX_PAYLOAD}",
+                blob.size
+            )));
+        }
+        remote.fetch_blob(
+            &repo,
+            &blob,
+            store,
+            &format!("payload {} of {at}", blob.digest),
+        )?;
+    }
+    let stored = store.put(&raw.bytes).context(|| format!("storing {at}"))?;
+    Ok(Some((stored, tag)))
 }
 
 /// The `.sig` manifest at `tag` in a layout: its descriptor and layers.
@@ -323,6 +590,9 @@ pub struct SignatureReport {
     /// Signatures at the tag, and which (1-based) verified.
     pub signatures: usize,
     pub verified: usize,
+    /// The provenance statements attached to the image and the DSSE
+    /// envelopes that sign them, every one of which verified.
+    pub provenance: ProvenanceReport,
 }
 
 /// Checks a registry image's signatures: one must verify under `key`,
@@ -349,7 +619,7 @@ pub fn verify_registry(
         remote.fetch_blob(&repo, blob, &store, &what)?;
         store.read(blob).within(|| what.clone())
     };
-    check(
+    let mut report = check(
         &image.to_string(),
         &digest,
         &identity,
@@ -357,7 +627,12 @@ pub fn verify_registry(
         &att,
         key,
         read,
-    )
+    )?;
+    let statements = registry_documents(&remote, image, &digest, IN_TOTO, &store)?;
+    let envelopes = registry_documents(&remote, image, &digest, ENVELOPE, &store)?;
+    report.provenance =
+        check_provenance(&image.to_string(), &digest, &statements, &envelopes, key)?;
+    Ok(report)
 }
 
 /// Checks the signatures of an image in a layout, for `identity`.
@@ -380,7 +655,12 @@ pub fn verify_layout(
             .read(blob)
             .within(|| format!("reading {}", layout.dir.display()))
     };
-    check(&image.to_string(), &digest, identity, &tag, &att, key, read)
+    let mut report = check(&image.to_string(), &digest, identity, &tag, &att, key, read)?;
+    let statements = layout_documents(&layout, &digest, IN_TOTO)?;
+    let envelopes = layout_documents(&layout, &digest, ENVELOPE)?;
+    report.provenance =
+        check_provenance(&image.to_string(), &digest, &statements, &envelopes, key)?;
+    Ok(report)
 }
 
 fn unsigned(image: &str, digest: &Digest, tag: &str) -> Error {
@@ -418,6 +698,7 @@ fn check(
                     signature_tag: tag.to_string(),
                     signatures: signatures.len(),
                     verified: n + 1,
+                    provenance: ProvenanceReport::default(),
                 });
             }
             Err(reason) => reasons.push(reason),

@@ -27,11 +27,11 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::error::{BlobError, Error, LayerError, Result};
-use crate::image::reference::{OciRef, Selector};
+use crate::image::reference::{OciRef, Selector, is_signature_tag};
 use crate::image::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, media};
 use crate::layer::read::{self as layer_read, LayerReader};
 use crate::store::file::{self, Links};
-use crate::store::layout::{Layout, MAX_LAYOUT_MARKER, tag_of};
+use crate::store::layout::{Layout, MAX_LAYOUT_MARKER, is_artifact, tag_of};
 use crate::store::{BlobRef, BlobStore, VerifiedReader};
 
 /// The layout version this verifier knows (image-spec, "oci-layout file").
@@ -118,6 +118,9 @@ pub struct Report {
     /// Each manifest or index the walk started from, with its tag: what
     /// the report vouches for, by digest.
     pub checked: Vec<Checked>,
+    /// Artifacts index.json lists about the images (SBOMs, provenance,
+    /// signatures), checked too.
+    pub artifacts: u64,
     /// Distinct manifests checked.
     pub manifests: u64,
     /// Distinct nested indexes checked (index.json itself not counted).
@@ -246,7 +249,11 @@ pub fn verify(layout_dir: &Path, selector: &Selector, expected: Option<&Digest>)
             Some(t) => format!("index.json manifests[{n}] (tag {t})"),
             None => format!("index.json manifests[{n}]"),
         };
-        walk.start(desc, &at);
+        if is_artifact(desc) || tag_of(desc).is_some_and(is_signature_tag) {
+            walk.artifact(desc, &at);
+        } else {
+            walk.start(desc, &at);
+        }
     }
     Ok(walk.finish())
 }
@@ -262,7 +269,7 @@ fn expect(
     expected: &Digest,
 ) -> Result<Selector> {
     let listed: Vec<&Descriptor> = index
-        .map(|i| i.manifests().iter().collect())
+        .map(|i| i.manifests().iter().filter(|d| !is_artifact(d)).collect())
         .unwrap_or_default();
     let is = |d: &Descriptor| Digest::try_from(d.digest()).ok() == Some(*expected);
     let not_it = |found: &dyn std::fmt::Display| {
@@ -392,6 +399,14 @@ impl Walk {
     /// noting it as checked.
     fn start(&mut self, desc: &Descriptor, at: &str) {
         self.report.checked.push(Checked::of(desc));
+        self.check_child(desc, at, tag_of(desc));
+    }
+
+    /// Walks from an artifact index.json lists about an image (an SBOM,
+    /// a provenance, signatures): checked as thoroughly, counted apart
+    /// from the images the report vouches for.
+    fn artifact(&mut self, desc: &Descriptor, at: &str) {
+        self.report.artifacts += 1;
         self.check_child(desc, at, tag_of(desc));
     }
 
@@ -891,6 +906,13 @@ pub fn render(report: &Report) -> String {
     let mut out = format!("image: {}\n", report.image);
     for checked in &report.checked {
         let _ = writeln!(out, "checked: {checked}");
+    }
+    if report.artifacts > 0 {
+        let n = counted(report.artifacts, "artifact", "artifacts");
+        let _ = writeln!(
+            out,
+            "checked: {n} about them (SBOM, provenance, signatures)"
+        );
     }
     for p in &report.problems {
         match &p.blob {

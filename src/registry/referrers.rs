@@ -31,9 +31,9 @@ use crate::store::{BlobRef, BlobStore};
 /// listing more is refused, not followed without end.
 pub const MAX_REFERRERS: usize = 64;
 
-/// The most bytes of blobs one artifact may hold (an SBOM of a large
-/// image is a few MiB).
-pub const MAX_ARTIFACT_SIZE: u64 = 64 << 20;
+/// The most bytes of blobs one artifact may hold: an SBOM lists about
+/// 500 bytes per file, so an image of 300,000 files has one of 150 MB.
+pub const MAX_ARTIFACT_SIZE: u64 = 256 << 20;
 
 /// What pushing a referrer did.
 #[derive(Debug, Clone, Serialize)]

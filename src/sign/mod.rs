@@ -11,8 +11,11 @@
 //!   this manifest digest is the image named this.
 //! - [`attachment`]: the `.sig` manifest, one layer per signature.
 //! - [`dsse`]: DSSE envelopes (for provenance), signed with the same keys.
+//! - [`attestation`]: provenance signed: a DSSE envelope of the in-toto
+//!   statement, as a referrer beside it, and the check of those envelopes.
 
 pub mod attachment;
+pub mod attestation;
 pub mod dsse;
 pub mod keys;
 pub mod payload;

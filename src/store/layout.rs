@@ -172,7 +172,15 @@ pub fn commit(staging: Staging, tagged: &Tagged) -> Result<Committed> {
 /// target, moving its tag if the layout has it, with the artifacts about
 /// it: the same atomic rename-or-merge as [`commit`].
 pub fn commit_entry(staging: Staging, entry: Entry, referrers: &[Referrer]) -> Result<()> {
-    let mut entries = vec![entry];
+    commit_entries_with(staging, vec![entry], referrers)
+}
+
+/// [`commit_entry`] of several entries (an image and its signatures).
+pub fn commit_entries_with<'a>(
+    staging: Staging,
+    mut entries: Vec<Entry<'a>>,
+    referrers: &'a [Referrer],
+) -> Result<()> {
     entries.extend(referrers.iter().map(Referrer::entry));
     commit_entries(staging, &entries, Retag::Move).map(|_| ())
 }
@@ -293,7 +301,8 @@ fn merge_into(
     blobs
         .move_into(&layout.blobs)
         .context(|| format!("moving blobs into {}", target.display()))?;
-    write_layout_files(target, &index_with_all(Some(index), entries))?;
+    let index = super::referrers::prune(&layout.blobs, index_with_all(Some(index), entries))?;
+    write_layout_files(target, &index)?;
     Ok(Committed::Written)
 }
 

@@ -71,7 +71,23 @@ pub fn try_build(recipe: impl AsRef<Path>, out: impl AsRef<Path>) -> Output {
 /// Builds `recipe` into `out` and returns the manifest digest, failing the
 /// test with ingot's stderr when the build fails.
 pub fn build(recipe: &Path, out: &Path) -> String {
-    let output = try_build(recipe, out);
+    build_with(recipe, out, &[])
+}
+
+/// The image alone, without the SBOM and provenance every build attaches:
+/// for tests of what a layout or a push holds of the image itself.
+pub fn build_bare(recipe: &Path, out: &Path) -> String {
+    build_with(recipe, out, &["--no-attest"])
+}
+
+/// [`build`] with more arguments.
+pub fn build_with(recipe: &Path, out: &Path, args: &[&str]) -> String {
+    let output = run(ingot()
+        .arg("build")
+        .arg(recipe)
+        .arg("-o")
+        .arg(out)
+        .args(args));
     assert!(
         output.status.success(),
         "ingot build {} failed: {}",
