@@ -532,7 +532,19 @@ pub struct BuildArgs {
     /// Build every layer afresh, neither reading nor filling the cache.
     #[arg(long, conflicts_with = "cache")]
     pub no_cache: bool,
-    /// Speak plain HTTP to this registry, for docker:// bases (repeatable).
+    /// Look layers the cache lacks up in this registry repository, where
+    /// --cache-to put them (repeatable: asked in order). Each entry is
+    /// checked before it is used; a registry that fails costs only time.
+    #[arg(long, value_name = "docker://HOST/REPO", value_parser = cache_repository,
+          conflicts_with = "no_cache")]
+    pub cache_from: Vec<RegistryRef>,
+    /// Put each layer's cache entry in this registry repository, as an OCI
+    /// artifact tagged key-<hex> (repeatable); what it has is not sent.
+    #[arg(long, value_name = "docker://HOST/REPO", value_parser = cache_repository,
+          conflicts_with = "no_cache")]
+    pub cache_to: Vec<RegistryRef>,
+    /// Speak plain HTTP to this registry, for docker:// bases and cache
+    /// registries (repeatable).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure: Vec<Host>,
     /// Compression of the recipe's layers: gzip (ingot's block gzip, the
@@ -1103,6 +1115,19 @@ fn oci_tag(s: &str) -> std::result::Result<String, String> {
 }
 
 /// `build --push`'s destination: a repository; the tags are the build's.
+/// `--cache-from` and `--cache-to`: a repository; entries are tagged by key.
+fn cache_repository(s: &str) -> std::result::Result<RegistryRef, String> {
+    match s.parse::<ImageRef>()? {
+        ImageRef::Docker(r) if r.tag.is_none() && r.digest.is_none() => Ok(r),
+        ImageRef::Docker(r) => Err(format!(
+            "{r}: a cache is a repository, docker://HOST/REPO; its entries are tagged by key"
+        )),
+        other => Err(format!(
+            "a cache registry is docker://HOST/REPO, not {other}"
+        )),
+    }
+}
+
 fn push_repository(s: &str) -> std::result::Result<RegistryRef, String> {
     match s.parse::<ImageRef>()? {
         ImageRef::Docker(r) if r.tag.is_none() && r.digest.is_none() => Ok(r),
@@ -1329,13 +1354,14 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
         revision: args.revision,
         source: args.source,
     };
-    let sources = build_sources(
+    let mut sources = build_sources(
         args.cache,
         args.no_cache,
         args.insecure,
         args.mirror,
         &args.network,
     );
+    sources.remote_cache = remote_cache(args.cache_from, args.cache_to, &sources);
     let emit = pipeline::Emit {
         output,
         locked: args.locked,
@@ -1394,13 +1420,14 @@ fn build_fleet(args: BuildArgs, out: &mut Out) -> Result<()> {
     };
     let root = args.output.unwrap_or_else(|| PathBuf::from("out"));
     let fleet = fleet::Fleet::new(fleet::discover(&args.recipes)?, &root)?;
-    let sources = build_sources(
+    let mut sources = build_sources(
         args.cache,
         args.no_cache,
         args.insecure,
         args.mirror,
         &args.network,
     );
+    sources.remote_cache = remote_cache(args.cache_from, args.cache_to, &sources);
     let emit = pipeline::Emit {
         output: root,
         locked: args.locked,
@@ -1505,7 +1532,23 @@ fn build_sources(
         registry: access(insecure, network),
         mirrors: mirrors(mirror),
         network: network.timeouts(),
+        remote_cache: None,
     }
+}
+
+/// The cache registries of `--cache-from` and `--cache-to`, reached as
+/// the build reaches registries; none without a local cache to fill.
+fn remote_cache(
+    from: Vec<RegistryRef>,
+    to: Vec<RegistryRef>,
+    sources: &pipeline::Sources,
+) -> Option<std::sync::Arc<crate::registry::cache::RemoteCache>> {
+    if (from.is_empty() && to.is_empty()) || sources.cache.is_none() {
+        return None;
+    }
+    Some(std::sync::Arc::new(
+        crate::registry::cache::RemoteCache::new(from, to, sources.registry.clone()),
+    ))
 }
 
 /// The mirror specs of `--mirror`, else of INGOT_MIRROR.
@@ -1524,6 +1567,7 @@ fn lock(args: LockArgs, out: &mut Out) -> Result<()> {
         registry: access(args.insecure, &args.network),
         mirrors: mirrors(args.mirror),
         network: args.network.timeouts(),
+        remote_cache: None,
     };
     if args.update {
         return staleness(&args.recipes, &sources, true, args.json, out);
@@ -2263,6 +2307,29 @@ mod tests {
             "ingot build r.yaml --tag a/b",
             "ingot build r.yaml --push docker://h/app:1",
             "ingot build r.yaml --push oci:out",
+        ] {
+            assert!(
+                Cli::try_parse_from(bad.split_whitespace()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn cache_registries_parse() {
+        let line = "ingot build r.yaml --cache-from docker://a:5000/c --cache-from docker://b/c --cache-to docker://a:5000/c";
+        match Cli::try_parse_from(line.split_whitespace()).map(|c| c.command) {
+            Ok(Command::Build(args)) => {
+                let hosts: Vec<&str> = args.cache_from.iter().map(|r| r.host.as_str()).collect();
+                assert_eq!(hosts, ["a:5000", "b"]);
+                assert_eq!(args.cache_to.len(), 1);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        for bad in [
+            "ingot build r.yaml --cache-from docker://h/c:tag",
+            "ingot build r.yaml --cache-to oci:out",
+            "ingot build r.yaml --no-cache --cache-from docker://h/c",
         ] {
             assert!(
                 Cli::try_parse_from(bad.split_whitespace()).is_err(),

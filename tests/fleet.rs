@@ -154,7 +154,10 @@ fn a_tree_builds_in_dependency_order_in_parallel_and_past_a_failure() {
     assert_eq!(app["recipe"], "tree/app/recipe.yaml");
     assert_eq!(app["output"], "out/app");
     assert_eq!(app["depends_on"], serde_json::json!(["mid"]));
-    assert_eq!(app["layers"], serde_json::json!({"built": 1, "cached": 0}));
+    assert_eq!(
+        app["layers"],
+        serde_json::json!({"built": 1, "cached": 0, "remote": 0})
+    );
     assert!(app["error"].is_null());
     assert!(secs(app, "seconds") >= 0.0);
     let broken = &all["broken"];
@@ -226,7 +229,7 @@ fn a_tree_builds_in_dependency_order_in_parallel_and_past_a_failure() {
         assert_eq!(v["digest"], all[name]["digest"], "{name}");
         assert_eq!(
             v["layers"],
-            serde_json::json!({"built": 0, "cached": 1}),
+            serde_json::json!({"built": 0, "cached": 1, "remote": 0}),
             "{name}"
         );
     }

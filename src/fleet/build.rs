@@ -9,7 +9,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use super::{Fleet, Member};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::pipeline::{self, Emit, Report, Settings, Sources};
+use crate::pipeline::{self, Emit, Settings, Sources};
 use crate::progress::Progress;
 use crate::recipe::Recipe;
 
@@ -60,11 +60,13 @@ impl Status {
 }
 
 /// Layers of the recipe's own (every platform's, for a multi-platform
-/// recipe): written by this build, or served from the cache.
+/// recipe): written by this build, or served from the cache (`cached`),
+/// of which `remote` were fetched from a `--cache-from` registry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LayerCounts {
     pub built: usize,
     pub cached: usize,
+    pub remote: usize,
 }
 
 /// One recipe's line of `ingot build DIR… --json`.
@@ -278,7 +280,11 @@ fn build_one(fleet: &Fleet, member: &Member, options: &Options, hooks: &Hooks) -
             };
             outcome.version = Some(report.version.clone());
             outcome.digest = Some(report.digest);
-            outcome.layers = counts(&report);
+            outcome.layers = LayerCounts {
+                built: report.cache.built,
+                cached: report.cache.cached,
+                remote: report.cache.remote,
+            };
             let what = if report.unchanged {
                 "unchanged"
             } else {
@@ -287,8 +293,11 @@ fn build_one(fleet: &Fleet, member: &Member, options: &Options, hooks: &Hooks) -
             (hooks.log)(
                 name,
                 &format!(
-                    "{what} {} ({} layers built, {} from the cache)",
-                    report.digest, outcome.layers.built, outcome.layers.cached
+                    "{what} {} ({} layers built, {} from the cache, {} of them fetched)",
+                    report.digest,
+                    outcome.layers.built,
+                    outcome.layers.cached,
+                    outcome.layers.remote
                 ),
             );
         }
@@ -310,22 +319,6 @@ fn naming_file(err: &Error, member: &Member) -> String {
     } else {
         format!("{file}: {text}")
     }
-}
-
-fn counts(report: &Report) -> LayerCounts {
-    let layers = report
-        .layers
-        .iter()
-        .chain(report.platforms.iter().flat_map(|p| &p.layers));
-    let mut counts = LayerCounts::default();
-    for layer in layers {
-        if layer.cached {
-            counts.cached += 1;
-        } else {
-            counts.built += 1;
-        }
-    }
-    counts
 }
 
 /// The run's result: Ok when every recipe built, else a failure naming

@@ -21,6 +21,7 @@ use crate::image::media::LayerCompression;
 use crate::layer;
 use crate::progress::Progress;
 use crate::recipe::Recipe;
+use crate::registry::cache::RemoteCache;
 use crate::rootfs::source::Walks;
 use crate::rootfs::{Change, Node, View};
 use crate::seal;
@@ -39,6 +40,11 @@ pub struct FinishedLayer {
     /// What the seal's content scan found in it.
     pub findings: Findings,
     pub cached: bool,
+    /// Bytes downloaded when it came from a `--cache-from` registry
+    /// (it is `cached` then too).
+    pub fetched: Option<u64>,
+    /// Its cache key, when it has one: what `--cache-to` files it under.
+    pub key: Option<Digest>,
     /// What its `packages` step installed.
     pub packages: Option<packages::Report>,
 }
@@ -49,6 +55,7 @@ pub struct Layers<'a> {
     base: &'a BaseImage,
     blobs: &'a BlobStore,
     cache: Option<&'a Cache>,
+    remote: Option<&'a RemoteCache>,
     epoch: u64,
     compression: LayerCompression,
     progress: &'a Progress,
@@ -68,6 +75,8 @@ pub struct Layers<'a> {
 pub struct Setup<'a> {
     pub blobs: &'a BlobStore,
     pub cache: Option<&'a Cache>,
+    /// The `--cache-from` registries to ask for what the cache lacks.
+    pub remote: Option<&'a RemoteCache>,
     pub epoch: u64,
     pub compression: LayerCompression,
     pub progress: &'a Progress,
@@ -89,6 +98,7 @@ impl<'a> Layers<'a> {
             base,
             blobs: setup.blobs,
             cache: setup.cache,
+            remote: setup.remote,
             epoch: setup.epoch,
             compression: setup.compression,
             progress: setup.progress,
@@ -165,26 +175,45 @@ impl<'a> Layers<'a> {
     }
 
     /// Serves the layer from the cache when `key` hits and the entry is
-    /// usable; a corrupt entry is dropped and false returned.
+    /// usable, or, when the cache lacks it, from a `--cache-from`
+    /// registry; a corrupt entry is dropped and false returned.
     fn serve(&mut self, index: usize, key: Digest, view: &mut View, log: Log) -> bool {
         let Some(cache) = self.cache else {
             return false;
         };
-        let Some(hit) = cache.layer(&key) else {
-            return false;
-        };
         let spec = &self.recipe.spec.layers[index];
-        let layer_index = view.layer_count();
         let media = self.compression.media_type();
-        let Some(served) = serve(view, cache, self.blobs, &key, &hit, media) else {
+        let (hit, fetched) = match cache.layer(&key) {
+            Some(hit) => (hit, None),
+            None => match self.fetch(cache, &key, log) {
+                Some((hit, expected, from, bytes)) => (hit, Some((expected, from, bytes))),
+                None => return false,
+            },
+        };
+        let layer_index = view.layer_count();
+        let expected = fetched.as_ref().map(|(e, _, _)| e);
+        let Some(served) = serve(view, cache, self.blobs, &key, &hit, media, expected) else {
             cache.drop_layer(&key, Some(&hit));
             let _ = std::fs::remove_file(self.blobs.path(&hit.digest));
-            log(&format!(
-                "layer {}: cache entry corrupt, rebuilding",
-                spec.name
-            ));
+            match &fetched {
+                Some((_, from, _)) => log(&format!(
+                    "warning: layer {}: cache entry from {from} refused (its layer does not read back as its entry and summary say), rebuilding",
+                    spec.name
+                )),
+                None => log(&format!(
+                    "layer {}: cache entry corrupt, rebuilding",
+                    spec.name
+                )),
+            }
             return false;
         };
+        if let Some((_, from, bytes)) = &fetched {
+            log(&format!(
+                "layer {}: fetched from {from}, {}",
+                spec.name,
+                crate::progress::bytes(*bytes)
+            ));
+        }
         if let Some(check) = served.check {
             self.unchecked.push(Unchecked {
                 key,
@@ -197,12 +226,38 @@ impl<'a> Layers<'a> {
         self.slots.push(Slot {
             name: spec.name.clone(),
             steps: spec.steps.len(),
-            key: None,
+            key: Some(key),
             layer_index,
             state: SlotState::Cached(hit, served.findings),
+            fetched: fetched.map(|(_, _, bytes)| bytes),
             packages: report,
         });
         true
+    }
+
+    /// The entry for `key` from the first `--cache-from` registry that has
+    /// one, filed in the local cache without its summary (so that it is
+    /// read back), with the summary the registry gave, to be compared; the
+    /// registry, and bytes downloaded.
+    fn fetch(
+        &self,
+        cache: &Cache,
+        key: &Digest,
+        log: Log,
+    ) -> Option<(CachedLayer, LayerSummary, String, u64)> {
+        let remote = self.remote.filter(|r| r.pulls())?;
+        let media = self.compression.media_type();
+        let fetched = remote.fetch(key, &remote_version(), media.as_ref(), cache, log)?;
+        let Some(expected) = fetched.summary.decode(&LayerSummary::version()) else {
+            cache.drop_layer(key, Some(&fetched.layer));
+            log(&format!(
+                "warning: cache entry {} from {} refused: its summary does not decode; rebuilding",
+                crate::registry::cache::tag_for(key),
+                fetched.from
+            ));
+            return None;
+        };
+        Some((fetched.layer, expected, fetched.from, fetched.bytes))
     }
 
     /// Plans the layer and starts writing it on a worker thread; at most
@@ -308,6 +363,7 @@ impl<'a> Layers<'a> {
             steps: spec.steps.len(),
             key,
             layer_index,
+            fetched: None,
             state: SlotState::Writing {
                 base_dependent,
                 changes,
@@ -415,6 +471,7 @@ fn finish_slot(
     blobs: &BlobStore,
     log: Log,
 ) -> Result<FinishedLayer> {
+    let key = slot.key;
     let (layer, findings, cached) = match slot.state.finish() {
         Outcome::Cached(hit, findings) => {
             log(&format!(
@@ -450,6 +507,8 @@ fn finish_slot(
         layer,
         findings,
         cached,
+        fetched: slot.fetched,
+        key,
         packages: slot.packages,
     })
 }
@@ -471,6 +530,8 @@ struct Slot {
     key: Option<Digest>,
     layer_index: usize,
     state: SlotState,
+    /// Bytes downloaded, when served from a `--cache-from` registry.
+    fetched: Option<u64>,
     packages: Option<packages::Report>,
 }
 
@@ -609,7 +670,9 @@ struct Check {
 /// on another thread while the build goes on, and every check is in before
 /// the image is assembled. An entry without one, or
 /// with one made under another seal policy or scanner, is read back like a
-/// base layer, and its summary made anew.
+/// base layer, and its summary made anew. An entry from a registry has
+/// none: it is read back, and what it does and what the seal finds in it
+/// must be what the registry's summary (`expected`) says.
 fn serve(
     view: &mut View,
     cache: &Cache,
@@ -617,6 +680,7 @@ fn serve(
     key: &Digest,
     hit: &CachedLayer,
     media: oci_spec::image::MediaType,
+    expected: Option<&LayerSummary>,
 ) -> Option<Served> {
     let stat = cache.blob_stat(&hit.digest)?;
     cache.copy_layer_to(hit, blobs).ok()?;
@@ -656,8 +720,18 @@ fn serve(
         })
         .ok()?;
     reader.finish(&hit.diff_id).ok()?;
-    cache.record_checked(&hit.digest, stat);
     let findings = scan.since(mark);
+    if let Some(expected) = expected {
+        let placed = expected
+            .changes
+            .iter()
+            .cloned()
+            .map(|c| at_layer(c, layer_index));
+        if expected.findings != findings || !placed.eq(changes.iter().cloned()) {
+            return None;
+        }
+    }
+    cache.record_checked(&hit.digest, stat);
     let refreshed = CachedLayer {
         summary: LayerSummary {
             changes: changes.clone(),
@@ -721,6 +795,18 @@ impl LayerSummary {
     fn current(hit: &CachedLayer) -> Option<LayerSummary> {
         hit.summary.as_ref()?.decode(&Self::version())
     }
+}
+
+/// What a registry's cache entry must have been made under to be used:
+/// the key's meaning, the layer encoding, and (after `; `, as
+/// [`crate::registry::cache`] reads it) the summary's version.
+pub fn remote_version() -> String {
+    format!(
+        "layer key {}, encoding {}; {}",
+        key::KEY_VERSION,
+        layer::ENCODING_VERSION,
+        LayerSummary::version()
+    )
 }
 
 /// Bytes of file content an entry brings.

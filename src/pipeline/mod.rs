@@ -28,6 +28,7 @@ mod record;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use oci_spec::image::{Config, Descriptor, ImageConfiguration};
 
@@ -41,6 +42,7 @@ use crate::lock::{self, LockFile, Pin};
 use crate::progress::Progress;
 use crate::recipe::Recipe;
 use crate::registry;
+use crate::registry::cache::{Pushed, RemoteCache};
 use crate::rootfs::{Change, View};
 use crate::seal::scan::Findings;
 use crate::seal::{self, LayerLabel, Scan};
@@ -90,6 +92,10 @@ pub struct Sources {
     /// How long a Debian archive may take to answer (registries' are in
     /// `registry`).
     pub network: crate::net::Timeouts,
+    /// `--cache-from` and `--cache-to`: the build cache shared through
+    /// registries, one for every build of the run. Used only with a local
+    /// cache, which fetched entries go into.
+    pub remote_cache: Option<Arc<RemoteCache>>,
 }
 
 /// Where a build's image goes, and what must hold before it lands.
@@ -149,6 +155,9 @@ pub struct Report {
     /// The packages installed, by layer, as `ingot.lock` records them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<lock::PackageSet>,
+    /// Layers built, served from the cache and fetched from cache
+    /// registries; what was pushed to them.
+    pub cache: CacheReport,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -160,9 +169,42 @@ pub struct LayerReport {
     pub entries: usize,
     /// Served from the build cache rather than built.
     pub cached: bool,
+    /// Fetched from a `--cache-from` registry (and so `cached` too).
+    pub remote: bool,
     /// What a `packages` step installed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packages: Option<packages::Report>,
+}
+
+/// What the build cache did for a build: of the recipe's own layers (every
+/// platform's), how many were built, served from the cache (`cached`, the
+/// fetched ones included) and fetched from a `--cache-from` registry
+/// (`remote`); and what came from and went to cache registries for every
+/// layer of the build, its stemcell's and `recipe:` bases' included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheReport {
+    pub built: usize,
+    pub cached: usize,
+    pub remote: usize,
+    pub fetched: FetchedTally,
+    pub pushed: Pushed,
+}
+
+/// Layers fetched from cache registries, and the bytes downloaded for
+/// them (entries and summaries included; blobs the cache had are not).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FetchedTally {
+    pub layers: u64,
+    pub bytes: u64,
+}
+
+impl CacheReport {
+    /// Adds what `other` moved to and from registries.
+    fn add(&mut self, other: &CacheReport) {
+        self.fetched.layers += other.fetched.layers;
+        self.fetched.bytes += other.fetched.bytes;
+        self.pushed.add(other.pushed);
+    }
 }
 
 /// Progress and log lines go here; the CLI sends them to stderr.
@@ -202,6 +244,19 @@ pub fn build(
     } else {
         Vec::new()
     };
+    let moved = ctx.remote_moved;
+    if ctx.remote.is_some() {
+        let (fetched, pushed) = (moved.fetched, moved.pushed);
+        (ctx.log)(&format!(
+            "cache registries: {} layers fetched ({}); {} entries pushed ({} blobs, {}), {} already there",
+            fetched.layers,
+            crate::progress::bytes(fetched.bytes),
+            pushed.entries,
+            pushed.uploaded.blobs,
+            crate::progress::bytes(pushed.uploaded.bytes),
+            pushed.present
+        ));
+    }
     let tags = emit.all_tags(&recipe.spec.version);
     let entry = built.entry(recipe)?;
     let committed = layout::commit(
@@ -217,6 +272,19 @@ pub fn build(
         },
     )?;
     let mut report = built.report(recipe, emit, pins, packages)?;
+    report.cache = moved;
+    for layer in report
+        .layers
+        .iter()
+        .chain(report.platforms.iter().flat_map(|p| &p.layers))
+    {
+        if !layer.cached {
+            report.cache.built += 1;
+        } else {
+            report.cache.cached += 1;
+            report.cache.remote += usize::from(layer.remote);
+        }
+    }
     report.tags = tags;
     report.unchanged = committed == layout::Committed::Unchanged;
     Ok(report)
@@ -440,6 +508,10 @@ struct Context<'a> {
     cache_only: bool,
     /// The first layer [`predict`] found missing from the cache.
     missed: Option<String>,
+    /// `--cache-from` and `--cache-to`, with a local cache only.
+    remote: Option<Arc<RemoteCache>>,
+    /// What came from and went to cache registries.
+    remote_moved: CacheReport,
 }
 
 impl<'a> Context<'a> {
@@ -480,7 +552,6 @@ impl<'a> Context<'a> {
             stack: recipe.path.iter().cloned().collect(),
             root_dir: recipe.dir.clone(),
             pins: Vec::new(),
-            cache,
             stats: BTreeMap::new(),
             lock,
             lock_digest,
@@ -491,6 +562,9 @@ impl<'a> Context<'a> {
             _debs_dir: debs_dir,
             cache_only: false,
             missed: None,
+            remote: sources.remote_cache.clone().filter(|_| cache.is_some()),
+            remote_moved: CacheReport::default(),
+            cache,
         })
     }
 
@@ -628,14 +702,21 @@ impl RecipeBuilder for Context<'_> {
     fn stemcell_base(&mut self, stemcell: &Recipe) -> Result<BaseImage> {
         let settings = Settings::stemcell();
         let quiet = Progress::quiet();
-        let mut silent = |_: &str| {};
+        // Silent but for its warnings (a cache registry down, an entry
+        // refused), which are the outer build's too.
+        let mut warnings = Vec::new();
+        let mut warn = |line: &str| {
+            if line.starts_with("warning: ") {
+                warnings.push(line.to_string());
+            }
+        };
         let mut inner = Context::new(
             self.blobs,
             &settings,
             self.sources,
             &quiet,
             stemcell,
-            &mut silent,
+            &mut warn,
         )?;
         // A stemcell version is what its own lock pins, never resolved anew.
         inner.resolve = packages::Resolve::Locked;
@@ -645,8 +726,14 @@ impl RecipeBuilder for Context<'_> {
         inner.cache_only = self.cache_only;
         let built = build_image(stemcell, &mut inner);
         inner.save_stats();
-        if inner.missed.is_some() {
-            self.missed = inner.missed.take();
+        self.remote_moved.add(&inner.remote_moved);
+        let missed = inner.missed.take();
+        drop(inner);
+        for line in &warnings {
+            (self.log)(line);
+        }
+        if missed.is_some() {
+            self.missed = missed;
         }
         Ok(built?.into_base())
     }
@@ -742,6 +829,7 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
     let Some(finished) = build_layers(recipe, &base, &mut lower, &closures, ctx)? else {
         return Ok(None);
     };
+    share_layers(&finished, ctx);
     let created = image::rfc3339(ctx.settings.epoch);
     let mut new_layers = Vec::with_capacity(finished.len());
     let mut reports = Vec::with_capacity(finished.len());
@@ -926,6 +1014,32 @@ fn read_base(
     Ok(below)
 }
 
+/// Files the cache entries of `finished` in the `--cache-to` registries
+/// (what they lack of them), and counts what came from `--cache-from`.
+/// A registry that fails costs only speed.
+fn share_layers(finished: &[FinishedLayer], ctx: &mut Context) {
+    for layer in finished {
+        if let Some(bytes) = layer.fetched {
+            ctx.remote_moved.fetched.layers += 1;
+            ctx.remote_moved.fetched.bytes += bytes;
+        }
+    }
+    let (Some(remote), Some(cache)) = (&ctx.remote, &ctx.cache) else {
+        return;
+    };
+    if ctx.cache_only || !remote.pushes() {
+        return;
+    }
+    let version = layers::remote_version();
+    let media = ctx.settings.compression.media_type();
+    for layer in finished {
+        if let Some(key) = &layer.key {
+            let pushed = remote.push(key, &version, media.as_ref(), cache, ctx.log);
+            ctx.remote_moved.pushed.add(pushed);
+        }
+    }
+}
+
 /// Serves or writes every recipe layer onto `below.view`; None when a
 /// cached layer turned out corrupt.
 fn build_layers(
@@ -946,11 +1060,13 @@ fn build_layers(
         debs,
         cache_only,
         missed,
+        remote,
         ..
     } = ctx;
     let setup = Setup {
         blobs,
         cache: cache.as_ref(),
+        remote: remote.as_deref().filter(|_| !*cache_only),
         epoch: settings.epoch,
         compression: settings.compression,
         progress,
@@ -1028,6 +1144,7 @@ fn new_layer(
         size: built.size,
         entries: built.entries,
         cached: layer.cached,
+        remote: layer.fetched.is_some(),
         packages: layer.packages,
     };
     let new = NewLayer {

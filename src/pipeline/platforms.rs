@@ -193,6 +193,7 @@ impl Output {
             // The commit fills these in.
             tags: Vec::new(),
             unchanged: false,
+            cache: super::CacheReport::default(),
         };
         let Some(index) = self.index else {
             let one = self

@@ -23,9 +23,12 @@
 //!   (what `ingot pull`, registry bases and the commands that read
 //!   `docker://` images use).
 //! - [`referrers`]: artifacts that refer to an image (SBOMs, signatures).
+//! - [`cache`]: the build cache shared through registries (`--cache-from`,
+//!   `--cache-to`): layer entries as artifacts tagged with their keys.
 //! - progress on stderr: [`crate::progress`].
 
 pub mod auth;
+pub mod cache;
 pub mod fetch;
 pub mod push;
 pub mod referrers;

@@ -42,12 +42,12 @@ use crate::error::{IoContext, Result};
 /// The most bytes a layer entry (`layers/<key>.json`, a few hundred) may
 /// have. The cache's own files are read only when they are regular files
 /// within their bound (see [`super::file`]); anything else is a miss.
-const MAX_LAYER_ENTRY: u64 = 1 << 20;
+pub const MAX_LAYER_ENTRY: u64 = 1 << 20;
 
 /// The most bytes a summary or a stat index may have: far more than real
 /// ones (a few MiB for a Debian base), only a bound against a sparse or
 /// hostile file.
-const MAX_CACHE_FILE: u64 = 1 << 30;
+pub const MAX_CACHE_FILE: u64 = 1 << 30;
 
 /// A file's identity as git's index records it: a file whose stat is
 /// unchanged is taken to have unchanged content (with git's racy-clean
@@ -136,7 +136,7 @@ impl Summary {
     }
 
     /// The file's form: the version on the first line, then the body.
-    fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(self.version.len() + 1 + self.body.len());
         bytes.extend_from_slice(self.version.as_bytes());
         bytes.push(b'\n');
@@ -144,7 +144,9 @@ impl Summary {
         bytes
     }
 
-    fn from_bytes(mut bytes: Vec<u8>) -> Option<Summary> {
+    /// A summary in its file's form; None unless it has a version line
+    /// in UTF-8.
+    pub fn from_bytes(mut bytes: Vec<u8>) -> Option<Summary> {
         let newline = bytes.iter().position(|&b| b == b'\n')?;
         let body = bytes.split_off(newline + 1);
         bytes.truncate(newline);
