@@ -1591,6 +1591,7 @@ fn outdated(args: OutdatedArgs, out: &mut Out) -> Result<()> {
         registry: access(args.insecure, &args.network),
         mirrors: mirrors(args.mirror),
         network: args.network.timeouts(),
+        remote_cache: None,
     };
     staleness(&args.recipes, &sources, false, args.json, out)
 }
