@@ -171,12 +171,15 @@ fn a_clean_build_verifies() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let digest = image(&layout).manifest_digest;
+    // The tag's image, and the SBOM and provenance about it: two
+    // manifests, the empty config they share and two documents more.
     let named = format!(
-        "image: {}:1.2.0\nchecked: manifest {digest} (tag 1.2.0)\n",
+        "image: {}:1.2.0\nchecked: manifest {digest} (tag 1.2.0)\n\
+         checked: 2 artifacts about them (SBOM, provenance, signatures)\n",
         oci(&layout)
     );
     assert!(
-        text.starts_with(&format!("{named}ok: 1 manifest, 4 blobs, "))
+        text.starts_with(&format!("{named}ok: 3 manifests, 9 blobs, "))
             && text.ends_with(" bytes verified\n"),
         "{text}"
     );
@@ -523,7 +526,7 @@ fn a_layout_built_concurrently_verifies_for_every_tag() {
             stdout(&out),
             stderr(&out)
         );
-        assert!(stdout(&out).contains("\nok: 1 manifest, "));
+        assert!(stdout(&out).contains("\nok: 3 manifests, "));
     }
     let json = report(&layout, 0);
     assert_eq!(
@@ -579,4 +582,33 @@ fn a_digest_verifies_what_it_reaches() {
         "{}",
         stderr(&out)
     );
+}
+
+/// Verifying a tag checks the artifacts about its image too: a damaged
+/// SBOM fails `verify oci:DIR:TAG`, naming its blob.
+#[test]
+fn a_tags_sbom_is_checked_with_its_image() {
+    let (_dir, layout) = hello_layout();
+    let index = read_json(&layout.join("index.json"));
+    let sbom = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["artifactType"] == "application/spdx+json")
+        .unwrap();
+    let manifest = read_json(&blob_path(&layout, sbom["digest"].as_str().unwrap()));
+    let document = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = blob_path(&layout, &document);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+
+    let out = verify(&format!("{}:1.2.0", oci(&layout)), true);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["artifacts"], 2);
+    assert_eq!(json["problems"][0]["blob"], document.as_str(), "{json}");
 }

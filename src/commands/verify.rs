@@ -244,6 +244,10 @@ pub fn verify(layout_dir: &Path, selector: &Selector, expected: Option<&Digest>)
             }
         )));
     }
+    let about: Vec<String> = selected
+        .iter()
+        .map(|(_, d)| d.digest().to_string())
+        .collect();
     for (n, desc) in selected {
         let at = match tag_of(desc) {
             Some(t) => format!("index.json manifests[{n}] (tag {t})"),
@@ -255,7 +259,30 @@ pub fn verify(layout_dir: &Path, selector: &Selector, expected: Option<&Digest>)
             walk.start(desc, &at);
         }
     }
+    // A tag's image comes with the artifacts about it (its SBOM and
+    // provenance): what an auditor of the tag is handed too.
+    if tag.is_some() {
+        for (n, desc) in index.manifests().iter().enumerate() {
+            if is_artifact(desc) && subject_of(layout_dir, desc).is_some_and(|s| about.contains(&s))
+            {
+                walk.artifact(desc, &format!("index.json manifests[{n}]"));
+            }
+        }
+    }
     Ok(walk.finish())
+}
+
+/// The subject an artifact's manifest names, when it reads; one that does
+/// not is left to a walk of the whole layout to report.
+fn subject_of(layout_dir: &Path, desc: &Descriptor) -> Option<String> {
+    let digest = Digest::try_from(desc.digest()).ok()?;
+    let path = layout_dir.join("blobs").join("sha256").join(digest.hex());
+    let bytes = file::read_regular(&path, Links::Refuse, MAX_MANIFEST_SIZE).ok()?;
+    if Digest::of(&bytes) != digest {
+        return None;
+    }
+    let manifest: ImageManifest = serde_json::from_slice(&bytes).ok()?;
+    Some(manifest.subject().as_ref()?.digest().to_string())
 }
 
 /// `--digest`: what `selector` names must be `expected`. A tag or digest
