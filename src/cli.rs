@@ -1496,7 +1496,7 @@ fn fleet_progress(quiet: bool, mode: ProgressMode, name: &str) -> Progress {
     match mode {
         _ if quiet => Progress::quiet(),
         ProgressMode::None => Progress::logs_only(sink),
-        ProgressMode::Auto | ProgressMode::Plain => Progress::new(sink),
+        ProgressMode::Auto | ProgressMode::Plain => Progress::new(sink).every(progress_interval()),
     }
 }
 
@@ -2179,9 +2179,25 @@ fn progress_for(quiet: bool, mode: ProgressMode) -> Progress {
     match mode {
         _ if quiet => Progress::quiet(),
         ProgressMode::None => Progress::logs_only(stderr),
-        ProgressMode::Auto if terminal => Progress::terminal(),
-        ProgressMode::Auto | ProgressMode::Plain => Progress::new(stderr),
+        ProgressMode::Auto if terminal => Progress::terminal().every(progress_interval()),
+        ProgressMode::Auto | ProgressMode::Plain => {
+            Progress::new(stderr).every(progress_interval())
+        }
     }
+}
+
+/// How long work runs before its progress shows, and between plain
+/// lines: 1 s, or `INGOT_PROGRESS_INTERVAL_MS` (0 shows every update: for
+/// logs that want them all, and tests that must not depend on speed).
+#[allow(clippy::disallowed_methods)] // the environment enters here
+fn progress_interval() -> std::time::Duration {
+    std::env::var("INGOT_PROGRESS_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_millis,
+        )
 }
 
 /// Where a command's words go: its result to stdout; log lines and

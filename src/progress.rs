@@ -53,6 +53,8 @@ struct State {
     terminal: bool,
     /// Log lines only: progress is counted but never shown.
     logs_only: bool,
+    /// How long work runs before its progress shows, and between lines.
+    interval: Duration,
 }
 
 struct Bar {
@@ -94,8 +96,18 @@ impl Progress {
                 bar: None,
                 terminal,
                 logs_only: false,
+                interval: INTERVAL,
             }))),
         }
+    }
+
+    /// This progress, showing work once it has run `interval` (not
+    /// [`INTERVAL`]) and a line at most every `interval`.
+    pub fn every(self, interval: Duration) -> Progress {
+        if let Some(state) = &self.inner {
+            lock(state).interval = interval;
+        }
+        self
     }
 
     pub fn quiet() -> Progress {
@@ -197,16 +209,17 @@ impl Progress {
             return;
         }
         let since_start = now.saturating_duration_since(s.started);
+        let interval = s.interval;
         if let Some(bar) = &mut s.bar {
             bar.bar.inc(n);
-            if !bar.shown && since_start >= INTERVAL {
+            if !bar.shown && since_start >= interval {
                 bar.shown = true;
                 bar.bar.set_draw_target(ProgressDrawTarget::stderr());
             }
             return;
         }
         let since = now.saturating_duration_since(s.last_line.unwrap_or(s.started));
-        if since >= INTERVAL {
+        if since >= interval {
             s.last_line = Some(now);
             let of = match s.total {
                 0 => String::new(),
