@@ -1562,13 +1562,7 @@ fn mirrors(given: Vec<String>) -> Vec<String> {
 }
 
 fn lock(args: LockArgs, out: &mut Out) -> Result<()> {
-    let sources = pipeline::Sources {
-        cache: args.cache.or_else(default_cache_dir),
-        registry: access(args.insecure, &args.network),
-        mirrors: mirrors(args.mirror),
-        network: args.network.timeouts(),
-        remote_cache: None,
-    };
+    let sources = build_sources(args.cache, false, args.insecure, args.mirror, &args.network);
     if args.update {
         return staleness(&args.recipes, &sources, true, args.json, out);
     }
@@ -1586,13 +1580,7 @@ fn lock(args: LockArgs, out: &mut Out) -> Result<()> {
 }
 
 fn outdated(args: OutdatedArgs, out: &mut Out) -> Result<()> {
-    let sources = pipeline::Sources {
-        cache: args.cache.or_else(default_cache_dir),
-        registry: access(args.insecure, &args.network),
-        mirrors: mirrors(args.mirror),
-        network: args.network.timeouts(),
-        remote_cache: None,
-    };
+    let sources = build_sources(args.cache, false, args.insecure, args.mirror, &args.network);
     staleness(&args.recipes, &sources, false, args.json, out)
 }
 
