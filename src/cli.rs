@@ -423,6 +423,34 @@ pub enum Command {
         Exit codes: 0 intact, 1 problems found or not the image asked for, 2 not a\n\
         layout, no such tag, or a malformed digest.")]
     Verify(VerifyArgs),
+    /// Put an image's own layers on another base, safely: the result is
+    /// the image a build on that base gives, digest for digest.
+    #[command(after_help = "Examples:\n  \
+        ingot rebase oci:out/app:2.0.0 --onto oci:../base/out:1.1.0 -o rebased\n  \
+        ingot rebase oci:out/hello --onto stemcell:static@1.1.0 --recipe recipes/hello -o out/hello --replace\n  \
+        ingot rebase oci:out/app --onto oci:../base/out:1.1.0 -o rebased --json | jq .new_digest\n\n\
+        The old base is the one the image's annotations name (org.opencontainers.image.base.name,\n\
+        resolved now and required to be the manifest base.digest records). The image's own\n\
+        layers are those above it. NEWBASE is what a recipe's base: says (stemcell:NAME[@VERSION],\n\
+        oci:PATH[:TAG], docker-archive:PATH, docker://...) and is recorded as written: write it\n\
+        as the recipe would for the digest to match a rebuild. Relative paths are from the\n\
+        working directory, or with --recipe from the recipe's.\n\n\
+        A layer is kept byte for byte only when a build on NEWBASE would write the same bytes:\n\
+        it is not base-dependent (dev.ingot.layer.base-dependent: it read no base file, as a\n\
+        user, group, remove, attrs or packages step does), and every path it writes, and each\n\
+        directory above, is the same kind of node (absent, directory, file, symlink and target)\n\
+        on NEWBASE as on the old base. Without --recipe a layer that fails either is refused,\n\
+        one line per layer naming the paths, and nothing is written. With --recipe DIR the\n\
+        recipe is built on NEWBASE with the settings the image records (SOURCE_DATE_EPOCH,\n\
+        compression, revision, source): those layers are built, the others kept, and SBOM and\n\
+        provenance are attached as build attaches them (--no-attest to not).\n\n\
+        The result is sealed on its new merged filesystem: a NEWBASE holding what the seal\n\
+        forbids (sshd, say) fails as a build on it fails. Config: NEWBASE's, with what the\n\
+        image set over its old base on top; history and annotations likewise (base.name and\n\
+        base.digest name NEWBASE). The layout is written as build writes it, all or nothing.\n\n\
+        Output: the new manifest digest on stdout; --json: old and new digests and bases,\n\
+        the layers reused and rebuilt.")]
+    Rebase(RebaseArgs),
     /// Print a shell completion script for ingot's commands and flags.
     #[command(after_help = "Examples:\n  \
         ingot completions bash > /etc/bash_completion.d/ingot\n  \
@@ -761,6 +789,46 @@ pub struct SbomArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub reach: Reach,
+}
+
+#[derive(Debug, Args)]
+pub struct RebaseArgs {
+    /// The image: oci:PATH[:TAG], oci:PATH@DIGEST or
+    /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST], built by ingot.
+    pub image: ImageRef,
+    /// The new base, as a recipe's base: names it.
+    #[arg(long, value_name = "NEWBASE", value_parser = base_ref)]
+    pub onto: crate::base::BaseRef,
+    /// The image's recipe (file, or directory holding recipe.yaml): build
+    /// the layers that cannot be kept instead of refusing.
+    #[arg(long, value_name = "RECIPE|DIR")]
+    pub recipe: Option<PathBuf>,
+    /// The OCI layout to write.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// A further tag besides the image's version (repeatable).
+    #[arg(long = "tag", value_name = "NAME", value_parser = oci_tag)]
+    pub tags: Vec<String>,
+    /// Move a tag the layout has for another image.
+    #[arg(long)]
+    pub replace: bool,
+    /// With --recipe: attach no SBOM or provenance.
+    #[arg(long, requires = "recipe")]
+    pub no_attest: bool,
+    /// The build cache [default: $XDG_CACHE_HOME/ingot, else ~/.cache/ingot].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Neither read nor fill the build cache.
+    #[arg(long, conflicts_with = "cache")]
+    pub no_cache: bool,
+    /// Speak plain HTTP to this registry (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure: Vec<Host>,
+    #[command(flatten)]
+    pub network: Network,
+    /// Print a JSON report instead of the bare digest.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -1104,6 +1172,11 @@ fn gc_layout(s: &str) -> std::result::Result<OciRef, String> {
 }
 
 /// A tag `--tag` adds: what OCI allows (`[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`).
+/// NEWBASE, parsed as a recipe's `base:` is.
+fn base_ref(s: &str) -> std::result::Result<crate::base::BaseRef, String> {
+    s.parse()
+}
+
 fn oci_tag(s: &str) -> std::result::Result<String, String> {
     if crate::image::reference::valid_tag(s) {
         Ok(s.to_string())
@@ -1193,6 +1266,7 @@ impl Command {
             Command::Push(a) => a.json,
             Command::Pull(a) => a.json,
             Command::Verify(a) => a.json,
+            Command::Rebase(a) => a.json,
             Command::Keygen(a) => a.json,
             Command::Sign(a) => a.json,
             Command::Completions(_) => false,
@@ -1313,6 +1387,7 @@ fn run_command(cli: Cli, stdout: &mut dyn Write) -> Result<()> {
         Command::Push(args) => push(args, out),
         Command::Pull(args) => pull(args, out),
         Command::Verify(args) => verify(args, out),
+        Command::Rebase(args) => rebase(args, out),
         Command::Keygen(args) => keygen(args, out),
         Command::Sign(args) => sign(args, out),
         Command::Completions(args) => {
@@ -1401,6 +1476,48 @@ fn build(args: BuildArgs, out: &mut Out) -> Result<()> {
         ));
     }
     out.report(args.json, &report, |r| format!("{}\n", r.digest))
+}
+
+/// `ingot rebase IMAGE --onto NEWBASE`: see `commands::rebase`.
+fn rebase(args: RebaseArgs, out: &mut Out) -> Result<()> {
+    let recipe = args
+        .recipe
+        .map(|path| Recipe::load(&recipe_file(path)))
+        .transpose()?;
+    let sources = build_sources(
+        args.cache,
+        args.no_cache,
+        args.insecure,
+        Vec::new(),
+        &args.network,
+    );
+    let emit = pipeline::Emit {
+        output: args.output,
+        locked: false,
+        tags: args.tags,
+        replace: args.replace,
+        attest: !args.no_attest,
+    };
+    let progress = out.progress();
+    let request = crate::commands::rebase::Request {
+        image: &args.image,
+        onto: &args.onto,
+        recipe: recipe.as_ref(),
+        emit: &emit,
+        sources: &sources,
+        progress: &progress,
+    };
+    let log = &mut |line: &str| out.log(line);
+    let report = crate::commands::rebase::rebase(&request, log)?;
+    out.log(&format!(
+        "rebased onto {}: {} layers reused ({}), {} rebuilt ({})",
+        report.new_base,
+        report.reused.len(),
+        report.reused.join(", "),
+        report.rebuilt.len(),
+        report.rebuilt.join(", ")
+    ));
+    out.report(args.json, &report, |r| format!("{}\n", r.new_digest))
 }
 
 /// `ingot build DIR…`: every recipe found, in dependency order, several
@@ -2418,6 +2535,7 @@ mod tests {
                 Command::Export(a) => a.reach.network,
                 Command::Bind(a) => a.reach.network,
                 Command::Verify(a) => a.network,
+                Command::Rebase(a) => a.network,
                 other => panic!("{line}: parsed as {other:?}"),
             }
         };

@@ -34,6 +34,7 @@ pub mod net;
 pub mod params;
 pub mod pipeline;
 pub mod progress;
+pub mod rebase;
 pub mod recipe;
 pub mod registry;
 pub mod rootfs;

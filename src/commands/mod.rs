@@ -29,6 +29,7 @@ pub mod inspect;
 pub mod outdated;
 pub mod pull;
 pub mod push;
+pub mod rebase;
 pub mod rebuild;
 pub mod sbom;
 pub mod sign;

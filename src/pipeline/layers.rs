@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 
 use oci_spec::image::Descriptor;
 
+use super::rebase::Donor;
 use super::{Log, copyup, extract, key, packages, plan};
 use crate::base::BaseImage;
 use crate::digest::Digest;
@@ -45,6 +46,8 @@ pub struct FinishedLayer {
     pub fetched: Option<u64>,
     /// Its cache key, when it has one: what `--cache-to` files it under.
     pub key: Option<Digest>,
+    /// Kept from the image being rebased (it is `cached` then too).
+    pub reused: bool,
     /// What its `packages` step installed.
     pub packages: Option<packages::Report>,
 }
@@ -69,6 +72,7 @@ pub struct Layers<'a> {
     max_writers: usize,
     closures: &'a packages::Closures,
     debs: packages::Debs<'a>,
+    donor: Option<&'a Donor>,
 }
 
 /// What the layers are built with.
@@ -83,6 +87,8 @@ pub struct Setup<'a> {
     /// The locked closure of each layer that installs packages.
     pub closures: &'a packages::Closures,
     pub debs: packages::Debs<'a>,
+    /// The image `rebase --recipe` keeps the layers of that it may.
+    pub donor: Option<&'a Donor>,
 }
 
 impl<'a> Layers<'a> {
@@ -109,6 +115,7 @@ impl<'a> Layers<'a> {
             max_writers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             closures: setup.closures,
             debs: setup.debs,
+            donor: setup.donor,
         }
     }
 
@@ -123,12 +130,73 @@ impl<'a> Layers<'a> {
         log: Log,
     ) -> Result<()> {
         let (key, walks) = self.key(index, stats);
+        if self.reuse(index, view, log)? {
+            return Ok(());
+        }
         if let Some(key) = key
             && self.serve(index, key, view, log)
         {
             return Ok(());
         }
         self.write(index, key, &walks, view, log)
+    }
+
+    /// Serves layer `index` from the donor image when it may be kept: it
+    /// does not depend on the base, and `view` looks, wherever the layer
+    /// looked, as the old base did (see [`crate::rebase`]). Its blob is
+    /// read back, checked against its diff_id and scanned for the seal;
+    /// false, with the reason logged, when it is to be built.
+    fn reuse(&mut self, index: usize, view: &mut View, log: Log) -> Result<bool> {
+        let Some(donor) = self.donor else {
+            return Ok(false);
+        };
+        let spec = &self.recipe.spec.layers[index];
+        let Some(own) = donor.layer(&spec.name) else {
+            log(&format!("layer {}: not in the image, built", spec.name));
+            return Ok(false);
+        };
+        let why = if own.dependent {
+            Some(format!("base-dependent, {}", own.dependence()))
+        } else if *own.descriptor.media_type() != self.compression.media_type() {
+            Some(format!(
+                "the image has it as {}",
+                own.descriptor.media_type()
+            ))
+        } else {
+            let differ = crate::rebase::mismatches(&own.lookups, view);
+            (!differ.is_empty())
+                .then(|| format!("planned differently on the new base: {}", differ.join("; ")))
+        };
+        if let Some(why) = why {
+            log(&format!("layer {}: rebuilt: {why}", spec.name));
+            return Ok(false);
+        }
+        let mut scan = Scan::default();
+        let mark = scan.mark();
+        let changes = super::rebase::read_back(donor, own, self.blobs, view, &mut scan)?;
+        let layer_index = view.layer_count();
+        let entries = changes.len();
+        view.apply(changes);
+        let report = self.report(index, view, layer_index, log);
+        let hit = CachedLayer {
+            digest: crate::store::layout::blob_ref(&own.descriptor)?.digest,
+            size: own.descriptor.size(),
+            diff_id: own.diff_id,
+            entries,
+            base_dependent: false,
+            summary: None,
+        };
+        self.slots.push(Slot {
+            name: spec.name.clone(),
+            steps: spec.steps.len(),
+            key: None,
+            layer_index,
+            state: SlotState::Cached(hit, scan.since(mark)),
+            fetched: None,
+            reused: true,
+            packages: report,
+        });
+        Ok(true)
     }
 
     /// Adds layer `index` only if the cache serves it; false, with nothing
@@ -230,6 +298,7 @@ impl<'a> Layers<'a> {
             layer_index,
             state: SlotState::Cached(hit, served.findings),
             fetched: fetched.map(|(_, _, bytes)| bytes),
+            reused: false,
             packages: report,
         });
         true
@@ -364,6 +433,7 @@ impl<'a> Layers<'a> {
             key,
             layer_index,
             fetched: None,
+            reused: false,
             state: SlotState::Writing {
                 base_dependent,
                 changes,
@@ -474,8 +544,9 @@ fn finish_slot(
     let key = slot.key;
     let (layer, findings, cached) = match slot.state.finish() {
         Outcome::Cached(hit, findings) => {
+            let how = if slot.reused { "reused" } else { "cached" };
             log(&format!(
-                "layer {}: cached, {} entries, {} bytes, {}",
+                "layer {}: {how}, {} entries, {} bytes, {}",
                 slot.name, hit.entries, hit.size, hit.digest
             ));
             (hit, findings, true)
@@ -509,6 +580,7 @@ fn finish_slot(
         cached,
         fetched: slot.fetched,
         key,
+        reused: slot.reused,
         packages: slot.packages,
     })
 }
@@ -532,6 +604,8 @@ struct Slot {
     state: SlotState,
     /// Bytes downloaded, when served from a `--cache-from` registry.
     fetched: Option<u64>,
+    /// Kept from the image being rebased.
+    reused: bool,
     packages: Option<packages::Report>,
 }
 

@@ -24,6 +24,7 @@ pub mod packages;
 mod params;
 pub mod plan;
 pub mod platforms;
+pub mod rebase;
 mod record;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -171,6 +172,10 @@ pub struct LayerReport {
     pub cached: bool,
     /// Fetched from a `--cache-from` registry (and so `cached` too).
     pub remote: bool,
+    /// Kept from the image `ingot rebase --recipe` rebases (and so
+    /// `cached` too).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reused: bool,
     /// What a `packages` step installed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packages: Option<packages::Report>,
@@ -221,6 +226,20 @@ pub fn build(
     progress: &Progress,
     log: Log,
 ) -> Result<Report> {
+    build_with(recipe, settings, sources, emit, None, progress, log)
+}
+
+/// [`build`], the layers of `donor` that may be kept served from it
+/// ([`rebase::build_reusing`]).
+fn build_with(
+    recipe: &Recipe,
+    settings: &Settings,
+    sources: &Sources,
+    emit: &Emit,
+    donor: Option<&rebase::Donor>,
+    progress: &Progress,
+    log: Log,
+) -> Result<Report> {
     if emit.locked {
         check_lock_up_front(recipe)?;
     }
@@ -229,6 +248,7 @@ pub fn build(
     if emit.locked {
         ctx.resolve = packages::Resolve::Locked;
     }
+    ctx.donor = donor;
     let built = platforms::build(recipe, &mut ctx)?;
     ctx.save_stats();
     keep_only_referenced(&staging.blobs, &built)?;
@@ -512,6 +532,9 @@ struct Context<'a> {
     remote: Option<Arc<RemoteCache>>,
     /// What came from and went to cache registries.
     remote_moved: CacheReport,
+    /// The image `rebase --recipe` keeps layers of, for the root recipe's
+    /// layers only.
+    donor: Option<&'a rebase::Donor>,
 }
 
 impl<'a> Context<'a> {
@@ -564,6 +587,7 @@ impl<'a> Context<'a> {
             missed: None,
             remote: sources.remote_cache.clone().filter(|_| cache.is_some()),
             remote_moved: CacheReport::default(),
+            donor: None,
             cache,
         })
     }
@@ -821,7 +845,8 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
         "building {} {} on {}",
         spec.name, spec.version, base.name
     ));
-    let mut lower = read_base(recipe, &base, ctx.blobs, ctx.cache.as_ref(), ctx.progress)?;
+    let wrap = |e| base_error(recipe, e);
+    let mut lower = read_base(&base, ctx.blobs, ctx.cache.as_ref(), ctx.progress, &wrap)?;
     if !base.layers.is_empty() {
         let how = if lower.cached { "cached" } else { "read" };
         (ctx.log)(&format!("base layers: {how}, {}", base.layers.len()));
@@ -945,11 +970,11 @@ impl BaseSummary {
 /// holds what an earlier build learnt from the same layers under the same
 /// reading, seal policy and scanner, takes that instead.
 fn read_base(
-    recipe: &Recipe,
     base: &BaseImage,
     blobs: &BlobStore,
     cache: Option<&Cache>,
     progress: &Progress,
+    wrap: &dyn Fn(Error) -> Error,
 ) -> Result<Below> {
     let diff_ids = image_config::diff_ids(&base.config).map_err(Error::Failed)?;
     if diff_ids.len() != base.layers.len() {
@@ -1004,7 +1029,7 @@ fn read_base(
                 progress.advance_file();
                 seen
             })
-            .map_err(|e| base_error(recipe, e.into()))?;
+            .map_err(|e| wrap(e.into()))?;
         summary.layers.push((changes, below.scan.since(mark)));
     }
     progress.finish();
@@ -1061,6 +1086,7 @@ fn build_layers(
         cache_only,
         missed,
         remote,
+        donor,
         ..
     } = ctx;
     let setup = Setup {
@@ -1076,6 +1102,8 @@ fn build_layers(
             mirrors: &sources.mirrors,
             timeouts: sources.network,
         },
+        // Only the root recipe's: a `recipe:` base's layers are its own.
+        donor: donor.filter(|d| d.recipe == recipe.file),
     };
     let mut layers = Layers::new(recipe, base, &below.diff_ids, setup);
     progress.start(&format!("building {}", recipe.spec.name), 0);
@@ -1145,6 +1173,7 @@ fn new_layer(
         entries: built.entries,
         cached: layer.cached,
         remote: layer.fetched.is_some(),
+        reused: layer.reused,
         packages: layer.packages,
     };
     let new = NewLayer {
