@@ -241,7 +241,8 @@ pub fn release(input: &[u8]) -> Result<(), String> {
 }
 
 /// Debian's archive keyring, as the debian12 stemcell pins it.
-const DEBIAN_KEYRING: &[u8] = include_bytes!("../base-images/debian12/debian-archive-keyring.gpg");
+const DEBIAN_KEYRING: &[u8] =
+    include_bytes!("../base-images/debian12/1.0.0/debian-archive-keyring.gpg");
 
 /// An `InRelease`, checked against Debian's keyring; what it signed is
 /// read as a `Release` file.

@@ -3,8 +3,9 @@
 //! same graph described without building.
 //!
 //! The tree: `base` → `mid` → `app` (chains of `recipe:` bases on
-//! `stemcell:static`), `big-a` and `big-b` on `stemcell:static` with a
-//! few MiB to compress each (so that two builds overlap measurably),
+//! `stemcell:static`, its newest version), `big-a` on it and `big-b` on
+//! `stemcell:static@1.0.0`, the version before, with a few MiB to
+//! compress each (so that two builds overlap measurably),
 //! `solo` on `scratch`, `broken` (a `copy` whose source is missing) and
 //! `on-broken` on it; and a decoy recipe under `out/`, which is skipped.
 
@@ -55,11 +56,14 @@ fn tree(root: &Path) -> PathBuf {
         "scratch",
         "file: { dest: /etc/solo, content: solo }",
     );
-    for big in ["big-a", "big-b"] {
+    for (big, stemcell) in [
+        ("big-a", "stemcell:static"),
+        ("big-b", "stemcell:static@1.0.0"),
+    ] {
         recipe(
             &tree,
             big,
-            "stemcell:static",
+            stemcell,
             "copy: { src: big.txt, dest: /data/big.txt }",
         );
         let text: String = (0..120_000)
@@ -187,6 +191,20 @@ fn a_tree_builds_in_dependency_order_in_parallel_and_past_a_failure() {
         );
     }
     assert!(!root.join("out/decoy").exists() && !root.join("out/on-broken").exists());
+    // Two stemcell versions in one tree, each image on the one it names.
+    for (name, base) in [
+        ("app", "mid:1.0.0"),
+        ("base", "stemcell:static@1.1.0"),
+        ("big-a", "stemcell:static@1.1.0"),
+        ("big-b", "stemcell:static@1.0.0"),
+    ] {
+        let layout = root.join("out").join(name);
+        let index = common::read_json(&layout.join("index.json"));
+        let digest = index["manifests"][0]["digest"].as_str().unwrap();
+        let manifest = common::read_json(&common::blob_path(&layout, digest));
+        let named = &manifest["annotations"]["org.opencontainers.image.base.name"];
+        assert_eq!(named, base, "{name}");
+    }
     // The failure and the skip are named on stderr, lines by recipe.
     let err = stderr(&o);
     assert!(

@@ -33,6 +33,16 @@ fn outdated(cache: &Path, paths: &[&Path]) -> (Option<i32>, Value) {
     (out.status.code(), report)
 }
 
+/// Each recipe of an `outdated` report with its lock's state.
+fn states(report: &Value) -> Vec<(&str, &str)> {
+    report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["lock"].as_str().unwrap()))
+        .collect()
+}
+
 fn write_recipe(dir: &Path, text: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("recipe.yaml"), text).unwrap();
@@ -151,12 +161,7 @@ fn a_registry_tag_pushed_again_is_outdated_until_the_lock_moves() {
     // The directory: only app is outdated, by its base.
     let (code, report) = outdated(&cache, &[&tree]);
     assert_eq!(code, Some(1), "{report}");
-    let states: Vec<(&str, &str)> = report
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["name"].as_str().unwrap(), r["lock"].as_str().unwrap()))
-        .collect();
+    let states = states(&report);
     assert_eq!(states, [("app", "outdated"), ("solo", "current")]);
     let change = &report[0]["changes"][0];
     assert_eq!(change["kind"], "base");
@@ -211,4 +216,101 @@ fn a_registry_tag_pushed_again_is_outdated_until_the_lock_moves() {
     );
     let (code, _) = outdated(&cache, &[&tree]);
     assert_eq!(code, Some(0));
+}
+
+/// The stemcell rollout on the shipped recipes: `recipes/hello` and
+/// `recipes/everything` pin `stemcell:static@1.0.0`, and this ingot
+/// embeds 1.1.0 too (a new CA bundle). Until their locks move, builds stay
+/// on 1.0.0, to the golden digest; `outdated` names exactly that move;
+/// after `lock --update` builds follow the new version, and `--locked`
+/// passes. An unversioned stemcell a lock does not pin is the newest.
+#[test]
+fn a_new_stemcell_version_is_outdated_until_the_locks_move() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let tree = tmp.path().join("recipes");
+    for name in ["hello", "everything"] {
+        common::copy_tree(&common::repo().join("recipes").join(name), &tree.join(name));
+    }
+    let unpinned = write_recipe(
+        &tree.join("new"),
+        "name: new\nversion: '1'\nbase: stemcell:static\nlayers:\n  - name: f\n    steps:\n      \
+         - file: { dest: /etc/new, content: new }\n",
+    );
+    let base_of = |out: &Path| -> (String, String) {
+        let index = common::read_json(&out.join("index.json"));
+        let digest = index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let manifest = common::read_json(&common::blob_path(out, &digest));
+        let name = manifest["annotations"]["org.opencontainers.image.base.name"].clone();
+        (digest, name.as_str().unwrap().to_string())
+    };
+    let build = |what: &str, recipe: &Path, locked: bool| -> (String, String) {
+        let out = tmp.path().join(what);
+        let mut cmd = ingot();
+        cmd.args(["build", "-q", "--no-attest"]).arg(recipe);
+        if locked {
+            cmd.arg("--locked");
+        }
+        ok(
+            &run(cmd.arg("-o").arg(&out).arg("--cache").arg(&cache)),
+            what,
+        );
+        base_of(&out)
+    };
+    let golden = std::fs::read_to_string(common::repo().join("tests/golden/hello.digest")).unwrap();
+    let (digest, base) = build("before", &tree.join("hello"), true);
+    assert_eq!(
+        (digest.as_str(), base.as_str()),
+        (golden.trim(), "stemcell:static@1.0.0")
+    );
+    assert_eq!(build("fresh", &unpinned, false).1, "stemcell:static@1.1.0");
+
+    let (code, report) = outdated(&cache, &[&tree]);
+    assert_eq!(code, Some(1), "{report}");
+    let states = states(&report);
+    assert_eq!(
+        states,
+        [
+            ("everything", "outdated"),
+            ("hello", "outdated"),
+            ("new", "missing")
+        ]
+    );
+    let changes = &report[1]["changes"];
+    assert_eq!(changes.as_array().unwrap().len(), 1, "{changes}");
+    assert_eq!(changes[0]["kind"], "base");
+    assert_eq!(changes[0]["name"], "stemcell:static");
+    assert!(
+        changes[0]["old"]
+            .as_str()
+            .unwrap()
+            .starts_with("stemcell:static@1.0.0 ")
+            && changes[0]["new"]
+                .as_str()
+                .unwrap()
+                .starts_with("stemcell:static@1.1.0 "),
+        "{changes}"
+    );
+
+    ok(
+        &ingot_in(&cache, &["lock", "--update", "-q"], &[&tree]),
+        "lock --update",
+    );
+    let (code, report) = outdated(&cache, &[&tree]);
+    assert_eq!(code, Some(0), "{report}");
+    let (digest, base) = build("after", &tree.join("hello"), true);
+    assert_eq!(base, "stemcell:static@1.1.0");
+    assert_ne!(digest, golden.trim());
+    // The new version is what a recipe naming it builds on, to the digest.
+    let text = std::fs::read_to_string(tree.join("hello/recipe.yaml")).unwrap();
+    std::fs::write(
+        tree.join("hello/recipe.yaml"),
+        text.replace("base: stemcell:static\n", "base: stemcell:static@1.1.0\n"),
+    )
+    .unwrap();
+    std::fs::remove_file(tree.join("hello/ingot.lock")).unwrap();
+    assert_eq!(build("named", &tree.join("hello"), false).0, digest);
 }

@@ -16,7 +16,7 @@
 //! A block without a directive fails the test.
 //!
 //! The workspace is the world the commands assume: a git checkout of
-//! `recipes/`, with `out/hello`, `out/web` and `out/app` built, `hello.tar`
+//! `recipes/` whose user can commit, with `out/hello`, `out/web` and `out/app` built, `hello.tar`
 //! exported and `team/hello:1.2.0` and `team/app:2.0.0` pushed to a registry before the first
 //! command runs. Within it, what a test cannot reach is replaced by what it
 //! can, and nothing else:
@@ -472,18 +472,13 @@ fn workspace(blocks: &[Block]) -> Workspace {
             &format!("push {image}"),
         );
     }
+    // A checkout whose user can commit, as a developer's can.
     for git in [
         &["init", "-q"][..],
+        &["config", "user.name", "t"],
+        &["config", "user.email", "t@ingot.invalid"],
         &["add", "-A"],
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@ingot.invalid",
-            "commit",
-            "-qm",
-            "recipes",
-        ],
+        &["commit", "-qm", "recipes"],
     ] {
         ok(
             run(Command::new("git").args(git).current_dir(ws.root())),

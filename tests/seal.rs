@@ -1894,7 +1894,7 @@ fn every_built_manifest_carries_the_seal_policy() {
             tmp.path().join("o-lower"),
         ),
         (
-            common::repo().join("base-images/static/recipe.yaml"),
+            common::repo().join("base-images/static/1.0.0/recipe.yaml"),
             tmp.path().join("o-static"),
         ),
     ];

@@ -169,16 +169,20 @@ fn the_lock_must_parse_and_agree_with_the_recipe() {
     write(vec![pin("stemcell:static", "stemcell:static@1.0.0")]);
     assert_eq!(errors(&r), Vec::<serde_json::Value>::new());
 
-    // A pin of another stemcell version; then a pin the recipe no longer uses.
+    // An older version this ingot embeds is outdated, not wrong (`ingot
+    // outdated` says so); one it does not embed is wrong. Then a pin the
+    // recipe no longer uses.
+    write(vec![pin("stemcell:static", "stemcell:static@1.1.0")]);
+    assert_eq!(errors(&r), Vec::<serde_json::Value>::new());
     write(vec![pin("stemcell:static", "stemcell:static@0.9.0")]);
     let found = errors(&r);
     assert_eq!(found.len(), 1, "{found:#?}");
     assert_eq!(found[0]["line"], 3, "at the recipe's base: {found:#?}");
     assert!(
-        found[0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("now resolves to stemcell:static@1.0.0")
+        found[0]["message"].as_str().unwrap().contains(
+            "pins stemcell:static@0.9.0 for stemcell:static, a version this ingot does not embed"
+        ),
+        "{found:#?}"
     );
 
     write(vec![

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::image::Platform;
 use crate::image::config::image_config;
 use crate::image::reference::ImageRef;
-use crate::lock::Pin;
+use crate::lock::{LockFile, Pin};
 use crate::recipe::Recipe;
 pub use crate::recipe::schema::BaseRef;
 use crate::store::BlobStore;
@@ -62,8 +62,11 @@ pub struct Resolver<'a> {
     /// The build cache: registry blobs are kept there for later builds.
     pub cache: Option<&'a Cache>,
     pub registry: &'a crate::registry::Access,
-    /// Resolve registry tags afresh instead of as ingot.lock pins them
-    /// (what `ingot lock` does).
+    /// The lock of the recipe being built (the root of the build), whose
+    /// pins answer tags and unversioned stemcells.
+    pub lock: Option<&'a LockFile>,
+    /// Resolve registry tags and stemcells afresh instead of as ingot.lock
+    /// pins them (what `ingot lock` does).
     pub repin: bool,
     /// Where downloads report their progress.
     pub progress: &'a crate::progress::Progress,
@@ -94,6 +97,8 @@ pub fn resolve(
         // the path it was found at.
         BaseRef::Recipe(path) => return Ok(unpinned(builder.recipe_base(recipe, path)?)),
         BaseRef::Stemcell { name, version } => {
+            let lock = resolver.lock.filter(|_| !resolver.repin);
+            let version = stemcell_version(recipe, from, name, version.as_deref(), lock);
             let unpacked = stemcell::unpack(name, version.as_deref())
                 .map_err(|m| recipe.error_at(&["base"], m))?;
             let stem = &unpacked
@@ -115,6 +120,45 @@ pub fn resolve(
         platform: None,
     });
     Ok(Resolved { base, pin })
+}
+
+/// The version of stemcell `name` that `recipe`'s base (named in `from`)
+/// builds on: the one the recipe names; else the one `lock` pins, as a
+/// tag is pinned, so that a new stemcell in the binary moves no image
+/// until `ingot lock --update` says so; else None, the newest.
+pub fn stemcell_version(
+    recipe: &Recipe,
+    from: &str,
+    name: &str,
+    version: Option<&str>,
+    lock: Option<&LockFile>,
+) -> Option<String> {
+    if let Some(version) = version {
+        return Some(version.to_string());
+    }
+    let reference = recipe.spec.base.to_string();
+    let pin = lock?
+        .pins
+        .iter()
+        .find(|p| p.from == from && p.reference == reference)?;
+    let (pinned, version) = pin.resolved.strip_prefix("stemcell:")?.split_once('@')?;
+    (pinned == name).then(|| version.to_string())
+}
+
+/// The pin `lock` holds for `recipe`'s base as named in `from`, on
+/// `platform`.
+pub fn locked_pin<'l>(
+    lock: Option<&'l LockFile>,
+    recipe: &Recipe,
+    from: &str,
+    platform: &Platform,
+) -> Option<&'l Pin> {
+    let reference = recipe.spec.base.to_string();
+    let platform = platform.to_string();
+    lock?
+        .pins
+        .iter()
+        .find(|p| p.from == from && p.reference == reference && p.holds_for(&platform))
 }
 
 fn unpinned(base: BaseImage) -> Resolved {

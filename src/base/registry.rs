@@ -12,7 +12,6 @@ use crate::image::config::platform_of;
 use crate::image::media::Compression;
 use crate::image::reference::RegistryRef;
 use crate::image::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
-use crate::lock;
 use crate::recipe::Recipe;
 use crate::registry;
 use crate::store::layout;
@@ -33,7 +32,9 @@ pub fn resolve(
     let pinned = match reference.digest {
         Some(_) => reference.clone(),
         None if resolver.repin => reference.clone(),
-        None => match lock_pin(recipe, from, &recipe.spec.base.to_string(), platform)? {
+        None => match super::locked_pin(resolver.lock, recipe, from, platform)
+            .and_then(|p| p.manifest)
+        {
             Some(manifest) => reference.with_digest(manifest),
             None => reference.clone(),
         },
@@ -78,25 +79,6 @@ pub fn resolve(
         layers: manifest.layers().clone(),
         config,
     })
-}
-
-/// The manifest the lock pins `reference` (as written in `from`) to, for
-/// `platform`.
-fn lock_pin(
-    recipe: &Recipe,
-    from: &str,
-    reference: &str,
-    platform: &Platform,
-) -> Result<Option<Digest>> {
-    let platform = platform.to_string();
-    let Some(lock) = lock::read(&lock::path_for(&recipe.file))? else {
-        return Ok(None);
-    };
-    Ok(lock
-        .pins
-        .iter()
-        .find(|p| p.from == from && p.reference == reference && p.holds_for(&platform))
-        .and_then(|p| p.manifest))
 }
 
 /// An image manifest and its config from `store`, when both are there and

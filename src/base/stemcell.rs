@@ -1,7 +1,9 @@
 //! Stemcells: standardized base images shipped inside the binary
 //! (design.md, "Base references"). Each is a recipe on `scratch` under
-//! `base-images/NAME/`, so it is built the same way as any recipe, with a
-//! fixed timestamp, and so has one digest per version on every machine.
+//! `base-images/NAME/VERSION/`, so it is built the same way as any recipe,
+//! with a fixed timestamp, and so has one digest per version on every
+//! machine. A released version's directory is never edited: a change is a
+//! new version beside it, and every version stays buildable.
 
 use std::path::Path;
 
@@ -15,22 +17,43 @@ static BASE_IMAGES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/base-images
 /// so that a stemcell version has exactly one identity.
 pub const STEMCELL_EPOCH: u64 = 0;
 
+/// What a stemcell's recipe.yaml says of itself, read without building.
+#[derive(serde::Deserialize)]
+struct Head {
+    name: String,
+    version: String,
+    base: String,
+    layers: Vec<serde_yaml::Value>,
+}
+
+/// Every embedded stemcell version: its directory
+/// (`base-images/NAME/VERSION/`) and what its recipe says.
+fn embedded() -> impl Iterator<Item = (&'static Dir<'static>, Head)> {
+    BASE_IMAGES
+        .dirs()
+        .flat_map(|stemcell| stemcell.dirs())
+        .filter_map(|dir| {
+            let text = dir
+                .get_file(dir.path().join("recipe.yaml"))?
+                .contents_utf8()?;
+            Some((dir, serde_yaml::from_str::<Head>(text).ok()?))
+        })
+}
+
 /// Name and version of every embedded stemcell.
 pub fn available() -> Vec<(String, String)> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        name: String,
-        version: String,
-    }
-    let mut out: Vec<(String, String)> = BASE_IMAGES
-        .dirs()
-        .filter_map(|d| d.get_file(d.path().join("recipe.yaml")))
-        .filter_map(|f| f.contents_utf8())
-        .filter_map(|t| serde_yaml::from_str::<Head>(t).ok())
-        .map(|h| (h.name, h.version))
-        .collect();
+    let mut out: Vec<(String, String)> = embedded().map(|(_, h)| (h.name, h.version)).collect();
     out.sort();
     out
+}
+
+/// The newest embedded version of stemcell `name`.
+pub fn newest(name: &str) -> Option<String> {
+    available()
+        .into_iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v)
+        .max_by(|a, b| version_key(a).cmp(&version_key(b)))
 }
 
 /// How many layers the image of stemcell `name` at `version` has, its
@@ -38,23 +61,11 @@ pub fn available() -> Vec<(String, String)> {
 /// image built on it. None when this binary embeds no such version, or
 /// when its base is neither scratch nor a stemcell.
 pub fn layer_count(name: &str, version: &str) -> Option<usize> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        name: String,
-        version: String,
-        base: String,
-        layers: Vec<serde_yaml::Value>,
-    }
     let mut count = 0;
     let (mut name, mut version) = (name.to_string(), version.to_string());
     // Stemcells build on scratch or on one another: a few levels at most.
     for _ in 0..8 {
-        let head = BASE_IMAGES
-            .dirs()
-            .filter_map(|d| d.get_file(d.path().join("recipe.yaml")))
-            .filter_map(|f| f.contents_utf8())
-            .filter_map(|t| serde_yaml::from_str::<Head>(t).ok())
-            .find(|h| h.name == name && h.version == version)?;
+        let (_, head) = embedded().find(|(_, h)| h.name == name && h.version == version)?;
         count += head.layers.len();
         if head.base == "scratch" {
             return Some(count);
@@ -75,44 +86,40 @@ pub struct Unpacked {
 /// Finds stemcell `name` at `version` (the newest when None) and unpacks its
 /// files. The error is a plain message; the caller places it in the recipe.
 pub fn unpack(name: &str, version: Option<&str>) -> Result<Unpacked, String> {
-    let list = || {
-        available()
-            .iter()
-            .map(|(n, v)| format!("{n}@{v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+    let Some(version) = version.map(str::to_string).or_else(|| newest(name)) else {
+        return Err(unknown(name));
     };
-    let found = available()
-        .into_iter()
-        .filter(|(n, v)| n == name && version.is_none_or(|want| want == v))
-        .max_by(|a, b| version_key(&a.1).cmp(&version_key(&b.1)));
-    if found.is_none() {
-        let what = match version {
-            Some(v) => format!("{name}@{v}"),
-            None => name.to_string(),
-        };
-        return Err(format!("unknown stemcell {what:?}; available: {}", list()));
-    }
-    let src = BASE_IMAGES
-        .get_dir(name)
-        .ok_or_else(|| format!("stemcell {name:?} has no directory"))?;
-    let tmp = tempfile::tempdir().map_err(|e| format!("unpacking stemcell {name}: {e}"))?;
-    let root = tmp.path().join(name);
-    std::fs::create_dir_all(&root).map_err(|e| format!("unpacking stemcell {name}: {e}"))?;
+    let Some((src, _)) = embedded().find(|(_, h)| h.name == name && h.version == version) else {
+        return Err(unknown(&format!("{name}@{version}")));
+    };
+    let failed = |e: std::io::Error| format!("unpacking stemcell {name}@{version}: {e}");
+    let tmp = tempfile::tempdir().map_err(failed)?;
     // include_dir's paths are relative to base-images/, so the tree lands
-    // under tmp/NAME as in the source tree.
-    src.extract(tmp.path())
-        .map_err(|e| format!("unpacking stemcell {name}: {e}"))?;
+    // under tmp/NAME/VERSION as in the source tree; extract makes the
+    // directories below that one, not that one.
+    let root = tmp.path().join(src.path());
+    std::fs::create_dir_all(&root).map_err(failed)?;
+    src.extract(tmp.path()).map_err(failed)?;
     let text = src
         .get_file(src.path().join("recipe.yaml"))
         .and_then(|f| f.contents_utf8())
-        .ok_or_else(|| format!("stemcell {name} has no recipe.yaml"))?;
-    let display = Path::new("base-images").join(name).join("recipe.yaml");
-    let dir = root
-        .canonicalize()
-        .map_err(|e| format!("unpacking stemcell {name}: {e}"))?;
+        .ok_or_else(|| format!("stemcell {name}@{version} has no recipe.yaml"))?;
+    let display = Path::new("base-images")
+        .join(src.path())
+        .join("recipe.yaml");
+    let dir = root.canonicalize().map_err(failed)?;
     let recipe = Recipe::parse(text, &display, dir).map_err(|e: RecipeError| e.to_string())?;
     Ok(Unpacked { recipe, _dir: tmp })
+}
+
+/// The error for a stemcell (`NAME` or `NAME@VERSION`) this binary lacks.
+fn unknown(what: &str) -> String {
+    let list = available()
+        .iter()
+        .map(|(n, v)| format!("{n}@{v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("unknown stemcell {what:?}; available: {list}")
 }
 
 /// Orders versions numerically where they are numbers (1.10 > 1.9).
@@ -141,6 +148,16 @@ mod tests {
         assert_eq!(unpacked.recipe.spec.name, "static");
         assert!(unpack("nope", None).unwrap_err().contains("available: "));
         assert!(unpack("static", Some("0.0.0-nope")).is_err());
+    }
+
+    #[test]
+    fn each_version_lives_in_its_own_directory() {
+        for (dir, head) in embedded() {
+            let path = dir.path();
+            assert_eq!(path.file_name().unwrap(), head.version.as_str(), "{path:?}");
+            assert_eq!(path.parent().unwrap(), Path::new(&head.name), "{path:?}");
+        }
+        assert!(available().len() >= 3);
     }
 
     #[test]

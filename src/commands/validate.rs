@@ -407,7 +407,7 @@ fn agreement(
         } else {
             vec![None]
         };
-        match packages::requests(recipe, &from) {
+        match packages::requests(recipe, &from, lock) {
             Ok(requests) => {
                 for (index, request) in requests {
                     for arch in &archs {
@@ -455,15 +455,35 @@ fn agreement(
 /// offline: the stemcell version it resolves to, the digest it names.
 fn pin_disagrees(recipe: &Recipe, pin: &lock::Pin) -> Option<String> {
     match &recipe.spec.base {
+        // An unversioned stemcell builds on the version its pin names, as
+        // a tag does: a newer one in this binary makes the pin outdated
+        // (`ingot outdated`), not wrong; a version it lacks makes it wrong.
         BaseRef::Stemcell { name, version } => {
-            let now = stemcell::unpack(name, version.as_deref())
-                .map(|s| format!("stemcell:{}@{}", s.recipe.spec.name, s.recipe.spec.version))
-                .ok()?;
-            (pin.resolved != now).then(|| {
-                format!(
-                    "pins {} for {}, which now resolves to {now}",
+            let embedded = |v: &str| {
+                stemcell::available()
+                    .iter()
+                    .any(|(n, e)| n == name && e == v)
+            };
+            let pinned = pin
+                .resolved
+                .strip_prefix("stemcell:")
+                .and_then(|r| r.split_once('@'))
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v);
+            let fits = match (version, pinned) {
+                (Some(wanted), Some(v)) => wanted == v,
+                (None, Some(v)) => embedded(v),
+                (_, None) => false,
+            };
+            (!fits).then(|| match version {
+                Some(v) => format!(
+                    "pins {} for {}, which now resolves to stemcell:{name}@{v}",
                     pin.resolved, pin.reference
-                )
+                ),
+                None => format!(
+                    "pins {} for {}, a version this ingot does not embed",
+                    pin.resolved, pin.reference
+                ),
             })
         }
         BaseRef::Image(image) => {

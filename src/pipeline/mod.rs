@@ -625,10 +625,12 @@ impl<'a> Context<'a> {
     fn resolve_base(&mut self, recipe: &Recipe) -> Result<BaseImage> {
         let from = self.from(recipe);
         let cache = self.cache.clone();
+        let lock = self.lock.clone();
         let resolver = Resolver {
             blobs: self.blobs,
             cache: cache.as_ref(),
             registry: &self.sources.registry,
+            lock: lock.as_ref(),
             repin: self.repin,
             progress: self.progress,
         };

@@ -57,9 +57,14 @@ pub fn installs(recipe: &Recipe) -> bool {
 }
 
 /// The archives `recipe`'s packages come from: its own, else those of the
-/// recipe its base is built from (a stemcell's or a `recipe:` base's),
-/// keyrings read.
-pub fn archives(recipe: &Recipe) -> Result<Vec<ArchiveSource>> {
+/// recipe its base is built from (a stemcell's, at the version `lock`
+/// pins as the base resolves it, or a `recipe:` base's), keyrings read.
+/// `from` names `recipe` in `lock`.
+pub fn archives(
+    recipe: &Recipe,
+    lock: Option<&LockFile>,
+    from: &str,
+) -> Result<Vec<ArchiveSource>> {
     if !recipe.spec.archives.is_empty() {
         return recipe
             .spec
@@ -85,16 +90,37 @@ pub fn archives(recipe: &Recipe) -> Result<Vec<ArchiveSource>> {
     }
     match &recipe.spec.base {
         BaseRef::Stemcell { name, version } => {
+            let version =
+                crate::base::stemcell_version(recipe, from, name, version.as_deref(), lock);
             let unpacked = stemcell::unpack(name, version.as_deref())
                 .map_err(|m| recipe.error_at(&["base"], m))?;
-            archives(&unpacked.recipe)
+            archives(&unpacked.recipe, None, "")
         }
         BaseRef::Recipe(path) => {
             let inner = Recipe::load(&recipe.dir.join(path))?;
-            archives(&inner)
+            let from = beside(from, &super::pathdiff(&inner.file, &recipe.dir));
+            archives(&inner, lock, &from)
         }
         _ => Ok(Vec::new()),
     }
+}
+
+/// How the lock names the recipe at `rel` from the directory of the
+/// recipe it names `from`: both are relative and `..`-first, as
+/// [`super::pathdiff`] makes them, so `..` cancels a named directory.
+fn beside(from: &str, rel: &str) -> String {
+    let mut parts: Vec<&str> = from.split('/').collect();
+    parts.pop();
+    for part in rel.split('/') {
+        match part {
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            "." | "" => {}
+            _ => parts.push(part),
+        }
+    }
+    parts.join("/")
 }
 
 /// Largest keyring read: Debian's, with every release's keys, is 55 KB.
@@ -143,7 +169,8 @@ pub fn closures(recipe: &Recipe, ctx: &Context, log: Log) -> Result<Closures> {
         let layer = &recipe.spec.layers[index].name;
         let at = |m: String| Error::from(recipe.step_error(index, 0, None, m));
         if sources.is_none() {
-            sources = Some(archives(recipe)?);
+            let lock = ctx.lock.filter(|_| ctx.resolve != Resolve::Relock);
+            sources = Some(archives(recipe, lock, ctx.from)?);
         }
         let sources = sources.as_deref().unwrap_or_default();
         if sources.is_empty() {
@@ -204,12 +231,12 @@ pub fn closures(recipe: &Recipe, ctx: &Context, log: Log) -> Result<Closures> {
 /// What each `packages` step of `recipe` asks for, by layer index, as the
 /// lock records it (with no packages): what `ingot validate` looks for in
 /// the lock. An error when the step has no archive to install from.
-pub fn requests(recipe: &Recipe, from: &str) -> Result<Vec<(usize, PackageSet)>> {
+pub fn requests(recipe: &Recipe, from: &str, lock: &LockFile) -> Result<Vec<(usize, PackageSet)>> {
     let mut out = Vec::new();
     let mut sources: Option<Vec<ArchiveSource>> = None;
     for (index, step) in steps(recipe) {
         if sources.is_none() {
-            sources = Some(archives(recipe)?);
+            sources = Some(archives(recipe, Some(lock), from)?);
         }
         let sources = sources.as_deref().unwrap_or_default();
         if sources.is_empty() {
@@ -230,7 +257,7 @@ pub fn check_locked(
     lock: &LockFile,
     lock_path: &std::path::Path,
 ) -> Result<()> {
-    for (index, request) in requests(recipe, from)? {
+    for (index, request) in requests(recipe, from, lock)? {
         let layer = &request.layer;
         if lock
             .package_set(from, layer)
@@ -436,7 +463,7 @@ mod tests {
             let lock = crate::lock::read(&recipe.dir.join(crate::lock::FILE_NAME))
                 .unwrap()
                 .unwrap_or_else(|| panic!("stemcell {name} has no ingot.lock"));
-            let sources = archives(recipe).unwrap();
+            let sources = archives(recipe, None, "recipe.yaml").unwrap();
             let urls: Vec<String> = sources.iter().map(|s| s.url.clone()).collect();
             for (index, step) in steps(recipe) {
                 let layer = &recipe.spec.layers[index].name;
@@ -460,12 +487,29 @@ mod tests {
     }
 
     #[test]
+    fn a_base_recipe_is_named_from_the_locked_recipe() {
+        assert_eq!(
+            beside("recipe.yaml", "../lower/recipe.yaml"),
+            "../lower/recipe.yaml"
+        );
+        assert_eq!(
+            beside("../lower/recipe.yaml", "../base/r.yaml"),
+            "../base/r.yaml"
+        );
+        assert_eq!(beside("a/recipe.yaml", "b/recipe.yaml"), "a/b/recipe.yaml");
+        assert_eq!(
+            beside("../x/recipe.yaml", "../../y/recipe.yaml"),
+            "../../y/recipe.yaml"
+        );
+    }
+
+    #[test]
     fn a_recipe_on_a_debian_stemcell_inherits_its_archives() {
         let text = "name: a\nversion: '1'\nbase: stemcell:debian12\n\
                     layers:\n  - name: l\n    steps:\n      - packages: { install: [python3-minimal] }\n";
         let recipe =
             Recipe::parse(text, std::path::Path::new("r.yaml"), std::env::temp_dir()).unwrap();
-        let sources = archives(&recipe).unwrap();
+        let sources = archives(&recipe, None, "recipe.yaml").unwrap();
         let urls: Vec<&str> = sources.iter().map(|s| s.url.as_str()).collect();
         assert!(
             urls.iter()
@@ -493,7 +537,7 @@ mod tests {
         .unwrap();
         // Loaded from a file, not embedded as a stemcell is.
         recipe.path = Some(dir.path().join("r.yaml"));
-        let sources = archives(&recipe).unwrap();
+        let sources = archives(&recipe, None, "recipe.yaml").unwrap();
         let Some((_, step)) = steps(&recipe).next() else {
             panic!("a packages step")
         };
