@@ -254,3 +254,17 @@ fn a_base_that_resolves_to_another_digest_than_recorded_is_refused_naming_both()
     assert!(err.contains(&recorded) && err.contains(&moved), "{err}");
     assert!(!root.join("rebased").exists());
 }
+
+#[test]
+fn rebasing_from_one_static_stemcell_version_to_the_next_equals_a_rebuild() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let app = app_recipe(&root.join("app"), "stemcell:static@1.0.0", PLAIN);
+    build_bare(&app, &app.join("out"));
+    let report = json(&rebase(root, "stemcell:static@1.1.0", &["--json"]));
+    assert_eq!(report["old_base"], "stemcell:static@1.0.0");
+    assert_eq!(report["new_base"], "stemcell:static@1.1.0");
+    assert_eq!(names(&report["reused"]), ["site", "conf"]);
+    let rebuilt = rebuilt_on(root, "app-next", "stemcell:static@1.1.0", PLAIN);
+    assert_eq!(report["new_digest"], rebuilt.as_str());
+}
