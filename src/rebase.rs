@@ -19,9 +19,9 @@
 //! hence the same entries, hence the same bytes. [`lookups`] records those
 //! kinds on the old base and [`mismatches`] compares them on the new.
 //!
-//! One lookup leaves no trace in the image: a `mkdir` of a directory that
-//! is already there writes nothing. `rebase --recipe` plans every layer it
-//! rebuilds, but a kept layer is judged from its entries only.
+//! One lookup would leave no trace in the image, a `mkdir` of a directory
+//! the base already has, which writes nothing: the planner marks that
+//! layer base-dependent, so it is rebuilt rather than kept.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;

@@ -372,7 +372,8 @@ fn lock_pins_bases_of_base_recipes() {
     assert_eq!(pins.len(), 1, "{lock}");
     assert_eq!(pins[0]["from"], "../lower/recipe.yaml");
     assert_eq!(pins[0]["reference"], "stemcell:static");
-    assert_eq!(pins[0]["resolved"], "stemcell:static@1.0.0");
+    // Locked afresh: the newest version.
+    assert_eq!(pins[0]["resolved"], "stemcell:static@1.1.0");
     let out = run(ingot()
         .arg("build")
         .arg("--locked")

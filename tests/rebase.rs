@@ -268,3 +268,37 @@ fn rebasing_from_one_static_stemcell_version_to_the_next_equals_a_rebuild() {
     let rebuilt = rebuilt_on(root, "app-next", "stemcell:static@1.1.0", PLAIN);
     assert_eq!(report["new_digest"], rebuilt.as_str());
 }
+
+/// A `mkdir` of a directory the old base has writes nothing, so the layer
+/// holds no trace of it: on a base without it, a rebuild writes the
+/// directory. The layer is base-dependent for that, refused, and rebuilt
+/// with the recipe to the rebuild's digest. (The layer writes a file too:
+/// a layer that changes nothing is not emitted at all.)
+#[test]
+fn a_mkdir_of_a_directory_the_old_base_has_is_not_kept_on_a_base_without_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    built_base(&root.join("base-v1"), "v1", SRV_DIR, "");
+    built_base(&root.join("base-bare"), "v2", "", "");
+    let layers = "  - name: spool\n    steps:\n      - mkdir: { path: /srv }\n      \
+                  - file: { dest: /etc/spool.conf, content: spool }\n";
+    let app = app_recipe(&root.join("app"), "oci:../base-v1/out:1.0.0", layers);
+    build_bare(&app, &app.join("out"));
+    let onto = "oci:../base-bare/out:1.0.0";
+    let refused = rebase(root, onto, &[]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("layer spool: base-dependent"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!root.join("rebased").exists());
+    let report = json(&rebase(
+        root,
+        onto,
+        &["--recipe", ".", "--no-attest", "--json"],
+    ));
+    assert_eq!(names(&report["rebuilt"]), ["spool"]);
+    let rebuilt = rebuilt_on(root, "app-bare", onto, layers);
+    assert_eq!(report["new_digest"], rebuilt.as_str());
+}

@@ -24,7 +24,7 @@ use crate::rootfs::source::{self, SourceKind};
 use crate::store::cache::StatIndex;
 
 /// Bumped when what goes into a key changes meaning.
-pub const KEY_VERSION: u32 = 2;
+pub const KEY_VERSION: u32 = 3;
 
 #[derive(Serialize)]
 struct KeyInputs<'a> {

@@ -82,6 +82,12 @@ pub fn plan_layer(inputs: &Inputs, index: usize) -> Result<Plan, RecipeError> {
             Step::Mkdir(m) => {
                 let path = plan.resolve(inputs.view, &m.path).map_err(fail("path"))?;
                 let exists = plan.lookup(inputs.view, &path) == Some(NodeKind::Dir);
+                // A directory the base already has is left as it is: the
+                // layer holds nothing for it, so it is the base's absence
+                // of it that a layer built elsewhere would show.
+                if exists && m.mode.is_none() && m.owner.is_none() {
+                    plan.base_dependent |= plan.sees_base(inputs.view, &path);
+                }
                 if !exists || m.mode.is_some() || m.owner.is_some() {
                     let mode = m.mode.map_or(0o755, |m| m.0);
                     plan.put(
