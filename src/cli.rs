@@ -796,7 +796,8 @@ pub struct RebaseArgs {
     /// The image: oci:PATH[:TAG], oci:PATH@DIGEST or
     /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST], built by ingot.
     pub image: ImageRef,
-    /// The new base, as a recipe's base: names it.
+    /// The new base, written as a recipe's `base:` would name it
+    /// (stemcell:static@1.1.0, oci:PATH[:TAG], docker://…).
     #[arg(long, value_name = "NEWBASE", value_parser = base_ref)]
     pub onto: crate::base::BaseRef,
     /// The image's recipe (file, or directory holding recipe.yaml): build
