@@ -308,7 +308,7 @@ fn the_static_stemcell_builds_for_arm64() {
     ));
     assert_eq!(config["architecture"], "arm64");
     let base = manifest["annotations"]["org.opencontainers.image.base.name"].as_str();
-    assert_eq!(base, Some("stemcell:static@1.0.0"));
+    assert_eq!(base, Some("stemcell:static@1.1.0"));
     // The stemcell's files are the same on both: the layers below the
     // recipe's are the same blobs.
     let amd = read_json(&blob_path(&layout, &single));
