@@ -302,3 +302,47 @@ fn a_mkdir_of_a_directory_the_old_base_has_is_not_kept_on_a_base_without_it() {
     let rebuilt = rebuilt_on(root, "app-bare", onto, layers);
     assert_eq!(report["new_digest"], rebuilt.as_str());
 }
+
+/// A layer that changes nothing on the old base is not in the image; the
+/// manifest names it (`dev.ingot.layers.empty`), so a rebase without the
+/// recipe refuses rather than drop what a build on the new base writes.
+#[test]
+fn a_layer_that_changed_nothing_on_the_old_base_is_not_dropped_by_a_rebase() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    built_base(&root.join("base-v1"), "v1", SRV_DIR, "");
+    built_base(&root.join("base-bare"), "v2", "", "");
+    let layers = "  - name: spool\n    steps:\n      - mkdir: { path: /srv }\n  \
+                  - name: conf\n    steps:\n      - file: { dest: /etc/conf, content: c }\n";
+    let app = app_recipe(&root.join("app"), "oci:../base-v1/out:1.0.0", layers);
+    let digest = build_bare(&app, &app.join("out"));
+    let manifest = common::read_json(&common::blob_path(&app.join("out"), &digest));
+    assert_eq!(manifest["annotations"]["dev.ingot.layers.empty"], "spool");
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        2,
+        "{manifest}"
+    );
+
+    let onto = "oci:../base-bare/out:1.0.0";
+    let refused = rebase(root, onto, &[]);
+    assert!(!refused.status.success());
+    let err = stderr(&refused);
+    assert!(
+        err.contains("layers spool: changed nothing on the old base")
+            && !err.contains("layer conf"),
+        "{err}"
+    );
+    assert!(!root.join("rebased").exists());
+    let report = json(&rebase(
+        root,
+        onto,
+        &["--recipe", ".", "--no-attest", "--json"],
+    ));
+    assert_eq!(names(&report["rebuilt"]), ["spool"]);
+    assert_eq!(names(&report["reused"]), ["conf"]);
+    let rebuilt = rebuilt_on(root, "app-bare", onto, layers);
+    assert_eq!(report["new_digest"], rebuilt.as_str());
+    let on_bare = common::read_json(&common::blob_path(&root.join("app-bare/out"), &rebuilt));
+    assert!(on_bare["annotations"]["dev.ingot.layers.empty"].is_null());
+}

@@ -51,6 +51,10 @@ pub mod annotation {
     /// On a layer descriptor: whether the layer's bytes depended on the
     /// base's content, so a later rebase knows whether it is safe.
     pub const LAYER_BASE_DEPENDENT: &str = "dev.ingot.layer.base-dependent";
+    /// On a manifest: the recipe layers (comma-separated names) that
+    /// changed nothing on this base and so are not in the image, which
+    /// alone would not say that a build on another base may write them.
+    pub const LAYERS_EMPTY: &str = "dev.ingot.layers.empty";
     /// The seal policy version the image passed.
     pub const SEAL_POLICY: &str = "dev.ingot.seal.policy";
     /// The seal exceptions the image was built with, canonical JSON.

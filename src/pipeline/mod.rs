@@ -857,6 +857,12 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
         return Ok(None);
     };
     share_layers(&finished, ctx);
+    let empty: Vec<&str> = spec
+        .layers
+        .iter()
+        .map(|l| l.name.as_str())
+        .filter(|name| !finished.iter().any(|f| f.name == *name))
+        .collect();
     let created = image::rfc3339(ctx.settings.epoch);
     let mut new_layers = Vec::with_capacity(finished.len());
     let mut reports = Vec::with_capacity(finished.len());
@@ -879,7 +885,10 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
     })?;
     seal_check(recipe, &lower, &runtime)?;
     let recorded = ctx.recorded(recipe)?;
-    let annotations = annotations(recipe, &base, &platform, ctx.settings, &created, &recorded)?;
+    let mut annotations = annotations(recipe, &base, &platform, ctx.settings, &created, &recorded)?;
+    if !empty.is_empty() {
+        annotations.insert(annotation::LAYERS_EMPTY.to_string(), empty.join(","));
+    }
     let assembled = assemble(
         Lower {
             config: &base.config,

@@ -280,6 +280,11 @@ pub fn rebase_image(
     }
     let mut below = read_base(new, &staging.blobs, None, progress, &|e| e)?;
     let mut refusals = Vec::new();
+    if let Some(empty) = image.annotations().get(annotation::LAYERS_EMPTY) {
+        refusals.push(format!(
+            "layers {empty}: changed nothing on the old base, so the image does not hold them, and a build on another base may write them; rebase with --recipe to build them"
+        ));
+    }
     for l in onto.own {
         if l.dependent {
             refusals.push(format!(
