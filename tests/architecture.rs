@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The modules of `src/`, lowest first, each with what it owns.
-const LAYERS: [(&str, &str); 23] = [
+const LAYERS: [(&str, &str); 24] = [
     ("digest", "the Digest newtype; hashing readers and writers"),
     ("error", "typed library errors, shared by every layer"),
     ("progress", "progress lines on long work"),
@@ -43,6 +43,10 @@ const LAYERS: [(&str, &str); 23] = [
     (
         "params",
         "runtime params: names, patterns, what an image declares",
+    ),
+    (
+        "rebase",
+        "what a rebase may keep: a layer's lookups on the old base against the new, an image's own config",
     ),
     ("recipe", "the recipe format: schema, templates, positions"),
     ("lock", "ingot.lock: the pins of external references"),
