@@ -156,7 +156,30 @@ fn a_registry_tag_pushed_again_is_outdated_until_the_lock_moves() {
     );
     ok(&ingot_in(&cache, &["lock", "-q"], &[&app]), "lock app");
     ok(&ingot_in(&cache, &["lock", "-q"], &[&solo]), "lock solo");
+    // A recipe on app, outside the tree: its lock pins app's base too.
+    let top = write_recipe(
+        &tmp.path().join("nested/top"),
+        "name: top\nversion: '1'\nbase: recipe:../../tree/app/recipe.yaml\nlayers:\n  - name: f\n    steps:\n      \
+         - file: { dest: /etc/top, content: top }\n",
+    );
+    ok(&ingot_in(&cache, &["lock", "-q"], &[&top]), "lock top");
+    let build_top = |what: &str, args: &[&str]| {
+        let out = tmp.path().join(what);
+        let built = run(ingot()
+            .args(["build", "-q", "--no-attest"])
+            .args(args)
+            .arg(&top)
+            .arg("-o")
+            .arg(&out)
+            .arg("--cache")
+            .arg(&cache));
+        ok(&built, what).trim().to_string()
+    };
+    let top_before = build_top("top-before", &["--locked"]);
     base("two");
+    // The base's base stays pinned by top's lock, the tag moved or not.
+    assert_eq!(build_top("top-locked", &["--locked"]), top_before);
+    assert_eq!(build_top("top-unlocked", &[]), top_before);
 
     // The directory: only app is outdated, by its base.
     let (code, report) = outdated(&cache, &[&tree]);
