@@ -19,9 +19,11 @@
 //! hence the same entries, hence the same bytes. [`lookups`] records those
 //! kinds on the old base and [`mismatches`] compares them on the new.
 //!
-//! One lookup would leave no trace in the image, a `mkdir` of a directory
-//! the base already has, which writes nothing: the planner marks that
-//! layer base-dependent, so it is rebuilt rather than kept.
+//! One lookup would leave no trace in the image: a directory the base
+//! already has, which a `mkdir` or a copied tree leaves alone, writes
+//! nothing. With an entry of the layer below it, that entry's parents name
+//! it; with none, the planner marks the layer base-dependent, so it is
+//! rebuilt rather than kept.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;

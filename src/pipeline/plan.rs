@@ -51,6 +51,9 @@ pub struct Plan {
     /// using `base`, paths resolved through the base's symlinks.
     pub base_dependent: bool,
     base_layers: usize,
+    /// Base directories a step would have made but found there, and so
+    /// left out of the layer.
+    left_alone: Vec<ImagePath>,
 }
 
 /// Plans layer `index` of the recipe. Errors name the step at fault.
@@ -82,11 +85,8 @@ pub fn plan_layer(inputs: &Inputs, index: usize) -> Result<Plan, RecipeError> {
             Step::Mkdir(m) => {
                 let path = plan.resolve(inputs.view, &m.path).map_err(fail("path"))?;
                 let exists = plan.lookup(inputs.view, &path) == Some(NodeKind::Dir);
-                // A directory the base already has is left as it is: the
-                // layer holds nothing for it, so it is the base's absence
-                // of it that a layer built elsewhere would show.
                 if exists && m.mode.is_none() && m.owner.is_none() {
-                    plan.base_dependent |= plan.sees_base(inputs.view, &path);
+                    plan.left_alone(inputs.view, path.clone());
                 }
                 if !exists || m.mode.is_some() || m.owner.is_some() {
                     let mode = m.mode.map_or(0o755, |m| m.0);
@@ -136,6 +136,7 @@ pub fn plan_layer(inputs: &Inputs, index: usize) -> Result<Plan, RecipeError> {
             }
         }
     }
+    plan.base_dependent |= plan.leaves_no_trace();
     Ok(plan)
 }
 
@@ -193,6 +194,32 @@ impl Plan {
         })?;
         self.base_dependent |= through_base.get();
         Ok(resolved)
+    }
+
+    /// Notes a directory of the base that a step found and left alone.
+    fn left_alone(&mut self, view: &View, path: ImagePath) {
+        if self.sees_base(view, &path) {
+            self.left_alone.push(path);
+        }
+    }
+
+    /// Whether a base directory left alone has nothing of this layer below
+    /// it: the layer then holds no trace of it, and on a base without it
+    /// a build writes it, so the layer's bytes depend on the base. One
+    /// with an entry below it is named by that entry's parents, which a
+    /// rebase compares between bases.
+    fn leaves_no_trace(&self) -> bool {
+        if self.left_alone.is_empty() {
+            return false;
+        }
+        let named: BTreeSet<ImagePath> = self
+            .entries
+            .keys()
+            .chain(&self.whiteouts)
+            .chain(&self.opaques)
+            .flat_map(|p| p.ancestors())
+            .collect();
+        self.left_alone.iter().any(|d| !named.contains(d))
     }
 
     /// Whether what this layer sees at `path` comes from a base layer.
@@ -351,6 +378,9 @@ impl Plan {
                 SourceKind::Dir if path.is_root() => {}
                 SourceKind::Dir => {
                     let exists = self.lookup(inputs.view, &path) == Some(NodeKind::Dir);
+                    if exists && c.owner.is_none() {
+                        self.left_alone(inputs.view, path.clone());
+                    }
                     if !exists || c.owner.is_some() {
                         let mode = kept.unwrap_or(0o755);
                         self.put(inputs.view, path, EntryKind::Dir, mode, owner)?;
@@ -767,6 +797,24 @@ mod tests {
         let entries = plan.into_entries();
         let got: Vec<(&str, u32)> = entries.iter().map(|e| (e.path.as_str(), e.mode)).collect();
         assert_eq!(got, [("tmp/a", 0o755), ("tmp/a/b", 0o600)]);
+    }
+
+    #[test]
+    fn a_base_directory_left_alone_with_nothing_below_it_reads_the_base() {
+        let view = base_view();
+        let mut plan = plan();
+        plan.left_alone(&view, p("/srv"));
+        assert!(plan.leaves_no_trace(), "nothing of the layer names /srv");
+        plan.put(&view, p("/srv/new"), file(), 0o644, Owner::default())
+            .unwrap();
+        assert!(!plan.leaves_no_trace(), "/srv/new's parent names /srv");
+        // One the layer made itself is no base's.
+        let mut own = self::plan();
+        own.put(&view, p("/opt/x"), file(), 0o644, Owner::default())
+            .unwrap();
+        own.left_alone(&view, p("/opt"));
+        own.entries.remove(&p("/opt/x"));
+        assert!(!own.leaves_no_trace());
     }
 
     #[test]
