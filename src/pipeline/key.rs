@@ -9,13 +9,17 @@
 //! them are the base's); the layer's steps as written; what templates
 //! see; and every source file's path, kind, executable bit, symlink target
 //! and content digest. File digests come from the stat index, so unchanged
-//! files are not read.
+//! files are not read. The source entries are hashed as they are encoded,
+//! a JSON line each after the rest, never held as one document: a tree of
+//! 300,000 files would otherwise cost a kilobyte per entry (issue 19).
+
+use std::io::Write;
 
 use serde::Serialize;
 
 use crate::base::BaseImage;
 use crate::debian::archive::PackagePin;
-use crate::digest::Digest;
+use crate::digest::{Digest, HashingWriter};
 use crate::image::canonical_json;
 use crate::layer;
 use crate::recipe::schema::LayerSpec;
@@ -24,7 +28,7 @@ use crate::rootfs::source::{self, SourceKind};
 use crate::store::cache::StatIndex;
 
 /// Bumped when what goes into a key changes meaning.
-pub const KEY_VERSION: u32 = 3;
+pub const KEY_VERSION: u32 = 4;
 
 #[derive(Serialize)]
 struct KeyInputs<'a> {
@@ -36,7 +40,9 @@ struct KeyInputs<'a> {
     base_layers: usize,
     layer: &'a LayerSpec,
     templates: Option<TemplateInputs<'a>>,
-    sources: Vec<Vec<SourceItem>>,
+    /// How many entries each source has; the entries themselves follow
+    /// the head, one JSON line each (see [`hash_sources`]).
+    sources: Vec<usize>,
     /// The locked closure a `packages` step installs: each `.deb`'s
     /// SHA-256 fixes what it unpacks.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,11 +61,11 @@ struct TemplateInputs<'a> {
 }
 
 #[derive(Serialize)]
-struct SourceItem {
-    rel: String,
+struct SourceItem<'a> {
+    rel: &'a str,
     kind: &'static str,
     executable: bool,
-    target: Option<String>,
+    target: Option<&'a str>,
     digest: Option<Digest>,
     /// The host's permission bits, for a copy that keeps them.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,11 +119,7 @@ pub fn layer_key(
             _ => None,
         })
         .collect();
-    let mut digests = stats.digests(&files).ok()?.into_iter();
-    let sources = walks
-        .iter()
-        .map(|(_, walk, keep_modes)| source_items(walk, *keep_modes, &mut digests))
-        .collect::<Option<Vec<_>>>()?;
+    let digests = stats.digests(&files).ok()?;
     let spec_recipe = &ctx.recipe.spec;
     let inputs = KeyInputs {
         key_version: KEY_VERSION,
@@ -135,52 +137,50 @@ pub fn layer_key(
             base_digest: ctx.base.manifest_digest,
             platform: ctx.base.platform.to_string(),
         }),
-        sources,
+        sources: walks.iter().map(|(_, walk, _)| walk.len()).collect(),
         packages: ctx.packages,
     };
-    let key = canonical_json(&inputs).ok().map(|json| Digest::of(&json))?;
+    let mut hasher = HashingWriter::new(std::io::sink());
+    hasher.write_all(&canonical_json(&inputs).ok()?).ok()?;
+    let sources = walks.iter().map(|(_, walk, keep)| (walk.as_slice(), *keep));
+    hash_sources(sources, &mut digests.into_iter(), &mut hasher)?;
+    let (key, _, _) = hasher.finish();
     let walks = walks.into_iter().map(|(root, walk, _)| (root, walk));
     Some((key, walks.collect()))
 }
 
-/// What a key records of one walked source: each entry's path, kind,
-/// executable bit, symlink target, (for files, in walk order, from
-/// `digests`) content digest and, for a copy that keeps them, mode.
-fn source_items(
-    walk: &[source::SourceEntry],
-    keep_modes: bool,
+/// Writes what a key records of each walked source after the head: each
+/// entry's path, kind, executable bit, symlink target, (for files, in
+/// walk order, from `digests`) content digest and, for a copy that keeps
+/// them, mode, as one JSON line. Streamed, not held: a source of 300,000
+/// entries would otherwise be a tree of values in memory (issue 19).
+/// The head says how many lines each source has, so the encoding is
+/// unambiguous. None when `digests` runs short.
+fn hash_sources<'w>(
+    sources: impl Iterator<Item = (&'w [source::SourceEntry], bool)>,
     digests: &mut impl Iterator<Item = Digest>,
-) -> Option<Vec<SourceItem>> {
-    walk.iter()
-        .map(|entry| {
-            let rel = entry.rel.clone();
-            let mode = keep_modes.then_some(entry.mode);
-            Some(match &entry.kind {
-                SourceKind::Dir => SourceItem {
-                    rel,
-                    kind: "dir",
-                    executable: false,
-                    target: None,
-                    digest: None,
-                    mode,
-                },
-                SourceKind::File { executable, .. } => SourceItem {
-                    rel,
-                    kind: "file",
-                    executable: *executable,
-                    target: None,
-                    digest: Some(digests.next()?),
-                    mode,
-                },
-                SourceKind::Symlink { target } => SourceItem {
-                    rel,
-                    kind: "symlink",
-                    executable: false,
-                    target: Some(target.clone()),
-                    digest: None,
-                    mode,
-                },
-            })
-        })
-        .collect()
+    out: &mut impl Write,
+) -> Option<()> {
+    for (walk, keep_modes) in sources {
+        for entry in walk {
+            let (kind, executable, target, digest) = match &entry.kind {
+                SourceKind::Dir => ("dir", false, None, None),
+                SourceKind::File { executable, .. } => {
+                    ("file", *executable, None, Some(digests.next()?))
+                }
+                SourceKind::Symlink { target } => ("symlink", false, Some(target.as_str()), None),
+            };
+            let item = SourceItem {
+                rel: &entry.rel,
+                kind,
+                executable,
+                target,
+                digest,
+                mode: keep_modes.then_some(entry.mode),
+            };
+            serde_json::to_writer(&mut *out, &item).ok()?;
+            out.write_all(b"\n").ok()?;
+        }
+    }
+    Some(())
 }
