@@ -31,7 +31,7 @@ use crate::diff::{Side, tree};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::identity::DigestOf;
-use crate::image::{annotation, canonical_json, epoch_of, rfc3339};
+use crate::image::{annotation, epoch_of, rfc3339};
 use crate::progress::Progress;
 use crate::rootfs::packages::{self, Database};
 
@@ -50,7 +50,7 @@ pub fn sbom(side: &Side, progress: &Progress) -> Result<Vec<u8>> {
     let installed = installed(&files.databases);
     let own = own_files(&files, own_from);
     let document = document(side, &installed, &own);
-    canonical_json(&document)
+    serde_json::to_vec(&document)
         .map_err(|e| Error::Failed(format!("{}: encoding the SBOM: {e}", side.reference)))
 }
 
@@ -174,21 +174,25 @@ fn own_files(files: &tree::Files, own_from: usize) -> Vec<OwnFile> {
 }
 
 // SPDX 2.3 JSON, the fields ingot writes (spec clauses 6, 7, 8, 11).
+// Each struct's fields are in the order of their JSON names, so that
+// serde_json writes the canonical form (keys sorted) straight away: going
+// through a `serde_json::Value` would cost kilobytes per file listed
+// (issue 19). `fields_are_in_canonical_order` holds them to it.
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Document {
-    spdx_version: &'static str,
-    data_license: &'static str,
     #[serde(rename = "SPDXID")]
     spdx_id: &'static str,
-    name: String,
-    document_namespace: String,
     creation_info: CreationInfo,
-    packages: Vec<Package>,
+    data_license: &'static str,
+    document_namespace: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     files: Vec<File>,
+    name: String,
+    packages: Vec<Package>,
     relationships: Vec<Relationship>,
+    spdx_version: &'static str,
 }
 
 #[derive(Serialize)]
@@ -203,24 +207,24 @@ struct CreationInfo {
 struct Package {
     #[serde(rename = "SPDXID")]
     spdx_id: String,
-    name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version_info: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    checksums: Vec<Checksum>,
+    copyright_text: &'static str,
     download_location: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    external_refs: Vec<ExternalRef>,
     files_analyzed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    license_comments: Option<String>,
+    license_concluded: &'static str,
+    license_declared: String,
+    name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     package_verification_code: Option<VerificationCode>,
     #[serde(skip_serializing_if = "Option::is_none")]
     primary_package_purpose: Option<&'static str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    checksums: Vec<Checksum>,
-    license_concluded: &'static str,
-    license_declared: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    license_comments: Option<String>,
-    copyright_text: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    external_refs: Vec<ExternalRef>,
+    version_info: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -234,10 +238,10 @@ struct VerificationCode {
 struct File {
     #[serde(rename = "SPDXID")]
     spdx_id: String,
-    file_name: String,
     checksums: Vec<Checksum>,
-    license_concluded: &'static str,
     copyright_text: &'static str,
+    file_name: String,
+    license_concluded: &'static str,
 }
 
 #[derive(Serialize)]
@@ -251,16 +255,16 @@ struct Checksum {
 #[serde(rename_all = "camelCase")]
 struct ExternalRef {
     reference_category: &'static str,
-    reference_type: &'static str,
     reference_locator: String,
+    reference_type: &'static str,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Relationship {
-    spdx_element_id: String,
-    relationship_type: &'static str,
     related_spdx_element: String,
+    relationship_type: &'static str,
+    spdx_element_id: String,
 }
 
 const IMAGE_ID: &str = "SPDXRef-Image";
@@ -550,6 +554,51 @@ fn license(value: Option<&str>) -> (String, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_are_in_canonical_order() {
+        let full = Package {
+            spdx_id: "SPDXRef-P".into(),
+            checksums: vec![sha256(&Digest::of(b"p"))],
+            copyright_text: NOASSERTION,
+            download_location: NOASSERTION,
+            external_refs: vec![purl("pkg:deb/debian/p@1".into())],
+            files_analyzed: true,
+            license_comments: Some("c".into()),
+            license_concluded: NOASSERTION,
+            license_declared: "MIT".into(),
+            name: "p".into(),
+            package_verification_code: Some(VerificationCode {
+                package_verification_code_value: "0".into(),
+            }),
+            primary_package_purpose: Some("CONTAINER"),
+            version_info: Some("1".into()),
+        };
+        let document = Document {
+            spdx_id: "SPDXRef-DOCUMENT",
+            creation_info: CreationInfo {
+                created: rfc3339(0),
+                creators: vec!["Tool: ingot".into()],
+            },
+            data_license: "CC0-1.0",
+            document_namespace: "ns".into(),
+            files: vec![File {
+                spdx_id: "SPDXRef-F".into(),
+                checksums: vec![sha256(&Digest::of(b"f"))],
+                copyright_text: NOASSERTION,
+                file_name: "./f".into(),
+                license_concluded: NOASSERTION,
+            }],
+            name: "d".into(),
+            packages: vec![full],
+            relationships: vec![relationship("a", "CONTAINS", "b")],
+            spdx_version: "SPDX-2.3",
+        };
+        assert_eq!(
+            String::from_utf8(serde_json::to_vec(&document).unwrap()).unwrap(),
+            String::from_utf8(crate::image::canonical_json(&document).unwrap()).unwrap()
+        );
+    }
 
     #[test]
     fn ids_are_idstrings_and_stable() {
