@@ -15,7 +15,7 @@
 //!   that the image's own layers (not its base's, see [`own_layers`])
 //!   hold, with the SHA-256 and the SHA-1 SPDX requires.
 //!
-//! Layers are streamed through the view's reader ([`tree::read`]), each
+//! Layers are streamed through the view's reader ([`tree::owned`]), each
 //! blob verified as it is read; nothing is unpacked. Every list is sorted
 //! and every SPDX id derived from what it names, so the document depends
 //! on the image's content alone: `documentNamespace` on its digest,
@@ -46,9 +46,9 @@ const NOASSERTION: &str = "NOASSERTION";
 pub fn sbom(side: &Side, progress: &Progress) -> Result<Vec<u8>> {
     let diff_ids = side.diff_ids()?;
     let own_from = own_layers(side);
-    let files = tree::read(side, &diff_ids, own_from, progress)?;
-    let installed = installed(&files.databases);
-    let own = own_files(&files, own_from);
+    let owned = tree::owned(side, &diff_ids, own_from, progress)?;
+    let installed = installed(&owned.databases);
+    let own = own_files(owned.files);
     let document = document(side, &installed, &own);
     serde_json::to_vec(&document)
         .map_err(|e| Error::Failed(format!("{}: encoding the SBOM: {e}", side.reference)))
@@ -145,32 +145,18 @@ struct OwnFile {
     sha1: String,
 }
 
-/// The regular files of the merged filesystem that a layer at or above
-/// `own_from` holds: the image's own layers are its top ones, so a path
-/// any of them writes is theirs in the merged filesystem.
-fn own_files(files: &tree::Files, own_from: usize) -> Vec<OwnFile> {
-    let mut out = Vec::new();
-    for (path, meta) in &files.merged {
-        if meta.kind != tree::Kind::File {
-            continue;
-        }
-        let own = files
-            .layers
-            .iter()
-            .skip(own_from)
-            .any(|l| l.contains_key(path));
-        let (Some(sha256), Some(sha1)) = (meta.digest, meta.sha1.clone()) else {
-            continue;
-        };
-        if own {
-            out.push(OwnFile {
+/// The image's own files, as the SBOM lists them.
+fn own_files(files: Vec<(crate::rootfs::meta::ImagePath, tree::Content)>) -> Vec<OwnFile> {
+    files
+        .into_iter()
+        .filter_map(|(path, content)| {
+            Some(OwnFile {
                 path: path.as_rel().to_string(),
-                sha256,
-                sha1,
-            });
-        }
-    }
-    out
+                sha256: content.digest,
+                sha1: content.sha1?,
+            })
+        })
+        .collect()
 }
 
 // SPDX 2.3 JSON, the fields ingot writes (spec clauses 6, 7, 8, 11).

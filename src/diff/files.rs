@@ -120,7 +120,6 @@ mod tests {
             kind: Kind::File,
             size: Some(content.len() as u64),
             digest: Some(Digest::of(content)),
-            sha1: None,
             mode,
             uid: 0,
             gid: 0,

@@ -50,10 +50,6 @@ pub struct FileMeta {
     /// The sha256 of a file's content.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
-    /// The SHA-1 of a file's content, in hex, for an SBOM (SPDX requires
-    /// it): taken only where [`read`] was asked for it, never compared.
-    #[serde(skip)]
-    pub sha1: Option<String>,
     /// Permission bits, with setuid, setgid and sticky.
     #[serde(serialize_with = "octal")]
     pub mode: u32,
@@ -109,30 +105,79 @@ pub fn read_pair(
     Ok((reader_a.finish(), reader_b.finish()))
 }
 
-/// Reads one image's files, each layer's and the merged filesystem's;
-/// files of the layers from `sha1_from` up (an SBOM's own files) are
-/// hashed with SHA-1 too.
-pub fn read(
+/// What an SBOM needs of an image's files.
+pub struct Owned {
+    /// The regular files of the merged filesystem that a layer at or
+    /// above the first own one wrote, by path, with their content hashes
+    /// (SHA-1 included).
+    pub files: Vec<(ImagePath, Content)>,
+    /// The package databases of the merged filesystem, with their content.
+    pub databases: BTreeMap<ImagePath, (Database, Vec<u8>)>,
+}
+
+/// Reads what an SBOM needs of `side`, and no more: the view, and the
+/// hashes of the files the layers from `own_from` up write. Unlike
+/// [`read`], no layer's entries are kept, so an image of 300,000 files
+/// costs its view and a hash per own file (issue 19).
+pub fn owned(
     side: &Side,
     diff_ids: &[Digest],
-    sha1_from: usize,
+    own_from: usize,
     progress: &Progress,
-) -> Result<Files> {
-    let mut reader = Reader {
-        sha1_from: Some(sha1_from),
-        ..Reader::default()
-    };
+) -> Result<Owned> {
+    let mut view = View::new();
+    let mut hashes: std::collections::HashMap<ImagePath, Content> = Default::default();
+    let mut layer_databases = Vec::with_capacity(diff_ids.len());
     for (i, diff_id) in diff_ids.iter().enumerate() {
-        reader.layer(side, i, diff_id, progress)?;
+        let own = i >= own_from;
+        let mut databases = BTreeMap::new();
+        progress.start(&format!("reading {} layer {i}", side.reference), 0);
+        view.apply_layer(side.blobs, &side.layers[i], diff_id, &mut |path, data| {
+            if !own && packages::database_of(path).is_none() {
+                return Ok(());
+            }
+            let (content, database) = hash(path, data, own)?;
+            progress.advance(content.size);
+            progress.advance_file();
+            if let Some(bytes) = database {
+                databases.insert(path.clone(), bytes);
+            }
+            if own {
+                hashes.insert(path.clone(), content);
+            }
+            Ok(())
+        })
+        .map_err(|e| Error::from(e).within(side.reference))?;
+        progress.finish();
+        layer_databases.push(databases);
     }
-    Ok(reader.finish())
+    let mut files = Vec::new();
+    let mut databases = BTreeMap::new();
+    for (path, node) in view.iter() {
+        if let Some(database) = packages::database_of(path) {
+            // A database that is a hardlink is its file's content.
+            let file = match &node.kind {
+                NodeKind::Hardlink { target } => target,
+                _ => path,
+            };
+            let layer = view.get(file).map_or(node.layer, |n| n.layer);
+            if let Some(bytes) = layer_databases.get(layer).and_then(|d| d.get(file)) {
+                databases.insert(path.clone(), (database, bytes.clone()));
+            }
+        }
+        if matches!(node.kind, NodeKind::File { .. })
+            && node.layer >= own_from
+            && let Some(content) = hashes.remove(path)
+        {
+            files.push((path.clone(), content));
+        }
+    }
+    Ok(Owned { files, databases })
 }
 
 /// An image's layers read so far.
 #[derive(Debug, Clone, Default)]
 struct Reader {
-    /// The first layer whose files get a SHA-1 as well; None: no layer's.
-    sha1_from: Option<usize>,
     view: View,
     layers: Vec<Tree>,
     /// The package databases each layer wrote.
@@ -152,7 +197,6 @@ impl Reader {
         let mut extras: BTreeMap<ImagePath, EntryExtras> = BTreeMap::new();
         let mut contents: BTreeMap<ImagePath, Content> = BTreeMap::new();
         let mut databases = BTreeMap::new();
-        let sha1 = self.sha1_from.is_some_and(|from| i >= from);
         progress.start(&format!("reading {} layer {i}", side.reference), 0);
         let changes = self
             .view
@@ -164,7 +208,7 @@ impl Reader {
                     extras.insert(path.clone(), e.clone());
                 },
                 &mut |path, data| {
-                    let (content, database) = hash(path, data, sha1)?;
+                    let (content, database) = hash(path, data, false)?;
                     progress.advance(content.size);
                     progress.advance_file();
                     contents.insert(path.clone(), content);
@@ -215,10 +259,11 @@ impl Reader {
 
 /// A file's content as hashed.
 #[derive(Debug, Clone)]
-struct Content {
-    digest: Digest,
-    size: u64,
-    sha1: Option<String>,
+pub struct Content {
+    pub digest: Digest,
+    pub size: u64,
+    /// In hex, where it was asked for.
+    pub sha1: Option<String>,
 }
 
 /// Writes into a SHA-1 as it passes bytes on.
@@ -303,7 +348,6 @@ fn marker(kind: Kind) -> FileMeta {
         kind,
         size: None,
         digest: None,
-        sha1: None,
         mode: 0,
         uid: 0,
         gid: 0,
@@ -329,7 +373,6 @@ fn file_meta(node: &Node, extras: Option<&EntryExtras>, content: Option<&Content
         kind,
         size,
         digest: content.map(|c| c.digest),
-        sha1: content.and_then(|c| c.sha1.clone()),
         mode: node.mode,
         uid: node.uid,
         gid: node.gid,
