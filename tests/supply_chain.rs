@@ -163,6 +163,21 @@ fn hello_is_attested_validly_and_reproducibly() {
     assert_eq!(attached(&b, &digest, IN_TOTO), provenance);
     // `ingot sbom` of the built image is what the build attached.
     assert_eq!(sbom_of(&format!("oci:{}:1.2.0", a.display()), &[]), sbom);
+    // A warm build takes the SBOM it made for the same image from the
+    // cache; one entry that does not read back is made again.
+    let kept: Vec<_> = std::fs::read_dir(tmp.path().join("cache-a/attestations"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let warm = tmp.path().join("warm/out");
+    assert_eq!(build(&hello, &warm, &tmp.path().join("cache-a")), digest);
+    assert_eq!(attached(&warm, &digest, SPDX), sbom);
+    std::fs::write(&kept[0], "not a summary").unwrap();
+    let again = tmp.path().join("again/out");
+    assert_eq!(build(&hello, &again, &tmp.path().join("cache-a")), digest);
+    assert_eq!(attached(&again, &digest, SPDX), sbom);
+    assert_ne!(std::fs::read(&kept[0]).unwrap(), b"not a summary");
 
     pyspdxtools_validates(tmp.path(), "hello.spdx.json", &sbom);
     schemas_validate(tmp.path(), &provenance);

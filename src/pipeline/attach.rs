@@ -20,6 +20,7 @@ use super::platforms::Output;
 use super::{Built, Context};
 use crate::attest::{provenance, sbom};
 use crate::diff::Side;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::artifact::Artifact;
 use crate::image::identity::Identity;
@@ -27,6 +28,7 @@ use crate::image::provenance::platforms_value;
 use crate::lock::{PackageSet, Pin};
 use crate::recipe::{MAX_RECIPE_SIZE, Recipe};
 use crate::store::BlobRef;
+use crate::store::cache::Summary;
 use crate::store::file::{self, Links};
 use crate::store::referrers::{self, Referrer};
 
@@ -77,17 +79,36 @@ fn descriptor(blob: BlobRef, media_type: MediaType) -> Descriptor {
     Descriptor::new(media_type, blob.size, blob.digest.to_oci())
 }
 
-/// The SBOM of one staged image, read back as any image is.
+/// The SBOM of one staged image, read back as any image is, or as the
+/// cache kept it for the same image: an SBOM depends on the image's
+/// content (its manifest digest), its name and this ingot alone, so a warm
+/// build that makes the same image does not read its layers again.
 fn image_sbom(recipe: &Recipe, image: &Built, ctx: &Context) -> Result<Vec<u8>> {
+    let reference = format!("{}:{}", recipe.spec.name, recipe.spec.version);
+    let key = Digest::of(format!("sbom\n{}\n{reference}", image.manifest.digest).as_bytes());
+    let version = format!("sbom, ingot {}", crate::attest::VERSION);
+    let cached = ctx.cache.as_ref().and_then(|c| c.attestation(&key));
+    if let Some(document) = cached.and_then(|s| s.decode::<Vec<u8>>(&version)) {
+        return Ok(document);
+    }
+    let document = read_sbom(&reference, image, ctx)?;
+    if let (Some(cache), Some(summary)) = (&ctx.cache, Summary::encode(version, &document)) {
+        // A cache that cannot take it costs the next build time only.
+        let _ = cache.put_attestation(&key, &summary);
+    }
+    Ok(document)
+}
+
+/// The SBOM of one staged image, read back as any image is.
+fn read_sbom(reference: &str, image: &Built, ctx: &Context) -> Result<Vec<u8>> {
     let bytes = ctx
         .blobs
         .read(&image.manifest)
         .map_err(|e| Error::Failed(format!("reading the staged manifest: {e}")))?;
     let manifest: ImageManifest = serde_json::from_slice(&bytes)
         .map_err(|e| Error::Failed(format!("reading the staged manifest: {e}")))?;
-    let reference = format!("{}:{}", recipe.spec.name, recipe.spec.version);
     let side = Side {
-        reference: &reference,
+        reference,
         identity: Identity::Manifest(image.manifest.digest),
         annotations: manifest.annotations().as_ref(),
         config: &image.config,

@@ -165,7 +165,7 @@ impl Summary {
 impl Cache {
     /// Opens (creating) the cache at `root`.
     pub fn open(root: &Path) -> Result<Cache> {
-        for dir in ["layers", "stat", "bases"] {
+        for dir in ["layers", "stat", "bases", "attestations"] {
             std::fs::create_dir_all(root.join(dir))
                 .context(|| format!("creating cache directory {}", root.join(dir).display()))?;
         }
@@ -374,6 +374,28 @@ impl Cache {
         replace_file(&self.base_path(key), &summary.to_bytes())
     }
 
+    fn attestation_path(&self, key: &Digest) -> PathBuf {
+        self.root
+            .join("attestations")
+            .join(format!("{}.summary", key.hex()))
+    }
+
+    /// A document made about an image before (its SBOM), by `key`, which
+    /// names the image by digest. One that does not read back is removed.
+    pub fn attestation(&self, key: &Digest) -> Option<Summary> {
+        let path = self.attestation_path(key);
+        let summary = Summary::read(&path);
+        if summary.is_none() {
+            let _ = std::fs::remove_file(&path);
+        }
+        summary
+    }
+
+    /// Records a document made about an image, by `key`.
+    pub fn put_attestation(&self, key: &Digest, summary: &Summary) -> Result<()> {
+        replace_file(&self.attestation_path(key), &summary.to_bytes())
+    }
+
     /// Bytes and files the cache holds.
     pub fn usage(&self) -> Result<Usage> {
         let mut usage = Usage::default();
@@ -398,7 +420,7 @@ impl Cache {
     /// use.
     pub fn prune(&self) -> Result<Usage> {
         let before = self.usage()?;
-        for dir in ["blobs", "layers", "stat", "bases"] {
+        for dir in ["blobs", "layers", "stat", "bases", "attestations"] {
             let path = self.root.join(dir);
             if path.exists() {
                 std::fs::remove_dir_all(&path)
