@@ -178,6 +178,17 @@ fn hello_is_attested_validly_and_reproducibly() {
     assert_eq!(build(&hello, &again, &tmp.path().join("cache-a")), digest);
     assert_eq!(attached(&again, &digest, SPDX), sbom);
     assert_ne!(std::fs::read(&kept[0]).unwrap(), b"not a summary");
+    // The entry names the document's blob in the cache, checked as read:
+    // a damaged one is not attached, but made again.
+    let cached = tmp
+        .path()
+        .join("cache-a/blobs/sha256")
+        .join(sha256_hex(&sbom));
+    std::fs::remove_file(&cached).unwrap();
+    std::fs::write(&cached, vec![b'x'; sbom.len()]).unwrap();
+    let damaged = tmp.path().join("damaged/out");
+    assert_eq!(build(&hello, &damaged, &tmp.path().join("cache-a")), digest);
+    assert_eq!(attached(&damaged, &digest, SPDX), sbom);
 
     pyspdxtools_validates(tmp.path(), "hello.spdx.json", &sbom);
     schemas_validate(tmp.path(), &provenance);

@@ -87,14 +87,24 @@ fn image_sbom(recipe: &Recipe, image: &Built, ctx: &Context) -> Result<Vec<u8>> 
     let reference = format!("{}:{}", recipe.spec.name, recipe.spec.version);
     let key = Digest::of(format!("sbom\n{}\n{reference}", image.manifest.digest).as_bytes());
     let version = format!("sbom, ingot {}", crate::attest::VERSION);
-    let cached = ctx.cache.as_ref().and_then(|c| c.attestation(&key));
-    if let Some(document) = cached.and_then(|s| s.decode::<Vec<u8>>(&version)) {
-        return Ok(document);
+    // The entry names the document's blob in the cache's store, which
+    // checks it by digest as it is read.
+    if let Some(cache) = &ctx.cache {
+        let kept = cache
+            .attestation(&key)
+            .and_then(|s| s.decode::<(Digest, u64)>(&version));
+        let blob = kept.map(|(digest, size)| BlobRef { digest, size });
+        if let Some(document) = blob.and_then(|blob| cache.blobs.read(&blob).ok()) {
+            return Ok(document);
+        }
     }
     let document = read_sbom(&reference, image, ctx)?;
-    if let (Some(cache), Some(summary)) = (&ctx.cache, Summary::encode(version, &document)) {
+    if let Some(cache) = &ctx.cache {
         // A cache that cannot take it costs the next build time only.
-        let _ = cache.put_attestation(&key, &summary);
+        let blob = cache.blobs.put(&document).ok();
+        if let Some(summary) = blob.and_then(|b| Summary::encode(version, &(b.digest, b.size))) {
+            let _ = cache.put_attestation(&key, &summary);
+        }
     }
     Ok(document)
 }
