@@ -352,48 +352,45 @@ impl Cache {
         self.root.join("stat").join(format!("{}.json", key.hex()))
     }
 
-    fn base_path(&self, key: &Digest) -> PathBuf {
-        self.root
-            .join("bases")
-            .join(format!("{}.summary", key.hex()))
-    }
-
-    /// What reading the base layers `key` names taught a build. An entry
-    /// that is not a summary is removed so that the base is read again.
-    pub fn base(&self, key: &Digest) -> Option<Summary> {
-        let path = self.base_path(key);
+    /// The summary filed under `key` in the cache directory `dir`. An
+    /// entry that is not a summary is removed, so that what it would have
+    /// said is learnt again.
+    fn summary(&self, dir: &str, key: &Digest) -> Option<Summary> {
+        let path = self.summary_path(dir, key);
         let summary = Summary::read(&path);
         if summary.is_none() {
             let _ = std::fs::remove_file(&path);
         }
         summary
+    }
+
+    fn put_summary(&self, dir: &str, key: &Digest, summary: &Summary) -> Result<()> {
+        replace_file(&self.summary_path(dir, key), &summary.to_bytes())
+    }
+
+    fn summary_path(&self, dir: &str, key: &Digest) -> PathBuf {
+        self.root.join(dir).join(format!("{}.summary", key.hex()))
+    }
+
+    /// What reading the base layers `key` names taught a build.
+    pub fn base(&self, key: &Digest) -> Option<Summary> {
+        self.summary("bases", key)
     }
 
     /// Records what reading the base layers `key` names taught a build.
     pub fn put_base(&self, key: &Digest, summary: &Summary) -> Result<()> {
-        replace_file(&self.base_path(key), &summary.to_bytes())
-    }
-
-    fn attestation_path(&self, key: &Digest) -> PathBuf {
-        self.root
-            .join("attestations")
-            .join(format!("{}.summary", key.hex()))
+        self.put_summary("bases", key, summary)
     }
 
     /// A document made about an image before (its SBOM), by `key`, which
-    /// names the image by digest. One that does not read back is removed.
+    /// names the image by digest.
     pub fn attestation(&self, key: &Digest) -> Option<Summary> {
-        let path = self.attestation_path(key);
-        let summary = Summary::read(&path);
-        if summary.is_none() {
-            let _ = std::fs::remove_file(&path);
-        }
-        summary
+        self.summary("attestations", key)
     }
 
     /// Records a document made about an image, by `key`.
     pub fn put_attestation(&self, key: &Digest, summary: &Summary) -> Result<()> {
-        replace_file(&self.attestation_path(key), &summary.to_bytes())
+        self.put_summary("attestations", key, summary)
     }
 
     /// Bytes and files the cache holds.
