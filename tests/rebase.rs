@@ -269,6 +269,38 @@ fn rebasing_from_one_static_stemcell_version_to_the_next_equals_a_rebuild() {
     assert_eq!(report["new_digest"], rebuilt.as_str());
 }
 
+/// The app `layers` built on base-v1 (which has /srv), and base-bare
+/// (which has not) built beside it: its reference, and the app's digest.
+fn on_a_base_with_srv(root: &Path, layers: &str) -> (&'static str, String) {
+    built_base(&root.join("base-v1"), "v1", SRV_DIR, "");
+    built_base(&root.join("base-bare"), "v2", "", "");
+    let app = app_recipe(&root.join("app"), "oci:../base-v1/out:1.0.0", layers);
+    (
+        "oci:../base-bare/out:1.0.0",
+        build_bare(&app, &app.join("out")),
+    )
+}
+
+/// Rebasing onto `onto` is refused with `refusal` (and nothing written);
+/// with the recipe, `spool` is rebuilt to the rebuild's digest. The
+/// report and the rebuild's digest.
+fn refused_then_rebuilt(root: &Path, onto: &str, layers: &str, refusal: &str) -> (Value, String) {
+    let refused = rebase(root, onto, &[]);
+    assert!(!refused.status.success());
+    let err = stderr(&refused);
+    assert!(err.contains(refusal), "{err}");
+    assert!(!root.join("rebased").exists());
+    let report = json(&rebase(
+        root,
+        onto,
+        &["--recipe", ".", "--no-attest", "--json"],
+    ));
+    assert_eq!(names(&report["rebuilt"]), ["spool"]);
+    let rebuilt = rebuilt_on(root, "app-bare", onto, layers);
+    assert_eq!(report["new_digest"], rebuilt.as_str());
+    (report, rebuilt)
+}
+
 /// A `mkdir` of a directory the old base has writes nothing, so the layer
 /// holds no trace of it: on a base without it, a rebuild writes the
 /// directory. The layer is base-dependent for that, refused, and rebuilt
@@ -278,29 +310,10 @@ fn rebasing_from_one_static_stemcell_version_to_the_next_equals_a_rebuild() {
 fn a_mkdir_of_a_directory_the_old_base_has_is_not_kept_on_a_base_without_it() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    built_base(&root.join("base-v1"), "v1", SRV_DIR, "");
-    built_base(&root.join("base-bare"), "v2", "", "");
     let layers = "  - name: spool\n    steps:\n      - mkdir: { path: /srv }\n      \
                   - file: { dest: /etc/spool.conf, content: spool }\n";
-    let app = app_recipe(&root.join("app"), "oci:../base-v1/out:1.0.0", layers);
-    build_bare(&app, &app.join("out"));
-    let onto = "oci:../base-bare/out:1.0.0";
-    let refused = rebase(root, onto, &[]);
-    assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("layer spool: base-dependent"),
-        "{}",
-        stderr(&refused)
-    );
-    assert!(!root.join("rebased").exists());
-    let report = json(&rebase(
-        root,
-        onto,
-        &["--recipe", ".", "--no-attest", "--json"],
-    ));
-    assert_eq!(names(&report["rebuilt"]), ["spool"]);
-    let rebuilt = rebuilt_on(root, "app-bare", onto, layers);
-    assert_eq!(report["new_digest"], rebuilt.as_str());
+    let (onto, _) = on_a_base_with_srv(root, layers);
+    refused_then_rebuilt(root, onto, layers, "layer spool: base-dependent");
 }
 
 /// A layer that changes nothing on the old base is not in the image; the
@@ -310,39 +323,25 @@ fn a_mkdir_of_a_directory_the_old_base_has_is_not_kept_on_a_base_without_it() {
 fn a_layer_that_changed_nothing_on_the_old_base_is_not_dropped_by_a_rebase() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    built_base(&root.join("base-v1"), "v1", SRV_DIR, "");
-    built_base(&root.join("base-bare"), "v2", "", "");
     let layers = "  - name: spool\n    steps:\n      - mkdir: { path: /srv }\n  \
                   - name: conf\n    steps:\n      - file: { dest: /etc/conf, content: c }\n";
-    let app = app_recipe(&root.join("app"), "oci:../base-v1/out:1.0.0", layers);
-    let digest = build_bare(&app, &app.join("out"));
-    let manifest = common::read_json(&common::blob_path(&app.join("out"), &digest));
+    let (onto, digest) = on_a_base_with_srv(root, layers);
+    let manifest = common::read_json(&common::blob_path(&root.join("app/out"), &digest));
     assert_eq!(manifest["annotations"]["dev.ingot.layers.empty"], "spool");
     assert_eq!(
         manifest["layers"].as_array().unwrap().len(),
         2,
         "{manifest}"
     );
-
-    let onto = "oci:../base-bare/out:1.0.0";
-    let refused = rebase(root, onto, &[]);
-    assert!(!refused.status.success());
-    let err = stderr(&refused);
-    assert!(
-        err.contains("layers spool: changed nothing on the old base")
-            && !err.contains("layer conf"),
-        "{err}"
-    );
-    assert!(!root.join("rebased").exists());
-    let report = json(&rebase(
+    let (report, rebuilt) = refused_then_rebuilt(
         root,
         onto,
-        &["--recipe", ".", "--no-attest", "--json"],
-    ));
-    assert_eq!(names(&report["rebuilt"]), ["spool"]);
+        layers,
+        "layers spool: changed nothing on the old base",
+    );
     assert_eq!(names(&report["reused"]), ["conf"]);
-    let rebuilt = rebuilt_on(root, "app-bare", onto, layers);
-    assert_eq!(report["new_digest"], rebuilt.as_str());
+    let refusal = stderr(&rebase(root, onto, &[]));
+    assert!(!refusal.contains("layer conf"), "{refusal}");
     let on_bare = common::read_json(&common::blob_path(&root.join("app-bare/out"), &rebuilt));
     assert!(on_bare["annotations"]["dev.ingot.layers.empty"].is_null());
 }
