@@ -117,8 +117,8 @@ pub struct Owned {
 
 /// Reads what an SBOM needs of `side`, and no more: the view, and the
 /// hashes of the files the layers from `own_from` up write. Unlike
-/// [`read`], no layer's entries are kept, so an image of 300,000 files
-/// costs its view and a hash per own file (issue 19).
+/// [`read_pair`], no layer's entries are kept, so an image of 300,000
+/// files costs its view and a hash per own file (issue 19).
 pub fn owned(
     side: &Side,
     diff_ids: &[Digest],
@@ -154,16 +154,8 @@ pub fn owned(
     let mut files = Vec::new();
     let mut databases = BTreeMap::new();
     for (path, node) in view.iter() {
-        if let Some(database) = packages::database_of(path) {
-            // A database that is a hardlink is its file's content.
-            let file = match &node.kind {
-                NodeKind::Hardlink { target } => target,
-                _ => path,
-            };
-            let layer = view.get(file).map_or(node.layer, |n| n.layer);
-            if let Some(bytes) = layer_databases.get(layer).and_then(|d| d.get(file)) {
-                databases.insert(path.clone(), (database, bytes.clone()));
-            }
+        if let Some(found) = database_at(&view, path, node, &layer_databases) {
+            databases.insert(path.clone(), found);
         }
         if matches!(node.kind, NodeKind::File { .. })
             && node.layer >= own_from
@@ -235,17 +227,8 @@ impl Reader {
                 continue;
             };
             merged.insert(path.clone(), meta.clone());
-            let Some(database) = packages::database_of(path) else {
-                continue;
-            };
-            // A database that is a hardlink is its file's content.
-            let file = match &node.kind {
-                NodeKind::Hardlink { target } => target,
-                _ => path,
-            };
-            let layer = self.view.get(file).map_or(node.layer, |n| n.layer);
-            if let Some(bytes) = self.databases.get(layer).and_then(|d| d.get(file)) {
-                databases.insert(path.clone(), (database, bytes.clone()));
+            if let Some(found) = database_at(&self.view, path, node, &self.databases) {
+                databases.insert(path.clone(), found);
             }
         }
         fill_hardlinks(&mut merged, &self.view);
@@ -255,6 +238,25 @@ impl Reader {
             databases,
         }
     }
+}
+
+/// The package database at `path` of the merged filesystem `view`, if it
+/// is one: its content as the layer that wrote it kept it (`kept`, by
+/// layer). A database that is a hardlink is its file's content.
+fn database_at(
+    view: &View,
+    path: &ImagePath,
+    node: &Node,
+    kept: &[BTreeMap<ImagePath, Vec<u8>>],
+) -> Option<(Database, Vec<u8>)> {
+    let database = packages::database_of(path)?;
+    let file = match &node.kind {
+        NodeKind::Hardlink { target } => target,
+        _ => path,
+    };
+    let layer = view.get(file).map_or(node.layer, |n| n.layer);
+    let bytes = kept.get(layer)?.get(file)?;
+    Some((database, bytes.clone()))
 }
 
 /// A file's content as hashed.
