@@ -76,8 +76,7 @@ pub fn own_layers(side: &Side) -> usize {
     let stemcell = side
         .annotations
         .and_then(|a| a.get(annotation::BASE_NAME))
-        .and_then(|name| name.strip_prefix("stemcell:"))
-        .and_then(|s| s.split_once('@'))
+        .and_then(|name| stemcell::pinned(name))
         .and_then(|(name, version)| stemcell::layer_count(name, version));
     match stemcell {
         Some(below) if below <= side.layers.len() => below.max(top),

@@ -141,7 +141,7 @@ pub fn stemcell_version(
         .pins
         .iter()
         .find(|p| p.from == from && p.reference == reference)?;
-    let (pinned, version) = pin.resolved.strip_prefix("stemcell:")?.split_once('@')?;
+    let (pinned, version) = stemcell::pinned(&pin.resolved)?;
     (pinned == name).then(|| version.to_string())
 }
 

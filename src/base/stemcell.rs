@@ -56,6 +56,12 @@ pub fn newest(name: &str) -> Option<String> {
         .max_by(|a, b| version_key(a).cmp(&version_key(b)))
 }
 
+/// The name and version a fully pinned stemcell reference names
+/// (`stemcell:static@1.0.0`), as images and locks record it.
+pub fn pinned(reference: &str) -> Option<(&str, &str)> {
+    reference.strip_prefix("stemcell:")?.split_once('@')
+}
+
 /// How many layers the image of stemcell `name` at `version` has, its
 /// own and its base stemcell's: what an SBOM counts as the base of an
 /// image built on it. None when this binary embeds no such version, or
@@ -70,7 +76,7 @@ pub fn layer_count(name: &str, version: &str) -> Option<usize> {
         if head.base == "scratch" {
             return Some(count);
         }
-        let (n, v) = head.base.strip_prefix("stemcell:")?.split_once('@')?;
+        let (n, v) = pinned(&head.base)?;
         (name, version) = (n.to_string(), v.to_string());
     }
     None

@@ -464,10 +464,7 @@ fn pin_disagrees(recipe: &Recipe, pin: &lock::Pin) -> Option<String> {
                     .iter()
                     .any(|(n, e)| n == name && e == v)
             };
-            let pinned = pin
-                .resolved
-                .strip_prefix("stemcell:")
-                .and_then(|r| r.split_once('@'))
+            let pinned = stemcell::pinned(&pin.resolved)
                 .filter(|(n, _)| n == name)
                 .map(|(_, v)| v);
             let fits = match (version, pinned) {
