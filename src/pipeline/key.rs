@@ -111,15 +111,20 @@ pub fn layer_key(
     }
     // Every file's digest at once, so the ones the index does not know are
     // read in parallel.
-    let files: Vec<(&std::path::Path, source::FileStat)> = walks
+    let paths: Vec<(std::path::PathBuf, source::FileStat)> = walks
         .iter()
-        .flat_map(|(_, walk, _)| walk)
-        .filter_map(|e| match &e.kind {
-            SourceKind::File { path, stat, .. } => Some((path.as_path(), *stat)),
-            _ => None,
+        .flat_map(|(_, walk, _)| {
+            walk.iter().filter_map(|e| match e.kind {
+                SourceKind::File { stat, .. } => Some((walk.host_path(e.rel), stat)),
+                _ => None,
+            })
         })
         .collect();
+    let files: Vec<(&std::path::Path, source::FileStat)> =
+        paths.iter().map(|(p, s)| (p.as_path(), *s)).collect();
     let digests = stats.digests(&files).ok()?;
+    drop(files);
+    drop(paths);
     let spec_recipe = &ctx.recipe.spec;
     let inputs = KeyInputs {
         key_version: KEY_VERSION,
@@ -142,7 +147,7 @@ pub fn layer_key(
     };
     let mut hasher = HashingWriter::new(std::io::sink());
     hasher.write_all(&canonical_json(&inputs).ok()?).ok()?;
-    let sources = walks.iter().map(|(_, walk, keep)| (walk.as_slice(), *keep));
+    let sources = walks.iter().map(|(_, walk, keep)| (walk, *keep));
     hash_sources(sources, &mut digests.into_iter(), &mut hasher)?;
     let (key, _, _) = hasher.finish();
     let walks = walks.into_iter().map(|(root, walk, _)| (root, walk));
@@ -157,21 +162,21 @@ pub fn layer_key(
 /// The head says how many lines each source has, so the encoding is
 /// unambiguous. None when `digests` runs short.
 fn hash_sources<'w>(
-    sources: impl Iterator<Item = (&'w [source::SourceEntry], bool)>,
+    sources: impl Iterator<Item = (&'w source::Walk, bool)>,
     digests: &mut impl Iterator<Item = Digest>,
     out: &mut impl Write,
 ) -> Option<()> {
     for (walk, keep_modes) in sources {
-        for entry in walk {
-            let (kind, executable, target, digest) = match &entry.kind {
+        for entry in walk.iter() {
+            let (kind, executable, target, digest) = match entry.kind {
                 SourceKind::Dir => ("dir", false, None, None),
                 SourceKind::File { executable, .. } => {
-                    ("file", *executable, None, Some(digests.next()?))
+                    ("file", executable, None, Some(digests.next()?))
                 }
-                SourceKind::Symlink { target } => ("symlink", false, Some(target.as_str()), None),
+                SourceKind::Symlink { target } => ("symlink", false, Some(target), None),
             };
             let item = SourceItem {
-                rel: &entry.rel,
+                rel: entry.rel,
                 kind,
                 executable,
                 target,

@@ -138,7 +138,7 @@ impl<'a> Layers<'a> {
         {
             return Ok(());
         }
-        self.write(index, key, &walks, view, log)
+        self.write(index, key, walks, view, log)
     }
 
     /// Serves layer `index` from the donor image when it may be kept: it
@@ -335,7 +335,7 @@ impl<'a> Layers<'a> {
         &mut self,
         index: usize,
         key: Option<Digest>,
-        walks: &Walks,
+        walks: Walks,
         view: &mut View,
         log: Log,
     ) -> Result<()> {
@@ -382,12 +382,15 @@ impl<'a> Layers<'a> {
             view,
             base_layers: self.base.layers.len(),
             epoch: self.epoch,
-            walks,
+            walks: &walks,
             installed: installed.as_ref(),
             copied_up: copied_up.as_ref(),
             extracted: &extracted,
         };
         let plan = plan::plan_layer(&inputs, index)?;
+        // A walk of a large tree is most of what a build holds: gone before
+        // the layer is written.
+        drop(walks);
         drop(installed);
         if plan.is_empty() {
             log(&format!("layer {}: no changes, not emitted", spec.name));
@@ -401,7 +404,10 @@ impl<'a> Layers<'a> {
         // back.
         let changes = plan::changes(&entries, layer_index)
             .map_err(|m| self.recipe.error_at(&["layers", &index.to_string()], m))?;
-        view.apply(changes.clone());
+        // The summary holds the changes encoded, a fraction of their size
+        // in memory, until the writer's findings complete it.
+        let encoded = LayerSummary::encode_changes(&changes);
+        view.apply(changes);
         let report = self.report(index, view, layer_index, log);
         while self.slots.iter().filter(|s| s.writing()).count() >= self.max_writers {
             if let Some(oldest) = self.slots.iter_mut().find(|s| s.writing()) {
@@ -436,7 +442,7 @@ impl<'a> Layers<'a> {
             reused: false,
             state: SlotState::Writing {
                 base_dependent,
-                changes,
+                changes: encoded,
                 handle: std::thread::spawn(move || job.run(writer)),
             },
             packages: report,
@@ -615,7 +621,9 @@ enum SlotState {
     /// Being written on a worker thread.
     Writing {
         base_dependent: bool,
-        changes: Vec<Change>,
+        /// The layer's changes, encoded for its summary (None if they
+        /// could not be: the layer is then cached without one).
+        changes: Option<Vec<u8>>,
         handle: JoinHandle<io::Result<(layer::Layer, Findings, usize)>>,
     },
     Done(io::Result<Written>),
@@ -665,22 +673,16 @@ impl SlotState {
                 let result = handle
                     .join()
                     .unwrap_or_else(|_| Err(io::Error::other("the layer writer panicked")));
-                Outcome::Written(result.map(|(written, findings, entries)| {
-                    Written {
-                        built: CachedLayer {
-                            digest: written.digest,
-                            size: written.size,
-                            diff_id: written.diff_id,
-                            entries,
-                            base_dependent,
-                            summary: LayerSummary {
-                                changes,
-                                findings: findings.clone(),
-                            }
-                            .stamped(),
-                        },
-                        findings,
-                    }
+                Outcome::Written(result.map(|(written, findings, entries)| Written {
+                    built: CachedLayer {
+                        digest: written.digest,
+                        size: written.size,
+                        diff_id: written.diff_id,
+                        entries,
+                        base_dependent,
+                        summary: changes.and_then(|c| LayerSummary::stamp_encoded(c, &findings)),
+                    },
+                    findings,
                 }))
             }
         }
@@ -865,6 +867,23 @@ impl LayerSummary {
         Summary::encode(Self::version(), self)
     }
 
+    /// The `changes` of a summary, encoded on their own: a summary is
+    /// `changes` then `findings` in postcard, which frames neither field,
+    /// so the two encodings put end to end are the summary's body.
+    fn encode_changes(changes: &[Change]) -> Option<Vec<u8>> {
+        postcard::to_stdvec(changes).ok()
+    }
+
+    /// The summary of a layer whose changes [`Self::encode_changes`]
+    /// encoded, with `findings`, stamped with this version.
+    fn stamp_encoded(mut changes: Vec<u8>, findings: &Findings) -> Option<Summary> {
+        changes.extend(postcard::to_stdvec(findings).ok()?);
+        Some(Summary {
+            version: Self::version(),
+            body: changes,
+        })
+    }
+
     /// The summary of `hit`, if it was made by this version.
     fn current(hit: &CachedLayer) -> Option<LayerSummary> {
         hit.summary.as_ref()?.decode(&Self::version())
@@ -911,5 +930,66 @@ impl layer::ContentSink for Counting<'_> {
     fn end(&mut self) {
         self.progress.advance_file();
         self.inner.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rootfs::meta::ImagePath;
+    use crate::rootfs::{Node, NodeKind};
+    use crate::seal::scan::Found;
+
+    /// A summary put together from its changes encoded early and its
+    /// findings later reads back as the summary made in one go.
+    #[test]
+    fn a_summary_encoded_in_two_parts_is_the_whole_summary() {
+        let path = |p: &str| ImagePath::from_rel(p).unwrap();
+        let node = |kind| Node {
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            layer: 3,
+            capability: false,
+        };
+        let changes = vec![
+            Change::Opaque(path("srv")),
+            Change::Put(path("srv/a"), node(NodeKind::File { size: 7 }), None),
+            Change::Put(
+                path("etc/passwd"),
+                node(NodeKind::File { size: 5 }),
+                Some(b"root\n".to_vec()),
+            ),
+            Change::Whiteout(path("srv/b")),
+        ];
+        let findings = Findings {
+            found: vec![(
+                path("srv/a"),
+                Found::Key {
+                    format: "OpenSSH".into(),
+                    inside: None,
+                },
+            )],
+        };
+        let whole = LayerSummary {
+            changes: changes.clone(),
+            findings: findings.clone(),
+        }
+        .stamped()
+        .unwrap();
+        let encoded = LayerSummary::encode_changes(&changes).unwrap();
+        let parts = LayerSummary::stamp_encoded(encoded, &findings).unwrap();
+        assert_eq!(parts, whole);
+        let hit = CachedLayer {
+            digest: Digest::of(b"blob"),
+            size: 1,
+            diff_id: Digest::of(b"tar"),
+            entries: changes.len(),
+            base_dependent: false,
+            summary: Some(parts),
+        };
+        let back = LayerSummary::current(&hit).unwrap();
+        assert_eq!((back.changes, back.findings), (changes, findings));
     }
 }

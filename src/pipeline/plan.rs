@@ -337,13 +337,17 @@ impl Plan {
     fn copy(&mut self, inputs: &Inputs, c: &CopyStep) -> Result<(), String> {
         let src = inputs.recipe.resolve_src(&c.src)?;
         let owner = c.owner.unwrap_or_default();
-        let items = match inputs.walks.get(&src) {
-            Some(walk) => walk.clone(),
-            None => source::walk(&src)?,
+        let walked;
+        let walk = match inputs.walks.get(&src) {
+            Some(walk) => walk,
+            None => {
+                walked = source::walk(&src)?;
+                &walked
+            }
         };
         // A file copied to a `dest` ending in `/` goes into it, under its
         // own name; a directory's contents go into `dest` either way.
-        let dest = match items.first() {
+        let dest = match walk.first() {
             Some(root) if c.dest.dir && root.kind != SourceKind::Dir => {
                 let name = Path::new(&c.src)
                     .file_name()
@@ -354,7 +358,7 @@ impl Plan {
             }
             _ => c.dest.path.clone(),
         };
-        for item in items {
+        for item in walk.iter() {
             let target = if item.rel.is_empty() {
                 dest.clone()
             } else {
@@ -368,7 +372,7 @@ impl Plan {
                         c.src, item.rel
                     ));
                 }
-                dest.join_rel(&item.rel)
+                dest.join_rel(item.rel)
             };
             let path = self.resolve(inputs.view, &target)?;
             // The host's bits, when the step keeps them.
@@ -387,16 +391,14 @@ impl Plan {
                     }
                 }
                 SourceKind::File {
-                    path: host,
-                    size,
-                    executable,
-                    ..
+                    size, executable, ..
                 } => {
                     let mode = c.mode.map(|m| m.0).or(kept).unwrap_or(if executable {
                         0o755
                     } else {
                         0o644
                     });
+                    let host = walk.host_path(item.rel);
                     let kind = EntryKind::File(Content::Path { path: host, size });
                     self.put(inputs.view, path, kind, mode, owner)?;
                 }
@@ -404,7 +406,9 @@ impl Plan {
                     self.put(
                         inputs.view,
                         path,
-                        EntryKind::Symlink { target },
+                        EntryKind::Symlink {
+                            target: target.to_string(),
+                        },
                         0o777,
                         owner,
                     )?;

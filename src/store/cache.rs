@@ -52,7 +52,7 @@ pub const MAX_CACHE_FILE: u64 = 1 << 30;
 /// A file's identity as git's index records it: a file whose stat is
 /// unchanged is taken to have unchanged content (with git's racy-clean
 /// exception, which the cache applies).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileStat {
     pub size: u64,
     pub mtime_ns: i128,
@@ -148,11 +148,12 @@ impl Summary {
     /// in UTF-8.
     pub fn from_bytes(mut bytes: Vec<u8>) -> Option<Summary> {
         let newline = bytes.iter().position(|&b| b == b'\n')?;
-        let body = bytes.split_off(newline + 1);
-        bytes.truncate(newline);
+        let version = String::from_utf8(bytes[..newline].to_vec()).ok()?;
+        // In place: a summary of a large layer is megabytes, not copied.
+        bytes.drain(..=newline);
         Some(Summary {
-            version: String::from_utf8(bytes).ok()?,
-            body,
+            version,
+            body: bytes,
         })
     }
 
