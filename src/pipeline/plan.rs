@@ -44,6 +44,8 @@ pub struct Inputs<'a> {
 /// The changes one recipe layer makes.
 #[derive(Debug, Default)]
 pub struct Plan {
+    /// Each entry by its path, which `into_entries` gives it (an entry's
+    /// own `path` may be left empty until then).
     entries: BTreeMap<ImagePath, layer::Entry>,
     whiteouts: BTreeSet<ImagePath>,
     opaques: BTreeSet<ImagePath>,
@@ -157,7 +159,10 @@ impl Plan {
             .map(|o| layer::Entry::opaque_whiteout(o.as_rel()));
         whiteouts
             .chain(opaques)
-            .chain(self.entries.into_values())
+            .chain(self.entries.into_iter().map(|(path, mut entry)| {
+                entry.path = path.into_rel();
+                entry
+            }))
             .collect()
     }
 
@@ -270,7 +275,8 @@ impl Plan {
             remove_below(&mut self.entries, &path, false);
         }
         let entry = layer::Entry {
-            path: path.as_rel().to_string(),
+            // Its key's, given it by `into_entries`: not held twice.
+            path: String::new(),
             kind,
             mode,
             uid: owner.uid.into(),

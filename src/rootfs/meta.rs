@@ -6,13 +6,19 @@ use std::str::FromStr;
 
 /// An absolute path inside the image, normalized: no `.`, `..` or empty
 /// components. Stored without the leading `/` (the form tar uses); the root
-/// is the empty string.
+/// is the empty string. A boxed `str`, exactly as long as the path: a view
+/// holds one per entry, hundreds of thousands of them.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ImagePath(String);
+pub struct ImagePath(Box<str>);
 
 impl ImagePath {
     pub fn root() -> ImagePath {
-        ImagePath(String::new())
+        ImagePath(Box::default())
+    }
+
+    /// The path as a `String` (its relative form), without a copy.
+    pub fn into_rel(self) -> String {
+        self.0.into_string()
     }
 
     /// The relative form used in tar headers (`etc/passwd`).
@@ -32,9 +38,7 @@ impl ImagePath {
         if rel.is_empty() {
             return Some(ImagePath::root());
         }
-        rel.split('/')
-            .all(|c| !c.is_empty() && c != "." && c != "..")
-            .then(|| ImagePath(rel.to_string()))
+        is_canonical(rel).then(|| ImagePath(rel.into()))
     }
 
     pub fn parent(&self) -> Option<ImagePath> {
@@ -42,7 +46,7 @@ impl ImagePath {
             return None;
         }
         Some(match self.0.rfind('/') {
-            Some(i) => ImagePath(self.0[..i].to_string()),
+            Some(i) => ImagePath(self.0[..i].into()),
             None => ImagePath::root(),
         })
     }
@@ -56,18 +60,21 @@ impl ImagePath {
     /// non-empty component without `/`.
     pub fn join(&self, name: &str) -> ImagePath {
         debug_assert!(!name.is_empty() && !name.contains('/'));
-        if self.is_root() {
-            ImagePath(name.to_string())
-        } else {
-            ImagePath(format!("{}/{name}", self.0))
-        }
+        self.join_rel(name)
     }
 
-    /// Joins a relative path of several components.
+    /// Joins a relative path of several components (empty ones skipped),
+    /// in one allocation.
     pub fn join_rel(&self, rel: &str) -> ImagePath {
-        rel.split('/')
-            .filter(|c| !c.is_empty())
-            .fold(self.clone(), |p, c| p.join(c))
+        let mut out = String::with_capacity(self.0.len() + 1 + rel.len());
+        out.push_str(&self.0);
+        for c in rel.split('/').filter(|c| !c.is_empty()) {
+            if !out.is_empty() {
+                out.push('/');
+            }
+            out.push_str(c);
+        }
+        ImagePath(out.into_boxed_str())
     }
 
     /// Every proper ancestor from the top down, excluding the root.
@@ -88,7 +95,8 @@ impl ImagePath {
     pub fn starts_with(&self, other: &ImagePath) -> bool {
         other.is_root()
             || self.0 == other.0
-            || (self.0.starts_with(&other.0) && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
+            || (self.0.starts_with(&*other.0)
+                && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
     }
 
     pub fn components(&self) -> impl Iterator<Item = &str> {
@@ -100,6 +108,13 @@ impl fmt::Display for ImagePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "/{}", display_name(&self.0))
     }
+}
+
+/// Whether `rel` is a non-empty relative path with no empty, `.` or `..`
+/// component: the stored form of an [`ImagePath`] other than the root.
+fn is_canonical(rel: &str) -> bool {
+    rel.split('/')
+        .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 /// A tar name as a `String`, losslessly. Bases keep their names as raw bytes
@@ -172,7 +187,7 @@ impl FromStr for ImagePath {
                 c => parts.push(c),
             }
         }
-        Ok(ImagePath(parts.join("/")))
+        Ok(ImagePath(parts.join("/").into_boxed_str()))
     }
 }
 
@@ -390,10 +405,13 @@ impl<'de> serde::Deserialize<'de> for ImagePath {
         let s = String::deserialize(d)?;
         if human {
             s.parse().map_err(serde::de::Error::custom)
+        } else if s.is_empty() || is_canonical(&s) {
+            // The stored form is canonical already: taken as it is.
+            Ok(ImagePath(s.into_boxed_str()))
         } else {
-            ImagePath::from_rel(&s)
-                .filter(|p| p.0 == s)
-                .ok_or_else(|| serde::de::Error::custom(format!("bad stored image path {s:?}")))
+            Err(serde::de::Error::custom(format!(
+                "bad stored image path {s:?}"
+            )))
         }
     }
 }
