@@ -24,7 +24,16 @@ impl Digest {
     /// The lowercase hex of the hash, without the algorithm prefix: the blob's
     /// file name under `blobs/sha256/`.
     pub fn hex(&self) -> String {
-        hex::encode(self.0)
+        let mut buf = [0; 64];
+        self.hex_in(&mut buf).to_string()
+    }
+
+    /// The hex written into `buf`: a key hashes one per file, so no
+    /// allocation and no char-by-char encoding.
+    fn hex_in<'b>(&self, buf: &'b mut [u8; 64]) -> &'b str {
+        // Neither can fail: the buffer is twice the hash long, and hex is ASCII.
+        let _ = hex::encode_to_slice(self.0, buf);
+        std::str::from_utf8(buf).unwrap_or_default()
     }
 
     /// The same digest as oci-spec's type, for descriptors.
@@ -37,7 +46,8 @@ impl Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex())
+        let mut buf = [0; 64];
+        write!(f, "sha256:{}", self.hex_in(&mut buf))
     }
 }
 
