@@ -129,6 +129,20 @@ impl Walk {
         }
     }
 
+    /// Adds the entry at host `path`, `rel` below the root, reading a
+    /// symlink's target.
+    fn push_entry(&mut self, path: &Path, rel: &str, seen: Seen) -> Result<(), String> {
+        let target = match seen.kind {
+            Kind::Symlink => std::fs::read_link(path)
+                .map_err(|e| format!("reading symlink {}: {e}", path.display()))?
+                .into_os_string()
+                .into_string()
+                .map_err(|_| format!("symlink {} has a non-UTF-8 target", path.display()))?,
+            _ => String::new(),
+        };
+        self.push(rel, &target, seen.kind, seen.mode, seen.stat)
+    }
+
     /// Adds an entry; its texts must keep the walk's text within the u32
     /// offsets its records use.
     fn push(
@@ -166,88 +180,156 @@ impl Walk {
     }
 }
 
-/// Lists `root` (a file or a directory tree), parents before children.
-/// The error names the offending host path.
+/// Lists `root` (a file or a directory tree), parents before children,
+/// each directory's entries in byte order of their names. The error names
+/// the offending host path.
+///
+/// Written on `read_dir` rather than walkdir: each entry is stat'ed
+/// relative to its open directory (walkdir stats every full path again),
+/// names are compared as bytes without parsing paths, and a directory is
+/// read whole and closed before its subdirectories are, so one descriptor
+/// is open at a time however deep the tree.
 pub fn walk(root: &Path) -> Result<Walk, String> {
     let mut out = Walk {
         root: root.to_path_buf(),
         text: String::new(),
         records: Vec::new(),
     };
-    let walker = walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .sort_by(|a, b| {
-            a.file_name()
-                .as_encoded_bytes()
-                .cmp(b.file_name().as_encoded_bytes())
-        });
-    for item in walker {
-        let item = item.map_err(|e| {
-            let path = e
-                .path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            format!("reading copy source {path}: {e}")
-        })?;
-        let path = item.path();
-        let rel = path
-            .strip_prefix(root)
-            .map_err(|_| format!("{} is outside {}", path.display(), root.display()))?;
-        let rel = rel
-            .to_str()
-            .ok_or_else(|| format!("copy source {} has a non-UTF-8 name", path.display()))?;
-        // The kind comes with the directory listing; only regular files
-        // need a stat (size, mode, and the identity the cache keys on).
-        let ft = item.file_type();
-        let mut mode = 0o777;
-        let mut stat = FileStat::default();
-        let mut target = String::new();
-        let kind = if ft.is_dir() {
-            let meta = item
-                .metadata()
-                .map_err(|e| format!("reading copy source {}: {e}", path.display()))?;
-            mode = meta.permissions().mode() & 0o7777;
-            Kind::Dir
-        } else if ft.is_file() {
-            let meta = item
-                .metadata()
-                .map_err(|e| format!("reading copy source {}: {e}", path.display()))?;
-            // Checked again: the file may have been replaced since listing.
-            if !meta.is_file() {
-                return Err(format!(
-                    "copy source {} changed while it was read",
-                    path.display()
-                ));
-            }
-            mode = meta.permissions().mode() & 0o7777;
-            stat = FileStat::of(&meta);
-            Kind::File
-        } else if ft.is_symlink() {
-            let link = std::fs::read_link(path)
-                .map_err(|e| format!("reading symlink {}: {e}", path.display()))?;
-            target = link
-                .into_os_string()
-                .into_string()
-                .map_err(|_| format!("symlink {} has a non-UTF-8 target", path.display()))?;
-            Kind::Symlink
-        } else {
-            let what = if ft.is_block_device() || ft.is_char_device() {
-                "a device node"
-            } else if ft.is_socket() {
-                "a socket"
-            } else if ft.is_fifo() {
-                "a fifo"
-            } else {
-                "not a regular file, directory or symlink"
-            };
-            return Err(format!(
-                "copy source {} is {what}; only regular files, directories and symlinks can be copied",
-                path.display()
-            ));
+    // The root is followed if it is a symlink, as a path named in a recipe.
+    let meta = std::fs::metadata(root).map_err(|e| reading(root, e))?;
+    let kind = classify(root, meta.file_type(), Some(&meta))?;
+    out.push_entry(root, "", kind)?;
+    if kind.kind != Kind::Dir {
+        return Ok(out);
+    }
+    // Directories being listed: each one's path and its entries not yet
+    // visited, in reverse order so the next is at the end.
+    let mut stack = vec![(String::new(), list(root)?)];
+    while let Some((parent, children)) = stack.last_mut() {
+        let Some(child) = children.pop() else {
+            stack.pop();
+            continue;
         };
-        out.push(rel, &target, kind, mode, stat)?;
+        let name = child.name.to_str().ok_or_else(|| {
+            format!(
+                "copy source {} has a non-UTF-8 name",
+                root.join(parent.as_str()).join(&child.name).display()
+            )
+        })?;
+        let rel = if parent.is_empty() {
+            name.to_string()
+        } else {
+            format!("{parent}/{name}")
+        };
+        if child.seen.kind == Kind::File {
+            // Most entries: no host path needed until the file is read.
+            out.push(&rel, "", Kind::File, child.seen.mode, child.seen.stat)?;
+            continue;
+        }
+        let path = root.join(&rel);
+        out.push_entry(&path, &rel, child.seen)?;
+        if child.seen.kind == Kind::Dir {
+            let entries = list(&path)?;
+            stack.push((rel, entries));
+        }
     }
     Ok(out)
+}
+
+/// An entry of a directory being walked, as its listing and a stat
+/// relative to the directory saw it.
+struct Child {
+    name: std::ffi::OsString,
+    seen: Seen,
+}
+
+/// What the walk keeps of an entry's stat.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    kind: Kind,
+    mode: u32,
+    stat: FileStat,
+}
+
+/// The entries of directory `dir`, stat'ed, in reverse byte order of their
+/// names (they are popped from the end).
+fn list(dir: &Path) -> Result<Vec<Child>, String> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| reading(dir, e))? {
+        let entry = entry.map_err(|e| reading(dir, e))?;
+        let ft = entry.file_type().map_err(|e| reading(&entry.path(), e))?;
+        // The kind comes with the listing; directories and regular files
+        // need a stat (mode, size, and the identity the cache keys on),
+        // taken relative to the open directory.
+        let meta = if ft.is_dir() || ft.is_file() {
+            Some(entry.metadata().map_err(|e| reading(&entry.path(), e))?)
+        } else {
+            None
+        };
+        let seen = classify(&entry.path(), ft, meta.as_ref())?;
+        children.push(Child {
+            name: entry.file_name(),
+            seen,
+        });
+    }
+    children.sort_unstable_by(|a, b| b.name.as_encoded_bytes().cmp(a.name.as_encoded_bytes()));
+    Ok(children)
+}
+
+/// The kind, mode and stat of the entry at `path` of type `ft`, refusing
+/// what a copy cannot take. `meta` is its stat, for a directory or a file.
+fn classify(
+    path: &Path,
+    ft: std::fs::FileType,
+    meta: Option<&std::fs::Metadata>,
+) -> Result<Seen, String> {
+    let stat_of = || meta.ok_or_else(|| format!("reading copy source {}: no stat", path.display()));
+    if ft.is_dir() {
+        let meta = stat_of()?;
+        Ok(Seen {
+            kind: Kind::Dir,
+            mode: meta.permissions().mode() & 0o7777,
+            stat: FileStat::default(),
+        })
+    } else if ft.is_file() {
+        let meta = stat_of()?;
+        // Checked again: the file may have been replaced since listing.
+        if !meta.is_file() {
+            return Err(format!(
+                "copy source {} changed while it was read",
+                path.display()
+            ));
+        }
+        Ok(Seen {
+            kind: Kind::File,
+            mode: meta.permissions().mode() & 0o7777,
+            stat: FileStat::of(meta),
+        })
+    } else if ft.is_symlink() {
+        Ok(Seen {
+            kind: Kind::Symlink,
+            mode: 0o777,
+            stat: FileStat::default(),
+        })
+    } else {
+        let what = if ft.is_block_device() || ft.is_char_device() {
+            "a device node"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_fifo() {
+            "a fifo"
+        } else {
+            "not a regular file, directory or symlink"
+        };
+        Err(format!(
+            "copy source {} is {what}; only regular files, directories and symlinks can be copied",
+            path.display()
+        ))
+    }
+}
+
+fn reading(path: &Path, e: std::io::Error) -> String {
+    format!("reading copy source {}: {e}", path.display())
 }
 
 #[cfg(test)]
@@ -271,5 +353,94 @@ mod tests {
         let _sock = std::os::unix::net::UnixListener::bind(dir.path().join("s")).unwrap();
         let err = walk(dir.path()).unwrap_err();
         assert!(err.contains("socket") && err.contains("/s"), "{err}");
+    }
+
+    /// Parents come before children, and a directory's whole subtree
+    /// before its next sibling, whatever the names' bytes: `a-c` sorts
+    /// before `a/b` as a string, but after `a`'s subtree in the walk.
+    #[test]
+    fn walks_each_subtree_before_the_next_sibling() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/f"), "f").unwrap();
+        std::fs::write(root.join("a-c"), "x").unwrap();
+        std::fs::write(root.join("a.d"), "y").unwrap();
+        std::fs::write(root.join("B"), "z").unwrap();
+        let rels: Vec<String> = walk(root)
+            .unwrap()
+            .iter()
+            .map(|e| e.rel.to_string())
+            .collect();
+        assert_eq!(rels, ["", "B", "a", "a/b", "a/b/f", "a-c", "a.d"]);
+    }
+
+    /// What a copy needs of each kind: a file's size, stat and executable
+    /// bit, a directory's mode, a symlink's target; its host path from the
+    /// root.
+    #[test]
+    fn keeps_what_a_copy_needs_of_each_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("d")).unwrap();
+        std::fs::set_permissions(root.join("d"), std::fs::Permissions::from_mode(0o2750)).unwrap();
+        std::fs::write(root.join("d/run"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(root.join("d/run"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        std::os::unix::fs::symlink("../elsewhere/x", root.join("d/link")).unwrap();
+        let walk = walk(root).unwrap();
+        let entries: Vec<SourceEntry> = walk.iter().collect();
+        assert_eq!(entries.len(), 4);
+        assert_eq!(
+            (entries[1].rel, entries[1].kind, entries[1].mode),
+            ("d", SourceKind::Dir, 0o2750)
+        );
+        assert_eq!(
+            entries[2].kind,
+            SourceKind::Symlink {
+                target: "../elsewhere/x"
+            }
+        );
+        let meta = std::fs::metadata(root.join("d/run")).unwrap();
+        assert_eq!(
+            entries[3].kind,
+            SourceKind::File {
+                size: 10,
+                executable: true,
+                stat: FileStat::of(&meta),
+            }
+        );
+        assert_eq!(walk.host_path(entries[3].rel), root.join("d/run"));
+        assert_eq!(walk.host_path(""), root);
+    }
+
+    /// A single file is a walk of one entry; a tree deeper than the
+    /// descriptors a process may hold walks all the same (one directory
+    /// is open at a time); a FIFO is refused, never opened.
+    #[test]
+    fn walks_a_file_a_deep_tree_and_refuses_fifos() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("one"), "1").unwrap();
+        let single = walk(&root.join("one")).unwrap();
+        assert_eq!(single.len(), 1);
+        assert!(matches!(
+            single.first().unwrap().kind,
+            SourceKind::File { size: 1, .. }
+        ));
+
+        let mut deep = root.join("deep");
+        for _ in 0..1100 {
+            deep.push("d");
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        assert_eq!(walk(&root.join("deep")).unwrap().len(), 1101);
+
+        let fifo =
+            std::ffi::CString::new(root.join("deep/p").into_os_string().into_encoded_bytes())
+                .unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let err = walk(&root.join("deep")).unwrap_err();
+        assert!(err.contains("fifo") && err.contains("deep/p"), "{err}");
     }
 }
