@@ -9,7 +9,7 @@
 //! fixed-size record per entry, and no host path kept: a file's is its
 //! root joined with its relative path, made when it is read.
 
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 pub use crate::store::cache::FileStat;
@@ -312,18 +312,10 @@ fn classify(
             stat: FileStat::default(),
         })
     } else {
-        let what = if ft.is_block_device() || ft.is_char_device() {
-            "a device node"
-        } else if ft.is_socket() {
-            "a socket"
-        } else if ft.is_fifo() {
-            "a fifo"
-        } else {
-            "not a regular file, directory or symlink"
-        };
         Err(format!(
-            "copy source {} is {what}; only regular files, directories and symlinks can be copied",
-            path.display()
+            "copy source {} is {}; only regular files, directories and symlinks can be copied",
+            path.display(),
+            crate::store::file::kind_of(ft)
         ))
     }
 }
@@ -441,6 +433,6 @@ mod tests {
                 .unwrap();
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
         let err = walk(&root.join("deep")).unwrap_err();
-        assert!(err.contains("fifo") && err.contains("deep/p"), "{err}");
+        assert!(err.contains("a FIFO") && err.contains("deep/p"), "{err}");
     }
 }
