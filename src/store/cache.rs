@@ -52,11 +52,17 @@ pub const MAX_CACHE_FILE: u64 = 1 << 30;
 /// A file's identity as git's index records it: a file whose stat is
 /// unchanged is taken to have unchanged content (with git's racy-clean
 /// exception, which the cache applies).
+///
+/// Times are nanoseconds since the epoch in an `i64`, which holds every
+/// time from 1677 to 2262: 40 bytes a file, for indexes of 300k files.
+/// A time outside that range saturates to its end rather than wrapping;
+/// at worst two such times compare equal, and a saturated mtime is never
+/// earlier than an index, so the racy-clean rule re-reads the file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileStat {
     pub size: u64,
-    pub mtime_ns: i128,
-    pub ctime_ns: i128,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
     pub inode: u64,
     pub dev: u64,
 }
@@ -74,15 +80,20 @@ impl FileStat {
 
     pub fn of(meta: &std::fs::Metadata) -> FileStat {
         use std::os::unix::fs::MetadataExt;
-        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
         FileStat {
             size: meta.len(),
-            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            mtime_ns: epoch_ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: epoch_ns(meta.ctime(), meta.ctime_nsec()),
             inode: meta.ino(),
             dev: meta.dev(),
         }
     }
+}
+
+/// `secs` seconds and `nanos` nanoseconds since the epoch, in nanoseconds,
+/// saturating at the ends of `i64` (see [`FileStat`]).
+fn epoch_ns(secs: i64, nanos: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
 }
 
 /// A cache directory.
@@ -489,7 +500,7 @@ pub struct Usage {
 pub struct StatIndex {
     /// When the index was last written (its file's mtime, in nanoseconds
     /// since the epoch): the racy-clean line.
-    written_ns: Option<i128>,
+    written_ns: Option<i64>,
     entries: HashMap<PathBuf, (FileStat, Digest)>,
     changed: bool,
 }
@@ -635,6 +646,16 @@ mod tests {
         assert_eq!(cache.layer(&key), None);
         assert!(!cache.layer_path(&key).exists());
         assert!(staging.read(&blob).is_ok(), "the staging copy is untouched");
+    }
+
+    #[test]
+    fn file_stats_are_compact_and_odd_times_saturate() {
+        assert_eq!(std::mem::size_of::<FileStat>(), 40);
+        assert_eq!(epoch_ns(1_700_000_000, 5), 1_700_000_000_000_000_005);
+        assert_eq!(epoch_ns(-1, 999_999_999), -1);
+        assert_eq!(epoch_ns(i64::MAX / 1000, 0), i64::MAX);
+        assert_eq!(epoch_ns(i64::MIN / 1000, 0), i64::MIN);
+        assert_eq!(epoch_ns(i64::MAX, i64::MAX), i64::MAX);
     }
 
     #[test]
