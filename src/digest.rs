@@ -21,6 +21,18 @@ impl Digest {
         Digest(Sha256::digest(bytes).into())
     }
 
+    /// The digest whose hash is `bytes`, as [`as_bytes`](Self::as_bytes)
+    /// gives it: for binary files of digests, such as the cache's stat
+    /// indexes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Digest {
+        Digest(bytes)
+    }
+
+    /// The hash's 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// The lowercase hex of the hash, without the algorithm prefix: the blob's
     /// file name under `blobs/sha256/`.
     pub fn hex(&self) -> String {

@@ -5,8 +5,8 @@
 //! ROOT/blobs/sha256/<hex>        blobs, as in any layout
 //! ROOT/layers/<key-hex>.json     a layer's inputs' digest -> the finished layer
 //! ROOT/layers/<key-hex>.summary  what writing that layer taught the build
-//! ROOT/stat/<dir-hex>.json       file stats -> content digests, per source root
-//! ROOT/stat/blobs.json           the stats of blobs last read whole to their digest
+//! ROOT/stat/<dir-hex>.index      file stats -> content digests, per source root
+//! ROOT/stat/blobs.index          the stats of blobs last read whole to their digest
 //! ROOT/bases/<key-hex>.summary   a base's layers' digests -> what reading them taught a build
 //! ```
 //!
@@ -26,15 +26,17 @@
 //! filing the same key file the same bytes; and what one build's stat
 //! indexes miss of another's only costs a read, never a wrong answer.
 
-use std::collections::HashMap;
-use std::io;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
 use super::file::{self, Links};
-use super::layout::replace_file;
+use super::layout::{replace_file, replace_file_with};
 use super::{BlobStore, link_or_copy};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{IoContext, Result};
@@ -52,11 +54,17 @@ pub const MAX_CACHE_FILE: u64 = 1 << 30;
 /// A file's identity as git's index records it: a file whose stat is
 /// unchanged is taken to have unchanged content (with git's racy-clean
 /// exception, which the cache applies).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+///
+/// Times are nanoseconds since the epoch in an `i64`, which holds every
+/// time from 1677 to 2262: 40 bytes a file, for indexes of 300k files.
+/// A time outside that range saturates to its end rather than wrapping;
+/// at worst two such times compare equal, and a saturated mtime is never
+/// earlier than an index, so the racy-clean rule re-reads the file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FileStat {
     pub size: u64,
-    pub mtime_ns: i128,
-    pub ctime_ns: i128,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
     pub inode: u64,
     pub dev: u64,
 }
@@ -74,15 +82,20 @@ impl FileStat {
 
     pub fn of(meta: &std::fs::Metadata) -> FileStat {
         use std::os::unix::fs::MetadataExt;
-        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
         FileStat {
             size: meta.len(),
-            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            mtime_ns: epoch_ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: epoch_ns(meta.ctime(), meta.ctime_nsec()),
             inode: meta.ino(),
             dev: meta.dev(),
         }
     }
+}
+
+/// `secs` seconds and `nanos` nanoseconds since the epoch, in nanoseconds,
+/// saturating at the ends of `i64` (see [`FileStat`]).
+fn epoch_ns(secs: i64, nanos: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
 }
 
 /// A cache directory.
@@ -310,7 +323,7 @@ impl Cache {
     }
 
     fn checked_path(&self) -> PathBuf {
-        self.root.join("stat").join("blobs.json")
+        self.root.join("stat").join("blobs.index")
     }
 
     /// The stat index of the source root `dir`.
@@ -318,18 +331,30 @@ impl Cache {
         self.load_index(&self.stat_path(dir))
     }
 
+    /// The index filed at `path`, streamed from it; an empty one (every
+    /// file is read again) unless it is a regular file of at most
+    /// [`MAX_CACHE_FILE`] bytes in the form [`read_index`] takes.
     fn load_index(&self, path: &Path) -> StatIndex {
-        let written_ns = std::fs::metadata(path)
-            .ok()
-            .map(|m| FileStat::of(&m).mtime_ns);
-        let entries = file::read_regular(path, Links::Refuse, MAX_CACHE_FILE)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+        let Ok(file) = file::open_regular(path, Links::Refuse) else {
+            return StatIndex::default();
+        };
+        // The racy-clean line is the mtime of the file read, not of
+        // whatever is at its path by now.
+        let Ok(meta) = file.metadata() else {
+            return StatIndex::default();
+        };
+        let sorted = Some(meta.len())
+            .filter(|&len| len <= MAX_CACHE_FILE)
+            .and_then(|len| {
+                let input = io::BufReader::with_capacity(1 << 16, file.take(len));
+                read_index(input, len)
+            })
             .unwrap_or_default();
         StatIndex {
-            written_ns,
-            entries,
-            changed: false,
+            written_ns: Some(FileStat::of(&meta).mtime_ns),
+            bytes: sorted.encoded_len(),
+            sorted,
+            ..StatIndex::default()
         }
     }
 
@@ -338,19 +363,21 @@ impl Cache {
         self.save_index(&self.stat_path(dir), index)
     }
 
+    /// Saves `index` to `path`, streamed, if it learnt anything.
     fn save_index(&self, path: &Path, index: &StatIndex) -> Result<()> {
         if !index.changed {
             return Ok(());
         }
-        let json = serde_json::to_vec(&index.entries)
-            .map_err(io::Error::other)
-            .context(|| "encoding the stat index".into())?;
-        replace_file(path, &json)
+        replace_file_with(path, |out| {
+            write_index(out, || index.entries()).context(|| format!("writing {}", path.display()))
+        })
     }
 
+    /// Where the stat index of `dir` is filed. (Indexes in JSON, filed as
+    /// `.json` by earlier versions, are left to `cache prune`.)
     fn stat_path(&self, dir: &Path) -> PathBuf {
         let key = Digest::of(dir.as_os_str().as_encoded_bytes());
-        self.root.join("stat").join(format!("{}.json", key.hex()))
+        self.root.join("stat").join(format!("{}.index", key.hex()))
     }
 
     /// The summary filed under `key` in the cache directory `dir`. An
@@ -485,13 +512,118 @@ pub struct Usage {
 }
 
 /// Content digests of a source tree's files, keyed by path and stat.
+///
+/// Compact, for trees of 300k files: no allocation per file. What was
+/// loaded is one buffer of paths back to back and a vector of fixed-size
+/// records sorted by path bytes, found by binary search. What a build
+/// records goes to a side map, merged in once it holds an eighth as many
+/// files as the rest (or [`MERGE_AT`]): a lookup stays O(log n), and
+/// recording n files (a cold build records every one) costs O(n log n)
+/// in all.
 #[derive(Debug, Default)]
 pub struct StatIndex {
     /// When the index was last written (its file's mtime, in nanoseconds
     /// since the epoch): the racy-clean line.
-    written_ns: Option<i128>,
-    entries: HashMap<PathBuf, (FileStat, Digest)>,
+    written_ns: Option<i64>,
+    sorted: Sorted,
+    /// Recorded since the last merge; it replaces `sorted`'s entry for the
+    /// same path.
+    recorded: BTreeMap<Box<[u8]>, (FileStat, Digest)>,
+    /// The bytes the index's file would have, at most (a path recorded
+    /// again counts twice until merged): recording stops short of
+    /// [`MAX_CACHE_FILE`], so that every index saved can be loaded.
+    bytes: u64,
     changed: bool,
+}
+
+/// The fewest recorded files merged into a [`StatIndex`]'s sorted part.
+const MERGE_AT: usize = 1024;
+
+/// The longest path a stat index holds, in bytes: Linux's PATH_MAX. A
+/// longer one is not recorded (it is read again each build) and makes an
+/// index file that holds one unreadable.
+pub const MAX_INDEX_PATH: usize = 4096;
+
+/// The first bytes of a stat index file; the number changes with the form.
+const INDEX_MAGIC: &[u8] = b"ingot stat index 2\n";
+
+/// The magic line, then the number of records and of path bytes (u64s).
+const INDEX_HEADER: u64 = INDEX_MAGIC.len() as u64 + 16;
+
+/// The bytes of a record besides its path: its length (u32), the stat's
+/// five fields (u64, i64, i64, u64, u64) and the digest.
+const RECORD_FIXED: u64 = 4 + 40 + 32;
+
+/// An index entry: a path's bytes, its stat, its digest.
+type Entry<'a> = (&'a [u8], FileStat, Digest);
+
+/// The entries of an index as loaded or merged: paths back to back in
+/// `paths`, records in strictly increasing order of their path's bytes.
+#[derive(Debug, Default)]
+struct Sorted {
+    paths: Vec<u8>,
+    records: Vec<Record>,
+}
+
+/// One entry of [`Sorted`]; its path is `paths[start..start + len]`.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    start: u32,
+    len: u32,
+    stat: FileStat,
+    digest: Digest,
+}
+
+impl Sorted {
+    fn with_capacity(records: usize, paths: usize) -> Sorted {
+        Sorted {
+            paths: Vec::with_capacity(paths),
+            records: Vec::with_capacity(records),
+        }
+    }
+
+    fn path(&self, record: &Record) -> &[u8] {
+        let start = record.start as usize;
+        &self.paths[start..start + record.len as usize]
+    }
+
+    /// Appends an entry, which the caller puts after every other; false
+    /// (nothing appended) when the buffer's offsets would not fit a u32.
+    fn push(&mut self, path: &[u8], stat: FileStat, digest: Digest) -> bool {
+        let (Ok(start), Ok(len)) = (u32::try_from(self.paths.len()), u32::try_from(path.len()))
+        else {
+            return false;
+        };
+        if start.checked_add(len).is_none() {
+            return false;
+        }
+        self.paths.extend_from_slice(path);
+        self.records.push(Record {
+            start,
+            len,
+            stat,
+            digest,
+        });
+        true
+    }
+
+    fn get(&self, path: &[u8]) -> Option<&Record> {
+        self.records
+            .binary_search_by(|r| self.path(r).cmp(path))
+            .ok()
+            .map(|i| &self.records[i])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Entry<'_>> {
+        self.records
+            .iter()
+            .map(|r| (self.path(r), r.stat, r.digest))
+    }
+
+    /// The bytes of its file.
+    fn encoded_len(&self) -> u64 {
+        INDEX_HEADER + RECORD_FIXED * self.records.len() as u64 + self.paths.len() as u64
+    }
 }
 
 impl StatIndex {
@@ -500,17 +632,73 @@ impl StatIndex {
     /// rule).
     pub fn known(&self, path: &Path, stat: &FileStat) -> Option<Digest> {
         let racy = self.written_ns.is_none_or(|w| stat.mtime_ns >= w);
-        self.entries
-            .get(path)
-            .filter(|(seen, _)| seen == stat && !racy)
-            .map(|(_, digest)| *digest)
+        if racy {
+            return None;
+        }
+        let key = path.as_os_str().as_bytes();
+        let (seen, digest) = match self.recorded.get(key) {
+            Some(&(seen, digest)) => (seen, digest),
+            None => self.sorted.get(key).map(|r| (r.stat, r.digest))?,
+        };
+        (seen == *stat).then_some(digest)
     }
 
     /// Records that `path`, with stat `stat`, was read whole and hashed to
-    /// `digest`.
+    /// `digest`. A path longer than [`MAX_INDEX_PATH`], or one that would
+    /// take the index's file past [`MAX_CACHE_FILE`], is not recorded: it
+    /// only costs reading the file again.
     pub fn record(&mut self, path: &Path, stat: FileStat, digest: Digest) {
-        self.entries.insert(path.to_path_buf(), (stat, digest));
+        let key = path.as_os_str().as_bytes();
+        let bytes = self.bytes.max(INDEX_HEADER) + RECORD_FIXED + key.len() as u64;
+        if key.len() > MAX_INDEX_PATH || bytes > MAX_CACHE_FILE {
+            return;
+        }
+        self.recorded.insert(key.into(), (stat, digest));
+        self.bytes = bytes;
         self.changed = true;
+        if self.recorded.len() >= MERGE_AT.max(self.sorted.records.len() / 8) {
+            self.merge();
+        }
+    }
+
+    /// Every entry, in order of path bytes: what was recorded in place of
+    /// what was loaded.
+    fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
+        let mut loaded = self.sorted.iter().peekable();
+        let mut recorded = self
+            .recorded
+            .iter()
+            .map(|(path, &(stat, digest))| (&**path, stat, digest))
+            .peekable();
+        std::iter::from_fn(move || {
+            let order = match (loaded.peek(), recorded.peek()) {
+                (Some(l), Some(r)) => l.0.cmp(r.0),
+                (Some(_), None) => Ordering::Less,
+                (None, _) => Ordering::Greater,
+            };
+            match order {
+                Ordering::Less => loaded.next(),
+                Ordering::Greater => recorded.next(),
+                Ordering::Equal => {
+                    loaded.next();
+                    recorded.next()
+                }
+            }
+        })
+    }
+
+    /// Merges what was recorded into the sorted part, in one pass.
+    fn merge(&mut self) {
+        let paths = self.sorted.paths.len() + self.recorded.keys().map(|k| k.len()).sum::<usize>();
+        let mut sorted =
+            Sorted::with_capacity(self.sorted.records.len() + self.recorded.len(), paths);
+        for (path, stat, digest) in self.entries() {
+            // Within u32: `record` keeps the whole under MAX_CACHE_FILE.
+            sorted.push(path, stat, digest);
+        }
+        self.sorted = sorted;
+        self.recorded.clear();
+        self.bytes = self.sorted.encoded_len();
     }
 
     /// The content digests of `files` (each with the stat its walk saw), in
@@ -537,8 +725,7 @@ impl StatIndex {
                     let d = read
                         .next()
                         .ok_or_else(|| io::Error::other("a file went unhashed"))?;
-                    self.entries.insert(path.to_path_buf(), (*stat, d));
-                    self.changed = true;
+                    self.record(path, *stat, d);
                     d
                 }
             };
@@ -546,6 +733,111 @@ impl StatIndex {
         }
         Ok(out)
     }
+}
+
+/// Writes a stat index file of the entries `entries` gives (twice: once
+/// to count them for the header), which must come in strictly increasing
+/// order of path bytes, each path at most [`MAX_INDEX_PATH`] bytes:
+///
+/// ```text
+/// ingot stat index 2\n            INDEX_MAGIC
+/// u64 records, u64 path bytes     the header, sizing the reader's buffers
+/// per record, sorted by path:
+///   u32 path length, path bytes
+///   u64 size, i64 mtime_ns, i64 ctime_ns, u64 inode, u64 dev
+///   32 bytes of sha256
+/// ```
+///
+/// Every number is little-endian.
+fn write_index<'a, I>(out: &mut dyn Write, entries: impl Fn() -> I) -> io::Result<()>
+where
+    I: Iterator<Item = Entry<'a>>,
+{
+    let (records, path_bytes) = entries().fold((0u64, 0u64), |(n, bytes), (path, ..)| {
+        (n + 1, bytes + path.len() as u64)
+    });
+    out.write_all(INDEX_MAGIC)?;
+    out.write_all(&records.to_le_bytes())?;
+    out.write_all(&path_bytes.to_le_bytes())?;
+    for (path, stat, digest) in entries() {
+        let len = u32::try_from(path.len()).map_err(io::Error::other)?;
+        out.write_all(&len.to_le_bytes())?;
+        out.write_all(path)?;
+        out.write_all(&stat.size.to_le_bytes())?;
+        out.write_all(&stat.mtime_ns.to_le_bytes())?;
+        out.write_all(&stat.ctime_ns.to_le_bytes())?;
+        out.write_all(&stat.inode.to_le_bytes())?;
+        out.write_all(&stat.dev.to_le_bytes())?;
+        out.write_all(digest.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Reads a stat index file of `len` bytes in the form [`write_index`]
+/// writes, streamed from `input`. None, for an index treated as empty,
+/// unless it is that form exactly: the magic line, a header whose counts
+/// add up to `len` (they size the buffers, so at most `len` bytes are
+/// allocated), paths of at most [`MAX_INDEX_PATH`] bytes in strictly
+/// increasing order, nothing after the last record. An old index in JSON
+/// is not of the form, and is read as empty.
+fn read_index(mut input: impl Read, len: u64) -> Option<Sorted> {
+    let mut magic = [0u8; INDEX_MAGIC.len()];
+    input.read_exact(&mut magic).ok()?;
+    if magic != INDEX_MAGIC {
+        return None;
+    }
+    let records = read_u64(&mut input)?;
+    let path_bytes = read_u64(&mut input)?;
+    let expected = records
+        .checked_mul(RECORD_FIXED)
+        .and_then(|n| n.checked_add(path_bytes))
+        .and_then(|n| n.checked_add(INDEX_HEADER));
+    if expected != Some(len) {
+        return None;
+    }
+    let mut sorted = Sorted::with_capacity(
+        usize::try_from(records).ok()?,
+        usize::try_from(path_bytes).ok()?,
+    );
+    let mut path = Vec::with_capacity(MAX_INDEX_PATH);
+    for _ in 0..records {
+        let path_len = usize::try_from(read_u32(&mut input)?).ok()?;
+        if path_len > MAX_INDEX_PATH {
+            return None;
+        }
+        path.resize(path_len, 0);
+        input.read_exact(&mut path).ok()?;
+        let stat = FileStat {
+            size: read_u64(&mut input)?,
+            mtime_ns: read_u64(&mut input)?.cast_signed(),
+            ctime_ns: read_u64(&mut input)?.cast_signed(),
+            inode: read_u64(&mut input)?,
+            dev: read_u64(&mut input)?,
+        };
+        let mut digest = [0u8; 32];
+        input.read_exact(&mut digest).ok()?;
+        let in_order = sorted
+            .records
+            .last()
+            .is_none_or(|last| sorted.path(last) < path.as_slice());
+        if !in_order || !sorted.push(&path, stat, Digest::from_bytes(digest)) {
+            return None;
+        }
+    }
+    // Nothing left over: the paths' lengths add up to the header's count.
+    (input.read(&mut [0u8]).ok()? == 0).then_some(sorted)
+}
+
+fn read_u64(input: &mut impl Read) -> Option<u64> {
+    let mut bytes = [0u8; 8];
+    input.read_exact(&mut bytes).ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+fn read_u32(input: &mut impl Read) -> Option<u32> {
+    let mut bytes = [0u8; 4];
+    input.read_exact(&mut bytes).ok()?;
+    Some(u32::from_le_bytes(bytes))
 }
 
 /// The SHA-256 of each file, read on as many threads as there are cores
@@ -638,6 +930,16 @@ mod tests {
     }
 
     #[test]
+    fn file_stats_are_compact_and_odd_times_saturate() {
+        assert_eq!(std::mem::size_of::<FileStat>(), 40);
+        assert_eq!(epoch_ns(1_700_000_000, 5), 1_700_000_000_000_000_005);
+        assert_eq!(epoch_ns(-1, 999_999_999), -1);
+        assert_eq!(epoch_ns(i64::MAX / 1000, 0), i64::MAX);
+        assert_eq!(epoch_ns(i64::MIN / 1000, 0), i64::MIN);
+        assert_eq!(epoch_ns(i64::MAX, i64::MAX), i64::MAX);
+    }
+
+    #[test]
     fn stat_index_rehashes_changed_and_racy_files() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(&dir.path().join("cache")).unwrap();
@@ -688,5 +990,198 @@ mod tests {
             err.to_string().contains("changed while it was read"),
             "{err}"
         );
+    }
+
+    /// A stat far older than any index file written by a test.
+    fn old_stat(i: usize) -> FileStat {
+        FileStat {
+            size: i as u64,
+            mtime_ns: 1_000 + i as i64,
+            ctime_ns: -5,
+            inode: i as u64 * 7,
+            dev: 1,
+        }
+    }
+
+    fn digest_of(path: &Path) -> Digest {
+        Digest::of(path.as_os_str().as_bytes())
+    }
+
+    /// Paths of varied lengths and depths, in no order.
+    fn many_paths(n: usize) -> Vec<PathBuf> {
+        (0..n)
+            .map(|i| {
+                let name = format!("{}{i}", "x".repeat(i % 50));
+                Path::new("/src").join(format!("d{}", i % 37)).join(name)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stat_index_lookups_find_every_entry_and_miss_absent_ones() {
+        let paths = many_paths(3000);
+        let mut index = StatIndex {
+            written_ns: Some(i64::MAX),
+            ..StatIndex::default()
+        };
+        for (i, path) in paths.iter().enumerate() {
+            index.record(path, old_stat(i), digest_of(path));
+        }
+        // Merged as it grew, and found in either part.
+        assert!(index.sorted.records.len() >= MERGE_AT);
+        assert!(!index.recorded.is_empty());
+        for (i, path) in paths.iter().enumerate() {
+            assert_eq!(index.known(path, &old_stat(i)), Some(digest_of(path)));
+            assert_eq!(index.known(path, &old_stat(i + 1)), None, "stat changed");
+        }
+        for absent in ["/", "/src/d0", "/src/d0/x", "/src/d9/~", "/zz"] {
+            assert_eq!(index.known(Path::new(absent), &old_stat(0)), None);
+        }
+        // A path recorded again replaces its entry.
+        index.record(&paths[7], old_stat(1), Digest::of(b"new"));
+        index.merge();
+        assert_eq!(index.sorted.records.len(), paths.len());
+        assert_eq!(
+            index.known(&paths[7], &old_stat(1)),
+            Some(Digest::of(b"new"))
+        );
+        assert_eq!(index.bytes, index.sorted.encoded_len());
+    }
+
+    #[test]
+    fn stat_indexes_round_trip_through_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let src = Path::new("/src");
+        let paths = many_paths(5000);
+        let mut index = cache.stat_index(src);
+        for (i, path) in paths.iter().enumerate().rev() {
+            index.record(path, old_stat(i), digest_of(path));
+        }
+        cache.save_stat_index(src, &index).unwrap();
+        let file = cache.stat_path(src);
+        assert!(file.ends_with(format!("{}.index", Digest::of(b"/src").hex())));
+
+        let loaded = cache.stat_index(src);
+        assert!(loaded.recorded.is_empty());
+        assert_eq!(loaded.sorted.records.len(), paths.len());
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().len(),
+            loaded.sorted.encoded_len()
+        );
+        for (i, path) in paths.iter().enumerate() {
+            assert_eq!(loaded.known(path, &old_stat(i)), Some(digest_of(path)));
+        }
+        assert_eq!(loaded.known(Path::new("/src/absent"), &old_stat(0)), None);
+
+        // Recording after loading, then saving, keeps old and new entries.
+        let mut index = loaded;
+        let added = many_paths(6000).split_off(5000);
+        for (i, path) in added.iter().enumerate() {
+            index.record(path, old_stat(i), digest_of(path));
+        }
+        index.record(&paths[3], old_stat(99), Digest::of(b"changed"));
+        cache.save_stat_index(src, &index).unwrap();
+        let loaded = cache.stat_index(src);
+        assert_eq!(loaded.sorted.records.len(), 6000);
+        for (i, path) in added.iter().enumerate() {
+            assert_eq!(loaded.known(path, &old_stat(i)), Some(digest_of(path)));
+        }
+        assert_eq!(
+            loaded.known(&paths[4], &old_stat(4)),
+            Some(digest_of(&paths[4]))
+        );
+        assert_eq!(loaded.known(&paths[3], &old_stat(3)), None);
+        assert_eq!(
+            loaded.known(&paths[3], &old_stat(99)),
+            Some(Digest::of(b"changed"))
+        );
+
+        // The cache's index of its own blobs, the same way.
+        let blob = Digest::of(b"blob");
+        cache.record_checked(&blob, old_stat(1));
+        cache.save_checked().unwrap();
+        let reopened = Cache::open(dir.path()).unwrap();
+        assert!(reopened.blob_checked(&blob, &old_stat(1)));
+        assert!(!reopened.blob_checked(&blob, &old_stat(2)));
+        assert!(dir.path().join("stat/blobs.index").is_file());
+    }
+
+    #[test]
+    fn stat_indexes_not_of_their_form_load_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let src = Path::new("/src");
+        let file = cache.stat_path(src);
+        let entries = [
+            (&b"/src/a"[..], old_stat(1), Digest::of(b"a")),
+            (&b"/src/b"[..], old_stat(2), Digest::of(b"b")),
+        ];
+        let encode = |entries: &[Entry]| {
+            let mut out = Vec::new();
+            write_index(&mut out, || entries.iter().copied()).unwrap();
+            out
+        };
+        let good = encode(&entries);
+        let loads = |bytes: &[u8]| {
+            std::fs::write(&file, bytes).unwrap();
+            let index = cache.stat_index(src);
+            let known = index.known(Path::new("/src/a"), &old_stat(1));
+            assert_eq!(known.is_some(), !index.sorted.records.is_empty());
+            index.sorted.records.len()
+        };
+        assert_eq!(loads(&good), 2);
+
+        let last_record = good.len() - (RECORD_FIXED as usize + 6);
+        let mut bad_magic = good.clone();
+        bad_magic[0] = b'J';
+        let mut trailing = good.clone();
+        trailing.push(0);
+        let mut huge_count = good.clone();
+        huge_count[INDEX_MAGIC.len()..][..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let reversed = encode(&[entries[1], entries[0]]);
+        let repeated = encode(&[entries[0], entries[0]]);
+        let long = vec![b'a'; MAX_INDEX_PATH + 1];
+        let too_long = encode(&[(&long, old_stat(1), Digest::of(b"a"))]);
+        let json = br#"{"/src/a":[{"size":1,"mtime_ns":1001,"ctime_ns":-5,"inode":7,"dev":1},"sha256:00"]}"#;
+        for (what, bytes) in [
+            ("truncated in a record", &good[..good.len() - 1]),
+            ("truncated at a record", &good[..last_record]),
+            ("truncated in the header", &good[..INDEX_MAGIC.len() + 3]),
+            ("empty", &[][..]),
+            ("bad magic", &bad_magic),
+            ("a byte after the end", &trailing),
+            ("a count past the end", &huge_count),
+            ("out of order", &reversed),
+            ("a path twice", &repeated),
+            ("a path too long", &too_long),
+            ("old JSON", &json[..]),
+        ] {
+            assert_eq!(loads(bytes), 0, "{what}");
+        }
+
+        // Not a regular file: refused, never waited on.
+        std::fs::remove_file(&file).unwrap();
+        let fifo = std::ffi::CString::new(file.as_os_str().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(cache.stat_index(src).sorted.records.is_empty());
+        std::fs::remove_file(&file).unwrap();
+        let real = dir.path().join("real.index");
+        std::fs::write(&real, &good).unwrap();
+        std::os::unix::fs::symlink(&real, &file).unwrap();
+        assert!(cache.stat_index(src).sorted.records.is_empty());
+    }
+
+    #[test]
+    fn stat_indexes_refuse_what_they_could_not_load() {
+        let mut index = StatIndex::default();
+        let long = PathBuf::from("/".repeat(MAX_INDEX_PATH + 1));
+        index.record(&long, old_stat(1), Digest::of(b"a"));
+        index.bytes = MAX_CACHE_FILE - RECORD_FIXED;
+        index.record(Path::new("/a"), old_stat(1), Digest::of(b"a"));
+        assert!(index.recorded.is_empty() && !index.changed);
+        index.bytes = 0;
+        index.record(Path::new("/a"), old_stat(1), Digest::of(b"a"));
+        assert_eq!(index.recorded.len(), 1);
     }
 }
