@@ -110,21 +110,31 @@ pub fn layer_key(
         walks.push((root, walk, keep_modes));
     }
     // Every file's digest at once, so the ones the index does not know are
-    // read in parallel.
-    let paths: Vec<(std::path::PathBuf, source::FileStat)> = walks
+    // read in parallel. Files are named by position in their walk: a host
+    // path is made only while one is looked up or read.
+    let files: Vec<(u32, u32)> = walks
         .iter()
-        .flat_map(|(_, walk, _)| {
-            walk.iter().filter_map(|e| match e.kind {
-                SourceKind::File { stat, .. } => Some((walk.host_path(e.rel), stat)),
-                _ => None,
-            })
+        .enumerate()
+        .flat_map(|(w, (_, walk, _))| {
+            walk.iter()
+                .enumerate()
+                .filter(|(_, e)| matches!(e.kind, SourceKind::File { .. }))
+                .map(move |(i, _)| (w as u32, i as u32))
         })
         .collect();
-    let files: Vec<(&std::path::Path, source::FileStat)> =
-        paths.iter().map(|(p, s)| (p.as_path(), *s)).collect();
-    let digests = stats.digests(&files).ok()?;
+    let digests = stats
+        .digests(files.len(), |i| {
+            let (w, e) = files[i];
+            let walk = &walks[w as usize].1;
+            let entry = walk.get(e as usize);
+            let stat = match entry.kind {
+                SourceKind::File { stat, .. } => stat,
+                _ => source::FileStat::default(),
+            };
+            (walk.host_path(entry.rel), stat)
+        })
+        .ok()?;
     drop(files);
-    drop(paths);
     let spec_recipe = &ctx.recipe.spec;
     let inputs = KeyInputs {
         key_version: KEY_VERSION,

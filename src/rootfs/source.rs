@@ -93,6 +93,11 @@ impl Walk {
         self.records.iter().map(|r| self.entry(r))
     }
 
+    /// The entry at position `i` of the walk; `i` must be below its length.
+    pub fn get(&self, i: usize) -> SourceEntry<'_> {
+        self.entry(&self.records[i])
+    }
+
     /// The first entry: the root itself.
     pub fn first(&self) -> Option<SourceEntry<'_>> {
         self.records.first().map(|r| self.entry(r))

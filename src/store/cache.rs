@@ -328,7 +328,10 @@ impl Cache {
 
     /// The stat index of the source root `dir`.
     pub fn stat_index(&self, dir: &Path) -> StatIndex {
-        self.load_index(&self.stat_path(dir))
+        StatIndex {
+            base: dir.as_os_str().as_bytes().into(),
+            ..self.load_index(&self.stat_path(dir))
+        }
     }
 
     /// The index filed at `path`, streamed from it; an empty one (every
@@ -360,7 +363,10 @@ impl Cache {
 
     /// Saves `index` if it learnt anything.
     pub fn save_stat_index(&self, dir: &Path, index: &StatIndex) -> Result<()> {
-        self.save_index(&self.stat_path(dir), index)
+        let path = self.stat_path(dir);
+        // The JSON form an older ingot filed beside it, never read again.
+        let _ = std::fs::remove_file(path.with_extension("json"));
+        self.save_index(&path, index)
     }
 
     /// Saves `index` to `path`, streamed, if it learnt anything.
@@ -534,6 +540,9 @@ pub struct StatIndex {
     /// [`MAX_CACHE_FILE`], so that every index saved can be loaded.
     bytes: u64,
     changed: bool,
+    /// The directory whose files are filed by their path below it (most
+    /// of each path's bytes, in a recipe's index); empty: whole paths.
+    base: Box<[u8]>,
 }
 
 /// The fewest recorded files merged into a [`StatIndex`]'s sorted part.
@@ -635,7 +644,7 @@ impl StatIndex {
         if racy {
             return None;
         }
-        let key = path.as_os_str().as_bytes();
+        let key = self.key(path);
         let (seen, digest) = match self.recorded.get(key) {
             Some(&(seen, digest)) => (seen, digest),
             None => self.sorted.get(key).map(|r| (r.stat, r.digest))?,
@@ -648,7 +657,7 @@ impl StatIndex {
     /// take the index's file past [`MAX_CACHE_FILE`], is not recorded: it
     /// only costs reading the file again.
     pub fn record(&mut self, path: &Path, stat: FileStat, digest: Digest) {
-        let key = path.as_os_str().as_bytes();
+        let key = self.key(path);
         let bytes = self.bytes.max(INDEX_HEADER) + RECORD_FIXED + key.len() as u64;
         if key.len() > MAX_INDEX_PATH || bytes > MAX_CACHE_FILE {
             return;
@@ -658,6 +667,16 @@ impl StatIndex {
         self.changed = true;
         if self.recorded.len() >= MERGE_AT.max(self.sorted.records.len() / 8) {
             self.merge();
+        }
+    }
+
+    /// What `path` is filed under: its path below the base, or the whole
+    /// path (which starts with `/`, unlike any path below it).
+    fn key<'p>(&self, path: &'p Path) -> &'p [u8] {
+        let whole = path.as_os_str().as_bytes();
+        match whole.strip_prefix(&*self.base) {
+            Some([b'/', below @ ..]) if !self.base.is_empty() && !below.is_empty() => below,
+            _ => whole,
         }
     }
 
@@ -705,27 +724,32 @@ impl StatIndex {
     /// order. A file whose stat is what the index recorded, and that was not
     /// modified as late as the index was written (git's racy-clean rule),
     /// keeps its recorded digest; the others are read, on every core.
-    pub fn digests(&mut self, files: &[(&Path, FileStat)]) -> io::Result<Vec<Digest>> {
-        let known: Vec<Option<Digest>> = files
-            .iter()
-            .map(|(path, stat)| self.known(path, stat))
+    ///
+    /// The files are asked for by position, `file(i)` for `i` below
+    /// `count`, so that no list of 300,000 host paths is held at once.
+    pub fn digests(
+        &mut self,
+        count: usize,
+        file: impl Fn(usize) -> (PathBuf, FileStat) + Sync,
+    ) -> io::Result<Vec<Digest>> {
+        let known: Vec<Option<Digest>> = (0..count)
+            .map(|i| {
+                let (path, stat) = file(i);
+                self.known(&path, &stat)
+            })
             .collect();
-        let unknown: Vec<(&Path, FileStat)> = files
-            .iter()
-            .zip(&known)
-            .filter(|(_, k)| k.is_none())
-            .map(|(f, _)| *f)
-            .collect();
-        let mut read = hash_files(&unknown)?.into_iter();
-        let mut out = Vec::with_capacity(files.len());
-        for ((path, stat), known) in files.iter().zip(known) {
+        let unknown: Vec<usize> = (0..count).filter(|&i| known[i].is_none()).collect();
+        let mut read = hash_files(&unknown, &file)?.into_iter();
+        let mut out = Vec::with_capacity(count);
+        for (i, known) in known.into_iter().enumerate() {
             let digest = match known {
                 Some(d) => d,
                 None => {
                     let d = read
                         .next()
                         .ok_or_else(|| io::Error::other("a file went unhashed"))?;
-                    self.record(path, *stat, d);
+                    let (path, stat) = file(i);
+                    self.record(&path, stat, d);
                     d
                 }
             };
@@ -843,8 +867,13 @@ fn read_u32(input: &mut impl Read) -> Option<u32> {
 /// The SHA-256 of each file, read on as many threads as there are cores
 /// (a cold build or a fresh checkout reads every source once here). A file
 /// whose size is not what its stat said changed while it was read.
-fn hash_files(files: &[(&Path, FileStat)]) -> io::Result<Vec<Digest>> {
-    let hash = |(path, stat): &(&Path, FileStat)| -> io::Result<Digest> {
+fn hash_files(
+    which: &[usize],
+    file: &(impl Fn(usize) -> (PathBuf, FileStat) + Sync),
+) -> io::Result<Vec<Digest>> {
+    let hash = |&i: &usize| -> io::Result<Digest> {
+        let (path, stat) = file(i);
+        let path = path.as_path();
         // A source file: a symlink the walk found is followed, but a FIFO
         // or a device swapped in since is refused, never waited on.
         let file = file::open_regular(path, Links::Follow)?;
@@ -861,9 +890,9 @@ fn hash_files(files: &[(&Path, FileStat)]) -> io::Result<Vec<Digest>> {
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(files.len());
+        .min(which.len());
     if threads <= 1 {
-        return files.iter().map(hash).collect();
+        return which.iter().map(hash).collect();
     }
     // Workers take files in turn from a shared counter: sizes vary too much
     // for fixed shares to balance.
@@ -875,7 +904,7 @@ fn hash_files(files: &[(&Path, FileStat)]) -> io::Result<Vec<Digest>> {
                     let mut done = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(file) = files.get(i) else { break };
+                        let Some(file) = which.get(i) else { break };
                         done.push((i, hash(file)));
                     }
                     done
@@ -887,7 +916,7 @@ fn hash_files(files: &[(&Path, FileStat)]) -> io::Result<Vec<Digest>> {
             .map(|w| w.join().unwrap_or_default())
             .collect()
     });
-    let mut digests: Vec<Option<Digest>> = vec![None; files.len()];
+    let mut digests: Vec<Option<Digest>> = vec![None; which.len()];
     for (i, result) in results.into_iter().flatten() {
         digests[i] = Some(result?);
     }
@@ -939,6 +968,39 @@ mod tests {
         assert_eq!(epoch_ns(i64::MAX, i64::MAX), i64::MAX);
     }
 
+    /// A recipe's index files its sources by their path below the
+    /// recipe's directory, and anything else by its whole path; both are
+    /// found again after a save and a load.
+    #[test]
+    fn stat_index_files_paths_below_its_directory_relative() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&dir.path().join("cache")).unwrap();
+        let recipe = dir.path().join("recipe");
+        let stat = FileStat {
+            size: 3,
+            mtime_ns: 1,
+            ctime_ns: 2,
+            inode: 4,
+            dev: 5,
+        };
+        let below = recipe.join("files/a.txt");
+        let outside = dir.path().join("recipe-other/b.txt");
+        let mut index = cache.stat_index(&recipe);
+        index.record(&below, stat, Digest::of(b"a"));
+        index.record(&outside, stat, Digest::of(b"b"));
+        cache.save_stat_index(&recipe, &index).unwrap();
+
+        let saved = std::fs::read(cache.stat_path(&recipe)).unwrap();
+        let holds = |s: &str| saved.windows(s.len()).any(|w| w == s.as_bytes());
+        assert!(holds("files/a.txt") && !holds(&below.display().to_string()));
+        assert!(holds(&outside.display().to_string()));
+
+        let index = cache.stat_index(&recipe);
+        assert_eq!(index.known(&below, &stat), Some(Digest::of(b"a")));
+        assert_eq!(index.known(&outside, &stat), Some(Digest::of(b"b")));
+        assert_eq!(index.known(&recipe.join("files/c.txt"), &stat), None);
+    }
+
     #[test]
     fn stat_index_rehashes_changed_and_racy_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -957,9 +1019,9 @@ mod tests {
         };
         let digests = |index: &mut StatIndex, files: &[PathBuf]| {
             let stats = stats(files);
-            let list: Vec<(&Path, FileStat)> =
-                files.iter().map(PathBuf::as_path).zip(stats).collect();
-            index.digests(&list).unwrap()
+            index
+                .digests(files.len(), |i| (files[i].clone(), stats[i]))
+                .unwrap()
         };
 
         // Hashed on several threads, returned in order.
@@ -984,7 +1046,7 @@ mod tests {
         let seen = stats(&files[..1]);
         std::fs::write(&files[0], "longer content now").unwrap();
         let err = StatIndex::default()
-            .digests(&[(files[0].as_path(), seen[0])])
+            .digests(1, |_| (files[0].clone(), seen[0]))
             .unwrap_err();
         assert!(
             err.to_string().contains("changed while it was read"),
@@ -1113,9 +1175,10 @@ mod tests {
         let cache = Cache::open(dir.path()).unwrap();
         let src = Path::new("/src");
         let file = cache.stat_path(src);
+        // Filed below the index's directory, as a recipe's are.
         let entries = [
-            (&b"/src/a"[..], old_stat(1), Digest::of(b"a")),
-            (&b"/src/b"[..], old_stat(2), Digest::of(b"b")),
+            (&b"a"[..], old_stat(1), Digest::of(b"a")),
+            (&b"b"[..], old_stat(2), Digest::of(b"b")),
         ];
         let encode = |entries: &[Entry]| {
             let mut out = Vec::new();
@@ -1132,7 +1195,7 @@ mod tests {
         };
         assert_eq!(loads(&good), 2);
 
-        let last_record = good.len() - (RECORD_FIXED as usize + 6);
+        let last_record = good.len() - (RECORD_FIXED as usize + 1);
         let mut bad_magic = good.clone();
         bad_magic[0] = b'J';
         let mut trailing = good.clone();
