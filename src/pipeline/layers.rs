@@ -761,7 +761,7 @@ fn serve(
     let stat = cache.blob_stat(&hit.digest)?;
     cache.copy_layer_to(hit, blobs).ok()?;
     let layer_index = view.layer_count();
-    if let Some(summary) = LayerSummary::current(hit) {
+    if let Some(findings) = LayerSummary::apply_current(hit, view) {
         let check = (!cache.blob_checked(&hit.digest, &stat)).then(|| {
             let store = blobs.clone();
             let blob = BlobRef {
@@ -775,16 +775,7 @@ fn serve(
                 intact: check,
             }
         });
-        let changes = summary
-            .changes
-            .into_iter()
-            .map(|c| at_layer(c, layer_index))
-            .collect();
-        view.apply(changes);
-        return Some(Served {
-            findings: summary.findings,
-            check,
-        });
+        return Some(Served { findings, check });
     }
     let desc = Descriptor::new(media, hit.size, hit.digest.to_oci());
     let mut scan = Scan::default();
@@ -798,22 +789,15 @@ fn serve(
     reader.finish(&hit.diff_id).ok()?;
     let findings = scan.since(mark);
     if let Some(expected) = expected {
-        let placed = expected
-            .changes
-            .iter()
-            .cloned()
-            .map(|c| at_layer(c, layer_index));
-        if expected.findings != findings || !placed.eq(changes.iter().cloned()) {
+        let placed = hiding_first(&expected.changes).map(|c| at_layer(c.clone(), layer_index));
+        if expected.findings != findings || !placed.eq(hiding_first(&changes).cloned()) {
             return None;
         }
     }
     cache.record_checked(&hit.digest, stat);
     let refreshed = CachedLayer {
-        summary: LayerSummary {
-            changes: changes.clone(),
-            findings: findings.clone(),
-        }
-        .stamped(),
+        summary: LayerSummary::encode_changes(&changes)
+            .and_then(|c| LayerSummary::stamp_encoded(c, &findings)),
         ..hit.clone()
     };
     view.apply(changes);
@@ -855,23 +839,21 @@ impl LayerSummary {
     /// version is read back, never trusted.
     fn version() -> String {
         format!(
-            "summary 3, layer reading {}, seal policy {}, scanner {}",
+            "summary 4, layer reading {}, seal policy {}, scanner {}",
             crate::rootfs::READER_VERSION,
             seal::POLICY_VERSION,
             seal::scan::SCANNER_VERSION
         )
     }
 
-    /// The summary for the cache, stamped with this version.
-    fn stamped(&self) -> Option<Summary> {
-        Summary::encode(Self::version(), self)
-    }
-
     /// The `changes` of a summary, encoded on their own: a summary is
     /// `changes` then `findings` in postcard, which frames neither field,
-    /// so the two encodings put end to end are the summary's body.
+    /// so the two encodings put end to end are the summary's body. The
+    /// changes that hide lower paths come first (the view applies them
+    /// first in any case), so that a hit can be applied as it is decoded.
     fn encode_changes(changes: &[Change]) -> Option<Vec<u8>> {
-        postcard::to_stdvec(changes).ok()
+        let ordered: Vec<&Change> = hiding_first(changes).collect();
+        postcard::to_stdvec(&ordered).ok()
     }
 
     /// The summary of a layer whose changes [`Self::encode_changes`]
@@ -884,10 +866,58 @@ impl LayerSummary {
         })
     }
 
-    /// The summary of `hit`, if it was made by this version.
+    /// Applies the summary of `hit` to `view` as its next layer, if it was
+    /// made by this version and is whole, and returns its findings. Each
+    /// change goes into the view as it is decoded, never all of them held
+    /// at once (a 300,000-entry layer's would be ~50 MB); the body is
+    /// checked whole first, so a bad one leaves the view as it was.
+    fn apply_current(hit: &CachedLayer, view: &mut View) -> Option<Findings> {
+        let summary = hit.summary.as_ref()?;
+        if summary.version != Self::version() {
+            return None;
+        }
+        each_change(&summary.body, |_| {})?;
+        let layer_index = view.layer_count();
+        let findings = each_change(&summary.body, |c| view.apply_one(at_layer(c, layer_index)))?;
+        view.end_layer();
+        Some(findings)
+    }
+
+    /// The summary of `hit`, decoded whole, if it was made by this version.
+    #[cfg(test)]
     fn current(hit: &CachedLayer) -> Option<LayerSummary> {
         hit.summary.as_ref()?.decode(&Self::version())
     }
+}
+
+/// `changes` with those that hide lower paths (whiteouts, opaque
+/// whiteouts) first, each group in its order.
+fn hiding_first(changes: &[Change]) -> impl Iterator<Item = &Change> {
+    let hides = |c: &&Change| !matches!(c, Change::Put(..));
+    changes
+        .iter()
+        .filter(hides)
+        .chain(changes.iter().filter(move |c| !hides(c)))
+}
+
+/// Decodes a summary's body, handing each change to `each` in order, and
+/// returns its findings: None unless it decodes whole, with nothing after
+/// it and no hiding change after a put (which the view would apply first).
+fn each_change(body: &[u8], mut each: impl FnMut(Change)) -> Option<Findings> {
+    let (count, mut rest): (usize, _) = postcard::take_from_bytes(body).ok()?;
+    let mut putting = false;
+    for _ in 0..count {
+        let (change, after) = postcard::take_from_bytes::<Change>(rest).ok()?;
+        rest = after;
+        match change {
+            Change::Put(..) => putting = true,
+            _ if putting => return None,
+            _ => {}
+        }
+        each(change);
+    }
+    let (findings, after) = postcard::take_from_bytes::<Findings>(rest).ok()?;
+    after.is_empty().then_some(findings)
 }
 
 /// What a registry's cache entry must have been made under to be used:
@@ -939,31 +969,51 @@ mod tests {
     use crate::rootfs::meta::ImagePath;
     use crate::rootfs::{Node, NodeKind};
     use crate::seal::scan::Found;
+    use crate::store::cache::Summary;
 
-    /// A summary put together from its changes encoded early and its
-    /// findings later reads back as the summary made in one go.
-    #[test]
-    fn a_summary_encoded_in_two_parts_is_the_whole_summary() {
-        let path = |p: &str| ImagePath::from_rel(p).unwrap();
-        let node = |kind| Node {
+    fn path(p: &str) -> ImagePath {
+        ImagePath::from_rel(p).unwrap()
+    }
+
+    fn node(kind: NodeKind) -> Node {
+        Node {
             kind,
             mode: 0o644,
             uid: 0,
             gid: 0,
             layer: 3,
             capability: false,
-        };
-        let changes = vec![
-            Change::Opaque(path("srv")),
+        }
+    }
+
+    fn hit(summary: Summary) -> CachedLayer {
+        CachedLayer {
+            digest: Digest::of(b"blob"),
+            size: 1,
+            diff_id: Digest::of(b"tar"),
+            entries: 4,
+            base_dependent: false,
+            summary: Some(summary),
+        }
+    }
+
+    /// A layer's changes in the order its tar has them: a whiteout after
+    /// an entry.
+    fn changes() -> Vec<Change> {
+        vec![
             Change::Put(path("srv/a"), node(NodeKind::File { size: 7 }), None),
+            Change::Whiteout(path("srv/b")),
             Change::Put(
                 path("etc/passwd"),
                 node(NodeKind::File { size: 5 }),
                 Some(b"root\n".to_vec()),
             ),
-            Change::Whiteout(path("srv/b")),
-        ];
-        let findings = Findings {
+            Change::Opaque(path("opt")),
+        ]
+    }
+
+    fn findings() -> Findings {
+        Findings {
             found: vec![(
                 path("srv/a"),
                 Found::Key {
@@ -971,25 +1021,85 @@ mod tests {
                     inside: None,
                 },
             )],
-        };
-        let whole = LayerSummary {
-            changes: changes.clone(),
-            findings: findings.clone(),
         }
-        .stamped()
-        .unwrap();
-        let encoded = LayerSummary::encode_changes(&changes).unwrap();
-        let parts = LayerSummary::stamp_encoded(encoded, &findings).unwrap();
-        assert_eq!(parts, whole);
-        let hit = CachedLayer {
-            digest: Digest::of(b"blob"),
-            size: 1,
-            diff_id: Digest::of(b"tar"),
-            entries: changes.len(),
-            base_dependent: false,
-            summary: Some(parts),
+    }
+
+    /// A view below the layer: what its whiteouts hide.
+    fn lower() -> View {
+        let mut view = View::new();
+        view.apply(vec![
+            Change::Put(path("srv"), node(NodeKind::Dir), None),
+            Change::Put(path("srv/b"), node(NodeKind::File { size: 1 }), None),
+            Change::Put(path("opt"), node(NodeKind::Dir), None),
+            Change::Put(path("opt/x"), node(NodeKind::File { size: 1 }), None),
+        ]);
+        view
+    }
+
+    fn nodes(view: &View) -> Vec<(ImagePath, Node)> {
+        view.iter().map(|(p, n)| (p.clone(), n.clone())).collect()
+    }
+
+    /// A summary put together from its changes, encoded early, and its
+    /// findings, later, decodes whole, its whiteouts first; applied as it
+    /// is decoded, it gives the view the changes give applied at once.
+    #[test]
+    fn a_summary_in_two_parts_applies_as_the_changes_do() {
+        let encoded = LayerSummary::encode_changes(&changes()).unwrap();
+        let summary = LayerSummary::stamp_encoded(encoded, &findings()).unwrap();
+        let back = LayerSummary::current(&hit(summary.clone())).unwrap();
+        let hides_first: Vec<Change> = hiding_first(&changes()).cloned().collect();
+        assert_eq!((back.changes, back.findings), (hides_first, findings()));
+
+        let mut at_once = lower();
+        let index = at_once.layer_count();
+        at_once.apply(changes().into_iter().map(|c| at_layer(c, index)).collect());
+        let mut streamed = lower();
+        let found = LayerSummary::apply_current(&hit(summary), &mut streamed);
+        assert_eq!(found, Some(findings()));
+        assert_eq!(nodes(&streamed), nodes(&at_once));
+        assert_eq!(streamed.layer_count(), at_once.layer_count());
+        assert_eq!(streamed.content(&path("etc/passwd")), Some(&b"root\n"[..]));
+        assert!(streamed.get(&path("srv/b")).is_none() && streamed.get(&path("opt/x")).is_none());
+    }
+
+    /// A summary cut short, with bytes after it, or with a whiteout after
+    /// an entry (which streaming would apply wrongly) is not applied, and
+    /// leaves the view as it was: the layer is then read back.
+    #[test]
+    fn a_summary_not_whole_leaves_the_view_alone() {
+        let encoded = LayerSummary::encode_changes(&changes()).unwrap();
+        let good = LayerSummary::stamp_encoded(encoded, &findings()).unwrap();
+        let mut tar_order = postcard::to_stdvec(&changes()).unwrap();
+        tar_order.extend(postcard::to_stdvec(&findings()).unwrap());
+        let cut = Summary {
+            body: good.body[..good.body.len() - 1].to_vec(),
+            ..good.clone()
         };
-        let back = LayerSummary::current(&hit).unwrap();
-        assert_eq!((back.changes, back.findings), (changes, findings));
+        let mut longer = good.clone();
+        longer.body.push(0);
+        let unordered = Summary {
+            body: tar_order,
+            ..good.clone()
+        };
+        let other = Summary {
+            version: "summary 3".into(),
+            ..good.clone()
+        };
+        for (what, bad) in [
+            ("cut", cut),
+            ("longer", longer),
+            ("unordered", unordered),
+            ("other version", other),
+        ] {
+            let mut view = lower();
+            assert_eq!(
+                LayerSummary::apply_current(&hit(bad), &mut view),
+                None,
+                "{what}"
+            );
+            assert_eq!(nodes(&view), nodes(&lower()), "{what}");
+            assert_eq!(view.layer_count(), 1, "{what}");
+        }
     }
 }

@@ -662,26 +662,49 @@ impl View {
     /// hold, so they are applied before any entry of the same layer.
     pub fn apply(&mut self, changes: Vec<Change>) {
         for change in &changes {
-            match change {
-                Change::Whiteout(path) => self.remove_tree(path, true),
-                Change::Opaque(dir) => self.remove_tree(dir, false),
-                Change::Put(..) => {}
-            }
+            self.hide(change);
         }
         for change in changes {
-            if let Change::Put(path, node, content) = change {
-                if !node.is_dir() {
-                    // A non-directory replaces a whole subtree.
-                    self.remove_tree(&path, true);
-                }
-                self.contents.remove(&path);
-                if let Some(content) = content {
-                    self.contents.insert(path.clone(), content);
-                }
-                self.nodes.insert(path, node);
-            }
+            self.put(change);
         }
+        self.end_layer();
+    }
+
+    /// Applies one change of the layer being added, in order: right only
+    /// when every whiteout of the layer comes before its first entry (as
+    /// [`View::apply`] would take them). [`View::end_layer`] ends it.
+    pub fn apply_one(&mut self, change: Change) {
+        self.hide(&change);
+        self.put(change);
+    }
+
+    /// Counts the layer whose changes [`View::apply_one`] applied.
+    pub fn end_layer(&mut self) {
         self.layers += 1;
+    }
+
+    /// Applies a whiteout or an opaque whiteout; not an entry.
+    fn hide(&mut self, change: &Change) {
+        match change {
+            Change::Whiteout(path) => self.remove_tree(path, true),
+            Change::Opaque(dir) => self.remove_tree(dir, false),
+            Change::Put(..) => {}
+        }
+    }
+
+    /// Applies an entry; not a whiteout.
+    fn put(&mut self, change: Change) {
+        if let Change::Put(path, node, content) = change {
+            if !node.is_dir() {
+                // A non-directory replaces a whole subtree.
+                self.remove_tree(&path, true);
+            }
+            self.contents.remove(&path);
+            if let Some(content) = content {
+                self.contents.insert(path.clone(), content);
+            }
+            self.nodes.insert(path, node);
+        }
     }
 
     /// Reads an uncompressed layer tar and applies it, refusing what a
