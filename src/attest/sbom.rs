@@ -44,14 +44,25 @@ const NOASSERTION: &str = "NOASSERTION";
 /// The SBOM of the image `side`, as canonical JSON; the layers it reads
 /// are reported to `progress`.
 pub fn sbom(side: &Side, progress: &Progress) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    sbom_to(side, progress, &mut out)?;
+    Ok(out)
+}
+
+/// The SBOM of the image `side`, written to `out` as it is encoded: the
+/// document of a 300,000-file image is hundreds of MB, not to be held.
+pub fn sbom_to(side: &Side, progress: &Progress, out: &mut dyn std::io::Write) -> Result<()> {
     let diff_ids = side.diff_ids()?;
     let own_from = own_layers(side);
     let owned = tree::owned(side, &diff_ids, own_from, progress)?;
     let installed = installed(&owned.databases);
     let own = own_files(owned.files);
     let document = document(side, &installed, &own);
-    serde_json::to_vec(&document)
-        .map_err(|e| Error::Failed(format!("{}: encoding the SBOM: {e}", side.reference)))
+    let mut out = std::io::BufWriter::new(out);
+    serde_json::to_writer(&mut out, &document)
+        .map_err(|e| Error::Failed(format!("{}: encoding the SBOM: {e}", side.reference)))?;
+    std::io::Write::flush(&mut out)
+        .map_err(|e| Error::Failed(format!("{}: writing the SBOM: {e}", side.reference)))
 }
 
 /// The position of the image's lowest own layer: those above it are the

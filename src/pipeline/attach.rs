@@ -44,9 +44,11 @@ pub(super) fn referrers(
     for image in built.images() {
         let document = image_sbom(recipe, image, ctx)?;
         let subject = descriptor(image.manifest, MediaType::ImageManifest);
-        out.push(referrers::put(
+        // The document is in the staging store already.
+        out.push(referrers::put_stored(
             ctx.blobs,
-            &artifact(sbom::MEDIA_TYPE, document),
+            &artifact(sbom::MEDIA_TYPE, Vec::new()),
+            document,
             &subject,
         )?);
     }
@@ -79,38 +81,81 @@ fn descriptor(blob: BlobRef, media_type: MediaType) -> Descriptor {
     Descriptor::new(media_type, blob.size, blob.digest.to_oci())
 }
 
-/// The SBOM of one staged image, read back as any image is, or as the
-/// cache kept it for the same image: an SBOM depends on the image's
-/// content (its manifest digest), its name and this ingot alone, so a warm
-/// build that makes the same image does not read its layers again.
-fn image_sbom(recipe: &Recipe, image: &Built, ctx: &Context) -> Result<Vec<u8>> {
+/// The SBOM of one staged image, written into the staging store: read
+/// back as any image is, or as the cache kept it for the same image: an
+/// SBOM depends on the image's content (its manifest digest), its name and
+/// this ingot alone, so a warm build that makes the same image does not
+/// read its layers again. Never held in memory whole.
+fn image_sbom(recipe: &Recipe, image: &Built, ctx: &Context) -> Result<BlobRef> {
     let reference = format!("{}:{}", recipe.spec.name, recipe.spec.version);
     let key = Digest::of(format!("sbom\n{}\n{reference}", image.manifest.digest).as_bytes());
     let version = format!("sbom, ingot {}", crate::attest::VERSION);
-    // The entry names the document's blob in the cache's store, which
-    // checks it by digest as it is read.
+    // The entry names the document's blob in the cache's store, which is
+    // read to its digest unless it is unchanged since it last was.
     if let Some(cache) = &ctx.cache {
         let kept = cache
             .attestation(&key)
             .and_then(|s| s.decode::<(Digest, u64)>(&version));
         let blob = kept.map(|(digest, size)| BlobRef { digest, size });
-        if let Some(document) = blob.and_then(|blob| cache.blobs.read(&blob).ok()) {
-            return Ok(document);
+        if let Some(blob) = blob.filter(|blob| kept_intact(cache, blob))
+            && cache.copy_blob_to(&blob.digest, ctx.blobs).is_ok()
+        {
+            return Ok(blob);
         }
     }
-    let document = read_sbom(&reference, image, ctx)?;
+    let mut writer = ctx
+        .blobs
+        .writer()
+        .map_err(|e| Error::Failed(format!("{reference}: writing the SBOM: {e}")))?;
+    write_sbom(&reference, image, ctx, &mut writer)?;
+    let document = writer
+        .commit()
+        .map_err(|e| Error::Failed(format!("{reference}: writing the SBOM: {e}")))?;
     if let Some(cache) = &ctx.cache {
         // A cache that cannot take it costs the next build time only.
-        let blob = cache.blobs.put(&document).ok();
-        if let Some(summary) = blob.and_then(|b| Summary::encode(version, &(b.digest, b.size))) {
+        let kept = cache.keep_blob(&document.digest, ctx.blobs).is_ok();
+        if let Some(summary) = Summary::encode(version, &(document.digest, document.size))
+            && kept
+        {
+            if let Some(stat) = cache.blob_stat(&document.digest) {
+                cache.record_checked(&document.digest, stat);
+            }
             let _ = cache.put_attestation(&key, &summary);
         }
     }
     Ok(document)
 }
 
-/// The SBOM of one staged image, read back as any image is.
-fn read_sbom(reference: &str, image: &Built, ctx: &Context) -> Result<Vec<u8>> {
+/// Whether the cache's blob `blob` is what it was filed as: unchanged
+/// since it was last read to its digest, or read to it now.
+fn kept_intact(cache: &crate::store::cache::Cache, blob: &BlobRef) -> bool {
+    let Some(stat) = cache.blob_stat(&blob.digest) else {
+        return false;
+    };
+    if cache.blob_checked(&blob.digest, &stat) {
+        return true;
+    }
+    let intact = cache
+        .blobs
+        .open_blob(blob)
+        .and_then(|mut r| match std::io::copy(&mut r, &mut std::io::sink()) {
+            Ok(_) => r.finish(),
+            Err(e) => Err(r.cause(e)),
+        })
+        .is_ok();
+    if intact {
+        cache.record_checked(&blob.digest, stat);
+    }
+    intact
+}
+
+/// The SBOM of one staged image, read back as any image is, into `out`.
+fn write_sbom(
+    reference: &str,
+    image: &Built,
+    ctx: &Context,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
     let bytes = ctx
         .blobs
         .read(&image.manifest)
@@ -127,7 +172,7 @@ fn read_sbom(reference: &str, image: &Built, ctx: &Context) -> Result<Vec<u8>> {
         index: None,
         blobs: ctx.blobs,
     };
-    sbom::sbom(&side, ctx.progress)
+    sbom::sbom_to(&side, ctx.progress, out)
 }
 
 /// The provenance of the build, about `subject`.

@@ -260,7 +260,12 @@ fn build_with(
         check_lock(recipe, &pins, ctx.lock_digest)?;
     }
     let referrers = if emit.attest {
-        attach::referrers(recipe, &built, &ctx, &pins, &packages)?
+        let referrers = attach::referrers(recipe, &built, &ctx, &pins, &packages)?;
+        // What the SBOM's cached blob was checked as, for the next build.
+        if let Some(cache) = &ctx.cache {
+            let _ = cache.save_checked();
+        }
+        referrers
     } else {
         Vec::new()
     };

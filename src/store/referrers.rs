@@ -53,8 +53,24 @@ pub fn put(store: &BlobStore, artifact: &Artifact, subject: &Descriptor) -> Resu
             .put(bytes)
             .context(|| format!("writing the {what} of a {}", artifact.artifact_type))
     };
-    write(artifact::EMPTY_JSON, "empty config")?;
     let document = write(&artifact.document, "document")?;
+    put_stored(store, artifact, document, subject)
+}
+
+/// Like [`put`], for an artifact whose document is in `store` already as
+/// `document` (its `document` bytes are not used): one too large to hold.
+pub fn put_stored(
+    store: &BlobStore,
+    artifact: &Artifact,
+    document: BlobRef,
+    subject: &Descriptor,
+) -> Result<Referrer> {
+    let write = |bytes: &[u8], what: &str| {
+        store
+            .put(bytes)
+            .context(|| format!("writing the {what} of a {}", artifact.artifact_type))
+    };
+    write(artifact::EMPTY_JSON, "empty config")?;
     let layer = Descriptor::new(
         MediaType::from(artifact.media_type.as_str()),
         document.size,
