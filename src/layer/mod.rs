@@ -5,8 +5,10 @@
 //! bytes: entry order, tar headers and the block-gzip stream. Any change to
 //! those bytes must bump [`ENCODING_VERSION`].
 
+use std::borrow::Cow;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use zstd::stream::raw::CParameter;
 
@@ -71,6 +73,63 @@ pub enum Content {
         path: PathBuf,
         size: u64,
     },
+    /// A host file of a tree laid out below the entry's directory as on
+    /// the host: `root` joined with the entry's path from byte `from` on.
+    /// A tree of many files names its root once instead of holding a host
+    /// path per file. Read, and checked, as [`Content::Path`] is.
+    Tree {
+        root: Arc<Path>,
+        from: u32,
+        size: u64,
+    },
+}
+
+impl Content {
+    /// The number of bytes the content is, or was planned as.
+    pub fn size(&self) -> u64 {
+        match self {
+            Content::Bytes(b) => b.len() as u64,
+            Content::Path { size, .. } | Content::Tree { size, .. } => *size,
+        }
+    }
+
+    /// The host file the content of the entry at `path` is read from;
+    /// None for bytes held, or when `path` cannot be this entry's (it does
+    /// not reach byte `from`).
+    pub fn host_path(&self, path: &str) -> Option<Cow<'_, Path>> {
+        match self {
+            Content::Bytes(_) => None,
+            Content::Path { path, .. } => Some(Cow::Borrowed(path)),
+            Content::Tree { root, from, .. } => {
+                let rel = path.get(usize::try_from(*from).ok()?..)?;
+                (!rel.is_empty()).then(|| Cow::Owned(root.join(rel)))
+            }
+        }
+    }
+
+    /// The content of the host file `rel` below `root` (`root` itself when
+    /// `rel` is empty) for the entry at `path`: a [`Content::Tree`] when
+    /// `path` ends in `/` and `rel`, else a [`Content::Path`].
+    pub fn below(root: &Arc<Path>, rel: &str, path: &str, size: u64) -> Content {
+        let from = path.len() - rel.len().min(path.len());
+        match u32::try_from(from) {
+            Ok(at) if !rel.is_empty() && path.ends_with(rel) && path[..from].ends_with('/') => {
+                Content::Tree {
+                    root: Arc::clone(root),
+                    from: at,
+                    size,
+                }
+            }
+            _ if rel.is_empty() => Content::Path {
+                path: root.to_path_buf(),
+                size,
+            },
+            _ => Content::Path {
+                path: root.join(rel),
+                size,
+            },
+        }
+    }
 }
 
 impl Entry {

@@ -10,6 +10,7 @@
 //!
 //! Entries arrive already in canonical order ([`super::order`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -115,7 +116,12 @@ fn append<W: Write>(
     }
     let content: Box<dyn Read> = match &entry.kind {
         EntryKind::File(Content::Bytes(bytes)) => Box::new(bytes.as_slice()),
-        EntryKind::File(Content::Path { path, size }) => Box::new(open_exact(path, *size)?),
+        EntryKind::File(content @ (Content::Path { size, .. } | Content::Tree { size, .. })) => {
+            let host = content
+                .host_path(&entry.path)
+                .ok_or_else(|| invalid(&entry.path, "names no host file"))?;
+            Box::new(open_exact(host, *size)?)
+        }
         EntryKind::Dir | EntryKind::Symlink { .. } | EntryKind::Hardlink { .. } => {
             return builder.append(&header, io::empty());
         }
@@ -150,7 +156,9 @@ fn encode(entry: &Entry, mtime: u64) -> io::Result<(Header, Pax)> {
     let (entry_type, size, link) = match &entry.kind {
         EntryKind::Dir => (EntryType::Directory, 0, None),
         EntryKind::File(Content::Bytes(bytes)) => (EntryType::Regular, bytes.len() as u64, None),
-        EntryKind::File(Content::Path { size, .. }) => (EntryType::Regular, *size, None),
+        EntryKind::File(content @ (Content::Path { .. } | Content::Tree { .. })) => {
+            (EntryType::Regular, content.size(), None)
+        }
         EntryKind::Symlink { target } => (EntryType::Symlink, 0, Some(target.as_str())),
         EntryKind::Hardlink { target } => (EntryType::Link, 0, Some(target.as_str())),
     };
@@ -248,15 +256,15 @@ fn ustar(header: &mut Header) -> io::Result<&mut UstarHeader> {
 
 /// Opens a host file whose length must be `size`, as a reader that fails
 /// if the file turns out longer or shorter while it is streamed.
-fn open_exact(path: &Path, size: u64) -> io::Result<ExactReader<'_, File>> {
+fn open_exact(path: Cow<'_, Path>, size: u64) -> io::Result<ExactReader<'_, File>> {
     // Never blocks on a FIFO swapped in since the plan; refused below.
-    let file = file::open_regular(path, Links::Follow)
+    let file = file::open_regular(&path, Links::Follow)
         .map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", path.display())))?;
     let meta = file
         .metadata()
         .map_err(|e| io::Error::new(e.kind(), format!("reading {}: {e}", path.display())))?;
     if !meta.is_file() || meta.len() != size {
-        return Err(changed(path, size));
+        return Err(changed(&path, size));
     }
     Ok(ExactReader {
         inner: file,
@@ -279,7 +287,7 @@ struct ExactReader<'a, R> {
     inner: R,
     remaining: u64,
     size: u64,
-    path: &'a Path,
+    path: Cow<'a, Path>,
 }
 
 impl<R: Read> Read for ExactReader<'_, R> {
@@ -287,7 +295,7 @@ impl<R: Read> Read for ExactReader<'_, R> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let size_err = || changed(self.path, self.size);
+        let size_err = || changed(&self.path, self.size);
         if self.remaining == 0 {
             // The end the header promised: the file must end here too.
             let mut probe = [0u8; 1];
@@ -486,7 +494,7 @@ mod tests {
                 inner: data,
                 remaining: size,
                 size,
-                path: Path::new("/src/f"),
+                path: Cow::Borrowed(Path::new("/src/f")),
             };
             let mut out = Vec::new();
             r.read_to_end(&mut out).map(|_| out)

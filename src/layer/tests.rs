@@ -132,6 +132,69 @@ fn host_files_stream_to_the_same_bytes_as_in_memory_content() {
     assert_eq!((a, blob_a), (b, blob_b));
 }
 
+/// A file of a tree named by its root and the entry's path reads as the
+/// same host file named whole; a path that does not end in the file's
+/// place in the tree falls back to the whole host path.
+#[test]
+fn tree_content_is_the_host_file_below_its_root() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("pkg/lib")).unwrap();
+    let data = pseudo_random(gzip::BLOCK_SIZE + 5, 3);
+    std::fs::write(dir.path().join("pkg/lib/a.js"), &data).unwrap();
+    let root: Arc<Path> = Arc::from(dir.path());
+    let size = data.len() as u64;
+
+    let tree = Content::below(&root, "pkg/lib/a.js", "srv/app/pkg/lib/a.js", size);
+    assert!(matches!(tree, Content::Tree { from: 8, .. }), "{tree:?}");
+    let host = dir.path().join("pkg/lib/a.js");
+    assert_eq!(
+        tree.host_path("srv/app/pkg/lib/a.js").as_deref(),
+        Some(&*host)
+    );
+    assert_eq!(tree.host_path("srv"), None);
+    let (a, blob_a) = encode(
+        vec![entry("srv/app/pkg/lib/a.js", EntryKind::File(tree), 0o644)],
+        0,
+    );
+    let (b, blob_b) = encode(vec![entry("srv/app/pkg/lib/a.js", bytes(&data), 0o644)], 0);
+    assert_eq!((a, blob_a), (b, blob_b));
+
+    // Resolved elsewhere (through a symlink, say), or a part of a name.
+    for path in ["srv/app/pkg/other.js", "srv/app/xpkg/lib/a.js"] {
+        let content = Content::below(&root, "pkg/lib/a.js", path, size);
+        assert_eq!(
+            content,
+            Content::Path {
+                path: host.clone(),
+                size
+            },
+            "{path}"
+        );
+    }
+    // The tree's root itself, a single file copied.
+    let single = Content::below(&Arc::from(&*host), "", "srv/a.js", size);
+    assert_eq!(
+        single,
+        Content::Path {
+            path: host.clone(),
+            size
+        }
+    );
+    // A file that changed is named whole in the error.
+    let grown = Content::below(&root, "pkg/lib/a.js", "srv/app/pkg/lib/a.js", size + 1);
+    let err = write(
+        vec![entry("srv/app/pkg/lib/a.js", EntryKind::File(grown), 0o644)],
+        0,
+        Vec::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(&host.display().to_string()) && err.contains("changed while building"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_host_file_that_changed_size_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();

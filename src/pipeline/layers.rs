@@ -119,22 +119,16 @@ impl<'a> Layers<'a> {
         }
     }
 
-    /// Adds layer `index`: served from the cache, or planned against `view`
-    /// and set writing, or left out when it changes nothing. `view` takes
-    /// the layer on either way. `stats` recognises unchanged source files.
-    pub fn add(
-        &mut self,
-        index: usize,
-        view: &mut View,
-        stats: Option<&mut StatIndex>,
-        log: Log,
-    ) -> Result<()> {
-        let (key, walks) = self.key(index, stats);
+    /// Adds layer `index`, keyed by [`Layers::key`]: served from the
+    /// cache, or planned against `view` and set writing, or left out when
+    /// it changes nothing. `view` takes the layer on either way.
+    pub fn add(&mut self, index: usize, keyed: Keyed, view: &mut View, log: Log) -> Result<()> {
         if self.reuse(index, view, log)? {
             return Ok(());
         }
+        let Keyed { key, mut walks } = keyed;
         if let Some(key) = key
-            && self.serve(index, key, view, log)
+            && self.serve(index, key, &mut walks, view, log)
         {
             return Ok(());
         }
@@ -199,23 +193,20 @@ impl<'a> Layers<'a> {
         Ok(true)
     }
 
-    /// Adds layer `index` only if the cache serves it; false, with nothing
-    /// written, when it would have to be built (see [`super::predict`]).
-    pub fn add_cached(
-        &mut self,
-        index: usize,
-        view: &mut View,
-        stats: Option<&mut StatIndex>,
-        log: Log,
-    ) -> bool {
-        match self.key(index, stats) {
-            (Some(key), _) => self.serve(index, key, view, log),
-            (None, _) => false,
+    /// Adds layer `index`, keyed by [`Layers::key`], only if the cache
+    /// serves it; false, with nothing written, when it would have to be
+    /// built (see [`super::predict`]).
+    pub fn add_cached(&mut self, index: usize, keyed: Keyed, view: &mut View, log: Log) -> bool {
+        match keyed.key {
+            Some(key) => self.serve(index, key, &mut Walks::default(), view, log),
+            None => false,
         }
     }
 
-    /// The layer's cache key and the source walks it was computed from.
-    fn key(&mut self, index: usize, stats: Option<&mut StatIndex>) -> (Option<Digest>, Walks) {
+    /// Layer `index`'s cache key, made from its inputs (`stats` recognises
+    /// unchanged source files), with the source walks it was made from.
+    /// Keys are made in layer order, each on those below it.
+    pub fn key(&mut self, index: usize, stats: Option<&mut StatIndex>) -> Keyed {
         let keyed = match stats {
             Some(stats) if self.keyed => {
                 let inputs = key::KeyContext {
@@ -233,19 +224,34 @@ impl<'a> Layers<'a> {
         match keyed {
             Some((key, walks)) => {
                 self.lower.push(key);
-                (Some(key), walks)
+                Keyed {
+                    key: Some(key),
+                    walks,
+                }
             }
             None => {
                 self.keyed = false;
-                (None, Walks::default())
+                Keyed {
+                    key: None,
+                    walks: Walks::default(),
+                }
             }
         }
     }
 
     /// Serves the layer from the cache when `key` hits and the entry is
     /// usable, or, when the cache lacks it, from a `--cache-from`
-    /// registry; a corrupt entry is dropped and false returned.
-    fn serve(&mut self, index: usize, key: Digest, view: &mut View, log: Log) -> bool {
+    /// registry; a corrupt entry is dropped and false returned. A hit
+    /// needs no source walk: `walks` is emptied before the layer fills the
+    /// view (planning walks again should the entry turn out corrupt).
+    fn serve(
+        &mut self,
+        index: usize,
+        key: Digest,
+        walks: &mut Walks,
+        view: &mut View,
+        log: Log,
+    ) -> bool {
         let Some(cache) = self.cache else {
             return false;
         };
@@ -258,6 +264,7 @@ impl<'a> Layers<'a> {
                 None => return false,
             },
         };
+        *walks = Walks::default();
         let layer_index = view.layer_count();
         let expected = fetched.as_ref().map(|(e, _, _)| e);
         let Some(served) = serve(view, cache, self.blobs, &key, &hit, media, expected) else {
@@ -402,12 +409,16 @@ impl<'a> Layers<'a> {
         // The view learns the layer from its entries, and the seal sees
         // each file's content as it is written: a fresh layer is not read
         // back.
-        let changes = plan::changes(&entries, layer_index)
-            .map_err(|m| self.recipe.error_at(&["layers", &index.to_string()], m))?;
-        // The summary holds the changes encoded, a fraction of their size
-        // in memory, until the writer's findings complete it.
-        let encoded = LayerSummary::encode_changes(&changes);
-        view.apply(changes);
+        // Each change goes into the view and, encoded (a fraction of its
+        // size in memory), into the summary the writer's findings complete,
+        // as it is made. A failure here fails the build, view and all.
+        let mut encoded = EncodedChanges::new(entries.len());
+        plan::each_change(&entries, layer_index, |change| {
+            encoded.push(&change);
+            view.apply_one(change);
+        })
+        .map_err(|m| self.recipe.error_at(&["layers", &index.to_string()], m))?;
+        view.end_layer();
         let report = self.report(index, view, layer_index, log);
         while self.slots.iter().filter(|s| s.writing()).count() >= self.max_writers {
             if let Some(oldest) = self.slots.iter_mut().find(|s| s.writing()) {
@@ -442,7 +453,7 @@ impl<'a> Layers<'a> {
             reused: false,
             state: SlotState::Writing {
                 base_dependent,
-                changes: encoded,
+                changes: encoded.finish(),
                 handle: std::thread::spawn(move || job.run(writer)),
             },
             packages: report,
@@ -824,6 +835,13 @@ fn at_layer(change: Change, index: usize) -> Change {
     }
 }
 
+/// A layer's cache key (none when the cache is off or an input cannot be
+/// keyed) and the source walks it was made from, which planning reuses.
+pub struct Keyed {
+    key: Option<Digest>,
+    walks: Walks,
+}
+
 /// What a build learns about a layer while writing it, cached with the
 /// layer so that a hit needs no decompression: its effect on the view and
 /// what the seal's content scan found in it.
@@ -852,8 +870,11 @@ impl LayerSummary {
     /// changes that hide lower paths come first (the view applies them
     /// first in any case), so that a hit can be applied as it is decoded.
     fn encode_changes(changes: &[Change]) -> Option<Vec<u8>> {
-        let ordered: Vec<&Change> = hiding_first(changes).collect();
-        postcard::to_stdvec(&ordered).ok()
+        let mut encoded = EncodedChanges::new(changes.len());
+        for change in hiding_first(changes) {
+            encoded.push(change);
+        }
+        encoded.finish()
     }
 
     /// The summary of a layer whose changes [`Self::encode_changes`]
@@ -887,6 +908,28 @@ impl LayerSummary {
     #[cfg(test)]
     fn current(hit: &CachedLayer) -> Option<LayerSummary> {
         hit.summary.as_ref()?.decode(&Self::version())
+    }
+}
+
+/// A layer's changes encoded one at a time, as postcard encodes a
+/// sequence of them: their count, then each in turn.
+struct EncodedChanges(Option<Vec<u8>>);
+
+impl EncodedChanges {
+    fn new(count: usize) -> EncodedChanges {
+        EncodedChanges(postcard::to_stdvec(&count).ok())
+    }
+
+    fn push(&mut self, change: &Change) {
+        self.0 = self
+            .0
+            .take()
+            .and_then(|v| postcard::to_extend(change, v).ok());
+    }
+
+    /// The encoding; None if a change did not encode.
+    fn finish(self) -> Option<Vec<u8>> {
+        self.0
     }
 }
 
@@ -935,8 +978,7 @@ pub fn remote_version() -> String {
 /// Bytes of file content an entry brings.
 fn content_size(entry: &layer::Entry) -> u64 {
     match &entry.kind {
-        layer::EntryKind::File(layer::Content::Bytes(b)) => b.len() as u64,
-        layer::EntryKind::File(layer::Content::Path { size, .. }) => *size,
+        layer::EntryKind::File(content) => content.size(),
         _ => 0,
     }
 }

@@ -1124,15 +1124,28 @@ fn build_layers(
     let mut layers = Layers::new(recipe, base, &below.diff_ids, setup);
     progress.start(&format!("building {}", recipe.spec.name), 0);
     let dir = &recipe.dir;
-    for index in 0..recipe.spec.layers.len() {
-        let stats = cache.as_ref().map(|cache| {
-            stats
-                .entry(dir.clone())
-                .or_insert_with(|| cache.stat_index(dir))
-        });
+    let count = recipe.spec.layers.len();
+    for index in 0..count {
+        let keyed = layers.key(
+            index,
+            cache.as_ref().map(|cache| {
+                stats
+                    .entry(dir.clone())
+                    .or_insert_with(|| cache.stat_index(dir))
+            }),
+        );
+        // With the recipe's last key made, what its stat index learnt is
+        // saved: not held, a record per source file, while layers are
+        // planned and written. (Another build of this directory, for
+        // another platform, reads it back.)
+        if index + 1 == count
+            && let (Some(cache), Some(index)) = (cache.as_ref(), stats.remove(dir))
+        {
+            let _ = cache.save_stat_index(dir, &index);
+        }
         if !*cache_only {
-            layers.add(index, &mut below.view, stats, *log)?;
-        } else if !layers.add_cached(index, &mut below.view, stats, *log) {
+            layers.add(index, keyed, &mut below.view, *log)?;
+        } else if !layers.add_cached(index, keyed, &mut below.view, *log) {
             let layer = &recipe.spec.layers[index].name;
             *missed = Some(format!("{} layer {layer}", recipe.spec.name));
             return Err(Error::Failed(format!(

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::copyup::{self, CopyUp};
 use super::extract::Archive;
@@ -364,6 +365,8 @@ impl Plan {
             }
             _ => c.dest.path.clone(),
         };
+        // Named once for all the files of the tree, not per file.
+        let root: Arc<Path> = Arc::from(walk.root());
         for item in walk.iter() {
             let target = if item.rel.is_empty() {
                 dest.clone()
@@ -404,8 +407,8 @@ impl Plan {
                     } else {
                         0o644
                     });
-                    let host = walk.host_path(item.rel);
-                    let kind = EntryKind::File(Content::Path { path: host, size });
+                    let content = Content::below(&root, item.rel, path.as_rel(), size);
+                    let kind = EntryKind::File(content);
                     self.put(inputs.view, path, kind, mode, owner)?;
                 }
                 SourceKind::Symlink { target } => {
@@ -617,10 +620,7 @@ impl Plan {
             let path = ImagePath::root().join_rel(name);
             self.base_dependent |= self.sees_base(view, &path);
             let bytes = match self.entries.get(&path).map(|e| &e.kind) {
-                Some(EntryKind::File(Content::Bytes(b))) => b.clone(),
-                Some(EntryKind::File(Content::Path { path: host, size })) => {
-                    read_source(host, *size)?
-                }
+                Some(EntryKind::File(content)) => read_content(content, path.as_rel())?,
                 Some(_) => return Err(format!("{path} is not a regular file")),
                 None if self.hidden(&path) => Vec::new(),
                 None => match view.content(&path) {
@@ -684,41 +684,65 @@ impl Plan {
     }
 }
 
-/// The changes a layer's entries make to the view below: what reading the
-/// layer back would give, without reading it.
-pub fn changes(entries: &[layer::Entry], layer_index: usize) -> Result<Vec<Change>, String> {
-    let mut out = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let path = ImagePath::from_rel(&entry.path)
-            .ok_or_else(|| format!("layer entry {:?} is not a canonical path", entry.path))?;
-        let name = path.file_name();
-        if name == layer::OPAQUE_WHITEOUT {
-            out.push(Change::Opaque(path.parent().unwrap_or_default()));
-            continue;
+/// Hands `each` the changes a layer's entries make to the view below,
+/// what reading the layer back would give, without reading it: those that
+/// hide lower paths first (as the view applies them), then the others,
+/// each group in entry order. One change per entry, made as it is handed
+/// on, so that a large layer's are never all held at once.
+pub fn each_change(
+    entries: &[layer::Entry],
+    layer_index: usize,
+    mut each: impl FnMut(Change),
+) -> Result<(), String> {
+    for hiding in [true, false] {
+        for entry in entries {
+            let name = entry.path.rsplit_once('/').map_or(&*entry.path, |(_, n)| n);
+            // The opaque whiteout's name has the whiteout prefix too.
+            if name.starts_with(layer::WHITEOUT_PREFIX) == hiding {
+                each(change(entry, layer_index)?);
+            }
         }
-        if let Some(hidden) = name.strip_prefix(layer::WHITEOUT_PREFIX) {
-            out.push(Change::Whiteout(
-                path.parent().unwrap_or_default().join(hidden),
-            ));
-            continue;
-        }
-        let content = match &entry.kind {
-            _ if !View::is_watched(&path) => None,
-            EntryKind::File(Content::Bytes(b)) => Some(b.clone()),
-            EntryKind::File(Content::Path { path: host, size }) => Some(read_source(host, *size)?),
-            _ => None,
-        };
-        let node = Node {
-            kind: node_kind(&entry.kind),
-            mode: entry.mode,
-            uid: entry.uid,
-            gid: entry.gid,
-            layer: layer_index,
-            capability: false,
-        };
-        out.push(Change::Put(path, node, content));
     }
-    Ok(out)
+    Ok(())
+}
+
+/// The change one entry makes to the view below.
+fn change(entry: &layer::Entry, layer_index: usize) -> Result<Change, String> {
+    let path = ImagePath::from_rel(&entry.path)
+        .ok_or_else(|| format!("layer entry {:?} is not a canonical path", entry.path))?;
+    let name = path.file_name();
+    if name == layer::OPAQUE_WHITEOUT {
+        return Ok(Change::Opaque(path.parent().unwrap_or_default()));
+    }
+    if let Some(hidden) = name.strip_prefix(layer::WHITEOUT_PREFIX) {
+        return Ok(Change::Whiteout(
+            path.parent().unwrap_or_default().join(hidden),
+        ));
+    }
+    let content = match &entry.kind {
+        _ if !View::is_watched(&path) => None,
+        EntryKind::File(content) => Some(read_content(content, &entry.path)?),
+        _ => None,
+    };
+    let node = Node {
+        kind: node_kind(&entry.kind),
+        mode: entry.mode,
+        uid: entry.uid,
+        gid: entry.gid,
+        layer: layer_index,
+        capability: false,
+    };
+    Ok(Change::Put(path, node, content))
+}
+
+/// A planned file's bytes: those it holds, or its host file's (see
+/// [`read_source`]).
+fn read_content(content: &Content, path: &str) -> Result<Vec<u8>, String> {
+    match (content, content.host_path(path)) {
+        (Content::Bytes(b), _) => Ok(b.clone()),
+        (_, Some(host)) => read_source(&host, content.size()),
+        (_, None) => Err(format!("{path}: its planned content names no host file")),
+    }
 }
 
 /// A planned host file's bytes: a regular file (never a FIFO or a device
@@ -736,10 +760,9 @@ fn read_source(host: &Path, size: u64) -> Result<Vec<u8>, String> {
 fn node_kind(kind: &EntryKind) -> NodeKind {
     match kind {
         EntryKind::Dir => NodeKind::Dir,
-        EntryKind::File(Content::Bytes(b)) => NodeKind::File {
-            size: b.len() as u64,
+        EntryKind::File(content) => NodeKind::File {
+            size: content.size(),
         },
-        EntryKind::File(Content::Path { size, .. }) => NodeKind::File { size: *size },
         EntryKind::Symlink { target } => NodeKind::Symlink {
             target: target.clone(),
         },
