@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use oci_spec::image::Descriptor;
 
 use super::rebase::Donor;
+use super::summary::{EncodedChanges, LayerSummary, at_layer, hiding_first};
 use super::{Log, copyup, extract, key, packages, plan};
 use crate::base::BaseImage;
 use crate::digest::Digest;
@@ -23,11 +24,11 @@ use crate::layer;
 use crate::progress::Progress;
 use crate::recipe::Recipe;
 use crate::registry::cache::RemoteCache;
+use crate::rootfs::View;
 use crate::rootfs::source::Walks;
-use crate::rootfs::{Change, Node, View};
 use crate::seal;
 use crate::seal::scan::{Findings, Scan};
-use crate::store::cache::{Cache, CachedLayer, FileStat, StatIndex, Summary};
+use crate::store::cache::{Cache, CachedLayer, FileStat, StatIndex};
 use crate::store::workdir::WorkDir;
 use crate::store::{BlobRef, BlobStore, BlobWriter};
 
@@ -324,7 +325,7 @@ impl<'a> Layers<'a> {
         let remote = self.remote.filter(|r| r.pulls())?;
         let media = self.compression.media_type();
         let fetched = remote.fetch(key, &remote_version(), media.as_ref(), cache, log)?;
-        let Some(expected) = fetched.summary.decode(&LayerSummary::version()) else {
+        let Some(expected) = LayerSummary::decode(&fetched.summary) else {
             cache.drop_layer(key, Some(&fetched.layer));
             log(&format!(
                 "warning: cache entry {} from {} refused: its summary does not decode; rebuilding",
@@ -820,147 +821,11 @@ fn serve(
     })
 }
 
-/// A change placed in layer `index` of the view.
-fn at_layer(change: Change, index: usize) -> Change {
-    match change {
-        Change::Put(path, node, content) => Change::Put(
-            path,
-            Node {
-                layer: index,
-                ..node
-            },
-            content,
-        ),
-        other => other,
-    }
-}
-
 /// A layer's cache key (none when the cache is off or an input cannot be
 /// keyed) and the source walks it was made from, which planning reuses.
 pub struct Keyed {
     key: Option<Digest>,
     walks: Walks,
-}
-
-/// What a build learns about a layer while writing it, cached with the
-/// layer so that a hit needs no decompression: its effect on the view and
-/// what the seal's content scan found in it.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct LayerSummary {
-    changes: Vec<Change>,
-    findings: Findings,
-}
-
-impl LayerSummary {
-    /// What a summary's meaning depends on: its own shape and the seal
-    /// policy and scanner that made its findings. A summary from another
-    /// version is read back, never trusted.
-    fn version() -> String {
-        format!(
-            "summary 4, layer reading {}, seal policy {}, scanner {}",
-            crate::rootfs::READER_VERSION,
-            seal::POLICY_VERSION,
-            seal::scan::SCANNER_VERSION
-        )
-    }
-
-    /// The `changes` of a summary, encoded on their own: a summary is
-    /// `changes` then `findings` in postcard, which frames neither field,
-    /// so the two encodings put end to end are the summary's body. The
-    /// changes that hide lower paths come first (the view applies them
-    /// first in any case), so that a hit can be applied as it is decoded.
-    fn encode_changes(changes: &[Change]) -> Option<Vec<u8>> {
-        let mut encoded = EncodedChanges::new(changes.len());
-        for change in hiding_first(changes) {
-            encoded.push(change);
-        }
-        encoded.finish()
-    }
-
-    /// The summary of a layer whose changes [`Self::encode_changes`]
-    /// encoded, with `findings`, stamped with this version.
-    fn stamp_encoded(mut changes: Vec<u8>, findings: &Findings) -> Option<Summary> {
-        changes.extend(postcard::to_stdvec(findings).ok()?);
-        Some(Summary {
-            version: Self::version(),
-            body: changes,
-        })
-    }
-
-    /// Applies the summary of `hit` to `view` as its next layer, if it was
-    /// made by this version and is whole, and returns its findings. Each
-    /// change goes into the view as it is decoded, never all of them held
-    /// at once (a 300,000-entry layer's would be ~50 MB); the body is
-    /// checked whole first, so a bad one leaves the view as it was.
-    fn apply_current(hit: &CachedLayer, view: &mut View) -> Option<Findings> {
-        let summary = hit.summary.as_ref()?;
-        if summary.version != Self::version() {
-            return None;
-        }
-        each_change(&summary.body, |_| {})?;
-        let layer_index = view.layer_count();
-        let findings = each_change(&summary.body, |c| view.apply_one(at_layer(c, layer_index)))?;
-        view.end_layer();
-        Some(findings)
-    }
-
-    /// The summary of `hit`, decoded whole, if it was made by this version.
-    #[cfg(test)]
-    fn current(hit: &CachedLayer) -> Option<LayerSummary> {
-        hit.summary.as_ref()?.decode(&Self::version())
-    }
-}
-
-/// A layer's changes encoded one at a time, as postcard encodes a
-/// sequence of them: their count, then each in turn.
-struct EncodedChanges(Option<Vec<u8>>);
-
-impl EncodedChanges {
-    fn new(count: usize) -> EncodedChanges {
-        EncodedChanges(postcard::to_stdvec(&count).ok())
-    }
-
-    fn push(&mut self, change: &Change) {
-        self.0 = self
-            .0
-            .take()
-            .and_then(|v| postcard::to_extend(change, v).ok());
-    }
-
-    /// The encoding; None if a change did not encode.
-    fn finish(self) -> Option<Vec<u8>> {
-        self.0
-    }
-}
-
-/// `changes` with those that hide lower paths (whiteouts, opaque
-/// whiteouts) first, each group in its order.
-fn hiding_first(changes: &[Change]) -> impl Iterator<Item = &Change> {
-    let hides = |c: &&Change| !matches!(c, Change::Put(..));
-    changes
-        .iter()
-        .filter(hides)
-        .chain(changes.iter().filter(move |c| !hides(c)))
-}
-
-/// Decodes a summary's body, handing each change to `each` in order, and
-/// returns its findings: None unless it decodes whole, with nothing after
-/// it and no hiding change after a put (which the view would apply first).
-fn each_change(body: &[u8], mut each: impl FnMut(Change)) -> Option<Findings> {
-    let (count, mut rest): (usize, _) = postcard::take_from_bytes(body).ok()?;
-    let mut putting = false;
-    for _ in 0..count {
-        let (change, after) = postcard::take_from_bytes::<Change>(rest).ok()?;
-        rest = after;
-        match change {
-            Change::Put(..) => putting = true,
-            _ if putting => return None,
-            _ => {}
-        }
-        each(change);
-    }
-    let (findings, after) = postcard::take_from_bytes::<Findings>(rest).ok()?;
-    after.is_empty().then_some(findings)
 }
 
 /// What a registry's cache entry must have been made under to be used:
@@ -1002,146 +867,5 @@ impl layer::ContentSink for Counting<'_> {
     fn end(&mut self) {
         self.progress.advance_file();
         self.inner.end();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rootfs::meta::ImagePath;
-    use crate::rootfs::{Node, NodeKind};
-    use crate::seal::scan::Found;
-    use crate::store::cache::Summary;
-
-    fn path(p: &str) -> ImagePath {
-        ImagePath::from_rel(p).unwrap()
-    }
-
-    fn node(kind: NodeKind) -> Node {
-        Node {
-            kind,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            layer: 3,
-            capability: false,
-        }
-    }
-
-    fn hit(summary: Summary) -> CachedLayer {
-        CachedLayer {
-            digest: Digest::of(b"blob"),
-            size: 1,
-            diff_id: Digest::of(b"tar"),
-            entries: 4,
-            base_dependent: false,
-            summary: Some(summary),
-        }
-    }
-
-    /// A layer's changes in the order its tar has them: a whiteout after
-    /// an entry.
-    fn changes() -> Vec<Change> {
-        vec![
-            Change::Put(path("srv/a"), node(NodeKind::File { size: 7 }), None),
-            Change::Whiteout(path("srv/b")),
-            Change::Put(
-                path("etc/passwd"),
-                node(NodeKind::File { size: 5 }),
-                Some(b"root\n".to_vec()),
-            ),
-            Change::Opaque(path("opt")),
-        ]
-    }
-
-    fn findings() -> Findings {
-        Findings {
-            found: vec![(
-                path("srv/a"),
-                Found::Key {
-                    format: "OpenSSH".into(),
-                    inside: None,
-                },
-            )],
-        }
-    }
-
-    /// A view below the layer: what its whiteouts hide.
-    fn lower() -> View {
-        let mut view = View::new();
-        view.apply(vec![
-            Change::Put(path("srv"), node(NodeKind::Dir), None),
-            Change::Put(path("srv/b"), node(NodeKind::File { size: 1 }), None),
-            Change::Put(path("opt"), node(NodeKind::Dir), None),
-            Change::Put(path("opt/x"), node(NodeKind::File { size: 1 }), None),
-        ]);
-        view
-    }
-
-    fn nodes(view: &View) -> Vec<(ImagePath, Node)> {
-        view.iter().map(|(p, n)| (p.clone(), n.clone())).collect()
-    }
-
-    /// A summary put together from its changes, encoded early, and its
-    /// findings, later, decodes whole, its whiteouts first; applied as it
-    /// is decoded, it gives the view the changes give applied at once.
-    #[test]
-    fn a_summary_in_two_parts_applies_as_the_changes_do() {
-        let encoded = LayerSummary::encode_changes(&changes()).unwrap();
-        let summary = LayerSummary::stamp_encoded(encoded, &findings()).unwrap();
-        let back = LayerSummary::current(&hit(summary.clone())).unwrap();
-        let hides_first: Vec<Change> = hiding_first(&changes()).cloned().collect();
-        assert_eq!((back.changes, back.findings), (hides_first, findings()));
-
-        let mut at_once = lower();
-        let index = at_once.layer_count();
-        at_once.apply(changes().into_iter().map(|c| at_layer(c, index)).collect());
-        let mut streamed = lower();
-        let found = LayerSummary::apply_current(&hit(summary), &mut streamed);
-        assert_eq!(found, Some(findings()));
-        assert_eq!(nodes(&streamed), nodes(&at_once));
-        assert_eq!(streamed.layer_count(), at_once.layer_count());
-        assert_eq!(streamed.content(&path("etc/passwd")), Some(&b"root\n"[..]));
-        assert!(streamed.get(&path("srv/b")).is_none() && streamed.get(&path("opt/x")).is_none());
-    }
-
-    /// A summary cut short, with bytes after it, or with a whiteout after
-    /// an entry (which streaming would apply wrongly) is not applied, and
-    /// leaves the view as it was: the layer is then read back.
-    #[test]
-    fn a_summary_not_whole_leaves_the_view_alone() {
-        let encoded = LayerSummary::encode_changes(&changes()).unwrap();
-        let good = LayerSummary::stamp_encoded(encoded, &findings()).unwrap();
-        let mut tar_order = postcard::to_stdvec(&changes()).unwrap();
-        tar_order.extend(postcard::to_stdvec(&findings()).unwrap());
-        let cut = Summary {
-            body: good.body[..good.body.len() - 1].to_vec(),
-            ..good.clone()
-        };
-        let mut longer = good.clone();
-        longer.body.push(0);
-        let unordered = Summary {
-            body: tar_order,
-            ..good.clone()
-        };
-        let other = Summary {
-            version: "summary 3".into(),
-            ..good.clone()
-        };
-        for (what, bad) in [
-            ("cut", cut),
-            ("longer", longer),
-            ("unordered", unordered),
-            ("other version", other),
-        ] {
-            let mut view = lower();
-            assert_eq!(
-                LayerSummary::apply_current(&hit(bad), &mut view),
-                None,
-                "{what}"
-            );
-            assert_eq!(nodes(&view), nodes(&lower()), "{what}");
-            assert_eq!(view.layer_count(), 1, "{what}");
-        }
     }
 }

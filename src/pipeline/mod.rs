@@ -26,6 +26,7 @@ pub mod plan;
 pub mod platforms;
 pub mod rebase;
 mod record;
+pub mod summary;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

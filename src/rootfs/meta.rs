@@ -41,6 +41,12 @@ impl ImagePath {
         is_canonical(rel).then(|| ImagePath(rel.into()))
     }
 
+    /// A path as ingot stores it (its relative form, canonical already);
+    /// None for any other text.
+    pub fn from_stored(rel: &str) -> Option<ImagePath> {
+        (rel.is_empty() || is_canonical(rel)).then(|| ImagePath(rel.into()))
+    }
+
     pub fn parent(&self) -> Option<ImagePath> {
         if self.is_root() {
             return None;

@@ -1,0 +1,453 @@
+//! Layer summaries: what a build learns about a layer while writing it,
+//! cached with the layer so that a hit needs no decompression: its effect
+//! on the view and what the seal's content scan found in it.
+//!
+//! A summary's body is its changes, then its findings (postcard):
+//!
+//! ```text
+//! varint count
+//! count changes, those that hide lower paths first, each:
+//!   its path as the bytes it shares with the path before it and the
+//!   rest (front coding: a layer's paths come sorted, and most of each
+//!   is the one before), then what the change puts there
+//! findings
+//! ```
+//!
+//! Built one change at a time and applied one change at a time, so that a
+//! large layer's changes are never all held at once, and the encoding
+//! held meanwhile is a fraction of their size.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rootfs::meta::ImagePath;
+use crate::rootfs::{Change, Node, View};
+use crate::seal;
+use crate::seal::scan::Findings;
+use crate::store::cache::{CachedLayer, Summary};
+
+/// A layer's summary, decoded whole: for comparing one a registry gave
+/// with what the layer reads back as.
+#[derive(Debug, PartialEq)]
+pub struct LayerSummary {
+    pub changes: Vec<Change>,
+    pub findings: Findings,
+}
+
+impl LayerSummary {
+    /// What a summary's meaning depends on: its own shape and the seal
+    /// policy and scanner that made its findings. A summary from another
+    /// version is read back, never trusted.
+    pub fn version() -> String {
+        format!(
+            "summary 5, layer reading {}, seal policy {}, scanner {}",
+            crate::rootfs::READER_VERSION,
+            seal::POLICY_VERSION,
+            seal::scan::SCANNER_VERSION
+        )
+    }
+
+    /// The changes part of a summary's body, those that hide lower paths
+    /// first (the view applies them first in any case).
+    pub fn encode_changes(changes: &[Change]) -> Option<Vec<u8>> {
+        let mut encoded = EncodedChanges::new(changes.len());
+        for change in hiding_first(changes) {
+            encoded.push(change);
+        }
+        encoded.finish()
+    }
+
+    /// The summary whose changes part is `changes` (see [`EncodedChanges`])
+    /// and whose findings are `findings`, stamped with this version.
+    pub fn stamp_encoded(mut changes: Vec<u8>, findings: &Findings) -> Option<Summary> {
+        changes.extend(postcard::to_stdvec(findings).ok()?);
+        Some(Summary {
+            version: Self::version(),
+            body: changes,
+        })
+    }
+
+    /// `summary` decoded whole, if it was made by this version and is
+    /// well formed.
+    pub fn decode(summary: &Summary) -> Option<LayerSummary> {
+        if summary.version != Self::version() {
+            return None;
+        }
+        let mut changes = Vec::new();
+        let findings = each_change(&summary.body, |c| changes.push(c))?;
+        Some(LayerSummary { changes, findings })
+    }
+
+    /// Applies the summary of `hit` to `view` as its next layer, if it was
+    /// made by this version and is whole, and returns its findings. Each
+    /// change goes into the view as it is decoded, never all of them held
+    /// at once; the body is checked whole first, so a bad one leaves the
+    /// view as it was.
+    pub fn apply_current(hit: &CachedLayer, view: &mut View) -> Option<Findings> {
+        let summary = hit.summary.as_ref()?;
+        if summary.version != Self::version() {
+            return None;
+        }
+        each_change(&summary.body, |_| {})?;
+        let layer_index = view.layer_count();
+        let findings = each_change(&summary.body, |c| view.apply_one(at_layer(c, layer_index)))?;
+        view.end_layer();
+        Some(findings)
+    }
+}
+
+/// A layer's changes encoded one at a time into a summary's changes part:
+/// their count, then each in turn, its path front-coded on the one before.
+/// The caller hands over those that hide lower paths first.
+pub struct EncodedChanges {
+    bytes: Option<Vec<u8>>,
+    last: String,
+}
+
+impl EncodedChanges {
+    pub fn new(count: usize) -> EncodedChanges {
+        EncodedChanges {
+            bytes: postcard::to_stdvec(&count).ok(),
+            last: String::new(),
+        }
+    }
+
+    pub fn push(&mut self, change: &Change) {
+        let text = path_of(change).as_rel();
+        let shared = shared_prefix(&self.last, text);
+        let rest = &text[shared..];
+        let filed = match change {
+            Change::Put(_, node, content) => Filed::Put {
+                shared,
+                rest,
+                node: Cow::Borrowed(node),
+                content: content.as_deref().map(Cow::Borrowed),
+            },
+            Change::Whiteout(_) => Filed::Whiteout { shared, rest },
+            Change::Opaque(_) => Filed::Opaque { shared, rest },
+        };
+        self.bytes = self
+            .bytes
+            .take()
+            .and_then(|v| postcard::to_extend(&filed, v).ok());
+        self.last.truncate(shared);
+        self.last.push_str(rest);
+    }
+
+    /// The encoding; None if a change did not encode.
+    pub fn finish(self) -> Option<Vec<u8>> {
+        self.bytes
+    }
+}
+
+/// A change as a summary files it.
+#[derive(Serialize, Deserialize)]
+enum Filed<'a> {
+    Put {
+        shared: usize,
+        rest: &'a str,
+        node: Cow<'a, Node>,
+        content: Option<Cow<'a, [u8]>>,
+    },
+    Whiteout {
+        shared: usize,
+        rest: &'a str,
+    },
+    Opaque {
+        shared: usize,
+        rest: &'a str,
+    },
+}
+
+fn path_of(change: &Change) -> &ImagePath {
+    match change {
+        Change::Put(path, ..) | Change::Whiteout(path) | Change::Opaque(path) => path,
+    }
+}
+
+/// The length of the longest common prefix of `a` and `b` that ends on a
+/// character boundary of both.
+fn shared_prefix(a: &str, b: &str) -> usize {
+    let mut n = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    while !b.is_char_boundary(n) {
+        n -= 1;
+    }
+    n
+}
+
+/// `changes` with those that hide lower paths (whiteouts, opaque
+/// whiteouts) first, each group in its order.
+pub fn hiding_first(changes: &[Change]) -> impl Iterator<Item = &Change> {
+    let hides = |c: &&Change| !matches!(c, Change::Put(..));
+    changes
+        .iter()
+        .filter(hides)
+        .chain(changes.iter().filter(move |c| !hides(c)))
+}
+
+/// A change placed in layer `index` of the view.
+pub fn at_layer(change: Change, index: usize) -> Change {
+    match change {
+        Change::Put(path, node, content) => Change::Put(
+            path,
+            Node {
+                layer: index,
+                ..node
+            },
+            content,
+        ),
+        other => other,
+    }
+}
+
+/// Decodes a summary's body, handing each change to `each` in order, and
+/// returns its findings: None unless it decodes whole, with nothing after
+/// it, every path canonical and sharing no more than the path before it
+/// has, and no hiding change after a put (which the view would apply
+/// first).
+fn each_change(body: &[u8], mut each: impl FnMut(Change)) -> Option<Findings> {
+    let (count, mut rest): (usize, _) = postcard::take_from_bytes(body).ok()?;
+    let mut last = String::new();
+    let mut putting = false;
+    for _ in 0..count {
+        let (filed, after) = postcard::take_from_bytes::<Filed>(rest).ok()?;
+        rest = after;
+        let (Filed::Put { shared, rest, .. }
+        | Filed::Whiteout { shared, rest }
+        | Filed::Opaque { shared, rest }) = &filed;
+        if !last.is_char_boundary(*shared) {
+            return None;
+        }
+        last.truncate(*shared);
+        last.push_str(rest);
+        let path = ImagePath::from_stored(&last)?;
+        let change = match filed {
+            Filed::Put { node, content, .. } => {
+                putting = true;
+                Change::Put(path, node.into_owned(), content.map(Cow::into_owned))
+            }
+            _ if putting => return None,
+            Filed::Whiteout { .. } => Change::Whiteout(path),
+            Filed::Opaque { .. } => Change::Opaque(path),
+        };
+        each(change);
+    }
+    let (findings, after) = postcard::take_from_bytes::<Findings>(rest).ok()?;
+    after.is_empty().then_some(findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::rootfs::NodeKind;
+    use crate::seal::scan::Found;
+
+    fn path(p: &str) -> ImagePath {
+        ImagePath::from_rel(p).unwrap()
+    }
+
+    fn node(kind: NodeKind) -> Node {
+        Node {
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            layer: 3,
+            capability: false,
+        }
+    }
+
+    fn hit(summary: Summary) -> CachedLayer {
+        CachedLayer {
+            digest: Digest::of(b"blob"),
+            size: 1,
+            diff_id: Digest::of(b"tar"),
+            entries: 4,
+            base_dependent: false,
+            summary: Some(summary),
+        }
+    }
+
+    /// A layer's changes in the order its tar has them: a whiteout after
+    /// an entry.
+    fn changes() -> Vec<Change> {
+        vec![
+            Change::Put(path("srv/a"), node(NodeKind::File { size: 7 }), None),
+            Change::Whiteout(path("srv/b")),
+            Change::Put(
+                path("etc/passwd"),
+                node(NodeKind::File { size: 5 }),
+                Some(b"root\n".to_vec()),
+            ),
+            Change::Opaque(path("opt")),
+        ]
+    }
+
+    fn findings() -> Findings {
+        Findings {
+            found: vec![(
+                path("srv/a"),
+                Found::Key {
+                    format: "OpenSSH".into(),
+                    inside: None,
+                },
+            )],
+        }
+    }
+
+    /// A view below the layer: what its whiteouts hide.
+    fn lower() -> View {
+        let mut view = View::new();
+        view.apply(vec![
+            Change::Put(path("srv"), node(NodeKind::Dir), None),
+            Change::Put(path("srv/b"), node(NodeKind::File { size: 1 }), None),
+            Change::Put(path("opt"), node(NodeKind::Dir), None),
+            Change::Put(path("opt/x"), node(NodeKind::File { size: 1 }), None),
+        ]);
+        view
+    }
+
+    fn nodes(view: &View) -> Vec<(ImagePath, Node)> {
+        view.iter().map(|(p, n)| (p.clone(), n.clone())).collect()
+    }
+
+    /// A summary put together from its changes, encoded early, and its
+    /// findings, later, decodes whole, its whiteouts first; applied as it
+    /// is decoded, it gives the view the changes give applied at once.
+    #[test]
+    fn a_summary_in_two_parts_applies_as_the_changes_do() {
+        let encoded = LayerSummary::encode_changes(&changes()).unwrap();
+        let summary = LayerSummary::stamp_encoded(encoded, &findings()).unwrap();
+        let back = LayerSummary::decode(&summary).unwrap();
+        let hides_first: Vec<Change> = hiding_first(&changes()).cloned().collect();
+        assert_eq!((back.changes, back.findings), (hides_first, findings()));
+
+        let mut at_once = lower();
+        let index = at_once.layer_count();
+        at_once.apply(changes().into_iter().map(|c| at_layer(c, index)).collect());
+        let mut streamed = lower();
+        let found = LayerSummary::apply_current(&hit(summary), &mut streamed);
+        assert_eq!(found, Some(findings()));
+        assert_eq!(nodes(&streamed), nodes(&at_once));
+        assert_eq!(streamed.layer_count(), at_once.layer_count());
+        assert_eq!(streamed.content(&path("etc/passwd")), Some(&b"root\n"[..]));
+        assert!(streamed.get(&path("srv/b")).is_none() && streamed.get(&path("opt/x")).is_none());
+    }
+
+    /// A summary cut short, with bytes after it, or with a whiteout after
+    /// an entry (which streaming would apply wrongly) is not applied, and
+    /// leaves the view as it was: the layer is then read back.
+    #[test]
+    fn a_summary_not_whole_leaves_the_view_alone() {
+        let encoded = LayerSummary::encode_changes(&changes()).unwrap();
+        let good = LayerSummary::stamp_encoded(encoded, &findings()).unwrap();
+        let body = |changes: &[Change]| {
+            let mut encoded = EncodedChanges::new(changes.len());
+            for change in changes {
+                encoded.push(change);
+            }
+            let mut body = encoded.finish().unwrap();
+            body.extend(postcard::to_stdvec(&findings()).unwrap());
+            body
+        };
+        let tar_order = body(&changes());
+        let filing = |filed: &[Filed]| {
+            let mut body = postcard::to_stdvec(&filed.len()).unwrap();
+            for f in filed {
+                body = postcard::to_extend(f, body).unwrap();
+            }
+            body.extend(postcard::to_stdvec(&findings()).unwrap());
+            body
+        };
+        let whiteout = |shared, rest| Filed::Whiteout { shared, rest };
+        let fine = filing(&[whiteout(0, "srv/b"), whiteout(4, "c")]);
+        assert_eq!(
+            LayerSummary::decode(&Summary {
+                body: fine,
+                ..good.clone()
+            })
+            .map(|s| s.changes),
+            Some(vec![
+                Change::Whiteout(path("srv/b")),
+                Change::Whiteout(path("srv/c"))
+            ])
+        );
+        // A path said to share more than the path before it has.
+        let overlong = filing(&[whiteout(0, "srv/b"), whiteout(6, "c")]);
+        // A path that is not canonical.
+        let dotdot = filing(&[whiteout(0, "srv/b"), whiteout(4, "..")]);
+        // Summary 4's form: postcard's own encoding of the changes.
+        let mut plain = postcard::to_stdvec(&hiding_first(&changes()).collect::<Vec<_>>()).unwrap();
+        plain.extend(postcard::to_stdvec(&findings()).unwrap());
+        let cut = Summary {
+            body: good.body[..good.body.len() - 1].to_vec(),
+            ..good.clone()
+        };
+        let mut longer = good.clone();
+        longer.body.push(0);
+        let unordered = Summary {
+            body: tar_order,
+            ..good.clone()
+        };
+        let other = Summary {
+            version: "summary 3".into(),
+            ..good.clone()
+        };
+        let with = |body: Vec<u8>| Summary {
+            body,
+            ..good.clone()
+        };
+        for (what, bad) in [
+            ("cut", cut),
+            ("longer", longer),
+            ("unordered", unordered),
+            ("other version", other),
+            ("sharing more than there is", with(overlong)),
+            ("not canonical", with(dotdot)),
+            ("summary 4's encoding", with(plain)),
+        ] {
+            assert_eq!(LayerSummary::decode(&bad), None, "{what}");
+            let mut view = lower();
+            assert_eq!(
+                LayerSummary::apply_current(&hit(bad), &mut view),
+                None,
+                "{what}"
+            );
+            assert_eq!(nodes(&view), nodes(&lower()), "{what}");
+            assert_eq!(view.layer_count(), 1, "{what}");
+        }
+    }
+
+    /// A layer's sorted paths cost a fraction of their length: each is
+    /// filed as what it adds to the one before.
+    #[test]
+    fn paths_are_filed_as_what_they_add_to_the_one_before() {
+        let changes: Vec<Change> = (0..1000)
+            .map(|i| {
+                let p = format!(
+                    "srv/app/node_modules/package-{:03}/lib/file-{i:04}.js",
+                    i / 10
+                );
+                Change::Put(path(&p), node(NodeKind::File { size: 100 }), None)
+            })
+            .collect();
+        let plain = postcard::to_stdvec(&changes).unwrap().len();
+        let encoded = LayerSummary::encode_changes(&changes).unwrap();
+        assert!(
+            encoded.len() * 3 < plain,
+            "{} of {plain} bytes",
+            encoded.len()
+        );
+        let summary = LayerSummary::stamp_encoded(encoded, &findings()).unwrap();
+        let back = LayerSummary::decode(&summary).unwrap();
+        assert_eq!(back.changes, changes);
+        // Non-ASCII names share only whole characters.
+        let names = [path("srv/é"), path("srv/è"), path("srv/èa")];
+        let changes: Vec<Change> = names.iter().cloned().map(Change::Whiteout).collect();
+        let encoded = LayerSummary::encode_changes(&changes).unwrap();
+        let summary = LayerSummary::stamp_encoded(encoded, &findings()).unwrap();
+        assert_eq!(LayerSummary::decode(&summary).unwrap().changes, changes);
+    }
+}
