@@ -20,7 +20,9 @@ use crate::recipe::{MAX_TEMPLATE_SIZE, Recipe, RecipeError, Step, template};
 use crate::rootfs::accounts::{self, Databases};
 use crate::rootfs::meta::{ImagePath, Owner};
 use crate::rootfs::source::{self, SourceKind};
-use crate::rootfs::{Change, Node, NodeKind, View, remove_below, resolve_parent_with};
+use crate::rootfs::{
+    Change, Node, NodeKind, View, remove_below, repack_grown, resolve_parent_with,
+};
 use crate::store::file::{self, Links};
 
 /// Everything a layer's steps may read.
@@ -57,6 +59,8 @@ pub struct Plan {
     /// Base directories a step would have made but found there, and so
     /// left out of the layer.
     left_alone: Vec<ImagePath>,
+    /// The number of entries at which their map is next repacked.
+    repack_at: usize,
 }
 
 /// Plans layer `index` of the recipe. Errors name the step at fault.
@@ -284,6 +288,7 @@ impl Plan {
             gid: owner.gid.into(),
         };
         self.entries.insert(path, entry);
+        repack_grown(&mut self.entries, &mut self.repack_at);
     }
 
     /// Renders template `t` into its `dest`; an error names the field at

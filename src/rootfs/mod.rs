@@ -128,6 +128,28 @@ pub fn remove_below<V>(map: &mut BTreeMap<ImagePath, V>, path: &ImagePath, inclu
     }
 }
 
+/// The smallest map [`repack_grown`] bothers with.
+const REPACK_MIN: usize = 4096;
+
+/// Rebuilds `map` with full nodes once it holds `at` entries or more, and
+/// sets `at` to twice its length. Keys mostly arrive in order (a layer's
+/// entries are sorted, a walk's too), and a B-tree filled in order splits
+/// its nodes in half and leaves them so: ~59% full, two fifths of the
+/// map's node memory wasted. A map merged from two sorted runs is built
+/// full, each old node freed as it is passed. Called after each insert,
+/// a few moves per entry in all.
+pub fn repack_grown<K: Ord, V>(map: &mut BTreeMap<K, V>, at: &mut usize) {
+    if map.len() < (*at).max(REPACK_MIN) {
+        return;
+    }
+    let mut rest = std::mem::take(map);
+    if let Some(first) = rest.pop_first() {
+        *map = BTreeMap::from([first]);
+        map.append(&mut rest);
+    }
+    *at = 2 * map.len();
+}
+
 /// Sees each regular file's path and content stream.
 pub type FileVisitor<'a> = &'a mut dyn FnMut(&ImagePath, &mut dyn Read) -> io::Result<()>;
 
@@ -632,9 +654,6 @@ pub struct View {
     repack_at: usize,
 }
 
-/// The smallest map [`View::repack`] bothers with.
-const REPACK_MIN: usize = 4096;
-
 impl View {
     pub fn new() -> View {
         View::default()
@@ -709,25 +728,8 @@ impl View {
                 self.contents.insert(path.clone(), content);
             }
             self.nodes.insert(path, node);
-            if self.nodes.len() >= self.repack_at.max(REPACK_MIN) {
-                self.repack();
-            }
+            repack_grown(&mut self.nodes, &mut self.repack_at);
         }
-    }
-
-    /// Rebuilds the map with full nodes. Paths mostly arrive in order (a
-    /// layer's entries are sorted), and a B-tree filled in order splits its
-    /// nodes in half and leaves them so: ~59% full, ~55 bytes of every
-    /// entry's ~135 wasted. A map merged from two sorted runs is built
-    /// full, each old node freed as it is passed. Repacked each time the
-    /// map doubles, the cost is a few moves per entry in all.
-    fn repack(&mut self) {
-        let mut rest = std::mem::take(&mut self.nodes);
-        if let Some(first) = rest.pop_first() {
-            self.nodes = BTreeMap::from([first]);
-            self.nodes.append(&mut rest);
-        }
-        self.repack_at = 2 * self.nodes.len();
     }
 
     /// Reads an uncompressed layer tar and applies it, refusing what a
