@@ -522,10 +522,13 @@ pub struct Usage {
 /// Compact, for trees of 300k files: no allocation per file. What was
 /// loaded is one buffer of paths back to back and a vector of fixed-size
 /// records sorted by path bytes, found by binary search. What a build
-/// records goes to a side map, merged in once it holds an eighth as many
-/// files as the rest (or [`MERGE_AT`]): a lookup stays O(log n), and
-/// recording n files (a cold build records every one) costs O(n log n)
-/// in all.
+/// records goes to a side map, merged in (in place) once it holds
+/// 1/[`MERGE_SHARE`] as many files as the rest (or [`MERGE_AT`]): a
+/// lookup stays O(log n), and the side map, whose entries cost thrice a
+/// record, stays small. A merge moves only the records that sort after
+/// the first one merged in; a walk records files nearly in path order, so
+/// a cold build's merges move little, and at worst (files recorded in
+/// reverse order) recording n files moves each record MERGE_SHARE times.
 #[derive(Debug, Default)]
 pub struct StatIndex {
     /// When the index was last written (its file's mtime, in nanoseconds
@@ -547,6 +550,10 @@ pub struct StatIndex {
 
 /// The fewest recorded files merged into a [`StatIndex`]'s sorted part.
 const MERGE_AT: usize = 1024;
+
+/// A [`StatIndex`] merges what it recorded once that is this fraction of
+/// what it holds sorted.
+const MERGE_SHARE: usize = 32;
 
 /// The longest path a stat index holds, in bytes: Linux's PATH_MAX. A
 /// longer one is not recorded (it is read again each build) and makes an
@@ -665,7 +672,7 @@ impl StatIndex {
         self.recorded.insert(key.into(), (stat, digest));
         self.bytes = bytes;
         self.changed = true;
-        if self.recorded.len() >= MERGE_AT.max(self.sorted.records.len() / 8) {
+        if self.recorded.len() >= MERGE_AT.max(self.sorted.records.len() / MERGE_SHARE) {
             self.merge();
         }
     }
@@ -784,18 +791,21 @@ impl StatIndex {
         // One digest per file, those to read left zero until they are: no
         // list beside it (at 300,000 files each such list is megabytes).
         let mut out = Vec::with_capacity(count);
-        let mut unknown = Vec::new();
+        let mut unknown: Vec<u32> = Vec::new();
         for i in 0..count {
             let (path, stat) = file(i);
-            out.push(self.known(&path, &stat).unwrap_or_else(|| {
-                unknown.push(i);
-                Digest::from_bytes([0; 32])
-            }));
+            let known = self.known(&path, &stat);
+            if known.is_none() {
+                let at = u32::try_from(i)
+                    .map_err(|_| io::Error::other("more than 2^32 source files"))?;
+                unknown.push(at);
+            }
+            out.push(known.unwrap_or(Digest::from_bytes([0; 32])));
         }
         hash_files(&unknown, &file, &mut out)?;
         for i in unknown {
-            let (path, stat) = file(i);
-            self.record(&path, stat, out[i]);
+            let (path, stat) = file(i as usize);
+            self.record(&path, stat, out[i as usize]);
         }
         Ok(out)
     }
@@ -910,7 +920,7 @@ fn read_u32(input: &mut impl Read) -> Option<u32> {
 /// (a cold build or a fresh checkout reads every source once here). A file
 /// whose size is not what its stat said changed while it was read.
 fn hash_files(
-    which: &[usize],
+    which: &[u32],
     file: &(impl Fn(usize) -> (PathBuf, FileStat) + Sync),
     out: &mut [Digest],
 ) -> io::Result<()> {
@@ -936,7 +946,7 @@ fn hash_files(
         .min(which.len());
     if threads <= 1 {
         for &i in which {
-            out[i] = hash(i)?;
+            out[i as usize] = hash(i as usize)?;
         }
         return Ok(());
     }
@@ -953,9 +963,9 @@ fn hash_files(
                     loop {
                         let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(&i) = which.get(k) else { break };
-                        match hash(i) {
+                        match hash(i as usize) {
                             Ok(digest) => match slots.lock() {
-                                Ok(mut slots) => slots[i] = digest,
+                                Ok(mut slots) => slots[i as usize] = digest,
                                 Err(_) => break,
                             },
                             Err(e) => {
