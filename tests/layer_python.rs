@@ -48,7 +48,7 @@ fn content(len: usize, seed: u8) -> Vec<u8> {
 
 fn entry(path: String, kind: EntryKind) -> Entry {
     Entry {
-        path,
+        path: path.into(),
         kind,
         mode: 0o644,
         uid: 0,
@@ -110,7 +110,7 @@ fn python_reads_every_member() {
     }
     let entries = entries();
     let big = "dir05/file19";
-    let big_content = match &entries.iter().find(|e| e.path == big).unwrap().kind {
+    let big_content = match &entries.iter().find(|e| &*e.path == big).unwrap().kind {
         EntryKind::File(Content::Bytes(b)) => b.clone(),
         other => panic!("{other:?}"),
     };
@@ -144,7 +144,7 @@ fn python_reads_every_member() {
         .iter()
         .map(|m| m["name"].as_str().unwrap())
         .collect();
-    let expected: Vec<&str> = sorted.iter().map(|e| e.path.as_str()).collect();
+    let expected: Vec<&str> = sorted.iter().map(|e| &*e.path).collect();
     assert_eq!(names, expected);
 
     let member = |name: &str| members.iter().find(|m| m["name"] == name).unwrap();

@@ -722,7 +722,7 @@ mod tests {
             let entries = files
                 .iter()
                 .map(|(path, data)| layer::Entry {
-                    path: path.to_string(),
+                    path: (*path).into(),
                     kind: EntryKind::File(Content::Bytes(data.to_vec())),
                     mode: 0o644,
                     uid: 0,

@@ -167,7 +167,7 @@ pub fn install(
             installed.dropped_setuid.push(format!("/{path}"));
         }
         let entry = Entry {
-            path: path.as_rel().to_string(),
+            path: path.as_rel().into(),
             kind,
             mode,
             uid: node.uid,
@@ -471,7 +471,7 @@ impl Database {
 
 fn entry(path: String, kind: EntryKind, mode: u32) -> Entry {
     Entry {
-        path,
+        path: path.into(),
         kind,
         mode,
         uid: 0,

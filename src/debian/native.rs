@@ -149,7 +149,7 @@ fn certificates(
         entries.insert(
             path(&pem),
             Entry {
-                path: pem,
+                path: pem.into(),
                 kind: EntryKind::Symlink {
                     target: format!("/{CERTS}/{cert}"),
                 },
@@ -165,7 +165,7 @@ fn certificates(
             entries.insert(
                 p,
                 Entry {
-                    path: dir.to_string(),
+                    path: dir.into(),
                     kind: EntryKind::Dir,
                     mode: 0o755,
                     uid: 0,

@@ -40,8 +40,9 @@ pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 pub struct Entry {
     /// Path inside the image, relative (no leading `/`), UTF-8, no `.` or
     /// `..` components, no trailing `/`. Whiteouts carry their final tar
-    /// name (`etc/.wh.motd`, `srv/.wh..wh..opq`).
-    pub path: String,
+    /// name (`etc/.wh.motd`, `srv/.wh..wh..opq`). Shared: the view names
+    /// the path with the same text.
+    pub path: Arc<str>,
     pub kind: EntryKind,
     /// Permission bits including setuid/setgid/sticky (`0o7777` mask).
     pub mode: u32,
@@ -146,7 +147,7 @@ impl Entry {
 
     fn marker(path: String) -> Entry {
         Entry {
-            path,
+            path: path.into(),
             kind: EntryKind::File(Content::Bytes(Vec::new())),
             mode: 0o644,
             uid: 0,
@@ -296,8 +297,8 @@ fn check(sorted: &[Entry]) -> io::Result<()> {
     let mut written = HashSet::new();
     for entry in sorted {
         match &entry.kind {
-            EntryKind::File(_) if named.contains(entry.path.as_str()) => {
-                written.insert(entry.path.as_str());
+            EntryKind::File(_) if named.contains(&*entry.path) => {
+                written.insert(&*entry.path);
             }
             EntryKind::Hardlink { target } if !written.contains(target.as_str()) => {
                 return Err(io::Error::new(

@@ -142,7 +142,7 @@ mod tests {
         let mut entries: Vec<Entry> = ["d/b", "d", "d/.wh.x", "c"]
             .iter()
             .map(|p| Entry {
-                path: p.to_string(),
+                path: (*p).into(),
                 kind: crate::layer::EntryKind::Dir,
                 mode: 0o755,
                 uid: 0,
@@ -150,7 +150,7 @@ mod tests {
             })
             .collect();
         sort(&mut entries);
-        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        let paths: Vec<&str> = entries.iter().map(|e| &*e.path).collect();
         assert_eq!(paths, ["c", "d", "d/.wh.x", "d/b"]);
     }
 

@@ -172,7 +172,7 @@ fn encode(entry: &Entry, mtime: u64) -> io::Result<(Header, Pax)> {
             copy_field(&mut fields.name, rest);
         }
         None => {
-            pax.insert("path", name.clone().into_bytes());
+            pax.insert("path", name.as_bytes().to_vec());
             copy_field(&mut fields.name, truncate(&name, NAME_LEN));
         }
     }
@@ -197,10 +197,10 @@ fn encode(entry: &Entry, mtime: u64) -> io::Result<(Header, Pax)> {
 }
 
 /// The entry's name in the tar: directories carry a trailing `/`.
-fn tar_name(entry: &Entry) -> String {
+fn tar_name(entry: &Entry) -> Cow<'_, str> {
     match entry.kind {
-        EntryKind::Dir => format!("{}/", entry.path),
-        _ => entry.path.clone(),
+        EntryKind::Dir => Cow::Owned(format!("{}/", entry.path)),
+        _ => Cow::Borrowed(&entry.path),
     }
 }
 
@@ -322,7 +322,7 @@ mod tests {
 
     fn entry(path: &str, kind: EntryKind) -> Entry {
         Entry {
-            path: path.to_string(),
+            path: path.into(),
             kind,
             mode: 0o644,
             uid: 0,

@@ -11,7 +11,7 @@ use super::*;
 
 fn entry(path: &str, kind: EntryKind, mode: u32) -> Entry {
     Entry {
-        path: path.to_string(),
+        path: path.into(),
         kind,
         mode,
         uid: 0,
@@ -346,7 +346,7 @@ fn build(generated: Generated, dir: &std::path::Path) -> Vec<(Entry, Vec<u8>)> {
             }
         };
         let entry = Entry {
-            path,
+            path: path.into(),
             kind,
             mode,
             uid,
@@ -406,7 +406,7 @@ proptest! {
             let mut got = got.unwrap();
             count += 1;
             let is_dir = want.kind == EntryKind::Dir;
-            let name = if is_dir { format!("{}/", want.path) } else { want.path.clone() };
+            let name = if is_dir { format!("{}/", want.path) } else { want.path.to_string() };
             prop_assert_eq!(&*got.path_bytes(), name.as_bytes());
 
             let pax: BTreeMap<String, String> = match got.pax_extensions().unwrap() {

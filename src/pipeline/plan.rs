@@ -165,7 +165,7 @@ impl Plan {
         whiteouts
             .chain(opaques)
             .chain(self.entries.into_iter().map(|(path, mut entry)| {
-                entry.path = path.into_rel();
+                entry.path = path.into_shared();
                 entry
             }))
             .collect()
@@ -280,8 +280,8 @@ impl Plan {
             remove_below(&mut self.entries, &path, false);
         }
         let entry = layer::Entry {
-            // Its key's, given it by `into_entries`: not held twice.
-            path: String::new(),
+            // Its key's text, shared, not held twice.
+            path: path.clone().into_shared(),
             kind,
             mode,
             uid: owner.uid.into(),
@@ -487,7 +487,7 @@ impl Plan {
                 }
             };
             let entry = layer::Entry {
-                path: path.as_rel().to_string(),
+                path: path.clone().into_shared(),
                 kind,
                 mode,
                 uid,
@@ -570,7 +570,7 @@ impl Plan {
                     }
                 };
                 let link = layer::Entry {
-                    path: name.as_rel().to_string(),
+                    path: name.clone().into_shared(),
                     kind,
                     ..entry.clone()
                 };
@@ -713,7 +713,8 @@ pub fn each_change(
 
 /// The change one entry makes to the view below.
 fn change(entry: &layer::Entry, layer_index: usize) -> Result<Change, String> {
-    let path = ImagePath::from_rel(&entry.path)
+    // The entry's own text: the view and the layer share it.
+    let path = ImagePath::from_shared(Arc::clone(&entry.path))
         .ok_or_else(|| format!("layer entry {:?} is not a canonical path", entry.path))?;
     let name = path.file_name();
     if name == layer::OPAQUE_WHITEOUT {
@@ -821,7 +822,11 @@ mod tests {
     }
 
     fn paths(plan: Plan) -> Vec<String> {
-        let mut names: Vec<String> = plan.into_entries().into_iter().map(|e| e.path).collect();
+        let mut names: Vec<String> = plan
+            .into_entries()
+            .into_iter()
+            .map(|e| e.path.to_string())
+            .collect();
         names.sort();
         names
     }
@@ -833,7 +838,7 @@ mod tests {
         plan.put(&view, p("/tmp/a/b"), file(), 0o600, Owner::default())
             .unwrap();
         let entries = plan.into_entries();
-        let got: Vec<(&str, u32)> = entries.iter().map(|e| (e.path.as_str(), e.mode)).collect();
+        let got: Vec<(&str, u32)> = entries.iter().map(|e| (&*e.path, e.mode)).collect();
         assert_eq!(got, [("tmp/a", 0o755), ("tmp/a/b", 0o600)]);
     }
 

@@ -3,22 +3,30 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// An absolute path inside the image, normalized: no `.`, `..` or empty
 /// components. Stored without the leading `/` (the form tar uses); the root
-/// is the empty string. A boxed `str`, exactly as long as the path: a view
-/// holds one per entry, hundreds of thousands of them.
+/// is the empty string. A shared `str`, exactly as long as the path: a view
+/// holds one per entry, hundreds of thousands of them, and the layer being
+/// written names its entries with the same text (see [`Self::into_shared`]).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ImagePath(Box<str>);
+pub struct ImagePath(Arc<str>);
 
 impl ImagePath {
     pub fn root() -> ImagePath {
-        ImagePath(Box::default())
+        ImagePath(Arc::from(""))
     }
 
-    /// The path as a `String` (its relative form), without a copy.
-    pub fn into_rel(self) -> String {
-        self.0.into_string()
+    /// The path's relative form, shared, not copied: a layer entry named by
+    /// it and the view's path for it are one allocation.
+    pub fn into_shared(self) -> Arc<str> {
+        self.0
+    }
+
+    /// [`Self::from_stored`] for text already shared.
+    pub fn from_shared(rel: Arc<str>) -> Option<ImagePath> {
+        (rel.is_empty() || is_canonical(&rel)).then_some(ImagePath(rel))
     }
 
     /// The relative form used in tar headers (`etc/passwd`).
@@ -80,7 +88,7 @@ impl ImagePath {
             }
             out.push_str(c);
         }
-        ImagePath(out.into_boxed_str())
+        ImagePath(out.into())
     }
 
     /// Every proper ancestor from the top down, excluding the root.
@@ -193,7 +201,7 @@ impl FromStr for ImagePath {
                 c => parts.push(c),
             }
         }
-        Ok(ImagePath(parts.join("/").into_boxed_str()))
+        Ok(ImagePath(parts.join("/").into()))
     }
 }
 
@@ -413,7 +421,7 @@ impl<'de> serde::Deserialize<'de> for ImagePath {
             s.parse().map_err(serde::de::Error::custom)
         } else if s.is_empty() || is_canonical(&s) {
             // The stored form is canonical already: taken as it is.
-            Ok(ImagePath(s.into_boxed_str()))
+            Ok(ImagePath(s.into()))
         } else {
             Err(serde::de::Error::custom(format!(
                 "bad stored image path {s:?}"
