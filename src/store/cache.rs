@@ -606,14 +606,9 @@ impl Sorted {
     /// Appends an entry, which the caller puts after every other; false
     /// (nothing appended) when the buffer's offsets would not fit a u32.
     fn push(&mut self, path: &[u8], stat: FileStat, digest: Digest) -> bool {
-        let (Ok(start), Ok(len)) = (u32::try_from(self.paths.len()), u32::try_from(path.len()))
-        else {
+        let Some((start, len)) = self.store_path(path) else {
             return false;
         };
-        if start.checked_add(len).is_none() {
-            return false;
-        }
-        self.paths.extend_from_slice(path);
         self.records.push(Record {
             start,
             len,
@@ -621,6 +616,17 @@ impl Sorted {
             digest,
         });
         true
+    }
+
+    /// Appends `path` to the path buffer and returns where it is (start,
+    /// length), for a record to name it; None (nothing appended) when the
+    /// buffer's offsets would not fit a u32.
+    fn store_path(&mut self, path: &[u8]) -> Option<(u32, u32)> {
+        let start = u32::try_from(self.paths.len()).ok()?;
+        let len = u32::try_from(path.len()).ok()?;
+        start.checked_add(len)?;
+        self.paths.extend_from_slice(path);
+        Some((start, len))
     }
 
     fn get(&self, path: &[u8]) -> Option<&Record> {
@@ -733,21 +739,17 @@ impl StatIndex {
                     sorted.records[i].stat = stat;
                     sorted.records[i].digest = digest;
                 }
+                // Past a u32 never (`record` keeps the whole under
+                // MAX_CACHE_FILE); left out if it were.
                 Err(_) => {
-                    let (Ok(start), Ok(len)) =
-                        (u32::try_from(sorted.paths.len()), u32::try_from(path.len()))
-                    else {
-                        // Past a u32: `record` keeps the whole under
-                        // MAX_CACHE_FILE, so never; left out if it were.
-                        continue;
-                    };
-                    sorted.paths.extend_from_slice(&path);
-                    added.push(Record {
-                        start,
-                        len,
-                        stat,
-                        digest,
-                    });
+                    if let Some((start, len)) = sorted.store_path(&path) {
+                        added.push(Record {
+                            start,
+                            len,
+                            stat,
+                            digest,
+                        });
+                    }
                 }
             }
         }
