@@ -123,15 +123,15 @@ pub fn layer_key(
         })
         .collect();
     let digests = stats
-        .digests(files.len(), |i| {
+        .digests(files.len(), |i, path| {
             let (w, e) = files[i];
             let walk = &walks[w as usize].1;
             let entry = walk.get(e as usize);
-            let stat = match entry.kind {
+            walk.host_path_into(entry.rel, path);
+            match entry.kind {
                 SourceKind::File { stat, .. } => stat,
                 _ => source::FileStat::default(),
-            };
-            (walk.host_path(entry.rel), stat)
+            }
         })
         .ok()?;
     drop(files);

@@ -105,10 +105,17 @@ impl Walk {
 
     /// Where the entry at `rel` is on the host.
     pub fn host_path(&self, rel: &str) -> PathBuf {
-        if rel.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(rel)
+        let mut path = PathBuf::new();
+        self.host_path_into(rel, &mut path);
+        path
+    }
+
+    /// [`Walk::host_path`], made in `path` (its old value cleared): one
+    /// buffer for a lookup per file rather than an allocation each.
+    pub fn host_path_into(&self, rel: &str, path: &mut PathBuf) {
+        path.clone_from(&self.root);
+        if !rel.is_empty() {
+            path.push(rel);
         }
     }
 
