@@ -89,7 +89,7 @@ impl LayerSummary {
         if summary.version != Self::version() {
             return None;
         }
-        each_change(&summary.body, |_| {})?;
+        check_body(&summary.body)?;
         let layer_index = view.layer_count();
         let findings = each_change(&summary.body, |c| view.apply_one(at_layer(c, layer_index)))?;
         view.end_layer();
@@ -207,6 +207,34 @@ pub fn at_layer(change: Change, index: usize) -> Change {
 /// has, and no hiding change after a put (which the view would apply
 /// first).
 fn each_change(body: &[u8], mut each: impl FnMut(Change)) -> Option<Findings> {
+    each_filed(body, |path, filed| {
+        let path = ImagePath::from_stored(path)?;
+        each(match filed {
+            Filed::Put { node, content, .. } => {
+                Change::Put(path, node.into_owned(), content.map(Cow::into_owned))
+            }
+            Filed::Whiteout { .. } => Change::Whiteout(path),
+            Filed::Opaque { .. } => Change::Opaque(path),
+        });
+        Some(())
+    })
+}
+
+/// [`each_change`]'s checks alone, its findings if they pass: no change
+/// is made of each entry (nor a path allocated) only to be dropped.
+fn check_body(body: &[u8]) -> Option<Findings> {
+    each_filed(body, |path, _| ImagePath::is_stored(path).then_some(()))
+}
+
+/// Decodes a summary's body, handing each change's path (whole again)
+/// and what is filed with it to `each`, which may refuse it, and returns
+/// the findings: None unless it decodes whole, with nothing after it,
+/// every path sharing no more than the path before it has, no hiding
+/// change after a put, and `each` taking every change.
+fn each_filed<'b>(
+    body: &'b [u8],
+    mut each: impl FnMut(&str, Filed<'b>) -> Option<()>,
+) -> Option<Findings> {
     let (count, mut rest): (usize, _) = postcard::take_from_bytes(body).ok()?;
     let mut last = String::new();
     let mut putting = false;
@@ -221,17 +249,12 @@ fn each_change(body: &[u8], mut each: impl FnMut(Change)) -> Option<Findings> {
         }
         last.truncate(*shared);
         last.push_str(rest);
-        let path = ImagePath::from_stored(&last)?;
-        let change = match filed {
-            Filed::Put { node, content, .. } => {
-                putting = true;
-                Change::Put(path, node.into_owned(), content.map(Cow::into_owned))
-            }
+        match filed {
+            Filed::Put { .. } => putting = true,
             _ if putting => return None,
-            Filed::Whiteout { .. } => Change::Whiteout(path),
-            Filed::Opaque { .. } => Change::Opaque(path),
-        };
-        each(change);
+            _ => {}
+        }
+        each(&last, filed)?;
     }
     let (findings, after) = postcard::take_from_bytes::<Findings>(rest).ok()?;
     after.is_empty().then_some(findings)

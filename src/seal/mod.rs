@@ -401,10 +401,10 @@ fn scanned_archives(inputs: &Inputs) -> Vec<Finding> {
 fn no_ssh_host_keys(inputs: &Inputs) -> Vec<Finding> {
     files(inputs.view)
         .filter(|(p, _)| {
-            let (dir, name) = (p.parent().unwrap_or_default(), p.file_name());
+            let (dir, name) = (p.parent_rel(), p.file_name());
             // A host key's public half (`.pub`) is no secret.
             let private = !name.ends_with(".pub");
-            (dir.as_rel() == "etc/ssh"
+            (dir == "etc/ssh"
                 && name.starts_with("ssh_host_")
                 && name.contains("_key")
                 && private)

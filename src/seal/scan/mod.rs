@@ -153,8 +153,8 @@ impl Scan {
 /// Whether sshd reads `path` as a config of its own: `sshd_config` in any
 /// directory (`sshd -f` takes any path), or a file in `sshd_config.d`.
 pub fn is_sshd_config(path: &ImagePath) -> bool {
-    path.file_name() == "sshd_config"
-        || path.parent().unwrap_or_default().file_name() == "sshd_config.d"
+    let dir = path.parent_rel();
+    path.file_name() == "sshd_config" || dir.rsplit('/').next() == Some("sshd_config.d")
 }
 
 /// One file being scanned, fed in chunks: by [`Scan::visit`] from a reader,
