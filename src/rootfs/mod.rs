@@ -719,7 +719,13 @@ impl View {
     /// Applies an entry; not a whiteout.
     fn put(&mut self, change: Change) {
         if let Change::Put(path, node, content) = change {
-            if !node.is_dir() {
+            // Past every path held (as a layer's entries mostly come, on a
+            // view that did not have them), nothing lies at or below it.
+            let past_end = self
+                .nodes
+                .last_key_value()
+                .is_none_or(|(last, _)| *last < path);
+            if !node.is_dir() && !past_end {
                 // A non-directory replaces a whole subtree.
                 self.remove_tree(&path, true);
             }

@@ -155,6 +155,15 @@ impl Walk {
         self.push(rel, &target, seen.kind, seen.mode, seen.stat)
     }
 
+    /// Fills in the mode and stat of record `index`, which the walk
+    /// recorded before its stat came back.
+    fn fill(&mut self, index: usize, seen: Seen) {
+        if let Some(record) = self.records.get_mut(index) {
+            record.mode = (seen.mode & 0o7777) as u16;
+            record.stat = seen.stat;
+        }
+    }
+
     /// Adds an entry; its texts must keep the walk's text within the u32
     /// offsets its records use.
     fn push(
@@ -199,8 +208,13 @@ impl Walk {
 /// Written on `read_dir` rather than walkdir: each entry is stat'ed
 /// relative to its open directory (walkdir stats every full path again),
 /// names are compared as bytes without parsing paths, and a directory is
-/// read whole and closed before its subdirectories are, so one descriptor
-/// is open at a time however deep the tree.
+/// read whole before its subdirectories are.
+///
+/// The stats, most of a walk's time (a path lookup in the kernel each),
+/// are taken on other threads: this one lists directories and records
+/// each entry as the listing's type says it is, and the workers' stats
+/// fill the records in (see [`Stats`]). A warm build is mostly this walk
+/// (issue 19).
 pub fn walk(root: &Path) -> Result<Walk, String> {
     let mut out = Walk {
         root: root.to_path_buf(),
@@ -214,9 +228,43 @@ pub fn walk(root: &Path) -> Result<Walk, String> {
     if kind.kind != Kind::Dir {
         return Ok(out);
     }
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (jobs, taken) = std::sync::mpsc::sync_channel::<Vec<Job>>(JOBS_IN_FLIGHT);
+    let (done, results) = std::sync::mpsc::channel::<Vec<Stated>>();
+    let taken = std::sync::Mutex::new(taken);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let done = done.clone();
+            let taken = &taken;
+            scope.spawn(move || stat_jobs(taken, &done));
+        }
+        drop(done);
+        let mut stats = Stats {
+            jobs: Some(jobs),
+            results,
+            tickets: 0,
+            batch: Vec::new(),
+            batch_dirs: 0,
+            pushed: std::collections::HashMap::new(),
+            arrived: std::collections::HashMap::new(),
+        };
+        // Either way the job channel closes and the workers stop: after
+        // the last stat, or (the walk failed, `stats` dropped) at their
+        // next batch.
+        match list_tree(root, &mut out, &mut stats) {
+            Ok(()) => stats.finish(&mut out),
+            Err(e) => Err(e),
+        }
+    })?;
+    Ok(out)
+}
+
+/// The walk proper: directories listed depth first, each one's entries
+/// recorded in order, their stats asked of `stats`.
+fn list_tree(root: &Path, out: &mut Walk, stats: &mut Stats) -> Result<(), String> {
     // Directories being listed: each one's path and its entries not yet
     // visited, in reverse order so the next is at the end.
-    let mut stack = vec![(String::new(), list(root)?)];
+    let mut stack = vec![(String::new(), list(root, stats)?)];
     while let Some((parent, children)) = stack.last_mut() {
         let Some(child) = children.pop() else {
             stack.pop();
@@ -233,26 +281,176 @@ pub fn walk(root: &Path) -> Result<Walk, String> {
         } else {
             format!("{parent}/{name}")
         };
-        if child.seen.kind == Kind::File {
-            // Most entries: no host path needed until the file is read.
-            out.push(&rel, "", Kind::File, child.seen.mode, child.seen.stat)?;
-            continue;
+        match child.kind {
+            Kind::File => out.push(&rel, "", Kind::File, 0, FileStat::default())?,
+            Kind::Dir => out.push(&rel, "", Kind::Dir, 0, FileStat::default())?,
+            Kind::Symlink => {
+                let seen = Seen {
+                    kind: Kind::Symlink,
+                    mode: 0o777,
+                    stat: FileStat::default(),
+                };
+                out.push_entry(&root.join(&rel), &rel, seen)?;
+            }
         }
-        let path = root.join(&rel);
-        out.push_entry(&path, &rel, child.seen)?;
-        if child.seen.kind == Kind::Dir {
-            let entries = list(&path)?;
+        if let Some(ticket) = child.ticket {
+            stats.recorded(ticket, out.records.len() - 1, out)?;
+        }
+        if child.kind == Kind::Dir {
+            let entries = list(&root.join(&rel), stats)?;
             stack.push((rel, entries));
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// An entry of a directory being walked, as its listing and a stat
-/// relative to the directory saw it.
+/// How many batches of stats may wait for a worker. An entry holds its
+/// directory open until stat'ed, so this bounds the descriptors a walk
+/// holds, with [`BATCH_DIRS`]: a tree 1,000 deep walks within the usual
+/// limit of 1,024.
+const JOBS_IN_FLIGHT: usize = 4;
+
+/// A batch goes to the workers at this many entries, or entries of this
+/// many directories: a wake-up per directory (15 files each, in a
+/// `node_modules`) cost more than the stats.
+const BATCH_ENTRIES: usize = 512;
+const BATCH_DIRS: usize = 16;
+
+/// An entry to stat: its ticket and the type its listing gave.
+type Job = (u32, (std::fs::DirEntry, std::fs::FileType));
+
+/// A result of [`Job`]: a stat, or why the walk fails.
+type Stated = (u32, Result<Seen, String>);
+
+const STAT_THREAD_FAILED: &str = "a stat thread of the source walk failed";
+
+/// The stats a walk asked for, by ticket (the order entries were listed
+/// in), and where they go: the record each entry got, by ticket, once
+/// the walk recorded it (depth first, so not in listing order).
+struct Stats {
+    jobs: Option<std::sync::mpsc::SyncSender<Vec<Job>>>,
+    results: std::sync::mpsc::Receiver<Vec<Stated>>,
+    tickets: u32,
+    /// Asked for, not yet sent, and of how many directories.
+    batch: Vec<Job>,
+    batch_dirs: usize,
+    /// Recorded entries whose stat has not come back yet.
+    pushed: std::collections::HashMap<u32, usize>,
+    /// Stats that came back before their entry was recorded.
+    arrived: std::collections::HashMap<u32, Seen>,
+}
+
+impl Stats {
+    /// Asks for the stats of `entries`; they get tickets in order from the
+    /// one returned.
+    fn ask(&mut self, entries: Vec<(std::fs::DirEntry, std::fs::FileType)>) -> Result<u32, String> {
+        let first = self.tickets;
+        if entries.is_empty() {
+            return Ok(first);
+        }
+        let count = u32::try_from(entries.len()).ok();
+        self.tickets = count
+            .and_then(|n| first.checked_add(n))
+            .ok_or("a copy source has more than 2^32 entries")?;
+        self.batch.extend((first..).zip(entries));
+        self.batch_dirs += 1;
+        if self.batch.len() >= BATCH_ENTRIES || self.batch_dirs >= BATCH_DIRS {
+            self.send()?;
+        }
+        Ok(first)
+    }
+
+    /// Hands the batch to the workers.
+    fn send(&mut self) -> Result<(), String> {
+        self.batch_dirs = 0;
+        let batch = std::mem::take(&mut self.batch);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match &self.jobs {
+            Some(jobs) if jobs.send(batch).is_ok() => Ok(()),
+            _ => Err(STAT_THREAD_FAILED.to_string()),
+        }
+    }
+
+    /// Notes that the entry of `ticket` is record `index` of `out`, filling
+    /// it in if its stat is back, and takes in whatever else came back.
+    fn recorded(&mut self, ticket: u32, index: usize, out: &mut Walk) -> Result<(), String> {
+        match self.arrived.remove(&ticket) {
+            Some(seen) => out.fill(index, seen),
+            None => {
+                self.pushed.insert(ticket, index);
+            }
+        }
+        while let Ok(batch) = self.results.try_recv() {
+            self.take(batch, out)?;
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, batch: Vec<Stated>, out: &mut Walk) -> Result<(), String> {
+        for (ticket, seen) in batch {
+            let seen = seen?;
+            match self.pushed.remove(&ticket) {
+                Some(index) => out.fill(index, seen),
+                None => {
+                    self.arrived.insert(ticket, seen);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the stats still out (the job channel closed) and fills
+    /// them in; every recorded entry has its stat then.
+    fn finish(mut self, out: &mut Walk) -> Result<(), String> {
+        self.send()?;
+        self.jobs = None;
+        while let Ok(batch) = self.results.recv() {
+            self.take(batch, out)?;
+        }
+        if self.pushed.is_empty() {
+            Ok(())
+        } else {
+            Err(STAT_THREAD_FAILED.to_string())
+        }
+    }
+}
+
+/// A worker: stats the entries of each job, relative to their open
+/// directory, until the jobs run out or the walk stops listening.
+fn stat_jobs(
+    jobs: &std::sync::Mutex<std::sync::mpsc::Receiver<Vec<Job>>>,
+    done: &std::sync::mpsc::Sender<Vec<Stated>>,
+) {
+    loop {
+        let job = match jobs.lock() {
+            Ok(jobs) => jobs.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let results = job
+            .into_iter()
+            .map(|(ticket, (entry, ft))| {
+                let seen = entry
+                    .metadata()
+                    .map_err(|e| reading(&entry.path(), e))
+                    .and_then(|meta| classify(&entry.path(), ft, Some(&meta)));
+                (ticket, seen)
+            })
+            .collect();
+        if done.send(results).is_err() {
+            return;
+        }
+    }
+}
+
+/// An entry of a directory being walked, as its listing saw it; a
+/// directory or a file has a ticket for its stat.
 struct Child {
     name: std::ffi::OsString,
-    seen: Seen,
+    kind: Kind,
+    ticket: Option<u32>,
 }
 
 /// What the walk keeps of an entry's stat.
@@ -263,29 +461,43 @@ struct Seen {
     stat: FileStat,
 }
 
-/// The entries of directory `dir`, stat'ed, in reverse byte order of their
-/// names (they are popped from the end).
-fn list(dir: &Path) -> Result<Vec<Child>, String> {
-    let mut children = Vec::new();
+/// The entries of directory `dir` in reverse byte order of their names
+/// (they are popped from the end), the stats of its directories and files
+/// asked of `stats`. Anything else but a symlink is refused.
+fn list(dir: &Path, stats: &mut Stats) -> Result<Vec<Child>, String> {
+    let mut listed = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| reading(dir, e))? {
         let entry = entry.map_err(|e| reading(dir, e))?;
         let ft = entry.file_type().map_err(|e| reading(&entry.path(), e))?;
-        // The kind comes with the listing; directories and regular files
-        // need a stat (mode, size, and the identity the cache keys on),
-        // taken relative to the open directory.
-        let meta = if ft.is_dir() || ft.is_file() {
-            Some(entry.metadata().map_err(|e| reading(&entry.path(), e))?)
+        let kind = if ft.is_dir() {
+            Kind::Dir
+        } else if ft.is_file() {
+            Kind::File
         } else {
-            None
+            classify(&entry.path(), ft, None)?.kind
         };
-        let seen = classify(&entry.path(), ft, meta.as_ref())?;
-        children.push(Child {
-            name: entry.file_name(),
-            seen,
-        });
+        listed.push((entry.file_name(), kind, (entry, ft)));
     }
-    children.sort_unstable_by(|a, b| b.name.as_encoded_bytes().cmp(a.name.as_encoded_bytes()));
-    Ok(children)
+    listed.sort_unstable_by(|a, b| b.0.as_encoded_bytes().cmp(a.0.as_encoded_bytes()));
+    let mut to_stat = Vec::new();
+    let mut children = Vec::with_capacity(listed.len());
+    for (name, kind, entry) in listed {
+        let ticket = (kind != Kind::Symlink).then(|| {
+            to_stat.push(entry);
+            to_stat.len() - 1
+        });
+        children.push((name, kind, ticket));
+    }
+    let first = stats.ask(to_stat)?;
+    Ok(children
+        .into_iter()
+        .map(|(name, kind, i)| Child {
+            name,
+            kind,
+            // Below the ticket count `ask` checked.
+            ticket: i.map(|i| first + i as u32),
+        })
+        .collect())
 }
 
 /// The kind, mode and stat of the entry at `path` of type `ft`, refusing
