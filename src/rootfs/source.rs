@@ -230,7 +230,7 @@ pub fn walk(root: &Path) -> Result<Walk, String> {
     }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (jobs, taken) = std::sync::mpsc::sync_channel::<Vec<Job>>(JOBS_IN_FLIGHT);
-    let (done, results) = std::sync::mpsc::channel::<Vec<Stated>>();
+    let (done, results) = std::sync::mpsc::channel::<Done>();
     let taken = std::sync::Mutex::new(taken);
     std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -251,10 +251,7 @@ pub fn walk(root: &Path) -> Result<Walk, String> {
         // Either way the job channel closes and the workers stop: after
         // the last stat, or (the walk failed, `stats` dropped) at their
         // next batch.
-        match list_tree(root, &mut out, &mut stats) {
-            Ok(()) => stats.finish(&mut out),
-            Err(e) => Err(e),
-        }
+        list_tree(root, &mut out, &mut stats).and_then(|()| stats.finish(&mut out))
     })?;
     Ok(out)
 }
@@ -265,6 +262,8 @@ fn list_tree(root: &Path, out: &mut Walk, stats: &mut Stats) -> Result<(), Strin
     // Directories being listed: each one's path and its entries not yet
     // visited, in reverse order so the next is at the end.
     let mut stack = vec![(String::new(), list(root, stats)?)];
+    // Each entry's path is made here, not allocated: most are files.
+    let mut rel = String::new();
     while let Some((parent, children)) = stack.last_mut() {
         let Some(child) = children.pop() else {
             stack.pop();
@@ -276,14 +275,15 @@ fn list_tree(root: &Path, out: &mut Walk, stats: &mut Stats) -> Result<(), Strin
                 root.join(parent.as_str()).join(&child.name).display()
             )
         })?;
-        let rel = if parent.is_empty() {
-            name.to_string()
-        } else {
-            format!("{parent}/{name}")
-        };
+        rel.clear();
+        rel.push_str(parent);
+        if !parent.is_empty() {
+            rel.push('/');
+        }
+        rel.push_str(name);
         match child.kind {
-            Kind::File => out.push(&rel, "", Kind::File, 0, FileStat::default())?,
-            Kind::Dir => out.push(&rel, "", Kind::Dir, 0, FileStat::default())?,
+            // The mode and stat come when the stat does.
+            Kind::File | Kind::Dir => out.push(&rel, "", child.kind, 0, FileStat::default())?,
             Kind::Symlink => {
                 let seen = Seen {
                     kind: Kind::Symlink,
@@ -298,7 +298,7 @@ fn list_tree(root: &Path, out: &mut Walk, stats: &mut Stats) -> Result<(), Strin
         }
         if child.kind == Kind::Dir {
             let entries = list(&root.join(&rel), stats)?;
-            stack.push((rel, entries));
+            stack.push((rel.clone(), entries));
         }
     }
     Ok(())
@@ -322,6 +322,9 @@ type Job = (u32, (std::fs::DirEntry, std::fs::FileType));
 /// A result of [`Job`]: a stat, or why the walk fails.
 type Stated = (u32, Result<Seen, String>);
 
+/// A batch of jobs done: the entries, and what their stats said.
+type Done = (Vec<Job>, Vec<Stated>);
+
 const STAT_THREAD_FAILED: &str = "a stat thread of the source walk failed";
 
 /// The stats a walk asked for, by ticket (the order entries were listed
@@ -329,7 +332,7 @@ const STAT_THREAD_FAILED: &str = "a stat thread of the source walk failed";
 /// the walk recorded it (depth first, so not in listing order).
 struct Stats {
     jobs: Option<std::sync::mpsc::SyncSender<Vec<Job>>>,
-    results: std::sync::mpsc::Receiver<Vec<Stated>>,
+    results: std::sync::mpsc::Receiver<Done>,
     tickets: u32,
     /// Asked for, not yet sent, and of how many directories.
     batch: Vec<Job>,
@@ -388,8 +391,9 @@ impl Stats {
         Ok(())
     }
 
-    fn take(&mut self, batch: Vec<Stated>, out: &mut Walk) -> Result<(), String> {
-        for (ticket, seen) in batch {
+    fn take(&mut self, (job, stated): Done, out: &mut Walk) -> Result<(), String> {
+        drop(job);
+        for (ticket, seen) in stated {
             let seen = seen?;
             match self.pushed.remove(&ticket) {
                 Some(index) => out.fill(index, seen),
@@ -421,7 +425,7 @@ impl Stats {
 /// directory, until the jobs run out or the walk stops listening.
 fn stat_jobs(
     jobs: &std::sync::Mutex<std::sync::mpsc::Receiver<Vec<Job>>>,
-    done: &std::sync::mpsc::Sender<Vec<Stated>>,
+    done: &std::sync::mpsc::Sender<Done>,
 ) {
     loop {
         let job = match jobs.lock() {
@@ -430,16 +434,19 @@ fn stat_jobs(
         };
         let Ok(job) = job else { return };
         let results = job
-            .into_iter()
+            .iter()
             .map(|(ticket, (entry, ft))| {
                 let seen = entry
                     .metadata()
                     .map_err(|e| reading(&entry.path(), e))
-                    .and_then(|meta| classify(&entry.path(), ft, Some(&meta)));
-                (ticket, seen)
+                    .and_then(|meta| classify(&entry.path(), *ft, Some(&meta)));
+                (*ticket, seen)
             })
             .collect();
-        if done.send(results).is_err() {
+        // The entries go back to be freed by the thread that made them:
+        // freeing them here took the allocator's lock of that thread on
+        // every entry, and the two threads waited on it most of the walk.
+        if done.send((job, results)).is_err() {
             return;
         }
     }
@@ -628,6 +635,46 @@ mod tests {
         );
         assert_eq!(walk.host_path(entries[3].rel), root.join("d/run"));
         assert_eq!(walk.host_path(""), root);
+    }
+
+    /// Stats taken on other threads land on their own entries: every
+    /// file of a tree of many directories (more than a batch of them, and
+    /// of entries) has its own size, stat and mode.
+    #[test]
+    fn every_entry_gets_its_own_stat() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in 0..40 {
+            let sub = root.join(format!("d{d:02}/e"));
+            std::fs::create_dir_all(&sub).unwrap();
+            for f in 0..30 {
+                let file = sub.join(format!("f{f:02}"));
+                std::fs::write(&file, "x".repeat(d * 30 + f)).unwrap();
+                let mode = if f % 3 == 0 { 0o755 } else { 0o640 };
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+        }
+        let walk = walk(root).unwrap();
+        assert_eq!(walk.len(), 1 + 40 * 32);
+        for entry in walk.iter().skip(1) {
+            let meta = std::fs::symlink_metadata(root.join(entry.rel)).unwrap();
+            assert_eq!(
+                entry.mode,
+                meta.permissions().mode() & 0o7777,
+                "{}",
+                entry.rel
+            );
+            if let SourceKind::File { size, stat, .. } = entry.kind {
+                assert_eq!(
+                    (size, stat),
+                    (meta.len(), FileStat::of(&meta)),
+                    "{}",
+                    entry.rel
+                );
+            } else {
+                assert_eq!(entry.kind, SourceKind::Dir, "{}", entry.rel);
+            }
+        }
     }
 
     /// A single file is a walk of one entry; a tree deeper than the
