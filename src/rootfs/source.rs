@@ -305,16 +305,18 @@ fn list_tree(root: &Path, out: &mut Walk, stats: &mut Stats) -> Result<(), Strin
 }
 
 /// How many batches of stats may wait for a worker. An entry holds its
-/// directory open until stat'ed, so this bounds the descriptors a walk
-/// holds, with [`BATCH_DIRS`]: a tree 1,000 deep walks within the usual
-/// limit of 1,024.
-const JOBS_IN_FLIGHT: usize = 4;
+/// directory open (and libc's 32 KiB buffer for reading it) until it is
+/// stat'ed and handed back, so this bounds the descriptors a walk holds,
+/// with [`BATCH_DIRS`]: a tree 1,000 deep walks within the usual limit
+/// of 1,024, and 16 directories a batch, four batches waiting, held 4 MB
+/// more at the peak of a warm build than this does.
+const JOBS_IN_FLIGHT: usize = 2;
 
 /// A batch goes to the workers at this many entries, or entries of this
 /// many directories: a wake-up per directory (15 files each, in a
 /// `node_modules`) cost more than the stats.
 const BATCH_ENTRIES: usize = 512;
-const BATCH_DIRS: usize = 16;
+const BATCH_DIRS: usize = 8;
 
 /// An entry to stat: its ticket and the type its listing gave.
 type Job = (u32, (std::fs::DirEntry, std::fs::FileType));
