@@ -129,7 +129,11 @@ pub fn layer_key(
             let entry = walk.get(e as usize);
             walk.host_path_into(entry.rel, path);
             match entry.kind {
-                SourceKind::File { stat, .. } => stat,
+                SourceKind::File {
+                    stat: Some(stat), ..
+                } => stat,
+                // Never without a stat here: a walk forgets them only
+                // below (and a zero stat is read again, not trusted).
                 _ => source::FileStat::default(),
             }
         })
@@ -160,7 +164,10 @@ pub fn layer_key(
     let sources = walks.iter().map(|(_, walk, keep)| (walk, *keep));
     hash_sources(sources, &mut digests.into_iter(), &mut hasher)?;
     let (key, _, _) = hasher.finish();
-    let walks = walks.into_iter().map(|(root, walk, _)| (root, walk));
+    let walks = walks.into_iter().map(|(root, mut walk, _)| {
+        walk.forget_identities();
+        (root, walk)
+    });
     Some((key, walks.collect()))
 }
 

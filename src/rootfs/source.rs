@@ -21,6 +21,20 @@ pub struct Walk {
     /// Each entry's relative path, a symlink's target right after it.
     text: String,
     records: Vec<Record>,
+    /// Each entry's stat identity, by position, until
+    /// [`Walk::forget_identities`]: the cache key needs it, planning not.
+    ids: Vec<Identity>,
+}
+
+impl Identity {
+    fn of(stat: &FileStat) -> Identity {
+        Identity {
+            mtime_ns: stat.mtime_ns,
+            ctime_ns: stat.ctime_ns,
+            inode: stat.inode,
+            dev: stat.dev,
+        }
+    }
 }
 
 /// One entry of a [`Walk`]: where its path (and target) lie in the text,
@@ -33,8 +47,18 @@ struct Record {
     kind: Kind,
     /// The permission bits on the host (`0o7777`).
     mode: u16,
-    /// For a file, what its stat said; zero for the others.
-    stat: FileStat,
+    /// For a file, its size; zero for the others.
+    size: u64,
+}
+
+/// What a file's stat said besides its size, for the stat index to know
+/// it by; zero for the others.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Identity {
+    mtime_ns: i64,
+    ctime_ns: i64,
+    inode: u64,
+    dev: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +87,8 @@ pub enum SourceKind<'a> {
         size: u64,
         executable: bool,
         /// What the walk saw, so a file's cached digest is found without
-        /// another stat.
-        stat: FileStat,
+        /// another stat; None once the walk forgot it.
+        stat: Option<FileStat>,
     },
     Symlink {
         target: &'a str,
@@ -90,17 +114,25 @@ impl Walk {
 
     /// The entries, in walk order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = SourceEntry<'_>> + '_ {
-        self.records.iter().map(|r| self.entry(r))
+        (0..self.records.len()).map(|i| self.get(i))
     }
 
     /// The entry at position `i` of the walk; `i` must be below its length.
     pub fn get(&self, i: usize) -> SourceEntry<'_> {
-        self.entry(&self.records[i])
+        self.entry(&self.records[i], self.ids.get(i))
     }
 
     /// The first entry: the root itself.
     pub fn first(&self) -> Option<SourceEntry<'_>> {
-        self.records.first().map(|r| self.entry(r))
+        (!self.records.is_empty()).then(|| self.get(0))
+    }
+
+    /// Drops what the walk holds of each file's stat beyond its size (32
+    /// of the 56 bytes an entry took): once the layer's key is made,
+    /// planning needs only the size, and a tree of 300,000 files is
+    /// planned with its walk held (issue 19).
+    pub fn forget_identities(&mut self) {
+        self.ids = Vec::new();
     }
 
     /// Where the entry at `rel` is on the host.
@@ -119,16 +151,22 @@ impl Walk {
         }
     }
 
-    fn entry(&self, r: &Record) -> SourceEntry<'_> {
+    fn entry(&self, r: &Record, id: Option<&Identity>) -> SourceEntry<'_> {
         let start = r.start as usize;
         let rel_end = start + r.rel_len as usize;
         let rel = &self.text[start..rel_end];
         let kind = match r.kind {
             Kind::Dir => SourceKind::Dir,
             Kind::File => SourceKind::File {
-                size: r.stat.size,
+                size: r.size,
                 executable: r.mode & 0o100 != 0,
-                stat: r.stat,
+                stat: id.map(|id| FileStat {
+                    size: r.size,
+                    mtime_ns: id.mtime_ns,
+                    ctime_ns: id.ctime_ns,
+                    inode: id.inode,
+                    dev: id.dev,
+                }),
             },
             Kind::Symlink => SourceKind::Symlink {
                 target: &self.text[rel_end..rel_end + r.target_len as usize],
@@ -158,9 +196,10 @@ impl Walk {
     /// Fills in the mode and stat of record `index`, which the walk
     /// recorded before its stat came back.
     fn fill(&mut self, index: usize, seen: Seen) {
-        if let Some(record) = self.records.get_mut(index) {
+        if let (Some(record), Some(id)) = (self.records.get_mut(index), self.ids.get_mut(index)) {
             record.mode = (seen.mode & 0o7777) as u16;
-            record.stat = seen.stat;
+            record.size = seen.stat.size;
+            *id = Identity::of(&seen.stat);
         }
     }
 
@@ -195,8 +234,9 @@ impl Walk {
             kind,
             // Masked to 0o7777, so it fits.
             mode: (mode & 0o7777) as u16,
-            stat,
+            size: stat.size,
         });
+        self.ids.push(Identity::of(&stat));
         Ok(())
     }
 }
@@ -220,6 +260,7 @@ pub fn walk(root: &Path) -> Result<Walk, String> {
         root: root.to_path_buf(),
         text: String::new(),
         records: Vec::new(),
+        ids: Vec::new(),
     };
     // The root is followed if it is a symlink, as a path named in a recipe.
     let meta = std::fs::metadata(root).map_err(|e| reading(root, e))?;
@@ -632,11 +673,29 @@ mod tests {
             SourceKind::File {
                 size: 10,
                 executable: true,
-                stat: FileStat::of(&meta),
+                stat: Some(FileStat::of(&meta)),
             }
         );
         assert_eq!(walk.host_path(entries[3].rel), root.join("d/run"));
         assert_eq!(walk.host_path(""), root);
+
+        // Planning's walk: the stat identity gone, all else kept.
+        let mut planned = walk.clone();
+        planned.forget_identities();
+        let kept: Vec<SourceEntry> = planned.iter().collect();
+        assert_eq!(kept[..3], entries[..3]);
+        assert_eq!(
+            (kept[3].rel, kept[3].mode, kept[3].kind),
+            (
+                "d/run",
+                0o755,
+                SourceKind::File {
+                    size: 10,
+                    executable: true,
+                    stat: None
+                }
+            )
+        );
     }
 
     /// Stats taken on other threads land on their own entries: every
@@ -669,7 +728,7 @@ mod tests {
             if let SourceKind::File { size, stat, .. } = entry.kind {
                 assert_eq!(
                     (size, stat),
-                    (meta.len(), FileStat::of(&meta)),
+                    (meta.len(), Some(FileStat::of(&meta))),
                     "{}",
                     entry.rel
                 );
