@@ -44,12 +44,19 @@ fn tree(root: &Path) -> Vec<PathBuf> {
         "stemcell:static",
         &[
             ("etc", "file: { dest: /etc/multi, content: \"multi\\n\" }"),
-            ("data", "copy: { src: data.txt, dest: /srv/data.txt }"),
+            ("data", "copy: { src: data, dest: /srv/data }"),
             ("more", "file: { dest: /srv/more, content: more }"),
         ],
     );
+    // `a` sorts before `a.txt` and `a.txt` before `a/x` as text, not as
+    // the layer lists them: what a fetched entry says it does must be
+    // compared in the layer's order.
+    let data = multi.join("data");
+    fs::create_dir_all(data.join("a")).unwrap();
+    fs::write(data.join("a/x"), "x").unwrap();
+    fs::write(data.join("a.txt"), "a").unwrap();
     let text: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
-    fs::write(multi.join("data.txt"), text).unwrap();
+    fs::write(data.join("data.txt"), text).unwrap();
     let onbase = recipe(
         &tree,
         "onbase",

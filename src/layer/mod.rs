@@ -198,26 +198,39 @@ pub fn write(entries: Vec<Entry>, mtime: u64, out: impl Write) -> io::Result<Lay
 /// of workers (unlike its single-threaded mode), so any core count gives
 /// the same blob.
 pub fn write_compressed(
-    mut entries: Vec<Entry>,
+    entries: Vec<Entry>,
     mtime: u64,
     compression: LayerCompression,
     out: impl Write,
     sink: Option<&mut dyn ContentSink>,
 ) -> io::Result<Layer> {
-    order::sort(&mut entries);
-    check(&entries)?;
+    let whole = Ordered::new(entries)?.into_runs(usize::MAX);
+    write_runs(whole.into_iter().map(Ok), mtime, compression, out, sink)
+}
 
+/// Writes a layer from the runs of one [`Ordered`], in order, as
+/// [`write_compressed`] writes it: the same entries give the same bytes
+/// however they are split. Each run is freed once written, so a caller
+/// handing runs over as it goes holds only those not yet written. A run
+/// that fails to come (`Err`) fails the layer.
+pub fn write_runs(
+    runs: impl Iterator<Item = io::Result<Run>>,
+    mtime: u64,
+    compression: LayerCompression,
+    out: impl Write,
+    sink: Option<&mut dyn ContentSink>,
+) -> io::Result<Layer> {
     let compressed = HashingWriter::new(out);
     let (diff_id, compressed) = match compression {
         LayerCompression::Gzip => {
             let tar = HashingWriter::new(gzip::BlockGzWriter::new(compressed));
-            let (diff_id, _, gz) = write_tar(&entries, mtime, tar, sink)?.finish();
+            let (diff_id, _, gz) = write_tar(runs, mtime, tar, sink)?.finish();
             (diff_id, gz.finish()?)
         }
         LayerCompression::Zstd => {
             let z = zstd_encoder(compressed, zstd_workers())?;
             let tar = HashingWriter::new(z);
-            let (diff_id, _, z) = write_tar(&entries, mtime, tar, sink)?.finish();
+            let (diff_id, _, z) = write_tar(runs, mtime, tar, sink)?.finish();
             (diff_id, z.finish()?)
         }
     };
@@ -229,17 +242,76 @@ pub fn write_compressed(
     })
 }
 
+/// A layer's entries in the canonical order, checked to make a layer.
+#[derive(Debug)]
+pub struct Ordered(Vec<Entry>);
+
+/// A run of consecutive entries of an [`Ordered`].
+#[derive(Debug)]
+pub struct Run(Vec<Entry>);
+
+impl Ordered {
+    /// Sorts `entries` in the canonical order, refusing (before any byte
+    /// is written) what cannot be encoded, duplicate paths and hardlinks
+    /// to no file before them.
+    pub fn new(mut entries: Vec<Entry>) -> io::Result<Ordered> {
+        order::sort(&mut entries);
+        check(&entries)?;
+        Ok(Ordered(entries))
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.0
+    }
+
+    /// The entries in runs of at most `len` (at least one), first to last,
+    /// each its own allocation. Split off from the end, the whole giving
+    /// back the room of each run as it goes: splitting holds one run more
+    /// than the entries, not twice them.
+    pub fn into_runs(self, len: usize) -> Vec<Run> {
+        let mut rest = self.0;
+        let len = len.max(1);
+        if rest.len() <= len {
+            return vec![Run(rest)];
+        }
+        let mut runs = Vec::with_capacity(rest.len().div_ceil(len));
+        while !rest.is_empty() {
+            let at = (rest.len() - 1) / len * len;
+            runs.push(Run(rest.split_off(at)));
+            rest.shrink_to_fit();
+        }
+        runs.reverse();
+        runs
+    }
+}
+
+impl Run {
+    pub fn entries(&self) -> &[Entry] {
+        &self.0
+    }
+}
+
 /// The tar stream through a large buffer: `io::copy` then reads each
 /// file straight into it, a quarter MiB per read rather than 8 KiB, and
 /// the hash, the scan and the compressor see large chunks.
 fn write_tar<W: Write>(
-    entries: &[Entry],
+    runs: impl Iterator<Item = io::Result<Run>>,
     mtime: u64,
     out: W,
-    sink: Option<&mut dyn ContentSink>,
+    mut sink: Option<&mut dyn ContentSink>,
 ) -> io::Result<W> {
     let buffered = io::BufWriter::with_capacity(COPY_BUFFER, out);
-    tarball::write(entries, mtime, buffered, sink)?
+    let mut tar = tarball::Writer::new(buffered, mtime);
+    for run in runs {
+        // Owned: each entry, then the run's room, goes once written.
+        for entry in run?.0 {
+            match sink {
+                Some(ref mut s) => tar.append(&entry, Some(&mut **s))?,
+                None => tar.append(&entry, None)?,
+            }
+        }
+    }
+    tar.finish()?
         .into_inner()
         .map_err(io::IntoInnerError::into_error)
 }

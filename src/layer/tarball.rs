@@ -30,23 +30,34 @@ const MAX_OCTAL_8: u64 = (1 << 21) - 1;
 /// Largest value of a 12-byte octal field (size, mtime): 11 digits + NUL.
 const MAX_OCTAL_12: u64 = (1 << 33) - 1;
 
-/// Writes `entries` (in canonical order) as a tar stream to `out`, ending
-/// with the two zero blocks, and returns `out`.
-/// Each regular file's content also goes to `sink` as it streams past.
-pub(crate) fn write<W: Write>(
-    entries: &[Entry],
+/// A tar stream of entries given in canonical order; [`Writer::finish`]
+/// ends it with the two zero blocks.
+pub(crate) struct Writer<W: Write> {
+    builder: Builder<W>,
     mtime: u64,
-    out: W,
-    mut sink: Option<&mut dyn ContentSink>,
-) -> io::Result<W> {
-    let mut builder = Builder::new(out);
-    for entry in entries {
-        match sink {
-            Some(ref mut s) => append(&mut builder, entry, mtime, Some(&mut **s))?,
-            None => append(&mut builder, entry, mtime, None)?,
+}
+
+impl<W: Write> Writer<W> {
+    pub(crate) fn new(out: W, mtime: u64) -> Writer<W> {
+        Writer {
+            builder: Builder::new(out),
+            mtime,
         }
     }
-    builder.into_inner()
+
+    /// Appends `entry`; a regular file's content also goes to `sink` as
+    /// it streams past.
+    pub(crate) fn append(
+        &mut self,
+        entry: &Entry,
+        sink: Option<&mut dyn ContentSink>,
+    ) -> io::Result<()> {
+        append(&mut self.builder, entry, self.mtime, sink)
+    }
+
+    pub(crate) fn finish(self) -> io::Result<W> {
+        self.builder.into_inner()
+    }
 }
 
 /// A reader that shows what passes through it to a [`ContentSink`].

@@ -558,3 +558,55 @@ fn hardlinks_name_a_file_before_them() {
         assert!(err.to_string().contains("is a hardlink to"), "{err}");
     }
 }
+
+/// A layer handed to its writer in runs, of any length, is the layer
+/// written whole; runs come in order, none longer than asked, and a
+/// stream of runs that breaks off fails the layer.
+#[test]
+fn runs_of_any_length_write_the_same_layer() {
+    let entries: Vec<Entry> = (0..23)
+        .flat_map(|i| {
+            [
+                entry(&format!("d{i:02}"), EntryKind::Dir, 0o755),
+                entry(
+                    &format!("d{i:02}/f"),
+                    bytes(format!("{i}").as_bytes()),
+                    0o644,
+                ),
+            ]
+        })
+        .rev()
+        .collect();
+    let (whole, blob) = encode(entries.clone(), 7);
+    for len in [0, 1, 2, 5, 45, 46, 1000] {
+        let ordered = Ordered::new(entries.clone()).unwrap();
+        let order: Vec<Arc<str>> = ordered.entries().iter().map(|e| e.path.clone()).collect();
+        let runs = ordered.into_runs(len);
+        assert!(
+            runs.iter()
+                .all(|r| !r.entries().is_empty() && r.entries().len() <= len.max(1))
+        );
+        let joined: Vec<Arc<str>> = runs
+            .iter()
+            .flat_map(|r| r.entries().iter().map(|e| e.path.clone()))
+            .collect();
+        assert_eq!(joined, order, "runs of {len}");
+        let mut out = Vec::new();
+        let layer = write_runs(
+            runs.into_iter().map(Ok),
+            7,
+            LayerCompression::Gzip,
+            &mut out,
+            None,
+        )
+        .unwrap();
+        assert_eq!((layer, &out), (whole, &blob), "runs of {len}");
+    }
+    let mut runs = Ordered::new(entries).unwrap().into_runs(10).into_iter();
+    let first = runs.next().map(Ok);
+    let broken = first
+        .into_iter()
+        .chain([Err(io::Error::other("the stream broke"))]);
+    let err = write_runs(broken, 7, LayerCompression::Gzip, &mut Vec::new(), None).unwrap_err();
+    assert!(err.to_string().contains("the stream broke"), "{err}");
+}

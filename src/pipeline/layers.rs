@@ -9,6 +9,7 @@
 //! be written.
 
 use std::io;
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use oci_spec::image::Descriptor;
@@ -406,35 +407,30 @@ impl<'a> Layers<'a> {
         }
         let layer_index = view.layer_count();
         let base_dependent = plan.base_dependent;
-        let entries = plan.into_entries();
-        // The view learns the layer from its entries, and the seal sees
-        // each file's content as it is written: a fresh layer is not read
-        // back.
-        // Each change goes into the view and, encoded (a fraction of its
-        // size in memory), into the summary the writer's findings complete,
-        // as it is made. A failure here fails the build, view and all.
-        let mut encoded = EncodedChanges::new(entries.len());
-        plan::each_change(&entries, layer_index, |change| {
-            encoded.push(&change);
-            view.apply_one(change);
-        })
-        .map_err(|m| self.recipe.error_at(&["layers", &index.to_string()], m))?;
-        view.end_layer();
-        let report = self.report(index, view, layer_index, log);
+        let ordered = layer::Ordered::new(plan.into_entries())
+            .context(|| format!("writing layer {:?}", spec.name))?;
+        let count = ordered.entries().len();
         while self.slots.iter().filter(|s| s.writing()).count() >= self.max_writers {
             if let Some(oldest) = self.slots.iter_mut().find(|s| s.writing()) {
                 oldest.wait();
             }
         }
         self.progress
-            .add_total(entries.iter().map(content_size).sum());
+            .add_total(ordered.entries().iter().map(content_size).sum());
         let writer = self
             .blobs
             .writer()
             .context(|| "creating a layer blob".into())?;
+        let runs = ordered.into_runs(RUN_ENTRIES);
+        // A layer below another is handed to its writer whole, so that the
+        // next is planned while it is written. The last one has no next:
+        // its runs go over as the view takes them, and its entries are
+        // never all held beside the whole view.
+        let last = index + 1 == self.recipe.spec.layers.len();
+        let (feed, fed) = mpsc::sync_channel(if last { RUNS_IN_FLIGHT } else { runs.len() + 1 });
         let job = WriteJob {
-            count: entries.len(),
-            entries,
+            runs: fed,
+            count,
             epoch: self.epoch,
             compression: self.compression,
             progress: self.progress.clone(),
@@ -445,6 +441,42 @@ impl<'a> Layers<'a> {
                 .chain(extracted.into_values().map(|a| a.dir))
                 .collect(),
         };
+        let handle = std::thread::spawn(move || job.run(writer));
+        // The view learns the layer from its entries, and the seal sees
+        // each file's content as it is written: a fresh layer is not read
+        // back. Each change goes into the view and, encoded (a fraction of
+        // its size in memory), into the summary the writer's findings
+        // complete, as it is made. A failure here fails the build, view
+        // and all, once the writer has stopped and removed its staging.
+        let mut encoded = EncodedChanges::new(count);
+        let mut take = |change: crate::rootfs::Change| {
+            encoded.push(&change);
+            view.apply_one(change);
+        };
+        let taken = runs
+            .iter()
+            .try_for_each(|run| plan::each_change(run.entries(), layer_index, true, &mut take))
+            .and_then(|()| {
+                for run in runs {
+                    plan::each_change(run.entries(), layer_index, false, &mut take)?;
+                    // A writer gone has failed: `finish` reports why.
+                    if feed.send(Some(run)).is_err() {
+                        break;
+                    }
+                }
+                let _ = feed.send(None);
+                Ok(())
+            });
+        if let Err(m) = taken {
+            drop(feed);
+            let _ = handle.join();
+            return Err(self
+                .recipe
+                .error_at(&["layers", &index.to_string()], m)
+                .into());
+        }
+        view.end_layer();
+        let report = self.report(index, view, layer_index, log);
         self.slots.push(Slot {
             name: spec.name.clone(),
             steps: spec.steps.len(),
@@ -455,7 +487,7 @@ impl<'a> Layers<'a> {
             state: SlotState::Writing {
                 base_dependent,
                 changes: encoded.finish(),
-                handle: std::thread::spawn(move || job.run(writer)),
+                handle,
             },
             packages: report,
         });
@@ -703,7 +735,8 @@ impl SlotState {
 
 /// What a worker needs to write one layer.
 struct WriteJob {
-    entries: Vec<layer::Entry>,
+    /// The layer's runs as they come; None after the last.
+    runs: mpsc::Receiver<Option<layer::Run>>,
     count: usize,
     epoch: u64,
     compression: LayerCompression,
@@ -725,8 +758,16 @@ impl WriteJob {
             inner: &mut scan_sink,
             progress: &self.progress,
         };
-        let written = layer::write_compressed(
-            self.entries,
+        let fed = &self.runs;
+        let runs = std::iter::from_fn(|| match fed.recv() {
+            Ok(Some(run)) => Some(Ok(run)),
+            Ok(None) => None,
+            Err(_) => Some(Err(io::Error::other(
+                "the layer's entries stopped coming before its last",
+            ))),
+        });
+        let written = layer::write_runs(
+            runs,
             self.epoch,
             self.compression,
             &mut writer,
@@ -820,6 +861,13 @@ fn serve(
         check: None,
     })
 }
+
+/// Entries a layer's writer is handed at a time.
+const RUN_ENTRIES: usize = 4096;
+
+/// Runs of the last layer handed over and not yet written, at most: enough
+/// that its writer never waits for the view.
+const RUNS_IN_FLIGHT: usize = 2;
 
 /// A layer's cache key (none when the cache is off or an input cannot be
 /// keyed) and the source walks it was made from, which planning reuses.

@@ -691,21 +691,21 @@ impl Plan {
 
 /// Hands `each` the changes a layer's entries make to the view below,
 /// what reading the layer back would give, without reading it: those that
-/// hide lower paths first (as the view applies them), then the others,
-/// each group in entry order. One change per entry, made as it is handed
-/// on, so that a large layer's are never all held at once.
+/// hide lower paths (whiteouts, opaque whiteouts) when `hiding`, else the
+/// others, in entry order. The view takes a layer's hiding changes before
+/// any other. One change per entry, made as it is handed on, so that a
+/// large layer's are never all held at once.
 pub fn each_change(
     entries: &[layer::Entry],
     layer_index: usize,
+    hiding: bool,
     mut each: impl FnMut(Change),
 ) -> Result<(), String> {
-    for hiding in [true, false] {
-        for entry in entries {
-            let name = entry.path.rsplit_once('/').map_or(&*entry.path, |(_, n)| n);
-            // The opaque whiteout's name has the whiteout prefix too.
-            if name.starts_with(layer::WHITEOUT_PREFIX) == hiding {
-                each(change(entry, layer_index)?);
-            }
+    for entry in entries {
+        let name = entry.path.rsplit_once('/').map_or(&*entry.path, |(_, n)| n);
+        // The opaque whiteout's name has the whiteout prefix too.
+        if name.starts_with(layer::WHITEOUT_PREFIX) == hiding {
+            each(change(entry, layer_index)?);
         }
     }
     Ok(())
