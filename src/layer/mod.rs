@@ -135,6 +135,14 @@ impl Content {
 }
 
 impl Entry {
+    /// Bytes of file content the entry brings.
+    pub fn content_size(&self) -> u64 {
+        match &self.kind {
+            EntryKind::File(content) => content.size(),
+            _ => 0,
+        }
+    }
+
     /// A whiteout hiding `name` inside directory `parent` ("" for the root).
     pub fn whiteout(parent: &str, name: &str) -> Entry {
         Entry::marker(join(parent, &format!("{WHITEOUT_PREFIX}{name}")))
@@ -204,11 +212,14 @@ pub fn write_compressed(
     out: impl Write,
     sink: Option<&mut dyn ContentSink>,
 ) -> io::Result<Layer> {
-    let whole = Ordered::new(entries)?.into_runs(usize::MAX);
-    write_runs(whole.into_iter().map(Ok), mtime, compression, out, sink)
+    let mut entries = entries;
+    order::sort(&mut entries);
+    check(&entries)?;
+    let whole = std::iter::once(Ok(Run(entries)));
+    write_runs(whole, mtime, compression, out, sink)
 }
 
-/// Writes a layer from the runs of one [`Ordered`], in order, as
+/// Writes a layer from the runs of one [`RunMaker`], in order, as
 /// [`write_compressed`] writes it: the same entries give the same bytes
 /// however they are split. Each run is freed once written, so a caller
 /// handing runs over as it goes holds only those not yet written. A run
@@ -242,52 +253,18 @@ pub fn write_runs(
     })
 }
 
-/// A layer's entries in the canonical order, checked to make a layer.
-#[derive(Debug)]
-pub struct Ordered(Vec<Entry>);
-
-/// A run of consecutive entries of an [`Ordered`].
+/// A run of consecutive entries of a layer, in the canonical order and
+/// checked (see [`RunMaker`]).
 #[derive(Debug)]
 pub struct Run(Vec<Entry>);
-
-impl Ordered {
-    /// Sorts `entries` in the canonical order, refusing (before any byte
-    /// is written) what cannot be encoded, duplicate paths and hardlinks
-    /// to no file before them.
-    pub fn new(mut entries: Vec<Entry>) -> io::Result<Ordered> {
-        order::sort(&mut entries);
-        check(&entries)?;
-        Ok(Ordered(entries))
-    }
-
-    pub fn entries(&self) -> &[Entry] {
-        &self.0
-    }
-
-    /// The entries in runs of at most `len` (at least one), first to last,
-    /// each its own allocation. Split off from the end, the whole giving
-    /// back the room of each run as it goes: splitting holds one run more
-    /// than the entries, not twice them.
-    pub fn into_runs(self, len: usize) -> Vec<Run> {
-        let mut rest = self.0;
-        let len = len.max(1);
-        if rest.len() <= len {
-            return vec![Run(rest)];
-        }
-        let mut runs = Vec::with_capacity(rest.len().div_ceil(len));
-        while !rest.is_empty() {
-            let at = (rest.len() - 1) / len * len;
-            runs.push(Run(rest.split_off(at)));
-            rest.shrink_to_fit();
-        }
-        runs.reverse();
-        runs
-    }
-}
 
 impl Run {
     pub fn entries(&self) -> &[Entry] {
         &self.0
+    }
+
+    pub fn into_entries(self) -> Vec<Entry> {
+        self.0
     }
 }
 
@@ -350,45 +327,111 @@ fn zstd_workers() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
-/// Refuses, before any byte is written, entries that cannot be encoded and
+/// Refuses, before any byte is written, entries that cannot be encoded,
 /// duplicate paths (whose order the comparator cannot decide, so the bytes
-/// would depend on the caller's order).
+/// would depend on the caller's order) and hardlinks to no file before
+/// them.
 fn check(sorted: &[Entry]) -> io::Result<()> {
-    sorted.iter().try_for_each(tarball::check)?;
-    // A hardlink names a file this layer wrote before it: readers resolve
-    // it against what they have unpacked so far. Only the files hardlinks
-    // name are tracked: a layer of 300,000 files and no hardlinks holds no
-    // set of 300,000 paths (9 MB) while it is written.
-    let named: HashSet<&str> = sorted
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EntryKind::Hardlink { target } => Some(target.as_str()),
-            _ => None,
-        })
-        .collect();
-    let mut written = HashSet::new();
-    for entry in sorted {
-        match &entry.kind {
-            EntryKind::File(_) if named.contains(&*entry.path) => {
-                written.insert(&*entry.path);
-            }
-            EntryKind::Hardlink { target } if !written.contains(target.as_str()) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "layer entry {:?} is a hardlink to {target:?}, which is no file before it in the layer",
+    let mut checker = Checker::new(sorted.iter().filter_map(|e| match &e.kind {
+        EntryKind::Hardlink { target } => Some(target.as_str()),
+        _ => None,
+    }));
+    sorted.iter().try_for_each(|e| checker.check(e))
+}
+
+/// Checks a layer's entries one by one, in the order they are written:
+/// each can be encoded, comes after the one before in the canonical order
+/// (so no path comes twice), and, a hardlink, names a file already
+/// written. Only the files hardlinks name are remembered: a layer of
+/// 300,000 files and no hardlinks holds no set of 300,000 paths.
+pub struct Checker {
+    named: HashSet<String>,
+    written: HashSet<String>,
+    last: Option<Arc<str>>,
+}
+
+impl Checker {
+    /// A checker for a layer whose hardlinks name `targets`.
+    pub fn new<'a>(targets: impl IntoIterator<Item = &'a str>) -> Checker {
+        Checker {
+            named: targets.into_iter().map(str::to_string).collect(),
+            written: HashSet::new(),
+            last: None,
+        }
+    }
+
+    pub fn check(&mut self, entry: &Entry) -> io::Result<()> {
+        tarball::check(entry)?;
+        let refuse = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+        if let Some(last) = &self.last {
+            match order::compare(last, &entry.path) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => {
+                    return Err(refuse(format!(
+                        "layer entry {:?} appears twice",
                         entry.path
-                    ),
-                ));
+                    )));
+                }
+                std::cmp::Ordering::Greater => {
+                    return Err(refuse(format!(
+                        "layer entry {:?} comes after {last:?}, out of order",
+                        entry.path
+                    )));
+                }
+            }
+        }
+        match &entry.kind {
+            EntryKind::File(_) if self.named.contains(&*entry.path) => {
+                self.written.insert(entry.path.to_string());
+            }
+            EntryKind::Hardlink { target } if !self.written.contains(target) => {
+                return Err(refuse(format!(
+                    "layer entry {:?} is a hardlink to {target:?}, which is no file before it in the layer",
+                    entry.path
+                )));
             }
             _ => {}
         }
-    }
-    match sorted.windows(2).find(|w| w[0].path == w[1].path) {
-        Some(w) => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("layer entry {:?} appears twice", w[0].path),
-        )),
-        None => Ok(()),
+        self.last = Some(Arc::clone(&entry.path));
+        Ok(())
     }
 }
+
+/// Makes [`Run`]s from entries given one by one in the canonical order,
+/// checking each as it comes: what a caller that never holds a layer's
+/// entries all at once writes them with.
+pub struct RunMaker {
+    checker: Checker,
+    len: usize,
+    run: Vec<Entry>,
+}
+
+impl RunMaker {
+    /// Runs of at most `len` (at least one) entries, checked by `checker`.
+    pub fn new(len: usize, checker: Checker) -> RunMaker {
+        RunMaker {
+            checker,
+            len: len.max(1),
+            run: Vec::new(),
+        }
+    }
+
+    /// Takes the next entry; a run once it is full.
+    pub fn push(&mut self, entry: Entry) -> io::Result<Option<Run>> {
+        self.checker.check(&entry)?;
+        if self.run.is_empty() {
+            self.run.reserve_exact(self.len.min(RUN_RESERVE));
+        }
+        self.run.push(entry);
+        Ok((self.run.len() >= self.len).then(|| Run(std::mem::take(&mut self.run))))
+    }
+
+    /// The last run, if any entry is left.
+    pub fn finish(self) -> Option<Run> {
+        (!self.run.is_empty()).then_some(Run(self.run))
+    }
+}
+
+/// Room a run is made with at first: a run of a layer's every entry grows
+/// from there.
+const RUN_RESERVE: usize = 4096;

@@ -560,11 +560,12 @@ fn hardlinks_name_a_file_before_them() {
 }
 
 /// A layer handed to its writer in runs, of any length, is the layer
-/// written whole; runs come in order, none longer than asked, and a
-/// stream of runs that breaks off fails the layer.
+/// written whole; runs come in order, none longer than asked; entries out
+/// of order, twice, or a hardlink before its file are refused as they
+/// come; and a stream of runs that breaks off fails the layer.
 #[test]
 fn runs_of_any_length_write_the_same_layer() {
-    let entries: Vec<Entry> = (0..23)
+    let mut entries: Vec<Entry> = (0..23)
         .flat_map(|i| {
             [
                 entry(&format!("d{i:02}"), EntryKind::Dir, 0o755),
@@ -578,19 +579,24 @@ fn runs_of_any_length_write_the_same_layer() {
         .rev()
         .collect();
     let (whole, blob) = encode(entries.clone(), 7);
+    order::sort(&mut entries);
+    let runs_of = |len: usize, entries: &[Entry]| -> io::Result<Vec<Run>> {
+        let mut maker = RunMaker::new(len, Checker::new(["d00/f"]));
+        let mut runs = Vec::new();
+        for e in entries {
+            runs.extend(maker.push(e.clone())?);
+        }
+        runs.extend(maker.finish());
+        Ok(runs)
+    };
     for len in [0, 1, 2, 5, 45, 46, 1000] {
-        let ordered = Ordered::new(entries.clone()).unwrap();
-        let order: Vec<Arc<str>> = ordered.entries().iter().map(|e| e.path.clone()).collect();
-        let runs = ordered.into_runs(len);
+        let runs = runs_of(len, &entries).unwrap();
         assert!(
             runs.iter()
                 .all(|r| !r.entries().is_empty() && r.entries().len() <= len.max(1))
         );
-        let joined: Vec<Arc<str>> = runs
-            .iter()
-            .flat_map(|r| r.entries().iter().map(|e| e.path.clone()))
-            .collect();
-        assert_eq!(joined, order, "runs of {len}");
+        let joined: Vec<&Entry> = runs.iter().flat_map(|r| r.entries()).collect();
+        assert_eq!(joined, entries.iter().collect::<Vec<_>>(), "runs of {len}");
         let mut out = Vec::new();
         let layer = write_runs(
             runs.into_iter().map(Ok),
@@ -602,7 +608,36 @@ fn runs_of_any_length_write_the_same_layer() {
         .unwrap();
         assert_eq!((layer, &out), (whole, &blob), "runs of {len}");
     }
-    let mut runs = Ordered::new(entries).unwrap().into_runs(10).into_iter();
+    let link = entry(
+        "d00/g",
+        EntryKind::Hardlink {
+            target: "d00/f".into(),
+        },
+        0o644,
+    );
+    let early = entry(
+        "d00/e",
+        EntryKind::Hardlink {
+            target: "d00/f".into(),
+        },
+        0o644,
+    );
+    for (bad, why) in [
+        (vec![entries[3].clone(), entries[2].clone()], "out of order"),
+        (
+            vec![entries[2].clone(), entries[2].clone()],
+            "appears twice",
+        ),
+        (vec![entries[0].clone(), link], "which is no file before it"),
+        (
+            vec![entries[0].clone(), early, entries[1].clone()],
+            "which is no file before it",
+        ),
+    ] {
+        let err = runs_of(4, &bad).unwrap_err();
+        assert!(err.to_string().contains(why), "{why}: {err}");
+    }
+    let mut runs = runs_of(10, &entries).unwrap().into_iter();
     let first = runs.next().map(Ok);
     let broken = first
         .into_iter()

@@ -407,27 +407,28 @@ impl<'a> Layers<'a> {
         }
         let layer_index = view.layer_count();
         let base_dependent = plan.base_dependent;
-        let ordered = layer::Ordered::new(plan.into_entries())
-            .context(|| format!("writing layer {:?}", spec.name))?;
-        let count = ordered.entries().len();
+        let mut runs = plan.into_runs(RUN_ENTRIES);
+        let count = runs.entry_count();
         while self.slots.iter().filter(|s| s.writing()).count() >= self.max_writers {
             if let Some(oldest) = self.slots.iter_mut().find(|s| s.writing()) {
                 oldest.wait();
             }
         }
-        self.progress
-            .add_total(ordered.entries().iter().map(content_size).sum());
+        self.progress.add_total(runs.content_size());
         let writer = self
             .blobs
             .writer()
             .context(|| "creating a layer blob".into())?;
-        let runs = ordered.into_runs(RUN_ENTRIES);
-        // A layer below another is handed to its writer whole, so that the
-        // next is planned while it is written. The last one has no next:
-        // its runs go over as the view takes them, and its entries are
-        // never all held beside the whole view.
+        // A layer below another is handed to its writer as fast as its runs
+        // are made, so that the next is planned while it is written. The
+        // last one has no next: its runs go over as its writer takes them,
+        // and its entries are never all held beside the whole view.
         let last = index + 1 == self.recipe.spec.layers.len();
-        let (feed, fed) = mpsc::sync_channel(if last { RUNS_IN_FLIGHT } else { runs.len() + 1 });
+        let (feed, fed) = if last {
+            mpsc::sync_channel(RUNS_IN_FLIGHT)
+        } else {
+            mpsc::sync_channel(count.div_ceil(RUN_ENTRIES) + 1)
+        };
         let job = WriteJob {
             runs: fed,
             count,
@@ -446,34 +447,34 @@ impl<'a> Layers<'a> {
         // each file's content as it is written: a fresh layer is not read
         // back. Each change goes into the view and, encoded (a fraction of
         // its size in memory), into the summary the writer's findings
-        // complete, as it is made. A failure here fails the build, view
-        // and all, once the writer has stopped and removed its staging.
+        // complete, as it is made: the hiding ones first, as the view
+        // takes a layer. A failure fails the build, view and all, once the
+        // writer has stopped and removed its staging.
         let mut encoded = EncodedChanges::new(count);
         let mut take = |change: crate::rootfs::Change| {
             encoded.push(&change);
             view.apply_one(change);
         };
-        let taken = runs
-            .iter()
-            .try_for_each(|run| plan::each_change(run.entries(), layer_index, true, &mut take))
-            .and_then(|()| {
-                for run in runs {
-                    plan::each_change(run.entries(), layer_index, false, &mut take)?;
-                    // A writer gone has failed: `finish` reports why.
-                    if feed.send(Some(run)).is_err() {
-                        break;
-                    }
+        let recipe = self.recipe;
+        let at_layer = |m: String| Error::from(recipe.error_at(&["layers", &index.to_string()], m));
+        let mut fed = || -> Result<()> {
+            plan::each_change(runs.markers(), layer_index, true, &mut take).map_err(at_layer)?;
+            for run in &mut runs {
+                let run = run.context(|| format!("writing layer {:?}", spec.name))?;
+                plan::each_change(run.entries().iter(), layer_index, false, &mut take)
+                    .map_err(at_layer)?;
+                // A writer gone has failed: `finish` reports why.
+                if feed.send(Some(run)).is_err() {
+                    return Ok(());
                 }
-                let _ = feed.send(None);
-                Ok(())
-            });
-        if let Err(m) = taken {
+            }
+            let _ = feed.send(None);
+            Ok(())
+        };
+        if let Err(e) = fed() {
             drop(feed);
             let _ = handle.join();
-            return Err(self
-                .recipe
-                .error_at(&["layers", &index.to_string()], m)
-                .into());
+            return Err(e);
         }
         view.end_layer();
         let report = self.report(index, view, layer_index, log);
@@ -886,14 +887,6 @@ pub fn remote_version() -> String {
         layer::ENCODING_VERSION,
         LayerSummary::version()
     )
-}
-
-/// Bytes of file content an entry brings.
-fn content_size(entry: &layer::Entry) -> u64 {
-    match &entry.kind {
-        layer::EntryKind::File(content) => content.size(),
-        _ => 0,
-    }
 }
 
 /// Passes content on, counting files and bytes for the progress line.

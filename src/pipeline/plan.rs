@@ -6,6 +6,7 @@
 //! entries, then at what it has removed, then at the view of lower layers.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::iter::Peekable;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -61,6 +62,77 @@ pub struct Plan {
     left_alone: Vec<ImagePath>,
     /// The number of entries at which their map is next repacked.
     repack_at: usize,
+}
+
+/// A planned layer's entries on their way to its writer: see
+/// [`Plan::into_runs`].
+pub struct Runs {
+    entries: BTreeMap<ImagePath, layer::Entry>,
+    /// The whiteouts and opaque whiteouts, last first, and the paths of
+    /// the entries, first first, each in the canonical order: the runs
+    /// merge them.
+    markers: Vec<layer::Entry>,
+    paths: Peekable<std::vec::IntoIter<ImagePath>>,
+    maker: Option<layer::RunMaker>,
+    count: usize,
+    content: u64,
+}
+
+impl Runs {
+    /// The number of tar entries.
+    pub fn entry_count(&self) -> usize {
+        self.count
+    }
+
+    /// Bytes of file content the entries bring.
+    pub fn content_size(&self) -> u64 {
+        self.content
+    }
+
+    /// The whiteouts and opaque whiteouts not yet in a run, in order.
+    pub fn markers(&self) -> impl Iterator<Item = &layer::Entry> {
+        self.markers.iter().rev()
+    }
+
+    /// The next tar entry, taken out of the plan.
+    fn next_entry(&mut self) -> Option<layer::Entry> {
+        loop {
+            let marker_first = match (self.markers.last(), self.paths.peek()) {
+                (Some(m), Some(p)) => layer::order::compare(&m.path, p.as_rel()).is_lt(),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => return None,
+            };
+            if marker_first {
+                return self.markers.pop();
+            }
+            let path = self.paths.next()?;
+            if let Some(mut entry) = self.entries.remove(&path) {
+                entry.path = path.into_shared();
+                return Some(entry);
+            }
+        }
+    }
+}
+
+impl Iterator for Runs {
+    type Item = std::io::Result<layer::Run>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.maker.as_ref()?;
+        while let Some(entry) = self.next_entry() {
+            let maker = self.maker.as_mut()?;
+            match maker.push(entry) {
+                Ok(None) => {}
+                Ok(Some(run)) => return Some(Ok(run)),
+                Err(e) => {
+                    self.maker = None;
+                    return Some(Err(e));
+                }
+            }
+        }
+        self.maker.take()?.finish().map(Ok)
+    }
 }
 
 /// Plans layer `index` of the recipe. Errors name the step at fault.
@@ -152,8 +224,10 @@ impl Plan {
         self.entries.is_empty() && self.whiteouts.is_empty() && self.opaques.is_empty()
     }
 
-    /// The layer's tar entries: whiteouts, opaque whiteouts and entries.
-    pub fn into_entries(self) -> Vec<layer::Entry> {
+    /// The layer's tar entries, whiteouts and all, in the canonical order
+    /// a run of at most `len` at a time, each entry taken out of the plan
+    /// as its run is made: the plan's memory goes as the runs come.
+    pub fn into_runs(self, len: usize) -> Runs {
         let whiteouts = self.whiteouts.iter().map(|w| {
             let parent = w.parent().unwrap_or_default();
             layer::Entry::whiteout(parent.as_rel(), w.file_name())
@@ -162,12 +236,32 @@ impl Plan {
             .opaques
             .iter()
             .map(|o| layer::Entry::opaque_whiteout(o.as_rel()));
-        whiteouts
-            .chain(opaques)
-            .chain(self.entries.into_iter().map(|(path, mut entry)| {
-                entry.path = path.into_shared();
-                entry
-            }))
+        let mut markers: Vec<layer::Entry> = whiteouts.chain(opaques).collect();
+        // Last first: taken from the end.
+        markers.sort_unstable_by(|a, b| layer::order::compare(&b.path, &a.path));
+        // Paths alone (16 bytes each) are sorted, not the entries.
+        let mut paths: Vec<ImagePath> = self.entries.keys().cloned().collect();
+        paths.sort_unstable_by(|a, b| layer::order::compare(a.as_rel(), b.as_rel()));
+        let targets = self.entries.values().filter_map(|e| match &e.kind {
+            EntryKind::Hardlink { target } => Some(target.as_str()),
+            _ => None,
+        });
+        let checker = layer::Checker::new(targets);
+        Runs {
+            count: markers.len() + paths.len(),
+            content: self.entries.values().map(|e| e.content_size()).sum(),
+            maker: Some(layer::RunMaker::new(len, checker)),
+            entries: self.entries,
+            markers,
+            paths: paths.into_iter().peekable(),
+        }
+    }
+
+    /// The layer's tar entries, whiteouts and all, in the canonical order.
+    #[cfg(test)]
+    pub fn into_entries(self) -> Vec<layer::Entry> {
+        self.into_runs(usize::MAX)
+            .flat_map(|run| run.map(layer::Run::into_entries).unwrap_or_default())
             .collect()
     }
 
@@ -695,8 +789,8 @@ impl Plan {
 /// others, in entry order. The view takes a layer's hiding changes before
 /// any other. One change per entry, made as it is handed on, so that a
 /// large layer's are never all held at once.
-pub fn each_change(
-    entries: &[layer::Entry],
+pub fn each_change<'a>(
+    entries: impl Iterator<Item = &'a layer::Entry>,
     layer_index: usize,
     hiding: bool,
     mut each: impl FnMut(Change),
@@ -829,6 +923,44 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    /// A plan's runs list its entries and whiteouts merged in the layer's
+    /// order (a directory's whole subtree before a sibling named like it
+    /// plus `-` or `.`), none longer than asked, each entry once.
+    #[test]
+    fn runs_come_in_the_layers_order() {
+        let view = base_view();
+        let mut plan = plan();
+        plan.remove(&view, &p("/etc/motd")).unwrap();
+        plan.remove(&view, &p("/srv/old")).unwrap();
+        for (path, kind) in [
+            ("/srv/old", EntryKind::Dir),
+            ("/srv/a.txt", file()),
+            ("/srv/a/x", file()),
+            ("/srv/a-b", file()),
+        ] {
+            plan.put(&view, p(path), kind, 0o644, Owner::default())
+                .unwrap();
+        }
+        let runs: Vec<layer::Run> = plan.into_runs(2).map(Result::unwrap).collect();
+        assert!(runs.iter().all(|r| r.entries().len() <= 2));
+        let paths: Vec<&str> = runs
+            .iter()
+            .flat_map(|r| r.entries().iter().map(|e| &*e.path))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "etc/.wh.motd",
+                "srv/a",
+                "srv/a/x",
+                "srv/a-b",
+                "srv/a.txt",
+                "srv/old",
+                "srv/old/.wh..wh..opq"
+            ]
+        );
     }
 
     #[test]
