@@ -148,6 +148,17 @@ impl Summary {
             .flatten()
     }
 
+    /// Saves the summary at `path` in its file's form, not copied whole
+    /// first (a large layer's is megabytes).
+    fn save(&self, path: &Path) -> Result<()> {
+        replace_file_with(path, |w| {
+            w.write_all(self.version.as_bytes())
+                .and_then(|()| w.write_all(b"\n"))
+                .and_then(|()| w.write_all(&self.body))
+                .context(|| format!("writing {}", path.display()))
+        })
+    }
+
     /// The file's form: the version on the first line, then the body.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(self.version.len() + 1 + self.body.len());
@@ -246,7 +257,7 @@ impl Cache {
         self.keep_blob(&layer.digest, from)?;
         let summary = self.layer_summary_path(key);
         match &layer.summary {
-            Some(s) => replace_file(&summary, &s.to_bytes())?,
+            Some(s) => s.save(&summary)?,
             None => {
                 let _ = std::fs::remove_file(&summary);
             }
@@ -399,7 +410,7 @@ impl Cache {
     }
 
     fn put_summary(&self, dir: &str, key: &Digest, summary: &Summary) -> Result<()> {
-        replace_file(&self.summary_path(dir, key), &summary.to_bytes())
+        summary.save(&self.summary_path(dir, key))
     }
 
     fn summary_path(&self, dir: &str, key: &Digest) -> PathBuf {
