@@ -135,14 +135,6 @@ impl Content {
 }
 
 impl Entry {
-    /// Bytes of file content the entry brings.
-    pub fn content_size(&self) -> u64 {
-        match &self.kind {
-            EntryKind::File(content) => content.size(),
-            _ => 0,
-        }
-    }
-
     /// A whiteout hiding `name` inside directory `parent` ("" for the root).
     pub fn whiteout(parent: &str, name: &str) -> Entry {
         Entry::marker(join(parent, &format!("{WHITEOUT_PREFIX}{name}")))

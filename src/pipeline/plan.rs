@@ -45,12 +45,51 @@ pub struct Inputs<'a> {
     pub extracted: &'a BTreeMap<usize, Archive>,
 }
 
+/// A layer entry as planned, but for its path: that is its key in the
+/// plan (16 bytes an entry fewer, at 300,000 of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Planned {
+    kind: EntryKind,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+}
+
+impl Planned {
+    fn of(entry: &layer::Entry) -> Planned {
+        Planned {
+            kind: entry.kind.clone(),
+            mode: entry.mode,
+            uid: entry.uid,
+            gid: entry.gid,
+        }
+    }
+
+    /// Bytes of file content the entry brings.
+    fn content_size(&self) -> u64 {
+        match &self.kind {
+            EntryKind::File(content) => content.size(),
+            _ => 0,
+        }
+    }
+
+    /// The layer entry at `path`.
+    fn at(self, path: ImagePath) -> layer::Entry {
+        layer::Entry {
+            path: path.into_shared(),
+            kind: self.kind,
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+        }
+    }
+}
+
 /// The changes one recipe layer makes.
 #[derive(Debug, Default)]
 pub struct Plan {
-    /// Each entry by its path, which `into_entries` gives it (an entry's
-    /// own `path` may be left empty until then).
-    entries: BTreeMap<ImagePath, layer::Entry>,
+    /// Each entry by its path, which [`Plan::into_runs`] gives it.
+    entries: BTreeMap<ImagePath, Planned>,
     whiteouts: BTreeSet<ImagePath>,
     opaques: BTreeSet<ImagePath>,
     /// Whether the layer read the base: account edits, removals, templates
@@ -67,7 +106,7 @@ pub struct Plan {
 /// A planned layer's entries on their way to its writer: see
 /// [`Plan::into_runs`].
 pub struct Runs {
-    entries: BTreeMap<ImagePath, layer::Entry>,
+    entries: BTreeMap<ImagePath, Planned>,
     /// The whiteouts and opaque whiteouts, last first, and the paths of
     /// the entries, first first, each in the canonical order: the runs
     /// merge them.
@@ -107,9 +146,8 @@ impl Runs {
                 return self.markers.pop();
             }
             let path = self.paths.next()?;
-            if let Some(mut entry) = self.entries.remove(&path) {
-                entry.path = path.into_shared();
-                return Some(entry);
+            if let Some(planned) = self.entries.remove(&path) {
+                return Some(planned.at(path));
             }
         }
     }
@@ -208,7 +246,7 @@ pub fn plan_layer(inputs: &Inputs, index: usize) -> Result<Plan, RecipeError> {
                 // entries are final, and read the base.
                 for entry in &installed.entries {
                     if let Some(path) = ImagePath::from_rel(&entry.path) {
-                        plan.entries.insert(path, entry.clone());
+                        plan.entries.insert(path, Planned::of(entry));
                     }
                 }
                 plan.base_dependent = true;
@@ -249,7 +287,7 @@ impl Plan {
         let checker = layer::Checker::new(targets);
         Runs {
             count: markers.len() + paths.len(),
-            content: self.entries.values().map(|e| e.content_size()).sum(),
+            content: self.entries.values().map(Planned::content_size).sum(),
             maker: Some(layer::RunMaker::new(len, checker)),
             entries: self.entries,
             markers,
@@ -373,9 +411,7 @@ impl Plan {
         if !is_dir {
             remove_below(&mut self.entries, &path, false);
         }
-        let entry = layer::Entry {
-            // Its key's text, shared, not held twice.
-            path: path.clone().into_shared(),
+        let entry = Planned {
             kind,
             mode,
             uid: owner.uid.into(),
@@ -580,8 +616,7 @@ impl Plan {
                     ));
                 }
             };
-            let entry = layer::Entry {
-                path: path.clone().into_shared(),
+            let entry = Planned {
                 kind,
                 mode,
                 uid,
@@ -663,8 +698,7 @@ impl Plan {
                         target: first.as_rel().to_string(),
                     }
                 };
-                let link = layer::Entry {
-                    path: name.clone().into_shared(),
+                let link = Planned {
                     kind,
                     ..entry.clone()
                 };
