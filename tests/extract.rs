@@ -274,3 +274,63 @@ AwEHoUQDQgAEXMLEi2A6LqSJPfPDtCQuG6V7Cqyqm0K/yGx79vgsZ6DRbSnR/BvH
         assert!(err.contains(needle), "{needle}: {err}");
     }
 }
+
+/// A layer that fails on its way to its writer (a hardlink left naming a
+/// file a later step removed) fails the build naming the layer, and
+/// leaves no image, staging directory or temp file behind.
+#[test]
+fn a_layer_failing_on_its_way_to_its_writer_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("r");
+    std::fs::create_dir_all(r.join("files")).unwrap();
+    std::fs::write(
+        r.join("files/l.tar"),
+        tar(&[
+            dir("bin"),
+            file("bin/busybox", b"abc"),
+            hardlink("bin/sh", "bin/busybox"),
+        ]),
+    )
+    .unwrap();
+    let recipe = recipe(
+        &r,
+        "      - extract: { src: files/l.tar }\n      - remove: { path: /bin/busybox }\n",
+    );
+    let (out_dir, cache) = (tmp.path().join("out"), tmp.path().join("cache"));
+    let out = run(common::ingot()
+        .arg("build")
+        .arg(&recipe)
+        .arg("--cache")
+        .arg(&cache)
+        .arg("-o")
+        .arg(&out_dir));
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("writing layer \"l\"")
+            && err.contains("\"bin/sh\" is a hardlink to \"bin/busybox\""),
+        "{err}"
+    );
+    assert!(!out_dir.exists());
+    let left: Vec<String> = walkdir::WalkDir::new(tmp.path())
+        .min_depth(1)
+        .into_iter()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .strip_prefix(tmp.path())
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .filter(|p| !p.starts_with("r"))
+        .collect();
+    // The cache's directories and the stat index of the recipe's files,
+    // no blob, no temp file.
+    assert!(
+        left.iter().all(|p| p.starts_with("cache")
+            && !p.starts_with("cache/blobs/sha256/")
+            && !p.contains(".tmp")),
+        "{left:#?}"
+    );
+}
