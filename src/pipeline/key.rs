@@ -122,23 +122,21 @@ pub fn layer_key(
                 .map(move |(i, _)| (w as u32, i as u32))
         })
         .collect();
-    let digests = stats
-        .digests(files.len(), |i, path| {
-            let (w, e) = files[i];
-            let walk = &walks[w as usize].1;
-            let entry = walk.get(e as usize);
-            walk.host_path_into(entry.rel, path);
-            match entry.kind {
-                SourceKind::File {
-                    stat: Some(stat), ..
-                } => stat,
-                // Never without a stat here: a walk forgets them only
-                // below (and a zero stat is read again, not trusted).
-                _ => source::FileStat::default(),
-            }
-        })
-        .ok()?;
-    drop(files);
+    let file = |i: usize, path: &mut std::path::PathBuf| {
+        let (w, e) = files[i];
+        let walk = &walks[w as usize].1;
+        let entry = walk.get(e as usize);
+        walk.host_path_into(entry.rel, path);
+        match entry.kind {
+            SourceKind::File {
+                stat: Some(stat), ..
+            } => stat,
+            // Never without a stat here: a walk forgets them only
+            // below (and a zero stat is read again, not trusted).
+            _ => source::FileStat::default(),
+        }
+    };
+    let digests = stats.digests(files.len(), &file).ok()?;
     let spec_recipe = &ctx.recipe.spec;
     let inputs = KeyInputs {
         key_version: KEY_VERSION,
@@ -162,8 +160,11 @@ pub fn layer_key(
     let mut hasher = HashingWriter::new(std::io::sink());
     hasher.write_all(&canonical_json(&inputs).ok()?).ok()?;
     let sources = walks.iter().map(|(_, walk, keep)| (walk, *keep));
-    hash_sources(sources, &mut digests.into_iter(), &mut hasher)?;
+    hash_sources(sources, &mut digests.iter(), &mut hasher)?;
     let (key, _, _) = hasher.finish();
+    let read = digests.into_read();
+    stats.record_read(read, file);
+    drop(files);
     let walks = walks.into_iter().map(|(root, mut walk, _)| {
         walk.forget_identities();
         (root, walk)

@@ -644,7 +644,7 @@ impl Sorted {
     /// `near` just past what was found: files asked for in path order (as
     /// a walk nearly lists them) are each found in one comparison, not a
     /// binary search's eighteen, each a cache miss at 300,000 records.
-    fn get_near(&self, path: &[u8], near: &mut usize) -> Option<&Record> {
+    fn get_near(&self, path: &[u8], near: &mut usize) -> Option<usize> {
         let at = match self.records.get(*near) {
             Some(r) if self.path(r) == path => *near,
             _ => self
@@ -653,7 +653,7 @@ impl Sorted {
                 .ok()?,
         };
         *near = at + 1;
-        Some(&self.records[at])
+        Some(at)
     }
 
     fn iter(&self) -> impl Iterator<Item = Entry<'_>> {
@@ -679,19 +679,24 @@ impl StatIndex {
     /// [`StatIndex::known`], looking near the last file found first (see
     /// [`Sorted::get_near`]).
     fn known_near(&self, path: &Path, stat: &FileStat, near: &mut usize) -> Option<Digest> {
+        match self.find_near(path, stat, near)? {
+            Found::Sorted(at) => Some(self.sorted.records[at].digest),
+            Found::Recorded(digest) => Some(digest),
+        }
+    }
+
+    /// Where [`StatIndex::known_near`] finds the digest of `path`.
+    fn find_near(&self, path: &Path, stat: &FileStat, near: &mut usize) -> Option<Found> {
         let racy = self.written_ns.is_none_or(|w| stat.mtime_ns >= w);
         if racy {
             return None;
         }
         let key = self.key(path);
-        let (seen, digest) = match self.recorded.get(key) {
-            Some(&(seen, digest)) => (seen, digest),
-            None => self
-                .sorted
-                .get_near(key, near)
-                .map(|r| (r.stat, r.digest))?,
-        };
-        (seen == *stat).then_some(digest)
+        if let Some(&(seen, digest)) = self.recorded.get(key) {
+            return (seen == *stat).then_some(Found::Recorded(digest));
+        }
+        let at = self.sorted.get_near(key, near)?;
+        (self.sorted.records[at].stat == *stat).then_some(Found::Sorted(at))
     }
 
     /// Records that `path`, with stat `stat`, was read whole and hashed to
@@ -810,7 +815,9 @@ impl StatIndex {
     /// The content digests of `files` (each with the stat its walk saw), in
     /// order. A file whose stat is what the index recorded, and that was not
     /// modified as late as the index was written (git's racy-clean rule),
-    /// keeps its recorded digest; the others are read, on every core.
+    /// keeps its recorded digest; the others are read, on every core, and
+    /// are the index's to record ([`StatIndex::record_read`]) once the
+    /// digests are used.
     ///
     /// The files are asked for by position, `file(i, path)` for `i` below
     /// `count` setting `path` to the file's host path and returning its
@@ -819,30 +826,100 @@ impl StatIndex {
     pub fn digests(
         &mut self,
         count: usize,
-        file: impl Fn(usize, &mut PathBuf) -> FileStat + Sync,
-    ) -> io::Result<Vec<Digest>> {
-        // One digest per file, those to read left zero until they are: no
-        // list beside it (at 300,000 files each such list is megabytes).
-        let mut out = Vec::with_capacity(count);
+        file: &(impl Fn(usize, &mut PathBuf) -> FileStat + Sync),
+    ) -> io::Result<Digests<'_>> {
+        // Every digest known is then in the sorted part, named by its
+        // place there.
+        if !self.recorded.is_empty() {
+            self.merge();
+        }
+        let too_many = || io::Error::other("more than 2^32 - 1 source files");
+        let mut slots = Vec::with_capacity(count);
         let mut unknown: Vec<u32> = Vec::new();
         let mut path = PathBuf::new();
         let mut near = 0;
         for i in 0..count {
             let stat = file(i, &mut path);
-            let known = self.known_near(&path, &stat, &mut near);
-            if known.is_none() {
-                let at = u32::try_from(i)
-                    .map_err(|_| io::Error::other("more than 2^32 source files"))?;
-                unknown.push(at);
-            }
-            out.push(known.unwrap_or(Digest::from_bytes([0; 32])));
+            let slot = match self.find_near(&path, &stat, &mut near) {
+                Some(Found::Sorted(at)) => u32::try_from(at).ok().filter(|&at| at != READ),
+                _ => None,
+            };
+            slots.push(match slot {
+                Some(at) => at,
+                None => {
+                    unknown.push(u32::try_from(i).map_err(|_| too_many())?);
+                    READ
+                }
+            });
         }
-        hash_files(&unknown, &file, &mut out)?;
-        for i in unknown {
+        let mut read = vec![Digest::from_bytes([0; 32]); unknown.len()];
+        hash_files(&unknown, file, &mut read)?;
+        Ok(Digests {
+            index: self,
+            slots,
+            unknown,
+            read,
+        })
+    }
+
+    /// Records the files [`StatIndex::digests`] read (`read`, from
+    /// [`Digests::into_read`]), each asked for again by its position.
+    pub fn record_read(&mut self, read: ReadFiles, file: impl Fn(usize, &mut PathBuf) -> FileStat) {
+        let mut path = PathBuf::new();
+        for (i, digest) in read.files.into_iter().zip(read.digests) {
             let stat = file(i as usize, &mut path);
-            self.record(&path, stat, out[i as usize]);
+            self.record(&path, stat, digest);
         }
-        Ok(out)
+    }
+}
+
+/// Where a stat index found a file's digest: in its sorted part, by
+/// place, or among what it recorded since.
+enum Found {
+    Sorted(usize),
+    Recorded(Digest),
+}
+
+/// The files [`StatIndex::digests`] read, by position, in order, and
+/// their digests.
+pub struct ReadFiles {
+    pub files: Vec<u32>,
+    pub digests: Vec<Digest>,
+}
+
+/// A [`Digests`] slot of a file that was read.
+const READ: u32 = u32::MAX;
+
+/// The content digests of a key's source files (see
+/// [`StatIndex::digests`]): each known one by its place in the index (4
+/// bytes a file where its digest is 32: a warm build of 300,000 files held
+/// 9.6 MB of digests beside the index that has them), the others as read.
+pub struct Digests<'a> {
+    index: &'a StatIndex,
+    /// Per file: its record in the index's sorted part, or [`READ`].
+    slots: Vec<u32>,
+    /// The files read, by position, in order, and their digests.
+    unknown: Vec<u32>,
+    read: Vec<Digest>,
+}
+
+impl Digests<'_> {
+    /// Every file's digest, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Digest> + '_ {
+        let mut read = self.read.iter();
+        self.slots.iter().map(move |&slot| match slot {
+            READ => read.next().copied().unwrap_or(Digest::from_bytes([0; 32])),
+            at => self.index.sorted.records[at as usize].digest,
+        })
+    }
+
+    /// The files read, by position, with their digests: what the index
+    /// is to record.
+    pub fn into_read(self) -> ReadFiles {
+        ReadFiles {
+            files: self.unknown,
+            digests: self.read,
+        }
     }
 }
 
@@ -951,9 +1028,10 @@ fn read_u32(input: &mut impl Read) -> Option<u32> {
     Some(u32::from_le_bytes(bytes))
 }
 
-/// The SHA-256 of each file, read on as many threads as there are cores
-/// (a cold build or a fresh checkout reads every source once here). A file
-/// whose size is not what its stat said changed while it was read.
+/// The SHA-256 of each file `which` names, into `out` at the same place,
+/// read on as many threads as there are cores (a cold build or a fresh
+/// checkout reads every source once here). A file whose size is not what
+/// its stat said changed while it was read.
 fn hash_files(
     which: &[u32],
     file: &(impl Fn(usize, &mut PathBuf) -> FileStat + Sync),
@@ -981,8 +1059,8 @@ fn hash_files(
         .map_or(1, |n| n.get())
         .min(which.len());
     if threads <= 1 {
-        for &i in which {
-            out[i as usize] = hash(i as usize)?;
+        for (slot, &i) in out.iter_mut().zip(which) {
+            *slot = hash(i as usize)?;
         }
         return Ok(());
     }
@@ -1001,7 +1079,7 @@ fn hash_files(
                         let Some(&i) = which.get(k) else { break };
                         match hash(i as usize) {
                             Ok(digest) => match slots.lock() {
-                                Ok(mut slots) => slots[i as usize] = digest,
+                                Ok(mut slots) => slots[k] = digest,
                                 Err(_) => break,
                             },
                             Err(e) => {
@@ -1118,14 +1196,19 @@ mod tests {
                 .map(|f| FileStat::of(&std::fs::metadata(f).unwrap()))
                 .collect()
         };
-        let digests = |index: &mut StatIndex, files: &[PathBuf]| {
+        // Every file's digest, and which files were read (and recorded).
+        let digests = |index: &mut StatIndex, files: &[PathBuf]| -> (Vec<Digest>, Vec<u32>) {
             let stats = stats(files);
-            index
-                .digests(files.len(), |i, path| {
-                    path.clone_from(&files[i]);
-                    stats[i]
-                })
-                .unwrap()
+            let file = |i: usize, path: &mut PathBuf| {
+                path.clone_from(&files[i]);
+                stats[i]
+            };
+            let found = index.digests(files.len(), &file).unwrap();
+            let all = found.iter().collect();
+            let read = found.into_read();
+            let positions = read.files.clone();
+            index.record_read(read, file);
+            (all, positions)
         };
 
         // Hashed on several threads, returned in order.
@@ -1133,28 +1216,39 @@ mod tests {
         let want: Vec<Digest> = (0..5)
             .map(|i| Digest::of(format!("content {i}").as_bytes()))
             .collect();
-        assert_eq!(digests(&mut index, &files), want);
+        assert_eq!(
+            digests(&mut index, &files),
+            (want.clone(), vec![0, 1, 2, 3, 4])
+        );
         cache.save_stat_index(&src, &index).unwrap();
 
         // Same size, new content, and the file is no older than the index:
         // the racy-clean rule re-hashes it even if its stat looked equal.
         std::fs::write(&files[2], "content X").unwrap();
         let mut index = cache.stat_index(&src);
-        let got = digests(&mut index, &files);
+        let (got, read) = digests(&mut index, &files);
         assert_eq!(got[2], Digest::of(b"content X"));
         assert_eq!(got[4], want[4]);
+        // Only the file the index cannot vouch for is read, unless a
+        // clock tick did not pass since the index was written (then every
+        // file is racy, and read again).
+        assert!(read == [2] || read == [0, 1, 2, 3, 4], "{read:?}");
+        // What it read is recorded (merged into the sorted part before
+        // the next lookups), and gives the same digests.
+        assert_eq!(digests(&mut index, &files).0, got);
 
         // A file that changes size between the walk and the read is refused.
         // (A fresh index reads it: one loaded from disk could serve the
         // recorded digest when a clock tick passed since it was written.)
         let seen = stats(&files[..1]);
         std::fs::write(&files[0], "longer content now").unwrap();
-        let err = StatIndex::default()
-            .digests(1, |_, path| {
-                path.clone_from(&files[0]);
-                seen[0]
-            })
-            .unwrap_err();
+        let mut fresh = StatIndex::default();
+        let Err(err) = fresh.digests(1, &|_, path: &mut PathBuf| {
+            path.clone_from(&files[0]);
+            seen[0]
+        }) else {
+            panic!("a file that changed while it was read was taken");
+        };
         assert!(
             err.to_string().contains("changed while it was read"),
             "{err}"
@@ -1174,7 +1268,7 @@ mod tests {
         for asked in ["a/1", "a/2", "c/x", "a/3", "b", "a/1", "zz", "a/0", "c/x"] {
             let found = sorted.get_near(asked.as_bytes(), &mut near);
             assert_eq!(
-                found.map(|r| r.digest),
+                found.map(|at| sorted.records[at].digest),
                 paths.contains(&asked).then(|| Digest::of(asked.as_bytes())),
                 "{asked}"
             );
@@ -1209,9 +1303,9 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn stat_index_lookups_find_every_entry_and_miss_absent_ones() {
-        let paths = many_paths(3000);
+    /// An index written long after `paths` were recorded in it, each with
+    /// its [`old_stat`] and [`digest_of`] it.
+    fn recorded(paths: &[PathBuf]) -> StatIndex {
         let mut index = StatIndex {
             written_ns: Some(i64::MAX),
             ..StatIndex::default()
@@ -1219,6 +1313,13 @@ mod tests {
         for (i, path) in paths.iter().enumerate() {
             index.record(path, old_stat(i), digest_of(path));
         }
+        index
+    }
+
+    #[test]
+    fn stat_index_lookups_find_every_entry_and_miss_absent_ones() {
+        let paths = many_paths(3000);
+        let mut index = recorded(&paths);
         // Merged as it grew, and found in either part.
         assert!(index.sorted.records.len() >= MERGE_AT);
         assert!(!index.recorded.is_empty());
@@ -1246,6 +1347,47 @@ mod tests {
         assert_eq!(filed, keys);
         let key_bytes: usize = keys.iter().map(|k| k.len()).sum();
         assert_eq!(index.sorted.paths.len(), key_bytes);
+    }
+
+    /// Files the index knows, in its sorted part or recorded since, are
+    /// served by it, never read (these do not exist); only the others are
+    /// read, returned for the index to record, and in their places.
+    #[test]
+    fn known_files_are_served_without_a_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = many_paths(3000);
+        let mut index = recorded(&paths);
+        assert!(!index.recorded.is_empty(), "some are recorded, not merged");
+        let fresh = dir.path().join("fresh");
+        std::fs::write(&fresh, "fresh content").unwrap();
+        let fresh_stat = FileStat::of(&std::fs::metadata(&fresh).unwrap());
+        // Every other file asked for is the fresh one on the host.
+        let file = |i: usize, path: &mut PathBuf| {
+            if i.is_multiple_of(2) {
+                path.clone_from(&paths[i]);
+                old_stat(i)
+            } else {
+                path.clone_from(&fresh);
+                fresh_stat
+            }
+        };
+        let found = index.digests(paths.len(), &file).unwrap();
+        let got: Vec<Digest> = found.iter().collect();
+        for (i, digest) in got.iter().enumerate() {
+            let want = match i % 2 {
+                0 => digest_of(&paths[i]),
+                _ => Digest::of(b"fresh content"),
+            };
+            assert_eq!(*digest, want, "file {i}");
+        }
+        let read = found.into_read();
+        let odd: Vec<u32> = (0..paths.len() as u32).filter(|i| i % 2 == 1).collect();
+        assert_eq!(read.files, odd);
+        index.record_read(read, file);
+        assert_eq!(
+            index.known(&fresh, &fresh_stat),
+            Some(Digest::of(b"fresh content"))
+        );
     }
 
     #[test]
