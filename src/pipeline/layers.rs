@@ -459,14 +459,15 @@ impl<'a> Layers<'a> {
         let at_layer = |m: String| Error::from(recipe.error_at(&["layers", &index.to_string()], m));
         let mut fed = || -> Result<()> {
             plan::each_change(runs.markers(), layer_index, true, &mut take).map_err(at_layer)?;
+            let mut writing = true;
             for run in &mut runs {
                 let run = run.context(|| format!("writing layer {:?}", spec.name))?;
                 plan::each_change(run.entries().iter(), layer_index, false, &mut take)
                     .map_err(at_layer)?;
-                // A writer gone has failed: `finish` reports why.
-                if feed.send(Some(run)).is_err() {
-                    return Ok(());
-                }
+                // A writer gone has failed, and `finish` reports why; the
+                // view still takes the whole layer, so that a layer above
+                // is planned as it would have been.
+                writing = writing && feed.send(Some(run)).is_ok();
             }
             let _ = feed.send(None);
             Ok(())
