@@ -86,6 +86,16 @@ pub enum Content {
     },
 }
 
+impl EntryKind {
+    /// The path a hardlink names; None for the other kinds.
+    pub fn hardlink_target(&self) -> Option<&str> {
+        match self {
+            EntryKind::Hardlink { target } => Some(target),
+            _ => None,
+        }
+    }
+}
+
 impl Content {
     /// The number of bytes the content is, or was planned as.
     pub fn size(&self) -> u64 {
@@ -198,13 +208,12 @@ pub fn write(entries: Vec<Entry>, mtime: u64, out: impl Write) -> io::Result<Lay
 /// of workers (unlike its single-threaded mode), so any core count gives
 /// the same blob.
 pub fn write_compressed(
-    entries: Vec<Entry>,
+    mut entries: Vec<Entry>,
     mtime: u64,
     compression: LayerCompression,
     out: impl Write,
     sink: Option<&mut dyn ContentSink>,
 ) -> io::Result<Layer> {
-    let mut entries = entries;
     order::sort(&mut entries);
     check(&entries)?;
     let whole = std::iter::once(Ok(Run(entries)));
@@ -324,10 +333,7 @@ fn zstd_workers() -> u32 {
 /// would depend on the caller's order) and hardlinks to no file before
 /// them.
 fn check(sorted: &[Entry]) -> io::Result<()> {
-    let mut checker = Checker::new(sorted.iter().filter_map(|e| match &e.kind {
-        EntryKind::Hardlink { target } => Some(target.as_str()),
-        _ => None,
-    }));
+    let mut checker = Checker::new(sorted.iter().filter_map(|e| e.kind.hardlink_target()));
     sorted.iter().try_for_each(|e| checker.check(e))
 }
 

@@ -280,10 +280,10 @@ impl Plan {
         // Paths alone (16 bytes each) are sorted, not the entries.
         let mut paths: Vec<ImagePath> = self.entries.keys().cloned().collect();
         paths.sort_unstable_by(|a, b| layer::order::compare(a.as_rel(), b.as_rel()));
-        let targets = self.entries.values().filter_map(|e| match &e.kind {
-            EntryKind::Hardlink { target } => Some(target.as_str()),
-            _ => None,
-        });
+        let targets = self
+            .entries
+            .values()
+            .filter_map(|e| e.kind.hardlink_target());
         let checker = layer::Checker::new(targets);
         Runs {
             count: markers.len() + paths.len(),

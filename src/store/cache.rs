@@ -152,9 +152,7 @@ impl Summary {
     /// first (a large layer's is megabytes).
     fn save(&self, path: &Path) -> Result<()> {
         replace_file_with(path, |w| {
-            w.write_all(self.version.as_bytes())
-                .and_then(|()| w.write_all(b"\n"))
-                .and_then(|()| w.write_all(&self.body))
+            self.write_to(w)
                 .context(|| format!("writing {}", path.display()))
         })
     }
@@ -162,10 +160,15 @@ impl Summary {
     /// The file's form: the version on the first line, then the body.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(self.version.len() + 1 + self.body.len());
-        bytes.extend_from_slice(self.version.as_bytes());
-        bytes.push(b'\n');
-        bytes.extend_from_slice(&self.body);
+        // Writing to a vector does not fail.
+        let _ = self.write_to(&mut bytes);
         bytes
+    }
+
+    fn write_to(&self, w: &mut dyn Write) -> io::Result<()> {
+        w.write_all(self.version.as_bytes())?;
+        w.write_all(b"\n")?;
+        w.write_all(&self.body)
     }
 
     /// A summary in its file's form; None unless it has a version line
