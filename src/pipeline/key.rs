@@ -14,6 +14,7 @@
 //! 300,000 files would otherwise cost a kilobyte per entry (issue 19).
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -25,7 +26,8 @@ use crate::layer;
 use crate::recipe::schema::LayerSpec;
 use crate::recipe::{Recipe, Step};
 use crate::rootfs::source::{self, SourceKind};
-use crate::store::cache::StatIndex;
+use crate::store::cache::FileStat;
+use crate::store::stat_index::{Key, SourceFiles, SourceIndex};
 
 /// Bumped when what goes into a key changes meaning.
 pub const KEY_VERSION: u32 = 4;
@@ -90,7 +92,7 @@ pub struct KeyContext<'a> {
 pub fn layer_key(
     ctx: &KeyContext,
     index: usize,
-    stats: &mut StatIndex,
+    stats: &SourceIndex,
 ) -> Option<(Digest, source::Walks)> {
     let spec = &ctx.recipe.spec.layers[index];
     let mut walks = Vec::new();
@@ -110,33 +112,10 @@ pub fn layer_key(
         walks.push((root, walk, keep_modes));
     }
     // Every file's digest at once, so the ones the index does not know are
-    // read in parallel. Files are named by position in their walk: a host
-    // path is made only while one is looked up or read.
-    let files: Vec<(u32, u32)> = walks
-        .iter()
-        .enumerate()
-        .flat_map(|(w, (_, walk, _))| {
-            walk.iter()
-                .enumerate()
-                .filter(|(_, e)| matches!(e.kind, SourceKind::File { .. }))
-                .map(move |(i, _)| (w as u32, i as u32))
-        })
-        .collect();
-    let file = |i: usize, path: &mut std::path::PathBuf| {
-        let (w, e) = files[i];
-        let walk = &walks[w as usize].1;
-        let entry = walk.get(e as usize);
-        walk.host_path_into(entry.rel, path);
-        match entry.kind {
-            SourceKind::File {
-                stat: Some(stat), ..
-            } => stat,
-            // Never without a stat here: a walk forgets them only
-            // below (and a zero stat is read again, not trusted).
-            _ => source::FileStat::default(),
-        }
-    };
-    let digests = stats.digests(files.len(), &file).ok()?;
+    // read in parallel.
+    let files = WalkedFiles::new(&walks, stats);
+    let digests = stats.digests(&files).ok()?;
+    drop(files);
     let spec_recipe = &ctx.recipe.spec;
     let inputs = KeyInputs {
         key_version: KEY_VERSION,
@@ -160,16 +139,82 @@ pub fn layer_key(
     let mut hasher = HashingWriter::new(std::io::sink());
     hasher.write_all(&canonical_json(&inputs).ok()?).ok()?;
     let sources = walks.iter().map(|(_, walk, keep)| (walk, *keep));
-    hash_sources(sources, &mut digests.iter(), &mut hasher)?;
+    hash_sources(sources, &mut digests.into_iter(), &mut hasher)?;
     let (key, _, _) = hasher.finish();
-    let read = digests.into_read();
-    stats.record_read(read, file);
-    drop(files);
     let walks = walks.into_iter().map(|(root, mut walk, _)| {
         walk.forget_identities();
         (root, walk)
     });
     Some((key, walks.collect()))
+}
+
+/// The files of a key's walks, as its stat index asks for them: by
+/// position, each named by its walk and its place there (a host path is
+/// made only while one is read).
+struct WalkedFiles<'w> {
+    walks: &'w [(PathBuf, source::Walk, bool)],
+    /// What each walk's files are filed under in the index.
+    roots: Vec<Vec<u8>>,
+    /// Each file: its walk, and its place in it.
+    files: Vec<(u32, u32)>,
+}
+
+impl<'w> WalkedFiles<'w> {
+    fn new(walks: &'w [(PathBuf, source::Walk, bool)], index: &SourceIndex) -> WalkedFiles<'w> {
+        let files = walks
+            .iter()
+            .enumerate()
+            .flat_map(|(w, (_, walk, _))| {
+                walk.iter()
+                    .enumerate()
+                    .filter(|(_, e)| matches!(e.kind, SourceKind::File { .. }))
+                    .map(move |(i, _)| (w as u32, i as u32))
+            })
+            .collect();
+        WalkedFiles {
+            roots: walks
+                .iter()
+                .map(|(root, ..)| index.root_key(root))
+                .collect(),
+            walks,
+            files,
+        }
+    }
+
+    fn entry(&self, i: usize) -> (usize, source::SourceEntry<'w>) {
+        let (w, e) = self.files[i];
+        (w as usize, self.walks[w as usize].1.get(e as usize))
+    }
+}
+
+impl SourceFiles for WalkedFiles<'_> {
+    fn count(&self) -> usize {
+        self.files.len()
+    }
+
+    fn key(&self, i: usize) -> Key<'_> {
+        let (w, entry) = self.entry(i);
+        Key {
+            root: &self.roots[w],
+            rel: entry.rel,
+        }
+    }
+
+    fn stat(&self, i: usize) -> FileStat {
+        match self.entry(i).1.kind {
+            SourceKind::File {
+                stat: Some(stat), ..
+            } => stat,
+            // Never without a stat here: a walk forgets them only once
+            // its key is made (and a zero stat is read again, not trusted).
+            _ => FileStat::default(),
+        }
+    }
+
+    fn host_path(&self, i: usize, path: &mut PathBuf) {
+        let (w, entry) = self.entry(i);
+        self.walks[w].1.host_path_into(entry.rel, path);
+    }
 }
 
 /// Writes what a key records of each walked source after the head: each

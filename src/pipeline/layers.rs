@@ -29,7 +29,8 @@ use crate::rootfs::View;
 use crate::rootfs::source::Walks;
 use crate::seal;
 use crate::seal::scan::{Findings, Scan};
-use crate::store::cache::{Cache, CachedLayer, FileStat, StatIndex};
+use crate::store::cache::{Cache, CachedLayer, FileStat};
+use crate::store::stat_index::SourceIndex;
 use crate::store::workdir::WorkDir;
 use crate::store::{BlobRef, BlobStore, BlobWriter};
 
@@ -208,7 +209,7 @@ impl<'a> Layers<'a> {
     /// Layer `index`'s cache key, made from its inputs (`stats` recognises
     /// unchanged source files), with the source walks it was made from.
     /// Keys are made in layer order, each on those below it.
-    pub fn key(&mut self, index: usize, stats: Option<&mut StatIndex>) -> Keyed {
+    pub fn key(&mut self, index: usize, stats: Option<&SourceIndex>) -> Keyed {
         let keyed = match stats {
             Some(stats) if self.keyed => {
                 let inputs = key::KeyContext {

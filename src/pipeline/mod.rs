@@ -28,7 +28,7 @@ pub mod rebase;
 mod record;
 pub mod summary;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -48,7 +48,7 @@ use crate::registry::cache::{Pushed, RemoteCache};
 use crate::rootfs::{Change, View};
 use crate::seal::scan::Findings;
 use crate::seal::{self, LayerLabel, Scan};
-use crate::store::cache::{Cache, StatIndex, Summary};
+use crate::store::cache::{Cache, Summary};
 use crate::store::layout::{self, Staging, Tagged};
 use crate::store::workdir::WorkDir;
 use crate::store::{BlobRef, BlobStore};
@@ -515,8 +515,6 @@ struct Context<'a> {
     root_dir: PathBuf,
     pins: Vec<Pin>,
     cache: Option<Cache>,
-    /// Stat indexes of source directories, saved when the build ends.
-    stats: BTreeMap<PathBuf, StatIndex>,
     /// The root recipe's lock, which pins the packages of every recipe
     /// of the build.
     lock: Option<LockFile>,
@@ -581,7 +579,6 @@ impl<'a> Context<'a> {
             stack: recipe.path.iter().cloned().collect(),
             root_dir: recipe.dir.clone(),
             pins: Vec::new(),
-            stats: BTreeMap::new(),
             lock,
             lock_digest,
             warned_outside: BTreeSet::new(),
@@ -615,13 +612,10 @@ impl<'a> Context<'a> {
         Ok(closures)
     }
 
-    /// Saves what the stat indexes learnt, of sources and of the cache's
-    /// own blobs.
+    /// Saves what the cache's index of its own blobs learnt. (A source
+    /// directory's is saved as it learns, by the key that read files.)
     fn save_stats(&self) {
         if let Some(cache) = &self.cache {
-            for (dir, index) in &self.stats {
-                let _ = cache.save_stat_index(dir, index);
-            }
             let _ = cache.save_checked();
         }
     }
@@ -1098,7 +1092,6 @@ fn build_layers(
         progress,
         log,
         cache,
-        stats,
         debs,
         cache_only,
         missed,
@@ -1127,23 +1120,8 @@ fn build_layers(
     let dir = &recipe.dir;
     let count = recipe.spec.layers.len();
     for index in 0..count {
-        let keyed = layers.key(
-            index,
-            cache.as_ref().map(|cache| {
-                stats
-                    .entry(dir.clone())
-                    .or_insert_with(|| cache.stat_index(dir))
-            }),
-        );
-        // With the recipe's last key made, what its stat index learnt is
-        // saved: not held, a record per source file, while layers are
-        // planned and written. (Another build of this directory, for
-        // another platform, reads it back.)
-        if index + 1 == count
-            && let (Some(cache), Some(index)) = (cache.as_ref(), stats.remove(dir))
-        {
-            let _ = cache.save_stat_index(dir, &index);
-        }
+        let stats = cache.as_ref().map(|cache| cache.stat_index(dir));
+        let keyed = layers.key(index, stats.as_ref());
         if !*cache_only {
             layers.add(index, keyed, &mut below.view, *log)?;
         } else if !layers.add_cached(index, keyed, &mut below.view, *log) {

@@ -12,6 +12,7 @@ pub mod file;
 pub mod gc;
 pub mod layout;
 pub mod referrers;
+pub mod stat_index;
 pub mod workdir;
 
 use std::fs::File;
