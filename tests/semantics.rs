@@ -512,3 +512,39 @@ fn volumes_and_annotations_reach_the_image() {
         );
     }
 }
+
+/// A source copied by two steps of one layer (and again by the next
+/// layer) lands whole at each `dest`: the last copy of a source in a layer
+/// takes its walk, the others share it.
+#[test]
+fn a_source_copied_twice_in_a_layer_lands_at_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("a.txt"), "a").unwrap();
+    std::fs::write(tree.join("sub/b.txt"), "b").unwrap();
+    let r = recipe(
+        dir.path(),
+        "name: twice\nversion: '1'\nbase: stemcell:static\nlayers:\n\
+         - name: both\n  steps:\n\
+         \x20   - copy: { src: tree, dest: /one }\n\
+         \x20   - copy: { src: ./tree, dest: /two }\n\
+         - name: again\n  steps:\n\
+         \x20   - copy: { src: tree, dest: /three }\n",
+    );
+    let out = dir.path().join("out");
+    build(&r, &out);
+    let rootfs = unpack(&out, "1", &dir.path().join("bundle"));
+    for dest in ["one", "two", "three"] {
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join(dest).join("a.txt")).unwrap(),
+            "a",
+            "{dest}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join(dest).join("sub/b.txt")).unwrap(),
+            "b",
+            "{dest}"
+        );
+    }
+}

@@ -386,6 +386,7 @@ impl<'a> Layers<'a> {
                 extracted.insert(j, archive);
             }
         }
+        let walks = std::cell::RefCell::new(walks);
         let inputs = plan::Inputs {
             recipe: self.recipe,
             base: self.base,
@@ -399,7 +400,8 @@ impl<'a> Layers<'a> {
         };
         let plan = plan::plan_layer(&inputs, index)?;
         // A walk of a large tree is most of what a build holds: gone before
-        // the layer is written.
+        // the layer is written (one its last copy step took went as its
+        // entries were planned).
         drop(walks);
         drop(installed);
         if plan.is_empty() {

@@ -5,6 +5,7 @@
 //! A plan answers "what is at this path now?" by looking first at its own
 //! entries, then at what it has removed, then at the view of lower layers.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::iter::Peekable;
 
@@ -20,7 +21,7 @@ use crate::recipe::schema::{AttrsStep, CopyStep, ExtractStep, GroupStep, Templat
 use crate::recipe::{MAX_TEMPLATE_SIZE, Recipe, RecipeError, Step, template};
 use crate::rootfs::accounts::{self, Databases};
 use crate::rootfs::meta::{ImagePath, Owner};
-use crate::rootfs::source::{self, SourceKind};
+use crate::rootfs::source::{self, SourceEntry, SourceKind};
 use crate::rootfs::{
     Change, Node, NodeKind, View, remove_below, repack_grown, resolve_parent_with,
 };
@@ -36,7 +37,9 @@ pub struct Inputs<'a> {
     pub base_layers: usize,
     pub epoch: u64,
     /// Sources already walked (for the cache key); others are walked here.
-    pub walks: &'a source::Walks,
+    /// The last copy step of a source takes its walk, and frees it as it
+    /// plans its entries.
+    pub walks: &'a RefCell<source::Walks>,
     /// What the layer's `packages` step installed, done before planning.
     pub installed: Option<&'a Installed>,
     /// Lower files the layer's `attrs` steps change, read back.
@@ -83,6 +86,15 @@ impl Planned {
             gid: self.gid,
         }
     }
+}
+
+/// A copy step being planned: its entries' common parts.
+struct Copying<'a> {
+    step: &'a CopyStep,
+    /// Where the source's root lands.
+    dest: ImagePath,
+    /// The source's root on the host.
+    root: Arc<Path>,
 }
 
 /// The changes one recipe layer makes.
@@ -186,7 +198,10 @@ pub fn plan_layer(inputs: &Inputs, index: usize) -> Result<Plan, RecipeError> {
             move |msg: String| recipe.step_error(index, j, Some(&field), msg)
         };
         match step {
-            Step::Copy(c) => plan.copy(inputs, c).map_err(fail("src"))?,
+            Step::Copy(c) => {
+                let steps = &recipe.spec.layers[index].steps[j + 1..];
+                plan.copy(inputs, c, steps).map_err(fail("src"))?
+            }
             Step::File(f) => {
                 let dest = plan
                     .resolve(inputs.view, &f.dest.path)
@@ -476,13 +491,24 @@ impl Plan {
         Ok(())
     }
 
-    fn copy(&mut self, inputs: &Inputs, c: &CopyStep) -> Result<(), String> {
+    /// Plans copy step `c`, which `later` steps of its layer follow.
+    fn copy(&mut self, inputs: &Inputs, c: &CopyStep, later: &[Step]) -> Result<(), String> {
         let src = inputs.recipe.resolve_src(&c.src)?;
-        let owner = c.owner.unwrap_or_default();
+        // The last copy of a source in the layer takes its walk, which then
+        // shrinks as the plan grows.
+        let copied_again = later.iter().any(|step| match step {
+            Step::Copy(d) => inputs.recipe.resolve_src(&d.src).is_ok_and(|s| s == src),
+            _ => false,
+        });
+        let taken = match copied_again {
+            true => None,
+            false => inputs.walks.borrow_mut().remove(&src),
+        };
+        let walks = inputs.walks.borrow();
         let walked;
-        let walk = match inputs.walks.get(&src) {
-            Some(walk) => walk,
-            None => {
+        let walk = match (&taken, walks.get(&src)) {
+            (Some(walk), _) | (None, Some(walk)) => walk,
+            (None, None) => {
                 walked = source::walk(&src)?;
                 &walked
             }
@@ -500,63 +526,85 @@ impl Plan {
             }
             _ => c.dest.path.clone(),
         };
-        // Named once for all the files of the tree, not per file.
-        let root: Arc<Path> = Arc::from(walk.root());
-        for item in walk.iter() {
-            let target = if item.rel.is_empty() {
-                dest.clone()
-            } else {
-                if item
-                    .rel
-                    .split('/')
-                    .any(|n| n.starts_with(layer::WHITEOUT_PREFIX))
-                {
-                    return Err(format!(
-                        "copy source {}/{} uses the reserved whiteout prefix .wh.",
-                        c.src, item.rel
-                    ));
+        let copy = Copying {
+            step: c,
+            dest,
+            // Named once for all the files of the tree, not per file.
+            root: Arc::from(walk.root()),
+        };
+        match taken {
+            Some(walk) => {
+                drop(walks);
+                walk.drain(|item| self.copy_entry(inputs, &copy, item))
+            }
+            None => walk
+                .iter()
+                .try_for_each(|item| self.copy_entry(inputs, &copy, item)),
+        }
+    }
+
+    /// Plans one entry of copy `copy`'s walk.
+    fn copy_entry(
+        &mut self,
+        inputs: &Inputs,
+        copy: &Copying,
+        item: SourceEntry,
+    ) -> Result<(), String> {
+        let c = copy.step;
+        let owner = c.owner.unwrap_or_default();
+        let target = if item.rel.is_empty() {
+            copy.dest.clone()
+        } else {
+            if item
+                .rel
+                .split('/')
+                .any(|n| n.starts_with(layer::WHITEOUT_PREFIX))
+            {
+                return Err(format!(
+                    "copy source {}/{} uses the reserved whiteout prefix .wh.",
+                    c.src, item.rel
+                ));
+            }
+            copy.dest.join_rel(item.rel)
+        };
+        let path = self.resolve(inputs.view, &target)?;
+        // The host's bits, when the step keeps them.
+        let kept = c.keep_modes.then_some(item.mode);
+        match item.kind {
+            // The root is the runtime's: a tree copied to `/` fills it.
+            SourceKind::Dir if path.is_root() => {}
+            SourceKind::Dir => {
+                let exists = self.lookup(inputs.view, &path) == Some(NodeKind::Dir);
+                if exists && c.owner.is_none() {
+                    self.left_alone(inputs.view, path.clone());
                 }
-                dest.join_rel(item.rel)
-            };
-            let path = self.resolve(inputs.view, &target)?;
-            // The host's bits, when the step keeps them.
-            let kept = c.keep_modes.then_some(item.mode);
-            match item.kind {
-                // The root is the runtime's: a tree copied to `/` fills it.
-                SourceKind::Dir if path.is_root() => {}
-                SourceKind::Dir => {
-                    let exists = self.lookup(inputs.view, &path) == Some(NodeKind::Dir);
-                    if exists && c.owner.is_none() {
-                        self.left_alone(inputs.view, path.clone());
-                    }
-                    if !exists || c.owner.is_some() {
-                        let mode = kept.unwrap_or(0o755);
-                        self.put(inputs.view, path, EntryKind::Dir, mode, owner)?;
-                    }
+                if !exists || c.owner.is_some() {
+                    let mode = kept.unwrap_or(0o755);
+                    self.put(inputs.view, path, EntryKind::Dir, mode, owner)?;
                 }
-                SourceKind::File {
-                    size, executable, ..
-                } => {
-                    let mode = c.mode.map(|m| m.0).or(kept).unwrap_or(if executable {
-                        0o755
-                    } else {
-                        0o644
-                    });
-                    let content = Content::below(&root, item.rel, path.as_rel(), size);
-                    let kind = EntryKind::File(content);
-                    self.put(inputs.view, path, kind, mode, owner)?;
-                }
-                SourceKind::Symlink { target } => {
-                    self.put(
-                        inputs.view,
-                        path,
-                        EntryKind::Symlink {
-                            target: target.to_string(),
-                        },
-                        0o777,
-                        owner,
-                    )?;
-                }
+            }
+            SourceKind::File {
+                size, executable, ..
+            } => {
+                let mode =
+                    c.mode
+                        .map(|m| m.0)
+                        .or(kept)
+                        .unwrap_or(if executable { 0o755 } else { 0o644 });
+                let content = Content::below(&copy.root, item.rel, path.as_rel(), size);
+                let kind = EntryKind::File(content);
+                self.put(inputs.view, path, kind, mode, owner)?;
+            }
+            SourceKind::Symlink { target } => {
+                self.put(
+                    inputs.view,
+                    path,
+                    EntryKind::Symlink {
+                        target: target.to_string(),
+                    },
+                    0o777,
+                    owner,
+                )?;
             }
         }
         Ok(())

@@ -5,9 +5,11 @@
 //! must be UTF-8. Directory listings are sorted so creation order is moot.
 //!
 //! A walk is held compactly, as a tree of 300,000 files has to be (issue
-//! 19): every relative path and symlink target in one string, one
-//! fixed-size record per entry, and no host path kept: a file's is its
-//! root joined with its relative path, made when it is read.
+//! 19): relative paths and symlink targets back to back in a string per
+//! [`CHUNK`] entries, one fixed-size record per entry, and no host path
+//! kept: a file's is its root joined with its relative path, made when it
+//! is read. Planning takes a walk chunk by chunk ([`Walk::drain`]), so
+//! the walk shrinks as the plan grows.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -18,9 +20,9 @@ pub use crate::store::cache::FileStat;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Walk {
     root: PathBuf,
-    /// Each entry's relative path, a symlink's target right after it.
-    text: String,
-    records: Vec<Record>,
+    /// The entries, [`CHUNK`] a chunk.
+    chunks: Vec<Chunk>,
+    len: usize,
     /// Each entry's stat identity, by position, until
     /// [`Walk::forget_identities`]: the cache key needs it, planning not.
     ids: Vec<Identity>,
@@ -37,8 +39,56 @@ impl Identity {
     }
 }
 
-/// One entry of a [`Walk`]: where its path (and target) lie in the text,
-/// and what the walk saw of it.
+/// Entries a [`Walk`] chunk holds: the last may hold fewer.
+const CHUNK: usize = 4096;
+
+/// [`CHUNK`] entries of a [`Walk`]: each entry's relative path, a
+/// symlink's target right after it, and its record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Chunk {
+    text: String,
+    records: Vec<Record>,
+}
+
+impl Chunk {
+    fn new() -> Chunk {
+        Chunk {
+            text: String::new(),
+            records: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    fn entry(&self, r: &Record, id: Option<&Identity>) -> SourceEntry<'_> {
+        let start = r.start as usize;
+        let rel_end = start + r.rel_len as usize;
+        let rel = &self.text[start..rel_end];
+        let kind = match r.kind {
+            Kind::Dir => SourceKind::Dir,
+            Kind::File => SourceKind::File {
+                size: r.size,
+                executable: r.mode & 0o100 != 0,
+                stat: id.map(|id| FileStat {
+                    size: r.size,
+                    mtime_ns: id.mtime_ns,
+                    ctime_ns: id.ctime_ns,
+                    inode: id.inode,
+                    dev: id.dev,
+                }),
+            },
+            Kind::Symlink => SourceKind::Symlink {
+                target: &self.text[rel_end..rel_end + r.target_len as usize],
+            },
+        };
+        SourceEntry {
+            rel,
+            kind,
+            mode: u32::from(r.mode),
+        }
+    }
+}
+
+/// One entry of a [`Walk`]: where its path (and target) lie in its chunk's
+/// text, and what the walk saw of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Record {
     start: u32,
@@ -105,26 +155,39 @@ impl Walk {
     }
 
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len == 0
     }
 
     /// The entries, in walk order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = SourceEntry<'_>> + '_ {
-        (0..self.records.len()).map(|i| self.get(i))
+        (0..self.len).map(|i| self.get(i))
     }
 
     /// The entry at position `i` of the walk; `i` must be below its length.
     pub fn get(&self, i: usize) -> SourceEntry<'_> {
-        self.entry(&self.records[i], self.ids.get(i))
+        let chunk = &self.chunks[i / CHUNK];
+        chunk.entry(&chunk.records[i % CHUNK], self.ids.get(i))
     }
 
     /// The first entry: the root itself.
     pub fn first(&self) -> Option<SourceEntry<'_>> {
-        (!self.records.is_empty()).then(|| self.get(0))
+        (!self.is_empty()).then(|| self.get(0))
+    }
+
+    /// Hands each entry to `each`, in walk order, freeing each chunk of
+    /// the walk once its entries are passed; stops at the first error.
+    pub fn drain<E>(self, mut each: impl FnMut(SourceEntry) -> Result<(), E>) -> Result<(), E> {
+        let mut ids = self.ids.iter();
+        for chunk in self.chunks {
+            for r in &chunk.records {
+                each(chunk.entry(r, ids.next()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Drops what the walk holds of each file's stat beyond its size (32
@@ -151,34 +214,6 @@ impl Walk {
         }
     }
 
-    fn entry(&self, r: &Record, id: Option<&Identity>) -> SourceEntry<'_> {
-        let start = r.start as usize;
-        let rel_end = start + r.rel_len as usize;
-        let rel = &self.text[start..rel_end];
-        let kind = match r.kind {
-            Kind::Dir => SourceKind::Dir,
-            Kind::File => SourceKind::File {
-                size: r.size,
-                executable: r.mode & 0o100 != 0,
-                stat: id.map(|id| FileStat {
-                    size: r.size,
-                    mtime_ns: id.mtime_ns,
-                    ctime_ns: id.ctime_ns,
-                    inode: id.inode,
-                    dev: id.dev,
-                }),
-            },
-            Kind::Symlink => SourceKind::Symlink {
-                target: &self.text[rel_end..rel_end + r.target_len as usize],
-            },
-        };
-        SourceEntry {
-            rel,
-            kind,
-            mode: u32::from(r.mode),
-        }
-    }
-
     /// Adds the entry at host `path`, `rel` below the root, reading a
     /// symlink's target.
     fn push_entry(&mut self, path: &Path, rel: &str, seen: Seen) -> Result<(), String> {
@@ -196,7 +231,11 @@ impl Walk {
     /// Fills in the mode and stat of record `index`, which the walk
     /// recorded before its stat came back.
     fn fill(&mut self, index: usize, seen: Seen) {
-        if let (Some(record), Some(id)) = (self.records.get_mut(index), self.ids.get_mut(index)) {
+        let record = self
+            .chunks
+            .get_mut(index / CHUNK)
+            .and_then(|c| c.records.get_mut(index % CHUNK));
+        if let (Some(record), Some(id)) = (record, self.ids.get_mut(index)) {
             record.mode = (seen.mode & 0o7777) as u16;
             record.size = seen.stat.size;
             *id = Identity::of(&seen.stat);
@@ -219,15 +258,26 @@ impl Walk {
                 self.root.display()
             )
         };
-        let start = u32::try_from(self.text.len()).map_err(|_| too_long())?;
+        if self.len.is_multiple_of(CHUNK) {
+            // The chunk before is whole: no room kept beyond its text.
+            if let Some(full) = self.chunks.last_mut() {
+                full.text.shrink_to_fit();
+            }
+            self.chunks.push(Chunk::new());
+        }
+        let Some(chunk) = self.chunks.last_mut() else {
+            return Err(too_long());
+        };
+        let start = u32::try_from(chunk.text.len()).map_err(|_| too_long())?;
         let rel_len = u32::try_from(rel.len()).map_err(|_| too_long())?;
         let target_len = u32::try_from(target.len()).map_err(|_| too_long())?;
-        if self.text.len() + rel.len() + target.len() > u32::MAX as usize {
+        if chunk.text.len() + rel.len() + target.len() > u32::MAX as usize {
             return Err(too_long());
         }
-        self.text.push_str(rel);
-        self.text.push_str(target);
-        self.records.push(Record {
+        chunk.text.push_str(rel);
+        chunk.text.push_str(target);
+        self.len += 1;
+        chunk.records.push(Record {
             start,
             rel_len,
             target_len,
@@ -258,8 +308,8 @@ impl Walk {
 pub fn walk(root: &Path) -> Result<Walk, String> {
     let mut out = Walk {
         root: root.to_path_buf(),
-        text: String::new(),
-        records: Vec::new(),
+        chunks: Vec::new(),
+        len: 0,
         ids: Vec::new(),
     };
     // The root is followed if it is a symlink, as a path named in a recipe.
@@ -335,7 +385,7 @@ fn list_tree(root: &Path, out: &mut Walk, stats: &mut Stats) -> Result<(), Strin
             }
         }
         if let Some(ticket) = child.ticket {
-            stats.recorded(ticket, out.records.len() - 1, out)?;
+            stats.recorded(ticket, out.len() - 1, out)?;
         }
         if child.kind == Kind::Dir {
             let entries = list(&root.join(&rel), stats)?;
@@ -639,6 +689,38 @@ mod tests {
             .map(|e| e.rel.to_string())
             .collect();
         assert_eq!(rels, ["", "B", "a", "a/b", "a/b/f", "a-c", "a.d"]);
+    }
+
+    /// A walk of more entries than a chunk holds lists them the same
+    /// however it is read: by position, iterated, or drained.
+    #[test]
+    fn walks_of_many_chunks_drain_as_they_iterate() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in 0..3 {
+            let sub = dir.path().join(format!("d{d}"));
+            std::fs::create_dir(&sub).unwrap();
+            for f in 0..(CHUNK * 2 / 3) {
+                std::fs::write(sub.join(format!("f{f}")), "x").unwrap();
+            }
+            std::os::unix::fs::symlink("f0", sub.join("link")).unwrap();
+        }
+        let walk = walk(dir.path()).unwrap();
+        assert!(walk.len() > 2 * CHUNK && walk.chunks.len() == 3);
+        let listed: Vec<String> = walk.iter().map(|e| format!("{e:?}")).collect();
+        let by_position: Vec<String> = (0..walk.len())
+            .map(|i| format!("{:?}", walk.get(i)))
+            .collect();
+        assert_eq!(listed, by_position);
+        assert!(
+            listed[CHUNK].contains("File") && listed.iter().any(|e| e.contains("target: \"f0\""))
+        );
+        let mut drained = Vec::new();
+        walk.drain(|e| {
+            drained.push(format!("{e:?}"));
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        assert_eq!(drained, listed);
     }
 
     /// What a copy needs of each kind: a file's size, stat and executable
