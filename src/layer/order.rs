@@ -18,7 +18,35 @@ use super::{Entry, OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 /// Paths are compared component by component; the first differing
 /// component decides, and a path that runs out first (an ancestor) sorts
 /// before its descendants. Equal only for equal strings.
+///
+/// Made without splitting the paths (it orders every map a plan holds,
+/// 300,000 entries at a time): the first byte they differ at decides,
+/// the end of a component before any byte, unless the component it lies
+/// in is a whiteout in either, whose rank then decides as
+/// [`by_components`] does.
 pub fn compare(a: &str, b: &str) -> Ordering {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    let common = x.iter().zip(y).take_while(|(p, q)| p == q).count();
+    // The component they part in starts after the last `/` they share
+    // (an ASCII byte, so a char boundary).
+    let start = x[..common]
+        .iter()
+        .rposition(|&c| c == b'/')
+        .map_or(0, |i| i + 1);
+    let (a_rest, b_rest) = (&a[start..], &b[start..]);
+    if a_rest.starts_with(WHITEOUT_PREFIX) || b_rest.starts_with(WHITEOUT_PREFIX) {
+        return by_components(a_rest, b_rest);
+    }
+    let rank = |c: Option<&u8>| match c {
+        None => 0,
+        Some(b'/') => 1,
+        Some(&c) => u16::from(c) + 2,
+    };
+    rank(x.get(common)).cmp(&rank(y.get(common)))
+}
+
+/// [`compare`], component by component.
+fn by_components(a: &str, b: &str) -> Ordering {
     let mut a_parts = a.split('/');
     let mut b_parts = b.split('/');
     loop {
@@ -155,6 +183,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn comparing_bytes_orders_as_comparing_components(a in path(), b in path()) {
+            prop_assert_eq!(compare(&a, &b), by_components(&a, &b), "{} vs {}", a, b);
+        }
+
         #[test]
         fn antisymmetric_and_consistent_with_equality(a in path(), b in path()) {
             prop_assert_eq!(compare(&a, &b), compare(&b, &a).reverse());

@@ -7,7 +7,6 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::iter::Peekable;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,9 +21,7 @@ use crate::recipe::{MAX_TEMPLATE_SIZE, Recipe, RecipeError, Step, template};
 use crate::rootfs::accounts::{self, Databases};
 use crate::rootfs::meta::{ImagePath, Owner};
 use crate::rootfs::source::{self, SourceEntry, SourceKind};
-use crate::rootfs::{
-    Change, Node, NodeKind, View, remove_below, repack_grown, resolve_parent_with,
-};
+use crate::rootfs::{Change, Node, NodeKind, View, repack_grown, resolve_parent_with};
 use crate::store::file::{self, Links};
 
 /// Everything a layer's steps may read.
@@ -88,6 +85,84 @@ impl Planned {
     }
 }
 
+/// A plan's entries by path, in the order their layer lists them (see
+/// [`layer::order`]): they drain into runs as they are, with no sort and
+/// no list of their paths beside them.
+#[derive(Debug, Default)]
+struct Entries {
+    map: BTreeMap<InLayer, Planned>,
+    /// The number of entries at which the map is next repacked.
+    repack_at: usize,
+}
+
+/// A path, ordered as a layer lists its entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct InLayer(ImagePath);
+
+impl Ord for InLayer {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        layer::order::compare(self.0.as_rel(), other.0.as_rel())
+    }
+}
+
+impl PartialOrd for InLayer {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Entries {
+    fn get(&self, path: &ImagePath) -> Option<&Planned> {
+        self.map.get(&InLayer(path.clone()))
+    }
+
+    fn get_mut(&mut self, path: &ImagePath) -> Option<&mut Planned> {
+        self.map.get_mut(&InLayer(path.clone()))
+    }
+
+    fn contains_key(&self, path: &ImagePath) -> bool {
+        self.map.contains_key(&InLayer(path.clone()))
+    }
+
+    fn insert(&mut self, path: ImagePath, planned: Planned) {
+        self.map.insert(InLayer(path), planned);
+        repack_grown(&mut self.map, &mut self.repack_at);
+    }
+
+    #[cfg(test)]
+    fn remove(&mut self, path: &ImagePath) -> Option<Planned> {
+        self.map.remove(&InLayer(path.clone()))
+    }
+
+    /// Removes what lies below `path` (and `path` itself when
+    /// `inclusive`): the entries right after it, in this order.
+    fn remove_below(&mut self, path: &ImagePath, inclusive: bool) {
+        let doomed: Vec<InLayer> = self
+            .map
+            .range(InLayer(path.clone())..)
+            .map(|(p, _)| p)
+            .take_while(|p| p.0.starts_with(path))
+            .filter(|p| inclusive || p.0 != *path)
+            .cloned()
+            .collect();
+        for p in doomed {
+            self.map.remove(&p);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &ImagePath> {
+        self.map.keys().map(|p| &p.0)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Planned> {
+        self.map.values()
+    }
+}
+
 /// A copy step being planned: its entries' common parts.
 struct Copying<'a> {
     step: &'a CopyStep,
@@ -101,7 +176,7 @@ struct Copying<'a> {
 #[derive(Debug, Default)]
 pub struct Plan {
     /// Each entry by its path, which [`Plan::into_runs`] gives it.
-    entries: BTreeMap<ImagePath, Planned>,
+    entries: Entries,
     whiteouts: BTreeSet<ImagePath>,
     opaques: BTreeSet<ImagePath>,
     /// Whether the layer read the base: account edits, removals, templates
@@ -111,19 +186,15 @@ pub struct Plan {
     /// Base directories a step would have made but found there, and so
     /// left out of the layer.
     left_alone: Vec<ImagePath>,
-    /// The number of entries at which their map is next repacked.
-    repack_at: usize,
 }
 
 /// A planned layer's entries on their way to its writer: see
 /// [`Plan::into_runs`].
 pub struct Runs {
-    entries: BTreeMap<ImagePath, Planned>,
-    /// The whiteouts and opaque whiteouts, last first, and the paths of
-    /// the entries, first first, each in the canonical order: the runs
-    /// merge them.
+    /// The entries and (last first) the whiteouts and opaque whiteouts,
+    /// each in the canonical order: the runs merge them.
+    entries: BTreeMap<InLayer, Planned>,
     markers: Vec<layer::Entry>,
-    paths: Peekable<std::vec::IntoIter<ImagePath>>,
     maker: Option<layer::RunMaker>,
     count: usize,
     content: u64,
@@ -147,21 +218,16 @@ impl Runs {
 
     /// The next tar entry, taken out of the plan.
     fn next_entry(&mut self) -> Option<layer::Entry> {
-        loop {
-            let marker_first = match (self.markers.last(), self.paths.peek()) {
-                (Some(m), Some(p)) => layer::order::compare(&m.path, p.as_rel()).is_lt(),
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => return None,
-            };
-            if marker_first {
-                return self.markers.pop();
-            }
-            let path = self.paths.next()?;
-            if let Some(planned) = self.entries.remove(&path) {
-                return Some(planned.at(path));
-            }
+        let marker_first = match (self.markers.last(), self.entries.first_key_value()) {
+            (Some(m), Some((p, _))) => layer::order::compare(&m.path, p.0.as_rel()).is_lt(),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if marker_first {
+            return self.markers.pop();
         }
+        let (path, planned) = self.entries.pop_first()?;
+        Some(planned.at(path.0))
     }
 }
 
@@ -292,21 +358,17 @@ impl Plan {
         let mut markers: Vec<layer::Entry> = whiteouts.chain(opaques).collect();
         // Last first: taken from the end.
         markers.sort_unstable_by(|a, b| layer::order::compare(&b.path, &a.path));
-        // Paths alone (16 bytes each) are sorted, not the entries.
-        let mut paths: Vec<ImagePath> = self.entries.keys().cloned().collect();
-        paths.sort_unstable_by(|a, b| layer::order::compare(a.as_rel(), b.as_rel()));
         let targets = self
             .entries
             .values()
             .filter_map(|e| e.kind.hardlink_target());
         let checker = layer::Checker::new(targets);
         Runs {
-            count: markers.len() + paths.len(),
+            count: markers.len() + self.entries.map.len(),
             content: self.entries.values().map(Planned::content_size).sum(),
             maker: Some(layer::RunMaker::new(len, checker)),
-            entries: self.entries,
+            entries: self.entries.map,
             markers,
-            paths: paths.into_iter().peekable(),
         }
     }
 
@@ -424,7 +486,7 @@ impl Plan {
             }
         }
         if !is_dir {
-            remove_below(&mut self.entries, &path, false);
+            self.entries.remove_below(&path, false);
         }
         let entry = Planned {
             kind,
@@ -433,7 +495,6 @@ impl Plan {
             gid: owner.gid.into(),
         };
         self.entries.insert(path, entry);
-        repack_grown(&mut self.entries, &mut self.repack_at);
     }
 
     /// Renders template `t` into its `dest`; an error names the field at
@@ -482,7 +543,7 @@ impl Plan {
                 "{path} does not exist in the base or earlier steps"
             ));
         }
-        remove_below(&mut self.entries, path, true);
+        self.entries.remove_below(path, true);
         self.opaques.retain(|o| !o.starts_with(path));
         if lower {
             self.whiteouts.retain(|w| !w.starts_with(path));

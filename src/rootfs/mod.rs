@@ -115,7 +115,7 @@ const MAX_ENTRY_SIZE: u64 = 1 << 40;
 /// Removes what lies below `path` in a map keyed by path (and `path`
 /// itself when `inclusive`). Keys sharing `path`'s text as a prefix sort
 /// together, so this touches only them, not the whole map.
-pub fn remove_below<V>(map: &mut BTreeMap<ImagePath, V>, path: &ImagePath, inclusive: bool) {
+fn remove_below<V>(map: &mut BTreeMap<ImagePath, V>, path: &ImagePath, inclusive: bool) {
     let doomed: Vec<ImagePath> = map
         .range(path.clone()..)
         .map(|(p, _)| p)
