@@ -211,8 +211,9 @@ fn write_record(out: &mut dyn Write, (path, stat, digest): Entry) -> io::Result<
 /// A file of a [`SourceIndex`] lookup: the path it is filed under, the
 /// concatenation of its root's ([`SourceIndex::root_key`]) and its path
 /// below that root, joined by `/` when both are there. Held as the two
-/// parts, which a walk has, not as one string a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// parts, which a walk has, not as one string a file. Keys compare (and
+/// are equal) as the paths they join to: `a` and `b/c` is `a/b` and `c`.
+#[derive(Debug, Clone, Copy)]
 pub struct Key<'a> {
     pub root: &'a [u8],
     pub rel: &'a str,
@@ -253,6 +254,14 @@ impl Ord for Key<'_> {
         cmp_joined(self.parts(), other.parts())
     }
 }
+
+impl PartialEq for Key<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Key<'_> {}
 
 impl PartialOrd for Key<'_> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
@@ -994,6 +1003,7 @@ mod tests {
             for b in &keys {
                 let want = joined(a).cmp(&joined(b));
                 assert_eq!(a.cmp(b), want, "{a:?} {b:?}");
+                assert_eq!(a == b, want == Ordering::Equal, "{a:?} {b:?}");
                 assert_eq!(a.cmp_bytes(&joined(b)), want, "{a:?} {b:?}");
             }
         }
@@ -1126,6 +1136,10 @@ mod tests {
         }
         files.add(b"new", "file", fresh_stat, &fresh);
         files.add(b"", &paths[1], fresh_stat, &fresh);
+        // The same file again, through a root below the first (a source
+        // and a directory in it, both copied): filed once.
+        let (dir, name) = paths[1].split_once('/').unwrap();
+        files.add(dir.as_bytes(), name, fresh_stat, &fresh);
         let index = SourceIndex::new(file.clone(), Path::new("/src"));
         let got = index.digests(&files).unwrap();
         for (i, digest) in got.iter().enumerate() {
