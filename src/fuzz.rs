@@ -26,6 +26,8 @@ use crate::image::reference::{OciRef, Selector};
 use crate::layer::read::decoder;
 use crate::recipe::Recipe;
 use crate::rootfs::View;
+use crate::store::cache::FileStat;
+use crate::store::stat_index::{Key, SourceFiles, SourceIndex, StatIndex};
 use crate::store::{BlobStore, layout};
 
 /// One parser under test.
@@ -89,6 +91,11 @@ pub static TARGETS: &[Target] = &[
         name: "inrelease",
         run: inrelease,
         seeds: inrelease_seeds,
+    },
+    Target {
+        name: "stat-index",
+        run: stat_index,
+        seeds: stat_index_seeds,
     },
 ];
 
@@ -252,6 +259,42 @@ pub fn inrelease(input: &[u8]) -> Result<(), String> {
         .map(drop)
         .map_err(|e| e.to_string())
 }
+
+/// The input as a source directory's stat index file, asked for the
+/// digest of its file `a`, seen with [`INDEX_STAT`]: accepted when the
+/// index served it, refused when the file was read again. Either way the
+/// index file must then load and know `a` (a finding, as a panic, if not).
+pub fn stat_index(input: &[u8]) -> Result<(), String> {
+    let dir = Scratch::new()?;
+    dir.write("a", b"a")?;
+    dir.write("src.index", input)?;
+    let files = NamedFile("a", dir.path().join("a"));
+    let index = SourceIndex::new(dir.path().join("src.index"), dir.path());
+    let digests = index
+        .digests(&files)
+        .map_err(|e| format!("harness: {}", dir.message(e)))?;
+    let filed = StatIndex::load(&dir.path().join("src.index")).known(Path::new("a"), &INDEX_STAT);
+    let Some(filed) = filed else {
+        panic!("the stat index does not know the file it was just asked about");
+    };
+    if digests != [filed] {
+        panic!("the stat index served {digests:?} but files {filed}");
+    }
+    match filed == Digest::of(b"a") {
+        true => Err("read again (or filed with its own digest)".into()),
+        false => Ok(()),
+    }
+}
+
+/// What the `stat-index` target's file `a` is seen as: older than any
+/// index file, so never racy.
+const INDEX_STAT: FileStat = FileStat {
+    size: 1,
+    mtime_ns: 1,
+    ctime_ns: 1,
+    inode: 1,
+    dev: 1,
+};
 
 // --- fixtures and seeds -------------------------------------------------
 
@@ -607,4 +650,45 @@ fn release_seeds() -> io::Result<Vec<Vec<u8>>> {
 
 fn inrelease_seeds() -> io::Result<Vec<Vec<u8>>> {
     Ok(Vec::new())
+}
+
+/// An index that serves `a` (with a digest not its content's, so that a
+/// read shows), and records around it; written by the index itself.
+fn stat_index_seeds() -> io::Result<Vec<Vec<u8>>> {
+    let dir = tempfile::tempdir()?;
+    let mut seeds = Vec::new();
+    for names in [&["a"][..], &["0", "a", "a.b", "a/b", "b"]] {
+        let file = dir.path().join("seed.index");
+        let _ = std::fs::remove_file(&file);
+        let index = SourceIndex::new(file.clone(), dir.path());
+        for name in names {
+            // Each read and filed with the target's stat, holding "x".
+            let host = dir.path().join("host");
+            std::fs::write(&host, "x")?;
+            index.digests(&NamedFile(name, host))?;
+        }
+        seeds.push(std::fs::read(&file)?);
+    }
+    Ok(seeds)
+}
+
+/// One file filed as `name`, read from `host`, seen with [`INDEX_STAT`].
+struct NamedFile<'a>(&'a str, std::path::PathBuf);
+
+impl SourceFiles for NamedFile<'_> {
+    fn count(&self) -> usize {
+        1
+    }
+    fn key(&self, _: usize) -> Key<'_> {
+        Key {
+            root: b"",
+            rel: self.0,
+        }
+    }
+    fn stat(&self, _: usize) -> FileStat {
+        INDEX_STAT
+    }
+    fn host_path(&self, _: usize, path: &mut std::path::PathBuf) {
+        path.clone_from(&self.1);
+    }
 }
