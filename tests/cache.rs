@@ -340,6 +340,41 @@ fn a_summary_from_another_seal_version_is_rescanned_not_served() {
     plant_summary(entry, &version, &clean);
     let trusted = attempt();
     assert!(trusted.status.success(), "{}", stderr(&trusted));
+    for file in std::fs::read_dir(cache.join("layers")).unwrap() {
+        let path = file.unwrap().path();
+        let filed = path
+            .extension()
+            .is_some_and(|e| e == "json" || e == "summary");
+        assert!(filed, "left in the cache: {}", path.display());
+    }
+}
+
+/// A layer's summary is written into the cache as the layer is: a build
+/// that fails in the layer above leaves no part of it behind.
+#[test]
+fn a_build_failing_above_a_written_layer_leaves_no_summary_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("recipe.yaml");
+    std::fs::write(
+        &recipe,
+        "name: t\nversion: '1'\nbase: scratch\nlayers:\n  - name: one\n    steps:\n      \
+         - file: { dest: /srv/a, content: x }\n  - name: two\n    steps:\n      \
+         - file: { dest: /srv/a/b, content: y }\n",
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let o = try_build_cached(&recipe, &cache, &dir.path().join("out"));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/srv/a is not a directory"),
+        "{}",
+        stderr(&o)
+    );
+    let left: Vec<_> = std::fs::read_dir(cache.join("layers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 // ---------------------------------------------------------------------------

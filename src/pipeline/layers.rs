@@ -29,7 +29,7 @@ use crate::rootfs::View;
 use crate::rootfs::source::Walks;
 use crate::seal;
 use crate::seal::scan::{Findings, Scan};
-use crate::store::cache::{Cache, CachedLayer, FileStat};
+use crate::store::cache::{Cache, CachedLayer, FileStat, SummaryDraft};
 use crate::store::stat_index::SourceIndex;
 use crate::store::workdir::WorkDir;
 use crate::store::{BlobRef, BlobStore, BlobWriter};
@@ -448,14 +448,20 @@ impl<'a> Layers<'a> {
         let handle = std::thread::spawn(move || job.run(writer));
         // The view learns the layer from its entries, and the seal sees
         // each file's content as it is written: a fresh layer is not read
-        // back. Each change goes into the view and, encoded (a fraction of
-        // its size in memory), into the summary the writer's findings
-        // complete, as it is made: the hiding ones first, as the view
-        // takes a layer. A failure fails the build, view and all, once the
-        // writer has stopped and removed its staging.
-        let mut encoded = EncodedChanges::new(count);
+        // back. Each change goes into the view and, encoded, into the
+        // summary the writer's findings complete (a file in the cache, when
+        // there is one to file the layer in), as it is made: the hiding
+        // ones first, as the view takes a layer. A failure fails the build,
+        // view and all, once the writer has stopped and removed its staging.
+        let draft = match (self.cache, &key) {
+            (Some(cache), Some(_)) => cache.summary_draft(&LayerSummary::version()).ok(),
+            _ => None,
+        };
+        let mut encoded = draft.map(|d| EncodedChanges::new(count, d));
         let mut take = |change: crate::rootfs::Change| {
-            encoded.push(&change);
+            if let Some(encoded) = &mut encoded {
+                encoded.push(&change);
+            }
             view.apply_one(change);
         };
         let recipe = self.recipe;
@@ -491,7 +497,7 @@ impl<'a> Layers<'a> {
             reused: false,
             state: SlotState::Writing {
                 base_dependent,
-                changes: encoded.finish(),
+                summary: encoded.and_then(EncodedChanges::finish),
                 handle,
             },
             packages: report,
@@ -613,7 +619,7 @@ fn finish_slot(
                 slot.name, done.built.entries, done.built.size, done.built.digest
             ));
             if let (Some(cache), Some(key)) = (cache, &slot.key) {
-                match cache.put_layer(key, &done.built, blobs) {
+                match cache.put_layer(key, &done.built, done.summary, blobs) {
                     // Written through a hash a moment ago.
                     Ok(()) => {
                         if let Some(stat) = cache.blob_stat(&done.built.digest) {
@@ -670,9 +676,10 @@ enum SlotState {
     /// Being written on a worker thread.
     Writing {
         base_dependent: bool,
-        /// The layer's changes, encoded for its summary (None if they
-        /// could not be: the layer is then cached without one).
-        changes: Option<Vec<u8>>,
+        /// The layer's summary, its changes part written (None without a
+        /// cache, or if they could not be: the layer is then cached
+        /// without one).
+        summary: Option<SummaryDraft>,
         handle: JoinHandle<io::Result<(layer::Layer, Findings, usize)>>,
     },
     Done(io::Result<Written>),
@@ -681,6 +688,8 @@ enum SlotState {
 /// A layer written by a worker.
 struct Written {
     built: CachedLayer,
+    /// Its summary, to be filed with it.
+    summary: Option<SummaryDraft>,
     findings: Findings,
 }
 
@@ -716,7 +725,7 @@ impl SlotState {
             SlotState::Done(result) => Outcome::Written(result),
             SlotState::Writing {
                 base_dependent,
-                changes,
+                summary,
                 handle,
             } => {
                 let result = handle
@@ -729,8 +738,9 @@ impl SlotState {
                         diff_id: written.diff_id,
                         entries,
                         base_dependent,
-                        summary: changes.and_then(|c| LayerSummary::stamp_encoded(c, &findings)),
+                        summary: None,
                     },
+                    summary: summary.and_then(|s| LayerSummary::end_with(s, &findings)),
                     findings,
                 }))
             }
@@ -853,14 +863,14 @@ fn serve(
         }
     }
     cache.record_checked(&hit.digest, stat);
-    let refreshed = CachedLayer {
-        summary: LayerSummary::encode_changes(&changes)
-            .and_then(|c| LayerSummary::stamp_encoded(c, &findings)),
-        ..hit.clone()
-    };
+    let summary = cache
+        .summary_draft(&LayerSummary::version())
+        .ok()
+        .and_then(|draft| LayerSummary::encode_changes(&changes, draft))
+        .and_then(|draft| LayerSummary::end_with(draft, &findings));
     view.apply(changes);
     // A summary that cannot be saved only costs the next build a read.
-    let _ = cache.put_layer(key, &refreshed, blobs);
+    let _ = cache.put_layer(key, hit, summary, blobs);
     Some(Served {
         findings,
         check: None,

@@ -18,6 +18,7 @@
 //! held meanwhile is a fraction of their size.
 
 use std::borrow::Cow;
+use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
@@ -48,24 +49,21 @@ impl LayerSummary {
         )
     }
 
-    /// The changes part of a summary's body, those that hide lower paths
-    /// first (the view applies them first in any case).
-    pub fn encode_changes(changes: &[Change]) -> Option<Vec<u8>> {
-        let mut encoded = EncodedChanges::new(changes.len());
+    /// `changes` encoded into `out` as a summary's changes part, those
+    /// that hide lower paths first (the view applies them first in any
+    /// case); None if they could not be.
+    pub fn encode_changes<W: Write>(changes: &[Change], out: W) -> Option<W> {
+        let mut encoded = EncodedChanges::new(changes.len(), out);
         for change in hiding_first(changes) {
             encoded.push(change);
         }
         encoded.finish()
     }
 
-    /// The summary whose changes part is `changes` (see [`EncodedChanges`])
-    /// and whose findings are `findings`, stamped with this version.
-    pub fn stamp_encoded(mut changes: Vec<u8>, findings: &Findings) -> Option<Summary> {
-        changes.extend(postcard::to_stdvec(findings).ok()?);
-        Some(Summary {
-            version: Self::version(),
-            body: changes,
-        })
+    /// Ends the body `out` holds the changes part of (see
+    /// [`EncodedChanges`]) with `findings`.
+    pub fn end_with<W: Write>(out: W, findings: &Findings) -> Option<W> {
+        postcard::to_io(findings, out).ok()
     }
 
     /// `summary` decoded whole, if it was made by this version and is
@@ -97,18 +95,19 @@ impl LayerSummary {
     }
 }
 
-/// A layer's changes encoded one at a time into a summary's changes part:
-/// their count, then each in turn, its path front-coded on the one before.
-/// The caller hands over those that hide lower paths first.
-pub struct EncodedChanges {
-    bytes: Option<Vec<u8>>,
+/// A layer's changes encoded one at a time into a summary's changes part,
+/// written to `out` as they come: their count, then each in turn, its path
+/// front-coded on the one before. The caller hands over those that hide
+/// lower paths first.
+pub struct EncodedChanges<W> {
+    out: Option<W>,
     last: String,
 }
 
-impl EncodedChanges {
-    pub fn new(count: usize) -> EncodedChanges {
+impl<W: Write> EncodedChanges<W> {
+    pub fn new(count: usize, out: W) -> EncodedChanges<W> {
         EncodedChanges {
-            bytes: postcard::to_stdvec(&count).ok(),
+            out: postcard::to_io(&count, out).ok(),
             last: String::new(),
         }
     }
@@ -127,17 +126,18 @@ impl EncodedChanges {
             Change::Whiteout(_) => Filed::Whiteout { shared, rest },
             Change::Opaque(_) => Filed::Opaque { shared, rest },
         };
-        self.bytes = self
-            .bytes
+        self.out = self
+            .out
             .take()
-            .and_then(|v| postcard::to_extend(&filed, v).ok());
+            .and_then(|out| postcard::to_io(&filed, out).ok());
         self.last.truncate(shared);
         self.last.push_str(rest);
     }
 
-    /// The encoding; None if a change did not encode.
-    pub fn finish(self) -> Option<Vec<u8>> {
-        self.bytes
+    /// Where the changes went; None if one did not encode or the writing
+    /// failed.
+    pub fn finish(self) -> Option<W> {
+        self.out
     }
 }
 
@@ -320,6 +320,17 @@ mod tests {
         }
     }
 
+    /// `changes` and [`findings`] as a summary of this version, held.
+    fn summary_of(changes: &[Change]) -> Summary {
+        let body = LayerSummary::encode_changes(changes, Vec::new())
+            .and_then(|changes| LayerSummary::end_with(changes, &findings()))
+            .unwrap();
+        Summary {
+            version: LayerSummary::version(),
+            body,
+        }
+    }
+
     /// A view below the layer: what its whiteouts hide.
     fn lower() -> View {
         let mut view = View::new();
@@ -341,8 +352,7 @@ mod tests {
     /// is decoded, it gives the view the changes give applied at once.
     #[test]
     fn a_summary_in_two_parts_applies_as_the_changes_do() {
-        let encoded = LayerSummary::encode_changes(&changes()).unwrap();
-        let summary = LayerSummary::stamp_encoded(encoded, &findings()).unwrap();
+        let summary = summary_of(&changes());
         let back = LayerSummary::decode(&summary).unwrap();
         let hides_first: Vec<Change> = hiding_first(&changes()).cloned().collect();
         assert_eq!((back.changes, back.findings), (hides_first, findings()));
@@ -364,10 +374,9 @@ mod tests {
     /// leaves the view as it was: the layer is then read back.
     #[test]
     fn a_summary_not_whole_leaves_the_view_alone() {
-        let encoded = LayerSummary::encode_changes(&changes()).unwrap();
-        let good = LayerSummary::stamp_encoded(encoded, &findings()).unwrap();
+        let good = summary_of(&changes());
         let body = |changes: &[Change]| {
-            let mut encoded = EncodedChanges::new(changes.len());
+            let mut encoded = EncodedChanges::new(changes.len(), Vec::new());
             for change in changes {
                 encoded.push(change);
             }
@@ -457,20 +466,20 @@ mod tests {
             })
             .collect();
         let plain = postcard::to_stdvec(&changes).unwrap().len();
-        let encoded = LayerSummary::encode_changes(&changes).unwrap();
+        let encoded = LayerSummary::encode_changes(&changes, Vec::new()).unwrap();
         assert!(
             encoded.len() * 3 < plain,
             "{} of {plain} bytes",
             encoded.len()
         );
-        let summary = LayerSummary::stamp_encoded(encoded, &findings()).unwrap();
-        let back = LayerSummary::decode(&summary).unwrap();
+        let back = LayerSummary::decode(&summary_of(&changes)).unwrap();
         assert_eq!(back.changes, changes);
         // Non-ASCII names share only whole characters.
         let names = [path("srv/é"), path("srv/è"), path("srv/èa")];
         let changes: Vec<Change> = names.iter().cloned().map(Change::Whiteout).collect();
-        let encoded = LayerSummary::encode_changes(&changes).unwrap();
-        let summary = LayerSummary::stamp_encoded(encoded, &findings()).unwrap();
-        assert_eq!(LayerSummary::decode(&summary).unwrap().changes, changes);
+        assert_eq!(
+            LayerSummary::decode(&summary_of(&changes)).unwrap().changes,
+            changes
+        );
     }
 }

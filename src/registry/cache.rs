@@ -334,7 +334,7 @@ impl RemoteCache {
             ..layer
         };
         cache
-            .put_layer(key, &layer, &store)
+            .put_layer(key, &layer, None, &store)
             .map_err(|e| Failure::Down(format!("filing the entry in the local cache: {e}")))?;
         Ok(Some(Fetched {
             layer,

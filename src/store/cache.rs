@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use super::file::{self, Links};
-use super::layout::{replace_file, replace_file_with};
+use super::layout::{Replacement, file_mode, replace_file, replace_file_with};
 use super::stat_index::{SourceIndex, StatIndex};
 use super::{BlobStore, link_or_copy};
 use crate::digest::Digest;
@@ -116,9 +116,30 @@ pub struct CachedLayer {
     pub base_dependent: bool,
     /// What the build learnt about the layer while writing it, so that a
     /// hit needs no decompression; absent, the layer is read back. Kept
-    /// beside the entry, in `<key-hex>.summary`.
+    /// beside the entry, in `<key-hex>.summary`; read with the entry, and
+    /// written as a [`SummaryDraft`].
     #[serde(skip)]
     pub summary: Option<Summary>,
+}
+
+/// A layer's summary being written in its file's form, into a temp file
+/// among the cache's summaries, as the build makes it: a large layer's is
+/// megabytes, never held. Filed with its layer by [`Cache::put_layer`];
+/// gone if dropped unfiled.
+pub struct SummaryDraft(Replacement);
+
+impl Write for SummaryDraft {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// A layer's effect as the code that wrote it understood it, stamped with
@@ -250,17 +271,31 @@ impl Cache {
         }
     }
 
+    /// A summary to be made under `version` and filed with a layer.
+    pub fn summary_draft(&self, version: &str) -> io::Result<SummaryDraft> {
+        let mut draft = Replacement::in_dir(&self.root.join("layers"), file_mode())?;
+        draft.write_all(version.as_bytes())?;
+        draft.write_all(b"\n")?;
+        Ok(SummaryDraft(draft))
+    }
+
     /// Records `layer` under `key`, its blob (checked as it was written in
-    /// `from`) kept as [`keep_blob`](Self::keep_blob) does. Its summary is
-    /// written before the entry: an entry never stands beside another
-    /// layer's summary.
-    pub fn put_layer(&self, key: &Digest, layer: &CachedLayer, from: &BlobStore) -> Result<()> {
+    /// `from`) kept as [`keep_blob`](Self::keep_blob) does, with `summary`,
+    /// or none. The summary is filed before the entry: an entry never
+    /// stands beside another layer's summary.
+    pub fn put_layer(
+        &self,
+        key: &Digest,
+        layer: &CachedLayer,
+        summary: Option<SummaryDraft>,
+        from: &BlobStore,
+    ) -> Result<()> {
         self.keep_blob(&layer.digest, from)?;
-        let summary = self.layer_summary_path(key);
-        match &layer.summary {
-            Some(s) => s.save(&summary)?,
+        let path = self.layer_summary_path(key);
+        match summary {
+            Some(draft) => draft.0.put(&path)?,
             None => {
-                let _ = std::fs::remove_file(&summary);
+                let _ = std::fs::remove_file(&path);
             }
         }
         let json = serde_json::to_vec(layer)
@@ -501,7 +536,34 @@ mod tests {
         };
         let key = Digest::of(b"key");
         assert_eq!(cache.layer(&key), None);
-        cache.put_layer(&key, &layer, &staging).unwrap();
+        cache.put_layer(&key, &layer, None, &staging).unwrap();
+        assert_eq!(cache.layer(&key), Some(layer.clone()));
+
+        // With a summary written as a draft: read back with the entry; a
+        // draft dropped unfiled leaves nothing; filed again without one,
+        // the entry has none.
+        let mut draft = cache.summary_draft("v 1").unwrap();
+        draft.write_all(b"body\nbytes").unwrap();
+        drop(cache.summary_draft("v 1").unwrap());
+        cache
+            .put_layer(&key, &layer, Some(draft), &staging)
+            .unwrap();
+        let summary = Summary {
+            version: "v 1".into(),
+            body: b"body\nbytes".to_vec(),
+        };
+        assert_eq!(cache.layer(&key).unwrap().summary, Some(summary));
+        let mut files: Vec<_> = std::fs::read_dir(cache.root().join("layers"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        let names = [
+            format!("{}.json", key.hex()),
+            format!("{}.summary", key.hex()),
+        ];
+        assert_eq!(files, names);
+        cache.put_layer(&key, &layer, None, &staging).unwrap();
         assert_eq!(cache.layer(&key), Some(layer.clone()));
 
         // A truncated blob: the entry is not served, and is gone.

@@ -37,7 +37,7 @@ pub const STAGING_PREFIX: &str = ".ingot-staging-";
 
 /// Temp files and directories are private by default; a layout is published
 /// with the modes `create` and `mkdir` give, so the umask decides as usual.
-pub(super) fn file_mode() -> fs::Permissions {
+pub(crate) fn file_mode() -> fs::Permissions {
     fs::Permissions::from_mode(0o666)
 }
 
@@ -501,30 +501,66 @@ pub fn replace_file_with_permissions<T>(
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .permissions(permissions)
-        .tempfile_in(dir)
-        .context(|| {
-            format!(
-                "creating a temp file for {} in {}",
-                path.display(),
-                dir.display()
-            )
-        })?;
-    let mut out = io::BufWriter::new(tmp);
+    let mut out = Replacement::in_dir(dir, permissions).context(|| {
+        format!(
+            "creating a temp file for {} in {}",
+            path.display(),
+            dir.display()
+        )
+    })?;
     let value = write(&mut out)?;
-    let tmp = out
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .context(|| format!("writing {}", path.display()))?;
-    tmp.as_file()
-        .sync_all()
-        .context(|| format!("syncing {}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .context(|| format!("replacing {}", path.display()))?;
+    out.put(path)?;
     Ok(value)
+}
+
+/// A file being written in a directory, to replace one there when whole
+/// ([`put`](Self::put)): written for longer than one call, as a layer's
+/// summary is while its entries go by. Removed when dropped unput.
+pub struct Replacement {
+    out: io::BufWriter<tempfile::NamedTempFile>,
+}
+
+impl Replacement {
+    /// A new temp file in `dir`, made with `permissions` from the start.
+    pub fn in_dir(dir: &Path, permissions: std::fs::Permissions) -> io::Result<Replacement> {
+        let tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .permissions(permissions)
+            .tempfile_in(dir)?;
+        Ok(Replacement {
+            out: io::BufWriter::new(tmp),
+        })
+    }
+
+    /// Syncs the file and renames it to `path`, in the same directory.
+    pub fn put(self, path: &Path) -> Result<()> {
+        let tmp = self
+            .out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context(|| format!("writing {}", path.display()))?;
+        tmp.as_file()
+            .sync_all()
+            .context(|| format!("syncing {}", path.display()))?;
+        tmp.persist(path)
+            .map_err(|e| e.error)
+            .context(|| format!("replacing {}", path.display()))?;
+        Ok(())
+    }
+}
+
+impl io::Write for Replacement {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.out.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// How deep indexes may nest before the layout is called hostile.
