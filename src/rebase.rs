@@ -228,7 +228,7 @@ mod tests {
             nodes
                 .iter()
                 .map(|(path, kind)| Change::Put(p(path), node(kind.clone()), None))
-                .collect(),
+                .collect::<Vec<_>>(),
         );
         v
     }

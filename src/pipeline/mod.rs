@@ -1031,7 +1031,7 @@ fn read_base(
         let mark = scan.mark();
         let changes = below
             .view
-            .apply_layer(blobs, desc, diff_id, &mut |path, data| {
+            .apply_layer_keeping(blobs, desc, diff_id, &mut |path, data| {
                 let mut counted = CountingRead {
                     inner: data,
                     progress,

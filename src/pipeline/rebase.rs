@@ -200,7 +200,7 @@ pub fn own_layers(
             .map(String::as_str)
             != Some("false");
         let before = view.clone();
-        let changes = view.apply_layer(image.blobs, desc, diff_id, &mut |_, _| Ok(()))?;
+        let changes = view.apply_layer_keeping(image.blobs, desc, diff_id, &mut |_, _| Ok(()))?;
         own.push(OwnLayer {
             lookups: rebase::lookups(&changes, &before),
             taken: rebase::taken_from_base(&changes, &base_view),

@@ -359,7 +359,12 @@ mod tests {
 
         let mut at_once = lower();
         let index = at_once.layer_count();
-        at_once.apply(changes().into_iter().map(|c| at_layer(c, index)).collect());
+        at_once.apply(
+            changes()
+                .into_iter()
+                .map(|c| at_layer(c, index))
+                .collect::<Vec<_>>(),
+        );
         let mut streamed = lower();
         let found = LayerSummary::apply_current(&hit(summary), &mut streamed);
         assert_eq!(found, Some(findings()));

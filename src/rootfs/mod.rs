@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod apk_version;
+pub mod changes;
 pub mod interp;
 pub mod meta;
 pub mod packages;
@@ -16,6 +17,7 @@ pub mod unpack;
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
+use changes::Changes;
 use meta::ImagePath;
 
 use oci_spec::image::Descriptor;
@@ -693,8 +695,9 @@ impl View {
 
     /// Applies one layer's changes. Whiteouts hide only what lower layers
     /// hold, so they are applied before any entry of the same layer.
-    pub fn apply(&mut self, changes: Vec<Change>) {
-        for change in &changes {
+    pub fn apply(&mut self, changes: impl Into<Changes>) {
+        let changes = changes.into();
+        for change in changes.iter() {
             self.hide(change);
         }
         for change in changes {
@@ -760,19 +763,35 @@ impl View {
     }
 
     /// Streams the layer `desc` from `blobs` in as the next layer, showing
-    /// each regular file to `on_file`; returns the changes it made. The
-    /// blob's size and digest and the tar's diff_id are checked before the
-    /// view changes: a layer that fails leaves the view as it was.
+    /// each regular file to `on_file`. The blob's size and digest and the
+    /// tar's diff_id are checked before the view changes: a layer that
+    /// fails leaves the view as it was.
     pub fn apply_layer(
         &mut self,
         blobs: &BlobStore,
         desc: &Descriptor,
         diff_id: &Digest,
         on_file: FileVisitor,
+    ) -> Result<(), LayerError> {
+        let changes = self.read_layer(blobs, desc, diff_id, None, on_file)?;
+        self.apply(changes);
+        Ok(())
+    }
+
+    /// [`View::apply_layer`], returning the changes it made too (a copy
+    /// of them is held meanwhile: for callers that need them).
+    pub fn apply_layer_keeping(
+        &mut self,
+        blobs: &BlobStore,
+        desc: &Descriptor,
+        diff_id: &Digest,
+        on_file: FileVisitor,
     ) -> Result<Vec<Change>, LayerError> {
-        let mut reader = layer::read::open(blobs, desc)?;
-        let read = self.read_tar(&mut reader, on_file);
-        self.finish_layer(reader, read, diff_id)
+        let changes = self
+            .read_layer(blobs, desc, diff_id, None, on_file)?
+            .into_vec();
+        self.apply(changes.clone());
+        Ok(changes)
     }
 
     /// [`View::apply_layer`], each entry also shown to `on_entry` with
@@ -785,29 +804,35 @@ impl View {
         on_entry: EntryVisitor,
         on_file: FileVisitor,
     ) -> Result<Vec<Change>, LayerError> {
+        let changes = self
+            .read_layer(blobs, desc, diff_id, Some(on_entry), on_file)?
+            .into_vec();
+        self.apply(changes.clone());
+        Ok(changes)
+    }
+
+    /// Reads the layer `desc` from `blobs` into the changes it makes as
+    /// the next layer, once the blob and the diff_id check out; or says
+    /// why it was refused.
+    fn read_layer(
+        &self,
+        blobs: &BlobStore,
+        desc: &Descriptor,
+        diff_id: &Digest,
+        on_entry: Option<EntryVisitor>,
+        on_file: FileVisitor,
+    ) -> Result<Changes, LayerError> {
         let mut reader = layer::read::open(blobs, desc)?;
         let read = self.read_entries(
             &mut reader,
             Unpacking::Layer,
             &mut |_| Ok(()),
-            Some(on_entry),
+            on_entry,
             on_file,
         );
-        self.finish_layer(reader, read, diff_id)
-    }
-
-    /// Ends a layer read from a blob: checks the blob and the diff_id,
-    /// then applies the changes, or says why it was refused.
-    fn finish_layer(
-        &mut self,
-        reader: layer::read::LayerReader,
-        read: Result<Vec<Change>, String>,
-        diff_id: &Digest,
-    ) -> Result<Vec<Change>, LayerError> {
         match read {
             Ok(changes) => {
                 reader.finish(diff_id)?;
-                self.apply(changes.clone());
                 Ok(changes)
             }
             Err(reason) => {
@@ -841,6 +866,7 @@ impl View {
         on_file: FileVisitor,
     ) -> Result<Vec<Change>, String> {
         self.read_entries(tar, unpacking, on_name, None, on_file)
+            .map(Changes::into_vec)
     }
 
     /// [`View::read_tar_with`], each entry also shown to `on_entry` if
@@ -853,7 +879,7 @@ impl View {
         on_name: NameVisitor,
         mut on_entry: Option<EntryVisitor>,
         on_file: FileVisitor,
-    ) -> Result<Vec<Change>, String> {
+    ) -> Result<Changes, String> {
         let layer = self.layers;
         let watch = std::rc::Rc::new(std::cell::Cell::new(Progress::default()));
         // The guard refuses extension headers and entry counts past
@@ -865,7 +891,7 @@ impl View {
         });
         // Where the last entry's data ended in the stream.
         let mut data_end = 0u64;
-        let mut changes = Vec::new();
+        let mut changes = Changes::default();
         let mut reading = Reading::new(self);
         let mut entries = archive
             .entries()
