@@ -252,6 +252,83 @@ fn hello_is_attested_validly_and_reproducibly() {
     );
 }
 
+/// A file written again by a later layer is listed once, with the
+/// content the image ends with; one a later layer removes is not listed;
+/// the verification code is SPDX's over what is listed (clause 7.9).
+#[test]
+fn an_sbom_lists_each_own_file_as_the_image_last_wrote_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = tmp.path().join("recipe.yaml");
+    std::fs::write(
+        &recipe,
+        "name: overwrites\nversion: '1'\nbase: scratch\nlayers:\n\
+         \x20 - name: one\n    steps:\n\
+         \x20     - file: { dest: /srv/x, content: one }\n\
+         \x20     - file: { dest: /srv/gone, content: g }\n\
+         \x20     - file: { dest: /srv/kept, content: k }\n\
+         \x20 - name: two\n    steps:\n\
+         \x20     - file: { dest: /srv/x, content: two }\n\
+         \x20     - remove: { path: /srv/gone }\n\
+         \x20 - name: three\n    steps:\n\
+         \x20     - file: { dest: /srv/y, content: y }\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let digest = build(&recipe, &out, &tmp.path().join("cache"));
+    let sbom = attached(&out, &digest, SPDX);
+    pyspdxtools_validates(tmp.path(), "overwrites.spdx.json", &sbom);
+    let doc = json(&sbom);
+    let sha1_hex = |b: &[u8]| hex::encode(<sha1::Sha1 as sha1::Digest>::digest(b));
+    let listed: Vec<(String, String, String)> = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let sum = |algorithm: &str| {
+                f["checksums"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["algorithm"] == algorithm)
+                    .map(|c| c["checksumValue"].as_str().unwrap().to_string())
+                    .unwrap()
+            };
+            let name = f["fileName"].as_str().unwrap().to_string();
+            (name, sum("SHA256"), sum("SHA1"))
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [("kept", "k"), ("x", "two"), ("y", "y")]
+        .iter()
+        .map(|(name, content)| {
+            let bytes = content.as_bytes();
+            (format!("./srv/{name}"), sha256_hex(bytes), sha1_hex(bytes))
+        })
+        .collect();
+    assert_eq!(listed, expected);
+    let mut sums: Vec<&str> = expected.iter().map(|(_, _, sha1)| sha1.as_str()).collect();
+    sums.sort();
+    let image = &doc["packages"][0];
+    assert_eq!(
+        image["packageVerificationCode"]["packageVerificationCodeValue"],
+        sha1_hex(sums.concat().as_bytes())
+    );
+    // Each listed file is CONTAINED by the image, once.
+    let contained: Vec<&str> = doc["relationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["relationshipType"] == "CONTAINS")
+        .map(|r| r["relatedSpdxElement"].as_str().unwrap())
+        .collect();
+    let ids: Vec<&str> = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["SPDXID"].as_str().unwrap())
+        .collect();
+    assert_eq!(contained, ids);
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))

@@ -27,12 +27,14 @@ use serde::Serialize;
 
 use super::{URI_BASE, VERSION};
 use crate::base::stemcell;
-use crate::diff::{Side, tree};
+use crate::diff::Side;
+use crate::diff::tree::{self, OwnFile};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::identity::DigestOf;
 use crate::image::{annotation, epoch_of, rfc3339};
 use crate::progress::Progress;
+use crate::rootfs::meta::ImagePath;
 use crate::rootfs::packages::{self, Database};
 
 /// The media type of the document, and the `artifactType` of its referrer.
@@ -56,8 +58,7 @@ pub fn sbom_to(side: &Side, progress: &Progress, out: &mut dyn std::io::Write) -
     let own_from = own_layers(side);
     let owned = tree::owned(side, &diff_ids, own_from, progress)?;
     let installed = installed(&owned.databases);
-    let own = own_files(owned.files);
-    let document = document(side, &installed, &own);
+    let document = document(side, &installed, &owned.files);
     let mut out = std::io::BufWriter::new(out);
     serde_json::to_writer(&mut out, &document)
         .map_err(|e| Error::Failed(format!("{}: encoding the SBOM: {e}", side.reference)))?;
@@ -122,9 +123,7 @@ impl Kind {
 }
 
 /// Every installed package of the databases, each once, sorted.
-fn installed(
-    databases: &BTreeMap<crate::rootfs::meta::ImagePath, (Database, Vec<u8>)>,
-) -> BTreeSet<Installed> {
+fn installed(databases: &BTreeMap<ImagePath, (Database, Vec<u8>)>) -> BTreeSet<Installed> {
     let mut out = BTreeSet::new();
     for (database, bytes) in databases.values() {
         let kind = match database {
@@ -148,25 +147,59 @@ fn installed(
     out
 }
 
-/// A file of the recipe's own layers: its path and content hashes.
-struct OwnFile {
-    path: String,
-    sha256: Digest,
-    sha1: String,
+fn file_id(file: &OwnFile) -> String {
+    let path = file.path.as_rel();
+    spdx_id(&format!("File-{path}"), path)
 }
 
-/// The image's own files, as the SBOM lists them.
-fn own_files(files: Vec<(crate::rootfs::meta::ImagePath, tree::Content)>) -> Vec<OwnFile> {
-    files
-        .into_iter()
-        .filter_map(|(path, content)| {
-            Some(OwnFile {
-                path: path.as_rel().to_string(),
-                sha256: content.digest,
-                sha1: content.sha1?,
-            })
-        })
-        .collect()
+/// An own file as the document lists it.
+fn file_entry(file: &OwnFile) -> File {
+    File {
+        spdx_id: file_id(file),
+        file_name: format!("./{}", file.path.as_rel()),
+        checksums: vec![
+            Checksum {
+                algorithm: "SHA1",
+                checksum_value: hex::encode(file.sha1),
+            },
+            sha256(&file.sha256),
+        ],
+        license_concluded: NOASSERTION,
+        copyright_text: NOASSERTION,
+    }
+}
+
+/// The document's files: each one's entry made as it is written, never
+/// all held (an image of 300,000 files lists hundreds of MB of them).
+struct Files<'a>(&'a [OwnFile]);
+
+impl Files<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Files<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(file_entry))
+    }
+}
+
+/// The document's relationships: the image's and its packages', then the
+/// image CONTAINS each own file, made as it is written, as [`Files`] are.
+struct Relationships<'a> {
+    listed: Vec<Relationship>,
+    files: &'a [OwnFile],
+}
+
+impl Serialize for Relationships<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let files = self
+            .files
+            .iter()
+            .map(|f| relationship(IMAGE_ID, "CONTAINS", &file_id(f)));
+        s.collect_seq(self.listed.iter().cloned().chain(files))
+    }
 }
 
 // SPDX 2.3 JSON, the fields ingot writes (spec clauses 6, 7, 8, 11).
@@ -177,17 +210,17 @@ fn own_files(files: Vec<(crate::rootfs::meta::ImagePath, tree::Content)>) -> Vec
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Document {
+struct Document<'a> {
     #[serde(rename = "SPDXID")]
     spdx_id: &'static str,
     creation_info: CreationInfo,
     data_license: &'static str,
     document_namespace: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    files: Vec<File>,
+    #[serde(skip_serializing_if = "Files::is_empty")]
+    files: Files<'a>,
     name: String,
     packages: Vec<Package>,
-    relationships: Vec<Relationship>,
+    relationships: Relationships<'a>,
     spdx_version: &'static str,
 }
 
@@ -255,7 +288,7 @@ struct ExternalRef {
     reference_type: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Relationship {
     related_spdx_element: String,
@@ -266,7 +299,7 @@ struct Relationship {
 const IMAGE_ID: &str = "SPDXRef-Image";
 const BASE_ID: &str = "SPDXRef-Base";
 
-fn document(side: &Side, installed: &BTreeSet<Installed>, own: &[OwnFile]) -> Document {
+fn document<'a>(side: &Side, installed: &BTreeSet<Installed>, own: &'a [OwnFile]) -> Document<'a> {
     let annotations = side.annotations;
     let get = |key: &str| annotations.and_then(|a| a.get(key)).cloned();
     let identity = side.identity.digest();
@@ -337,26 +370,6 @@ fn document(side: &Side, installed: &BTreeSet<Installed>, own: &[OwnFile]) -> Do
             external_refs: vec![purl(package_purl(p))],
         });
     }
-    let files = own
-        .iter()
-        .map(|f| {
-            let id = spdx_id(&format!("File-{}", f.path), &f.path);
-            relationships.push(relationship(IMAGE_ID, "CONTAINS", &id));
-            File {
-                spdx_id: id,
-                file_name: format!("./{}", f.path),
-                checksums: vec![
-                    Checksum {
-                        algorithm: "SHA1",
-                        checksum_value: f.sha1.clone(),
-                    },
-                    sha256(&f.sha256),
-                ],
-                license_concluded: NOASSERTION,
-                copyright_text: NOASSERTION,
-            }
-        })
-        .collect();
     Document {
         spdx_version: "SPDX-2.3",
         data_license: "CC0-1.0",
@@ -371,8 +384,11 @@ fn document(side: &Side, installed: &BTreeSet<Installed>, own: &[OwnFile]) -> Do
             creators: vec![format!("Tool: ingot-{VERSION}")],
         },
         packages,
-        files,
-        relationships,
+        files: Files(own),
+        relationships: Relationships {
+            listed: relationships,
+            files: own,
+        },
     }
 }
 
@@ -404,11 +420,15 @@ fn verification_code(files: &[OwnFile]) -> Option<VerificationCode> {
     if files.is_empty() {
         return None;
     }
-    let mut sums: Vec<&str> = files.iter().map(|f| f.sha1.as_str()).collect();
+    // Bytes sort as their lowercase hex does.
+    let mut sums: Vec<[u8; 20]> = files.iter().map(|f| f.sha1).collect();
     sums.sort_unstable();
-    let code = <sha1::Sha1 as sha1::Digest>::digest(sums.concat().as_bytes());
+    let mut code = <sha1::Sha1 as sha1::Digest>::new();
+    for sum in sums {
+        sha1::Digest::update(&mut code, hex::encode(sum).as_bytes());
+    }
     Some(VerificationCode {
-        package_verification_code_value: hex::encode(code),
+        package_verification_code_value: hex::encode(sha1::Digest::finalize(code)),
     })
 }
 
@@ -570,6 +590,11 @@ mod tests {
             primary_package_purpose: Some("CONTAINER"),
             version_info: Some("1".into()),
         };
+        let own = [OwnFile::new(
+            ImagePath::from_rel("f").unwrap(),
+            Digest::of(b"f"),
+            [1; 20],
+        )];
         let document = Document {
             spdx_id: "SPDXRef-DOCUMENT",
             creation_info: CreationInfo {
@@ -578,16 +603,13 @@ mod tests {
             },
             data_license: "CC0-1.0",
             document_namespace: "ns".into(),
-            files: vec![File {
-                spdx_id: "SPDXRef-F".into(),
-                checksums: vec![sha256(&Digest::of(b"f"))],
-                copyright_text: NOASSERTION,
-                file_name: "./f".into(),
-                license_concluded: NOASSERTION,
-            }],
+            files: Files(&own),
             name: "d".into(),
             packages: vec![full],
-            relationships: vec![relationship("a", "CONTAINS", "b")],
+            relationships: Relationships {
+                listed: vec![relationship("a", "CONTAINS", "b")],
+                files: &own,
+            },
             spdx_version: "SPDX-2.3",
         };
         assert_eq!(

@@ -108,11 +108,31 @@ pub fn read_pair(
 /// What an SBOM needs of an image's files.
 pub struct Owned {
     /// The regular files of the merged filesystem that a layer at or
-    /// above the first own one wrote, by path, with their content hashes
-    /// (SHA-1 included).
-    pub files: Vec<(ImagePath, Content)>,
+    /// above the first own one wrote, by path, with their content hashes.
+    pub files: Vec<OwnFile>,
     /// The package databases of the merged filesystem, with their content.
     pub databases: BTreeMap<ImagePath, (Database, Vec<u8>)>,
+}
+
+/// A regular file an own layer wrote, with its content's hashes.
+pub struct OwnFile {
+    pub path: ImagePath,
+    pub sha256: Digest,
+    pub sha1: [u8; 20],
+    /// Its place among the writes read: of a path's, the last counts.
+    written: u32,
+}
+
+impl OwnFile {
+    #[cfg(test)]
+    pub fn new(path: ImagePath, sha256: Digest, sha1: [u8; 20]) -> OwnFile {
+        OwnFile {
+            path,
+            sha256,
+            sha1,
+            written: 0,
+        }
+    }
 }
 
 /// Reads what an SBOM needs of `side`, and no more: the view, and the
@@ -126,7 +146,10 @@ pub fn owned(
     progress: &Progress,
 ) -> Result<Owned> {
     let mut view = View::new();
-    let mut hashes: std::collections::HashMap<ImagePath, Content> = Default::default();
+    // Every own file's hashes as its layer writes it, in the order they
+    // come: a list (its paths shared with the view's), not a map, sorted
+    // in place once read, the last write of a path kept.
+    let mut files: Vec<OwnFile> = Vec::new();
     let mut layer_databases = Vec::with_capacity(diff_ids.len());
     for (i, diff_id) in diff_ids.iter().enumerate() {
         let own = i >= own_from;
@@ -142,8 +165,15 @@ pub fn owned(
             if let Some(bytes) = database {
                 databases.insert(path.clone(), bytes);
             }
-            if own {
-                hashes.insert(path.clone(), content);
+            if let (true, Some(sha1)) = (own, content.sha1) {
+                let written = u32::try_from(files.len())
+                    .map_err(|_| io::Error::other("more files than an SBOM lists"))?;
+                files.push(OwnFile {
+                    path: path.clone(),
+                    sha256: content.digest,
+                    sha1,
+                    written,
+                });
             }
             Ok(())
         })
@@ -151,19 +181,20 @@ pub fn owned(
         progress.finish();
         layer_databases.push(databases);
     }
-    let mut files = Vec::new();
     let mut databases = BTreeMap::new();
     for (path, node) in view.iter() {
         if let Some(found) = database_at(&view, path, node, &layer_databases) {
             databases.insert(path.clone(), found);
         }
-        if matches!(node.kind, NodeKind::File { .. })
-            && node.layer >= own_from
-            && let Some(content) = hashes.remove(path)
-        {
-            files.push((path.clone(), content));
-        }
     }
+    // Of a path's writes, the last read sorts first, and stays.
+    files.sort_unstable_by(|a, b| a.path.cmp(&b.path).then(b.written.cmp(&a.written)));
+    files.dedup_by(|later, first| later.path == first.path);
+    files.retain(|f| {
+        view.get(&f.path)
+            .is_some_and(|n| matches!(n.kind, NodeKind::File { .. }) && n.layer >= own_from)
+    });
+    files.shrink_to_fit();
     Ok(Owned { files, databases })
 }
 
@@ -264,8 +295,8 @@ fn database_at(
 pub struct Content {
     pub digest: Digest,
     pub size: u64,
-    /// In hex, where it was asked for.
-    pub sha1: Option<String>,
+    /// Where it was asked for.
+    pub sha1: Option<[u8; 20]>,
 }
 
 /// Writes into a SHA-1 as it passes bytes on.
@@ -301,7 +332,7 @@ fn hash(
         };
         io::copy(data, &mut hasher)?;
         let (digest, size, _) = hasher.inner.finish();
-        let sha1 = sha1.then(|| hex::encode(sha1::Digest::finalize(hasher.sha1)));
+        let sha1 = sha1.then(|| sha1::Digest::finalize(hasher.sha1).into());
         return Ok((Content { digest, size, sha1 }, None));
     }
     let mut bytes = Vec::new();
@@ -314,7 +345,7 @@ fn hash(
     let content = Content {
         digest: Digest::of(&bytes),
         size: bytes.len() as u64,
-        sha1: sha1.then(|| hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&bytes))),
+        sha1: sha1.then(|| <sha1::Sha1 as sha1::Digest>::digest(&bytes).into()),
     };
     Ok((content, Some(bytes)))
 }
