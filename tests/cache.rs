@@ -545,6 +545,14 @@ fn a_base_blob_changed_in_place_never_reaches_an_image() {
     assert_eq!(caught.status.code(), Some(1), "{}", stderr(&caught));
     assert!(stderr(&caught).contains(layer), "{}", stderr(&caught));
     assert!(!dir.path().join("d").exists());
+
+    // Into another cache, the corrupt base is refused, and leaves no
+    // summary of it there.
+    let other = dir.path().join("other-cache");
+    let refused = try_build_cached(&recipe, &other, &dir.path().join("e"));
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let left: Vec<_> = std::fs::read_dir(other.join("bases")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// A blob served from the cache is linked into the layout: it must not

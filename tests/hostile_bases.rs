@@ -104,7 +104,19 @@ impl Case {
     }
 
     fn build(&self) -> Output {
-        common::try_build(self.recipe_file(), self.out())
+        common::run(
+            common::ingot()
+                .arg("build")
+                .arg("--cache")
+                .arg(self.cache())
+                .arg(self.recipe_file())
+                .arg("-o")
+                .arg(self.out()),
+        )
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.tmp.path().join("cache")
     }
 
     /// Builds, checks the failure contract with exit `code`, and returns the
@@ -138,6 +150,7 @@ impl Case {
             "output parent was created"
         );
         self.assert_no_staging();
+        self.assert_no_summary_part();
         self.assert_nothing_escaped();
         message.to_string()
     }
@@ -152,6 +165,18 @@ impl Case {
                 "left behind: {}",
                 entry.path().display()
             );
+        }
+    }
+
+    /// A base refused leaves no summary of it, whole or in part, in the
+    /// cache (nor does the layer above it, never written).
+    fn assert_no_summary_part(&self) {
+        for dir in ["bases", "layers"] {
+            let Ok(entries) = std::fs::read_dir(self.cache().join(dir)) else {
+                continue;
+            };
+            let left: Vec<_> = entries.map(|e| e.unwrap().file_name()).collect();
+            assert!(left.is_empty(), "left in the cache's {dir}: {left:?}");
         }
     }
 

@@ -45,14 +45,14 @@ use crate::progress::Progress;
 use crate::recipe::Recipe;
 use crate::registry;
 use crate::registry::cache::{Pushed, RemoteCache};
-use crate::rootfs::{Change, View};
-use crate::seal::scan::Findings;
+use crate::rootfs::View;
 use crate::seal::{self, LayerLabel, Scan};
-use crate::store::cache::{Cache, Summary};
+use crate::store::cache::{Cache, SummaryDraft};
 use crate::store::layout::{self, Staging, Tagged};
 use crate::store::workdir::WorkDir;
 use crate::store::{BlobRef, BlobStore};
 use layers::{FinishedLayer, Layers, Setup};
+use summary::BaseSummary;
 
 /// What shapes the image's bytes and annotations: the same recipe, inputs
 /// and settings give the same digest.
@@ -930,50 +930,16 @@ struct Below {
     cached: bool,
 }
 
-/// What reading a base taught a build, kept in the cache so that a warm
-/// build on a real base reads no base layer: each layer's changes to the
-/// view and what the seal's content scan found in it.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct BaseSummary {
-    layers: Vec<(Vec<Change>, Findings)>,
-}
-
-impl BaseSummary {
-    /// What a summary's meaning depends on: its shape, how layers are
-    /// read, and the seal policy and scanner that made its findings.
-    fn version() -> String {
-        format!(
-            "base summary 2, layer reading {}, seal policy {}, scanner {}",
-            crate::rootfs::READER_VERSION,
-            seal::POLICY_VERSION,
-            seal::scan::SCANNER_VERSION
-        )
+/// The cache key of a base: each layer's blob digest and diff_id, in
+/// order. The blobs are checked against their digests as the build takes
+/// them; the entry (a [`BaseSummary`]) says what those bytes were found to
+/// hold.
+fn base_key(layers: &[Descriptor], diff_ids: &[Digest]) -> Digest {
+    let mut text = String::from("base layers\n");
+    for (desc, diff_id) in layers.iter().zip(diff_ids) {
+        text.push_str(&format!("{} {diff_id}\n", desc.digest()));
     }
-
-    /// The cache key of a base: each layer's blob digest and diff_id, in
-    /// order. The blobs are checked against their digests as the build
-    /// takes them; the entry says what those bytes were found to hold.
-    fn key(layers: &[Descriptor], diff_ids: &[Digest]) -> Digest {
-        let mut text = String::from("base layers\n");
-        for (desc, diff_id) in layers.iter().zip(diff_ids) {
-            text.push_str(&format!("{} {diff_id}\n", desc.digest()));
-        }
-        Digest::of(text.as_bytes())
-    }
-
-    fn load(cache: &Cache, key: &Digest, count: usize) -> Option<BaseSummary> {
-        cache
-            .base(key)?
-            .decode::<BaseSummary>(&Self::version())
-            .filter(|s| s.layers.len() == count)
-    }
-
-    fn save(&self, cache: &Cache, key: &Digest) {
-        // A summary that cannot be saved only costs the next build a read.
-        if let Some(summary) = Summary::encode(Self::version(), self) {
-            let _ = cache.put_base(key, &summary);
-        }
-    }
+    Digest::of(text.as_bytes())
 }
 
 /// Reads every base layer into a view and the seal's content scan, each
@@ -996,7 +962,7 @@ fn read_base(
             diff_ids.len()
         )));
     }
-    let key = BaseSummary::key(&base.layers, &diff_ids);
+    let key = base_key(&base.layers, &diff_ids);
     let mut below = Below {
         view: View::new(),
         scan: Scan::default(),
@@ -1011,19 +977,25 @@ fn read_base(
         diff_ids,
         cached: false,
     };
+    let cache = cache.filter(|_| !base.layers.is_empty());
     let cached = cache
-        .filter(|_| !base.layers.is_empty())
-        .and_then(|cache| BaseSummary::load(cache, &key, base.layers.len()));
-    if let Some(summary) = cached {
-        for (changes, findings) in summary.layers {
-            let layer = below.view.layer_count();
-            below.view.apply(changes);
+        .and_then(|cache| cache.base(&key))
+        .and_then(|summary| summary::apply_base(&summary, base.layers.len(), &mut below.view));
+    if let Some(found) = cached {
+        for (layer, findings) in found.into_iter().enumerate() {
             below.scan.extend(findings, layer);
         }
         below.cached = true;
         return Ok(below);
     }
-    let mut summary = BaseSummary { layers: Vec::new() };
+    // A summary that cannot be written only costs the next build a read.
+    let mut summary = cache
+        .and_then(|cache| {
+            cache
+                .base_draft(&BaseSummary::<SummaryDraft>::version())
+                .ok()
+        })
+        .map(|draft| BaseSummary::new(base.layers.len(), draft));
     progress.start(&format!("reading base {}", base.name), 0);
     for (desc, diff_id) in base.layers.iter().zip(&below.diff_ids) {
         let layer = below.view.layer_count();
@@ -1031,7 +1003,7 @@ fn read_base(
         let mark = scan.mark();
         let changes = below
             .view
-            .apply_layer_keeping(blobs, desc, diff_id, &mut |path, data| {
+            .read_layer(blobs, desc, diff_id, &mut |path, data| {
                 let mut counted = CountingRead {
                     inner: data,
                     progress,
@@ -1041,11 +1013,14 @@ fn read_base(
                 seen
             })
             .map_err(|e| wrap(e.into()))?;
-        summary.layers.push((changes, below.scan.since(mark)));
+        if let Some(summary) = &mut summary {
+            summary.add(&changes, &below.scan.since(mark));
+        }
+        below.view.apply(changes);
     }
     progress.finish();
-    if let Some(cache) = cache.filter(|_| !base.layers.is_empty()) {
-        summary.save(cache, &key);
+    if let (Some(cache), Some(summary)) = (cache, summary.and_then(BaseSummary::finish)) {
+        let _ = cache.put_base(&key, summary);
     }
     Ok(below)
 }

@@ -22,6 +22,7 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rootfs::changes::Changes;
 use crate::rootfs::meta::ImagePath;
 use crate::rootfs::{Change, Node, View};
 use crate::seal;
@@ -178,12 +179,17 @@ fn shared_prefix(a: &str, b: &str) -> usize {
 
 /// `changes` with those that hide lower paths (whiteouts, opaque
 /// whiteouts) first, each group in its order.
-pub fn hiding_first(changes: &[Change]) -> impl Iterator<Item = &Change> {
+pub fn hiding_first<'a, I>(changes: I) -> impl Iterator<Item = &'a Change>
+where
+    I: IntoIterator<Item = &'a Change>,
+    I::IntoIter: Clone,
+{
+    let changes = changes.into_iter();
     let hides = |c: &&Change| !matches!(c, Change::Put(..));
     changes
-        .iter()
+        .clone()
         .filter(hides)
-        .chain(changes.iter().filter(move |c| !hides(c)))
+        .chain(changes.filter(move |c| !hides(c)))
 }
 
 /// A change placed in layer `index` of the view.
@@ -206,8 +212,14 @@ pub fn at_layer(change: Change, index: usize) -> Change {
 /// it, every path canonical and sharing no more than the path before it
 /// has, and no hiding change after a put (which the view would apply
 /// first).
-fn each_change(body: &[u8], mut each: impl FnMut(Change)) -> Option<Findings> {
-    each_filed(body, |path, filed| {
+fn each_change(body: &[u8], each: impl FnMut(Change)) -> Option<Findings> {
+    whole(each_change_in(body, each)?)
+}
+
+/// [`each_change`] for the body of one layer's summary at the start of
+/// `part`: its findings, and what follows it.
+fn each_change_in(part: &[u8], mut each: impl FnMut(Change)) -> Option<(Findings, &[u8])> {
+    each_filed(part, |path, filed| {
         let path = ImagePath::from_stored(path)?;
         each(match filed {
             Filed::Put { node, content, .. } => {
@@ -223,19 +235,30 @@ fn each_change(body: &[u8], mut each: impl FnMut(Change)) -> Option<Findings> {
 /// [`each_change`]'s checks alone, its findings if they pass: no change
 /// is made of each entry (nor a path allocated) only to be dropped.
 fn check_body(body: &[u8]) -> Option<Findings> {
-    each_filed(body, |path, _| ImagePath::is_stored(path).then_some(()))
+    whole(check_part(body)?)
 }
 
-/// Decodes a summary's body, handing each change's path (whole again)
-/// and what is filed with it to `each`, which may refuse it, and returns
-/// the findings: None unless it decodes whole, with nothing after it,
-/// every path sharing no more than the path before it has, no hiding
-/// change after a put, and `each` taking every change.
+/// [`check_body`] for the body of one layer's summary at the start of
+/// `part`: its findings, and what follows it.
+fn check_part(part: &[u8]) -> Option<(Findings, &[u8])> {
+    each_filed(part, |path, _| ImagePath::is_stored(path).then_some(()))
+}
+
+/// The findings of a body decoded, if nothing follows them.
+fn whole((findings, after): (Findings, &[u8])) -> Option<Findings> {
+    after.is_empty().then_some(findings)
+}
+
+/// Decodes the body of one layer's summary at the start of `part`,
+/// handing each change's path (whole again) and what is filed with it to
+/// `each`, which may refuse it, and returns the findings and what follows
+/// them: None unless every path shares no more than the path before it
+/// has, no hiding change comes after a put, and `each` takes every change.
 fn each_filed<'b>(
-    body: &'b [u8],
+    part: &'b [u8],
     mut each: impl FnMut(&str, Filed<'b>) -> Option<()>,
-) -> Option<Findings> {
-    let (count, mut rest): (usize, _) = postcard::take_from_bytes(body).ok()?;
+) -> Option<(Findings, &'b [u8])> {
+    let (count, mut rest): (usize, _) = postcard::take_from_bytes(part).ok()?;
     let mut last = String::new();
     let mut putting = false;
     for _ in 0..count {
@@ -256,8 +279,85 @@ fn each_filed<'b>(
         }
         each(&last, filed)?;
     }
-    let (findings, after) = postcard::take_from_bytes::<Findings>(rest).ok()?;
-    after.is_empty().then_some(findings)
+    postcard::take_from_bytes::<Findings>(rest).ok()
+}
+
+/// What reading a base taught a build, kept in the cache so that a warm
+/// build on a real base reads no base layer: the count of its layers, then
+/// each one's summary body (its changes, front-coded, and what the seal's
+/// content scan found in it), bottom first. Written a layer at a time as
+/// the base is read, and applied a change at a time: a base of hundreds of
+/// thousands of entries is never held as changes beside its view.
+pub struct BaseSummary<W> {
+    out: Option<W>,
+}
+
+impl<W: Write> BaseSummary<W> {
+    /// What a summary's meaning depends on: its shape, how layers are
+    /// read, and the seal policy and scanner that made its findings.
+    pub fn version() -> String {
+        format!(
+            "base summary 3, layer reading {}, seal policy {}, scanner {}",
+            crate::rootfs::READER_VERSION,
+            seal::POLICY_VERSION,
+            seal::scan::SCANNER_VERSION
+        )
+    }
+
+    /// A summary of `count` layers, written to `out`.
+    pub fn new(count: usize, out: W) -> BaseSummary<W> {
+        BaseSummary {
+            out: postcard::to_io(&count, out).ok(),
+        }
+    }
+
+    /// Adds the next layer: its changes, in its order, and its findings.
+    pub fn add(&mut self, changes: &Changes, findings: &Findings) {
+        self.out = self.out.take().and_then(|out| {
+            let mut encoded = EncodedChanges::new(changes.len(), out);
+            for change in hiding_first(changes.iter()) {
+                encoded.push(change);
+            }
+            LayerSummary::end_with(encoded.finish()?, findings)
+        });
+    }
+
+    /// Where the summary went; None if a layer did not encode or the
+    /// writing failed.
+    pub fn finish(self) -> Option<W> {
+        self.out
+    }
+}
+
+/// Applies the base summary `summary` (see [`BaseSummary`]) to `view`, its
+/// layers in turn as the view's next, if it was made by this version and
+/// holds `count` layers whole; returns each layer's findings, bottom first.
+/// The body is checked whole first: a bad one leaves the view as it was.
+pub fn apply_base(summary: &Summary, count: usize, view: &mut View) -> Option<Vec<Findings>> {
+    if summary.version != BaseSummary::<Vec<u8>>::version() {
+        return None;
+    }
+    let (filed, layers): (usize, _) = postcard::take_from_bytes(&summary.body).ok()?;
+    if filed != count {
+        return None;
+    }
+    let mut rest = layers;
+    for _ in 0..count {
+        rest = check_part(rest)?.1;
+    }
+    if !rest.is_empty() {
+        return None;
+    }
+    let mut rest = layers;
+    let mut found = Vec::with_capacity(count);
+    for _ in 0..count {
+        let layer = view.layer_count();
+        let (findings, after) = each_change_in(rest, |c| view.apply_one(at_layer(c, layer)))?;
+        view.end_layer();
+        found.push(findings);
+        rest = after;
+    }
+    Some(found)
 }
 
 #[cfg(test)]
@@ -452,6 +552,74 @@ mod tests {
                 None,
                 "{what}"
             );
+            assert_eq!(nodes(&view), nodes(&lower()), "{what}");
+            assert_eq!(view.layer_count(), 1, "{what}");
+        }
+    }
+
+    /// A base's summary, written a layer at a time, applies as its
+    /// layers' changes do (the upper one's whiteouts hiding the lower
+    /// one's files), with each layer's findings; one cut short, longer,
+    /// of another layer count or another version leaves the view alone.
+    #[test]
+    fn a_base_summary_applies_as_its_layers_do() {
+        let bottom: Vec<Change> = vec![
+            Change::Put(path("srv"), node(NodeKind::Dir), None),
+            Change::Put(path("srv/b"), node(NodeKind::File { size: 1 }), None),
+            Change::Put(path("opt"), node(NodeKind::Dir), None),
+            Change::Put(path("opt/x"), node(NodeKind::File { size: 1 }), None),
+        ];
+        let mut summary = BaseSummary::new(2, Vec::new());
+        let mut chunked = Changes::default();
+        for change in bottom.iter().cloned() {
+            chunked.push(change);
+        }
+        summary.add(&chunked, &Findings::default());
+        summary.add(&Changes::from(changes()), &findings());
+        let good = Summary {
+            version: BaseSummary::<Vec<u8>>::version(),
+            body: summary.finish().unwrap(),
+        };
+
+        let mut at_once = View::new();
+        at_once.apply(
+            bottom
+                .into_iter()
+                .map(|c| at_layer(c, 0))
+                .collect::<Vec<_>>(),
+        );
+        at_once.apply(
+            changes()
+                .into_iter()
+                .map(|c| at_layer(c, 1))
+                .collect::<Vec<_>>(),
+        );
+        let mut streamed = View::new();
+        let found = apply_base(&good, 2, &mut streamed);
+        assert_eq!(found, Some(vec![Findings::default(), findings()]));
+        assert_eq!(nodes(&streamed), nodes(&at_once));
+        assert_eq!(streamed.layer_count(), 2);
+        assert!(streamed.get(&path("srv/b")).is_none() && streamed.get(&path("opt/x")).is_none());
+        assert_eq!(streamed.content(&path("etc/passwd")), Some(&b"root\n"[..]));
+
+        let cut = Summary {
+            body: good.body[..good.body.len() - 1].to_vec(),
+            ..good.clone()
+        };
+        let mut longer = good.clone();
+        longer.body.push(0);
+        let other = Summary {
+            version: "base summary 2, layer reading 0".into(),
+            ..good.clone()
+        };
+        for (what, bad, count) in [
+            ("cut", &cut, 2),
+            ("longer", &longer, 2),
+            ("another version", &other, 2),
+            ("another layer count", &good, 3),
+        ] {
+            let mut view = lower();
+            assert_eq!(apply_base(bad, count, &mut view), None, "{what}");
             assert_eq!(nodes(&view), nodes(&lower()), "{what}");
             assert_eq!(view.layer_count(), 1, "{what}");
         }

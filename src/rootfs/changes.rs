@@ -25,7 +25,7 @@ impl Changes {
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Change> {
+    pub fn iter(&self) -> impl Iterator<Item = &Change> + Clone {
         self.chunks.iter().flatten()
     }
 

@@ -773,7 +773,7 @@ impl View {
         diff_id: &Digest,
         on_file: FileVisitor,
     ) -> Result<(), LayerError> {
-        let changes = self.read_layer(blobs, desc, diff_id, None, on_file)?;
+        let changes = self.read_layer(blobs, desc, diff_id, on_file)?;
         self.apply(changes);
         Ok(())
     }
@@ -787,9 +787,7 @@ impl View {
         diff_id: &Digest,
         on_file: FileVisitor,
     ) -> Result<Vec<Change>, LayerError> {
-        let changes = self
-            .read_layer(blobs, desc, diff_id, None, on_file)?
-            .into_vec();
+        let changes = self.read_layer(blobs, desc, diff_id, on_file)?.into_vec();
         self.apply(changes.clone());
         Ok(changes)
     }
@@ -805,16 +803,28 @@ impl View {
         on_file: FileVisitor,
     ) -> Result<Vec<Change>, LayerError> {
         let changes = self
-            .read_layer(blobs, desc, diff_id, Some(on_entry), on_file)?
+            .read_layer_seeing(blobs, desc, diff_id, Some(on_entry), on_file)?
             .into_vec();
         self.apply(changes.clone());
         Ok(changes)
     }
 
     /// Reads the layer `desc` from `blobs` into the changes it makes as
-    /// the next layer, once the blob and the diff_id check out; or says
-    /// why it was refused.
-    fn read_layer(
+    /// the next layer, showing each regular file to `on_file`, once the
+    /// blob and the diff_id check out; or says why it was refused. The
+    /// view is left as it is.
+    pub fn read_layer(
+        &self,
+        blobs: &BlobStore,
+        desc: &Descriptor,
+        diff_id: &Digest,
+        on_file: FileVisitor,
+    ) -> Result<Changes, LayerError> {
+        self.read_layer_seeing(blobs, desc, diff_id, None, on_file)
+    }
+
+    /// [`View::read_layer`], each entry also shown to `on_entry` if given.
+    fn read_layer_seeing(
         &self,
         blobs: &BlobStore,
         desc: &Descriptor,

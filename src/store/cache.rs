@@ -273,7 +273,12 @@ impl Cache {
 
     /// A summary to be made under `version` and filed with a layer.
     pub fn summary_draft(&self, version: &str) -> io::Result<SummaryDraft> {
-        let mut draft = Replacement::in_dir(&self.root.join("layers"), file_mode())?;
+        self.draft_in("layers", version)
+    }
+
+    /// A summary to be made under `version` in the cache directory `dir`.
+    fn draft_in(&self, dir: &str, version: &str) -> io::Result<SummaryDraft> {
+        let mut draft = Replacement::in_dir(&self.root.join(dir), file_mode())?;
         draft.write_all(version.as_bytes())?;
         draft.write_all(b"\n")?;
         Ok(SummaryDraft(draft))
@@ -410,9 +415,14 @@ impl Cache {
         self.summary("bases", key)
     }
 
+    /// A summary of base layers to be made under `version`.
+    pub fn base_draft(&self, version: &str) -> io::Result<SummaryDraft> {
+        self.draft_in("bases", version)
+    }
+
     /// Records what reading the base layers `key` names taught a build.
-    pub fn put_base(&self, key: &Digest, summary: &Summary) -> Result<()> {
-        self.put_summary("bases", key, summary)
+    pub fn put_base(&self, key: &Digest, summary: SummaryDraft) -> Result<()> {
+        summary.0.put(&self.summary_path("bases", key))
     }
 
     /// A document made about an image before (its SBOM), by `key`, which
