@@ -292,6 +292,11 @@ impl<'a> Layers<'a> {
                 crate::progress::bytes(*bytes)
             ));
         }
+        // In the view now: a large layer's summary is megabytes.
+        let hit = CachedLayer {
+            summary: None,
+            ..hit
+        };
         if let Some(check) = served.check {
             self.unchecked.push(Unchecked {
                 key,
