@@ -47,7 +47,7 @@ use crate::registry;
 use crate::registry::cache::{Pushed, RemoteCache};
 use crate::rootfs::View;
 use crate::seal::{self, LayerLabel, Scan};
-use crate::store::cache::{Cache, SummaryDraft};
+use crate::store::cache::Cache;
 use crate::store::layout::{self, Staging, Tagged};
 use crate::store::workdir::WorkDir;
 use crate::store::{BlobRef, BlobStore};
@@ -990,11 +990,7 @@ fn read_base(
     }
     // A summary that cannot be written only costs the next build a read.
     let mut summary = cache
-        .and_then(|cache| {
-            cache
-                .base_draft(&BaseSummary::<SummaryDraft>::version())
-                .ok()
-        })
+        .and_then(|cache| cache.base_draft(&summary::base_version()).ok())
         .map(|draft| BaseSummary::new(base.layers.len(), draft));
     progress.start(&format!("reading base {}", base.name), 0);
     for (desc, diff_id) in base.layers.iter().zip(&below.diff_ids) {

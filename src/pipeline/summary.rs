@@ -292,18 +292,18 @@ pub struct BaseSummary<W> {
     out: Option<W>,
 }
 
-impl<W: Write> BaseSummary<W> {
-    /// What a summary's meaning depends on: its shape, how layers are
-    /// read, and the seal policy and scanner that made its findings.
-    pub fn version() -> String {
-        format!(
-            "base summary 3, layer reading {}, seal policy {}, scanner {}",
-            crate::rootfs::READER_VERSION,
-            seal::POLICY_VERSION,
-            seal::scan::SCANNER_VERSION
-        )
-    }
+/// What a base summary's meaning depends on: its shape, how layers are
+/// read, and the seal policy and scanner that made its findings.
+pub fn base_version() -> String {
+    format!(
+        "base summary 3, layer reading {}, seal policy {}, scanner {}",
+        crate::rootfs::READER_VERSION,
+        seal::POLICY_VERSION,
+        seal::scan::SCANNER_VERSION
+    )
+}
 
+impl<W: Write> BaseSummary<W> {
     /// A summary of `count` layers, written to `out`.
     pub fn new(count: usize, out: W) -> BaseSummary<W> {
         BaseSummary {
@@ -334,7 +334,7 @@ impl<W: Write> BaseSummary<W> {
 /// holds `count` layers whole; returns each layer's findings, bottom first.
 /// The body is checked whole first: a bad one leaves the view as it was.
 pub fn apply_base(summary: &Summary, count: usize, view: &mut View) -> Option<Vec<Findings>> {
-    if summary.version != BaseSummary::<Vec<u8>>::version() {
+    if summary.version != base_version() {
         return None;
     }
     let (filed, layers): (usize, _) = postcard::take_from_bytes(&summary.body).ok()?;
@@ -577,7 +577,7 @@ mod tests {
         summary.add(&chunked, &Findings::default());
         summary.add(&Changes::from(changes()), &findings());
         let good = Summary {
-            version: BaseSummary::<Vec<u8>>::version(),
+            version: base_version(),
             body: summary.finish().unwrap(),
         };
 
