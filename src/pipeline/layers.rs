@@ -871,8 +871,7 @@ fn serve(
     let summary = cache
         .summary_draft(&LayerSummary::version())
         .ok()
-        .and_then(|draft| LayerSummary::encode_changes(&changes, draft))
-        .and_then(|draft| LayerSummary::end_with(draft, &findings));
+        .and_then(|draft| LayerSummary::encode(&changes, &findings, draft));
     view.apply(changes);
     // A summary that cannot be saved only costs the next build a read.
     let _ = cache.put_layer(key, hit, summary, blobs);

@@ -50,11 +50,28 @@ impl LayerSummary {
         )
     }
 
+    /// A layer's whole summary body, `changes` and `findings`, encoded
+    /// into `out`; None if it could not be.
+    pub fn encode<'a, I, W>(changes: I, findings: &Findings, out: W) -> Option<W>
+    where
+        I: IntoIterator<Item = &'a Change>,
+        I::IntoIter: Clone,
+        W: Write,
+    {
+        Self::end_with(Self::encode_changes(changes, out)?, findings)
+    }
+
     /// `changes` encoded into `out` as a summary's changes part, those
     /// that hide lower paths first (the view applies them first in any
     /// case); None if they could not be.
-    pub fn encode_changes<W: Write>(changes: &[Change], out: W) -> Option<W> {
-        let mut encoded = EncodedChanges::new(changes.len(), out);
+    pub fn encode_changes<'a, I, W>(changes: I, out: W) -> Option<W>
+    where
+        I: IntoIterator<Item = &'a Change>,
+        I::IntoIter: Clone,
+        W: Write,
+    {
+        let changes = changes.into_iter();
+        let mut encoded = EncodedChanges::new(changes.clone().count(), out);
         for change in hiding_first(changes) {
             encoded.push(change);
         }
@@ -89,10 +106,7 @@ impl LayerSummary {
             return None;
         }
         check_body(&summary.body)?;
-        let layer_index = view.layer_count();
-        let findings = each_change(&summary.body, |c| view.apply_one(at_layer(c, layer_index)))?;
-        view.end_layer();
-        Some(findings)
+        apply_part(&summary.body, view).map(|(findings, _)| findings)
     }
 }
 
@@ -232,6 +246,16 @@ fn each_change_in(part: &[u8], mut each: impl FnMut(Change)) -> Option<(Findings
     })
 }
 
+/// Applies the body of one layer's summary at the start of `part` to
+/// `view` as its next layer, a change at a time as it is decoded: its
+/// findings, and what follows it. Checked first (see [`check_part`]).
+fn apply_part<'b>(part: &'b [u8], view: &mut View) -> Option<(Findings, &'b [u8])> {
+    let layer = view.layer_count();
+    let found = each_change_in(part, |c| view.apply_one(at_layer(c, layer)))?;
+    view.end_layer();
+    Some(found)
+}
+
 /// [`each_change`]'s checks alone, its findings if they pass: no change
 /// is made of each entry (nor a path allocated) only to be dropped.
 fn check_body(body: &[u8]) -> Option<Findings> {
@@ -313,13 +337,10 @@ impl<W: Write> BaseSummary<W> {
 
     /// Adds the next layer: its changes, in its order, and its findings.
     pub fn add(&mut self, changes: &Changes, findings: &Findings) {
-        self.out = self.out.take().and_then(|out| {
-            let mut encoded = EncodedChanges::new(changes.len(), out);
-            for change in hiding_first(changes.iter()) {
-                encoded.push(change);
-            }
-            LayerSummary::end_with(encoded.finish()?, findings)
-        });
+        self.out = self
+            .out
+            .take()
+            .and_then(|out| LayerSummary::encode(changes.iter(), findings, out));
     }
 
     /// Where the summary went; None if a layer did not encode or the
@@ -351,9 +372,7 @@ pub fn apply_base(summary: &Summary, count: usize, view: &mut View) -> Option<Ve
     let mut rest = layers;
     let mut found = Vec::with_capacity(count);
     for _ in 0..count {
-        let layer = view.layer_count();
-        let (findings, after) = each_change_in(rest, |c| view.apply_one(at_layer(c, layer)))?;
-        view.end_layer();
+        let (findings, after) = apply_part(rest, view)?;
         found.push(findings);
         rest = after;
     }
@@ -422,9 +441,7 @@ mod tests {
 
     /// `changes` and [`findings`] as a summary of this version, held.
     fn summary_of(changes: &[Change]) -> Summary {
-        let body = LayerSummary::encode_changes(changes, Vec::new())
-            .and_then(|changes| LayerSummary::end_with(changes, &findings()))
-            .unwrap();
+        let body = LayerSummary::encode(changes, &findings(), Vec::new()).unwrap();
         Summary {
             version: LayerSummary::version(),
             body,
