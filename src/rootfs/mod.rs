@@ -778,8 +778,8 @@ impl View {
         Ok(())
     }
 
-    /// [`View::apply_layer`], returning the changes it made too (a copy
-    /// of them is held meanwhile: for callers that need them).
+    /// [`View::apply_layer`], returning the changes it made too, for
+    /// callers that need them.
     pub fn apply_layer_keeping(
         &mut self,
         blobs: &BlobStore,
@@ -787,9 +787,8 @@ impl View {
         diff_id: &Digest,
         on_file: FileVisitor,
     ) -> Result<Vec<Change>, LayerError> {
-        let changes = self.read_layer(blobs, desc, diff_id, on_file)?.into_vec();
-        self.apply(changes.clone());
-        Ok(changes)
+        let changes = self.read_layer(blobs, desc, diff_id, on_file)?;
+        Ok(self.apply_keeping(changes))
     }
 
     /// [`View::apply_layer`], each entry also shown to `on_entry` with
@@ -802,11 +801,22 @@ impl View {
         on_entry: EntryVisitor,
         on_file: FileVisitor,
     ) -> Result<Vec<Change>, LayerError> {
-        let changes = self
-            .read_layer_seeing(blobs, desc, diff_id, Some(on_entry), on_file)?
-            .into_vec();
-        self.apply(changes.clone());
-        Ok(changes)
+        let changes = self.read_layer_seeing(blobs, desc, diff_id, Some(on_entry), on_file)?;
+        Ok(self.apply_keeping(changes))
+    }
+
+    /// [`View::apply`], keeping the changes: each is copied as the view
+    /// takes it, so that they are never held twice over.
+    fn apply_keeping(&mut self, changes: Changes) -> Vec<Change> {
+        let changes = changes.into_vec();
+        for change in &changes {
+            self.hide(change);
+        }
+        for change in &changes {
+            self.put(change.clone());
+        }
+        self.end_layer();
+        changes
     }
 
     /// Reads the layer `desc` from `blobs` into the changes it makes as
