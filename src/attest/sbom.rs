@@ -424,8 +424,12 @@ fn verification_code(files: &[OwnFile]) -> Option<VerificationCode> {
     let mut sums: Vec<[u8; 20]> = files.iter().map(|f| f.sha1).collect();
     sums.sort_unstable();
     let mut code = <sha1::Sha1 as sha1::Digest>::new();
+    let mut text = [0; 40];
     for sum in sums {
-        sha1::Digest::update(&mut code, hex::encode(sum).as_bytes());
+        // Twenty bytes always fit forty hex digits.
+        if hex::encode_to_slice(sum, &mut text).is_ok() {
+            sha1::Digest::update(&mut code, text);
+        }
     }
     Some(VerificationCode {
         package_verification_code_value: hex::encode(sha1::Digest::finalize(code)),
