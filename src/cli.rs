@@ -1902,14 +1902,17 @@ fn diff(args: DiffArgs, out: &mut Out) -> Result<()> {
 fn sbom(args: SbomArgs, out: &mut Out) -> Result<()> {
     let access = access(args.reach.insecure, &args.reach.network);
     let platform = PlatformChoice::from_flag(args.reach.platform);
-    let document = crate::commands::sbom::sbom(&args.image, &platform, &access, &out.progress())?;
-    match args.output.filter(|o| !is_stdout(o)) {
-        Some(path) => crate::store::layout::replace_file(&path, &document),
-        None => out
-            .stdout
-            .write_all(&document)
-            .and_then(|()| out.stdout.flush())
-            .map_err(|e| Error::Failed(format!("writing the SBOM to stdout: {e}"))),
+    let progress = out.progress();
+    let write = |w: &mut dyn Write| {
+        crate::commands::sbom::sbom(&args.image, &platform, &access, &progress, w)
+    };
+    match args.output.as_deref().filter(|o| !is_stdout(o)) {
+        Some(path) => crate::store::layout::replace_file_with(path, write),
+        None => write(&mut out.stdout).and_then(|()| {
+            out.stdout
+                .flush()
+                .map_err(|e| Error::Failed(format!("writing the SBOM to stdout: {e}")))
+        }),
     }
 }
 

@@ -457,6 +457,52 @@ fn sbom_of_a_docker_archive_and_a_registry_image() {
     );
 }
 
+/// An SBOM that cannot be made writes nothing: `-o FILE` keeps the file
+/// it would replace and leaves no temp file beside it, and stdout stays
+/// empty. Here a layer's blob is damaged, found as the layer is read.
+#[test]
+fn an_sbom_of_a_damaged_image_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let digest = build(&common::example("hello"), &out, &tmp.path().join("cache"));
+    let manifest: Value = serde_json::from_slice(&blob(&out, &digest)).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    let top = layers[layers.len() - 1]["digest"].as_str().unwrap();
+    let path = out
+        .join("blobs/sha256")
+        .join(top.strip_prefix("sha256:").unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    // The blob may be a hardlink into the cache: a new file, not a write
+    // through it.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let image = format!("oci:{}:1.2.0", out.display());
+
+    let kept = tmp.path().join("sbom");
+    std::fs::create_dir(&kept).unwrap();
+    let file = kept.join("hello.spdx.json");
+    std::fs::write(&file, "the last one").unwrap();
+    let output = run(ingot().arg("sbom").arg(&image).arg("-o").arg(&file));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "stderr: {err}");
+    assert!(
+        err.contains(&format!("blob {top}: digest mismatch")),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "the last one");
+    let left: Vec<_> = std::fs::read_dir(&kept)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, [file.file_name().unwrap()]);
+
+    let output = run(ingot().arg("sbom").arg(&image));
+    assert_eq!(output.status.code(), Some(1), "stderr: {}", stderr(&output));
+    assert!(output.stdout.is_empty(), "{}", stdout(&output));
+}
+
 /// zlib1g and what it needs.
 const CLOSURE: &[&str] = &["zlib1g", "libc6", "libgcc-s1", "gcc-12-base"];
 

@@ -12,13 +12,15 @@ use crate::registry::{Access, Progress};
 use super::source;
 
 /// The SBOM of `image` (narrowed to `platform` when it names an index),
-/// as canonical JSON.
+/// as canonical JSON, written to `out` once the image is read: a failure
+/// to read it writes nothing.
 pub fn sbom(
     image: &ImageRef,
     platform: &PlatformChoice,
     access: &Access,
     progress: &Progress,
-) -> Result<Vec<u8>> {
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
     let opened = source::open(image, platform, access, progress)?;
     let reference = opened.reference.to_string();
     let side = Side {
@@ -31,5 +33,5 @@ pub fn sbom(
         index: opened.index.as_ref(),
         blobs: &opened.blobs,
     };
-    attest::sbom::sbom(&side, progress)
+    attest::sbom::sbom_to(&side, progress, out)
 }
