@@ -245,6 +245,89 @@ fn cached_layers_are_sealed_too() {
     );
 }
 
+/// A build whose every layer the cache serves takes the checks' and the
+/// seal's pass from the cache too, without replaying its layers; but only
+/// for the same layers, runtime config and exceptions: each changed here,
+/// the layers still served, to what would fail, and fails.
+#[test]
+fn a_cached_verdict_counts_only_for_the_same_layers_config_and_exceptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("r");
+    std::fs::create_dir_all(&d).unwrap();
+    let recipe = d.join("recipe.yaml");
+    let write = |content: &str, extra: &str| {
+        std::fs::write(
+            &recipe,
+            format!(
+                "name: verdict\nversion: '1'\nbase: scratch\nlayers:\n  - name: data\n    steps:\n      \
+                 - file: {{ dest: /srv/notes.txt, content: {content:?} }}\n{extra}"
+            ),
+        )
+        .unwrap();
+    };
+    let cache = dir.path().join("cache");
+    let attempt = || try_build_cached(&recipe, &cache, &dir.path().join("out"));
+    const CACHED: &str = "checks and seal: passed on these layers before (cached)";
+
+    write("hello\n", "");
+    let cold = attempt();
+    assert!(cold.status.success(), "{}", stderr(&cold));
+    assert!(!stderr(&cold).contains(CACHED), "{}", stderr(&cold));
+    let warm = attempt();
+    assert!(warm.status.success(), "{}", stderr(&warm));
+    assert!(
+        stderr(&warm).contains("layer data: cached"),
+        "{}",
+        stderr(&warm)
+    );
+    assert!(stderr(&warm).contains(CACHED), "{}", stderr(&warm));
+    assert_eq!(stdout(&warm), stdout(&cold));
+
+    // Another runtime config: the checks run, and refuse it.
+    write("hello\n", "config:\n  entrypoint: [/srv/missing]\n");
+    let other = attempt();
+    // Both are the recipe's errors (exit 2).
+    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("layer data: cached"),
+        "{}",
+        stderr(&other)
+    );
+    assert!(
+        stderr(&other).contains("config.entrypoint: /srv/missing does not exist"),
+        "{}",
+        stderr(&other)
+    );
+
+    // Another exception: the seal runs, and finds it stale.
+    write(
+        "hello\n",
+        "seal:\n  allow:\n    - { rule: no-ssh-host-keys, path: /nowhere, reason: none }\n",
+    );
+    let other = attempt();
+    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("layer data: cached"),
+        "{}",
+        stderr(&other)
+    );
+    assert!(
+        stderr(&other).contains("matches nothing"),
+        "{}",
+        stderr(&other)
+    );
+
+    // Another layer: the seal runs on it.
+    write(KEY, "");
+    let other = attempt();
+    assert_eq!(other.status.code(), Some(1), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("no-private-keys: /srv/notes.txt"),
+        "{}",
+        stderr(&other)
+    );
+}
+
 /// The summary files in `dir` (`*.summary`), sorted.
 fn summaries(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)

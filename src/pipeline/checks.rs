@@ -30,6 +30,11 @@ use crate::seal::{Found, Scan};
 
 /// The `PATH` runtimes search when the config sets none (Docker, podman
 /// and containerd's default).
+/// The version of what these checks accept: a build's cached verdict
+/// ([`super::verdict_key`]) counts only for the same. Raise it with any
+/// change to what passes.
+pub const VERSION: u32 = 1;
+
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// How many interpreters deep a program is followed: Linux gives up after

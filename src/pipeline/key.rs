@@ -136,11 +136,13 @@ pub fn layer_key(
         sources: walks.iter().map(|(_, walk, _)| walk.len()).collect(),
         packages: ctx.packages,
     };
-    let mut hasher = HashingWriter::new(std::io::sink());
+    // Buffered: the JSON encoder writes a line in a dozen small pieces.
+    let mut hasher =
+        std::io::BufWriter::with_capacity(64 << 10, HashingWriter::new(std::io::sink()));
     hasher.write_all(&canonical_json(&inputs).ok()?).ok()?;
     let sources = walks.iter().map(|(_, walk, keep)| (walk, *keep));
     hash_sources(sources, &mut digests.into_iter(), &mut hasher)?;
-    let (key, _, _) = hasher.finish();
+    let (key, _, _) = hasher.into_inner().ok()?.finish();
     let walks = walks.into_iter().map(|(root, mut walk, _)| {
         walk.forget_identities();
         (root, walk)

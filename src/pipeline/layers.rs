@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 
 use oci_spec::image::Descriptor;
 
+use super::deferred::Deferred;
 use super::rebase::Donor;
 use super::summary::{EncodedChanges, LayerSummary, at_layer, hiding_first};
 use super::{Log, copyup, extract, key, packages, plan};
@@ -125,17 +126,23 @@ impl<'a> Layers<'a> {
     /// Adds layer `index`, keyed by [`Layers::key`]: served from the
     /// cache, or planned against `view` and set writing, or left out when
     /// it changes nothing. `view` takes the layer on either way.
-    pub fn add(&mut self, index: usize, keyed: Keyed, view: &mut View, log: Log) -> Result<()> {
-        if self.reuse(index, view, log)? {
+    pub fn add(
+        &mut self,
+        index: usize,
+        keyed: Keyed,
+        lower: &mut Deferred,
+        log: Log,
+    ) -> Result<()> {
+        if self.donor.is_some() && self.reuse(index, lower.view()?, log)? {
             return Ok(());
         }
         let Keyed { key, mut walks } = keyed;
         if let Some(key) = key
-            && self.serve(index, key, &mut walks, view, log)
+            && self.serve(index, key, &mut walks, lower, log)?
         {
             return Ok(());
         }
-        self.write(index, key, walks, view, log)
+        self.write(index, key, walks, lower.view()?, log)
     }
 
     /// Serves layer `index` from the donor image when it may be kept: it
@@ -199,10 +206,16 @@ impl<'a> Layers<'a> {
     /// Adds layer `index`, keyed by [`Layers::key`], only if the cache
     /// serves it; false, with nothing written, when it would have to be
     /// built (see [`super::predict`]).
-    pub fn add_cached(&mut self, index: usize, keyed: Keyed, view: &mut View, log: Log) -> bool {
+    pub fn add_cached(
+        &mut self,
+        index: usize,
+        keyed: Keyed,
+        lower: &mut Deferred,
+        log: Log,
+    ) -> Result<bool> {
         match keyed.key {
-            Some(key) => self.serve(index, key, &mut Walks::default(), view, log),
-            None => false,
+            Some(key) => self.serve(index, key, &mut Walks::default(), lower, log),
+            None => Ok(false),
         }
     }
 
@@ -252,25 +265,25 @@ impl<'a> Layers<'a> {
         index: usize,
         key: Digest,
         walks: &mut Walks,
-        view: &mut View,
+        lower: &mut Deferred,
         log: Log,
-    ) -> bool {
+    ) -> Result<bool> {
         let Some(cache) = self.cache else {
-            return false;
+            return Ok(false);
         };
         let spec = &self.recipe.spec.layers[index];
         let media = self.compression.media_type();
-        let (hit, fetched) = match cache.layer(&key) {
+        let (mut hit, fetched) = match cache.layer(&key) {
             Some(hit) => (hit, None),
             None => match self.fetch(cache, &key, log) {
                 Some((hit, expected, from, bytes)) => (hit, Some((expected, from, bytes))),
-                None => return false,
+                None => return Ok(false),
             },
         };
         *walks = Walks::default();
-        let layer_index = view.layer_count();
+        let layer_index = lower.layer_count();
         let expected = fetched.as_ref().map(|(e, _, _)| e);
-        let Some(served) = serve(view, cache, self.blobs, &key, &hit, media, expected) else {
+        let Some(served) = serve(lower, cache, self.blobs, &key, &mut hit, media, expected) else {
             cache.drop_layer(&key, Some(&hit));
             let _ = std::fs::remove_file(self.blobs.path(&hit.digest));
             match &fetched {
@@ -283,7 +296,7 @@ impl<'a> Layers<'a> {
                     spec.name
                 )),
             }
-            return false;
+            return Ok(false);
         };
         if let Some((_, from, bytes)) = &fetched {
             log(&format!(
@@ -292,7 +305,7 @@ impl<'a> Layers<'a> {
                 crate::progress::bytes(*bytes)
             ));
         }
-        // In the view now: a large layer's summary is megabytes.
+        // The view has the summary, or will: a large layer's is megabytes.
         let hit = CachedLayer {
             summary: None,
             ..hit
@@ -305,7 +318,11 @@ impl<'a> Layers<'a> {
                 check,
             });
         }
-        let report = self.report(index, view, layer_index, log);
+        // Only a layer of packages has a report, made from the view.
+        let report = match self.closures.contains_key(&index) {
+            true => self.report(index, lower.view()?, layer_index, log),
+            false => None,
+        };
         self.slots.push(Slot {
             name: spec.name.clone(),
             steps: spec.steps.len(),
@@ -316,7 +333,7 @@ impl<'a> Layers<'a> {
             reused: false,
             packages: report,
         });
-        true
+        Ok(true)
     }
 
     /// The entry for `key` from the first `--cache-from` registry that has
@@ -823,18 +840,20 @@ struct Check {
 /// none: it is read back, and what it does and what the seal finds in it
 /// must be what the registry's summary (`expected`) says.
 fn serve(
-    view: &mut View,
+    lower: &mut Deferred,
     cache: &Cache,
     blobs: &BlobStore,
     key: &Digest,
-    hit: &CachedLayer,
+    hit: &mut CachedLayer,
     media: oci_spec::image::MediaType,
     expected: Option<&LayerSummary>,
 ) -> Option<Served> {
     let stat = cache.blob_stat(&hit.digest)?;
     cache.copy_layer_to(hit, blobs).ok()?;
-    let layer_index = view.layer_count();
-    if let Some(findings) = LayerSummary::apply_current(hit, view) {
+    let layer_index = lower.layer_count();
+    let current = hit.summary.as_ref().and_then(LayerSummary::check_current);
+    if let (Some(findings), Some(summary)) = (current, hit.summary.take()) {
+        lower.defer_layer(summary);
         let check = (!cache.blob_checked(&hit.digest, &stat)).then(|| {
             let store = blobs.clone();
             let blob = BlobRef {
@@ -850,6 +869,7 @@ fn serve(
         });
         return Some(Served { findings, check });
     }
+    let view = lower.view().ok()?;
     let desc = Descriptor::new(media, hit.size, hit.digest.to_oci());
     let mut scan = Scan::default();
     let mark = scan.mark();

@@ -17,6 +17,7 @@
 mod attach;
 pub mod checks;
 pub mod copyup;
+pub mod deferred;
 pub mod extract;
 pub mod key;
 pub mod layers;
@@ -51,6 +52,7 @@ use crate::store::cache::Cache;
 use crate::store::layout::{self, Staging, Tagged};
 use crate::store::workdir::WorkDir;
 use crate::store::{BlobRef, BlobStore};
+use deferred::Deferred;
 use layers::{FinishedLayer, Layers, Setup};
 use summary::BaseSummary;
 
@@ -877,13 +879,27 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
         reports.push(report);
     }
     let runtime = runtime_config(recipe, &base, &declared)?;
-    checks::check(&checks::Inputs {
-        recipe,
-        view: &lower.view,
-        scan: &lower.scan,
-        config: &runtime,
-    })?;
-    seal_check(recipe, &lower, &runtime)?;
+    let allow = &recipe.spec.seal.allow;
+    let verdict = ctx
+        .cache
+        .as_ref()
+        .and_then(|cache| Some((cache, verdict_key(&lower.labels, &runtime, allow)?)));
+    if verdict.is_some_and(|(cache, key)| cache.verdict(&key)) {
+        (ctx.log)("checks and seal: passed on these layers before (cached)");
+    } else {
+        let view = lower.view.view()?;
+        checks::check(&checks::Inputs {
+            recipe,
+            view,
+            scan: &lower.scan,
+            config: &runtime,
+        })?;
+        seal_check(recipe, view, &lower.scan, &lower.labels, &runtime)?;
+        if let Some((cache, key)) = verdict {
+            // A verdict not filed only costs the next build the checks.
+            let _ = cache.put_verdict(&key);
+        }
+    }
     let recorded = ctx.recorded(recipe)?;
     let mut annotations = annotations(recipe, &base, &platform, ctx.settings, &created, &recorded)?;
     if !empty.is_empty() {
@@ -921,13 +937,38 @@ fn platform_for(recipe: &Recipe, base: &BaseImage) -> Result<Platform> {
 /// The filesystem below the recipe's layers, and what the seal learnt
 /// reading it.
 struct Below {
-    view: View,
+    view: Deferred,
     scan: Scan,
     /// One label per layer of the view, bottom first.
     labels: Vec<LayerLabel>,
     diff_ids: Vec<Digest>,
     /// Whether the cache served what reading the base layers would teach.
     cached: bool,
+}
+
+/// The cache key of a build's verdict: the checks and the seal passed on
+/// these layers (each named by its blob's digest: the content its view
+/// and scan came from), this runtime config and these exceptions, under
+/// this layer reading, seal policy, scanner and checks. Only a pass is
+/// filed: a failure is reported anew each time.
+fn verdict_key(
+    labels: &[LayerLabel],
+    runtime: &Config,
+    allow: &[seal::SealAllow],
+) -> Option<Digest> {
+    let allow: Vec<(&str, &str)> = allow
+        .iter()
+        .map(|a| (a.rule.as_str(), a.path.as_rel()))
+        .collect();
+    let inputs = serde_json::json!({
+        "verdict": 1,
+        "reading": summary::LayerSummary::version(),
+        "checks": checks::VERSION,
+        "layers": labels,
+        "config": runtime,
+        "allow": allow,
+    });
+    canonical_json(&inputs).ok().map(|bytes| Digest::of(&bytes))
 }
 
 /// The cache key of a base: each layer's blob digest and diff_id, in
@@ -964,7 +1005,7 @@ fn read_base(
     }
     let key = base_key(&base.layers, &diff_ids);
     let mut below = Below {
-        view: View::new(),
+        view: Deferred::default(),
         scan: Scan::default(),
         labels: base
             .layers
@@ -978,13 +1019,18 @@ fn read_base(
         cached: false,
     };
     let cache = cache.filter(|_| !base.layers.is_empty());
+    let count = base.layers.len();
     let cached = cache
         .and_then(|cache| cache.base(&key))
-        .and_then(|summary| summary::apply_base(&summary, base.layers.len(), &mut below.view));
-    if let Some(found) = cached {
+        .and_then(|summary| {
+            let found = summary::check_base(&summary, count)?;
+            Some((summary, found))
+        });
+    if let Some((summary, found)) = cached {
         for (layer, findings) in found.into_iter().enumerate() {
             below.scan.extend(findings, layer);
         }
+        below.view.defer_base(summary, count);
         below.cached = true;
         return Ok(below);
     }
@@ -993,12 +1039,12 @@ fn read_base(
         .and_then(|cache| cache.base_draft(&summary::base_version()).ok())
         .map(|draft| BaseSummary::new(base.layers.len(), draft));
     progress.start(&format!("reading base {}", base.name), 0);
+    let view = below.view.view()?;
     for (desc, diff_id) in base.layers.iter().zip(&below.diff_ids) {
-        let layer = below.view.layer_count();
+        let layer = view.layer_count();
         let scan = &mut below.scan;
         let mark = scan.mark();
-        let changes = below
-            .view
+        let changes = view
             .read_layer(blobs, desc, diff_id, &mut |path, data| {
                 let mut counted = CountingRead {
                     inner: data,
@@ -1012,7 +1058,7 @@ fn read_base(
         if let Some(summary) = &mut summary {
             summary.add(&changes, &below.scan.since(mark));
         }
-        below.view.apply(changes);
+        view.apply(changes);
     }
     progress.finish();
     if let (Some(cache), Some(summary)) = (cache, summary.and_then(BaseSummary::finish)) {
@@ -1095,7 +1141,7 @@ fn build_layers(
         let keyed = layers.key(index, stats.as_ref());
         if !*cache_only {
             layers.add(index, keyed, &mut below.view, *log)?;
-        } else if !layers.add_cached(index, keyed, &mut below.view, *log) {
+        } else if !layers.add_cached(index, keyed, &mut below.view, *log)? {
             let layer = &recipe.spec.layers[index].name;
             *missed = Some(format!("{} layer {layer}", recipe.spec.name));
             return Err(Error::Failed(format!(
@@ -1187,14 +1233,20 @@ fn runtime_config(
 
 /// Runs the seal on the merged filesystem and the runtime config, with the
 /// recipe's exceptions; a stale exception is the recipe's error.
-fn seal_check(recipe: &Recipe, below: &Below, runtime: &Config) -> Result<()> {
+fn seal_check(
+    recipe: &Recipe,
+    view: &View,
+    scan: &Scan,
+    labels: &[LayerLabel],
+    runtime: &Config,
+) -> Result<()> {
     let allow = &recipe.spec.seal.allow;
     let inputs = seal::Inputs {
-        view: &below.view,
+        view,
         config: (*runtime != Config::default()).then_some(runtime),
-        scan: &below.scan,
+        scan,
     };
-    let sealed = seal::check(&inputs, allow, &below.labels);
+    let sealed = seal::check(&inputs, allow, labels);
     if let Some(&i) = sealed.unused_allows.first() {
         let a = &allow[i];
         return Err(recipe

@@ -186,8 +186,8 @@ pub fn own_layers(
         )));
     }
     let below = read_base(old, base_blobs, None, progress, &|e| e)?;
-    let base_view = below.view.clone();
-    let mut view = below.view;
+    let mut view = below.view.into_view()?;
+    let base_view = view.clone();
     let mut own = Vec::new();
     for (desc, diff_id) in layers.iter().zip(&image_ids).skip(base_ids.len()) {
         let ann = desc.annotations().clone().unwrap_or_default();
@@ -279,6 +279,7 @@ pub fn rebase_image(
         )));
     }
     let mut below = read_base(new, &staging.blobs, None, progress, &|e| e)?;
+    let mut view = std::mem::take(&mut below.view).into_view()?;
     let mut refusals = Vec::new();
     if let Some(empty) = image.annotations().get(annotation::LAYERS_EMPTY) {
         refusals.push(format!(
@@ -293,7 +294,7 @@ pub fn rebase_image(
                 l.dependence()
             ));
         } else {
-            let differ = rebase::mismatches(&l.lookups, &below.view);
+            let differ = rebase::mismatches(&l.lookups, &view);
             if !differ.is_empty() {
                 refusals.push(format!(
                     "layer {}: would be planned differently on {}: {}",
@@ -303,13 +304,11 @@ pub fn rebase_image(
                 ));
             }
         }
-        let layer = below.view.layer_count();
+        let layer = view.layer_count();
         let scan = &mut below.scan;
-        below
-            .view
-            .apply_layer(image.blobs, &l.descriptor, &l.diff_id, &mut |path, data| {
-                scan.visit(path, layer, data)
-            })?;
+        view.apply_layer(image.blobs, &l.descriptor, &l.diff_id, &mut |path, data| {
+            scan.visit(path, layer, data)
+        })?;
         below.labels.push(LayerLabel {
             digest: l.descriptor.digest().to_string(),
             name: l.name.clone(),
@@ -325,13 +324,7 @@ pub fn rebase_image(
     }
     let runtime = runtime_on(image, old, new)?;
     let annotations = image.annotations();
-    seal_rebased(
-        &below.view,
-        &below.scan,
-        &below.labels,
-        &runtime,
-        &annotations,
-    )?;
+    seal_rebased(&view, &below.scan, &below.labels, &runtime, &annotations)?;
     let created = image.config.created().clone().unwrap_or_default();
     let history = image.config.history().clone().unwrap_or_default();
     let old_history = old.config.history().as_ref().map_or(0, Vec::len);

@@ -27,7 +27,7 @@ use crate::rootfs::meta::ImagePath;
 use crate::rootfs::{Change, Node, View};
 use crate::seal;
 use crate::seal::scan::Findings;
-use crate::store::cache::{CachedLayer, Summary};
+use crate::store::cache::Summary;
 
 /// A layer's summary, decoded whole: for comparing one a registry gave
 /// with what the layer reads back as.
@@ -95,18 +95,21 @@ impl LayerSummary {
         Some(LayerSummary { changes, findings })
     }
 
-    /// Applies the summary of `hit` to `view` as its next layer, if it was
-    /// made by this version and is whole, and returns its findings. Each
-    /// change goes into the view as it is decoded, never all of them held
-    /// at once; the body is checked whole first, so a bad one leaves the
-    /// view as it was.
-    pub fn apply_current(hit: &CachedLayer, view: &mut View) -> Option<Findings> {
-        let summary = hit.summary.as_ref()?;
+    /// The findings of `summary`, if it was made by this version and is
+    /// whole: what serving it needs before its changes are applied, if
+    /// they ever are ([`LayerSummary::apply_checked`]).
+    pub fn check_current(summary: &Summary) -> Option<Findings> {
         if summary.version != Self::version() {
             return None;
         }
-        check_body(&summary.body)?;
-        apply_part(&summary.body, view).map(|(findings, _)| findings)
+        check_body(&summary.body)
+    }
+
+    /// Applies `summary`, checked by [`LayerSummary::check_current`], to
+    /// `view` as its next layer. Each change goes into the view as it is
+    /// decoded, never all of them held at once.
+    pub fn apply_checked(summary: &Summary, view: &mut View) -> Option<()> {
+        apply_part(&summary.body, view).map(|_| ())
     }
 }
 
@@ -350,11 +353,10 @@ impl<W: Write> BaseSummary<W> {
     }
 }
 
-/// Applies the base summary `summary` (see [`BaseSummary`]) to `view`, its
-/// layers in turn as the view's next, if it was made by this version and
-/// holds `count` layers whole; returns each layer's findings, bottom first.
-/// The body is checked whole first: a bad one leaves the view as it was.
-pub fn apply_base(summary: &Summary, count: usize, view: &mut View) -> Option<Vec<Findings>> {
+/// Each layer's findings, bottom first, of the base summary `summary` (see
+/// [`BaseSummary`]), if it was made by this version and holds `count`
+/// layers whole; its changes are applied, if ever, by [`apply_base`].
+pub fn check_base(summary: &Summary, count: usize) -> Option<Vec<Findings>> {
     if summary.version != base_version() {
         return None;
     }
@@ -363,26 +365,28 @@ pub fn apply_base(summary: &Summary, count: usize, view: &mut View) -> Option<Ve
         return None;
     }
     let mut rest = layers;
-    for _ in 0..count {
-        rest = check_part(rest)?.1;
-    }
-    if !rest.is_empty() {
-        return None;
-    }
-    let mut rest = layers;
     let mut found = Vec::with_capacity(count);
     for _ in 0..count {
-        let (findings, after) = apply_part(rest, view)?;
+        let (findings, after) = check_part(rest)?;
         found.push(findings);
         rest = after;
     }
-    Some(found)
+    rest.is_empty().then_some(found)
+}
+
+/// Applies a base summary checked by [`check_base`] to `view`, a layer
+/// at a time, each change as it is decoded.
+pub fn apply_base(summary: &Summary, view: &mut View) -> Option<()> {
+    let (count, mut rest): (usize, _) = postcard::take_from_bytes(&summary.body).ok()?;
+    for _ in 0..count {
+        rest = apply_part(rest, view)?.1;
+    }
+    Some(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::Digest;
     use crate::rootfs::NodeKind;
     use crate::seal::scan::Found;
 
@@ -398,17 +402,6 @@ mod tests {
             gid: 0,
             layer: 3,
             capability: false,
-        }
-    }
-
-    fn hit(summary: Summary) -> CachedLayer {
-        CachedLayer {
-            digest: Digest::of(b"blob"),
-            size: 1,
-            diff_id: Digest::of(b"tar"),
-            entries: 4,
-            base_dependent: false,
-            summary: Some(summary),
         }
     }
 
@@ -483,8 +476,8 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         let mut streamed = lower();
-        let found = LayerSummary::apply_current(&hit(summary), &mut streamed);
-        assert_eq!(found, Some(findings()));
+        assert_eq!(LayerSummary::check_current(&summary), Some(findings()));
+        LayerSummary::apply_checked(&summary, &mut streamed).unwrap();
         assert_eq!(nodes(&streamed), nodes(&at_once));
         assert_eq!(streamed.layer_count(), at_once.layer_count());
         assert_eq!(streamed.content(&path("etc/passwd")), Some(&b"root\n"[..]));
@@ -492,10 +485,10 @@ mod tests {
     }
 
     /// A summary cut short, with bytes after it, or with a whiteout after
-    /// an entry (which streaming would apply wrongly) is not applied, and
-    /// leaves the view as it was: the layer is then read back.
+    /// an entry (which streaming would apply wrongly) does not check out:
+    /// it is never applied, and the layer is read back.
     #[test]
-    fn a_summary_not_whole_leaves_the_view_alone() {
+    fn a_summary_not_whole_is_refused() {
         let good = summary_of(&changes());
         let body = |changes: &[Change]| {
             let mut encoded = EncodedChanges::new(changes.len(), Vec::new());
@@ -563,21 +556,14 @@ mod tests {
             ("summary 4's encoding", with(plain)),
         ] {
             assert_eq!(LayerSummary::decode(&bad), None, "{what}");
-            let mut view = lower();
-            assert_eq!(
-                LayerSummary::apply_current(&hit(bad), &mut view),
-                None,
-                "{what}"
-            );
-            assert_eq!(nodes(&view), nodes(&lower()), "{what}");
-            assert_eq!(view.layer_count(), 1, "{what}");
+            assert_eq!(LayerSummary::check_current(&bad), None, "{what}");
         }
     }
 
     /// A base's summary, written a layer at a time, applies as its
     /// layers' changes do (the upper one's whiteouts hiding the lower
     /// one's files), with each layer's findings; one cut short, longer,
-    /// of another layer count or another version leaves the view alone.
+    /// of another layer count or another version is refused.
     #[test]
     fn a_base_summary_applies_as_its_layers_do() {
         let bottom: Vec<Change> = vec![
@@ -612,8 +598,9 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         let mut streamed = View::new();
-        let found = apply_base(&good, 2, &mut streamed);
+        let found = check_base(&good, 2);
         assert_eq!(found, Some(vec![Findings::default(), findings()]));
+        apply_base(&good, &mut streamed).unwrap();
         assert_eq!(nodes(&streamed), nodes(&at_once));
         assert_eq!(streamed.layer_count(), 2);
         assert!(streamed.get(&path("srv/b")).is_none() && streamed.get(&path("opt/x")).is_none());
@@ -635,10 +622,7 @@ mod tests {
             ("another version", &other, 2),
             ("another layer count", &good, 3),
         ] {
-            let mut view = lower();
-            assert_eq!(apply_base(bad, count, &mut view), None, "{what}");
-            assert_eq!(nodes(&view), nodes(&lower()), "{what}");
-            assert_eq!(view.layer_count(), 1, "{what}");
+            assert_eq!(check_base(bad, count), None, "{what}");
         }
     }
 

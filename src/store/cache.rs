@@ -209,10 +209,13 @@ impl Summary {
     }
 }
 
+/// What a verdict's file says: the key says on what.
+const VERDICT: &str = "passed";
+
 impl Cache {
     /// Opens (creating) the cache at `root`.
     pub fn open(root: &Path) -> Result<Cache> {
-        for dir in ["layers", "stat", "bases", "attestations"] {
+        for dir in ["layers", "stat", "bases", "attestations", "verdicts"] {
             std::fs::create_dir_all(root.join(dir))
                 .context(|| format!("creating cache directory {}", root.join(dir).display()))?;
         }
@@ -436,6 +439,22 @@ impl Cache {
         self.put_summary("attestations", key, summary)
     }
 
+    /// Whether a build passed its checks and seal on what `key` names
+    /// (see `pipeline::verdict_key`).
+    pub fn verdict(&self, key: &Digest) -> bool {
+        self.summary("verdicts", key)
+            .is_some_and(|s| s.version == VERDICT && s.body.is_empty())
+    }
+
+    /// Records that a build passed its checks and seal on what `key` names.
+    pub fn put_verdict(&self, key: &Digest) -> Result<()> {
+        let passed = Summary {
+            version: VERDICT.into(),
+            body: Vec::new(),
+        };
+        self.put_summary("verdicts", key, &passed)
+    }
+
     /// Bytes and files the cache holds.
     pub fn usage(&self) -> Result<Usage> {
         let mut usage = Usage::default();
@@ -460,7 +479,14 @@ impl Cache {
     /// use.
     pub fn prune(&self) -> Result<Usage> {
         let before = self.usage()?;
-        for dir in ["blobs", "layers", "stat", "bases", "attestations"] {
+        for dir in [
+            "blobs",
+            "layers",
+            "stat",
+            "bases",
+            "attestations",
+            "verdicts",
+        ] {
             let path = self.root.join(dir);
             if path.exists() {
                 std::fs::remove_dir_all(&path)
