@@ -422,8 +422,10 @@ impl Linkable {
 /// resolved here against the same state.
 struct Reading<'a> {
     below: &'a View,
-    /// Paths put so far.
+    /// Paths put so far: repacked as it grows ([`repack_grown`]), as a
+    /// layer's paths mostly come in order and it holds one per entry.
     seen: BTreeMap<ImagePath, Put>,
+    seen_repack_at: usize,
     /// The targets of the symlinks among them.
     symlinks: BTreeMap<ImagePath, String>,
     /// Lower paths removed, with everything below them.
@@ -458,6 +460,7 @@ impl<'a> Reading<'a> {
         Reading {
             below,
             seen: BTreeMap::new(),
+            seen_repack_at: 0,
             symlinks: BTreeMap::new(),
             gone: Default::default(),
             emptied: Default::default(),
@@ -636,6 +639,7 @@ impl<'a> Reading<'a> {
             cleared: !dir || was_cleared,
         };
         let before = self.seen.insert(path.clone(), put);
+        repack_grown(&mut self.seen, &mut self.seen_repack_at);
         // What this layer put below a non-directory is gone too: below
         // the directory it put there, or one it left implied.
         if !dir
