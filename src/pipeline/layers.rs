@@ -851,8 +851,13 @@ fn serve(
     let stat = cache.blob_stat(&hit.digest)?;
     cache.copy_layer_to(hit, blobs).ok()?;
     let layer_index = lower.layer_count();
-    let current = hit.summary.as_ref().and_then(LayerSummary::check_current);
-    if let (Some(findings), Some(summary)) = (current, hit.summary.take()) {
+    // The summary goes to the view, or, made under another version, is
+    // of no more use: the layer is read back below and summarised anew.
+    let checked = hit
+        .summary
+        .take()
+        .and_then(|s| Some((LayerSummary::check_current(&s)?, s)));
+    if let Some((findings, summary)) = checked {
         lower.defer_layer(summary);
         let check = (!cache.blob_checked(&hit.digest, &stat)).then(|| {
             let store = blobs.clone();
