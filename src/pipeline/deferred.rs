@@ -74,3 +74,86 @@ impl Deferred {
         Ok(self.view)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::summary::{BaseSummary, at_layer, base_version};
+    use crate::rootfs::changes::Changes;
+    use crate::rootfs::meta::ImagePath;
+    use crate::rootfs::{Change, Node, NodeKind};
+    use crate::seal::scan::Findings;
+
+    fn path(p: &str) -> ImagePath {
+        ImagePath::from_rel(p).unwrap()
+    }
+
+    fn put(p: &str, kind: NodeKind) -> Change {
+        let node = Node {
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            layer: 0,
+            capability: false,
+        };
+        Change::Put(path(p), node, None)
+    }
+
+    fn layer(changes: &[Change]) -> Summary {
+        let body = LayerSummary::encode(changes, &Findings::default(), Vec::new()).unwrap();
+        Summary {
+            version: LayerSummary::version(),
+            body,
+        }
+    }
+
+    fn nodes(view: &View) -> Vec<(ImagePath, Node)> {
+        view.iter().map(|(p, n)| (p.clone(), n.clone())).collect()
+    }
+
+    /// Summaries taken count as layers at once, and go into the view only
+    /// when it is asked for, in the order taken, each as its own layer: the
+    /// view is the one their changes make applied in turn.
+    #[test]
+    fn summaries_go_into_the_view_in_order_when_it_is_asked_for() {
+        let base = vec![
+            put("srv", NodeKind::Dir),
+            put("srv/a", NodeKind::File { size: 1 }),
+        ];
+        let upper = vec![
+            Change::Whiteout(path("srv/a")),
+            put("srv/b", NodeKind::File { size: 2 }),
+        ];
+        let top = vec![put("srv/a", NodeKind::File { size: 3 })];
+        let mut summary = BaseSummary::new(1, Vec::new());
+        summary.add(&Changes::from(base.clone()), &Findings::default());
+        let base_summary = Summary {
+            version: base_version(),
+            body: summary.finish().unwrap(),
+        };
+
+        let mut deferred = Deferred::default();
+        deferred.defer_base(base_summary, 1);
+        deferred.defer_layer(layer(&upper));
+        assert_eq!(deferred.layer_count(), 2);
+        deferred.defer_layer(layer(&top));
+        assert_eq!(deferred.layer_count(), 3);
+
+        let mut applied = View::new();
+        for (i, changes) in [base, upper, top].into_iter().enumerate() {
+            applied.apply(
+                changes
+                    .into_iter()
+                    .map(|c| at_layer(c, i))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let view = deferred.view().unwrap();
+        assert_eq!(nodes(view), nodes(&applied));
+        assert_eq!(view.get(&path("srv/a")).map(|n| n.layer), Some(2));
+        assert_eq!(view.get(&path("srv/b")).map(|n| n.layer), Some(1));
+        assert_eq!(deferred.layer_count(), 3);
+        assert_eq!(deferred.into_view().unwrap().layer_count(), 3);
+    }
+}
