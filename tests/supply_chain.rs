@@ -329,6 +329,106 @@ fn an_sbom_lists_each_own_file_as_the_image_last_wrote_it() {
     assert_eq!(contained, ids);
 }
 
+/// `ingot build RECIPE -o OUT --cache CACHE`, not quiet: the digest and
+/// what the build logged.
+fn build_logged(recipe: &Path, out: &Path, cache: &Path) -> (String, String) {
+    let output = run(ingot()
+        .arg("build")
+        .arg(recipe)
+        .arg("-o")
+        .arg(out)
+        .arg("--cache")
+        .arg(cache));
+    assert!(output.status.success(), "ingot build: {}", stderr(&output));
+    (stdout(&output).trim().to_string(), stderr(&output))
+}
+
+/// A build makes the SBOM from the files of its own layers as it hashed
+/// them writing each (or, for one served from the cache, as the cache
+/// filed them then), reading nothing back: it says what `ingot sbom`
+/// reading the image says, byte for byte, over every step kind
+/// (copy-ups, an extracted tree with its hardlinks, whiteouts, a
+/// directory replaced), over package databases the recipe writes (dpkg's
+/// `status.d`, apk's `installed`) and over a `recipe:` base, whose layers
+/// are the image's own. Without the filed lists, it reads the image back,
+/// to the same bytes.
+#[test]
+fn an_sbom_made_as_the_layers_are_written_is_the_one_read_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let same_as_read_back = |recipe: &Path, name: &str, cache: &Path, how: &str| {
+        let out = tmp.path().join(name);
+        let (digest, log) = build_logged(recipe, &out, cache);
+        assert!(log.contains(how), "{name}: {log}");
+        let sbom = attached(&out, &digest, SPDX);
+        assert_eq!(
+            sbom_of(&format!("oci:{}", out.display()), &[]),
+            sbom,
+            "{name}"
+        );
+        json(&sbom)
+    };
+    const WRITTEN: &str = "files as hashed when written";
+    const READ_BACK: &str = "reading the image back";
+
+    let everything = common::example("everything");
+    let doc = same_as_read_back(&everything, "everything", &tmp.path().join("c1"), WRITTEN);
+    let files = doc["files"].as_array().unwrap().len();
+    assert!(files > 5, "{files} files listed");
+
+    let lower = tmp.path().join("lower/recipe.yaml");
+    std::fs::create_dir_all(lower.parent().unwrap()).unwrap();
+    std::fs::write(
+        &lower,
+        "name: lower\nversion: '1'\nbase: scratch\nlayers:\n\
+         \x20 - name: one\n    steps:\n\
+         \x20     - file: { dest: /var/lib/dpkg/status.d/tool, content: \"Package: tool\\nVersion: 1.0-1\\nArchitecture: amd64\\n\" }\n\
+         \x20     - file: { dest: /lib/apk/db/installed, content: \"P:musl\\nV:1.2.4-r2\\nA:x86_64\\nL:MIT\\n\\n\" }\n\
+         \x20     - file: { dest: /srv/x, content: one }\n\
+         \x20     - file: { dest: /srv/gone, content: g }\n",
+    )
+    .unwrap();
+    let upper = tmp.path().join("upper/recipe.yaml");
+    std::fs::create_dir_all(upper.parent().unwrap()).unwrap();
+    let write_upper = |x: &str| {
+        std::fs::write(
+            &upper,
+            format!(
+                "name: upper\nversion: '1'\nbase: recipe:../lower/recipe.yaml\nlayers:\n\
+                 \x20 - name: two\n    steps:\n\
+                 \x20     - file: {{ dest: /srv/x, content: {x} }}\n\
+                 \x20     - remove: {{ path: /srv/gone }}\n\
+                 \x20     - symlink: {{ path: /srv/y, target: x }}\n"
+            ),
+        )
+        .unwrap()
+    };
+    write_upper("two");
+    let cache = tmp.path().join("c2");
+    let doc = same_as_read_back(&upper, "cold", &cache, WRITTEN);
+    let names: Vec<String> = purls(&doc).into_iter().map(|(n, _)| n).collect();
+    assert!(
+        names.contains(&"tool".to_string()) && names.contains(&"musl".to_string()),
+        "{names:?}"
+    );
+    let listed: Vec<&str> = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fileName"].as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&"./srv/x"), "{listed:?}");
+    assert!(!listed.contains(&"./srv/gone"), "{listed:?}");
+
+    // The base's layer served from the cache: its files as filed.
+    write_upper("three");
+    same_as_read_back(&upper, "warm", &cache, WRITTEN);
+    // Nothing filed: the image is read back.
+    std::fs::remove_dir_all(cache.join("files")).unwrap();
+    std::fs::create_dir(cache.join("files")).unwrap();
+    write_upper("four");
+    same_as_read_back(&upper, "unfiled", &cache, READ_BACK);
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))

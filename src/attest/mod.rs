@@ -6,6 +6,7 @@
 //! (the same build) always gives the same bytes; the pipeline attaches
 //! them to the image as OCI referrers.
 
+pub mod files;
 pub mod provenance;
 pub mod sbom;
 

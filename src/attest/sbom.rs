@@ -28,7 +28,7 @@ use serde::Serialize;
 use super::{URI_BASE, VERSION};
 use crate::base::stemcell;
 use crate::diff::Side;
-use crate::diff::tree::{self, OwnFile};
+use crate::diff::tree::{self, OwnFile, Owned};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::identity::DigestOf;
@@ -57,6 +57,13 @@ pub fn sbom_to(side: &Side, progress: &Progress, out: &mut dyn std::io::Write) -
     let diff_ids = side.diff_ids()?;
     let own_from = own_layers(side);
     let owned = tree::owned(side, &diff_ids, own_from, progress)?;
+    sbom_of(side, &owned, out)
+}
+
+/// The SBOM of the image `side`, whose files are `owned` (read from it
+/// by [`tree::owned`], or as the build that made it wrote them), written
+/// to `out`.
+pub fn sbom_of(side: &Side, owned: &Owned, out: &mut dyn std::io::Write) -> Result<()> {
     let installed = installed(&owned.databases);
     let document = document(side, &installed, &owned.files);
     let mut out = std::io::BufWriter::new(out);
@@ -74,8 +81,16 @@ pub fn sbom_to(side: &Side, progress: &Progress, out: &mut dyn std::io::Write) -
 /// a `recipe:` base counts that base's layers as its own; a foreign image
 /// has none.
 pub fn own_layers(side: &Side) -> usize {
-    let marked = side
-        .layers
+    own_layers_of(side.layers, side.annotations)
+}
+
+/// [`own_layers`] of an image by its manifest's `layers` and
+/// `annotations`.
+pub fn own_layers_of(
+    layers: &[oci_spec::image::Descriptor],
+    annotations: Option<&std::collections::HashMap<String, String>>,
+) -> usize {
+    let marked = layers
         .iter()
         .rev()
         .take_while(|d| {
@@ -84,14 +99,13 @@ pub fn own_layers(side: &Side) -> usize {
                 .is_some_and(|a| a.contains_key(annotation::LAYER_NAME))
         })
         .count();
-    let top = side.layers.len() - marked;
-    let stemcell = side
-        .annotations
+    let top = layers.len() - marked;
+    let stemcell = annotations
         .and_then(|a| a.get(annotation::BASE_NAME))
         .and_then(|name| stemcell::pinned(name))
         .and_then(|(name, version)| stemcell::layer_count(name, version));
     match stemcell {
-        Some(below) if below <= side.layers.len() => below.max(top),
+        Some(below) if below <= layers.len() => below.max(top),
         _ => top,
     }
 }

@@ -124,7 +124,6 @@ pub struct OwnFile {
 }
 
 impl OwnFile {
-    #[cfg(test)]
     pub fn new(path: ImagePath, sha256: Digest, sha1: [u8; 20]) -> OwnFile {
         OwnFile {
             path,
@@ -187,7 +186,21 @@ pub fn owned(
             databases.insert(path.clone(), found);
         }
     }
-    // Of a path's writes, the last read sorts first, and stays.
+    Ok(Owned {
+        files: surviving(files, &view, own_from),
+        databases,
+    })
+}
+
+/// Of `files`, in the order their layers wrote them, those the merged
+/// filesystem `view` has: the last write of each path, if it is a regular
+/// file an own layer (from `own_from` up) wrote. Sorted by path.
+pub(crate) fn surviving(mut files: Vec<OwnFile>, view: &View, own_from: usize) -> Vec<OwnFile> {
+    for (i, file) in files.iter_mut().enumerate() {
+        // A list longer than u32 has failed to be made before this.
+        file.written = u32::try_from(i).unwrap_or(u32::MAX);
+    }
+    // Of a path's writes, the last sorts first, and stays.
     files.sort_unstable_by(|a, b| a.path.cmp(&b.path).then(b.written.cmp(&a.written)));
     files.dedup_by(|later, first| later.path == first.path);
     files.retain(|f| {
@@ -195,7 +208,7 @@ pub fn owned(
             .is_some_and(|n| matches!(n.kind, NodeKind::File { .. }) && n.layer >= own_from)
     });
     files.shrink_to_fit();
-    Ok(Owned { files, databases })
+    files
 }
 
 /// An image's layers read so far.

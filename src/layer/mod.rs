@@ -176,7 +176,9 @@ fn join(parent: &str, name: &str) -> String {
 
 /// Sees the content of each regular file as it is written into a layer.
 pub trait ContentSink {
-    fn begin(&mut self, path: &str);
+    /// A file begins: its entry's path, shared, so that a sink keeping
+    /// it need not copy it.
+    fn begin(&mut self, path: &Arc<str>);
     fn data(&mut self, chunk: &[u8]);
     fn end(&mut self);
 }

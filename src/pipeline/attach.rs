@@ -7,10 +7,12 @@
 //!   index gives the same bytes), and one provenance about the index,
 //!   which is what the build made from one recipe and one set of inputs.
 //!
-//! The SBOM is made from the staged image alone, as `ingot sbom` makes it
-//! from any image; the provenance from the build's inputs. Both are
-//! deterministic, so an unchanged build attaches the same artifacts and
-//! leaves the layout unchanged.
+//! The SBOM says what `ingot sbom` says of the staged image: made from
+//! the image's files as the build hashed them writing its layers (or as
+//! the cache filed them when a build wrote them), else from the image read
+//! back; the provenance from the build's inputs. Both are deterministic,
+//! so an unchanged build attaches the same artifacts and leaves the layout
+//! unchanged.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,6 +22,7 @@ use super::platforms::Output;
 use super::{Built, Context};
 use crate::attest::{provenance, sbom};
 use crate::diff::Side;
+use crate::diff::tree::Owned;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::artifact::Artifact;
@@ -28,7 +31,7 @@ use crate::image::provenance::platforms_value;
 use crate::lock::{PackageSet, Pin};
 use crate::recipe::{MAX_RECIPE_SIZE, Recipe};
 use crate::store::BlobRef;
-use crate::store::cache::Summary;
+use crate::store::cache::{Cache, Summary};
 use crate::store::file::{self, Links};
 use crate::store::referrers::{self, Referrer};
 
@@ -36,13 +39,16 @@ use crate::store::referrers::{self, Referrer};
 pub(super) fn referrers(
     recipe: &Recipe,
     built: &Output,
-    ctx: &Context,
+    ctx: &mut Context,
     pins: &[Pin],
     packages: &[PackageSet],
 ) -> Result<Vec<Referrer>> {
     let mut out = Vec::new();
     for image in built.images() {
-        let document = image_sbom(recipe, image, ctx)?;
+        let document = match image.sbom {
+            Some(made) => made,
+            None => image_sbom(recipe, image, ctx, |_| Ok(None))?,
+        };
         let subject = descriptor(image.manifest, MediaType::ImageManifest);
         // The document is in the staging store already.
         out.push(referrers::put_stored(
@@ -81,12 +87,18 @@ fn descriptor(blob: BlobRef, media_type: MediaType) -> Descriptor {
     Descriptor::new(media_type, blob.size, blob.digest.to_oci())
 }
 
-/// The SBOM of one staged image, written into the staging store: read
-/// back as any image is, or as the cache kept it for the same image: an
-/// SBOM depends on the image's content (its manifest digest), its name and
-/// this ingot alone, so a warm build that makes the same image does not
-/// read its layers again. Never held in memory whole.
-fn image_sbom(recipe: &Recipe, image: &Built, ctx: &Context) -> Result<BlobRef> {
+/// The SBOM of one staged image, written into the staging store: made
+/// from its files as `own` gives them (see [`write_sbom`]), or as the
+/// cache kept it for the same image: an SBOM depends on the image's
+/// content (its manifest digest), its name and this ingot alone, so a warm
+/// build that makes the same image neither reads its layers again nor
+/// asks `own`. Never held in memory whole.
+pub(super) fn image_sbom(
+    recipe: &Recipe,
+    image: &Built,
+    ctx: &mut Context,
+    own: impl FnOnce(Option<&Cache>) -> Result<Option<Owned>>,
+) -> Result<BlobRef> {
     let reference = format!("{}:{}", recipe.spec.name, recipe.spec.version);
     let key = Digest::of(format!("sbom\n{}\n{reference}", image.manifest.digest).as_bytes());
     let version = format!("sbom, ingot {}", crate::attest::VERSION);
@@ -107,7 +119,8 @@ fn image_sbom(recipe: &Recipe, image: &Built, ctx: &Context) -> Result<BlobRef> 
         .blobs
         .writer()
         .map_err(|e| Error::Failed(format!("{reference}: writing the SBOM: {e}")))?;
-    write_sbom(&reference, image, ctx, &mut writer)?;
+    let owned = own(ctx.cache.as_ref())?;
+    write_sbom(&reference, image, ctx, owned.as_ref(), &mut writer)?;
     let document = writer
         .commit()
         .map_err(|e| Error::Failed(format!("{reference}: writing the SBOM: {e}")))?;
@@ -149,11 +162,15 @@ fn kept_intact(cache: &crate::store::cache::Cache, blob: &BlobRef) -> bool {
     intact
 }
 
-/// The SBOM of one staged image, read back as any image is, into `out`.
+/// The SBOM of one staged image into `out`: from its files as the build
+/// that made it has them (`owned`: when it has every own layer's), else
+/// read back as any image is. Either way the same bytes (`ingot sbom` of
+/// the image gives them).
 fn write_sbom(
     reference: &str,
     image: &Built,
-    ctx: &Context,
+    ctx: &mut Context,
+    owned: Option<&Owned>,
     out: &mut dyn std::io::Write,
 ) -> Result<()> {
     let bytes = ctx
@@ -172,7 +189,18 @@ fn write_sbom(
         index: None,
         blobs: ctx.blobs,
     };
-    sbom::sbom_to(&side, ctx.progress, out)
+    match owned {
+        Some(owned) => {
+            (ctx.log)(&format!("sbom {reference}: files as hashed when written"));
+            sbom::sbom_of(&side, owned, out)
+        }
+        None => {
+            (ctx.log)(&format!(
+                "sbom {reference}: reading the image back (an own layer's files were not hashed as it was written)"
+            ));
+            sbom::sbom_to(&side, ctx.progress, out)
+        }
+    }
 }
 
 /// The provenance of the build, about `subject`.

@@ -18,7 +18,10 @@ use super::deferred::Deferred;
 use super::rebase::Donor;
 use super::summary::{EncodedChanges, LayerSummary, at_layer, hiding_first};
 use super::{Log, copyup, extract, key, packages, plan};
+use crate::attest;
+use crate::attest::files::Hashing;
 use crate::base::BaseImage;
+use crate::diff::tree::OwnFile;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::media::LayerCompression;
@@ -54,6 +57,10 @@ pub struct FinishedLayer {
     pub reused: bool,
     /// What its `packages` step installed.
     pub packages: Option<packages::Report>,
+    /// Its regular files, hashed as they were written, when the build
+    /// hashes them for its SBOM and wrote the layer (not when it was
+    /// served).
+    pub files: Option<Vec<OwnFile>>,
 }
 
 /// The layers of one recipe, in flight.
@@ -77,6 +84,7 @@ pub struct Layers<'a> {
     closures: &'a packages::Closures,
     debs: packages::Debs<'a>,
     donor: Option<&'a Donor>,
+    hash_files: bool,
 }
 
 /// What the layers are built with.
@@ -93,6 +101,9 @@ pub struct Setup<'a> {
     pub debs: packages::Debs<'a>,
     /// The image `rebase --recipe` keeps the layers of that it may.
     pub donor: Option<&'a Donor>,
+    /// Hash each file a layer written holds, for the SBOM
+    /// ([`FinishedLayer::files`]).
+    pub hash_files: bool,
 }
 
 impl<'a> Layers<'a> {
@@ -120,6 +131,7 @@ impl<'a> Layers<'a> {
             closures: setup.closures,
             debs: setup.debs,
             donor: setup.donor,
+            hash_files: setup.hash_files,
         }
     }
 
@@ -461,6 +473,7 @@ impl<'a> Layers<'a> {
             compression: self.compression,
             progress: self.progress.clone(),
             layer_index,
+            hash_files: self.hash_files,
             staging: staging
                 .into_iter()
                 .chain(copied_up.map(|c| c.dir))
@@ -625,14 +638,14 @@ fn finish_slot(
     log: Log,
 ) -> Result<FinishedLayer> {
     let key = slot.key;
-    let (layer, findings, cached) = match slot.state.finish() {
+    let (layer, findings, cached, files) = match slot.state.finish() {
         Outcome::Cached(hit, findings) => {
             let how = if slot.reused { "reused" } else { "cached" };
             log(&format!(
                 "layer {}: {how}, {} entries, {} bytes, {}",
                 slot.name, hit.entries, hit.size, hit.digest
             ));
-            (hit, findings, true)
+            (hit, findings, true, None)
         }
         Outcome::Written(result) => {
             let done = result.context(|| format!("writing layer {:?}", slot.name))?;
@@ -640,6 +653,9 @@ fn finish_slot(
                 "layer {}: {} entries, {} bytes, {}",
                 slot.name, done.built.entries, done.built.size, done.built.digest
             ));
+            if let (Some(cache), Some(files)) = (cache, &done.files) {
+                attest::files::file(cache, &done.built.diff_id, files);
+            }
             if let (Some(cache), Some(key)) = (cache, &slot.key) {
                 match cache.put_layer(key, &done.built, done.summary, blobs) {
                     // Written through a hash a moment ago.
@@ -651,7 +667,7 @@ fn finish_slot(
                     Err(e) => log(&format!("warning: not cached: {e}")),
                 }
             }
-            (done.built, done.findings, false)
+            (done.built, done.findings, false, done.files)
         }
     };
     Ok(FinishedLayer {
@@ -665,6 +681,7 @@ fn finish_slot(
         key,
         reused: slot.reused,
         packages: slot.packages,
+        files,
     })
 }
 
@@ -702,7 +719,7 @@ enum SlotState {
         /// cache, or if they could not be: the layer is then cached
         /// without one).
         summary: Option<SummaryDraft>,
-        handle: JoinHandle<io::Result<(layer::Layer, Findings, usize)>>,
+        handle: JoinHandle<io::Result<WriteDone>>,
     },
     Done(io::Result<Written>),
 }
@@ -713,6 +730,7 @@ struct Written {
     /// Its summary, to be filed with it.
     summary: Option<SummaryDraft>,
     findings: Findings,
+    files: Option<Vec<OwnFile>>,
 }
 
 impl Slot {
@@ -753,17 +771,18 @@ impl SlotState {
                 let result = handle
                     .join()
                     .unwrap_or_else(|_| Err(io::Error::other("the layer writer panicked")));
-                Outcome::Written(result.map(|(written, findings, entries)| Written {
+                Outcome::Written(result.map(|done| Written {
                     built: CachedLayer {
-                        digest: written.digest,
-                        size: written.size,
-                        diff_id: written.diff_id,
-                        entries,
+                        digest: done.layer.digest,
+                        size: done.layer.size,
+                        diff_id: done.layer.diff_id,
+                        entries: done.entries,
                         base_dependent,
                         summary: None,
                     },
-                    summary: summary.and_then(|s| LayerSummary::end_with(s, &findings)),
-                    findings,
+                    summary: summary.and_then(|s| LayerSummary::end_with(s, &done.findings)),
+                    findings: done.findings,
+                    files: done.files,
                 }))
             }
         }
@@ -779,20 +798,32 @@ struct WriteJob {
     compression: LayerCompression,
     progress: Progress,
     layer_index: usize,
+    hash_files: bool,
     /// Package and copied-up contents the entries point into, removed
     /// once written.
     staging: Vec<WorkDir>,
 }
 
+/// What a layer's writer made: the layer, the seal's findings in it, its
+/// entry count and, when asked for, its files' hashes.
+struct WriteDone {
+    layer: layer::Layer,
+    findings: Findings,
+    entries: usize,
+    files: Option<Vec<OwnFile>>,
+}
+
 impl WriteJob {
-    /// Writes and stores the layer blob, scanning its content for the seal;
-    /// returns the layer, its findings and its entry count.
-    fn run(self, mut writer: BlobWriter) -> io::Result<(layer::Layer, Findings, usize)> {
+    /// Writes and stores the layer blob, scanning its content for the seal
+    /// (and hashing each file, when asked).
+    fn run(self, mut writer: BlobWriter) -> io::Result<WriteDone> {
         let mut scan = Scan::default();
         let mark = scan.mark();
         let mut scan_sink = seal::scan::LayerScan::new(&mut scan, self.layer_index);
+        let mut hashing = self.hash_files.then(|| Hashing::with_capacity(self.count));
         let mut sink = Counting {
             inner: &mut scan_sink,
+            hashing: hashing.as_mut(),
             progress: &self.progress,
         };
         let fed = &self.runs;
@@ -812,7 +843,12 @@ impl WriteJob {
         )?;
         writer.commit()?;
         drop(self.staging);
-        Ok((written, scan.since(mark), self.count))
+        Ok(WriteDone {
+            layer: written,
+            findings: scan.since(mark),
+            entries: self.count,
+            files: hashing.and_then(Hashing::into_files),
+        })
     }
 }
 
@@ -932,24 +968,36 @@ pub fn remote_version() -> String {
     )
 }
 
-/// Passes content on, counting files and bytes for the progress line.
+/// Passes content on to the seal's scan and, when the build hashes its
+/// files, to their hashing, counting files and bytes for the progress
+/// line.
 struct Counting<'a> {
     inner: &'a mut dyn layer::ContentSink,
+    hashing: Option<&'a mut Hashing>,
     progress: &'a Progress,
 }
 
 impl layer::ContentSink for Counting<'_> {
-    fn begin(&mut self, path: &str) {
+    fn begin(&mut self, path: &std::sync::Arc<str>) {
         self.inner.begin(path);
+        if let Some(hashing) = &mut self.hashing {
+            hashing.begin(path);
+        }
     }
 
     fn data(&mut self, chunk: &[u8]) {
         self.progress.advance(chunk.len() as u64);
         self.inner.data(chunk);
+        if let Some(hashing) = &mut self.hashing {
+            hashing.data(chunk);
+        }
     }
 
     fn end(&mut self) {
         self.progress.advance_file();
         self.inner.end();
+        if let Some(hashing) = &mut self.hashing {
+            hashing.end();
+        }
     }
 }

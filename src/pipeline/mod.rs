@@ -29,13 +29,15 @@ pub mod rebase;
 mod record;
 pub mod summary;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use oci_spec::image::{Config, Descriptor, ImageConfiguration};
 
+use crate::attest::{files, sbom};
 use crate::base::{self, BaseImage, BaseRef, RecipeBuilder, Resolver, base_error, stemcell};
+use crate::diff::tree::{OwnFile, Owned};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::assemble::{Assembled, Lower, NewLayer, assemble};
@@ -252,6 +254,7 @@ fn build_with(
         ctx.resolve = packages::Resolve::Locked;
     }
     ctx.donor = donor;
+    ctx.attesting = emit.attest.then(|| recipe.file.clone());
     let built = platforms::build(recipe, &mut ctx)?;
     ctx.save_stats();
     keep_only_referenced(&staging.blobs, &built)?;
@@ -263,7 +266,7 @@ fn build_with(
         check_lock(recipe, &pins, ctx.lock_digest)?;
     }
     let referrers = if emit.attest {
-        let referrers = attach::referrers(recipe, &built, &ctx, &pins, &packages)?;
+        let referrers = attach::referrers(recipe, &built, &mut ctx, &pins, &packages)?;
         // What the SBOM's cached blob was checked as, for the next build.
         if let Some(cache) = &ctx.cache {
             let _ = cache.save_checked();
@@ -541,6 +544,10 @@ struct Context<'a> {
     /// The image `rebase --recipe` keeps layers of, for the root recipe's
     /// layers only.
     donor: Option<&'a rebase::Donor>,
+    /// The root recipe's file, when the build attaches an SBOM: every
+    /// layer the build writes hashes its files for it as it goes (a
+    /// `recipe:` base's are the image's own too).
+    attesting: Option<PathBuf>,
 }
 
 impl<'a> Context<'a> {
@@ -593,6 +600,7 @@ impl<'a> Context<'a> {
             remote: sources.remote_cache.clone().filter(|_| cache.is_some()),
             remote_moved: CacheReport::default(),
             donor: None,
+            attesting: None,
             cache,
         })
     }
@@ -788,6 +796,9 @@ struct Built {
     platform: Platform,
     base_name: String,
     reports: Vec<LayerReport>,
+    /// Its SBOM in the staging store, made as the build finished it
+    /// when the build attests.
+    sbom: Option<BlobRef>,
 }
 
 impl Built {
@@ -868,7 +879,11 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
     let created = image::rfc3339(ctx.settings.epoch);
     let mut new_layers = Vec::with_capacity(finished.len());
     let mut reports = Vec::with_capacity(finished.len());
-    for layer in finished {
+    let mut hashed = BTreeMap::new();
+    for mut layer in finished {
+        if let Some(files) = layer.files.take() {
+            hashed.insert(layer.layer_index, files);
+        }
         lower.scan.extend(layer.findings.clone(), layer.layer_index);
         lower.labels.push(LayerLabel {
             digest: layer.layer.digest.to_string(),
@@ -917,7 +932,55 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
         annotations,
     )
     .map_err(Error::Failed)?;
-    store(assembled, ctx.blobs, platform, base.name, reports).map(Some)
+    let own_from = sbom::own_layers_of(
+        assembled.layers(),
+        assembled.manifest.annotations().as_ref(),
+    );
+    let mut built = store(assembled, ctx.blobs, platform, base.name, reports)?;
+    // The SBOM is made now, while the build holds its view of the image.
+    if ctx.attesting.as_ref() == Some(&recipe.file) {
+        let view = &mut lower.view;
+        let own = |cache: Option<&Cache>| own_as_built(&built, own_from, hashed, view, cache);
+        built.sbom = Some(attach::image_sbom(recipe, &built, ctx, own)?);
+    }
+    Ok(Some(built))
+}
+
+/// What the SBOM of `image` needs of its files, from its build: the lists
+/// of every own layer (from `own_from` up), as written now (`hashed`) or
+/// filed in the cache when it was, settled against the build's `view`.
+/// None sends the SBOM to read the image back.
+fn own_as_built(
+    image: &Built,
+    own_from: usize,
+    mut hashed: BTreeMap<usize, Vec<OwnFile>>,
+    view: &mut Deferred,
+    cache: Option<&Cache>,
+) -> Result<Option<Owned>> {
+    let view = view.view()?;
+    let count = image.layers.len();
+    if view.layer_count() != count {
+        return Ok(None);
+    }
+    let diff_ids = image.config.rootfs().diff_ids();
+    let mut layers = Vec::with_capacity(count.saturating_sub(own_from));
+    for i in own_from..count {
+        let list = match hashed.remove(&i) {
+            Some(list) => list,
+            None => {
+                let diff_id = diff_ids.get(i).and_then(|d| d.parse::<Digest>().ok());
+                let filed = cache
+                    .zip(diff_id)
+                    .and_then(|(cache, diff_id)| files::filed(cache, &diff_id, view, i));
+                match filed {
+                    Some(list) => list,
+                    None => return Ok(None),
+                }
+            }
+        };
+        layers.push(list);
+    }
+    Ok(Some(files::owned_as_built(view, own_from, layers)))
 }
 
 /// The platform the recipe builds for: its base's, which must be the one
@@ -1114,6 +1177,7 @@ fn build_layers(
         missed,
         remote,
         donor,
+        attesting,
         ..
     } = ctx;
     let setup = Setup {
@@ -1131,6 +1195,7 @@ fn build_layers(
         },
         // Only the root recipe's: a `recipe:` base's layers are its own.
         donor: donor.filter(|d| d.recipe == recipe.file),
+        hash_files: attesting.is_some(),
     };
     let mut layers = Layers::new(recipe, base, &below.diff_ids, setup);
     progress.start(&format!("building {}", recipe.spec.name), 0);
@@ -1330,6 +1395,7 @@ fn store(
         platform,
         base_name,
         reports,
+        sbom: None,
     })
 }
 

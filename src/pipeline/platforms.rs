@@ -145,6 +145,8 @@ impl Output {
         let mut out: HashSet<Digest> = self.index.iter().map(|i| i.digest).collect();
         for built in &self.images {
             out.extend([built.manifest.digest, built.config_blob.digest]);
+            // Made as the image was: the referrers point at it.
+            out.extend(built.sbom.map(|sbom| sbom.digest));
             for layer in &built.layers {
                 out.insert(Digest::try_from(layer.digest()).ok()?);
             }

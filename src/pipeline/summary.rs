@@ -23,7 +23,7 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::rootfs::changes::Changes;
-use crate::rootfs::meta::ImagePath;
+use crate::rootfs::meta::{ImagePath, shared_prefix};
 use crate::rootfs::{Change, Node, View};
 use crate::seal;
 use crate::seal::scan::Findings;
@@ -182,16 +182,6 @@ fn path_of(change: &Change) -> &ImagePath {
     match change {
         Change::Put(path, ..) | Change::Whiteout(path) | Change::Opaque(path) => path,
     }
-}
-
-/// The length of the longest common prefix of `a` and `b` that ends on a
-/// character boundary of both.
-fn shared_prefix(a: &str, b: &str) -> usize {
-    let mut n = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
-    while !b.is_char_boundary(n) {
-        n -= 1;
-    }
-    n
 }
 
 /// `changes` with those that hide lower paths (whiteouts, opaque

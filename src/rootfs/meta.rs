@@ -469,6 +469,17 @@ macro_rules! serialize_display {
 
 serialize_display!(Mode, ModeChange, Owner);
 
+/// The length of the longest common prefix of `a` and `b` that ends on a
+/// character boundary of both: what a path shares with the one before it
+/// in a front-coded list of paths (layer summaries, filed layer files).
+pub fn shared_prefix(a: &str, b: &str) -> usize {
+    let mut n = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    while !b.is_char_boundary(n) {
+        n -= 1;
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

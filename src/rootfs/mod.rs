@@ -95,9 +95,10 @@ const XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 /// is cached under this version with the seal's, so bump it with any change
 /// to what [`View::read_tar`] accepts, refuses or makes of an entry: a
 /// summary made by another reading is never trusted.
-pub const READER_VERSION: &str = "3";
+pub const READER_VERSION: &str = "4";
 
-/// The files whose content the view keeps: the account databases, which
+/// The files whose content the view keeps, besides every package
+/// database (see [`View::is_watched`]): the account databases, which
 /// user steps and the seal read, and dpkg's `status`, which a `packages`
 /// step merges its own packages into.
 pub const WATCHED: [&str; 5] = [
@@ -683,13 +684,22 @@ impl View {
         self.nodes.get(path)
     }
 
+    /// The view's own path for `path` (shared: a copy costs no text),
+    /// with its node.
+    pub fn get_key_value(&self, path: &ImagePath) -> Option<(&ImagePath, &Node)> {
+        self.nodes.get_key_value(path)
+    }
+
     /// The content of a watched file, if the image has it.
     pub fn content(&self, path: &ImagePath) -> Option<&[u8]> {
         self.contents.get(path).map(Vec::as_slice)
     }
 
+    /// Whether the view keeps the content of a file at `path`: the
+    /// [`WATCHED`] files, and every package database, which the SBOM of
+    /// an image lists the packages of (see `diff::tree::owned_as_built`).
     pub fn is_watched(path: &ImagePath) -> bool {
-        WATCHED.contains(&path.as_rel())
+        WATCHED.contains(&path.as_rel()) || packages::database_of(path).is_some()
     }
 
     /// Every path and node, in path order.

@@ -215,7 +215,14 @@ const VERDICT: &str = "passed";
 impl Cache {
     /// Opens (creating) the cache at `root`.
     pub fn open(root: &Path) -> Result<Cache> {
-        for dir in ["layers", "stat", "bases", "attestations", "verdicts"] {
+        for dir in [
+            "layers",
+            "stat",
+            "bases",
+            "attestations",
+            "files",
+            "verdicts",
+        ] {
             std::fs::create_dir_all(root.join(dir))
                 .context(|| format!("creating cache directory {}", root.join(dir).display()))?;
         }
@@ -439,6 +446,23 @@ impl Cache {
         self.put_summary("attestations", key, summary)
     }
 
+    /// The hashes of a layer's files filed by `key` (see
+    /// `attest::files`).
+    pub fn layer_files(&self, key: &Digest) -> Option<Summary> {
+        self.summary("files", key)
+    }
+
+    /// A list of a layer's files to be made under `version`, written as
+    /// it is encoded (a layer of 300,000 files lists 18 MB).
+    pub fn layer_files_draft(&self, version: &str) -> io::Result<SummaryDraft> {
+        self.draft_in("files", version)
+    }
+
+    /// Files the list `draft` holds by `key`.
+    pub fn put_layer_files(&self, key: &Digest, draft: SummaryDraft) -> Result<()> {
+        draft.0.put(&self.summary_path("files", key))
+    }
+
     /// Whether a build passed its checks and seal on what `key` names
     /// (see `pipeline::verdict_key`).
     pub fn verdict(&self, key: &Digest) -> bool {
@@ -485,6 +509,7 @@ impl Cache {
             "stat",
             "bases",
             "attestations",
+            "files",
             "verdicts",
         ] {
             let path = self.root.join(dir);

@@ -267,8 +267,9 @@ impl<'a> LayerScan<'a> {
 }
 
 impl crate::layer::ContentSink for LayerScan<'_> {
-    fn begin(&mut self, path: &str) {
-        self.current = ImagePath::from_rel(path).map(|p| FileScan::new(p, self.layer));
+    fn begin(&mut self, path: &std::sync::Arc<str>) {
+        self.current = ImagePath::from_shared(std::sync::Arc::clone(path))
+            .map(|p| FileScan::new(p, self.layer));
     }
 
     fn data(&mut self, chunk: &[u8]) {
