@@ -1,68 +1,243 @@
 //! The files of an image's own layers as the build that wrote them knows
-//! them, for its SBOM, with nothing read back:
+//! them, for its SBOM, with nothing read back and nothing held:
 //!
 //! - each regular file hashed, SHA-256 and SHA-1, as the layer's writer
-//!   streams it ([`Hashing`]);
+//!   streams it, and put on the layer's list, a temporary file
+//!   ([`Hashing`], [`List`]);
 //! - the list filed in the build cache by the layer's diff_id ([`file`]),
 //!   so that a build serving the layer from the cache has it too
 //!   ([`filed`]);
-//! - the lists of every own layer settled against the build's view of the
-//!   image ([`owned_as_built`]): what `diff::tree::owned` reads back from
-//!   the image, and so the same SBOM.
+//! - the lists of every own layer read through the build's view of the
+//!   image ([`AsBuilt`]), as often as the SBOM needs them: each file the
+//!   merged filesystem has from the layer that listed it, in the order
+//!   listed, which is what `diff::tree::owned` reads back from the image.
 //!
-//! A filed list is its count, then each file: its path front-coded on the
-//! one before (the bytes it shares with it, and the rest), its SHA-256 and
-//! its SHA-1 (postcard). It depends on the layer's tar alone, which its
-//! diff_id names.
+//! A list is a record per file: the bytes its path shares with the one
+//! before (u32, little-endian), the length of the rest (u32) and the rest,
+//! its SHA-256 and its SHA-1; then an end record, `u32::MAX` and the count
+//! (u64). It depends on the layer's tar alone, which its diff_id names.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-use crate::diff::tree::{self, OwnFile, Owned};
+use crate::diff::tree::OwnFile;
 use crate::digest::Digest;
 use crate::layer::ContentSink;
 use crate::rootfs::meta::{ImagePath, shared_prefix};
-use crate::rootfs::packages;
+use crate::rootfs::packages::{self, Database};
 use crate::rootfs::{NodeKind, View};
 use crate::store::cache::Cache;
 
 /// What a filed list's meaning depends on: its shape.
-const FILED_VERSION: &str = "layer files 1";
+const FILED_VERSION: &str = "layer files 2";
 
-/// Hashes each regular file of a layer being written as its writer
-/// streams it: the layer's own files for [`owned_as_built`], no byte read
-/// twice.
-#[derive(Default)]
-pub struct Hashing {
-    files: Vec<OwnFile>,
-    current: Option<(ImagePath, sha2::Sha256, sha1::Sha1)>,
-    /// More files than an SBOM lists (u32): the list is no use.
-    overflowed: bool,
+/// Marks the end of a list, where a record's shared length would be.
+const END: u32 = u32::MAX;
+
+/// The longest path a list holds: a longer one is a damaged list (a tar
+/// path is at most a few KiB).
+const MAX_PATH: usize = 1 << 20;
+
+/// Buffer of a list's reader and writer.
+const BUFFER: usize = 64 << 10;
+
+/// Writes a list's records.
+struct ListWriter<W> {
+    out: W,
+    last: String,
+    count: u64,
 }
 
-impl Hashing {
-    /// For a layer of `entries` entries: its list is made at its size
-    /// (a list grown by doubling would hold up to twice its room).
-    pub fn with_capacity(entries: usize) -> Hashing {
-        Hashing {
-            files: Vec::with_capacity(entries),
-            ..Hashing::default()
+impl<W: Write> ListWriter<W> {
+    fn new(out: W) -> ListWriter<W> {
+        ListWriter {
+            out,
+            last: String::new(),
+            count: 0,
         }
     }
 
-    /// The files hashed, in the order written; None when there were more
-    /// than an SBOM lists.
-    pub fn into_files(self) -> Option<Vec<OwnFile>> {
-        (!self.overflowed).then_some(self.files)
+    fn push(&mut self, path: &str, sha256: &[u8; 32], sha1: &[u8; 20]) -> io::Result<()> {
+        let shared = shared_prefix(&self.last, path);
+        let rest = &path[shared..];
+        let (Ok(shared_len), Ok(rest_len)) = (u32::try_from(shared), u32::try_from(rest.len()))
+        else {
+            return Err(io::Error::other("a path longer than a list holds"));
+        };
+        self.out.write_all(&shared_len.to_le_bytes())?;
+        self.out.write_all(&rest_len.to_le_bytes())?;
+        self.out.write_all(rest.as_bytes())?;
+        self.out.write_all(sha256)?;
+        self.out.write_all(sha1)?;
+        self.last.truncate(shared);
+        self.last.push_str(rest);
+        self.count += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        self.out.write_all(&END.to_le_bytes())?;
+        self.out.write_all(&self.count.to_le_bytes())?;
+        Ok(self.out)
+    }
+}
+
+/// A file as a list records it: its path, its SHA-256 and its SHA-1.
+type Record = (ImagePath, [u8; 32], [u8; 20]);
+
+/// Reads a list's records, checking each.
+struct Records<R> {
+    input: R,
+    last: String,
+    count: u64,
+}
+
+fn damaged(why: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("a damaged list of files: {why}"),
+    )
+}
+
+impl<R: Read> Records<R> {
+    fn new(input: R) -> Records<R> {
+        Records {
+            input,
+            last: String::new(),
+            count: 0,
+        }
+    }
+
+    fn u32(&mut self) -> io::Result<u32> {
+        let mut bytes = [0; 4];
+        self.input.read_exact(&mut bytes)?;
+        Ok(u32::from_le_bytes(bytes))
+    }
+
+    /// The next file: its path, canonical, and its hashes; None after the
+    /// last, once the count checks out.
+    fn next(&mut self) -> io::Result<Option<Record>> {
+        let shared = self.u32()?;
+        if shared == END {
+            let mut count = [0; 8];
+            self.input.read_exact(&mut count)?;
+            return match u64::from_le_bytes(count) == self.count {
+                true => Ok(None),
+                false => Err(damaged("its count is not its length")),
+            };
+        }
+        let shared = shared as usize;
+        let rest = self.u32()? as usize;
+        if !self.last.is_char_boundary(shared) || shared + rest > MAX_PATH {
+            return Err(damaged("a path does not follow from the one before"));
+        }
+        let mut bytes = vec![0; rest];
+        self.input.read_exact(&mut bytes)?;
+        let rest = String::from_utf8(bytes).map_err(|_| damaged("a path is not UTF-8"))?;
+        self.last.truncate(shared);
+        self.last.push_str(&rest);
+        let path =
+            ImagePath::from_stored(&self.last).ok_or_else(|| damaged("a path is not canonical"))?;
+        let mut sha256 = [0; 32];
+        let mut sha1 = [0; 20];
+        self.input.read_exact(&mut sha256)?;
+        self.input.read_exact(&mut sha1)?;
+        self.count += 1;
+        Ok(Some((path, sha256, sha1)))
+    }
+}
+
+/// A layer's list, in a file of its own from `start` on: read as often as
+/// it is needed, never held.
+pub struct List {
+    file: File,
+    start: u64,
+}
+
+impl List {
+    /// The list's bytes from the start, on their own cursor.
+    fn bytes(&self) -> BufReader<At<'_>> {
+        BufReader::with_capacity(
+            BUFFER,
+            At {
+                file: &self.file,
+                offset: self.start,
+            },
+        )
+    }
+
+    fn records(&self) -> Records<BufReader<At<'_>>> {
+        Records::new(self.bytes())
+    }
+
+    /// Whether the list reads to its end, every record checked.
+    fn is_whole(&self) -> bool {
+        let mut records = self.records();
+        loop {
+            match records.next() {
+                Ok(Some(_)) => {}
+                Ok(None) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// A file read from `offset` on, by position: lists share no cursor.
+struct At<'a> {
+    file: &'a File,
+    offset: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// Hashes each regular file of a layer being written as its writer
+/// streams it, each put on the layer's [`List`] as it ends: nothing held
+/// per file. A list that could not be written is none: the SBOM then
+/// reads the image back.
+pub struct Hashing {
+    list: Option<ListWriter<BufWriter<File>>>,
+    current: Option<(Arc<str>, sha2::Sha256, sha1::Sha1)>,
+}
+
+impl Default for Hashing {
+    /// A list in a temporary file that goes when it is dropped, on every
+    /// path.
+    fn default() -> Hashing {
+        Hashing {
+            list: tempfile::tempfile()
+                .ok()
+                .map(|f| ListWriter::new(BufWriter::with_capacity(BUFFER, f))),
+            current: None,
+        }
+    }
+}
+
+impl Hashing {
+    /// The layer's list, once its last file has ended.
+    pub fn finish(self) -> Option<List> {
+        let out = self.list?.finish().ok()?;
+        let file = out.into_inner().ok()?;
+        Some(List { file, start: 0 })
     }
 }
 
 impl ContentSink for Hashing {
     fn begin(&mut self, path: &Arc<str>) {
-        self.current = ImagePath::from_shared(Arc::clone(path))
-            .map(|p| (p, sha2::Sha256::default(), sha1::Sha1::default()));
+        self.current = Some((
+            Arc::clone(path),
+            sha2::Sha256::default(),
+            sha1::Sha1::default(),
+        ));
     }
 
     fn data(&mut self, chunk: &[u8]) {
@@ -73,53 +248,14 @@ impl ContentSink for Hashing {
     }
 
     fn end(&mut self) {
-        let Some((path, sha256, sha1)) = self.current.take() else {
+        let (Some((path, sha256, sha1)), Some(list)) = (self.current.take(), &mut self.list) else {
             return;
         };
-        if self.files.len() >= u32::MAX as usize {
-            self.overflowed = true;
-            return;
+        let sha256: [u8; 32] = sha2::Digest::finalize(sha256).into();
+        let sha1: [u8; 20] = sha1::Digest::finalize(sha1).into();
+        if list.push(&path, &sha256, &sha1).is_err() {
+            self.list = None;
         }
-        let sha256 = Digest::from_bytes(sha2::Digest::finalize(sha256).into());
-        self.files.push(OwnFile::new(
-            path,
-            sha256,
-            sha1::Digest::finalize(sha1).into(),
-        ));
-    }
-}
-
-/// What the SBOM needs of an image's files, from the build that made it:
-/// `view`, its merged filesystem as the build has it (which keeps the
-/// content of every package database, see [`View::is_watched`]), and the
-/// files of each own layer (from `own_from` up), bottom first.
-pub fn owned_as_built(view: &View, own_from: usize, layers: Vec<Vec<OwnFile>>) -> Owned {
-    let mut databases = BTreeMap::new();
-    for (path, node) in view.iter() {
-        let Some(database) = packages::database_of(path) else {
-            continue;
-        };
-        // A database that is a hardlink is its file's content, as the
-        // image read back has it: a file that is a database itself.
-        let file = match &node.kind {
-            NodeKind::Hardlink { target } => target,
-            _ => path,
-        };
-        if let (Some(_), Some(bytes)) = (packages::database_of(file), view.content(file)) {
-            databases.insert(path.clone(), (database, bytes.to_vec()));
-        }
-    }
-    let mut files = Vec::new();
-    for layer in layers {
-        if files.is_empty() {
-            files = layer;
-        } else {
-            files.extend(layer);
-        }
-    }
-    Owned {
-        files: tree::surviving(files, view, own_from),
-        databases,
     }
 }
 
@@ -127,72 +263,106 @@ fn filed_key(diff_id: &Digest) -> Digest {
     Digest::of(format!("layer files\n{diff_id}").as_bytes())
 }
 
-/// A file as a filed list holds it.
-#[derive(Serialize, Deserialize)]
-struct Filed<'a> {
-    shared: usize,
-    rest: &'a str,
-    sha256: [u8; 32],
-    sha1: [u8; 20],
-}
-
-/// Files `files`, the regular files of the layer `diff_id` in the order
-/// written, in `cache`. A list not filed costs a later build a read of
-/// the image, not the build.
-pub fn file(cache: &Cache, diff_id: &Digest, files: &[OwnFile]) {
-    let Ok(draft) = cache.layer_files_draft(FILED_VERSION) else {
+/// Files `list`, that of the layer `diff_id`, in `cache`. A list not
+/// filed costs a later build a read of the image, not this one.
+pub fn file(cache: &Cache, diff_id: &Digest, list: &List) {
+    let Ok(mut draft) = cache.layer_files_draft(FILED_VERSION) else {
         return;
     };
-    let mut out = std::io::BufWriter::with_capacity(64 << 10, draft);
-    let mut last = "";
-    let mut encoded = postcard::to_io(&files.len(), &mut out).is_ok();
-    for file in files {
-        let text = file.path.as_rel();
-        let shared = shared_prefix(last, text);
-        let filed = Filed {
-            shared,
-            rest: &text[shared..],
-            sha256: *file.sha256.as_bytes(),
-            sha1: file.sha1,
-        };
-        encoded = encoded && postcard::to_io(&filed, &mut out).is_ok();
-        last = text;
-    }
-    if let (true, Ok(draft)) = (encoded, out.into_inner()) {
+    if io::copy(&mut list.bytes(), &mut draft).is_ok() {
         let _ = cache.put_layer_files(&filed_key(diff_id), draft);
     }
 }
 
-/// The files of layer `layer` of `view` filed for its diff_id, those of
-/// them the view still has from that layer (the others are not listed),
-/// each named by the view's own path; None when none are filed, or the
-/// list does not decode whole.
-pub fn filed(cache: &Cache, diff_id: &Digest, view: &View, layer: usize) -> Option<Vec<OwnFile>> {
-    let summary = cache.layer_files(&filed_key(diff_id))?;
-    if summary.version != FILED_VERSION {
-        return None;
+/// The list filed for the layer `diff_id`, if there is one, whole and of
+/// this version.
+pub fn filed(cache: &Cache, diff_id: &Digest) -> Option<List> {
+    let (file, start) = cache.layer_files(&filed_key(diff_id), FILED_VERSION)?;
+    let list = List { file, start };
+    list.is_whole().then_some(list)
+}
+
+/// The own files of an image a build made, as its SBOM lists them: each
+/// own layer's list, bottom first, read through `view`, the build's view
+/// of the image; of each, the files the merged filesystem has from that
+/// layer, in the order listed.
+pub struct AsBuilt<'a> {
+    view: &'a View,
+    /// Each own layer's list, by its index in the image.
+    layers: Vec<(usize, List)>,
+}
+
+impl<'a> AsBuilt<'a> {
+    pub fn new(view: &'a View, layers: Vec<(usize, List)>) -> AsBuilt<'a> {
+        AsBuilt { view, layers }
     }
-    let (count, mut rest): (usize, &[u8]) = postcard::take_from_bytes(&summary.body).ok()?;
-    let mut files = Vec::new();
-    let mut last = String::new();
-    for _ in 0..count {
-        let (filed, after) = postcard::take_from_bytes::<Filed>(rest).ok()?;
-        rest = after;
-        if !last.is_char_boundary(filed.shared) {
-            return None;
+
+    /// The files listed, read anew: an error is one reading a list.
+    pub fn iter(&self) -> impl Iterator<Item = io::Result<OwnFile>> + '_ {
+        self.layers.iter().flat_map(|(layer, list)| Surviving {
+            view: self.view,
+            layer: *layer,
+            records: Some(list.records()),
+        })
+    }
+
+    /// The package databases of the merged filesystem, with their
+    /// content: the view keeps every one's (see [`View::is_watched`]).
+    pub fn databases(&self) -> BTreeMap<ImagePath, (Database, Vec<u8>)> {
+        let mut databases = BTreeMap::new();
+        for (path, node) in self.view.iter() {
+            let Some(database) = packages::database_of(path) else {
+                continue;
+            };
+            // A database that is a hardlink is its file's content, as the
+            // image read back has it: a file that is a database itself.
+            let file = match &node.kind {
+                NodeKind::Hardlink { target } => target,
+                _ => path,
+            };
+            if let (Some(_), Some(bytes)) = (packages::database_of(file), self.view.content(file)) {
+                databases.insert(path.clone(), (database, bytes.to_vec()));
+            }
         }
-        last.truncate(filed.shared);
-        last.push_str(filed.rest);
-        let path = ImagePath::from_stored(&last)?;
-        if let Some((path, node)) = view.get_key_value(&path)
-            && node.layer == layer
-            && matches!(node.kind, NodeKind::File { .. })
-        {
-            let sha256 = Digest::from_bytes(filed.sha256);
-            files.push(OwnFile::new(path.clone(), sha256, filed.sha1));
+        databases
+    }
+}
+
+/// One layer's list read through the view: the files the merged
+/// filesystem has from that layer, each named by the view's own path.
+struct Surviving<'a, R> {
+    view: &'a View,
+    layer: usize,
+    /// None once read to its end or failed.
+    records: Option<Records<R>>,
+}
+
+impl<R: Read> Iterator for Surviving<'_, R> {
+    type Item = io::Result<OwnFile>;
+
+    fn next(&mut self) -> Option<io::Result<OwnFile>> {
+        loop {
+            let next = self.records.as_mut()?.next();
+            let (path, sha256, sha1) = match next {
+                Ok(Some(record)) => record,
+                Ok(None) => {
+                    self.records = None;
+                    return None;
+                }
+                Err(e) => {
+                    self.records = None;
+                    return Some(Err(e));
+                }
+            };
+            if let Some((path, node)) = self.view.get_key_value(&path)
+                && node.layer == self.layer
+                && matches!(node.kind, NodeKind::File { .. })
+            {
+                let sha256 = Digest::from_bytes(sha256);
+                return Some(Ok(OwnFile::new(path.clone(), sha256, sha1)));
+            }
         }
     }
-    rest.is_empty().then_some(files)
 }
 
 #[cfg(test)]
@@ -200,7 +370,7 @@ mod tests {
     use super::*;
     use crate::rootfs::{Change, Node};
 
-    fn hashed(files: &[(&str, &[&[u8]])]) -> Vec<OwnFile> {
+    fn hashed(files: &[(&str, &[&[u8]])]) -> List {
         let mut hashing = Hashing::default();
         for (path, chunks) in files {
             hashing.begin(&Arc::from(*path));
@@ -209,19 +379,11 @@ mod tests {
             }
             hashing.end();
         }
-        hashing.into_files().unwrap()
+        hashing.finish().unwrap()
     }
 
-    #[test]
-    fn a_file_is_hashed_whole_across_the_chunks_it_streams_in() {
-        let files = hashed(&[("srv/a", &[b"hel", b"", b"lo"]), ("srv/empty", &[])]);
-        let sha1 = |b: &[u8]| -> [u8; 20] { <sha1::Sha1 as sha1::Digest>::digest(b).into() };
-        let paths: Vec<&str> = files.iter().map(|f| f.path.as_rel()).collect();
-        assert_eq!(paths, ["srv/a", "srv/empty"]);
-        assert_eq!(files[0].sha256, Digest::of(b"hello"));
-        assert_eq!(files[0].sha1, sha1(b"hello"));
-        assert_eq!(files[1].sha256, Digest::of(b""));
-        assert_eq!(files[1].sha1, sha1(b""));
+    fn sha1(b: &[u8]) -> [u8; 20] {
+        <sha1::Sha1 as sha1::Digest>::digest(b).into()
     }
 
     fn put(path: &str, kind: NodeKind, layer: usize) -> Change {
@@ -236,20 +398,42 @@ mod tests {
         Change::Put(ImagePath::from_rel(path).unwrap(), node, None)
     }
 
+    fn listed(files: &AsBuilt) -> Vec<(String, Digest, [u8; 20])> {
+        files
+            .iter()
+            .map(|f| f.map(|f| (f.path.as_rel().to_string(), f.sha256, f.sha1)))
+            .collect::<io::Result<_>>()
+            .unwrap()
+    }
+
     #[test]
-    fn a_filed_list_reads_back_as_what_the_view_still_has_of_its_layer() {
-        let files = hashed(&[
+    fn a_file_is_hashed_whole_across_the_chunks_it_streams_in() {
+        let list = hashed(&[("srv/a", &[b"hel", b"", b"lo"]), ("srv/empty", &[])]);
+        let mut records = list.records();
+        let (path, sha256, sha1_sum) = records.next().unwrap().unwrap();
+        assert_eq!(path.as_rel(), "srv/a");
+        assert_eq!(Digest::from_bytes(sha256), Digest::of(b"hello"));
+        assert_eq!(sha1_sum, sha1(b"hello"));
+        let (path, sha256, sha1_sum) = records.next().unwrap().unwrap();
+        assert_eq!(path.as_rel(), "srv/empty");
+        assert_eq!(Digest::from_bytes(sha256), Digest::of(b""));
+        assert_eq!(sha1_sum, sha1(b""));
+        assert!(records.next().unwrap().is_none());
+    }
+
+    /// Layer 0 lists five files; layer 1 writes one again and removes
+    /// another: the SBOM lists layer 0's others in its order, then layer
+    /// 1's, from the lists as filed in the cache as from the lists made.
+    #[test]
+    fn lists_read_through_the_view_give_what_the_image_has_of_each_layer() {
+        let lower = hashed(&[
             ("srv/a", &[b"a"]),
             ("srv/ab", &[b"ab"]),
             ("srv/b/c", &[b"c"]),
             ("srv/gone", &[b"g"]),
             ("srv/\u{e9}t\u{e9}", &[b"e"]),
         ]);
-        let tmp = tempfile::tempdir().unwrap();
-        let cache = Cache::open(tmp.path()).unwrap();
-        let diff_id = Digest::of(b"the layer");
-        file(&cache, &diff_id, &files);
-
+        let upper = hashed(&[("srv/ab", &[b"AB"])]);
         let file_node = NodeKind::File { size: 1 };
         let mut view = View::new();
         view.apply(vec![
@@ -261,32 +445,50 @@ mod tests {
             put("srv/gone", file_node.clone(), 0),
             put("srv/\u{e9}t\u{e9}", file_node.clone(), 0),
         ]);
-        // A layer above writes srv/ab again and removes srv/gone.
         view.apply(vec![
             Change::Whiteout(ImagePath::from_rel("srv/gone").unwrap()),
             put("srv/ab", file_node, 1),
         ]);
-        let read = filed(&cache, &diff_id, &view, 0).unwrap();
-        let listed: Vec<(&str, Digest)> =
-            read.iter().map(|f| (f.path.as_rel(), f.sha256)).collect();
-        assert_eq!(
-            listed,
-            [
-                ("srv/a", Digest::of(b"a")),
-                ("srv/b/c", Digest::of(b"c")),
-                ("srv/\u{e9}t\u{e9}", Digest::of(b"e")),
-            ]
-        );
-        assert_eq!(read[0].sha1, files[0].sha1);
+        let expected: Vec<(String, Digest, [u8; 20])> = [
+            ("srv/a", &b"a"[..]),
+            ("srv/b/c", b"c"),
+            ("srv/\u{e9}t\u{e9}", b"e"),
+            ("srv/ab", b"AB"),
+        ]
+        .iter()
+        .map(|(p, c)| (p.to_string(), Digest::of(c), sha1(c)))
+        .collect();
+
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = Cache::open(tmp.path()).unwrap();
+        let (lower_id, upper_id) = (Digest::of(b"lower"), Digest::of(b"upper"));
+        file(&cache, &lower_id, &lower);
+        file(&cache, &upper_id, &upper);
+        let made = AsBuilt::new(&view, vec![(0, lower), (1, upper)]);
+        assert_eq!(listed(&made), expected);
+        // Read twice, the same.
+        assert_eq!(listed(&made), expected);
+        let lists = vec![
+            (0, filed(&cache, &lower_id).unwrap()),
+            (1, filed(&cache, &upper_id).unwrap()),
+        ];
+        assert_eq!(listed(&AsBuilt::new(&view, lists)), expected);
+
         // Another layer's diff_id has no list; a damaged list is none.
-        assert!(filed(&cache, &Digest::of(b"other"), &view, 0).is_none());
+        assert!(filed(&cache, &Digest::of(b"other")).is_none());
         let path = tmp
             .path()
             .join("files")
-            .join(format!("{}.summary", filed_key(&diff_id).hex()));
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes.truncate(bytes.len() - 3);
-        std::fs::write(&path, bytes).unwrap();
-        assert!(filed(&cache, &diff_id, &view, 0).is_none());
+            .join(format!("{}.summary", filed_key(&lower_id).hex()));
+        let whole = std::fs::read(&path).unwrap();
+        for cut in [1, 9, 40] {
+            std::fs::write(&path, &whole[..whole.len() - cut]).unwrap();
+            assert!(filed(&cache, &lower_id).is_none(), "{cut} bytes cut");
+        }
+        let mut wrong_count = whole.clone();
+        let last = wrong_count.len() - 8;
+        wrong_count[last] ^= 1;
+        std::fs::write(&path, &wrong_count).unwrap();
+        assert!(filed(&cache, &lower_id).is_none());
     }
 }

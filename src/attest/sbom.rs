@@ -16,19 +16,24 @@
 //!   hold, with the SHA-256 and the SHA-1 SPDX requires.
 //!
 //! Layers are streamed through the view's reader ([`tree::owned`]), each
-//! blob verified as it is read; nothing is unpacked. Every list is sorted
-//! and every SPDX id derived from what it names, so the document depends
-//! on the image's content alone: `documentNamespace` on its digest,
-//! `created` on the time it records (SOURCE_DATE_EPOCH).
+//! blob verified as it is read; nothing is unpacked. A build lists the
+//! files as it wrote them instead ([`OwnFiles::AsBuilt`]), to the same
+//! bytes. Files are listed layer by layer, bottom first, each in the order
+//! its layer holds them (ingot's canonical order); every other list is
+//! sorted, and every SPDX id derived from what it names, so the document
+//! depends on the image's content alone: `documentNamespace` on its
+//! digest, `created` on the time it records (SOURCE_DATE_EPOCH).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
+use serde::ser::SerializeSeq;
 
+use super::files;
 use super::{URI_BASE, VERSION};
 use crate::base::stemcell;
 use crate::diff::Side;
-use crate::diff::tree::{self, OwnFile, Owned};
+use crate::diff::tree::{self, OwnFile};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::identity::DigestOf;
@@ -57,15 +62,48 @@ pub fn sbom_to(side: &Side, progress: &Progress, out: &mut dyn std::io::Write) -
     let diff_ids = side.diff_ids()?;
     let own_from = own_layers(side);
     let owned = tree::owned(side, &diff_ids, own_from, progress)?;
-    sbom_of(side, &owned, out)
+    sbom_of(side, &OwnFiles::Read(owned.files), &owned.databases, out)
 }
 
-/// The SBOM of the image `side`, whose files are `owned` (read from it
-/// by [`tree::owned`], or as the build that made it wrote them), written
-/// to `out`.
-pub fn sbom_of(side: &Side, owned: &Owned, out: &mut dyn std::io::Write) -> Result<()> {
-    let installed = installed(&owned.databases);
-    let document = document(side, &installed, &owned.files);
+/// An image's own files as its SBOM lists them, in the order it lists
+/// them: layer by layer, bottom first, each file as the layer that last
+/// wrote it holds it.
+pub enum OwnFiles<'a> {
+    /// Read back from the image ([`tree::owned`]), held.
+    Read(Vec<OwnFile>),
+    /// As the build that made the image hashed them, read from its lists
+    /// as often as the document needs them.
+    AsBuilt(files::AsBuilt<'a>),
+}
+
+impl OwnFiles<'_> {
+    fn iter(&self) -> Box<dyn Iterator<Item = std::io::Result<OwnFile>> + '_> {
+        match self {
+            OwnFiles::Read(files) => Box::new(files.iter().cloned().map(Ok)),
+            OwnFiles::AsBuilt(files) => Box::new(files.iter()),
+        }
+    }
+}
+
+/// The SBOM of the image `side`, whose own files are `own` and whose
+/// package databases are `databases`, written to `out`.
+pub fn sbom_of(
+    side: &Side,
+    own: &OwnFiles,
+    databases: &BTreeMap<ImagePath, (Database, Vec<u8>)>,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    let reading = |e| Error::Failed(format!("{}: reading its files' list: {e}", side.reference));
+    // A first pass for the verification code, which SPDX puts in the
+    // image's package, of every file listed.
+    let sums = own
+        .iter()
+        .map(|f| f.map(|f| f.sha1))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(reading)?;
+    let listed = sums.len();
+    let installed = installed(databases);
+    let document = document(side, &installed, own, listed, verification_code(sums));
     let mut out = std::io::BufWriter::new(out);
     serde_json::to_writer(&mut out, &document)
         .map_err(|e| Error::Failed(format!("{}: encoding the SBOM: {e}", side.reference)))?;
@@ -185,17 +223,26 @@ fn file_entry(file: &OwnFile) -> File {
 
 /// The document's files: each one's entry made as it is written, never
 /// all held (an image of 300,000 files lists hundreds of MB of them).
-struct Files<'a>(&'a [OwnFile]);
+struct Files<'a> {
+    own: &'a OwnFiles<'a>,
+    /// How many there are.
+    listed: usize,
+}
 
 impl Files<'_> {
     fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.listed == 0
     }
 }
 
 impl Serialize for Files<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(file_entry))
+        let mut seq = s.serialize_seq(Some(self.listed))?;
+        for file in self.own.iter() {
+            let file = file.map_err(serde::ser::Error::custom)?;
+            seq.serialize_element(&file_entry(&file))?;
+        }
+        seq.end()
     }
 }
 
@@ -203,16 +250,20 @@ impl Serialize for Files<'_> {
 /// image CONTAINS each own file, made as it is written, as [`Files`] are.
 struct Relationships<'a> {
     listed: Vec<Relationship>,
-    files: &'a [OwnFile],
+    files: &'a OwnFiles<'a>,
 }
 
 impl Serialize for Relationships<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let files = self
-            .files
-            .iter()
-            .map(|f| relationship(IMAGE_ID, "CONTAINS", &file_id(f)));
-        s.collect_seq(self.listed.iter().cloned().chain(files))
+        let mut seq = s.serialize_seq(None)?;
+        for relationship in &self.listed {
+            seq.serialize_element(relationship)?;
+        }
+        for file in self.files.iter() {
+            let file = file.map_err(serde::ser::Error::custom)?;
+            seq.serialize_element(&relationship(IMAGE_ID, "CONTAINS", &file_id(&file)))?;
+        }
+        seq.end()
     }
 }
 
@@ -313,7 +364,13 @@ struct Relationship {
 const IMAGE_ID: &str = "SPDXRef-Image";
 const BASE_ID: &str = "SPDXRef-Base";
 
-fn document<'a>(side: &Side, installed: &BTreeSet<Installed>, own: &'a [OwnFile]) -> Document<'a> {
+fn document<'a>(
+    side: &Side,
+    installed: &BTreeSet<Installed>,
+    own: &'a OwnFiles<'a>,
+    listed: usize,
+    verification_code: Option<VerificationCode>,
+) -> Document<'a> {
     let annotations = side.annotations;
     let get = |key: &str| annotations.and_then(|a| a.get(key)).cloned();
     let identity = side.identity.digest();
@@ -330,8 +387,8 @@ fn document<'a>(side: &Side, installed: &BTreeSet<Installed>, own: &'a [OwnFile]
         download_location: NOASSERTION,
         // The image CONTAINS the files listed, so it is analyzed: SPDX
         // then wants the verification code of those files (7.9).
-        files_analyzed: !own.is_empty(),
-        package_verification_code: verification_code(own),
+        files_analyzed: listed > 0,
+        package_verification_code: verification_code,
         primary_package_purpose: Some("CONTAINER"),
         checksums: vec![sha256(&identity)],
         license_concluded: NOASSERTION,
@@ -398,7 +455,7 @@ fn document<'a>(side: &Side, installed: &BTreeSet<Installed>, own: &'a [OwnFile]
             creators: vec![format!("Tool: ingot-{VERSION}")],
         },
         packages,
-        files: Files(own),
+        files: Files { own, listed },
         relationships: Relationships {
             listed: relationships,
             files: own,
@@ -428,14 +485,13 @@ fn created(side: &Side) -> String {
         .unwrap_or_else(|| rfc3339(0))
 }
 
-/// SPDX 2.3 clause 7.9: the SHA-1 of the files' SHA-1s (lowercase hex),
-/// sorted and concatenated; None when no file is listed.
-fn verification_code(files: &[OwnFile]) -> Option<VerificationCode> {
-    if files.is_empty() {
+/// SPDX 2.3 clause 7.9: the SHA-1 of the files' SHA-1s (`sums`, in
+/// lowercase hex), sorted and concatenated; None when no file is listed.
+fn verification_code(mut sums: Vec<[u8; 20]>) -> Option<VerificationCode> {
+    if sums.is_empty() {
         return None;
     }
     // Bytes sort as their lowercase hex does.
-    let mut sums: Vec<[u8; 20]> = files.iter().map(|f| f.sha1).collect();
     sums.sort_unstable();
     let mut code = <sha1::Sha1 as sha1::Digest>::new();
     let mut text = [0; 40];
@@ -608,11 +664,11 @@ mod tests {
             primary_package_purpose: Some("CONTAINER"),
             version_info: Some("1".into()),
         };
-        let own = [OwnFile::new(
+        let own = OwnFiles::Read(vec![OwnFile::new(
             ImagePath::from_rel("f").unwrap(),
             Digest::of(b"f"),
             [1; 20],
-        )];
+        )]);
         let document = Document {
             spdx_id: "SPDXRef-DOCUMENT",
             creation_info: CreationInfo {
@@ -621,7 +677,10 @@ mod tests {
             },
             data_license: "CC0-1.0",
             document_namespace: "ns".into(),
-            files: Files(&own),
+            files: Files {
+                own: &own,
+                listed: 1,
+            },
             name: "d".into(),
             packages: vec![full],
             relationships: Relationships {

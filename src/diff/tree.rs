@@ -115,6 +115,7 @@ pub struct Owned {
 }
 
 /// A regular file an own layer wrote, with its content's hashes.
+#[derive(Clone)]
 pub struct OwnFile {
     pub path: ImagePath,
     pub sha256: Digest,
@@ -194,12 +195,9 @@ pub fn owned(
 
 /// Of `files`, in the order their layers wrote them, those the merged
 /// filesystem `view` has: the last write of each path, if it is a regular
-/// file an own layer (from `own_from` up) wrote. Sorted by path.
-pub(crate) fn surviving(mut files: Vec<OwnFile>, view: &View, own_from: usize) -> Vec<OwnFile> {
-    for (i, file) in files.iter_mut().enumerate() {
-        // A list longer than u32 has failed to be made before this.
-        file.written = u32::try_from(i).unwrap_or(u32::MAX);
-    }
+/// file an own layer (from `own_from` up) wrote; in the order written,
+/// as a build that writes the layers lists them (`attest::files`).
+fn surviving(mut files: Vec<OwnFile>, view: &View, own_from: usize) -> Vec<OwnFile> {
     // Of a path's writes, the last sorts first, and stays.
     files.sort_unstable_by(|a, b| a.path.cmp(&b.path).then(b.written.cmp(&a.written)));
     files.dedup_by(|later, first| later.path == first.path);
@@ -207,6 +205,7 @@ pub(crate) fn surviving(mut files: Vec<OwnFile>, view: &View, own_from: usize) -
         view.get(&f.path)
             .is_some_and(|n| matches!(n.kind, NodeKind::File { .. }) && n.layer >= own_from)
     });
+    files.sort_unstable_by_key(|f| f.written);
     files.shrink_to_fit();
     files
 }

@@ -20,9 +20,9 @@ use oci_spec::image::{Descriptor, ImageManifest, MediaType};
 
 use super::platforms::Output;
 use super::{Built, Context};
+use crate::attest::files::AsBuilt;
 use crate::attest::{provenance, sbom};
 use crate::diff::Side;
-use crate::diff::tree::Owned;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::artifact::Artifact;
@@ -93,15 +93,16 @@ fn descriptor(blob: BlobRef, media_type: MediaType) -> Descriptor {
 /// content (its manifest digest), its name and this ingot alone, so a warm
 /// build that makes the same image neither reads its layers again nor
 /// asks `own`. Never held in memory whole.
-pub(super) fn image_sbom(
+pub(super) fn image_sbom<'v>(
     recipe: &Recipe,
     image: &Built,
     ctx: &mut Context,
-    own: impl FnOnce(Option<&Cache>) -> Result<Option<Owned>>,
+    own: impl FnOnce(Option<&Cache>) -> Result<Option<AsBuilt<'v>>>,
 ) -> Result<BlobRef> {
     let reference = format!("{}:{}", recipe.spec.name, recipe.spec.version);
     let key = Digest::of(format!("sbom\n{}\n{reference}", image.manifest.digest).as_bytes());
-    let version = format!("sbom, ingot {}", crate::attest::VERSION);
+    // "2": files listed layer by layer, as each holds them.
+    let version = format!("sbom 2, ingot {}", crate::attest::VERSION);
     // The entry names the document's blob in the cache's store, which is
     // read to its digest unless it is unchanged since it last was.
     if let Some(cache) = &ctx.cache {
@@ -119,8 +120,8 @@ pub(super) fn image_sbom(
         .blobs
         .writer()
         .map_err(|e| Error::Failed(format!("{reference}: writing the SBOM: {e}")))?;
-    let owned = own(ctx.cache.as_ref())?;
-    write_sbom(&reference, image, ctx, owned.as_ref(), &mut writer)?;
+    let own = own(ctx.cache.as_ref())?;
+    write_sbom(&reference, image, ctx, own, &mut writer)?;
     let document = writer
         .commit()
         .map_err(|e| Error::Failed(format!("{reference}: writing the SBOM: {e}")))?;
@@ -163,14 +164,14 @@ fn kept_intact(cache: &crate::store::cache::Cache, blob: &BlobRef) -> bool {
 }
 
 /// The SBOM of one staged image into `out`: from its files as the build
-/// that made it has them (`owned`: when it has every own layer's), else
-/// read back as any image is. Either way the same bytes (`ingot sbom` of
-/// the image gives them).
+/// that made it has them (`own`: when it has every own layer's list),
+/// else read back as any image is. Either way the same bytes (`ingot
+/// sbom` of the image gives them).
 fn write_sbom(
     reference: &str,
     image: &Built,
     ctx: &mut Context,
-    owned: Option<&Owned>,
+    own: Option<AsBuilt>,
     out: &mut dyn std::io::Write,
 ) -> Result<()> {
     let bytes = ctx
@@ -189,10 +190,11 @@ fn write_sbom(
         index: None,
         blobs: ctx.blobs,
     };
-    match owned {
-        Some(owned) => {
+    match own {
+        Some(own) => {
             (ctx.log)(&format!("sbom {reference}: files as hashed when written"));
-            sbom::sbom_of(&side, owned, out)
+            let databases = own.databases();
+            sbom::sbom_of(&side, &sbom::OwnFiles::AsBuilt(own), &databases, out)
         }
         None => {
             (ctx.log)(&format!(

@@ -19,9 +19,8 @@ use super::rebase::Donor;
 use super::summary::{EncodedChanges, LayerSummary, at_layer, hiding_first};
 use super::{Log, copyup, extract, key, packages, plan};
 use crate::attest;
-use crate::attest::files::Hashing;
+use crate::attest::files::{Hashing, List};
 use crate::base::BaseImage;
-use crate::diff::tree::OwnFile;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::media::LayerCompression;
@@ -57,10 +56,10 @@ pub struct FinishedLayer {
     pub reused: bool,
     /// What its `packages` step installed.
     pub packages: Option<packages::Report>,
-    /// Its regular files, hashed as they were written, when the build
-    /// hashes them for its SBOM and wrote the layer (not when it was
-    /// served).
-    pub files: Option<Vec<OwnFile>>,
+    /// The list of its regular files, hashed as they were written, when
+    /// the build hashes them for its SBOM and wrote the layer (not when it
+    /// was served).
+    pub files: Option<List>,
 }
 
 /// The layers of one recipe, in flight.
@@ -730,7 +729,7 @@ struct Written {
     /// Its summary, to be filed with it.
     summary: Option<SummaryDraft>,
     findings: Findings,
-    files: Option<Vec<OwnFile>>,
+    files: Option<List>,
 }
 
 impl Slot {
@@ -810,7 +809,7 @@ struct WriteDone {
     layer: layer::Layer,
     findings: Findings,
     entries: usize,
-    files: Option<Vec<OwnFile>>,
+    files: Option<List>,
 }
 
 impl WriteJob {
@@ -820,7 +819,7 @@ impl WriteJob {
         let mut scan = Scan::default();
         let mark = scan.mark();
         let mut scan_sink = seal::scan::LayerScan::new(&mut scan, self.layer_index);
-        let mut hashing = self.hash_files.then(|| Hashing::with_capacity(self.count));
+        let mut hashing = self.hash_files.then(Hashing::default);
         let mut sink = Counting {
             inner: &mut scan_sink,
             hashing: hashing.as_mut(),
@@ -847,7 +846,7 @@ impl WriteJob {
             layer: written,
             findings: scan.since(mark),
             entries: self.count,
-            files: hashing.and_then(Hashing::into_files),
+            files: hashing.and_then(Hashing::finish),
         })
     }
 }

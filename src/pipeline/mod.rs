@@ -35,9 +35,9 @@ use std::sync::Arc;
 
 use oci_spec::image::{Config, Descriptor, ImageConfiguration};
 
-use crate::attest::{files, sbom};
+use crate::attest::files::{self, AsBuilt, List};
+use crate::attest::sbom;
 use crate::base::{self, BaseImage, BaseRef, RecipeBuilder, Resolver, base_error, stemcell};
-use crate::diff::tree::{OwnFile, Owned};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::assemble::{Assembled, Lower, NewLayer, assemble};
@@ -946,17 +946,17 @@ fn build_image_once(recipe: &Recipe, ctx: &mut Context) -> Result<Option<Built>>
     Ok(Some(built))
 }
 
-/// What the SBOM of `image` needs of its files, from its build: the lists
-/// of every own layer (from `own_from` up), as written now (`hashed`) or
-/// filed in the cache when it was, settled against the build's `view`.
-/// None sends the SBOM to read the image back.
-fn own_as_built(
+/// The own files of `image` as its build has them, for its SBOM: the
+/// lists of every own layer (from `own_from` up), as written now
+/// (`hashed`) or filed in the cache when they were, read through the
+/// build's `view`. None sends the SBOM to read the image back.
+fn own_as_built<'v>(
     image: &Built,
     own_from: usize,
-    mut hashed: BTreeMap<usize, Vec<OwnFile>>,
-    view: &mut Deferred,
+    mut hashed: BTreeMap<usize, List>,
+    view: &'v mut Deferred,
     cache: Option<&Cache>,
-) -> Result<Option<Owned>> {
+) -> Result<Option<AsBuilt<'v>>> {
     let view = view.view()?;
     let count = image.layers.len();
     if view.layer_count() != count {
@@ -969,18 +969,15 @@ fn own_as_built(
             Some(list) => list,
             None => {
                 let diff_id = diff_ids.get(i).and_then(|d| d.parse::<Digest>().ok());
-                let filed = cache
-                    .zip(diff_id)
-                    .and_then(|(cache, diff_id)| files::filed(cache, &diff_id, view, i));
-                match filed {
+                match cache.zip(diff_id).and_then(|(c, d)| files::filed(c, &d)) {
                     Some(list) => list,
                     None => return Ok(None),
                 }
             }
         };
-        layers.push(list);
+        layers.push((i, list));
     }
-    Ok(Some(files::owned_as_built(view, own_from, layers)))
+    Ok(Some(AsBuilt::new(view, layers)))
 }
 
 /// The platform the recipe builds for: its base's, which must be the one
