@@ -23,7 +23,6 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use crate::diff::tree::OwnFile;
 use crate::digest::Digest;
 use crate::layer::ContentSink;
 use crate::rootfs::meta::{ImagePath, shared_prefix};
@@ -88,6 +87,10 @@ impl<W: Write> ListWriter<W> {
 /// A file as a list records it: its path, its SHA-256 and its SHA-1.
 type Record = (ImagePath, [u8; 32], [u8; 20]);
 
+/// What takes each file an SBOM lists, in order: its path, SHA-256 and
+/// SHA-1; an error stops the listing.
+pub type EachFile<'f> = dyn FnMut(&str, &[u8; 32], &[u8; 20]) -> Result<(), String> + 'f;
+
 /// Reads a list's records, checking each.
 struct Records<R> {
     input: R,
@@ -120,6 +123,18 @@ impl<R: Read> Records<R> {
     /// The next file: its path, canonical, and its hashes; None after the
     /// last, once the count checks out.
     fn next(&mut self) -> io::Result<Option<Record>> {
+        let Some((sha256, sha1)) = self.advance()? else {
+            return Ok(None);
+        };
+        let path =
+            ImagePath::from_stored(&self.last).ok_or_else(|| damaged("a path is not canonical"))?;
+        Ok(Some((path, sha256, sha1)))
+    }
+
+    /// The next file's hashes, its path left in `last` (not checked
+    /// canonical: [`Records::next`] has checked it, on an earlier pass);
+    /// None after the last, once the count checks out.
+    fn advance(&mut self) -> io::Result<Option<([u8; 32], [u8; 20])>> {
         let shared = self.u32()?;
         if shared == END {
             let mut count = [0; 8];
@@ -134,19 +149,18 @@ impl<R: Read> Records<R> {
         if !self.last.is_char_boundary(shared) || shared + rest > MAX_PATH {
             return Err(damaged("a path does not follow from the one before"));
         }
-        let mut bytes = vec![0; rest];
-        self.input.read_exact(&mut bytes)?;
-        let rest = String::from_utf8(bytes).map_err(|_| damaged("a path is not UTF-8"))?;
-        self.last.truncate(shared);
-        self.last.push_str(&rest);
-        let path =
-            ImagePath::from_stored(&self.last).ok_or_else(|| damaged("a path is not canonical"))?;
+        // The rest read onto the path in place, then checked.
+        let mut bytes = std::mem::take(&mut self.last).into_bytes();
+        bytes.truncate(shared);
+        bytes.resize(shared + rest, 0);
+        self.input.read_exact(&mut bytes[shared..])?;
+        self.last = String::from_utf8(bytes).map_err(|_| damaged("a path is not UTF-8"))?;
         let mut sha256 = [0; 32];
         let mut sha1 = [0; 20];
         self.input.read_exact(&mut sha256)?;
         self.input.read_exact(&mut sha1)?;
         self.count += 1;
-        Ok(Some((path, sha256, sha1)))
+        Ok(Some((sha256, sha1)))
     }
 }
 
@@ -283,27 +297,62 @@ pub fn filed(cache: &Cache, diff_id: &Digest) -> Option<List> {
 }
 
 /// The own files of an image a build made, as its SBOM lists them: each
-/// own layer's list, bottom first, read through `view`, the build's view
-/// of the image; of each, the files the merged filesystem has from that
-/// layer, in the order listed.
+/// own layer's list, bottom first, of each the files the merged
+/// filesystem has from that layer (as the build's view says), in the
+/// order listed. Which those are is learnt once, a flag per file; the
+/// lists are then read as often as the document needs, with no lookup and
+/// no allocation per file.
 pub struct AsBuilt<'a> {
     view: &'a View,
-    /// Each own layer's list, by its index in the image.
-    layers: Vec<(usize, List)>,
+    /// Each own layer's list, with a flag per file: whether it is listed.
+    layers: Vec<(List, Vec<bool>)>,
 }
 
 impl<'a> AsBuilt<'a> {
-    pub fn new(view: &'a View, layers: Vec<(usize, List)>) -> AsBuilt<'a> {
-        AsBuilt { view, layers }
+    /// The files of `layers`, each own layer's list by its index in the
+    /// image, as `view` has them; an error is one reading a list.
+    pub fn new(view: &'a View, layers: Vec<(usize, List)>) -> io::Result<AsBuilt<'a>> {
+        let mut flagged = Vec::with_capacity(layers.len());
+        for (layer, list) in layers {
+            let mut listed = Vec::new();
+            let mut records = list.records();
+            while let Some((path, _, _)) = records.next()? {
+                listed.push(view.get(&path).is_some_and(|node| {
+                    node.layer == layer && matches!(node.kind, NodeKind::File { .. })
+                }));
+            }
+            flagged.push((list, listed));
+        }
+        Ok(AsBuilt {
+            view,
+            layers: flagged,
+        })
     }
 
-    /// The files listed, read anew: an error is one reading a list.
-    pub fn iter(&self) -> impl Iterator<Item = io::Result<OwnFile>> + '_ {
-        self.layers.iter().flat_map(|(layer, list)| Surviving {
-            view: self.view,
-            layer: *layer,
-            records: Some(list.records()),
-        })
+    /// How many files are listed.
+    pub fn count(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|(_, listed)| listed.iter().filter(|&&l| l).count())
+            .sum()
+    }
+
+    /// Hands each file listed to `each`, in order: its path, SHA-256 and
+    /// SHA-1. Stops at the first error, `each`'s or one reading a list.
+    pub fn each(&self, each: &mut EachFile) -> Result<(), String> {
+        for (list, listed) in &self.layers {
+            let mut records = list.records();
+            for &listed in listed {
+                let (sha256, sha1) = records
+                    .advance()
+                    .map_err(|e| e.to_string())?
+                    .ok_or("a list of files ended early")?;
+                if listed {
+                    each(&records.last, &sha256, &sha1)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The package databases of the merged filesystem, with their
@@ -325,43 +374,6 @@ impl<'a> AsBuilt<'a> {
             }
         }
         databases
-    }
-}
-
-/// One layer's list read through the view: the files the merged
-/// filesystem has from that layer, each named by the view's own path.
-struct Surviving<'a, R> {
-    view: &'a View,
-    layer: usize,
-    /// None once read to its end or failed.
-    records: Option<Records<R>>,
-}
-
-impl<R: Read> Iterator for Surviving<'_, R> {
-    type Item = io::Result<OwnFile>;
-
-    fn next(&mut self) -> Option<io::Result<OwnFile>> {
-        loop {
-            let next = self.records.as_mut()?.next();
-            let (path, sha256, sha1) = match next {
-                Ok(Some(record)) => record,
-                Ok(None) => {
-                    self.records = None;
-                    return None;
-                }
-                Err(e) => {
-                    self.records = None;
-                    return Some(Err(e));
-                }
-            };
-            if let Some((path, node)) = self.view.get_key_value(&path)
-                && node.layer == self.layer
-                && matches!(node.kind, NodeKind::File { .. })
-            {
-                let sha256 = Digest::from_bytes(sha256);
-                return Some(Ok(OwnFile::new(path.clone(), sha256, sha1)));
-            }
-        }
     }
 }
 
@@ -399,11 +411,14 @@ mod tests {
     }
 
     fn listed(files: &AsBuilt) -> Vec<(String, Digest, [u8; 20])> {
+        let mut listed = Vec::new();
         files
-            .iter()
-            .map(|f| f.map(|f| (f.path.as_rel().to_string(), f.sha256, f.sha1)))
-            .collect::<io::Result<_>>()
-            .unwrap()
+            .each(&mut |path, sha256, sha1| {
+                listed.push((path.to_string(), Digest::from_bytes(*sha256), *sha1));
+                Ok(())
+            })
+            .unwrap();
+        listed
     }
 
     #[test]
@@ -464,7 +479,7 @@ mod tests {
         let (lower_id, upper_id) = (Digest::of(b"lower"), Digest::of(b"upper"));
         file(&cache, &lower_id, &lower);
         file(&cache, &upper_id, &upper);
-        let made = AsBuilt::new(&view, vec![(0, lower), (1, upper)]);
+        let made = AsBuilt::new(&view, vec![(0, lower), (1, upper)]).unwrap();
         assert_eq!(listed(&made), expected);
         // Read twice, the same.
         assert_eq!(listed(&made), expected);
@@ -472,7 +487,7 @@ mod tests {
             (0, filed(&cache, &lower_id).unwrap()),
             (1, filed(&cache, &upper_id).unwrap()),
         ];
-        assert_eq!(listed(&AsBuilt::new(&view, lists)), expected);
+        assert_eq!(listed(&AsBuilt::new(&view, lists).unwrap()), expected);
 
         // Another layer's diff_id has no list; a damaged list is none.
         assert!(filed(&cache, &Digest::of(b"other")).is_none());

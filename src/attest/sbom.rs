@@ -77,10 +77,21 @@ pub enum OwnFiles<'a> {
 }
 
 impl OwnFiles<'_> {
-    fn iter(&self) -> Box<dyn Iterator<Item = std::io::Result<OwnFile>> + '_> {
+    fn count(&self) -> usize {
         match self {
-            OwnFiles::Read(files) => Box::new(files.iter().cloned().map(Ok)),
-            OwnFiles::AsBuilt(files) => Box::new(files.iter()),
+            OwnFiles::Read(files) => files.len(),
+            OwnFiles::AsBuilt(files) => files.count(),
+        }
+    }
+
+    /// Hands each file listed to `each`, in order: its path, SHA-256 and
+    /// SHA-1. Stops at the first error.
+    fn each(&self, each: &mut files::EachFile) -> std::result::Result<(), String> {
+        match self {
+            OwnFiles::Read(files) => files
+                .iter()
+                .try_for_each(|f| each(f.path.as_rel(), f.sha256.as_bytes(), &f.sha1)),
+            OwnFiles::AsBuilt(files) => files.each(each),
         }
     }
 }
@@ -93,14 +104,14 @@ pub fn sbom_of(
     databases: &BTreeMap<ImagePath, (Database, Vec<u8>)>,
     out: &mut dyn std::io::Write,
 ) -> Result<()> {
-    let reading = |e| Error::Failed(format!("{}: reading its files' list: {e}", side.reference));
     // A first pass for the verification code, which SPDX puts in the
     // image's package, of every file listed.
-    let sums = own
-        .iter()
-        .map(|f| f.map(|f| f.sha1))
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(reading)?;
+    let mut sums = Vec::with_capacity(own.count());
+    own.each(&mut |_, _, sha1| {
+        sums.push(*sha1);
+        Ok(())
+    })
+    .map_err(|e| Error::Failed(format!("{}: reading its files' list: {e}", side.reference)))?;
     let listed = sums.len();
     let installed = installed(databases);
     let document = document(side, &installed, own, listed, verification_code(sums));
@@ -199,22 +210,24 @@ fn installed(databases: &BTreeMap<ImagePath, (Database, Vec<u8>)>) -> BTreeSet<I
     out
 }
 
-fn file_id(file: &OwnFile) -> String {
-    let path = file.path.as_rel();
+fn file_id(path: &str) -> String {
     spdx_id(&format!("File-{path}"), path)
 }
 
-/// An own file as the document lists it.
-fn file_entry(file: &OwnFile) -> File {
+/// An own file as the document lists it: its path, SHA-256 and SHA-1.
+fn file_entry(path: &str, sha256: &[u8; 32], sha1: &[u8; 20]) -> File {
     File {
-        spdx_id: file_id(file),
-        file_name: format!("./{}", file.path.as_rel()),
+        spdx_id: file_id(path),
+        file_name: format!("./{path}"),
         checksums: vec![
             Checksum {
                 algorithm: "SHA1",
-                checksum_value: hex::encode(file.sha1),
+                checksum_value: hex::encode(sha1),
             },
-            sha256(&file.sha256),
+            Checksum {
+                algorithm: "SHA256",
+                checksum_value: hex::encode(sha256),
+            },
         ],
         license_concluded: NOASSERTION,
         copyright_text: NOASSERTION,
@@ -238,10 +251,15 @@ impl Files<'_> {
 impl Serialize for Files<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.listed))?;
-        for file in self.own.iter() {
-            let file = file.map_err(serde::ser::Error::custom)?;
-            seq.serialize_element(&file_entry(&file))?;
+        let mut failed = None;
+        let each = self.own.each(&mut |path, sha256, sha1| {
+            seq.serialize_element(&file_entry(path, sha256, sha1))
+                .map_err(|e| failed.insert(e).to_string())
+        });
+        if let Some(e) = failed {
+            return Err(e);
         }
+        each.map_err(serde::ser::Error::custom)?;
         seq.end()
     }
 }
@@ -259,10 +277,15 @@ impl Serialize for Relationships<'_> {
         for relationship in &self.listed {
             seq.serialize_element(relationship)?;
         }
-        for file in self.files.iter() {
-            let file = file.map_err(serde::ser::Error::custom)?;
-            seq.serialize_element(&relationship(IMAGE_ID, "CONTAINS", &file_id(&file)))?;
+        let mut failed = None;
+        let each = self.files.each(&mut |path, _, _| {
+            seq.serialize_element(&relationship(IMAGE_ID, "CONTAINS", &file_id(path)))
+                .map_err(|e| failed.insert(e).to_string())
+        });
+        if let Some(e) = failed {
+            return Err(e);
         }
+        each.map_err(serde::ser::Error::custom)?;
         seq.end()
     }
 }

@@ -977,7 +977,9 @@ fn own_as_built<'v>(
         };
         layers.push((i, list));
     }
-    Ok(Some(AsBuilt::new(view, layers)))
+    // A list that does not read (a temporary file gone bad) costs the
+    // SBOM a read of the image.
+    Ok(AsBuilt::new(view, layers).ok())
 }
 
 /// The platform the recipe builds for: its base's, which must be the one
