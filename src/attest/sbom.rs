@@ -251,15 +251,7 @@ impl Files<'_> {
 impl Serialize for Files<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.listed))?;
-        let mut failed = None;
-        let each = self.own.each(&mut |path, sha256, sha1| {
-            seq.serialize_element(&file_entry(path, sha256, sha1))
-                .map_err(|e| failed.insert(e).to_string())
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        each.map_err(serde::ser::Error::custom)?;
+        each_element(&mut seq, self.own, file_entry)?;
         seq.end()
     }
 }
@@ -277,16 +269,28 @@ impl Serialize for Relationships<'_> {
         for relationship in &self.listed {
             seq.serialize_element(relationship)?;
         }
-        let mut failed = None;
-        let each = self.files.each(&mut |path, _, _| {
-            seq.serialize_element(&relationship(IMAGE_ID, "CONTAINS", &file_id(path)))
-                .map_err(|e| failed.insert(e).to_string())
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        each.map_err(serde::ser::Error::custom)?;
+        each_element(&mut seq, self.files, |path, _, _| {
+            relationship(IMAGE_ID, "CONTAINS", &file_id(path))
+        })?;
         seq.end()
+    }
+}
+
+/// Serializes into `seq` what `element` makes of each own file, in order;
+/// the first error, the serializer's or one reading the files, ends it.
+fn each_element<Q: SerializeSeq, T: Serialize>(
+    seq: &mut Q,
+    own: &OwnFiles,
+    element: impl Fn(&str, &[u8; 32], &[u8; 20]) -> T,
+) -> std::result::Result<(), Q::Error> {
+    let mut failed = None;
+    let each = own.each(&mut |path, sha256, sha1| {
+        seq.serialize_element(&element(path, sha256, sha1))
+            .map_err(|e| failed.insert(e).to_string())
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => each.map_err(serde::ser::Error::custom),
     }
 }
 

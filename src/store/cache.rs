@@ -213,17 +213,20 @@ impl Summary {
 /// What a verdict's file says: the key says on what.
 const VERDICT: &str = "passed";
 
+/// The cache's directories of entries, beside its store's `blobs`.
+const DIRS: [&str; 6] = [
+    "layers",
+    "stat",
+    "bases",
+    "attestations",
+    "files",
+    "verdicts",
+];
+
 impl Cache {
     /// Opens (creating) the cache at `root`.
     pub fn open(root: &Path) -> Result<Cache> {
-        for dir in [
-            "layers",
-            "stat",
-            "bases",
-            "attestations",
-            "files",
-            "verdicts",
-        ] {
+        for dir in DIRS {
             std::fs::create_dir_all(root.join(dir))
                 .context(|| format!("creating cache directory {}", root.join(dir).display()))?;
         }
@@ -509,15 +512,7 @@ impl Cache {
     /// use.
     pub fn prune(&self) -> Result<Usage> {
         let before = self.usage()?;
-        for dir in [
-            "blobs",
-            "layers",
-            "stat",
-            "bases",
-            "attestations",
-            "files",
-            "verdicts",
-        ] {
+        for dir in std::iter::once("blobs").chain(DIRS) {
             let path = self.root.join(dir);
             if path.exists() {
                 std::fs::remove_dir_all(&path)
