@@ -26,7 +26,7 @@ use super::{Entry, OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 /// [`by_components`] does.
 pub fn compare(a: &str, b: &str) -> Ordering {
     let (x, y) = (a.as_bytes(), b.as_bytes());
-    let common = x.iter().zip(y).take_while(|(p, q)| p == q).count();
+    let common = common_prefix(x, y);
     // The component they part in starts after the last `/` they share
     // (an ASCII byte, so a char boundary).
     let start = x[..common]
@@ -43,6 +43,29 @@ pub fn compare(a: &str, b: &str) -> Ordering {
         Some(&c) => u16::from(c) + 2,
     };
     rank(x.get(common)).cmp(&rank(y.get(common)))
+}
+
+/// How many bytes `x` and `y` share at their start, found eight at a time:
+/// neighbouring paths share most of their length (`srv/app/node_modules/…`),
+/// and a plan of 300,000 entries compares hundreds of millions of bytes.
+fn common_prefix(x: &[u8], y: &[u8]) -> usize {
+    let (x_words, _) = x.as_chunks::<8>();
+    let (y_words, _) = y.as_chunks::<8>();
+    let mut shared = 0;
+    for (p, q) in x_words.iter().zip(y_words) {
+        // Read little-endian, the first differing byte is the lowest set one.
+        let differ = u64::from_le_bytes(*p) ^ u64::from_le_bytes(*q);
+        if differ != 0 {
+            return shared + (differ.trailing_zeros() / 8) as usize;
+        }
+        shared += 8;
+    }
+    shared
+        + x[shared..]
+            .iter()
+            .zip(&y[shared..])
+            .take_while(|(p, q)| p == q)
+            .count()
 }
 
 /// [`compare`], component by component.
@@ -183,6 +206,17 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn common_prefix_counts_the_shared_bytes(
+            stem in "[ab/]{0,20}",
+            x in "[ab/]{0,12}",
+            y in "[ab/]{0,12}",
+        ) {
+            let (x, y) = (format!("{stem}{x}"), format!("{stem}{y}"));
+            let naive = x.bytes().zip(y.bytes()).take_while(|(p, q)| p == q).count();
+            prop_assert_eq!(common_prefix(x.as_bytes(), y.as_bytes()), naive);
+        }
+
         #[test]
         fn comparing_bytes_orders_as_comparing_components(a in path(), b in path()) {
             prop_assert_eq!(compare(&a, &b), by_components(&a, &b), "{} vs {}", a, b);

@@ -113,7 +113,18 @@ impl PartialOrd for InLayer {
 
 impl Entries {
     fn get(&self, path: &ImagePath) -> Option<&Planned> {
+        if self.all_before(path) {
+            return None;
+        }
         self.map.get(&InLayer(path.clone()))
+    }
+
+    /// Whether every entry comes before `path`: so for each one a copy
+    /// step's walk plans, listed in this order, found without a search.
+    fn all_before(&self, path: &ImagePath) -> bool {
+        self.map
+            .last_key_value()
+            .is_none_or(|(last, _)| layer::order::compare(last.0.as_rel(), path.as_rel()).is_lt())
     }
 
     fn get_mut(&mut self, path: &ImagePath) -> Option<&mut Planned> {
@@ -137,6 +148,9 @@ impl Entries {
     /// Removes what lies below `path` (and `path` itself when
     /// `inclusive`): the entries right after it, in this order.
     fn remove_below(&mut self, path: &ImagePath, inclusive: bool) {
+        if self.all_before(path) {
+            return;
+        }
         let doomed: Vec<InLayer> = self
             .map
             .range(InLayer(path.clone())..)
@@ -170,6 +184,13 @@ struct Copying<'a> {
     dest: ImagePath,
     /// The source's root on the host.
     root: Arc<Path>,
+    /// The directory the last entry put went into (or was), when reaching
+    /// it crossed no symlink: it and every directory above it are
+    /// directories of the plan or below it, so an entry right inside it
+    /// needs neither resolving nor its parents looked up. A walk lists
+    /// most entries right after a sibling or their directory, and looking
+    /// up each ancestor of each of 300,000 entries twice cost seconds.
+    known_dir: Option<ImagePath>,
 }
 
 /// The changes one recipe layer makes.
@@ -403,8 +424,18 @@ impl Plan {
 
     /// Resolves `path`'s directories through symlinks, lower or planned.
     fn resolve(&mut self, view: &View, path: &ImagePath) -> Result<ImagePath, String> {
+        self.resolve_crossing(view, path)
+            .map(|(resolved, _)| resolved)
+    }
+
+    /// [`Plan::resolve`], and whether it crossed a symlink.
+    fn resolve_crossing(
+        &mut self,
+        view: &View,
+        path: &ImagePath,
+    ) -> Result<(ImagePath, bool), String> {
         let through_base = std::cell::Cell::new(false);
-        let (resolved, _) = resolve_parent_with(path, |p| {
+        let (resolved, crossed) = resolve_parent_with(path, |p| {
             let kind = self.lookup(view, p);
             if matches!(kind, Some(NodeKind::Symlink { .. })) && self.sees_base(view, p) {
                 through_base.set(true);
@@ -412,7 +443,7 @@ impl Plan {
             kind
         })?;
         self.base_dependent |= through_base.get();
-        Ok(resolved)
+        Ok((resolved, crossed))
     }
 
     /// Notes a directory of the base that a step found and left alone.
@@ -587,20 +618,21 @@ impl Plan {
             }
             _ => c.dest.path.clone(),
         };
-        let copy = Copying {
+        let mut copy = Copying {
             step: c,
             dest,
             // Named once for all the files of the tree, not per file.
             root: Arc::from(walk.root()),
+            known_dir: None,
         };
         match taken {
             Some(walk) => {
                 drop(walks);
-                walk.drain(|item| self.copy_entry(inputs, &copy, item))
+                walk.drain(|item| self.copy_entry(inputs, &mut copy, item))
             }
             None => walk
                 .iter()
-                .try_for_each(|item| self.copy_entry(inputs, &copy, item)),
+                .try_for_each(|item| self.copy_entry(inputs, &mut copy, item)),
         }
     }
 
@@ -608,7 +640,7 @@ impl Plan {
     fn copy_entry(
         &mut self,
         inputs: &Inputs,
-        copy: &Copying,
+        copy: &mut Copying,
         item: SourceEntry,
     ) -> Result<(), String> {
         let c = copy.step;
@@ -628,21 +660,27 @@ impl Plan {
             }
             copy.dest.join_rel(item.rel)
         };
-        let path = self.resolve(inputs.view, &target)?;
+        let in_known_dir = !target.is_root()
+            && copy
+                .known_dir
+                .as_ref()
+                .is_some_and(|dir| dir.as_rel() == target.parent_rel());
+        let (path, crossed) = match in_known_dir {
+            true => (target, false),
+            false => self.resolve_crossing(inputs.view, &target)?,
+        };
         // The host's bits, when the step keeps them.
         let kept = c.keep_modes.then_some(item.mode);
-        match item.kind {
+        let (kind, mode) = match item.kind {
             // The root is the runtime's: a tree copied to `/` fills it.
-            SourceKind::Dir if path.is_root() => {}
+            SourceKind::Dir if path.is_root() => return Ok(()),
             SourceKind::Dir => {
                 let exists = self.lookup(inputs.view, &path) == Some(NodeKind::Dir);
                 if exists && c.owner.is_none() {
-                    self.left_alone(inputs.view, path.clone());
+                    self.left_alone(inputs.view, path);
+                    return Ok(());
                 }
-                if !exists || c.owner.is_some() {
-                    let mode = kept.unwrap_or(0o755);
-                    self.put(inputs.view, path, EntryKind::Dir, mode, owner)?;
-                }
+                (EntryKind::Dir, kept.unwrap_or(0o755))
             }
             SourceKind::File {
                 size, executable, ..
@@ -653,21 +691,29 @@ impl Plan {
                         .or(kept)
                         .unwrap_or(if executable { 0o755 } else { 0o644 });
                 let content = Content::below(&copy.root, item.rel, path.as_rel(), size);
-                let kind = EntryKind::File(content);
-                self.put(inputs.view, path, kind, mode, owner)?;
+                (EntryKind::File(content), mode)
             }
-            SourceKind::Symlink { target } => {
-                self.put(
-                    inputs.view,
-                    path,
-                    EntryKind::Symlink {
-                        target: target.to_string(),
-                    },
-                    0o777,
-                    owner,
-                )?;
-            }
+            SourceKind::Symlink { target } => (
+                EntryKind::Symlink {
+                    target: target.to_string(),
+                },
+                0o777,
+            ),
+        };
+        // Where the next entry may find its directory known.
+        let known = match (crossed, kind == EntryKind::Dir) {
+            (true, _) => None,
+            (false, true) => Some(path.clone()),
+            (false, false) if in_known_dir => copy.known_dir.take(),
+            (false, false) => path.parent(),
+        };
+        if in_known_dir {
+            // Every directory above it is one already: nothing to make.
+            self.insert(inputs.view, path, kind, mode, owner);
+        } else {
+            self.put(inputs.view, path, kind, mode, owner)?;
         }
+        copy.known_dir = known;
         Ok(())
     }
 
