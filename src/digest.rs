@@ -40,12 +40,8 @@ impl Digest {
         self.hex_in(&mut buf).to_string()
     }
 
-    /// The hex written into `buf`: a key hashes one per file, so no
-    /// allocation and no char-by-char encoding.
     fn hex_in<'b>(&self, buf: &'b mut [u8; 64]) -> &'b str {
-        // Neither can fail: the buffer is twice the hash long, and hex is ASCII.
-        let _ = hex::encode_to_slice(self.0, buf);
-        std::str::from_utf8(buf).unwrap_or_default()
+        hex_in(&self.0, buf)
     }
 
     /// The same digest as oci-spec's type, for descriptors.
@@ -54,6 +50,19 @@ impl Digest {
         oci_spec::image::Digest::from_str(&self.to_string())
             .expect("a formatted sha256 digest is a valid OCI digest")
     }
+}
+
+/// The lowercase hex of `bytes`, written into `buf`, twice as long: a key
+/// hashes one per file and an SBOM lists two per file, so no allocation
+/// and no char-by-char encoding.
+pub fn hex_in<'b, const N: usize, const M: usize>(
+    bytes: &[u8; N],
+    buf: &'b mut [u8; M],
+) -> &'b str {
+    const { assert!(M == 2 * N) };
+    // Neither can fail: the buffer is twice as long, and hex is ASCII.
+    let _ = hex::encode_to_slice(bytes, buf);
+    std::str::from_utf8(buf).unwrap_or_default()
 }
 
 impl fmt::Display for Digest {
