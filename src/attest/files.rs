@@ -329,14 +329,6 @@ impl<'a> AsBuilt<'a> {
         })
     }
 
-    /// How many files are listed.
-    pub fn count(&self) -> usize {
-        self.layers
-            .iter()
-            .map(|(_, listed)| listed.iter().filter(|&&l| l).count())
-            .sum()
-    }
-
     /// Hands each file listed to `each`, in order: its path, SHA-256 and
     /// SHA-1. Stops at the first error, `each`'s or one reading a list.
     pub fn each(&self, each: &mut EachFile) -> Result<(), String> {

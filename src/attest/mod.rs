@@ -9,6 +9,7 @@
 pub mod files;
 pub mod provenance;
 pub mod sbom;
+pub mod verification;
 
 /// The URI under which ingot names what it defines: the SBOM namespaces,
 /// the build type and the builder. Identifiers, not addresses: nothing

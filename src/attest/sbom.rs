@@ -30,8 +30,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde::ser::SerializeSeq;
 
-use super::files;
 use super::{URI_BASE, VERSION};
+use super::{files, verification};
 use crate::base::stemcell;
 use crate::diff::Side;
 use crate::diff::tree::{self, OwnFile};
@@ -78,13 +78,6 @@ pub enum OwnFiles<'a> {
 }
 
 impl OwnFiles<'_> {
-    fn count(&self) -> usize {
-        match self {
-            OwnFiles::Read(files) => files.len(),
-            OwnFiles::AsBuilt(files) => files.count(),
-        }
-    }
-
     /// Hands each file listed to `each`, in order: its path, SHA-256 and
     /// SHA-1. Stops at the first error.
     fn each(&self, each: &mut files::EachFile) -> std::result::Result<(), String> {
@@ -107,15 +100,20 @@ pub fn sbom_of(
 ) -> Result<()> {
     // A first pass for the verification code, which SPDX puts in the
     // image's package, of every file listed.
-    let mut sums = Vec::with_capacity(own.count());
-    own.each(&mut |_, _, sha1| {
-        sums.push(*sha1);
-        Ok(())
-    })
-    .map_err(|e| Error::Failed(format!("{}: reading its files' list: {e}", side.reference)))?;
-    let listed = sums.len();
+    let mut code = verification::Code::default();
+    let mut listed = 0;
+    let read = own.each(&mut |_, _, sha1| {
+        listed += 1;
+        code.push(*sha1).map_err(|e| format!("sorting SHA-1s: {e}"))
+    });
+    let code = read
+        .and_then(|()| code.finish().map_err(|e| format!("sorting SHA-1s: {e}")))
+        .map_err(|e| Error::Failed(format!("{}: listing its files: {e}", side.reference)))?;
+    let verification_code = code.map(|value| VerificationCode {
+        package_verification_code_value: value,
+    });
     let installed = installed(databases);
-    let document = document(side, &installed, own, listed, verification_code(sums));
+    let document = document(side, &installed, own, listed, verification_code);
     let mut out = std::io::BufWriter::new(out);
     serde_json::to_writer(&mut out, &document)
         .map_err(|e| Error::Failed(format!("{}: encoding the SBOM: {e}", side.reference)))?;
@@ -543,27 +541,6 @@ fn created(side: &Side) -> String {
                 .map(|d| rfc3339(d.as_secs())),
         })
         .unwrap_or_else(|| rfc3339(0))
-}
-
-/// SPDX 2.3 clause 7.9: the SHA-1 of the files' SHA-1s (`sums`, in
-/// lowercase hex), sorted and concatenated; None when no file is listed.
-fn verification_code(mut sums: Vec<[u8; 20]>) -> Option<VerificationCode> {
-    if sums.is_empty() {
-        return None;
-    }
-    // Bytes sort as their lowercase hex does.
-    sums.sort_unstable();
-    let mut code = <sha1::Sha1 as sha1::Digest>::new();
-    let mut text = [0; 40];
-    for sum in sums {
-        // Twenty bytes always fit forty hex digits.
-        if hex::encode_to_slice(sum, &mut text).is_ok() {
-            sha1::Digest::update(&mut code, text);
-        }
-    }
-    Some(VerificationCode {
-        package_verification_code_value: hex::encode(sha1::Digest::finalize(code)),
-    })
 }
 
 fn sha256(digest: &Digest) -> Checksum<'static> {
