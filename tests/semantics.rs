@@ -548,3 +548,63 @@ fn a_source_copied_twice_in_a_layer_lands_at_both() {
         );
     }
 }
+
+/// A copied tree lands as a full resolution of each path would put it,
+/// however many of its entries a copy plans without one: through a lower
+/// symlink on the way to `dest`, and over one the tree has a directory
+/// for, whose contents then stay in that directory.
+#[test]
+fn a_copied_tree_meets_lower_symlinks_as_each_path_resolved_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    for (path, content) in [
+        ("a.txt", "a"),
+        ("cfg/x.conf", "x"),
+        ("cfg/deep/y", "y"),
+        ("sub/z", "z"),
+        ("zz", "zz"),
+    ] {
+        let file = tree.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, content).unwrap();
+    }
+    let r = recipe(
+        dir.path(),
+        "name: links\nversion: '1'\nbase: scratch\nlayers:\n\
+         - name: links\n  steps:\n\
+         \x20   - mkdir: { path: /srv/real }\n\
+         \x20   - mkdir: { path: /srv/elsewhere }\n\
+         \x20   - symlink: { path: /srv/app, target: real }\n\
+         \x20   - symlink: { path: /srv/real/cfg, target: ../elsewhere }\n\
+         - name: tree\n  steps:\n\
+         \x20   - copy: { src: tree, dest: /srv/real }\n\
+         \x20   - copy: { src: tree/sub, dest: /srv/app/more }\n",
+    );
+    let layout = dir.path().join("layout");
+    build(&r, &layout);
+    let rootfs = unpack(&layout, "1", &dir.path().join("bundle"));
+    let read = |path: &str| std::fs::read_to_string(rootfs.join(path)).unwrap();
+    let kind = |path: &str| {
+        std::fs::symlink_metadata(rootfs.join(path))
+            .unwrap()
+            .file_type()
+    };
+    assert!(kind("srv/app").is_symlink(), "/srv/app stays a symlink");
+    assert!(
+        kind("srv/real/cfg").is_dir(),
+        "the tree's cfg replaces the link"
+    );
+    assert_eq!(read("srv/real/cfg/x.conf"), "x");
+    assert_eq!(read("srv/real/cfg/deep/y"), "y");
+    assert_eq!(read("srv/real/a.txt"), "a");
+    assert_eq!(read("srv/real/sub/z"), "z");
+    assert_eq!(read("srv/real/zz"), "zz");
+    assert_eq!(read("srv/real/more/z"), "z", "copied through /srv/app");
+    let elsewhere: Vec<_> = std::fs::read_dir(rootfs.join("srv/elsewhere"))
+        .unwrap()
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "nothing went through the replaced link"
+    );
+}
