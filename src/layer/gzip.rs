@@ -132,7 +132,7 @@ fn trailer(crc: &Hasher) -> [u8; 8] {
 /// Full blocks are compressed on a pool of worker threads while the caller
 /// goes on producing input, and written in order: the bytes are those of
 /// [`compress_block`] on each block, whatever the thread count. Memory is
-/// bounded by two blocks in flight per thread.
+/// bounded by four blocks held per thread.
 ///
 /// Call [`BlockGzWriter::finish`] to end the stream: dropping the writer
 /// leaves it incomplete (rather than silently swallowing a write error).
@@ -241,7 +241,10 @@ struct Pool {
     written: u64,
     /// Results that arrived ahead of their turn.
     early: BTreeMap<u64, Compressed>,
-    max_in_flight: u64,
+    /// Blocks submitted and not yet written out, at most.
+    max_held: u64,
+    /// Blocks the submitting thread compressed itself.
+    compressed_here: u64,
 }
 
 impl Pool {
@@ -276,27 +279,45 @@ impl Pool {
             submitted: 0,
             written: 0,
             early: BTreeMap::new(),
-            max_in_flight: 2 * threads as u64,
+            max_held: 4 * threads as u64,
+            compressed_here: 0,
         }
     }
 
-    /// Queues a block; returns the results now due, in order. Blocks while
-    /// too many are in flight, so memory stays bounded.
+    /// Queues a block, or compresses it here when every worker is busy and
+    /// the queue full; returns the results now due, in order. Blocks while
+    /// too many are held, so memory stays bounded.
+    ///
+    /// A caller that waited for a worker instead left cores idle: the
+    /// writer, the workers and the handoffs between them on as many cores
+    /// as workers kept 15% of two cores idle through a cold build of many
+    /// small files (issue 19).
     fn submit(&mut self, block: Vec<u8>) -> io::Result<Vec<Compressed>> {
         let jobs = self
             .jobs
             .as_ref()
             .ok_or_else(|| io::Error::other("pool closed"))?;
-        jobs.send((self.submitted, block))
-            .map_err(|_| io::Error::other("compression worker stopped"))?;
+        let seq = self.submitted;
+        match jobs.try_send((seq, block)) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full((_, block))) => {
+                self.early.insert(seq, compress_block(&block, false)?);
+                self.compressed_here += 1;
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                return Err(io::Error::other("compression worker stopped"));
+            }
+        }
         self.submitted += 1;
         while let Ok((seq, result)) = self.results.try_recv() {
             self.early.insert(seq, result?);
         }
-        while self.submitted - self.written - self.early.len() as u64 >= self.max_in_flight {
+        let mut due = self.due();
+        while self.submitted - self.written >= self.max_held {
             self.receive()?;
+            due.extend(self.due());
         }
-        Ok(self.due())
+        Ok(due)
     }
 
     /// Waits for every queued block and returns the rest, in order.
@@ -567,6 +588,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Input far faster than the workers compress it: the writer compresses
+    /// blocks itself, and they still land in their place.
+    #[test]
+    fn blocks_the_writer_compresses_itself_keep_their_place() {
+        let input = data(40 * BLOCK_SIZE + 7);
+        let mut w = BlockGzWriter::with_threads(Vec::new(), 2);
+        w.write_all(&input).unwrap();
+        let here = w.pool.as_ref().map_or(0, |pool| pool.compressed_here);
+        assert!(here > 0, "the writer compressed no block itself");
+        let many = w.finish().unwrap();
+        let one = gzip_on(&input, usize::MAX, 1);
+        assert_eq!(
+            crate::digest::Digest::of(&many),
+            crate::digest::Digest::of(&one)
+        );
     }
 
     proptest! {
