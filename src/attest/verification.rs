@@ -145,11 +145,10 @@ impl Cursor {
             if take == 0 {
                 return Ok(None);
             }
-            let mut bytes = vec![0; take * SUM];
-            file.read_exact_at(&mut bytes, self.at)?;
-            self.at += bytes.len() as u64;
-            self.read.clear();
-            self.read.extend(bytes.as_chunks::<SUM>().0.iter().copied());
+            // Read in place: the buffer is the SHA-1s, back to back.
+            self.read.resize(take, [0; SUM]);
+            file.read_exact_at(self.read.as_flattened_mut(), self.at)?;
+            self.at += (take * SUM) as u64;
             self.next = 0;
         }
         self.next += 1;
