@@ -48,7 +48,7 @@ pub fn compare(a: &str, b: &str) -> Ordering {
 /// How many bytes `x` and `y` share at their start, found eight at a time:
 /// neighbouring paths share most of their length (`srv/app/node_modules/…`),
 /// and a plan of 300,000 entries compares hundreds of millions of bytes.
-fn common_prefix(x: &[u8], y: &[u8]) -> usize {
+pub fn common_prefix(x: &[u8], y: &[u8]) -> usize {
     let (x_words, _) = x.as_chunks::<8>();
     let (y_words, _) = y.as_chunks::<8>();
     let mut shared = 0;

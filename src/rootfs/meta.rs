@@ -473,7 +473,7 @@ serialize_display!(Mode, ModeChange, Owner);
 /// character boundary of both: what a path shares with the one before it
 /// in a front-coded list of paths (layer summaries, filed layer files).
 pub fn shared_prefix(a: &str, b: &str) -> usize {
-    let mut n = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let mut n = crate::layer::order::common_prefix(a.as_bytes(), b.as_bytes());
     while !b.is_char_boundary(n) {
         n -= 1;
     }
